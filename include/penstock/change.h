@@ -1,0 +1,138 @@
+/*
+ * penstock/change.h — what flows from a source to a sink.
+ *
+ * A source emits, in commit order, a stream of items:
+ *
+ *     BEGIN(txn)  CHANGE*  COMMIT(txn with position)
+ *
+ * Transactions are never interleaved and never split across restarts: the
+ * pipeline acknowledges positions only at COMMIT boundaries.
+ *
+ * Ownership:
+ *   - ps_table is immutable once built and reference counted (atomically: a
+ *     change is built on the reader thread and freed on the applier thread).
+ *     A new definition of the same relation is a new ps_table; changes keep
+ *     the definition they were decoded with.
+ *   - ps_change is one allocation holding its value arrays and text bytes; it
+ *     owns one reference to its table. ps_change_free releases both.
+ *   - A value's data is NUL-terminated (len excludes the NUL) and lives as
+ *     long as the change.
+ */
+#ifndef PENSTOCK_CHANGE_H
+#define PENSTOCK_CHANGE_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Longest serialised position, NUL included (PG "FFFFFFFF/FFFFFFFF",
+ * MySQL "file.000001:4294967295" or a GTID set summary). */
+#define PS_POSITION_MAX 128
+
+typedef enum ps_value_kind {
+	PS_VALUE_NULL = 0,
+	PS_VALUE_TEXT = 1,       /* canonical text form of the source */
+	PS_VALUE_UNCHANGED = 2   /* not sent by the source (PG unchanged TOAST):
+	                            a sink must never write it as a value */
+} ps_value_kind;
+
+typedef struct ps_value {
+	uint8_t kind;            /* ps_value_kind */
+	uint32_t len;            /* bytes in data, NUL excluded; 0 unless TEXT */
+	const char *data;        /* NUL-terminated when TEXT, else NULL */
+} ps_value;
+
+/* How a sink may render a value without knowing the source engine. */
+typedef enum ps_type_class {
+	PS_TYPE_TEXT = 0,        /* anything not listed below */
+	PS_TYPE_BOOL,            /* text is "t" or "f" */
+	PS_TYPE_INTEGER,         /* text is a decimal integer */
+	PS_TYPE_FLOAT,           /* text is a float, or NaN / Infinity / -Infinity */
+	PS_TYPE_NUMERIC,         /* arbitrary precision decimal, or NaN */
+	PS_TYPE_JSON,            /* text is a JSON document */
+	PS_TYPE_BYTES            /* text is the source's encoding of bytes (PG \x..) */
+} ps_type_class;
+
+typedef struct ps_column {
+	const char *name;
+	uint32_t type_oid;       /* source type id (PG OID), 0 if none */
+	int32_t type_mod;        /* source type modifier, -1 if none */
+	uint8_t type_class;      /* ps_type_class */
+	bool is_key;             /* part of the replica identity / primary key */
+} ps_column;
+
+typedef struct ps_table {
+	atomic_int refs;
+	uint32_t id;             /* source's relation id (PG relation OID) */
+	const char *schema;
+	const char *name;
+	char replica_identity;   /* PG: 'd' default, 'n' nothing, 'f' full, 'i' index */
+	int ncolumns;
+	ps_column *columns;      /* ncolumns entries */
+} ps_table;
+
+typedef enum ps_change_op {
+	PS_OP_INSERT = 'c',
+	PS_OP_UPDATE = 'u',
+	PS_OP_DELETE = 'd',
+	PS_OP_TRUNCATE = 't',
+	PS_OP_READ = 'r',        /* a row of the initial load */
+	PS_OP_MESSAGE = 'm'      /* a logical message (PG pg_logical_emit_message) */
+} ps_change_op;
+
+#define PS_TRUNCATE_CASCADE 1u
+#define PS_TRUNCATE_RESTART_IDENTITY 2u
+
+typedef struct ps_change {
+	uint8_t op;              /* ps_change_op */
+	ps_table *table;         /* owned reference; NULL for PS_OP_MESSAGE */
+	ps_value *new_values;    /* table->ncolumns entries, or NULL (delete, truncate) */
+	ps_value *old_values;    /* table->ncolumns entries, or NULL when not sent */
+	bool old_is_key;         /* old_values holds only the key columns; the
+	                            others are PS_VALUE_NULL and mean nothing */
+	uint32_t truncate_flags; /* PS_TRUNCATE_* */
+	uint64_t lsn;            /* source log offset of this change, 0 if unknown */
+	/* PS_OP_MESSAGE only */
+	bool message_transactional;
+	const char *message_prefix;   /* NUL-terminated */
+	const char *message_content;  /* message_len bytes, may hold NULs */
+	uint32_t message_len;
+	size_t mem_size;         /* bytes this change holds, for queue bounds */
+} ps_change;
+
+/* A source transaction as seen by a sink. Filled at BEGIN; `position` is set
+ * at COMMIT (empty before). */
+typedef struct ps_txn {
+	uint64_t xid;            /* source transaction id, 0 if none */
+	int64_t commit_time_us;  /* commit time, microseconds since the Unix epoch */
+	bool reprocessing;       /* may already be present in the target: apply
+	                            idempotently, mark events "reprocessing" */
+	char position[PS_POSITION_MAX]; /* commit position (opaque, source-ordered) */
+} ps_txn;
+
+/* --- tables (src/core/change.c) ------------------------------------------ */
+
+/* Allocates a table with ncolumns zeroed columns and one reference. Names are
+ * copied by ps_table_set_names / ps_table_set_column. NULL on OOM. */
+ps_table *ps_table_new(uint32_t id, int ncolumns);
+int ps_table_set_names(ps_table *t, const char *schema, const char *name);
+int ps_table_set_column(ps_table *t, int i, const char *name, uint32_t type_oid,
+                        int32_t type_mod, uint8_t type_class, bool is_key);
+ps_table *ps_table_ref(ps_table *t);
+void ps_table_unref(ps_table *t);
+
+/* --- changes (src/core/change.c) ----------------------------------------- */
+
+/*
+ * Builds a change in one allocation. `table` gains a reference. new_values /
+ * old_values may be NULL; their text bytes are copied. Returns NULL on OOM.
+ */
+ps_change *ps_change_new(uint8_t op, ps_table *table,
+                         const ps_value *new_values, const ps_value *old_values,
+                         bool old_is_key, uint64_t lsn);
+ps_change *ps_change_new_message(bool transactional, const char *prefix,
+                                 const char *content, uint32_t len, uint64_t lsn);
+void ps_change_free(ps_change *c);
+
+#endif

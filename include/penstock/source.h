@@ -1,0 +1,111 @@
+/*
+ * penstock/source.h — the contract of a source plugin.
+ *
+ * A source reads one database's log and hands the core a stream of items in
+ * commit order (see change.h). It is driven by exactly one thread, the
+ * reader, which owns its connections.
+ *
+ * Lifecycle of one run:
+ *
+ *     open ─► prepare(mode) ─► start(position, redo_until)
+ *          ─► { read | ack }* ─► close
+ *
+ * Invariants a source must keep:
+ *   1. Transactions come whole and in commit order; a transaction whose commit
+ *      position is <= the start position is never delivered.
+ *   2. A transaction whose commit is <= redo_until is delivered with
+ *      txn.reprocessing set: it may already be in the target.
+ *   3. ack(position) tells the source that everything up to position is
+ *      durable in the target; only then may the source let its log go (PG:
+ *      the flush position in standby status updates). A source may confirm
+ *      further on an idle log when nothing it delivered is unacknowledged.
+ *   4. Positions are opaque text to the core; position_compare orders them.
+ *
+ * Optional callbacks may be NULL; the core wrappers (core/plugin.h) handle
+ * that, add error context and time every call.
+ */
+#ifndef PENSTOCK_SOURCE_H
+#define PENSTOCK_SOURCE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "penstock/change.h"
+#include "penstock/error.h"
+
+#define PS_SOURCE_ABI_VERSION 1
+
+typedef struct ps_source ps_source; /* defined by each plugin */
+
+typedef struct ps_source_config {
+	const char *job_name;
+	const char *url;               /* as in the spec; never holds a password */
+	const char *password;          /* NULL, or from password_env/_file: never log */
+	const char *slot_name;         /* log retention handle (PG replication slot) */
+	const char *publication_name;  /* PG publication */
+	const char *const *include;    /* glob patterns on "schema.table" */
+	size_t ninclude;
+	const char *const *exclude;
+	size_t nexclude;
+} ps_source_config;
+
+typedef enum ps_prepare_mode {
+	PS_PREPARE_CREATE_OR_USE = 0,  /* use the slot if it exists, else create it */
+	PS_PREPARE_MUST_EXIST,         /* resuming: the slot must still exist */
+	PS_PREPARE_RECREATE            /* start over: drop any existing slot */
+} ps_prepare_mode;
+
+typedef enum ps_read_kind {
+	PS_READ_NONE = 0,   /* nothing arrived within the timeout */
+	PS_READ_BEGIN,      /* item->txn filled (position still empty) */
+	PS_READ_CHANGE,     /* item->change set; the caller owns it */
+	PS_READ_COMMIT      /* item->txn filled, position set */
+} ps_read_kind;
+
+typedef struct ps_read_item {
+	int kind;           /* ps_read_kind */
+	ps_txn txn;
+	ps_change *change;
+} ps_read_item;
+
+/* What prepare found or made, for status output and the checkpoint. */
+typedef struct ps_prepare_result {
+	bool created;                       /* the slot was created now */
+	char start_position[PS_POSITION_MAX]; /* where changes begin (slot's point) */
+	size_t ntables;                     /* tables selected */
+	char server_id[64];                 /* identity of the server (PG system id) */
+	char server_version[32];
+} ps_prepare_result;
+
+typedef struct ps_source_ops {
+	int abi_version;                 /* PS_SOURCE_ABI_VERSION */
+	const char *name;                /* plugin name, e.g. "pg" */
+	const char *connector;           /* envelope name, e.g. "postgresql" */
+	const char *const *url_schemes;  /* NULL-terminated, e.g. {"postgresql", "postgres", NULL} */
+
+	/* Required. Connects; does not start streaming. */
+	int (*open)(ps_source **out, const ps_source_config *cfg, ps_error *err);
+	/* Required. Selects tables, creates or checks publication and slot. */
+	int (*prepare)(ps_source *src, int mode, ps_prepare_result *res, ps_error *err);
+	/* Required. Starts streaming after position (NULL or "": from the slot's
+	 * own point); transactions up to redo_until (NULL: none) are reprocessing. */
+	int (*start)(ps_source *src, const char *position, const char *redo_until,
+	             ps_error *err);
+	/* Required. Next item, or PS_READ_NONE after timeout_ms. */
+	int (*read)(ps_source *src, ps_read_item *item, int timeout_ms, ps_error *err);
+	/* Required. Everything up to position is durable in the target. Also
+	 * keeps the connection alive: call it at least every few seconds. */
+	int (*ack)(ps_source *src, const char *position, ps_error *err);
+	/* Required. <0, 0, >0 as a is before, equal to, after b. */
+	int (*position_compare)(const char *a, const char *b);
+	/* Optional. The log's current end (PG: pg_current_wal_lsn()). */
+	int (*current_position)(ps_source *src, char *buf, size_t len, ps_error *err);
+	/* Optional. Bytes of log between two positions, for lag; -1 if unknown. */
+	long long (*position_distance)(const char *from, const char *to);
+	/* Optional. Drops slot and publication (fresh start, stop). */
+	int (*drop)(ps_source *src, ps_error *err);
+	/* Required. Frees everything; src may be NULL. */
+	void (*close)(ps_source *src);
+} ps_source_ops;
+
+#endif

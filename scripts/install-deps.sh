@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs every build, test and demo dependency of penstock from Debian
+# packages. Idempotent, and a fast no-op when everything is present, so
+# `make check` and `make demo` can call it on every run.
+set -euo pipefail
+
+packages=(
+  build-essential pkg-config
+  libpq-dev libjansson-dev libcmocka-dev
+  postgresql-15 postgresql-client-15
+  python3 python3-pytest python3-psycopg2
+  procps util-linux
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+  [ "$status" = "install ok installed" ] || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "install-deps: installing ${missing[*]}" >&2
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "install-deps: need root or sudo to install: ${missing[*]}" >&2; exit 1; }
+  sudo="sudo"
+fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -q
+$sudo apt-get install -y -q --no-install-recommends "${missing[@]}"

@@ -1,0 +1,91 @@
+/*
+ * spec.h — the job spec: one JSON document, the same for files and the API.
+ *
+ *   {
+ *     "name": "orders",                          required, [a-z0-9][a-z0-9_-]{0,47}
+ *     "type": "cdc",                             required: migration | sync | snapshot | cdc
+ *     "source": {"url": "postgresql://repl@db1:5432/app",   required
+ *                "password_env": "SRC_PW",       optional, or
+ *                "password_file": "/run/secrets/src",       optional (not both)
+ *                "slot": "penstock_orders",      optional, default penstock_<name>
+ *                "publication": "penstock_orders"},         optional, default penstock_<name>
+ *     "target": {"url": "jsonl:///var/lib/out",  required
+ *                "password_env": ..., "password_file": ...},
+ *     "tables": {"include": ["public.*"],        optional, default ["*.*"]
+ *                "exclude": ["public.audit_*"]}, optional, default []
+ *     "resume": "if_exists"                      optional: never | always | if_exists
+ *   }
+ *
+ * Rules: unknown fields are errors; duplicate keys are errors; every error
+ * names the field path ("tables.include[2]: expected a string, got number").
+ * Table patterns are globs (fnmatch) on "schema.table" and must contain a dot.
+ */
+#ifndef PS_CORE_SPEC_H
+#define PS_CORE_SPEC_H
+
+#include <stddef.h>
+
+#include "core/url.h"
+#include "penstock/error.h"
+
+typedef enum ps_job_type {
+	PS_JOB_MIGRATION = 1,
+	PS_JOB_SYNC,
+	PS_JOB_SNAPSHOT,
+	PS_JOB_CDC
+} ps_job_type;
+
+typedef enum ps_resume_policy {
+	PS_RESUME_IF_EXISTS = 0,
+	PS_RESUME_NEVER,
+	PS_RESUME_ALWAYS
+} ps_resume_policy;
+
+typedef struct ps_endpoint_spec {
+	char *url;            /* as written */
+	ps_url parsed;
+	char *password_env;   /* NULL when absent */
+	char *password_file;  /* NULL when absent */
+	char *slot;           /* source only; defaulted by the parser */
+	char *publication;    /* source only; defaulted by the parser */
+} ps_endpoint_spec;
+
+typedef struct ps_spec {
+	char *name;
+	int type;             /* ps_job_type */
+	ps_endpoint_spec source;
+	ps_endpoint_spec target;
+	char **include;       /* ninclude patterns; default {"*.*"} */
+	size_t ninclude;
+	char **exclude;
+	size_t nexclude;
+	int resume;           /* ps_resume_policy */
+} ps_spec;
+
+/*
+ * Parses a spec. origin names the document in messages ("spec.json", "request
+ * body"). On error returns PS_EINVAL and err->message is
+ * "<origin>: <field path>: <what is wrong>" or, for JSON syntax,
+ * "<origin>:<line>:<column>: <jansson's text>".
+ */
+int ps_spec_parse(ps_spec **out, const char *text, size_t len, const char *origin,
+                  ps_error *err);
+/* Reads the file (at most 1 MiB) and parses it with the path as origin. */
+int ps_spec_load_file(ps_spec **out, const char *path, ps_error *err);
+void ps_spec_free(ps_spec *spec);
+
+/*
+ * Resolves the password of an endpoint: the environment variable named by
+ * password_env, or the first line of password_file. *out is NULL when neither
+ * is set, else malloc'd (caller frees, after wiping). field is "source" or
+ * "target" for messages; a variable that is unset or a file that cannot be
+ * read is PS_EINVAL naming the field, never the value.
+ */
+int ps_spec_password(const ps_endpoint_spec *ep, const char *field, char **out,
+                     ps_error *err);
+
+/* "migration" | "sync" | "snapshot" | "cdc"; "never" | "always" | "if_exists". */
+const char *ps_job_type_name(int type);
+const char *ps_resume_policy_name(int policy);
+
+#endif

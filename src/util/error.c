@@ -1,0 +1,142 @@
+/*
+ * error.c — filling and formatting ps_error (see penstock/error.h).
+ *
+ * Messages are kept on one line: libpq and the kernel like to end theirs
+ * with newlines and tabs, which would break log lines and JSON output, so
+ * every newline run becomes "; " and trailing white space is dropped.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "penstock/error.h"
+
+static void fold_lines(char *s)
+{
+	char *out = s;
+	const char *in = s;
+
+	while (*in) {
+		if (*in == '\n' || *in == '\r') {
+			while (*in == '\n' || *in == '\r' || *in == '\t' || *in == ' ')
+				in++;
+			if (*in && out != s) {
+				*out++ = ';';
+				*out++ = ' ';
+			}
+			continue;
+		}
+		*out++ = (*in == '\t') ? ' ' : *in;
+		in++;
+	}
+	*out = '\0';
+	while (out > s && (out[-1] == ' ' || out[-1] == ';'))
+		*--out = '\0';
+}
+
+void ps_error_clear(ps_error *err)
+{
+	if (!err)
+		return;
+	err->code = PS_OK;
+	err->sqlstate[0] = '\0';
+	err->sys_errno = 0;
+	err->message[0] = '\0';
+	err->context[0] = '\0';
+}
+
+static int set_va(ps_error *err, int code, const char *fmt, va_list ap)
+{
+	if (!err)
+		return code;
+	ps_error_clear(err);
+	err->code = code;
+	vsnprintf(err->message, sizeof(err->message), fmt, ap);
+	fold_lines(err->message);
+	return code;
+}
+
+int ps_error_set(ps_error *err, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	set_va(err, code, fmt, ap);
+	va_end(ap);
+	return code;
+}
+
+int ps_error_set_errno(ps_error *err, int code, int errno_value, const char *fmt, ...)
+{
+	va_list ap;
+	size_t used;
+
+	va_start(ap, fmt);
+	set_va(err, code, fmt, ap);
+	va_end(ap);
+	if (!err)
+		return code;
+	err->sys_errno = errno_value;
+	used = strlen(err->message);
+	if (used < sizeof(err->message))
+		snprintf(err->message + used, sizeof(err->message) - used, ": %s",
+		         strerror(errno_value));
+	return code;
+}
+
+int ps_error_add_context(ps_error *err, const char *fmt, ...)
+{
+	char add[PS_ERROR_CONTEXT_MAX];
+	char old[PS_ERROR_CONTEXT_MAX];
+	va_list ap;
+
+	if (!err)
+		return PS_ERR;
+	va_start(ap, fmt);
+	vsnprintf(add, sizeof(add), fmt, ap);
+	va_end(ap);
+	fold_lines(add);
+	memcpy(old, err->context, sizeof(old));
+	if (old[0])
+		snprintf(err->context, sizeof(err->context), "%s: %s", add, old);
+	else
+		snprintf(err->context, sizeof(err->context), "%s", add);
+	return err->code;
+}
+
+void ps_error_format(const ps_error *err, char *buf, size_t len)
+{
+	if (len == 0)
+		return;
+	if (!err || err->code == PS_OK) {
+		snprintf(buf, len, "no error");
+		return;
+	}
+	if (err->context[0])
+		snprintf(buf, len, "%s: %s", err->context,
+		         err->message[0] ? err->message : ps_error_code_name(err->code));
+	else
+		snprintf(buf, len, "%s",
+		         err->message[0] ? err->message : ps_error_code_name(err->code));
+}
+
+const char *ps_error_code_name(int code)
+{
+	switch (code) {
+	case PS_OK: return "ok";
+	case PS_ERR: return "error";
+	case PS_EINVAL: return "invalid_input";
+	case PS_ECONNECT: return "connection_failed";
+	case PS_EPROTO: return "protocol_error";
+	case PS_ENOMEM: return "out_of_memory";
+	case PS_EIO: return "io_error";
+	case PS_ECHECKPOINT: return "checkpoint_refused";
+	case PS_ESTOPPED: return "stopped";
+	case PS_ETIMEOUT: return "timeout";
+	case PS_ETOOBIG: return "too_big";
+	case PS_EFAULT: return "injected_fault";
+	case PS_ESERVER: return "server_error";
+	default: return "unknown_error";
+	}
+}
