@@ -1,3 +1,44 @@
-/* main.c — placeholder until the CLI lands in this series. */
+/*
+ * main.c — entry point: parses the sub-command and dispatches to src/cli/.
+ */
 #include <stdio.h>
-int main(void) { fputs("penstock: not built yet\n", stderr); return 1; }
+#include <string.h>
+
+#include "cli/cli.h"
+
+#define PENSTOCK_VERSION "0.1.0"
+
+static void usage(FILE *f)
+{
+	fputs("usage: penstock <command> [options]\n"
+	      "\n"
+	      "commands:\n"
+	      "  run SPEC.json     run one job in the foreground (penstock run --help)\n"
+	      "  version           print the version\n"
+	      "  help              this text\n"
+	      "\n"
+	      "options for every command: --log-level error|warn|info|debug, --log-format text|json\n"
+	      "exit status: 0 ok, 1 runtime failure, 2 bad usage or input, 3 checkpoint refused\n",
+	      f);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return PS_EXIT_USAGE;
+	}
+	if (strcmp(argv[1], "run") == 0)
+		return ps_cli_run(argc - 1, argv + 1);
+	if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
+		printf("penstock %s\n", PENSTOCK_VERSION);
+		return PS_EXIT_OK;
+	}
+	if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+		usage(stdout);
+		return PS_EXIT_OK;
+	}
+	fprintf(stderr, "penstock: error: unknown command '%s'\n", argv[1]);
+	usage(stderr);
+	return PS_EXIT_USAGE;
+}

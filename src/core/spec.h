@@ -72,6 +72,7 @@ int ps_spec_parse(ps_spec **out, const char *text, size_t len, const char *origi
                   ps_error *err);
 /* Reads the file (at most 1 MiB) and parses it with the path as origin. */
 int ps_spec_load_file(ps_spec **out, const char *path, ps_error *err);
+/* (A file that cannot be read is PS_EINVAL too: it is bad input.) */
 void ps_spec_free(ps_spec *spec);
 
 /*

@@ -12,27 +12,31 @@
 
 #include "penstock/error.h"
 
-static void fold_lines(char *s)
+/* Folds s in place, within its buffer of size cap; reads from a copy because
+ * "; " is longer than the newline it replaces. */
+static void fold_lines(char *s, size_t cap)
 {
-	char *out = s;
-	const char *in = s;
+	char in_buf[PS_ERROR_MESSAGE_MAX];
+	const char *in = in_buf;
+	size_t out = 0;
 
-	while (*in) {
+	snprintf(in_buf, sizeof(in_buf), "%s", s);
+	while (*in && out + 1 < cap) {
 		if (*in == '\n' || *in == '\r') {
 			while (*in == '\n' || *in == '\r' || *in == '\t' || *in == ' ')
 				in++;
-			if (*in && out != s) {
-				*out++ = ';';
-				*out++ = ' ';
+			if (*in && out > 0 && out + 3 < cap) {
+				s[out++] = ';';
+				s[out++] = ' ';
 			}
 			continue;
 		}
-		*out++ = (*in == '\t') ? ' ' : *in;
+		s[out++] = (*in == '\t') ? ' ' : *in;
 		in++;
 	}
-	*out = '\0';
-	while (out > s && (out[-1] == ' ' || out[-1] == ';'))
-		*--out = '\0';
+	s[out] = '\0';
+	while (out > 0 && (s[out - 1] == ' ' || s[out - 1] == ';'))
+		s[--out] = '\0';
 }
 
 void ps_error_clear(ps_error *err)
@@ -53,7 +57,7 @@ static int set_va(ps_error *err, int code, const char *fmt, va_list ap)
 	ps_error_clear(err);
 	err->code = code;
 	vsnprintf(err->message, sizeof(err->message), fmt, ap);
-	fold_lines(err->message);
+	fold_lines(err->message, sizeof(err->message));
 	return code;
 }
 
@@ -96,7 +100,7 @@ int ps_error_add_context(ps_error *err, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(add, sizeof(add), fmt, ap);
 	va_end(ap);
-	fold_lines(add);
+	fold_lines(add, sizeof(add));
 	memcpy(old, err->context, sizeof(old));
 	if (old[0])
 		snprintf(err->context, sizeof(err->context), "%s: %s", add, old);

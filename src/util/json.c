@@ -53,27 +53,19 @@ static int needs_attention(unsigned char c)
 	return c < 0x20 || c == '"' || c == '\\' || c >= 0x80;
 }
 
-int ps_json_append_string(ps_buf *b, const char *str, size_t len)
+/* Appends the escaped body of s (no quotes). Stops at the first failure. */
+static int append_escaped(ps_buf *b, const unsigned char *s, size_t len)
 {
-	const unsigned char *s = (const unsigned char *)str;
 	size_t i = 0, run;
-	int rc;
+	int rc = 0;
 
-	/* Worst case is 6 output bytes per input byte, plus quotes. */
-	if (len > (b->limit / 6))
-		rc = ps_buf_reserve(b, len + 2);
-	else
-		rc = ps_buf_reserve(b, len * 6 + 2);
-	if (rc != 0)
-		return rc;
-	if ((rc = ps_buf_putc(b, '"')) != 0)
-		return rc;
 	while (i < len) {
 		run = i;
 		while (run < len && !needs_attention(s[run]))
 			run++;
 		if (run > i) {
-			if ((rc = ps_buf_append(b, s + i, run - i)) != 0)
+			rc = ps_buf_append(b, s + i, run - i);
+			if (rc != 0)
 				return rc;
 			i = run;
 			if (i >= len)
@@ -117,7 +109,38 @@ int ps_json_append_string(ps_buf *b, const char *str, size_t len)
 		if (rc != 0)
 			return rc;
 	}
-	return ps_buf_putc(b, '"');
+	return rc;
+}
+
+/*
+ * The output is at least len + 2 bytes (every input byte yields one or more),
+ * so a string that cannot fit fails at once; room for exactly that much is
+ * reserved, and escapes grow the buffer as they come. Reserving the 6x worst
+ * case instead would fail strings that fit whenever the buffer is partly
+ * full. On failure the buffer is left as it was (as buf.h promises).
+ */
+int ps_json_append_string(ps_buf *b, const char *str, size_t len)
+{
+	size_t start = b->len;
+	size_t room = b->len < b->limit ? b->limit - b->len : 0;
+	int rc;
+
+	if (len > room || room - len < 2)
+		return PS_ETOOBIG;
+	rc = ps_buf_reserve(b, len + 2);
+	if (rc == 0)
+		rc = ps_buf_append(b, "\"", 1);
+	if (rc == 0)
+		rc = append_escaped(b, (const unsigned char *)str, len);
+	/* ps_buf_append, not ps_buf_putc: putc may write past the limit when
+	 * the capacity happens to allow it. */
+	if (rc == 0)
+		rc = ps_buf_append(b, "\"", 1);
+	if (rc != 0 && b->data) {
+		b->len = start;
+		b->data[start] = '\0';
+	}
+	return rc;
 }
 
 int ps_json_append_base64(ps_buf *b, const void *p, size_t len)
@@ -128,9 +151,14 @@ int ps_json_append_base64(ps_buf *b, const void *p, size_t len)
 	size_t i;
 	int rc;
 
-	if ((rc = ps_buf_reserve(b, (len + 2) / 3 * 4 + 2)) != 0)
+	if (len > ((size_t)-1 - 8) / 4 * 3)
+		return PS_ETOOBIG;
+	/* Reserving the exact output size up front means none of the appends
+	 * below can fail. */
+	rc = ps_buf_reserve(b, (len + 2) / 3 * 4 + 2);
+	if (rc != 0)
 		return rc;
-	ps_buf_putc(b, '"');
+	ps_buf_append(b, "\"", 1);
 	for (i = 0; i + 2 < len; i += 3) {
 		char q[4] = {alphabet[s[i] >> 2],
 		             alphabet[((s[i] & 3) << 4) | (s[i + 1] >> 4)],
@@ -147,5 +175,5 @@ int ps_json_append_base64(ps_buf *b, const void *p, size_t len)
 		             alphabet[(s[i + 1] & 15) << 2], '='};
 		ps_buf_append(b, q, 4);
 	}
-	return ps_buf_putc(b, '"');
+	return ps_buf_append(b, "\"", 1);
 }

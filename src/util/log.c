@@ -45,6 +45,11 @@ int ps_log_parse_format(const char *s, ps_log_format *out)
 	return PS_OK;
 }
 
+ps_log_format ps_log_format_get(void)
+{
+	return g_format;
+}
+
 int ps_log_enabled(ps_log_level level)
 {
 	return level <= g_level;

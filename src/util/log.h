@@ -27,6 +27,7 @@ void ps_log_configure(ps_log_level level, ps_log_format format);
 int ps_log_parse_level(const char *s, ps_log_level *out);
 int ps_log_parse_format(const char *s, ps_log_format *out);
 int ps_log_enabled(ps_log_level level);
+ps_log_format ps_log_format_get(void);
 void ps_log(ps_log_level level, const char *fmt, ...) PS_PRINTF(2, 3);
 
 #define ps_log_error(...) ps_log(PS_LOG_ERROR, __VA_ARGS__)

@@ -1,0 +1,33 @@
+/*
+ * cli.h — sub-commands. Each returns the process exit status:
+ *
+ *   0  success (for run: stopped cleanly on SIGINT/SIGTERM)
+ *   1  runtime failure (cannot connect, server error, I/O error)
+ *   2  bad usage or bad input (command line, spec, URL)
+ *   3  checkpoint refused (different job definition or server, resume
+ *      "always" without a checkpoint, slot gone)
+ */
+#ifndef PS_CLI_CLI_H
+#define PS_CLI_CLI_H
+
+#include "penstock/error.h"
+
+#define PS_EXIT_OK 0
+#define PS_EXIT_FAILURE 1
+#define PS_EXIT_USAGE 2
+#define PS_EXIT_CHECKPOINT 3
+
+int ps_cli_run(int argc, char **argv);
+
+/* Exit status for an error code, as above. */
+int ps_cli_exit_code(int code);
+/* Reports an error once, where it is handled: "penstock: error: <context>:
+ * <message>" on stderr, or one JSON log record with --log-format json. */
+void ps_cli_report(const ps_error *err);
+
+/* Parses the options every command takes (--log-level, --log-format) at
+ * argv[*i]; returns 1 when it consumed one, 0 when not its option, -1 on a
+ * bad value (reported). */
+int ps_cli_common_option(int argc, char **argv, int *i);
+
+#endif

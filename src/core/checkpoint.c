@@ -1,0 +1,375 @@
+/*
+ * checkpoint.c — persisting and checking checkpoints (see checkpoint.h for
+ * the design notes).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/checkpoint.h"
+#include "core/spec_json.h"
+#include "util/buf.h"
+#include "util/log.h"
+
+/* --- CDC marker ----------------------------------------------------------- */
+
+static const char *const cdc_names[] = {
+	"INITIAL", "ILSTART", "ILEND", "ILUPDATE", "TFSTART", "TFEND", "TFREDO", "ERROR"
+};
+
+const char *ps_cdc_state_name(int state)
+{
+	if (state < PS_CDC_INITIAL || state > PS_CDC_ERROR)
+		return "ERROR";
+	return cdc_names[state];
+}
+
+int ps_cdc_state_parse(const char *name, int *out)
+{
+	for (int i = PS_CDC_INITIAL; i <= PS_CDC_ERROR; i++) {
+		if (strcmp(cdc_names[i], name) == 0) {
+			*out = i;
+			return PS_OK;
+		}
+	}
+	return PS_EINVAL;
+}
+
+int ps_cdc_transition(int from, int to)
+{
+	/* allowed[from] is a bit set of the states `from` may move to. */
+	static const unsigned allowed[] = {
+		[PS_CDC_INITIAL] = 1u << PS_CDC_ILSTART | 1u << PS_CDC_TFSTART,
+		[PS_CDC_ILSTART] = 1u << PS_CDC_ILSTART | 1u << PS_CDC_ILEND | 1u << PS_CDC_ILUPDATE,
+		[PS_CDC_ILEND] = 1u << PS_CDC_ILUPDATE | 1u << PS_CDC_TFSTART,
+		[PS_CDC_ILUPDATE] = 1u << PS_CDC_ILUPDATE | 1u << PS_CDC_TFSTART | 1u << PS_CDC_TFEND,
+		[PS_CDC_TFSTART] = 1u << PS_CDC_TFSTART | 1u << PS_CDC_TFEND | 1u << PS_CDC_TFREDO,
+		[PS_CDC_TFEND] = 1u << PS_CDC_TFSTART | 1u << PS_CDC_TFEND,
+		[PS_CDC_TFREDO] = 1u << PS_CDC_TFREDO | 1u << PS_CDC_TFSTART | 1u << PS_CDC_TFEND,
+		[PS_CDC_ERROR] = 1u << PS_CDC_INITIAL,
+	};
+
+	if (from < PS_CDC_INITIAL || from > PS_CDC_ERROR || to < PS_CDC_INITIAL || to > PS_CDC_ERROR)
+		return PS_CDC_ERROR;
+	if (to == PS_CDC_ERROR || (allowed[from] & (1u << to)))
+		return to;
+	return PS_CDC_ERROR;
+}
+
+/* --- identity ------------------------------------------------------------- */
+
+static uint64_t fnv1a(uint64_t h, const char *s)
+{
+	for (; *s; s++) {
+		h ^= (unsigned char)*s;
+		h *= 0x100000001b3ull;
+	}
+	return h;
+}
+
+static void join_patterns(ps_buf *b, char **pats, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		ps_buf_printf(b, "%s%s", i ? "," : "", pats[i]);
+}
+
+void ps_identity_from_spec(ps_identity *id, const ps_spec *spec)
+{
+	const ps_url *s = &spec->source.parsed;
+	char hp[300];
+	ps_buf tables;
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	memset(id, 0, sizeof(*id));
+	ps_url_host_port(s, hp, sizeof(hp));
+	snprintf(id->source, sizeof(id->source), "%s://%s/%s", s->scheme_name, hp, s->dbname);
+	snprintf(id->target, sizeof(id->target), "%s", spec->target.parsed.redacted);
+	ps_buf_init(&tables, sizeof(id->tables) - 1);
+	ps_buf_puts(&tables, "include=");
+	join_patterns(&tables, spec->include, spec->ninclude);
+	ps_buf_puts(&tables, ";exclude=");
+	join_patterns(&tables, spec->exclude, spec->nexclude);
+	snprintf(id->tables, sizeof(id->tables), "%s", tables.data ? tables.data : "");
+	ps_buf_free(&tables);
+	h = fnv1a(h, id->source);
+	h = fnv1a(h, "\n");
+	h = fnv1a(h, id->target);
+	h = fnv1a(h, "\n");
+	h = fnv1a(h, id->tables);
+	snprintf(id->fingerprint, sizeof(id->fingerprint), "%016llx", (unsigned long long)h);
+}
+
+int ps_checkpoint_match(const ps_checkpoint *ck, const ps_identity *id, ps_error *err)
+{
+	char diff[1024] = "";
+	size_t used = 0;
+
+	if (strcmp(ck->identity.fingerprint, id->fingerprint) == 0)
+		return PS_OK;
+	if (strcmp(ck->identity.source, id->source) != 0)
+		used += (size_t)snprintf(diff + used, sizeof(diff) - used, "; source was %s, now %s",
+		                         ck->identity.source, id->source);
+	if (used < sizeof(diff) && strcmp(ck->identity.target, id->target) != 0)
+		used += (size_t)snprintf(diff + used, sizeof(diff) - used, "; target was %s, now %s",
+		                         ck->identity.target, id->target);
+	if (used < sizeof(diff) && strcmp(ck->identity.tables, id->tables) != 0)
+		snprintf(diff + used, sizeof(diff) - used, "; tables were %s, now %s",
+		         ck->identity.tables, id->tables);
+	return ps_error_set(err, PS_ECHECKPOINT,
+	                    "checkpoint of job '%s' was written for a different job definition%s. "
+	                    "Restore the previous definition to resume, or set \"resume\": \"never\" "
+	                    "(or delete the checkpoint) to start over from now",
+	                    ck->job, diff[0] ? diff : " (fingerprint differs)");
+}
+
+/* --- state directory ------------------------------------------------------ */
+
+int ps_state_dir_resolve(char *buf, size_t len, const char *explicit_dir, ps_error *err)
+{
+	const char *env = getenv("PENSTOCK_STATE_DIR");
+	const char *home = getenv("HOME");
+
+	if (explicit_dir && *explicit_dir)
+		snprintf(buf, len, "%s", explicit_dir);
+	else if (env && *env)
+		snprintf(buf, len, "%s", env);
+	else if (home && *home)
+		snprintf(buf, len, "%s/.local/state/penstock", home);
+	else
+		return ps_error_set(err, PS_EINVAL,
+		                    "no state directory: pass --state-dir DIR or set PENSTOCK_STATE_DIR");
+	return PS_OK;
+}
+
+static int mkdir_private(const char *path, ps_error *err)
+{
+	struct stat st;
+
+	if (mkdir(path, 0700) == 0)
+		return PS_OK;
+	if (errno != EEXIST)
+		return ps_error_set_errno(err, PS_EIO, errno, "cannot create directory '%s'", path);
+	if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+		return ps_error_set(err, PS_EIO, "'%s' exists and is not a directory", path);
+	if (st.st_mode & 077) {
+		if (chmod(path, 0700) != 0)
+			return ps_error_set_errno(err, PS_EIO, errno, "cannot restrict '%s' to mode 0700", path);
+		ps_log_warn("state directory %s was accessible to others; restricted it to 0700", path);
+	}
+	return PS_OK;
+}
+
+int ps_state_dir_ensure(const char *dir, ps_error *err)
+{
+	char path[1024];
+	size_t n = strlen(dir);
+
+	if (n == 0 || n >= sizeof(path))
+		return ps_error_set(err, PS_EINVAL, "state directory path is empty or too long");
+	memcpy(path, dir, n + 1);
+	for (char *p = path + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(path, 0700) != 0 && errno != EEXIST)
+			return ps_error_set_errno(err, PS_EIO, errno, "cannot create directory '%s'", path);
+		*p = '/';
+	}
+	return mkdir_private(path, err);
+}
+
+void ps_checkpoint_path(char *buf, size_t len, const char *state_dir, const char *job)
+{
+	snprintf(buf, len, "%s/jobs/%s/checkpoint.json", state_dir, job);
+}
+
+/* --- load / store --------------------------------------------------------- */
+
+static void copy_str(char *dst, size_t len, json_t *obj, const char *key)
+{
+	const char *s = json_string_value(json_object_get(obj, key));
+
+	snprintf(dst, len, "%s", s ? s : "");
+}
+
+static int from_json(ps_checkpoint *ck, json_t *root, const char *path, ps_error *err)
+{
+	json_t *ident = json_object_get(root, "identity");
+	json_t *spec = json_object_get(root, "spec");
+	const char *cdc = json_string_value(json_object_get(root, "cdc_state"));
+
+	if (json_integer_value(json_object_get(root, "format")) != 1 || !json_is_object(ident) || !cdc)
+		return ps_error_set(err, PS_ECHECKPOINT,
+		                    "checkpoint '%s' is not a penstock checkpoint of format 1; "
+		                    "move it away to start over", path);
+	copy_str(ck->job, sizeof(ck->job), root, "job");
+	copy_str(ck->identity.source, sizeof(ck->identity.source), ident, "source");
+	copy_str(ck->identity.target, sizeof(ck->identity.target), ident, "target");
+	copy_str(ck->identity.tables, sizeof(ck->identity.tables), ident, "tables");
+	copy_str(ck->identity.fingerprint, sizeof(ck->identity.fingerprint), ident, "fingerprint");
+	copy_str(ck->source_server_id, sizeof(ck->source_server_id), root, "source_server_id");
+	copy_str(ck->position, sizeof(ck->position), root, "position");
+	copy_str(ck->slot, sizeof(ck->slot), root, "slot");
+	copy_str(ck->publication, sizeof(ck->publication), root, "publication");
+	copy_str(ck->updated_at, sizeof(ck->updated_at), root, "updated_at");
+	if (ps_cdc_state_parse(cdc, &ck->cdc_state) != PS_OK)
+		return ps_error_set(err, PS_ECHECKPOINT, "checkpoint '%s': unknown cdc_state '%s'", path, cdc);
+	if (json_is_object(spec))
+		ck->spec_json = json_dumps(spec, JSON_COMPACT | JSON_SORT_KEYS);
+	return PS_OK;
+}
+
+int ps_checkpoint_load(ps_checkpoint *out, bool *found, const char *state_dir,
+                       const char *job, ps_error *err)
+{
+	char path[1200];
+	json_error_t jerr;
+	json_t *root = NULL;
+	int rc = PS_OK;
+
+	memset(out, 0, sizeof(*out));
+	*found = false;
+	ps_checkpoint_path(path, sizeof(path), state_dir, job);
+	if (access(path, F_OK) != 0) {
+		if (errno == ENOENT)
+			return PS_OK;
+		return ps_error_set_errno(err, PS_EIO, errno, "cannot read checkpoint '%s'", path);
+	}
+	root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+	if (!root) {
+		rc = ps_error_set(err, PS_ECHECKPOINT,
+		                  "checkpoint '%s' is unreadable (%s, line %d); move it away to start over",
+		                  path, jerr.text, jerr.line);
+		goto cleanup;
+	}
+	rc = from_json(out, root, path, err);
+	if (rc == PS_OK)
+		*found = true;
+cleanup:
+	json_decref(root);
+	return rc;
+}
+
+static int write_all_fsync(int fd, const char *data, size_t len, const char *path, ps_error *err)
+{
+	while (len > 0) {
+		ssize_t n = write(fd, data, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return ps_error_set_errno(err, PS_EIO, errno, "cannot write '%s'", path);
+		data += n;
+		len -= (size_t)n;
+	}
+	if (fsync(fd) != 0)
+		return ps_error_set_errno(err, PS_EIO, errno, "cannot fsync '%s'", path);
+	return PS_OK;
+}
+
+static int fsync_dir(const char *dir, ps_error *err)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY);
+	int rc = PS_OK;
+
+	if (fd < 0)
+		return ps_error_set_errno(err, PS_EIO, errno, "cannot open directory '%s'", dir);
+	if (fsync(fd) != 0)
+		rc = ps_error_set_errno(err, PS_EIO, errno, "cannot fsync directory '%s'", dir);
+	close(fd);
+	return rc;
+}
+
+static json_t *to_json(const ps_checkpoint *ck)
+{
+	json_t *root = json_object();
+	json_t *spec = NULL;
+
+	json_object_set_new(root, "format", json_integer(1));
+	json_object_set_new(root, "job", json_string(ck->job));
+	json_object_set_new(root, "identity",
+	                    json_pack("{s:s, s:s, s:s, s:s}", "fingerprint", ck->identity.fingerprint,
+	                              "source", ck->identity.source, "target", ck->identity.target,
+	                              "tables", ck->identity.tables));
+	json_object_set_new(root, "source_server_id", json_string(ck->source_server_id));
+	json_object_set_new(root, "cdc_state", json_string(ps_cdc_state_name(ck->cdc_state)));
+	json_object_set_new(root, "position", json_string(ck->position));
+	json_object_set_new(root, "slot", json_string(ck->slot));
+	json_object_set_new(root, "publication", json_string(ck->publication));
+	json_object_set_new(root, "updated_at", json_string(ck->updated_at));
+	if (ck->spec_json)
+		spec = json_loads(ck->spec_json, 0, NULL);
+	if (spec)
+		json_object_set_new(root, "spec", spec);
+	return root;
+}
+
+int ps_checkpoint_store(ps_checkpoint *ck, const char *state_dir, ps_error *err)
+{
+	char dir[1100], path[1200], tmp[1250];
+	struct timespec now;
+	struct tm tm;
+	json_t *root = NULL;
+	char *text = NULL;
+	int fd = -1, rc;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	gmtime_r(&now.tv_sec, &tm);
+	strftime(ck->updated_at, sizeof(ck->updated_at), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	snprintf(dir, sizeof(dir), "%s/jobs/%s", state_dir, ck->job);
+	rc = ps_state_dir_ensure(dir, err);
+	if (rc != PS_OK)
+		goto cleanup;
+	ps_checkpoint_path(path, sizeof(path), state_dir, ck->job);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	root = to_json(ck);
+	text = json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS);
+	if (!text) {
+		rc = ps_error_set(err, PS_ENOMEM, "cannot serialise checkpoint");
+		goto cleanup;
+	}
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		rc = ps_error_set_errno(err, PS_EIO, errno, "cannot create '%s'", tmp);
+		goto cleanup;
+	}
+	rc = write_all_fsync(fd, text, strlen(text), tmp, err);
+	if (rc == PS_OK)
+		rc = write_all_fsync(fd, "\n", 1, tmp, err);
+	if (rc != PS_OK)
+		goto cleanup;
+	close(fd);
+	fd = -1;
+	if (rename(tmp, path) != 0) {
+		rc = ps_error_set_errno(err, PS_EIO, errno, "cannot rename '%s' to '%s'", tmp, path);
+		goto cleanup;
+	}
+	rc = fsync_dir(dir, err);
+cleanup:
+	if (fd >= 0)
+		close(fd);
+	free(text);
+	json_decref(root);
+	return rc;
+}
+
+int ps_checkpoint_remove(const char *state_dir, const char *job, ps_error *err)
+{
+	char path[1200];
+
+	ps_checkpoint_path(path, sizeof(path), state_dir, job);
+	if (unlink(path) != 0 && errno != ENOENT)
+		return ps_error_set_errno(err, PS_EIO, errno, "cannot remove checkpoint '%s'", path);
+	return PS_OK;
+}
+
+void ps_checkpoint_free(ps_checkpoint *ck)
+{
+	free(ck->spec_json);
+	ck->spec_json = NULL;
+}

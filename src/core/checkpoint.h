@@ -1,0 +1,92 @@
+/*
+ * checkpoint.h — where a job stands, so that a restart resumes exactly there.
+ *
+ * NOTES ON THE DESIGN
+ *
+ * 1. Content: job name, a fingerprint of the job definition (source identity,
+ *    target identity, table set) with the parts it was computed from (so a
+ *    mismatch can say what differs), the source server's identity, the CDC
+ *    marker, the committed position, slot and publication, and the spec in
+ *    force when the run began (no secrets: specs hold only the *names* of
+ *    password variables and files).
+ * 2. Place: non-transactional targets keep it in the state directory as
+ *    <state_dir>/jobs/<job>/checkpoint.json, written atomically (write to a
+ *    temporary file, fsync, rename, fsync the directory); directories are
+ *    0700 and files 0600.
+ * 3. CDC marker (seed 002): INITIAL -> ILSTART -> ILEND -> ILUPDATE ->
+ *    TFSTART <-> TFEND, TFREDO when a range is processed again after a run
+ *    that did not end cleanly, ERROR on an impossible transition. A
+ *    checkpoint written while a run is in progress says TFSTART: events past
+ *    its position may already be in the target. A clean stop writes TFEND:
+ *    nothing was written past the position.
+ */
+#ifndef PS_CORE_CHECKPOINT_H
+#define PS_CORE_CHECKPOINT_H
+
+#include <stdbool.h>
+
+#include "core/spec.h"
+#include "penstock/change.h"
+#include "penstock/error.h"
+
+typedef enum ps_cdc_state {
+	PS_CDC_INITIAL = 0,
+	PS_CDC_ILSTART,
+	PS_CDC_ILEND,
+	PS_CDC_ILUPDATE,
+	PS_CDC_TFSTART,
+	PS_CDC_TFEND,
+	PS_CDC_TFREDO,
+	PS_CDC_ERROR
+} ps_cdc_state;
+
+const char *ps_cdc_state_name(int state);
+int ps_cdc_state_parse(const char *name, int *out);
+/* The state after `from` when `to` is requested: `to` when allowed, else
+ * PS_CDC_ERROR. */
+int ps_cdc_transition(int from, int to);
+
+/* What a job definition is, for the fingerprint. */
+typedef struct ps_identity {
+	char source[512];     /* "postgresql://host:port/dbname" (no user, no secret) */
+	char target[1536];    /* target URL, redacted, without user */
+	char tables[2048];    /* "include=a,b;exclude=c" */
+	char fingerprint[17]; /* 64-bit FNV-1a of the three, hex */
+} ps_identity;
+
+void ps_identity_from_spec(ps_identity *id, const ps_spec *spec);
+
+typedef struct ps_checkpoint {
+	char job[64];
+	ps_identity identity;
+	char source_server_id[64];   /* PG system identifier; "" if unknown */
+	int cdc_state;               /* ps_cdc_state */
+	char position[PS_POSITION_MAX];
+	char slot[64];
+	char publication[64];
+	char *spec_json;             /* malloc'd canonical spec, may be NULL */
+	char updated_at[32];         /* ISO 8601 UTC, set by store */
+} ps_checkpoint;
+
+void ps_checkpoint_free(ps_checkpoint *ck);   /* frees spec_json only */
+
+/* mkdir -p with mode 0700; tightens an existing directory that is group- or
+ * world-accessible (and says so in the log). */
+int ps_state_dir_ensure(const char *dir, ps_error *err);
+/* Resolves the state directory: explicit, else $PENSTOCK_STATE_DIR, else
+ * $HOME/.local/state/penstock. */
+int ps_state_dir_resolve(char *buf, size_t len, const char *explicit_dir, ps_error *err);
+
+/* *found = false and PS_OK when there is no checkpoint. A file that exists
+ * but cannot be parsed is PS_ECHECKPOINT naming the file. */
+int ps_checkpoint_load(ps_checkpoint *out, bool *found, const char *state_dir,
+                       const char *job, ps_error *err);
+int ps_checkpoint_store(ps_checkpoint *ck, const char *state_dir, ps_error *err);
+int ps_checkpoint_remove(const char *state_dir, const char *job, ps_error *err);
+void ps_checkpoint_path(char *buf, size_t len, const char *state_dir, const char *job);
+
+/* PS_OK when ck was written for this identity; else PS_ECHECKPOINT with a
+ * message naming each part that differs and what to do. */
+int ps_checkpoint_match(const ps_checkpoint *ck, const ps_identity *id, ps_error *err);
+
+#endif

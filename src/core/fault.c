@@ -1,0 +1,119 @@
+/*
+ * fault.c — fault injection (see fault.h). Parsed once at start; hit counters
+ * are atomics so the reader and the applier may share the table.
+ */
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/fault.h"
+#include "util/log.h"
+
+#define MAX_FAULTS 8
+
+typedef struct fault {
+	char point[64];
+	int crash;
+	long nth;
+	atomic_long hits;
+} fault;
+
+static fault g_faults[MAX_FAULTS];
+static int g_nfaults;
+
+static const char *const known_points[] = {
+	"source.read", "apply.batch.before_commit", "apply.batch.after_commit",
+	"snapshot.unit.commit", NULL
+};
+
+static int parse_one(const char *spec, fault *f, ps_error *err)
+{
+	const char *colon = strchr(spec, ':');
+	const char *at;
+	char action[16];
+	char *end = NULL;
+	size_t plen;
+	int known = 0;
+
+	if (!colon)
+		return ps_error_set(err, PS_EINVAL,
+		                    "PENSTOCK_FAULT: '%s' is not <point>:<error|crash>[@<n>]", spec);
+	plen = (size_t)(colon - spec);
+	if (plen == 0 || plen >= sizeof(f->point))
+		return ps_error_set(err, PS_EINVAL, "PENSTOCK_FAULT: bad point in '%s'", spec);
+	memcpy(f->point, spec, plen);
+	f->point[plen] = '\0';
+	for (int i = 0; known_points[i]; i++)
+		known |= strcmp(known_points[i], f->point) == 0;
+	if (!known)
+		return ps_error_set(err, PS_EINVAL,
+		                    "PENSTOCK_FAULT: unknown point '%s'; known: source.read, "
+		                    "apply.batch.before_commit, apply.batch.after_commit, "
+		                    "snapshot.unit.commit", f->point);
+	at = strchr(colon + 1, '@');
+	plen = at ? (size_t)(at - colon - 1) : strlen(colon + 1);
+	if (plen >= sizeof(action))
+		plen = sizeof(action) - 1;
+	memcpy(action, colon + 1, plen);
+	action[plen] = '\0';
+	if (strcmp(action, "error") == 0)
+		f->crash = 0;
+	else if (strcmp(action, "crash") == 0)
+		f->crash = 1;
+	else
+		return ps_error_set(err, PS_EINVAL,
+		                    "PENSTOCK_FAULT: action '%s' is not error or crash", action);
+	f->nth = 1;
+	if (at) {
+		f->nth = strtol(at + 1, &end, 10);
+		if (end == at + 1 || *end != '\0' || f->nth < 1)
+			return ps_error_set(err, PS_EINVAL,
+			                    "PENSTOCK_FAULT: '@%s' is not a positive count", at + 1);
+	}
+	atomic_init(&f->hits, 0);
+	return PS_OK;
+}
+
+int ps_fault_init(ps_error *err)
+{
+	const char *env = getenv("PENSTOCK_FAULT");
+	char copy[512];
+	char *p, *comma;
+
+	g_nfaults = 0;
+	if (!env || !*env)
+		return PS_OK;
+	snprintf(copy, sizeof(copy), "%s", env);
+	for (p = copy; p && *p; p = comma ? comma + 1 : NULL) {
+		comma = strchr(p, ',');
+		if (comma)
+			*comma = '\0';
+		if (g_nfaults == MAX_FAULTS)
+			return ps_error_set(err, PS_EINVAL, "PENSTOCK_FAULT: at most %d faults", MAX_FAULTS);
+		if (parse_one(p, &g_faults[g_nfaults], err) != PS_OK)
+			return PS_EINVAL;
+		g_nfaults++;
+	}
+	return PS_OK;
+}
+
+int ps_fault_hit(const char *point, ps_error *err)
+{
+	for (int i = 0; i < g_nfaults; i++) {
+		fault *f = &g_faults[i];
+		if (strcmp(f->point, point) != 0)
+			continue;
+		if (atomic_fetch_add(&f->hits, 1) + 1 != f->nth)
+			continue;
+		if (f->crash) {
+			ps_log_warn("fault point %s: crashing as PENSTOCK_FAULT asks", point);
+			kill(getpid(), SIGKILL);
+			_exit(137);
+		}
+		return ps_error_set(err, PS_EFAULT, "injected fault at %s (PENSTOCK_FAULT)", point);
+	}
+	return PS_OK;
+}

@@ -1,0 +1,547 @@
+/*
+ * pipeline.c — running one job (see pipeline.h).
+ *
+ * NOTES ON THE DESIGN
+ *
+ * Threads: the reader owns the source and its connections; the applier (the
+ * calling thread) owns the sink. They share only the bounded queue, the
+ * durable position (under a mutex) and a few atomic flags and counters.
+ *
+ *   reader:  read ─► push (blocks while the queue is full, still sending
+ *            keepalives) ─► ... ; acks the durable position as it moves.
+ *   applier: pop ─► sink begin/write/commit ─► at a batch boundary:
+ *            flush sink ─► store checkpoint ─► publish durable position.
+ *
+ * Invariants:
+ *   1. The durable position only moves after the sink flushed everything up
+ *      to it AND the checkpoint recording it is on disk; the source is only
+ *      ever acknowledged up to the durable position. So a crash at any
+ *      instant loses nothing: the source still has every change after it.
+ *   2. A batch ends at a COMMIT, never inside a transaction.
+ *   3. The checkpoint says TFSTART (or TFREDO) while a run may have written
+ *      events past its position, and TFEND only when it certainly has not
+ *      (graceful stop, or an error between transactions). A restart after
+ *      TFSTART/TFREDO marks the transactions up to the source's log end at
+ *      restart time as reprocessing: they may already be in the target.
+ *   4. Memory is bounded by the queue (count and bytes) plus one item.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/checkpoint.h"
+#include "core/fault.h"
+#include "core/pipeline.h"
+#include "core/plugin.h"
+#include "core/queue.h"
+#include "core/spec_json.h"
+#include "util/log.h"
+
+typedef struct pipeline {
+	const ps_pipeline_config *cfg;
+	const ps_spec *spec;
+	volatile sig_atomic_t *stop;
+	ps_src src;
+	ps_snk snk;
+	ps_queue queue;
+	ps_checkpoint ck;
+	ps_identity identity;
+	char redo_until[PS_POSITION_MAX];
+
+	pthread_mutex_t mu;                 /* guards durable */
+	char durable[PS_POSITION_MAX];
+
+	atomic_int applier_done;            /* applier finished: reader may ack and leave */
+	atomic_int applier_failed;
+	atomic_int reader_idle;             /* last read found nothing new */
+	ps_error reader_err;                /* set by the reader before it closes the queue */
+	int reader_rc;
+
+	/* applier-only */
+	bool in_txn;
+	ps_txn txn;
+	int batch_txns;
+	size_t batch_bytes;
+	uint64_t batch_started_ns;
+	char last_commit[PS_POSITION_MAX];
+	int64_t last_commit_time_us;
+	uint64_t changes_applied, txns_applied;
+	uint64_t last_progress_ns, last_progress_changes;
+} pipeline;
+
+void ps_pipeline_config_defaults(ps_pipeline_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->queue_max_bytes = 64u << 20;
+	cfg->queue_max_items = 65536;
+	cfg->batch_max_txns = 1000;
+	cfg->batch_max_bytes = 16u << 20;
+	cfg->batch_max_ms = 500;
+	cfg->progress_interval_ms = 10000;
+}
+
+/* --- reader thread -------------------------------------------------------- */
+
+static void durable_get(pipeline *p, char *buf, size_t len)
+{
+	pthread_mutex_lock(&p->mu);
+	snprintf(buf, len, "%s", p->durable);
+	pthread_mutex_unlock(&p->mu);
+}
+
+static int reader_ack(pipeline *p, ps_error *err)
+{
+	char pos[PS_POSITION_MAX];
+
+	durable_get(p, pos, sizeof(pos));
+	return ps_src_ack(&p->src, pos, err);
+}
+
+/* Pushes one item, keeping the source alive while the queue is full. */
+static int reader_push(pipeline *p, ps_read_item *item, ps_error *err)
+{
+	for (;;) {
+		int rc = ps_queue_push(&p->queue, item, 200);
+		if (rc != PS_ETIMEOUT)
+			return rc == PS_OK ? PS_OK : ps_error_set(err, rc, "queue closed");
+		if (atomic_load(&p->applier_failed) || *p->stop >= 2)
+			return ps_error_set(err, PS_ESTOPPED, "stopping");
+		rc = reader_ack(p, err);
+		if (rc != PS_OK)
+			return rc;
+	}
+}
+
+static int reader_loop(pipeline *p, ps_error *err)
+{
+	ps_read_item item;
+	bool in_txn = false;
+	int rc;
+
+	for (;;) {
+		if (atomic_load(&p->applier_failed) || *p->stop >= 2 || (*p->stop && !in_txn))
+			return PS_OK;
+		rc = reader_ack(p, err);
+		if (rc == PS_OK)
+			rc = ps_src_read(&p->src, &item, 200, err);
+		if (rc != PS_OK)
+			return rc;
+		if (item.kind == PS_READ_NONE) {
+			atomic_store(&p->reader_idle, 1);
+			continue;
+		}
+		atomic_store(&p->reader_idle, 0);
+		rc = ps_fault_hit("source.read", err);
+		if (rc != PS_OK) {
+			ps_change_free(item.change);
+			return rc;
+		}
+		if (item.kind == PS_READ_BEGIN)
+			in_txn = true;
+		else if (item.kind == PS_READ_COMMIT)
+			in_txn = false;
+		rc = reader_push(p, &item, err);
+		if (rc != PS_OK) {
+			ps_change_free(item.change);
+			return rc;
+		}
+	}
+}
+
+static void *reader_main(void *arg)
+{
+	pipeline *p = arg;
+	ps_error err;
+
+	ps_error_clear(&err);
+	p->reader_rc = reader_loop(p, &p->reader_err);
+	ps_queue_close(&p->queue);
+	/* Keep acknowledging until the applier has made everything durable, so
+	 * the final position reaches the server before we disconnect. */
+	while (!atomic_load(&p->applier_done)) {
+		if (p->reader_rc == PS_OK && reader_ack(p, &err) != PS_OK)
+			break;
+		struct timespec ts = {0, 50 * 1000000L};
+		nanosleep(&ts, NULL);
+	}
+	if (p->reader_rc == PS_OK)
+		reader_ack(p, &err);
+	return NULL;
+}
+
+/* --- applier -------------------------------------------------------------- */
+
+static int store_checkpoint(pipeline *p, int cdc_state, ps_error *err)
+{
+	int next = ps_cdc_transition(p->ck.cdc_state, cdc_state);
+
+	if (next == PS_CDC_ERROR)
+		return ps_error_set(err, PS_ECHECKPOINT, "impossible CDC transition %s -> %s",
+		                    ps_cdc_state_name(p->ck.cdc_state), ps_cdc_state_name(cdc_state));
+	p->ck.cdc_state = next;
+	snprintf(p->ck.position, sizeof(p->ck.position), "%s", p->last_commit);
+	return ps_checkpoint_store(&p->ck, p->cfg->state_dir, err);
+}
+
+/* The marker for a checkpoint taken while running. */
+static int running_state(pipeline *p)
+{
+	if (p->redo_until[0] && ps_src_compare(&p->src, p->last_commit, p->redo_until) < 0)
+		return PS_CDC_TFREDO;
+	return PS_CDC_TFSTART;
+}
+
+static int apply_flush(pipeline *p, ps_error *err)
+{
+	int rc;
+
+	if (p->batch_txns == 0)
+		return PS_OK;
+	rc = ps_fault_hit("apply.batch.before_commit", err);
+	if (rc == PS_OK)
+		rc = ps_snk_flush(&p->snk, err);
+	if (rc == PS_OK)
+		rc = store_checkpoint(p, running_state(p), err);
+	if (rc != PS_OK)
+		return rc;
+	rc = ps_fault_hit("apply.batch.after_commit", err);
+	pthread_mutex_lock(&p->mu);
+	snprintf(p->durable, sizeof(p->durable), "%s", p->last_commit);
+	pthread_mutex_unlock(&p->mu);
+	p->batch_txns = 0;
+	p->batch_bytes = 0;
+	return rc;
+}
+
+static bool batch_full(pipeline *p)
+{
+	const ps_pipeline_config *c = p->cfg;
+
+	return p->batch_txns >= c->batch_max_txns || p->batch_bytes >= c->batch_max_bytes ||
+	       ps_now_ns() - p->batch_started_ns >= (uint64_t)c->batch_max_ms * 1000000ull;
+}
+
+static int apply_item(pipeline *p, ps_read_item *item, ps_error *err)
+{
+	int rc = PS_OK;
+
+	switch (item->kind) {
+	case PS_READ_BEGIN:
+		p->in_txn = true;
+		p->txn = item->txn;
+		if (p->batch_txns == 0)
+			p->batch_started_ns = ps_now_ns();
+		return ps_snk_begin(&p->snk, &p->txn, err);
+	case PS_READ_CHANGE:
+		p->batch_bytes += item->change->mem_size;
+		rc = ps_snk_write(&p->snk, &p->txn, item->change, err);
+		p->changes_applied++;
+		ps_change_free(item->change);
+		item->change = NULL;
+		return rc;
+	case PS_READ_COMMIT:
+		p->txn = item->txn;
+		rc = ps_snk_commit(&p->snk, &p->txn, err);
+		if (rc != PS_OK)
+			return rc;
+		p->in_txn = false;
+		p->batch_txns++;
+		p->txns_applied++;
+		snprintf(p->last_commit, sizeof(p->last_commit), "%s", p->txn.position);
+		p->last_commit_time_us = p->txn.commit_time_us;
+		if (batch_full(p) || ps_queue_count(&p->queue) == 0)
+			return apply_flush(p, err);
+		return PS_OK;
+	default:
+		return ps_error_set(err, PS_ERR, "unknown queue item %d", item->kind);
+	}
+}
+
+static void report_progress(pipeline *p, bool force)
+{
+	uint64_t now = ps_now_ns();
+	double secs = (double)(now - p->last_progress_ns) / 1e9;
+	struct timespec wall;
+	double lag = 0;
+
+	if (!force && secs * 1000 < p->cfg->progress_interval_ms)
+		return;
+	clock_gettime(CLOCK_REALTIME, &wall);
+	if (!(atomic_load(&p->reader_idle) && ps_queue_count(&p->queue) == 0) && p->last_commit_time_us)
+		lag = (double)((int64_t)wall.tv_sec * 1000000 + wall.tv_nsec / 1000 -
+		               p->last_commit_time_us) / 1e6;
+	ps_log_info("streaming: %llu changes in %llu transactions (%.0f changes/s), "
+	            "checkpoint %s, lag %.1f s, CDC %s",
+	            (unsigned long long)p->changes_applied, (unsigned long long)p->txns_applied,
+	            secs > 0 ? (double)(p->changes_applied - p->last_progress_changes) / secs : 0.0,
+	            p->ck.position, lag < 0 ? 0.0 : lag, ps_cdc_state_name(p->ck.cdc_state));
+	p->last_progress_ns = now;
+	p->last_progress_changes = p->changes_applied;
+}
+
+static int applier_loop(pipeline *p, ps_error *err)
+{
+	ps_read_item item;
+	int rc;
+
+	p->last_progress_ns = ps_now_ns();
+	for (;;) {
+		rc = ps_queue_pop(&p->queue, &item, 200);
+		if (rc == PS_ESTOPPED)
+			return PS_OK;
+		if (rc == PS_ETIMEOUT) {
+			rc = p->in_txn ? PS_OK : apply_flush(p, err);
+			if (rc != PS_OK)
+				return rc;
+			report_progress(p, false);
+			continue;
+		}
+		rc = apply_item(p, &item, err);
+		ps_change_free(item.change);
+		if (rc != PS_OK)
+			return rc;
+		report_progress(p, false);
+	}
+}
+
+/* --- set-up --------------------------------------------------------------- */
+
+static int decide_resume(pipeline *p, bool *resuming, int *mode, ps_error *err)
+{
+	char path[1200];
+	bool found = false;
+	int rc;
+
+	ps_checkpoint_path(path, sizeof(path), p->cfg->state_dir, p->spec->name);
+	rc = ps_checkpoint_load(&p->ck, &found, p->cfg->state_dir, p->spec->name, err);
+	if (rc != PS_OK)
+		return rc;
+	*resuming = false;
+	*mode = PS_PREPARE_CREATE_OR_USE;
+	if (p->spec->resume == PS_RESUME_NEVER) {
+		*mode = PS_PREPARE_RECREATE;
+		if (found)
+			ps_log_info("resume is \"never\": discarding checkpoint %s (at %s) and starting over",
+			            path, p->ck.position);
+		ps_checkpoint_free(&p->ck);
+		memset(&p->ck, 0, sizeof(p->ck));
+		return ps_checkpoint_remove(p->cfg->state_dir, p->spec->name, err);
+	}
+	if (!found) {
+		if (p->spec->resume == PS_RESUME_ALWAYS)
+			return ps_error_set(err, PS_ECHECKPOINT,
+			                    "resume is \"always\" but job '%s' has no checkpoint (%s). Run "
+			                    "it once with \"resume\": \"if_exists\" to start from now",
+			                    p->spec->name, path);
+		return PS_OK;
+	}
+	rc = ps_checkpoint_match(&p->ck, &p->identity, err);
+	if (rc != PS_OK)
+		return rc;
+	*resuming = true;
+	*mode = PS_PREPARE_MUST_EXIST;
+	return PS_OK;
+}
+
+static int open_source(pipeline *p, int mode, bool resuming, ps_prepare_result *res, ps_error *err)
+{
+	const ps_spec *s = p->spec;
+	ps_source_config cfg = {0};
+	const ps_source_ops *ops;
+	char *password = NULL;
+	int rc;
+
+	ops = ps_plugin_source_for(s->source.parsed.scheme_name, err);
+	if (!ops)
+		return ps_error_add_context(err, "source.url");
+	rc = ps_spec_password(&s->source, "source", &password, err);
+	if (rc != PS_OK)
+		return rc;
+	cfg.job_name = s->name;
+	cfg.url = s->source.url;
+	cfg.password = password;
+	cfg.slot_name = s->source.slot;
+	cfg.publication_name = s->source.publication;
+	cfg.include = (const char *const *)s->include;
+	cfg.ninclude = s->ninclude;
+	cfg.exclude = (const char *const *)s->exclude;
+	cfg.nexclude = s->nexclude;
+	rc = ps_src_open(&p->src, ops, &cfg, err);
+	if (password) {
+		explicit_bzero(password, strlen(password));
+		free(password);
+	}
+	if (rc == PS_OK)
+		rc = ps_src_prepare(&p->src, mode, res, err);
+	if (rc == PS_OK && resuming && p->ck.source_server_id[0] &&
+	    strcmp(p->ck.source_server_id, res->server_id) != 0)
+		rc = ps_error_set(err, PS_ECHECKPOINT,
+		                  "the source is a different server (system identifier %s) than the one "
+		                  "the checkpoint was written for (%s); its positions mean nothing here. "
+		                  "Point source.url back, or start over with \"resume\": \"never\"",
+		                  res->server_id, p->ck.source_server_id);
+	return rc;
+}
+
+static int open_sink(pipeline *p, ps_error *err)
+{
+	const ps_spec *s = p->spec;
+	ps_sink_config cfg = {0};
+	const ps_sink_ops *ops;
+	char *password = NULL;
+	int rc;
+
+	ops = ps_plugin_sink_for(s->target.parsed.scheme_name, err);
+	if (!ops)
+		return ps_error_add_context(err, "target.url");
+	rc = ps_spec_password(&s->target, "target", &password, err);
+	if (rc != PS_OK)
+		return rc;
+	cfg.job_name = s->name;
+	cfg.url = s->target.url;
+	cfg.password = password;
+	cfg.connector = p->src.ops->connector;
+	cfg.source_db = s->source.parsed.dbname;
+	rc = ps_snk_open(&p->snk, ops, &cfg, err);
+	if (password) {
+		explicit_bzero(password, strlen(password));
+		free(password);
+	}
+	return rc;
+}
+
+/* Fills the checkpoint for this run and decides where streaming starts. */
+static int begin_run(pipeline *p, bool resuming, const ps_prepare_result *res, ps_error *err)
+{
+	const ps_spec *s = p->spec;
+	int rc;
+
+	p->redo_until[0] = '\0';
+	if (!resuming) {
+		p->ck.cdc_state = PS_CDC_INITIAL;
+		snprintf(p->ck.position, sizeof(p->ck.position), "%s", res->start_position);
+	}
+	snprintf(p->ck.job, sizeof(p->ck.job), "%s", s->name);
+	p->ck.identity = p->identity;
+	snprintf(p->ck.source_server_id, sizeof(p->ck.source_server_id), "%s", res->server_id);
+	snprintf(p->ck.slot, sizeof(p->ck.slot), "%s", s->source.slot);
+	snprintf(p->ck.publication, sizeof(p->ck.publication), "%s", s->source.publication);
+	free(p->ck.spec_json);
+	p->ck.spec_json = ps_spec_to_json(s);
+	snprintf(p->last_commit, sizeof(p->last_commit), "%s", p->ck.position);
+
+	/* Events past the position may already be in the target when the last
+	 * run did not end cleanly, or when a slot we did not just create is
+	 * reused without a checkpoint. */
+	if ((resuming && p->ck.cdc_state != PS_CDC_TFEND) || (!resuming && !res->created)) {
+		rc = ps_src_current_position(&p->src, p->redo_until, sizeof(p->redo_until), err);
+		if (rc != PS_OK)
+			return rc;
+	}
+	rc = store_checkpoint(p, PS_CDC_TFSTART, err);
+	if (rc == PS_OK && p->redo_until[0] && ps_src_compare(&p->src, p->ck.position, p->redo_until) < 0)
+		rc = store_checkpoint(p, PS_CDC_TFREDO, err);
+	else
+		p->redo_until[0] = '\0';
+	snprintf(p->durable, sizeof(p->durable), "%s", p->ck.position);
+	return rc;
+}
+
+static void log_start(pipeline *p, bool resuming, const ps_prepare_result *res)
+{
+	const ps_spec *s = p->spec;
+
+	ps_log_info("job %s (%s): source %s (PostgreSQL %s), target %s, %zu tables, publication %s",
+	            s->name, ps_job_type_name(s->type), s->source.parsed.redacted, res->server_version,
+	            s->target.parsed.redacted, res->ntables, s->source.publication);
+	ps_log_info("slot %s %s; %s at %s, CDC %s%s%s", s->source.slot,
+	            res->created ? "created" : "exists",
+	            resuming ? "resuming from checkpoint" : "starting", p->ck.position,
+	            ps_cdc_state_name(p->ck.cdc_state),
+	            p->redo_until[0] ? "; events up to " : "", p->redo_until[0] ? p->redo_until : "");
+	if (p->redo_until[0])
+		ps_log_info("the last run did not stop cleanly: events up to %s are marked "
+		            "\"reprocessing\": true, as they may repeat", p->redo_until);
+}
+
+/* --- the run -------------------------------------------------------------- */
+
+static int run_threads(pipeline *p, ps_error *err)
+{
+	pthread_t reader;
+	int rc, final_state;
+
+	if (pthread_create(&reader, NULL, reader_main, p) != 0)
+		return ps_error_set(err, PS_ERR, "cannot start the reader thread");
+	rc = applier_loop(p, err);
+	if (rc != PS_OK) {
+		atomic_store(&p->applier_failed, 1);
+		ps_queue_close(&p->queue);
+	} else if (!p->in_txn) {
+		rc = apply_flush(p, err);
+	}
+	/* A checkpoint says TFEND only when nothing past it was written. */
+	if (rc == PS_OK) {
+		final_state = p->in_txn ? running_state(p) : PS_CDC_TFEND;
+		rc = store_checkpoint(p, final_state, err);
+		if (rc == PS_OK) {
+			pthread_mutex_lock(&p->mu);
+			snprintf(p->durable, sizeof(p->durable), "%s", p->last_commit);
+			pthread_mutex_unlock(&p->mu);
+		}
+	}
+	atomic_store(&p->applier_done, 1);
+	pthread_join(reader, NULL);
+	if (rc == PS_OK && p->reader_rc != PS_OK) {
+		*err = p->reader_err;
+		rc = p->reader_rc;
+	}
+	return rc;
+}
+
+int ps_pipeline_run(const ps_pipeline_config *cfg, volatile sig_atomic_t *stop, ps_error *err)
+{
+	pipeline *p = calloc(1, sizeof(*p));
+	ps_prepare_result res;
+	bool resuming = false;
+	int mode, rc;
+
+	if (!p)
+		return ps_error_set(err, PS_ENOMEM, "out of memory");
+	p->cfg = cfg;
+	p->spec = cfg->spec;
+	p->stop = stop;
+	pthread_mutex_init(&p->mu, NULL);
+	ps_identity_from_spec(&p->identity, p->spec);
+	rc = ps_queue_init(&p->queue, cfg->queue_max_items, cfg->queue_max_bytes);
+	if (rc == PS_OK)
+		rc = ps_state_dir_ensure(cfg->state_dir, err);
+	if (rc == PS_OK)
+		rc = decide_resume(p, &resuming, &mode, err);
+	if (rc == PS_OK)
+		rc = open_source(p, mode, resuming, &res, err);
+	if (rc == PS_OK)
+		rc = open_sink(p, err);
+	if (rc == PS_OK)
+		rc = begin_run(p, resuming, &res, err);
+	if (rc == PS_OK)
+		log_start(p, resuming, &res);
+	if (rc == PS_OK)
+		rc = ps_src_start(&p->src, p->ck.position, p->redo_until, err);
+	if (rc == PS_OK)
+		rc = run_threads(p, err);
+	if (rc == PS_OK) {
+		report_progress(p, true);
+		ps_log_info("stopped cleanly: checkpoint at %s (CDC %s); run again to resume",
+		            p->ck.position, ps_cdc_state_name(p->ck.cdc_state));
+	}
+	ps_snk_close(&p->snk);
+	ps_src_close(&p->src);
+	ps_queue_destroy(&p->queue);
+	ps_checkpoint_free(&p->ck);
+	pthread_mutex_destroy(&p->mu);
+	free(p);
+	return rc;
+}

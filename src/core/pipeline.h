@@ -1,0 +1,35 @@
+/*
+ * pipeline.h — one run of one job: source -> reader thread -> bounded queue ->
+ * applier -> sink, with checkpoints and acknowledgements.
+ */
+#ifndef PS_CORE_PIPELINE_H
+#define PS_CORE_PIPELINE_H
+
+#include <signal.h>
+#include <stddef.h>
+
+#include "core/spec.h"
+#include "penstock/error.h"
+
+typedef struct ps_pipeline_config {
+	const ps_spec *spec;
+	const char *state_dir;
+	size_t queue_max_bytes;     /* default 64 MiB */
+	size_t queue_max_items;     /* default 65536 */
+	int batch_max_txns;         /* flush after this many transactions (default 1000) */
+	size_t batch_max_bytes;     /* ... or this many change bytes (default 16 MiB) */
+	int batch_max_ms;           /* ... or this long since the batch began (default 500) */
+	int progress_interval_ms;   /* status line period (default 10000) */
+} ps_pipeline_config;
+
+void ps_pipeline_config_defaults(ps_pipeline_config *cfg);
+
+/*
+ * Runs the job until *stop becomes non-zero (1: graceful — finish the
+ * transaction being read, flush, checkpoint; 2: at once — flush what is
+ * complete, checkpoint) or an error happens. Returns PS_OK after a graceful
+ * stop, else the error.
+ */
+int ps_pipeline_run(const ps_pipeline_config *cfg, volatile sig_atomic_t *stop, ps_error *err);
+
+#endif

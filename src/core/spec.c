@@ -1,0 +1,695 @@
+/*
+ * spec.c — parsing and checking the job spec (see spec.h).
+ *
+ * NOTES ON THE DESIGN
+ *
+ *  1. jansson parses the document (duplicate keys rejected); this file then
+ *     walks it once, object by object: first every key of an object is
+ *     checked against that object's known fields (a typo must not silently
+ *     disable an option), then each field is read and checked in turn. The
+ *     first problem stops the walk.
+ *  2. Every message is "<origin>: <field path>: <what is wrong>", built by
+ *     fail(). Paths are written the way a user would point at the field:
+ *     "source.url", "tables.include[2]"; the top level is "top level".
+ *  3. Ownership: a ps_spec owns every string in it. Parsing fills a calloc'd
+ *     spec as it goes and on any error the one cleanup path frees the
+ *     partial spec with ps_spec_free, which accepts every partial state
+ *     (arrays are published before their elements, counts follow them).
+ *  4. Secrets: the spec holds only where a password comes from. The value
+ *     is read by ps_spec_password on demand and never appears in a message;
+ *     password_env is not echoed either, in case a password was pasted
+ *     there by mistake.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "core/spec.h"
+#include "util/buf.h"
+
+#define SPEC_MAX_BYTES (1024 * 1024)
+#define PASSWORD_LINE_MAX 4096
+#define PATH_LEN 320
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+typedef struct spec_ctx {
+	const char *origin;   /* names the document in messages */
+	ps_error *err;
+} spec_ctx;
+
+static const char *const root_fields[] = {
+	"name", "type", "source", "target", "tables", "resume"
+};
+static const char *const source_fields[] = {
+	"url", "password_env", "password_file", "slot", "publication"
+};
+static const char *const target_fields[] = {"url", "password_env", "password_file"};
+static const char *const tables_fields[] = {"include", "exclude"};
+
+static const char *const type_names[] = {"migration", "sync", "snapshot", "cdc"};
+static const int type_values[] = {
+	PS_JOB_MIGRATION, PS_JOB_SYNC, PS_JOB_SNAPSHOT, PS_JOB_CDC
+};
+static const char *const resume_names[] = {"never", "always", "if_exists"};
+static const int resume_values[] = {
+	PS_RESUME_NEVER, PS_RESUME_ALWAYS, PS_RESUME_IF_EXISTS
+};
+
+/* ------------------------------------------------------------------ */
+/* Helpers                                                             */
+/* ------------------------------------------------------------------ */
+
+static int fail(spec_ctx *c, const char *path, const char *fmt, ...) PS_PRINTF(3, 4);
+
+static int fail(spec_ctx *c, const char *path, const char *fmt, ...)
+{
+	char text[PS_ERROR_MESSAGE_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	return ps_error_set(c->err, PS_EINVAL, "%s: %s: %s", c->origin, path, text);
+}
+
+static const char *type_name(const json_t *v)
+{
+	switch (json_typeof(v)) {
+	case JSON_OBJECT: return "object";
+	case JSON_ARRAY: return "array";
+	case JSON_STRING: return "string";
+	case JSON_INTEGER:
+	case JSON_REAL: return "number";
+	case JSON_TRUE:
+	case JSON_FALSE: return "boolean";
+	default: return "null";
+	}
+}
+
+static void make_path(char *path, const char *prefix, const char *key)
+{
+	if (prefix[0])
+		snprintf(path, PATH_LEN, "%s.%s", prefix, key);
+	else
+		snprintf(path, PATH_LEN, "%s", key);
+}
+
+static int dup_str(spec_ctx *c, char **dst, const char *s)
+{
+	*dst = strdup(s);
+	if (!*dst)
+		return ps_error_set(c->err, PS_ENOMEM, "%s: out of memory", c->origin);
+	return 0;
+}
+
+/* Every key of obj must be one of known[0..n). */
+static int check_known(spec_ctx *c, json_t *obj, const char *prefix,
+                       const char *const *known, size_t n)
+{
+	const char *key;
+	json_t *value;
+	char path[PATH_LEN];
+	char list[256];
+	size_t i, used = 0;
+
+	json_object_foreach(obj, key, value) {
+		bool found = false;
+
+		for (i = 0; i < n && !found; i++)
+			found = strcmp(key, known[i]) == 0;
+		if (found)
+			continue;
+		list[0] = '\0';
+		for (i = 0; i < n && used < sizeof(list); i++)
+			used += (size_t)snprintf(list + used, sizeof(list) - used, "%s%s",
+			                         i ? ", " : "", known[i]);
+		make_path(path, prefix, key);
+		return fail(c, path, "unknown field; known fields are %s", list);
+	}
+	return 0;
+}
+
+/* The string at obj.key into *out (borrowed from obj), NULL when absent. */
+static int get_string(spec_ctx *c, json_t *obj, const char *prefix, const char *key,
+                      bool required, const char **out)
+{
+	char path[PATH_LEN];
+	json_t *v = json_object_get(obj, key);
+
+	*out = NULL;
+	make_path(path, prefix, key);
+	if (!v && required)
+		return fail(c, path, "required field is missing");
+	if (!v)
+		return 0;
+	if (!json_is_string(v))
+		return fail(c, path, "expected a string, got %s", type_name(v));
+	*out = json_string_value(v);
+	return 0;
+}
+
+/* A string field that must be one of names[]; *out keeps dflt when absent. */
+static int get_choice(spec_ctx *c, json_t *obj, const char *key, bool required,
+                      const char *const *names, const int *values, size_t n, int *out)
+{
+	const char *s = NULL;
+	char list[128];
+	size_t i, used = 0;
+	int rc;
+
+	rc = get_string(c, obj, "", key, required, &s);
+	if (rc < 0 || !s)
+		return rc;
+	for (i = 0; i < n; i++) {
+		if (strcmp(s, names[i]) == 0) {
+			*out = values[i];
+			return 0;
+		}
+	}
+	list[0] = '\0';
+	for (i = 0; i < n && used < sizeof(list); i++)
+		used += (size_t)snprintf(list + used, sizeof(list) - used, "%s%s",
+		                         i ? ", " : "", names[i]);
+	return fail(c, key, "'%.64s' is not one of %s", s, list);
+}
+
+static bool is_lower_alnum(char ch)
+{
+	return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9');
+}
+
+/* ^[a-z0-9][a-z0-9_-]{0,47}$ */
+static bool valid_name(const char *s)
+{
+	size_t i, n = strlen(s);
+
+	if (n < 1 || n > 48 || !is_lower_alnum(s[0]))
+		return false;
+	for (i = 1; i < n; i++) {
+		if (!is_lower_alnum(s[i]) && s[i] != '_' && s[i] != '-')
+			return false;
+	}
+	return true;
+}
+
+/* ^[a-z0-9_]{1,63}$ — a replication slot or publication name. */
+static bool valid_pg_name(const char *s)
+{
+	size_t i, n = strlen(s);
+
+	if (n < 1 || n > 63)
+		return false;
+	for (i = 0; i < n; i++) {
+		if (!is_lower_alnum(s[i]) && s[i] != '_')
+			return false;
+	}
+	return true;
+}
+
+/* ^[A-Za-z_][A-Za-z0-9_]*$ */
+static bool valid_env_name(const char *s)
+{
+	size_t i;
+
+	if (!s[0] || (s[0] >= '0' && s[0] <= '9'))
+		return false;
+	for (i = 0; s[i]; i++) {
+		char ch = s[i];
+
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		      (ch >= '0' && ch <= '9') || ch == '_'))
+			return false;
+	}
+	return true;
+}
+
+/* ------------------------------------------------------------------ */
+/* Endpoints                                                           */
+/* ------------------------------------------------------------------ */
+
+static int parse_password_fields(spec_ctx *c, json_t *obj, const char *field,
+                                 ps_endpoint_spec *ep)
+{
+	const char *env = NULL, *file = NULL;
+	char path[PATH_LEN];
+	int rc;
+
+	rc = get_string(c, obj, field, "password_env", false, &env);
+	if (rc < 0)
+		return rc;
+	rc = get_string(c, obj, field, "password_file", false, &file);
+	if (rc < 0)
+		return rc;
+	if (env && file)
+		return fail(c, field, "set password_env or password_file, not both");
+	if (env && !valid_env_name(env)) {
+		make_path(path, field, "password_env");
+		return fail(c, path, "must be the name of an environment variable "
+		            "(letters, digits and '_', not starting with a digit)");
+	}
+	if (file && !file[0]) {
+		make_path(path, field, "password_file");
+		return fail(c, path, "must not be empty");
+	}
+	if (env)
+		return dup_str(c, &ep->password_env, env);
+	if (file)
+		return dup_str(c, &ep->password_file, file);
+	return 0;
+}
+
+/* source.slot or source.publication: as written, or penstock_<name> with
+ * '-' turned into '_' (a slot name cannot hold '-'). */
+static int parse_pg_name(spec_ctx *c, json_t *obj, const char *key, const char *name,
+                         char **dst)
+{
+	const char *s = NULL;
+	char path[PATH_LEN];
+	char dflt[64];
+	size_t i;
+	int rc;
+
+	rc = get_string(c, obj, "source", key, false, &s);
+	if (rc < 0)
+		return rc;
+	if (!s) {
+		snprintf(dflt, sizeof(dflt), "penstock_%s", name);
+		for (i = 0; dflt[i]; i++) {
+			if (dflt[i] == '-')
+				dflt[i] = '_';
+		}
+		s = dflt;
+	}
+	if (!valid_pg_name(s)) {
+		make_path(path, "source", key);
+		return fail(c, path, "'%.64s' is not valid; use 1 to 63 characters a-z, 0-9 or '_'", s);
+	}
+	return dup_str(c, dst, s);
+}
+
+static int check_source_scheme(spec_ctx *c, const ps_url *u)
+{
+	if (u->scheme == PS_URL_POSTGRESQL)
+		return 0;
+	if (u->scheme == PS_URL_MYSQL)
+		return fail(c, "source.url", "mysql sources are not supported by this build yet; "
+		            "supported: postgresql");
+	return fail(c, "source.url", "%s cannot be a source; supported: postgresql",
+	            u->scheme_name);
+}
+
+static int parse_endpoint(spec_ctx *c, json_t *root, const char *field,
+                          ps_endpoint_spec *ep, const char *name)
+{
+	bool is_source = strcmp(field, "source") == 0;
+	json_t *obj = json_object_get(root, field);
+	const char *url = NULL;
+	char path[PATH_LEN];
+	ps_error url_err;
+	int rc;
+
+	if (!obj)
+		return fail(c, field, "required field is missing");
+	if (!json_is_object(obj))
+		return fail(c, field, "expected an object, got %s", type_name(obj));
+	rc = is_source ? check_known(c, obj, field, source_fields, ARRAY_LEN(source_fields))
+	               : check_known(c, obj, field, target_fields, ARRAY_LEN(target_fields));
+	if (rc < 0)
+		return rc;
+	rc = get_string(c, obj, field, "url", true, &url);
+	if (rc < 0)
+		return rc;
+	rc = dup_str(c, &ep->url, url);
+	if (rc < 0)
+		return rc;
+	ps_error_clear(&url_err);
+	if (ps_url_parse(&ep->parsed, url, &url_err) < 0) {
+		make_path(path, field, "url");
+		return fail(c, path, "%s", url_err.message);
+	}
+	if (is_source) {
+		rc = check_source_scheme(c, &ep->parsed);
+		if (rc < 0)
+			return rc;
+	}
+	rc = parse_password_fields(c, obj, field, ep);
+	if (rc < 0 || !is_source)
+		return rc;
+	rc = parse_pg_name(c, obj, "slot", name, &ep->slot);
+	if (rc < 0)
+		return rc;
+	return parse_pg_name(c, obj, "publication", name, &ep->publication);
+}
+
+/* ------------------------------------------------------------------ */
+/* Tables                                                              */
+/* ------------------------------------------------------------------ */
+
+/* tables.<key>: an array of "schema.table" globs. *list is published before
+ * it is filled and *count follows each element, so a partial list frees. */
+static int parse_patterns(spec_ctx *c, json_t *tables, const char *key,
+                          char ***list, size_t *count)
+{
+	json_t *arr = tables ? json_object_get(tables, key) : NULL;
+	char path[PATH_LEN];
+	size_t i, n;
+	int rc;
+
+	make_path(path, "tables", key);
+	if (!arr && strcmp(key, "include") == 0) {
+		*list = calloc(1, sizeof(char *));
+		if (!*list)
+			return ps_error_set(c->err, PS_ENOMEM, "%s: out of memory", c->origin);
+		rc = dup_str(c, &(*list)[0], "*.*");
+		if (rc == 0)
+			*count = 1;
+		return rc;
+	}
+	if (!arr)
+		return 0;
+	if (!json_is_array(arr))
+		return fail(c, path, "expected an array, got %s", type_name(arr));
+	n = json_array_size(arr);
+	if (n == 0 && strcmp(key, "include") == 0)
+		return fail(c, path, "must list at least one pattern");
+	if (n == 0)
+		return 0;
+	*list = calloc(n, sizeof(char *));
+	if (!*list)
+		return ps_error_set(c->err, PS_ENOMEM, "%s: out of memory", c->origin);
+	for (i = 0; i < n; i++) {
+		json_t *v = json_array_get(arr, i);
+		const char *s;
+
+		snprintf(path, sizeof(path), "tables.%s[%zu]", key, i);
+		if (!json_is_string(v))
+			return fail(c, path, "expected a string, got %s", type_name(v));
+		s = json_string_value(v);
+		if (!strchr(s, '.'))
+			return fail(c, path, "'%.64s' is not schema.table; write public.%.64s or public.*",
+			            s, s[0] ? s : "orders");
+		rc = dup_str(c, &(*list)[i], s);
+		if (rc < 0)
+			return rc;
+		*count = i + 1;
+	}
+	return 0;
+}
+
+static int parse_tables(spec_ctx *c, json_t *root, ps_spec *spec)
+{
+	json_t *tables = json_object_get(root, "tables");
+	int rc;
+
+	if (tables && !json_is_object(tables))
+		return fail(c, "tables", "expected an object, got %s", type_name(tables));
+	if (tables) {
+		rc = check_known(c, tables, "tables", tables_fields, ARRAY_LEN(tables_fields));
+		if (rc < 0)
+			return rc;
+	}
+	rc = parse_patterns(c, tables, "include", &spec->include, &spec->ninclude);
+	if (rc < 0)
+		return rc;
+	return parse_patterns(c, tables, "exclude", &spec->exclude, &spec->nexclude);
+}
+
+/* ------------------------------------------------------------------ */
+/* The document                                                        */
+/* ------------------------------------------------------------------ */
+
+static int parse_root(spec_ctx *c, json_t *root, ps_spec *spec)
+{
+	const char *name = NULL;
+	int rc;
+
+	rc = check_known(c, root, "", root_fields, ARRAY_LEN(root_fields));
+	if (rc < 0)
+		return rc;
+	rc = get_string(c, root, "", "name", true, &name);
+	if (rc < 0)
+		return rc;
+	if (!valid_name(name))
+		return fail(c, "name", "'%.64s' is not a valid job name; use 1 to 48 characters "
+		            "a-z, 0-9, '_' or '-', starting with a letter or digit", name);
+	rc = dup_str(c, &spec->name, name);
+	if (rc < 0)
+		return rc;
+	rc = get_choice(c, root, "type", true, type_names, type_values,
+	                ARRAY_LEN(type_names), &spec->type);
+	if (rc < 0)
+		return rc;
+	rc = parse_endpoint(c, root, "source", &spec->source, spec->name);
+	if (rc < 0)
+		return rc;
+	rc = parse_endpoint(c, root, "target", &spec->target, spec->name);
+	if (rc < 0)
+		return rc;
+	rc = parse_tables(c, root, spec);
+	if (rc < 0)
+		return rc;
+	spec->resume = PS_RESUME_IF_EXISTS;
+	return get_choice(c, root, "resume", false, resume_names, resume_values,
+	                  ARRAY_LEN(resume_names), &spec->resume);
+}
+
+int ps_spec_parse(ps_spec **out, const char *text, size_t len, const char *origin,
+                  ps_error *err)
+{
+	spec_ctx c = {origin ? origin : "spec", err};
+	json_error_t jerr;
+	json_t *root = NULL;
+	ps_spec *spec = NULL;
+	int rc;
+
+	if (out)
+		*out = NULL;
+	if (!out || !text) {
+		rc = ps_error_set(err, PS_EINVAL, "%s: no spec given", c.origin);
+		goto cleanup;
+	}
+	root = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+	if (!root) {
+		rc = ps_error_set(err, PS_EINVAL, "%s:%d:%d: %s", c.origin, jerr.line,
+		                  jerr.column, jerr.text);
+		goto cleanup;
+	}
+	if (!json_is_object(root)) {
+		rc = fail(&c, "top level", "expected an object, got %s", type_name(root));
+		goto cleanup;
+	}
+	spec = calloc(1, sizeof(*spec));
+	if (!spec) {
+		rc = ps_error_set(err, PS_ENOMEM, "%s: out of memory", c.origin);
+		goto cleanup;
+	}
+	rc = parse_root(&c, root, spec);
+	if (rc < 0)
+		goto cleanup;
+	*out = spec;
+	spec = NULL;
+
+cleanup:
+	ps_spec_free(spec);
+	json_decref(root);
+	return rc;
+}
+
+int ps_spec_load_file(ps_spec **out, const char *path, ps_error *err)
+{
+	ps_buf text;
+	char chunk[65536];
+	FILE *f = NULL;
+	size_t n;
+	int rc = 0;
+
+	ps_buf_init(&text, SPEC_MAX_BYTES);
+	if (out)
+		*out = NULL;
+	if (!path) {
+		rc = ps_error_set(err, PS_EINVAL, "no spec path given");
+		goto cleanup;
+	}
+	f = fopen(path, "rb");
+	if (!f) {
+		rc = ps_error_set_errno(err, PS_EINVAL, errno, "cannot read spec '%s'", path);
+		goto cleanup;
+	}
+	do {
+		n = fread(chunk, 1, sizeof(chunk), f);
+		rc = ps_buf_append(&text, chunk, n);
+	} while (rc == 0 && n == sizeof(chunk));
+	if (rc == PS_ETOOBIG) {
+		rc = ps_error_set(err, PS_EINVAL, "spec '%s' is larger than 1 MiB (%d bytes)",
+		                  path, SPEC_MAX_BYTES);
+		goto cleanup;
+	}
+	if (rc < 0) {
+		rc = ps_error_set(err, rc, "cannot read spec '%s': out of memory", path);
+		goto cleanup;
+	}
+	if (ferror(f)) {
+		rc = ps_error_set_errno(err, PS_EINVAL, errno, "cannot read spec '%s'", path);
+		goto cleanup;
+	}
+	rc = ps_spec_parse(out, text.data ? text.data : "", text.len, path, err);
+
+cleanup:
+	if (f)
+		fclose(f);
+	ps_buf_free(&text);
+	return rc;
+}
+
+static void free_endpoint(ps_endpoint_spec *ep)
+{
+	free(ep->url);
+	free(ep->password_env);
+	free(ep->password_file);
+	free(ep->slot);
+	free(ep->publication);
+}
+
+static void free_list(char **list, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		free(list[i]);
+	free(list);
+}
+
+void ps_spec_free(ps_spec *spec)
+{
+	if (!spec)
+		return;
+	free(spec->name);
+	free_endpoint(&spec->source);
+	free_endpoint(&spec->target);
+	free_list(spec->include, spec->ninclude);
+	free_list(spec->exclude, spec->nexclude);
+	free(spec);
+}
+
+/* ------------------------------------------------------------------ */
+/* Passwords                                                           */
+/* ------------------------------------------------------------------ */
+
+static int password_from_env(const ps_endpoint_spec *ep, const char *field, char **out,
+                             ps_error *err)
+{
+	const char *value = getenv(ep->password_env);
+
+	if (!value)
+		return ps_error_set(err, PS_EINVAL,
+		                    "%s.password_env: environment variable %s is not set",
+		                    field, ep->password_env);
+	if (!value[0])
+		return ps_error_set(err, PS_EINVAL,
+		                    "%s.password_env: environment variable %s is empty",
+		                    field, ep->password_env);
+	*out = strdup(value);
+	if (!*out)
+		return ps_error_set(err, PS_ENOMEM, "%s.password_env: out of memory", field);
+	return 0;
+}
+
+/* The first line of password_file. The stream is unbuffered so that stdio
+ * keeps no copy of the secret; the local buffer is wiped on every path. */
+static int password_from_file(const ps_endpoint_spec *ep, const char *field, char **out,
+                              ps_error *err)
+{
+	char line[PASSWORD_LINE_MAX];
+	const char *path = ep->password_file;
+	FILE *f = NULL;
+	size_t n, len;
+	char *nl;
+	int rc = 0;
+
+	f = fopen(path, "rb");
+	if (!f) {
+		rc = ps_error_set_errno(err, PS_EINVAL, errno,
+		                        "%s.password_file: cannot read '%s'", field, path);
+		goto cleanup;
+	}
+	setvbuf(f, NULL, _IONBF, 0);
+	n = fread(line, 1, sizeof(line) - 1, f);
+	if (ferror(f)) {
+		rc = ps_error_set_errno(err, PS_EINVAL, errno,
+		                        "%s.password_file: cannot read '%s'", field, path);
+		goto cleanup;
+	}
+	line[n] = '\0';
+	nl = memchr(line, '\n', n);
+	if (!nl && n == sizeof(line) - 1) {
+		rc = ps_error_set(err, PS_EINVAL, "%s.password_file: the first line of '%s' is "
+		                  "longer than %d bytes", field, path, PASSWORD_LINE_MAX - 2);
+		goto cleanup;
+	}
+	len = nl ? (size_t)(nl - line) : n;
+	if (len > 0 && line[len - 1] == '\r')
+		len--;
+	if (memchr(line, '\0', len)) {
+		rc = ps_error_set(err, PS_EINVAL, "%s.password_file: '%s' contains a NUL byte",
+		                  field, path);
+		goto cleanup;
+	}
+	if (len == 0) {
+		rc = ps_error_set(err, PS_EINVAL, "%s.password_file: the first line of '%s' is empty",
+		                  field, path);
+		goto cleanup;
+	}
+	*out = strndup(line, len);
+	if (!*out)
+		rc = ps_error_set(err, PS_ENOMEM, "%s.password_file: out of memory", field);
+
+cleanup:
+	explicit_bzero(line, sizeof(line));
+	if (f)
+		fclose(f);
+	return rc;
+}
+
+int ps_spec_password(const ps_endpoint_spec *ep, const char *field, char **out,
+                     ps_error *err)
+{
+	if (!out)
+		return ps_error_set(err, PS_EINVAL, "no password output given");
+	*out = NULL;
+	if (!field)
+		field = "endpoint";
+	if (!ep)
+		return ps_error_set(err, PS_EINVAL, "%s: no endpoint given", field);
+	if (ep->password_env)
+		return password_from_env(ep, field, out, err);
+	if (ep->password_file)
+		return password_from_file(ep, field, out, err);
+	return 0;
+}
+
+const char *ps_job_type_name(int type)
+{
+	size_t i;
+
+	for (i = 0; i < ARRAY_LEN(type_values); i++) {
+		if (type_values[i] == type)
+			return type_names[i];
+	}
+	return "unknown";
+}
+
+const char *ps_resume_policy_name(int policy)
+{
+	size_t i;
+
+	for (i = 0; i < ARRAY_LEN(resume_values); i++) {
+		if (resume_values[i] == policy)
+			return resume_names[i];
+	}
+	return "unknown";
+}

@@ -1,0 +1,50 @@
+/*
+ * spec_json.c — canonical JSON of a spec (see spec_json.h).
+ */
+#include <jansson.h>
+#include <stdlib.h>
+
+#include "core/spec_json.h"
+
+static json_t *string_array(char **items, size_t n)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(a, json_string(items[i]));
+	return a;
+}
+
+static json_t *endpoint(const ps_endpoint_spec *ep, int is_source)
+{
+	json_t *o = json_object();
+
+	json_object_set_new(o, "url", json_string(ep->parsed.redacted));
+	if (ep->password_env)
+		json_object_set_new(o, "password_env", json_string(ep->password_env));
+	if (ep->password_file)
+		json_object_set_new(o, "password_file", json_string(ep->password_file));
+	if (is_source && ep->slot)
+		json_object_set_new(o, "slot", json_string(ep->slot));
+	if (is_source && ep->publication)
+		json_object_set_new(o, "publication", json_string(ep->publication));
+	return o;
+}
+
+char *ps_spec_to_json(const ps_spec *spec)
+{
+	json_t *root = json_object();
+	char *text;
+
+	json_object_set_new(root, "name", json_string(spec->name));
+	json_object_set_new(root, "type", json_string(ps_job_type_name(spec->type)));
+	json_object_set_new(root, "source", endpoint(&spec->source, 1));
+	json_object_set_new(root, "target", endpoint(&spec->target, 0));
+	json_object_set_new(root, "tables",
+	                    json_pack("{s:o, s:o}", "include", string_array(spec->include, spec->ninclude),
+	                              "exclude", string_array(spec->exclude, spec->nexclude)));
+	json_object_set_new(root, "resume", json_string(ps_resume_policy_name(spec->resume)));
+	text = json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(root);
+	return text;
+}

@@ -1,0 +1,906 @@
+/*
+ * jsonl.c — the JSON-lines sink: one Debezium-style envelope per change.
+ *
+ *   {"before":{..}|null,"after":{..}|null,"op":"u","ts_ms":N,
+ *    "source":{"connector":..,"db":..,"schema":..,"table":..,"lsn":N,
+ *              "txId":N,"ts_ms":N}
+ *    [,"truncate":{..}] [,"message":{..}] [,"reprocessing":true]
+ *    [,"unchanged":["col",..]]}\n
+ *
+ * Destinations: `jsonl:-` is standard output; `jsonl:///dir` is a directory
+ * of files named <job>-<seq>.jsonl (seq at least 6 digits, from 000001).
+ *
+ * NOTES ON THE DESIGN
+ *
+ *  1. Every file holds whole lines only. Events are rendered into one
+ *     bounded buffer and reach write(2) only between lines; a short write
+ *     keeps the unwritten tail in the buffer, so a retried write completes
+ *     the line instead of starting a new one. A crash can still leave a
+ *     partial last line: open cuts the newest file back to its last '\n'
+ *     (ftruncate + fsync) before doing anything else.
+ *  2. A file is never appended to after open: each open starts a new file
+ *     (O_EXCL) with the next sequence number, and the directory is fsynced
+ *     after each file is created so that its name survives a crash.
+ *  3. Rotation happens before an event is rendered, when the current file
+ *     (written bytes plus buffered bytes) has reached max_file_bytes. The
+ *     old file is fdatasynced before it is closed, so flush only ever needs
+ *     to sync the current file to make everything durable (sink.h inv. 1).
+ *  4. A PS_VALUE_UNCHANGED value is never rendered: it is left out of the
+ *     row and its column named in "unchanged" (sink.h invariant 2).
+ *  5. The hot path does no allocation beyond the reusable buffer. The quoted
+ *     schema, table and column names of a table are rendered once and kept
+ *     in a small cache keyed by the ps_table pointer; the cache holds a
+ *     reference on each table, so a cached pointer can never be freed and
+ *     reused for a different definition while it is cached.
+ *  6. An event larger than EVENT_MAX is refused with PS_ETOOBIG and leaves
+ *     the buffer as it was; the sink stays usable.
+ *
+ * States: open (fd is the current file or 1) ─► closed. There is no error
+ * state: after a failed write or flush the buffer still holds exactly the
+ * bytes not yet written, and the core decides whether to retry or close.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/url.h"
+#include "penstock/sink.h"
+#include "util/buf.h"
+#include "util/json.h"
+#include "util/log.h"
+
+#define EVENT_MAX ((size_t)64 << 20)          /* largest single event */
+#define WRITE_THRESHOLD ((size_t)256 << 10)   /* write(2) once this is buffered */
+#define BUF_LIMIT (EVENT_MAX + WRITE_THRESHOLD)
+#define DEFAULT_MAX_FILE_BYTES ((uint64_t)64 << 20)
+#define MIN_MAX_FILE_BYTES 1024ULL
+#define MAX_MAX_FILE_BYTES (1ULL << 40)
+#define SEQ_MAX_DIGITS 15
+#define TABLE_CACHE_SIZE 32
+#define NAMES_LIMIT ((size_t)16 << 20)
+
+/* The pre-rendered names of one table definition (invariant 5). */
+typedef struct table_names {
+	ps_table *table;   /* one reference held while cached; NULL if free */
+	char *text;        /* "schema":..,"table":.. then each quoted column name */
+	size_t *off;       /* ncolumns + 2 offsets into text: off[1] ends the
+	                      schema/table part; column i is [off[i+1], off[i+2]) */
+} table_names;
+
+struct ps_sink {
+	char *job_name;
+	char *dir;                  /* NULL when writing to standard output */
+	int dir_fd;                 /* -1 for standard output */
+	int fd;                     /* current file, or 1 */
+	uint64_t seq;               /* sequence number of the current file */
+	uint64_t file_bytes;        /* bytes write(2) has put in the current file */
+	uint64_t max_file_bytes;
+	char file_path[PATH_MAX];   /* current file, for messages */
+	char *source_prefix;        /* ,"source":{"connector":..,"db":.., */
+	size_t source_prefix_len;
+	ps_buf buf;                 /* rendered events not yet written */
+	table_names cache[TABLE_CACHE_SIZE];
+	int cache_next;             /* slot the next miss replaces */
+	int cache_last;             /* slot of the last hit */
+};
+
+/* ==== rendering =========================================================== */
+
+/* A writer with a sticky error, so rendering reads as a sequence of puts. */
+typedef struct out {
+	ps_buf *b;
+	int rc;
+} out;
+
+static inline void put(out *o, const char *s, size_t n)
+{
+	if (o->rc == 0)
+		o->rc = ps_buf_append(o->b, s, n);
+}
+
+#define PUT_LIT(o, lit) put((o), (lit), sizeof(lit) - 1)
+
+static inline void put_str(out *o, const char *s, size_t n)
+{
+	if (o->rc == 0)
+		o->rc = ps_json_append_string(o->b, s, n);
+}
+
+static void put_cstr_or_null(out *o, const char *s)
+{
+	if (s)
+		put_str(o, s, strlen(s));
+	else
+		PUT_LIT(o, "null");
+}
+
+static void put_u64(out *o, uint64_t v)
+{
+	char tmp[24];
+	char *p = tmp + sizeof(tmp);
+
+	do {
+		*--p = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	put(o, p, (size_t)(tmp + sizeof(tmp) - p));
+}
+
+static void put_i64(out *o, int64_t v)
+{
+	if (v < 0) {
+		PUT_LIT(o, "-");
+		put_u64(o, (uint64_t)0 - (uint64_t)v);
+	} else {
+		put_u64(o, (uint64_t)v);
+	}
+}
+
+static void put_bool(out *o, bool v)
+{
+	if (v)
+		PUT_LIT(o, "true");
+	else
+		PUT_LIT(o, "false");
+}
+
+/* Digits at s[*i..], advancing *i; returns how many. */
+static size_t skip_digits(const char *s, size_t len, size_t *i)
+{
+	size_t start = *i;
+
+	while (*i < len && s[*i] >= '0' && s[*i] <= '9')
+		(*i)++;
+	return *i - start;
+}
+
+/* -?(0|[1-9][0-9]*) */
+static bool is_json_integer(const char *s, size_t len)
+{
+	size_t i = 0, nd;
+
+	if (i < len && s[i] == '-')
+		i++;
+	nd = skip_digits(s, len, &i);
+	if (nd == 0 || (nd > 1 && s[i - nd] == '0'))
+		return false;
+	return i == len;
+}
+
+/* -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? — RFC 8259 number. */
+static bool is_json_number(const char *s, size_t len)
+{
+	size_t i = 0, nd;
+
+	if (i < len && s[i] == '-')
+		i++;
+	nd = skip_digits(s, len, &i);
+	if (nd == 0 || (nd > 1 && s[i - nd] == '0'))
+		return false;
+	if (i < len && s[i] == '.') {
+		i++;
+		if (skip_digits(s, len, &i) == 0)
+			return false;
+	}
+	if (i < len && (s[i] == 'e' || s[i] == 'E')) {
+		i++;
+		if (i < len && (s[i] == '+' || s[i] == '-'))
+			i++;
+		if (skip_digits(s, len, &i) == 0)
+			return false;
+	}
+	return i == len;
+}
+
+/* A NULL or TEXT value, rendered by its column's type class. */
+static void put_value(out *o, const ps_column *col, const ps_value *v)
+{
+	if (v->kind != PS_VALUE_TEXT || !v->data) {
+		PUT_LIT(o, "null");
+		return;
+	}
+	switch (col->type_class) {
+	case PS_TYPE_INTEGER:
+		if (is_json_integer(v->data, v->len)) {
+			put(o, v->data, v->len);
+			return;
+		}
+		break;
+	case PS_TYPE_FLOAT:
+		if (is_json_number(v->data, v->len)) {
+			put(o, v->data, v->len);
+			return;
+		}
+		break;
+	case PS_TYPE_BOOL:
+		if (v->len == 1 && (v->data[0] == 't' || v->data[0] == 'f')) {
+			put_bool(o, v->data[0] == 't');
+			return;
+		}
+		break;
+	default:
+		break;
+	}
+	put_str(o, v->data, v->len);
+}
+
+static inline void put_column_name(out *o, const table_names *names, int i)
+{
+	put(o, names->text + names->off[i + 1], names->off[i + 2] - names->off[i + 1]);
+}
+
+/* A row object. Unchanged values are skipped and reported in *unchanged. */
+static void put_row(out *o, const ps_table *t, const table_names *names,
+                    const ps_value *vals, bool keys_only, bool *unchanged)
+{
+	bool first = true;
+
+	PUT_LIT(o, "{");
+	for (int i = 0; i < t->ncolumns; i++) {
+		if (keys_only && !t->columns[i].is_key)
+			continue;
+		if (vals[i].kind == PS_VALUE_UNCHANGED) {
+			*unchanged = true;
+			continue;
+		}
+		if (!first)
+			PUT_LIT(o, ",");
+		first = false;
+		put_column_name(o, names, i);
+		PUT_LIT(o, ":");
+		put_value(o, &t->columns[i], &vals[i]);
+	}
+	PUT_LIT(o, "}");
+}
+
+static void put_unchanged(out *o, const ps_table *t, const table_names *names,
+                          const ps_value *vals)
+{
+	bool first = true;
+
+	PUT_LIT(o, ",\"unchanged\":[");
+	for (int i = 0; i < t->ncolumns; i++) {
+		if (vals[i].kind != PS_VALUE_UNCHANGED)
+			continue;
+		if (!first)
+			PUT_LIT(o, ",");
+		first = false;
+		put_column_name(o, names, i);
+	}
+	PUT_LIT(o, "]");
+}
+
+static void put_source(out *o, const ps_sink *k, const ps_txn *txn,
+                       const ps_change *c, const table_names *names)
+{
+	put(o, k->source_prefix, k->source_prefix_len);
+	if (names)
+		put(o, names->text, names->off[1]);
+	else
+		PUT_LIT(o, "\"schema\":null,\"table\":null");
+	PUT_LIT(o, ",\"lsn\":");
+	put_u64(o, c->lsn);
+	PUT_LIT(o, ",\"txId\":");
+	put_u64(o, txn ? txn->xid : 0);
+	PUT_LIT(o, ",\"ts_ms\":");
+	put_i64(o, txn ? txn->commit_time_us / 1000 : 0);
+	PUT_LIT(o, "}");
+}
+
+static void put_extras(out *o, const ps_change *c)
+{
+	if (c->op == PS_OP_TRUNCATE) {
+		PUT_LIT(o, ",\"truncate\":{\"cascade\":");
+		put_bool(o, (c->truncate_flags & PS_TRUNCATE_CASCADE) != 0);
+		PUT_LIT(o, ",\"restart_identity\":");
+		put_bool(o, (c->truncate_flags & PS_TRUNCATE_RESTART_IDENTITY) != 0);
+		PUT_LIT(o, "}");
+	} else if (c->op == PS_OP_MESSAGE) {
+		PUT_LIT(o, ",\"message\":{\"prefix\":");
+		put_cstr_or_null(o, c->message_prefix ? c->message_prefix : "");
+		PUT_LIT(o, ",\"content\":");
+		if (o->rc == 0)
+			o->rc = ps_json_append_base64(o->b, c->message_content,
+			                              c->message_content ? c->message_len : 0);
+		PUT_LIT(o, ",\"transactional\":");
+		put_bool(o, c->message_transactional);
+		PUT_LIT(o, "}");
+	}
+}
+
+/* Appends one whole line for c to k->buf; on failure returns the code and
+ * may leave part of the line (the caller rolls back). */
+static int render_event(ps_sink *k, const ps_txn *txn, const ps_change *c,
+                        const table_names *names, int64_t now_ms)
+{
+	out o = {&k->buf, 0};
+	const ps_table *t = c->table;
+	bool has_before = t && c->old_values &&
+	                  (c->op == PS_OP_UPDATE || c->op == PS_OP_DELETE);
+	bool has_after = t && c->new_values &&
+	                 (c->op == PS_OP_INSERT || c->op == PS_OP_UPDATE ||
+	                  c->op == PS_OP_READ);
+	bool unchanged = false, old_unchanged = false;
+	char op_text[] = ",\"op\":\"?\",\"ts_ms\":";
+
+	PUT_LIT(&o, "{\"before\":");
+	if (has_before)
+		put_row(&o, t, names, c->old_values, c->old_is_key, &old_unchanged);
+	else
+		PUT_LIT(&o, "null");
+	PUT_LIT(&o, ",\"after\":");
+	if (has_after)
+		put_row(&o, t, names, c->new_values, false, &unchanged);
+	else
+		PUT_LIT(&o, "null");
+	op_text[7] = (char)c->op;
+	put(&o, op_text, sizeof(op_text) - 1);
+	put_i64(&o, now_ms);
+	put_source(&o, k, txn, c, names);
+	put_extras(&o, c);
+	if (txn && txn->reprocessing)
+		PUT_LIT(&o, ",\"reprocessing\":true");
+	if (unchanged)
+		put_unchanged(&o, t, names, c->new_values);
+	PUT_LIT(&o, "}\n");
+	return o.rc;
+}
+
+/* ==== table name cache ==================================================== */
+
+static void names_clear(table_names *e)
+{
+	ps_table_unref(e->table);
+	free(e->text);
+	free(e->off);
+	e->table = NULL;
+	e->text = NULL;
+	e->off = NULL;
+}
+
+static int names_build(table_names *e, ps_table *t)
+{
+	ps_buf b;
+	out o = {&b, 0};
+	size_t *off = NULL;
+	int rc = 0;
+
+	ps_buf_init(&b, NAMES_LIMIT);
+	off = calloc((size_t)t->ncolumns + 2, sizeof(*off));
+	if (!off) {
+		rc = PS_ENOMEM;
+		goto cleanup;
+	}
+	PUT_LIT(&o, "\"schema\":");
+	put_cstr_or_null(&o, t->schema);
+	PUT_LIT(&o, ",\"table\":");
+	put_cstr_or_null(&o, t->name);
+	off[1] = b.len;
+	for (int i = 0; i < t->ncolumns; i++) {
+		const char *name = t->columns[i].name ? t->columns[i].name : "";
+		put_str(&o, name, strlen(name));
+		off[i + 2] = b.len;
+	}
+	rc = o.rc;
+	if (rc != 0)
+		goto cleanup;
+	e->text = ps_buf_detach(&b);
+	if (!e->text) {
+		rc = PS_ENOMEM;
+		goto cleanup;
+	}
+	e->off = off;
+	off = NULL;
+	e->table = ps_table_ref(t);
+cleanup:
+	free(off);
+	ps_buf_free(&b);
+	return rc;
+}
+
+/* The cached names of t, rendering them on a miss. */
+static int names_for(ps_sink *k, ps_table *t, const table_names **out_names,
+                     ps_error *err)
+{
+	table_names *e;
+	int rc;
+
+	if (k->cache[k->cache_last].table == t) {
+		*out_names = &k->cache[k->cache_last];
+		return 0;
+	}
+	for (int i = 0; i < TABLE_CACHE_SIZE; i++) {
+		if (k->cache[i].table == t) {
+			k->cache_last = i;
+			*out_names = &k->cache[i];
+			return 0;
+		}
+	}
+	e = &k->cache[k->cache_next];
+	names_clear(e);
+	rc = names_build(e, t);
+	if (rc != 0)
+		return ps_error_set(err, rc, "cannot render the names of table %s.%s",
+		                    t->schema ? t->schema : "?", t->name ? t->name : "?");
+	k->cache_last = k->cache_next;
+	k->cache_next = (k->cache_next + 1) % TABLE_CACHE_SIZE;
+	*out_names = e;
+	return 0;
+}
+
+/* ==== files =============================================================== */
+
+/* Writes the whole buffer; on failure keeps the unwritten tail (invariant 1). */
+static int write_out(ps_sink *k, ps_error *err)
+{
+	size_t done = 0;
+	int rc = 0;
+
+	while (done < k->buf.len) {
+		ssize_t n = write(k->fd, k->buf.data + done, k->buf.len - done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			int e = n < 0 ? errno : EIO;
+			rc = ps_error_set_errno(err, PS_EIO, e, "cannot write to %s",
+			                        k->file_path);
+			break;
+		}
+		done += (size_t)n;
+	}
+	if (done > 0) {
+		k->file_bytes += done;
+		memmove(k->buf.data, k->buf.data + done, k->buf.len - done);
+		k->buf.len -= done;
+		k->buf.data[k->buf.len] = '\0';
+	}
+	return rc;
+}
+
+static int fsync_path(const char *path, ps_error *err)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int rc = 0;
+
+	if (fd < 0)
+		return ps_error_set_errno(err, PS_EIO, errno, "cannot open directory %s", path);
+	if (fsync(fd) != 0)
+		rc = ps_error_set_errno(err, PS_EIO, errno, "cannot fsync directory %s", path);
+	close(fd);
+	return rc;
+}
+
+/* Creates dir (mode 0750) unless it exists; its parent must exist. */
+static int ensure_dir(const char *dir, ps_error *err)
+{
+	char parent[PATH_MAX];
+	struct stat st;
+	char *slash;
+
+	if (mkdir(dir, 0750) == 0) {
+		snprintf(parent, sizeof(parent), "%s", dir);
+		slash = strrchr(parent, '/');
+		if (slash == parent)
+			slash[1] = '\0';
+		else if (slash)
+			*slash = '\0';
+		return fsync_path(parent, err);
+	}
+	if (errno == ENOENT)
+		return ps_error_set_errno(err, PS_EIO, errno,
+		                          "cannot create directory %s: its parent directory does not exist",
+		                          dir);
+	if (errno != EEXIST)
+		return ps_error_set_errno(err, PS_EIO, errno, "cannot create directory %s", dir);
+	if (stat(dir, &st) != 0)
+		return ps_error_set_errno(err, PS_EIO, errno, "cannot stat %s", dir);
+	if (!S_ISDIR(st.st_mode))
+		return ps_error_set(err, PS_EINVAL, "%s exists and is not a directory", dir);
+	return 0;
+}
+
+/* True when name is "<job>-<6 or more digits>.jsonl"; sets *seq. */
+static bool parse_file_seq(const char *name, const char *job, size_t job_len,
+                           uint64_t *seq)
+{
+	const char *p;
+	uint64_t v = 0;
+	size_t nd = 0;
+
+	if (strncmp(name, job, job_len) != 0 || name[job_len] != '-')
+		return false;
+	for (p = name + job_len + 1; *p >= '0' && *p <= '9'; p++) {
+		if (++nd > SEQ_MAX_DIGITS)
+			return false;
+		v = v * 10 + (uint64_t)(*p - '0');
+	}
+	if (nd < 6 || strcmp(p, ".jsonl") != 0)
+		return false;
+	*seq = v;
+	return true;
+}
+
+static int find_last_seq(ps_sink *k, uint64_t *last, ps_error *err)
+{
+	size_t job_len = strlen(k->job_name);
+	struct dirent *de;
+	DIR *d = opendir(k->dir);
+	uint64_t seq;
+
+	*last = 0;
+	if (!d)
+		return ps_error_set_errno(err, PS_EIO, errno, "cannot list directory %s", k->dir);
+	for (;;) {
+		errno = 0;
+		de = readdir(d);
+		if (!de)
+			break;
+		if (parse_file_seq(de->d_name, k->job_name, job_len, &seq) && seq > *last)
+			*last = seq;
+	}
+	if (errno != 0) {
+		int e = errno;
+		closedir(d);
+		return ps_error_set_errno(err, PS_EIO, e, "cannot list directory %s", k->dir);
+	}
+	closedir(d);
+	return 0;
+}
+
+static void file_name(const ps_sink *k, uint64_t seq, char *name, size_t len)
+{
+	snprintf(name, len, "%s-%06llu.jsonl", k->job_name, (unsigned long long)seq);
+}
+
+/* Offset just after the last '\n' of fd's first size bytes (0 if none). */
+static int last_line_end(int fd, off_t size, off_t *end)
+{
+	char chunk[8192];
+	off_t pos = size;
+
+	while (pos > 0) {
+		size_t n = pos > (off_t)sizeof(chunk) ? sizeof(chunk) : (size_t)pos;
+		ssize_t got = pread(fd, chunk, n, pos - (off_t)n);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got != (ssize_t)n)
+			return got < 0 ? errno : EIO;
+		for (size_t i = n; i > 0; i--) {
+			if (chunk[i - 1] == '\n') {
+				*end = pos - (off_t)n + (off_t)i;
+				return 0;
+			}
+		}
+		pos -= (off_t)n;
+	}
+	*end = 0;
+	return 0;
+}
+
+/* Cuts a partial last line left by a crash off file seq (invariant 1). */
+static int repair_partial_line(ps_sink *k, uint64_t seq, ps_error *err)
+{
+	char name[NAME_MAX + 1];
+	struct stat st;
+	off_t end = 0;
+	int fd = -1, e, rc = 0;
+
+	file_name(k, seq, name, sizeof(name));
+	snprintf(k->file_path, sizeof(k->file_path), "%s/%s", k->dir, name);
+	fd = openat(k->dir_fd, name, O_RDWR | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) != 0) {
+		rc = ps_error_set_errno(err, PS_EIO, errno, "cannot open %s", k->file_path);
+		goto cleanup;
+	}
+	if (st.st_size == 0)
+		goto cleanup;
+	e = last_line_end(fd, st.st_size, &end);
+	if (e != 0) {
+		rc = ps_error_set_errno(err, PS_EIO, e, "cannot read %s", k->file_path);
+		goto cleanup;
+	}
+	if (end == st.st_size)
+		goto cleanup;
+	if (ftruncate(fd, end) != 0 || fsync(fd) != 0) {
+		rc = ps_error_set_errno(err, PS_EIO, errno, "cannot cut the partial last line of %s",
+		                        k->file_path);
+		goto cleanup;
+	}
+	ps_log_warn("sink jsonl: cut a partial last line (%lld bytes) off %s",
+	            (long long)(st.st_size - end), k->file_path);
+cleanup:
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}
+
+/* Creates file k->seq (new, never appended to) and makes its name durable. */
+static int create_file(ps_sink *k, ps_error *err)
+{
+	char name[NAME_MAX + 1];
+
+	file_name(k, k->seq, name, sizeof(name));
+	snprintf(k->file_path, sizeof(k->file_path), "%s/%s", k->dir, name);
+	k->fd = openat(k->dir_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+	if (k->fd < 0)
+		return ps_error_set_errno(err, PS_EIO, errno, "cannot create %s", k->file_path);
+	k->file_bytes = 0;
+	if (fsync(k->dir_fd) != 0)
+		return ps_error_set_errno(err, PS_EIO, errno, "cannot fsync directory %s", k->dir);
+	return 0;
+}
+
+/* Ends the current file durably and starts the next (invariant 3). */
+static int rotate(ps_sink *k, ps_error *err)
+{
+	int rc = write_out(k, err);
+
+	if (rc != 0)
+		return rc;
+	if (fdatasync(k->fd) != 0)
+		return ps_error_set_errno(err, PS_EIO, errno, "cannot fdatasync %s", k->file_path);
+	close(k->fd);
+	k->fd = -1;
+	k->seq++;
+	return create_file(k, err);
+}
+
+static int open_directory(ps_sink *k, const char *path, ps_error *err)
+{
+	size_t len = strlen(path);
+	uint64_t last;
+	int rc;
+
+	while (len > 1 && path[len - 1] == '/')
+		len--;
+	if (len == 0 || path[0] != '/')
+		return ps_error_set(err, PS_EINVAL, "jsonl directory '%s' is not an absolute path", path);
+	k->dir = strndup(path, len);
+	if (!k->dir)
+		return ps_error_set(err, PS_ENOMEM, "out of memory");
+	rc = ensure_dir(k->dir, err);
+	if (rc != 0)
+		return rc;
+	k->dir_fd = open(k->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (k->dir_fd < 0)
+		return ps_error_set_errno(err, PS_EIO, errno, "cannot open directory %s", k->dir);
+	rc = find_last_seq(k, &last, err);
+	if (rc == 0 && last > 0)
+		rc = repair_partial_line(k, last, err);
+	if (rc != 0)
+		return rc;
+	k->seq = last + 1;
+	return create_file(k, err);
+}
+
+/* ==== open / close ======================================================== */
+
+static int parse_params(ps_sink *k, const ps_url *u, ps_error *err)
+{
+	k->max_file_bytes = DEFAULT_MAX_FILE_BYTES;
+	for (int i = 0; i < u->nparams; i++) {
+		const char *key = u->params[i].key, *val = u->params[i].value;
+		char *end = NULL;
+		long long v;
+
+		if (strcmp(key, "max_file_bytes") != 0)
+			return ps_error_set(err, PS_EINVAL,
+			                    "unknown jsonl URL parameter '%s' (the only one is max_file_bytes)",
+			                    key);
+		if (u->is_stdout)
+			return ps_error_set(err, PS_EINVAL,
+			                    "max_file_bytes does not apply to jsonl:- (standard output)");
+		errno = 0;
+		v = strtoll(val, &end, 10);
+		if (val[0] < '0' || val[0] > '9' || errno != 0 || *end != '\0' ||
+		    v < (long long)MIN_MAX_FILE_BYTES || v > (long long)MAX_MAX_FILE_BYTES)
+			return ps_error_set(err, PS_EINVAL,
+			                    "max_file_bytes '%s' is not a number from %llu to %llu",
+			                    val, MIN_MAX_FILE_BYTES, MAX_MAX_FILE_BYTES);
+		k->max_file_bytes = (uint64_t)v;
+	}
+	return 0;
+}
+
+static int build_source_prefix(ps_sink *k, const ps_sink_config *cfg)
+{
+	ps_buf b;
+	out o = {&b, 0};
+
+	ps_buf_init(&b, NAMES_LIMIT);
+	PUT_LIT(&o, ",\"source\":{\"connector\":");
+	put_cstr_or_null(&o, cfg->connector);
+	PUT_LIT(&o, ",\"db\":");
+	put_cstr_or_null(&o, cfg->source_db);
+	PUT_LIT(&o, ",");
+	if (o.rc != 0) {
+		ps_buf_free(&b);
+		return o.rc;
+	}
+	k->source_prefix_len = b.len;
+	k->source_prefix = ps_buf_detach(&b);
+	return k->source_prefix ? 0 : PS_ENOMEM;
+}
+
+/* Job names become file names: keep them to a safe alphabet. */
+static bool job_name_ok(const char *s)
+{
+	size_t n = 0;
+
+	if (!s || !s[0] || s[0] == '.' || s[0] == '-')
+		return false;
+	for (; s[n]; n++) {
+		char c = s[n];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '.'))
+			return false;
+	}
+	return n <= 128;
+}
+
+static void jsonl_close(ps_sink *k)
+{
+	if (!k)
+		return;
+	if (k->fd >= 0 && k->dir)
+		close(k->fd);
+	if (k->dir_fd >= 0)
+		close(k->dir_fd);
+	for (int i = 0; i < TABLE_CACHE_SIZE; i++)
+		names_clear(&k->cache[i]);
+	ps_buf_free(&k->buf);
+	free(k->source_prefix);
+	free(k->job_name);
+	free(k->dir);
+	free(k);
+}
+
+static int jsonl_open(ps_sink **out_sink, const ps_sink_config *cfg, ps_error *err)
+{
+	ps_sink *k = NULL;
+	ps_url url;
+	int rc;
+
+	*out_sink = NULL;
+	if (!cfg || !cfg->url)
+		return ps_error_set(err, PS_EINVAL, "sink jsonl needs a URL");
+	if (!job_name_ok(cfg->job_name))
+		return ps_error_set(err, PS_EINVAL,
+		                    "job name '%s' cannot be used in a file name",
+		                    cfg->job_name ? cfg->job_name : "");
+	k = calloc(1, sizeof(*k));
+	if (!k)
+		return ps_error_set(err, PS_ENOMEM, "out of memory");
+	k->fd = -1;
+	k->dir_fd = -1;
+	ps_buf_init(&k->buf, BUF_LIMIT);
+	rc = ps_url_parse(&url, cfg->url, err);
+	if (rc != 0)
+		goto cleanup;
+	if (url.scheme != PS_URL_JSONL) {
+		rc = ps_error_set(err, PS_EINVAL, "sink jsonl cannot write to '%s'", url.redacted);
+		goto cleanup;
+	}
+	rc = parse_params(k, &url, err);
+	if (rc != 0)
+		goto cleanup;
+	k->job_name = strdup(cfg->job_name);
+	if (!k->job_name || build_source_prefix(k, cfg) != 0) {
+		rc = ps_error_set(err, PS_ENOMEM, "out of memory");
+		goto cleanup;
+	}
+	if (url.is_stdout) {
+		k->fd = STDOUT_FILENO;
+		snprintf(k->file_path, sizeof(k->file_path), "standard output");
+	} else {
+		rc = open_directory(k, url.path, err);
+	}
+cleanup:
+	if (rc != 0) {
+		jsonl_close(k);
+		return rc;
+	}
+	*out_sink = k;
+	return 0;
+}
+
+/* ==== write / flush ======================================================= */
+
+static bool op_known(uint8_t op)
+{
+	return op == PS_OP_INSERT || op == PS_OP_UPDATE || op == PS_OP_DELETE ||
+	       op == PS_OP_TRUNCATE || op == PS_OP_READ || op == PS_OP_MESSAGE;
+}
+
+static int64_t wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int jsonl_write(ps_sink *k, const ps_txn *txn, const ps_change *c,
+                       ps_error *err)
+{
+	const table_names *names = NULL;
+	size_t start;
+	int rc;
+
+	if (!op_known(c->op))
+		return ps_error_set(err, PS_EINVAL, "unknown change op %u at lsn %llu",
+		                    (unsigned)c->op, (unsigned long long)c->lsn);
+	if (c->op != PS_OP_MESSAGE) {
+		if (!c->table)
+			return ps_error_set(err, PS_EINVAL, "change '%c' at lsn %llu has no table",
+			                    (char)c->op, (unsigned long long)c->lsn);
+		rc = names_for(k, c->table, &names, err);
+		if (rc != 0)
+			return rc;
+	}
+	if (k->dir && k->file_bytes + k->buf.len >= k->max_file_bytes) {
+		rc = rotate(k, err);
+		if (rc != 0)
+			return rc;
+	}
+	start = k->buf.len;
+	rc = render_event(k, txn, c, names, wall_ms());
+	if (rc == 0 && k->buf.len - start > EVENT_MAX)
+		rc = PS_ETOOBIG;
+	if (rc != 0) {
+		k->buf.len = start;
+		if (k->buf.data)
+			k->buf.data[start] = '\0';
+		if (rc == PS_ETOOBIG)
+			return ps_error_set(err, rc, "the '%c' event at lsn %llu is larger than %zu MiB",
+			                    (char)c->op, (unsigned long long)c->lsn, EVENT_MAX >> 20);
+		return ps_error_set(err, rc, "cannot render the '%c' event at lsn %llu",
+		                    (char)c->op, (unsigned long long)c->lsn);
+	}
+	if (k->buf.len >= WRITE_THRESHOLD)
+		return write_out(k, err);
+	return 0;
+}
+
+static int jsonl_flush(ps_sink *k, ps_error *err)
+{
+	int rc = write_out(k, err);
+
+	if (rc != 0)
+		return rc;
+	if (!k->dir) {
+		/* Pipes and terminals cannot be synced; files behind stdout can. */
+		if (fsync(k->fd) != 0 && errno != EINVAL && errno != EROFS &&
+		    errno != ENOTSUP && errno != EOPNOTSUPP)
+			return ps_error_set_errno(err, PS_EIO, errno, "cannot fsync %s", k->file_path);
+		return 0;
+	}
+	if (fdatasync(k->fd) != 0)
+		return ps_error_set_errno(err, PS_EIO, errno, "cannot fdatasync %s", k->file_path);
+	return 0;
+}
+
+static const char *const jsonl_schemes[] = {"jsonl", NULL};
+
+const ps_sink_ops ps_sink_jsonl = {
+	.abi_version = PS_SINK_ABI_VERSION,
+	.name = "jsonl",
+	.url_schemes = jsonl_schemes,
+	.open = jsonl_open,
+	.begin = NULL,
+	.write = jsonl_write,
+	.commit = NULL,
+	.flush = jsonl_flush,
+	.checkpoint_load = NULL,
+	.checkpoint_store = NULL,
+	.close = jsonl_close,
+};

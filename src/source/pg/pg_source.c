@@ -1,0 +1,452 @@
+/*
+ * pg_source.c — the PostgreSQL source plugin: connections, table selection,
+ * publication and replication slot. The stream itself is in pg_stream.c.
+ *
+ * NOTES ON THE DESIGN
+ *
+ * 1. Two connections: `sql` for catalog queries and DDL on the publication,
+ *    `repl` (replication=database) for the slot and the stream. Both belong
+ *    to the reader thread.
+ * 2. Tables are chosen by the spec's glob patterns against the catalog at
+ *    prepare time, and the publication is made to list exactly them
+ *    (CREATE, or ALTER ... SET TABLE when it exists).
+ * 3. A table without a usable replica identity (no primary key and REPLICA
+ *    IDENTITY DEFAULT, or NOTHING) is refused: publishing it would make
+ *    UPDATE and DELETE on it fail *on the source*, breaking the user's
+ *    application.
+ * 4. The slot is the log retention handle. Resuming requires it to exist:
+ *    recreating it would silently skip every change since the checkpoint.
+ */
+#include <fnmatch.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "source/pg/pg_internal.h"
+#include "source/pg/pgconn.h"
+#include "util/buf.h"
+#include "util/log.h"
+
+int64_t pg_now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000LL + ts.tv_nsec / 1000;
+}
+
+static char **copy_strv(const char *const *v, size_t n)
+{
+	char **out = calloc(n + 1, sizeof(char *));
+
+	for (size_t i = 0; out && i < n; i++)
+		out[i] = strdup(v[i]);
+	return out;
+}
+
+static void free_strv(char **v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+static void pg_close(ps_source *src)
+{
+	if (!src)
+		return;
+	pgo_msg_clear(&src->msg);
+	for (int i = src->pending_next; i < src->npending; i++)
+		ps_change_free(src->pending[i].change);
+	if (src->repl)
+		PQfinish(src->repl);
+	if (src->sql)
+		PQfinish(src->sql);
+	pgo_relcache_free(src->cache);
+	if (src->password) {
+		explicit_bzero(src->password, strlen(src->password));
+		free(src->password);
+	}
+	free(src->job_name);
+	free(src->url);
+	free(src->slot);
+	free(src->publication);
+	free_strv(src->include, src->ninclude);
+	free_strv(src->exclude, src->nexclude);
+	free(src);
+}
+
+static int pg_open(ps_source **out, const ps_source_config *cfg, ps_error *err)
+{
+	ps_source *src = calloc(1, sizeof(*src));
+	int rc;
+
+	*out = NULL;
+	if (!src)
+		return ps_error_set(err, PS_ENOMEM, "out of memory");
+	src->job_name = strdup(cfg->job_name);
+	src->url = strdup(cfg->url);
+	src->password = cfg->password ? strdup(cfg->password) : NULL;
+	src->slot = strdup(cfg->slot_name);
+	src->publication = strdup(cfg->publication_name);
+	src->include = copy_strv(cfg->include, cfg->ninclude);
+	src->exclude = copy_strv(cfg->exclude, cfg->nexclude);
+	src->ninclude = cfg->ninclude;
+	src->nexclude = cfg->nexclude;
+	src->cache = pgo_relcache_new();
+	if (!src->job_name || !src->url || !src->slot || !src->publication || !src->include ||
+	    !src->exclude || !src->cache || (cfg->password && !src->password)) {
+		rc = ps_error_set(err, PS_ENOMEM, "out of memory");
+		goto fail;
+	}
+	rc = ps_url_parse(&src->parsed, src->url, err);
+	if (rc != PS_OK)
+		goto fail;
+	snprintf(src->app_name, sizeof(src->app_name), "penstock_%s", src->job_name);
+	rc = pg_connect(&src->sql, src->url, &src->parsed, src->password, false, src->app_name, err);
+	if (rc != PS_OK)
+		goto fail;
+	rc = pg_connect(&src->repl, src->url, &src->parsed, src->password, true, src->app_name, err);
+	if (rc != PS_OK)
+		goto fail;
+	*out = src;
+	return PS_OK;
+fail:
+	pg_close(src);
+	return rc;
+}
+
+/* --- checks --------------------------------------------------------------- */
+
+static int check_server(ps_source *src, ps_prepare_result *res, ps_error *err)
+{
+	PGresult *r = NULL;
+	int rc;
+
+	rc = pg_exec(src->sql, &r, err, "reading server settings",
+	             "SELECT current_setting('server_version_num')::int, "
+	             "current_setting('wal_level'), current_setting('server_version'), "
+	             "pg_encoding_to_char(encoding) FROM pg_database "
+	             "WHERE datname = current_database()", 0, NULL);
+	if (rc != PS_OK)
+		return rc;
+	snprintf(res->server_version, sizeof(res->server_version), "%s", PQgetvalue(r, 0, 2));
+	if (strtol(PQgetvalue(r, 0, 0), NULL, 10) < 100000) {
+		rc = ps_error_set(err, PS_EINVAL, "PostgreSQL %s is too old: penstock needs 10 or later",
+		                  res->server_version);
+	} else if (strcmp(PQgetvalue(r, 0, 1), "logical") != 0) {
+		rc = ps_error_set(err, PS_EINVAL,
+		                  "wal_level is '%s' but logical decoding needs 'logical': run "
+		                  "ALTER SYSTEM SET wal_level = logical; and restart PostgreSQL",
+		                  PQgetvalue(r, 0, 1));
+	} else if (strcmp(PQgetvalue(r, 0, 3), "UTF8") != 0) {
+		ps_log_warn("source database encoding is %s, not UTF8: text is passed through as "
+		            "the server sends it and bytes that are not UTF-8 become U+FFFD in JSON",
+		            PQgetvalue(r, 0, 3));
+	}
+	PQclear(r);
+	return rc;
+}
+
+static int identify_system(ps_source *src, ps_prepare_result *res, ps_error *err)
+{
+	PGresult *r = PQexec(src->repl, "IDENTIFY_SYSTEM");
+	int rc = PS_OK;
+
+	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) < 1)
+		rc = pg_result_error(err, src->repl, r, "IDENTIFY_SYSTEM");
+	else
+		snprintf(res->server_id, sizeof(res->server_id), "%s", PQgetvalue(r, 0, 0));
+	PQclear(r);
+	return rc;
+}
+
+/* --- table selection ------------------------------------------------------ */
+
+static bool matches_any(char **pats, size_t n, const char *qualified)
+{
+	for (size_t i = 0; i < n; i++)
+		if (fnmatch(pats[i], qualified, 0) == 0)
+			return true;
+	return false;
+}
+
+/* Appends the selected tables to list as quoted "schema"."table" items,
+ * comma-separated; *count receives how many. */
+static int select_tables(ps_source *src, ps_buf *list, size_t *count, ps_error *err)
+{
+	PGresult *r = NULL;
+	ps_buf bad;
+	char qualified[300];
+	int rc;
+
+	*count = 0;
+	ps_buf_init(&bad, 4096);
+	rc = pg_exec(src->sql, &r, err, "listing tables",
+	             "SELECT n.nspname, c.relname, c.relreplident, "
+	             "  EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary) "
+	             "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+	             "WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema', "
+	             "'penstock') AND n.nspname NOT LIKE 'pg\\_%' ORDER BY 1, 2", 0, NULL);
+	if (rc != PS_OK)
+		goto cleanup;
+	for (int i = 0; i < PQntuples(r); i++) {
+		const char *ident = PQgetvalue(r, i, 2);
+		bool has_pk = PQgetvalue(r, i, 3)[0] == 't';
+		snprintf(qualified, sizeof(qualified), "%s.%s", PQgetvalue(r, i, 0), PQgetvalue(r, i, 1));
+		if (!matches_any(src->include, src->ninclude, qualified) ||
+		    matches_any(src->exclude, src->nexclude, qualified))
+			continue;
+		if (ident[0] == 'n' || (ident[0] == 'd' && !has_pk)) {
+			ps_buf_printf(&bad, "%s%s", bad.len ? ", " : "", qualified);
+			continue;
+		}
+		if (*count)
+			ps_buf_puts(list, ", ");
+		pg_quote_ident(src->sql, list, PQgetvalue(r, i, 0));
+		ps_buf_putc(list, '.');
+		pg_quote_ident(src->sql, list, PQgetvalue(r, i, 1));
+		(*count)++;
+	}
+	if (bad.len) {
+		rc = ps_error_set(err, PS_EINVAL,
+		                  "tables without a primary key or replica identity: %s. Publishing them "
+		                  "would make UPDATE and DELETE fail on the source. Fix: add a primary key, "
+		                  "or ALTER TABLE ... REPLICA IDENTITY FULL, or add them to tables.exclude",
+		                  bad.data);
+	} else if (*count == 0) {
+		rc = ps_error_set(err, PS_EINVAL,
+		                  "tables.include matched no table in database '%s'; list tables with "
+		                  "psql's \\dt *.* and fix the patterns (they are schema.table globs)",
+		                  PQdb(src->sql));
+	}
+cleanup:
+	PQclear(r);
+	ps_buf_free(&bad);
+	return rc;
+}
+
+/* --- publication ---------------------------------------------------------- */
+
+static int ensure_publication(ps_source *src, const char *table_list, ps_error *err)
+{
+	const char *params[1] = {src->publication};
+	PGresult *r = NULL;
+	ps_buf sql;
+	bool exists;
+	int rc;
+
+	rc = pg_exec(src->sql, &r, err, "looking up the publication",
+	             "SELECT puballtables FROM pg_publication WHERE pubname = $1", 1, params);
+	if (rc != PS_OK)
+		return rc;
+	exists = PQntuples(r) > 0;
+	if (exists && PQgetvalue(r, 0, 0)[0] == 't') {
+		PQclear(r);
+		return ps_error_set(err, PS_EINVAL,
+		                    "publication %s is FOR ALL TABLES; penstock manages its own "
+		                    "publication: drop it or set source.publication to another name",
+		                    src->publication);
+	}
+	PQclear(r);
+	ps_buf_init(&sql, 16u << 20);
+	ps_buf_puts(&sql, exists ? "ALTER PUBLICATION " : "CREATE PUBLICATION ");
+	pg_quote_ident(src->sql, &sql, src->publication);
+	ps_buf_puts(&sql, exists ? " SET TABLE " : " FOR TABLE ");
+	rc = ps_buf_puts(&sql, table_list);
+	if (rc != PS_OK) {
+		ps_buf_free(&sql);
+		return ps_error_set(err, rc, "table list too long for one publication command");
+	}
+	rc = pg_exec(src->sql, NULL, err, exists ? "updating the publication" : "creating the publication",
+	             sql.data, 0, NULL);
+	ps_buf_free(&sql);
+	return rc;
+}
+
+/* --- slot ------------------------------------------------------------------ */
+
+static int slot_lookup(ps_source *src, bool *exists, char *confirmed, size_t len, ps_error *err)
+{
+	const char *params[1] = {src->slot};
+	PGresult *r = NULL;
+	int rc;
+
+	*exists = false;
+	rc = pg_exec(src->sql, &r, err, "looking up the replication slot",
+	             "SELECT plugin, database = current_database(), active_pid, "
+	             "  coalesce(confirmed_flush_lsn::text, ''), slot_type "
+	             "FROM pg_replication_slots WHERE slot_name = $1", 1, params);
+	if (rc != PS_OK)
+		return rc;
+	if (PQntuples(r) == 0)
+		goto cleanup;
+	*exists = true;
+	if (strcmp(PQgetvalue(r, 0, 4), "logical") != 0 || strcmp(PQgetvalue(r, 0, 0), "pgoutput") != 0 ||
+	    PQgetvalue(r, 0, 1)[0] != 't') {
+		rc = ps_error_set(err, PS_EINVAL,
+		                  "replication slot %s exists but is not a pgoutput slot of database "
+		                  "'%s'; set source.slot to another name", src->slot, PQdb(src->sql));
+	} else if (!PQgetisnull(r, 0, 2)) {
+		rc = ps_error_set(err, PS_EINVAL,
+		                  "replication slot %s is in use by server process %s: is another "
+		                  "penstock running job '%s'? Stop it first", src->slot,
+		                  PQgetvalue(r, 0, 2), src->job_name);
+	} else {
+		snprintf(confirmed, len, "%s", PQgetvalue(r, 0, 3));
+	}
+cleanup:
+	PQclear(r);
+	return rc;
+}
+
+static int slot_drop(ps_source *src, ps_error *err)
+{
+	const char *params[1] = {src->slot};
+
+	return pg_exec(src->sql, NULL, err, "dropping the replication slot",
+	               "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+	               "WHERE slot_name = $1", 1, params);
+}
+
+static int slot_create(ps_source *src, char *consistent, size_t len, ps_error *err)
+{
+	PGresult *r = NULL;
+	ps_buf cmd;
+	int rc = PS_OK;
+
+	ps_buf_init(&cmd, 1024);
+	ps_buf_puts(&cmd, "CREATE_REPLICATION_SLOT ");
+	pg_quote_ident(src->repl, &cmd, src->slot);
+	ps_buf_puts(&cmd, " LOGICAL pgoutput NOEXPORT_SNAPSHOT");
+	r = PQexec(src->repl, cmd.data);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) < 1)
+		rc = pg_result_error(err, src->repl, r, "creating the replication slot");
+	else
+		snprintf(consistent, len, "%s", PQgetvalue(r, 0, 1));
+	PQclear(r);
+	ps_buf_free(&cmd);
+	return rc;
+}
+
+static int prepare_slot(ps_source *src, int mode, ps_prepare_result *res, ps_error *err)
+{
+	bool exists;
+	int rc;
+
+	rc = slot_lookup(src, &exists, res->start_position, sizeof(res->start_position), err);
+	if (rc != PS_OK)
+		return rc;
+	if (mode == PS_PREPARE_MUST_EXIST && !exists)
+		return ps_error_set(err, PS_ECHECKPOINT,
+		                    "replication slot %s no longer exists, so the changes since the "
+		                    "checkpoint are gone from the source's log. Start over with "
+		                    "\"resume\": \"never\" (the target must then be loaded again)",
+		                    src->slot);
+	if (mode == PS_PREPARE_RECREATE && exists) {
+		rc = slot_drop(src, err);
+		if (rc != PS_OK)
+			return rc;
+		exists = false;
+	}
+	if (exists)
+		return PS_OK;
+	rc = slot_create(src, res->start_position, sizeof(res->start_position), err);
+	if (rc == PS_OK)
+		res->created = true;
+	return rc;
+}
+
+static int pg_prepare(ps_source *src, int mode, ps_prepare_result *res, ps_error *err)
+{
+	ps_buf tables;
+	int rc;
+
+	ps_buf_init(&tables, 16u << 20);
+	rc = check_server(src, res, err);
+	if (rc == PS_OK)
+		rc = identify_system(src, res, err);
+	if (rc == PS_OK)
+		rc = select_tables(src, &tables, &res->ntables, err);
+	if (rc == PS_OK)
+		rc = ensure_publication(src, tables.data, err);
+	if (rc == PS_OK)
+		rc = prepare_slot(src, mode, res, err);
+	ps_buf_free(&tables);
+	return rc;
+}
+
+/* --- positions ------------------------------------------------------------ */
+
+static int pg_position_compare(const char *a, const char *b)
+{
+	uint64_t x = 0, y = 0;
+
+	if (a && *a)
+		pgo_lsn_parse(a, &x);
+	if (b && *b)
+		pgo_lsn_parse(b, &y);
+	return (x > y) - (x < y);
+}
+
+static long long pg_position_distance(const char *from, const char *to)
+{
+	uint64_t x, y;
+
+	if (pgo_lsn_parse(from, &x) != PS_OK || pgo_lsn_parse(to, &y) != PS_OK)
+		return -1;
+	return y > x ? (long long)(y - x) : 0;
+}
+
+static int pg_current_position(ps_source *src, char *buf, size_t len, ps_error *err)
+{
+	PGresult *r = NULL;
+	int rc = pg_exec(src->sql, &r, err, "reading the current WAL position",
+	                 "SELECT pg_current_wal_lsn()::text", 0, NULL);
+
+	if (rc == PS_OK)
+		snprintf(buf, len, "%s", PQgetvalue(r, 0, 0));
+	PQclear(r);
+	return rc;
+}
+
+static int pg_drop(ps_source *src, ps_error *err)
+{
+	ps_buf sql;
+	int rc;
+
+	if (src->repl) {
+		PQfinish(src->repl);   /* releases the slot if it was streaming */
+		src->repl = NULL;
+		src->streaming = false;
+	}
+	rc = slot_drop(src, err);
+	if (rc != PS_OK)
+		return rc;
+	ps_buf_init(&sql, 1024);
+	ps_buf_puts(&sql, "DROP PUBLICATION IF EXISTS ");
+	pg_quote_ident(src->sql, &sql, src->publication);
+	rc = pg_exec(src->sql, NULL, err, "dropping the publication", sql.data, 0, NULL);
+	ps_buf_free(&sql);
+	return rc;
+}
+
+static const char *const pg_schemes[] = {"postgresql", NULL};
+
+const ps_source_ops ps_source_pg = {
+	.abi_version = PS_SOURCE_ABI_VERSION,
+	.name = "pg",
+	.connector = "postgresql",
+	.url_schemes = pg_schemes,
+	.open = pg_open,
+	.prepare = pg_prepare,
+	.start = pg_stream_start,
+	.read = pg_stream_read,
+	.ack = pg_stream_ack,
+	.position_compare = pg_position_compare,
+	.current_position = pg_current_position,
+	.position_distance = pg_position_distance,
+	.drop = pg_drop,
+	.close = pg_close,
+};

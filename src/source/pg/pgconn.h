@@ -1,0 +1,42 @@
+/*
+ * pgconn.h — libpq helpers shared by everything that talks to PostgreSQL.
+ *
+ * - Connections are made from the spec's URL with the password passed as a
+ *   separate keyword (never in a string that could be logged).
+ * - Errors are copied out of libpq at once (the handle reuses its buffer),
+ *   folded to one line, with the SQLSTATE kept, and name host and port.
+ * - Identifiers go into SQL only through pg_quote_ident; values only as
+ *   parameters.
+ */
+#ifndef PS_SOURCE_PG_PGCONN_H
+#define PS_SOURCE_PG_PGCONN_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+
+#include "core/url.h"
+#include "penstock/error.h"
+#include "util/buf.h"
+
+/* Connects; replication selects a logical replication connection
+ * (replication=database). application_name defaults to "penstock". */
+int pg_connect(PGconn **out, const char *url, const ps_url *parsed, const char *password,
+               bool replication, const char *application_name, ps_error *err);
+
+/* Fills err from a failed result (or the connection when res is NULL):
+ * PS_ESERVER with SQLSTATE when the server answered, PS_ECONNECT when the
+ * connection is gone. what says what was being done. */
+int pg_result_error(ps_error *err, PGconn *conn, const PGresult *res, const char *what);
+
+/* Runs a command expecting PGRES_COMMAND_OK or PGRES_TUPLES_OK; *out (may be
+ * NULL) receives the result, which the caller PQclears. */
+int pg_exec(PGconn *conn, PGresult **out, ps_error *err, const char *what,
+            const char *sql, int nparams, const char *const *params);
+
+/* Appends the quoted identifier to b. */
+int pg_quote_ident(PGconn *conn, ps_buf *b, const char *ident);
+/* Appends the quoted literal to b (for replication commands, which take no
+ * parameters). */
+int pg_quote_literal(PGconn *conn, ps_buf *b, const char *text);
+
+#endif
