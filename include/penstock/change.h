@@ -91,7 +91,7 @@ typedef struct ps_change {
 	ps_value *old_values;    /* table->ncolumns entries, or NULL when not sent */
 	bool old_is_key;         /* old_values holds only the key columns; the
 	                            others are PS_VALUE_NULL and mean nothing */
-	uint32_t truncate_flags; /* PS_TRUNCATE_* */
+	uint32_t truncate_flags; /* PS_TRUNCATE_*; set by the builder after ps_change_new */
 	uint64_t lsn;            /* source log offset of this change, 0 if unknown */
 	/* PS_OP_MESSAGE only */
 	bool message_transactional;

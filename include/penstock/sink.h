@@ -31,6 +31,7 @@
 
 typedef struct ps_sink ps_sink; /* defined by each plugin */
 
+/* Borrowed for the duration of open only: a sink copies what it keeps. */
 typedef struct ps_sink_config {
 	const char *job_name;
 	const char *url;          /* as in the spec; never holds a password */

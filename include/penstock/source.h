@@ -37,6 +37,7 @@
 
 typedef struct ps_source ps_source; /* defined by each plugin */
 
+/* Borrowed for the duration of open only: a source copies what it keeps. */
 typedef struct ps_source_config {
 	const char *job_name;
 	const char *url;               /* as in the spec; never holds a password */

@@ -17,6 +17,7 @@
 #define PS_CORE_URL_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "penstock/error.h"
 

@@ -73,7 +73,7 @@ int ps_buf_putc(ps_buf *b, char c)
 {
 	int rc;
 
-	if (b->len + 1 < b->cap) {
+	if (b->len + 1 < b->cap && b->len < b->limit) {
 		b->data[b->len++] = c;
 		b->data[b->len] = '\0';
 		return PS_OK;
