@@ -6,6 +6,7 @@
  * second one stops at once (still flushing what is complete).
  */
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -16,13 +17,13 @@
 #include "core/spec.h"
 #include "util/log.h"
 
-static volatile sig_atomic_t g_stop;
+static atomic_int g_stop;   /* lock-free, so safe in a signal handler */
 
 static void on_signal(int sig)
 {
 	(void)sig;
-	if (g_stop < 2)
-		g_stop++;
+	if (atomic_load(&g_stop) < 2)
+		atomic_fetch_add(&g_stop, 1);
 }
 
 static void install_signals(void)

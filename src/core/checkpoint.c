@@ -79,6 +79,19 @@ static void join_patterns(ps_buf *b, char **pats, size_t n)
 		ps_buf_printf(b, "%s%s", i ? "," : "", pats[i]);
 }
 
+/* Where the target is, without who connects: the user may change freely. */
+static void target_identity(char *buf, size_t len, const ps_url *t)
+{
+	char hp[300];
+
+	if (t->scheme == PS_URL_JSONL || t->scheme == PS_URL_SQLITE) {
+		snprintf(buf, len, "%s", t->redacted);
+		return;
+	}
+	ps_url_host_port(t, hp, sizeof(hp));
+	snprintf(buf, len, "%s://%s/%s", t->scheme_name, hp, t->dbname);
+}
+
 void ps_identity_from_spec(ps_identity *id, const ps_spec *spec)
 {
 	const ps_url *s = &spec->source.parsed;
@@ -89,7 +102,7 @@ void ps_identity_from_spec(ps_identity *id, const ps_spec *spec)
 	memset(id, 0, sizeof(*id));
 	ps_url_host_port(s, hp, sizeof(hp));
 	snprintf(id->source, sizeof(id->source), "%s://%s/%s", s->scheme_name, hp, s->dbname);
-	snprintf(id->target, sizeof(id->target), "%s", spec->target.parsed.redacted);
+	target_identity(id->target, sizeof(id->target), &spec->target.parsed);
 	ps_buf_init(&tables, sizeof(id->tables) - 1);
 	ps_buf_puts(&tables, "include=");
 	join_patterns(&tables, spec->include, spec->ninclude);

@@ -2,6 +2,7 @@
  * fault.c — fault injection (see fault.h). Parsed once at start; hit counters
  * are atomics so the reader and the applier may share the table.
  */
+#include <errno.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -68,8 +69,9 @@ static int parse_one(const char *spec, fault *f, ps_error *err)
 		                    "PENSTOCK_FAULT: action '%s' is not error or crash", action);
 	f->nth = 1;
 	if (at) {
+		errno = 0;
 		f->nth = strtol(at + 1, &end, 10);
-		if (end == at + 1 || *end != '\0' || f->nth < 1)
+		if (at[1] < '0' || at[1] > '9' || *end != '\0' || errno != 0 || f->nth < 1)
 			return ps_error_set(err, PS_EINVAL,
 			                    "PENSTOCK_FAULT: '@%s' is not a positive count", at + 1);
 	}
@@ -86,6 +88,9 @@ int ps_fault_init(ps_error *err)
 	g_nfaults = 0;
 	if (!env || !*env)
 		return PS_OK;
+	if (strlen(env) >= sizeof(copy))
+		return ps_error_set(err, PS_EINVAL, "PENSTOCK_FAULT is longer than %zu bytes",
+		                    sizeof(copy) - 1);
 	snprintf(copy, sizeof(copy), "%s", env);
 	for (p = copy; p && *p; p = comma ? comma + 1 : NULL) {
 		comma = strchr(p, ',');
@@ -93,8 +98,10 @@ int ps_fault_init(ps_error *err)
 			*comma = '\0';
 		if (g_nfaults == MAX_FAULTS)
 			return ps_error_set(err, PS_EINVAL, "PENSTOCK_FAULT: at most %d faults", MAX_FAULTS);
-		if (parse_one(p, &g_faults[g_nfaults], err) != PS_OK)
+		if (parse_one(p, &g_faults[g_nfaults], err) != PS_OK) {
+			g_nfaults = 0;   /* nothing armed from a value that was refused */
 			return PS_EINVAL;
+		}
 		g_nfaults++;
 	}
 	return PS_OK;
@@ -102,18 +109,23 @@ int ps_fault_init(ps_error *err)
 
 int ps_fault_hit(const char *point, ps_error *err)
 {
+	const fault *fire = NULL;
+
+	/* Every entry for the point counts every hit, so "p:error@1,p:error@3"
+	 * fires on the first and the third. */
 	for (int i = 0; i < g_nfaults; i++) {
 		fault *f = &g_faults[i];
 		if (strcmp(f->point, point) != 0)
 			continue;
-		if (atomic_fetch_add(&f->hits, 1) + 1 != f->nth)
-			continue;
-		if (f->crash) {
-			ps_log_warn("fault point %s: crashing as PENSTOCK_FAULT asks", point);
-			kill(getpid(), SIGKILL);
-			_exit(137);
-		}
-		return ps_error_set(err, PS_EFAULT, "injected fault at %s (PENSTOCK_FAULT)", point);
+		if (atomic_fetch_add(&f->hits, 1) + 1 == f->nth && !fire)
+			fire = f;
 	}
-	return PS_OK;
+	if (!fire)
+		return PS_OK;
+	if (fire->crash) {
+		ps_log_warn("fault point %s: crashing as PENSTOCK_FAULT asks", point);
+		kill(getpid(), SIGKILL);
+		_exit(137);
+	}
+	return ps_error_set(err, PS_EFAULT, "injected fault at %s (PENSTOCK_FAULT)", point);
 }

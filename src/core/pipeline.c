@@ -42,7 +42,7 @@
 typedef struct pipeline {
 	const ps_pipeline_config *cfg;
 	const ps_spec *spec;
-	volatile sig_atomic_t *stop;
+	atomic_int *stop;
 	ps_src src;
 	ps_snk snk;
 	ps_queue queue;
@@ -106,7 +106,7 @@ static int reader_push(pipeline *p, ps_read_item *item, ps_error *err)
 		int rc = ps_queue_push(&p->queue, item, 200);
 		if (rc != PS_ETIMEOUT)
 			return rc == PS_OK ? PS_OK : ps_error_set(err, rc, "queue closed");
-		if (atomic_load(&p->applier_failed) || *p->stop >= 2)
+		if (atomic_load(&p->applier_failed) || atomic_load(p->stop) >= 2)
 			return ps_error_set(err, PS_ESTOPPED, "stopping");
 		rc = reader_ack(p, err);
 		if (rc != PS_OK)
@@ -121,7 +121,7 @@ static int reader_loop(pipeline *p, ps_error *err)
 	int rc;
 
 	for (;;) {
-		if (atomic_load(&p->applier_failed) || *p->stop >= 2 || (*p->stop && !in_txn))
+		if (atomic_load(&p->applier_failed) || atomic_load(p->stop) >= 2 || (atomic_load(p->stop) && !in_txn))
 			return PS_OK;
 		rc = reader_ack(p, err);
 		if (rc == PS_OK)
@@ -501,7 +501,7 @@ static int run_threads(pipeline *p, ps_error *err)
 	return rc;
 }
 
-int ps_pipeline_run(const ps_pipeline_config *cfg, volatile sig_atomic_t *stop, ps_error *err)
+int ps_pipeline_run(const ps_pipeline_config *cfg, atomic_int *stop, ps_error *err)
 {
 	pipeline *p = calloc(1, sizeof(*p));
 	ps_prepare_result res;

@@ -5,7 +5,7 @@
 #ifndef PS_CORE_PIPELINE_H
 #define PS_CORE_PIPELINE_H
 
-#include <signal.h>
+#include <stdatomic.h>
 #include <stddef.h>
 
 #include "core/spec.h"
@@ -25,11 +25,14 @@ typedef struct ps_pipeline_config {
 void ps_pipeline_config_defaults(ps_pipeline_config *cfg);
 
 /*
+ * stop is a lock-free atomic, so a signal handler may set it and both threads
+ * may read it.
+ *
  * Runs the job until *stop becomes non-zero (1: graceful — finish the
  * transaction being read, flush, checkpoint; 2: at once — flush what is
  * complete, checkpoint) or an error happens. Returns PS_OK after a graceful
  * stop, else the error.
  */
-int ps_pipeline_run(const ps_pipeline_config *cfg, volatile sig_atomic_t *stop, ps_error *err);
+int ps_pipeline_run(const ps_pipeline_config *cfg, atomic_int *stop, ps_error *err);
 
 #endif
