@@ -317,3 +317,22 @@ def test_rotation_keeps_every_event_in_order(db, make_penstock, tmp_path):
     files = sorted(p.out_dir.glob("rot-*.jsonl"))
     assert len(files) > 5
     assert [e["after"]["id"] for e in p.events()] == list(range(1, 501))
+
+
+def test_stdout_target_and_ack_after_flush(db, make_penstock):
+    db.execute("CREATE TABLE s (id int PRIMARY KEY, v text)")
+    p = make_penstock("stdout", target="jsonl:-")
+    p.start()
+    p.wait_streaming(db)
+    db.execute("INSERT INTO s SELECT g, 'v' || g FROM generate_series(1, 100) g")
+    lsn = db.value("SELECT pg_current_wal_lsn()")
+    # The slot only moves past a change once penstock flushed it to stdout.
+    wait_for(lambda: db.value("SELECT confirmed_flush_lsn >= %s::pg_lsn FROM pg_replication_slots "
+                              "WHERE slot_name = 'penstock_stdout'", (lsn,)),
+             what="the slot to confirm the insert")
+    p.proc.send_signal(__import__("signal").SIGTERM)
+    out, _ = p.proc.communicate(timeout=60)
+    assert p.proc.returncode == 0
+    events = [json.loads(line) for line in out.decode().splitlines()]
+    assert [e["after"]["id"] for e in events] == list(range(1, 101))
+    assert all(e["op"] == "c" and e["after"]["v"] == f"v{e['after']['id']}" for e in events)
