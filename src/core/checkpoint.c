@@ -16,6 +16,7 @@
 #include "core/spec_json.h"
 #include "util/buf.h"
 #include "util/log.h"
+#include "util/str.h"
 
 /* --- CDC marker ----------------------------------------------------------- */
 
@@ -285,19 +286,6 @@ static int write_all_fsync(int fd, const char *data, size_t len, const char *pat
 	return PS_OK;
 }
 
-static int fsync_dir(const char *dir, ps_error *err)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY);
-	int rc = PS_OK;
-
-	if (fd < 0)
-		return ps_error_set_errno(err, PS_EIO, errno, "cannot open directory '%s'", dir);
-	if (fsync(fd) != 0)
-		rc = ps_error_set_errno(err, PS_EIO, errno, "cannot fsync directory '%s'", dir);
-	close(fd);
-	return rc;
-}
-
 static json_t *to_json(const ps_checkpoint *ck)
 {
 	json_t *root = json_object();
@@ -362,7 +350,7 @@ int ps_checkpoint_store(ps_checkpoint *ck, const char *state_dir, ps_error *err)
 		rc = ps_error_set_errno(err, PS_EIO, errno, "cannot rename '%s' to '%s'", tmp, path);
 		goto cleanup;
 	}
-	rc = fsync_dir(dir, err);
+	rc = ps_fsync_dir(dir, err);
 cleanup:
 	if (fd >= 0)
 		close(fd);

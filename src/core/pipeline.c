@@ -38,6 +38,7 @@
 #include "core/queue.h"
 #include "core/spec_json.h"
 #include "util/log.h"
+#include "util/str.h"
 
 typedef struct pipeline {
 	const ps_pipeline_config *cfg;
@@ -369,10 +370,7 @@ static int open_source(pipeline *p, int mode, bool resuming, ps_prepare_result *
 	cfg.exclude = (const char *const *)s->exclude;
 	cfg.nexclude = s->nexclude;
 	rc = ps_src_open(&p->src, ops, &cfg, err);
-	if (password) {
-		explicit_bzero(password, strlen(password));
-		free(password);
-	}
+	ps_secret_free(password);
 	if (rc == PS_OK)
 		rc = ps_src_prepare(&p->src, mode, res, err);
 	if (rc == PS_OK && resuming && p->ck.source_server_id[0] &&
@@ -405,10 +403,7 @@ static int open_sink(pipeline *p, ps_error *err)
 	cfg.connector = p->src.ops->connector;
 	cfg.source_db = s->source.parsed.dbname;
 	rc = ps_snk_open(&p->snk, ops, &cfg, err);
-	if (password) {
-		explicit_bzero(password, strlen(password));
-		free(password);
-	}
+	ps_secret_free(password);
 	return rc;
 }
 

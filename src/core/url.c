@@ -27,6 +27,7 @@
 #include <strings.h>
 
 #include "core/url.h"
+#include "util/str.h"
 
 #define PASSWORD_REFUSAL "put the password in password_env or password_file, not in the URL"
 #define JSONL_HINT "write jsonl:///absolute/dir, or jsonl:- for standard output"
@@ -63,17 +64,6 @@ static const struct {
 /* Percent-decoding and encoding                                       */
 /* ------------------------------------------------------------------ */
 
-static int hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Decodes src[0..n) into dst (capacity cap, NUL-terminated). what names the
  * component in messages; the text itself is never echoed. */
 static int decode(char *dst, size_t cap, const char *src, size_t n,
@@ -85,8 +75,8 @@ static int decode(char *dst, size_t cap, const char *src, size_t n,
 		int c = (unsigned char)src[i];
 
 		if (c == '%') {
-			int hi = i + 2 < n ? hex_value(src[i + 1]) : -1;
-			int lo = i + 2 < n ? hex_value(src[i + 2]) : -1;
+			int hi = i + 2 < n ? ps_hex_value(src[i + 1]) : -1;
+			int lo = i + 2 < n ? ps_hex_value(src[i + 2]) : -1;
 
 			if (hi < 0 || lo < 0)
 				return ps_error_set(err, PS_EINVAL,

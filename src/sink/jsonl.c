@@ -57,6 +57,7 @@
 #include "util/buf.h"
 #include "util/json.h"
 #include "util/log.h"
+#include "util/str.h"
 
 #define EVENT_MAX ((size_t)64 << 20)          /* largest single event */
 #define WRITE_THRESHOLD ((size_t)256 << 10)   /* write(2) once this is buffered */
@@ -466,19 +467,6 @@ static int write_out(ps_sink *k, ps_error *err)
 	return rc;
 }
 
-static int fsync_path(const char *path, ps_error *err)
-{
-	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	int rc = 0;
-
-	if (fd < 0)
-		return ps_error_set_errno(err, PS_EIO, errno, "cannot open directory %s", path);
-	if (fsync(fd) != 0)
-		rc = ps_error_set_errno(err, PS_EIO, errno, "cannot fsync directory %s", path);
-	close(fd);
-	return rc;
-}
-
 /* Creates dir (mode 0750) unless it exists; its parent must exist. */
 static int ensure_dir(const char *dir, ps_error *err)
 {
@@ -493,7 +481,7 @@ static int ensure_dir(const char *dir, ps_error *err)
 			slash[1] = '\0';
 		else if (slash)
 			*slash = '\0';
-		return fsync_path(parent, err);
+		return ps_fsync_dir(parent, err);
 	}
 	if (errno == ENOENT)
 		return ps_error_set_errno(err, PS_EIO, errno,

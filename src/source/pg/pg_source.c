@@ -27,6 +27,7 @@
 #include "source/pg/pgconn.h"
 #include "util/buf.h"
 #include "util/log.h"
+#include "util/str.h"
 
 int64_t pg_now_us(void)
 {
@@ -64,10 +65,7 @@ static void pg_close(ps_source *src)
 	if (src->sql)
 		PQfinish(src->sql);
 	pgo_relcache_free(src->cache);
-	if (src->password) {
-		explicit_bzero(src->password, strlen(src->password));
-		free(src->password);
-	}
+	ps_secret_free(src->password);
 	free(src->job_name);
 	free(src->url);
 	free(src->slot);

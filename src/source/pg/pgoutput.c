@@ -40,6 +40,7 @@
 #include <string.h>
 
 #include "source/pg/pgoutput.h"
+#include "util/str.h"
 
 /* Smallest encoding of one column in a Relation message:
  * flags (1) + name NUL (1) + type OID (4) + type modifier (4). */
@@ -780,17 +781,6 @@ void pgo_lsn_format(uint64_t lsn, char *buf, size_t len)
 	snprintf(buf, len, "%" PRIX32 "/%" PRIX32, (uint32_t)(lsn >> 32), (uint32_t)lsn);
 }
 
-static int hex_digit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* 1..8 hex digits ending at `stop`; *end is left after them. */
 static int parse_hex32(const char *s, char stop, uint32_t *v, const char **end)
 {
@@ -798,7 +788,7 @@ static int parse_hex32(const char *s, char stop, uint32_t *v, const char **end)
 	int n = 0;
 
 	for (; *s != stop; s++, n++) {
-		int d = hex_digit(*s);
+		int d = ps_hex_value(*s);
 
 		if (d < 0 || n == 8)
 			return PS_EINVAL;
