@@ -13,6 +13,7 @@ base=$(mktemp -d /tmp/penstock-demo.XXXXXX)
 chmod 755 "$base"
 port=$("$PGTMP" freeport)
 pid=""
+runs=0
 cleanup() {
   [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
   "$PGTMP" stop "$base/pg"
@@ -27,11 +28,9 @@ wait_events() {   # wait_events N: poll until N events have arrived (30 s at mos
   for _ in $(seq 1 300); do [ "$(events)" -ge "$1" ] && return 0; sleep 0.1; done
   echo "demo: expected $1 events, have $(events); penstock log:" >&2; cat "$base/penstock.log" >&2; exit 1
 }
-wait_streaming() {
+wait_streaming() {   # penstock logs "; streaming, " once every new commit is captured
   for _ in $(seq 1 300); do
-    a=$("$PSQL" -X -At -h 127.0.0.1 -p "$port" -U postgres -d shop \
-        -c "SELECT active FROM pg_replication_slots WHERE slot_name = 'penstock_shop'")
-    [ "$a" = "t" ] && return 0; sleep 0.1
+    [ "$(grep -c '; streaming, ' "$base/penstock.log")" -ge "$1" ] && return 0; sleep 0.1
   done
   echo "demo: penstock did not start; its log:" >&2; cat "$base/penstock.log" >&2; exit 1
 }
@@ -50,7 +49,8 @@ for line in sys.stdin:
 start_penstock() {
   "$BIN" run --state-dir "$base/state" "$base/spec.json" >>"$base/penstock.log" 2>&1 &
   pid=$!
-  wait_streaming
+  runs=$((runs + 1))
+  wait_streaming "$runs"
 }
 
 say "starting a throwaway PostgreSQL 15 on 127.0.0.1:$port"
@@ -98,7 +98,7 @@ say "penstock run again: resumes from the checkpoint, nothing lost, nothing repe
 start_penstock
 wait_events 5
 show 5
-grep -E "resuming" "$base/penstock.log" | sed 's/^/  log> /' || true
+grep -E "resuming from" "$base/penstock.log" | sed 's/^/  log> /' || true
 kill -TERM "$pid"; wait "$pid" || true; pid=""
 
 say "done: $(events) events; cleaning up"

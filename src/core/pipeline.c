@@ -451,11 +451,12 @@ static void log_start(pipeline *p, bool resuming, const ps_prepare_result *res)
 	ps_log_info("job %s (%s): source %s (PostgreSQL %s), target %s, %zu tables, publication %s",
 	            s->name, ps_job_type_name(s->type), s->source.parsed.redacted, res->server_version,
 	            s->target.parsed.redacted, res->ntables, s->source.publication);
-	ps_log_info("slot %s %s; %s at %s, CDC %s%s%s", s->source.slot,
+	/* Logged once START_REPLICATION succeeded: from here on every commit is
+	 * captured, so scripts may wait for this line. */
+	ps_log_info("slot %s %s; streaming, %s at %s, CDC %s", s->source.slot,
 	            res->created ? "created" : "exists",
 	            resuming ? "resuming from checkpoint" : "starting", p->ck.position,
-	            ps_cdc_state_name(p->ck.cdc_state),
-	            p->redo_until[0] ? "; events up to " : "", p->redo_until[0] ? p->redo_until : "");
+	            ps_cdc_state_name(p->ck.cdc_state));
 	if (p->redo_until[0])
 		ps_log_info("the last run did not stop cleanly: events up to %s are marked "
 		            "\"reprocessing\": true, as they may repeat", p->redo_until);
@@ -522,9 +523,9 @@ int ps_pipeline_run(const ps_pipeline_config *cfg, atomic_int *stop, ps_error *e
 	if (rc == PS_OK)
 		rc = begin_run(p, resuming, &res, err);
 	if (rc == PS_OK)
-		log_start(p, resuming, &res);
-	if (rc == PS_OK)
 		rc = ps_src_start(&p->src, p->ck.position, p->redo_until, err);
+	if (rc == PS_OK)
+		log_start(p, resuming, &res);
 	if (rc == PS_OK)
 		rc = run_threads(p, err);
 	if (rc == PS_OK) {

@@ -83,8 +83,6 @@ class Database:
         rows = self.execute(sql, params)
         return rows[0][0] if rows else None
 
-    def slot_active(self, slot):
-        return self.value("SELECT active FROM pg_replication_slots WHERE slot_name = %s", (slot,))
 
 
 class Penstock:
@@ -126,12 +124,13 @@ class Penstock:
         return self.stderr_path.read_text()
 
     def wait_streaming(self, db, timeout=30):
-        slot = self.spec["source"].get("slot") or "penstock_" + self.spec["name"].replace("-", "_")
-
+        """Waits for penstock's "streaming" line, logged once START_REPLICATION
+        succeeded. (pg_replication_slots.active is no signal: it is already
+        true while the slot is being created, before its consistent point.)"""
         def ready():
             if self.proc.poll() is not None:
                 raise AssertionError(f"penstock exited with {self.proc.returncode}: {self.stderr()}")
-            return db.slot_active(slot)
+            return "; streaming, " in self.stderr()
         wait_for(ready, timeout, what="penstock to start streaming")
 
     def stop(self, timeout=60):

@@ -268,7 +268,7 @@ def test_idle_source_still_advances_the_slot(db, make_penstock):
     p.start()
     p.wait_streaming(db)
     db.execute("INSERT INTO unwatched SELECT g, repeat('x', 100) FROM generate_series(1, 5000) g")
-    target = db.value("SELECT pg_current_wal_lsn()")
+    target = db.value("SELECT pg_current_wal_insert_lsn()")
 
     def confirmed_past():
         return db.value("SELECT confirmed_flush_lsn >= %s::pg_lsn FROM pg_replication_slots "
@@ -325,7 +325,9 @@ def test_stdout_target_and_ack_after_flush(db, make_penstock):
     p.start()
     p.wait_streaming(db)
     db.execute("INSERT INTO s SELECT g, 'v' || g FROM generate_series(1, 100) g")
-    lsn = db.value("SELECT pg_current_wal_lsn()")
+    # The insert position, not pg_current_wal_lsn(): that is the *write*
+    # position, which can be short of the commit under asynchronous commit.
+    lsn = db.value("SELECT pg_current_wal_insert_lsn()")
     # The slot only moves past a change once penstock flushed it to stdout.
     wait_for(lambda: db.value("SELECT confirmed_flush_lsn >= %s::pg_lsn FROM pg_replication_slots "
                               "WHERE slot_name = 'penstock_stdout'", (lsn,)),

@@ -83,6 +83,11 @@ static int send_feedback(ps_source *src, bool reply_requested, ps_error *err)
 	if (PQputCopyData(src->repl, (const char *)msg, sizeof(msg)) != 1 || PQflush(src->repl) != 0)
 		return ps_error_set(err, PS_ECONNECT, "sending standby status update: %s",
 		                    PQerrorMessage(src->repl));
+	if (flush != src->reported_flush && ps_log_enabled(PS_LOG_DEBUG)) {
+		char at[32];
+		pgo_lsn_format(flush, at, sizeof(at));
+		ps_log_debug("standby status: flush %s", at);
+	}
 	src->reported_flush = flush;
 	src->last_feedback_us = now;
 	return PS_OK;
@@ -223,6 +228,11 @@ static int on_xlogdata(ps_source *src, const uint8_t *p, size_t len, ps_error *e
 	rc = pgo_decode(&src->msg, src->cache, p + 24, len - 24, data_start, err);
 	if (rc != PS_OK)
 		return rc;
+	if (ps_log_enabled(PS_LOG_DEBUG)) {
+		char at[32];
+		pgo_lsn_format(data_start, at, sizeof(at));
+		ps_log_debug("pgoutput %c at %s", (char)src->msg.kind, at);
+	}
 	switch (src->msg.kind) {
 	case PGO_BEGIN:
 		return on_begin(src, &src->msg, err);
@@ -252,6 +262,11 @@ static int on_copydata(ps_source *src, const uint8_t *p, size_t len, ps_error *e
 		if (len < 18)
 			return ps_error_set(err, PS_EPROTO, "keepalive message is truncated");
 		uint64_t wal_end = get_u64(p + 1);
+		if (ps_log_enabled(PS_LOG_DEBUG)) {
+			char at[32];
+			pgo_lsn_format(wal_end, at, sizeof(at));
+			ps_log_debug("keepalive: server WAL end %s%s", at, p[17] ? ", reply requested" : "");
+		}
 		if (wal_end > src->server_wal_end)
 			src->server_wal_end = wal_end;
 		if (p[17])
