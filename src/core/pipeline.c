@@ -53,6 +53,11 @@ typedef struct pipeline {
 
 	pthread_mutex_t mu;                 /* guards durable */
 	char durable[PS_POSITION_MAX];
+	atomic_uint durable_seq;            /* bumped whenever durable moves */
+
+	/* reader-only */
+	unsigned acked_seq;                 /* durable_seq last acknowledged */
+	uint64_t acked_ns;                  /* when the source was last acked */
 
 	atomic_int applier_done;            /* applier finished: reader may ack and leave */
 	atomic_int applier_failed;
@@ -92,10 +97,26 @@ static void durable_get(pipeline *p, char *buf, size_t len)
 	pthread_mutex_unlock(&p->mu);
 }
 
-static int reader_ack(pipeline *p, ps_error *err)
+static void durable_set(pipeline *p, const char *pos)
+{
+	pthread_mutex_lock(&p->mu);
+	snprintf(p->durable, sizeof(p->durable), "%s", pos);
+	pthread_mutex_unlock(&p->mu);
+	atomic_fetch_add(&p->durable_seq, 1);
+}
+
+/* Acknowledges the durable position when it moved, and at least once a
+ * second so the source can keep its connection alive; not per change. */
+static int reader_ack(pipeline *p, bool force, ps_error *err)
 {
 	char pos[PS_POSITION_MAX];
+	unsigned seq = atomic_load(&p->durable_seq);
+	uint64_t now = ps_now_ns();
 
+	if (!force && seq == p->acked_seq && now - p->acked_ns < 1000000000ull)
+		return PS_OK;
+	p->acked_seq = seq;
+	p->acked_ns = now;
 	durable_get(p, pos, sizeof(pos));
 	return ps_src_ack(&p->src, pos, err);
 }
@@ -109,7 +130,7 @@ static int reader_push(pipeline *p, ps_read_item *item, ps_error *err)
 			return rc == PS_OK ? PS_OK : ps_error_set(err, rc, "queue closed");
 		if (atomic_load(&p->applier_failed) || atomic_load(p->stop) >= 2)
 			return ps_error_set(err, PS_ESTOPPED, "stopping");
-		rc = reader_ack(p, err);
+		rc = reader_ack(p, false, err);
 		if (rc != PS_OK)
 			return rc;
 	}
@@ -124,7 +145,7 @@ static int reader_loop(pipeline *p, ps_error *err)
 	for (;;) {
 		if (atomic_load(&p->applier_failed) || atomic_load(p->stop) >= 2 || (atomic_load(p->stop) && !in_txn))
 			return PS_OK;
-		rc = reader_ack(p, err);
+		rc = reader_ack(p, false, err);
 		if (rc == PS_OK)
 			rc = ps_src_read(&p->src, &item, 200, err);
 		if (rc != PS_OK)
@@ -162,13 +183,13 @@ static void *reader_main(void *arg)
 	/* Keep acknowledging until the applier has made everything durable, so
 	 * the final position reaches the server before we disconnect. */
 	while (!atomic_load(&p->applier_done)) {
-		if (p->reader_rc == PS_OK && reader_ack(p, &err) != PS_OK)
+		if (p->reader_rc == PS_OK && reader_ack(p, false, &err) != PS_OK)
 			break;
 		struct timespec ts = {0, 50 * 1000000L};
 		nanosleep(&ts, NULL);
 	}
 	if (p->reader_rc == PS_OK)
-		reader_ack(p, &err);
+		reader_ack(p, true, &err);
 	return NULL;
 }
 
@@ -208,9 +229,7 @@ static int apply_flush(pipeline *p, ps_error *err)
 	if (rc != PS_OK)
 		return rc;
 	rc = ps_fault_hit("apply.batch.after_commit", err);
-	pthread_mutex_lock(&p->mu);
-	snprintf(p->durable, sizeof(p->durable), "%s", p->last_commit);
-	pthread_mutex_unlock(&p->mu);
+	durable_set(p, p->last_commit);
 	p->batch_txns = 0;
 	p->batch_bytes = 0;
 	return rc;
@@ -224,7 +243,7 @@ static bool batch_full(pipeline *p)
 	       ps_now_ns() - p->batch_started_ns >= (uint64_t)c->batch_max_ms * 1000000ull;
 }
 
-static int apply_item(pipeline *p, ps_read_item *item, ps_error *err)
+static int apply_item(pipeline *p, const ps_read_item *item, ps_error *err)
 {
 	int rc = PS_OK;
 
@@ -237,11 +256,8 @@ static int apply_item(pipeline *p, ps_read_item *item, ps_error *err)
 		return ps_snk_begin(&p->snk, &p->txn, err);
 	case PS_READ_CHANGE:
 		p->batch_bytes += item->change->mem_size;
-		rc = ps_snk_write(&p->snk, &p->txn, item->change, err);
 		p->changes_applied++;
-		ps_change_free(item->change);
-		item->change = NULL;
-		return rc;
+		return ps_snk_write(&p->snk, &p->txn, item->change, err);
 	case PS_READ_COMMIT:
 		p->txn = item->txn;
 		rc = ps_snk_commit(&p->snk, &p->txn, err);
@@ -303,7 +319,9 @@ static int applier_loop(pipeline *p, ps_error *err)
 		ps_change_free(item.change);
 		if (rc != PS_OK)
 			return rc;
-		report_progress(p, false);
+		/* Once per transaction, and now and then inside a huge one. */
+		if (item.kind == PS_READ_COMMIT || (p->changes_applied & 4095) == 0)
+			report_progress(p, false);
 	}
 }
 
@@ -440,7 +458,7 @@ static int begin_run(pipeline *p, bool resuming, const ps_prepare_result *res, p
 		rc = store_checkpoint(p, PS_CDC_TFREDO, err);
 	else
 		p->redo_until[0] = '\0';
-	snprintf(p->durable, sizeof(p->durable), "%s", p->ck.position);
+	durable_set(p, p->ck.position);
 	return rc;
 }
 
@@ -482,11 +500,8 @@ static int run_threads(pipeline *p, ps_error *err)
 	if (rc == PS_OK) {
 		final_state = p->in_txn ? running_state(p) : PS_CDC_TFEND;
 		rc = store_checkpoint(p, final_state, err);
-		if (rc == PS_OK) {
-			pthread_mutex_lock(&p->mu);
-			snprintf(p->durable, sizeof(p->durable), "%s", p->last_commit);
-			pthread_mutex_unlock(&p->mu);
-		}
+		if (rc == PS_OK)
+			durable_set(p, p->last_commit);
 	}
 	atomic_store(&p->applier_done, 1);
 	pthread_join(reader, NULL);

@@ -164,28 +164,30 @@ static size_t skip_digits(const char *s, size_t len, size_t *i)
 	return *i - start;
 }
 
-/* -?(0|[1-9][0-9]*) */
+/* -?(0|[1-9][0-9]*) at the start of s; *i is left after it. */
+static bool json_int_part(const char *s, size_t len, size_t *i)
+{
+	size_t nd;
+
+	if (*i < len && s[*i] == '-')
+		(*i)++;
+	nd = skip_digits(s, len, i);
+	return nd > 0 && !(nd > 1 && s[*i - nd] == '0');
+}
+
 static bool is_json_integer(const char *s, size_t len)
 {
-	size_t i = 0, nd;
+	size_t i = 0;
 
-	if (i < len && s[i] == '-')
-		i++;
-	nd = skip_digits(s, len, &i);
-	if (nd == 0 || (nd > 1 && s[i - nd] == '0'))
-		return false;
-	return i == len;
+	return json_int_part(s, len, &i) && i == len;
 }
 
 /* -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? — RFC 8259 number. */
 static bool is_json_number(const char *s, size_t len)
 {
-	size_t i = 0, nd;
+	size_t i = 0;
 
-	if (i < len && s[i] == '-')
-		i++;
-	nd = skip_digits(s, len, &i);
-	if (nd == 0 || (nd > 1 && s[i - nd] == '0'))
+	if (!json_int_part(s, len, &i))
 		return false;
 	if (i < len && s[i] == '.') {
 		i++;

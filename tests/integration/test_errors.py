@@ -1,27 +1,32 @@
 """Bad input and refused checkpoints: clear errors, documented exit codes."""
 import json
 import os
-
-from conftest import BIN, wait_for
 import subprocess
+
+from conftest import BIN
 
 
 def run(args, **kw):
     return subprocess.run([BIN] + args, capture_output=True, text=True, timeout=60, **kw)
 
 
+def run_spec(tmp_path, spec):
+    """Writes spec to tmp_path/spec.json and runs it with its own state dir."""
+    f = tmp_path / "spec.json"
+    f.write_text(json.dumps(spec))
+    return run(["run", "--state-dir", str(tmp_path / "s"), str(f)])
+
+
 def test_bad_spec_names_the_field_and_exits_2(tmp_path):
     spec = {"name": "bad", "type": "cdc", "source": {"url": "postgresql://x@127.0.0.1/db"},
             "target": {"url": "jsonl:-"}, "tables": {"include": ["public.a", "public.b", 3]}}
-    f = tmp_path / "spec.json"
-    f.write_text(json.dumps(spec))
-    r = run(["run", "--state-dir", str(tmp_path / "s"), str(f)])
+    r = run_spec(tmp_path, spec)
     assert r.returncode == 2
     assert "tables.include[2]: expected a string, got number" in r.stderr
     spec["tables"] = {"inclde": ["public.*"]}
-    f.write_text(json.dumps(spec))
-    r = run(["run", "--state-dir", str(tmp_path / "s"), str(f)])
+    r = run_spec(tmp_path, spec)
     assert r.returncode == 2 and "tables.inclde: unknown field" in r.stderr
+    f = tmp_path / "spec.json"
     f.write_text('{"name": "bad",\n "type": }')
     r = run(["run", str(f)])
     assert r.returncode == 2 and "spec.json:2:" in r.stderr
@@ -36,9 +41,7 @@ def test_bad_spec_names_the_field_and_exits_2(tmp_path):
 def test_password_in_url_is_refused(tmp_path):
     spec = {"name": "pw", "type": "cdc", "source": {"url": "postgresql://u:hunter2@127.0.0.1/db"},
             "target": {"url": "jsonl:-"}}
-    f = tmp_path / "spec.json"
-    f.write_text(json.dumps(spec))
-    r = run(["run", "--state-dir", str(tmp_path / "s"), str(f)])
+    r = run_spec(tmp_path, spec)
     assert r.returncode == 2
     assert "source.url" in r.stderr and "password_env" in r.stderr
     assert "hunter2" not in r.stderr
@@ -52,9 +55,7 @@ def test_unreachable_source_names_host_and_port(tmp_path):
     s.close()                                   # nothing listens there now
     spec = {"name": "gone", "type": "cdc", "source": {"url": f"postgresql://u@127.0.0.1:{port}/db"},
             "target": {"url": "jsonl:-"}}
-    f = tmp_path / "spec.json"
-    f.write_text(json.dumps(spec))
-    r = run(["run", "--state-dir", str(tmp_path / "s"), str(f)])
+    r = run_spec(tmp_path, spec)
     assert r.returncode == 1
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1, r.stderr
@@ -124,9 +125,7 @@ def test_wal_level_replica_is_refused_with_the_fix(tmp_path):
         spec = {"name": "wl", "type": "cdc",
                 "source": {"url": f"postgresql://postgres@127.0.0.1:{port}/postgres"},
                 "target": {"url": "jsonl:-"}}
-        f = tmp_path / "spec.json"
-        f.write_text(json.dumps(spec))
-        r = run(["run", "--state-dir", str(tmp_path / "s"), str(f)])
+        r = run_spec(tmp_path, spec)
         assert r.returncode == 2
         assert "wal_level" in r.stderr and "ALTER SYSTEM SET wal_level = logical" in r.stderr
     finally:

@@ -10,10 +10,6 @@ import pytest
 from conftest import wait_for
 
 
-def rows_of(events, table, op=None):
-    return [e for e in events if e["source"]["table"] == table and (op is None or e["op"] == op)]
-
-
 def test_insert_update_delete_truncate(db, make_penstock):
     db.execute("CREATE TABLE items (id int PRIMARY KEY, name text, qty int)")
     p = make_penstock("crud")

@@ -81,9 +81,10 @@ int pg_exec(PGconn *conn, PGresult **out, ps_error *err, const char *what,
 	return PS_OK;
 }
 
-int pg_quote_ident(PGconn *conn, ps_buf *b, const char *ident)
+static int append_escaped(PGconn *conn, ps_buf *b, const char *text,
+                          char *(*escape)(PGconn *, const char *, size_t))
 {
-	char *q = PQescapeIdentifier(conn, ident, strlen(ident));
+	char *q = escape(conn, text, strlen(text));
 	int rc;
 
 	if (!q)
@@ -93,14 +94,12 @@ int pg_quote_ident(PGconn *conn, ps_buf *b, const char *ident)
 	return rc;
 }
 
+int pg_quote_ident(PGconn *conn, ps_buf *b, const char *ident)
+{
+	return append_escaped(conn, b, ident, PQescapeIdentifier);
+}
+
 int pg_quote_literal(PGconn *conn, ps_buf *b, const char *text)
 {
-	char *q = PQescapeLiteral(conn, text, strlen(text));
-	int rc;
-
-	if (!q)
-		return PS_ENOMEM;
-	rc = ps_buf_puts(b, q);
-	PQfreemem(q);
-	return rc;
+	return append_escaped(conn, b, text, PQescapeLiteral);
 }
