@@ -15,7 +15,7 @@
 CC       ?= cc
 PREFIX   ?= /usr/local
 PYTHON   ?= /usr/bin/python3
-PKGS     := libpq jansson
+PKGS     := libpq jansson sqlite3
 TEST_PKGS := cmocka
 
 ifeq ($(SAN),)
@@ -53,6 +53,9 @@ OBJS      := $(SRCS:%.c=$(BUILD)/obj/%.o)
 LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+# Test drivers used by the integration tests (each links the whole library).
+TOOL_SRCS := $(sort $(wildcard tests/tools/*.c))
+TOOL_BINS := $(TOOL_SRCS:tests/tools/%.c=$(BUILD)/tools/%)
 
 .PHONY: all check unit integration demo bench install deps clean
 all: $(BUILD)/penstock
@@ -68,14 +71,18 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(TEST_CFLAGS) -o $@ $< $(LIB_OBJS) $(LDLIBS) $(TEST_LIBS)
 
+$(BUILD)/tools/%: tests/tools/%.c $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB_OBJS) $(LDLIBS)
+
 deps:
 	@bash scripts/install-deps.sh
 
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
 
-integration: $(BUILD)/penstock
-	PENSTOCK_BIN=$(abspath $(BUILD)/penstock) $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
+integration: $(BUILD)/penstock $(TOOL_BINS)
+	PENSTOCK_BIN=$(abspath $(BUILD)/penstock) PENSTOCK_TOOLS=$(abspath $(BUILD)/tools) $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
 
 check: deps
 	@$(MAKE) --no-print-directory all
@@ -97,4 +104,4 @@ install: $(BUILD)/penstock
 clean:
 	rm -rf build
 
--include $(OBJS:.o=.d) $(UNIT_BINS:%=%.d)
+-include $(OBJS:.o=.d) $(UNIT_BINS:%=%.d) $(TOOL_BINS:%=%.d)

@@ -101,8 +101,11 @@ typedef struct ps_change {
 	size_t mem_size;         /* bytes this change holds, for queue bounds */
 } ps_change;
 
-/* A source transaction as seen by a sink. Filled at BEGIN; `position` is set
- * at COMMIT (empty before). */
+/* A source transaction as seen by a sink. Filled at BEGIN. `position` is the
+ * commit position at COMMIT; at BEGIN it is a position that compares with
+ * every checkpoint position and snapshot point exactly as the commit position
+ * will (PG: the commit record's start + 1), so the core can route the
+ * transaction's changes before its COMMIT arrives. */
 typedef struct ps_txn {
 	uint64_t xid;            /* source transaction id, 0 if none */
 	int64_t commit_time_us;  /* commit time, microseconds since the Unix epoch */

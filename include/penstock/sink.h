@@ -13,10 +13,39 @@
  *   3. When txn->reprocessing is set, applying the transaction again must not
  *      duplicate it (transactional sinks) or must mark it (event sinks).
  *
- * Checkpoints: a transactional sink implements checkpoint_load/_store and
- * keeps the checkpoint in the target, written in the same target transaction
- * as the data it describes. Other sinks leave them NULL; the core then keeps
- * the checkpoint in the state directory, written after flush.
+ * Checkpoints: a transactional sink implements checkpoint_load/_store/_delete
+ * and keeps the checkpoint in the target, written in the same target
+ * transaction as the data it describes. Other sinks leave them NULL; the core
+ * then keeps the checkpoint in the state directory, written after flush.
+ *
+ * Transactions: a transactional sink opens a target transaction lazily (at
+ * the first begin, write, checkpoint_store, table_prepare or table_finish
+ * after a flush) and commits it in flush. Many source transactions go into
+ * one target transaction; nothing is committed before flush.
+ *
+ * Applying changes (transactional sinks):
+ *   - The key of a target table is its PRIMARY KEY, looked up in the target
+ *     (the change's is_key flags mark the source's replica identity, which
+ *     can be every column). A table without one is matched on every column
+ *     of the old row (REPLICA IDENTITY FULL), changing one row per change
+ *     even when several are identical.
+ *   - update: the row is found by the old key (old_values when present, else
+ *     the key columns of new_values); the key itself may change.
+ *     PS_VALUE_UNCHANGED columns keep their target value.
+ *   - insert of a key that exists, or update/delete of a row that does not,
+ *     outside reprocessing: the target diverged; update/delete of a missing
+ *     row is counted and warned about (rate-limited), a duplicate insert is an
+ *     error naming table and key.
+ *   - reprocessing (txn->reprocessing): insert and update are upserts on the
+ *     key (an update that changes the key also deletes the old key); delete
+ *     tolerates a missing row; truncate as usual.
+ *   - op PS_OP_READ (initial load rows) arrives in runs of one table between
+ *     begin and commit and is written with the engine's bulk path (COPY).
+ *   - PS_OP_MESSAGE is ignored by database sinks.
+ *
+ * Sink instances: the core opens one sink for streaming and, during the
+ * initial load, up to max_writers more (one per copy worker), each used by one
+ * thread. Instances share nothing but the target.
  */
 #ifndef PENSTOCK_SINK_H
 #define PENSTOCK_SINK_H
@@ -26,6 +55,7 @@
 
 #include "penstock/change.h"
 #include "penstock/error.h"
+#include "penstock/tabledef.h"
 
 #define PS_SINK_ABI_VERSION 1
 
@@ -40,10 +70,22 @@ typedef struct ps_sink_config {
 	const char *source_db;    /* source database name, for envelopes */
 } ps_sink_config;
 
+typedef enum ps_create_tables {
+	PS_CREATE_IF_MISSING = 0,      /* create a missing table; use an existing one */
+	PS_CREATE_NEVER,               /* the table must exist */
+	PS_CREATE_DROP_AND_CREATE      /* drop any existing table, create it anew */
+} ps_create_tables;
+
+typedef struct ps_table_options {
+	int create;                    /* ps_create_tables */
+	bool truncate_before_load;     /* empty an existing table instead of refusing it */
+} ps_table_options;
+
 typedef struct ps_sink_ops {
 	int abi_version;                 /* PS_SINK_ABI_VERSION */
 	const char *name;                /* plugin name, e.g. "jsonl" */
 	const char *const *url_schemes;  /* NULL-terminated */
+	int max_writers;                 /* instances that may write at once; 0 = any */
 
 	/* Required. Opens the target (creates the directory, connects). */
 	int (*open)(ps_sink **out, const ps_sink_config *cfg, ps_error *err);
@@ -61,6 +103,23 @@ typedef struct ps_sink_ops {
 	 * open target transaction, before flush commits it. */
 	int (*checkpoint_load)(ps_sink *sink, char **json, ps_error *err);
 	int (*checkpoint_store)(ps_sink *sink, const char *json, ps_error *err);
+	/* Optional, with the pair: removes this job's checkpoint, inside the
+	 * open target transaction. */
+	int (*checkpoint_delete)(ps_sink *sink, ps_error *err);
+	/* Optional. Before the initial load of a table, inside the open target
+	 * transaction: creates it from def when opt says so (without secondary
+	 * indexes, and without the primary key where the engine can add it
+	 * later), or checks the existing one (columns by name; says which are
+	 * missing). A table that exists and holds rows is refused (PS_EINVAL,
+	 * naming it and target.truncate_before_load) unless
+	 * opt->truncate_before_load, which empties it. *created tells whether it
+	 * was created now. */
+	int (*table_prepare)(ps_sink *sink, const ps_table_def *def,
+	                     const ps_table_options *opt, bool *created, ps_error *err);
+	/* Optional. After the load of a table that table_prepare created, inside
+	 * the open target transaction: adds the primary key (if not already
+	 * there), unique constraints and indexes. Idempotent. */
+	int (*table_finish)(ps_sink *sink, const ps_table_def *def, ps_error *err);
 	/* Required. Frees everything; does not flush; sink may be NULL. */
 	void (*close)(ps_sink *sink);
 } ps_sink_ops;

@@ -23,6 +23,25 @@
  *
  * Optional callbacks may be NULL; the core wrappers (core/plugin.h) handle
  * that, add error context and time every call.
+ *
+ * Initial load (optional as a group: describe, split, snapshot_export,
+ * snapshot_release, copy_open, copy_unit, copy_close):
+ *
+ *     open ─► prepare (cfg.want_snapshot: a newly created slot exports a
+ *             snapshot, res.snapshot) ─► describe ─► split per big table
+ *          ─► N worker threads: copy_open(snapshot) ─► copy_unit* ─► copy_close
+ *          ─► start(position = the slot's point) ─► read ...
+ *
+ *   5. The exported snapshot shows exactly the transactions whose commit
+ *      position is <= its point (res.start_position, or snapshot_export's
+ *      point); start(point) delivers exactly the others. So a copy under the
+ *      snapshot followed by the stream from its point has no gap and no
+ *      overlap.
+ *   6. The snapshot stays importable until snapshot_release, start or close,
+ *      whichever comes first. Copiers that imported it keep it.
+ *   7. copy_open and copy_unit may be called from several threads at once,
+ *      each with its own copier; they only read the immutable configuration
+ *      of src, never its connections.
  */
 #ifndef PENSTOCK_SOURCE_H
 #define PENSTOCK_SOURCE_H
@@ -32,10 +51,17 @@
 
 #include "penstock/change.h"
 #include "penstock/error.h"
+#include "penstock/tabledef.h"
 
 #define PS_SOURCE_ABI_VERSION 1
 
 typedef struct ps_source ps_source; /* defined by each plugin */
+typedef struct ps_copier ps_copier; /* one initial-load worker connection */
+
+/* Receives one row of a copy unit. values has t->ncolumns entries of kind
+ * NULL or TEXT, valid only during the call. A non-zero return stops the copy
+ * and is returned by copy_unit. */
+typedef int (*ps_row_fn)(void *ctx, ps_table *t, const ps_value *values, ps_error *err);
 
 /* Borrowed for the duration of open only: a source copies what it keeps. */
 typedef struct ps_source_config {
@@ -48,6 +74,7 @@ typedef struct ps_source_config {
 	size_t ninclude;
 	const char *const *exclude;
 	size_t nexclude;
+	bool want_snapshot;            /* prepare exports a snapshot when it creates the slot */
 } ps_source_config;
 
 typedef enum ps_prepare_mode {
@@ -76,6 +103,7 @@ typedef struct ps_prepare_result {
 	size_t ntables;                     /* tables selected */
 	char server_id[64];                 /* identity of the server (PG system id) */
 	char server_version[32];
+	char snapshot[64];                  /* exported snapshot name, "" if none */
 } ps_prepare_result;
 
 typedef struct ps_source_ops {
@@ -107,6 +135,33 @@ typedef struct ps_source_ops {
 	int (*drop)(ps_source *src, ps_error *err);
 	/* Required. Frees everything; src may be NULL. */
 	void (*close)(ps_source *src);
+
+	/* --- initial load; optional as a group ---------------------------- */
+	/* Describes the selected tables (after prepare): *defs is a malloc'd
+	 * array of *n malloc'd defs (free each with ps_table_def_free, then the
+	 * array), ordered by schema and name. */
+	int (*describe)(ps_source *src, ps_table_def ***defs, size_t *n, ps_error *err);
+	/* Splits a table with a primary key into ranges of about chunk_rows rows:
+	 * *bounds is a malloc'd array of *nbounds ascending, distinct key tuples
+	 * (unit i covers bounds[i-1] <= key < bounds[i]; the first and last are
+	 * open). *nbounds = 0: one unit. The bounds need not come from any
+	 * snapshot: any bounds partition the key space. */
+	int (*split)(ps_source *src, const ps_table_def *def, int64_t chunk_rows,
+	             ps_key_bound **bounds, size_t *nbounds, ps_error *err);
+	/* A new exported snapshot and its point (PG: a temporary slot created
+	 * with EXPORT_SNAPSHOT), for copying units again after a restart. */
+	int (*snapshot_export)(ps_source *src, char *name, size_t name_len,
+	                       char *point, size_t point_len, ps_error *err);
+	/* Ends the exported snapshot (and whatever holds it). */
+	int (*snapshot_release)(ps_source *src, ps_error *err);
+	/* A worker connection that imports the snapshot (invariant 7). */
+	int (*copy_open)(ps_source *src, const char *snapshot, ps_copier **out, ps_error *err);
+	/* Streams the rows of def's table within range to fn, under the
+	 * snapshot. The ps_table passed to fn is def->table. */
+	int (*copy_unit)(ps_copier *c, const ps_table_def *def, const ps_copy_range *range,
+	                 ps_row_fn fn, void *ctx, ps_error *err);
+	/* Frees the copier; c may be NULL. */
+	void (*copy_close)(ps_copier *c);
 } ps_source_ops;
 
 #endif

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "penstock/change.h"
+#include "penstock/tabledef.h"
 #include "penstock/error.h"
 
 /* --- tables --------------------------------------------------------------- */
@@ -189,4 +190,38 @@ void ps_change_free(ps_change *c)
 		return;
 	ps_table_unref(c->table);
 	free(c);
+}
+
+/* --- table definitions (penstock/tabledef.h) ----------------------------- */
+
+void ps_key_bound_clear(ps_key_bound *b)
+{
+	if (!b)
+		return;
+	for (int i = 0; i < b->nvalues; i++)
+		free(b->values[i]);
+	free(b->values);
+	b->values = NULL;
+	b->nvalues = 0;
+}
+
+void ps_table_def_free(ps_table_def *def)
+{
+	if (!def)
+		return;
+	for (int i = 0; def->columns && def->table && i < def->table->ncolumns; i++) {
+		free(def->columns[i].sql_type);
+		free(def->columns[i].default_expr);
+		free(def->columns[i].sequence);
+	}
+	free(def->columns);
+	for (int i = 0; i < def->nconstraints; i++) {
+		free(def->constraints[i].name);
+		free(def->constraints[i].sql);
+		free(def->constraints[i].cols);
+	}
+	free(def->constraints);
+	free(def->engine);
+	ps_table_unref(def->table);
+	free(def);
 }

@@ -14,9 +14,11 @@
 
 extern const ps_source_ops ps_source_pg;
 extern const ps_sink_ops ps_sink_jsonl;
+extern const ps_sink_ops ps_sink_pg;
+extern const ps_sink_ops ps_sink_sqlite;
 
 static const ps_source_ops *const source_table[] = {&ps_source_pg, NULL};
-static const ps_sink_ops *const sink_table[] = {&ps_sink_jsonl, NULL};
+static const ps_sink_ops *const sink_table[] = {&ps_sink_jsonl, &ps_sink_pg, &ps_sink_sqlite, NULL};
 
 uint64_t ps_now_ns(void)
 {
@@ -57,6 +59,10 @@ int ps_plugin_check_source(const ps_source_ops *ops, ps_error *err)
 	else if (!ops->position_compare) missing = "position_compare";
 	else if (!ops->close) missing = "close";
 	else if (!ops->name || !ops->connector || !ops->url_schemes) missing = "name/connector/url_schemes";
+	else if (ops->describe && (!ops->split || !ops->snapshot_export || !ops->snapshot_release ||
+	                           !ops->copy_open || !ops->copy_unit || !ops->copy_close))
+		missing = "initial-load group (describe, split, snapshot_export, snapshot_release, "
+		          "copy_open, copy_unit, copy_close)";
 	if (missing)
 		return ps_error_set(err, PS_EINVAL, "source plugin %s lacks required callback %s",
 		                    ops->name ? ops->name : "?", missing);
@@ -77,7 +83,9 @@ int ps_plugin_check_sink(const ps_sink_ops *ops, ps_error *err)
 	else if (!ops->flush) missing = "flush";
 	else if (!ops->close) missing = "close";
 	else if (!ops->name || !ops->url_schemes) missing = "name/url_schemes";
-	else if (!ops->checkpoint_load != !ops->checkpoint_store) missing = "checkpoint_load/_store pair";
+	else if (!ops->checkpoint_load != !ops->checkpoint_store ||
+	         !ops->checkpoint_load != !ops->checkpoint_delete)
+		missing = "checkpoint_load/_store/_delete set";
 	if (missing)
 		return ps_error_set(err, PS_EINVAL, "sink plugin %s lacks required callback %s",
 		                    ops->name ? ops->name : "?", missing);
@@ -321,4 +329,154 @@ void ps_snk_close(ps_snk *k)
 	if (k->ops && k->impl)
 		k->ops->close(k->impl);
 	k->impl = NULL;
+}
+
+int ps_snk_checkpoint_load(ps_snk *k, char **json, ps_error *err)
+{
+	int rc;
+
+	*json = NULL;
+	if (!k->ops->checkpoint_load)
+		return PS_OK;
+	rc = k->ops->checkpoint_load(k->impl, json, err);
+	if (rc != PS_OK)
+		ps_error_add_context(err, "target %s, loading the checkpoint", k->ops->name);
+	return rc;
+}
+
+int ps_snk_checkpoint_store(ps_snk *k, const char *json, ps_error *err)
+{
+	int rc = k->ops->checkpoint_store(k->impl, json, err);
+
+	if (rc != PS_OK)
+		ps_error_add_context(err, "target %s, storing the checkpoint", k->ops->name);
+	return rc;
+}
+
+int ps_snk_checkpoint_delete(ps_snk *k, ps_error *err)
+{
+	int rc;
+
+	if (!k->ops->checkpoint_delete)
+		return PS_OK;
+	rc = k->ops->checkpoint_delete(k->impl, err);
+	if (rc != PS_OK)
+		ps_error_add_context(err, "target %s, removing the checkpoint", k->ops->name);
+	return rc;
+}
+
+int ps_snk_table_prepare(ps_snk *k, const ps_table_def *def, const ps_table_options *opt,
+                         bool *created, ps_error *err)
+{
+	int rc;
+
+	*created = false;
+	if (!k->ops->table_prepare)
+		return PS_OK;
+	rc = k->ops->table_prepare(k->impl, def, opt, created, err);
+	if (rc != PS_OK)
+		ps_error_add_context(err, "target %s, table %s.%s", k->ops->name,
+		                     def->table->schema, def->table->name);
+	return rc;
+}
+
+int ps_snk_table_finish(ps_snk *k, const ps_table_def *def, ps_error *err)
+{
+	int rc;
+
+	if (!k->ops->table_finish)
+		return PS_OK;
+	rc = k->ops->table_finish(k->impl, def, err);
+	if (rc != PS_OK)
+		ps_error_add_context(err, "target %s, indexes of %s.%s", k->ops->name,
+		                     def->table->schema, def->table->name);
+	return rc;
+}
+
+int ps_snk_max_writers(const ps_snk *k)
+{
+	return k->ops->max_writers;
+}
+
+/* --- initial-load wrappers ------------------------------------------------ */
+
+int ps_src_can_snapshot(const ps_src *s)
+{
+	return s->ops->describe != NULL;
+}
+
+int ps_src_describe(ps_src *s, ps_table_def ***defs, size_t *n, ps_error *err)
+{
+	int rc;
+
+	*defs = NULL;
+	*n = 0;
+	rc = s->ops->describe(s->impl, defs, n, err);
+	if (rc != PS_OK)
+		ps_error_add_context(err, "source %s, describing tables", s->ops->name);
+	return rc;
+}
+
+int ps_src_split(ps_src *s, const ps_table_def *def, int64_t chunk_rows, ps_key_bound **bounds,
+                 size_t *nbounds, ps_error *err)
+{
+	int rc;
+
+	*bounds = NULL;
+	*nbounds = 0;
+	rc = s->ops->split(s->impl, def, chunk_rows, bounds, nbounds, err);
+	if (rc != PS_OK)
+		ps_error_add_context(err, "source %s, splitting %s.%s", s->ops->name,
+		                     def->table->schema, def->table->name);
+	return rc;
+}
+
+int ps_src_snapshot_export(ps_src *s, char *name, size_t name_len, char *point,
+                           size_t point_len, ps_error *err)
+{
+	int rc = s->ops->snapshot_export(s->impl, name, name_len, point, point_len, err);
+
+	if (rc != PS_OK)
+		ps_error_add_context(err, "source %s, exporting a snapshot", s->ops->name);
+	return rc;
+}
+
+int ps_src_snapshot_release(ps_src *s, ps_error *err)
+{
+	int rc;
+
+	if (!s->ops->snapshot_release)
+		return PS_OK;
+	rc = s->ops->snapshot_release(s->impl, err);
+	if (rc != PS_OK)
+		SRC_CTX(s, err);
+	return rc;
+}
+
+int ps_src_copy_open(ps_src *s, const char *snapshot, ps_copier **out, ps_error *err)
+{
+	int rc;
+
+	*out = NULL;
+	rc = s->ops->copy_open(s->impl, snapshot, out, err);
+	if (rc != PS_OK)
+		ps_error_add_context(err, "source %s, opening a copy connection", s->ops->name);
+	return rc;
+}
+
+int ps_src_copy_unit(ps_src *s, ps_copier *c, const ps_table_def *def,
+                     const ps_copy_range *range, ps_row_fn fn, void *ctx, ps_error *err)
+{
+	int rc = s->ops->copy_unit(c, def, range, fn, ctx, err);
+
+	if (rc != PS_OK)
+		ps_error_add_context(err, "source %s, copying %s.%s", s->ops->name,
+		                     def->table->schema, def->table->name);
+	return rc;
+}
+
+void ps_src_copy_close(ps_src *s, ps_copier *c)
+{
+	if (c)
+		s->ops->copy_close(c);
 }

@@ -12,6 +12,7 @@
 #ifndef PS_CORE_PLUGIN_H
 #define PS_CORE_PLUGIN_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "penstock/sink.h"
@@ -62,6 +63,20 @@ long long ps_src_distance(const ps_src *s, const char *from, const char *to);
 int ps_src_drop(ps_src *s, ps_error *err);
 void ps_src_close(ps_src *s);
 
+/* --- initial load (valid only when ps_src_can_snapshot) ------------------- */
+int ps_src_can_snapshot(const ps_src *s);
+int ps_src_describe(ps_src *s, ps_table_def ***defs, size_t *n, ps_error *err);
+int ps_src_split(ps_src *s, const ps_table_def *def, int64_t chunk_rows, ps_key_bound **bounds,
+                 size_t *nbounds, ps_error *err);
+int ps_src_snapshot_export(ps_src *s, char *name, size_t name_len, char *point,
+                           size_t point_len, ps_error *err);
+int ps_src_snapshot_release(ps_src *s, ps_error *err);
+/* Thread-safe with respect to each other (source.h invariant 7). */
+int ps_src_copy_open(ps_src *s, const char *snapshot, ps_copier **out, ps_error *err);
+int ps_src_copy_unit(ps_src *s, ps_copier *c, const ps_table_def *def,
+                     const ps_copy_range *range, ps_row_fn fn, void *ctx, ps_error *err);
+void ps_src_copy_close(ps_src *s, ps_copier *c);
+
 /* --- sink wrappers -------------------------------------------------------- */
 int ps_snk_open(ps_snk *k, const ps_sink_ops *ops, const ps_sink_config *cfg,
                 ps_error *err);
@@ -70,6 +85,15 @@ int ps_snk_write(ps_snk *k, const ps_txn *txn, const ps_change *c, ps_error *err
 int ps_snk_commit(ps_snk *k, const ps_txn *txn, ps_error *err);
 int ps_snk_flush(ps_snk *k, ps_error *err);
 int ps_snk_has_checkpoint_store(const ps_snk *k);
+/* *json NULL when there is none (or the sink keeps no checkpoints). */
+int ps_snk_checkpoint_load(ps_snk *k, char **json, ps_error *err);
+int ps_snk_checkpoint_store(ps_snk *k, const char *json, ps_error *err);
+int ps_snk_checkpoint_delete(ps_snk *k, ps_error *err);
+/* No-ops (created = false) for sinks without table management. */
+int ps_snk_table_prepare(ps_snk *k, const ps_table_def *def, const ps_table_options *opt,
+                         bool *created, ps_error *err);
+int ps_snk_table_finish(ps_snk *k, const ps_table_def *def, ps_error *err);
+int ps_snk_max_writers(const ps_snk *k);
 void ps_snk_close(ps_snk *k);
 
 uint64_t ps_now_ns(void);   /* CLOCK_MONOTONIC */

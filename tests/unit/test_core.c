@@ -1166,6 +1166,11 @@ static int fake_ck_store(ps_sink *sink, const char *json, ps_error *err)
 	return PS_OK;
 }
 
+static int fake_ck_delete(ps_sink *s, ps_error *err)
+{
+	return PS_OK;
+}
+
 static void test_plugin_checkpoint_pair(void **state)
 {
 	ps_sink_ops ops = ps_sink_jsonl;
@@ -1179,6 +1184,8 @@ static void test_plugin_checkpoint_pair(void **state)
 	ops.checkpoint_store = fake_ck_store;
 	assert_int_equal(ps_plugin_check_sink(&ops, &err), PS_EINVAL);
 	ops.checkpoint_load = fake_ck_load;
+	assert_int_equal(ps_plugin_check_sink(&ops, &err), PS_EINVAL);
+	ops.checkpoint_delete = fake_ck_delete;
 	assert_int_equal(ps_plugin_check_sink(&ops, &err), PS_OK);
 }
 
@@ -1191,10 +1198,10 @@ static void test_plugin_lookup(void **state)
 	assert_ptr_equal(ps_plugin_sink_for("jsonl", &err), &ps_sink_jsonl);
 	assert_int_equal(err.code, PS_OK);
 
-	assert_null(ps_plugin_sink_for("sqlite", &err));
+	assert_null(ps_plugin_sink_for("kafka", &err));
 	assert_int_equal(err.code, PS_EINVAL);
-	assert_string_equal(err.message,
-	                    "sqlite:// targets are not supported by this build; supported: jsonl://");
+	assert_string_equal(err.message, "kafka:// targets are not supported by this build; "
+	                    "supported: jsonl://, postgresql://, postgres://, sqlite://");
 
 	ps_error_clear(&err);
 	assert_null(ps_plugin_source_for("mysql", &err));

@@ -24,7 +24,7 @@
 #include <time.h>
 
 #include "source/pg/pg_internal.h"
-#include "source/pg/pgconn.h"
+#include "util/pgconn.h"
 #include "util/buf.h"
 #include "util/log.h"
 #include "util/str.h"

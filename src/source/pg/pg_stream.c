@@ -33,7 +33,7 @@
 #include <string.h>
 
 #include "source/pg/pg_internal.h"
-#include "source/pg/pgconn.h"
+#include "util/pgconn.h"
 #include "util/buf.h"
 #include "util/log.h"
 
@@ -171,6 +171,8 @@ static int on_begin(ps_source *src, const pgo_msg *m, ps_error *err)
 	src->txn.xid = m->xid;
 	src->txn.commit_time_us = m->commit_time_us;
 	src->txn.reprocessing = m->final_lsn < src->redo_until;
+	/* Orders like end_lsn against any record boundary (change.h). */
+	pgo_lsn_format(m->final_lsn + 1, src->txn.position, sizeof(src->txn.position));
 	src->in_txn = true;
 	push_pending(src, PS_READ_BEGIN, NULL);
 	return PS_OK;

@@ -4,13 +4,13 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "source/pg/pgconn.h"
+#include "util/pgconn.h"
 
 int pg_connect(PGconn **out, const char *url, const ps_url *parsed, const char *password,
                bool replication, const char *application_name, ps_error *err)
 {
-	const char *keys[8];
-	const char *vals[8];
+	const char *keys[9];
+	const char *vals[9];
 	char where[300];
 	int n = 0;
 	PGconn *conn;
@@ -25,6 +25,9 @@ int pg_connect(PGconn **out, const char *url, const ps_url *parsed, const char *
 	}
 	if (!ps_url_param_get(parsed, "application_name")) {
 		keys[n] = "application_name"; vals[n++] = application_name ? application_name : "penstock";
+	}
+	if (!ps_url_param_get(parsed, "options")) {
+		keys[n] = "options"; vals[n++] = PG_SESSION_OPTIONS;
 	}
 	if (!ps_url_param_get(parsed, "connect_timeout")) {
 		keys[n] = "connect_timeout"; vals[n++] = "10";

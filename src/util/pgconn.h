@@ -7,9 +7,13 @@
  *   folded to one line, with the SQLSTATE kept, and name host and port.
  * - Identifiers go into SQL only through pg_quote_ident; values only as
  *   parameters.
+ * - Every session uses the same settings for the text form of values
+ *   (PG_SESSION_OPTIONS), so that text read from a source (COPY, pgoutput)
+ *   and text written to or read from a target agree byte for byte: ISO
+ *   dates, UTC, shortest exact floats, hex bytea, postgres intervals.
  */
-#ifndef PS_SOURCE_PG_PGCONN_H
-#define PS_SOURCE_PG_PGCONN_H
+#ifndef PS_UTIL_PGCONN_H
+#define PS_UTIL_PGCONN_H
 
 #include <libpq-fe.h>
 #include <stdbool.h>
@@ -18,8 +22,13 @@
 #include "penstock/error.h"
 #include "util/buf.h"
 
+#define PG_SESSION_OPTIONS \
+	"-c DateStyle=ISO -c TimeZone=UTC -c IntervalStyle=postgres " \
+	"-c extra_float_digits=3 -c bytea_output=hex -c client_encoding=UTF8"
+
 /* Connects; replication selects a logical replication connection
- * (replication=database). application_name defaults to "penstock". */
+ * (replication=database). application_name defaults to "penstock". The
+ * session gets PG_SESSION_OPTIONS unless the URL sets `options` itself. */
 int pg_connect(PGconn **out, const char *url, const ps_url *parsed, const char *password,
                bool replication, const char *application_name, ps_error *err);
 
