@@ -131,6 +131,12 @@ typedef struct ps_source_ops {
 	int (*current_position)(ps_source *src, char *buf, size_t len, ps_error *err);
 	/* Optional. Bytes of log between two positions, for lag; -1 if unknown. */
 	long long (*position_distance)(const char *from, const char *to);
+	/* Optional. Writes a marker into the log now and returns in pos a
+	 * position that every transaction committed before the call is <= and
+	 * the marker's own transaction is > (the core streams until it passes
+	 * pos). The marker itself is never delivered as a change. Call it before
+	 * start or from the reader thread. */
+	int (*fence)(ps_source *src, char *pos, size_t len, ps_error *err);
 	/* Optional. Drops slot and publication (fresh start, stop). */
 	int (*drop)(ps_source *src, ps_error *err);
 	/* Required. Frees everything; src may be NULL. */

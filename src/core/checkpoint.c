@@ -212,8 +212,88 @@ static void copy_str(char *dst, size_t len, json_t *obj, const char *key)
 	snprintf(dst, len, "%s", s ? s : "");
 }
 
+static int bound_from_json(ps_key_bound *b, json_t *arr)
+{
+	size_t n = json_array_size(arr);
+
+	b->nvalues = 0;
+	b->values = calloc(n ? n : 1, sizeof(char *));
+	if (!b->values)
+		return PS_ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		const char *v = json_string_value(json_array_get(arr, i));
+		if (!v)
+			return PS_ECHECKPOINT;
+		b->values[i] = strdup(v);
+		if (!b->values[i])
+			return PS_ENOMEM;
+		b->nvalues = (int)i + 1;
+	}
+	return PS_OK;
+}
+
+static int table_from_json(ps_ck_table *t, json_t *o)
+{
+	json_t *bounds = json_object_get(o, "bounds");
+	json_t *units = json_object_get(o, "units");
+	const char *schema = json_string_value(json_object_get(o, "schema"));
+	const char *name = json_string_value(json_object_get(o, "name"));
+	int rc;
+
+	if (!schema || !name || !json_is_array(bounds) || !json_is_array(units) ||
+	    json_array_size(units) != json_array_size(bounds) + 1)
+		return PS_ECHECKPOINT;
+	t->schema = strdup(schema);
+	t->name = strdup(name);
+	t->created = json_is_true(json_object_get(o, "created"));
+	t->finished = json_is_true(json_object_get(o, "finished"));
+	t->estimated_rows = json_integer_value(json_object_get(o, "estimated_rows"));
+	t->bounds = calloc(json_array_size(bounds) + 1, sizeof(ps_key_bound));
+	t->units = calloc(json_array_size(units), sizeof(ps_ck_unit));
+	if (!t->schema || !t->name || !t->bounds || !t->units)
+		return PS_ENOMEM;
+	for (size_t i = 0; i < json_array_size(bounds); i++) {
+		t->nbounds = i + 1;
+		rc = bound_from_json(&t->bounds[i], json_array_get(bounds, i));
+		if (rc != PS_OK)
+			return rc;
+	}
+	t->nunits = json_array_size(units);
+	for (size_t i = 0; i < t->nunits; i++) {
+		json_t *u = json_array_get(units, i);
+		const char *point = json_string_value(json_object_get(u, "done_at"));
+
+		t->units[i].done = point != NULL;
+		snprintf(t->units[i].point, sizeof(t->units[i].point), "%s", point ? point : "");
+		t->units[i].rows = json_integer_value(json_object_get(u, "rows"));
+	}
+	return PS_OK;
+}
+
+static json_t *table_to_json(const ps_ck_table *t)
+{
+	json_t *bounds = json_array(), *units = json_array();
+
+	for (size_t i = 0; i < t->nbounds; i++) {
+		json_t *b = json_array();
+		for (int j = 0; j < t->bounds[i].nvalues; j++)
+			json_array_append_new(b, json_string(t->bounds[i].values[j]));
+		json_array_append_new(bounds, b);
+	}
+	for (size_t i = 0; i < t->nunits; i++) {
+		const ps_ck_unit *u = &t->units[i];
+		json_array_append_new(units, u->done
+		                      ? json_pack("{s:s, s:I}", "done_at", u->point, "rows", (json_int_t)u->rows)
+		                      : json_object());
+	}
+	return json_pack("{s:s, s:s, s:b, s:b, s:I, s:o, s:o}", "schema", t->schema, "name", t->name,
+	                 "created", t->created, "finished", t->finished, "estimated_rows",
+	                 (json_int_t)t->estimated_rows, "bounds", bounds, "units", units);
+}
+
 static int from_json(ps_checkpoint *ck, json_t *root, const char *path, ps_error *err)
 {
+	json_t *tables = json_object_get(root, "tables");
 	json_t *ident = json_object_get(root, "identity");
 	json_t *spec = json_object_get(root, "spec");
 	const char *cdc = json_string_value(json_object_get(root, "cdc_state"));
@@ -236,7 +316,41 @@ static int from_json(ps_checkpoint *ck, json_t *root, const char *path, ps_error
 		return ps_error_set(err, PS_ECHECKPOINT, "checkpoint '%s': unknown cdc_state '%s'", path, cdc);
 	if (json_is_object(spec))
 		ck->spec_json = json_dumps(spec, JSON_COMPACT | JSON_SORT_KEYS);
+	if (json_is_array(tables) && json_array_size(tables) > 0) {
+		ck->tables = calloc(json_array_size(tables), sizeof(ps_ck_table));
+		if (!ck->tables)
+			return ps_error_set(err, PS_ENOMEM, "out of memory reading checkpoint '%s'", path);
+		for (size_t i = 0; i < json_array_size(tables); i++) {
+			int rc;
+
+			ck->ntables = i + 1;
+			rc = table_from_json(&ck->tables[i], json_array_get(tables, i));
+			if (rc != PS_OK)
+				return ps_error_set(err, rc == PS_ENOMEM ? PS_ENOMEM : PS_ECHECKPOINT,
+				                    "checkpoint '%s': tables[%zu] is malformed; move it away "
+				                    "to start over", path, i);
+		}
+	}
 	return PS_OK;
+}
+
+int ps_checkpoint_from_text(ps_checkpoint *out, const char *text, const char *origin,
+                            ps_error *err)
+{
+	json_error_t jerr;
+	json_t *root;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	root = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
+	if (!root)
+		return ps_error_set(err, PS_ECHECKPOINT, "checkpoint %s is unreadable (%s, line %d)",
+		                    origin, jerr.text, jerr.line);
+	rc = from_json(out, root, origin, err);
+	json_decref(root);
+	if (rc != PS_OK)
+		ps_checkpoint_free(out);
+	return rc;
 }
 
 int ps_checkpoint_load(ps_checkpoint *out, bool *found, const char *state_dir,
@@ -265,6 +379,8 @@ int ps_checkpoint_load(ps_checkpoint *out, bool *found, const char *state_dir,
 	rc = from_json(out, root, path, err);
 	if (rc == PS_OK)
 		*found = true;
+	else
+		ps_checkpoint_free(out);
 cleanup:
 	json_decref(root);
 	return rc;
@@ -307,21 +423,45 @@ static json_t *to_json(const ps_checkpoint *ck)
 		spec = json_loads(ck->spec_json, 0, NULL);
 	if (spec)
 		json_object_set_new(root, "spec", spec);
+	if (ck->ntables) {
+		json_t *tables = json_array();
+		for (size_t i = 0; i < ck->ntables; i++)
+			json_array_append_new(tables, table_to_json(&ck->tables[i]));
+		json_object_set_new(root, "tables", tables);
+	}
 	return root;
+}
+
+static void stamp(ps_checkpoint *ck)
+{
+	struct timespec now;
+	struct tm tm;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	gmtime_r(&now.tv_sec, &tm);
+	strftime(ck->updated_at, sizeof(ck->updated_at), "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+char *ps_checkpoint_to_text(ps_checkpoint *ck)
+{
+	json_t *root;
+	char *text;
+
+	stamp(ck);
+	root = to_json(ck);
+	text = root ? json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	json_decref(root);
+	return text;
 }
 
 int ps_checkpoint_store(ps_checkpoint *ck, const char *state_dir, ps_error *err)
 {
 	char dir[1100], path[1200], tmp[1250];
-	struct timespec now;
-	struct tm tm;
 	json_t *root = NULL;
 	char *text = NULL;
 	int fd = -1, rc;
 
-	clock_gettime(CLOCK_REALTIME, &now);
-	gmtime_r(&now.tv_sec, &tm);
-	strftime(ck->updated_at, sizeof(ck->updated_at), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	stamp(ck);
 	snprintf(dir, sizeof(dir), "%s/jobs/%s", state_dir, ck->job);
 	rc = ps_state_dir_ensure(dir, err);
 	if (rc != PS_OK)
@@ -369,8 +509,25 @@ int ps_checkpoint_remove(const char *state_dir, const char *job, ps_error *err)
 	return PS_OK;
 }
 
+void ps_checkpoint_clear_tables(ps_checkpoint *ck)
+{
+	for (size_t i = 0; i < ck->ntables; i++) {
+		ps_ck_table *t = &ck->tables[i];
+		free(t->schema);
+		free(t->name);
+		for (size_t j = 0; j < t->nbounds; j++)
+			ps_key_bound_clear(&t->bounds[j]);
+		free(t->bounds);
+		free(t->units);
+	}
+	free(ck->tables);
+	ck->tables = NULL;
+	ck->ntables = 0;
+}
+
 void ps_checkpoint_free(ps_checkpoint *ck)
 {
 	free(ck->spec_json);
 	ck->spec_json = NULL;
+	ps_checkpoint_clear_tables(ck);
 }

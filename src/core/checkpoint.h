@@ -26,6 +26,7 @@
 #include <stdbool.h>
 
 #include "core/spec.h"
+#include "penstock/tabledef.h"
 #include "penstock/change.h"
 #include "penstock/error.h"
 
@@ -56,6 +57,26 @@ typedef struct ps_identity {
 
 void ps_identity_from_spec(ps_identity *id, const ps_spec *spec);
 
+/* Initial-load progress of one copy unit: a key range of a table. */
+typedef struct ps_ck_unit {
+	bool done;                      /* its target transaction committed */
+	char point[PS_POSITION_MAX];    /* snapshot point it was copied at */
+	long long rows;                 /* rows copied */
+} ps_ck_unit;
+
+/* Initial-load progress of one table. Unit i covers
+ * bounds[i-1] <= key < bounds[i] (open at both ends); nunits = nbounds + 1. */
+typedef struct ps_ck_table {
+	char *schema, *name;
+	bool created;                   /* penstock created it in the target */
+	bool finished;                  /* keys and indexes built (table_finish) */
+	long long estimated_rows;
+	size_t nbounds;
+	ps_key_bound *bounds;
+	size_t nunits;
+	ps_ck_unit *units;
+} ps_ck_table;
+
 typedef struct ps_checkpoint {
 	char job[64];
 	ps_identity identity;
@@ -66,9 +87,20 @@ typedef struct ps_checkpoint {
 	char publication[64];
 	char *spec_json;             /* malloc'd canonical spec, may be NULL */
 	char updated_at[32];         /* ISO 8601 UTC, set by store */
+	size_t ntables;              /* initial load: per table progress; 0 outside */
+	ps_ck_table *tables;
 } ps_checkpoint;
 
-void ps_checkpoint_free(ps_checkpoint *ck);   /* frees spec_json only */
+/* Frees spec_json and the tables; the struct itself stays usable (zeroed
+ * there). */
+void ps_checkpoint_free(ps_checkpoint *ck);
+void ps_checkpoint_clear_tables(ps_checkpoint *ck);
+
+/* The checkpoint as JSON text (malloc'd, NULL on OOM); stamps updated_at.
+ * Parse it back with origin naming where it came from in messages. */
+char *ps_checkpoint_to_text(ps_checkpoint *ck);
+int ps_checkpoint_from_text(ps_checkpoint *out, const char *text, const char *origin,
+                            ps_error *err);
 
 /* mkdir -p with mode 0700; tightens an existing directory that is group- or
  * world-accessible (and says so in the log). */

@@ -230,6 +230,21 @@ long long ps_src_distance(const ps_src *s, const char *from, const char *to)
 	return s->ops->position_distance(from, to);
 }
 
+int ps_src_fence(ps_src *s, char *pos, size_t len, ps_error *err)
+{
+	int rc;
+
+	if (len)
+		pos[0] = '\0';
+	if (!s->ops->fence)
+		return ps_error_set(err, PS_EINVAL, "source %s cannot mark a position in its log",
+		                    s->ops->name);
+	rc = s->ops->fence(s->impl, pos, len, err);
+	if (rc != PS_OK)
+		ps_error_add_context(err, "source %s, writing a fence", s->ops->name);
+	return rc;
+}
+
 int ps_src_drop(ps_src *s, ps_error *err)
 {
 	int rc;

@@ -60,6 +60,7 @@ int ps_src_compare(const ps_src *s, const char *a, const char *b);
 /* PS_OK with buf "" when the plugin cannot tell. */
 int ps_src_current_position(ps_src *s, char *buf, size_t len, ps_error *err);
 long long ps_src_distance(const ps_src *s, const char *from, const char *to);
+int ps_src_fence(ps_src *s, char *pos, size_t len, ps_error *err);
 int ps_src_drop(ps_src *s, ps_error *err);
 void ps_src_close(ps_src *s);
 

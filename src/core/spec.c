@@ -43,12 +43,19 @@ typedef struct spec_ctx {
 } spec_ctx;
 
 static const char *const root_fields[] = {
-	"name", "type", "source", "target", "tables", "resume"
+	"name", "type", "source", "target", "tables", "snapshot", "resume"
 };
 static const char *const source_fields[] = {
 	"url", "password_env", "password_file", "slot", "publication"
 };
-static const char *const target_fields[] = {"url", "password_env", "password_file"};
+static const char *const target_fields[] = {
+	"url", "password_env", "password_file", "create_tables", "truncate_before_load"
+};
+static const char *const snapshot_fields[] = {"parallel", "chunk_rows"};
+static const char *const create_names[] = {"if_missing", "never", "drop_and_create"};
+static const int create_values[] = {
+	PS_CREATE_IF_MISSING, PS_CREATE_NEVER, PS_CREATE_DROP_AND_CREATE
+};
 static const char *const tables_fields[] = {"include", "exclude"};
 
 static const char *const type_names[] = {"migration", "sync", "snapshot", "cdc"};
@@ -154,15 +161,16 @@ static int get_string(spec_ctx *c, json_t *obj, const char *prefix, const char *
 }
 
 /* A string field that must be one of names[]; *out keeps dflt when absent. */
-static int get_choice(spec_ctx *c, json_t *obj, const char *key, bool required,
-                      const char *const *names, const int *values, size_t n, int *out)
+static int get_choice(spec_ctx *c, json_t *obj, const char *prefix, const char *key,
+                      bool required, const char *const *names, const int *values, size_t n,
+                      int *out)
 {
 	const char *s = NULL;
-	char list[128];
+	char list[128], path[PATH_LEN];
 	size_t i, used = 0;
 	int rc;
 
-	rc = get_string(c, obj, "", key, required, &s);
+	rc = get_string(c, obj, prefix, key, required, &s);
 	if (rc < 0 || !s)
 		return rc;
 	for (i = 0; i < n; i++) {
@@ -175,7 +183,42 @@ static int get_choice(spec_ctx *c, json_t *obj, const char *key, bool required,
 	for (i = 0; i < n && used < sizeof(list); i++)
 		used += (size_t)snprintf(list + used, sizeof(list) - used, "%s%s",
 		                         i ? ", " : "", names[i]);
-	return fail(c, key, "'%.64s' is not one of %s", s, list);
+	make_path(path, prefix, key);
+	return fail(c, path, "'%.64s' is not one of %s", s, list);
+}
+
+/* A boolean field; *out keeps its default when absent. */
+static int get_bool(spec_ctx *c, json_t *obj, const char *prefix, const char *key, bool *out)
+{
+	char path[PATH_LEN];
+	json_t *v = json_object_get(obj, key);
+
+	if (!v)
+		return 0;
+	make_path(path, prefix, key);
+	if (!json_is_boolean(v))
+		return fail(c, path, "expected true or false, got %s", type_name(v));
+	*out = json_is_true(v);
+	return 0;
+}
+
+/* An integer field within [lo, hi]; *out keeps its default when absent. */
+static int get_int(spec_ctx *c, json_t *obj, const char *prefix, const char *key,
+                   long long lo, long long hi, long long *out)
+{
+	char path[PATH_LEN];
+	json_t *v = json_object_get(obj, key);
+
+	if (!v)
+		return 0;
+	make_path(path, prefix, key);
+	if (!json_is_integer(v))
+		return fail(c, path, "expected an integer, got %s", type_name(v));
+	if (json_integer_value(v) < lo || json_integer_value(v) > hi)
+		return fail(c, path, "%lld is out of range; use %lld to %lld",
+		            (long long)json_integer_value(v), lo, hi);
+	*out = json_integer_value(v);
+	return 0;
 }
 
 static bool is_lower_alnum(char ch)
@@ -338,8 +381,16 @@ static int parse_endpoint(spec_ctx *c, json_t *root, const char *field,
 			return rc;
 	}
 	rc = parse_password_fields(c, obj, field, ep);
-	if (rc < 0 || !is_source)
+	if (rc < 0)
 		return rc;
+	if (!is_source) {
+		ep->create_tables = PS_CREATE_IF_MISSING;
+		rc = get_choice(c, obj, field, "create_tables", false, create_names, create_values,
+		                ARRAY_LEN(create_names), &ep->create_tables);
+		if (rc < 0)
+			return rc;
+		return get_bool(c, obj, field, "truncate_before_load", &ep->truncate_before_load);
+	}
 	rc = parse_pg_name(c, obj, "slot", name, &ep->slot);
 	if (rc < 0)
 		return rc;
@@ -419,6 +470,31 @@ static int parse_tables(spec_ctx *c, json_t *root, ps_spec *spec)
 	return parse_patterns(c, tables, "exclude", &spec->exclude, &spec->nexclude);
 }
 
+static int parse_snapshot(spec_ctx *c, json_t *root, ps_spec *spec)
+{
+	json_t *snap = json_object_get(root, "snapshot");
+	long long parallel = 4, chunk_rows = 250000;
+	int rc;
+
+	if (snap && !json_is_object(snap))
+		return fail(c, "snapshot", "expected an object, got %s", type_name(snap));
+	if (snap && spec->type == PS_JOB_CDC)
+		return fail(c, "snapshot", "a cdc job copies no snapshot; remove this field or use "
+		            "type sync, migration or snapshot");
+	if (snap) {
+		rc = check_known(c, snap, "snapshot", snapshot_fields, ARRAY_LEN(snapshot_fields));
+		if (rc == 0)
+			rc = get_int(c, snap, "snapshot", "parallel", 1, 64, &parallel);
+		if (rc == 0)
+			rc = get_int(c, snap, "snapshot", "chunk_rows", 1000, 1000000000000LL, &chunk_rows);
+		if (rc < 0)
+			return rc;
+	}
+	spec->snapshot_parallel = (int)parallel;
+	spec->snapshot_chunk_rows = chunk_rows;
+	return 0;
+}
+
 /* ------------------------------------------------------------------ */
 /* The document                                                        */
 /* ------------------------------------------------------------------ */
@@ -440,7 +516,7 @@ static int parse_root(spec_ctx *c, json_t *root, ps_spec *spec)
 	rc = dup_str(c, &spec->name, name);
 	if (rc < 0)
 		return rc;
-	rc = get_choice(c, root, "type", true, type_names, type_values,
+	rc = get_choice(c, root, "", "type", true, type_names, type_values,
 	                ARRAY_LEN(type_names), &spec->type);
 	if (rc < 0)
 		return rc;
@@ -453,8 +529,11 @@ static int parse_root(spec_ctx *c, json_t *root, ps_spec *spec)
 	rc = parse_tables(c, root, spec);
 	if (rc < 0)
 		return rc;
+	rc = parse_snapshot(c, root, spec);
+	if (rc < 0)
+		return rc;
 	spec->resume = PS_RESUME_IF_EXISTS;
-	return get_choice(c, root, "resume", false, resume_names, resume_values,
+	return get_choice(c, root, "", "resume", false, resume_names, resume_values,
 	                  ARRAY_LEN(resume_names), &spec->resume);
 }
 

@@ -10,7 +10,11 @@
  *                "slot": "penstock_orders",      optional, default penstock_<name>
  *                "publication": "penstock_orders"},         optional, default penstock_<name>
  *     "target": {"url": "jsonl:///var/lib/out",  required
- *                "password_env": ..., "password_file": ...},
+ *                "password_env": ..., "password_file": ...,
+ *                "create_tables": "if_missing",  optional: if_missing | never | drop_and_create
+ *                "truncate_before_load": false}, optional: empty non-empty tables first
+ *     "snapshot": {"parallel": 4,                optional, 1..64 copy workers
+ *                  "chunk_rows": 250000},        optional, >= 1000: split bigger tables
  *     "tables": {"include": ["public.*"],        optional, default ["*.*"]
  *                "exclude": ["public.audit_*"]}, optional, default []
  *     "resume": "if_exists"                      optional: never | always | if_exists
@@ -23,10 +27,12 @@
 #ifndef PS_CORE_SPEC_H
 #define PS_CORE_SPEC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "core/url.h"
 #include "penstock/error.h"
+#include "penstock/sink.h"
 
 typedef enum ps_job_type {
 	PS_JOB_MIGRATION = 1,
@@ -48,6 +54,8 @@ typedef struct ps_endpoint_spec {
 	char *password_file;  /* NULL when absent */
 	char *slot;           /* source only; defaulted by the parser */
 	char *publication;    /* source only; defaulted by the parser */
+	int create_tables;    /* target only: ps_create_tables (penstock/sink.h) */
+	bool truncate_before_load; /* target only */
 } ps_endpoint_spec;
 
 typedef struct ps_spec {
@@ -60,6 +68,8 @@ typedef struct ps_spec {
 	char **exclude;
 	size_t nexclude;
 	int resume;           /* ps_resume_policy */
+	int snapshot_parallel;        /* copy workers, default 4 */
+	long long snapshot_chunk_rows; /* split tables above this many rows, default 250000 */
 } ps_spec;
 
 /*

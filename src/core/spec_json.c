@@ -28,6 +28,11 @@ static json_t *endpoint(const ps_endpoint_spec *ep, int is_source)
 		json_object_set_new(o, "slot", json_string(ep->slot));
 	if (is_source && ep->publication)
 		json_object_set_new(o, "publication", json_string(ep->publication));
+	if (!is_source) {
+		static const char *const create[] = {"if_missing", "never", "drop_and_create"};
+		json_object_set_new(o, "create_tables", json_string(create[ep->create_tables]));
+		json_object_set_new(o, "truncate_before_load", json_boolean(ep->truncate_before_load));
+	}
 	return o;
 }
 
@@ -44,6 +49,10 @@ char *ps_spec_to_json(const ps_spec *spec)
 	                    json_pack("{s:o, s:o}", "include", string_array(spec->include, spec->ninclude),
 	                              "exclude", string_array(spec->exclude, spec->nexclude)));
 	json_object_set_new(root, "resume", json_string(ps_resume_policy_name(spec->resume)));
+	if (spec->type != PS_JOB_CDC)
+		json_object_set_new(root, "snapshot",
+		                    json_pack("{s:i, s:I}", "parallel", spec->snapshot_parallel,
+		                              "chunk_rows", (json_int_t)spec->snapshot_chunk_rows));
 	text = json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS);
 	json_decref(root);
 	return text;

@@ -171,17 +171,60 @@ static void test_target_schemes(void **state)
 static void test_unknown_fields(void **state)
 {
 	parse_fails("{\"name\": \"a\", \"type\": \"cdc\", " SRC_OK ", " DST_OK ", \"resmue\": \"never\"}",
-	            "resmue: unknown field; known fields are name, type, source, target, tables, resume");
+	            "resmue: unknown field; known fields are name, type, source, target, tables, snapshot, resume");
 	parse_fails("{\"name\": \"a\", \"type\": \"cdc\", \"source\": {\"url\": \"postgresql://h/db\", "
 	            "\"slto\": \"x\"}, " DST_OK "}",
 	            "source.slto: unknown field; known fields are url, password_env, password_file, "
 	            "slot, publication");
 	parse_fails("{\"name\": \"a\", \"type\": \"cdc\", " SRC_OK ", \"target\": {\"url\": \"jsonl:-\", "
 	            "\"slot\": \"x\"}}",
-	            "target.slot: unknown field; known fields are url, password_env, password_file");
+	            "target.slot: unknown field; known fields are url, password_env, password_file, "
+	            "create_tables, truncate_before_load");
 	parse_fails("{\"name\": \"a\", \"type\": \"cdc\", " SRC_OK ", " DST_OK ", "
 	            "\"tables\": {\"include\": [\"a.b\"], \"exclud\": []}}",
 	            "tables.exclud: unknown field; known fields are include, exclude");
+}
+
+static void test_load_options(void **state)
+{
+	ps_spec *spec;
+
+	spec = parse_ok("{\"name\": \"a\", \"type\": \"sync\", " SRC_OK ", " DST_OK "}");
+	assert_int_equal(spec->snapshot_parallel, 4);
+	assert_int_equal(spec->snapshot_chunk_rows, 250000);
+	assert_int_equal(spec->target.create_tables, PS_CREATE_IF_MISSING);
+	assert_false(spec->target.truncate_before_load);
+	ps_spec_free(spec);
+
+	spec = parse_ok("{\"name\": \"a\", \"type\": \"migration\", " SRC_OK ", "
+	                "\"target\": {\"url\": \"sqlite:///tmp/x.db\", \"create_tables\": \"never\", "
+	                "\"truncate_before_load\": true}, "
+	                "\"snapshot\": {\"parallel\": 8, \"chunk_rows\": 5000}}");
+	assert_int_equal(spec->snapshot_parallel, 8);
+	assert_int_equal(spec->snapshot_chunk_rows, 5000);
+	assert_int_equal(spec->target.create_tables, PS_CREATE_NEVER);
+	assert_true(spec->target.truncate_before_load);
+	ps_spec_free(spec);
+
+	parse_fails("{\"name\": \"a\", \"type\": \"sync\", " SRC_OK ", " DST_OK ", "
+	            "\"snapshot\": {\"parallel\": 0}}",
+	            "snapshot.parallel: 0 is out of range; use 1 to 64");
+	parse_fails("{\"name\": \"a\", \"type\": \"sync\", " SRC_OK ", " DST_OK ", "
+	            "\"snapshot\": {\"parallel\": \"4\"}}",
+	            "snapshot.parallel: expected an integer, got string");
+	parse_fails("{\"name\": \"a\", \"type\": \"sync\", " SRC_OK ", " DST_OK ", "
+	            "\"snapshot\": {\"chunk\": 4}}",
+	            "snapshot.chunk: unknown field; known fields are parallel, chunk_rows");
+	parse_fails("{\"name\": \"a\", \"type\": \"cdc\", " SRC_OK ", " DST_OK ", "
+	            "\"snapshot\": {\"parallel\": 2}}",
+	            "snapshot: a cdc job copies no snapshot; remove this field or use type sync, "
+	            "migration or snapshot");
+	parse_fails("{\"name\": \"a\", \"type\": \"sync\", " SRC_OK ", "
+	            "\"target\": {\"url\": \"jsonl:-\", \"create_tables\": \"always\"}}",
+	            "target.create_tables: 'always' is not one of if_missing, never, drop_and_create");
+	parse_fails("{\"name\": \"a\", \"type\": \"sync\", " SRC_OK ", "
+	            "\"target\": {\"url\": \"jsonl:-\", \"truncate_before_load\": \"yes\"}}",
+	            "target.truncate_before_load: expected true or false, got string");
 }
 
 static void test_wrong_types(void **state)
@@ -507,6 +550,7 @@ int main(void)
 		cmocka_unit_test(test_password_env),
 		cmocka_unit_test(test_password_file),
 		cmocka_unit_test(test_names),
+		cmocka_unit_test(test_load_options),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -64,5 +64,9 @@ int pg_stream_start(ps_source *src, const char *position, const char *redo_until
                     ps_error *err);
 int pg_stream_read(ps_source *src, ps_read_item *item, int timeout_ms, ps_error *err);
 int pg_stream_ack(ps_source *src, const char *position, ps_error *err);
+/* source.h fence: a transactional logical message with this prefix, which the
+ * stream drops when it comes back. */
+#define PG_FENCE_PREFIX "penstock.fence"
+int pg_stream_fence(ps_source *src, char *pos, size_t len, ps_error *err);
 
 #endif

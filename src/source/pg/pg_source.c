@@ -401,7 +401,7 @@ static int pg_current_position(ps_source *src, char *buf, size_t len, ps_error *
 {
 	PGresult *r = NULL;
 	int rc = pg_exec(src->sql, &r, err, "reading the current WAL position",
-	                 "SELECT pg_current_wal_lsn()::text", 0, NULL);
+	                 "SELECT pg_current_wal_insert_lsn()::text", 0, NULL);
 
 	if (rc == PS_OK)
 		snprintf(buf, len, "%s", PQgetvalue(r, 0, 0));
@@ -445,6 +445,7 @@ const ps_source_ops ps_source_pg = {
 	.position_compare = pg_position_compare,
 	.current_position = pg_current_position,
 	.position_distance = pg_position_distance,
+	.fence = pg_stream_fence,
 	.drop = pg_drop,
 	.close = pg_close,
 };

@@ -293,6 +293,10 @@ static bool next_ready(ps_source *src, ps_read_item *item)
 		src->msg.changes[src->msg_next++] = NULL;
 		if (!c)
 			continue;
+		if (c->op == PS_OP_MESSAGE && strcmp(c->message_prefix, PG_FENCE_PREFIX) == 0) {
+			ps_change_free(c);   /* our own marker (pg_stream_fence) */
+			continue;
+		}
 		item->kind = PS_READ_CHANGE;
 		item->txn = src->txn;
 		item->change = c;
@@ -383,4 +387,18 @@ int pg_stream_ack(ps_source *src, const char *position, ps_error *err)
 			src->acked_lsn = lsn;
 	}
 	return maybe_feedback(src, err);
+}
+
+int pg_stream_fence(ps_source *src, char *pos, size_t len, ps_error *err)
+{
+	const char *params[1] = {src->job_name};
+	PGresult *r = NULL;
+	int rc = pg_exec(src->sql, &r, err, "writing a fence into the WAL",
+	                 "SELECT pg_logical_emit_message(true, '" PG_FENCE_PREFIX "', $1)::text",
+	                 1, params);
+
+	if (rc == PS_OK)
+		snprintf(pos, len, "%s", PQgetvalue(r, 0, 0));
+	PQclear(r);
+	return rc;
 }
