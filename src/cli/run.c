@@ -91,11 +91,6 @@ int ps_cli_run(int argc, char **argv)
 	rc = ps_fault_init(&err);
 	if (rc == PS_OK)
 		rc = ps_spec_load_file(&spec, spec_path, &err);
-	if (rc == PS_OK && spec->type != PS_JOB_CDC)
-		rc = ps_error_set(&err, PS_EINVAL,
-		                  "%s: type: '%s' jobs need the initial load, which this build does not "
-		                  "have yet; use \"cdc\" (changes from now on)",
-		                  spec_path, ps_job_type_name(spec->type));
 	if (rc == PS_OK)
 		rc = ps_state_dir_resolve(state_dir, sizeof(state_dir), state_opt, &err);
 	if (rc == PS_OK) {

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "core/checkpoint.h"
+#include "core/plugin.h"
 #include "core/spec_json.h"
 #include "util/buf.h"
 #include "util/log.h"
@@ -530,4 +531,57 @@ void ps_checkpoint_free(ps_checkpoint *ck)
 	free(ck->spec_json);
 	ck->spec_json = NULL;
 	ps_checkpoint_clear_tables(ck);
+}
+
+/* --- where it lives ------------------------------------------------------- */
+
+int ps_checkpoint_fetch(ps_checkpoint *out, bool *found, ps_snk *snk, const char *state_dir,
+                        const char *job, ps_error *err)
+{
+	char *text = NULL;
+	char origin[200];
+	int rc;
+
+	if (!ps_snk_has_checkpoint_store(snk))
+		return ps_checkpoint_load(out, found, state_dir, job, err);
+	memset(out, 0, sizeof(*out));
+	*found = false;
+	rc = ps_snk_checkpoint_load(snk, &text, err);
+	if (rc != PS_OK || !text)
+		return rc;
+	snprintf(origin, sizeof(origin), "of job '%s' in the target", job);
+	rc = ps_checkpoint_from_text(out, text, origin, err);
+	free(text);
+	if (rc == PS_OK)
+		*found = true;
+	return rc;
+}
+
+int ps_checkpoint_commit(ps_checkpoint *ck, ps_snk *snk, const char *state_dir, ps_error *err)
+{
+	char *text;
+	int rc;
+
+	if (!ps_snk_has_checkpoint_store(snk)) {
+		rc = ps_snk_flush(snk, err);
+		return rc == PS_OK ? ps_checkpoint_store(ck, state_dir, err) : rc;
+	}
+	text = ps_checkpoint_to_text(ck);
+	if (!text)
+		return ps_error_set(err, PS_ENOMEM, "cannot serialise checkpoint");
+	rc = ps_snk_checkpoint_store(snk, text, err);
+	free(text);
+	return rc == PS_OK ? ps_snk_flush(snk, err) : rc;
+}
+
+int ps_checkpoint_discard(ps_snk *snk, const char *state_dir, const char *job, ps_error *err)
+{
+	int rc = PS_OK;
+
+	if (ps_snk_has_checkpoint_store(snk)) {
+		rc = ps_snk_checkpoint_delete(snk, err);
+		if (rc == PS_OK)
+			rc = ps_snk_flush(snk, err);
+	}
+	return rc == PS_OK ? ps_checkpoint_remove(state_dir, job, err) : rc;
 }

@@ -117,6 +117,22 @@ int ps_checkpoint_store(ps_checkpoint *ck, const char *state_dir, ps_error *err)
 int ps_checkpoint_remove(const char *state_dir, const char *job, ps_error *err);
 void ps_checkpoint_path(char *buf, size_t len, const char *state_dir, const char *job);
 
+/* --- where the checkpoint lives (sink.h: transactional targets keep it in
+ * the target, the others in the state directory) ------------------------- */
+struct ps_snk;
+/* Loads this job's checkpoint from the target when the sink keeps
+ * checkpoints, else from the state directory. */
+int ps_checkpoint_fetch(ps_checkpoint *out, bool *found, struct ps_snk *snk,
+                        const char *state_dir, const char *job, ps_error *err);
+/* Makes the data written to the sink and the checkpoint durable together:
+ * transactional sink: store in the open target transaction, then flush
+ * (commit); otherwise flush, then write the file. */
+int ps_checkpoint_commit(ps_checkpoint *ck, struct ps_snk *snk, const char *state_dir,
+                         ps_error *err);
+/* Removes the job's checkpoint wherever it is (committing in the target). */
+int ps_checkpoint_discard(struct ps_snk *snk, const char *state_dir, const char *job,
+                          ps_error *err);
+
 /* PS_OK when ck was written for this identity; else PS_ECHECKPOINT with a
  * message naming each part that differs and what to do. */
 int ps_checkpoint_match(const ps_checkpoint *ck, const ps_identity *id, ps_error *err);

@@ -33,12 +33,22 @@
 
 #include "core/checkpoint.h"
 #include "core/fault.h"
+#include "core/load.h"
 #include "core/pipeline.h"
 #include "core/plugin.h"
 #include "core/queue.h"
 #include "core/spec_json.h"
 #include "util/log.h"
 #include "util/str.h"
+
+/* After a load whose units were copied at different snapshot points, a
+ * table's changes committed at or before `skip` are in every unit already,
+ * those up to `redo` in some: applied in re-processing mode. */
+typedef struct route {
+	const char *schema, *name;          /* borrowed from the checkpoint */
+	char skip[PS_POSITION_MAX];
+	char redo[PS_POSITION_MAX];
+} route;
 
 typedef struct pipeline {
 	const ps_pipeline_config *cfg;
@@ -65,9 +75,21 @@ typedef struct pipeline {
 	ps_error reader_err;                /* set by the reader before it closes the queue */
 	int reader_rc;
 
+	/* set-up */
+	ps_sink_config sink_cfg;            /* kept for the load's extra sink instances */
+	char *target_password;              /* wiped and freed at the end */
+	char until[PS_POSITION_MAX];        /* stop once this is applied (snapshot jobs) */
+	bool reached_until;
+
 	/* applier-only */
 	bool in_txn;
 	ps_txn txn;
+	ps_txn txn_redo;                    /* txn with reprocessing set */
+	route *routes;                      /* per-table windows after a resumed load */
+	size_t nroutes;
+	char routes_end[PS_POSITION_MAX];   /* routing ends once this is applied */
+	const ps_table *route_table;        /* last lookup */
+	const route *route_hit;
 	int batch_txns;
 	size_t batch_bytes;
 	uint64_t batch_started_ns;
@@ -204,12 +226,16 @@ static int store_checkpoint(pipeline *p, int cdc_state, ps_error *err)
 		                    ps_cdc_state_name(p->ck.cdc_state), ps_cdc_state_name(cdc_state));
 	p->ck.cdc_state = next;
 	snprintf(p->ck.position, sizeof(p->ck.position), "%s", p->last_commit);
-	return ps_checkpoint_store(&p->ck, p->cfg->state_dir, err);
+	if (next == PS_CDC_TFSTART || next == PS_CDC_TFEND || next == PS_CDC_TFREDO)
+		ps_checkpoint_clear_tables(&p->ck);   /* the load is behind us */
+	return ps_checkpoint_commit(&p->ck, &p->snk, p->cfg->state_dir, err);
 }
 
 /* The marker for a checkpoint taken while running. */
 static int running_state(pipeline *p)
 {
+	if (p->nroutes)
+		return PS_CDC_ILUPDATE;
 	if (p->redo_until[0] && ps_src_compare(&p->src, p->last_commit, p->redo_until) < 0)
 		return PS_CDC_TFREDO;
 	return PS_CDC_TFSTART;
@@ -223,16 +249,93 @@ static int apply_flush(pipeline *p, ps_error *err)
 		return PS_OK;
 	rc = ps_fault_hit("apply.batch.before_commit", err);
 	if (rc == PS_OK)
-		rc = ps_snk_flush(&p->snk, err);
-	if (rc == PS_OK)
-		rc = store_checkpoint(p, running_state(p), err);
+		rc = store_checkpoint(p, running_state(p), err);   /* with the data */
 	if (rc != PS_OK)
 		return rc;
 	rc = ps_fault_hit("apply.batch.after_commit", err);
 	durable_set(p, p->last_commit);
 	p->batch_txns = 0;
 	p->batch_bytes = 0;
+	if (p->until[0] && ps_src_compare(&p->src, p->last_commit, p->until) >= 0 &&
+	    !p->reached_until) {
+		p->reached_until = true;
+		atomic_store(p->stop, 1);
+	}
 	return rc;
+}
+
+/* --- routing after a resumed load ----------------------------------------- */
+
+static const route *route_for(pipeline *p, const ps_table *t)
+{
+	if (t == p->route_table)
+		return p->route_hit;
+	p->route_table = t;
+	p->route_hit = NULL;
+	for (size_t i = 0; i < p->nroutes; i++)
+		if (strcmp(p->routes[i].name, t->name) == 0 && strcmp(p->routes[i].schema, t->schema) == 0)
+			p->route_hit = &p->routes[i];
+	return p->route_hit;
+}
+
+/* Writes a change, skipping or re-processing it as its table's route says.
+ * p->txn.position holds the BEGIN ordering position (change.h). */
+static int route_write(pipeline *p, const ps_change *c, ps_error *err)
+{
+	const route *r = c->table ? route_for(p, c->table) : NULL;
+
+	if (!r || ps_src_compare(&p->src, p->txn.position, r->redo) > 0)
+		return ps_snk_write(&p->snk, &p->txn, c, err);
+	if (ps_src_compare(&p->src, p->txn.position, r->skip) <= 0)
+		return PS_OK;   /* copied by every unit of its table already */
+	return ps_snk_write(&p->snk, &p->txn_redo, c, err);
+}
+
+/* Builds the routes from the load's units; none when every unit was copied
+ * at the point streaming starts from (no restart during the load). */
+static int routes_build(pipeline *p, ps_error *err)
+{
+	const ps_checkpoint *ck = &p->ck;
+
+	p->routes_end[0] = '\0';
+	if (ck->ntables == 0)
+		return PS_OK;
+	p->routes = calloc(ck->ntables, sizeof(route));
+	if (!p->routes)
+		return ps_error_set(err, PS_ENOMEM, "out of memory");
+	for (size_t i = 0; i < ck->ntables; i++) {
+		const ps_ck_table *t = &ck->tables[i];
+		route *r = &p->routes[p->nroutes];
+
+		r->schema = t->schema;
+		r->name = t->name;
+		for (size_t u = 0; u < t->nunits; u++) {
+			const char *pt = t->units[u].point;
+			if (!r->skip[0] || ps_src_compare(&p->src, pt, r->skip) < 0)
+				snprintf(r->skip, sizeof(r->skip), "%s", pt);
+			if (!r->redo[0] || ps_src_compare(&p->src, pt, r->redo) > 0)
+				snprintf(r->redo, sizeof(r->redo), "%s", pt);
+		}
+		if (!r->redo[0] || ps_src_compare(&p->src, r->redo, ck->position) <= 0)
+			continue;   /* nothing past the stream's start: plain apply */
+		if (!p->routes_end[0] || ps_src_compare(&p->src, r->redo, p->routes_end) > 0)
+			snprintf(p->routes_end, sizeof(p->routes_end), "%s", r->redo);
+		p->nroutes++;
+	}
+	if (p->nroutes)
+		ps_log_info("the initial load was resumed under newer snapshots: changes up to %s are "
+		            "applied in re-processing mode (CDC ILUPDATE) where units already hold them",
+		            p->routes_end);
+	return PS_OK;
+}
+
+static void routes_end_check(pipeline *p)
+{
+	if (p->nroutes && ps_src_compare(&p->src, p->last_commit, p->routes_end) >= 0) {
+		p->nroutes = 0;   /* past every unit's point: plain apply from here */
+		p->route_table = NULL;
+		p->route_hit = NULL;
+	}
 }
 
 static bool batch_full(pipeline *p)
@@ -251,12 +354,16 @@ static int apply_item(pipeline *p, const ps_read_item *item, ps_error *err)
 	case PS_READ_BEGIN:
 		p->in_txn = true;
 		p->txn = item->txn;
+		p->txn_redo = item->txn;
+		p->txn_redo.reprocessing = true;
 		if (p->batch_txns == 0)
 			p->batch_started_ns = ps_now_ns();
 		return ps_snk_begin(&p->snk, &p->txn, err);
 	case PS_READ_CHANGE:
 		p->batch_bytes += item->change->mem_size;
 		p->changes_applied++;
+		if (p->nroutes)
+			return route_write(p, item->change, err);
 		return ps_snk_write(&p->snk, &p->txn, item->change, err);
 	case PS_READ_COMMIT:
 		p->txn = item->txn;
@@ -268,7 +375,8 @@ static int apply_item(pipeline *p, const ps_read_item *item, ps_error *err)
 		p->txns_applied++;
 		snprintf(p->last_commit, sizeof(p->last_commit), "%s", p->txn.position);
 		p->last_commit_time_us = p->txn.commit_time_us;
-		if (batch_full(p) || ps_queue_count(&p->queue) == 0)
+		routes_end_check(p);
+		if (batch_full(p) || ps_queue_count(&p->queue) == 0 || p->until[0])
 			return apply_flush(p, err);
 		return PS_OK;
 	default:
@@ -327,33 +435,45 @@ static int applier_loop(pipeline *p, ps_error *err)
 
 /* --- set-up --------------------------------------------------------------- */
 
+static bool is_load_job(const pipeline *p)
+{
+	return p->spec->type != PS_JOB_CDC;
+}
+
 static int decide_resume(pipeline *p, bool *resuming, int *mode, ps_error *err)
 {
-	char path[1200];
+	char where[1300];
 	bool found = false;
 	int rc;
 
-	ps_checkpoint_path(path, sizeof(path), p->cfg->state_dir, p->spec->name);
-	rc = ps_checkpoint_load(&p->ck, &found, p->cfg->state_dir, p->spec->name, err);
+	if (ps_snk_has_checkpoint_store(&p->snk))
+		snprintf(where, sizeof(where), "in the target (table penstock checkpoint, job %s)",
+		         p->spec->name);
+	else
+		ps_checkpoint_path(where, sizeof(where), p->cfg->state_dir, p->spec->name);
+	rc = ps_checkpoint_fetch(&p->ck, &found, &p->snk, p->cfg->state_dir, p->spec->name, err);
 	if (rc != PS_OK)
 		return rc;
 	*resuming = false;
-	*mode = PS_PREPARE_CREATE_OR_USE;
+	/* A load needs a snapshot exported by a slot created now. */
+	*mode = is_load_job(p) ? PS_PREPARE_RECREATE : PS_PREPARE_CREATE_OR_USE;
 	if (p->spec->resume == PS_RESUME_NEVER) {
 		*mode = PS_PREPARE_RECREATE;
 		if (found)
-			ps_log_info("resume is \"never\": discarding checkpoint %s (at %s) and starting over",
-			            path, p->ck.position);
+			ps_log_info("resume is \"never\": discarding the checkpoint %s (at %s) and "
+			            "starting over", where, p->ck.position);
 		ps_checkpoint_free(&p->ck);
 		memset(&p->ck, 0, sizeof(p->ck));
-		return ps_checkpoint_remove(p->cfg->state_dir, p->spec->name, err);
+		return found ? ps_checkpoint_discard(&p->snk, p->cfg->state_dir, p->spec->name, err)
+		             : PS_OK;
 	}
 	if (!found) {
 		if (p->spec->resume == PS_RESUME_ALWAYS)
 			return ps_error_set(err, PS_ECHECKPOINT,
-			                    "resume is \"always\" but job '%s' has no checkpoint (%s). Run "
-			                    "it once with \"resume\": \"if_exists\" to start from now",
-			                    p->spec->name, path);
+			                    "resume is \"always\" but job '%s' has no checkpoint %s. Run "
+			                    "it once with \"resume\": \"if_exists\" to start %s",
+			                    p->spec->name, where,
+			                    is_load_job(p) ? "with a fresh initial load" : "from now");
 		return PS_OK;
 	}
 	rc = ps_checkpoint_match(&p->ck, &p->identity, err);
@@ -387,8 +507,12 @@ static int open_source(pipeline *p, int mode, bool resuming, ps_prepare_result *
 	cfg.ninclude = s->ninclude;
 	cfg.exclude = (const char *const *)s->exclude;
 	cfg.nexclude = s->nexclude;
+	cfg.want_snapshot = is_load_job(p);
 	rc = ps_src_open(&p->src, ops, &cfg, err);
 	ps_secret_free(password);
+	if (rc == PS_OK && is_load_job(p) && !ps_src_can_snapshot(&p->src))
+		rc = ps_error_set(err, PS_EINVAL, "source %s cannot copy an initial load; use type cdc",
+		                  ops->name);
 	if (rc == PS_OK)
 		rc = ps_src_prepare(&p->src, mode, res, err);
 	if (rc == PS_OK && resuming && p->ck.source_server_id[0] &&
@@ -404,38 +528,32 @@ static int open_source(pipeline *p, int mode, bool resuming, ps_prepare_result *
 static int open_sink(pipeline *p, ps_error *err)
 {
 	const ps_spec *s = p->spec;
-	ps_sink_config cfg = {0};
+	const ps_source_ops *src_ops;
 	const ps_sink_ops *ops;
-	char *password = NULL;
 	int rc;
 
+	src_ops = ps_plugin_source_for(s->source.parsed.scheme_name, err);
+	if (!src_ops)
+		return ps_error_add_context(err, "source.url");
 	ops = ps_plugin_sink_for(s->target.parsed.scheme_name, err);
 	if (!ops)
 		return ps_error_add_context(err, "target.url");
-	rc = ps_spec_password(&s->target, "target", &password, err);
+	rc = ps_spec_password(&s->target, "target", &p->target_password, err);
 	if (rc != PS_OK)
 		return rc;
-	cfg.job_name = s->name;
-	cfg.url = s->target.url;
-	cfg.password = password;
-	cfg.connector = p->src.ops->connector;
-	cfg.source_db = s->source.parsed.dbname;
-	rc = ps_snk_open(&p->snk, ops, &cfg, err);
-	ps_secret_free(password);
-	return rc;
+	p->sink_cfg.job_name = s->name;
+	p->sink_cfg.url = s->target.url;
+	p->sink_cfg.password = p->target_password;
+	p->sink_cfg.connector = src_ops->connector;
+	p->sink_cfg.source_db = s->source.parsed.dbname;
+	return ps_snk_open(&p->snk, ops, &p->sink_cfg, err);
 }
 
-/* Fills the checkpoint for this run and decides where streaming starts. */
-static int begin_run(pipeline *p, bool resuming, const ps_prepare_result *res, ps_error *err)
+/* The checkpoint's fixed parts for this run. */
+static void fill_checkpoint(pipeline *p, const ps_prepare_result *res)
 {
 	const ps_spec *s = p->spec;
-	int rc;
 
-	p->redo_until[0] = '\0';
-	if (!resuming) {
-		p->ck.cdc_state = PS_CDC_INITIAL;
-		snprintf(p->ck.position, sizeof(p->ck.position), "%s", res->start_position);
-	}
 	snprintf(p->ck.job, sizeof(p->ck.job), "%s", s->name);
 	p->ck.identity = p->identity;
 	snprintf(p->ck.source_server_id, sizeof(p->ck.source_server_id), "%s", res->server_id);
@@ -443,21 +561,93 @@ static int begin_run(pipeline *p, bool resuming, const ps_prepare_result *res, p
 	snprintf(p->ck.publication, sizeof(p->ck.publication), "%s", s->source.publication);
 	free(p->ck.spec_json);
 	p->ck.spec_json = ps_spec_to_json(s);
+}
+
+/* The initial load, fresh or resumed. */
+static int run_load(pipeline *p, bool resuming, const ps_prepare_result *res, ps_error *err)
+{
+	ps_load_config lc = {0};
+	char snapshot[64], point[PS_POSITION_MAX];
+	int rc, rrc;
+	ps_error rerr;
+
+	if (!resuming) {
+		snprintf(snapshot, sizeof(snapshot), "%s", res->snapshot);
+		snprintf(point, sizeof(point), "%s", res->start_position);
+		if (!snapshot[0])
+			return ps_error_set(err, PS_ERR, "the source exported no snapshot for the load");
+	} else {
+		rc = ps_src_snapshot_export(&p->src, snapshot, sizeof(snapshot), point, sizeof(point), err);
+		if (rc != PS_OK)
+			return rc;
+		ps_log_info("resuming the initial load under a new snapshot at %s: finished units are "
+		            "kept, unfinished ones copied again", point);
+	}
+	lc.spec = p->spec;
+	lc.src = &p->src;
+	lc.snk = &p->snk;
+	lc.sink_cfg = &p->sink_cfg;
+	lc.ck = &p->ck;
+	lc.state_dir = p->cfg->state_dir;
+	lc.snapshot = snapshot;
+	lc.point = point;
+	lc.fresh = !resuming;
+	lc.stop = p->stop;
+	lc.progress_interval_ms = p->cfg->progress_interval_ms;
+	rc = ps_load_run(&lc, err);
+	ps_error_clear(&rerr);
+	rrc = ps_src_snapshot_release(&p->src, &rerr);
+	if (rc == PS_OK && rrc != PS_OK) {
+		*err = rerr;
+		rc = rrc;
+	}
+	return rc;
+}
+
+/* Fills the checkpoint for this run and decides where streaming starts. */
+static int begin_run(pipeline *p, bool resuming, const ps_prepare_result *res, ps_error *err)
+{
+	bool transactional = ps_snk_has_checkpoint_store(&p->snk);
+	int rc;
+
+	p->redo_until[0] = '\0';
+	if (!resuming) {
+		p->ck.cdc_state = PS_CDC_INITIAL;
+		snprintf(p->ck.position, sizeof(p->ck.position), "%s", res->start_position);
+	}
+	fill_checkpoint(p, res);
 	snprintf(p->last_commit, sizeof(p->last_commit), "%s", p->ck.position);
 
-	/* Events past the position may already be in the target when the last
-	 * run did not end cleanly, or when a slot we did not just create is
-	 * reused without a checkpoint. */
-	if ((resuming && p->ck.cdc_state != PS_CDC_TFEND) || (!resuming && !res->created)) {
+	if (is_load_job(p) && (p->ck.cdc_state == PS_CDC_INITIAL || p->ck.cdc_state == PS_CDC_ILSTART)) {
+		rc = run_load(p, resuming && p->ck.cdc_state == PS_CDC_ILSTART, res, err);
+		if (rc != PS_OK)
+			return rc;
+	}
+	rc = routes_build(p, err);
+	if (rc != PS_OK)
+		return rc;
+
+	/* Events past the position may already be in a non-transactional target
+	 * when the last run did not end cleanly, or when a slot we did not just
+	 * create is reused without a checkpoint. A transactional target holds
+	 * exactly what its checkpoint says. */
+	if (!transactional && !p->nroutes &&
+	    ((resuming && p->ck.cdc_state != PS_CDC_TFEND && p->ck.cdc_state != PS_CDC_ILEND) ||
+	     (!resuming && !res->created))) {
 		rc = ps_src_current_position(&p->src, p->redo_until, sizeof(p->redo_until), err);
 		if (rc != PS_OK)
 			return rc;
 	}
-	rc = store_checkpoint(p, PS_CDC_TFSTART, err);
-	if (rc == PS_OK && p->redo_until[0] && ps_src_compare(&p->src, p->ck.position, p->redo_until) < 0)
-		rc = store_checkpoint(p, PS_CDC_TFREDO, err);
-	else
+	if (p->redo_until[0] && ps_src_compare(&p->src, p->ck.position, p->redo_until) < 0) {
+		rc = PS_OK;
+		if (p->ck.cdc_state != PS_CDC_TFSTART && p->ck.cdc_state != PS_CDC_TFREDO)
+			rc = store_checkpoint(p, PS_CDC_TFSTART, err);
+		if (rc == PS_OK)
+			rc = store_checkpoint(p, PS_CDC_TFREDO, err);
+	} else {
 		p->redo_until[0] = '\0';
+		rc = store_checkpoint(p, running_state(p), err);
+	}
 	durable_set(p, p->ck.position);
 	return rc;
 }
@@ -512,6 +702,45 @@ static int run_threads(pipeline *p, ps_error *err)
 	return rc;
 }
 
+/* A snapshot job ends once the log up to the newest unit's point has been
+ * applied (nothing to do when the load was never interrupted): then slot,
+ * publication and checkpoint go. */
+static int finish_snapshot_job(pipeline *p, ps_error *err)
+{
+	int rc;
+
+	rc = ps_src_drop(&p->src, err);
+	if (rc == PS_OK)
+		rc = ps_checkpoint_discard(&p->snk, p->cfg->state_dir, p->spec->name, err);
+	if (rc == PS_OK)
+		ps_log_info("snapshot job %s complete: target loaded as of %s; slot %s, publication %s "
+		            "and checkpoint removed", p->spec->name, p->ck.position, p->spec->source.slot,
+		            p->spec->source.publication);
+	return rc;
+}
+
+static int run_stream(pipeline *p, bool resuming, const ps_prepare_result *res, ps_error *err)
+{
+	int rc;
+
+	if (p->spec->type == PS_JOB_SNAPSHOT) {
+		if (!p->nroutes)
+			return PS_OK;
+		rc = ps_src_fence(&p->src, p->until, sizeof(p->until), err);
+		if (rc != PS_OK)
+			return rc;
+		ps_log_info("catching up to %s before the snapshot job completes", p->until);
+	}
+	rc = ps_src_start(&p->src, p->ck.position, p->redo_until, err);
+	if (rc == PS_OK)
+		log_start(p, resuming, res);
+	if (rc == PS_OK)
+		rc = run_threads(p, err);
+	if (rc == PS_OK && p->until[0] && !p->reached_until)
+		rc = ps_error_set(err, PS_ESTOPPED, "stopped before the snapshot job caught up");
+	return rc;
+}
+
 int ps_pipeline_run(const ps_pipeline_config *cfg, atomic_int *stop, ps_error *err)
 {
 	pipeline *p = calloc(1, sizeof(*p));
@@ -530,28 +759,35 @@ int ps_pipeline_run(const ps_pipeline_config *cfg, atomic_int *stop, ps_error *e
 	if (rc == PS_OK)
 		rc = ps_state_dir_ensure(cfg->state_dir, err);
 	if (rc == PS_OK)
+		rc = open_sink(p, err);
+	if (rc == PS_OK)
 		rc = decide_resume(p, &resuming, &mode, err);
 	if (rc == PS_OK)
 		rc = open_source(p, mode, resuming, &res, err);
 	if (rc == PS_OK)
-		rc = open_sink(p, err);
-	if (rc == PS_OK)
 		rc = begin_run(p, resuming, &res, err);
+	ps_secret_free(p->target_password);   /* the load's extra sinks are closed */
+	p->target_password = NULL;
+	p->sink_cfg.password = NULL;
 	if (rc == PS_OK)
-		rc = ps_src_start(&p->src, p->ck.position, p->redo_until, err);
-	if (rc == PS_OK)
-		log_start(p, resuming, &res);
-	if (rc == PS_OK)
-		rc = run_threads(p, err);
-	if (rc == PS_OK) {
+		rc = run_stream(p, resuming, &res, err);
+	if (rc == PS_OK && p->spec->type == PS_JOB_SNAPSHOT)
+		rc = finish_snapshot_job(p, err);
+	else if (rc == PS_OK) {
 		report_progress(p, true);
 		ps_log_info("stopped cleanly: checkpoint at %s (CDC %s); run again to resume",
 		            p->ck.position, ps_cdc_state_name(p->ck.cdc_state));
+	} else if (rc == PS_ESTOPPED && atomic_load(stop)) {
+		ps_log_info("stopped: %s; checkpoint at %s (CDC %s); run again to resume",
+		            err->message, p->ck.position, ps_cdc_state_name(p->ck.cdc_state));
+		rc = PS_OK;
 	}
 	ps_snk_close(&p->snk);
 	ps_src_close(&p->src);
 	ps_queue_destroy(&p->queue);
 	ps_checkpoint_free(&p->ck);
+	free(p->routes);
+	ps_secret_free(p->target_password);
 	pthread_mutex_destroy(&p->mu);
 	free(p);
 	return rc;

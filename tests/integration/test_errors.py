@@ -88,7 +88,7 @@ def test_checkpoint_of_another_definition_is_refused(db, make_penstock):
     p.start()
     p.wait_streaming(db)
     assert p.stop() == 0
-    assert "discarding checkpoint" in p.stderr()
+    assert "discarding the checkpoint" in p.stderr()
 
 
 def test_resume_always_without_checkpoint_is_refused(db, make_penstock):

@@ -1,0 +1,590 @@
+/*
+ * load.c — the initial load (see load.h).
+ *
+ * NOTES ON THE DESIGN
+ *
+ * Threads: the calling thread (main) owns cfg->snk and finishes tables;
+ * N copy workers each own one source copier (a connection that imported the
+ * snapshot) and one sink instance. They share the unit list, the checkpoint
+ * and the per-table counters, all under `mu`, plus atomic row counters.
+ *
+ *   worker: take unit ─► begin ─► copy rows (op r) ─► commit
+ *           ─► [mu] mark done, fault snapshot.unit.commit, checkpoint_commit
+ *   main:   wait ─► a table whose units are all done ─► table_finish
+ *           ─► [mu] mark finished, checkpoint_commit ─► ... ─► ILEND
+ *
+ * Invariants:
+ *   1. A unit is marked done in the checkpoint that commits with its rows
+ *      (transactional targets: the same target transaction), so a crash at any
+ *      instant leaves each unit either wholly present and done, or absent
+ *      and not done. Checkpoint commits are serialised by `mu`, so each one
+ *      carries every unit that committed before it.
+ *   2. Units are key ranges of the primary key (or whole tables), which stay
+ *      the same across snapshots: after a restart the unfinished ones are
+ *      copied under a new snapshot and every unit records the point it was
+ *      copied at. The pipeline later replays the log between the oldest and
+ *      newest of those points in re-processing mode (seed 002, ILUPDATE).
+ *   3. Keys and indexes are built once all units of a table are done, in a
+ *      target transaction with the checkpoint that says so; table_finish is
+ *      idempotent, so a crash in between only repeats it.
+ *   4. The table set of a resumed load must equal the planned one: a table
+ *      that appeared or vanished meanwhile is refused with what to do.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/fault.h"
+#include "core/load.h"
+#include "util/log.h"
+
+typedef struct load_unit {
+	size_t table;
+	size_t unit;
+} load_unit;
+
+typedef struct load_table {
+	ps_table_def *def;
+	ps_ck_table *ck;              /* in cfg->ck->tables */
+	atomic_llong rows;            /* rows copied in this run */
+	size_t units_done;            /* under mu */
+	bool finishing;               /* main took it; under mu */
+	uint64_t started_ns;
+} load_table;
+
+typedef struct load {
+	const ps_load_config *cfg;
+	ps_table_def **defs;
+	size_t ndefs;
+	load_table *tables;           /* ndefs entries, same order as ck->tables */
+	size_t ntables;
+
+	pthread_mutex_t mu;
+	pthread_cond_t changed;
+	load_unit *todo;
+	size_t ntodo, next;
+	int running;                  /* workers still alive */
+	bool table_complete;          /* a table's last unit committed */
+	int failed_rc;
+	ps_error failed_err;
+	atomic_int abort;
+
+	bool tty;
+	uint64_t started_ns;
+	uint64_t last_progress_ns;
+} load;
+
+typedef struct worker {
+	load *ld;
+	pthread_t thread;
+	ps_snk own;                   /* this worker's sink instance, or */
+	ps_snk *snk;                  /* the main one when the target allows one writer */
+	ps_copier *copier;
+	ps_txn txn;
+	load_table *table;
+	long long unit_rows;
+} worker;
+
+static bool stop_requested(load *ld)
+{
+	return atomic_load(ld->cfg->stop) != 0 || atomic_load(&ld->abort) != 0;
+}
+
+static void fail(load *ld, int rc, const ps_error *err)
+{
+	pthread_mutex_lock(&ld->mu);
+	if (ld->failed_rc == PS_OK && rc != PS_ESTOPPED) {
+		ld->failed_rc = rc;
+		ld->failed_err = *err;
+	}
+	pthread_mutex_unlock(&ld->mu);
+	atomic_store(&ld->abort, 1);
+}
+
+/* --- planning ------------------------------------------------------------- */
+
+static void ck_table_name(char *buf, size_t len, const char *schema, const char *name)
+{
+	snprintf(buf, len, "%s.%s", schema, name);
+}
+
+static int plan_table(load *ld, ps_table_def *def, ps_ck_table *t, ps_error *err)
+{
+	const ps_load_config *cfg = ld->cfg;
+	ps_table_options opt = {
+		.create = cfg->spec->target.create_tables,
+		.truncate_before_load = cfg->spec->target.truncate_before_load,
+	};
+	int rc;
+
+	t->schema = strdup(def->table->schema);
+	t->name = strdup(def->table->name);
+	if (!t->schema || !t->name)
+		return ps_error_set(err, PS_ENOMEM, "out of memory");
+	t->estimated_rows = def->estimated_rows;
+	rc = ps_snk_table_prepare(cfg->snk, def, &opt, &t->created, err);
+	if (rc != PS_OK)
+		return rc;
+	if (def->has_primary_key && def->estimated_rows > cfg->spec->snapshot_chunk_rows) {
+		rc = ps_src_split(cfg->src, def, cfg->spec->snapshot_chunk_rows, &t->bounds,
+		                  &t->nbounds, err);
+		if (rc != PS_OK)
+			return rc;
+	}
+	t->nunits = t->nbounds + 1;
+	t->units = calloc(t->nunits, sizeof(ps_ck_unit));
+	if (!t->units)
+		return ps_error_set(err, PS_ENOMEM, "out of memory");
+	return PS_OK;
+}
+
+/* Fresh load: prepare every table in the target and record the plan, in one
+ * target transaction with the ILSTART checkpoint. */
+static int plan(load *ld, ps_error *err)
+{
+	ps_checkpoint *ck = ld->cfg->ck;
+	int rc;
+
+	ps_checkpoint_clear_tables(ck);
+	ck->tables = calloc(ld->ndefs ? ld->ndefs : 1, sizeof(ps_ck_table));
+	if (!ck->tables)
+		return ps_error_set(err, PS_ENOMEM, "out of memory");
+	for (size_t i = 0; i < ld->ndefs; i++) {
+		ck->ntables = i + 1;
+		rc = plan_table(ld, ld->defs[i], &ck->tables[i], err);
+		if (rc != PS_OK)
+			return rc;
+	}
+	ck->cdc_state = ps_cdc_transition(ck->cdc_state, PS_CDC_ILSTART);
+	if (ck->cdc_state == PS_CDC_ERROR)
+		return ps_error_set(err, PS_ECHECKPOINT, "impossible CDC transition to ILSTART");
+	return ps_checkpoint_commit(ck, ld->cfg->snk, ld->cfg->state_dir, err);
+}
+
+/* Resumed load: the described tables must be the planned ones. */
+static int match_plan(load *ld, ps_error *err)
+{
+	ps_checkpoint *ck = ld->cfg->ck;
+	char name[300];
+
+	for (size_t i = 0; i < ck->ntables; i++) {
+		bool found = false;
+		for (size_t j = 0; j < ld->ndefs && !found; j++)
+			found = strcmp(ld->defs[j]->table->schema, ck->tables[i].schema) == 0 &&
+			        strcmp(ld->defs[j]->table->name, ck->tables[i].name) == 0;
+		if (!found) {
+			ck_table_name(name, sizeof(name), ck->tables[i].schema, ck->tables[i].name);
+			return ps_error_set(err, PS_ECHECKPOINT,
+			                    "table %s was part of the interrupted initial load but is no "
+			                    "longer selected in the source (dropped or renamed?). Start "
+			                    "the load over with \"resume\": \"never\"", name);
+		}
+	}
+	if (ld->ndefs != ck->ntables) {
+		for (size_t j = 0; j < ld->ndefs; j++) {
+			bool found = false;
+			for (size_t i = 0; i < ck->ntables && !found; i++)
+				found = strcmp(ld->defs[j]->table->schema, ck->tables[i].schema) == 0 &&
+				        strcmp(ld->defs[j]->table->name, ck->tables[i].name) == 0;
+			if (!found) {
+				ck_table_name(name, sizeof(name), ld->defs[j]->table->schema,
+				              ld->defs[j]->table->name);
+				return ps_error_set(err, PS_ECHECKPOINT,
+				                    "table %s appeared in the source after the initial load "
+				                    "began and is not part of it. Start the load over with "
+				                    "\"resume\": \"never\", or exclude it in tables.exclude",
+				                    name);
+			}
+		}
+	}
+	return PS_OK;
+}
+
+/* Pairs defs with checkpoint tables and lists the units still to copy. */
+static int build_todo(load *ld, ps_error *err)
+{
+	ps_checkpoint *ck = ld->cfg->ck;
+	size_t total = 0;
+
+	ld->tables = calloc(ck->ntables ? ck->ntables : 1, sizeof(load_table));
+	if (!ld->tables)
+		return ps_error_set(err, PS_ENOMEM, "out of memory");
+	ld->ntables = ck->ntables;
+	for (size_t i = 0; i < ck->ntables; i++) {
+		ps_ck_table *t = &ck->tables[i];
+		for (size_t j = 0; j < ld->ndefs; j++)
+			if (strcmp(ld->defs[j]->table->schema, t->schema) == 0 &&
+			    strcmp(ld->defs[j]->table->name, t->name) == 0)
+				ld->tables[i].def = ld->defs[j];
+		ld->tables[i].ck = t;
+		atomic_init(&ld->tables[i].rows, 0);
+		for (size_t u = 0; u < t->nunits; u++) {
+			if (t->units[u].done)
+				ld->tables[i].units_done++;
+			else
+				total++;
+		}
+	}
+	ld->todo = calloc(total ? total : 1, sizeof(load_unit));
+	if (!ld->todo)
+		return ps_error_set(err, PS_ENOMEM, "out of memory");
+	/* Biggest tables first, so one huge table does not start last. */
+	for (size_t i = 0; i < ck->ntables; i++)
+		for (size_t u = 0; u < ck->tables[i].nunits; u++)
+			if (!ck->tables[i].units[u].done)
+				ld->todo[ld->ntodo++] = (load_unit){i, u};
+	for (size_t a = 1; a < ld->ntodo; a++) {
+		load_unit x = ld->todo[a];
+		long long rx = ck->tables[x.table].estimated_rows / (long long)ck->tables[x.table].nunits;
+		size_t b = a;
+		while (b > 0) {
+			load_unit y = ld->todo[b - 1];
+			long long ry = ck->tables[y.table].estimated_rows / (long long)ck->tables[y.table].nunits;
+			if (ry >= rx)
+				break;
+			ld->todo[b] = y;
+			b--;
+		}
+		ld->todo[b] = x;
+	}
+	return PS_OK;
+}
+
+/* --- copy workers --------------------------------------------------------- */
+
+static int on_row(void *ctx, ps_table *t, const ps_value *values, ps_error *err)
+{
+	worker *w = ctx;
+	ps_change *c;
+	int rc;
+
+	if (stop_requested(w->ld))
+		return ps_error_set(err, PS_ESTOPPED, "stopping");
+	c = ps_change_new(PS_OP_READ, t, values, NULL, false, 0);
+	if (!c)
+		return ps_error_set(err, PS_ENOMEM, "out of memory copying %s.%s", t->schema, t->name);
+	rc = ps_snk_write(w->snk, &w->txn, c, err);
+	ps_change_free(c);
+	if (rc != PS_OK)
+		return rc;
+	w->unit_rows++;
+	atomic_fetch_add_explicit(&w->table->rows, 1, memory_order_relaxed);
+	return PS_OK;
+}
+
+static int copy_unit(worker *w, load_unit u, ps_error *err)
+{
+	load *ld = w->ld;
+	const ps_load_config *cfg = ld->cfg;
+	load_table *lt = &ld->tables[u.table];
+	ps_ck_table *t = lt->ck;
+	ps_ck_unit *unit = &t->units[u.unit];
+	ps_copy_range range = {
+		.lower = u.unit > 0 ? &t->bounds[u.unit - 1] : NULL,
+		.upper = u.unit < t->nbounds ? &t->bounds[u.unit] : NULL,
+	};
+	struct timespec now;
+	int rc;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	memset(&w->txn, 0, sizeof(w->txn));
+	w->txn.commit_time_us = (int64_t)now.tv_sec * 1000000 + now.tv_nsec / 1000;
+	snprintf(w->txn.position, sizeof(w->txn.position), "%s", cfg->point);
+	w->table = lt;
+	w->unit_rows = 0;
+	rc = ps_snk_begin(w->snk, &w->txn, err);
+	if (rc == PS_OK)
+		rc = ps_src_copy_unit(cfg->src, w->copier, lt->def, &range, on_row, w, err);
+	if (rc == PS_OK)
+		rc = ps_snk_commit(w->snk, &w->txn, err);
+	if (rc != PS_OK)
+		return rc;
+
+	pthread_mutex_lock(&ld->mu);
+	unit->done = true;
+	unit->rows = w->unit_rows;
+	snprintf(unit->point, sizeof(unit->point), "%s", cfg->point);
+	rc = ps_fault_hit("snapshot.unit.commit", err);
+	if (rc == PS_OK)
+		rc = ps_checkpoint_commit(cfg->ck, w->snk, cfg->state_dir, err);
+	if (rc != PS_OK) {
+		unit->done = false;
+		unit->point[0] = '\0';
+	} else if (++lt->units_done == t->nunits) {
+		ld->table_complete = true;
+		pthread_cond_broadcast(&ld->changed);
+	}
+	pthread_mutex_unlock(&ld->mu);
+	return rc;
+}
+
+static void *worker_main(void *arg)
+{
+	worker *w = arg;
+	load *ld = w->ld;
+	const ps_load_config *cfg = ld->cfg;
+	ps_error err;
+	int rc;
+
+	ps_error_clear(&err);
+	rc = PS_OK;
+	if (w->snk != cfg->snk) {
+		rc = ps_snk_open(&w->own, cfg->snk->ops, cfg->sink_cfg, &err);
+		w->snk = &w->own;
+	}
+	if (rc == PS_OK)
+		rc = ps_src_copy_open(cfg->src, cfg->snapshot, &w->copier, &err);
+	while (rc == PS_OK) {
+		load_unit u;
+
+		pthread_mutex_lock(&ld->mu);
+		if (stop_requested(ld) || ld->next == ld->ntodo) {
+			pthread_mutex_unlock(&ld->mu);
+			break;
+		}
+		u = ld->todo[ld->next++];
+		if (!ld->tables[u.table].started_ns)
+			ld->tables[u.table].started_ns = ps_now_ns();
+		pthread_mutex_unlock(&ld->mu);
+		rc = copy_unit(w, u, &err);
+	}
+	if (rc != PS_OK)
+		fail(ld, rc, &err);
+	ps_src_copy_close(cfg->src, w->copier);
+	if (w->snk == &w->own)
+		ps_snk_close(&w->own);   /* rolls back an unfinished unit */
+	pthread_mutex_lock(&ld->mu);
+	ld->running--;
+	pthread_cond_broadcast(&ld->changed);
+	pthread_mutex_unlock(&ld->mu);
+	return NULL;
+}
+
+/* --- progress ------------------------------------------------------------- */
+
+static void progress(load *ld, bool force)
+{
+	uint64_t now = ps_now_ns();
+	uint64_t period = ld->tty ? 1000000000ull : (uint64_t)ld->cfg->progress_interval_ms * 1000000ull;
+	long long rows = 0, est = 0;
+	size_t units = 0, done = 0, tables_done = 0;
+	char active[400] = "";
+	size_t used = 0;
+
+	if (!force && now - ld->last_progress_ns < period)
+		return;
+	ld->last_progress_ns = now;
+	pthread_mutex_lock(&ld->mu);
+	for (size_t i = 0; i < ld->ntables; i++) {
+		load_table *lt = &ld->tables[i];
+		long long r = atomic_load(&lt->rows);
+		long long prior = 0;
+
+		for (size_t u = 0; u < lt->ck->nunits; u++)
+			if (lt->ck->units[u].done)
+				prior += lt->ck->units[u].rows;
+		/* rows counts this run's copies, done units include them */
+		rows += prior > r ? prior : r;
+		est += lt->ck->estimated_rows > 0 ? lt->ck->estimated_rows : 0;
+		units += lt->ck->nunits;
+		done += lt->units_done;
+		if (lt->ck->finished)
+			tables_done++;
+		else if (lt->started_ns && lt->units_done < lt->ck->nunits && used < sizeof(active))
+			used += (size_t)snprintf(active + used, sizeof(active) - used, "%s%s.%s %lld/%lld",
+			                         used ? ", " : "", lt->ck->schema, lt->ck->name, r,
+			                         lt->ck->estimated_rows);
+	}
+	pthread_mutex_unlock(&ld->mu);
+	if (ld->tty && !force) {
+		fprintf(stderr, "\r\033[Kload: %zu/%zu tables, %zu/%zu units, %lld/%lld rows (%.0f%%)  %s",
+		        tables_done, ld->ntables, done, units, rows, est,
+		        est > 0 ? 100.0 * (double)rows / (double)est : 0.0, active);
+		fflush(stderr);
+		return;
+	}
+	if (ld->tty)
+		fputs("\r\033[K", stderr);
+	ps_log_info("initial load: %zu/%zu tables, %zu/%zu units, %lld rows of ~%lld%s%s", tables_done,
+	            ld->ntables, done, units, rows, est, active[0] ? "; copying " : "", active);
+}
+
+/* --- finishing tables ----------------------------------------------------- */
+
+static int finish_table(load *ld, load_table *lt, ps_error *err)
+{
+	const ps_load_config *cfg = ld->cfg;
+	double secs = lt->started_ns ? (double)(ps_now_ns() - lt->started_ns) / 1e9 : 0;
+	long long rows = 0;
+	int rc = PS_OK;
+
+	if (lt->ck->created)
+		rc = ps_snk_table_finish(cfg->snk, lt->def, err);
+	if (rc != PS_OK)
+		return rc;
+	pthread_mutex_lock(&ld->mu);
+	lt->ck->finished = true;
+	rc = ps_checkpoint_commit(cfg->ck, cfg->snk, cfg->state_dir, err);
+	if (rc != PS_OK)
+		lt->ck->finished = false;
+	for (size_t u = 0; u < lt->ck->nunits; u++)
+		rows += lt->ck->units[u].rows;
+	pthread_mutex_unlock(&ld->mu);
+	if (rc == PS_OK) {
+		if (ld->tty)
+			fputs("\r\033[K", stderr);
+		ps_log_info("loaded %s.%s: %lld rows in %zu unit%s%s (%.1f s)", lt->ck->schema,
+		            lt->ck->name, rows, lt->ck->nunits, lt->ck->nunits == 1 ? "" : "s",
+		            lt->ck->created ? ", keys and indexes built" : "", secs);
+	}
+	return rc;
+}
+
+/* Finishes the tables whose units are all done. With a single-writer target
+ * (SQLite) only once the workers are gone, so that two writers never wait on
+ * each other. */
+static int finish_ready(load *ld, bool workers_gone, ps_error *err)
+{
+	int rc = PS_OK;
+
+	if (ps_snk_max_writers(ld->cfg->snk) == 1 && !workers_gone)
+		return PS_OK;
+	for (size_t i = 0; i < ld->ntables && rc == PS_OK; i++) {
+		load_table *lt = &ld->tables[i];
+		bool ready;
+
+		pthread_mutex_lock(&ld->mu);
+		ready = !lt->ck->finished && !lt->finishing && lt->units_done == lt->ck->nunits;
+		if (ready)
+			lt->finishing = true;
+		pthread_mutex_unlock(&ld->mu);
+		if (!ready)
+			continue;
+		rc = finish_table(ld, lt, err);
+		lt->finishing = false;
+	}
+	return rc;
+}
+
+/* --- the load ------------------------------------------------------------- */
+
+static int run_workers(load *ld, ps_error *err)
+{
+	int nworkers = ld->cfg->spec->snapshot_parallel;
+	int max = ps_snk_max_writers(ld->cfg->snk);
+	worker *workers;
+	int started = 0, rc = PS_OK;
+
+	if (max > 0 && nworkers > max)
+		nworkers = max;
+	if ((size_t)nworkers > ld->ntodo)
+		nworkers = (int)ld->ntodo;
+	workers = calloc(nworkers > 0 ? (size_t)nworkers : 1, sizeof(worker));
+	if (!workers)
+		return ps_error_set(err, PS_ENOMEM, "out of memory");
+	ps_log_info("initial load: %zu units to copy with %d worker%s under snapshot %s (point %s)",
+	            ld->ntodo, nworkers, nworkers == 1 ? "" : "s", ld->cfg->snapshot, ld->cfg->point);
+	for (int i = 0; i < nworkers; i++) {
+		workers[i].ld = ld;
+		/* A single-writer target (SQLite, files) is written through the main
+		 * instance: the main thread leaves it alone until the worker is gone. */
+		workers[i].snk = max == 1 ? ld->cfg->snk : NULL;
+		pthread_mutex_lock(&ld->mu);
+		ld->running++;
+		pthread_mutex_unlock(&ld->mu);
+		if (pthread_create(&workers[i].thread, NULL, worker_main, &workers[i]) != 0) {
+			pthread_mutex_lock(&ld->mu);
+			ld->running--;
+			pthread_mutex_unlock(&ld->mu);
+			rc = ps_error_set(err, PS_ERR, "cannot start copy worker %d", i + 1);
+			atomic_store(&ld->abort, 1);
+			break;
+		}
+		started++;
+	}
+	for (;;) {
+		struct timespec deadline;
+		bool gone;
+
+		clock_gettime(CLOCK_REALTIME, &deadline);
+		deadline.tv_nsec += 200 * 1000000L;
+		if (deadline.tv_nsec >= 1000000000L) {
+			deadline.tv_sec++;
+			deadline.tv_nsec -= 1000000000L;
+		}
+		pthread_mutex_lock(&ld->mu);
+		if (ld->running > 0 && !ld->table_complete)
+			pthread_cond_timedwait(&ld->changed, &ld->mu, &deadline);
+		ld->table_complete = false;
+		gone = ld->running == 0;
+		pthread_mutex_unlock(&ld->mu);
+		if (rc == PS_OK && !atomic_load(&ld->abort)) {
+			rc = finish_ready(ld, gone, err);
+			if (rc != PS_OK)
+				atomic_store(&ld->abort, 1);
+		}
+		progress(ld, false);
+		if (gone)
+			break;
+	}
+	for (int i = 0; i < started; i++)
+		pthread_join(workers[i].thread, NULL);
+	free(workers);
+	return rc;
+}
+
+int ps_load_run(const ps_load_config *cfg, ps_error *err)
+{
+	load ld;
+	int rc;
+
+	memset(&ld, 0, sizeof(ld));
+	ld.cfg = cfg;
+	ld.tty = isatty(2);
+	ld.started_ns = ld.last_progress_ns = ps_now_ns();
+	atomic_init(&ld.abort, 0);
+	pthread_mutex_init(&ld.mu, NULL);
+	pthread_cond_init(&ld.changed, NULL);
+
+	rc = ps_src_describe(cfg->src, &ld.defs, &ld.ndefs, err);
+	if (rc != PS_OK)
+		goto cleanup;
+	rc = cfg->fresh ? plan(&ld, err) : match_plan(&ld, err);
+	if (rc == PS_OK)
+		rc = build_todo(&ld, err);
+	if (rc == PS_OK)
+		rc = run_workers(&ld, err);
+	if (rc == PS_OK && ld.failed_rc != PS_OK) {
+		rc = ld.failed_rc;
+		*err = ld.failed_err;
+	}
+	if (rc == PS_OK && atomic_load(cfg->stop))
+		rc = ps_error_set(err, PS_ESTOPPED, "stopped during the initial load");
+	if (rc == PS_OK)
+		rc = finish_ready(&ld, true, err);
+	if (rc != PS_OK)
+		goto cleanup;
+	progress(&ld, true);
+	cfg->ck->cdc_state = ps_cdc_transition(cfg->ck->cdc_state, PS_CDC_ILEND);
+	if (cfg->ck->cdc_state == PS_CDC_ERROR) {
+		rc = ps_error_set(err, PS_ECHECKPOINT, "impossible CDC transition to ILEND");
+		goto cleanup;
+	}
+	rc = ps_checkpoint_commit(cfg->ck, cfg->snk, cfg->state_dir, err);
+	if (rc == PS_OK)
+		ps_log_info("initial load done in %.1f s; CDC %s",
+		            (double)(ps_now_ns() - ld.started_ns) / 1e9,
+		            ps_cdc_state_name(cfg->ck->cdc_state));
+cleanup:
+	for (size_t i = 0; i < ld.ndefs; i++)
+		ps_table_def_free(ld.defs[i]);
+	free(ld.defs);
+	free(ld.tables);
+	free(ld.todo);
+	pthread_cond_destroy(&ld.changed);
+	pthread_mutex_destroy(&ld.mu);
+	return rc;
+}
