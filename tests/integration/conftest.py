@@ -5,12 +5,16 @@ port), a fresh database per test, and a driver for the real penstock binary.
 Nothing here sleeps to wait: every wait polls a condition with a deadline.
 """
 import json
+import math
 import os
 import pathlib
+import random
 import shutil
 import signal
+import sqlite3
 import subprocess
 import tempfile
+import threading
 import time
 
 import psycopg2
@@ -19,6 +23,10 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 PGTMP = ROOT / "scripts" / "pgtmp.sh"
 BIN = os.environ.get("PENSTOCK_BIN", str(ROOT / "build" / "penstock"))
+PGBIN = pathlib.Path("/usr/lib/postgresql/15/bin")
+# The settings penstock uses for the text form of values (util/pgconn.h).
+CANONICAL = ("SET DateStyle=ISO; SET TimeZone=UTC; SET IntervalStyle=postgres; "
+             "SET extra_float_digits=3; SET bytea_output=hex")
 
 
 def wait_for(predicate, timeout=30.0, interval=0.05, what="condition"):
@@ -133,6 +141,17 @@ class Penstock:
             return "; streaming, " in self.stderr()
         wait_for(ready, timeout, what="penstock to start streaming")
 
+    def wait_log(self, text, timeout=60):
+        """Waits for text in this run's log; fails early if penstock exits."""
+        def seen():
+            if text in self.stderr():
+                return True
+            if self.proc.poll() is not None:
+                raise AssertionError(f"penstock exited with {self.proc.returncode} before "
+                                     f"logging {text!r}: {self.stderr()}")
+            return False
+        wait_for(seen, timeout, what=repr(text))
+
     def stop(self, timeout=60):
         self.proc.send_signal(signal.SIGTERM)
         self.proc.wait(timeout=timeout)
@@ -183,6 +202,178 @@ def make_penstock(tmp_path, db):
         spec = {
             "name": name,
             "type": "cdc",
+            "source": {"url": db.url},
+            "target": {"url": target or f"jsonl://{tmp_path}/out"},
+        }
+        if tables:
+            spec["tables"] = tables
+        spec.update(extra)
+        p = Penstock(tmp_path, spec)
+        made.append(p)
+        return p
+
+    yield make
+    for p in made:
+        if p.proc and p.proc.poll() is None:
+            p.kill()
+
+
+# --- comparing source and target ------------------------------------------
+
+def pg_rows(database, table):
+    """Every row of table as a sorted list of tuples of canonical text."""
+    with database.cluster.connect(database.name) as c:
+        c.autocommit = True
+        with c.cursor() as cur:
+            cur.execute(CANONICAL)
+            cur.execute(f"SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass "
+                        f"AND attnum > 0 AND NOT attisdropped AND attgenerated = '' "
+                        f"ORDER BY attnum", (table,))
+            cols = [r[0] for r in cur.fetchall()]
+            cur.execute("SELECT " + ", ".join(f'"{c}"::text' for c in cols) + f" FROM {table}")
+            rows = cur.fetchall()
+    return sorted(rows, key=lambda r: tuple((v is None, v or "") for v in r))
+
+
+def pg_column_types(database, table):
+    return [r[0] for r in database.execute(
+        "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = %s::regclass "
+        "AND attnum > 0 AND NOT attisdropped AND attgenerated = '' ORDER BY attnum", (table,))]
+
+
+def _sqlite_text(value, pgtype, pgtext):
+    """The SQLite value in the source's canonical text, per docs/types-sqlite.md."""
+    if value is None:
+        return None
+    if pgtype == "boolean":
+        return "t" if value == 1 else "f"
+    if isinstance(value, bytes):
+        return "\\x" + value.hex()
+    if isinstance(value, float):
+        # floats are equal when they are the same double
+        if pgtext is not None and pgtext not in ("NaN", "Infinity", "-Infinity") \
+                and float(pgtext) == value:
+            return pgtext
+        return repr(value)
+    return str(value)
+
+
+def sqlite_rows(path, table, pg_types, pg_reference):
+    """Rows of the SQLite table in canonical text, aligned with the source's
+    rows where floats need a numeric comparison."""
+    name = table.split(".", 1)[1] if table.startswith("public.") else table
+    c = sqlite3.connect(path)
+    try:
+        cols = [r[1] for r in c.execute(f'PRAGMA table_info("{name}")')]
+        raw = c.execute(f'SELECT * FROM "{name}"').fetchall()
+    finally:
+        c.close()
+    ref = {}
+    for r in pg_reference:
+        ref.setdefault(r[0], r)
+    out = []
+    for r in raw:
+        first = _sqlite_text(r[0], pg_types[0], None)
+        match = ref.get(first)
+        out.append(tuple(_sqlite_text(v, t, match[i] if match else None)
+                         for i, (v, t) in enumerate(zip(r, pg_types))))
+    return sorted(out, key=lambda r: tuple((v is None, v or "") for v in r)), cols
+
+
+def wait_equal(source, target, tables, timeout=90, sqlite_path=None):
+    """Polls until every table holds the same rows on both sides."""
+    last = {}
+
+    def equal():
+        for t in tables:
+            src = pg_rows(source, t)
+            if sqlite_path:
+                dst, _ = sqlite_rows(sqlite_path, t, pg_column_types(source, t), src)
+            else:
+                dst = pg_rows(target, t)
+            if src != dst:
+                last["table"] = t
+                last["missing"] = [r for r in src if r not in dst][:5]
+                last["extra"] = [r for r in dst if r not in src][:5]
+                last["counts"] = (len(src), len(dst))
+                return False
+        return True
+    try:
+        wait_for(equal, timeout, interval=0.2, what="target to equal source")
+    except AssertionError as e:
+        raise AssertionError(f"{e}: first difference {last}") from None
+
+
+class Writer(threading.Thread):
+    """Writes to the source in small transactions until stopped: inserts,
+    updates (some changing the key), deletes, and inserts into an insert-only
+    table without a key. Raises in join() if a statement failed."""
+
+    def __init__(self, database, seed=1):
+        super().__init__(daemon=True)
+        self.database = database
+        self.rand = random.Random(seed)
+        self.seed = seed
+        self.halt = threading.Event()
+        self.error = None
+        self.txns = 0
+
+    def run(self):
+        try:
+            c = self.database.cluster.connect(self.database.name)
+            c.autocommit = False
+            cur = c.cursor()
+            while not self.halt.is_set():
+                k = self.rand.randrange(1, 400)
+                cur.execute("INSERT INTO w_items (id, v, pad) VALUES (%s, %s, repeat('x', %s)) "
+                            "ON CONFLICT (id) DO UPDATE SET v = w_items.v + 1", (k, k, k % 50))
+                cur.execute("UPDATE w_items SET v = v + 1 WHERE id = %s", (self.rand.randrange(1, 400),))
+                if self.rand.random() < 0.1:
+                    cur.execute("DELETE FROM w_items WHERE id = %s", (self.rand.randrange(1, 400),))
+                if self.rand.random() < 0.05:
+                    # the key changes: move a row to a free id above 1000
+                    cur.execute("UPDATE w_items SET id = %s WHERE id = %s",
+                                (100000 * self.seed + 1000 + self.txns, self.rand.randrange(1, 400)))
+                cur.execute("INSERT INTO w_history (k, note) VALUES (%s, %s)", (k, f"txn {self.txns}"))
+                c.commit()
+                self.txns += 1
+            c.close()
+        except Exception as e:  # reported by join
+            self.error = e
+
+    def stop(self):
+        self.halt.set()
+        self.join(30)
+        if self.error:
+            raise self.error
+
+    @staticmethod
+    def create_tables(database, rows=300):
+        database.execute("CREATE TABLE w_items (id int PRIMARY KEY, v int NOT NULL, pad text)")
+        database.execute("CREATE TABLE w_history (k int, note text)")
+        database.execute("ALTER TABLE w_history REPLICA IDENTITY FULL")
+        database.execute(f"INSERT INTO w_items SELECT g, g, repeat('y', g % 30) "
+                         f"FROM generate_series(1, {rows}) g")
+        database.execute(f"INSERT INTO w_history SELECT g % 7, 'seed ' || g "
+                         f"FROM generate_series(1, {rows}) g")
+
+
+@pytest.fixture
+def target_db(cluster):
+    d = cluster.new_database()
+    yield d
+    d.conn.close()
+
+
+@pytest.fixture
+def make_job(tmp_path, db):
+    """A load job (type sync by default) from db to the given target URL."""
+    made = []
+
+    def make(name="job", target=None, type="sync", tables=None, **extra):
+        spec = {
+            "name": name,
+            "type": type,
             "source": {"url": db.url},
             "target": {"url": target or f"jsonl://{tmp_path}/out"},
         }

@@ -696,6 +696,87 @@ static void test_checkpoint_round_trip(void **state)
 	rm_rf(dir);
 }
 
+static char *xstrdup(const char *s)
+{
+	char *d = strdup(s);
+	assert_non_null(d);
+	return d;
+}
+
+/* The load's per-table unit progress survives text and back unchanged. */
+static void test_checkpoint_tables_text(void **state)
+{
+	ps_checkpoint ck, back;
+	ps_error err;
+	char *text, *again;
+
+	memset(&ck, 0, sizeof(ck));
+	snprintf(ck.job, sizeof(ck.job), "j");
+	ck.cdc_state = PS_CDC_ILSTART;
+	snprintf(ck.position, sizeof(ck.position), "0/10");
+	ck.ntables = 2;
+	ck.tables = calloc(2, sizeof(ps_ck_table));
+	ck.tables[0].schema = xstrdup("public");
+	ck.tables[0].name = xstrdup("big");
+	ck.tables[0].created = true;
+	ck.tables[0].estimated_rows = 1000000;
+	ck.tables[0].nbounds = 2;
+	ck.tables[0].bounds = calloc(2, sizeof(ps_key_bound));
+	for (int i = 0; i < 2; i++) {
+		ck.tables[0].bounds[i].nvalues = 2;
+		ck.tables[0].bounds[i].values = calloc(2, sizeof(char *));
+		ck.tables[0].bounds[i].values[0] = xstrdup(i ? "500" : "250");
+		ck.tables[0].bounds[i].values[1] = xstrdup(i ? "tab\there \"q\"" : "");
+	}
+	ck.tables[0].nunits = 3;
+	ck.tables[0].units = calloc(3, sizeof(ps_ck_unit));
+	ck.tables[0].units[1].done = true;
+	ck.tables[0].units[1].rows = 250;
+	snprintf(ck.tables[0].units[1].point, PS_POSITION_MAX, "0/20");
+	ck.tables[1].schema = xstrdup("s");
+	ck.tables[1].name = xstrdup("small");
+	ck.tables[1].finished = true;
+	ck.tables[1].estimated_rows = -1;
+	ck.tables[1].nunits = 1;
+	ck.tables[1].units = calloc(1, sizeof(ps_ck_unit));
+	ck.tables[1].units[0].done = true;
+	snprintf(ck.tables[1].units[0].point, PS_POSITION_MAX, "0/10");
+
+	text = ps_checkpoint_to_text(&ck);
+	assert_non_null(text);
+	ps_error_clear(&err);
+	assert_int_equal(ps_checkpoint_from_text(&back, text, "test", &err), PS_OK);
+	assert_int_equal(back.cdc_state, PS_CDC_ILSTART);
+	assert_int_equal(back.ntables, 2);
+	assert_string_equal(back.tables[0].name, "big");
+	assert_true(back.tables[0].created);
+	assert_false(back.tables[0].finished);
+	assert_int_equal(back.tables[0].nbounds, 2);
+	assert_string_equal(back.tables[0].bounds[1].values[1], "tab\there \"q\"");
+	assert_string_equal(back.tables[0].bounds[0].values[1], "");
+	assert_false(back.tables[0].units[0].done);
+	assert_true(back.tables[0].units[1].done);
+	assert_int_equal(back.tables[0].units[1].rows, 250);
+	assert_string_equal(back.tables[0].units[1].point, "0/20");
+	assert_true(back.tables[1].finished);
+	assert_int_equal(back.tables[1].estimated_rows, -1);
+	/* the same text again: nothing lost or added */
+	snprintf(back.updated_at, sizeof(back.updated_at), "%s", ck.updated_at);
+	again = ps_checkpoint_to_text(&back);
+	assert_string_equal(again, text);
+	free(again);
+	free(text);
+
+	/* a unit list that does not match its bounds is refused */
+	ps_checkpoint_free(&ck);
+	assert_int_equal(ps_checkpoint_from_text(&ck, "{\"format\": 1, "
+	                 "\"identity\": {}, \"cdc_state\": \"ILSTART\", \"tables\": [{\"schema\": "
+	                 "\"a\", \"name\": \"b\", \"bounds\": [[\"1\"]], \"units\": [{}]}]}", "test", &err),
+	                 PS_ECHECKPOINT);
+	assert_non_null(strstr(err.message, "tables[0] is malformed"));
+	ps_checkpoint_free(&back);
+}
+
 static void test_checkpoint_none(void **state)
 {
 	char dir[] = "/tmp/penstock-test-ck-XXXXXX";
@@ -1227,6 +1308,7 @@ int main(void)
 		cmocka_unit_test(test_identity_target_user),
 		cmocka_unit_test(test_checkpoint_round_trip),
 		cmocka_unit_test(test_checkpoint_none),
+		cmocka_unit_test(test_checkpoint_tables_text),
 		cmocka_unit_test(test_checkpoint_corrupt),
 		cmocka_unit_test(test_checkpoint_match),
 		cmocka_unit_test(test_state_dir_ensure),

@@ -1,0 +1,206 @@
+"""Initial load followed by changes, into PostgreSQL and SQLite targets: every
+row of every table compared with the source, and the target's schema compared
+with the source's where penstock creates it."""
+import json
+import re
+import sqlite3
+
+from conftest import pg_rows, wait_equal
+from test_stream import TYPE_ZOO, TYPE_ZOO_ROW
+
+TABLES = ["public.zoo", "public.docs", "public.orders", "public.pairs", "public.log_full"]
+
+
+def make_schema(db):
+    db.execute(TYPE_ZOO)
+    db.execute(TYPE_ZOO_ROW)
+    db.execute("INSERT INTO zoo (id) VALUES (3)")  # a row of NULLs
+    db.execute("INSERT INTO zoo SELECT 4, i2, i8, 'Infinity', '-Infinity', 'NaN', 'NaN', false, "
+               "'infinity', '-infinity', d, t, '-1 day', '', '[]', '{}', '{}', '{}', u, '', '', "
+               "'', '::1', '', '-0.01', B'' FROM zoo WHERE id = 1")
+    # Three documents of ~2 MB each of incompressible text: stored out of line (TOAST).
+    db.execute("CREATE TABLE docs (id int PRIMARY KEY, title text, body text)")
+    db.execute("INSERT INTO docs SELECT g, 'doc ' || g, (SELECT string_agg(md5(g::text || random()::text), '') "
+               "FROM generate_series(1, 65000)) FROM generate_series(1, 3) g")
+    db.execute("CREATE TABLE orders (id bigserial PRIMARY KEY, customer int NOT NULL DEFAULT 0, "
+               "placed timestamptz DEFAULT now(), amount numeric(12,2) CHECK (amount >= 0), "
+               "code text UNIQUE, note varchar(20))")
+    db.execute("CREATE INDEX orders_customer ON orders (customer)")
+    db.execute("INSERT INTO orders (customer, amount, code, note) SELECT g % 17, g * 1.25, "
+               "'c' || g, CASE WHEN g % 5 = 0 THEN NULL ELSE E'tab\\there\\nline ' || g END "
+               "FROM generate_series(1, 5000) g")
+    db.execute("CREATE TABLE pairs (a int, b text, v text, PRIMARY KEY (a, b))")
+    db.execute("INSERT INTO pairs SELECT g % 50, 'k' || g, 'v' || g FROM generate_series(1, 3000) g")
+    db.execute("CREATE TABLE log_full (x int, y text)")
+    db.execute("ALTER TABLE log_full REPLICA IDENTITY FULL")
+    db.execute("INSERT INTO log_full SELECT g % 3, 'same' FROM generate_series(1, 9) g")
+    db.execute("ANALYZE")
+
+
+def make_changes(db):
+    db.execute("INSERT INTO zoo SELECT 2, i2, i8, f4, f8, fnan, num, b, ts, tstz, d, t, iv, by, "
+               "js, jb, arr, tarr, u, txt, vc, ch, inet_, nul, money_, bits FROM zoo WHERE id = 1")
+    db.execute("UPDATE zoo SET txt = 'changed', num = 1.50 WHERE id = 4")
+    db.execute("UPDATE docs SET title = 'renamed' WHERE id = 1")        # body: unchanged TOAST
+    db.execute("UPDATE docs SET body = body || 'tail' WHERE id = 2")
+    db.execute("DELETE FROM docs WHERE id = 3")
+    db.execute("UPDATE orders SET id = id + 100000 WHERE id = 5")      # the key changes
+    db.execute("UPDATE orders SET amount = amount + 1 WHERE customer = 3")
+    db.execute("DELETE FROM orders WHERE customer = 4")
+    db.execute("INSERT INTO orders (customer, amount, code) VALUES (99, 0.5, 'new')")
+    db.execute("UPDATE pairs SET b = 'moved' WHERE a = 1 AND b = 'k1'")  # composite key changes
+    # one of three identical rows goes; others change
+    db.execute("DELETE FROM log_full WHERE ctid = (SELECT ctid FROM log_full WHERE x = 1 LIMIT 1)")
+    db.execute("UPDATE log_full SET y = 'changed' WHERE x = 2")
+    db.execute("BEGIN; TRUNCATE pairs; INSERT INTO pairs VALUES (7, 'after', 'truncate'); COMMIT")
+
+
+def schema_of(database, table):
+    """Columns (type, not null, default, identity) and constraints and indexes."""
+    cols = database.execute(
+        "SELECT attname, format_type(atttypid, atttypmod), attnotnull, "
+        "pg_get_expr(adbin, adrelid), attidentity FROM pg_attribute "
+        "LEFT JOIN pg_attrdef ON adrelid = attrelid AND adnum = attnum "
+        "WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+        (table,))
+    cons = database.execute(
+        "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+        "WHERE conrelid = %s::regclass ORDER BY conname", (table,))
+    idx = database.execute(
+        "SELECT indexrelid::regclass::text, pg_get_indexdef(indexrelid) FROM pg_index "
+        "WHERE indrelid = %s::regclass ORDER BY 1", (table,))
+    return cols, cons, idx
+
+
+def test_sync_into_postgresql_loads_then_applies_changes(db, target_db, make_job):
+    make_schema(db)
+    p = make_job("pgpg", target=target_db.url, snapshot={"chunk_rows": 1000, "parallel": 3})
+    p.start()
+    p.wait_streaming(db)
+    wait_equal(db, target_db, TABLES)
+    for t in TABLES:
+        assert schema_of(target_db, t) == schema_of(db, t), t
+    m = re.search(r"loaded public.orders: 5000 rows in (\d+) units, keys and indexes built",
+                  p.stderr())
+    assert m and int(m.group(1)) > 1, p.stderr()
+    make_changes(db)
+    wait_equal(db, target_db, TABLES)
+    assert p.stop() == 0
+    # the checkpoint lives in the target, written with the data
+    body = json.loads(target_db.value("SELECT body FROM penstock.checkpoint WHERE job = 'pgpg'"))
+    assert body["cdc_state"] == "TFEND"
+    assert "tables" not in body
+    lsn = db.value("SELECT confirmed_flush_lsn::text FROM pg_replication_slots "
+                   "WHERE slot_name = 'penstock_pgpg'")
+    assert db.value("SELECT %s::pg_lsn >= %s::pg_lsn", (lsn, body["position"]))
+
+
+def test_sync_into_sqlite_loads_then_applies_changes(db, tmp_path, make_job):
+    make_schema(db)
+    path = tmp_path / "target.db"
+    p = make_job("pgsqlite", target=f"sqlite://{path}", snapshot={"chunk_rows": 1000})
+    p.start()
+    p.wait_streaming(db)
+    wait_equal(db, None, TABLES, sqlite_path=path)
+    make_changes(db)
+    wait_equal(db, None, TABLES, sqlite_path=path)
+    assert p.stop() == 0
+    c = sqlite3.connect(path)
+    decl = {r[1]: r[2] for r in c.execute("PRAGMA table_info(zoo)")}
+    assert decl["i8"] == "INTEGER" and decl["f8"] == "REAL" and decl["num"] == "TEXT"
+    assert decl["by"] == "BLOB"
+    ck = json.loads(c.execute("SELECT body FROM _penstock_checkpoint WHERE job = 'pgsqlite'")
+                    .fetchone()[0])
+    c.close()
+    assert ck["cdc_state"] == "TFEND"
+
+
+def test_snapshot_job_emits_read_events_and_cleans_up(db, make_job):
+    make_schema(db)
+    p = make_job("snap", type="snapshot", tables={"include": ["public.orders", "public.pairs"]},
+                 snapshot={"chunk_rows": 1000, "parallel": 2})
+    rc, _, err = p.run_to_exit(timeout=120)
+    assert rc == 0, err
+    events = p.events()
+    assert {e["op"] for e in events} == {"r"}
+    by_table = {}
+    for e in events:
+        by_table.setdefault(e["source"]["table"], []).append(e["after"])
+    assert len(by_table["orders"]) == 5000 and len(by_table["pairs"]) == 3000
+    assert sorted(r["id"] for r in by_table["orders"]) == list(range(1, 5001))
+    assert "snapshot job snap complete" in err
+    assert db.value("SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'penstock_snap'") == 0
+    assert db.value("SELECT count(*) FROM pg_publication WHERE pubname = 'penstock_snap'") == 0
+    assert p.checkpoint() is None
+
+
+def test_target_table_with_rows_is_refused_and_nothing_changes(db, target_db, make_job):
+    db.execute("CREATE TABLE a (id int PRIMARY KEY)")
+    db.execute("CREATE TABLE b (id int PRIMARY KEY, v text)")
+    db.execute("INSERT INTO a VALUES (1), (2)")
+    db.execute("INSERT INTO b VALUES (1, 'x')")
+    target_db.execute("CREATE TABLE b (id int PRIMARY KEY, v text)")
+    target_db.execute("INSERT INTO b VALUES (42, 'keep me')")
+    p = make_job("full", target=target_db.url)
+    rc, _, err = p.run_to_exit()
+    assert rc == 2, err
+    assert "public.b" in err and "target.truncate_before_load" in err
+    # nothing half-applied: a was not created, b keeps its row, no checkpoint
+    assert target_db.value("SELECT to_regclass('public.a')") is None
+    assert target_db.execute("SELECT * FROM b") == [(42, "keep me")]
+    assert target_db.value("SELECT count(*) FROM penstock.checkpoint") == 0
+    # with truncate_before_load the load replaces the rows
+    p.spec["target"]["truncate_before_load"] = True
+    p.start()
+    p.wait_streaming(db)
+    wait_equal(db, target_db, ["public.a", "public.b"])
+    assert p.stop() == 0
+
+
+def test_create_tables_never_requires_the_table(db, target_db, make_job):
+    db.execute("CREATE TABLE missing_here (id int PRIMARY KEY)")
+    p = make_job("never", target=target_db.url)
+    p.spec["target"]["create_tables"] = "never"
+    rc, _, err = p.run_to_exit()
+    assert rc == 2, err
+    assert "public.missing_here" in err and "create_tables" in err
+
+
+def test_drop_and_create_replaces_a_different_table(db, target_db, make_job):
+    db.execute("CREATE TABLE t (id int PRIMARY KEY, v text)")
+    db.execute("INSERT INTO t VALUES (1, 'one')")
+    target_db.execute("CREATE TABLE t (other int)")
+    target_db.execute("INSERT INTO t VALUES (5)")
+    p = make_job("dac", target=target_db.url)
+    p.spec["target"]["create_tables"] = "drop_and_create"
+    p.start()
+    p.wait_streaming(db)
+    wait_equal(db, target_db, ["public.t"])
+    assert schema_of(target_db, "public.t") == schema_of(db, "public.t")
+    assert p.stop() == 0
+
+
+def test_checkpoint_in_the_target_refuses_another_definition(db, target_db, make_job):
+    db.execute("CREATE TABLE a (id int PRIMARY KEY)")
+    db.execute("CREATE TABLE b (id int PRIMARY KEY)")
+    p = make_job("fp", target=target_db.url, tables={"include": ["public.a"]})
+    p.start()
+    p.wait_streaming(db)
+    assert p.stop() == 0
+    p.spec["tables"] = {"include": ["public.a", "public.b"]}
+    rc, _, err = p.run_to_exit()
+    assert rc == 3
+    assert "different job definition" in err
+    assert "tables were include=public.a;exclude=, now include=public.a,public.b" in err
+    assert '"resume": "never"' in err
+
+
+def test_resume_always_without_checkpoint_says_what_to_do(db, target_db, make_job):
+    db.execute("CREATE TABLE a (id int PRIMARY KEY)")
+    p = make_job("always", target=target_db.url, resume="always")
+    rc, _, err = p.run_to_exit()
+    assert rc == 3
+    assert "has no checkpoint in the target" in err
+    assert '"resume": "if_exists"' in err and "fresh initial load" in err
+    assert target_db.value("SELECT to_regclass('public.a')") is None
+    assert pg_rows(db, "public.a") == []

@@ -1,0 +1,89 @@
+"""Crashes at every fault point and kill -9 at random moments, under
+concurrent writes: after a restart the target equals the source, and the
+insert-only table without a key has no duplicate row."""
+import random
+import signal
+import subprocess
+
+import pytest
+
+from conftest import PGBIN, Writer, wait_equal, wait_for
+
+W_TABLES = ["public.w_items", "public.w_history"]
+
+
+def crash_then_resume(db, make_job, target_url, fault, sqlite_path=None, target=None):
+    Writer.create_tables(db, rows=3000)
+    db.execute("ANALYZE")
+    writer = Writer(db)
+    writer.start()
+    try:
+        p = make_job("crash", target=target_url, snapshot={"chunk_rows": 1000, "parallel": 2})
+        p.start(extra_env={"PENSTOCK_FAULT": fault})
+        p.proc.wait(timeout=120)
+        assert p.proc.returncode == -signal.SIGKILL, p.stderr()
+        first = p.stderr()
+        p.start()
+        p.wait_streaming(db)
+        done = writer.txns
+        wait_for(lambda: writer.txns > done + 50, 60, what="more source transactions")
+    finally:
+        writer.stop()
+    wait_equal(db, target, W_TABLES, sqlite_path=sqlite_path)
+    assert p.stop() == 0
+    return first, p.stderr()
+
+
+@pytest.mark.parametrize("fault", [
+    "snapshot.unit.commit:crash@3",
+    "apply.batch.before_commit:crash@4",
+    "apply.batch.after_commit:crash@4",
+    "source.read:crash@300",
+])
+def test_crash_at_fault_point_into_postgresql(fault, db, target_db, make_job):
+    _, second = crash_then_resume(db, make_job, target_db.url, fault, target=target_db)
+    if fault.startswith("snapshot"):
+        assert "resuming the initial load under a new snapshot" in second
+
+
+@pytest.mark.parametrize("fault", [
+    "snapshot.unit.commit:crash@2",
+    "apply.batch.after_commit:crash@3",
+])
+def test_crash_at_fault_point_into_sqlite(fault, db, tmp_path, make_job):
+    path = tmp_path / "t.db"
+    crash_then_resume(db, make_job, f"sqlite://{path}", fault, sqlite_path=path)
+
+
+def test_kill_9_at_random_moments_during_pgbench(db, target_db, make_job):
+    port = str(db.cluster.port)
+    base = [str(PGBIN / "pgbench"), "-h", "127.0.0.1", "-p", port, "-U", "postgres"]
+    subprocess.run(base + ["-i", "-s", "1", "-q", db.name], check=True, capture_output=True)
+    db.execute("ALTER TABLE pgbench_history REPLICA IDENTITY FULL")
+    tables = ["public.pgbench_accounts", "public.pgbench_branches", "public.pgbench_tellers",
+              "public.pgbench_history"]
+    bench = subprocess.Popen(base + ["-c", "2", "-T", "600", "-n", db.name],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    rand = random.Random(7)
+    try:
+        p = make_job("bench", target=target_db.url, snapshot={"chunk_rows": 20000, "parallel": 2})
+        for i in range(4):
+            p.start()
+            # a random moment: after a random number of rows reached the target
+            # (during the load on the first run, while streaming later)
+            goal = rand.randrange(1, 40000 if i == 0 else 300)
+            table = "pgbench_accounts" if i == 0 else "pgbench_history"
+            start = target_db.value(f"SELECT count(*) FROM {table}") \
+                if target_db.value(f"SELECT to_regclass('{table}')") else 0
+            wait_for(lambda: target_db.value(f"SELECT to_regclass('{table}')") and
+                     target_db.value(f"SELECT count(*) FROM {table}") >= start + goal,
+                     90, what=f"{goal} more rows in {table}")
+            p.kill()
+        assert bench.poll() is None, "pgbench stopped early"
+    finally:
+        bench.terminate()
+        bench.wait(30)
+    p.start()
+    p.wait_streaming(db)
+    wait_equal(db, target_db, tables, timeout=120)
+    assert p.stop() == 0
