@@ -370,54 +370,146 @@ static int copy_all(dump *d, ps_error *err)
 	return PS_OK;
 }
 
+typedef struct options {
+	const char *url;
+	const char *patterns[MAX_PATTERNS];
+	size_t npatterns;
+	int64_t chunk_rows;
+	bool export_mode;
+	const char *pause_file;
+} options;
+
 static void usage(void)
 {
 	fprintf(stderr, "usage: snapdump URL [--chunk-rows N] [--tables pat,...] [--export]\n");
 }
 
-int main(int argc, char **argv)
+static int parse_args(int argc, char **argv, options *o)
 {
-	static dump d;
-	const char *patterns[MAX_PATTERNS] = {"*"};
-	size_t npatterns = 1;
-	const char *url = NULL, *pause_file = getenv("SNAPDUMP_PAUSE_FILE");
-	const char *fail_after = getenv("SNAPDUMP_FAIL_AFTER");
-	bool export_mode = false, opened = false;
-	int64_t chunk_rows = 100000;
-	char slot[64], point[PS_POSITION_MAX], exported[64], msg[2048];
-	ps_source_config cfg = {0};
-	ps_prepare_result res;
-	const ps_source_ops *ops;
-	ps_table_def **defs = NULL;
-	ps_key_bound **bounds = NULL;
-	size_t ndefs = 0, *nbounds = NULL;
-	ps_url parsed;
-	ps_buf info;
-	ps_error err;
-	int rc;
-
+	o->patterns[0] = "*";
+	o->npatterns = 1;
+	o->chunk_rows = 100000;
+	o->pause_file = getenv("SNAPDUMP_PAUSE_FILE");
 	for (int i = 1; i < argc; i++) {
 		char *end = NULL;
 
 		if (strcmp(argv[i], "--chunk-rows") == 0 && i + 1 < argc) {
 			errno = 0;
-			chunk_rows = strtoll(argv[++i], &end, 10);
-			if (errno || *end || chunk_rows <= 0) {
-				usage();
-				return 2;
-			}
+			o->chunk_rows = strtoll(argv[++i], &end, 10);
+			if (errno || *end || o->chunk_rows <= 0)
+				return PS_EINVAL;
 		} else if (strcmp(argv[i], "--tables") == 0 && i + 1 < argc) {
-			npatterns = split_patterns(argv[++i], patterns);
+			o->npatterns = split_patterns(argv[++i], o->patterns);
 		} else if (strcmp(argv[i], "--export") == 0) {
-			export_mode = true;
-		} else if (!url && argv[i][0] != '-') {
-			url = argv[i];
+			o->export_mode = true;
+		} else if (!o->url && argv[i][0] != '-') {
+			o->url = argv[i];
 		} else {
-			usage();
-			return 2;
+			return PS_EINVAL;
 		}
 	}
-	if (!url || npatterns == 0) {
+	return (o->url && o->npatterns > 0) ? PS_OK : PS_EINVAL;
+}
+
+/* The snapshot the copies use (prepare's, or with --export a new one),
+ * announced on stdout and, at the pause point, in the ready file. */
+static int choose_snapshot(dump *d, const options *o, const ps_prepare_result *res,
+                           char *exported, size_t exported_len, ps_error *err)
+{
+	char point[PS_POSITION_MAX];
+	ps_buf info;
+	int rc = PS_OK;
+
+	ps_buf_init(&info, 1 << 16);
+	ps_buf_printf(&info, "{\"prepare\":{\"created\":%s,\"point\":", res->created ? "true" : "false");
+	put_str(&info, res->start_position);
+	ps_buf_puts(&info, ",\"snapshot\":");
+	put_str(&info, res->snapshot);
+	ps_buf_printf(&info, ",\"ntables\":%zu}}\n", res->ntables);
+	d->snapshot = res->snapshot;
+	if (o->export_mode) {
+		rc = ps_src_snapshot_release(&d->src, err);
+		if (rc == PS_OK)
+			rc = ps_src_snapshot_export(&d->src, exported, exported_len, point, sizeof(point),
+			                            err);
+		if (rc != PS_OK)
+			goto cleanup;
+		ps_buf_puts(&info, "{\"export\":{\"name\":");
+		put_str(&info, exported);
+		ps_buf_puts(&info, ",\"point\":");
+		put_str(&info, point);
+		ps_buf_puts(&info, "}}\n");
+		d->snapshot = exported;
+	}
+	fputs(info.data, stdout);
+	fflush(stdout);
+	if (o->pause_file)
+		rc = pause_point(o->pause_file, info.data, err);
+cleanup:
+	ps_buf_free(&info);
+	return rc;
+}
+
+typedef struct plan_out {
+	ps_table_def **defs;
+	size_t ndefs;
+	ps_key_bound **bounds;
+	size_t *nbounds;
+} plan_out;
+
+static void plan_free(plan_out *p)
+{
+	for (size_t i = 0; i < p->ndefs; i++) {
+		for (size_t k = 0; p->bounds && k < p->nbounds[i]; k++)
+			ps_key_bound_clear(&p->bounds[i][k]);
+		if (p->bounds)
+			free(p->bounds[i]);
+		ps_table_def_free(p->defs[i]);
+	}
+	free(p->defs);
+	free(p->bounds);
+	free(p->nbounds);
+}
+
+/* Everything after open: prepare, snapshot, plan, copy, release. */
+static int run(dump *d, const options *o, plan_out *plan_, ps_error *err)
+{
+	ps_prepare_result res;
+	char exported[64];
+	int rc;
+
+	if (!ps_src_can_snapshot(&d->src))
+		return ps_error_set(err, PS_EINVAL, "source %s has no initial load", d->src.ops->name);
+	rc = ps_src_prepare(&d->src, PS_PREPARE_RECREATE, &res, err);
+	if (rc == PS_OK)
+		rc = choose_snapshot(d, o, &res, exported, sizeof(exported), err);
+	if (rc == PS_OK)
+		rc = plan(d, o->chunk_rows, &plan_->defs, &plan_->ndefs, &plan_->bounds,
+		          &plan_->nbounds, err);
+	if (rc == PS_OK)
+		rc = copy_all(d, err);
+	if (rc == PS_OK)
+		rc = ps_src_snapshot_release(&d->src, err);
+	if (rc == PS_OK)
+		printf("{\"done\":{\"units\":%zu,\"rows\":%lld}}\n", d->nunits,
+		       (long long)atomic_load(&d->rows));
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	static dump d;
+	const char *fail_after = getenv("SNAPDUMP_FAIL_AFTER");
+	options o = {0};
+	plan_out planned = {0};
+	ps_source_config cfg = {0};
+	const ps_source_ops *ops = NULL;
+	char slot[64], msg[2048];
+	ps_url parsed;
+	ps_error err;
+	int rc;
+
+	if (parse_args(argc, argv, &o) != PS_OK) {
 		usage();
 		return 2;
 	}
@@ -426,94 +518,42 @@ int main(int argc, char **argv)
 	pthread_mutex_init(&d.err_lock, NULL);
 	ps_log_configure(PS_LOG_INFO, PS_LOG_TEXT);
 	ps_error_clear(&err);
-	ps_buf_init(&info, 1 << 16);
-
 	snprintf(slot, sizeof(slot), "snapdump_%ld", (long)getpid());
-	rc = ps_url_parse(&parsed, url, &err);
-	ops = rc == PS_OK ? ps_plugin_source_for(parsed.scheme_name, &err) : NULL;
-	if (!ops)
-		goto cleanup;
+	rc = ps_url_parse(&parsed, o.url, &err);
+	if (rc == PS_OK) {
+		ops = ps_plugin_source_for(parsed.scheme_name, &err);
+		rc = ops ? PS_OK : err.code;
+	}
 	cfg.job_name = "snapdump";
-	cfg.url = url;
+	cfg.url = o.url;
 	cfg.slot_name = slot;
 	cfg.publication_name = slot;
-	cfg.include = patterns;
-	cfg.ninclude = npatterns;
+	cfg.include = o.patterns;
+	cfg.ninclude = o.npatterns;
 	cfg.want_snapshot = true;
-	rc = ps_src_open(&d.src, ops, &cfg, &err);
-	if (rc != PS_OK)
-		goto cleanup;
-	opened = true;
-	if (!ps_src_can_snapshot(&d.src)) {
-		rc = ps_error_set(&err, PS_EINVAL, "source %s has no initial load", ops->name);
-		goto cleanup;
-	}
-	rc = ps_src_prepare(&d.src, PS_PREPARE_RECREATE, &res, &err);
-	if (rc != PS_OK)
-		goto cleanup;
-	ps_buf_printf(&info, "{\"prepare\":{\"created\":%s,\"point\":", res.created ? "true" : "false");
-	put_str(&info, res.start_position);
-	ps_buf_puts(&info, ",\"snapshot\":");
-	put_str(&info, res.snapshot);
-	ps_buf_printf(&info, ",\"ntables\":%zu}}\n", res.ntables);
-	d.snapshot = res.snapshot;
-	if (export_mode) {
-		rc = ps_src_snapshot_release(&d.src, &err);
-		if (rc == PS_OK)
-			rc = ps_src_snapshot_export(&d.src, exported, sizeof(exported), point,
-			                            sizeof(point), &err);
-		if (rc != PS_OK)
-			goto cleanup;
-		ps_buf_puts(&info, "{\"export\":{\"name\":");
-		put_str(&info, exported);
-		ps_buf_puts(&info, ",\"point\":");
-		put_str(&info, point);
-		ps_buf_puts(&info, "}}\n");
-		d.snapshot = exported;
-	}
-	fputs(info.data, stdout);
-	fflush(stdout);
-	if (pause_file) {
-		rc = pause_point(pause_file, info.data, &err);
-		if (rc != PS_OK)
-			goto cleanup;
-	}
-	rc = plan(&d, chunk_rows, &defs, &ndefs, &bounds, &nbounds, &err);
 	if (rc == PS_OK)
-		rc = copy_all(&d, &err);
-	if (rc == PS_OK)
-		rc = ps_src_snapshot_release(&d.src, &err);
-	if (rc == PS_OK)
-		printf("{\"done\":{\"units\":%zu,\"rows\":%lld}}\n", d.nunits,
-		       (long long)atomic_load(&d.rows));
-cleanup:
-	if (rc != PS_OK || !ops) {
-		ps_error_format(&err, msg, sizeof(msg));
-		fprintf(stderr, "snapdump: %s\n", msg);
-		rc = rc != PS_OK ? rc : PS_ERR;
-	}
-	if (opened) {
+		rc = ps_src_open(&d.src, ops, &cfg, &err);
+	if (rc == PS_OK) {
 		ps_error drop_err;
 
+		rc = run(&d, &o, &planned, &err);
 		ps_error_clear(&drop_err);
 		if (ps_src_drop(&d.src, &drop_err) != PS_OK) {
-			ps_error_format(&drop_err, msg, sizeof(msg));
-			fprintf(stderr, "snapdump: dropping slot and publication: %s\n", msg);
-			rc = rc != PS_OK ? rc : drop_err.code;
+			if (rc == PS_OK) {          /* reported below */
+				err = drop_err;
+				rc = drop_err.code;
+			} else {                    /* reported now; the first error below */
+				ps_error_format(&drop_err, msg, sizeof(msg));
+				fprintf(stderr, "snapdump: dropping slot and publication: %s\n", msg);
+			}
 		}
 		ps_src_close(&d.src);
 	}
-	for (size_t i = 0; i < ndefs; i++) {
-		for (size_t k = 0; bounds && k < nbounds[i]; k++)
-			ps_key_bound_clear(&bounds[i][k]);
-		if (bounds)
-			free(bounds[i]);
-		ps_table_def_free(defs[i]);
+	if (rc != PS_OK) {
+		ps_error_format(&err, msg, sizeof(msg));
+		fprintf(stderr, "snapdump: %s\n", msg);
 	}
-	free(defs);
-	free(bounds);
-	free(nbounds);
+	plan_free(&planned);
 	free(d.units);
-	ps_buf_free(&info);
 	return rc == PS_OK ? 0 : 1;
 }
