@@ -1,7 +1,9 @@
 /*
- * pg_internal.h — the PostgreSQL source's state, shared by its two halves:
- * pg_source.c (connections, table selection, publication, slot) and
- * pg_stream.c (the replication stream: reading, decoding, acknowledging).
+ * pg_internal.h — the PostgreSQL source's state, shared by its parts:
+ * pg_source.c (connections, table selection, publication, slot),
+ * pg_stream.c (the replication stream: reading, decoding, acknowledging),
+ * pg_snapshot.c (describe, split, exported snapshots) and pg_copy.c (the
+ * initial load's worker connections and the COPY text parser).
  * Not part of any public contract.
  */
 #ifndef PS_SOURCE_PG_INTERNAL_H
@@ -28,10 +30,22 @@ struct ps_source {
 	size_t ninclude, nexclude;
 	ps_url parsed;
 	char app_name[80];
+	bool want_snapshot;        /* prepare exports a snapshot when it creates the slot */
+
+	/* Everything above is fixed at open and only read afterwards: copy_open
+	 * runs on worker threads and may read it (source.h invariant 7). Nothing
+	 * below may be touched by a worker thread. */
 
 	PGconn *sql;               /* catalog queries, publication, slot checks */
 	PGconn *repl;              /* replication=database, owns the stream */
 	pgo_relcache *cache;
+
+	/* initial load (reader thread only) */
+	uint32_t *table_oids;      /* tables prepare selected, for describe */
+	size_t ntable_oids;
+	char snapshot[64];         /* snapshot exported by prepare on repl, "" if none */
+	PGconn *snap;              /* snapshot_export's replication connection: its
+	                              temporary slot and snapshot live as long as it */
 
 	/* stream state (reader thread only) */
 	bool streaming;
@@ -68,5 +82,34 @@ int pg_stream_ack(ps_source *src, const char *position, ps_error *err);
  * stream drops when it comes back. */
 #define PG_FENCE_PREFIX "penstock.fence"
 int pg_stream_fence(ps_source *src, char *pos, size_t len, ps_error *err);
+
+/* pg_snapshot.c */
+int pg_describe(ps_source *src, ps_table_def ***defs, size_t *n, ps_error *err);
+int pg_split(ps_source *src, const ps_table_def *def, int64_t chunk_rows,
+             ps_key_bound **bounds, size_t *nbounds, ps_error *err);
+int pg_snapshot_export(ps_source *src, char *name, size_t name_len, char *point,
+                       size_t point_len, ps_error *err);
+int pg_snapshot_release(ps_source *src, ps_error *err);
+/* The primary key's column positions in def->table, in key order: *keys
+ * points into def (borrowed), *nkeys = 0 when the table has no usable key. */
+void pg_primary_key(const ps_table_def *def, const int **keys, int *nkeys);
+
+/* pg_copy.c */
+int pg_copy_open(ps_source *src, const char *snapshot, ps_copier **out, ps_error *err);
+int pg_copy_unit(ps_copier *c, const ps_table_def *def, const ps_copy_range *range,
+                 ps_row_fn fn, void *ctx, ps_error *err);
+void pg_copy_close(ps_copier *c);
+
+/*
+ * Parses one row of COPY ... TO STDOUT text format in place: fields split
+ * by tab, an optional final newline, `\N` alone is NULL, and backslash
+ * escapes (\b \f \n \r \t \v \\, \NNN octal, \xHH hex, and \ before
+ * any other character meaning that character) are decoded. values receives
+ * nvalues entries of kind NULL or TEXT pointing into line, each
+ * NUL-terminated; line[len] must be writable (libpq's PQgetCopyData buffers
+ * have a NUL there). A different number of fields, a backslash ending the
+ * row, or a NUL byte in a value is PS_EPROTO.
+ */
+int pg_copy_parse_row(char *line, size_t len, ps_value *values, int nvalues, ps_error *err);
 
 #endif

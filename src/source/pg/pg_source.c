@@ -16,6 +16,11 @@
  *    application.
  * 4. The slot is the log retention handle. Resuming requires it to exist:
  *    recreating it would silently skip every change since the checkpoint.
+ * 5. Initial load (cfg.want_snapshot): a slot created now exports its
+ *    snapshot, which stays importable until the next command on `repl`
+ *    (START_REPLICATION, or anything else): copy workers import it in the
+ *    meantime. The selected tables' OIDs are kept for describe
+ *    (pg_snapshot.c); copying is in pg_copy.c.
  */
 #include <fnmatch.h>
 #include <stdio.h>
@@ -57,6 +62,7 @@ static void pg_close(ps_source *src)
 {
 	if (!src)
 		return;
+	pg_snapshot_release(src, NULL);
 	pgo_msg_clear(&src->msg);
 	for (int i = src->pending_next; i < src->npending; i++)
 		ps_change_free(src->pending[i].change);
@@ -72,6 +78,7 @@ static void pg_close(ps_source *src)
 	free(src->publication);
 	free_strv(src->include, src->ninclude);
 	free_strv(src->exclude, src->nexclude);
+	free(src->table_oids);
 	free(src);
 }
 
@@ -92,6 +99,7 @@ static int pg_open(ps_source **out, const ps_source_config *cfg, ps_error *err)
 	src->exclude = copy_strv(cfg->exclude, cfg->nexclude);
 	src->ninclude = cfg->ninclude;
 	src->nexclude = cfg->nexclude;
+	src->want_snapshot = cfg->want_snapshot;
 	src->cache = pgo_relcache_new();
 	if (!src->job_name || !src->url || !src->slot || !src->publication || !src->include ||
 	    !src->exclude || !src->cache || (cfg->password && !src->password)) {
@@ -171,7 +179,8 @@ static bool matches_any(char **pats, size_t n, const char *qualified)
 }
 
 /* Appends the selected tables to list as quoted "schema"."table" items,
- * comma-separated; *count receives how many. */
+ * comma-separated; *count receives how many. Their OIDs are kept in
+ * src->table_oids for describe. */
 static int select_tables(ps_source *src, ps_buf *list, size_t *count, ps_error *err)
 {
 	PGresult *r = NULL;
@@ -180,15 +189,24 @@ static int select_tables(ps_source *src, ps_buf *list, size_t *count, ps_error *
 	int rc;
 
 	*count = 0;
+	free(src->table_oids);
+	src->table_oids = NULL;
+	src->ntable_oids = 0;
 	ps_buf_init(&bad, 4096);
 	rc = pg_exec(src->sql, &r, err, "listing tables",
 	             "SELECT n.nspname, c.relname, c.relreplident, "
-	             "  EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary) "
+	             "  EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary), "
+	             "  c.oid "
 	             "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
 	             "WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema', "
 	             "'penstock') AND n.nspname NOT LIKE 'pg\\_%' ORDER BY 1, 2", 0, NULL);
 	if (rc != PS_OK)
 		goto cleanup;
+	src->table_oids = calloc((size_t)PQntuples(r) + 1, sizeof(uint32_t));
+	if (!src->table_oids) {
+		rc = ps_error_set(err, PS_ENOMEM, "out of memory");
+		goto cleanup;
+	}
 	for (int i = 0; i < PQntuples(r); i++) {
 		const char *ident = PQgetvalue(r, i, 2);
 		bool has_pk = PQgetvalue(r, i, 3)[0] == 't';
@@ -205,6 +223,7 @@ static int select_tables(ps_source *src, ps_buf *list, size_t *count, ps_error *
 		pg_quote_ident(src->sql, list, PQgetvalue(r, i, 0));
 		ps_buf_putc(list, '.');
 		pg_quote_ident(src->sql, list, PQgetvalue(r, i, 1));
+		src->table_oids[src->ntable_oids++] = (uint32_t)strtoul(PQgetvalue(r, i, 4), NULL, 10);
 		(*count)++;
 	}
 	if (bad.len) {
@@ -308,7 +327,9 @@ static int slot_drop(ps_source *src, ps_error *err)
 	               "WHERE slot_name = $1", 1, params);
 }
 
-static int slot_create(ps_source *src, char *consistent, size_t len, ps_error *err)
+/* Creates the slot; with want_snapshot it exports a snapshot (design note
+ * 5), whose name goes to res->snapshot and src->snapshot. */
+static int slot_create(ps_source *src, ps_prepare_result *res, ps_error *err)
 {
 	PGresult *r = NULL;
 	ps_buf cmd;
@@ -317,12 +338,18 @@ static int slot_create(ps_source *src, char *consistent, size_t len, ps_error *e
 	ps_buf_init(&cmd, 1024);
 	ps_buf_puts(&cmd, "CREATE_REPLICATION_SLOT ");
 	pg_quote_ident(src->repl, &cmd, src->slot);
-	ps_buf_puts(&cmd, " LOGICAL pgoutput NOEXPORT_SNAPSHOT");
+	ps_buf_puts(&cmd, src->want_snapshot ? " LOGICAL pgoutput EXPORT_SNAPSHOT"
+	                                     : " LOGICAL pgoutput NOEXPORT_SNAPSHOT");
 	r = PQexec(src->repl, cmd.data);
-	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) < 1)
+	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) < 1 || PQnfields(r) < 3) {
 		rc = pg_result_error(err, src->repl, r, "creating the replication slot");
-	else
-		snprintf(consistent, len, "%s", PQgetvalue(r, 0, 1));
+	} else {
+		snprintf(res->start_position, sizeof(res->start_position), "%s", PQgetvalue(r, 0, 1));
+		if (src->want_snapshot && !PQgetisnull(r, 0, 2)) {
+			snprintf(src->snapshot, sizeof(src->snapshot), "%s", PQgetvalue(r, 0, 2));
+			snprintf(res->snapshot, sizeof(res->snapshot), "%s", src->snapshot);
+		}
+	}
 	PQclear(r);
 	ps_buf_free(&cmd);
 	return rc;
@@ -350,7 +377,7 @@ static int prepare_slot(ps_source *src, int mode, ps_prepare_result *res, ps_err
 	}
 	if (exists)
 		return PS_OK;
-	rc = slot_create(src, res->start_position, sizeof(res->start_position), err);
+	rc = slot_create(src, res, err);
 	if (rc == PS_OK)
 		res->created = true;
 	return rc;
@@ -362,6 +389,7 @@ static int pg_prepare(ps_source *src, int mode, ps_prepare_result *res, ps_error
 	int rc;
 
 	ps_buf_init(&tables, 16u << 20);
+	src->snapshot[0] = '\0';   /* any earlier one ends with the next command on repl */
 	rc = check_server(src, res, err);
 	if (rc == PS_OK)
 		rc = identify_system(src, res, err);
@@ -418,6 +446,7 @@ static int pg_drop(ps_source *src, ps_error *err)
 		PQfinish(src->repl);   /* releases the slot if it was streaming */
 		src->repl = NULL;
 		src->streaming = false;
+		src->snapshot[0] = '\0'; /* ended with the connection */
 	}
 	rc = slot_drop(src, err);
 	if (rc != PS_OK)
@@ -448,4 +477,11 @@ const ps_source_ops ps_source_pg = {
 	.fence = pg_stream_fence,
 	.drop = pg_drop,
 	.close = pg_close,
+	.describe = pg_describe,
+	.split = pg_split,
+	.snapshot_export = pg_snapshot_export,
+	.snapshot_release = pg_snapshot_release,
+	.copy_open = pg_copy_open,
+	.copy_unit = pg_copy_unit,
+	.copy_close = pg_copy_close,
 };
