@@ -20,8 +20,8 @@ def make_schema(db):
                "'', '::1', '', '-0.01', B'' FROM zoo WHERE id = 1")
     # Three documents of ~2 MB each of incompressible text: stored out of line (TOAST).
     db.execute("CREATE TABLE docs (id int PRIMARY KEY, title text, body text)")
-    db.execute("INSERT INTO docs SELECT g, 'doc ' || g, (SELECT string_agg(md5(g::text || random()::text), '') "
-               "FROM generate_series(1, 65000)) FROM generate_series(1, 3) g")
+    db.execute("INSERT INTO docs SELECT g, 'doc ' || g, (SELECT string_agg(md5(g::text || i::text "
+               "|| random()::text), '') FROM generate_series(1, 65000) i) FROM generate_series(1, 3) g")
     db.execute("CREATE TABLE orders (id bigserial PRIMARY KEY, customer int NOT NULL DEFAULT 0, "
                "placed timestamptz DEFAULT now(), amount numeric(12,2) CHECK (amount >= 0), "
                "code text UNIQUE, note varchar(20))")
