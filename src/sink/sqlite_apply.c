@@ -117,8 +117,8 @@ static void warn_missing(ps_sink *k, sq_missing *m, const char *what, const sq_t
 		return;
 	describe_key(tb, key, desc, sizeof(desc));
 	ps_log_warn("sink sqlite: table %s: %s found no row for key %s: the target diverged "
-	            "from the source (%llu such %ss since the last warning, %llu in all)",
-	            tb->target, what, desc, (unsigned long long)m->unreported, what,
+	            "from the source (%llu such since the last warning, %llu in all)",
+	            tb->target, what, desc, (unsigned long long)m->unreported,
 	            (unsigned long long)m->count);
 	m->unreported = 0;
 	m->last_warn_ns = now;
@@ -232,10 +232,15 @@ static int run_failed(ps_sink *k, const sq_table *tb, int rc, const char *what,
 	if (rc < 0)
 		return rc;
 	describe_key(tb, key, desc, sizeof(desc));
-	if (is_duplicate(rc))
+	if (rc == SQLITE_CONSTRAINT_PRIMARYKEY)
 		return ps__sqlite_fail(k, rc, err,
 		                       "%s of key %s: the target already holds a row with that key "
 		                       "(the target diverged from the source)", what, desc);
+	if (rc == SQLITE_CONSTRAINT_UNIQUE)
+		return ps__sqlite_fail(k, rc, err,
+		                       "%s of key %s: a unique index of the target holds another row "
+		                       "with the same values (the target diverged from the source)",
+		                       what, desc);
 	return ps__sqlite_fail(k, rc, err, "%s of key %s failed", what, desc);
 }
 
