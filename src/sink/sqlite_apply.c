@@ -314,6 +314,21 @@ static bool key_changed(const ps_sink *k, const sq_table *tb, const ps_value *nv
 	return false;
 }
 
+/* An update that keeps its key need not SET the key columns; leaving them
+ * out spares SQLite the key index maintenance. (Unless nothing else is set:
+ * an UPDATE needs one assignment.) */
+static void keep_key(const sq_table *tb, uint8_t *set)
+{
+	int others = 0;
+
+	for (int i = 0; i < tb->ncols; i++)
+		others += set[i] && !tb->is_pk[i];
+	if (others == 0)
+		return;
+	for (int p = 0; p < tb->npk; p++)
+		set[tb->pk[p]] = 0;
+}
+
 /* The key of a new row, for messages. */
 static void new_key(ps_sink *k, const sq_table *tb, const ps_value *nv)
 {
@@ -395,6 +410,7 @@ static int apply_update(ps_sink *k, sq_table *tb, const ps_change *c, bool repro
 	const ps_value *nv = c->new_values;
 	uint8_t *match = k->mask + tb->ncols;
 	row_binding b = {k->mask, nv, match, k->where};
+	bool moved;
 	int rc;
 
 	if (!nv)
@@ -404,6 +420,9 @@ static int apply_update(ps_sink *k, sq_table *tb, const ps_change *c, bool repro
 	rc = old_row(k, tb, c, true, match, err);
 	if (rc != 0)
 		return rc;
+	moved = tb->npk > 0 && key_changed(k, tb, nv);
+	if (tb->npk > 0 && !moved)
+		keep_key(tb, k->mask);
 	rc = run(k, tb, SQ_UPDATE, k->mask, &b, err);
 	if (rc == SQLITE_DONE) {
 		if (sqlite3_changes(k->db) > 0)
@@ -414,7 +433,7 @@ static int apply_update(ps_sink *k, sq_table *tb, const ps_change *c, bool repro
 		}
 		return tb->npk > 0 ? upsert(k, tb, nv, err) : 0;
 	}
-	if (reprocessing && tb->npk > 0 && is_duplicate(rc) && key_changed(k, tb, nv))
+	if (reprocessing && moved && is_duplicate(rc))
 		return move_onto_existing(k, tb, nv, err);
 	if (rc > 0 && is_duplicate(rc)) {
 		new_key(k, tb, nv);
