@@ -3,8 +3,8 @@
  *
  *   sqlite.c        open/close, the lazy transaction, flush, checkpoints,
  *                   errors, identifier quoting, the ops table
- *   sqlite_table.c  the per-table cache (target columns, key, statements),
- *                   table_prepare and table_finish
+ *   sqlite_table.c  the per-table cache (target columns, key, statements)
+ *   sqlite_ddl.c    table_prepare and table_finish
  *   sqlite_apply.c  write: insert/update/delete/truncate by the rules of
  *                   sink.h "Applying changes"
  *
@@ -69,6 +69,25 @@ typedef struct sq_table {
 	int next_evict;                /* slot the next miss replaces when full */
 } sq_table;
 
+/* The columns of a target table, as its catalogue lists them. */
+typedef struct sq_target_cols {
+	int n;                         /* 0: the table does not exist */
+	char **name;
+	int *pk;                       /* 1-based position in the PRIMARY KEY, 0 if not in it */
+} sq_target_cols;
+
+/* Building SQL text with a sticky error, so it reads as a sequence of puts. */
+typedef struct sq_sql {
+	ps_buf *b;
+	int rc;
+} sq_sql;
+
+static inline void sq_put(sq_sql *o, const char *s)
+{
+	if (o->rc == 0)
+		o->rc = ps_buf_puts(o->b, s);
+}
+
 /* Missing-row counter for the rate-limited warning. */
 typedef struct sq_missing {
 	uint64_t count;                /* since open */
@@ -119,6 +138,15 @@ uint64_t ps__sqlite_now_ns(void);
 
 /* "name" for schema public (or none), else "schema.name". malloc'd. */
 char *ps__sqlite_target_name(const char *schema, const char *name);
+/* "a.b", malloc'd. */
+char *ps__sqlite_join_dot(const char *a, const char *b);
+/* The columns of table target in the main database (tc->n = 0: missing). */
+int ps__sqlite_read_target(ps_sink *k, const char *target, sq_target_cols *tc, ps_error *err);
+void ps__sqlite_target_cols_free(sq_target_cols *tc);
+/* Appends "a, b" of the columns of t that tc lacks to b; returns how many. */
+int ps__sqlite_list_missing(const ps_table *t, const sq_target_cols *tc, ps_buf *b);
+/* Drops the cache entries of every source table written to target. */
+void ps__sqlite_forget_target(ps_sink *k, const char *target);
 /* The cache entry for t, built or rebuilt as needed. */
 int ps__sqlite_table_for(ps_sink *k, ps_table *t, sq_table **out, ps_error *err);
 /* The statement of kind with mask (2 * ncols bytes), built on a miss. */
@@ -127,6 +155,9 @@ int ps__sqlite_stmt_for(ps_sink *k, sq_table *tb, uint8_t kind, const uint8_t *m
 /* Makes the per-row scratch hold ncols columns. */
 int ps__sqlite_scratch(ps_sink *k, int ncols, ps_error *err);
 void ps__sqlite_tables_free(ps_sink *k);
+
+/* --- sqlite_ddl.c --------------------------------------------------------- */
+
 int ps__sqlite_table_prepare(ps_sink *k, const ps_table_def *def,
                              const ps_table_options *opt, bool *created, ps_error *err);
 int ps__sqlite_table_finish(ps_sink *k, const ps_table_def *def, ps_error *err);

@@ -1,6 +1,6 @@
 /*
- * sqlite_table.c — the SQLite sink's knowledge of target tables, and the
- * table_prepare / table_finish callbacks.
+ * sqlite_table.c — the SQLite sink's knowledge of target tables: names, the
+ * target's catalogue, the per-table cache and its statements.
  *
  * NOTES ON THE DESIGN
  *
@@ -27,9 +27,10 @@
  *     parameters are numbered by source column (?i+1 for the new value of
  *     column i, ?ncols+i+1 for the value its WHERE matches), so one binding
  *     routine serves every variant.
- *  5. table_prepare and table_finish change the target's schema: they drop
- *     the cache entries of the table they touch, so the next write reads the
- *     catalogue again.
+ *  5. table_prepare and table_finish (sqlite_ddl.c) change the target's
+ *     schema: they drop the cache entries of the table they touch
+ *     (ps__sqlite_forget_target), so the next write reads the catalogue
+ *     again.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,12 +40,9 @@
 #include "sink/sqlite_internal.h"
 #include "util/log.h"
 
-#define COUNT_CAP 1000000   /* rows counted before saying "more than" */
-
 /* ==== names =============================================================== */
 
-/* "a.b", malloc'd. */
-static char *join_dot(const char *a, const char *b)
+char *ps__sqlite_join_dot(const char *a, const char *b)
 {
 	size_t la = strlen(a), lb = strlen(b);
 	char *out = malloc(la + lb + 2);
@@ -63,7 +61,7 @@ char *ps__sqlite_target_name(const char *schema, const char *name)
 		name = "";
 	if (!schema || !schema[0] || strcmp(schema, "public") == 0)
 		return strdup(name);
-	return join_dot(schema, name);
+	return ps__sqlite_join_dot(schema, name);
 }
 
 /* ident quoted, as a malloc'd string. */
@@ -77,13 +75,7 @@ static char *quoted(ps_sink *k, const char *ident)
 
 /* ==== the target's catalogue ============================================== */
 
-typedef struct target_cols {
-	int n;
-	char **name;
-	int *pk;        /* 1-based position in the PRIMARY KEY, 0 if not in it */
-} target_cols;
-
-static void target_cols_free(target_cols *tc)
+void ps__sqlite_target_cols_free(sq_target_cols *tc)
 {
 	for (int i = 0; i < tc->n; i++)
 		free(tc->name[i]);
@@ -92,8 +84,7 @@ static void target_cols_free(target_cols *tc)
 	memset(tc, 0, sizeof(*tc));
 }
 
-/* The columns of table target in the main database; n = 0 when it is missing. */
-static int read_target(ps_sink *k, const char *target, target_cols *tc, ps_error *err)
+int ps__sqlite_read_target(ps_sink *k, const char *target, sq_target_cols *tc, ps_error *err)
 {
 	sqlite3_stmt *st = NULL;
 	bool oom = false;
@@ -139,11 +130,11 @@ static int read_target(ps_sink *k, const char *target, target_cols *tc, ps_error
 		rc = 0;
 	sqlite3_finalize(st);
 	if (rc != 0)
-		target_cols_free(tc);
+		ps__sqlite_target_cols_free(tc);
 	return rc;
 }
 
-static int find_target_col(const target_cols *tc, const char *name)
+static int find_target_col(const sq_target_cols *tc, const char *name)
 {
 	for (int i = 0; i < tc->n; i++)
 		if (sqlite3_stricmp(tc->name[i], name) == 0)
@@ -151,8 +142,7 @@ static int find_target_col(const target_cols *tc, const char *name)
 	return -1;
 }
 
-/* "a, b" of the source columns that tc lacks, into b; how many. */
-static int list_missing(const ps_table *t, const target_cols *tc, ps_buf *b)
+int ps__sqlite_list_missing(const ps_table *t, const sq_target_cols *tc, ps_buf *b)
 {
 	int n = 0;
 
@@ -236,8 +226,7 @@ static void table_remove(ps_sink *k, int i)
 	k->ntables--;
 }
 
-/* Note 5: forget every entry that writes to target. */
-static void forget_target(ps_sink *k, const char *target)
+void ps__sqlite_forget_target(ps_sink *k, const char *target)
 {
 	for (int i = k->ntables - 1; i >= 0; i--)
 		if (k->tables[i]->target && sqlite3_stricmp(k->tables[i]->target, target) == 0)
@@ -277,7 +266,7 @@ static bool same_layout(const ps_table *a, const ps_table *b)
 }
 
 /* Note 3: the target's key, as source column numbers in key order. */
-static int map_key(sq_table *tb, const ps_table *t, const target_cols *tc, ps_error *err)
+static int map_key(sq_table *tb, const ps_table *t, const sq_target_cols *tc, ps_error *err)
 {
 	static const char *const rowid_names[] = {"rowid", "_rowid_", "oid"};
 
@@ -318,7 +307,7 @@ static int map_key(sq_table *tb, const ps_table *t, const target_cols *tc, ps_er
 /* Fills tb (cleared, with its source identity) for layout t. */
 static int table_build(ps_sink *k, sq_table *tb, ps_table *t, ps_error *err)
 {
-	target_cols tc = {0};
+	sq_target_cols tc = {0};
 	ps_buf missing;
 	int n = t->ncolumns, rc;
 
@@ -333,7 +322,7 @@ static int table_build(ps_sink *k, sq_table *tb, ps_table *t, ps_error *err)
 		goto cleanup;
 	}
 	tb->ncols = n;
-	rc = read_target(k, tb->target, &tc, err);
+	rc = ps__sqlite_read_target(k, tb->target, &tc, err);
 	if (rc != 0)
 		goto cleanup;
 	if (tc.n == 0) {
@@ -343,7 +332,7 @@ static int table_build(ps_sink *k, sq_table *tb, ps_table *t, ps_error *err)
 		                  tb->target, t->schema ? t->schema : "", t->name ? t->name : "");
 		goto cleanup;
 	}
-	if (list_missing(t, &tc, &missing) > 0) {
+	if (ps__sqlite_list_missing(t, &tc, &missing) > 0) {
 		rc = ps_error_set(err, PS_EINVAL,
 		                  "table %s in the target has no column %s of source table %s.%s",
 		                  tb->target, missing.data, t->schema ? t->schema : "",
@@ -366,7 +355,7 @@ static int table_build(ps_sink *k, sq_table *tb, ps_table *t, ps_error *err)
 	if (rc == 0)
 		tb->layout = ps_table_ref(t);
 cleanup:
-	target_cols_free(&tc);
+	ps__sqlite_target_cols_free(&tc);
 	ps_buf_free(&missing);
 	return rc;
 }
@@ -454,110 +443,99 @@ int ps__sqlite_table_for(ps_sink *k, ps_table *t, sq_table **out, ps_error *err)
 
 /* ==== statements ========================================================== */
 
-typedef struct sql_out {
-	ps_buf *b;
-	int rc;
-} sql_out;
-
-static void put(sql_out *o, const char *s)
-{
-	if (o->rc == 0)
-		o->rc = ps_buf_puts(o->b, s);
-}
-
-static void put_param(sql_out *o, int n)
+static void put_param(sq_sql *o, int n)
 {
 	if (o->rc == 0)
 		o->rc = ps_buf_printf(o->b, "?%d", n);
 }
 
 /* " WHERE ..." matching the columns in `match` (note 3, note 4). */
-static void put_where(sql_out *o, const sq_table *tb, const uint8_t *match)
+static void put_where(sq_sql *o, const sq_table *tb, const uint8_t *match)
 {
 	const char *sep = "";
 	int n = tb->ncols;
 
 	if (tb->npk > 0) {
-		put(o, " WHERE ");
+		sq_put(o, " WHERE ");
 		for (int p = 0; p < tb->npk; p++) {
-			put(o, sep);
-			put(o, tb->qcol[tb->pk[p]]);
-			put(o, " = ");
+			sq_put(o, sep);
+			sq_put(o, tb->qcol[tb->pk[p]]);
+			sq_put(o, " = ");
 			put_param(o, n + tb->pk[p] + 1);
 			sep = " AND ";
 		}
 		return;
 	}
-	put(o, " WHERE ");
-	put(o, tb->rowid);
-	put(o, " = (SELECT ");
-	put(o, tb->rowid);
-	put(o, " FROM ");
-	put(o, tb->qtarget);
-	put(o, " WHERE ");
+	sq_put(o, " WHERE ");
+	sq_put(o, tb->rowid);
+	sq_put(o, " = (SELECT ");
+	sq_put(o, tb->rowid);
+	sq_put(o, " FROM ");
+	sq_put(o, tb->qtarget);
+	sq_put(o, " WHERE ");
 	for (int i = 0; i < n; i++) {
 		if (!match[i])
 			continue;
-		put(o, sep);
-		put(o, tb->qcol[i]);
-		put(o, " IS ");
+		sq_put(o, sep);
+		sq_put(o, tb->qcol[i]);
+		sq_put(o, " IS ");
 		put_param(o, n + i + 1);
 		sep = " AND ";
 	}
-	put(o, " LIMIT 1)");
+	sq_put(o, " LIMIT 1)");
 }
 
-static void put_insert(sql_out *o, const sq_table *tb, const uint8_t *set, bool upsert)
+static void put_insert(sq_sql *o, const sq_table *tb, const uint8_t *set, bool upsert)
 {
 	const char *sep = "";
 	bool any_update = false;
 
-	put(o, "INSERT INTO ");
-	put(o, tb->qtarget);
-	put(o, " (");
+	sq_put(o, "INSERT INTO ");
+	sq_put(o, tb->qtarget);
+	sq_put(o, " (");
 	for (int i = 0; i < tb->ncols; i++) {
 		if (!set[i])
 			continue;
-		put(o, sep);
-		put(o, tb->qcol[i]);
+		sq_put(o, sep);
+		sq_put(o, tb->qcol[i]);
 		sep = ", ";
 	}
-	put(o, ") VALUES (");
+	sq_put(o, ") VALUES (");
 	sep = "";
 	for (int i = 0; i < tb->ncols; i++) {
 		if (!set[i])
 			continue;
-		put(o, sep);
+		sq_put(o, sep);
 		put_param(o, i + 1);
 		sep = ", ";
 	}
-	put(o, ")");
+	sq_put(o, ")");
 	if (!upsert)
 		return;
-	put(o, " ON CONFLICT (");
+	sq_put(o, " ON CONFLICT (");
 	for (int p = 0; p < tb->npk; p++) {
-		put(o, p ? ", " : "");
-		put(o, tb->qcol[tb->pk[p]]);
+		sq_put(o, p ? ", " : "");
+		sq_put(o, tb->qcol[tb->pk[p]]);
 	}
-	put(o, ") DO ");
+	sq_put(o, ") DO ");
 	sep = "UPDATE SET ";
 	for (int i = 0; i < tb->ncols; i++) {
 		if (!set[i] || tb->is_pk[i])
 			continue;
-		put(o, sep);
-		put(o, tb->qcol[i]);
-		put(o, " = excluded.");
-		put(o, tb->qcol[i]);
+		sq_put(o, sep);
+		sq_put(o, tb->qcol[i]);
+		sq_put(o, " = excluded.");
+		sq_put(o, tb->qcol[i]);
 		sep = ", ";
 		any_update = true;
 	}
 	if (!any_update)
-		put(o, "NOTHING");
+		sq_put(o, "NOTHING");
 }
 
 static int build_sql(ps_sink *k, const sq_table *tb, uint8_t kind, const uint8_t *mask)
 {
-	sql_out o = {&k->sql, 0};
+	sq_sql o = {&k->sql, 0};
 	const char *sep = "";
 
 	ps_buf_reset(&k->sql);
@@ -567,28 +545,28 @@ static int build_sql(ps_sink *k, const sq_table *tb, uint8_t kind, const uint8_t
 		put_insert(&o, tb, mask, kind == SQ_UPSERT);
 		break;
 	case SQ_UPDATE:
-		put(&o, "UPDATE ");
-		put(&o, tb->qtarget);
-		put(&o, " SET ");
+		sq_put(&o, "UPDATE ");
+		sq_put(&o, tb->qtarget);
+		sq_put(&o, " SET ");
 		for (int i = 0; i < tb->ncols; i++) {
 			if (!mask[i])
 				continue;
-			put(&o, sep);
-			put(&o, tb->qcol[i]);
-			put(&o, " = ");
+			sq_put(&o, sep);
+			sq_put(&o, tb->qcol[i]);
+			sq_put(&o, " = ");
 			put_param(&o, i + 1);
 			sep = ", ";
 		}
 		put_where(&o, tb, mask + tb->ncols);
 		break;
 	case SQ_DELETE:
-		put(&o, "DELETE FROM ");
-		put(&o, tb->qtarget);
+		sq_put(&o, "DELETE FROM ");
+		sq_put(&o, tb->qtarget);
 		put_where(&o, tb, mask + tb->ncols);
 		break;
 	default:
-		put(&o, "DELETE FROM ");
-		put(&o, tb->qtarget);
+		sq_put(&o, "DELETE FROM ");
+		sq_put(&o, tb->qtarget);
 		break;
 	}
 	return o.rc;
@@ -637,319 +615,4 @@ int ps__sqlite_stmt_for(ps_sink *k, sq_table *tb, uint8_t kind, const uint8_t *m
 	tb->last_stmt = slot;
 	*out = s->stmt;
 	return 0;
-}
-
-/* ==== table_prepare ======================================================= */
-
-/* Source column numbers of the primary key, in key order; how many. */
-static int def_key(const ps_table_def *def, int *cols)
-{
-	const ps_table *t = def->table;
-	int n = 0;
-
-	if (!def->has_primary_key)
-		return 0;
-	for (int c = 0; c < def->nconstraints; c++) {
-		const ps_constraint_def *con = &def->constraints[c];
-		bool ok = con->kind == PS_CONSTRAINT_PRIMARY && con->ncols > 0 &&
-		          con->ncols <= t->ncolumns;
-
-		for (int j = 0; ok && j < con->ncols; j++)
-			ok = con->cols[j] >= 0 && con->cols[j] < t->ncolumns;
-		if (ok) {
-			memcpy(cols, con->cols, (size_t)con->ncols * sizeof(*cols));
-			return con->ncols;
-		}
-	}
-	for (int i = 0; i < t->ncolumns; i++)
-		if (t->columns[i].is_key)
-			cols[n++] = i;
-	return n;
-}
-
-static int create_table(ps_sink *k, const ps_table_def *def, const char *target, ps_error *err)
-{
-	const ps_table *t = def->table;
-	sql_out o = {&k->sql, 0};
-	int *key = NULL, nkey, rc;
-
-	key = calloc((size_t)t->ncolumns + 1, sizeof(*key));
-	if (!key)
-		return ps_error_set(err, PS_ENOMEM, "out of memory");
-	nkey = def_key(def, key);
-	ps_buf_reset(&k->sql);
-	put(&o, "CREATE TABLE ");
-	if (o.rc == 0)
-		o.rc = ps__sqlite_quote(&k->sql, target);
-	put(&o, " (");
-	for (int i = 0; i < t->ncolumns; i++) {
-		const ps_column_def *cd = def->columns ? &def->columns[i] : NULL;
-
-		put(&o, i ? ", " : "");
-		if (o.rc == 0)
-			o.rc = ps__sqlite_quote(&k->sql, t->columns[i].name ? t->columns[i].name : "");
-		put(&o, " ");
-		put(&o, ps_typemap_sqlite_decl(ps_typemap_sqlite(&t->columns[i], cd)));
-		if ((cd && cd->not_null) || (nkey > 0 && t->columns[i].is_key))
-			put(&o, " NOT NULL");
-	}
-	if (nkey > 0) {
-		put(&o, ", PRIMARY KEY (");
-		for (int j = 0; j < nkey; j++) {
-			put(&o, j ? ", " : "");
-			if (o.rc == 0)
-				o.rc = ps__sqlite_quote(&k->sql, t->columns[key[j]].name);
-		}
-		put(&o, ")");
-	}
-	put(&o, ")");
-	free(key);
-	if (o.rc != 0)
-		return ps_error_set(err, o.rc, "table %s: cannot build CREATE TABLE", target);
-	rc = ps__sqlite_exec(k, k->sql.data, err, "cannot create the table");
-	if (rc == 0)
-		ps_log_info("sink sqlite: created table %s in %s", target, k->path);
-	return rc;
-}
-
-static int drop_table(ps_sink *k, const char *target, ps_error *err)
-{
-	ps_buf_reset(&k->sql);
-	if (ps_buf_puts(&k->sql, "DROP TABLE IF EXISTS ") != 0 ||
-	    ps__sqlite_quote(&k->sql, target) != 0)
-		return ps_error_set(err, PS_ENOMEM, "out of memory");
-	return ps__sqlite_exec(k, k->sql.data, err, "cannot drop the table");
-}
-
-/* Rows in target, counted up to COUNT_CAP + 1. */
-static int count_rows(ps_sink *k, const char *target, long long *rows, ps_error *err)
-{
-	sqlite3_stmt *st = NULL;
-	int rc;
-
-	ps_buf_reset(&k->sql);
-	if (ps_buf_puts(&k->sql, "SELECT count(*) FROM (SELECT 1 FROM ") != 0 ||
-	    ps__sqlite_quote(&k->sql, target) != 0 ||
-	    ps_buf_printf(&k->sql, " LIMIT %d)", COUNT_CAP + 1) != 0)
-		return ps_error_set(err, PS_ENOMEM, "out of memory");
-	rc = ps__sqlite_prepare(k, &k->sql, false, &st, err);
-	if (rc != 0)
-		return rc;
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		*rows = sqlite3_column_int64(st, 0);
-		rc = 0;
-	} else {
-		rc = ps__sqlite_fail(k, rc, err, "cannot count the rows of the table");
-	}
-	sqlite3_finalize(st);
-	return rc;
-}
-
-static int empty_table(ps_sink *k, const char *target, ps_error *err)
-{
-	ps_buf_reset(&k->sql);
-	if (ps_buf_puts(&k->sql, "DELETE FROM ") != 0 || ps__sqlite_quote(&k->sql, target) != 0)
-		return ps_error_set(err, PS_ENOMEM, "out of memory");
-	return ps__sqlite_exec(k, k->sql.data, err, "cannot empty the table");
-}
-
-/* An existing table: every source column there, and empty or emptied. */
-static int check_existing(ps_sink *k, const ps_table_def *def, const char *target,
-                          const target_cols *tc, const ps_table_options *opt, ps_error *err)
-{
-	ps_buf missing;
-	long long rows = 0;
-	int rc;
-
-	ps_buf_init(&missing, 64 << 10);
-	if (list_missing(def->table, tc, &missing) > 0) {
-		rc = ps_error_set(err, PS_EINVAL,
-		                  "table %s exists in the target without column(s) %s of the source; "
-		                  "add them, or drop the table and let the load create it "
-		                  "(target.create_tables)", target, missing.data);
-		ps_buf_free(&missing);
-		return rc;
-	}
-	ps_buf_free(&missing);
-	rc = count_rows(k, target, &rows, err);
-	if (rc != 0 || rows == 0)
-		return rc;
-	if (!opt->truncate_before_load) {
-		if (rows > COUNT_CAP)
-			return ps_error_set(err, PS_EINVAL,
-			                    "table %s in the target already holds more than %d rows; "
-			                    "empty it, or set target.truncate_before_load to let the load "
-			                    "empty it", target, COUNT_CAP);
-		return ps_error_set(err, PS_EINVAL,
-		                    "table %s in the target already holds %lld row%s; empty it, or set "
-		                    "target.truncate_before_load to let the load empty it",
-		                    target, rows, rows == 1 ? "" : "s");
-	}
-	ps_log_info("sink sqlite: emptying table %s before the load (target.truncate_before_load)",
-	            target);
-	return empty_table(k, target, err);
-}
-
-static int def_check(const ps_table_def *def, ps_error *err)
-{
-	if (!def || !def->table)
-		return ps_error_set(err, PS_EINVAL, "no table definition given");
-	if (def->table->ncolumns <= 0)
-		return ps_error_set(err, PS_EINVAL,
-		                    "table %s.%s has no columns, and SQLite cannot create such a table",
-		                    def->table->schema ? def->table->schema : "",
-		                    def->table->name ? def->table->name : "");
-	return 0;
-}
-
-int ps__sqlite_table_prepare(ps_sink *k, const ps_table_def *def,
-                             const ps_table_options *opt, bool *created, ps_error *err)
-{
-	static const ps_table_options defaults = {PS_CREATE_IF_MISSING, false};
-	target_cols tc = {0};
-	char *target = NULL;
-	int rc;
-
-	*created = false;
-	if (!opt)
-		opt = &defaults;
-	rc = def_check(def, err);
-	if (rc != 0)
-		return rc;
-	target = ps__sqlite_target_name(def->table->schema, def->table->name);
-	if (!target)
-		return ps_error_set(err, PS_ENOMEM, "out of memory");
-	if (sqlite3_stricmp(target, SQ_CHECKPOINT_TABLE) == 0) {
-		rc = ps_error_set(err, PS_EINVAL, "table %s would be the sink's own checkpoint table",
-		                  target);
-		goto cleanup;
-	}
-	rc = ps__sqlite_txn(k, err);
-	if (rc != 0)
-		goto cleanup;
-	forget_target(k, target);
-	rc = read_target(k, target, &tc, err);
-	if (rc != 0)
-		goto cleanup;
-	if (opt->create == PS_CREATE_DROP_AND_CREATE) {
-		if (tc.n > 0)
-			rc = drop_table(k, target, err);
-		if (rc == 0)
-			rc = create_table(k, def, target, err);
-		*created = rc == 0;
-	} else if (tc.n == 0 && opt->create == PS_CREATE_NEVER) {
-		rc = ps_error_set(err, PS_EINVAL,
-		                  "table %s does not exist in the target, and target.create_tables "
-		                  "says never to create tables; create it first or change "
-		                  "target.create_tables", target);
-	} else if (tc.n == 0) {
-		rc = create_table(k, def, target, err);
-		*created = rc == 0;
-	} else {
-		rc = check_existing(k, def, target, &tc, opt, err);
-	}
-cleanup:
-	if (rc != 0)
-		ps_error_add_context(err, "table %s", target ? target : "?");
-	target_cols_free(&tc);
-	free(target);
-	return rc;
-}
-
-/* ==== table_finish ======================================================== */
-
-/* Whether a constraint becomes an index here, and whether a UNIQUE one. */
-static bool index_wanted(const ps_constraint_def *con, int ncolumns, bool *unique)
-{
-	if (con->ncols <= 0 || !con->cols)
-		return false;                   /* expression index or none */
-	for (int j = 0; j < con->ncols; j++)
-		if (con->cols[j] < 0 || con->cols[j] >= ncolumns)
-			return false;
-	if (con->kind == PS_CONSTRAINT_UNIQUE) {
-		*unique = true;
-		return true;
-	}
-	if (con->kind != PS_CONSTRAINT_INDEX || !con->sql)
-		return false;
-	/* A partial index would wrongly constrain every row; other access
-	 * methods (gin, gist, brin...) are not B-tree lookups. */
-	if (strstr(con->sql, " WHERE ") ||
-	    !(strstr(con->sql, " USING btree ") || strstr(con->sql, " USING hash ")))
-		return false;
-	*unique = strncmp(con->sql, "CREATE UNIQUE INDEX", 19) == 0;
-	return true;
-}
-
-static int create_index(ps_sink *k, const ps_table_def *def, const ps_constraint_def *con,
-                        const char *target, bool unique, ps_error *err)
-{
-	sql_out o = {&k->sql, 0};
-	char *iname = join_dot(target, con->name ? con->name : "index");
-	int rc;
-
-	if (!iname)
-		return ps_error_set(err, PS_ENOMEM, "out of memory");
-	ps_buf_reset(&k->sql);
-	put(&o, unique ? "CREATE UNIQUE INDEX IF NOT EXISTS " : "CREATE INDEX IF NOT EXISTS ");
-	if (o.rc == 0)
-		o.rc = ps__sqlite_quote(&k->sql, iname);
-	put(&o, " ON ");
-	if (o.rc == 0)
-		o.rc = ps__sqlite_quote(&k->sql, target);
-	put(&o, " (");
-	for (int j = 0; j < con->ncols; j++) {
-		put(&o, j ? ", " : "");
-		if (o.rc == 0)
-			o.rc = ps__sqlite_quote(&k->sql, def->table->columns[con->cols[j]].name);
-	}
-	put(&o, ")");
-	if (o.rc != 0)
-		rc = ps_error_set(err, o.rc, "cannot build CREATE INDEX %s", iname);
-	else
-		rc = ps__sqlite_exec(k, k->sql.data, err, "cannot create index");
-	if (rc != 0)
-		ps_error_add_context(err, "index %s", iname);
-	free(iname);
-	return rc;
-}
-
-int ps__sqlite_table_finish(ps_sink *k, const ps_table_def *def, ps_error *err)
-{
-	target_cols tc = {0};
-	char *target = NULL;
-	int rc;
-
-	rc = def_check(def, err);
-	if (rc != 0)
-		return rc;
-	target = ps__sqlite_target_name(def->table->schema, def->table->name);
-	if (!target)
-		return ps_error_set(err, PS_ENOMEM, "out of memory");
-	rc = ps__sqlite_txn(k, err);
-	if (rc == 0)
-		rc = read_target(k, target, &tc, err);
-	if (rc == 0 && tc.n == 0)
-		rc = ps_error_set(err, PS_EINVAL, "table %s does not exist in the target", target);
-	for (int c = 0; rc == 0 && c < def->nconstraints; c++) {
-		const ps_constraint_def *con = &def->constraints[c];
-		bool unique = false;
-
-		if (con->kind == PS_CONSTRAINT_PRIMARY)
-			continue;               /* part of CREATE TABLE (SQLite cannot add one) */
-		if (!index_wanted(con, def->table->ncolumns, &unique)) {
-			ps_log_debug("sink sqlite: table %s: %s %s is not carried over to SQLite",
-			             target, con->kind == PS_CONSTRAINT_CHECK ? "check" : "index",
-			             con->name ? con->name : "?");
-			continue;
-		}
-		rc = create_index(k, def, con, target, unique, err);
-	}
-	forget_target(k, target);
-	if (rc != 0)
-		ps_error_add_context(err, "table %s", target);
-	target_cols_free(&tc);
-	free(target);
-	return rc;
 }
