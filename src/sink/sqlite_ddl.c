@@ -63,13 +63,17 @@ static int create_table(ps_sink *k, const ps_table_def *def, const char *target,
 	sq_put(&o, " (");
 	for (int i = 0; i < t->ncolumns; i++) {
 		const ps_column_def *cd = def->columns ? &def->columns[i] : NULL;
+		bool in_key = false;
 
 		sq_put(&o, i ? ", " : "");
 		if (o.rc == 0)
 			o.rc = ps__sqlite_quote(&k->sql, t->columns[i].name ? t->columns[i].name : "");
 		sq_put(&o, " ");
 		sq_put(&o, ps_typemap_sqlite_decl(ps_typemap_sqlite(&t->columns[i], cd)));
-		if ((cd && cd->not_null) || (nkey > 0 && t->columns[i].is_key))
+		for (int j = 0; j < nkey; j++)
+			in_key |= key[j] == i;
+		/* SQLite lets NULL into a key column unless told otherwise. */
+		if ((cd && cd->not_null) || in_key)
 			sq_put(&o, " NOT NULL");
 	}
 	if (nkey > 0) {

@@ -458,6 +458,57 @@ static void test_prepare_refuses_rows_unless_truncate(void **state)
 	ps_table_unref(t);
 }
 
+static void add_constraint(ps_table_def *d, const char *name, char kind, const char *sql,
+                           int ncols, const int *cols);
+
+/* The key takes the order of the PRIMARY KEY constraint; DDL is transactional. */
+static void test_prepare_key_order_and_rollback(void **state)
+{
+	fixture *f = *state;
+	static const coldesc cols[] = {{"a", INT4, true, true}, {"b", TEXT, true, true},
+	                               {"c", TEXT, false, false}};
+	static const int ba[] = {1, 0};
+	ps_table *t;
+	ps_table_def *d;
+	bool created = false;
+
+	open_sink(f);
+	t = mk_table("public", "pairs", 3, cols);
+	d = mk_def(t, cols);
+	add_constraint(d, "pairs_pkey", 'p', "PRIMARY KEY (b, a)", 2, ba);
+	assert_int_equal(prepare(f, d, PS_CREATE_IF_MISSING, false, &created), 0);
+	assert_true(created);
+	LOAD(f, t, "1", "x", "row");
+	/* Closed without a flush: neither the table nor its row is there. */
+	reopen(f);
+	assert_string_equal(query(f, "SELECT count(*) FROM sqlite_schema WHERE name = 'pairs'"), "0");
+	assert_int_equal(prepare(f, d, PS_CREATE_IF_MISSING, false, &created), 0);
+	assert_true(created);
+	flush(f);
+	assert_string_equal(query(f, "SELECT name, pk FROM pragma_table_info('pairs') ORDER BY pk"),
+	                    "c|0\nb|1\na|2");
+	ps_table_def_free(d);
+	ps_table_unref(t);
+}
+
+/* The target's key column must come with the source's rows. */
+static void test_target_key_not_in_source(void **state)
+{
+	fixture *f = *state;
+	static const coldesc only_name[] = {{"name", TEXT, false, false}};
+	ps_table *t, *partial;
+
+	open_sink(f);
+	t = items(f);
+	partial = mk_table("public", "items", 1, only_name);
+	assert_int_equal(apply(f, false, mk_change(PS_OP_INSERT, partial, ROW("x"), NULL, false)),
+	                 PS_EINVAL);
+	assert_contains(errtext(f), "primary key column id");
+	assert_contains(errtext(f), "items");
+	ps_table_unref(partial);
+	ps_table_unref(t);
+}
+
 /* ==== load and types ====================================================== */
 
 static void test_load_types(void **state)
@@ -996,6 +1047,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_prepare_creates_with_mapped_types, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_prepare_never_and_missing_columns, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_prepare_refuses_rows_unless_truncate, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_prepare_key_order_and_rollback, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_target_key_not_in_source, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_load_types, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_typed_keys_round_trip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_insert_update_delete, setup, teardown),
