@@ -258,7 +258,9 @@ static bool index_wanted(const ps_constraint_def *con, int ncolumns, bool *uniqu
 		return false;
 	/* A partial index would wrongly constrain every row; other access
 	 * methods (gin, gist, brin...) are not B-tree lookups. */
-	if (strstr(con->sql, " WHERE ") ||
+	if (strstr(con->sql, " WHERE "))
+		return false;
+	if (strstr(con->sql, " USING ") &&
 	    !(strstr(con->sql, " USING btree ") || strstr(con->sql, " USING hash ")))
 		return false;
 	*unique = strncmp(con->sql, "CREATE UNIQUE INDEX", 19) == 0;

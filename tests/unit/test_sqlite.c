@@ -1016,6 +1016,8 @@ static void test_table_finish_indexes(void **state)
 	               "WHERE (b IS NOT NULL)", 1, ab);
 	add_constraint(d, "users_lower_idx", 'i',
 	               "CREATE INDEX users_lower_idx ON shop.users USING btree (lower(email))", 0, NULL);
+	add_constraint(d, "users_b_gin", 'i',
+	               "CREATE INDEX users_b_gin ON shop.users USING gin (b)", 1, b);
 	add_constraint(d, "users_a_check", 'c', "CHECK ((a > 0))", 0, NULL);
 	assert_int_equal(prepare(f, d, PS_CREATE_IF_MISSING, false, NULL), 0);
 	LOAD(f, t, "1", "x@example.org", "-5", "p");
