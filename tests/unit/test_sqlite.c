@@ -898,6 +898,54 @@ static void test_missing_table_and_column(void **state)
 	ps_table_unref(wide);
 }
 
+/* Runs sql on a separate read-write connection. */
+static void exec_other(fixture *f, const char *sql)
+{
+	sqlite3 *db = NULL;
+	char *msg = NULL;
+
+	assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+	if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
+		fail_msg("%s: %s", sql, msg);
+	sqlite3_close(db);
+}
+
+/* When SQLite itself rolls the open transaction back, nothing written
+ * before it may be committed by a later flush (sqlite.c note 3). */
+static void test_transaction_rolled_back_by_sqlite(void **state)
+{
+	fixture *f = *state;
+	static const coldesc trap_cols[] = {{"id", INT4, true, true}};
+	ps_table *t, *trap;
+
+	open_sink(f);
+	t = items(f);
+	trap = create(f, "public", "trap", 1, trap_cols);
+	flush(f);
+	/* RAISE(ROLLBACK) ends the whole transaction, as an I/O error would. */
+	exec_other(f, "CREATE TRIGGER trap_rb BEFORE INSERT ON trap "
+	              "BEGIN SELECT RAISE(ROLLBACK, 'trap sprung'); END");
+	INS(f, t, "1", "a", "1.00", "1");
+	assert_int_equal(ps_sink_sqlite.checkpoint_store(f->k, "{\"p\":1}", &f->err), 0);
+	assert_int_not_equal(apply(f, false, mk_change(PS_OP_INSERT, trap, ROW("1"), NULL, false)), 0);
+	assert_contains(errtext(f), "trap sprung");
+	/* Later writes and the flush are refused; nothing of the batch lands. */
+	assert_int_equal(apply(f, false, mk_change(PS_OP_INSERT, t, ROW("2", "b", "2", "2"), NULL,
+	                                           false)), PS_ERR);
+	assert_contains(errtext(f), "roll back the open transaction");
+	assert_int_equal(ps_sink_sqlite.flush(f->k, &f->err), PS_ERR);
+	assert_int_equal(ps_sink_sqlite.checkpoint_store(f->k, "{\"p\":2}", &f->err), PS_ERR);
+	assert_string_equal(query(f, "SELECT count(*) FROM items"), "0");
+	assert_string_equal(query(f, "SELECT count(*) FROM _penstock_checkpoint"), "0");
+	/* A fresh sink works again. */
+	reopen(f);
+	INS(f, t, "3", "c", "3.00", "3");
+	flush(f);
+	assert_string_equal(query(f, ITEMS_ROWS), "3|c|3.00|3");
+	ps_table_unref(t);
+	ps_table_unref(trap);
+}
+
 /* ==== re-described tables ================================================== */
 
 static void test_redescribed_table(void **state)
@@ -1060,6 +1108,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_reprocessing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_checkpoint, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_table_and_column, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_transaction_rolled_back_by_sqlite, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_redescribed_table, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_names_are_quoted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_table_finish_indexes, setup, teardown),
