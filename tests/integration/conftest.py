@@ -230,7 +230,11 @@ def pg_rows(database, table):
                         f"AND attnum > 0 AND NOT attisdropped AND attgenerated = '' "
                         f"ORDER BY attnum", (table,))
             cols = [r[0] for r in cur.fetchall()]
-            cur.execute("SELECT " + ", ".join(f'"{c}"::text' for c in cols) + f" FROM {table}")
+            # format('%s') gives the output function's text (a cast to text
+            # would differ for bool, char(n), inet); NULL stays NULL.
+            cur.execute("SELECT " + ", ".join(
+                f'CASE WHEN "{c}" IS NULL THEN NULL ELSE format(\'%s\', "{c}") END' for c in cols)
+                + f" FROM {table}")
             rows = cur.fetchall()
     return sorted(rows, key=lambda r: tuple((v is None, v or "") for v in r))
 
