@@ -52,7 +52,10 @@ def test_crash_at_fault_point_into_postgresql(fault, db, target_db, make_job):
 ])
 def test_crash_at_fault_point_into_sqlite(fault, db, tmp_path, make_job):
     path = tmp_path / "t.db"
-    crash_then_resume(db, make_job, f"sqlite://{path}", fault, sqlite_path=path)
+    _, second = crash_then_resume(db, make_job, f"sqlite://{path}", fault, sqlite_path=path)
+    if fault.startswith("snapshot"):
+        assert "resuming the initial load under a new snapshot" in second
+        assert "CDC ILUPDATE" in second
 
 
 def test_kill_9_at_random_moments_during_pgbench(db, target_db, make_job):
