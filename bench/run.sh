@@ -2,13 +2,21 @@
 # make bench: benchmarks against peers, each in the same run, printing
 # medians and ratios. Not run by CI (the machines are shared and noisy).
 #
+#   load_pg         pgbench -i -s 10 loaded PostgreSQL -> PostgreSQL, against
+#                   pgcopydb clone, pg_dump | psql and a binary COPY pipe
+#   backlog_pg      a backlog of pgbench transactions -> PostgreSQL, against
+#                   CREATE SUBSCRIPTION
 #   backlog_jsonl   a backlog already in the slot -> JSON lines, against the
-#                   pg_recvlogical decoding floor (issue: performance, #5)
+#                   pg_recvlogical decoding floor
 #
-# The initial-load and SQL-apply benchmarks (pgcopydb, pg_dump | psql,
-# CREATE SUBSCRIPTION) arrive with the initial load.
+# SCALE, JOBS, TXNS and ROUNDS tune them (defaults 10, 4, 40000, 3).
 set -euo pipefail
 BIN=${1:-build/penstock}
 cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh --bench
+echo "== initial load -> PostgreSQL vs pgcopydb clone, pg_dump | psql, binary COPY"
+/usr/bin/python3 bench/load_pg.py "$BIN" "${ROUNDS:-3}" "${SCALE:-10}" "${JOBS:-4}"
+echo "== pgbench backlog -> PostgreSQL vs CREATE SUBSCRIPTION"
+/usr/bin/python3 bench/backlog_pg.py "$BIN" "${ROUNDS:-3}" "${TXNS:-40000}"
 echo "== backlog -> JSON lines vs pg_recvlogical"
 /usr/bin/python3 bench/backlog_jsonl.py "$BIN" "${ROUNDS:-3}"

@@ -12,6 +12,11 @@ packages=(
   procps util-linux
 )
 
+# make bench also needs the peers it compares with.
+if [ "${1:-}" = "--bench" ]; then
+  packages+=(pgcopydb)
+fi
+
 missing=()
 for p in "${packages[@]}"; do
   status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
