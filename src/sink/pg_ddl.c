@@ -144,10 +144,8 @@ char *ps__pg_index_if_not_exists(const char *sql)
 	ps_buf_init(&b, strlen(sql) + 64);
 	if (ps_buf_append(&b, sql, (size_t)(cut_from - sql)) != PS_OK)
 		goto fail;
-	if (word_is(p, n, "if")) {
-		/* Already idempotent. */
-	} else if (word_is(p, n, "on") || word_is(p, n, "only")) {
-		/* No name: IF NOT EXISTS needs one; keep the statement as it is. */
+	if (word_is(p, n, "if") || word_is(p, n, "on")) {
+		/* Already idempotent, or no name (IF NOT EXISTS needs one): as is. */
 		if (ps_buf_putc(&b, ' ') != PS_OK)
 			goto fail;
 	} else if (ps_buf_puts(&b, " IF NOT EXISTS ") != PS_OK) {
