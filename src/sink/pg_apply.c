@@ -20,6 +20,11 @@
  *       I  INSERT ... OVERRIDING SYSTEM VALUE VALUES (...)
  *       P  the same ... ON CONFLICT (key) DO UPDATE SET non-key = EXCLUDED..
  *          (DO NOTHING when every column is key): reprocessing, with a key
+ *       M  WITH old AS (DELETE ... WHERE key = old key RETURNING *)
+ *          INSERT ... SELECT $n, ..., (SELECT unchanged FROM old)
+ *          ON CONFLICT (key) DO UPDATE ...: reprocessing, key changed; the
+ *          row moves to its new key keeping its UNCHANGED columns whether
+ *          the update was applied before (new key there) or not (old key)
  *       A  INSERT ... SELECT ... WHERE NOT EXISTS (an equal row):
  *          reprocessing, without a key
  *       U  UPDATE ... SET <mask> WHERE key = old key
@@ -59,6 +64,7 @@
 enum {
 	SH_INSERT = 'I',
 	SH_UPSERT = 'P',
+	SH_MOVE_UPSERT = 'M',
 	SH_INSERT_ABSENT = 'A',
 	SH_UPDATE_KEY = 'U',
 	SH_UPDATE_MATCH = 'V',
@@ -477,6 +483,8 @@ static void put_set(build *bd, const pgs_table *t, const uint8_t *mask)
 	}
 }
 
+static void put_on_conflict(build *bd, const pgs_table *t, const uint8_t *mask);
+
 static void build_insert(build *bd, const pgs_table *t, int kind, const uint8_t *mask)
 {
 	bool first = true;
@@ -494,15 +502,52 @@ static void build_insert(build *bd, const pgs_table *t, int kind, const uint8_t 
 		first = false;
 	}
 	put(bd, ")");
-	if (kind != SH_UPSERT)
-		return;
+	if (kind == SH_UPSERT)
+		put_on_conflict(bd, t, mask);
+}
+
+/* WITH old AS (DELETE ... old key RETURNING *) INSERT ... ON CONFLICT. */
+static void build_move_upsert(build *bd, const pgs_table *t, const uint8_t *mask)
+{
+	bool first = true;
+
+	put(bd, "WITH old AS (DELETE FROM ");
+	put(bd, t->qname);
+	put_key_where(bd, t);
+	put(bd, " RETURNING *) INSERT INTO ");
+	put(bd, t->qname);
+	put(bd, " (");
+	for (int i = 0; i < t->ncols; i++) {
+		put(bd, i ? ", " : "");
+		put(bd, t->qcol[i]);
+	}
+	put(bd, ") OVERRIDING SYSTEM VALUE SELECT ");
+	for (int i = 0; i < t->ncols; i++) {
+		put(bd, first ? "" : ", ");
+		first = false;
+		if (!bit_get(mask, i)) {
+			put(bd, "(SELECT ");
+			put(bd, t->qcol[i]);
+			put(bd, " FROM old)");
+			continue;
+		}
+		put_param(bd, PGS_FROM_NEW, i);
+		put(bd, "::");
+		put(bd, t->coltype[i]);
+	}
+	put_on_conflict(bd, t, mask);
+}
+
+static void put_on_conflict(build *bd, const pgs_table *t, const uint8_t *mask)
+{
+	bool first = true;
+
 	put(bd, " ON CONFLICT (");
 	for (int k = 0; k < t->nkey; k++) {
 		put(bd, k ? ", " : "");
 		put(bd, t->qcol[t->key[k]]);
 	}
 	put(bd, ") DO ");
-	first = true;
 	for (int i = 0; i < t->ncols; i++) {
 		if (!bit_get(mask, i) || t->is_pk[i])
 			continue;
@@ -572,6 +617,9 @@ static int stmt_build(ps_sink *s, const pgs_table *t, size_t shape_len, pgs_stmt
 	case SH_INSERT:
 	case SH_UPSERT:
 		build_insert(&bd, t, kind, mask);
+		break;
+	case SH_MOVE_UPSERT:
+		build_move_upsert(&bd, t, mask);
 		break;
 	case SH_INSERT_ABSENT:
 		build_insert_absent(&bd, t, mask, refs);
@@ -698,6 +746,7 @@ static const char *op_what(int kind)
 	switch (kind) {
 	case SH_INSERT: return "insert into";
 	case SH_UPSERT:
+	case SH_MOVE_UPSERT:
 	case SH_INSERT_ABSENT: return "upsert into";
 	case SH_UPDATE_KEY:
 	case SH_UPDATE_MATCH: return "update of";
@@ -860,16 +909,12 @@ static int apply_update(ps_sink *s, pgs_table *t, const ps_txn *txn, const ps_ch
 			rc = exec_shape(s, t, c, SH_UPDATE_KEY, 0, !txn->reprocessing, err);
 		return rc;
 	}
-	/* Reprocessing: an upsert of the new row, after removing the old key. */
-	if (key_changed(s, t, c)) {
-		rc = exec_shape(s, t, c, SH_DELETE_KEY, 0, false, err);
-		if (rc != PS_OK)
-			return rc;
-		memset(s->shape, 0, s->shape_cap);
-	}
+	/* Reprocessing: an upsert of the new row; the old key's row, if still
+	 * there, moves to the new key (NOTES 2, M). */
 	rc = new_mask(s, t, c, false, err);
 	if (rc == PS_OK)
-		rc = exec_shape(s, t, c, SH_UPSERT, 0, false, err);
+		rc = exec_shape(s, t, c, key_changed(s, t, c) ? SH_MOVE_UPSERT : SH_UPSERT, 0,
+		                false, err);
 	return rc;
 }
 
