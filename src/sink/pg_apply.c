@@ -447,12 +447,9 @@ static void put_key_where(build *bd, const pgs_table *t)
 /* WHERE ctid = (SELECT ctid FROM t WHERE <match> LIMIT 1) */
 static void put_one_row_where(build *bd, const pgs_table *t, const uint8_t *mask, int from)
 {
-	const char *id = t->relkind == 'p' ? "(tableoid, ctid)" : "ctid";
+	bool part = t->relkind == 'p';
 
-	put(bd, " WHERE ");
-	put(bd, id);
-	put(bd, " = (SELECT ");
-	put(bd, id);
+	put(bd, part ? " WHERE (tableoid, ctid) = (SELECT tableoid, ctid" : " WHERE ctid = (SELECT ctid");
 	put(bd, " FROM ");
 	put(bd, t->qname);
 	put(bd, " WHERE ");
@@ -483,7 +480,29 @@ static void put_set(build *bd, const pgs_table *t, const uint8_t *mask)
 	}
 }
 
-static void put_on_conflict(build *bd, const pgs_table *t, const uint8_t *mask);
+/* ON CONFLICT (key) DO UPDATE SET <non-key columns in mask> | DO NOTHING */
+static void put_on_conflict(build *bd, const pgs_table *t, const uint8_t *mask)
+{
+	bool first = true;
+
+	put(bd, " ON CONFLICT (");
+	for (int k = 0; k < t->nkey; k++) {
+		put(bd, k ? ", " : "");
+		put(bd, t->qcol[t->key[k]]);
+	}
+	put(bd, ") DO ");
+	for (int i = 0; i < t->ncols; i++) {
+		if (!bit_get(mask, i) || t->is_pk[i])
+			continue;
+		put(bd, first ? "UPDATE SET " : ", ");
+		put(bd, t->qcol[i]);
+		put(bd, " = EXCLUDED.");
+		put(bd, t->qcol[i]);
+		first = false;
+	}
+	if (first)
+		put(bd, "NOTHING");
+}
 
 static void build_insert(build *bd, const pgs_table *t, int kind, const uint8_t *mask)
 {
@@ -536,29 +555,6 @@ static void build_move_upsert(build *bd, const pgs_table *t, const uint8_t *mask
 		put(bd, t->coltype[i]);
 	}
 	put_on_conflict(bd, t, mask);
-}
-
-static void put_on_conflict(build *bd, const pgs_table *t, const uint8_t *mask)
-{
-	bool first = true;
-
-	put(bd, " ON CONFLICT (");
-	for (int k = 0; k < t->nkey; k++) {
-		put(bd, k ? ", " : "");
-		put(bd, t->qcol[t->key[k]]);
-	}
-	put(bd, ") DO ");
-	for (int i = 0; i < t->ncols; i++) {
-		if (!bit_get(mask, i) || t->is_pk[i])
-			continue;
-		put(bd, first ? "UPDATE SET " : ", ");
-		put(bd, t->qcol[i]);
-		put(bd, " = EXCLUDED.");
-		put(bd, t->qcol[i]);
-		first = false;
-	}
-	if (first)
-		put(bd, "NOTHING");
 }
 
 /* INSERT ... SELECT $1::type, ... WHERE NOT EXISTS (an equal row). */

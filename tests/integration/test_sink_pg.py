@@ -480,6 +480,59 @@ def test_table_without_key_changes_one_row(db, target):
     assert "found no row" in err                    # the missing one, only
 
 
+def test_table_without_key_reprocessing_inserts_once(db, target):
+    tables = {"n": table_json("n", [("a", "integer"), ("b", "text")])}
+    for c in tables["n"]["columns"]:
+        c["key"] = True
+    replay = [{"begin": {"reprocessing": True}},
+              {"op": "c", "table": "n", "new": [1, "x"]},
+              {"op": "c", "table": "n", "new": [2, None]},
+              {"op": "u", "table": "n", "old": [9, "gone"], "new": [9, "still gone"]},
+              {"op": "d", "table": "n", "old": [8, "gone"]},
+              {"commit": "0/2"}, {"flush": True}]
+    steps = [{"prepare": "n"}, {"begin": {}}, {"op": "r", "table": "n", "new": [1, "x"]},
+             {"commit": "0/1"}, {"flush": True}] + replay + replay
+    res, err = run(script(target, tables, steps))
+    ok(res)
+    assert "found no row" not in err
+    assert sorted(rows_of(target, "n"), key=str) == [[1, "x"], [2, None]]
+
+
+def test_partitioned_table_without_key(db, target):
+    target.execute("CREATE TABLE p (a int, b text) PARTITION BY RANGE (a)")
+    target.execute("CREATE TABLE p1 PARTITION OF p FOR VALUES FROM (0) TO (10)")
+    target.execute("CREATE TABLE p2 PARTITION OF p FOR VALUES FROM (10) TO (20)")
+    # The first row of each partition has the same ctid: (0,1).
+    target.execute("INSERT INTO p VALUES (1, 'same'), (11, 'same'), (12, 'same')")
+    tables = {"p": table_json("p", [("a", "integer"), ("b", "text")])}
+    steps = [{"begin": {}}, {"op": "d", "table": "p", "old": [11, "same"]},
+             {"op": "u", "table": "p", "old": [1, "same"], "new": [1, "changed"]},
+             {"commit": "0/1"}, {"flush": True}]
+    ok(run(script(target, tables, steps))[0])
+    assert rows_of(target, "p") == [[1, "changed"], [12, "same"]]
+
+
+def test_definition_from_another_engine_gets_portable_types(db, target):
+    tables = {"m": {"schema": "shop", "name": "m", "engine": "mysql", "columns": [
+        {"name": "id", "type": "int(11)", "class": "integer", "not_null": True, "key": True},
+        {"name": "price", "type": "decimal(10,2)", "class": "numeric", "default": "'0.00'"},
+        {"name": "doc", "type": "json", "class": "json"},
+        {"name": "flag", "type": "tinyint(1)", "class": "bool"},
+        {"name": "name", "type": "varchar(20)"}],
+        "constraints": [{"name": "PRIMARY", "kind": "p", "sql": "PRIMARY KEY (id)",
+                         "cols": [0]}]}}
+    steps = [{"prepare": "m"}, {"begin": {}},
+             {"op": "r", "table": "m", "new": [1, "9.99", "{\"a\": 1}", True, "x"]},
+             {"commit": "0/1"}, {"finish": "m"}, {"flush": True}]
+    ok(run(script(target, tables, steps))[0])
+    assert [r[:3] for r in attributes(target, "shop.m")] == [
+        ("id", "bigint", True), ("price", "numeric", False), ("doc", "jsonb", False),
+        ("flag", "boolean", False), ("name", "text", False)]
+    assert [list(r) for r in target.execute("SELECT id, price::text, doc::text, flag, name "
+                                            "FROM shop.m")] == [[1, "9.99", '{"a": 1}', True, "x"]]
+    assert constraints_of(target, "shop.m", "p") == [("PRIMARY", "p", "PRIMARY KEY (id)")]
+
+
 def test_redescribed_table_mid_stream(db, target):
     target.execute("CREATE TABLE t (id int PRIMARY KEY, a text, b int)")
     tables = {"v1": table_json("t", [("id", "integer"), ("a", "text")], key=["id"]),
