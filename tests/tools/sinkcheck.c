@@ -509,12 +509,21 @@ int main(void)
 	if (!json_object_get(json_array_get(steps, 0), "open") && open_sink(&d, &err) != PS_OK) {
 		char msg[PS_ERROR_MESSAGE_MAX + PS_ERROR_CONTEXT_MAX + 4];
 
+		json_t *out = json_object();
+		char *line;
+
 		ps_error_format(&err, msg, sizeof(msg));
-		printf("{\"step\": -1, \"ok\": false, \"code\": \"%s\", \"sqlstate\": \"%s\", "
-		       "\"error\": ", ps_error_code_name(err.code), err.sqlstate);
-		json_dumpf(json_string(msg), stdout, JSON_ENCODE_ANY);
-		printf("}\n");
-		return 1;
+		json_object_set_new(out, "step", json_integer(-1));
+		json_object_set_new(out, "ok", json_false());
+		json_object_set_new(out, "code", json_string(ps_error_code_name(err.code)));
+		json_object_set_new(out, "sqlstate", json_string(err.sqlstate));
+		json_object_set_new(out, "error", json_string(msg));
+		line = json_dumps(out, JSON_COMPACT);
+		printf("%s\n", line ? line : "{}");
+		free(line);
+		json_decref(out);
+		status = 1;
+		goto done;
 	}
 	json_array_foreach(steps, i, v) {
 		json_t *out = json_object();
@@ -545,6 +554,7 @@ int main(void)
 			break;
 		}
 	}
+done:
 	close_sink(&d);
 	for (size_t t = 0; t < d.ntables; t++) {
 		ps_table_def_free(d.tables[t].def);
