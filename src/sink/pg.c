@@ -68,14 +68,30 @@ int pgs_check_usable(ps_sink *s, ps_error *err)
 {
 	if (!s->failed)
 		return PS_OK;
-	return ps_error_set(err, PS_ERR, "the target transaction was abandoned after an "
-	                    "earlier error (%s); the target must be reopened", s->failure);
+	/* The first error's code, so that a lost connection stays one. */
+	return ps_error_set(err, s->failure_code, "the target transaction was abandoned after "
+	                    "an earlier error (%s); the target must be reopened", s->failure);
+}
+
+/* A server that is shutting down or terminated our backend (class 57P)
+ * and connection exceptions (class 08) answer before libpq sees the socket
+ * close: they are connection losses too. Returns the (new) code. */
+static int classify(const ps_sink *s, ps_error *err)
+{
+	if (err->code == PS_ESERVER && (strncmp(err->sqlstate, "08", 2) == 0 ||
+	                                strncmp(err->sqlstate, "57P", 3) == 0))
+		err->code = PS_ECONNECT;
+	if (err->code == PS_ESERVER && s->conn && PQstatus(s->conn) == CONNECTION_BAD)
+		err->code = PS_ECONNECT;
+	return err->code;
 }
 
 int pgs_fail(ps_sink *s, ps_error *err)
 {
+	classify(s, err);
 	if (!s->failed) {
 		s->failed = true;
+		s->failure_code = err->code;
 		ps_error_format(err, s->failure, sizeof(s->failure));
 	}
 	return err->code;
@@ -208,8 +224,8 @@ int pgs_exec(ps_sink *s, PGresult **out, ps_error *err, const char *what,
 		*out = NULL;
 	if (rc == PS_OK)
 		rc = pg_exec(s->conn, out, err, what, sql, nparams, params);
-	if (rc != PS_OK && (s->in_txn || rc == PS_ECONNECT))
-		pgs_fail(s, err);
+	if (rc != PS_OK && (s->in_txn || classify(s, err) == PS_ECONNECT))
+		rc = pgs_fail(s, err);
 	return rc;
 }
 
@@ -246,15 +262,13 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-void pgs_note_missing(ps_sink *s, int op, const ps_table *t)
+/* Warns about missing rows not yet reported, at most every 10 s. */
+static void report_missing(ps_sink *s)
 {
 	uint64_t now = now_ns();
 
-	s->missing_total++;
-	s->missing_unreported++;
-	snprintf(s->missing_last, sizeof(s->missing_last), "%s of a row of %s.%s",
-	         op == PS_OP_DELETE ? "delete" : "update", t ? t->schema : "?", t ? t->name : "?");
-	if (s->missing_warned_ns && now - s->missing_warned_ns < PGS_WARN_INTERVAL_NS)
+	if (s->missing_unreported == 0 ||
+	    (s->missing_warned_ns && now - s->missing_warned_ns < PGS_WARN_INTERVAL_NS))
 		return;
 	ps_log_warn("target pg: %llu update(s)/delete(s) found no row in the target "
 	            "(%llu in all; latest: %s): the target has diverged from the source",
@@ -262,6 +276,15 @@ void pgs_note_missing(ps_sink *s, int op, const ps_table *t)
 	            (unsigned long long)s->missing_total, s->missing_last);
 	s->missing_unreported = 0;
 	s->missing_warned_ns = now;
+}
+
+void pgs_note_missing(ps_sink *s, int op, const ps_table *t)
+{
+	s->missing_total++;
+	s->missing_unreported++;
+	snprintf(s->missing_last, sizeof(s->missing_last), "%s of a row of %s.%s",
+	         op == PS_OP_DELETE ? "delete" : "update", t ? t->schema : "?", t ? t->name : "?");
+	report_missing(s);
 }
 
 /* ==== open / close ======================================================== */
@@ -407,7 +430,7 @@ static int pg_begin(ps_sink *s, const ps_txn *txn, ps_error *err)
 	if (rc == PS_OK)
 		rc = pgs_ensure_txn(s, err);
 	if (rc != PS_OK)
-		pgs_fail(s, err);
+		rc = pgs_fail(s, err);
 	return rc;
 }
 
@@ -441,7 +464,7 @@ static int pg_write(ps_sink *s, const ps_txn *txn, const ps_change *c, ps_error 
 	else if (rc == PS_OK && c->op != PS_OP_TRUNCATE)
 		rc = pgs_apply_change(s, txn, c, err);
 	if (rc != PS_OK)
-		pgs_fail(s, err);
+		rc = pgs_fail(s, err);
 	return rc;
 }
 
@@ -453,7 +476,7 @@ static int pg_commit(ps_sink *s, const ps_txn *txn, ps_error *err)
 	if (rc == PS_OK)
 		rc = pgs_settle(s, err);
 	if (rc != PS_OK)
-		pgs_fail(s, err);
+		rc = pgs_fail(s, err);
 	return rc;
 }
 
@@ -474,8 +497,10 @@ static int pg_flush(ps_sink *s, ps_error *err)
 		if (rc == PS_OK)
 			s->in_txn = false;
 	}
+	if (rc == PS_OK)
+		report_missing(s);      /* what the last 10 s held back */
 	if (rc != PS_OK)
-		pgs_fail(s, err);
+		rc = pgs_fail(s, err);
 	return rc;
 }
 
@@ -515,7 +540,7 @@ static int checkpoint_send(ps_sink *s, const char *sql, int nparams, const char 
 	if (rc == PS_OK)
 		rc = pgs_send_query(s, sql, nparams, params, PGS_P_OTHER, NULL, what, err);
 	if (rc != PS_OK)
-		pgs_fail(s, err);
+		rc = pgs_fail(s, err);
 	return rc;
 }
 

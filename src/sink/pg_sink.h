@@ -90,6 +90,7 @@ struct ps_sink {
 	int npending;
 	pgs_pending pending[PGS_PIPELINE_MAX + 4];
 	bool failed;                 /* an error left the transaction unusable */
+	int failure_code;            /* the first such error's code */
 	char failure[PS_ERROR_MESSAGE_MAX];
 
 	/* COPY of initial-load rows (pg_copy.c) */

@@ -625,6 +625,36 @@ def test_unreachable_target_is_a_connection_error(tmp_path):
     assert f"127.0.0.1:{port}" in res["error"]
 
 
+def test_lost_connection_is_a_connection_error(db, target, tmp_path):
+    go = tmp_path / "go"
+    steps = [{"prepare": "t"}, {"finish": "t"}, {"flush": True}, {"begin": {}},
+             {"op": "c", "table": "t", "new": [1, "a", "b"]},
+             {"wait_for_file": str(go)},
+             {"op": "c", "table": "t", "new": [2, "a", "b"]},
+             {"checkpoint": "{}"}, {"flush": True}]
+    p = subprocess.Popen([SINKCHECK], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    p.stdin.write(json.dumps(script(target, T3, steps, job="lost")))
+    p.stdin.close()
+    lines = []
+    while not lines or not lines[-1].get("waiting"):
+        line = p.stdout.readline()
+        assert line, p.stderr.read()
+        lines.append(json.loads(line))
+    killed = target.value("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                          "WHERE application_name = 'penstock sink lost'")
+    assert killed == 1
+    go.touch()
+    rest = [json.loads(line) for line in p.stdout.read().splitlines()]
+    p.wait(timeout=60)
+    failed = [r for r in rest if not r["ok"]]
+    assert failed and failed[0]["code"] == "connection_failed", rest
+    assert all(r["code"] == "connection_failed" for r in failed)
+    assert rest[-1]["step"] == 8 and not rest[-1]["ok"]
+    assert target.value("SELECT count(*) FROM t") == 0
+    assert target.value("SELECT count(*) FROM penstock.checkpoint") == 0
+
+
 def test_many_changes_in_one_flush(db, target):
     """More changes than fit in one pipeline round: every result is read."""
     n = 5000

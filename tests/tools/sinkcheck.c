@@ -36,6 +36,9 @@
  *   {"delete_checkpoint": true}    checkpoint_delete
  *   {"load_checkpoint": true}      checkpoint_load; prints "checkpoint" (or null)
  *   {"flush": true}
+ *   {"wait_for_file": "/path"}    prints {"step": n, "waiting": true} at once,
+ *                                  then polls for the file (60 s at most), so a
+ *                                  test can act on the target in between
  * Any step may say "expect_error": true.
  *
  * The sink is opened before the first step (unless that step is "open");
@@ -52,6 +55,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/plugin.h"
 #include "core/url.h"
@@ -384,6 +388,24 @@ static int create_mode(const char *s)
 	return -1;
 }
 
+/* Polls for path every 10 ms, for 60 s at most. */
+static int wait_for_file(const char *path, long long step, ps_error *err)
+{
+	struct timespec tick = {0, 10 * 1000 * 1000};
+	double deadline = now_ms() + 60000;
+
+	if (!path)
+		die("\"wait_for_file\" takes a path");
+	printf("{\"step\":%lld,\"waiting\":true}\n", step);
+	fflush(stdout);
+	while (access(path, F_OK) != 0) {
+		if (now_ms() > deadline)
+			return ps_error_set(err, PS_ETIMEOUT, "%s did not appear within 60 s", path);
+		nanosleep(&tick, NULL);
+	}
+	return PS_OK;
+}
+
 static int run_step(driver *d, json_t *step, json_t *out, ps_error *err)
 {
 	json_t *v;
@@ -446,6 +468,9 @@ static int run_step(driver *d, json_t *step, json_t *out, ps_error *err)
 		free(body);
 	} else if (json_object_get(step, "flush")) {
 		rc = ps_snk_flush(&d->snk, err);
+	} else if ((v = json_object_get(step, "wait_for_file")) != NULL) {
+		rc = wait_for_file(json_string_value(v), json_integer_value(json_object_get(out, "step")),
+		                   err);
 	} else {
 		char *text = json_dumps(step, JSON_COMPACT);
 
@@ -534,8 +559,8 @@ int main(void)
 		int rc;
 
 		ps_error_clear(&err);
-		rc = run_step(&d, v, out, &err);
 		json_object_set_new(out, "step", json_integer((json_int_t)i));
+		rc = run_step(&d, v, out, &err);
 		json_object_set_new(out, "ok", json_boolean(rc == PS_OK));
 		json_object_set_new(out, "ms", json_real(now_ms() - t0));
 		if (rc != PS_OK) {
