@@ -4,7 +4,8 @@
  *
  * This file holds the ops table, the connection and its session, target
  * transactions, the libpq pipeline of pending commands and the checkpoint
- * table. COPY is in pg_copy.c, statements in pg_apply.c, DDL in pg_ddl.c.
+ * table. COPY is in pg_copy.c, the table cache and truncates in
+ * pg_tables.c, statements in pg_apply.c, DDL in pg_ddl.c.
  *
  * NOTES ON THE DESIGN
  *

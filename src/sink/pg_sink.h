@@ -4,8 +4,9 @@
  *   pg.c        the ops table, the connection, target transactions, the
  *               pipeline of pending commands, checkpoints
  *   pg_copy.c   initial-load rows through COPY ... FROM STDIN (text format)
- *   pg_apply.c  the per-table cache (target columns and primary key) and
- *               the prepared statements of insert / update / delete / truncate
+ *   pg_tables.c the per-table cache (target columns and primary key) and
+ *               truncates
+ *   pg_apply.c  the prepared statements of insert / update / delete
  *   pg_ddl.c    table_prepare and table_finish
  *
  * Nothing here is part of the plugin contract; only pg.c exports a symbol
@@ -166,7 +167,7 @@ void pgs_copy_abort(ps_sink *s);
  * for 2 * len bytes; returns the bytes written. */
 size_t ps__pg_copy_escape(char *dst, const char *src, size_t len);
 
-/* --- pg_apply.c ----------------------------------------------------------- */
+/* --- pg_tables.c ---------------------------------------------------------- */
 
 /* The cache entry of the change's table, built from the target catalog on
  * first use or when the definition's columns changed. */
@@ -174,11 +175,17 @@ int pgs_table_get(ps_sink *s, ps_table *src, pgs_table **out, ps_error *err);
 /* Forgets what is cached about schema.name (after DDL on it). */
 int pgs_table_forget(ps_sink *s, const char *schema, const char *name, ps_error *err);
 void pgs_tables_free(ps_sink *s);
-/* Applies one insert / update / delete through prepared statements. */
-int pgs_apply_change(ps_sink *s, const ps_txn *txn, const ps_change *c, ps_error *err);
 /* Queues a truncate; sent with the ones that directly follow it. */
 int pgs_truncate_add(ps_sink *s, const ps_change *c, ps_error *err);
 int pgs_truncate_send(ps_sink *s, ps_error *err);
+
+/* --- pg_apply.c ----------------------------------------------------------- */
+
+/* Applies one insert / update / delete through prepared statements. */
+int pgs_apply_change(ps_sink *s, const ps_txn *txn, const ps_change *c, ps_error *err);
+void pgs_stmt_free(pgs_stmt *st);
+/* Sends DEALLOCATE for st's server-side statement (pipelined). */
+int pgs_stmt_deallocate(ps_sink *s, const pgs_stmt *st, ps_error *err);
 
 /* --- pg_ddl.c ------------------------------------------------------------- */
 

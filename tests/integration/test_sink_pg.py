@@ -340,6 +340,7 @@ def test_update_changes_key_and_keeps_unchanged(db, target):
              {"op": "u", "table": "t", "old": [1, None, None], "old_is_key": True,
               "new": [10, "x2", {"u": 1}]},
              {"op": "u", "table": "t", "new": [2, "y2", {"u": 1}]},       # no old row
+             {"op": "m"},                                                # ignored
              {"op": "c", "table": "t", "new": [3, "z", "BIG3"]},
              {"op": "d", "table": "t", "old": [3, None, None], "old_is_key": True},
              {"commit": "0/2"}, {"flush": True}]
