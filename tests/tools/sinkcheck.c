@@ -491,6 +491,59 @@ static json_t *read_script(void)
 	return script;
 }
 
+/* Prints one result line: out plus ok, ms and the error when rc != 0. */
+static void print_result(json_t *out, int rc, const ps_error *err, double t0)
+{
+	char msg[PS_ERROR_MESSAGE_MAX + PS_ERROR_CONTEXT_MAX + 4];
+	char *line;
+
+	json_object_set_new(out, "ok", json_boolean(rc == PS_OK));
+	if (t0 >= 0)
+		json_object_set_new(out, "ms", json_real(now_ms() - t0));
+	if (rc != PS_OK) {
+		ps_error_format(err, msg, sizeof(msg));
+		json_object_set_new(out, "code", json_string(ps_error_code_name(rc)));
+		json_object_set_new(out, "sqlstate", json_string(err->sqlstate));
+		json_object_set_new(out, "error", json_string(msg));
+	}
+	line = json_dumps(out, JSON_COMPACT);
+	printf("%s\n", line ? line : "{}");
+	fflush(stdout);
+	free(line);
+	json_decref(out);
+}
+
+/* Runs every step; 1 when fail_fast and a step did not go as expected. */
+static int run_steps(driver *d, json_t *steps, bool fail_fast)
+{
+	ps_error err;
+	json_t *v;
+	size_t i;
+
+	ps_error_clear(&err);
+	if (!json_object_get(json_array_get(steps, 0), "open") && open_sink(d, &err) != PS_OK) {
+		json_t *out = json_object();
+
+		json_object_set_new(out, "step", json_integer(-1));
+		print_result(out, err.code, &err, -1);
+		return 1;
+	}
+	json_array_foreach(steps, i, v) {
+		json_t *out = json_object();
+		bool expect_error = json_is_true(json_object_get(v, "expect_error"));
+		double t0 = now_ms();
+		int rc;
+
+		ps_error_clear(&err);
+		json_object_set_new(out, "step", json_integer((json_int_t)i));
+		rc = run_step(d, v, out, &err);
+		print_result(out, rc, &err, t0);
+		if (fail_fast && (rc != PS_OK) != expect_error)
+			return 1;
+	}
+	return 0;
+}
+
 int main(void)
 {
 	json_t *script = read_script();
@@ -498,14 +551,12 @@ int main(void)
 	json_t *steps = json_object_get(script, "steps");
 	const char *url = json_string_value(json_object_get(script, "url"));
 	const char *pw_env = json_string_value(json_object_get(script, "password_env"));
-	bool fail_fast = json_is_true(json_object_get(script, "fail_fast"));
 	driver d;
 	ps_url parsed;
 	ps_error err;
 	const char *key;
 	json_t *v;
-	size_t i;
-	int status = 0;
+	int status = 2;
 
 	memset(&d, 0, sizeof(d));
 	if (!url || !json_is_array(steps))
@@ -524,62 +575,12 @@ int main(void)
 		build_table(&d.tables[d.ntables], key, v, (uint32_t)(16384 + d.ntables));
 		d.ntables++;
 	}
-
 	ps_error_clear(&err);
 	if (ps_url_parse(&parsed, url, &err) != PS_OK ||
-	    !(d.ops = ps_plugin_sink_for(parsed.scheme_name, &err))) {
+	    !(d.ops = ps_plugin_sink_for(parsed.scheme_name, &err)))
 		fprintf(stderr, "sinkcheck: %s\n", err.message);
-		return 2;
-	}
-	if (!json_object_get(json_array_get(steps, 0), "open") && open_sink(&d, &err) != PS_OK) {
-		char msg[PS_ERROR_MESSAGE_MAX + PS_ERROR_CONTEXT_MAX + 4];
-
-		json_t *out = json_object();
-		char *line;
-
-		ps_error_format(&err, msg, sizeof(msg));
-		json_object_set_new(out, "step", json_integer(-1));
-		json_object_set_new(out, "ok", json_false());
-		json_object_set_new(out, "code", json_string(ps_error_code_name(err.code)));
-		json_object_set_new(out, "sqlstate", json_string(err.sqlstate));
-		json_object_set_new(out, "error", json_string(msg));
-		line = json_dumps(out, JSON_COMPACT);
-		printf("%s\n", line ? line : "{}");
-		free(line);
-		json_decref(out);
-		status = 1;
-		goto done;
-	}
-	json_array_foreach(steps, i, v) {
-		json_t *out = json_object();
-		bool expect_error = json_is_true(json_object_get(v, "expect_error"));
-		double t0 = now_ms();
-		char msg[PS_ERROR_MESSAGE_MAX + PS_ERROR_CONTEXT_MAX + 4];
-		char *line;
-		int rc;
-
-		ps_error_clear(&err);
-		json_object_set_new(out, "step", json_integer((json_int_t)i));
-		rc = run_step(&d, v, out, &err);
-		json_object_set_new(out, "ok", json_boolean(rc == PS_OK));
-		json_object_set_new(out, "ms", json_real(now_ms() - t0));
-		if (rc != PS_OK) {
-			ps_error_format(&err, msg, sizeof(msg));
-			json_object_set_new(out, "code", json_string(ps_error_code_name(rc)));
-			json_object_set_new(out, "sqlstate", json_string(err.sqlstate));
-			json_object_set_new(out, "error", json_string(msg));
-		}
-		line = json_dumps(out, JSON_COMPACT);
-		printf("%s\n", line ? line : "{}");
-		fflush(stdout);
-		free(line);
-		json_decref(out);
-		if (fail_fast && (rc != PS_OK) != expect_error) {
-			status = 1;
-			break;
-		}
-	}
-done:
+	else
+		status = run_steps(&d, steps, json_is_true(json_object_get(script, "fail_fast")));
 	close_sink(&d);
 	for (size_t t = 0; t < d.ntables; t++) {
 		ps_table_def_free(d.tables[t].def);
