@@ -204,7 +204,7 @@ int pgs_leave_pipeline(ps_sink *s, ps_error *err)
 }
 
 int pgs_send_query(ps_sink *s, const char *sql, int nparams, const char *const *params,
-                      int kind, ps_table *table, const char *what, ps_error *err)
+                   int kind, ps_table *table, const char *what, ps_error *err)
 {
 	int rc = pgs_pipeline_ready(s, err);
 
