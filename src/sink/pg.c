@@ -1,23 +1,599 @@
 /*
- * pg.c — placeholder: the pg sink is being written (issue 3). Refuses to open.
+ * pg.c — the PostgreSQL sink: applies changes to a PostgreSQL target in
+ * target transactions that also hold the job's checkpoint.
+ *
+ * This file holds the ops table, the connection and its session, target
+ * transactions, the libpq pipeline of pending commands and the checkpoint
+ * table. COPY is in pg_copy.c, the table cache and truncates in
+ * pg_tables.c, statements in pg_apply.c, DDL in pg_ddl.c.
+ *
+ * NOTES ON THE DESIGN
+ *
+ *  1. Values arrive as the source's canonical text in the settings of
+ *     PG_SESSION_OPTIONS (ISO dates, UTC, hex bytea, exact floats), and the
+ *     target session gets the same settings from pg_connect, so sending them
+ *     as text parameters or COPY text round-trips every type exactly.
+ *  2. The session runs with session_replication_role = replica: the rows we
+ *     write were already checked by the source, and its triggers already ran
+ *     there. Firing the target's triggers would apply their effects twice,
+ *     and foreign-key checks would fail on rows of one transaction applied
+ *     in a different order across tables (or on a child table loaded before
+ *     its parent by parallel copy workers). Setting it needs superuser (or,
+ *     from PostgreSQL 15, GRANT SET ON PARAMETER); without it we warn and
+ *     carry on, with triggers and foreign keys active.
+ *  3. One target transaction spans many source transactions. It opens
+ *     lazily at the first begin / write / checkpoint_store / _delete /
+ *     table_prepare / table_finish after a flush, and flush commits it. The
+ *     checkpoint row is written in it, so data and checkpoint commit or
+ *     vanish together (sink.h invariant 1).
+ *  4. The connection is in one of three modes inside a transaction:
+ *       pipeline  BEGIN, prepared statements, truncates, checkpoint writes
+ *                 and COMMIT are sent without waiting; results are read at
+ *                 a sync (PGS_PIPELINE_MAX in flight at most, so neither
+ *                 side can fill its socket buffer while the other waits);
+ *       copy      'r' rows stream into COPY ... FROM STDIN;
+ *       plain     synchronous commands: catalog lookups and DDL.
+ *     Switching syncs the pipeline (reading and checking every result) or
+ *     ends the COPY first; pgs_settle is called at the top of every entry
+ *     point so that a COPY or a batch of truncates never outlives the
+ *     change that follows it.
+ *  5. Every result is read and checked before flush returns: COMMIT is the
+ *     last command of the pipeline, and when an earlier command failed the
+ *     server skips it (PGRES_PIPELINE_ABORTED), so nothing of a failed batch
+ *     commits. Update/delete results with 0 rows are counted as missing
+ *     rows (warned about, rate-limited) unless reprocessing.
+ *  6. A server error inside the transaction, a lost connection, or a write
+ *     that could not be applied makes the sink FAILED: every later call
+ *     but close is refused with the first error, so a flush can never
+ *     report success for a batch that lost a change. The core closes the
+ *     sink and opens a new one; close rolls back what is open.
+ *
+ * States:
+ *
+ *     idle ──(begin, write, checkpoint, DDL)──► in transaction ──flush──► idle
+ *                                               (pipeline | copy | plain)
+ *     any state ──error──► failed ──close──► (gone)
  */
-#include "penstock/sink.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
-static int stub_open(ps_sink **out, const ps_sink_config *cfg, ps_error *err)
+#include "sink/pg_sink.h"
+#include "util/log.h"
+#include "util/pgconn.h"
+
+/* ==== failure ============================================================= */
+
+int pgs_check_usable(ps_sink *s, ps_error *err)
 {
-	(void)cfg;
+	if (!s->failed)
+		return PS_OK;
+	/* The first error's code, so that a lost connection stays one. */
+	return ps_error_set(err, s->failure_code, "the target transaction was abandoned after "
+	                    "an earlier error (%s); the target must be reopened", s->failure);
+}
+
+/* A server that is shutting down or terminated our backend (class 57P)
+ * and connection exceptions (class 08) answer before libpq sees the socket
+ * close: they are connection losses too. Returns the (new) code. */
+static int classify(const ps_sink *s, ps_error *err)
+{
+	if (err->code == PS_ESERVER && (strncmp(err->sqlstate, "08", 2) == 0 ||
+	                                strncmp(err->sqlstate, "57P", 3) == 0))
+		err->code = PS_ECONNECT;
+	if (err->code == PS_ESERVER && s->conn && PQstatus(s->conn) == CONNECTION_BAD)
+		err->code = PS_ECONNECT;
+	return err->code;
+}
+
+int pgs_fail(ps_sink *s, ps_error *err)
+{
+	classify(s, err);
+	if (!s->failed) {
+		s->failed = true;
+		s->failure_code = err->code;
+		ps_error_format(err, s->failure, sizeof(s->failure));
+	}
+	return err->code;
+}
+
+/* ==== pipeline ============================================================ */
+
+static void pending_release(ps_sink *s)
+{
+	for (int i = 0; i < s->npending; i++)
+		ps_table_unref(s->pending[i].table);
+	s->npending = 0;
+}
+
+void pgs_pending_push(ps_sink *s, int kind, int op, bool count_missing,
+                      ps_table *table, const char *what)
+{
+	pgs_pending *p = &s->pending[s->npending++];
+
+	p->kind = (uint8_t)kind;
+	p->op = (uint8_t)op;
+	p->count_missing = count_missing;
+	p->table = ps_table_ref(table);
+	p->what = what;
+}
+
+/* One result of one pending command. */
+static int check_result(ps_sink *s, const pgs_pending *p, PGresult *res, ps_error *err)
+{
+	ExecStatusType st = PQresultStatus(res);
+	char what[320];
+
+	if (p->table)
+		snprintf(what, sizeof(what), "%s %s.%s", p->what, p->table->schema, p->table->name);
+	else
+		snprintf(what, sizeof(what), "%s", p->what);
+	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+		if (p->kind == PGS_P_CHANGE && p->count_missing && strcmp(PQcmdTuples(res), "0") == 0)
+			pgs_note_missing(s, p->op, p->table);
+		if (p->kind == PGS_P_COMMIT && strcmp(PQcmdStatus(res), "COMMIT") != 0)
+			return ps_error_set(err, PS_ESERVER, "%s: the server rolled the target "
+			                    "transaction back (%s)", what, PQcmdStatus(res));
+		return PS_OK;
+	}
+	if (st == PGRES_PIPELINE_ABORTED)
+		return ps_error_set(err, PS_ESERVER, "%s: skipped after an earlier error", what);
+	return pg_result_error(err, s->conn, res, what);
+}
+
+/* Sends a sync and reads every pending result up to it. The first failure
+ * is reported; the rest are read and dropped. Stays in pipeline mode. */
+static int drain(ps_sink *s, ps_error *err)
+{
+	PGresult *res;
+	int rc = PS_OK;
+
+	if (!s->pipeline)
+		return PS_OK;
+	if (PQpipelineSync(s->conn) != 1) {
+		rc = pg_result_error(err, s->conn, NULL, "sending a pipeline sync");
+		pending_release(s);
+		return rc;
+	}
+	for (int i = 0; i < s->npending; i++) {
+		while ((res = PQgetResult(s->conn)) != NULL) {
+			if (rc == PS_OK)
+				rc = check_result(s, &s->pending[i], res, err);
+			PQclear(res);
+		}
+	}
+	pending_release(s);
+	res = PQgetResult(s->conn);
+	if (!res || PQresultStatus(res) != PGRES_PIPELINE_SYNC) {
+		if (rc == PS_OK)
+			rc = pg_result_error(err, s->conn, res, "reading the pipeline sync");
+		/* Out of step with the server: nothing more can be trusted. */
+		if (rc == PS_OK)
+			rc = ps_error_set(err, PS_EPROTO, "pipeline out of step");
+	}
+	PQclear(res);
+	return rc;
+}
+
+int pgs_pipeline_ready(ps_sink *s, ps_error *err)
+{
+	if (!s->pipeline) {
+		if (PQenterPipelineMode(s->conn) != 1)
+			return pg_result_error(err, s->conn, NULL, "entering pipeline mode");
+		s->pipeline = true;
+	}
+	if (s->npending >= PGS_PIPELINE_MAX)
+		return drain(s, err);
+	return PS_OK;
+}
+
+int pgs_leave_pipeline(ps_sink *s, ps_error *err)
+{
+	int rc;
+
+	if (!s->pipeline)
+		return PS_OK;
+	rc = drain(s, err);
+	if (rc != PS_OK)
+		return rc;
+	if (PQexitPipelineMode(s->conn) != 1)
+		return pg_result_error(err, s->conn, NULL, "leaving pipeline mode");
+	s->pipeline = false;
+	return PS_OK;
+}
+
+int pgs_send_query(ps_sink *s, const char *sql, int nparams, const char *const *params,
+                   int kind, ps_table *table, const char *what, ps_error *err)
+{
+	int rc = pgs_pipeline_ready(s, err);
+
+	if (rc != PS_OK)
+		return rc;
+	if (PQsendQueryParams(s->conn, sql, nparams, NULL, params, NULL, NULL, 0) != 1)
+		return pg_result_error(err, s->conn, NULL, what);
+	pgs_pending_push(s, kind, 0, false, table, what);
+	return PS_OK;
+}
+
+int pgs_exec(ps_sink *s, PGresult **out, ps_error *err, const char *what,
+             const char *sql, int nparams, const char *const *params)
+{
+	int rc = pgs_leave_pipeline(s, err);
+
+	if (out)
+		*out = NULL;
+	if (rc == PS_OK)
+		rc = pg_exec(s->conn, out, err, what, sql, nparams, params);
+	if (rc != PS_OK && (s->in_txn || classify(s, err) == PS_ECONNECT))
+		rc = pgs_fail(s, err);
+	return rc;
+}
+
+/* ==== transactions ======================================================== */
+
+int pgs_settle(ps_sink *s, ps_error *err)
+{
+	int rc = PS_OK;
+
+	if (s->copying)
+		rc = pgs_copy_end(s, err);
+	if (rc == PS_OK && s->ntrunc > 0)
+		rc = pgs_truncate_send(s, err);
+	return rc;
+}
+
+int pgs_ensure_txn(ps_sink *s, ps_error *err)
+{
+	int rc;
+
+	if (s->in_txn)
+		return PS_OK;
+	rc = pgs_send_query(s, "BEGIN", 0, NULL, PGS_P_BEGIN, NULL, "begin", err);
+	if (rc == PS_OK)
+		s->in_txn = true;
+	return rc;
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Warns about missing rows not yet reported, at most every 10 s. */
+static void report_missing(ps_sink *s)
+{
+	uint64_t now = now_ns();
+
+	if (s->missing_unreported == 0 ||
+	    (s->missing_warned_ns && now - s->missing_warned_ns < PGS_WARN_INTERVAL_NS))
+		return;
+	ps_log_warn("target pg: %llu update(s)/delete(s) found no row in the target "
+	            "(%llu in all; latest: %s): the target has diverged from the source",
+	            (unsigned long long)s->missing_unreported,
+	            (unsigned long long)s->missing_total, s->missing_last);
+	s->missing_unreported = 0;
+	s->missing_warned_ns = now;
+}
+
+void pgs_note_missing(ps_sink *s, int op, const ps_table *t)
+{
+	s->missing_total++;
+	s->missing_unreported++;
+	snprintf(s->missing_last, sizeof(s->missing_last), "%s of a row of %s.%s",
+	         op == PS_OP_DELETE ? "delete" : "update", t ? t->schema : "?", t ? t->name : "?");
+	report_missing(s);
+}
+
+/* ==== open / close ======================================================== */
+
+/* Creation that may race with another instance doing the same. */
+static int exec_tolerating_race(PGconn *conn, const char *sql, const char *what, ps_error *err)
+{
+	PGresult *res = PQexec(conn, sql);
+	ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	int rc = PS_OK;
+
+	if (st != PGRES_COMMAND_OK &&
+	    !(state && (strcmp(state, "23505") == 0 ||      /* unique_violation */
+	                strcmp(state, "42710") == 0 ||      /* duplicate_object */
+	                strcmp(state, "42P06") == 0 ||      /* duplicate_schema */
+	                strcmp(state, "42P07") == 0)))      /* duplicate_table */
+		rc = pg_result_error(err, conn, res, what);
+	PQclear(res);
+	return rc;
+}
+
+/* Server notices ("schema penstock already exists, skipping") are not for
+ * the user's terminal; they go to the debug log. */
+static void on_notice(void *arg, const char *message)
+{
+	size_t n = strlen(message);
+
+	(void)arg;
+	while (n > 0 && (message[n - 1] == '\n' || message[n - 1] == ' '))
+		n--;
+	ps_log_debug("target pg: server notice: %.*s", (int)n, message);
+}
+
+static int setup_session(ps_sink *s, ps_error *err)
+{
+	PGresult *res = NULL;
+	const char *state;
+	int rc;
+
+	PQsetNoticeProcessor(s->conn, on_notice, NULL);
+	rc = exec_tolerating_race(s->conn, "CREATE SCHEMA IF NOT EXISTS penstock",
+	                          "creating schema penstock", err);
+	if (rc == PS_OK)
+		rc = exec_tolerating_race(s->conn,
+		                          "CREATE TABLE IF NOT EXISTS penstock.checkpoint ("
+		                          "job text PRIMARY KEY, body text NOT NULL, "
+		                          "updated_at timestamptz NOT NULL DEFAULT now())",
+		                          "creating table penstock.checkpoint", err);
+	if (rc != PS_OK)
+		return rc;
+	/* NOTES 2. */
+	res = PQexec(s->conn, "SET session_replication_role = replica");
+	if (res && PQresultStatus(res) == PGRES_COMMAND_OK) {
+		PQclear(res);
+		return PS_OK;
+	}
+	state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	if (state && strcmp(state, "42501") == 0) {         /* insufficient_privilege */
+		ps_log_warn("target pg: cannot set session_replication_role = replica (needs "
+		            "superuser or GRANT SET ON PARAMETER session_replication_role): "
+		            "target triggers and foreign-key checks will fire on replicated rows");
+		rc = PS_OK;
+	} else {
+		rc = pg_result_error(err, s->conn, res, "setting session_replication_role");
+	}
+	PQclear(res);
+	return rc;
+}
+
+static void pg_close(ps_sink *s)
+{
+	ps_error ignored;
+
+	if (!s)
+		return;
+	if (s->conn) {
+		if (s->copying)
+			pgs_copy_abort(s);
+		if (s->pipeline) {
+			drain(s, &ignored);
+			PQexitPipelineMode(s->conn);
+		}
+		if (PQstatus(s->conn) == CONNECTION_OK && PQtransactionStatus(s->conn) != PQTRANS_IDLE)
+			PQclear(PQexec(s->conn, "ROLLBACK"));
+		PQfinish(s->conn);
+	}
+	pending_release(s);
+	pgs_tables_free(s);
+	ps_table_unref(s->trunc_first);
+	ps_buf_free(&s->copy_buf);
+	ps_buf_free(&s->trunc_sql);
+	ps_buf_free(&s->sql);
+	free(s->values);
+	free(s->keyv);
+	free(s->shape);
+	free(s->job);
+	free(s);
+}
+
+static int pg_open(ps_sink **out, const ps_sink_config *cfg, ps_error *err)
+{
+	ps_sink *s = NULL;
+	char app[128];
+	int rc;
+
 	*out = NULL;
-	return ps_error_set(err, PS_EINVAL, "the pg target is not implemented yet");
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return ps_error_set(err, PS_ENOMEM, "out of memory");
+	ps_buf_init(&s->copy_buf, PGS_COPY_BUF_LIMIT);
+	ps_buf_init(&s->trunc_sql, PGS_SQL_LIMIT);
+	ps_buf_init(&s->sql, PGS_SQL_LIMIT);
+	s->job = strdup(cfg->job_name ? cfg->job_name : "");
+	if (!s->job) {
+		rc = ps_error_set(err, PS_ENOMEM, "out of memory");
+		goto cleanup;
+	}
+	rc = ps_url_parse(&s->url, cfg->url, err);
+	if (rc != PS_OK)
+		goto cleanup;
+	snprintf(app, sizeof(app), "penstock sink %s", s->job);
+	rc = pg_connect(&s->conn, cfg->url, &s->url, cfg->password, false, app, err);
+	if (rc != PS_OK)
+		goto cleanup;
+	rc = setup_session(s, err);
+	if (rc != PS_OK)
+		goto cleanup;
+	*out = s;
+	s = NULL;
+cleanup:
+	pg_close(s);
+	return rc;
 }
 
-static int stub_write(ps_sink *s, const ps_txn *t, const ps_change *c, ps_error *err)
+/* ==== applying ============================================================ */
+
+static int pg_begin(ps_sink *s, const ps_txn *txn, ps_error *err)
 {
-	(void)s; (void)t; (void)c;
-	return ps_error_set(err, PS_ERR, "not implemented");
+	int rc = pgs_check_usable(s, err);
+
+	(void)txn;
+	if (rc == PS_OK)
+		rc = pgs_ensure_txn(s, err);
+	if (rc != PS_OK)
+		rc = pgs_fail(s, err);
+	return rc;
 }
 
-static int stub_flush(ps_sink *s, ps_error *err) { (void)s; (void)err; return PS_OK; }
-static void stub_close(ps_sink *s) { (void)s; }
+static int pg_write(ps_sink *s, const ps_txn *txn, const ps_change *c, ps_error *err)
+{
+	pgs_table *t = NULL;
+	int rc = pgs_check_usable(s, err);
+
+	if (rc != PS_OK)
+		return rc;
+	if (c->op == PS_OP_MESSAGE)
+		return PS_OK;
+	if (!c->table) {
+		ps_error_set(err, PS_EINVAL, "a change without a table");
+		return pgs_fail(s, err);
+	}
+	/* A COPY continues only with rows of the same definition; truncates
+	 * collect until something else comes (pgs_truncate_add). */
+	if (c->op == PS_OP_TRUNCATE && s->copying)
+		rc = pgs_copy_end(s, err);
+	else if (c->op != PS_OP_TRUNCATE && (c->op != PS_OP_READ || s->copy_src != c->table))
+		rc = pgs_settle(s, err);
+	if (rc == PS_OK && c->op == PS_OP_TRUNCATE)
+		rc = pgs_truncate_add(s, c, err);
+	else if (rc == PS_OK)
+		rc = pgs_ensure_txn(s, err);
+	if (rc == PS_OK && c->op != PS_OP_TRUNCATE)
+		rc = pgs_table_get(s, c->table, &t, err);
+	if (rc == PS_OK && c->op == PS_OP_READ)
+		rc = pgs_copy_row(s, t, c, err);
+	else if (rc == PS_OK && c->op != PS_OP_TRUNCATE)
+		rc = pgs_apply_change(s, txn, c, err);
+	if (rc != PS_OK)
+		rc = pgs_fail(s, err);
+	return rc;
+}
+
+static int pg_commit(ps_sink *s, const ps_txn *txn, ps_error *err)
+{
+	int rc = pgs_check_usable(s, err);
+
+	(void)txn;
+	if (rc == PS_OK)
+		rc = pgs_settle(s, err);
+	if (rc != PS_OK)
+		rc = pgs_fail(s, err);
+	return rc;
+}
+
+static int pg_flush(ps_sink *s, ps_error *err)
+{
+	int rc = pgs_check_usable(s, err);
+
+	if (rc == PS_OK)
+		rc = pgs_settle(s, err);
+	if (rc == PS_OK && s->in_txn) {
+		rc = pgs_pipeline_ready(s, err);
+		if (rc == PS_OK && PQsendQueryParams(s->conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) != 1)
+			rc = pg_result_error(err, s->conn, NULL, "commit");
+		if (rc == PS_OK) {
+			pgs_pending_push(s, PGS_P_COMMIT, 0, false, NULL, "commit");
+			rc = pgs_leave_pipeline(s, err);
+		}
+		if (rc == PS_OK)
+			s->in_txn = false;
+	}
+	if (rc == PS_OK)
+		report_missing(s);      /* what the last 10 s held back */
+	if (rc != PS_OK)
+		rc = pgs_fail(s, err);
+	return rc;
+}
+
+/* ==== checkpoints ========================================================= */
+
+static int pg_checkpoint_load(ps_sink *s, char **json, ps_error *err)
+{
+	const char *params[1] = {s->job};
+	PGresult *res = NULL;
+	int rc;
+
+	*json = NULL;
+	rc = pgs_check_usable(s, err);
+	if (rc == PS_OK)
+		rc = pgs_settle(s, err);
+	if (rc == PS_OK)
+		rc = pgs_exec(s, &res, err, "reading penstock.checkpoint",
+		              "SELECT body FROM penstock.checkpoint WHERE job = $1", 1, params);
+	if (rc == PS_OK && PQntuples(res) == 1) {
+		*json = strdup(PQgetvalue(res, 0, 0));
+		if (!*json)
+			rc = ps_error_set(err, PS_ENOMEM, "out of memory");
+	}
+	PQclear(res);
+	return rc;
+}
+
+static int checkpoint_send(ps_sink *s, const char *sql, int nparams, const char *const *params,
+                           const char *what, ps_error *err)
+{
+	int rc = pgs_check_usable(s, err);
+
+	if (rc == PS_OK)
+		rc = pgs_settle(s, err);
+	if (rc == PS_OK)
+		rc = pgs_ensure_txn(s, err);
+	if (rc == PS_OK)
+		rc = pgs_send_query(s, sql, nparams, params, PGS_P_OTHER, NULL, what, err);
+	if (rc != PS_OK)
+		rc = pgs_fail(s, err);
+	return rc;
+}
+
+static int pg_checkpoint_store(ps_sink *s, const char *json, ps_error *err)
+{
+	const char *params[2] = {s->job, json};
+
+	return checkpoint_send(s, "INSERT INTO penstock.checkpoint (job, body, updated_at) "
+	                       "VALUES ($1, $2, now()) ON CONFLICT (job) DO UPDATE "
+	                       "SET body = EXCLUDED.body, updated_at = EXCLUDED.updated_at",
+	                       2, params, "writing penstock.checkpoint", err);
+}
+
+static int pg_checkpoint_delete(ps_sink *s, ps_error *err)
+{
+	const char *params[1] = {s->job};
+
+	return checkpoint_send(s, "DELETE FROM penstock.checkpoint WHERE job = $1", 1, params,
+	                       "deleting from penstock.checkpoint", err);
+}
+
+/* ==== tables ============================================================== */
+
+static int pg_table_prepare(ps_sink *s, const ps_table_def *def, const ps_table_options *opt,
+                            bool *created, ps_error *err)
+{
+	int rc = pgs_check_usable(s, err);
+
+	*created = false;
+	if (rc == PS_OK)
+		rc = pgs_settle(s, err);
+	if (rc == PS_OK)
+		rc = pgs_ensure_txn(s, err);
+	if (rc != PS_OK)
+		return pgs_fail(s, err);
+	/* Validation errors leave the transaction usable; server errors have
+	 * already marked the sink failed in pgs_exec. */
+	return pgs_table_prepare(s, def, opt, created, err);
+}
+
+static int pg_table_finish(ps_sink *s, const ps_table_def *def, ps_error *err)
+{
+	int rc = pgs_check_usable(s, err);
+
+	if (rc == PS_OK)
+		rc = pgs_settle(s, err);
+	if (rc == PS_OK)
+		rc = pgs_ensure_txn(s, err);
+	if (rc != PS_OK)
+		return pgs_fail(s, err);
+	return pgs_table_finish(s, def, err);
+}
 
 static const char *const schemes[] = {"postgresql", "postgres", NULL};
 
@@ -25,8 +601,16 @@ const ps_sink_ops ps_sink_pg = {
 	.abi_version = PS_SINK_ABI_VERSION,
 	.name = "pg",
 	.url_schemes = schemes,
-	.open = stub_open,
-	.write = stub_write,
-	.flush = stub_flush,
-	.close = stub_close,
+	.max_writers = 0,
+	.open = pg_open,
+	.begin = pg_begin,
+	.write = pg_write,
+	.commit = pg_commit,
+	.flush = pg_flush,
+	.checkpoint_load = pg_checkpoint_load,
+	.checkpoint_store = pg_checkpoint_store,
+	.checkpoint_delete = pg_checkpoint_delete,
+	.table_prepare = pg_table_prepare,
+	.table_finish = pg_table_finish,
+	.close = pg_close,
 };

@@ -1,0 +1,204 @@
+/*
+ * pg_sink.h — internals of the PostgreSQL sink, shared by its files:
+ *
+ *   pg.c        the ops table, the connection, target transactions, the
+ *               pipeline of pending commands, checkpoints
+ *   pg_copy.c   initial-load rows through COPY ... FROM STDIN (text format)
+ *   pg_tables.c the per-table cache (target columns and primary key) and
+ *               truncates
+ *   pg_apply.c  the prepared statements of insert / update / delete
+ *   pg_ddl.c    table_prepare and table_finish
+ *
+ * Nothing here is part of the plugin contract; only pg.c exports a symbol
+ * the core knows (ps_sink_pg). Helpers shared between the files are named
+ * pgs_*; the pure ones that unit tests reach are ps__pg_*.
+ */
+#ifndef PS_SINK_PG_SINK_H
+#define PS_SINK_PG_SINK_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/url.h"
+#include "penstock/sink.h"
+#include "util/buf.h"
+
+#define PGS_COPY_CHUNK ((size_t)64 << 10)     /* bytes per PQputCopyData */
+#define PGS_COPY_BUF_LIMIT ((size_t)256 << 10)
+#define PGS_PIPELINE_MAX 1024                 /* commands in flight before a sync */
+#define PGS_STMTS_PER_TABLE 64                /* prepared shapes kept per table */
+#define PGS_SQL_LIMIT ((size_t)4 << 20)       /* longest statement we build */
+#define PGS_WARN_INTERVAL_NS (10ull * 1000000000ull)
+
+/* One prepared statement: the SQL for one table and one statement shape. */
+typedef struct pgs_stmt {
+	struct pgs_stmt *next;       /* most recently used first */
+	char name[24];               /* "ps_<n>", unique per connection */
+	uint8_t *shape;              /* what the SQL depends on (pg_apply.c) */
+	size_t shape_len;
+	int nparams;
+	int *params;                 /* where $i comes from: PGS_PARAM(src, index) */
+} pgs_stmt;
+
+#define PGS_FROM_NEW 0               /* new_values[index] */
+#define PGS_FROM_OLD 1               /* old_values[index] */
+#define PGS_FROM_KEY 2               /* the old key's value of key column index */
+#define PGS_PARAM(src, index) (((index) << 2) | (src))
+
+/* What the sink knows about one target table, for one source definition. */
+typedef struct pgs_table {
+	struct pgs_table *next;      /* most recently used first */
+	ps_table *src;               /* the definition this was built for (ref held) */
+	char *qname;                 /* "schema"."name", quoted */
+	char relkind;                /* 'r' or 'p' (partitioned) */
+	int ncols;                   /* src->ncolumns */
+	char **qcol;                 /* quoted target name of each source column */
+	char **coltype;              /* its target type, format_type() text */
+	int nkey;                    /* primary key columns in the target, 0 if none */
+	int *key;                    /* source column index of each, in key order */
+	bool *is_pk;                 /* per source column */
+	pgs_stmt *stmts;
+	int nstmts;
+} pgs_table;
+
+/* A command sent in the pipeline whose result has not been read yet. */
+typedef enum pgs_pending_kind {
+	PGS_P_BEGIN = 1,
+	PGS_P_COMMIT,
+	PGS_P_PREPARE,
+	PGS_P_CHANGE,                /* insert / update / delete */
+	PGS_P_OTHER                  /* truncate, checkpoint, deallocate */
+} pgs_pending_kind;
+
+typedef struct pgs_pending {
+	uint8_t kind;                /* pgs_pending_kind */
+	uint8_t op;                  /* change op, for PGS_P_CHANGE */
+	bool count_missing;          /* 0 rows is a diverged target (warn) */
+	ps_table *table;             /* reference, for messages; NULL if none */
+	const char *what;            /* static: "insert", "checkpoint", ... */
+} pgs_pending;
+
+struct ps_sink {
+	char *job;
+	ps_url url;
+	PGconn *conn;
+
+	/* target transaction and connection mode (pg.c NOTES) */
+	bool in_txn;                 /* BEGIN sent, COMMIT not yet */
+	bool pipeline;               /* the connection is in pipeline mode */
+	int npending;
+	pgs_pending pending[PGS_PIPELINE_MAX + 4];
+	bool failed;                 /* an error left the transaction unusable */
+	int failure_code;            /* the first such error's code */
+	char failure[PS_ERROR_MESSAGE_MAX];
+
+	/* COPY of initial-load rows (pg_copy.c) */
+	bool copying;
+	pgs_table *copy_table;       /* table of the running COPY */
+	ps_table *copy_src;          /* definition it was started for (borrowed) */
+	ps_buf copy_buf;
+	uint64_t copy_rows;
+
+	/* truncates of one source statement, sent as one TRUNCATE */
+	ps_buf trunc_sql;            /* "TRUNCATE a, b" while ntrunc > 0 */
+	int ntrunc;
+	uint32_t trunc_flags;
+	uint64_t trunc_lsn;
+	ps_table *trunc_first;       /* reference, for messages */
+
+	/* statements (pg_apply.c) */
+	pgs_table *tables;
+	uint64_t stmt_seq;
+	ps_buf sql;                  /* scratch for building SQL */
+	const char **values;         /* scratch parameter array */
+	int values_cap;
+	const ps_value **keyv;       /* scratch: resolved old key values */
+	int keyv_cap;
+	uint8_t *shape;              /* scratch shape */
+	size_t shape_cap;
+
+	/* update/delete that found no row (rate-limited warning) */
+	uint64_t missing_total;
+	uint64_t missing_unreported;
+	uint64_t missing_warned_ns;
+	char missing_last[300];
+};
+
+/* --- pg.c: connection, transaction and pipeline ------------------------- */
+
+/* Fails at once when an earlier error left the sink unusable. */
+int pgs_check_usable(ps_sink *s, ps_error *err);
+/* Records err as the reason the sink is unusable until close; returns its code. */
+int pgs_fail(ps_sink *s, ps_error *err);
+/* Ends a running COPY and sends pending truncates: called before anything
+ * else is done on the connection. */
+int pgs_settle(ps_sink *s, ps_error *err);
+/* Opens the target transaction if none is open (BEGIN is pipelined). */
+int pgs_ensure_txn(ps_sink *s, ps_error *err);
+/* Enters pipeline mode if needed; syncs and reads results when the
+ * pipeline is full. Call before every send. */
+int pgs_pipeline_ready(ps_sink *s, ps_error *err);
+/* Sends a parameterised command (unnamed statement) in the pipeline and
+ * records it as pending. */
+int pgs_send_query(ps_sink *s, const char *sql, int nparams, const char *const *params,
+                   int kind, ps_table *table, const char *what, ps_error *err);
+/* Records a command just sent (takes a new reference on table). */
+void pgs_pending_push(ps_sink *s, int kind, int op, bool count_missing,
+                      ps_table *table, const char *what);
+/* Syncs, reads and checks every pending result, and leaves pipeline mode,
+ * so that synchronous commands (COPY, catalog queries, DDL) can run. */
+int pgs_leave_pipeline(ps_sink *s, ps_error *err);
+/* pg_exec after leaving the pipeline; a server error inside the target
+ * transaction makes the sink unusable. */
+int pgs_exec(ps_sink *s, PGresult **out, ps_error *err, const char *what,
+             const char *sql, int nparams, const char *const *params);
+/* Counts an update/delete that found no row; warns at most every 10 s. */
+void pgs_note_missing(ps_sink *s, int op, const ps_table *t);
+
+/* --- pg_copy.c ------------------------------------------------------------ */
+
+int pgs_copy_row(ps_sink *s, pgs_table *t, const ps_change *c, ps_error *err);
+int pgs_copy_end(ps_sink *s, ps_error *err);
+/* Abandons a COPY (close): no error reported. */
+void pgs_copy_abort(ps_sink *s);
+/* Escapes len bytes of src for COPY text format into dst, which has room
+ * for 2 * len bytes; returns the bytes written. */
+size_t ps__pg_copy_escape(char *dst, const char *src, size_t len);
+
+/* --- pg_tables.c ---------------------------------------------------------- */
+
+/* The cache entry of the change's table, built from the target catalog on
+ * first use or when the definition's columns changed. */
+int pgs_table_get(ps_sink *s, ps_table *src, pgs_table **out, ps_error *err);
+/* Forgets what is cached about schema.name (after DDL on it). */
+int pgs_table_forget(ps_sink *s, const char *schema, const char *name, ps_error *err);
+void pgs_tables_free(ps_sink *s);
+/* Queues a truncate; sent with the ones that directly follow it. */
+int pgs_truncate_add(ps_sink *s, const ps_change *c, ps_error *err);
+int pgs_truncate_send(ps_sink *s, ps_error *err);
+
+/* --- pg_apply.c ----------------------------------------------------------- */
+
+/* Applies one insert / update / delete through prepared statements. */
+int pgs_apply_change(ps_sink *s, const ps_txn *txn, const ps_change *c, ps_error *err);
+void pgs_stmt_free(pgs_stmt *st);
+/* Sends DEALLOCATE for st's server-side statement (pipelined). */
+int pgs_stmt_deallocate(ps_sink *s, const pgs_stmt *st, ps_error *err);
+
+/* --- pg_ddl.c ------------------------------------------------------------- */
+
+int pgs_table_prepare(ps_sink *s, const ps_table_def *def, const ps_table_options *opt,
+                      bool *created, ps_error *err);
+int pgs_table_finish(ps_sink *s, const ps_table_def *def, ps_error *err);
+/* Inserts IF NOT EXISTS after CREATE [UNIQUE] INDEX [CONCURRENTLY]; a copy
+ * (malloc'd), or NULL when sql is not a CREATE INDEX statement. Kept
+ * unchanged when it already says IF NOT EXISTS. */
+char *ps__pg_index_if_not_exists(const char *sql);
+/* Splits a quoted "schema"."name" (either part may be unquoted) into its
+ * two identifiers, unquoted. 0, or PS_EINVAL when it is not such a name. */
+int ps__pg_split_qualified(const char *text, char *schema, size_t schema_len,
+                           char *name, size_t name_len);
+
+#endif
