@@ -49,7 +49,8 @@ typedef struct load_unit {
 typedef struct load_table {
 	ps_table_def *def;
 	ps_ck_table *ck;              /* in cfg->ck->tables */
-	atomic_llong rows;            /* rows copied in this run */
+	atomic_llong rows;            /* rows copied in this run, units in progress included */
+	long long rows_committed;     /* of those, in units committed in this run; under mu */
 	size_t units_done;            /* under mu */
 	bool finishing;               /* main took it; under mu */
 	uint64_t started_ns;
@@ -313,9 +314,13 @@ static int copy_unit(worker *w, load_unit u, ps_error *err)
 	if (rc != PS_OK) {
 		unit->done = false;
 		unit->point[0] = '\0';
-	} else if (++lt->units_done == t->nunits) {
-		ld->table_complete = true;
-		pthread_cond_broadcast(&ld->changed);
+	} else {
+		lt->rows_committed += w->unit_rows;
+		lt->units_done++;
+		if (lt->units_done == t->nunits) {
+			ld->table_complete = true;
+			pthread_cond_broadcast(&ld->changed);
+		}
 	}
 	pthread_mutex_unlock(&ld->mu);
 	return rc;
@@ -381,13 +386,12 @@ static void progress(load *ld, bool force)
 	for (size_t i = 0; i < ld->ntables; i++) {
 		load_table *lt = &ld->tables[i];
 		long long r = atomic_load(&lt->rows);
-		long long prior = 0;
+		long long in_flight = r - lt->rows_committed;
 
 		for (size_t u = 0; u < lt->ck->nunits; u++)
 			if (lt->ck->units[u].done)
-				prior += lt->ck->units[u].rows;
-		/* rows counts this run's copies, done units include them */
-		rows += prior > r ? prior : r;
+				rows += lt->ck->units[u].rows;
+		rows += in_flight > 0 ? in_flight : 0;
 		est += lt->ck->estimated_rows > 0 ? lt->ck->estimated_rows : 0;
 		units += lt->ck->nunits;
 		done += lt->units_done;
