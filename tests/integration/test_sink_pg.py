@@ -13,6 +13,7 @@ import subprocess
 
 import pytest
 
+from conftest import wait_for
 from test_stream import TYPE_ZOO, TYPE_ZOO_ROW
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -613,6 +614,37 @@ def test_concurrent_opens_create_the_checkpoint_table(db, target):
     assert target.value("SELECT count(*) FROM penstock.checkpoint") == 0
 
 
+def test_ordinary_role_with_password_works_without_replication_role(db, target):
+    """A role that may not set session_replication_role gets a warning, not a
+    failure; its password travels apart from the URL and is never shown."""
+    secret = "s3cret-Pw-for-sink"
+    role = f"app_{target.name}"
+    target.execute(f"CREATE ROLE {role} LOGIN PASSWORD %s", (secret,))
+    target.execute(f"GRANT CREATE ON DATABASE {target.name} TO {role}")
+    target.execute("CREATE TABLE t (id int PRIMARY KEY, a text, big text)")
+    target.execute(f"GRANT ALL ON t TO {role}")
+    url = f"postgresql://{role}@127.0.0.1:{target.cluster.port}/{target.name}"
+    body = dict(script(target, T3, [{"begin": {}}, {"op": "c", "table": "t",
+                                                     "new": [1, "a", "b"]},
+                                    {"checkpoint": "c1"}, {"flush": True},
+                                    {"load_checkpoint": True}]),
+                url=url, password_env="SINK_PW")
+    p = subprocess.run([SINKCHECK], input=json.dumps(body), capture_output=True, text=True,
+                       timeout=60, env=dict(os.environ, SINK_PW=secret))
+    res = ok([json.loads(line) for line in p.stdout.splitlines()])
+    assert res[-1]["checkpoint"] == "c1"
+    assert "session_replication_role" in p.stderr and "triggers" in p.stderr
+    assert secret not in p.stdout and secret not in p.stderr
+    assert rows_of(target) == [[1, "a", "b"]]
+    # Without the password the connection is refused, and says so.
+    p = subprocess.run([SINKCHECK], input=json.dumps(body), capture_output=True, text=True,
+                       timeout=60, env={k: v for k, v in os.environ.items() if k != "SINK_PW"})
+    res = json.loads(p.stdout.splitlines()[0])
+    assert res["step"] == -1 and res["code"] == "connection_failed"
+    target.execute("DROP OWNED BY " + role)
+    target.execute("DROP ROLE " + role)
+
+
 def test_unreachable_target_is_a_connection_error(tmp_path):
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
@@ -677,3 +709,24 @@ def test_many_changes_in_one_flush(db, target):
     assert target.value("SELECT count(*) FROM t WHERE a = 'updated ' || id AND "
                         "big = E'\\t' || id || E'\\n'") == n // 2
     assert target.value("SELECT count(*) FROM t WHERE a = 'new ' || id AND big IS NULL") == n
+
+
+def test_penstock_run_streams_into_postgres(db, target, make_penstock):
+    """The sink under the real pipeline: the target ends equal to the source."""
+    for d in (db, target):
+        d.execute("CREATE TABLE items (id int PRIMARY KEY, name text, body text)")
+    db.execute("ALTER TABLE items ALTER COLUMN body SET STORAGE EXTERNAL")
+    p = make_penstock("e2e", target=target.url)
+    p.start()
+    p.wait_streaming(db)
+    db.execute("INSERT INTO items SELECT g, 'n' || g, repeat('x', g % 7) FROM "
+               "generate_series(1, 500) g")
+    db.execute("INSERT INTO items VALUES (9999, 'big', repeat('y', 300000))")
+    db.execute("UPDATE items SET name = 'big2' WHERE id = 9999")     # body unchanged TOAST
+    db.execute("UPDATE items SET id = id + 5000 WHERE id <= 3")      # key change
+    db.execute("DELETE FROM items WHERE id BETWEEN 20 AND 29")
+    expected = db.execute("SELECT * FROM items ORDER BY id")
+    wait_for(lambda: target.execute("SELECT * FROM items ORDER BY id") == expected,
+             timeout=60, what="the target to match the source")
+    assert p.stop() == 0
+    assert target.value("SELECT length(body) FROM items WHERE id = 9999") == 300000
