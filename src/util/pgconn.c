@@ -56,7 +56,12 @@ int pg_result_error(ps_error *err, PGconn *conn, const PGresult *res, const char
 
 	if (!msg || !*msg)
 		msg = PQerrorMessage(conn);
-	code = (PQstatus(conn) == CONNECTION_BAD) ? PS_ECONNECT : PS_ESERVER;
+	/* Class 08 (connection exception) and 57P (operator intervention: the
+	 * server is shutting down, or our backend was terminated) mean the
+	 * connection is gone even when libpq has not noticed yet. */
+	code = (PQstatus(conn) == CONNECTION_BAD ||
+	        (state && (strncmp(state, "08", 2) == 0 || strncmp(state, "57P", 3) == 0)))
+	       ? PS_ECONNECT : PS_ESERVER;
 	ps_error_set(err, code, "%s: %s", what, msg && *msg ? msg : "unknown error");
 	if (state && err)
 		snprintf(err->sqlstate, sizeof(err->sqlstate), "%s", state);
