@@ -885,6 +885,7 @@ const ps_sink_ops ps_sink_jsonl = {
 	.abi_version = PS_SINK_ABI_VERSION,
 	.name = "jsonl",
 	.url_schemes = jsonl_schemes,
+	.max_writers = 1,   /* one appender per directory */
 	.open = jsonl_open,
 	.begin = NULL,
 	.write = jsonl_write,
