@@ -165,6 +165,20 @@ static int plan(load *ld, ps_error *err)
 	return ps_checkpoint_commit(ck, ld->cfg->snk, ld->cfg->state_dir, err);
 }
 
+static bool same_table(const ps_table_def *def, const ps_ck_table *t)
+{
+	return strcmp(def->table->schema, t->schema) == 0 && strcmp(def->table->name, t->name) == 0;
+}
+
+/* The def of a planned table, or NULL. */
+static ps_table_def *def_of(load *ld, const ps_ck_table *t)
+{
+	for (size_t j = 0; j < ld->ndefs; j++)
+		if (same_table(ld->defs[j], t))
+			return ld->defs[j];
+	return NULL;
+}
+
 /* Resumed load: the described tables must be the planned ones. */
 static int match_plan(load *ld, ps_error *err)
 {
@@ -172,34 +186,25 @@ static int match_plan(load *ld, ps_error *err)
 	char name[300];
 
 	for (size_t i = 0; i < ck->ntables; i++) {
-		bool found = false;
-		for (size_t j = 0; j < ld->ndefs && !found; j++)
-			found = strcmp(ld->defs[j]->table->schema, ck->tables[i].schema) == 0 &&
-			        strcmp(ld->defs[j]->table->name, ck->tables[i].name) == 0;
-		if (!found) {
-			ck_table_name(name, sizeof(name), ck->tables[i].schema, ck->tables[i].name);
-			return ps_error_set(err, PS_ECHECKPOINT,
-			                    "table %s was part of the interrupted initial load but is no "
-			                    "longer selected in the source (dropped or renamed?). Start "
-			                    "the load over with \"resume\": \"never\"", name);
-		}
+		if (def_of(ld, &ck->tables[i]))
+			continue;
+		ck_table_name(name, sizeof(name), ck->tables[i].schema, ck->tables[i].name);
+		return ps_error_set(err, PS_ECHECKPOINT,
+		                    "table %s was part of the interrupted initial load but is no "
+		                    "longer selected in the source (dropped or renamed?). Start "
+		                    "the load over with \"resume\": \"never\"", name);
 	}
-	if (ld->ndefs != ck->ntables) {
-		for (size_t j = 0; j < ld->ndefs; j++) {
-			bool found = false;
-			for (size_t i = 0; i < ck->ntables && !found; i++)
-				found = strcmp(ld->defs[j]->table->schema, ck->tables[i].schema) == 0 &&
-				        strcmp(ld->defs[j]->table->name, ck->tables[i].name) == 0;
-			if (!found) {
-				ck_table_name(name, sizeof(name), ld->defs[j]->table->schema,
-				              ld->defs[j]->table->name);
-				return ps_error_set(err, PS_ECHECKPOINT,
-				                    "table %s appeared in the source after the initial load "
-				                    "began and is not part of it. Start the load over with "
-				                    "\"resume\": \"never\", or exclude it in tables.exclude",
-				                    name);
-			}
-		}
+	for (size_t j = 0; j < ld->ndefs; j++) {
+		bool planned = false;
+		for (size_t i = 0; i < ck->ntables && !planned; i++)
+			planned = same_table(ld->defs[j], &ck->tables[i]);
+		if (planned)
+			continue;
+		ck_table_name(name, sizeof(name), ld->defs[j]->table->schema, ld->defs[j]->table->name);
+		return ps_error_set(err, PS_ECHECKPOINT,
+		                    "table %s appeared in the source after the initial load began and "
+		                    "is not part of it. Start the load over with \"resume\": \"never\", "
+		                    "or exclude it in tables.exclude", name);
 	}
 	return PS_OK;
 }
@@ -216,10 +221,7 @@ static int build_todo(load *ld, ps_error *err)
 	ld->ntables = ck->ntables;
 	for (size_t i = 0; i < ck->ntables; i++) {
 		ps_ck_table *t = &ck->tables[i];
-		for (size_t j = 0; j < ld->ndefs; j++)
-			if (strcmp(ld->defs[j]->table->schema, t->schema) == 0 &&
-			    strcmp(ld->defs[j]->table->name, t->name) == 0)
-				ld->tables[i].def = ld->defs[j];
+		ld->tables[i].def = def_of(ld, t);
 		ld->tables[i].ck = t;
 		atomic_init(&ld->tables[i].rows, 0);
 		for (size_t u = 0; u < t->nunits; u++) {

@@ -194,14 +194,15 @@ def db(cluster):
     d.conn.close()
 
 
-@pytest.fixture
-def make_penstock(tmp_path, db):
+def job_factory(tmp_path, db, default_type):
+    """make(name, target, tables, **extra) -> Penstock on a spec for db; the
+    processes still running at the end are killed by finish()."""
     made = []
 
-    def make(name="job", tables=None, target=None, **extra):
+    def make(name="job", tables=None, target=None, type=default_type, **extra):
         spec = {
             "name": name,
-            "type": "cdc",
+            "type": type,
             "source": {"url": db.url},
             "target": {"url": target or f"jsonl://{tmp_path}/out"},
         }
@@ -212,10 +213,19 @@ def make_penstock(tmp_path, db):
         made.append(p)
         return p
 
+    def finish():
+        for p in made:
+            if p.proc and p.proc.poll() is None:
+                p.kill()
+    return make, finish
+
+
+@pytest.fixture
+def make_penstock(tmp_path, db):
+    """A cdc job from db to JSON lines (or the given target)."""
+    make, finish = job_factory(tmp_path, db, "cdc")
     yield make
-    for p in made:
-        if p.proc and p.proc.poll() is None:
-            p.kill()
+    finish()
 
 
 # --- comparing source and target ------------------------------------------
@@ -372,23 +382,6 @@ def target_db(cluster):
 @pytest.fixture
 def make_job(tmp_path, db):
     """A load job (type sync by default) from db to the given target URL."""
-    made = []
-
-    def make(name="job", target=None, type="sync", tables=None, **extra):
-        spec = {
-            "name": name,
-            "type": type,
-            "source": {"url": db.url},
-            "target": {"url": target or f"jsonl://{tmp_path}/out"},
-        }
-        if tables:
-            spec["tables"] = tables
-        spec.update(extra)
-        p = Penstock(tmp_path, spec)
-        made.append(p)
-        return p
-
+    make, finish = job_factory(tmp_path, db, "sync")
     yield make
-    for p in made:
-        if p.proc and p.proc.poll() is None:
-            p.kill()
+    finish()
