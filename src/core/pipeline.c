@@ -307,6 +307,7 @@ static int routes_build(pipeline *p, ps_error *err)
 		const ps_ck_table *t = &ck->tables[i];
 		route *r = &p->routes[p->nroutes];
 
+		memset(r, 0, sizeof(*r));   /* the slot may hold a table skipped below */
 		r->schema = t->schema;
 		r->name = t->name;
 		for (size_t u = 0; u < t->nunits; u++) {
@@ -629,25 +630,26 @@ static int begin_run(pipeline *p, bool resuming, const ps_prepare_result *res, p
 
 	/* Events past the position may already be in a non-transactional target
 	 * when the last run did not end cleanly, or when a slot we did not just
-	 * create is reused without a checkpoint. A transactional target holds
-	 * exactly what its checkpoint says. */
-	if (!transactional && !p->nroutes &&
+	 * create is reused without a checkpoint: the source marks them
+	 * reprocessing. A transactional target holds exactly what its checkpoint
+	 * says. */
+	if (!transactional &&
 	    ((resuming && p->ck.cdc_state != PS_CDC_TFEND && p->ck.cdc_state != PS_CDC_ILEND) ||
 	     (!resuming && !res->created))) {
 		rc = ps_src_current_position(&p->src, p->redo_until, sizeof(p->redo_until), err);
 		if (rc != PS_OK)
 			return rc;
 	}
-	if (p->redo_until[0] && ps_src_compare(&p->src, p->ck.position, p->redo_until) < 0) {
-		rc = PS_OK;
-		if (p->ck.cdc_state != PS_CDC_TFSTART && p->ck.cdc_state != PS_CDC_TFREDO)
-			rc = store_checkpoint(p, PS_CDC_TFSTART, err);
-		if (rc == PS_OK)
-			rc = store_checkpoint(p, PS_CDC_TFREDO, err);
-	} else {
+	if (p->redo_until[0] && ps_src_compare(&p->src, p->ck.position, p->redo_until) >= 0)
 		p->redo_until[0] = '\0';
+	/* The marker says TFREDO for that range, unless the load's re-processing
+	 * window (ILUPDATE, which keeps the unit points) is still open. */
+	rc = PS_OK;
+	if (p->redo_until[0] && !p->nroutes && p->ck.cdc_state != PS_CDC_TFSTART &&
+	    p->ck.cdc_state != PS_CDC_TFREDO)
+		rc = store_checkpoint(p, PS_CDC_TFSTART, err);
+	if (rc == PS_OK)
 		rc = store_checkpoint(p, running_state(p), err);
-	}
 	durable_set(p, p->ck.position);
 	return rc;
 }
