@@ -355,8 +355,10 @@ static int apply_item(pipeline *p, const ps_read_item *item, ps_error *err)
 	case PS_READ_BEGIN:
 		p->in_txn = true;
 		p->txn = item->txn;
-		p->txn_redo = item->txn;
-		p->txn_redo.reprocessing = true;
+		if (p->nroutes) {
+			p->txn_redo = item->txn;
+			p->txn_redo.reprocessing = true;
+		}
 		if (p->batch_txns == 0)
 			p->batch_started_ns = ps_now_ns();
 		return ps_snk_begin(&p->snk, &p->txn, err);

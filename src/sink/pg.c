@@ -74,14 +74,11 @@ int pgs_check_usable(ps_sink *s, ps_error *err)
 	                    "an earlier error (%s); the target must be reopened", s->failure);
 }
 
-/* A server that is shutting down or terminated our backend (class 57P)
- * and connection exceptions (class 08) answer before libpq sees the socket
- * close: they are connection losses too. Returns the (new) code. */
+/* pg_result_error already counts SQLSTATE classes 08 and 57P as lost
+ * connections; a result read back from the pipeline may also fail before the
+ * connection is found gone, so look again. Returns the (new) code. */
 static int classify(const ps_sink *s, ps_error *err)
 {
-	if (err->code == PS_ESERVER && (strncmp(err->sqlstate, "08", 2) == 0 ||
-	                                strncmp(err->sqlstate, "57P", 3) == 0))
-		err->code = PS_ECONNECT;
 	if (err->code == PS_ESERVER && s->conn && PQstatus(s->conn) == CONNECTION_BAD)
 		err->code = PS_ECONNECT;
 	return err->code;

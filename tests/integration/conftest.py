@@ -278,7 +278,6 @@ def sqlite_rows(path, table, pg_types, pg_reference):
     name = table.split(".", 1)[1] if table.startswith("public.") else table
     c = sqlite3.connect(path)
     try:
-        cols = [r[1] for r in c.execute(f'PRAGMA table_info("{name}")')]
         raw = c.execute(f'SELECT * FROM "{name}"').fetchall()
     finally:
         c.close()
@@ -291,7 +290,7 @@ def sqlite_rows(path, table, pg_types, pg_reference):
         match = ref.get(first)
         out.append(tuple(_sqlite_text(v, t, match[i] if match else None)
                          for i, (v, t) in enumerate(zip(r, pg_types))))
-    return sorted(out, key=lambda r: tuple((v is None, v or "") for v in r)), cols
+    return sorted(out, key=lambda r: tuple((v is None, v or "") for v in r))
 
 
 def wait_equal(source, target, tables, timeout=90, sqlite_path=None):
@@ -302,7 +301,7 @@ def wait_equal(source, target, tables, timeout=90, sqlite_path=None):
         for t in tables:
             src = pg_rows(source, t)
             if sqlite_path:
-                dst, _ = sqlite_rows(sqlite_path, t, pg_column_types(source, t), src)
+                dst = sqlite_rows(sqlite_path, t, pg_column_types(source, t), src)
             else:
                 dst = pg_rows(target, t)
             if src != dst:
