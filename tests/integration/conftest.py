@@ -162,10 +162,14 @@ class Penstock:
         self.proc.wait(timeout=30)
 
     def events(self):
-        """Every event written to the output directory, in file order."""
+        """Every complete event written to the output directory, in file
+        order. penstock may be in the middle of writing the last line of the
+        newest file; like any reader that follows the files, this stops at
+        the last newline."""
         out = []
         for f in sorted(self.out_dir.glob("*.jsonl")):
-            for line in f.read_text().splitlines():
+            text = f.read_text()
+            for line in text[:text.rfind("\n") + 1].splitlines():
                 out.append(json.loads(line))
         return out
 
