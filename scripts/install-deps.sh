@@ -7,6 +7,7 @@ set -euo pipefail
 packages=(
   build-essential pkg-config
   libpq-dev libjansson-dev libcmocka-dev libsqlite3-dev sqlite3
+  libmicrohttpd-dev libcurl4-openssl-dev
   postgresql-15 postgresql-client-15
   python3 python3-pytest python3-psycopg2
   procps util-linux
