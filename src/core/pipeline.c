@@ -490,7 +490,7 @@ static int decide_resume(pipeline *p, bool *resuming, int *mode, ps_error *err)
 static int open_source(pipeline *p, int mode, bool resuming, ps_prepare_result *res, ps_error *err)
 {
 	const ps_spec *s = p->spec;
-	ps_source_config cfg = {0};
+	ps_source_config cfg;
 	const ps_source_ops *ops;
 	char *password = NULL;
 	int rc;
@@ -498,18 +498,9 @@ static int open_source(pipeline *p, int mode, bool resuming, ps_prepare_result *
 	ops = ps_plugin_source_for(s->source.parsed.scheme_name, err);
 	if (!ops)
 		return ps_error_add_context(err, "source.url");
-	rc = ps_spec_password(&s->source, "source", &password, err);
+	rc = ps_spec_source_config(s, &cfg, &password, err);
 	if (rc != PS_OK)
 		return rc;
-	cfg.job_name = s->name;
-	cfg.url = s->source.url;
-	cfg.password = password;
-	cfg.slot_name = s->source.slot;
-	cfg.publication_name = s->source.publication;
-	cfg.include = (const char *const *)s->include;
-	cfg.ninclude = s->ninclude;
-	cfg.exclude = (const char *const *)s->exclude;
-	cfg.nexclude = s->nexclude;
 	cfg.want_snapshot = is_load_job(p);
 	rc = ps_src_open(&p->src, ops, &cfg, err);
 	ps_secret_free(password);
@@ -531,24 +522,15 @@ static int open_source(pipeline *p, int mode, bool resuming, ps_prepare_result *
 static int open_sink(pipeline *p, ps_error *err)
 {
 	const ps_spec *s = p->spec;
-	const ps_source_ops *src_ops;
 	const ps_sink_ops *ops;
 	int rc;
 
-	src_ops = ps_plugin_source_for(s->source.parsed.scheme_name, err);
-	if (!src_ops)
-		return ps_error_add_context(err, "source.url");
 	ops = ps_plugin_sink_for(s->target.parsed.scheme_name, err);
 	if (!ops)
 		return ps_error_add_context(err, "target.url");
-	rc = ps_spec_password(&s->target, "target", &p->target_password, err);
+	rc = ps_spec_sink_config(s, &p->sink_cfg, &p->target_password, err);
 	if (rc != PS_OK)
 		return rc;
-	p->sink_cfg.job_name = s->name;
-	p->sink_cfg.url = s->target.url;
-	p->sink_cfg.password = p->target_password;
-	p->sink_cfg.connector = src_ops->connector;
-	p->sink_cfg.source_db = s->source.parsed.dbname;
 	return ps_snk_open(&p->snk, ops, &p->sink_cfg, err);
 }
 

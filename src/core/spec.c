@@ -29,6 +29,7 @@
 
 #include <jansson.h>
 
+#include "core/plugin.h"
 #include "core/spec.h"
 #include "util/buf.h"
 
@@ -771,4 +772,42 @@ const char *ps_resume_policy_name(int policy)
 			return resume_names[i];
 	}
 	return "unknown";
+}
+
+int ps_spec_source_config(const ps_spec *s, ps_source_config *cfg, char **password,
+                          ps_error *err)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	*password = NULL;
+	cfg->job_name = s->name;
+	cfg->url = s->source.url;
+	cfg->slot_name = s->source.slot;
+	cfg->publication_name = s->source.publication;
+	cfg->include = (const char *const *)s->include;
+	cfg->ninclude = s->ninclude;
+	cfg->exclude = (const char *const *)s->exclude;
+	cfg->nexclude = s->nexclude;
+	if (ps_spec_password(&s->source, "source", password, err) != PS_OK)
+		return err->code;
+	cfg->password = *password;
+	return PS_OK;
+}
+
+int ps_spec_sink_config(const ps_spec *s, ps_sink_config *cfg, char **password, ps_error *err)
+{
+	const ps_source_ops *src_ops;
+
+	memset(cfg, 0, sizeof(*cfg));
+	*password = NULL;
+	src_ops = ps_plugin_source_for(s->source.parsed.scheme_name, err);
+	if (!src_ops)
+		return ps_error_add_context(err, "source.url");
+	cfg->job_name = s->name;
+	cfg->url = s->target.url;
+	cfg->connector = src_ops->connector;
+	cfg->source_db = s->source.parsed.dbname;
+	if (ps_spec_password(&s->target, "target", password, err) != PS_OK)
+		return err->code;
+	cfg->password = *password;
+	return PS_OK;
 }

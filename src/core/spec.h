@@ -33,6 +33,7 @@
 #include "core/url.h"
 #include "penstock/error.h"
 #include "penstock/sink.h"
+#include "penstock/source.h"
 
 typedef enum ps_job_type {
 	PS_JOB_MIGRATION = 1,
@@ -94,6 +95,16 @@ void ps_spec_free(ps_spec *spec);
  */
 int ps_spec_password(const ps_endpoint_spec *ep, const char *field, char **out,
                      ps_error *err);
+
+/*
+ * The plugin configurations for the spec's ends: cfg borrows the spec's
+ * strings; *password is the resolved password (NULL when none; the caller
+ * frees it with ps_secret_free). want_snapshot is left false. The sink's
+ * connector is the source plugin's envelope name. Errors name the field.
+ */
+int ps_spec_source_config(const ps_spec *s, ps_source_config *cfg, char **password,
+                          ps_error *err);
+int ps_spec_sink_config(const ps_spec *s, ps_sink_config *cfg, char **password, ps_error *err);
 
 /* "migration" | "sync" | "snapshot" | "cdc"; "never" | "always" | "if_exists". */
 const char *ps_job_type_name(int type);
