@@ -54,6 +54,7 @@
 #include <stddef.h>
 
 #include "penstock/change.h"
+#include "penstock/check.h"
 #include "penstock/error.h"
 #include "penstock/tabledef.h"
 
@@ -122,6 +123,18 @@ typedef struct ps_sink_ops {
 	int (*table_finish)(ps_sink *sink, const ps_table_def *def, ps_error *err);
 	/* Required. Frees everything; does not flush; sink may be NULL. */
 	void (*close)(ps_sink *sink);
+
+	/* Optional. Checks what a job needs from this target (penstock/check.h),
+	 * without an instance: connects on its own from cfg, creates and
+	 * changes nothing, appends its items to report. opt holds the spec's
+	 * create_tables and truncate_before_load; loads says the job copies an
+	 * initial load (migration, sync, snapshot); tables are the tables the
+	 * source selected, or NULL when the source could not list them (the
+	 * items about tables are then skipped). Returns 0 whenever the checks
+	 * ran: failures are items, and a connection failure is the item
+	 * target.connect failed with the items that need it skipped. */
+	int (*precheck)(const ps_sink_config *cfg, const ps_table_options *opt, bool loads,
+	                const ps_check_tables *tables, ps_check_report *report, ps_error *err);
 } ps_sink_ops;
 
 #endif

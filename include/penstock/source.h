@@ -50,6 +50,7 @@
 #include <stddef.h>
 
 #include "penstock/change.h"
+#include "penstock/check.h"
 #include "penstock/error.h"
 #include "penstock/tabledef.h"
 
@@ -168,6 +169,18 @@ typedef struct ps_source_ops {
 	                 ps_row_fn fn, void *ctx, ps_error *err);
 	/* Frees the copier; c may be NULL. */
 	void (*copy_close)(ps_copier *c);
+
+	/* --- prechecks; optional ------------------------------------------ */
+	/* Checks what a job needs from this source (penstock/check.h), without
+	 * an instance: connects on its own from cfg (cfg->want_snapshot says
+	 * the job copies an initial load), creates and changes nothing (no
+	 * slot, no publication), appends its items to report and the tables it
+	 * would select to tables. Returns 0 whenever the checks ran: failures
+	 * are items, and a connection failure is the item source.connect
+	 * failed with the items that need the connection skipped. An error
+	 * only when they could not run at all (out of memory). */
+	int (*precheck)(const ps_source_config *cfg, ps_check_report *report,
+	                ps_check_tables *tables, ps_error *err);
 } ps_source_ops;
 
 #endif

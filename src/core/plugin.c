@@ -495,3 +495,32 @@ void ps_src_copy_close(ps_src *s, ps_copier *c)
 	if (c)
 		s->ops->copy_close(c);
 }
+
+/* --- prechecks ------------------------------------------------------------ */
+
+int ps_src_precheck(const ps_source_ops *ops, const ps_source_config *cfg,
+                    ps_check_report *report, ps_check_tables *tables, ps_error *err)
+{
+	int rc;
+
+	if (!ops->precheck)
+		return PS_OK;
+	rc = ops->precheck(cfg, report, tables, err);
+	if (rc != PS_OK)
+		ps_error_add_context(err, "source %s, prechecks", ops->name);
+	return rc;
+}
+
+int ps_snk_precheck(const ps_sink_ops *ops, const ps_sink_config *cfg,
+                    const ps_table_options *opt, bool loads, const ps_check_tables *tables,
+                    ps_check_report *report, ps_error *err)
+{
+	int rc;
+
+	if (!ops->precheck)
+		return PS_OK;
+	rc = ops->precheck(cfg, opt, loads, tables, report, err);
+	if (rc != PS_OK)
+		ps_error_add_context(err, "target %s, prechecks", ops->name);
+	return rc;
+}

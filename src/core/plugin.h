@@ -64,6 +64,16 @@ int ps_src_fence(ps_src *s, char *pos, size_t len, ps_error *err);
 int ps_src_drop(ps_src *s, ps_error *err);
 void ps_src_close(ps_src *s);
 
+/* --- prechecks (penstock/check.h) ---------------------------------------- */
+/* Run the plugin's precheck callback; a NULL callback has nothing to check
+ * (PS_OK, report and tables untouched). An error return means the checks
+ * could not run; it gets the plugin's name as context. */
+int ps_src_precheck(const ps_source_ops *ops, const ps_source_config *cfg,
+                    ps_check_report *report, ps_check_tables *tables, ps_error *err);
+int ps_snk_precheck(const ps_sink_ops *ops, const ps_sink_config *cfg,
+                    const ps_table_options *opt, bool loads, const ps_check_tables *tables,
+                    ps_check_report *report, ps_error *err);
+
 /* --- initial load (valid only when ps_src_can_snapshot) ------------------- */
 int ps_src_can_snapshot(const ps_src *s);
 int ps_src_describe(ps_src *s, ps_table_def ***defs, size_t *n, ps_error *err);

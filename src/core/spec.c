@@ -30,6 +30,7 @@
 #include <jansson.h>
 
 #include "core/plugin.h"
+#include "core/precheck.h"
 #include "core/spec.h"
 #include "util/buf.h"
 
@@ -44,7 +45,7 @@ typedef struct spec_ctx {
 } spec_ctx;
 
 static const char *const root_fields[] = {
-	"name", "type", "source", "target", "tables", "snapshot", "resume"
+	"name", "type", "source", "target", "tables", "snapshot", "resume", "checks"
 };
 static const char *const source_fields[] = {
 	"url", "password_env", "password_file", "slot", "publication"
@@ -58,6 +59,7 @@ static const int create_values[] = {
 	PS_CREATE_IF_MISSING, PS_CREATE_NEVER, PS_CREATE_DROP_AND_CREATE
 };
 static const char *const tables_fields[] = {"include", "exclude"};
+static const char *const checks_fields[] = {"skip"};
 
 static const char *const type_names[] = {"migration", "sync", "snapshot", "cdc"};
 static const int type_values[] = {
@@ -496,6 +498,62 @@ static int parse_snapshot(spec_ctx *c, json_t *root, ps_spec *spec)
 	return 0;
 }
 
+/* checks.skip: precheck ids, each one ps_check_id_skippable. The list is
+ * published before it is filled, like the table patterns. */
+static int parse_checks(spec_ctx *c, json_t *root, ps_spec *spec)
+{
+	json_t *checks = json_object_get(root, "checks");
+	json_t *arr;
+	char path[PATH_LEN];
+	char known[1024];
+	size_t i, n, used = 0;
+	int rc;
+
+	if (!checks)
+		return 0;
+	if (!json_is_object(checks))
+		return fail(c, "checks", "expected an object, got %s", type_name(checks));
+	rc = check_known(c, checks, "checks", checks_fields, ARRAY_LEN(checks_fields));
+	if (rc < 0)
+		return rc;
+	arr = json_object_get(checks, "skip");
+	if (!arr)
+		return 0;
+	if (!json_is_array(arr))
+		return fail(c, "checks.skip", "expected an array, got %s", type_name(arr));
+	n = json_array_size(arr);
+	if (n == 0)
+		return 0;
+	spec->check_skip = calloc(n, sizeof(char *));
+	if (!spec->check_skip)
+		return ps_error_set(c->err, PS_ENOMEM, "%s: out of memory", c->origin);
+	known[0] = '\0';
+	for (i = 0; ps_check_known_ids[i] && used < sizeof(known); i++) {
+		if (ps_check_id_skippable(ps_check_known_ids[i]))
+			used += (size_t)snprintf(known + used, sizeof(known) - used, "%s%s",
+			                         used ? ", " : "", ps_check_known_ids[i]);
+	}
+	for (i = 0; i < n; i++) {
+		json_t *v = json_array_get(arr, i);
+		const char *id;
+
+		snprintf(path, sizeof(path), "checks.skip[%zu]", i);
+		if (!json_is_string(v))
+			return fail(c, path, "expected a string, got %s", type_name(v));
+		id = json_string_value(v);
+		if (!ps_check_id_known(id))
+			return fail(c, path, "unknown check \"%.64s\"; known: %s", id, known);
+		if (!ps_check_id_skippable(id))
+			return fail(c, path, "check \"%s\" cannot be skipped: no other check, nor the "
+			            "job, can run without the connection", id);
+		rc = dup_str(c, &spec->check_skip[i], id);
+		if (rc < 0)
+			return rc;
+		spec->ncheck_skip = i + 1;
+	}
+	return 0;
+}
+
 /* ------------------------------------------------------------------ */
 /* The document                                                        */
 /* ------------------------------------------------------------------ */
@@ -531,6 +589,9 @@ static int parse_root(spec_ctx *c, json_t *root, ps_spec *spec)
 	if (rc < 0)
 		return rc;
 	rc = parse_snapshot(c, root, spec);
+	if (rc < 0)
+		return rc;
+	rc = parse_checks(c, root, spec);
 	if (rc < 0)
 		return rc;
 	spec->resume = PS_RESUME_IF_EXISTS;
@@ -653,6 +714,7 @@ void ps_spec_free(ps_spec *spec)
 	free_endpoint(&spec->target);
 	free_list(spec->include, spec->ninclude);
 	free_list(spec->exclude, spec->nexclude);
+	free_list(spec->check_skip, spec->ncheck_skip);
 	free(spec);
 }
 

@@ -17,7 +17,9 @@
  *                  "chunk_rows": 250000},        optional, >= 1000: split bigger tables
  *     "tables": {"include": ["public.*"],        optional, default ["*.*"]
  *                "exclude": ["public.audit_*"]}, optional, default []
- *     "resume": "if_exists"                      optional: never | always | if_exists
+ *     "resume": "if_exists",                     optional: never | always | if_exists
+ *     "checks": {"skip": ["source.slots"]}       optional: precheck ids reported as
+ *                                                skipped (core/precheck.h, docs/prechecks.md)
  *   }
  *
  * Rules: unknown fields are errors; duplicate keys are errors; every error
@@ -71,6 +73,8 @@ typedef struct ps_spec {
 	int resume;           /* ps_resume_policy */
 	int snapshot_parallel;        /* copy workers, default 4 */
 	long long snapshot_chunk_rows; /* split tables above this many rows, default 250000 */
+	char **check_skip;    /* ncheck_skip precheck ids to report as skipped */
+	size_t ncheck_skip;
 } ps_spec;
 
 /*
