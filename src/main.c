@@ -14,6 +14,9 @@ static void usage(FILE *f)
 	      "\n"
 	      "commands:\n"
 	      "  run SPEC.json     run one job in the foreground (penstock run --help)\n"
+	      "  server            the job server: REST API, metrics (penstock server --help)\n"
+	      "  job ACTION ...    drive the server's jobs: create, list, show, check, start,\n"
+	      "                    pause, resume, stop, delete, events (penstock job --help)\n"
 	      "  version           print the version\n"
 	      "  help              this text\n"
 	      "\n"
@@ -30,6 +33,10 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(argv[1], "run") == 0)
 		return ps_cli_run(argc - 1, argv + 1);
+	if (strcmp(argv[1], "server") == 0)
+		return ps_cli_server(argc - 1, argv + 1);
+	if (strcmp(argv[1], "job") == 0)
+		return ps_cli_job(argc - 1, argv + 1);
 	if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
 		printf("penstock %s\n", PENSTOCK_VERSION);
 		return PS_EXIT_OK;

@@ -6,6 +6,8 @@
  *   2  bad usage or bad input (command line, spec, URL)
  *   3  checkpoint refused (different job definition or server, resume
  *      "always" without a checkpoint, slot gone)
+ *   4  a blocking precheck failed (penstock check, job check, job start)
+ *   5  job: the job's state does not allow the action; nothing changed
  */
 #ifndef PS_CLI_CLI_H
 #define PS_CLI_CLI_H
@@ -16,8 +18,12 @@
 #define PS_EXIT_FAILURE 1
 #define PS_EXIT_USAGE 2
 #define PS_EXIT_CHECKPOINT 3
+#define PS_EXIT_CHECK_FAILED 4   /* a blocking precheck failed (check, job check/start) */
+#define PS_EXIT_REFUSED 5        /* job: the job's state does not allow the action */
 
 int ps_cli_run(int argc, char **argv);
+int ps_cli_server(int argc, char **argv);
+int ps_cli_job(int argc, char **argv);
 
 /* Exit status for an error code, as above. */
 int ps_cli_exit_code(int code);

@@ -418,6 +418,38 @@ static void progress(load *ld, bool force)
 	            ld->ntables, done, units, rows, est, active[0] ? "; copying " : "", active);
 }
 
+/* Per-table progress for a watcher (cfg->status), from the same figures. */
+static void publish_tables(load *ld)
+{
+	ps_table_status *ts;
+
+	if (!ld->cfg->status || ld->ntables == 0)
+		return;
+	ts = calloc(ld->ntables, sizeof(*ts));
+	if (!ts)
+		return;
+	pthread_mutex_lock(&ld->mu);
+	for (size_t i = 0; i < ld->ntables; i++) {
+		load_table *lt = &ld->tables[i];
+		long long in_flight = atomic_load(&lt->rows) - lt->rows_committed;
+
+		snprintf(ts[i].schema, sizeof(ts[i].schema), "%s", lt->ck->schema);
+		snprintf(ts[i].name, sizeof(ts[i].name), "%s", lt->ck->name);
+		for (size_t u = 0; u < lt->ck->nunits; u++)
+			if (lt->ck->units[u].done) {
+				ts[i].rows_copied += lt->ck->units[u].rows;
+				ts[i].units_done++;
+			}
+		ts[i].rows_copied += in_flight > 0 ? in_flight : 0;
+		ts[i].rows_estimated = lt->ck->estimated_rows;
+		ts[i].units_total = lt->ck->nunits;
+		ts[i].finished = lt->ck->finished;
+	}
+	pthread_mutex_unlock(&ld->mu);
+	ps_run_status_set_tables(ld->cfg->status, ts, ld->ntables);
+	free(ts);
+}
+
 /* --- finishing tables ----------------------------------------------------- */
 
 static int finish_table(load *ld, load_table *lt, ps_error *err)
@@ -533,6 +565,7 @@ static int run_workers(load *ld, ps_error *err)
 				atomic_store(&ld->abort, 1);
 		}
 		progress(ld, false);
+		publish_tables(ld);
 		if (gone)
 			break;
 	}
@@ -574,6 +607,7 @@ int ps_load_run(const ps_load_config *cfg, ps_error *err)
 	if (rc != PS_OK)
 		goto cleanup;
 	progress(&ld, true);
+	publish_tables(&ld);
 	cfg->ck->cdc_state = ps_cdc_transition(cfg->ck->cdc_state, PS_CDC_ILEND);
 	if (cfg->ck->cdc_state == PS_CDC_ERROR) {
 		rc = ps_error_set(err, PS_ECHECKPOINT, "impossible CDC transition to ILEND");

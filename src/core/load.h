@@ -11,6 +11,7 @@
 #include "core/checkpoint.h"
 #include "core/plugin.h"
 #include "core/spec.h"
+#include "core/status.h"
 
 typedef struct ps_load_config {
 	const ps_spec *spec;
@@ -24,6 +25,7 @@ typedef struct ps_load_config {
 	bool fresh;                   /* plan the load; else continue ck->tables */
 	atomic_int *stop;             /* non-zero: abandon unfinished units */
 	int progress_interval_ms;     /* log period when stderr is not a terminal */
+	ps_run_status *status;        /* optional: per-table progress for a watcher */
 } ps_load_config;
 
 /*

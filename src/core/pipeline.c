@@ -97,6 +97,11 @@ typedef struct pipeline {
 	int64_t last_commit_time_us;
 	uint64_t changes_applied, txns_applied;
 	uint64_t last_progress_ns, last_progress_changes;
+	uint64_t status_ns;                 /* last publish to cfg->status */
+	atomic_int phase;                   /* ps_phase */
+
+	/* reader-only, for cfg->status */
+	uint64_t read_status_ns, end_status_ns;
 } pipeline;
 
 void ps_pipeline_config_defaults(ps_pipeline_config *cfg)
@@ -140,7 +145,47 @@ static int reader_ack(pipeline *p, bool force, ps_error *err)
 	p->acked_seq = seq;
 	p->acked_ns = now;
 	durable_get(p, pos, sizeof(pos));
+	if (p->cfg->status) {
+		pthread_mutex_lock(&p->cfg->status->mu);
+		snprintf(p->cfg->status->acked, sizeof(p->cfg->status->acked), "%s", pos);
+		pthread_mutex_unlock(&p->cfg->status->mu);
+	}
 	return ps_src_ack(&p->src, pos, err);
+}
+
+/* For a watcher: the last commit read (at most 4 times a second), and every
+ * 2 s the source log's end with the distances to it. A failed sample is only
+ * a missing figure: the stream reports a lost source by itself. */
+static void reader_status(pipeline *p, const ps_read_item *item)
+{
+	ps_run_status *st = p->cfg->status;
+	uint64_t now;
+
+	if (!st)
+		return;
+	now = ps_now_ns();
+	if (item && item->kind == PS_READ_COMMIT && now - p->read_status_ns >= 250000000ull) {
+		p->read_status_ns = now;
+		pthread_mutex_lock(&st->mu);
+		snprintf(st->read, sizeof(st->read), "%s", item->txn.position);
+		pthread_mutex_unlock(&st->mu);
+	}
+	if (now - p->end_status_ns >= 2000000000ull) {
+		char end[PS_POSITION_MAX];
+		ps_error ignored;
+
+		p->end_status_ns = now;
+		ps_error_clear(&ignored);
+		if (ps_src_current_position(&p->src, end, sizeof(end), &ignored) != PS_OK)
+			return;
+		pthread_mutex_lock(&st->mu);
+		snprintf(st->source_end, sizeof(st->source_end), "%s", end);
+		if (st->applied[0] && !(atomic_load(&p->reader_idle) && ps_queue_count(&p->queue) == 0))
+			st->lag_bytes = ps_src_distance(&p->src, st->applied, end);
+		if (st->acked[0])
+			st->retained_bytes = ps_src_distance(&p->src, st->acked, end);
+		pthread_mutex_unlock(&st->mu);
+	}
 }
 
 /* Pushes one item, keeping the source alive while the queue is full. */
@@ -174,9 +219,11 @@ static int reader_loop(pipeline *p, ps_error *err)
 			return rc;
 		if (item.kind == PS_READ_NONE) {
 			atomic_store(&p->reader_idle, 1);
+			reader_status(p, NULL);
 			continue;
 		}
 		atomic_store(&p->reader_idle, 0);
+		reader_status(p, &item);
 		rc = ps_fault_hit("source.read", err);
 		if (rc != PS_OK) {
 			ps_change_free(item.change);
@@ -409,6 +456,32 @@ static void report_progress(pipeline *p, bool force)
 	p->last_progress_changes = p->changes_applied;
 }
 
+static void set_phase(pipeline *p, int phase)
+{
+	if (atomic_exchange(&p->phase, phase) != phase && p->cfg->on_phase)
+		p->cfg->on_phase(phase, p->cfg->payload);
+}
+
+/* For a watcher, at most 4 times a second unless forced. Once the reader
+ * has found the log's end with nothing queued, the job is streaming. */
+static void publish_status(pipeline *p, bool force)
+{
+	uint64_t now;
+	bool idle;
+
+	if (!p->cfg->status)
+		return;
+	now = ps_now_ns();
+	if (!force && now - p->status_ns < 250000000ull)
+		return;
+	p->status_ns = now;
+	idle = atomic_load(&p->reader_idle) && ps_queue_count(&p->queue) == 0 && !p->in_txn;
+	if (idle && atomic_load(&p->phase) == PS_PHASE_CATCHUP)
+		set_phase(p, PS_PHASE_STREAMING);
+	ps_run_status_applied(p->cfg->status, p->ck.position, p->ck.cdc_state, p->changes_applied,
+	                      p->txns_applied, p->last_commit_time_us, idle, atomic_load(&p->phase));
+}
+
 static int applier_loop(pipeline *p, ps_error *err)
 {
 	ps_read_item item;
@@ -424,6 +497,7 @@ static int applier_loop(pipeline *p, ps_error *err)
 			if (rc != PS_OK)
 				return rc;
 			report_progress(p, false);
+			publish_status(p, false);
 			continue;
 		}
 		rc = apply_item(p, &item, err);
@@ -431,8 +505,10 @@ static int applier_loop(pipeline *p, ps_error *err)
 		if (rc != PS_OK)
 			return rc;
 		/* Once per transaction, and now and then inside a huge one. */
-		if (item.kind == PS_READ_COMMIT || (p->changes_applied & 4095) == 0)
+		if (item.kind == PS_READ_COMMIT || (p->changes_applied & 4095) == 0) {
 			report_progress(p, false);
+			publish_status(p, false);
+		}
 	}
 }
 
@@ -579,6 +655,9 @@ static int run_load(pipeline *p, bool resuming, const ps_prepare_result *res, ps
 	lc.fresh = !resuming;
 	lc.stop = p->stop;
 	lc.progress_interval_ms = p->cfg->progress_interval_ms;
+	lc.status = p->cfg->status;
+	set_phase(p, PS_PHASE_SNAPSHOT);
+	publish_status(p, true);
 	rc = ps_load_run(&lc, err);
 	ps_error_clear(&rerr);
 	rrc = ps_src_snapshot_release(&p->src, &rerr);
@@ -717,6 +796,8 @@ static int run_stream(pipeline *p, bool resuming, const ps_prepare_result *res, 
 			return rc;
 		ps_log_info("catching up to %s before the snapshot job completes", p->until);
 	}
+	set_phase(p, PS_PHASE_CATCHUP);
+	publish_status(p, true);
 	rc = ps_src_start(&p->src, p->ck.position, p->redo_until, err);
 	if (rc == PS_OK)
 		log_start(p, resuming, res);
@@ -750,6 +831,12 @@ int ps_pipeline_run(const ps_pipeline_config *cfg, atomic_int *stop, ps_error *e
 		rc = decide_resume(p, &resuming, &mode, err);
 	if (rc == PS_OK)
 		rc = open_source(p, mode, resuming, &res, err);
+	if (rc == PS_OK && cfg->status) {
+		pthread_mutex_lock(&cfg->status->mu);
+		snprintf(cfg->status->server_version, sizeof(cfg->status->server_version), "%s",
+		         res.server_version);
+		pthread_mutex_unlock(&cfg->status->mu);
+	}
 	if (rc == PS_OK)
 		rc = begin_run(p, resuming, &res, err);
 	ps_secret_free(p->target_password);   /* the load's extra sinks are closed */
@@ -768,6 +855,7 @@ int ps_pipeline_run(const ps_pipeline_config *cfg, atomic_int *stop, ps_error *e
 		            err->message, p->ck.position, ps_cdc_state_name(p->ck.cdc_state));
 		rc = PS_OK;
 	}
+	publish_status(p, true);
 	ps_snk_close(&p->snk);
 	ps_src_close(&p->src);
 	ps_queue_destroy(&p->queue);
@@ -776,5 +864,58 @@ int ps_pipeline_run(const ps_pipeline_config *cfg, atomic_int *stop, ps_error *e
 	ps_secret_free(p->target_password);
 	pthread_mutex_destroy(&p->mu);
 	free(p);
+	return rc;
+}
+
+int ps_pipeline_release(const ps_spec *spec, const char *state_dir, char *done, size_t len,
+                        ps_error *err)
+{
+	ps_source_config scfg;
+	ps_sink_config kcfg;
+	const ps_source_ops *sops;
+	const ps_sink_ops *kops;
+	ps_src src;
+	ps_snk snk;
+	char *password = NULL;
+	ps_error e2;
+	int rc, rc2;
+	size_t used = 0;
+
+	memset(&src, 0, sizeof(src));
+	memset(&snk, 0, sizeof(snk));
+	done[0] = '\0';
+	ps_error_clear(&e2);
+	sops = ps_plugin_source_for(spec->source.parsed.scheme_name, err);
+	rc = sops ? ps_spec_source_config(spec, &scfg, &password, err) : err->code;
+	if (rc == PS_OK)
+		rc = ps_src_open(&src, sops, &scfg, err);
+	ps_secret_free(password);
+	password = NULL;
+	if (rc == PS_OK)
+		rc = ps_src_drop(&src, err);
+	ps_src_close(&src);
+	if (rc == PS_OK)
+		used += (size_t)snprintf(done, len, "dropped slot %s and publication %s on the source",
+		                         spec->source.slot, spec->source.publication);
+	else
+		ps_error_add_context(err, "releasing slot %s and publication %s", spec->source.slot,
+		                     spec->source.publication);
+
+	kops = ps_plugin_sink_for(spec->target.parsed.scheme_name, &e2);
+	rc2 = kops ? ps_spec_sink_config(spec, &kcfg, &password, &e2) : e2.code;
+	if (rc2 == PS_OK)
+		rc2 = ps_snk_open(&snk, kops, &kcfg, &e2);
+	ps_secret_free(password);
+	if (rc2 == PS_OK)
+		rc2 = ps_checkpoint_discard(&snk, state_dir, spec->name, &e2);
+	ps_snk_close(&snk);
+	if (rc2 == PS_OK && used < len)
+		snprintf(done + used, len - used, "%sremoved the checkpoint", used ? "; " : "");
+	else if (rc2 != PS_OK)
+		ps_error_add_context(&e2, "removing the checkpoint");
+	if (rc == PS_OK && rc2 != PS_OK) {
+		*err = e2;
+		rc = rc2;
+	}
 	return rc;
 }

@@ -9,6 +9,7 @@
 #include <stddef.h>
 
 #include "core/spec.h"
+#include "core/status.h"
 #include "penstock/error.h"
 
 typedef struct ps_pipeline_config {
@@ -20,6 +21,11 @@ typedef struct ps_pipeline_config {
 	size_t batch_max_bytes;     /* ... or this many change bytes (default 16 MiB) */
 	int batch_max_ms;           /* ... or this long since the batch began (default 500) */
 	int progress_interval_ms;   /* status line period (default 10000) */
+	ps_run_status *status;      /* optional: live figures for a watcher (server) */
+	/* Optional: called when the run enters a phase (ps_phase: snapshot, catchup,
+	 * streaming), from whichever pipeline thread noticed; must not block long. */
+	void (*on_phase)(int phase, void *payload);
+	void *payload;
 } ps_pipeline_config;
 
 void ps_pipeline_config_defaults(ps_pipeline_config *cfg);
@@ -34,5 +40,16 @@ void ps_pipeline_config_defaults(ps_pipeline_config *cfg);
  * stop, else the error.
  */
 int ps_pipeline_run(const ps_pipeline_config *cfg, atomic_int *stop, ps_error *err);
+
+/*
+ * Releases what a job holds outside the target's tables: the slot and the
+ * publication on the source, and the checkpoint (in the target or the state
+ * directory). Target data is left alone. Each part is attempted even when
+ * another fails; the first error is returned. What was done is described in
+ * done (e.g. "dropped slot penstock_x and publication penstock_x; removed the
+ * checkpoint").
+ */
+int ps_pipeline_release(const ps_spec *spec, const char *state_dir, char *done, size_t len,
+                        ps_error *err);
 
 #endif

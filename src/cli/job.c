@@ -1,0 +1,483 @@
+/*
+ * job.c — `penstock job ACTION`: the CLI client of the server's REST API.
+ *
+ * Readable tables by default; --json prints the API's own JSON. Exit status
+ * (cli.h): 0 done; 1 the server cannot be reached or failed (5xx); 2 bad
+ * usage or input, unknown job, missing or wrong token (4xx); 4 the job's
+ * prechecks failed (check, start --wait); 5 the job's state does not allow
+ * the action (409, nothing changed).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli/cli.h"
+#include "cli/http_client.h"
+#include "core/checkpoint.h"
+#include "server/server.h"
+#include "util/buf.h"
+
+typedef struct job_opts {
+	ps_http_client http;
+	char token[128];
+	bool json;
+	bool wait;
+	double timeout_s;
+	long long after;
+	const char *action;
+	const char *arg;        /* job id/name, or the spec file for create */
+} job_opts;
+
+static void usage(FILE *f)
+{
+	fputs("usage: penstock job ACTION [ARG] [options]\n"
+	      "\n"
+	      "actions:\n"
+	      "  create SPEC.json     define a job (state created)\n"
+	      "  list                 every job: name, state, phase, health, lag\n"
+	      "  show JOB             one job on one screen: state, positions, lag, tables, last error\n"
+	      "  check JOB            run the prechecks and print them (waits for the result)\n"
+	      "  start JOB            start (runs the prechecks first unless they passed)\n"
+	      "  pause JOB            stop reading, apply what was read, checkpoint; slot kept\n"
+	      "  resume JOB           continue a paused job from its checkpoint\n"
+	      "  stop JOB             drain, then drop slot and publication (only a fresh start remains)\n"
+	      "  delete JOB           remove the job, its slot, publication and checkpoint (never target data)\n"
+	      "  events JOB           the job's history: transitions with time, actor and reason\n"
+	      "\n"
+	      "JOB is a job's name or id. Options:\n"
+	      "  --server URL         the server (default $PENSTOCK_SERVER, else http://127.0.0.1:7654)\n"
+	      "  --state-dir DIR      where the server's api-token file is (when PENSTOCK_API_TOKEN is unset)\n"
+	      "  --json               print the API's JSON\n"
+	      "  --wait               start/pause/resume/stop: wait until the job settles\n"
+	      "  --timeout SECONDS    for --wait and check (default 120)\n"
+	      "  --after SEQ          events: only those after this sequence number\n"
+	      "\n"
+	      "exit status: 0 ok, 1 server unreachable or failed, 2 bad input or unknown job,\n"
+	      "             4 prechecks failed, 5 the job's state does not allow the action\n",
+	      f);
+}
+
+static void print_error_reply(const ps_http_reply *r)
+{
+	json_t *e = json_object_get(r->json, "error");
+	const char *msg = json_string_value(json_object_get(e, "message"));
+
+	fprintf(stderr, "penstock: error: %s\n", msg ? msg : (r->body && r->body[0] ? r->body : "no answer"));
+}
+
+static int exit_for_status(long status)
+{
+	if (status >= 200 && status < 300)
+		return PS_EXIT_OK;
+	if (status == 409)
+		return PS_EXIT_REFUSED;
+	if (status >= 400 && status < 500)
+		return PS_EXIT_USAGE;
+	return PS_EXIT_FAILURE;
+}
+
+/* ==== formatting ========================================================== */
+
+static const char *str(json_t *o, const char *key, const char *def)
+{
+	const char *v = json_string_value(json_object_get(o, key));
+	return v ? v : def;
+}
+
+static void human_bytes(char *buf, size_t len, double b)
+{
+	const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+	int u = 0;
+
+	while (b >= 1024 && u < 4) {
+		b /= 1024;
+		u++;
+	}
+	snprintf(buf, len, u ? "%.1f %s" : "%.0f %s", b, units[u]);
+}
+
+static void print_list(json_t *reply)
+{
+	json_t *jobs = json_object_get(reply, "jobs"), *j;
+	size_t i;
+
+	if (json_array_size(jobs) == 0) {
+		printf("no jobs; create one with `penstock job create SPEC.json`\n");
+		return;
+	}
+	printf("%-24s %-18s %-9s %-18s %-10s %-8s %10s  %s\n", "NAME", "ID", "TYPE", "STATE", "PHASE",
+	       "HEALTH", "LAG", "APPLIED");
+	json_array_foreach(jobs, i, j) {
+		json_t *lag = json_object_get(j, "lag");
+		char lagbuf[32];
+
+		snprintf(lagbuf, sizeof(lagbuf), "%.1f s", json_number_value(json_object_get(lag, "seconds")));
+		printf("%-24s %-18s %-9s %-18s %-10s %-8s %10s  %s\n", str(j, "name", "?"),
+		       str(j, "id", "?"), str(j, "type", "?"), str(j, "state", "?"),
+		       str(j, "phase", "-"), str(j, "health", "?"), lagbuf,
+		       str(json_object_get(j, "positions"), "applied", "-"));
+	}
+}
+
+static void print_checks(json_t *checks, bool only_failed)
+{
+	json_t *items = json_object_get(checks, "items"), *it;
+	size_t i;
+
+	json_array_foreach(items, i, it) {
+		const char *result = str(it, "result", "?"), *fix = str(it, "fix", NULL);
+		if (only_failed && strcmp(result, "failed") != 0)
+			continue;
+		printf("  %-7s %-7s %-30s %s\n", result, str(it, "level", "?"), str(it, "id", "?"),
+		       str(it, "message", ""));
+		if (fix && strcmp(result, "failed") == 0)
+			printf("  %-7s %-7s %-30s fix: %s\n", "", "", "", fix);
+	}
+}
+
+static void print_show(json_t *j)
+{
+	json_t *pos = json_object_get(j, "positions"), *lag = json_object_get(j, "lag");
+	json_t *rates = json_object_get(j, "rates"), *counters = json_object_get(j, "counters");
+	json_t *tables = json_object_get(j, "tables"), *err = json_object_get(j, "last_error");
+	json_t *checks = json_object_get(j, "checks"), *retry = json_object_get(j, "retry");
+	json_t *allowed = json_object_get(j, "allowed_actions"), *t, *a;
+	char retained[32], lagbytes[32];
+	size_t i;
+
+	printf("job %s (%s), type %s\n", str(j, "name", "?"), str(j, "id", "?"), str(j, "type", "?"));
+	printf("  state       %s%s%s, health %s\n", str(j, "state", "?"),
+	       json_is_string(json_object_get(j, "phase")) ? ", phase " : "", str(j, "phase", ""),
+	       str(j, "health", "?"));
+	printf("  CDC marker  %s\n", str(j, "cdc_state", "-"));
+	printf("  positions   read %s, applied %s, acknowledged %s (source end %s)\n",
+	       str(pos, "read", "-"), str(pos, "applied", "-"), str(pos, "acknowledged", "-"),
+	       str(pos, "source_end", "-"));
+	if (json_is_number(json_object_get(lag, "bytes")))
+		human_bytes(lagbytes, sizeof(lagbytes), json_number_value(json_object_get(lag, "bytes")));
+	else
+		snprintf(lagbytes, sizeof(lagbytes), "? bytes");
+	if (json_is_number(json_object_get(j, "retained_bytes")))
+		human_bytes(retained, sizeof(retained), json_number_value(json_object_get(j, "retained_bytes")));
+	else
+		snprintf(retained, sizeof(retained), "?");
+	printf("  lag         %.1f s, %s behind; slot %s retains %s of log\n",
+	       json_number_value(json_object_get(lag, "seconds")), lagbytes, str(j, "slot", "?"),
+	       retained);
+	printf("  rates       %.0f changes/s; %.0f changes in %.0f transactions applied this run\n",
+	       json_number_value(json_object_get(rates, "changes_per_sec")),
+	       json_number_value(json_object_get(counters, "changes_applied")),
+	       json_number_value(json_object_get(counters, "txns_applied")));
+	if (json_array_size(tables)) {
+		printf("  snapshot    %-40s %23s %11s\n", "table", "rows copied/estimated", "units");
+		json_array_foreach(tables, i, t) {
+			char name[200], rows[64], units[32];
+			snprintf(name, sizeof(name), "%s.%s", str(t, "schema", "?"), str(t, "name", "?"));
+			if (json_number_value(json_object_get(t, "rows_estimated")) >= 0)
+				snprintf(rows, sizeof(rows), "%.0f/%.0f",
+				         json_number_value(json_object_get(t, "rows_copied")),
+				         json_number_value(json_object_get(t, "rows_estimated")));
+			else   /* the source has no statistics for the table yet */
+				snprintf(rows, sizeof(rows), "%.0f/?",
+				         json_number_value(json_object_get(t, "rows_copied")));
+			snprintf(units, sizeof(units), "%.0f/%.0f",
+			         json_number_value(json_object_get(t, "units_done")),
+			         json_number_value(json_object_get(t, "units_total")));
+			printf("              %-40s %23s %11s %s\n", name, rows, units,
+			       json_is_true(json_object_get(t, "finished")) ? "done" : "");
+		}
+	}
+	if (json_integer_value(json_object_get(retry, "attempts")) > 0)
+		printf("  retries     %lld; next at %s\n",
+		       (long long)json_integer_value(json_object_get(retry, "attempts")),
+		       str(retry, "next_at", "-"));
+	if (json_is_object(err)) {
+		printf("  last error  %s (%s, %s)\n", str(err, "message", "?"), str(err, "code", "?"),
+		       str(err, "at", "?"));
+		printf("  what to do  %s\n", str(err, "hint", "-"));
+	} else {
+		printf("  last error  none\n");
+	}
+	if (json_is_object(checks)) {
+		bool passed = json_is_true(json_object_get(checks, "passed"));
+		printf("  prechecks   %s\n", passed ? "passed" : "FAILED:");
+		if (!passed)
+			print_checks(checks, true);
+	}
+	printf("  actions     ");
+	json_array_foreach(allowed, i, a)
+		printf("%s%s", i ? ", " : "", json_string_value(a));
+	printf("\n");
+}
+
+static void print_events(json_t *reply)
+{
+	json_t *events = json_object_get(reply, "events"), *e;
+	size_t i;
+
+	printf("%6s  %-24s %-7s %-11s %-36s %s\n", "SEQ", "AT", "ACTOR", "KIND", "TRANSITION", "REASON");
+	json_array_foreach(events, i, e) {
+		char tr[80] = "";
+		if (json_is_string(json_object_get(e, "to")))
+			snprintf(tr, sizeof(tr), "%s -> %s", str(e, "from", "(new)"), str(e, "to", "?"));
+		printf("%6lld  %-24s %-7s %-11s %-36s %s\n",
+		       (long long)json_integer_value(json_object_get(e, "seq")), str(e, "at", "?"),
+		       str(e, "actor", "?"), str(e, "kind", "?"), tr, str(e, "reason", ""));
+	}
+}
+
+/* ==== actions ============================================================== */
+
+static int call(job_opts *o, const char *method, const char *path, const char *body,
+                ps_http_reply *r)
+{
+	ps_error err;
+
+	ps_error_clear(&err);
+	if (ps_http_call(&o->http, method, path, body, r, &err) != PS_OK) {
+		ps_cli_report(&err);
+		return PS_EXIT_FAILURE;
+	}
+	if (r->status >= 300) {
+		print_error_reply(r);
+		return exit_for_status(r->status);
+	}
+	if (!r->json) {
+		fprintf(stderr, "penstock: error: the server answered %ld with something that is not JSON\n",
+		        r->status);
+		return PS_EXIT_FAILURE;
+	}
+	return PS_EXIT_OK;
+}
+
+static bool settling(const char *state)
+{
+	return strcmp(state, "checking") == 0 || strcmp(state, "starting") == 0 ||
+	       strcmp(state, "draining") == 0 || strcmp(state, "stopping") == 0;
+}
+
+/* Polls the job until it leaves the transitional states (or the timeout);
+ * leaves the last reply in r. */
+static int wait_settled(job_opts *o, const char *path, ps_http_reply *r)
+{
+	struct timespec start, now, pause = {0, 200 * 1000000L};
+	int rc;
+
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	for (;;) {
+		if (!settling(str(r->json, "state", "?")))
+			return PS_EXIT_OK;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if ((double)(now.tv_sec - start.tv_sec) + (double)(now.tv_nsec - start.tv_nsec) / 1e9 >
+		    o->timeout_s) {
+			fprintf(stderr, "penstock: error: job is still %s after %.0f s (--timeout)\n",
+			        str(r->json, "state", "?"), o->timeout_s);
+			return PS_EXIT_FAILURE;
+		}
+		nanosleep(&pause, NULL);
+		ps_http_reply_free(r);
+		rc = call(o, "GET", path, NULL, r);
+		if (rc != PS_EXIT_OK)
+			return rc;
+	}
+}
+
+static char *read_file(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	ps_buf b;
+	char chunk[8192];
+	size_t n;
+
+	if (!f)
+		return NULL;
+	ps_buf_init(&b, PS_API_BODY_MAX);
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		if (ps_buf_append(&b, chunk, n) != PS_OK) {
+			ps_buf_free(&b);
+			fclose(f);
+			return NULL;
+		}
+	fclose(f);
+	return b.data ? ps_buf_detach(&b) : strdup("");
+}
+
+static void url_escape(char *out, size_t len, const char *in)
+{
+	size_t n = 0;
+
+	for (; *in && n + 4 < len; in++) {
+		unsigned char ch = (unsigned char)*in;
+		if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+		    strchr("-_.~", ch))
+			out[n++] = (char)ch;
+		else
+			n += (size_t)snprintf(out + n, len - n, "%%%02X", ch);
+	}
+	out[n] = '\0';
+}
+
+static int run_action(job_opts *o)
+{
+	ps_http_reply r;
+	char path[700], id[600];
+	int rc = PS_EXIT_OK;
+
+	memset(&r, 0, sizeof(r));
+	if (strcmp(o->action, "list") == 0) {
+		rc = call(o, "GET", "/v1/jobs", NULL, &r);
+		if (rc == PS_EXIT_OK && !o->json)
+			print_list(r.json);
+		goto print;
+	}
+	if (!o->arg) {
+		fprintf(stderr, "penstock: error: job %s: missing %s\n", o->action,
+		        strcmp(o->action, "create") == 0 ? "the spec file" : "the job (name or id)");
+		return PS_EXIT_USAGE;
+	}
+	if (strcmp(o->action, "create") == 0) {
+		char *spec = read_file(o->arg);
+		if (!spec) {
+			fprintf(stderr, "penstock: error: job create: cannot read %s (or it is larger than 1 MiB)\n",
+			        o->arg);
+			return PS_EXIT_USAGE;
+		}
+		rc = call(o, "POST", "/v1/jobs", spec, &r);
+		free(spec);
+		if (rc == PS_EXIT_OK && !o->json)
+			printf("created job %s (%s), state %s; next: penstock job start %s\n",
+			       str(r.json, "name", "?"), str(r.json, "id", "?"), str(r.json, "state", "?"),
+			       str(r.json, "name", "?"));
+		goto print;
+	}
+	url_escape(id, sizeof(id), o->arg);
+	snprintf(path, sizeof(path), "/v1/jobs/%s", id);
+	if (strcmp(o->action, "show") == 0) {
+		rc = call(o, "GET", path, NULL, &r);
+		if (rc == PS_EXIT_OK && !o->json)
+			print_show(r.json);
+	} else if (strcmp(o->action, "delete") == 0) {
+		rc = call(o, "DELETE", path, NULL, &r);
+		if (rc == PS_EXIT_OK && !o->json) {
+			printf("deleted job %s: %s; target data %s\n", str(r.json, "name", "?"),
+			       str(r.json, "removed", "?"), str(r.json, "target_data", "?"));
+			if (json_is_string(json_object_get(r.json, "warning")))
+				printf("warning: %s\n", str(r.json, "warning", ""));
+		}
+	} else if (strcmp(o->action, "events") == 0) {
+		char q[800];
+		snprintf(q, sizeof(q), "%s/events?after=%lld", path, o->after);
+		rc = call(o, "GET", q, NULL, &r);
+		if (rc == PS_EXIT_OK && !o->json)
+			print_events(r.json);
+	} else if (strcmp(o->action, "check") == 0 || strcmp(o->action, "start") == 0 ||
+	           strcmp(o->action, "pause") == 0 || strcmp(o->action, "resume") == 0 ||
+	           strcmp(o->action, "stop") == 0) {
+		char act[800];
+		bool is_check = strcmp(o->action, "check") == 0;
+
+		snprintf(act, sizeof(act), "%s/%s", path, o->action);
+		rc = call(o, "POST", act, NULL, &r);
+		if (rc == PS_EXIT_OK && (o->wait || is_check))
+			rc = wait_settled(o, path, &r);
+		if (rc == PS_EXIT_OK && !o->json) {
+			printf("job %s is %s\n", str(r.json, "name", "?"), str(r.json, "state", "?"));
+			if (is_check && json_is_object(json_object_get(r.json, "checks")))
+				print_checks(json_object_get(r.json, "checks"), false);
+		}
+		if (rc == PS_EXIT_OK && strcmp(str(r.json, "state", ""), "check_failed") == 0) {
+			if (!is_check && !o->json)
+				print_checks(json_object_get(r.json, "checks"), true);
+			rc = PS_EXIT_CHECK_FAILED;
+		} else if (rc == PS_EXIT_OK && o->wait &&
+		           strncmp(str(r.json, "state", ""), "failed", 6) == 0) {
+			if (!o->json)
+				fprintf(stderr, "penstock: error: %s\n",
+				        str(json_object_get(r.json, "last_error"), "message", "the job failed"));
+			rc = PS_EXIT_FAILURE;
+		}
+	} else {
+		fprintf(stderr, "penstock: error: job: unknown action '%s'\n", o->action);
+		usage(stderr);
+		return PS_EXIT_USAGE;
+	}
+print:
+	if (o->json && r.body && r.body[0])
+		fputs(r.body, stdout);
+	ps_http_reply_free(&r);
+	return rc;
+}
+
+int ps_cli_job(int argc, char **argv)
+{
+	job_opts o;
+	const char *state_opt = NULL, *server = getenv("PENSTOCK_SERVER");
+	char state_dir[1024], *end;
+	ps_error err;
+	int rc;
+
+	memset(&o, 0, sizeof(o));
+	o.timeout_s = 120;
+	ps_error_clear(&err);
+	for (int i = 1; i < argc; i++) {
+		int c = ps_cli_common_option(argc, argv, &i);
+		if (c < 0)
+			return PS_EXIT_USAGE;
+		if (c > 0)
+			continue;
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			usage(stdout);
+			return PS_EXIT_OK;
+		} else if (strcmp(argv[i], "--json") == 0) {
+			o.json = true;
+		} else if (strcmp(argv[i], "--wait") == 0) {
+			o.wait = true;
+		} else if (strcmp(argv[i], "--server") == 0 && i + 1 < argc) {
+			server = argv[++i];
+		} else if (strcmp(argv[i], "--state-dir") == 0 && i + 1 < argc) {
+			state_opt = argv[++i];
+		} else if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc) {
+			o.timeout_s = strtod(argv[++i], &end);
+			if (*end || o.timeout_s <= 0) {
+				fprintf(stderr, "penstock: error: --timeout: expected seconds > 0, got '%s'\n", argv[i]);
+				return PS_EXIT_USAGE;
+			}
+		} else if (strcmp(argv[i], "--after") == 0 && i + 1 < argc) {
+			o.after = strtoll(argv[++i], &end, 10);
+			if (*end || o.after < 0) {
+				fprintf(stderr, "penstock: error: --after: expected a sequence number, got '%s'\n",
+				        argv[i]);
+				return PS_EXIT_USAGE;
+			}
+		} else if (argv[i][0] == '-' && argv[i][1]) {
+			fprintf(stderr, "penstock: error: job: unknown option '%s'\n", argv[i]);
+			usage(stderr);
+			return PS_EXIT_USAGE;
+		} else if (!o.action) {
+			o.action = argv[i];
+		} else if (!o.arg) {
+			o.arg = argv[i];
+		} else {
+			fprintf(stderr, "penstock: error: job %s: unexpected argument '%s'\n", o.action, argv[i]);
+			return PS_EXIT_USAGE;
+		}
+	}
+	if (!o.action) {
+		usage(stderr);
+		return PS_EXIT_USAGE;
+	}
+	rc = ps_state_dir_resolve(state_dir, sizeof(state_dir), state_opt, &err);
+	if (rc == PS_OK)
+		rc = ps_api_token(o.token, sizeof(o.token), state_dir, false, &err);
+	if (rc != PS_OK) {
+		ps_cli_report(&err);
+		return PS_EXIT_USAGE;
+	}
+	o.http.base_url = server && server[0] ? server : "http://127.0.0.1:7654";
+	o.http.token = o.token;
+	o.http.timeout_ms = (long)(o.timeout_s * 1000) + 30000;
+	rc = run_action(&o);
+	memset(o.token, 0, sizeof(o.token));
+	return rc;
+}

@@ -1,0 +1,1117 @@
+/*
+ * jobs.c — the server's job table: API actions and each job's supervisor
+ * thread (server.h notes 1-4; the states in lifecycle.h).
+ *
+ * NOTES ON THE DESIGN
+ *
+ *  1. An action is decided entirely under srv->mu: the state allows it or the
+ *     answer is 409 with the state and the allowed actions, and nothing
+ *     changed. An allowed action persists its transition first, then wakes
+ *     or starts the supervisor, then answers with the job as it now is.
+ *  2. The supervisor (job_main) loops on the job's state while it is active:
+ *       checking  ─ run prechecks ─► ready | check_failed | (start) starting
+ *       starting  ─ run the pipeline; its first phase ─► running
+ *       running   ─ pipeline returns ─► paused (after pause: draining),
+ *                   stopping (after stop), completed (snapshot job done),
+ *                   failed / failed_permanently (error)
+ *       stopping  ─ release slot, publication, checkpoint ─► stopped
+ *       failed    ─ wait for the retry time ─► starting
+ *     and ends in a resting state. The pipeline runs outside the lock; the
+ *     API reaches it only through job->stop and job->status.
+ *  3. Errors are retried when they can pass by themselves (lost or refused
+ *     connections, timeouts, I/O, serialization failures, deadlocks, servers
+ *     shutting down), with exponential backoff from 1 s to 60 s; the others
+ *     (bad spec, refused checkpoint, missing privilege, slot gone) need an
+ *     operator: failed_permanently.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/checkpoint.h"
+#include "core/pipeline.h"
+#include "core/precheck.h"
+#include "server/server.h"
+#include "util/buf.h"
+#include "util/log.h"
+
+#define RETRY_INITIAL_MS 1000
+#define RETRY_MAX_MS 60000
+
+/* ==== small helpers ======================================================= */
+
+void ps_api_error(ps_api_result *r, int status, const char *code, const char *fmt, ...)
+{
+	char msg[2048];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	r->status = status;
+	json_decref(r->body);
+	r->body = json_pack("{s:{s:s, s:s}}", "error", "code", code, "message", msg);
+}
+
+static ps_job *find_job(ps_server *srv, const char *id_or_name)
+{
+	for (ps_job *j = srv->jobs; j; j = j->next)
+		if (!j->deleting && (strcmp(j->id, id_or_name) == 0 || strcmp(j->spec->name, id_or_name) == 0))
+			return j;
+	return NULL;
+}
+
+static void not_found(ps_api_result *r, const char *id)
+{
+	ps_api_error(r, 404, "not_found", "no job '%s'; `penstock job list` shows the jobs", id);
+}
+
+static char *json_text(const json_t *j)
+{
+	return j ? json_dumps(j, JSON_COMPACT) : NULL;
+}
+
+/* Persists the job and, when to_state >= 0 or reason is set, one event. */
+static void job_save(ps_server *srv, ps_job *job, const char *kind, const char *actor,
+                     int from_state, int to_state, const char *reason)
+{
+	char *checks = json_text(job->checks), *last_error = json_text(job->last_error);
+	char *status = json_text(job->last_status);
+	ps_store_job row = {
+		.id = job->id, .name = job->spec->name, .spec = job->spec_text,
+		.state = ps_job_state_name(job->state), .health = ps_health_name(job->health),
+		.checks = checks, .last_error = last_error, .status = status,
+		.created_at = job->created_at, .updated_at = job->updated_at,
+	};
+	ps_store_event ev = {
+		.kind = kind, .actor = actor,
+		.from_state = from_state >= 0 ? ps_job_state_name(from_state) : NULL,
+		.to_state = to_state >= 0 ? ps_job_state_name(to_state) : NULL,
+		.reason = reason, .at = job->updated_at,
+	};
+	ps_error err;
+
+	ps_error_clear(&err);
+	if (ps_store_put(srv->store, &row, kind ? &ev : NULL, &err) != PS_OK)
+		ps_log_error("job %s: %s", job->spec->name, err.message);
+	free(checks);
+	free(last_error);
+	free(status);
+}
+
+/* Moves the job to state, persisting it with its event (server.h note 3).
+ * Called with srv->mu held. */
+static void job_transition(ps_server *srv, ps_job *job, int to, const char *actor,
+                           const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static void job_transition(ps_server *srv, ps_job *job, int to, const char *actor,
+                           const char *fmt, ...)
+{
+	char reason[1200];
+	int from = job->state;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(reason, sizeof(reason), fmt, ap);
+	va_end(ap);
+	job->state = to;
+	job->updated_at = ps_time_now_ms();
+	job_save(srv, job, "transition", actor, from, to, reason);
+	ps_log_info("job %s: %s -> %s (%s): %s", job->spec->name, ps_job_state_name(from),
+	            ps_job_state_name(to), actor, reason);
+	pthread_cond_broadcast(&srv->changed);
+}
+
+static void job_event(ps_server *srv, ps_job *job, const char *kind, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static void job_event(ps_server *srv, ps_job *job, const char *kind, const char *fmt, ...)
+{
+	char reason[1200];
+	ps_store_event ev = {.kind = kind, .actor = "job", .reason = reason, .at = ps_time_now_ms()};
+	ps_error err;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(reason, sizeof(reason), fmt, ap);
+	va_end(ap);
+	ps_error_clear(&err);
+	if (ps_store_event_add(srv->store, job->id, &ev, &err) != PS_OK)
+		ps_log_error("job %s: %s", job->spec->name, err.message);
+}
+
+/* ==== error classes ======================================================== */
+
+/* SQLSTATE classes and codes that pass by themselves (design note 3). */
+static bool sqlstate_retryable(const char *s)
+{
+	static const char *const codes[] = {"40001", "40P01", "55P03", "53100", "53200", "53300",
+	                                    "57014", NULL};
+
+	if (strncmp(s, "08", 2) == 0 || strncmp(s, "57P", 3) == 0)
+		return true;
+	for (int i = 0; codes[i]; i++)
+		if (strcmp(s, codes[i]) == 0)
+			return true;
+	return false;
+}
+
+static bool error_retryable(const ps_error *err)
+{
+	switch (err->code) {
+	case PS_ECONNECT:
+	case PS_ETIMEOUT:
+	case PS_EIO:
+	case PS_EFAULT:
+		return true;
+	case PS_ESERVER:
+		return err->sqlstate[0] && sqlstate_retryable(err->sqlstate);
+	default:
+		return err->sqlstate[0] && sqlstate_retryable(err->sqlstate);
+	}
+}
+
+static const char *error_hint(const ps_error *err, bool retryable)
+{
+	if (retryable)
+		return "penstock retries by itself with backoff; if it keeps failing, check that both "
+		       "servers are up and reachable";
+	switch (err->code) {
+	case PS_EINVAL:
+		return "fix the spec (PATCH /v1/jobs/{id}) and start the job again";
+	case PS_ECHECKPOINT:
+		return "the checkpoint cannot be used: point the job back at the servers it was "
+		       "written for, or stop the job and start it afresh (a new initial load)";
+	default:
+		return "read the message, fix the cause, then stop the job and start it again";
+	}
+}
+
+static void set_last_error(ps_job *job, const ps_error *err, bool retryable)
+{
+	char msg[PS_ERROR_MESSAGE_MAX + PS_ERROR_CONTEXT_MAX + 4], at[40];
+
+	ps_error_format(err, msg, sizeof(msg));
+	ps_time_iso(at, sizeof(at), ps_time_now_ms());
+	json_decref(job->last_error);
+	job->last_error = json_pack("{s:s, s:s, s:o, s:b, s:s, s:s}", "code",
+	                            ps_error_code_name(err->code), "message", msg, "sqlstate",
+	                            err->sqlstate[0] ? json_string(err->sqlstate) : json_null(),
+	                            "retryable", retryable, "at", at, "hint",
+	                            error_hint(err, retryable));
+}
+
+/* ==== the supervisor thread ================================================ */
+
+typedef struct phase_ctx {
+	ps_server *srv;
+	ps_job *job;
+} phase_ctx;
+
+static void on_phase(int phase, void *payload)
+{
+	phase_ctx *c = payload;
+	ps_server *srv = c->srv;
+	ps_job *job = c->job;
+
+	pthread_mutex_lock(&srv->mu);
+	job->phase = phase;
+	if (job->state == PS_JOB_STARTING)
+		job_transition(srv, job, PS_JOB_RUNNING, "job", "%s phase began", ps_phase_name(phase));
+	else
+		job_event(srv, job, "phase", "%s phase began", ps_phase_name(phase));
+	if (phase == PS_PHASE_STREAMING)
+		job->attempts = 0;
+	pthread_mutex_unlock(&srv->mu);
+}
+
+/* Checking (note 2): runs the prechecks outside the lock. */
+static void run_checks(ps_server *srv, ps_job *job)
+{
+	ps_check_report rep;
+	ps_error err;
+	json_t *report;
+	bool passed;
+	int rc;
+
+	memset(&rep, 0, sizeof(rep));
+	ps_error_clear(&err);
+	pthread_mutex_unlock(&srv->mu);
+	rc = ps_precheck_run(job->spec, &rep, &err);
+	report = rc == PS_OK ? ps_check_report_json(&rep) : NULL;
+	passed = rc == PS_OK && ps_check_report_passed(&rep);
+	ps_check_report_free(&rep);
+	pthread_mutex_lock(&srv->mu);
+	if (job->state != PS_JOB_CHECKING) {   /* deleted or shutting down meanwhile */
+		json_decref(report);
+		return;
+	}
+	json_decref(job->checks);
+	job->checks = report;
+	if (rc != PS_OK) {
+		set_last_error(job, &err, false);
+		job_transition(srv, job, PS_JOB_CHECK_FAILED, "job", "the prechecks could not run: %s",
+		               err.message);
+	} else if (!passed) {
+		char failed[600] = "";
+		size_t used = 0, n = json_array_size(json_object_get(report, "items"));
+
+		for (size_t i = 0; i < n && used < sizeof(failed); i++) {
+			json_t *it = json_array_get(json_object_get(report, "items"), i);
+			if (strcmp(json_string_value(json_object_get(it, "result")), "failed") == 0 &&
+			    strcmp(json_string_value(json_object_get(it, "level")), "error") == 0)
+				used += (size_t)snprintf(failed + used, sizeof(failed) - used, "%s%s",
+				                         used ? ", " : "",
+				                         json_string_value(json_object_get(it, "id")));
+		}
+		job_transition(srv, job, PS_JOB_CHECK_FAILED, "job",
+		               "blocking prechecks failed: %s; `penstock job show` lists the fixes", failed);
+	} else if (job->start_after_check) {
+		job_transition(srv, job, PS_JOB_STARTING, "job", "prechecks passed; starting");
+	} else {
+		job_transition(srv, job, PS_JOB_READY, "job", "prechecks passed");
+	}
+	job->start_after_check = false;
+}
+
+static json_t *status_snapshot(ps_job *job)
+{
+	ps_run_status copy;
+	json_t *j;
+
+	ps_run_status_copy(&job->status, &copy);
+	j = ps_run_status_json(&copy);
+	free(copy.tables);
+	return j;
+}
+
+/* Starting / running (note 2): one run of the pipeline, then the state its
+ * end leads to. */
+static void run_pipeline(ps_server *srv, ps_job *job)
+{
+	ps_pipeline_config cfg;
+	phase_ctx pc = {srv, job};
+	ps_error err;
+	bool retryable;
+	int rc;
+
+	ps_pipeline_config_defaults(&cfg);
+	cfg.spec = job->spec;
+	cfg.state_dir = srv->state_dir;
+	cfg.status = &job->status;
+	cfg.on_phase = on_phase;
+	cfg.payload = &pc;
+	ps_run_status_destroy(&job->status);
+	ps_run_status_init(&job->status);
+	atomic_store(&job->stop, 0);
+	job->running = true;
+	job->phase = PS_PHASE_NONE;
+	ps_error_clear(&err);
+	pthread_mutex_unlock(&srv->mu);
+	rc = ps_pipeline_run(&cfg, &job->stop, &err);
+	pthread_mutex_lock(&srv->mu);
+	job->running = false;
+	json_decref(job->last_status);
+	job->last_status = status_snapshot(job);
+
+	if (rc == PS_ESTOPPED && atomic_load(&job->stop))
+		rc = PS_OK;
+	if (rc == PS_OK && job->state == PS_JOB_DRAINING) {
+		job_transition(srv, job, PS_JOB_PAUSED, "job",
+		               "drained: every change read was applied and checkpointed at %s; slot %s kept",
+		               json_string_value(json_object_get(json_object_get(job->last_status, "positions"), "applied"))
+		                       ?: "the start", job->spec->source.slot);
+	} else if (rc == PS_OK && (job->state == PS_JOB_STOPPING || srv->shutting_down)) {
+		/* stopping continues in job_main; a server shutdown keeps the state */
+	} else if (rc == PS_OK && job->spec->type == PS_JOB_SNAPSHOT) {
+		json_decref(job->last_error);
+		job->last_error = NULL;
+		job_transition(srv, job, PS_JOB_COMPLETED, "job",
+		               "the snapshot is loaded; slot, publication and checkpoint removed");
+	} else if (rc == PS_OK) {
+		job_transition(srv, job, PS_JOB_FAILED_PERMANENTLY, "job",
+		               "the pipeline ended without being asked to");
+	} else if (job->state == PS_JOB_STOPPING || job->state == PS_JOB_DRAINING) {
+		/* failed while stopping or draining: the request still holds */
+		set_last_error(job, &err, error_retryable(&err));
+		if (job->state == PS_JOB_DRAINING)
+			job_transition(srv, job, PS_JOB_PAUSED, "job",
+			               "paused; the run ended with an error: %s (the checkpoint holds "
+			               "everything applied)", err.message);
+	} else {
+		retryable = error_retryable(&err);
+		set_last_error(job, &err, retryable);
+		if (retryable) {
+			int64_t backoff = RETRY_INITIAL_MS;
+			for (int i = 0; i < job->attempts && backoff < RETRY_MAX_MS; i++)
+				backoff *= 2;
+			if (backoff > RETRY_MAX_MS)
+				backoff = RETRY_MAX_MS;
+			backoff += rand() % (backoff / 4 + 1);   /* jitter */
+			job->attempts++;
+			job->next_retry_ms = ps_time_now_ms() + backoff;
+			job_transition(srv, job, PS_JOB_FAILED, "job", "%s (attempt %d; retrying in %.1f s)",
+			               err.message, job->attempts, (double)backoff / 1000.0);
+		} else {
+			job_transition(srv, job, PS_JOB_FAILED_PERMANENTLY, "job", "%s", err.message);
+		}
+	}
+}
+
+/* Stopping (note 2): releases slot, publication and checkpoint. */
+static void run_release(ps_server *srv, ps_job *job)
+{
+	char done[600];
+	ps_error err;
+	int rc;
+
+	ps_error_clear(&err);
+	pthread_mutex_unlock(&srv->mu);
+	rc = ps_pipeline_release(job->spec, srv->state_dir, done, sizeof(done), &err);
+	pthread_mutex_lock(&srv->mu);
+	if (job->state != PS_JOB_STOPPING)
+		return;
+	if (rc == PS_OK) {
+		json_decref(job->last_error);
+		job->last_error = NULL;
+		job_transition(srv, job, PS_JOB_STOPPED, "job", "%s; target data left as it is", done);
+		return;
+	}
+	set_last_error(job, &err, error_retryable(&err));
+	job_transition(srv, job, PS_JOB_STOPPED, "job",
+	               "stopped, but not everything was released: %s. Drop by hand on the source: "
+	               "SELECT pg_drop_replication_slot('%s'); DROP PUBLICATION IF EXISTS \"%s\";",
+	               err.message, job->spec->source.slot, job->spec->source.publication);
+}
+
+/* Failed: waits for the retry time, a request, or shutdown. */
+static void wait_retry(ps_server *srv, ps_job *job)
+{
+	while (job->state == PS_JOB_FAILED && !srv->shutting_down) {
+		int64_t now = ps_time_now_ms();
+		struct timespec until;
+
+		if (now >= job->next_retry_ms) {
+			job_transition(srv, job, PS_JOB_STARTING, "job", "retry %d", job->attempts);
+			return;
+		}
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += (job->next_retry_ms - now) / 1000;
+		until.tv_nsec += ((job->next_retry_ms - now) % 1000) * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&srv->changed, &srv->mu, &until);
+	}
+}
+
+static void *job_main(void *arg)
+{
+	ps_job *job = arg;
+	ps_server *srv = job->srv;
+
+	pthread_mutex_lock(&srv->mu);
+	while (!srv->shutting_down && !job->deleting) {
+		if (job->state == PS_JOB_CHECKING)
+			run_checks(srv, job);
+		else if (job->state == PS_JOB_STARTING || job->state == PS_JOB_RUNNING)
+			run_pipeline(srv, job);
+		else if (job->state == PS_JOB_STOPPING)
+			run_release(srv, job);
+		else if (job->state == PS_JOB_FAILED)
+			wait_retry(srv, job);
+		else if (job->state == PS_JOB_DRAINING)
+			job_transition(srv, job, PS_JOB_PAUSED, "job", "nothing was running; paused");
+		else
+			break;   /* a resting state */
+	}
+	job->thread_alive = false;
+	pthread_cond_broadcast(&srv->changed);
+	pthread_mutex_unlock(&srv->mu);
+	return NULL;
+}
+
+/* Starts the job's supervisor unless one is at work (srv->mu held). */
+static int job_spawn(ps_server *srv, ps_job *job)
+{
+	pthread_attr_t attr;
+	pthread_t t;
+	int rc;
+
+	if (job->thread_alive || srv->shutting_down)
+		return PS_OK;   /* shutting down: the next server start picks the state up */
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	job->thread_alive = true;
+	rc = pthread_create(&t, &attr, job_main, job);
+	pthread_attr_destroy(&attr);
+	if (rc != 0) {
+		job->thread_alive = false;
+		ps_log_error("job %s: cannot start its supervisor thread: %s", job->spec->name,
+		             strerror(rc));
+		return PS_ERR;
+	}
+	return PS_OK;
+}
+
+/* ==== rendering ============================================================ */
+
+static json_t *time_json(int64_t ms)
+{
+	char buf[40];
+
+	if (!ms)
+		return json_null();
+	ps_time_iso(buf, sizeof(buf), ms);
+	return json_string(buf);
+}
+
+/* The job object of the API (docs/api.md), srv->mu held. */
+static json_t *job_json(ps_job *job)
+{
+	json_t *o, *figures, *allowed = json_array(), *spec;
+	json_error_t jerr;
+
+	figures = job->running ? status_snapshot(job) : json_incref(job->last_status);
+	if (!figures) {
+		ps_run_status empty;
+		ps_run_status_init(&empty);
+		figures = ps_run_status_json(&empty);
+		ps_run_status_destroy(&empty);
+	}
+	for (int a = 0; a < PS_NACTIONS; a++)
+		if (ps_job_allows(job->state, a))
+			json_array_append_new(allowed, json_string(ps_job_action_name(a)));
+	spec = json_loads(job->spec_text, 0, &jerr);
+	o = json_pack("{s:s, s:s, s:s, s:s, s:o, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o,"
+	              " s:o, s:{s:i, s:o}, s:o, s:o, s:o, s:o}",
+	              "id", job->id, "name", job->spec->name, "type", ps_job_type_name(job->spec->type),
+	              "state", ps_job_state_name(job->state),
+	              "phase", job->running || job->state == PS_JOB_RUNNING || job->state == PS_JOB_DRAINING
+	                               ? json_incref(json_object_get(figures, "phase"))
+	                               : json_null(),
+	              "health", ps_health_name(job->health),
+	              "cdc_state", json_incref(json_object_get(figures, "cdc_state")),
+	              "positions", json_incref(json_object_get(figures, "positions")),
+	              "lag", json_incref(json_object_get(figures, "lag")),
+	              "rates", json_incref(json_object_get(figures, "rates")),
+	              "counters", json_incref(json_object_get(figures, "counters")),
+	              "retained_bytes", json_incref(json_object_get(figures, "retained_bytes")),
+	              "tables", json_incref(json_object_get(figures, "tables")),
+	              "last_error", job->last_error ? json_incref(job->last_error) : json_null(),
+	              "checks", job->checks ? json_incref(job->checks) : json_null(),
+	              "allowed_actions", allowed,
+	              "retry", "attempts", job->attempts, "next_at",
+	              job->state == PS_JOB_FAILED ? time_json(job->next_retry_ms) : json_null(),
+	              "slot", json_string(job->spec->source.slot),
+	              "created_at", time_json(job->created_at), "updated_at", time_json(job->updated_at),
+	              "spec", spec ? spec : json_null());
+	json_decref(figures);
+	return o;
+}
+
+static void answer_job(ps_api_result *r, int status, ps_job *job)
+{
+	r->status = status;
+	json_decref(r->body);
+	r->body = job_json(job);
+}
+
+/* ==== API: create, list, get ============================================== */
+
+static bool json_field_path(const char *msg, const char *origin, char *field, size_t len)
+{
+	size_t olen = strlen(origin);
+	const char *end;
+
+	field[0] = '\0';
+	if (strncmp(msg, origin, olen) != 0 || strncmp(msg + olen, ": ", 2) != 0)
+		return false;
+	msg += olen + 2;
+	end = strstr(msg, ": ");
+	if (!end || (size_t)(end - msg) >= len)
+		return false;
+	snprintf(field, len, "%.*s", (int)(end - msg), msg);
+	return true;
+}
+
+/* 400 for a spec the parser refused, with the field path when there is one. */
+static void bad_spec(ps_api_result *r, const ps_error *err, const char *origin)
+{
+	char field[200];
+
+	ps_api_error(r, 400, "invalid_spec", "%s", err->message);
+	if (json_field_path(err->message, origin, field, sizeof(field)))
+		json_object_set_new(json_object_get(r->body, "error"), "field", json_string(field));
+}
+
+static ps_job *job_new(ps_server *srv, const char *id, char *spec_text, ps_spec *spec)
+{
+	ps_job *job = calloc(1, sizeof(*job));
+
+	if (!job)
+		return NULL;
+	job->srv = srv;
+	snprintf(job->id, sizeof(job->id), "%s", id);
+	job->spec_text = spec_text;
+	job->spec = spec;
+	atomic_init(&job->stop, 0);
+	ps_run_status_init(&job->status);
+	return job;
+}
+
+static void job_free(ps_job *job)
+{
+	if (!job)
+		return;
+	free(job->spec_text);
+	ps_spec_free(job->spec);
+	json_decref(job->checks);
+	json_decref(job->last_error);
+	json_decref(job->last_status);
+	ps_run_status_destroy(&job->status);
+	free(job);
+}
+
+static void job_append(ps_server *srv, ps_job *job)
+{
+	ps_job **pp = &srv->jobs;
+
+	while (*pp)
+		pp = &(*pp)->next;
+	*pp = job;
+}
+
+static void new_id(char *buf, size_t len)
+{
+	unsigned char raw[6] = {0};
+	FILE *f = fopen("/dev/urandom", "rb");
+
+	if (!f || fread(raw, 1, sizeof(raw), f) != sizeof(raw)) {
+		uint64_t t = (uint64_t)ps_time_now_ms() ^ ((uint64_t)rand() << 20);
+		memcpy(raw, &t, sizeof(raw));
+	}
+	if (f)
+		fclose(f);
+	snprintf(buf, len, "job_%02x%02x%02x%02x%02x%02x", raw[0], raw[1], raw[2], raw[3], raw[4], raw[5]);
+}
+
+/* Parses a spec document; the stored text is its compact form. */
+static int parse_spec(const char *text, size_t len, const char *origin, ps_spec **spec,
+                      char **stored, ps_error *err)
+{
+	json_error_t jerr;
+	json_t *doc;
+	int rc;
+
+	*spec = NULL;
+	*stored = NULL;
+	rc = ps_spec_parse(spec, text, len, origin, err);
+	if (rc != PS_OK)
+		return rc;
+	doc = json_loadb(text, len, 0, &jerr);
+	*stored = doc ? json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+	json_decref(doc);
+	if (!*stored) {
+		ps_spec_free(*spec);
+		*spec = NULL;
+		return ps_error_set(err, PS_ENOMEM, "out of memory");
+	}
+	return PS_OK;
+}
+
+void ps_jobs_create(ps_server *srv, const char *body, size_t len, const char *actor,
+                    ps_api_result *r)
+{
+	ps_spec *spec = NULL;
+	char *text = NULL, id[24];
+	ps_job *job;
+	ps_error err;
+
+	ps_error_clear(&err);
+	if (parse_spec(body, len, "request body", &spec, &text, &err) != PS_OK) {
+		bad_spec(r, &err, "request body");
+		return;
+	}
+	pthread_mutex_lock(&srv->mu);
+	if (find_job(srv, spec->name)) {
+		ps_api_error(r, 409, "conflict", "a job named '%s' exists already; pick another name, or "
+		             "delete that job first", spec->name);
+		goto cleanup;
+	}
+	for (ps_job *j = srv->jobs; j; j = j->next)
+		if (strcmp(j->spec->source.slot, spec->source.slot) == 0 &&
+		    strcmp(j->spec->source.parsed.redacted, spec->source.parsed.redacted) == 0) {
+			ps_api_error(r, 409, "conflict", "job '%s' already uses slot %s on this source; "
+			             "set source.slot to another name", j->spec->name, spec->source.slot);
+			goto cleanup;
+		}
+	new_id(id, sizeof(id));
+	job = job_new(srv, id, text, spec);
+	if (!job) {
+		ps_api_error(r, 500, "internal", "out of memory");
+		goto cleanup;
+	}
+	text = NULL;
+	spec = NULL;
+	job->created_at = job->updated_at = ps_time_now_ms();
+	job->state = PS_JOB_CREATED;
+	job_append(srv, job);
+	job_save(srv, job, "transition", actor, -1, PS_JOB_CREATED, "created");
+	answer_job(r, 201, job);
+cleanup:
+	pthread_mutex_unlock(&srv->mu);
+	ps_spec_free(spec);
+	free(text);
+}
+
+void ps_jobs_list(ps_server *srv, ps_api_result *r)
+{
+	json_t *jobs = json_array();
+
+	pthread_mutex_lock(&srv->mu);
+	for (ps_job *j = srv->jobs; j; j = j->next)
+		if (!j->deleting)
+			json_array_append_new(jobs, job_json(j));
+	pthread_mutex_unlock(&srv->mu);
+	r->status = 200;
+	r->body = json_pack("{s:o}", "jobs", jobs);
+}
+
+void ps_jobs_get(ps_server *srv, const char *id, ps_api_result *r)
+{
+	ps_job *job;
+
+	pthread_mutex_lock(&srv->mu);
+	job = find_job(srv, id);
+	if (job)
+		answer_job(r, 200, job);
+	else
+		not_found(r, id);
+	pthread_mutex_unlock(&srv->mu);
+}
+
+void ps_jobs_events(ps_server *srv, const char *id, int64_t after, int limit, ps_api_result *r)
+{
+	char job_id[24];
+	json_t *events;
+	ps_job *job;
+	ps_error err;
+
+	pthread_mutex_lock(&srv->mu);
+	job = find_job(srv, id);
+	if (job)
+		snprintf(job_id, sizeof(job_id), "%s", job->id);
+	pthread_mutex_unlock(&srv->mu);
+	if (!job) {
+		not_found(r, id);
+		return;
+	}
+	ps_error_clear(&err);
+	events = ps_store_events(srv->store, job_id, after, limit, &err);
+	if (!events) {
+		ps_api_error(r, 500, "internal", "%s", err.message);
+		return;
+	}
+	r->status = 200;
+	r->body = json_pack("{s:s, s:o}", "job", job_id, "events", events);
+}
+
+/* ==== API: actions ========================================================= */
+
+static void refuse(ps_api_result *r, ps_job *job, int action)
+{
+	char allowed[200];
+	json_t *list = json_array();
+
+	ps_job_allowed_list(job->state, allowed, sizeof(allowed));
+	for (int a = 0; a < PS_NACTIONS; a++)
+		if (ps_job_allows(job->state, a))
+			json_array_append_new(list, json_string(ps_job_action_name(a)));
+	ps_api_error(r, 409, "invalid_state", "job '%s' is %s: %s is not allowed now; allowed: %s",
+	             job->spec->name, ps_job_state_name(job->state), ps_job_action_name(action),
+	             allowed);
+	json_object_set_new(json_object_get(r->body, "error"), "state",
+	                    json_string(ps_job_state_name(job->state)));
+	json_object_set_new(json_object_get(r->body, "error"), "allowed_actions", list);
+}
+
+void ps_jobs_action(ps_server *srv, const char *id, int action, const char *actor,
+                    ps_api_result *r)
+{
+	ps_job *job;
+
+	pthread_mutex_lock(&srv->mu);
+	job = find_job(srv, id);
+	if (!job) {
+		not_found(r, id);
+		goto cleanup;
+	}
+	if (!ps_job_allows(job->state, action)) {
+		refuse(r, job, action);
+		goto cleanup;
+	}
+	switch (action) {
+	case PS_ACT_CHECK:
+		job->start_after_check = false;
+		job_transition(srv, job, PS_JOB_CHECKING, actor, "check requested");
+		break;
+	case PS_ACT_START:
+		json_decref(job->last_error);
+		job->last_error = NULL;
+		job->attempts = 0;
+		if (job->state == PS_JOB_READY) {
+			job_transition(srv, job, PS_JOB_STARTING, actor, "start requested; prechecks passed");
+		} else {
+			job->start_after_check = true;
+			job_transition(srv, job, PS_JOB_CHECKING, actor,
+			               "start requested; running the prechecks first");
+		}
+		break;
+	case PS_ACT_PAUSE:
+		if (job->running) {
+			job_transition(srv, job, PS_JOB_DRAINING, actor,
+			               "pause requested: no new reads; applying what was read");
+			atomic_store(&job->stop, 1);
+		} else {
+			job_transition(srv, job, PS_JOB_PAUSED, actor, "pause requested; nothing was running");
+		}
+		break;
+	case PS_ACT_RESUME:
+		job->attempts = 0;
+		job_transition(srv, job, PS_JOB_STARTING, actor, "resume requested");
+		break;
+	case PS_ACT_STOP:
+		job_transition(srv, job, PS_JOB_STOPPING, actor,
+		               "stop requested: draining, then dropping slot %s and publication %s",
+		               job->spec->source.slot, job->spec->source.publication);
+		atomic_store(&job->stop, 1);
+		break;
+	default:
+		refuse(r, job, action);
+		goto cleanup;
+	}
+	if (ps_job_state_active(job->state) && job_spawn(srv, job) != PS_OK) {
+		ps_api_error(r, 500, "internal", "cannot start the job's supervisor thread");
+		goto cleanup;
+	}
+	answer_job(r, 202, job);
+cleanup:
+	pthread_mutex_unlock(&srv->mu);
+}
+
+/* ==== API: modify and delete ============================================== */
+
+/* RFC 7386 JSON merge patch of target by patch (target is changed). */
+static void merge_patch(json_t *target, json_t *patch)
+{
+	const char *key;
+	json_t *value;
+
+	json_object_foreach(patch, key, value) {
+		json_t *cur = json_object_get(target, key);
+		if (json_is_null(value))
+			json_object_del(target, key);
+		else if (json_is_object(value) && json_is_object(cur))
+			merge_patch(cur, value);
+		else
+			json_object_set(target, key, value);
+	}
+}
+
+/* The job holds a slot and a checkpoint in these states. */
+static bool holds_checkpoint(int state)
+{
+	switch (state) {
+	case PS_JOB_CREATED:
+	case PS_JOB_CHECKING:
+	case PS_JOB_CHECK_FAILED:
+	case PS_JOB_READY:
+	case PS_JOB_STOPPED:
+	case PS_JOB_COMPLETED:
+		return false;
+	default:
+		return true;
+	}
+}
+
+static bool same_str(const char *a, const char *b)
+{
+	return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+static bool same_patterns(char **a, size_t na, char **b, size_t nb)
+{
+	if (na != nb)
+		return false;
+	for (size_t i = 0; i < na; i++)
+		if (strcmp(a[i], b[i]) != 0)
+			return false;
+	return true;
+}
+
+/* What may not change while the job holds a checkpoint: what the
+ * checkpoint's fingerprint and the slot stand for. NULL when nothing. */
+static const char *identity_change(const ps_spec *a, const ps_spec *b)
+{
+	if (a->type != b->type)
+		return "type";
+	if (!same_str(a->source.url, b->source.url))
+		return "source.url";
+	if (!same_str(a->source.slot, b->source.slot))
+		return "source.slot";
+	if (!same_str(a->source.publication, b->source.publication))
+		return "source.publication";
+	if (!same_str(a->target.url, b->target.url))
+		return "target.url";
+	if (!same_patterns(a->include, a->ninclude, b->include, b->ninclude) ||
+	    !same_patterns(a->exclude, a->nexclude, b->exclude, b->nexclude))
+		return "tables";
+	return NULL;
+}
+
+void ps_jobs_modify(ps_server *srv, const char *id, const char *body, size_t len,
+                    const char *actor, ps_api_result *r)
+{
+	json_t *patch = NULL, *doc = NULL;
+	json_error_t jerr;
+	char *merged = NULL, *text = NULL;
+	ps_spec *spec = NULL;
+	const char *changed;
+	ps_job *job;
+	ps_error err;
+
+	ps_error_clear(&err);
+	patch = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!patch || !json_is_object(patch)) {
+		ps_api_error(r, 400, "invalid_json", "request body:%d:%d: %s", jerr.line, jerr.column,
+		             patch ? "expected a JSON object (a merge patch of the spec)" : jerr.text);
+		json_decref(patch);
+		return;
+	}
+	pthread_mutex_lock(&srv->mu);
+	job = find_job(srv, id);
+	if (!job) {
+		not_found(r, id);
+		goto cleanup;
+	}
+	if (!ps_job_allows(job->state, PS_ACT_MODIFY)) {
+		refuse(r, job, PS_ACT_MODIFY);
+		goto cleanup;
+	}
+	doc = json_loads(job->spec_text, JSON_PRESERVE_ORDER, &jerr);
+	if (!doc) {
+		ps_api_error(r, 500, "internal", "the stored spec does not parse: %s", jerr.text);
+		goto cleanup;
+	}
+	merge_patch(doc, patch);
+	merged = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	if (!merged || parse_spec(merged, strlen(merged), "spec after the patch", &spec, &text, &err) != PS_OK) {
+		bad_spec(r, &err, "spec after the patch");
+		goto cleanup;
+	}
+	if (strcmp(spec->name, job->spec->name) != 0) {
+		ps_api_error(r, 400, "invalid_spec", "name: a job's name cannot change; create a new job");
+		json_object_set_new(json_object_get(r->body, "error"), "field", json_string("name"));
+		goto cleanup;
+	}
+	changed = identity_change(job->spec, spec);
+	if (changed && holds_checkpoint(job->state)) {
+		ps_api_error(r, 409, "invalid_state",
+		             "%s cannot change while job '%s' is %s: its checkpoint and slot belong to "
+		             "the current value. Stop the job (which releases them), then modify it and "
+		             "start it afresh",
+		             changed, job->spec->name, ps_job_state_name(job->state));
+		json_object_set_new(json_object_get(r->body, "error"), "field", json_string(changed));
+		goto cleanup;
+	}
+	if (job->running) {
+		/* the running pipeline reads job->spec: keep it, apply at the next run */
+		ps_api_error(r, 409, "invalid_state",
+		             "job '%s' is %s: pause it first, modify, then resume (changing a running "
+		             "job live is not supported yet)", job->spec->name,
+		             ps_job_state_name(job->state));
+		goto cleanup;
+	}
+	ps_spec_free(job->spec);
+	free(job->spec_text);
+	job->spec = spec;
+	job->spec_text = text;
+	spec = NULL;
+	text = NULL;
+	if (job->state == PS_JOB_READY || job->state == PS_JOB_CHECK_FAILED) {
+		job_transition(srv, job, PS_JOB_CREATED, actor, "spec modified; check again");
+	} else {
+		job->updated_at = ps_time_now_ms();
+		job_save(srv, job, "modify", actor, -1, -1, "spec modified");
+	}
+	answer_job(r, 200, job);
+cleanup:
+	pthread_mutex_unlock(&srv->mu);
+	json_decref(patch);
+	json_decref(doc);
+	free(merged);
+	free(text);
+	ps_spec_free(spec);
+}
+
+void ps_jobs_delete(ps_server *srv, const char *id, const char *actor, ps_api_result *r)
+{
+	char done[600] = "", name[64];
+	ps_error err;
+	bool release;
+	ps_job *job, **pp;
+	int rc = PS_OK;
+
+	(void)actor;
+	ps_error_clear(&err);
+	pthread_mutex_lock(&srv->mu);
+	job = find_job(srv, id);
+	if (!job) {
+		pthread_mutex_unlock(&srv->mu);
+		not_found(r, id);
+		return;
+	}
+	job->deleting = true;
+	release = holds_checkpoint(job->state);
+	atomic_store(&job->stop, 2);
+	pthread_cond_broadcast(&srv->changed);
+	while (job->thread_alive)
+		pthread_cond_wait(&srv->changed, &srv->mu);
+	pthread_mutex_unlock(&srv->mu);
+
+	if (release)
+		rc = ps_pipeline_release(job->spec, srv->state_dir, done, sizeof(done), &err);
+	snprintf(name, sizeof(name), "%s", job->spec->name);
+
+	pthread_mutex_lock(&srv->mu);
+	for (pp = &srv->jobs; *pp && *pp != job; pp = &(*pp)->next)
+		;
+	if (*pp)
+		*pp = job->next;
+	pthread_mutex_unlock(&srv->mu);
+	if (ps_store_delete(srv->store, job->id, &err) != PS_OK && rc == PS_OK)
+		rc = err.code;
+	r->status = 200;
+	r->body = json_pack("{s:s, s:s, s:s, s:s}", "deleted", job->id, "name", name, "removed",
+	                    release ? (done[0] ? done : "nothing on the source could be released")
+	                            : "the job held no slot, publication or checkpoint",
+	                    "target_data", "left as it is");
+	if (rc != PS_OK) {
+		char msg[PS_ERROR_MESSAGE_MAX + PS_ERROR_CONTEXT_MAX + 4];
+		ps_error_format(&err, msg, sizeof(msg));
+		json_object_set_new(r->body, "warning",
+		                    json_sprintf("%s. Drop what is left by hand on the source: SELECT "
+		                                 "pg_drop_replication_slot('%s'); DROP PUBLICATION IF "
+		                                 "EXISTS \"%s\";", msg, job->spec->source.slot,
+		                                 job->spec->source.publication));
+	}
+	ps_log_info("job %s deleted: %s", name, json_string_value(json_object_get(r->body, "removed")));
+	job_free(job);
+}
+
+/* ==== loading and shutdown ================================================= */
+
+static int load_one(const ps_store_job *row, void *payload)
+{
+	ps_server *srv = payload;
+	ps_spec *spec = NULL;
+	char *text = NULL;
+	ps_job *job;
+	ps_error err;
+	json_error_t jerr;
+	int state = ps_job_state_parse(row->state);
+
+	ps_error_clear(&err);
+	if (parse_spec(row->spec, strlen(row->spec), row->name, &spec, &text, &err) != PS_OK) {
+		ps_log_error("job store: job %s: its spec no longer parses (%s); left out", row->name,
+		             err.message);
+		return PS_OK;
+	}
+	job = job_new(srv, row->id, text, spec);
+	if (!job) {
+		ps_spec_free(spec);
+		free(text);
+		return PS_ENOMEM;
+	}
+	job->state = state < 0 ? PS_JOB_FAILED_PERMANENTLY : state;
+	job->health = ps_health_parse(row->health) < 0 ? PS_HEALTH_OK : ps_health_parse(row->health);
+	job->checks = row->checks ? json_loads(row->checks, 0, &jerr) : NULL;
+	job->last_error = row->last_error ? json_loads(row->last_error, 0, &jerr) : NULL;
+	job->last_status = row->status ? json_loads(row->status, 0, &jerr) : NULL;
+	job->created_at = row->created_at;
+	job->updated_at = row->updated_at;
+	job_append(srv, job);
+	return PS_OK;
+}
+
+int ps_server_jobs_load(ps_server *srv, ps_error *err)
+{
+	int rc = ps_store_each(srv->store, load_one, srv, err);
+
+	if (rc != PS_OK)
+		return rc;
+	pthread_mutex_lock(&srv->mu);
+	for (ps_job *job = srv->jobs; job; job = job->next) {
+		switch (job->state) {
+		case PS_JOB_STARTING:
+		case PS_JOB_RUNNING:
+		case PS_JOB_FAILED:
+		case PS_JOB_READY_TO_COMPLETE:
+		case PS_JOB_COMPLETING:
+			job_transition(srv, job, PS_JOB_STARTING, "server",
+			               "the server started; resuming from the checkpoint");
+			break;
+		case PS_JOB_CHECKING:
+			job_transition(srv, job, PS_JOB_CHECKING, "server",
+			               "the server started; running the prechecks again");
+			break;
+		case PS_JOB_DRAINING:
+			job_transition(srv, job, PS_JOB_PAUSED, "server",
+			               "the server stopped while the job drained; the checkpoint holds "
+			               "everything applied, the slot everything after it");
+			break;
+		default:
+			break;
+		}
+		if (ps_job_state_active(job->state))
+			job_spawn(srv, job);
+	}
+	pthread_mutex_unlock(&srv->mu);
+	return PS_OK;
+}
+
+void ps_server_jobs_shutdown(ps_server *srv)
+{
+	bool busy = true;
+
+	pthread_mutex_lock(&srv->mu);
+	srv->shutting_down = true;
+	for (ps_job *job = srv->jobs; job; job = job->next)
+		if (job->running)
+			atomic_store(&job->stop, 1);
+	pthread_cond_broadcast(&srv->changed);
+	while (busy) {
+		busy = false;
+		for (ps_job *job = srv->jobs; job; job = job->next)
+			busy = busy || job->thread_alive;
+		if (busy)
+			pthread_cond_wait(&srv->changed, &srv->mu);
+	}
+	for (ps_job *job = srv->jobs; job; job = job->next)
+		job_save(srv, job, NULL, NULL, -1, -1, NULL);   /* the last figures */
+	pthread_mutex_unlock(&srv->mu);
+}
+
+void ps_server_jobs_free(ps_server *srv)
+{
+	pthread_mutex_lock(&srv->mu);
+	while (srv->jobs) {
+		ps_job *next = srv->jobs->next;
+		job_free(srv->jobs);
+		srv->jobs = next;
+	}
+	pthread_mutex_unlock(&srv->mu);
+}

@@ -1,0 +1,133 @@
+/*
+ * metrics.c — GET /metrics: every job's figures in the Prometheus text
+ * exposition format (version 0.0.4). docs/api.md lists the metrics.
+ *
+ * Label values are job and table names: the spec restricts job names to
+ * [a-z0-9_-], and table names are escaped (backslash, quote, newline) as the
+ * format requires.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "server/server.h"
+#include "util/buf.h"
+
+static void label_escaped(ps_buf *b, const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '\\' || *s == '"')
+			ps_buf_putc(b, '\\');
+		if (*s == '\n') {
+			ps_buf_puts(b, "\\n");
+			continue;
+		}
+		ps_buf_putc(b, *s);
+	}
+}
+
+static void help(ps_buf *b, const char *name, const char *type, const char *text)
+{
+	ps_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, text, name, type);
+}
+
+static json_t *figures_of(ps_job *job)
+{
+	ps_run_status copy;
+	json_t *j;
+
+	if (!job->running)
+		return json_incref(job->last_status);
+	ps_run_status_copy(&job->status, &copy);
+	j = ps_run_status_json(&copy);
+	free(copy.tables);
+	return j;
+}
+
+static double num(json_t *o, const char *a, const char *b)
+{
+	json_t *v = json_object_get(o, a);
+
+	if (b)
+		v = json_object_get(v, b);
+	return json_is_number(v) ? json_number_value(v) : 0.0;
+}
+
+char *ps_jobs_metrics(ps_server *srv)
+{
+	ps_buf b;
+	static const char *const gauges[][4] = {
+		{"penstock_job_lag_seconds", "lag", "seconds", "Age of the oldest change not yet applied."},
+		{"penstock_job_lag_bytes", "lag", "bytes", "Source log between the applied position and its end."},
+		{"penstock_job_slot_retained_bytes", "retained_bytes", NULL,
+		 "Source log kept for the job: its end minus the acknowledged position."},
+		{"penstock_job_changes_per_second", "rates", "changes_per_sec", "Changes applied per second."},
+	};
+
+	ps_buf_init(&b, 64u << 20);
+	pthread_mutex_lock(&srv->mu);
+	help(&b, "penstock_job_state", "gauge", "1 for the job's current state.");
+	for (ps_job *j = srv->jobs; j; j = j->next)
+		ps_buf_printf(&b, "penstock_job_state{job=\"%s\",state=\"%s\"} 1\n", j->spec->name,
+		              ps_job_state_name(j->state));
+	help(&b, "penstock_job_phase", "gauge", "1 for the running job's phase.");
+	for (ps_job *j = srv->jobs; j; j = j->next)
+		if (j->running && ps_phase_name(j->phase))
+			ps_buf_printf(&b, "penstock_job_phase{job=\"%s\",phase=\"%s\"} 1\n", j->spec->name,
+			              ps_phase_name(j->phase));
+	help(&b, "penstock_job_healthy", "gauge", "1 when health is ok, 0 when degraded.");
+	for (ps_job *j = srv->jobs; j; j = j->next)
+		ps_buf_printf(&b, "penstock_job_healthy{job=\"%s\",health=\"%s\"} %d\n", j->spec->name,
+		              ps_health_name(j->health), j->health == PS_HEALTH_OK);
+	help(&b, "penstock_job_retries", "gauge", "Consecutive failed runs being retried.");
+	for (ps_job *j = srv->jobs; j; j = j->next)
+		ps_buf_printf(&b, "penstock_job_retries{job=\"%s\"} %d\n", j->spec->name, j->attempts);
+
+	for (size_t g = 0; g < sizeof(gauges) / sizeof(gauges[0]); g++) {
+		help(&b, gauges[g][0], "gauge", gauges[g][3]);
+		for (ps_job *j = srv->jobs; j; j = j->next) {
+			json_t *f = figures_of(j);
+			json_t *v = json_object_get(f, gauges[g][1]);
+			if (gauges[g][2])
+				v = json_object_get(v, gauges[g][2]);
+			if (json_is_number(v))
+				ps_buf_printf(&b, "%s{job=\"%s\"} %.6g\n", gauges[g][0], j->spec->name,
+				              json_number_value(v));
+			json_decref(f);
+		}
+	}
+	help(&b, "penstock_job_changes_applied_total", "counter", "Changes applied in the current or last run.");
+	help(&b, "penstock_job_transactions_applied_total", "counter", "Source transactions applied in the current or last run.");
+	help(&b, "penstock_snapshot_rows_copied", "gauge", "Rows of the table copied by the initial load.");
+	help(&b, "penstock_snapshot_rows_estimated", "gauge", "The source's estimate of the table's rows.");
+	help(&b, "penstock_snapshot_units_done", "gauge", "Copy units of the table done.");
+	help(&b, "penstock_snapshot_units_total", "gauge", "Copy units of the table.");
+	for (ps_job *j = srv->jobs; j; j = j->next) {
+		json_t *f = figures_of(j), *tables = json_object_get(f, "tables"), *t;
+		size_t i;
+
+		if (!f)
+			continue;
+		ps_buf_printf(&b, "penstock_job_changes_applied_total{job=\"%s\"} %.0f\n", j->spec->name,
+		              num(f, "counters", "changes_applied"));
+		ps_buf_printf(&b, "penstock_job_transactions_applied_total{job=\"%s\"} %.0f\n",
+		              j->spec->name, num(f, "counters", "txns_applied"));
+		json_array_foreach(tables, i, t) {
+			static const char *const cols[][2] = {
+				{"penstock_snapshot_rows_copied", "rows_copied"},
+				{"penstock_snapshot_rows_estimated", "rows_estimated"},
+				{"penstock_snapshot_units_done", "units_done"},
+				{"penstock_snapshot_units_total", "units_total"},
+			};
+			for (size_t c = 0; c < 4; c++) {
+				ps_buf_printf(&b, "%s{job=\"%s\",table=\"", cols[c][0], j->spec->name);
+				label_escaped(&b, json_string_value(json_object_get(t, "schema")));
+				ps_buf_putc(&b, '.');
+				label_escaped(&b, json_string_value(json_object_get(t, "name")));
+				ps_buf_printf(&b, "\"} %.0f\n", num(t, cols[c][1], NULL));
+			}
+		}
+		json_decref(f);
+	}
+	pthread_mutex_unlock(&srv->mu);
+	return ps_buf_detach(&b);   /* the limit is far above any real job table */
+}

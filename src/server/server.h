@@ -1,0 +1,128 @@
+/*
+ * server.h — `penstock server`: the job table, its supervisors, the REST API.
+ *
+ * Files: jobs.c (the job table, actions and the supervisor thread of each
+ * job), api.c (routes and JSON), http.c (libmicrohttpd: requests, bodies,
+ * auth), metrics.c (Prometheus text), store.c (persistence), token.c (the
+ * API token, shared with the CLI client).
+ *
+ * NOTES ON THE DESIGN
+ *
+ *  1. One mutex (srv->mu) guards the job table and every job's fields except
+ *     those a pipeline writes (job->status has its own lock, job->stop is
+ *     atomic). Nothing slow runs under srv->mu except the store's local
+ *     SQLite write; connecting to databases, prechecks and pipelines run
+ *     outside it, in the job's supervisor thread.
+ *  2. A job has a supervisor thread exactly while its state is active
+ *     (lifecycle.h: checking, starting, running, draining, stopping, failed
+ *     waiting to retry). The API changes the state and wakes or starts the
+ *     thread; the thread carries the job to the next resting state and ends.
+ *  3. Every state change goes through job_transition, which persists the job
+ *     and its event in one store transaction before anyone can observe it,
+ *     so a server killed at any instant restarts from a state it reported.
+ *  4. A server stopping (SIGTERM) asks every pipeline to stop gracefully and
+ *     leaves their states as they are: on the next start, jobs that were
+ *     running run again and resume from their checkpoints.
+ */
+#ifndef PS_SERVER_SERVER_H
+#define PS_SERVER_SERVER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "core/spec.h"
+#include "core/status.h"
+#include "penstock/error.h"
+#include "server/lifecycle.h"
+#include "server/store.h"
+
+#define PS_API_BODY_MAX (1u << 20)      /* request bodies above this are 413 */
+
+typedef struct ps_server ps_server;
+
+typedef struct ps_job {
+	ps_server *srv;             /* the server it belongs to */
+	char id[24];
+	char *spec_text;            /* the spec as stored and shown */
+	ps_spec *spec;              /* parsed spec_text */
+	int state;                  /* ps_job_state */
+	int health;                 /* ps_health */
+	int phase;                  /* ps_phase of the current or last run */
+	json_t *checks;             /* last precheck report, or NULL */
+	json_t *last_error;         /* {"code","message","sqlstate","at","hint"}, or NULL */
+	json_t *last_status;        /* figures at the end of the last run, or NULL */
+	int64_t created_at, updated_at;
+	int attempts;               /* consecutive failed runs */
+	int64_t next_retry_ms;      /* when failed: the next attempt */
+	bool start_after_check;     /* checking because of start */
+	bool deleting;              /* DELETE in progress: invisible to other actions */
+
+	bool thread_alive;          /* a supervisor works on the job (note 2) */
+	bool running;               /* a pipeline is running: status is live */
+	atomic_int stop;            /* the pipeline's stop flag */
+	ps_run_status status;       /* live figures of the running pipeline */
+	struct ps_job *next;
+} ps_job;
+
+struct ps_server {
+	char state_dir[1024];
+	char token[128];
+	ps_store *store;
+	pthread_mutex_t mu;
+	pthread_cond_t changed;     /* a job's thread ended, or a retry may be due */
+	ps_job *jobs;               /* in creation order */
+	bool shutting_down;
+	int64_t started_ms;
+};
+
+/* --- jobs.c --------------------------------------------------------------- */
+
+/* Loads the jobs from the store and restarts those that were active. */
+int ps_server_jobs_load(ps_server *srv, ps_error *err);
+/* Asks every pipeline to stop gracefully and waits for every supervisor. */
+void ps_server_jobs_shutdown(ps_server *srv);
+/* Frees the job table, once no request can reach it any more. */
+void ps_server_jobs_free(ps_server *srv);
+
+/* The result of an API call on jobs: HTTP status and body (owned). */
+typedef struct ps_api_result {
+	int status;
+	json_t *body;
+} ps_api_result;
+
+void ps_api_error(ps_api_result *r, int status, const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+void ps_jobs_create(ps_server *srv, const char *body, size_t len, const char *actor,
+                    ps_api_result *r);
+void ps_jobs_list(ps_server *srv, ps_api_result *r);
+void ps_jobs_get(ps_server *srv, const char *id, ps_api_result *r);
+void ps_jobs_action(ps_server *srv, const char *id, int action, const char *actor,
+                    ps_api_result *r);
+void ps_jobs_modify(ps_server *srv, const char *id, const char *body, size_t len,
+                    const char *actor, ps_api_result *r);
+void ps_jobs_delete(ps_server *srv, const char *id, const char *actor, ps_api_result *r);
+void ps_jobs_events(ps_server *srv, const char *id, int64_t after, int limit, ps_api_result *r);
+/* Prometheus text exposition of every job (malloc'd). */
+char *ps_jobs_metrics(ps_server *srv);
+
+/* --- http.c --------------------------------------------------------------- */
+
+/* Serves the API on listen ("127.0.0.1:7654") until *stop is set. */
+int ps_http_serve(ps_server *srv, const char *listen, atomic_int *stop, ps_error *err);
+
+/* --- token.c -------------------------------------------------------------- */
+
+/*
+ * The API token: PENSTOCK_API_TOKEN when set, else the file api-token in the
+ * state directory. create: generate the file (0600, 32 random bytes as hex)
+ * when it does not exist (the server); otherwise its absence is an error that
+ * says how to get one (the client).
+ */
+int ps_api_token(char *buf, size_t len, const char *state_dir, bool create, ps_error *err);
+
+#endif
