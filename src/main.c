@@ -14,11 +14,13 @@ static void usage(FILE *f)
 	      "\n"
 	      "commands:\n"
 	      "  run SPEC.json     run one job in the foreground (penstock run --help)\n"
+	      "  check SPEC.json   run the job's prechecks, change nothing (penstock check --help)\n"
 	      "  version           print the version\n"
 	      "  help              this text\n"
 	      "\n"
 	      "options for every command: --log-level error|warn|info|debug, --log-format text|json\n"
-	      "exit status: 0 ok, 1 runtime failure, 2 bad usage or input, 3 checkpoint refused\n",
+	      "exit status: 0 ok, 1 runtime failure, 2 bad usage or input, 3 checkpoint refused,\n"
+	      "             4 a blocking precheck failed\n",
 	      f);
 }
 
@@ -30,6 +32,8 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(argv[1], "run") == 0)
 		return ps_cli_run(argc - 1, argv + 1);
+	if (strcmp(argv[1], "check") == 0)
+		return ps_cli_check(argc - 1, argv + 1);
 	if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
 		printf("penstock %s\n", PENSTOCK_VERSION);
 		return PS_EXIT_OK;

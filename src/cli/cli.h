@@ -6,6 +6,8 @@
  *   2  bad usage or bad input (command line, spec, URL)
  *   3  checkpoint refused (different job definition or server, resume
  *      "always" without a checkpoint, slot gone)
+ *   4  a blocking precheck failed (check: an item of level error failed;
+ *      the report says which and how to fix it)
  */
 #ifndef PS_CLI_CLI_H
 #define PS_CLI_CLI_H
@@ -16,8 +18,10 @@
 #define PS_EXIT_FAILURE 1
 #define PS_EXIT_USAGE 2
 #define PS_EXIT_CHECKPOINT 3
+#define PS_EXIT_CHECK_FAILED 4
 
 int ps_cli_run(int argc, char **argv);
+int ps_cli_check(int argc, char **argv);
 
 /* Exit status for an error code, as above. */
 int ps_cli_exit_code(int code);
