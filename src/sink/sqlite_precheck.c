@@ -245,7 +245,8 @@ int ps__sqlite_precheck(const ps_sink_config *cfg, const ps_table_options *opt, 
 		    "%s is not writable (%s)", url.path, strerror(errno));
 	else
 		ADD(&c, "target.writable", PS_CHECK_ERROR, PS_CHECK_PASSED, NULL,
-		    "%s and its directory are writable", exists ? url.path : dir);
+		    "%s%s%s is writable", exists ? url.path : "", exists ? " and its directory " :
+		    "directory ", dir);
 	if (tables)
 		check_tables(&c, tables, opt, loads, exists);
 	else

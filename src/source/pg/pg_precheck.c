@@ -689,7 +689,9 @@ static const char *const after_connect[] = {
 static void skip_all(pc_ctx *c, const char *why)
 {
 	for (size_t i = 0; after_connect[i]; i++)
-		ADD(c, after_connect[i], PS_CHECK_ERROR, PS_CHECK_SKIPPED, NULL, "not checked: %s", why);
+		ADD(c, after_connect[i],
+		    strcmp(after_connect[i], "source.encoding") == 0 ? PS_CHECK_WARNING : PS_CHECK_ERROR,
+		    PS_CHECK_SKIPPED, NULL, "not checked: %s", why);
 }
 
 int pg_precheck(const ps_source_config *cfg, ps_check_report *report, ps_check_tables *tables,
