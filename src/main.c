@@ -14,6 +14,7 @@ static void usage(FILE *f)
 	      "\n"
 	      "commands:\n"
 	      "  run SPEC.json     run one job in the foreground (penstock run --help)\n"
+	      "  check SPEC.json   run the job's prechecks, change nothing (penstock check --help)\n"
 	      "  server            the job server: REST API, metrics (penstock server --help)\n"
 	      "  job ACTION ...    drive the server's jobs: create, list, show, check, start,\n"
 	      "                    pause, resume, stop, delete, events (penstock job --help)\n"
@@ -21,7 +22,8 @@ static void usage(FILE *f)
 	      "  help              this text\n"
 	      "\n"
 	      "options for every command: --log-level error|warn|info|debug, --log-format text|json\n"
-	      "exit status: 0 ok, 1 runtime failure, 2 bad usage or input, 3 checkpoint refused\n",
+	      "exit status: 0 ok, 1 runtime failure, 2 bad usage or input, 3 checkpoint refused,\n"
+	      "             4 a blocking precheck failed, 5 (job) the state does not allow the action\n",
 	      f);
 }
 
@@ -33,6 +35,8 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(argv[1], "run") == 0)
 		return ps_cli_run(argc - 1, argv + 1);
+	if (strcmp(argv[1], "check") == 0)
+		return ps_cli_check(argc - 1, argv + 1);
 	if (strcmp(argv[1], "server") == 0)
 		return ps_cli_server(argc - 1, argv + 1);
 	if (strcmp(argv[1], "job") == 0)

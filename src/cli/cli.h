@@ -6,7 +6,8 @@
  *   2  bad usage or bad input (command line, spec, URL)
  *   3  checkpoint refused (different job definition or server, resume
  *      "always" without a checkpoint, slot gone)
- *   4  a blocking precheck failed (penstock check, job check, job start)
+ *   4  a blocking precheck failed (check, job check, job start --wait: an
+ *      item of level error failed; the report says which and how to fix it)
  *   5  job: the job's state does not allow the action; nothing changed
  */
 #ifndef PS_CLI_CLI_H
@@ -22,6 +23,7 @@
 #define PS_EXIT_REFUSED 5        /* job: the job's state does not allow the action */
 
 int ps_cli_run(int argc, char **argv);
+int ps_cli_check(int argc, char **argv);
 int ps_cli_server(int argc, char **argv);
 int ps_cli_job(int argc, char **argv);
 

@@ -881,6 +881,7 @@ static int jsonl_flush(ps_sink *k, ps_error *err)
 
 static const char *const jsonl_schemes[] = {"jsonl", NULL};
 
+int ps__jsonl_precheck(const ps_sink_config *, const ps_table_options *, bool, const ps_check_tables *, ps_check_report *, ps_error *); /* jsonl_precheck.c */
 const ps_sink_ops ps_sink_jsonl = {
 	.abi_version = PS_SINK_ABI_VERSION,
 	.name = "jsonl",
@@ -894,4 +895,5 @@ const ps_sink_ops ps_sink_jsonl = {
 	.checkpoint_load = NULL,
 	.checkpoint_store = NULL,
 	.close = jsonl_close,
+	.precheck = ps__jsonl_precheck,
 };

@@ -610,4 +610,5 @@ const ps_sink_ops ps_sink_pg = {
 	.table_prepare = pg_table_prepare,
 	.table_finish = pg_table_finish,
 	.close = pg_close,
+	.precheck = pgs_precheck,
 };

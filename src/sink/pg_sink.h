@@ -201,4 +201,8 @@ char *ps__pg_index_if_not_exists(const char *sql);
 int ps__pg_split_qualified(const char *text, char *schema, size_t schema_len,
                            char *name, size_t name_len);
 
+/* pg_precheck.c: sink.h precheck */
+int pgs_precheck(const ps_sink_config *cfg, const ps_table_options *opt, bool loads,
+                 const ps_check_tables *tables, ps_check_report *report, ps_error *err);
+
 #endif

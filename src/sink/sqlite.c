@@ -497,4 +497,5 @@ const ps_sink_ops ps_sink_sqlite = {
 	.table_prepare = sqlite_table_prepare,
 	.table_finish = sqlite_table_finish,
 	.close = sqlite_close,
+	.precheck = ps__sqlite_precheck,
 };

@@ -166,4 +166,9 @@ int ps__sqlite_table_finish(ps_sink *k, const ps_table_def *def, ps_error *err);
 
 int ps__sqlite_write(ps_sink *k, const ps_txn *txn, const ps_change *c, ps_error *err);
 
+/* --- sqlite_precheck.c: sink.h precheck ----------------------------------- */
+
+int ps__sqlite_precheck(const ps_sink_config *cfg, const ps_table_options *opt, bool loads,
+                        const ps_check_tables *tables, ps_check_report *report, ps_error *err);
+
 #endif

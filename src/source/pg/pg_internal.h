@@ -94,6 +94,10 @@ int pg_snapshot_release(ps_source *src, ps_error *err);
  * points into def (borrowed), *nkeys = 0 when the table has no usable key. */
 void pg_primary_key(const ps_table_def *def, const int **keys, int *nkeys);
 
+/* pg_precheck.c: source.h precheck */
+int pg_precheck(const ps_source_config *cfg, ps_check_report *report, ps_check_tables *tables,
+                ps_error *err);
+
 /* pg_copy.c */
 int pg_copy_open(ps_source *src, const char *snapshot, ps_copier **out, ps_error *err);
 int pg_copy_unit(ps_copier *c, const ps_table_def *def, const ps_copy_range *range,

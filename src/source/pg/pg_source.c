@@ -484,4 +484,5 @@ const ps_source_ops ps_source_pg = {
 	.copy_open = pg_copy_open,
 	.copy_unit = pg_copy_unit,
 	.copy_close = pg_copy_close,
+	.precheck = pg_precheck,
 };
