@@ -14,6 +14,7 @@ static void usage(FILE *f)
 	      "\n"
 	      "commands:\n"
 	      "  run SPEC.json     run one job in the foreground (penstock run --help)\n"
+	      "  compare           check (and repair) a target against its source (penstock compare --help)\n"
 	      "  version           print the version\n"
 	      "  help              this text\n"
 	      "\n"
@@ -30,6 +31,8 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(argv[1], "run") == 0)
 		return ps_cli_run(argc - 1, argv + 1);
+	if (strcmp(argv[1], "compare") == 0)
+		return ps_cli_compare(argc - 1, argv + 1);
 	if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
 		printf("penstock %s\n", PENSTOCK_VERSION);
 		return PS_EXIT_OK;

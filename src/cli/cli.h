@@ -18,6 +18,8 @@
 #define PS_EXIT_CHECKPOINT 3
 
 int ps_cli_run(int argc, char **argv);
+/* compare has its own exit convention: 0 equal, 1 different, 2 error. */
+int ps_cli_compare(int argc, char **argv);
 
 /* Exit status for an error code, as above. */
 int ps_cli_exit_code(int code);
