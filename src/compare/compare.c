@@ -129,8 +129,14 @@ static int job_position(cmp_run *run, uint64_t *pos, ps_error *err)
 	if (run->tgt.is_sqlite) {
 		rc = ps__cmp_lite_checkpoint(&run->tgt, run->o->job, &body, &found, err);
 	} else {
-		rc = ps__cmp_pg_text(&run->tgt, "SELECT body FROM penstock.checkpoint WHERE job = $1",
-		                     1, params, &body, "reading the job's checkpoint", err);
+		rc = ps__cmp_pg_text(&run->tgt, "SELECT to_regclass('penstock.checkpoint')::text", 0,
+		                     NULL, &body, "looking for penstock.checkpoint", err);
+		if (rc == PS_OK && body) {
+			free(body);
+			rc = ps__cmp_pg_text(&run->tgt,
+			                     "SELECT body FROM penstock.checkpoint WHERE job = $1", 1,
+			                     params, &body, "reading the job's checkpoint", err);
+		}
 		found = body != NULL;
 	}
 	if (rc != PS_OK)
@@ -773,6 +779,12 @@ int ps_compare_run(const ps_compare_opts *o, ps_compare_report *rep, ps_error *e
 	if (rc != PS_OK)
 		goto cleanup;
 	run.src.collate_c = run.tgt.is_sqlite;
+	if (o->job) {
+		uint64_t pos;
+		rc = job_position(&run, &pos, err);   /* the job must have a checkpoint there */
+		if (rc != PS_OK)
+			goto cleanup;
+	}
 	rc = ps__cmp_catalog(&run.src, &run.tgt, o->tables, o->ntables, &tables, &ntables, err);
 	if (rc != PS_OK)
 		goto cleanup;
