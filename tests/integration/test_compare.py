@@ -215,10 +215,24 @@ def test_compare_against_a_running_job_reports_no_lag(db, target_db, make_job):
     assert rep["equal"]
     hist = table(rep, "public.pgbench_history")
     assert hist["key"] is None and hist["multiset"]["equal"]
-    # without --job the same moment shows lag as differences (the source runs ahead);
-    # once quiet, a --job compare still works: the fence message advances the checkpoint
-    rc, rep, err = compare(*args, "--lag-timeout", "30")
+    # The history table grew while it was read: its first look differed and
+    # was settled by waiting for the job, not reported.
+    assert hist["settled"] == 1, json.dumps(rep, indent=1)
+    print("settled:", {t["table"]: t["settled"] for t in rep["tables"]})
+    # A quiet source: a difference made in the target persists and is
+    # reported after the wait, which only the fence message can end (no
+    # other commit flows through the job).
+    wait_equal(db, target_db, ["public.pgbench_tellers", "public.pgbench_history"])
+    target_db.execute("UPDATE pgbench_tellers SET tbalance = tbalance + 1 WHERE tid = 3")
+    rc, rep, err = compare(*args, "--lag-timeout", "30", "--tables", "pgbench_tellers")
+    assert rc == 1, err
+    tellers = table(rep, "public.pgbench_tellers")
+    assert [(d["key"], d["columns"]) for d in tellers["differences"]] == \
+        [({"tid": "3"}, ["tbalance"])]
+    # and --repair under the job fixes it
+    rc, rep, err = compare(*args, "--tables", "pgbench_tellers", "--repair")
     assert rc == 0, err
+    assert table(rep, "public.pgbench_tellers")["repair"]["remaining"] == 0
     assert p.stop() == 0
 
 
