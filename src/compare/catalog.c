@@ -126,7 +126,7 @@ static int load_key(cmp_end *src, cmp_table *t, const char *oid, ps_error *err)
 	const char *params[1] = {oid};
 	PGresult *res = NULL;
 	int rc, n;
-	char *names, *save = NULL, *tok;
+	char *names, *next = NULL, *tok;
 
 	rc = pg_exec(src->pg, &res, err, "reading the key",
 	             "SELECT i.indisprimary, ci.relname, "
@@ -159,8 +159,12 @@ static int load_key(cmp_end *src, cmp_table *t, const char *oid, ps_error *err)
 		return ps_error_set(err, PS_ENOMEM, "out of memory");
 	}
 	n = 0;
-	for (tok = strtok_r(names, "\x1f", &save); tok; tok = strtok_r(NULL, "\x1f", &save)) {
+	for (tok = names; tok; tok = next) {
 		int c = -1;
+
+		next = strchr(tok, '\x1f');
+		if (next)
+			*next++ = '\0';
 		for (int i = 0; i < t->ncols; i++)
 			if (strcmp(t->cols[i], tok) == 0)
 				c = i;

@@ -1,8 +1,9 @@
 /*
  * cmp_internal.h — what the files of src/compare/ share. Not a contract.
  *
- *   compare.c   the driver: tables, modes, chunks, bisection, settling
- *               differences against a running job, repair, the report
+ *   compare.c   the driver: tables, modes, chunks, bisection, the run
+ *   resolve.c   differing keys made final: settled against a running job,
+ *               recorded, repaired
  *   canon.c     the canonical text of a value, row hashing, LSN text
  *   rows.c      row sets read from either side, and their difference
  *   catalog.c   which tables, their columns and key (source catalogue),
@@ -203,5 +204,38 @@ void ps__cmp_row_hash(const cmp_table *t, const char *const *vals, const size_t 
  * with columns and key; checks the target has each table and column. */
 int ps__cmp_catalog(cmp_end *src, cmp_end *tgt, const char *const *patterns, size_t npatterns,
                     cmp_table **out, size_t *n, ps_error *err);
+
+/* --- one run (compare.c, resolve.c) -------------------------------------- */
+typedef struct cmp_run {
+	const ps_compare_opts *o;
+	cmp_end src, tgt;
+	cmp_end fence;          /* second source connection (job only) */
+	uint64_t rng;
+} cmp_run;
+
+/* A growable list of key tuples (each nkey malloc'd strings). */
+typedef struct cmp_keys {
+	char ***k;
+	size_t n, cap;
+	int nkey;
+} cmp_keys;
+
+void ps__cmp_keys_free(cmp_keys *ks);
+int ps__cmp_keys_add(cmp_keys *ks, const cmp_table *t, const cmp_row *r, ps_error *err);
+/* PS_ESTOPPED once opts->cancel is set. */
+int ps__cmp_cancelled(cmp_run *run, ps_error *err);
+/* Most rows one read may hold (memory bound). */
+size_t ps__cmp_rows_limit(const cmp_run *run);
+uint64_t ps__cmp_now_ms(void);
+/* The job's applied position from its checkpoint in the target. */
+int ps__cmp_job_position(cmp_run *run, uint64_t *pos, ps_error *err);
+/* Fence, then poll until the target applied past the source's position now. */
+int ps__cmp_wait_applied(cmp_run *run, ps_error *err);
+int ps__cmp_fetch_keys(cmp_run *run, bool target, const cmp_table *t, char ***keys, size_t n,
+                       bool for_share, cmp_rows *out, ps_error *err);
+/* Reads the keys again on both sides (settling against the job), records
+ * the differences in tr and repairs them when asked. */
+int ps__cmp_resolve(cmp_run *run, const cmp_table *t, ps_compare_table *tr, cmp_keys *ks,
+                    ps_error *err);
 
 #endif

@@ -177,8 +177,6 @@ static void print_rows(FILE *f, const char *label, int64_t n)
 
 void ps_compare_report_print(const ps_compare_report *rep, FILE *f)
 {
-	size_t ndiff = 0;
-
 	for (size_t i = 0; i < rep->ntables; i++) {
 		const ps_compare_table *t = &rep->tables[i];
 
@@ -219,14 +217,12 @@ void ps_compare_report_print(const ps_compare_report *rep, FILE *f)
 			        (long long)t->repair_remaining);
 		else if (rep->repair && !t->equal && t->nkey == 0)
 			fputs("  repair: not possible without a key\n", f);
-		ndiff += !t->equal;
 	}
 	fprintf(f, "%s compare of %zu table(s) in %.2f s: %s\n", ps_compare_mode_name(rep->mode),
 	        rep->ntables, rep->seconds,
 	        rep->equal ? "equal"
 	        : rep->consistent ? "differences found and repaired"
 	                          : "DIFFERENT");
-	(void)ndiff;
 }
 
 void ps_compare_report_free(ps_compare_report *rep)
