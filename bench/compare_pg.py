@@ -16,6 +16,7 @@ usage: compare_pg.py PENSTOCK_BIN [ROUNDS] [SCALE]
 """
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -136,7 +137,8 @@ def main():
         if not have_pgcopydb_compare():
             v = subprocess.run(["pgcopydb", "--version"], capture_output=True, text=True,
                                env=ENV)
-            print(f"note: {(v.stdout + v.stderr).strip().splitlines()[-1]} has no `compare` "
+            m = re.search(r"pgcopydb version (\S+)", v.stdout + v.stderr)
+            print(f"note: pgcopydb {m.group(1) if m else '?'} has no `compare` "
                   "command (added in pgcopydb 0.14); measuring the whole-table digest floor "
                   "instead")
             peer_name = "whole-table digest floor"
