@@ -18,6 +18,7 @@ static void usage(FILE *f)
 	      "  server            the job server: REST API, metrics (penstock server --help)\n"
 	      "  job ACTION ...    drive the server's jobs: create, list, show, check, start,\n"
 	      "                    pause, resume, stop, delete, events (penstock job --help)\n"
+	      "  compare           check (and repair) a target against its source (penstock compare --help)\n"
 	      "  version           print the version\n"
 	      "  help              this text\n"
 	      "\n"
@@ -41,6 +42,8 @@ int main(int argc, char **argv)
 		return ps_cli_server(argc - 1, argv + 1);
 	if (strcmp(argv[1], "job") == 0)
 		return ps_cli_job(argc - 1, argv + 1);
+	if (strcmp(argv[1], "compare") == 0)
+		return ps_cli_compare(argc - 1, argv + 1);
 	if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
 		printf("penstock %s\n", PENSTOCK_VERSION);
 		return PS_EXIT_OK;

@@ -26,6 +26,8 @@ int ps_cli_run(int argc, char **argv);
 int ps_cli_check(int argc, char **argv);
 int ps_cli_server(int argc, char **argv);
 int ps_cli_job(int argc, char **argv);
+/* compare has its own exit convention: 0 equal, 1 different, 2 error. */
+int ps_cli_compare(int argc, char **argv);
 
 /* Exit status for an error code, as above. */
 int ps_cli_exit_code(int code);
