@@ -99,6 +99,7 @@ typedef struct pipeline {
 	uint64_t last_progress_ns, last_progress_changes;
 	uint64_t status_ns;                 /* last publish to cfg->status */
 	atomic_int phase;                   /* ps_phase */
+	char catchup_to[PS_POSITION_MAX];   /* the log's end when streaming began */
 
 	/* reader-only, for cfg->status */
 	uint64_t read_status_ns, end_status_ns;
@@ -476,7 +477,10 @@ static void publish_status(pipeline *p, bool force)
 		return;
 	p->status_ns = now;
 	idle = atomic_load(&p->reader_idle) && ps_queue_count(&p->queue) == 0 && !p->in_txn;
-	if (idle && atomic_load(&p->phase) == PS_PHASE_CATCHUP)
+	/* Caught up: the backlog that existed when streaming began is applied,
+	 * or the log has nothing more for us right now. */
+	if (atomic_load(&p->phase) == PS_PHASE_CATCHUP &&
+	    (idle || (p->catchup_to[0] && ps_src_compare(&p->src, p->ck.position, p->catchup_to) >= 0)))
 		set_phase(p, PS_PHASE_STREAMING);
 	ps_run_status_applied(p->cfg->status, p->ck.position, p->ck.cdc_state, p->changes_applied,
 	                      p->txns_applied, p->last_commit_time_us, idle, atomic_load(&p->phase));
@@ -795,6 +799,12 @@ static int run_stream(pipeline *p, bool resuming, const ps_prepare_result *res, 
 		if (rc != PS_OK)
 			return rc;
 		ps_log_info("catching up to %s before the snapshot job completes", p->until);
+	}
+	if (p->cfg->status) {
+		ps_error ignored;
+		ps_error_clear(&ignored);
+		if (ps_src_current_position(&p->src, p->catchup_to, sizeof(p->catchup_to), &ignored) != PS_OK)
+			p->catchup_to[0] = '\0';   /* then only an idle log ends the catch-up */
 	}
 	set_phase(p, PS_PHASE_CATCHUP);
 	publish_status(p, true);

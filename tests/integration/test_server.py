@@ -1,0 +1,474 @@
+"""penstock server and penstock job: the REST API, the lifecycle, auth and
+bad input, pause/resume and stop under writes, and a server killed with -9
+while its job streams — all against real PostgreSQL, through the real binary.
+"""
+import json
+import os
+import signal
+import socket
+import subprocess
+import urllib.error
+import urllib.request
+
+import pytest
+
+from conftest import BIN, Writer, wait_equal, wait_for
+
+W_TABLES = ["public.w_items", "public.w_history"]
+TOKEN = "test-token-0123456789abcdef"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """A penstock server on a free loopback port with its own state dir."""
+
+    def __init__(self, state_dir, env_extra=None):
+        self.state_dir = state_dir
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = dict(os.environ, PENSTOCK_API_TOKEN=TOKEN, PENSTOCK_SERVER=self.url,
+                        **(env_extra or {}))
+        self.proc = None
+        self.log = state_dir.parent / f"server-{self.port}.log"
+
+    def start(self):
+        self.state_dir.mkdir(exist_ok=True)
+        self.proc = subprocess.Popen(
+            [BIN, "server", "--listen", f"127.0.0.1:{self.port}", "--state-dir", str(self.state_dir)],
+            env=self.env, stdout=subprocess.DEVNULL, stderr=open(self.log, "a"))
+        wait_for(self.healthy, 20, what="server to answer /healthz")
+        return self
+
+    def healthy(self):
+        assert self.proc.poll() is None, self.logtext()
+        try:
+            return self.call("GET", "/healthz")[0] == 200
+        except (urllib.error.URLError, ConnectionError):
+            return False
+
+    def logtext(self):
+        return self.log.read_text() if self.log.exists() else ""
+
+    def call(self, method, path, body=None, token=TOKEN, raw=None):
+        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+        req = urllib.request.Request(self.url + path, data=data, method=method)
+        if token is not None:
+            req.add_header("Authorization", f"Bearer {token}")
+        req.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(req, timeout=120) as r:
+                text = r.read().decode()
+                status = r.status
+        except urllib.error.HTTPError as e:
+            text = e.read().decode()
+            status = e.code
+        try:
+            return status, json.loads(text)
+        except ValueError:
+            return status, text
+
+    def job(self, name):
+        status, j = self.call("GET", f"/v1/jobs/{name}")
+        assert status == 200, j
+        return j
+
+    def wait_state(self, name, *states, timeout=90):
+        last = {}
+
+        def settled():
+            last["job"] = self.job(name)
+            return last["job"]["state"] in states
+        try:
+            wait_for(settled, timeout, interval=0.1, what=f"job {name} to be {'/'.join(states)}")
+        except AssertionError as e:
+            raise AssertionError(f"{e}; job: {json.dumps(last.get('job'))[:3000]}") from None
+        return last["job"]
+
+    def cli(self, *args, check=None, env_extra=None):
+        env = dict(self.env, **(env_extra or {}))
+        p = subprocess.run([BIN, "job", *args], env=env, capture_output=True, text=True, timeout=180)
+        if check is not None:
+            assert p.returncode == check, (p.returncode, p.stdout, p.stderr)
+        return p
+
+    def stop(self, keep_jobs=False):
+        """SIGTERM; first deletes every job (releasing its slot, which the
+        session's shared cluster would otherwise keep) unless keep_jobs."""
+        if self.proc and self.proc.poll() is None:
+            if not keep_jobs:
+                for j in self.call("GET", "/v1/jobs")[1]["jobs"]:
+                    self.call("DELETE", f"/v1/jobs/{j['id']}")
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(60)
+
+    def kill(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(30)
+
+
+@pytest.fixture
+def server(tmp_path):
+    s = Server(tmp_path / "state").start()
+    yield s
+    s.stop()
+
+
+def spec_for(db, target_url, name="orders", **extra):
+    s = {"name": name, "type": "sync", "source": {"url": db.url}, "target": {"url": target_url}}
+    s.update(extra)
+    return s
+
+
+def slot_exists(db, name):
+    return db.value("SELECT count(*) FROM pg_replication_slots WHERE slot_name = %s", (name,)) == 1
+
+
+# --- auth, bad input --------------------------------------------------------
+
+def test_every_request_needs_the_token_and_a_refused_one_changes_nothing(server, db, target_db):
+    for token in (None, "wrong-token-0123456789"):
+        for method, path, body in [("GET", "/v1/jobs", None), ("GET", "/healthz", None),
+                                   ("GET", "/metrics", None),
+                                   ("POST", "/v1/jobs", spec_for(db, target_db.url))]:
+            status, reply = server.call(method, path, body, token=token)
+            assert status == 401, (method, path, reply)
+            assert reply["error"]["code"] == "unauthorized"
+            assert TOKEN not in json.dumps(reply)
+    status, reply = server.call("GET", "/v1/jobs")
+    assert status == 200 and reply["jobs"] == []
+
+
+def test_malformed_bodies_are_400_with_the_field_path(server, db, target_db):
+    cases = [
+        (b"{not json", None, "invalid_spec"),
+        (json.dumps(dict(spec_for(db, target_db.url), colour="red")).encode(), "colour", "invalid_spec"),
+        (json.dumps(dict(spec_for(db, target_db.url), snapshot={"parallel": "four"})).encode(),
+         "snapshot.parallel", "invalid_spec"),
+        (json.dumps(dict(spec_for(db, target_db.url), tables={"include": ["public.a", 3]})).encode(),
+         "tables.include[1]", "invalid_spec"),
+        (json.dumps({"type": "sync"}).encode(), None, "invalid_spec"),
+    ]
+    for raw, field, code in cases:
+        status, reply = server.call("POST", "/v1/jobs", raw=raw)
+        assert status == 400, (raw, reply)
+        assert reply["error"]["code"] == code
+        if field:
+            assert reply["error"]["field"] == field, reply
+            assert field in reply["error"]["message"]
+    # too big: 413, not parsed
+    status, reply = server.call("POST", "/v1/jobs", raw=b"[" + b"1," * (600 * 1024) + b"1]")
+    assert status == 413, reply
+    # an action body with an unknown field
+    server.call("POST", "/v1/jobs", spec_for(db, target_db.url))
+    status, reply = server.call("POST", "/v1/jobs/orders/pause", {"force": True})
+    assert status == 400 and reply["error"]["field"] == "force"
+    # a merge patch with a wrong type names the field
+    status, reply = server.call("PATCH", "/v1/jobs/orders", {"snapshot": {"chunk_rows": "x"}})
+    assert status == 400 and reply["error"]["field"] == "snapshot.chunk_rows", reply
+    # unknown routes and methods
+    assert server.call("GET", "/v1/nothing")[0] == 404
+    assert server.call("GET", "/v1/jobs/nope")[0] == 404
+    assert server.call("PUT", "/v1/jobs/orders")[0] == 405
+    assert server.call("POST", "/v1/jobs/orders/explode")[0] == 404
+    # nothing of this changed the job
+    events = server.call("GET", "/v1/jobs/orders/events")[1]["events"]
+    assert [e["to"] for e in events] == ["created"]
+
+
+def test_duplicate_name_is_409(server, db, target_db):
+    assert server.call("POST", "/v1/jobs", spec_for(db, target_db.url))[0] == 201
+    status, reply = server.call("POST", "/v1/jobs", spec_for(db, target_db.url))
+    assert status == 409 and "exists already" in reply["error"]["message"]
+
+
+def test_secrets_never_appear_in_answers(tmp_path, db, cluster):
+    secret = "s3cr3t-Pa55word-xyz"
+    cluster.connect().cursor().execute(f"CREATE ROLE app LOGIN REPLICATION PASSWORD '{secret}'")
+    s = Server(tmp_path / "state", env_extra={"APP_PW": secret}).start()
+    try:
+        spec = spec_for(db, "jsonl://" + str(tmp_path / "out"))
+        spec["source"] = {"url": f"postgresql://app@127.0.0.1:{cluster.port}/{db.name}",
+                          "password_env": "APP_PW"}
+        assert s.call("POST", "/v1/jobs", spec)[0] == 201
+        s.call("POST", "/v1/jobs/orders/check")
+        s.wait_state("orders", "ready", "check_failed")
+        texts = [json.dumps(s.call("GET", p)[1]) for p in
+                 ("/v1/jobs", "/v1/jobs/orders", "/v1/jobs/orders/events")]
+        texts.append(s.call("GET", "/metrics")[1])
+        texts.append(s.logtext())
+        texts.append(s.cli("show", "orders").stdout)
+        for t in texts:
+            assert secret not in t
+            assert TOKEN not in t
+        assert "APP_PW" in texts[1]   # the variable's name is shown, its value never
+    finally:
+        s.stop()
+
+
+# --- lifecycle --------------------------------------------------------------
+
+def test_every_transition_and_every_refusal_through_the_api(server, db, target_db):
+    Writer.create_tables(db, rows=200)
+    status, job = server.call("POST", "/v1/jobs", spec_for(db, target_db.url))
+    assert status == 201 and job["state"] == "created"
+    assert set(job) >= {"id", "name", "type", "state", "phase", "health", "cdc_state", "positions",
+                        "lag", "tables", "last_error"}
+
+    def refused(action, state):
+        status, reply = server.call("POST", f"/v1/jobs/orders/{action}")
+        assert status == 409, (action, reply)
+        assert reply["error"]["state"] == state
+        assert action not in reply["error"]["allowed_actions"]
+        assert server.job("orders")["state"] == state   # nothing changed
+
+    for a in ("pause", "resume", "stop"):
+        refused(a, "created")
+    # created -> checking -> ready
+    assert server.call("POST", "/v1/jobs/orders/check")[0] == 202
+    job = server.wait_state("orders", "ready")
+    assert job["checks"]["passed"] is True
+    for a in ("pause", "resume", "stop"):
+        refused(a, "ready")
+    # ready -> starting -> running
+    assert server.call("POST", "/v1/jobs/orders/start")[0] == 202
+    job = server.wait_state("orders", "running")
+    wait_for(lambda: server.job("orders")["phase"] == "streaming", 60, what="streaming")
+    for a in ("start", "resume", "check"):
+        refused(a, "running")
+    # running -> draining -> paused
+    assert server.call("POST", "/v1/jobs/orders/pause")[0] == 202
+    job = server.wait_state("orders", "paused")
+    assert slot_exists(db, "penstock_orders")
+    for a in ("pause", "start", "check"):
+        refused(a, "paused")
+    # paused -> starting -> running
+    assert server.call("POST", "/v1/jobs/orders/resume")[0] == 202
+    server.wait_state("orders", "running")
+    # running -> stopping -> stopped
+    assert server.call("POST", "/v1/jobs/orders/stop")[0] == 202
+    server.wait_state("orders", "stopped")
+    assert not slot_exists(db, "penstock_orders")
+    assert db.value("SELECT count(*) FROM pg_publication WHERE pubname = 'penstock_orders'") == 0
+    for a in ("pause", "resume", "stop"):
+        refused(a, "stopped")
+    # the history lists every transition with actor and reason
+    events = server.call("GET", "/v1/jobs/orders/events")[1]["events"]
+    path = [e["to"] for e in events if e["kind"] == "transition"]
+    assert path == ["created", "checking", "ready", "starting", "running", "draining", "paused",
+                    "starting", "running", "stopping", "stopped"], path
+    assert all(e["actor"] in ("api", "job") and e["reason"] and e["at"] for e in events)
+    # delete from stopped: the job is gone, target data stays
+    rows = target_db.value("SELECT count(*) FROM w_items")
+    status, reply = server.call("DELETE", "/v1/jobs/orders")
+    assert status == 200 and reply["target_data"] == "left as it is"
+    assert server.call("GET", "/v1/jobs/orders")[0] == 404
+    assert target_db.value("SELECT count(*) FROM w_items") == rows > 0
+
+
+def test_failed_prechecks_block_start(server, db, target_db):
+    db.execute("CREATE TABLE nokey (a int, b text)")
+    db.execute("INSERT INTO nokey VALUES (1, 'x')")
+    server.call("POST", "/v1/jobs", spec_for(db, target_db.url))
+    server.call("POST", "/v1/jobs/orders/start")
+    job = server.wait_state("orders", "check_failed")
+    failed = [i for i in job["checks"]["items"] if i["result"] == "failed"]
+    assert [i["id"] for i in failed] == ["source.replica_identity"], failed
+    assert "REPLICA IDENTITY" in failed[0]["fix"]
+    assert not slot_exists(db, "penstock_orders")   # nothing was started
+    # fixing the cause and starting again works
+    db.execute("ALTER TABLE nokey REPLICA IDENTITY FULL")
+    server.call("POST", "/v1/jobs/orders/start")
+    server.wait_state("orders", "running")
+    wait_equal(db, target_db, ["public.nokey"])
+
+
+def test_delete_a_running_job_drops_slot_and_publication(server, db, target_db):
+    Writer.create_tables(db, rows=100)
+    server.call("POST", "/v1/jobs", spec_for(db, target_db.url))
+    server.call("POST", "/v1/jobs/orders/start")
+    server.wait_state("orders", "running")
+    assert slot_exists(db, "penstock_orders")
+    status, reply = server.call("DELETE", "/v1/jobs/orders")
+    assert status == 200, reply
+    assert "dropped slot penstock_orders" in reply["removed"]
+    assert not slot_exists(db, "penstock_orders")
+    assert target_db.value("SELECT count(*) FROM w_items") == 100
+    assert server.call("GET", "/v1/jobs")[1]["jobs"] == []
+
+
+def test_pause_drains_and_resume_catches_up_under_writes(server, db, target_db):
+    Writer.create_tables(db, rows=500)
+    writer = Writer(db)
+    writer.start()
+    try:
+        server.call("POST", "/v1/jobs", spec_for(db, target_db.url))
+        server.call("POST", "/v1/jobs/orders/start")
+        wait_for(lambda: server.job("orders")["phase"] == "streaming", 90, what="streaming")
+        done = writer.txns
+        wait_for(lambda: writer.txns > done + 30, 60, what="source writes")
+        server.call("POST", "/v1/jobs/orders/pause")
+        paused = server.wait_state("orders", "paused")
+        assert paused["cdc_state"] == "TFEND"
+        done = writer.txns
+        wait_for(lambda: writer.txns > done + 30, 60, what="writes while paused")
+        assert slot_exists(db, "penstock_orders")
+        server.call("POST", "/v1/jobs/orders/resume")
+        server.wait_state("orders", "running")
+        done = writer.txns
+        wait_for(lambda: writer.txns > done + 30, 60, what="writes after resume")
+    finally:
+        writer.stop()
+    wait_equal(db, target_db, W_TABLES)
+    job = server.job("orders")
+    assert job["positions"]["applied"] and job["lag"]["seconds"] < 60
+
+
+def test_metrics_and_health(server, db, target_db):
+    Writer.create_tables(db, rows=300)
+    db.execute("ANALYZE")
+    server.call("POST", "/v1/jobs", spec_for(db, target_db.url))
+    server.call("POST", "/v1/jobs/orders/start")
+    wait_for(lambda: server.job("orders")["phase"] == "streaming", 90, what="streaming")
+    db.execute("INSERT INTO w_items VALUES (9999, 1, 'm')")
+    wait_for(lambda: target_db.value("SELECT count(*) FROM w_items WHERE id = 9999") == 1, 30)
+    wait_for(lambda: "penstock_job_changes_applied_total{job=\"orders\"} 1" in server.call("GET", "/metrics")[1],
+             30, what="the applied change in /metrics")
+    text = server.call("GET", "/metrics")[1]
+    assert 'penstock_job_state{job="orders",state="running"} 1' in text
+    assert 'penstock_job_phase{job="orders",phase="streaming"} 1' in text
+    assert 'penstock_snapshot_rows_copied{job="orders",table="public.w_items"} 300' in text
+    assert 'penstock_snapshot_units_done{job="orders",table="public.w_items"} 1' in text
+    assert "penstock_job_lag_seconds{job=\"orders\"}" in text
+    assert "penstock_job_slot_retained_bytes{job=\"orders\"}" in text
+    status, health = server.call("GET", "/healthz")
+    assert status == 200 and health["status"] == "ok" and health["jobs"] == 1
+    job = server.job("orders")
+    t = {f"{x['schema']}.{x['name']}": x for x in job["tables"]}
+    assert t["public.w_items"]["rows_copied"] == 300 and t["public.w_items"]["finished"]
+
+
+def test_modify_rules(server, db, target_db):
+    Writer.create_tables(db, rows=50)
+    server.call("POST", "/v1/jobs", spec_for(db, target_db.url))
+    status, job = server.call("PATCH", "/v1/jobs/orders", {"snapshot": {"parallel": 2}})
+    assert status == 200 and job["spec"]["snapshot"]["parallel"] == 2
+    status, reply = server.call("PATCH", "/v1/jobs/orders", {"name": "other"})
+    assert status == 400 and reply["error"]["field"] == "name"
+    server.call("POST", "/v1/jobs/orders/start")
+    server.wait_state("orders", "running")
+    server.call("POST", "/v1/jobs/orders/pause")
+    server.wait_state("orders", "paused")
+    status, reply = server.call("PATCH", "/v1/jobs/orders", {"target": {"url": db.url}})
+    assert status == 409 and reply["error"]["field"] == "target.url"
+    status, job = server.call("PATCH", "/v1/jobs/orders", {"snapshot": {"parallel": 3}})
+    assert status == 200 and job["spec"]["snapshot"]["parallel"] == 3 and job["state"] == "paused"
+    server.call("POST", "/v1/jobs/orders/resume")
+    server.wait_state("orders", "running")
+
+
+# --- restarts ---------------------------------------------------------------
+
+def test_server_killed_with_9_resumes_its_running_job_with_no_loss(tmp_path, db, target_db):
+    Writer.create_tables(db, rows=2000)
+    db.execute("ANALYZE")
+    s = Server(tmp_path / "state").start()
+    writer = Writer(db)
+    writer.start()
+    try:
+        s.call("POST", "/v1/jobs", dict(spec_for(db, target_db.url),
+                                        snapshot={"chunk_rows": 1000, "parallel": 2}))
+        s.call("POST", "/v1/jobs/orders/start")
+        wait_for(lambda: s.job("orders")["phase"] == "streaming", 90, what="streaming")
+        done = writer.txns
+        wait_for(lambda: writer.txns > done + 50, 60, what="source writes")
+        s.kill()
+        done = writer.txns
+        wait_for(lambda: writer.txns > done + 50, 60, what="writes while the server is down")
+        s = Server(tmp_path / "state").start()
+        s.wait_state("orders", "running")
+        events = s.call("GET", "/v1/jobs/orders/events")[1]["events"]
+        assert any(e["actor"] == "server" and e["to"] == "starting" for e in events), events
+        done = writer.txns
+        wait_for(lambda: writer.txns > done + 50, 60, what="writes after the restart")
+        writer.stop()
+        wait_equal(db, target_db, W_TABLES)
+        # no duplicate in the table without a key
+        assert target_db.value("SELECT count(*) FROM w_history") == \
+            db.value("SELECT count(*) FROM w_history")
+        # a graceful server stop keeps the job's state: it runs on the next start
+        s.stop(keep_jobs=True)
+        s = Server(tmp_path / "state").start()
+        s.wait_state("orders", "running")
+    finally:
+        writer.halt.set()
+        s.stop()
+
+
+# --- the CLI ----------------------------------------------------------------
+
+def test_cli_drives_a_job_through_its_life(server, db, target_db, tmp_path):
+    Writer.create_tables(db, rows=100)
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(spec_for(db, target_db.url)))
+    p = server.cli("create", str(spec), check=0)
+    assert "created job orders" in p.stdout
+    p = server.cli("list", check=0)
+    assert "orders" in p.stdout and "created" in p.stdout
+    p = server.cli("check", "orders", check=0)
+    assert "job orders is ready" in p.stdout and "source.wal_level" in p.stdout
+    server.cli("start", "orders", "--wait", check=0)
+    wait_for(lambda: server.job("orders")["phase"] == "streaming", 60, what="streaming")
+    p = server.cli("show", "orders", check=0)
+    for text in ("state       running, phase streaming", "CDC marker", "positions   read",
+                 "public.w_items", "last error  none"):
+        assert text in p.stdout, p.stdout
+    p = server.cli("show", "orders", "--json", check=0)
+    assert json.loads(p.stdout)["state"] == "running"
+    p = server.cli("resume", "orders", check=5)   # refused: running
+    assert "allowed:" in p.stderr
+    server.cli("pause", "orders", "--wait", check=0)
+    server.cli("resume", "orders", "--wait", check=0)
+    server.cli("stop", "orders", "--wait", check=0)
+    assert not slot_exists(db, "penstock_orders")
+    p = server.cli("events", "orders", check=0)
+    assert "running -> draining" in p.stdout and "stopping -> stopped" in p.stdout
+    p = server.cli("delete", "orders", check=0)
+    assert "deleted job orders" in p.stdout
+    server.cli("show", "orders", check=2)
+    # a wrong token and an unreachable server are clear errors
+    p = server.cli("list", check=2, env_extra={"PENSTOCK_API_TOKEN": "wrong-token-0123456789"})
+    assert "token is wrong" in p.stderr
+    p = server.cli("list", "--server", f"http://127.0.0.1:{free_port()}", check=1)
+    assert "cannot reach the penstock server" in p.stderr
+    p = server.cli("create", str(tmp_path / "missing.json"), check=2)
+    assert "cannot read" in p.stderr
+
+
+def test_token_file_is_generated_0600_and_used_by_the_cli(tmp_path, db, target_db):
+    s = Server(tmp_path / "state")
+    del s.env["PENSTOCK_API_TOKEN"]
+    s.proc = subprocess.Popen([BIN, "server", "--listen", f"127.0.0.1:{s.port}", "--state-dir",
+                               str(s.state_dir)], env=s.env, stdout=subprocess.DEVNULL,
+                              stderr=open(s.log, "a"))
+    try:
+        token_file = s.state_dir / "api-token"
+        wait_for(token_file.exists, 20, what="the token file")
+        assert oct(token_file.stat().st_mode & 0o777) == "0o600"
+        token = token_file.read_text().strip()
+        assert len(token) == 64
+        wait_for(lambda: s.call("GET", "/healthz", token=token)[0] == 200, 20, what="server")
+        assert s.call("GET", "/healthz", token=TOKEN)[0] == 401
+        p = subprocess.run([BIN, "job", "list", "--state-dir", str(s.state_dir)], env=s.env,
+                           capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0 and "no jobs" in p.stdout, p.stderr
+        # a second server on the same state directory is refused
+        p = subprocess.run([BIN, "server", "--listen", f"127.0.0.1:{free_port()}", "--state-dir",
+                            str(s.state_dir)], env=s.env, capture_output=True, text=True, timeout=60)
+        assert p.returncode == 2 and "another penstock server" in p.stderr
+    finally:
+        s.stop(keep_jobs=True)   # it has none, and its token is not TOKEN
