@@ -151,8 +151,12 @@ int ps_store_put(ps_store *s, const ps_store_job *j, const ps_store_event *ev, p
 		goto cleanup;
 	}
 	rc = exec_params(s,
-	                 "INSERT OR REPLACE INTO jobs (id, name, spec, state, health, checks, last_error,"
-	                 " status, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+	                 "INSERT INTO jobs (id, name, spec, state, health, checks, last_error,"
+	                 " status, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+	                 " ON CONFLICT (id) DO UPDATE SET name = excluded.name, spec = excluded.spec,"
+	                 " state = excluded.state, health = excluded.health, checks = excluded.checks,"
+	                 " last_error = excluded.last_error, status = excluded.status,"
+	                 " updated_at = excluded.updated_at",
 	                 p, 8, times, 2, err);
 	if (rc == PS_OK && ev)
 		rc = insert_event(s, j->id, ev, err);
