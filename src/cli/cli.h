@@ -9,6 +9,7 @@
  *   4  a blocking precheck failed (check, job check, job start --wait: an
  *      item of level error failed; the report says which and how to fix it)
  *   5  job: the job's state does not allow the action; nothing changed
+ *   6  job compare: the target differs from the source
  */
 #ifndef PS_CLI_CLI_H
 #define PS_CLI_CLI_H
@@ -21,6 +22,7 @@
 #define PS_EXIT_CHECKPOINT 3
 #define PS_EXIT_CHECK_FAILED 4   /* a blocking precheck failed (check, job check/start) */
 #define PS_EXIT_REFUSED 5        /* job: the job's state does not allow the action */
+#define PS_EXIT_DIFFERENT 6      /* job compare: differences found (not all repaired) */
 
 int ps_cli_run(int argc, char **argv);
 int ps_cli_check(int argc, char **argv);

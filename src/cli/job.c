@@ -27,6 +27,8 @@ typedef struct job_opts {
 	long long after;
 	const char *action;
 	const char *arg;        /* job id/name, or the spec file for create */
+	json_t *compare;        /* compare: the request body */
+	bool timeout_given;
 } job_opts;
 
 static void usage(FILE *f)
@@ -44,6 +46,9 @@ static void usage(FILE *f)
 	      "  stop JOB             drain, then drop slot and publication (only a fresh start remains)\n"
 	      "  delete JOB           remove the job, its slot, publication and checkpoint (never target data)\n"
 	      "  events JOB           the job's history: transitions with time, actor and reason\n"
+	      "  compare JOB          compare the job's target with its source (docs/compare.md);\n"
+	      "                       --mode count|full|sample, --tables P,..., --sample-percent N,\n"
+	      "                       --chunk-rows N, --max-report N, --repair; stored in the job store\n"
 	      "\n"
 	      "JOB is a job's name or id. Options:\n"
 	      "  --server URL         the server (default $PENSTOCK_SERVER, else http://127.0.0.1:7654)\n"
@@ -54,7 +59,8 @@ static void usage(FILE *f)
 	      "  --after SEQ          events: only those after this sequence number\n"
 	      "\n"
 	      "exit status: 0 ok, 1 server unreachable or failed, 2 bad input or unknown job,\n"
-	      "             4 prechecks failed, 5 the job's state does not allow the action\n",
+	      "             4 prechecks failed, 5 the job's state does not allow the action,\n"
+	      "             6 compare found differences (not all repaired)\n",
 	      f);
 }
 
@@ -227,6 +233,49 @@ static void print_events(json_t *reply)
 	}
 }
 
+static void print_compare(json_t *reply)
+{
+	json_t *c = json_object_get(reply, "compare"), *tables = json_object_get(c, "tables"), *t;
+	size_t i;
+
+	json_array_foreach(tables, i, t) {
+		json_t *diffs = json_object_get(t, "differences"), *d, *repair = json_object_get(t, "repair");
+		size_t k;
+
+		printf("%s: %s (source rows %lld, target rows %lld, %lld of %lld chunks checked)\n",
+		       str(t, "table", "?"), json_is_true(json_object_get(t, "equal")) ? "equal" : "DIFFERENT",
+		       (long long)json_integer_value(json_object_get(t, "source_rows")),
+		       (long long)json_integer_value(json_object_get(t, "target_rows")),
+		       (long long)json_integer_value(json_object_get(t, "chunks_checked")),
+		       (long long)json_integer_value(json_object_get(t, "chunks")));
+		if (json_is_string(json_object_get(t, "note")))
+			printf("  note: %s\n", str(t, "note", ""));
+		if (json_array_size(diffs))
+			printf("  missing_in_target %lld, extra_in_target %lld, different %lld\n",
+			       (long long)json_integer_value(json_object_get(t, "missing_in_target")),
+			       (long long)json_integer_value(json_object_get(t, "extra_in_target")),
+			       (long long)json_integer_value(json_object_get(t, "different")));
+		json_array_foreach(diffs, k, d) {
+			char *key = json_dumps(json_object_get(d, "key"), JSON_COMPACT | JSON_PRESERVE_ORDER);
+			char *cols = json_dumps(json_object_get(d, "columns"), JSON_COMPACT);
+			printf("  %-17s %s%s%s\n", str(d, "kind", "?"), key ? key : "?",
+			       cols ? " columns " : "", cols ? cols : "");
+			free(key);
+			free(cols);
+		}
+		if (json_is_object(repair))
+			printf("  repair: %lld rows written, %lld deleted, %lld remaining\n",
+			       (long long)json_integer_value(json_object_get(repair, "rows_written")),
+			       (long long)json_integer_value(json_object_get(repair, "rows_deleted")),
+			       (long long)json_integer_value(json_object_get(repair, "remaining")));
+	}
+	printf("%s in %.1f s (result %lld in the job store)\n",
+	       json_is_true(json_object_get(c, "equal")) ? "equal"
+	       : json_is_true(json_object_get(c, "consistent")) ? "differences repaired" : "DIFFERENT",
+	       json_number_value(json_object_get(c, "seconds")),
+	       (long long)json_integer_value(json_object_get(reply, "seq")));
+}
+
 /* ==== actions ============================================================== */
 
 static int call(job_opts *o, const char *method, const char *path, const char *body,
@@ -365,6 +414,16 @@ static int run_action(job_opts *o)
 			if (json_is_string(json_object_get(r.json, "warning")))
 				printf("warning: %s\n", str(r.json, "warning", ""));
 		}
+	} else if (strcmp(o->action, "compare") == 0) {
+		char act[800], *body = json_dumps(o->compare, JSON_COMPACT);
+		snprintf(act, sizeof(act), "%s/compare", path);
+		rc = call(o, "POST", act, body, &r);
+		free(body);
+		if (rc == PS_EXIT_OK && !o->json)
+			print_compare(r.json);
+		if (rc == PS_EXIT_OK &&
+		    !json_is_true(json_object_get(json_object_get(r.json, "compare"), "consistent")))
+			rc = PS_EXIT_DIFFERENT;
 	} else if (strcmp(o->action, "events") == 0) {
 		char q[800];
 		snprintf(q, sizeof(q), "%s/events?after=%lld", path, o->after);
@@ -415,20 +474,24 @@ int ps_cli_job(int argc, char **argv)
 	const char *state_opt = NULL, *server = getenv("PENSTOCK_SERVER");
 	char state_dir[1024], *end;
 	ps_error err;
-	int rc;
+	int rc = PS_EXIT_OK;
 
 	memset(&o, 0, sizeof(o));
 	o.timeout_s = 120;
+	o.compare = json_object();
 	ps_error_clear(&err);
 	for (int i = 1; i < argc; i++) {
 		int c = ps_cli_common_option(argc, argv, &i);
-		if (c < 0)
-			return PS_EXIT_USAGE;
+		if (c < 0) {
+			rc = PS_EXIT_USAGE;
+			goto out;
+		}
 		if (c > 0)
 			continue;
 		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
 			usage(stdout);
-			return PS_EXIT_OK;
+			rc = PS_EXIT_OK;
+			goto out;
 		} else if (strcmp(argv[i], "--json") == 0) {
 			o.json = true;
 		} else if (strcmp(argv[i], "--wait") == 0) {
@@ -438,46 +501,87 @@ int ps_cli_job(int argc, char **argv)
 		} else if (strcmp(argv[i], "--state-dir") == 0 && i + 1 < argc) {
 			state_opt = argv[++i];
 		} else if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc) {
+			o.timeout_given = true;
 			o.timeout_s = strtod(argv[++i], &end);
 			if (*end || o.timeout_s <= 0) {
 				fprintf(stderr, "penstock: error: --timeout: expected seconds > 0, got '%s'\n", argv[i]);
-				return PS_EXIT_USAGE;
+				rc = PS_EXIT_USAGE;
+				goto out;
 			}
+		} else if (strcmp(argv[i], "--repair") == 0) {
+			json_object_set_new(o.compare, "repair", json_true());
+		} else if (strcmp(argv[i], "--mode") == 0 && i + 1 < argc) {
+			json_object_set_new(o.compare, "mode", json_string(argv[++i]));
+		} else if (strcmp(argv[i], "--tables") == 0 && i + 1 < argc) {
+			json_t *list = json_array();
+			const char *p = argv[++i];
+			while (*p) {
+				size_t n = strcspn(p, ",");
+				if (n)
+					json_array_append_new(list, json_stringn(p, n));
+				p += n + (p[n] == ',');
+			}
+			json_object_set_new(o.compare, "tables", list);
+		} else if ((strcmp(argv[i], "--sample-percent") == 0 || strcmp(argv[i], "--chunk-rows") == 0 ||
+		            strcmp(argv[i], "--max-report") == 0) && i + 1 < argc) {
+			char field[32];
+			long long n = strtoll(argv[i + 1], &end, 10);
+			snprintf(field, sizeof(field), "%s", argv[i] + 2);
+			for (char *ch = field; *ch; ch++)
+				if (*ch == '-')
+					*ch = '_';
+			if (!argv[i + 1][0] || *end) {
+				fprintf(stderr, "penstock: error: %s: expected an integer, got '%s'\n", argv[i],
+				        argv[i + 1]);
+				rc = PS_EXIT_USAGE;
+				goto out;
+			}
+			json_object_set_new(o.compare, field, json_integer(n));
+			i++;
 		} else if (strcmp(argv[i], "--after") == 0 && i + 1 < argc) {
 			o.after = strtoll(argv[++i], &end, 10);
 			if (*end || o.after < 0) {
 				fprintf(stderr, "penstock: error: --after: expected a sequence number, got '%s'\n",
 				        argv[i]);
-				return PS_EXIT_USAGE;
+				rc = PS_EXIT_USAGE;
+				goto out;
 			}
 		} else if (argv[i][0] == '-' && argv[i][1]) {
 			fprintf(stderr, "penstock: error: job: unknown option '%s'\n", argv[i]);
 			usage(stderr);
-			return PS_EXIT_USAGE;
+			rc = PS_EXIT_USAGE;
+			goto out;
 		} else if (!o.action) {
 			o.action = argv[i];
 		} else if (!o.arg) {
 			o.arg = argv[i];
 		} else {
 			fprintf(stderr, "penstock: error: job %s: unexpected argument '%s'\n", o.action, argv[i]);
-			return PS_EXIT_USAGE;
+			rc = PS_EXIT_USAGE;
+			goto out;
 		}
 	}
 	if (!o.action) {
 		usage(stderr);
-		return PS_EXIT_USAGE;
+		rc = PS_EXIT_USAGE;
+		goto out;
 	}
 	rc = ps_state_dir_resolve(state_dir, sizeof(state_dir), state_opt, &err);
 	if (rc == PS_OK)
 		rc = ps_api_token(o.token, sizeof(o.token), state_dir, false, &err);
 	if (rc != PS_OK) {
 		ps_cli_report(&err);
-		return PS_EXIT_USAGE;
+		rc = PS_EXIT_USAGE;
+		goto out;
 	}
 	o.http.base_url = server && server[0] ? server : "http://127.0.0.1:7654";
 	o.http.token = o.token;
+	if (strcmp(o.action, "compare") == 0 && !o.timeout_given)
+		o.timeout_s = 6 * 3600;   /* a full compare of a large table takes its time */
 	o.http.timeout_ms = (long)(o.timeout_s * 1000) + 30000;
 	rc = run_action(&o);
+out:
 	memset(o.token, 0, sizeof(o.token));
+	json_decref(o.compare);
 	return rc;
 }

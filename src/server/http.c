@@ -210,10 +210,25 @@ static void route_jobs(ps_server *srv, struct MHD_Connection *conn, const char *
 			ps_jobs_events(srv, id, after, (int)limit, r);
 		return;
 	}
+	if (strcmp(sub, "compare") == 0) {
+		if (strcmp(method, "POST") != 0)
+			method_not_allowed(r, method, full_url, "POST");
+		else
+			ps_jobs_compare(srv, id, body->data ? body->data : "", body->len, actor, r);
+		return;
+	}
+	if (strcmp(sub, "compares") == 0) {
+		long long limit;
+		if (strcmp(method, "GET") != 0)
+			method_not_allowed(r, method, full_url, "GET");
+		else if (parse_int_arg(conn, "limit", 20, 1, 1000, &limit, r))
+			ps_jobs_compares(srv, id, (int)limit, r);
+		return;
+	}
 	action = ps_job_action_parse(sub);
 	if (action < 0 || action == PS_ACT_DELETE || action == PS_ACT_MODIFY) {
 		ps_api_error(r, 404, "not_found", "no such resource: %s; job actions are check, start, "
-		             "pause, resume, stop", full_url);
+		             "pause, resume, stop, compare", full_url);
 		return;
 	}
 	if (strcmp(method, "POST") != 0) {

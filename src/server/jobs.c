@@ -33,10 +33,12 @@
 
 #include "core/checkpoint.h"
 #include "core/pipeline.h"
+#include "compare/compare.h"
 #include "core/precheck.h"
 #include "server/server.h"
 #include "util/buf.h"
 #include "util/log.h"
+#include "util/str.h"
 
 #define RETRY_INITIAL_MS 1000
 #define RETRY_MAX_MS 60000
@@ -800,6 +802,226 @@ void ps_jobs_action(ps_server *srv, const char *id, int action, const char *acto
 	answer_job(r, 202, job);
 cleanup:
 	pthread_mutex_unlock(&srv->mu);
+}
+
+/* ==== API: compare ========================================================= */
+
+typedef struct compare_req {
+	int mode;
+	int sample_percent;
+	long long chunk_rows;
+	int max_report;
+	bool repair;
+	char **tables;
+	size_t ntables;
+} compare_req;
+
+static void compare_req_free(compare_req *q)
+{
+	for (size_t i = 0; i < q->ntables; i++)
+		free(q->tables[i]);
+	free(q->tables);
+}
+
+/* The body of POST .../compare: every field optional (docs/api.md). */
+static bool parse_compare_req(const char *body, size_t len, compare_req *q, ps_api_result *r)
+{
+	json_error_t jerr;
+	json_t *doc = NULL, *v;
+	const char *key, *bad = NULL, *why = NULL;
+
+	memset(q, 0, sizeof(*q));
+	q->mode = PS_COMPARE_FULL;
+	q->sample_percent = 10;
+	q->chunk_rows = 10000;
+	q->max_report = 100;
+	if (len == 0)
+		return true;
+	doc = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!doc || !json_is_object(doc)) {
+		ps_api_error(r, 400, "invalid_json", "request body:%d:%d: %s", jerr.line, jerr.column,
+		             doc ? "expected a JSON object" : jerr.text);
+		json_decref(doc);
+		return false;
+	}
+	json_object_foreach(doc, key, v) {
+		if (strcmp(key, "mode") == 0) {
+			if (!json_is_string(v) || ps_compare_mode_parse(json_string_value(v), &q->mode) != PS_OK)
+				why = "expected \"count\", \"full\" or \"sample\"";
+		} else if (strcmp(key, "sample_percent") == 0) {
+			if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 100)
+				why = "expected an integer from 1 to 100";
+			else
+				q->sample_percent = (int)json_integer_value(v);
+		} else if (strcmp(key, "chunk_rows") == 0) {
+			if (!json_is_integer(v) || json_integer_value(v) < 100)
+				why = "expected an integer >= 100";
+			else
+				q->chunk_rows = json_integer_value(v);
+		} else if (strcmp(key, "max_report") == 0) {
+			if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 100000)
+				why = "expected an integer from 0 to 100000";
+			else
+				q->max_report = (int)json_integer_value(v);
+		} else if (strcmp(key, "repair") == 0) {
+			if (!json_is_boolean(v))
+				why = "expected true or false";
+			else
+				q->repair = json_is_true(v);
+		} else if (strcmp(key, "tables") == 0) {
+			size_t i;
+			json_t *t;
+			if (!json_is_array(v) || json_array_size(v) == 0) {
+				why = "expected a non-empty array of \"schema.table\" patterns";
+			} else {
+				q->tables = calloc(json_array_size(v), sizeof(char *));
+				json_array_foreach(v, i, t) {
+					if (!json_is_string(t)) {
+						why = "expected strings";
+						break;
+					}
+					q->tables[q->ntables++] = strdup(json_string_value(t));
+				}
+			}
+		} else if (strcmp(key, "reason") != 0) {
+			why = "unknown field; known: mode, tables, sample_percent, chunk_rows, max_report, "
+			      "repair, reason";
+		}
+		if (why) {
+			bad = key;
+			break;
+		}
+	}
+	if (bad) {
+		ps_api_error(r, 400, "invalid_request", "request body: %s: %s", bad, why);
+		json_object_set_new(json_object_get(r->body, "error"), "field", json_string(bad));
+		compare_req_free(q);
+	}
+	json_decref(doc);
+	return bad == NULL;
+}
+
+void ps_jobs_compare(ps_server *srv, const char *id, const char *body, size_t len,
+                     const char *actor, ps_api_result *r)
+{
+	compare_req q;
+	ps_compare_opts o;
+	ps_compare_report rep;
+	ps_spec *spec = NULL;
+	char *text = NULL, *src_pw = NULL, *dst_pw = NULL, *result = NULL, job_id[24];
+	bool running = false;
+	ps_job *job;
+	ps_error err;
+	json_t *report = NULL;
+	int64_t seq;
+	int rc = PS_OK;
+
+	memset(&rep, 0, sizeof(rep));
+	ps_error_clear(&err);
+	if (!parse_compare_req(body, len, &q, r))
+		return;
+	pthread_mutex_lock(&srv->mu);
+	job = find_job(srv, id);
+	if (job) {
+		/* a private copy: the job may be modified or deleted meanwhile */
+		rc = parse_spec(job->spec_text, strlen(job->spec_text), job->spec->name, &spec, &text, &err);
+		snprintf(job_id, sizeof(job_id), "%s", job->id);
+		running = job->state == PS_JOB_RUNNING && job->phase == PS_PHASE_STREAMING;
+	}
+	pthread_mutex_unlock(&srv->mu);
+	if (!job) {
+		not_found(r, id);
+		goto cleanup;
+	}
+	if (rc != PS_OK) {
+		ps_api_error(r, 500, "internal", "%s", err.message);
+		goto cleanup;
+	}
+	if (!q.ntables && spec->nexclude) {
+		ps_api_error(r, 400, "invalid_request", "job '%s' excludes tables (tables.exclude), so "
+		             "its include patterns do not say what to compare; name the tables: "
+		             "{\"tables\": [\"public.orders\", ...]}", spec->name);
+		goto cleanup;
+	}
+	if (ps_spec_password(&spec->source, "source", &src_pw, &err) != PS_OK ||
+	    ps_spec_password(&spec->target, "target", &dst_pw, &err) != PS_OK) {
+		ps_api_error(r, 400, "invalid_spec", "%s", err.message);
+		goto cleanup;
+	}
+	ps_compare_opts_defaults(&o);
+	o.source_url = spec->source.url;
+	o.source_password = src_pw;
+	o.target_url = spec->target.url;
+	o.target_password = dst_pw;
+	o.tables = q.ntables ? (const char *const *)q.tables : (const char *const *)spec->include;
+	o.ntables = q.ntables ? q.ntables : spec->ninclude;
+	o.mode = q.mode;
+	o.sample_percent = q.sample_percent;
+	o.chunk_rows = q.chunk_rows;
+	o.max_report = q.max_report;
+	o.repair = q.repair;
+	o.job = running ? spec->name : NULL;   /* lag is waited out only while it streams */
+	ps_log_info("job %s: compare (%s%s) requested by %s", spec->name, ps_compare_mode_name(q.mode),
+	            q.repair ? ", repair" : "", actor);
+	rc = ps_compare_run(&o, &rep, &err);
+	if (rc != PS_OK) {
+		char msg[PS_ERROR_MESSAGE_MAX + PS_ERROR_CONTEXT_MAX + 4];
+		ps_error_format(&err, msg, sizeof(msg));
+		ps_api_error(r, rc == PS_EINVAL ? 400 : 502, rc == PS_EINVAL ? "invalid_request" : "compare_failed",
+		             "compare: %s", msg);
+		goto cleanup;
+	}
+	report = ps_compare_report_json(&rep);
+	result = json_text(report);
+	seq = result ? ps_store_compare_add(srv->store, job_id, ps_time_now_ms(), result, &err) : -1;
+	if (seq < 0) {
+		ps_api_error(r, 500, "internal", "cannot store the compare result: %s", err.message);
+		goto cleanup;
+	}
+	pthread_mutex_lock(&srv->mu);
+	job = find_job(srv, job_id);
+	if (job)
+		job_event(srv, job, "compare", "%s compare by %s: %s%s", ps_compare_mode_name(q.mode),
+		          actor, rep.equal ? "equal" : rep.consistent ? "differences repaired" : "DIFFERENT",
+		          q.repair ? " (repair asked)" : "");
+	pthread_mutex_unlock(&srv->mu);
+	r->status = 200;
+	r->body = json_pack("{s:I, s:O}", "seq", (json_int_t)seq, "compare", report);
+cleanup:
+	json_decref(report);
+	free(result);
+	ps_compare_report_free(&rep);
+	ps_secret_free(src_pw);
+	ps_secret_free(dst_pw);
+	ps_spec_free(spec);
+	free(text);
+	compare_req_free(&q);
+}
+
+void ps_jobs_compares(ps_server *srv, const char *id, int limit, ps_api_result *r)
+{
+	char job_id[24];
+	json_t *list;
+	ps_job *job;
+	ps_error err;
+
+	pthread_mutex_lock(&srv->mu);
+	job = find_job(srv, id);
+	if (job)
+		snprintf(job_id, sizeof(job_id), "%s", job->id);
+	pthread_mutex_unlock(&srv->mu);
+	if (!job) {
+		not_found(r, id);
+		return;
+	}
+	ps_error_clear(&err);
+	list = ps_store_compares(srv->store, job_id, limit, &err);
+	if (!list) {
+		ps_api_error(r, 500, "internal", "%s", err.message);
+		return;
+	}
+	r->status = 200;
+	r->body = json_pack("{s:s, s:o}", "job", job_id, "compares", list);
 }
 
 /* ==== API: modify and delete ============================================== */

@@ -106,6 +106,11 @@ void ps_jobs_action(ps_server *srv, const char *id, int action, const char *acto
 void ps_jobs_modify(ps_server *srv, const char *id, const char *body, size_t len,
                     const char *actor, ps_api_result *r);
 void ps_jobs_delete(ps_server *srv, const char *id, const char *actor, ps_api_result *r);
+/* POST /v1/jobs/{id}/compare: runs penstock compare on the job's source and
+ * target (synchronously) and stores the result; GET .../compares lists them. */
+void ps_jobs_compare(ps_server *srv, const char *id, const char *body, size_t len,
+                     const char *actor, ps_api_result *r);
+void ps_jobs_compares(ps_server *srv, const char *id, int limit, ps_api_result *r);
 void ps_jobs_events(ps_server *srv, const char *id, int64_t after, int limit, ps_api_result *r);
 /* Prometheus text exposition of every job (malloc'd). */
 char *ps_jobs_metrics(ps_server *srv);

@@ -35,7 +35,11 @@ static const char SCHEMA[] =
 	"CREATE TABLE IF NOT EXISTS events ("
 	"  seq INTEGER PRIMARY KEY AUTOINCREMENT, job_id TEXT NOT NULL, at INTEGER NOT NULL,"
 	"  kind TEXT NOT NULL, actor TEXT NOT NULL, from_state TEXT, to_state TEXT, reason TEXT);"
-	"CREATE INDEX IF NOT EXISTS events_by_job ON events (job_id, seq);";
+	"CREATE INDEX IF NOT EXISTS events_by_job ON events (job_id, seq);"
+	"CREATE TABLE IF NOT EXISTS compares ("
+	"  seq INTEGER PRIMARY KEY AUTOINCREMENT, job_id TEXT NOT NULL, at INTEGER NOT NULL,"
+	"  result TEXT NOT NULL);"
+	"CREATE INDEX IF NOT EXISTS compares_by_job ON compares (job_id, seq);";
 
 int64_t ps_time_now_ms(void)
 {
@@ -187,6 +191,8 @@ int ps_store_delete(ps_store *s, const char *job_id, ps_error *err)
 	pthread_mutex_lock(&s->mu);
 	rc = exec_params(s, "DELETE FROM events WHERE job_id = ?", p, 1, NULL, 0, err);
 	if (rc == PS_OK)
+		rc = exec_params(s, "DELETE FROM compares WHERE job_id = ?", p, 1, NULL, 0, err);
+	if (rc == PS_OK)
 		rc = exec_params(s, "DELETE FROM jobs WHERE id = ?", p, 1, NULL, 0, err);
 	pthread_mutex_unlock(&s->mu);
 	return rc;
@@ -266,6 +272,56 @@ json_t *ps_store_events(ps_store *s, const char *job_id, int64_t after, int limi
 	return out;
 fail:
 	db_error(err, s->db, "reading events");
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->mu);
+	json_decref(out);
+	return NULL;
+}
+
+int64_t ps_store_compare_add(ps_store *s, const char *job_id, int64_t at, const char *result,
+                             ps_error *err)
+{
+	const char *p[2] = {job_id, result};
+	int64_t seq = -1;
+
+	pthread_mutex_lock(&s->mu);
+	if (exec_params(s, "INSERT INTO compares (job_id, result, at) VALUES (?, ?, ?)", p, 2, &at, 1,
+	                err) == PS_OK)
+		seq = sqlite3_last_insert_rowid(s->db);
+	pthread_mutex_unlock(&s->mu);
+	return seq;
+}
+
+json_t *ps_store_compares(ps_store *s, const char *job_id, int limit, ps_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	json_t *out = json_array();
+	json_error_t jerr;
+	char at[40];
+	int step;
+
+	pthread_mutex_lock(&s->mu);
+	if (sqlite3_prepare_v2(s->db,
+	                       "SELECT seq, at, result FROM (SELECT seq, at, result FROM compares "
+	                       "WHERE job_id = ? ORDER BY seq DESC LIMIT ?) ORDER BY seq",
+	                       -1, &st, NULL) != SQLITE_OK)
+		goto fail;
+	sqlite3_bind_text(st, 1, job_id, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int(st, 2, limit);
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		json_t *result = json_loads(col_text(st, 2), 0, &jerr);
+		ps_time_iso(at, sizeof(at), sqlite3_column_int64(st, 1));
+		json_array_append_new(out, json_pack("{s:I, s:s, s:o}", "seq",
+		                                     (json_int_t)sqlite3_column_int64(st, 0), "at", at,
+		                                     "result", result ? result : json_null()));
+	}
+	if (step != SQLITE_DONE)
+		goto fail;
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->mu);
+	return out;
+fail:
+	db_error(err, s->db, "reading compare results");
 	sqlite3_finalize(st);
 	pthread_mutex_unlock(&s->mu);
 	json_decref(out);

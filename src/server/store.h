@@ -63,6 +63,14 @@ int ps_store_each(ps_store *s, ps_store_job_fn fn, void *payload, ps_error *err)
  * [{"seq","at","kind","actor","from","to","reason"}]. NULL on error. */
 json_t *ps_store_events(ps_store *s, const char *job_id, int64_t after, int limit, ps_error *err);
 
+/* Stores the result of a compare run (JSON text); returns its sequence
+ * number, -1 on error. */
+int64_t ps_store_compare_add(ps_store *s, const char *job_id, int64_t at, const char *result,
+                             ps_error *err);
+/* The job's last limit compare results, oldest first:
+ * [{"seq", "at", "result"}]. NULL on error. */
+json_t *ps_store_compares(ps_store *s, const char *job_id, int limit, ps_error *err);
+
 /* "2026-11-21T04:28:31.123Z" into buf (at least 32 bytes). */
 void ps_time_iso(char *buf, size_t len, int64_t ms);
 int64_t ps_time_now_ms(void);

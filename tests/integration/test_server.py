@@ -472,3 +472,38 @@ def test_token_file_is_generated_0600_and_used_by_the_cli(tmp_path, db, target_d
         assert p.returncode == 2 and "another penstock server" in p.stderr
     finally:
         s.stop(keep_jobs=True)   # it has none, and its token is not TOKEN
+
+
+# --- compare as a job action ---------------------------------------------------
+
+def test_job_compare_finds_and_repairs_differences_and_keeps_results(server, db, target_db):
+    Writer.create_tables(db, rows=300)
+    server.call("POST", "/v1/jobs", spec_for(db, target_db.url))
+    server.call("POST", "/v1/jobs/orders/start")
+    wait_for(lambda: server.job("orders")["phase"] == "streaming", 90, what="streaming")
+    status, reply = server.call("POST", "/v1/jobs/orders/compare", {"mode": "full"})
+    assert status == 200, reply
+    assert reply["compare"]["equal"] is True and reply["compare"]["job"] == "orders"
+    # the target drifts behind the job's back
+    target_db.execute("UPDATE w_items SET v = -1 WHERE id = 7")
+    target_db.execute("DELETE FROM w_items WHERE id = 8")
+    p = server.cli("compare", "orders", "--tables", "public.w_items", check=6)
+    assert "DIFFERENT" in p.stdout and '"id":"7"' in p.stdout and '"id":"8"' in p.stdout, p.stdout
+    status, reply = server.call("POST", "/v1/jobs/orders/compare",
+                                {"tables": ["public.w_items"], "repair": True})
+    assert status == 200 and reply["compare"]["consistent"] is True, reply
+    wait_equal(db, target_db, W_TABLES)
+    p = server.cli("compare", "orders", "--mode", "count", check=0)
+    assert "equal" in p.stdout
+    status, reply = server.call("GET", "/v1/jobs/orders/compares")
+    results = reply["compares"]
+    assert [r["result"]["equal"] for r in results] == [True, False, False, True]
+    assert [r["result"]["mode"] for r in results] == ["full", "full", "full", "count"]
+    diffs = results[1]["result"]["tables"][0]["differences"]
+    assert sorted((d["kind"], d["key"]["id"]) for d in diffs) == [("different", "7"),
+                                                                   ("missing_in_target", "8")]
+    events = server.call("GET", "/v1/jobs/orders/events")[1]["events"]
+    assert sum(1 for e in events if e["kind"] == "compare") == 4
+    # bad bodies name the field
+    status, reply = server.call("POST", "/v1/jobs/orders/compare", {"mode": "fast"})
+    assert status == 400 and reply["error"]["field"] == "mode"
