@@ -44,10 +44,10 @@ class Server:
         wait_for(self.healthy, 20, what="server to answer /healthz")
         return self
 
-    def healthy(self):
+    def healthy(self, token=TOKEN):
         assert self.proc.poll() is None, self.logtext()
         try:
-            return self.call("GET", "/healthz")[0] == 200
+            return self.call("GET", "/healthz", token=token)[0] == 200
         except (urllib.error.URLError, ConnectionError):
             return False
 
@@ -461,7 +461,7 @@ def test_token_file_is_generated_0600_and_used_by_the_cli(tmp_path, db, target_d
         assert oct(token_file.stat().st_mode & 0o777) == "0o600"
         token = token_file.read_text().strip()
         assert len(token) == 64
-        wait_for(lambda: s.call("GET", "/healthz", token=token)[0] == 200, 20, what="server")
+        wait_for(lambda: s.healthy(token), 20, what="server")
         assert s.call("GET", "/healthz", token=TOKEN)[0] == 401
         p = subprocess.run([BIN, "job", "list", "--state-dir", str(s.state_dir)], env=s.env,
                            capture_output=True, text=True, timeout=60)
