@@ -115,7 +115,6 @@ int ps_cli_server(int argc, char **argv)
 		sigaction(SIGINT, &sa, NULL);
 		sigaction(SIGTERM, &sa, NULL);
 		signal(SIGPIPE, SIG_IGN);
-		rc = ps_server_jobs_load(&srv, &err);
 	}
 	if (rc == PS_OK)
 		rc = ps_http_serve(&srv, listen, &g_stop, &err);

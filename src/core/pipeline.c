@@ -100,6 +100,7 @@ typedef struct pipeline {
 	uint64_t status_ns;                 /* last publish to cfg->status */
 	atomic_int phase;                   /* ps_phase */
 	char catchup_to[PS_POSITION_MAX];   /* the log's end when streaming began */
+	uint64_t idle_since_ns;             /* applier saw an idle log since then; 0: not idle */
 
 	/* reader-only, for cfg->status */
 	uint64_t read_status_ns, end_status_ns;
@@ -478,9 +479,15 @@ static void publish_status(pipeline *p, bool force)
 	p->status_ns = now;
 	idle = atomic_load(&p->reader_idle) && ps_queue_count(&p->queue) == 0 && !p->in_txn;
 	/* Caught up: the backlog that existed when streaming began is applied,
-	 * or the log has nothing more for us right now. */
+	 * or the log has had nothing for us for a second (the rest of that
+	 * backlog was other tables' or other databases' WAL). */
+	if (!idle)
+		p->idle_since_ns = 0;
+	else if (!p->idle_since_ns)
+		p->idle_since_ns = now;
 	if (atomic_load(&p->phase) == PS_PHASE_CATCHUP &&
-	    (idle || (p->catchup_to[0] && ps_src_compare(&p->src, p->ck.position, p->catchup_to) >= 0)))
+	    ((p->idle_since_ns && now - p->idle_since_ns >= 1000000000ull) ||
+	     (p->catchup_to[0] && ps_src_compare(&p->src, p->ck.position, p->catchup_to) >= 0)))
 		set_phase(p, PS_PHASE_STREAMING);
 	ps_run_status_applied(p->cfg->status, p->ck.position, p->ck.cdc_state, p->changes_applied,
 	                      p->txns_applied, p->last_commit_time_us, idle, atomic_load(&p->phase));
@@ -755,8 +762,12 @@ static int run_threads(pipeline *p, ps_error *err)
 	} else if (!p->in_txn) {
 		rc = apply_flush(p, err);
 	}
-	/* A checkpoint says TFEND only when nothing past it was written. */
-	if (rc == PS_OK) {
+	/* A checkpoint says TFEND only when nothing past it was written. A
+	 * transactional target never commits a source transaction that was cut
+	 * off (the reader failed or an immediate stop came inside it): its open
+	 * target transaction, with the whole batch, is rolled back at close and
+	 * read again next time, as the last checkpoint says. */
+	if (rc == PS_OK && !(p->in_txn && ps_snk_has_checkpoint_store(&p->snk))) {
 		final_state = p->in_txn ? running_state(p) : PS_CDC_TFEND;
 		rc = store_checkpoint(p, final_state, err);
 		if (rc == PS_OK)
@@ -854,8 +865,11 @@ int ps_pipeline_run(const ps_pipeline_config *cfg, atomic_int *stop, ps_error *e
 	p->sink_cfg.password = NULL;
 	if (rc == PS_OK)
 		rc = run_stream(p, resuming, &res, err);
-	if (rc == PS_OK && p->spec->type == PS_JOB_SNAPSHOT)
+	if (rc == PS_OK && p->spec->type == PS_JOB_SNAPSHOT) {
 		rc = finish_snapshot_job(p, err);
+		if (rc == PS_OK && cfg->completed)
+			*cfg->completed = true;
+	}
 	else if (rc == PS_OK) {
 		report_progress(p, true);
 		ps_log_info("stopped cleanly: checkpoint at %s (CDC %s); run again to resume",
@@ -901,8 +915,16 @@ int ps_pipeline_release(const ps_spec *spec, const char *state_dir, char *done, 
 		rc = ps_src_open(&src, sops, &scfg, err);
 	ps_secret_free(password);
 	password = NULL;
-	if (rc == PS_OK)
+	/* The last run's walsender may still hold the slot for a moment after
+	 * its connection closed (object_in_use): try again for up to 10 s. */
+	for (int i = 0; rc == PS_OK && i < 50; i++) {
 		rc = ps_src_drop(&src, err);
+		if (rc == PS_OK || strcmp(err->sqlstate, "55006") != 0 || i == 49)
+			break;
+		rc = PS_OK;
+		struct timespec ts = {0, 200 * 1000000L};
+		nanosleep(&ts, NULL);
+	}
 	ps_src_close(&src);
 	if (rc == PS_OK)
 		used += (size_t)snprintf(done, len, "dropped slot %s and publication %s on the source",

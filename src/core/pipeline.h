@@ -26,6 +26,8 @@ typedef struct ps_pipeline_config {
 	 * streaming), from whichever pipeline thread noticed; must not block long. */
 	void (*on_phase)(int phase, void *payload);
 	void *payload;
+	bool *completed;            /* optional out: set when a snapshot job finished
+	                               (slot, publication and checkpoint removed) */
 } ps_pipeline_config;
 
 void ps_pipeline_config_defaults(ps_pipeline_config *cfg);

@@ -373,6 +373,12 @@ int ps_http_serve(ps_server *srv, const char *listen, atomic_int *stop, ps_error
 	if (!d)
 		return ps_error_set(err, PS_EIO, "cannot listen on %s (in use? another penstock server?); "
 		                    "pick another address with --listen", listen);
+	/* the port is ours: now the jobs that were running may run again */
+	rc = ps_server_jobs_load(srv, err);
+	if (rc != PS_OK) {
+		MHD_stop_daemon(d);
+		return rc;
+	}
 	info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
 	inet_ntop(AF_INET, &sa.sin_addr, addr, sizeof(addr));
 	ps_log_info("penstock server listening on http://%s:%u (API under /v1, state in %s)", addr,

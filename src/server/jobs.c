@@ -45,6 +45,27 @@
 
 /* ==== small helpers ======================================================= */
 
+/* Makes s valid UTF-8 in place: jansson refuses anything else, and a
+ * message may hold bytes from a URL or a server, or end in a character that
+ * vsnprintf cut in half. Invalid bytes become '?'. */
+static void utf8_fix(char *s)
+{
+	unsigned char *p = (unsigned char *)s;
+
+	while (*p) {
+		int n = *p < 0x80 ? 1 : (*p & 0xE0) == 0xC0 ? 2 : (*p & 0xF0) == 0xE0 ? 3
+		        : (*p & 0xF8) == 0xF0 ? 4 : 0;
+		bool ok = n > 0 && !(n == 2 && *p < 0xC2);
+		for (int i = 1; ok && i < n; i++)
+			ok = (p[i] & 0xC0) == 0x80;
+		if (!ok) {
+			*p++ = '?';
+			continue;
+		}
+		p += n;
+	}
+}
+
 void ps_api_error(ps_api_result *r, int status, const char *code, const char *fmt, ...)
 {
 	char msg[2048];
@@ -53,6 +74,7 @@ void ps_api_error(ps_api_result *r, int status, const char *code, const char *fm
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	utf8_fix(msg);
 	r->status = status;
 	json_decref(r->body);
 	r->body = json_pack("{s:{s:s, s:s}}", "error", "code", code, "message", msg);
@@ -77,8 +99,8 @@ static char *json_text(const json_t *j)
 }
 
 /* Persists the job and, when to_state >= 0 or reason is set, one event. */
-static void job_save(ps_server *srv, ps_job *job, const char *kind, const char *actor,
-                     int from_state, int to_state, const char *reason)
+static int job_save(ps_server *srv, ps_job *job, const char *kind, const char *actor,
+                    int from_state, int to_state, const char *reason)
 {
 	char *checks = json_text(job->checks), *last_error = json_text(job->last_error);
 	char *status = json_text(job->last_status);
@@ -95,13 +117,16 @@ static void job_save(ps_server *srv, ps_job *job, const char *kind, const char *
 		.reason = reason, .at = job->updated_at,
 	};
 	ps_error err;
+	int rc;
 
 	ps_error_clear(&err);
-	if (ps_store_put(srv->store, &row, kind ? &ev : NULL, &err) != PS_OK)
+	rc = ps_store_put(srv->store, &row, kind ? &ev : NULL, &err);
+	if (rc != PS_OK)
 		ps_log_error("job %s: %s", job->spec->name, err.message);
 	free(checks);
 	free(last_error);
 	free(status);
+	return rc;
 }
 
 /* Moves the job to state, persisting it with its event (server.h note 3).
@@ -118,6 +143,7 @@ static void job_transition(ps_server *srv, ps_job *job, int to, const char *acto
 	va_start(ap, fmt);
 	vsnprintf(reason, sizeof(reason), fmt, ap);
 	va_end(ap);
+	utf8_fix(reason);
 	job->state = to;
 	job->updated_at = ps_time_now_ms();
 	job_save(srv, job, "transition", actor, from, to, reason);
@@ -138,6 +164,7 @@ static void job_event(ps_server *srv, ps_job *job, const char *kind, const char 
 	va_start(ap, fmt);
 	vsnprintf(reason, sizeof(reason), fmt, ap);
 	va_end(ap);
+	utf8_fix(reason);
 	ps_error_clear(&err);
 	if (ps_store_event_add(srv->store, job->id, &ev, &err) != PS_OK)
 		ps_log_error("job %s: %s", job->spec->name, err.message);
@@ -195,6 +222,7 @@ static void set_last_error(ps_job *job, const ps_error *err, bool retryable)
 	char msg[PS_ERROR_MESSAGE_MAX + PS_ERROR_CONTEXT_MAX + 4], at[40];
 
 	ps_error_format(err, msg, sizeof(msg));
+	utf8_fix(msg);
 	ps_time_iso(at, sizeof(at), ps_time_now_ms());
 	json_decref(job->last_error);
 	job->last_error = json_pack("{s:s, s:s, s:o, s:b, s:s, s:s}", "code",
@@ -288,6 +316,13 @@ static json_t *status_snapshot(ps_job *job)
 	return j;
 }
 
+static const char *applied_text(ps_job *job)
+{
+	const char *v = json_string_value(
+		json_object_get(json_object_get(job->last_status, "positions"), "applied"));
+	return v ? v : "the start";
+}
+
 /* Starting / running (note 2): one run of the pipeline, then the state its
  * end leads to. */
 static void run_pipeline(ps_server *srv, ps_job *job)
@@ -295,7 +330,7 @@ static void run_pipeline(ps_server *srv, ps_job *job)
 	ps_pipeline_config cfg;
 	phase_ctx pc = {srv, job};
 	ps_error err;
-	bool retryable;
+	bool retryable, completed = false;
 	int rc;
 
 	ps_pipeline_config_defaults(&cfg);
@@ -304,6 +339,7 @@ static void run_pipeline(ps_server *srv, ps_job *job)
 	cfg.status = &job->status;
 	cfg.on_phase = on_phase;
 	cfg.payload = &pc;
+	cfg.completed = &completed;
 	ps_run_status_destroy(&job->status);
 	ps_run_status_init(&job->status);
 	atomic_store(&job->stop, 0);
@@ -319,18 +355,21 @@ static void run_pipeline(ps_server *srv, ps_job *job)
 
 	if (rc == PS_ESTOPPED && atomic_load(&job->stop))
 		rc = PS_OK;
-	if (rc == PS_OK && job->state == PS_JOB_DRAINING) {
-		job_transition(srv, job, PS_JOB_PAUSED, "job",
-		               "drained: every change read was applied and checkpointed at %s; slot %s kept",
-		               json_string_value(json_object_get(json_object_get(job->last_status, "positions"), "applied"))
-		                       ?: "the start", job->spec->source.slot);
-	} else if (rc == PS_OK && (job->state == PS_JOB_STOPPING || srv->shutting_down)) {
-		/* stopping continues in job_main; a server shutdown keeps the state */
-	} else if (rc == PS_OK && job->spec->type == PS_JOB_SNAPSHOT) {
+	if (job->deleting) {
+		/* DELETE releases what is left and removes the job */
+	} else if (completed) {
+		/* checked first: the snapshot job ended by itself, even if a pause
+		 * or stop arrived meanwhile; nothing is left on the source */
 		json_decref(job->last_error);
 		job->last_error = NULL;
 		job_transition(srv, job, PS_JOB_COMPLETED, "job",
 		               "the snapshot is loaded; slot, publication and checkpoint removed");
+	} else if (rc == PS_OK && job->state == PS_JOB_DRAINING) {
+		job_transition(srv, job, PS_JOB_PAUSED, "job",
+		               "drained: every change read was applied and checkpointed at %s; slot %s kept",
+		               applied_text(job), job->spec->source.slot);
+	} else if (rc == PS_OK && (job->state == PS_JOB_STOPPING || srv->shutting_down)) {
+		/* stopping continues in job_main; a server shutdown keeps the state */
 	} else if (rc == PS_OK) {
 		job_transition(srv, job, PS_JOB_FAILED_PERMANENTLY, "job",
 		               "the pipeline ended without being asked to");
@@ -390,7 +429,7 @@ static void run_release(ps_server *srv, ps_job *job)
 /* Failed: waits for the retry time, a request, or shutdown. */
 static void wait_retry(ps_server *srv, ps_job *job)
 {
-	while (job->state == PS_JOB_FAILED && !srv->shutting_down) {
+	while (job->state == PS_JOB_FAILED && !srv->shutting_down && !job->deleting) {
 		int64_t now = ps_time_now_ms();
 		struct timespec until;
 
@@ -470,10 +509,22 @@ static json_t *time_json(int64_t ms)
 	return json_string(buf);
 }
 
+/* The actions the job's state allows now; modify waits while a supervisor
+ * works on the job (it reads the spec). srv->mu held. */
+static json_t *allowed_json(ps_job *job)
+{
+	json_t *list = json_array();
+
+	for (int a = 0; a < PS_NACTIONS; a++)
+		if (ps_job_allows(job->state, a) && !(a == PS_ACT_MODIFY && job->thread_alive))
+			json_array_append_new(list, json_string(ps_job_action_name(a)));
+	return list;
+}
+
 /* The job object of the API (docs/api.md), srv->mu held. */
 static json_t *job_json(ps_job *job)
 {
-	json_t *o, *figures, *allowed = json_array(), *spec;
+	json_t *o, *figures, *allowed = allowed_json(job), *spec, *tables;
 	json_error_t jerr;
 
 	figures = job->running ? status_snapshot(job) : json_incref(job->last_status);
@@ -483,11 +534,12 @@ static json_t *job_json(ps_job *job)
 		figures = ps_run_status_json(&empty);
 		ps_run_status_destroy(&empty);
 	}
-	for (int a = 0; a < PS_NACTIONS; a++)
-		if (ps_job_allows(job->state, a))
-			json_array_append_new(allowed, json_string(ps_job_action_name(a)));
+	tables = json_object_get(figures, "tables");
+	tables = json_is_array(tables) ? json_incref(tables) : json_array();
 	spec = json_loads(job->spec_text, 0, &jerr);
-	o = json_pack("{s:s, s:s, s:s, s:s, s:o, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o,"
+	/* o? everywhere figures are read: a stored status from another version
+	 * may lack a key, and one missing value must not blank the whole job */
+	o = json_pack("{s:s, s:s, s:s, s:s, s:o?, s:s, s:o?, s:o?, s:o?, s:o?, s:o?, s:o?, s:o, s:o, s:o,"
 	              " s:o, s:{s:i, s:o}, s:o, s:o, s:o, s:o}",
 	              "id", job->id, "name", job->spec->name, "type", ps_job_type_name(job->spec->type),
 	              "state", ps_job_state_name(job->state),
@@ -501,7 +553,7 @@ static json_t *job_json(ps_job *job)
 	              "rates", json_incref(json_object_get(figures, "rates")),
 	              "counters", json_incref(json_object_get(figures, "counters")),
 	              "retained_bytes", json_incref(json_object_get(figures, "retained_bytes")),
-	              "tables", json_incref(json_object_get(figures, "tables")),
+	              "tables", tables,
 	              "last_error", job->last_error ? json_incref(job->last_error) : json_null(),
 	              "checks", job->checks ? json_incref(job->checks) : json_null(),
 	              "allowed_actions", allowed,
@@ -638,11 +690,13 @@ void ps_jobs_create(ps_server *srv, const char *body, size_t len, const char *ac
 		return;
 	}
 	pthread_mutex_lock(&srv->mu);
-	if (find_job(srv, spec->name)) {
-		ps_api_error(r, 409, "conflict", "a job named '%s' exists already; pick another name, or "
-		             "delete that job first", spec->name);
-		goto cleanup;
-	}
+	for (ps_job *j = srv->jobs; j; j = j->next)
+		if (strcmp(j->spec->name, spec->name) == 0) {
+			ps_api_error(r, 409, "conflict", "a job named '%s' %s; pick another name, or delete "
+			             "that job first", spec->name,
+			             j->deleting ? "is being deleted" : "exists already");
+			goto cleanup;
+		}
 	for (ps_job *j = srv->jobs; j; j = j->next)
 		if (strcmp(j->spec->source.slot, spec->source.slot) == 0 &&
 		    strcmp(j->spec->source.parsed.redacted, spec->source.parsed.redacted) == 0) {
@@ -660,8 +714,13 @@ void ps_jobs_create(ps_server *srv, const char *body, size_t len, const char *ac
 	spec = NULL;
 	job->created_at = job->updated_at = ps_time_now_ms();
 	job->state = PS_JOB_CREATED;
+	if (job_save(srv, job, "transition", actor, -1, PS_JOB_CREATED, "created") != PS_OK) {
+		ps_api_error(r, 500, "internal", "cannot store the job (the server log says why); "
+		             "nothing was created");
+		job_free(job);
+		goto cleanup;
+	}
 	job_append(srv, job);
-	job_save(srv, job, "transition", actor, -1, PS_JOB_CREATED, "created");
 	answer_job(r, 201, job);
 cleanup:
 	pthread_mutex_unlock(&srv->mu);
@@ -726,12 +785,9 @@ void ps_jobs_events(ps_server *srv, const char *id, int64_t after, int limit, ps
 static void refuse(ps_api_result *r, ps_job *job, int action)
 {
 	char allowed[200];
-	json_t *list = json_array();
+	json_t *list = allowed_json(job);
 
 	ps_job_allowed_list(job->state, allowed, sizeof(allowed));
-	for (int a = 0; a < PS_NACTIONS; a++)
-		if (ps_job_allows(job->state, a))
-			json_array_append_new(list, json_string(ps_job_action_name(a)));
 	ps_api_error(r, 409, "invalid_state", "job '%s' is %s: %s is not allowed now; allowed: %s",
 	             job->spec->name, ps_job_state_name(job->state), ps_job_action_name(action),
 	             allowed);
@@ -961,6 +1017,7 @@ void ps_jobs_compare(ps_server *srv, const char *id, const char *body, size_t le
 	o.max_report = q.max_report;
 	o.repair = q.repair;
 	o.job = running ? spec->name : NULL;   /* lag is waited out only while it streams */
+	o.cancel = &srv->cancel_compares;      /* a server stopping ends it */
 	ps_log_info("job %s: compare (%s%s) requested by %s", spec->name, ps_compare_mode_name(q.mode),
 	            q.repair ? ", repair" : "", actor);
 	rc = ps_compare_run(&o, &rep, &err);
@@ -1149,12 +1206,15 @@ void ps_jobs_modify(ps_server *srv, const char *id, const char *body, size_t len
 		json_object_set_new(json_object_get(r->body, "error"), "field", json_string(changed));
 		goto cleanup;
 	}
-	if (job->running) {
-		/* the running pipeline reads job->spec: keep it, apply at the next run */
+	if (job->thread_alive) {
+		/* its supervisor (prechecks, pipeline, release) reads job->spec */
 		ps_api_error(r, 409, "invalid_state",
-		             "job '%s' is %s: pause it first, modify, then resume (changing a running "
-		             "job live is not supported yet)", job->spec->name,
+		             "job '%s' is %s: pause it (or let it settle) first, modify, then resume "
+		             "(changing a working job live is not supported yet)", job->spec->name,
 		             ps_job_state_name(job->state));
+		json_object_set_new(json_object_get(r->body, "error"), "state",
+		                    json_string(ps_job_state_name(job->state)));
+		json_object_set_new(json_object_get(r->body, "error"), "allowed_actions", allowed_json(job));
 		goto cleanup;
 	}
 	ps_spec_free(job->spec);
@@ -1311,6 +1371,7 @@ void ps_server_jobs_shutdown(ps_server *srv)
 
 	pthread_mutex_lock(&srv->mu);
 	srv->shutting_down = true;
+	atomic_store(&srv->cancel_compares, 1);
 	for (ps_job *job = srv->jobs; job; job = job->next)
 		if (job->running)
 			atomic_store(&job->stop, 1);

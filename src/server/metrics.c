@@ -14,7 +14,7 @@
 
 static void label_escaped(ps_buf *b, const char *s)
 {
-	for (; *s; s++) {
+	for (; s && *s; s++) {
 		if (*s == '\\' || *s == '"')
 			ps_buf_putc(b, '\\');
 		if (*s == '\n') {
@@ -95,38 +95,46 @@ char *ps_jobs_metrics(ps_server *srv)
 			json_decref(f);
 		}
 	}
-	help(&b, "penstock_job_changes_applied_total", "counter", "Changes applied in the current or last run.");
-	help(&b, "penstock_job_transactions_applied_total", "counter", "Source transactions applied in the current or last run.");
-	help(&b, "penstock_snapshot_rows_copied", "gauge", "Rows of the table copied by the initial load.");
-	help(&b, "penstock_snapshot_rows_estimated", "gauge", "The source's estimate of the table's rows.");
-	help(&b, "penstock_snapshot_units_done", "gauge", "Copy units of the table done.");
-	help(&b, "penstock_snapshot_units_total", "gauge", "Copy units of the table.");
-	for (ps_job *j = srv->jobs; j; j = j->next) {
-		json_t *f = figures_of(j), *tables = json_object_get(f, "tables"), *t;
-		size_t i;
-
-		if (!f)
-			continue;
-		ps_buf_printf(&b, "penstock_job_changes_applied_total{job=\"%s\"} %.0f\n", j->spec->name,
-		              num(f, "counters", "changes_applied"));
-		ps_buf_printf(&b, "penstock_job_transactions_applied_total{job=\"%s\"} %.0f\n",
-		              j->spec->name, num(f, "counters", "txns_applied"));
-		json_array_foreach(tables, i, t) {
-			static const char *const cols[][2] = {
-				{"penstock_snapshot_rows_copied", "rows_copied"},
-				{"penstock_snapshot_rows_estimated", "rows_estimated"},
-				{"penstock_snapshot_units_done", "units_done"},
-				{"penstock_snapshot_units_total", "units_total"},
-			};
-			for (size_t c = 0; c < 4; c++) {
-				ps_buf_printf(&b, "%s{job=\"%s\",table=\"", cols[c][0], j->spec->name);
-				label_escaped(&b, json_string_value(json_object_get(t, "schema")));
-				ps_buf_putc(&b, '.');
-				label_escaped(&b, json_string_value(json_object_get(t, "name")));
-				ps_buf_printf(&b, "\"} %.0f\n", num(t, cols[c][1], NULL));
+	{
+		static const char *const counters[][3] = {
+			{"penstock_job_changes_applied_total", "changes_applied",
+			 "Changes applied in the current or last run."},
+			{"penstock_job_transactions_applied_total", "txns_applied",
+			 "Source transactions applied in the current or last run."},
+		};
+		for (size_t c = 0; c < 2; c++) {
+			help(&b, counters[c][0], "counter", counters[c][2]);
+			for (ps_job *j = srv->jobs; j; j = j->next) {
+				json_t *f = figures_of(j);
+				if (f)
+					ps_buf_printf(&b, "%s{job=\"%s\"} %.0f\n", counters[c][0], j->spec->name,
+					              num(f, "counters", counters[c][1]));
+				json_decref(f);
 			}
 		}
-		json_decref(f);
+	}
+	{
+		static const char *const cols[][3] = {
+			{"penstock_snapshot_rows_copied", "rows_copied", "Rows of the table copied by the initial load."},
+			{"penstock_snapshot_rows_estimated", "rows_estimated", "The source's estimate of the table's rows."},
+			{"penstock_snapshot_units_done", "units_done", "Copy units of the table done."},
+			{"penstock_snapshot_units_total", "units_total", "Copy units of the table."},
+		};
+		for (size_t c = 0; c < 4; c++) {
+			help(&b, cols[c][0], "gauge", cols[c][2]);
+			for (ps_job *j = srv->jobs; j; j = j->next) {
+				json_t *f = figures_of(j), *t;
+				size_t i;
+				json_array_foreach(json_object_get(f, "tables"), i, t) {
+					ps_buf_printf(&b, "%s{job=\"%s\",table=\"", cols[c][0], j->spec->name);
+					label_escaped(&b, json_string_value(json_object_get(t, "schema")));
+					ps_buf_putc(&b, '.');
+					label_escaped(&b, json_string_value(json_object_get(t, "name")));
+					ps_buf_printf(&b, "\"} %.0f\n", num(t, cols[c][1], NULL));
+				}
+				json_decref(f);
+			}
+		}
 	}
 	pthread_mutex_unlock(&srv->mu);
 	return ps_buf_detach(&b);   /* the limit is far above any real job table */

@@ -76,6 +76,7 @@ struct ps_server {
 	pthread_cond_t changed;     /* a job's thread ended, or a retry may be due */
 	ps_job *jobs;               /* in creation order */
 	bool shutting_down;
+	atomic_int cancel_compares;  /* set at shutdown: running compares stop */
 	int64_t started_ms;
 };
 
@@ -117,7 +118,9 @@ char *ps_jobs_metrics(ps_server *srv);
 
 /* --- http.c --------------------------------------------------------------- */
 
-/* Serves the API on listen ("127.0.0.1:7654") until *stop is set. */
+/* Binds listen ("127.0.0.1:7654"), loads the jobs from the store (restarting
+ * those that were active), serves the API until *stop is set, then stops
+ * every job gracefully. */
 int ps_http_serve(ps_server *srv, const char *listen, atomic_int *stop, ps_error *err);
 
 /* --- token.c -------------------------------------------------------------- */

@@ -13,6 +13,8 @@ W_TABLES = ["public.w_items", "public.w_history"]
 
 
 def crash_then_resume(db, make_job, target_url, fault, sqlite_path=None, target=None):
+    """The run dies at the fault (SIGKILL for crash, exit 1 for error); a
+    second run under continuing writes ends with target == source."""
     Writer.create_tables(db, rows=3000)
     db.execute("ANALYZE")
     writer = Writer(db)
@@ -21,7 +23,8 @@ def crash_then_resume(db, make_job, target_url, fault, sqlite_path=None, target=
         p = make_job("crash", target=target_url, snapshot={"chunk_rows": 1000, "parallel": 2})
         p.start(extra_env={"PENSTOCK_FAULT": fault})
         p.proc.wait(timeout=120)
-        assert p.proc.returncode == -signal.SIGKILL, p.stderr()
+        expected = -signal.SIGKILL if ":crash" in fault else 1
+        assert p.proc.returncode == expected, p.stderr()
         first = p.stderr()
         p.start()
         p.wait_streaming(db)
@@ -44,6 +47,25 @@ def test_crash_at_fault_point_into_postgresql(fault, db, target_db, make_job):
     _, second = crash_then_resume(db, make_job, target_db.url, fault, target=target_db)
     if fault.startswith("snapshot"):
         assert "resuming the initial load under a new snapshot" in second
+
+
+# An error (not a crash) while reading: the run ends by itself, and with
+# transactions of 4 or more items, one of three consecutive items is inside a
+# transaction. A transactional target must not commit that cut-off
+# transaction: the second run would apply it again (a duplicate key, or a
+# duplicate row in the table without a key).
+@pytest.mark.parametrize("fault", ["source.read:error@301", "source.read:error@302",
+                                   "source.read:error@303"])
+def test_read_error_inside_a_transaction_into_postgresql(fault, db, target_db, make_job):
+    first, _ = crash_then_resume(db, make_job, target_db.url, fault, target=target_db)
+    assert "injected fault at source.read" in first
+    assert target_db.value("SELECT count(*) FROM w_history") == db.value("SELECT count(*) FROM w_history")
+
+
+@pytest.mark.parametrize("fault", ["source.read:error@301", "source.read:error@302"])
+def test_read_error_inside_a_transaction_into_sqlite(fault, db, tmp_path, make_job):
+    path = tmp_path / "t.db"
+    crash_then_resume(db, make_job, f"sqlite://{path}", fault, sqlite_path=path)
 
 
 @pytest.mark.parametrize("fault", [

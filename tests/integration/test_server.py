@@ -507,3 +507,80 @@ def test_job_compare_finds_and_repairs_differences_and_keeps_results(server, db,
     # bad bodies name the field
     status, reply = server.call("POST", "/v1/jobs/orders/compare", {"mode": "fast"})
     assert status == 400 and reply["error"]["field"] == "mode"
+
+
+# --- states that are hard to reach by hand ------------------------------------
+
+def test_a_checking_job_cannot_be_modified_and_can_be_deleted(server, db, target_db):
+    """The prechecks read the spec while they run: PATCH waits (409) until
+    they settle; DELETE works meanwhile. The source is a socket that accepts
+    and never answers, so the check stays in `checking` for its timeout."""
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    port = silent.getsockname()[1]
+    try:
+        spec = spec_for(db, target_db.url)
+        spec["source"]["url"] = f"postgresql://postgres@127.0.0.1:{port}/x?connect_timeout=4"
+        assert server.call("POST", "/v1/jobs", spec)[0] == 201
+        assert server.call("POST", "/v1/jobs/orders/check")[0] == 202
+        status, reply = server.call("PATCH", "/v1/jobs/orders", {"snapshot": {"parallel": 2}})
+        assert status == 409 and reply["error"]["state"] == "checking", reply
+        assert "modify" not in reply["error"]["allowed_actions"]
+        assert "modify" not in server.job("orders")["allowed_actions"]
+        job = server.wait_state("orders", "check_failed", timeout=60)
+        assert [i["result"] for i in job["checks"]["items"] if i["id"] == "source.connect"] == ["failed"]
+        assert "parallel" not in job["spec"].get("snapshot", {})
+        # settled: now the spec may change, and the job is back to created
+        status, job = server.call("PATCH", "/v1/jobs/orders", {"snapshot": {"parallel": 2}})
+        assert status == 200 and job["state"] == "created"
+        assert server.call("POST", "/v1/jobs/orders/check")[0] == 202
+        status, reply = server.call("DELETE", "/v1/jobs/orders")
+        assert status == 200 and "no slot" in reply["removed"], reply
+        assert server.call("GET", "/v1/jobs/orders")[0] == 404
+    finally:
+        silent.close()
+
+
+def test_permanent_failure_refusals_and_stop(server, db, target_db):
+    """A table the job cannot replicate (no key, no replica identity) with its
+    precheck skipped: the run fails for good; only stop, delete and modify
+    are allowed, and stop leaves nothing on the source."""
+    db.execute("CREATE TABLE nokey (a int)")
+    spec = spec_for(db, target_db.url, checks={"skip": ["source.replica_identity"]})
+    server.call("POST", "/v1/jobs", spec)
+    server.call("POST", "/v1/jobs/orders/start")
+    job = server.wait_state("orders", "failed_permanently")
+    assert job["last_error"]["retryable"] is False and "nokey" in job["last_error"]["message"]
+    assert job["last_error"]["hint"]
+    assert set(job["allowed_actions"]) == {"stop", "delete", "modify"}
+    for action in ("start", "pause", "resume", "check"):
+        status, reply = server.call("POST", f"/v1/jobs/orders/{action}")
+        assert status == 409 and reply["error"]["state"] == "failed_permanently", (action, reply)
+    p = server.cli("show", "orders", check=0)
+    assert "what to do" in p.stdout and "nokey" in p.stdout
+    server.call("POST", "/v1/jobs/orders/stop")
+    server.wait_state("orders", "stopped")
+    assert not slot_exists(db, "penstock_orders")
+    assert db.value("SELECT count(*) FROM pg_publication WHERE pubname = 'penstock_orders'") == 0
+
+
+def test_a_retryable_failure_is_retried_and_the_job_runs_again(tmp_path, db, target_db):
+    """An injected error while reading (as a lost connection would be) moves
+    the job to failed; it retries by itself and ends equal to the source."""
+    Writer.create_tables(db, rows=100)
+    s = Server(tmp_path / "state", env_extra={"PENSTOCK_FAULT": "source.read:error@3"}).start()
+    try:
+        s.call("POST", "/v1/jobs", spec_for(db, target_db.url))
+        s.call("POST", "/v1/jobs/orders/start")
+        wait_for(lambda: s.job("orders")["phase"] == "streaming", 90, what="streaming")
+        for i in range(5):   # the third item read fails
+            db.execute(f"INSERT INTO w_items VALUES ({5000 + i}, 1, 'r')")
+        wait_equal(db, target_db, W_TABLES)
+        job = s.wait_state("orders", "running")
+        path = [e["to"] for e in s.call("GET", "/v1/jobs/orders/events")[1]["events"]
+                if e["kind"] == "transition"]
+        assert path[-3:] == ["failed", "starting", "running"], path
+        assert job["last_error"]["retryable"] is True and job["last_error"]["code"] == "injected_fault"
+    finally:
+        s.stop()

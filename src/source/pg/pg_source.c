@@ -306,10 +306,13 @@ static int slot_lookup(ps_source *src, bool *exists, char *confirmed, size_t len
 		                  "replication slot %s exists but is not a pgoutput slot of database "
 		                  "'%s'; set source.slot to another name", src->slot, PQdb(src->sql));
 	} else if (!PQgetisnull(r, 0, 2)) {
-		rc = ps_error_set(err, PS_EINVAL,
+		/* object_in_use: a retry may find it free (the last run's walsender
+		 * exiting), so it is a server condition, not bad input */
+		rc = ps_error_set(err, PS_ESERVER,
 		                  "replication slot %s is in use by server process %s: is another "
 		                  "penstock running job '%s'? Stop it first", src->slot,
 		                  PQgetvalue(r, 0, 2), src->job_name);
+		snprintf(err->sqlstate, sizeof(err->sqlstate), "55006");
 	} else {
 		snprintf(confirmed, len, "%s", PQgetvalue(r, 0, 3));
 	}
