@@ -365,9 +365,10 @@ int ps_http_serve(ps_server *srv, const char *listen, atomic_int *stop, ps_error
 		return rc;
 	d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
 	                             MHD_USE_ITC | MHD_USE_ERROR_LOG,
-	                     0, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR, &sa,
-	                     MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+	                     0, NULL, NULL, on_request, srv,
 	                     MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
+	                     MHD_OPTION_SOCK_ADDR, &sa,
+	                     MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
 	                     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
 	                     MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1, MHD_OPTION_END);
 	if (!d)

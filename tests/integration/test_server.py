@@ -291,12 +291,15 @@ def test_delete_a_running_job_drops_slot_and_publication(server, db, target_db):
     Writer.create_tables(db, rows=100)
     server.call("POST", "/v1/jobs", spec_for(db, target_db.url))
     server.call("POST", "/v1/jobs/orders/start")
-    server.wait_state("orders", "running")
+    wait_for(lambda: server.job("orders")["phase"] == "streaming", 90, what="streaming")
     assert slot_exists(db, "penstock_orders")
     status, reply = server.call("DELETE", "/v1/jobs/orders")
     assert status == 200, reply
     assert "dropped slot penstock_orders" in reply["removed"]
+    assert "removed the checkpoint" in reply["removed"]
     assert not slot_exists(db, "penstock_orders")
+    assert db.value("SELECT count(*) FROM pg_publication WHERE pubname = 'penstock_orders'") == 0
+    assert target_db.value("SELECT count(*) FROM penstock.checkpoint") == 0
     assert target_db.value("SELECT count(*) FROM w_items") == 100
     assert server.call("GET", "/v1/jobs")[1]["jobs"] == []
 
