@@ -118,11 +118,19 @@ static void group_free(pgs_net_group *g)
 	memset(g, 0, sizeof(*g));
 }
 
-/* Applies what g holds, in order, then empties it. */
+/* Applies what g holds, then empties it: deletes and updates in order, then
+ * the inserts in multi-row statements (distinct keys: any order gives the
+ * same rows, NOTES 2; a REPL's delete comes before its insert). */
 static int group_apply(ps_sink *s, pgs_net_group *g, ps_error *err)
 {
+	const ps_change **ins = NULL;
+	int nins = 0;
 	int rc = PS_OK;
 
+	if (g->n)
+		ins = malloc(g->n * sizeof(*ins));
+	if (g->n && !ins)
+		rc = ps_error_set(err, PS_ENOMEM, "out of memory");
 	for (size_t i = 0; i < g->n && rc == PS_OK; i++) {
 		pgs_net_entry *e = &g->e[i];
 
@@ -134,12 +142,16 @@ static int group_apply(ps_sink *s, pgs_net_group *g, ps_error *err)
 			del.old_is_key = false;
 			del.new_values = NULL;
 			rc = pgs_apply_change(s, &plain_txn, &del, err);
-			if (rc == PS_OK)
-				rc = pgs_apply_change(s, &plain_txn, e->c, err);
+			ins[nins++] = e->c;
+		} else if (e->op == NET_INS) {
+			ins[nins++] = e->c;
 		} else if (e->op != NET_NONE) {
 			rc = pgs_apply_change(s, &plain_txn, e->c, err);
 		}
 	}
+	if (rc == PS_OK)
+		rc = pgs_apply_inserts(s, ins, nins, err);
+	free(ins);
 	s->net_items -= g->n;
 	s->net_bytes -= g->bytes;
 	g->bytes = 0;

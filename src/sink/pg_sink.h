@@ -34,6 +34,7 @@
 #define PGS_SQL_LIMIT ((size_t)4 << 20)       /* longest statement we build */
 #define PGS_WARN_INTERVAL_NS (10ull * 1000000000ull)
 #define PGS_NET_MAX_BYTES ((size_t)8 << 20)   /* change data held by pg_net.c */
+#define PGS_MULTI_ROWS 64                     /* rows per multi-row INSERT */
 #define PGS_NET_MAX_ITEMS ((size_t)65536)     /* entries held by pg_net.c */
 
 /* One prepared statement: the SQL for one table and one statement shape. */
@@ -217,6 +218,9 @@ int pgs_truncate_send(ps_sink *s, ps_error *err);
 
 /* Applies one insert / update / delete through prepared statements. */
 int pgs_apply_change(ps_sink *s, const ps_txn *txn, const ps_change *c, ps_error *err);
+/* Applies n inserts of one table definition (not reprocessing) with
+ * multi-row statements where their columns allow. */
+int pgs_apply_inserts(ps_sink *s, const ps_change *const *cs, int n, ps_error *err);
 void pgs_stmt_free(pgs_stmt *st);
 /* Sends DEALLOCATE for st's server-side statement (pipelined). */
 int pgs_stmt_deallocate(ps_sink *s, const pgs_stmt *st, ps_error *err);
