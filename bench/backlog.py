@@ -95,6 +95,15 @@ def jsonl_events(directory):
     return n
 
 
+def settle(cluster):
+    """Autovacuum is off for the run (it would start on whichever consumer
+    happens to follow pgbench); vacuum and checkpoint by hand between rounds,
+    so every consumer starts on a quiet server."""
+    for db in ("src", "dst_penstock", "dst_sub"):
+        sql(cluster, db, "VACUUM")
+    sql(cluster, "postgres", "CHECKPOINT")
+
+
 def penstock_job(work, name, spec):
     with open(f"{work}/{name}.json", "w") as f:
         json.dump(spec, f)
@@ -121,6 +130,8 @@ def main():
     times = {w: [] for w in who_all}
     rss = {w: [] for w in who_all if w.startswith("penstock")}
     try:
+        sql(cluster, "postgres", "ALTER SYSTEM SET autovacuum = off")
+        sql(cluster, "postgres", "SELECT pg_reload_conf()")
         for db in ("src", "dst_penstock", "dst_sub"):
             sql(cluster, "postgres", f"CREATE DATABASE {db}")
         subprocess.run(pgb + ["-i", "-s", "1", "-q", "src"], check=True, capture_output=True)
@@ -162,6 +173,7 @@ def main():
             subprocess.run(pgb + ["-n", "-c", "4", "-j", "2", "-t", str(TXNS // 4), "src"],
                            check=True, capture_output=True)
             end = sql(cluster, "src", "SELECT pg_current_wal_insert_lsn()::text", fetch=True)[0][0]
+            settle(cluster)
             order = who_all[r % len(who_all):] + who_all[:r % len(who_all)]
             for who in order:
                 t0 = time.monotonic()
