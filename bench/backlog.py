@@ -51,8 +51,8 @@ _poll = {}
 
 
 def reached(cluster, slot, end):
-    """Polled every 10 ms on one connection: a connection per poll would fork
-    a backend 100 times a second, on the cores the consumers share."""
+    """Polled every 20 ms on one connection: a connection per poll would fork
+    a backend 50 times a second, on the cores the consumers share."""
     if "conn" not in _poll:
         _poll["conn"] = cluster.connect("src")
         _poll["conn"].autocommit = True
@@ -129,6 +129,7 @@ def main():
                "pg_recvlogical (floor)"]
     times = {w: [] for w in who_all}
     rss = {w: [] for w in who_all if w.startswith("penstock")}
+    cpu = {w: [] for w in who_all if w.startswith("penstock")}
     try:
         sql(cluster, "postgres", "ALTER SYSTEM SET autovacuum = off")
         sql(cluster, "postgres", "SELECT pg_reload_conf()")
@@ -179,16 +180,19 @@ def main():
                 t0 = time.monotonic()
                 if who in jobs:
                     p = subprocess.Popen(jobs[who], stderr=open(f"{work}/run{r}-{who.split()[-1]}.log", "w"))
-                    wait_for(lambda: reached(cluster, slots[who], end), 1200, 0.01,
+                    wait_for(lambda: reached(cluster, slots[who], end), 1200, 0.02,
                              what=f"{who} to catch up")
                     elapsed = time.monotonic() - t0
                     with open(f"/proc/{p.pid}/status") as f:
                         rss[who].append(int(next(x for x in f if x.startswith("VmHWM")).split()[1]))
+                    with open(f"/proc/{p.pid}/stat") as f:   # utime + stime, in ticks
+                        ticks = sum(int(x) for x in f.read().rsplit(")", 1)[1].split()[11:13])
+                    cpu[who].append(ticks / os.sysconf("SC_CLK_TCK"))
                     p.terminate()
                     assert p.wait() == 0, f"{who} failed"
                 elif who == "subscription":
                     sql(cluster, "dst_sub", "ALTER SUBSCRIPTION sub ENABLE")
-                    wait_for(lambda: reached(cluster, "sub_slot", end), 1200, 0.01)
+                    wait_for(lambda: reached(cluster, "sub_slot", end), 1200, 0.02)
                     elapsed = time.monotonic() - t0
                     sql(cluster, "dst_sub", "ALTER SUBSCRIPTION sub DISABLE")
                 else:
@@ -200,7 +204,8 @@ def main():
                     elapsed = time.monotonic() - t0
                 times[who].append(elapsed)
                 print(f"  round {r + 1}: {who:<24} {elapsed:6.2f}s  "
-                      f"{TXNS * CHANGES_PER_TXN / elapsed:9,.0f} changes/s", flush=True)
+                      f"{TXNS * CHANGES_PER_TXN / elapsed:9,.0f} changes/s"
+                      + (f"  (penstock CPU {cpu[who][-1]:.2f}s)" if who in cpu else ""), flush=True)
             want = digest(cluster, "src")
             assert digest(cluster, "dst_penstock") == want, "penstock's PostgreSQL target differs"
             wait_for(lambda: digest(cluster, "dst_sub") == want, 60)
@@ -223,7 +228,8 @@ def main():
     med = {w: statistics.median(v) for w, v in times.items()}
     changes = TXNS * CHANGES_PER_TXN
     for w in who_all:
-        extra = f"  peak RSS {max(rss[w]) // 1024} MiB" if w in rss else ""
+        extra = (f"  peak RSS {max(rss[w]) // 1024} MiB, CPU {statistics.median(cpu[w]):.2f}s"
+                 if w in rss else "")
         print(f"{w:<24} median {med[w]:6.2f}s  {TXNS / med[w]:8,.0f} txn/s  "
               f"{changes / med[w]:9,.0f} changes/s{extra}")
     floor = med["pg_recvlogical (floor)"]
