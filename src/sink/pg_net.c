@@ -184,6 +184,11 @@ void pgs_net_free(ps_sink *s)
 	s->net_vals_cap = 0;
 }
 
+static bool same_table(const ps_table *a, const ps_table *b)
+{
+	return a == b || (strcmp(a->name, b->name) == 0 && strcmp(a->schema, b->schema) == 0);
+}
+
 /* The group of c's table definition. A group of an older definition of the
  * same table is applied and reused, so definitions never interleave. */
 static int group_get(ps_sink *s, ps_table *table, pgs_net_group **out, ps_error *err)
@@ -198,8 +203,7 @@ static int group_get(ps_sink *s, ps_table *table, pgs_net_group **out, ps_error 
 			*out = g;
 			return PS_OK;
 		}
-		if (strcmp(g->table->name, table->name) == 0 &&
-		    strcmp(g->table->schema, table->schema) == 0) {
+		if (same_table(g->table, table)) {
 			rc = group_apply(s, g, err);
 			if (rc != PS_OK)
 				return rc;
@@ -280,7 +284,8 @@ static int entry_add(ps_sink *s, pgs_net_group *g, int op, const ps_change *c, u
 		free(e->key);
 		return ps_error_set(err, PS_ENOMEM, "out of memory");
 	}
-	memcpy(e->key, s->net_key.data, s->net_key.len);
+	if (s->net_key.len)        /* keyless tables have no key (and maybe no buffer) */
+		memcpy(e->key, s->net_key.data, s->net_key.len);
 	e->key_len = s->net_key.len;
 	e->hash = h;
 	e->op = (uint8_t)op;
@@ -404,9 +409,9 @@ int pgs_net_write(ps_sink *s, pgs_table *t, const ps_txn *txn, const ps_change *
 	int rc;
 
 	if (!s->replica || txn->reprocessing || !holdable(s, t, c)) {
-		/* what this table holds goes first, then c itself */
+		/* what this table holds (under any definition) goes first, then c */
 		for (int i = 0; i < s->ngroups; i++)
-			if (s->groups[i].n && s->groups[i].table == c->table) {
+			if (s->groups[i].n && same_table(s->groups[i].table, c->table)) {
 				rc = group_apply(s, &s->groups[i], err);
 				if (rc != PS_OK)
 					return rc;
@@ -414,6 +419,9 @@ int pgs_net_write(ps_sink *s, pgs_table *t, const ps_txn *txn, const ps_change *
 		return pgs_apply_change(s, txn, c, err);
 	}
 	rc = group_get(s, c->table, &g, err);
+	/* applying an older definition's group may have rebuilt the cache entry */
+	if (rc == PS_OK)
+		rc = pgs_table_get(s, c->table, &t, err);
 	if (rc != PS_OK)
 		return rc;
 	if (t->nkey == 0) {

@@ -106,3 +106,23 @@ def test_keyless_table_keeps_row_order_against_its_updates(db, target):
     ok(res)
     assert "found no row" not in err
     assert rows_of(target, "h") == [[0, "v0"], [1, "v1"], [2, "v2"], [3, "changed"], [4, "back"]]
+
+
+def test_held_changes_of_an_older_definition_go_first(db, target):
+    """An update held under one definition of a table, then a key change of
+    the same row under a newer definition (never held): the held update is
+    applied first, so it still finds the row."""
+    target.execute("CREATE TABLE t (id int PRIMARY KEY, a text, b int)")
+    tables = {"v1": table_json("t", [("id", "integer"), ("a", "text")], key=["id"]),
+              "v2": table_json("t", [("id", "integer"), ("a", "text"), ("b", "integer")],
+                               key=["id"])}
+    steps = [{"begin": {}}, {"op": "c", "table": "v1", "new": [1, "one"]}, {"commit": "0/1"},
+             {"flush": True}, {"begin": {}},
+             {"op": "u", "table": "v1", "new": [1, "held"]},
+             {"op": "u", "table": "v2", "old": [1, None, None], "old_is_key": True,
+              "new": [10, "held", 7]},
+             {"commit": "0/2"}, {"flush": True}]
+    res, err = run(script(target, tables, steps))
+    ok(res)
+    assert "found no row" not in err
+    assert rows_of(target) == [[10, "held", 7]]
