@@ -88,7 +88,9 @@ typedef struct pipeline {
 	route *routes;                      /* per-table windows after a resumed load */
 	size_t nroutes;
 	char routes_end[PS_POSITION_MAX];   /* routing ends once this is applied */
-	const ps_table *route_table;        /* last lookup */
+	ps_table *route_table;              /* last lookup; a reference is held, so the
+	                                       address cannot be reused by another table
+	                                       (a relation re-described mid-stream) */
 	const route *route_hit;
 	int batch_txns;
 	size_t batch_bytes;
@@ -315,11 +317,19 @@ static int apply_flush(pipeline *p, ps_error *err)
 
 /* --- routing after a resumed load ----------------------------------------- */
 
-static const route *route_for(pipeline *p, const ps_table *t)
+static void route_cache_clear(pipeline *p)
+{
+	ps_table_unref(p->route_table);
+	p->route_table = NULL;
+	p->route_hit = NULL;
+}
+
+static const route *route_for(pipeline *p, ps_table *t)
 {
 	if (t == p->route_table)
 		return p->route_hit;
-	p->route_table = t;
+	route_cache_clear(p);
+	p->route_table = ps_table_ref(t);
 	p->route_hit = NULL;
 	for (size_t i = 0; i < p->nroutes; i++)
 		if (strcmp(p->routes[i].name, t->name) == 0 && strcmp(p->routes[i].schema, t->schema) == 0)
@@ -383,8 +393,7 @@ static void routes_end_check(pipeline *p)
 {
 	if (p->nroutes && ps_src_compare(&p->src, p->last_commit, p->routes_end) >= 0) {
 		p->nroutes = 0;   /* past every unit's point: plain apply from here */
-		p->route_table = NULL;
-		p->route_hit = NULL;
+		route_cache_clear(p);
 	}
 }
 
@@ -904,6 +913,7 @@ int ps_pipeline_run(const ps_pipeline_config *cfg, atomic_int *stop, ps_error *e
 	ps_src_close(&p->src);
 	ps_queue_destroy(&p->queue);
 	ps_checkpoint_free(&p->ck);
+	route_cache_clear(p);
 	free(p->routes);
 	ps_secret_free(p->target_password);
 	pthread_mutex_destroy(&p->mu);
