@@ -5,8 +5,8 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "core/version.h"
 
-#define PENSTOCK_VERSION "0.1.0"
 
 static void usage(FILE *f)
 {

@@ -90,16 +90,12 @@ int ps_cli_check(int argc, char **argv)
 			fprintf(stderr, "penstock: error: check: unknown option '%s'\n", argv[i]);
 			usage(stderr);
 			return PS_EXIT_USAGE;
-		} else if (spec_path) {
-			fprintf(stderr, "penstock: error: check: takes one spec file, got '%s' and '%s'\n",
-			        spec_path, argv[i]);
+		} else if (ps_cli_spec_arg("check", &spec_path, argv[i]) != PS_EXIT_OK) {
 			return PS_EXIT_USAGE;
-		} else {
-			spec_path = argv[i];
 		}
 	}
 	if (!spec_path) {
-		fprintf(stderr, "penstock: error: check: missing the spec file\n");
+		ps_cli_spec_arg("check", &spec_path, NULL);
 		usage(stderr);
 		return PS_EXIT_USAGE;
 	}

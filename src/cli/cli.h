@@ -42,4 +42,14 @@ void ps_cli_report(const ps_error *err);
  * bad value (reported). */
 int ps_cli_common_option(int argc, char **argv, int *i);
 
+/* Takes arg as the command's one spec file into *spec_path; arg NULL means
+ * none was given. Prints the error and returns PS_EXIT_USAGE when there is
+ * none or a second one. */
+int ps_cli_spec_arg(const char *cmd, const char **spec_path, const char *arg);
+
+/* The value of option name at argv[*i], given as "name VALUE" (then *i
+ * moves past it) or "name=VALUE"; "" when name is last with no value; NULL
+ * when argv[*i] is another argument. */
+const char *ps_cli_option_value(int argc, char **argv, int *i, const char *name);
+
 #endif

@@ -33,7 +33,7 @@ void ps_cli_report(const ps_error *err)
 		fprintf(stderr, "penstock: error: %s%s\n", text, state);
 }
 
-static const char *option_value(int argc, char **argv, int *i, const char *name)
+const char *ps_cli_option_value(int argc, char **argv, int *i, const char *name)
 {
 	size_t n = strlen(name);
 
@@ -47,13 +47,28 @@ static const char *option_value(int argc, char **argv, int *i, const char *name)
 	return NULL;
 }
 
+int ps_cli_spec_arg(const char *cmd, const char **spec_path, const char *arg)
+{
+	if (!arg) {
+		fprintf(stderr, "penstock: error: %s: missing the spec file\n", cmd);
+		return PS_EXIT_USAGE;
+	}
+	if (*spec_path) {
+		fprintf(stderr, "penstock: error: %s: takes one spec file, got '%s' and '%s'\n", cmd,
+		        *spec_path, arg);
+		return PS_EXIT_USAGE;
+	}
+	*spec_path = arg;
+	return PS_EXIT_OK;
+}
+
 int ps_cli_common_option(int argc, char **argv, int *i)
 {
 	static ps_log_level level = PS_LOG_INFO;
 	static ps_log_format format = PS_LOG_TEXT;
 	const char *v;
 
-	v = option_value(argc, argv, i, "--log-level");
+	v = ps_cli_option_value(argc, argv, i, "--log-level");
 	if (v) {
 		if (ps_log_parse_level(v, &level) != PS_OK) {
 			fprintf(stderr, "penstock: error: --log-level: '%s' is not error, warn, info or debug\n", v);
@@ -62,7 +77,7 @@ int ps_cli_common_option(int argc, char **argv, int *i)
 		ps_log_configure(level, format);
 		return 1;
 	}
-	v = option_value(argc, argv, i, "--log-format");
+	v = ps_cli_option_value(argc, argv, i, "--log-format");
 	if (v) {
 		if (ps_log_parse_format(v, &format) != PS_OK) {
 			fprintf(stderr, "penstock: error: --log-format: '%s' is not text or json\n", v);

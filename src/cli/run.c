@@ -51,7 +51,7 @@ static void usage(FILE *f)
 int ps_cli_run(int argc, char **argv)
 {
 	ps_pipeline_config cfg;
-	const char *spec_path = NULL, *state_opt = NULL;
+	const char *spec_path = NULL, *state_opt = NULL, *v;
 	char state_dir[1024];
 	ps_spec *spec = NULL;
 	ps_error err;
@@ -67,24 +67,22 @@ int ps_cli_run(int argc, char **argv)
 		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
 			usage(stdout);
 			return PS_EXIT_OK;
-		} else if (strcmp(argv[i], "--state-dir") == 0 && i + 1 < argc) {
-			state_opt = argv[++i];
-		} else if (strncmp(argv[i], "--state-dir=", 12) == 0) {
-			state_opt = argv[i] + 12;
+		} else if ((v = ps_cli_option_value(argc, argv, &i, "--state-dir"))) {
+			if (!*v) {
+				fprintf(stderr, "penstock: error: run: --state-dir needs a directory\n");
+				return PS_EXIT_USAGE;
+			}
+			state_opt = v;
 		} else if (argv[i][0] == '-' && argv[i][1]) {
 			fprintf(stderr, "penstock: error: run: unknown option '%s'\n", argv[i]);
 			usage(stderr);
 			return PS_EXIT_USAGE;
-		} else if (spec_path) {
-			fprintf(stderr, "penstock: error: run: takes one spec file, got '%s' and '%s'\n",
-			        spec_path, argv[i]);
+		} else if (ps_cli_spec_arg("run", &spec_path, argv[i]) != PS_EXIT_OK) {
 			return PS_EXIT_USAGE;
-		} else {
-			spec_path = argv[i];
 		}
 	}
 	if (!spec_path) {
-		fprintf(stderr, "penstock: error: run: missing the spec file\n");
+		ps_cli_spec_arg("run", &spec_path, NULL);
 		usage(stderr);
 		return PS_EXIT_USAGE;
 	}

@@ -60,7 +60,7 @@ static int lock_state_dir(const char *dir, int *fd, ps_error *err)
 
 int ps_cli_server(int argc, char **argv)
 {
-	const char *listen = "127.0.0.1:7654", *state_opt = NULL;
+	const char *listen = "127.0.0.1:7654", *state_opt = NULL, *v;
 	char path[1100];
 	ps_server srv;
 	struct sigaction sa;
@@ -78,19 +78,19 @@ int ps_cli_server(int argc, char **argv)
 		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
 			usage(stdout);
 			return PS_EXIT_OK;
-		} else if (strcmp(argv[i], "--listen") == 0 && i + 1 < argc) {
-			listen = argv[++i];
-		} else if (strncmp(argv[i], "--listen=", 9) == 0) {
-			listen = argv[i] + 9;
-		} else if (strcmp(argv[i], "--state-dir") == 0 && i + 1 < argc) {
-			state_opt = argv[++i];
-		} else if (strncmp(argv[i], "--state-dir=", 12) == 0) {
-			state_opt = argv[i] + 12;
+		} else if ((v = ps_cli_option_value(argc, argv, &i, "--listen"))) {
+			listen = v;
+		} else if ((v = ps_cli_option_value(argc, argv, &i, "--state-dir"))) {
+			state_opt = v;
 		} else {
 			fprintf(stderr, "penstock: error: server: unknown argument '%s'\n", argv[i]);
 			usage(stderr);
 			return PS_EXIT_USAGE;
 		}
+	}
+	if (!*listen || (state_opt && !*state_opt)) {
+		fprintf(stderr, "penstock: error: server: --listen and --state-dir need a value\n");
+		return PS_EXIT_USAGE;
 	}
 	pthread_mutex_init(&srv.mu, NULL);
 	pthread_cond_init(&srv.changed, NULL);

@@ -157,8 +157,9 @@ static int reader_ack(pipeline *p, bool force, ps_error *err)
 	return ps_src_ack(&p->src, pos, err);
 }
 
-/* For a watcher: the last commit read (at most 4 times a second), and every
- * 2 s the source log's end with the distances to it. A failed sample is only
+/* For a watcher, at each commit read (item) or idle read (NULL): the last
+ * commit read (at most 4 times a second), and every 2 s the source log's
+ * end with the distances to it. A failed sample is only
  * a missing figure: the stream reports a lost source by itself. */
 static void reader_status(pipeline *p, const ps_read_item *item)
 {
@@ -168,7 +169,7 @@ static void reader_status(pipeline *p, const ps_read_item *item)
 	if (!st)
 		return;
 	now = ps_now_ns();
-	if (item && item->kind == PS_READ_COMMIT && now - p->read_status_ns >= 250000000ull) {
+	if (item && now - p->read_status_ns >= 250000000ull) {
 		p->read_status_ns = now;
 		pthread_mutex_lock(&st->mu);
 		snprintf(st->read, sizeof(st->read), "%s", item->txn.position);
@@ -227,7 +228,8 @@ static int reader_loop(pipeline *p, ps_error *err)
 			continue;
 		}
 		atomic_store(&p->reader_idle, 0);
-		reader_status(p, &item);
+		if (item.kind == PS_READ_COMMIT)   /* per transaction, not per change */
+			reader_status(p, &item);
 		rc = ps_fault_hit("source.read", err);
 		if (rc != PS_OK) {
 			ps_change_free(item.change);

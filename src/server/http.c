@@ -23,11 +23,10 @@
 
 #include <microhttpd.h>
 
+#include "core/version.h"
 #include "server/server.h"
 #include "util/buf.h"
 #include "util/log.h"
-
-#define PENSTOCK_VERSION_STRING "0.1.0"
 
 typedef struct request {
 	ps_buf body;
@@ -128,7 +127,7 @@ static bool action_body_ok(const ps_buf *body, ps_api_result *r)
 			continue;
 		ps_api_error(r, 400, "invalid_request", "request body: %s: %s", key,
 		             strcmp(key, "reason") == 0 ? "expected a string" : "unknown field; known: reason");
-		json_object_set_new(json_object_get(r->body, "error"), "field", json_string(key));
+		ps_api_error_detail(r, "field", json_string(key));
 		ok = false;
 		break;
 	}
@@ -285,7 +284,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		pthread_mutex_unlock(&srv->mu);
 		r.status = 200;
 		r.body = json_pack("{s:s, s:s, s:i, s:I}", "status", "ok", "version",
-		                   PENSTOCK_VERSION_STRING, "jobs", n, "uptime_seconds",
+		                   PENSTOCK_VERSION, "jobs", n, "uptime_seconds",
 		                   (json_int_t)((ps_time_now_ms() - srv->started_ms) / 1000));
 	} else if (strcmp(url, "/metrics") == 0) {
 		char *text = ps_jobs_metrics(srv);

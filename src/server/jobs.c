@@ -80,6 +80,11 @@ void ps_api_error(ps_api_result *r, int status, const char *code, const char *fm
 	r->body = json_pack("{s:{s:s, s:s}}", "error", "code", code, "message", msg);
 }
 
+void ps_api_error_detail(ps_api_result *r, const char *key, json_t *value)
+{
+	json_object_set_new(json_object_get(r->body, "error"), key, value);
+}
+
 static ps_job *find_job(ps_server *srv, const char *id_or_name)
 {
 	for (ps_job *j = srv->jobs; j; j = j->next)
@@ -305,6 +310,7 @@ static void run_checks(ps_server *srv, ps_job *job)
 	job->start_after_check = false;
 }
 
+/* The live figures of the job's pipeline, as JSON. */
 static json_t *status_snapshot(ps_job *job)
 {
 	ps_run_status copy;
@@ -499,6 +505,11 @@ static int job_spawn(ps_server *srv, ps_job *job)
 
 /* ==== rendering ============================================================ */
 
+json_t *ps_job_figures(ps_job *job)
+{
+	return job->running ? status_snapshot(job) : json_incref(job->last_status);
+}
+
 static json_t *time_json(int64_t ms)
 {
 	char buf[40];
@@ -527,7 +538,7 @@ static json_t *job_json(ps_job *job)
 	json_t *o, *figures, *allowed = allowed_json(job), *spec, *tables;
 	json_error_t jerr;
 
-	figures = job->running ? status_snapshot(job) : json_incref(job->last_status);
+	figures = ps_job_figures(job);
 	if (!figures) {
 		ps_run_status empty;
 		ps_run_status_init(&empty);
@@ -598,7 +609,7 @@ static void bad_spec(ps_api_result *r, const ps_error *err, const char *origin)
 
 	ps_api_error(r, 400, "invalid_spec", "%s", err->message);
 	if (json_field_path(err->message, origin, field, sizeof(field)))
-		json_object_set_new(json_object_get(r->body, "error"), "field", json_string(field));
+		ps_api_error_detail(r, "field", json_string(field));
 }
 
 static ps_job *job_new(ps_server *srv, const char *id, char *spec_text, ps_spec *spec)
@@ -640,16 +651,14 @@ static void job_append(ps_server *srv, ps_job *job)
 
 static void new_id(char *buf, size_t len)
 {
-	unsigned char raw[6] = {0};
-	FILE *f = fopen("/dev/urandom", "rb");
+	char hex[13];
+	ps_error err;
 
-	if (!f || fread(raw, 1, sizeof(raw), f) != sizeof(raw)) {
-		uint64_t t = (uint64_t)ps_time_now_ms() ^ ((uint64_t)rand() << 20);
-		memcpy(raw, &t, sizeof(raw));
-	}
-	if (f)
-		fclose(f);
-	snprintf(buf, len, "job_%02x%02x%02x%02x%02x%02x", raw[0], raw[1], raw[2], raw[3], raw[4], raw[5]);
+	ps_error_clear(&err);
+	if (ps_random_hex(hex, sizeof(hex), 6, &err) != PS_OK)   /* unique enough without it */
+		snprintf(hex, sizeof(hex), "%012llx",
+		         (unsigned long long)(ps_time_now_ms() ^ ((int64_t)rand() << 20)) & 0xffffffffffffull);
+	snprintf(buf, len, "job_%s", hex);
 }
 
 /* Parses a spec document; the stored text is its compact form. */
@@ -754,22 +763,30 @@ void ps_jobs_get(ps_server *srv, const char *id, ps_api_result *r)
 	pthread_mutex_unlock(&srv->mu);
 }
 
-void ps_jobs_events(ps_server *srv, const char *id, int64_t after, int limit, ps_api_result *r)
+/* The id of the job named or numbered id, for calls that then only read
+ * the store (the job may be deleted meanwhile); else answers 404. */
+static bool job_id_of(ps_server *srv, const char *id, char *job_id, size_t len, ps_api_result *r)
 {
-	char job_id[24];
-	json_t *events;
 	ps_job *job;
-	ps_error err;
 
 	pthread_mutex_lock(&srv->mu);
 	job = find_job(srv, id);
 	if (job)
-		snprintf(job_id, sizeof(job_id), "%s", job->id);
+		snprintf(job_id, len, "%s", job->id);
 	pthread_mutex_unlock(&srv->mu);
-	if (!job) {
+	if (!job)
 		not_found(r, id);
+	return job != NULL;
+}
+
+void ps_jobs_events(ps_server *srv, const char *id, int64_t after, int limit, ps_api_result *r)
+{
+	char job_id[24];
+	json_t *events;
+	ps_error err;
+
+	if (!job_id_of(srv, id, job_id, sizeof(job_id), r))
 		return;
-	}
 	ps_error_clear(&err);
 	events = ps_store_events(srv->store, job_id, after, limit, &err);
 	if (!events) {
@@ -791,9 +808,8 @@ static void refuse(ps_api_result *r, ps_job *job, int action)
 	ps_api_error(r, 409, "invalid_state", "job '%s' is %s: %s is not allowed now; allowed: %s",
 	             job->spec->name, ps_job_state_name(job->state), ps_job_action_name(action),
 	             allowed);
-	json_object_set_new(json_object_get(r->body, "error"), "state",
-	                    json_string(ps_job_state_name(job->state)));
-	json_object_set_new(json_object_get(r->body, "error"), "allowed_actions", list);
+	ps_api_error_detail(r, "state", json_string(ps_job_state_name(job->state)));
+	ps_api_error_detail(r, "allowed_actions", list);
 }
 
 void ps_jobs_action(ps_server *srv, const char *id, int action, const char *actor,
@@ -950,7 +966,7 @@ static bool parse_compare_req(const char *body, size_t len, compare_req *q, ps_a
 	}
 	if (bad) {
 		ps_api_error(r, 400, "invalid_request", "request body: %s: %s", bad, why);
-		json_object_set_new(json_object_get(r->body, "error"), "field", json_string(bad));
+		ps_api_error_detail(r, "field", json_string(bad));
 		compare_req_free(q);
 	}
 	json_decref(doc);
@@ -1059,18 +1075,10 @@ void ps_jobs_compares(ps_server *srv, const char *id, int limit, ps_api_result *
 {
 	char job_id[24];
 	json_t *list;
-	ps_job *job;
 	ps_error err;
 
-	pthread_mutex_lock(&srv->mu);
-	job = find_job(srv, id);
-	if (job)
-		snprintf(job_id, sizeof(job_id), "%s", job->id);
-	pthread_mutex_unlock(&srv->mu);
-	if (!job) {
-		not_found(r, id);
+	if (!job_id_of(srv, id, job_id, sizeof(job_id), r))
 		return;
-	}
 	ps_error_clear(&err);
 	list = ps_store_compares(srv->store, job_id, limit, &err);
 	if (!list) {
@@ -1193,7 +1201,7 @@ void ps_jobs_modify(ps_server *srv, const char *id, const char *body, size_t len
 	}
 	if (strcmp(spec->name, job->spec->name) != 0) {
 		ps_api_error(r, 400, "invalid_spec", "name: a job's name cannot change; create a new job");
-		json_object_set_new(json_object_get(r->body, "error"), "field", json_string("name"));
+		ps_api_error_detail(r, "field", json_string("name"));
 		goto cleanup;
 	}
 	changed = identity_change(job->spec, spec);
@@ -1203,7 +1211,7 @@ void ps_jobs_modify(ps_server *srv, const char *id, const char *body, size_t len
 		             "the current value. Stop the job (which releases them), then modify it and "
 		             "start it afresh",
 		             changed, job->spec->name, ps_job_state_name(job->state));
-		json_object_set_new(json_object_get(r->body, "error"), "field", json_string(changed));
+		ps_api_error_detail(r, "field", json_string(changed));
 		goto cleanup;
 	}
 	if (job->thread_alive) {
@@ -1212,9 +1220,8 @@ void ps_jobs_modify(ps_server *srv, const char *id, const char *body, size_t len
 		             "job '%s' is %s: pause it (or let it settle) first, modify, then resume "
 		             "(changing a working job live is not supported yet)", job->spec->name,
 		             ps_job_state_name(job->state));
-		json_object_set_new(json_object_get(r->body, "error"), "state",
-		                    json_string(ps_job_state_name(job->state)));
-		json_object_set_new(json_object_get(r->body, "error"), "allowed_actions", allowed_json(job));
+		ps_api_error_detail(r, "state", json_string(ps_job_state_name(job->state)));
+		ps_api_error_detail(r, "allowed_actions", allowed_json(job));
 		goto cleanup;
 	}
 	ps_spec_free(job->spec);

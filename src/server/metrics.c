@@ -30,19 +30,6 @@ static void help(ps_buf *b, const char *name, const char *type, const char *text
 	ps_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, text, name, type);
 }
 
-static json_t *figures_of(ps_job *job)
-{
-	ps_run_status copy;
-	json_t *j;
-
-	if (!job->running)
-		return json_incref(job->last_status);
-	ps_run_status_copy(&job->status, &copy);
-	j = ps_run_status_json(&copy);
-	free(copy.tables);
-	return j;
-}
-
 static double num(json_t *o, const char *a, const char *b)
 {
 	json_t *v = json_object_get(o, a);
@@ -85,7 +72,7 @@ char *ps_jobs_metrics(ps_server *srv)
 	for (size_t g = 0; g < sizeof(gauges) / sizeof(gauges[0]); g++) {
 		help(&b, gauges[g][0], "gauge", gauges[g][3]);
 		for (ps_job *j = srv->jobs; j; j = j->next) {
-			json_t *f = figures_of(j);
+			json_t *f = ps_job_figures(j);
 			json_t *v = json_object_get(f, gauges[g][1]);
 			if (gauges[g][2])
 				v = json_object_get(v, gauges[g][2]);
@@ -105,7 +92,7 @@ char *ps_jobs_metrics(ps_server *srv)
 		for (size_t c = 0; c < 2; c++) {
 			help(&b, counters[c][0], "counter", counters[c][2]);
 			for (ps_job *j = srv->jobs; j; j = j->next) {
-				json_t *f = figures_of(j);
+				json_t *f = ps_job_figures(j);
 				if (f)
 					ps_buf_printf(&b, "%s{job=\"%s\"} %.0f\n", counters[c][0], j->spec->name,
 					              num(f, "counters", counters[c][1]));
@@ -123,7 +110,7 @@ char *ps_jobs_metrics(ps_server *srv)
 		for (size_t c = 0; c < 4; c++) {
 			help(&b, cols[c][0], "gauge", cols[c][2]);
 			for (ps_job *j = srv->jobs; j; j = j->next) {
-				json_t *f = figures_of(j), *t;
+				json_t *f = ps_job_figures(j), *t;
 				size_t i;
 				json_array_foreach(json_object_get(f, "tables"), i, t) {
 					ps_buf_printf(&b, "%s{job=\"%s\",table=\"", cols[c][0], j->spec->name);

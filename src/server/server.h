@@ -98,6 +98,9 @@ typedef struct ps_api_result {
 void ps_api_error(ps_api_result *r, int status, const char *code, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
+/* Adds key (taking value) to the error object of r. */
+void ps_api_error_detail(ps_api_result *r, const char *key, json_t *value);
+
 void ps_jobs_create(ps_server *srv, const char *body, size_t len, const char *actor,
                     ps_api_result *r);
 void ps_jobs_list(ps_server *srv, ps_api_result *r);
@@ -113,6 +116,9 @@ void ps_jobs_compare(ps_server *srv, const char *id, const char *body, size_t le
                      const char *actor, ps_api_result *r);
 void ps_jobs_compares(ps_server *srv, const char *id, int limit, ps_api_result *r);
 void ps_jobs_events(ps_server *srv, const char *id, int64_t after, int limit, ps_api_result *r);
+/* The figures of the job's running pipeline, else of its last run, else
+ * NULL: ps_run_status_json's shape (a new reference). srv->mu held. */
+json_t *ps_job_figures(ps_job *job);
 /* Prometheus text exposition of every job (malloc'd). */
 char *ps_jobs_metrics(ps_server *srv);
 
@@ -132,5 +138,8 @@ int ps_http_serve(ps_server *srv, const char *listen, atomic_int *stop, ps_error
  * says how to get one (the client).
  */
 int ps_api_token(char *buf, size_t len, const char *state_dir, bool create, ps_error *err);
+/* nbytes (at most 64) random bytes from /dev/urandom as lower-case hex
+ * into buf (at least 2 * nbytes + 1). */
+int ps_random_hex(char *buf, size_t len, size_t nbytes, ps_error *err);
 
 #endif

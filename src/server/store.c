@@ -189,11 +189,18 @@ int ps_store_delete(ps_store *s, const char *job_id, ps_error *err)
 	int rc;
 
 	pthread_mutex_lock(&s->mu);
-	rc = exec_params(s, "DELETE FROM events WHERE job_id = ?", p, 1, NULL, 0, err);
+	rc = sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK
+	             ? PS_OK : db_error(err, s->db, "beginning a transaction");
+	if (rc == PS_OK)
+		rc = exec_params(s, "DELETE FROM events WHERE job_id = ?", p, 1, NULL, 0, err);
 	if (rc == PS_OK)
 		rc = exec_params(s, "DELETE FROM compares WHERE job_id = ?", p, 1, NULL, 0, err);
 	if (rc == PS_OK)
 		rc = exec_params(s, "DELETE FROM jobs WHERE id = ?", p, 1, NULL, 0, err);
+	if (rc == PS_OK && sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+		rc = db_error(err, s->db, "committing");
+	if (rc != PS_OK)
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 	pthread_mutex_unlock(&s->mu);
 	return rc;
 }

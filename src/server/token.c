@@ -29,22 +29,32 @@ static int read_token(char *buf, size_t len, const char *path, ps_error *err)
 	return PS_OK;
 }
 
-static int make_token(char *buf, size_t len, const char *path, ps_error *err)
+int ps_random_hex(char *buf, size_t len, size_t nbytes, ps_error *err)
 {
-	unsigned char raw[32];
-	int fd = -1, rc = PS_OK;
-	FILE *rnd = fopen("/dev/urandom", "rb");
+	unsigned char raw[64];
+	FILE *rnd;
 
-	if (!rnd || fread(raw, 1, sizeof(raw), rnd) != sizeof(raw)) {
+	if (nbytes > sizeof(raw) || len < 2 * nbytes + 1)
+		return ps_error_set(err, PS_ETOOBIG, "random hex: buffer too small");
+	rnd = fopen("/dev/urandom", "rb");
+	if (!rnd || fread(raw, 1, nbytes, rnd) != nbytes) {
 		if (rnd)
 			fclose(rnd);
-		return ps_error_set_errno(err, PS_EIO, errno, "cannot read /dev/urandom for the API token");
+		return ps_error_set_errno(err, PS_EIO, errno, "cannot read /dev/urandom");
 	}
 	fclose(rnd);
-	if (len < 2 * sizeof(raw) + 1)
-		return ps_error_set(err, PS_ETOOBIG, "token buffer too small");
-	for (size_t i = 0; i < sizeof(raw); i++)
+	for (size_t i = 0; i < nbytes; i++)
 		snprintf(buf + 2 * i, 3, "%02x", raw[i]);
+	return PS_OK;
+}
+
+static int make_token(char *buf, size_t len, const char *path, ps_error *err)
+{
+	int fd = -1, rc;
+
+	rc = ps_random_hex(buf, len, 32, err);
+	if (rc != PS_OK)
+		return ps_error_add_context(err, "making the API token");
 	fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
 	if (fd < 0) {
 		if (errno == EEXIST)   /* another server made it first */
