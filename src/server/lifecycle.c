@@ -13,7 +13,7 @@ static const char *const STATE_NAMES[PS_JOB_NSTATES] = {
 };
 
 static const char *const ACTION_NAMES[PS_NACTIONS] = {
-	"check", "start", "pause", "resume", "stop", "delete", "modify",
+	"check", "start", "pause", "resume", "stop", "delete", "modify", "recover", "complete",
 };
 
 static const char *const HEALTH_NAMES[] = {"ok", "degraded", "degraded_log_fully_read"};

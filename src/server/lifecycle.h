@@ -46,6 +46,8 @@ typedef enum ps_job_action {
 	PS_ACT_STOP,
 	PS_ACT_DELETE,
 	PS_ACT_MODIFY,
+	PS_ACT_RECOVER,             /* failed_permanently: retry, skip or resync */
+	PS_ACT_COMPLETE,            /* migration cutover */
 	PS_NACTIONS
 } ps_job_action;
 
