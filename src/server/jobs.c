@@ -22,7 +22,8 @@
  *     connections, timeouts, I/O, serialization failures, deadlocks, servers
  *     shutting down), with exponential backoff from 1 s to 60 s; the others
  *     (bad spec, refused checkpoint, missing privilege, slot gone) need an
- *     operator: failed_permanently.
+ *     operator: failed_permanently. core/errclass.c decides which is which,
+ *     by SQLSTATE, errno and code, and says what to do (the hint).
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -32,6 +33,7 @@
 #include <time.h>
 
 #include "core/checkpoint.h"
+#include "core/errclass.h"
 #include "core/pipeline.h"
 #include "compare/compare.h"
 #include "core/precheck.h"
@@ -177,64 +179,40 @@ static void job_event(ps_server *srv, ps_job *job, const char *kind, const char 
 
 /* ==== error classes ======================================================== */
 
-/* SQLSTATE classes and codes that pass by themselves (design note 3). */
-static bool sqlstate_retryable(const char *s)
-{
-	static const char *const codes[] = {"40001", "40P01", "55P03", "53100", "53200", "53300",
-	                                    "57014", NULL};
-
-	if (strncmp(s, "08", 2) == 0 || strncmp(s, "57P", 3) == 0)
-		return true;
-	for (int i = 0; codes[i]; i++)
-		if (strcmp(s, codes[i]) == 0)
-			return true;
-	return false;
-}
-
+/* Design note 3: core/errclass.c decides, by SQLSTATE, errno and code. */
 static bool error_retryable(const ps_error *err)
 {
-	switch (err->code) {
-	case PS_ECONNECT:
-	case PS_ETIMEOUT:
-	case PS_EIO:
-	case PS_EFAULT:
-		return true;
-	case PS_ESERVER:
-		return err->sqlstate[0] && sqlstate_retryable(err->sqlstate);
-	default:
-		return err->sqlstate[0] && sqlstate_retryable(err->sqlstate);
-	}
+	return ps_error_retryable(err);
 }
 
-static const char *error_hint(const ps_error *err, bool retryable)
-{
-	if (retryable)
-		return "penstock retries by itself with backoff; if it keeps failing, check that both "
-		       "servers are up and reachable";
-	switch (err->code) {
-	case PS_EINVAL:
-		return "fix the spec (PATCH /v1/jobs/{id}) and start the job again";
-	case PS_ECHECKPOINT:
-		return "the checkpoint cannot be used: point the job back at the servers it was "
-		       "written for, or stop the job and start it afresh (a new initial load)";
-	default:
-		return "read the message, fix the cause, then stop the job and start it again";
-	}
-}
-
-static void set_last_error(ps_job *job, const ps_error *err, bool retryable)
+/* Records err as the job's last error. retryable says what the job does
+ * about it (a retryable error whose attempts ran out is not retried); hint
+ * replaces the class's advice when given. */
+static void set_last_error_hint(ps_job *job, const ps_error *err, bool retryable,
+                                const char *hint)
 {
 	char msg[PS_ERROR_MESSAGE_MAX + PS_ERROR_CONTEXT_MAX + 4], at[40];
+	int cls = ps_errclass_of(err);
 
+	if (!hint && retryable == ps_errclass_retryable(cls))
+		hint = ps_errclass_hint(cls);
+	else if (!hint)
+		hint = "read the message, fix the cause, then `penstock job recover JOB --strategy "
+		       "retry` (or stop the job and start it afresh)";
 	ps_error_format(err, msg, sizeof(msg));
 	utf8_fix(msg);
 	ps_time_iso(at, sizeof(at), ps_time_now_ms());
 	json_decref(job->last_error);
-	job->last_error = json_pack("{s:s, s:s, s:o, s:b, s:s, s:s}", "code",
+	job->last_error = json_pack("{s:s, s:s, s:o, s:b, s:s, s:s, s:s}", "code",
 	                            ps_error_code_name(err->code), "message", msg, "sqlstate",
 	                            err->sqlstate[0] ? json_string(err->sqlstate) : json_null(),
-	                            "retryable", retryable, "at", at, "hint",
-	                            error_hint(err, retryable));
+	                            "retryable", retryable, "class", ps_errclass_name(cls),
+	                            "at", at, "hint", hint);
+}
+
+static void set_last_error(ps_job *job, const ps_error *err, bool retryable)
+{
+	set_last_error_hint(job, err, retryable, NULL);
 }
 
 /* ==== the supervisor thread ================================================ */
@@ -285,7 +263,8 @@ static void run_checks(ps_server *srv, ps_job *job)
 	json_decref(job->checks);
 	job->checks = report;
 	if (rc != PS_OK) {
-		set_last_error(job, &err, false);
+		set_last_error_hint(job, &err, false, "fix what the message names, then check or start "
+		                    "the job again");
 		job_transition(srv, job, PS_JOB_CHECK_FAILED, "job", "the prechecks could not run: %s",
 		               err.message);
 	} else if (!passed) {
