@@ -42,9 +42,6 @@
 #include "util/log.h"
 #include "util/str.h"
 
-#define RETRY_INITIAL_MS 1000
-#define RETRY_MAX_MS 60000
-
 /* ==== small helpers ======================================================= */
 
 /* Makes s valid UTF-8 in place: jansson refuses anything else, and a
@@ -308,6 +305,44 @@ static const char *applied_text(ps_job *job)
 	return v ? v : "the start";
 }
 
+/* A run ended with err: failed with the next attempt scheduled (note 3,
+ * the spec's retry section), or failed_permanently when err needs an
+ * operator or the attempts ran out. attempts counts consecutive failed runs;
+ * retry.max_attempts of them are retried. */
+static void schedule_retry(ps_server *srv, ps_job *job, const ps_error *err)
+{
+	const ps_spec *spec = job->spec;
+	char of[40] = "";
+	int64_t backoff;
+
+	if (!error_retryable(err)) {
+		set_last_error(job, err, false);
+		job_transition(srv, job, PS_JOB_FAILED_PERMANENTLY, "job", "%s", err->message);
+		return;
+	}
+	job->attempts++;
+	if (spec->retry_max_attempts > 0 && job->attempts > spec->retry_max_attempts) {
+		char hint[300];
+
+		snprintf(hint, sizeof(hint), "the error did not pass in %lld retries "
+		         "(retry.max_attempts): fix its cause, then `penstock job recover %s --strategy "
+		         "retry`", spec->retry_max_attempts, spec->name);
+		set_last_error_hint(job, err, false, hint);
+		job_transition(srv, job, PS_JOB_FAILED_PERMANENTLY, "job",
+		               "%s (gave up: %lld retries failed, retry.max_attempts)", err->message,
+		               spec->retry_max_attempts);
+		return;
+	}
+	set_last_error(job, err, true);
+	backoff = ps_retry_backoff_ms(spec->retry_initial_backoff_ms, spec->retry_max_backoff_ms,
+	                              job->attempts, (uint32_t)rand());
+	job->next_retry_ms = ps_time_now_ms() + backoff;
+	if (spec->retry_max_attempts > 0)
+		snprintf(of, sizeof(of), " of %lld", spec->retry_max_attempts);
+	job_transition(srv, job, PS_JOB_FAILED, "job", "%s (retry %d%s in %.1f s)", err->message,
+	               job->attempts, of, (double)backoff / 1000.0);
+}
+
 /* Starting / running (note 2): one run of the pipeline, then the state its
  * end leads to. */
 static void run_pipeline(ps_server *srv, ps_job *job)
@@ -315,7 +350,7 @@ static void run_pipeline(ps_server *srv, ps_job *job)
 	ps_pipeline_config cfg;
 	phase_ctx pc = {srv, job};
 	ps_error err;
-	bool retryable, completed = false;
+	bool completed = false;
 	int rc;
 
 	ps_pipeline_config_defaults(&cfg);
@@ -366,22 +401,7 @@ static void run_pipeline(ps_server *srv, ps_job *job)
 			               "paused; the run ended with an error: %s (the checkpoint holds "
 			               "everything applied)", err.message);
 	} else {
-		retryable = error_retryable(&err);
-		set_last_error(job, &err, retryable);
-		if (retryable) {
-			int64_t backoff = RETRY_INITIAL_MS;
-			for (int i = 0; i < job->attempts && backoff < RETRY_MAX_MS; i++)
-				backoff *= 2;
-			if (backoff > RETRY_MAX_MS)
-				backoff = RETRY_MAX_MS;
-			backoff += rand() % (backoff / 4 + 1);   /* jitter */
-			job->attempts++;
-			job->next_retry_ms = ps_time_now_ms() + backoff;
-			job_transition(srv, job, PS_JOB_FAILED, "job", "%s (attempt %d; retrying in %.1f s)",
-			               err.message, job->attempts, (double)backoff / 1000.0);
-		} else {
-			job_transition(srv, job, PS_JOB_FAILED_PERMANENTLY, "job", "%s", err.message);
-		}
+		schedule_retry(srv, job, &err);
 	}
 }
 
@@ -511,6 +531,24 @@ static json_t *allowed_json(ps_job *job)
 	return list;
 }
 
+/* The retry figures (docs/api.md): attempts and next_retry_at at the top,
+ * and the retry object with the policy in force. */
+static void retry_json(json_t *o, ps_job *job)
+{
+	json_t *retry = json_object_get(o, "retry");
+	json_t *next = job->state == PS_JOB_FAILED ? time_json(job->next_retry_ms) : json_null();
+
+	json_object_set_new(o, "attempts", json_integer(job->attempts));
+	json_object_set(o, "next_retry_at", next);
+	if (json_is_object(retry)) {
+		json_object_set_new(retry, "max_attempts", json_integer(job->spec->retry_max_attempts));
+		json_object_set_new(retry, "initial_backoff_ms",
+		                    json_integer(job->spec->retry_initial_backoff_ms));
+		json_object_set_new(retry, "max_backoff_ms", json_integer(job->spec->retry_max_backoff_ms));
+	}
+	json_decref(next);
+}
+
 /* The job object of the API (docs/api.md), srv->mu held. */
 static json_t *job_json(ps_job *job)
 {
@@ -553,6 +591,7 @@ static json_t *job_json(ps_job *job)
 	              "created_at", time_json(job->created_at), "updated_at", time_json(job->updated_at),
 	              "spec", spec ? spec : json_null());
 	json_decref(figures);
+	retry_json(o, job);
 	return o;
 }
 
