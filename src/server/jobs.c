@@ -37,6 +37,7 @@
 #include "core/pipeline.h"
 #include "compare/compare.h"
 #include "core/precheck.h"
+#include "server/recover.h"
 #include "server/server.h"
 #include "util/buf.h"
 #include "util/log.h"
@@ -172,6 +173,29 @@ static void job_event(ps_server *srv, ps_job *job, const char *kind, const char 
 	ps_error_clear(&err);
 	if (ps_store_event_add(srv->store, job->id, &ev, &err) != PS_OK)
 		ps_log_error("job %s: %s", job->spec->name, err.message);
+}
+
+/* An event whose from/to are positions of the source's log, not states:
+ * a range of changes the job passed over (recover skip). */
+static void job_gap_event(ps_server *srv, ps_job *job, const char *actor, const char *from,
+                          const char *to, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+static void job_gap_event(ps_server *srv, ps_job *job, const char *actor, const char *from,
+                          const char *to, const char *fmt, ...)
+{
+	char reason[1200];
+	ps_store_event ev = {.kind = "gap", .actor = actor, .from_state = from, .to_state = to,
+	                     .reason = reason, .at = ps_time_now_ms()};
+	ps_error err;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(reason, sizeof(reason), fmt, ap);
+	va_end(ap);
+	utf8_fix(reason);
+	ps_error_clear(&err);
+	if (ps_store_event_add(srv->store, job->id, &ev, &err) != PS_OK)
+		ps_log_error("job %s: %s", job->spec->name, err.message);
+	ps_log_warn("job %s: %s", job->spec->name, reason);
 }
 
 /* ==== error classes ======================================================== */
@@ -479,19 +503,22 @@ static void *job_main(void *arg)
 	return NULL;
 }
 
-/* Starts the job's supervisor unless one is at work (srv->mu held). */
-static int job_spawn(ps_server *srv, ps_job *job)
+/* Starts the job's supervisor, fn(arg), unless one is at work (srv->mu
+ * held); *started says whether it did. fn ends in job_main. */
+static int job_spawn_with(ps_server *srv, ps_job *job, void *(*fn)(void *), void *arg,
+                          bool *started)
 {
 	pthread_attr_t attr;
 	pthread_t t;
 	int rc;
 
+	*started = false;
 	if (job->thread_alive || srv->shutting_down)
 		return PS_OK;   /* shutting down: the next server start picks the state up */
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	job->thread_alive = true;
-	rc = pthread_create(&t, &attr, job_main, job);
+	rc = pthread_create(&t, &attr, fn, arg);
 	pthread_attr_destroy(&attr);
 	if (rc != 0) {
 		job->thread_alive = false;
@@ -499,7 +526,15 @@ static int job_spawn(ps_server *srv, ps_job *job)
 		             strerror(rc));
 		return PS_ERR;
 	}
+	*started = true;
 	return PS_OK;
+}
+
+static int job_spawn(ps_server *srv, ps_job *job)
+{
+	bool started;
+
+	return job_spawn_with(srv, job, job_main, job, &started);
 }
 
 /* ==== rendering ============================================================ */
@@ -892,6 +927,142 @@ void ps_jobs_action(ps_server *srv, const char *id, int action, const char *acto
 	answer_job(r, 202, job);
 cleanup:
 	pthread_mutex_unlock(&srv->mu);
+}
+
+/* ==== API: recover ========================================================= */
+
+typedef struct recover_start {
+	ps_job *job;
+	ps_recover_plan plan;
+	char actor[40];
+} recover_start;
+
+/* The recover step of a supervisor (recover.h note 1), srv->mu held: runs
+ * ps_recover_prepare outside the lock and records what it did; on failure
+ * the job is failed_permanently again with the reason. */
+static void run_recover(ps_server *srv, ps_job *job, const recover_start *rs)
+{
+	const char *name = ps_recover_strategy_name(rs->plan.strategy);
+	ps_recover_result res;
+	ps_error err;
+	int rc;
+
+	ps_error_clear(&err);
+	pthread_mutex_unlock(&srv->mu);
+	rc = ps_recover_prepare(job->spec, srv->state_dir, &rs->plan, &res, &err);
+	pthread_mutex_lock(&srv->mu);
+	if (rc == PS_OK && rs->plan.strategy == PS_RECOVER_SKIP) {
+		job_gap_event(srv, job, rs->actor, res.from, res.to,
+		              "recover skip: the changes committed after %s up to %s were skipped and "
+		              "are not in the target%s", res.from, res.to,
+		              res.slot_created ? " (the slot was created again)" : "");
+	} else if (rc == PS_OK) {
+		job_event(srv, job, "resync", "recover resync: new slot at %s; %zu table%s emptied in "
+		          "the target and loaded again from a new snapshot, %zu kept", res.to,
+		          res.tables_loaded, res.tables_loaded == 1 ? "" : "s", res.tables_kept);
+		if (res.tables_kept && res.from[0])
+			job_gap_event(srv, job, rs->actor, res.from, res.to,
+			              "recover resync: the changes of the %zu table%s not loaded again, "
+			              "committed after %s up to %s, were skipped and are not in the target",
+			              res.tables_kept, res.tables_kept == 1 ? "" : "s", res.from, res.to);
+	}
+	if (job->state != PS_JOB_STARTING || job->deleting)
+		return;   /* stopped, paused or deleted meanwhile: that request holds */
+	if (rc != PS_OK) {
+		set_last_error_hint(job, &err, false, "the recover step failed before the job ran: "
+		                    "fix what the message names, then recover again");
+		job_transition(srv, job, PS_JOB_FAILED_PERMANENTLY, "job", "recover %s failed: %s",
+		               name, err.message);
+	}
+}
+
+static void *recover_main(void *arg)
+{
+	recover_start *rs = arg;
+	ps_job *job = rs->job;
+	ps_server *srv = job->srv;
+
+	pthread_mutex_lock(&srv->mu);
+	if (job->state == PS_JOB_STARTING && !job->deleting && !srv->shutting_down)
+		run_recover(srv, job, rs);
+	pthread_mutex_unlock(&srv->mu);
+	ps_recover_plan_free(&rs->plan);
+	free(rs);
+	return job_main(job);
+}
+
+void ps_jobs_recover(ps_server *srv, const char *id, const char *body, size_t len,
+                     const char *actor, ps_api_result *r)
+{
+	recover_start *rs = calloc(1, sizeof(*rs));
+	const char *sqlstate;
+	bool started = false;
+	ps_job *job;
+
+	if (!rs) {
+		ps_api_error(r, 500, "internal", "out of memory");
+		return;
+	}
+	if (!ps_recover_parse(body, len, &rs->plan, r)) {
+		free(rs);
+		return;
+	}
+	snprintf(rs->actor, sizeof(rs->actor), "%s", actor);
+	pthread_mutex_lock(&srv->mu);
+	job = find_job(srv, id);
+	if (!job) {
+		not_found(r, id);
+		goto cleanup;
+	}
+	/* a request that can never apply to this job is bad whatever the state */
+	if (rs->plan.strategy == PS_RECOVER_RESYNC && job->spec->type == PS_JOB_CDC) {
+		ps_api_error(r, 400, "invalid_request", "request body: strategy: job '%s' is of type "
+		             "cdc, which copies no snapshot; use \"retry\" or \"skip\"", job->spec->name);
+		ps_api_error_detail(r, "field", json_string("strategy"));
+		goto cleanup;
+	}
+	if (!ps_job_allows(job->state, PS_ACT_RECOVER) || job->thread_alive) {
+		refuse(r, job, PS_ACT_RECOVER);
+		goto cleanup;
+	}
+	sqlstate = json_string_value(json_object_get(job->last_error, "sqlstate"));
+	snprintf(rs->plan.last_sqlstate, sizeof(rs->plan.last_sqlstate), "%s", sqlstate ? sqlstate : "");
+	rs->job = job;
+	json_decref(job->last_error);
+	job->last_error = NULL;
+	job->attempts = 0;
+	job->health = PS_HEALTH_OK;
+	if (rs->plan.strategy == PS_RECOVER_SKIP)
+		job_transition(srv, job, PS_JOB_STARTING, actor, "recover skip requested: continuing "
+		               "from %s; the changes in between are skipped",
+		               rs->plan.position[0] ? rs->plan.position : "the end of the source's log");
+	else if (rs->plan.strategy == PS_RECOVER_RESYNC)
+		job_transition(srv, job, PS_JOB_STARTING, actor, "recover resync requested: a new slot "
+		               "and a new snapshot of %s", rs->plan.ntables ? "the named tables"
+		                                                            : "every table");
+	else
+		job_transition(srv, job, PS_JOB_STARTING, actor, "recover retry requested: running "
+		               "again from the checkpoint");
+	if (rs->plan.strategy == PS_RECOVER_RETRY) {
+		if (job_spawn(srv, job) != PS_OK) {
+			ps_api_error(r, 500, "internal", "cannot start the job's supervisor thread");
+			goto cleanup;
+		}
+	} else {
+		if (job_spawn_with(srv, job, recover_main, rs, &started) != PS_OK) {
+			ps_api_error(r, 500, "internal", "cannot start the job's supervisor thread");
+			goto cleanup;
+		}
+		if (started)
+			rs = NULL;   /* the supervisor owns it */
+	}
+	answer_job(r, 202, job);
+cleanup:
+	pthread_mutex_unlock(&srv->mu);
+	if (rs) {
+		ps_recover_plan_free(&rs->plan);
+		free(rs);
+	}
 }
 
 /* ==== API: compare ========================================================= */

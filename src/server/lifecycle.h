@@ -9,6 +9,7 @@
  *   starting | running | draining | paused | failed | failed_permanently
  *           ─stop─► stopping ─► stopped        (slot and publication dropped)
  *   running ─error─► failed ─(retry)─► starting ...   permanent ─► failed_permanently
+ *   failed_permanently ─recover (retry | skip | resync)─► starting ...
  *   snapshot job ─load done─► completed
  *   any ─delete─► (gone)
  *

@@ -171,8 +171,15 @@ def retried_while_down(server, name, retries=2):
 
 
 def back_to_streaming(server, name):
-    wait_for(lambda: server.job(name)["state"] == "running" and
-             server.job(name)["phase"] == "streaming", 120, what=f"{name} streaming again")
+    last = {}
+
+    def streaming():
+        last["job"] = job = server.job(name)
+        return job["state"] == "running" and job["phase"] == "streaming"
+    try:
+        wait_for(streaming, 120, what=f"{name} streaming again")
+    except AssertionError as e:
+        raise AssertionError(f"{e}; job: {json.dumps(last.get('job'))[:3000]}") from None
 
 
 # --- an end stopped under writes: failed, retried, running by itself ---------
@@ -234,9 +241,10 @@ def test_target_stopped_mid_batch_fails_retries_and_runs_again(own_cluster, own_
 
 # --- attempts running out ------------------------------------------------------
 
-def test_max_attempts_exhausted_fails_permanently(server, db, target_db):
+def test_max_attempts_exhausted_fails_permanently_and_recover_retry_resumes(server, db, target_db):
     """The target refuses connections; with retry.max_attempts 2 the job
-    gives up after two retries, with a hint."""
+    gives up after two retries, with a hint. Once the target takes
+    connections again, `recover retry` resumes from the checkpoint."""
     Writer.create_tables(db, rows=100)
     start_streaming(server, spec_for(db, target_db.url,
                                      retry=dict(FAST_RETRY, max_attempts=2)))
@@ -254,8 +262,223 @@ def test_max_attempts_exhausted_fails_permanently(server, db, target_db):
         path = transitions(server, "orders")
         assert path[-6:] == ["running", "failed", "starting", "failed", "starting",
                              "failed_permanently"], path
+        assert "recover" in job["allowed_actions"]
+        shown = server.cli("show", "orders", check=0).stdout
+        assert "failed_permanently" in shown and "retry.max_attempts" in shown, shown
+        # the cause goes away; recover retry resumes from the checkpoint
+        with admin.cursor() as cur:
+            cur.execute(f'ALTER DATABASE "{target_db.name}" WITH ALLOW_CONNECTIONS true')
+        p = server.cli("recover", "orders", "--strategy", "retry", check=0)
+        assert "recover retry" in p.stdout, p.stdout
+        back_to_streaming(server, "orders")
     finally:
         with admin.cursor() as cur:
             cur.execute(f'ALTER DATABASE "{target_db.name}" WITH ALLOW_CONNECTIONS true')
         admin.close()
         reconnect(target_db)
+    wait_equal(db, target_db, W_TABLES)
+    assert target_db.value("SELECT v FROM w_items WHERE id = 9001") == 1
+    assert server.job("orders")["attempts"] == 0
+    assert transitions(server, "orders")[-2:] == ["starting", "running"]
+
+
+# --- slot lost: failed_permanently, recover resync / skip ------------------------
+
+def slot_active_pid(db, slot):
+    return db.value("SELECT active_pid FROM pg_replication_slots WHERE slot_name = %s", (slot,))
+
+
+def drop_slot_under_the_job(db, slot="penstock_orders"):
+    """Ends the job's walsender and drops its slot before the job's retry
+    takes it again (the retry waits a backoff first)."""
+    def dropped():
+        db.execute("SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots "
+                   "WHERE slot_name = %s AND active_pid IS NOT NULL", (slot,))
+        try:
+            db.execute("SELECT pg_drop_replication_slot(%s)", (slot,))
+        except psycopg2.errors.ObjectInUse:
+            return False                          # the walsender had not exited yet
+        except psycopg2.errors.UndefinedObject:
+            return True
+        return True
+    wait_for(dropped, 30, interval=0.02, what=f"slot {slot} dropped")
+
+
+def fails_for_good_on_the_lost_slot(server, db):
+    job = server.wait_state("orders", "failed_permanently", timeout=60)
+    err = job["last_error"]
+    assert err["retryable"] is False and err["class"] == "checkpoint", err
+    assert "penstock_orders" in err["message"]
+    assert "resync" in err["hint"] and "skip" in err["hint"], err
+    assert set(job["allowed_actions"]) >= {"recover", "stop"}
+    return job
+
+
+def test_dropped_slot_fails_permanently_and_recover_resync_reloads(server, db, target_db):
+    Writer.create_tables(db, rows=300)
+    writer = Writer(db)
+    writer.start()
+    try:
+        start_streaming(server, spec_for(db, target_db.url))
+        writes_go_on(writer)
+        drop_slot_under_the_job(db)
+        fails_for_good_on_the_lost_slot(server, db)
+        writes_go_on(writer)                       # changes the lost slot would have held
+        p = server.cli("recover", "orders", "--strategy", "resync", check=0)
+        assert "recover resync" in p.stdout
+        back_to_streaming(server, "orders")
+        writes_go_on(writer)
+    finally:
+        writer.stop()
+    wait_equal(db, target_db, W_TABLES)
+    events = server.call("GET", "/v1/jobs/orders/events")[1]["events"]
+    resync = [e for e in events if e["kind"] == "resync"]
+    assert len(resync) == 1 and "2 tables emptied" in resync[0]["reason"], resync
+    assert not [e for e in events if e["kind"] == "gap"]   # every table was loaded again
+    assert slot_active_pid(db, "penstock_orders")          # the new slot streams
+
+
+def test_recover_resync_of_named_tables_keeps_the_others(server, db, target_db):
+    """Only w_history is loaded again; w_items keeps its target rows, and
+    its changes from the lost slot's time are the recorded gap."""
+    Writer.create_tables(db, rows=100)
+    start_streaming(server, spec_for(db, target_db.url))
+    db.execute("INSERT INTO w_items VALUES (5001, 1, 'streamed')")
+    wait_for(lambda: target_db.value("SELECT count(*) FROM w_items WHERE id = 5001") == 1, 60,
+             what="a streamed row")
+    drop_slot_under_the_job(db)
+    fails_for_good_on_the_lost_slot(server, db)
+    db.execute("INSERT INTO w_items VALUES (5002, 1, 'lost with the slot')")
+    db.execute("INSERT INTO w_history VALUES (77, 'lost with the slot, loaded again')")
+    target_db.execute("INSERT INTO w_history VALUES (78, 'only in the target')")
+    status, job = server.call("POST", "/v1/jobs/orders/recover",
+                              {"strategy": "resync", "tables": ["public.w_history"]})
+    assert status == 202 and job["state"] == "starting", job
+    back_to_streaming(server, "orders")
+    db.execute("INSERT INTO w_items VALUES (5003, 1, 'after the recover')")
+    wait_for(lambda: target_db.value("SELECT count(*) FROM w_items WHERE id = 5003") == 1, 60,
+             what="a row written after the recover")
+    wait_equal(db, target_db, ["public.w_history"])
+    # w_items: everything but the change made while the slot was gone
+    assert target_db.value("SELECT count(*) FROM w_items WHERE id = 5002") == 0
+    assert target_db.value("SELECT count(*) FROM w_items") == \
+        db.value("SELECT count(*) FROM w_items") - 1
+    events = server.call("GET", "/v1/jobs/orders/events")[1]["events"]
+    gaps = [e for e in events if e["kind"] == "gap"]
+    assert len(gaps) == 1 and "1 table" in gaps[0]["reason"], gaps
+    assert lsn(gaps[0]["from"]) < lsn(gaps[0]["to"])
+
+
+def test_recover_skip_records_the_gap(server, db, target_db):
+    Writer.create_tables(db, rows=100)
+    start_streaming(server, spec_for(db, target_db.url))
+    db.execute("INSERT INTO w_items VALUES (6001, 1, 'streamed')")
+    wait_for(lambda: target_db.value("SELECT count(*) FROM w_items WHERE id = 6001") == 1, 60,
+             what="a streamed row")
+    drop_slot_under_the_job(db)
+    job = fails_for_good_on_the_lost_slot(server, db)
+    applied = job["positions"]["applied"]
+    db.execute("INSERT INTO w_items VALUES (6002, 1, 'skipped')")
+    end = db.value("SELECT pg_current_wal_lsn()::text")
+    p = server.cli("recover", "orders", "--strategy", "skip", "--position", "latest", check=0)
+    assert "recover skip" in p.stdout
+    back_to_streaming(server, "orders")
+    db.execute("INSERT INTO w_items VALUES (6003, 1, 'after the skip')")
+    wait_for(lambda: target_db.value("SELECT count(*) FROM w_items WHERE id = 6003") == 1, 60,
+             what="a row written after the skip")
+    assert target_db.value("SELECT count(*) FROM w_items WHERE id = 6002") == 0
+    events = server.call("GET", "/v1/jobs/orders/events")[1]["events"]
+    gaps = [e for e in events if e["kind"] == "gap"]
+    assert len(gaps) == 1, events
+    gap = gaps[0]
+    # from: where the target stood; to: at least the log's end when skip was asked
+    assert gap["from"] == applied, (gap, applied)
+    assert lsn(gap["to"]) >= lsn(end) > lsn(gap["from"]), (gap, end)
+    assert "skipped" in gap["reason"] and gap["actor"] == "cli"
+    shown = server.cli("events", "orders", check=0).stdout
+    assert "gap" in shown
+
+
+def test_recover_skip_to_a_position_passes_over_a_poison_change(server, db, target_db):
+    """A change the target refuses (NOT NULL there, not on the source) fails
+    the job for good; skip to that transaction's position continues with the
+    next one, the slot kept."""
+    Writer.create_tables(db, rows=10)
+    start_streaming(server, spec_for(db, target_db.url))
+    target_db.execute("UPDATE w_items SET pad = '' WHERE pad IS NULL")
+    target_db.execute("ALTER TABLE w_items ALTER COLUMN pad SET NOT NULL")
+    db.execute("INSERT INTO w_items VALUES (7001, 1, NULL)")
+    # the position just past that commit (pg_current_wal_lsn() may lag behind it:
+    # the test clusters commit asynchronously)
+    poison = db.value("SELECT pg_current_wal_insert_lsn()::text")
+    job = server.wait_state("orders", "failed_permanently", timeout=60)
+    assert job["last_error"]["sqlstate"] == "23502" and job["last_error"]["class"] == "schema"
+    db.execute("INSERT INTO w_items VALUES (7002, 1, 'next')")
+    # a position before the checkpoint is refused by the recover step
+    status, job = server.call("POST", "/v1/jobs/orders/recover",
+                              {"strategy": "skip", "position": "0/10"})
+    assert status == 202
+    job = server.wait_state("orders", "failed_permanently", timeout=60)
+    assert "not after the checkpoint" in job["last_error"]["message"]
+    status, job = server.call("POST", "/v1/jobs/orders/recover",
+                              {"strategy": "skip", "position": poison})
+    assert status == 202, job
+    back_to_streaming(server, "orders")
+    wait_for(lambda: target_db.value("SELECT count(*) FROM w_items WHERE id = 7002") == 1, 60,
+             what="the change after the skipped one")
+    assert target_db.value("SELECT count(*) FROM w_items WHERE id = 7001") == 0
+    gap = [e for e in server.call("GET", "/v1/jobs/orders/events")[1]["events"]
+           if e["kind"] == "gap"][-1]
+    assert gap["to"] == poison and lsn(gap["from"]) < lsn(poison)
+    assert "created again" not in gap["reason"]   # the slot still held the changes
+
+
+# --- bad and refused recover requests ---------------------------------------------
+
+def test_bad_recover_bodies_are_400_and_recover_while_running_is_409(server, db, target_db):
+    Writer.create_tables(db, rows=10)
+    cdc = spec_for(db, target_db.url, name="changes", type="cdc")
+    cdc["source"]["slot"] = "penstock_changes"
+    assert server.call("POST", "/v1/jobs", cdc)[0] == 201
+    start_streaming(server, spec_for(db, target_db.url))
+    cases = [
+        (None, "strategy"),
+        ({}, "strategy"),
+        ({"strategy": "rewind"}, "strategy"),
+        ({"strategy": 3}, "strategy"),
+        ({"strategy": "retry", "position": "0/1"}, "position"),
+        ({"strategy": "skip", "position": 5}, "position"),
+        ({"strategy": "skip", "position": "0/1 2"}, "position"),
+        ({"strategy": "skip", "tables": ["public.w_items"]}, "tables"),
+        ({"strategy": "resync", "tables": []}, "tables"),
+        ({"strategy": "resync", "tables": ["w_items"]}, "tables"),
+        ({"strategy": "resync", "tables": ["public.*"]}, "tables"),
+        ({"strategy": "resync", "tables": ["public.a", "public.a"]}, "tables"),
+        ({"strategy": "retry", "force": True}, "force"),
+    ]
+    for body, field in cases:
+        status, reply = server.call("POST", "/v1/jobs/orders/recover", body)
+        assert status == 400, (body, reply)
+        assert reply["error"]["field"] == field, (body, reply)
+        assert field in reply["error"]["message"]
+    status, reply = server.call("POST", "/v1/jobs/orders/recover", raw=b"{nope")
+    assert status == 400 and reply["error"]["code"] == "invalid_json"
+    # a cdc job copies no snapshot
+    status, reply = server.call("POST", "/v1/jobs/changes/recover", {"strategy": "resync"})
+    assert status == 400 and reply["error"]["field"] == "strategy", reply
+    # a good body in a state that does not allow recover: 409, nothing changes
+    for strategy in ("retry", "skip", "resync"):
+        status, reply = server.call("POST", "/v1/jobs/orders/recover", {"strategy": strategy})
+        assert status == 409, reply
+        assert reply["error"]["state"] == "running" and "recover" not in reply["error"]["allowed_actions"]
+    status, reply = server.call("POST", "/v1/jobs/changes/recover", {"strategy": "retry"})
+    assert status == 409 and reply["error"]["state"] == "created"
+    p = server.cli("recover", "orders", "--strategy", "retry")
+    assert p.returncode == 5, (p.returncode, p.stderr)
+    p = server.cli("recover", "orders")
+    assert p.returncode == 2 and "strategy" in p.stderr, (p.returncode, p.stderr)
+    assert server.job("orders")["state"] == "running"
+    assert server.call("GET", "/v1/jobs/nope/recover")[0] == 405
+    assert server.call("POST", "/v1/jobs/nope/recover", {"strategy": "retry"})[0] == 404
+    assert [e for e in server.call("GET", "/v1/jobs/orders/events")[1]["events"]
+            if "recover" in (e["reason"] or "")] == []
