@@ -251,12 +251,37 @@ static void on_phase(int phase, void *payload)
 
 	pthread_mutex_lock(&srv->mu);
 	job->phase = phase;
-	if (job->state == PS_JOB_STARTING)
+	if (job->state == PS_JOB_STARTING) {
+		job->health = PS_HEALTH_OK;   /* the source answers again */
 		job_transition(srv, job, PS_JOB_RUNNING, "job", "%s phase began", ps_phase_name(phase));
+	}
 	else
 		job_event(srv, job, "phase", "%s phase began", ps_phase_name(phase));
 	if (phase == PS_PHASE_STREAMING)
 		job->attempts = 0;
+	pthread_mutex_unlock(&srv->mu);
+}
+
+/* The pipeline's health changed (status.h on_health), from one of its
+ * threads: the job's health follows, persisted with an event. */
+static void on_health(int health, void *payload)
+{
+	ps_job *job = payload;
+	ps_server *srv = job->srv;
+
+	pthread_mutex_lock(&srv->mu);
+	if (job->health != health) {
+		job->health = health;
+		job->updated_at = ps_time_now_ms();
+		job_save(srv, job, "health", "job", -1, -1,
+		         health == PS_HEALTH_DEGRADED
+		         ? "degraded: the source is unreachable; the changes already read are being applied"
+		         : health == PS_HEALTH_DEGRADED_LOG_FULLY_READ
+		         ? "degraded_log_fully_read: every change read before the source became "
+		           "unreachable is applied and checkpointed; the job fails and retries"
+		         : "ok");
+		pthread_cond_broadcast(&srv->changed);
+	}
 	pthread_mutex_unlock(&srv->mu);
 }
 
@@ -386,6 +411,8 @@ static void run_pipeline(ps_server *srv, ps_job *job)
 	cfg.completed = &completed;
 	ps_run_status_destroy(&job->status);
 	ps_run_status_init(&job->status);
+	job->status.on_health = on_health;
+	job->status.health_payload = job;
 	atomic_store(&job->stop, 0);
 	job->running = true;
 	job->phase = PS_PHASE_NONE;
@@ -880,6 +907,8 @@ void ps_jobs_action(ps_server *srv, const char *id, int action, const char *acto
 		refuse(r, job, action);
 		goto cleanup;
 	}
+	if (action == PS_ACT_START || action == PS_ACT_RESUME || action == PS_ACT_STOP)
+		job->health = PS_HEALTH_OK;   /* a degraded run's health ends with it */
 	switch (action) {
 	case PS_ACT_CHECK:
 		job->start_after_check = false;

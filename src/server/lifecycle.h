@@ -20,6 +20,8 @@
 
 #include <stdbool.h>
 
+#include "core/status.h"   /* ps_health: the pipeline sets it, the server shows it */
+
 typedef enum ps_job_state {
 	PS_JOB_CREATED = 0,
 	PS_JOB_CHECKING,
@@ -51,12 +53,6 @@ typedef enum ps_job_action {
 	PS_ACT_COMPLETE,            /* migration cutover */
 	PS_NACTIONS
 } ps_job_action;
-
-typedef enum ps_health {
-	PS_HEALTH_OK = 0,
-	PS_HEALTH_DEGRADED,
-	PS_HEALTH_DEGRADED_LOG_FULLY_READ
-} ps_health;
 
 const char *ps_job_state_name(int state);
 int ps_job_state_parse(const char *name);      /* -1 when unknown */

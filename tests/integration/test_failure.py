@@ -482,3 +482,69 @@ def test_bad_recover_bodies_are_400_and_recover_while_running_is_409(server, db,
     assert server.call("POST", "/v1/jobs/nope/recover", {"strategy": "retry"})[0] == 404
     assert [e for e in server.call("GET", "/v1/jobs/orders/events")[1]["events"]
             if "recover" in (e["reason"] or "")] == []
+
+
+# --- degraded health -------------------------------------------------------------
+
+def test_source_lost_with_changes_queued_is_degraded_then_fails_and_retries(
+        own_cluster, own_server, target_db):
+    """The applier is held by a lock on the target while the reader queues
+    changes; then the source stops. The job stays running with health
+    degraded, applies what it had read once the lock goes, is
+    degraded_log_fully_read, fails and retries, and runs again when the
+    source is back."""
+    server = own_server
+    src = own_cluster.new_database()
+    Writer.create_tables(src, rows=50)
+    start_streaming(server, spec_for(src, target_db.url, retry=FAST_RETRY))
+    lock = target_db.cluster.connect(target_db.name)
+    lock.autocommit = False
+    try:
+        with lock.cursor() as cur:
+            cur.execute("LOCK TABLE w_items IN ACCESS EXCLUSIVE MODE")
+        for i in range(40):
+            src.execute("INSERT INTO w_items VALUES (%s, %s, 'queued')", (8000 + i, i))
+        end = src.value("SELECT pg_current_wal_insert_lsn()::text")
+
+        def read_everything():
+            job = server.job("orders")
+            if job["positions"]["read"] and lsn(job["positions"]["read"]) >= lsn(end):
+                return True
+            # the read position is published at most 4 times a second, at a
+            # commit: one more small transaction carries it
+            src.execute("INSERT INTO w_history VALUES (0, 'nudge')")
+            return False
+        wait_for(read_everything, 60, interval=0.3, what="the reader to read the inserts")
+        applied = server.job("orders")["positions"]["applied"]
+        # immediate: a fast shutdown would wait for the job to confirm what its
+        # walsender sent, which the lock holds back
+        stop_pg(own_cluster, "immediate")
+        job = wait_for(lambda: (lambda j: j if j["health"] == "degraded" else None)(
+            server.job("orders")), 60, what="health degraded")
+        assert job["state"] == "running", job
+        assert job["positions"]["applied"] == applied   # still held by the lock
+        shown = server.cli("show", "orders", check=0).stdout
+        assert "health degraded" in shown, shown
+    finally:
+        lock.rollback()
+        lock.close()
+    job = server.wait_state("orders", "failed", timeout=60)
+    assert job["health"] == "degraded_log_fully_read", job
+    # what was read before the source went away is in the target while it is still down
+    assert target_db.value("SELECT count(*) FROM w_items WHERE id BETWEEN 8000 AND 8039") == 40
+    assert lsn(job["positions"]["applied"]) >= lsn(end)
+    assert job["cdc_state"] == "TFEND"
+    events = server.call("GET", "/v1/jobs/orders/events")[1]["events"]
+    kinds = [(e["kind"], e["to"]) for e in events]
+    i = kinds.index(("health", None))
+    assert "degraded:" in events[i]["reason"]
+    assert "degraded_log_fully_read" in events[i + 1]["reason"]
+    assert kinds[i + 2] == ("transition", "failed"), kinds
+    retried_while_down(server, "orders")
+    assert server.job("orders")["health"] == "degraded_log_fully_read"
+    start_pg(own_cluster)
+    reconnect(src)
+    back_to_streaming(server, "orders")
+    assert server.job("orders")["health"] == "ok"
+    src.execute("INSERT INTO w_items VALUES (8100, 1, 'after')")
+    wait_equal(src, target_db, W_TABLES)
