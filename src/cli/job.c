@@ -118,14 +118,14 @@ static void print_list(json_t *reply)
 		printf("no jobs; create one with `penstock job create SPEC.json`\n");
 		return;
 	}
-	printf("%-24s %-18s %-9s %-18s %-10s %-8s %10s  %s\n", "NAME", "ID", "TYPE", "STATE", "PHASE",
+	printf("%-24s %-18s %-9s %-18s %-10s %-23s %10s  %s\n", "NAME", "ID", "TYPE", "STATE", "PHASE",
 	       "HEALTH", "LAG", "APPLIED");
 	json_array_foreach(jobs, i, j) {
 		json_t *lag = json_object_get(j, "lag");
 		char lagbuf[32];
 
 		snprintf(lagbuf, sizeof(lagbuf), "%.1f s", json_number_value(json_object_get(lag, "seconds")));
-		printf("%-24s %-18s %-9s %-18s %-10s %-8s %10s  %s\n", str(j, "name", "?"),
+		printf("%-24s %-18s %-9s %-18s %-10s %-23s %10s  %s\n", str(j, "name", "?"),
 		       str(j, "id", "?"), str(j, "type", "?"), str(j, "state", "?"),
 		       str(j, "phase", "-"), str(j, "health", "?"), lagbuf,
 		       str(json_object_get(j, "positions"), "applied", "-"));

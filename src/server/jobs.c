@@ -16,14 +16,21 @@
  *                   failed / failed_permanently (error)
  *       stopping  ─ release slot, publication, checkpoint ─► stopped
  *       failed    ─ wait for the retry time ─► starting
+ *       starting after recover skip/resync ─ prepare slot and checkpoint
+ *                   (recover.c) ─► the pipeline | failed_permanently
  *     and ends in a resting state. The pipeline runs outside the lock; the
  *     API reaches it only through job->stop and job->status.
  *  3. Errors are retried when they can pass by themselves (lost or refused
  *     connections, timeouts, I/O, serialization failures, deadlocks, servers
- *     shutting down), with exponential backoff from 1 s to 60 s; the others
- *     (bad spec, refused checkpoint, missing privilege, slot gone) need an
- *     operator: failed_permanently. core/errclass.c decides which is which,
+ *     shutting down), with exponential backoff and jitter as the spec's
+ *     retry section says (default 1 s to 60 s, forever); the others (bad
+ *     spec, refused checkpoint, missing privilege, slot gone, incompatible
+ *     target) and retries that ran out need an operator: failed_permanently,
+ *     left by recover (recover.h). core/errclass.c decides which is which,
  *     by SQLSTATE, errno and code, and says what to do (the hint).
+ *  4. Health follows the pipeline (status.h on_health): degraded while the
+ *     changes read before the source was lost are applied, then
+ *     degraded_log_fully_read until the job runs again.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -254,9 +261,9 @@ static void on_phase(int phase, void *payload)
 	if (job->state == PS_JOB_STARTING) {
 		job->health = PS_HEALTH_OK;   /* the source answers again */
 		job_transition(srv, job, PS_JOB_RUNNING, "job", "%s phase began", ps_phase_name(phase));
-	}
-	else
+	} else {
 		job_event(srv, job, "phase", "%s phase began", ps_phase_name(phase));
+	}
 	if (phase == PS_PHASE_STREAMING)
 		job->attempts = 0;
 	pthread_mutex_unlock(&srv->mu);
