@@ -23,7 +23,7 @@ from conftest import PGBIN, Cluster  # noqa: E402  (the test harness's throwaway
 
 BIN = sys.argv[1]
 ROUNDS = int(sys.argv[2]) if len(sys.argv) > 2 else 3
-SCALE = int(sys.argv[3]) if len(sys.argv) > 3 else 10
+SCALE = int(sys.argv[3]) if len(sys.argv) > 3 else 30
 JOBS = int(sys.argv[4]) if len(sys.argv) > 4 else 4
 TABLES = ["pgbench_accounts", "pgbench_branches", "pgbench_tellers", "pgbench_history"]
 ENV = dict(os.environ, PATH=f"{PGBIN}:{os.environ['PATH']}")

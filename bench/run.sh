@@ -1,28 +1,47 @@
 #!/usr/bin/env bash
-# make bench: benchmarks against peers, each in the same run, printing
-# medians and ratios. Not run by CI (the machines are shared and noisy).
+# make bench: the benchmarks of issue 7 against peers, each in the same run,
+# printing medians and ratios. Not run by CI (the machines are shared and
+# noisy). Results go in docs/benchmarks.md.
 #
-#   load_pg         pgbench -i -s 10 loaded PostgreSQL -> PostgreSQL, against
-#                   pgcopydb clone, pg_dump | psql and a binary COPY pipe
-#   backlog_pg      a backlog of pgbench transactions -> PostgreSQL, against
-#                   CREATE SUBSCRIPTION
-#   backlog_jsonl   a backlog already in the slot -> JSON lines, against the
-#                   pg_recvlogical decoding floor
+#   1 load_pg.py  pgbench -i -s SCALE loaded PostgreSQL -> PostgreSQL, against
+#                 pgcopydb clone (same parallelism), pg_dump | psql and a
+#                 binary COPY pipe (the floor)
+#   2 backlog.py  a backlog of TXNS pgbench transactions -> PostgreSQL, against
+#   5             CREATE SUBSCRIPTION and the pg_recvlogical decoding floor;
+#                 the same backlog -> SQLite and -> JSON lines
+#   3 lag.py      steady pgbench -R RATE for LAG_SECONDS: commit-to-applied lag
+#   4 bigtxn.py   one transaction of BIG_ROWS rows: penstock's peak RSS
+#   compare_pg.py full compare of pgbench_accounts at CMP_SCALE (10: 1M rows),
+#                 equal and with 3 differing rows, next to pgcopydb compare
+#                 data (or, with Debian's pgcopydb 0.10, a whole-table digest)
 #
-#   compare_pg      full compare of pgbench_accounts at CMP_SCALE (10: 1M rows),
-#                   equal and with 3 differing rows, next to pgcopydb compare
-#                   data (or, with Debian's pgcopydb 0.10, a whole-table digest)
-#
-# SCALE, JOBS, TXNS, CMP_SCALE and ROUNDS tune them (defaults 10, 4, 40000, 10, 3).
+# Tunable by environment (defaults are the issue's): ROUNDS (3), SCALE (30),
+# JOBS (4), TXNS (100000), RATE (2000), LAG_SECONDS (60), BIG_ROWS (5000000).
+# A quick run: ROUNDS=1 SCALE=2 TXNS=10000 LAG_SECONDS=10 BIG_ROWS=200000 make bench
+# ONLY=load,backlog,lag,bigtxn,compare picks some of them.
 set -euo pipefail
 BIN=${1:-build/penstock}
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh --bench
-echo "== initial load -> PostgreSQL vs pgcopydb clone, pg_dump | psql, binary COPY"
-/usr/bin/python3 bench/load_pg.py "$BIN" "${ROUNDS:-3}" "${SCALE:-10}" "${JOBS:-4}"
-echo "== pgbench backlog -> PostgreSQL vs CREATE SUBSCRIPTION"
-/usr/bin/python3 bench/backlog_pg.py "$BIN" "${ROUNDS:-3}" "${TXNS:-40000}"
-echo "== backlog -> JSON lines vs pg_recvlogical"
-/usr/bin/python3 bench/backlog_jsonl.py "$BIN" "${ROUNDS:-3}"
-echo "== full compare of pgbench_accounts (1M rows), equal and with 3 differing rows"
-/usr/bin/python3 bench/compare_pg.py "$BIN" "${ROUNDS:-3}" "${CMP_SCALE:-10}"
+ONLY=${ONLY:-load,backlog,lag,bigtxn,compare}
+want() { [[ ",$ONLY," == *",$1,"* ]]; }
+if want load; then
+  echo "== 1. initial load -> PostgreSQL vs pgcopydb clone, pg_dump | psql, binary COPY"
+  /usr/bin/python3 bench/load_pg.py "$BIN" "${ROUNDS:-3}" "${SCALE:-30}" "${JOBS:-4}"
+fi
+if want backlog; then
+  echo "== 2, 5. pgbench backlog -> PostgreSQL, SQLite, JSON lines vs CREATE SUBSCRIPTION, pg_recvlogical"
+  /usr/bin/python3 bench/backlog.py "$BIN" "${ROUNDS:-3}" "${TXNS:-100000}"
+fi
+if want lag; then
+  echo "== 3. steady pgbench -R ${RATE:-2000}: commit-to-applied lag"
+  /usr/bin/python3 bench/lag.py "$BIN" "${RATE:-2000}" "${LAG_SECONDS:-60}"
+fi
+if want bigtxn; then
+  echo "== 4. one transaction of ${BIG_ROWS:-5000000} rows: peak RSS"
+  /usr/bin/python3 bench/bigtxn.py "$BIN" "${BIG_ROWS:-5000000}"
+fi
+if want compare; then
+  echo "== compare: full compare of pgbench_accounts (1M rows), equal and with 3 differing rows"
+  /usr/bin/python3 bench/compare_pg.py "$BIN" "${ROUNDS:-3}" "${CMP_SCALE:-10}"
+fi

@@ -436,6 +436,17 @@ static void routes_end_check(pipeline *p)
 	}
 }
 
+/* With the queue empty, a batch still lingers this long for more source
+ * transactions to join it: a backlog arriving a little slower than it is
+ * applied then fills target transactions instead of committing a handful
+ * of source transactions each; it bounds the lag this adds. */
+#define BATCH_LINGER_MS 20
+
+static bool batch_lingered(pipeline *p)
+{
+	return ps_now_ns() - p->batch_started_ns >= (uint64_t)BATCH_LINGER_MS * 1000000ull;
+}
+
 static bool batch_full(pipeline *p)
 {
 	const ps_pipeline_config *c = p->cfg;
@@ -476,7 +487,8 @@ static int apply_item(pipeline *p, const ps_read_item *item, ps_error *err)
 		snprintf(p->last_commit, sizeof(p->last_commit), "%s", p->txn.position);
 		p->last_commit_time_us = p->txn.commit_time_us;
 		routes_end_check(p);
-		if (batch_full(p) || ps_queue_count(&p->queue) == 0 || p->until[0])
+		if (batch_full(p) || (ps_queue_count(&p->queue) == 0 && batch_lingered(p)) ||
+		    p->until[0])
 			return apply_flush(p, err);
 		return PS_OK;
 	default:
@@ -548,7 +560,15 @@ static int applier_loop(pipeline *p, ps_error *err)
 
 	p->last_progress_ns = ps_now_ns();
 	for (;;) {
-		rc = ps_queue_pop(&p->queue, &item, 200);
+		/* An open batch waits no longer than its linger for more. */
+		int wait_ms = 200;
+
+		if (p->batch_txns > 0 && !p->in_txn) {
+			uint64_t age_ms = (ps_now_ns() - p->batch_started_ns) / 1000000ull;
+
+			wait_ms = age_ms >= BATCH_LINGER_MS ? 0 : BATCH_LINGER_MS - (int)age_ms;
+		}
+		rc = ps_queue_pop(&p->queue, &item, wait_ms);
 		if (rc == PS_ESTOPPED)
 			return PS_OK;
 		if (rc == PS_ETIMEOUT) {

@@ -231,9 +231,9 @@ int pgs_exec(ps_sink *s, PGresult **out, ps_error *err, const char *what,
 
 int pgs_settle(ps_sink *s, ps_error *err)
 {
-	int rc = PS_OK;
+	int rc = pgs_net_flush(s, err);
 
-	if (s->copying)
+	if (rc == PS_OK && s->copying)
 		rc = pgs_copy_end(s, err);
 	if (rc == PS_OK && s->ntrunc > 0)
 		rc = pgs_truncate_send(s, err);
@@ -338,6 +338,7 @@ static int setup_session(ps_sink *s, ps_error *err)
 	res = PQexec(s->conn, "SET session_replication_role = replica");
 	if (res && PQresultStatus(res) == PGRES_COMMAND_OK) {
 		PQclear(res);
+		s->replica = true;
 		return PS_OK;
 	}
 	state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
@@ -371,6 +372,7 @@ static void pg_close(ps_sink *s)
 		PQfinish(s->conn);
 	}
 	pending_release(s);
+	pgs_net_free(s);
 	pgs_tables_free(s);
 	ps_table_unref(s->trunc_first);
 	ps_buf_free(&s->copy_buf);
@@ -396,6 +398,8 @@ static int pg_open(ps_sink **out, const ps_sink_config *cfg, ps_error *err)
 	ps_buf_init(&s->copy_buf, PGS_COPY_BUF_LIMIT);
 	ps_buf_init(&s->trunc_sql, PGS_SQL_LIMIT);
 	ps_buf_init(&s->sql, PGS_SQL_LIMIT);
+	ps_buf_init(&s->net_key, PGS_SQL_LIMIT);
+	ps_buf_init(&s->net_key2, PGS_SQL_LIMIT);
 	s->job = strdup(cfg->job_name ? cfg->job_name : "");
 	if (!s->job) {
 		rc = ps_error_set(err, PS_ENOMEM, "out of memory");
@@ -446,11 +450,18 @@ static int pg_write(ps_sink *s, const ps_txn *txn, const ps_change *c, ps_error 
 		return pgs_fail(s, err);
 	}
 	/* A COPY continues only with rows of the same definition; truncates
-	 * collect until something else comes (pgs_truncate_add). */
-	if (c->op == PS_OP_TRUNCATE && s->copying)
-		rc = pgs_copy_end(s, err);
-	else if (c->op != PS_OP_TRUNCATE && (c->op != PS_OP_READ || s->copy_src != c->table))
+	 * collect until something else comes (pgs_truncate_add); held net
+	 * changes stay held for inserts, updates and deletes (pg_net.c). */
+	if (c->op == PS_OP_TRUNCATE) {
+		rc = pgs_net_flush(s, err);   /* it may cascade to any table */
+		if (rc == PS_OK && s->copying)
+			rc = pgs_copy_end(s, err);
+	} else if (c->op == PS_OP_READ) {
+		if (s->copy_src != c->table || s->net_items > 0)
+			rc = pgs_settle(s, err);
+	} else if (s->copying || s->ntrunc > 0) {
 		rc = pgs_settle(s, err);
+	}
 	if (rc == PS_OK && c->op == PS_OP_TRUNCATE)
 		rc = pgs_truncate_add(s, c, err);
 	else if (rc == PS_OK)
@@ -460,7 +471,7 @@ static int pg_write(ps_sink *s, const ps_txn *txn, const ps_change *c, ps_error 
 	if (rc == PS_OK && c->op == PS_OP_READ)
 		rc = pgs_copy_row(s, t, c, err);
 	else if (rc == PS_OK && c->op != PS_OP_TRUNCATE)
-		rc = pgs_apply_change(s, txn, c, err);
+		rc = pgs_net_write(s, t, txn, c, err);
 	if (rc != PS_OK)
 		rc = pgs_fail(s, err);
 	return rc;
@@ -471,7 +482,8 @@ static int pg_commit(ps_sink *s, const ps_txn *txn, ps_error *err)
 	int rc = pgs_check_usable(s, err);
 
 	(void)txn;
-	if (rc == PS_OK)
+	/* Net changes stay held across source commits, until the flush. */
+	if (rc == PS_OK && (s->copying || s->ntrunc > 0))
 		rc = pgs_settle(s, err);
 	if (rc != PS_OK)
 		rc = pgs_fail(s, err);

@@ -11,6 +11,9 @@
  *       [kind][match-from][set/insert mask][match mask]
  *     where the masks have one bit per source column.
  *       I  INSERT ... OVERRIDING SYSTEM VALUE VALUES (...)
+ *       B  the same with n rows: VALUES (...), (...), ... (n in the
+ *          match-from byte): the inserts pg_net.c holds, PGS_MULTI_ROWS
+ *          at a time (a power of two below that for the rest)
  *       P  the same ... ON CONFLICT (key) DO UPDATE SET non-key = EXCLUDED..
  *          (DO NOTHING when every column is key): reprocessing, with a key
  *       M  WITH old AS (DELETE ... WHERE key = old key RETURNING *)
@@ -52,6 +55,7 @@
 
 enum {
 	SH_INSERT = 'I',
+	SH_INSERT_MULTI = 'B',
 	SH_UPSERT = 'P',
 	SH_MOVE_UPSERT = 'M',
 	SH_INSERT_ABSENT = 'A',
@@ -256,6 +260,33 @@ static void build_insert(build *bd, const pgs_table *t, int kind, const uint8_t 
 		put_on_conflict(bd, t, mask);
 }
 
+/* INSERT ... VALUES ($1, ..), ($m+1, ..), ... for nrows rows; the
+ * parameters are row by row, the mask's columns in order (no params map). */
+static void build_insert_multi(build *bd, const pgs_table *t, const uint8_t *mask, int nrows)
+{
+	int n = 0;
+
+	put(bd, "INSERT INTO ");
+	put(bd, t->qname);
+	put(bd, " (");
+	put_list(bd, t, mask);
+	put(bd, ") OVERRIDING SYSTEM VALUE VALUES ");
+	for (int r = 0; r < nrows; r++) {
+		bool first = true;
+
+		put(bd, r ? ", (" : "(");
+		for (int i = 0; i < t->ncols; i++) {
+			if (!bit_get(mask, i))
+				continue;
+			put(bd, first ? "" : ", ");
+			put_ref(bd, ++n);
+			first = false;
+		}
+		put(bd, ")");
+	}
+	bd->np = n;
+}
+
 /* WITH old AS (DELETE ... old key RETURNING *) INSERT ... ON CONFLICT. */
 static void build_move_upsert(build *bd, const pgs_table *t, const uint8_t *mask)
 {
@@ -345,6 +376,9 @@ static int stmt_build(ps_sink *s, const pgs_table *t, size_t shape_len, pgs_stmt
 	case SH_UPSERT:
 		build_insert(&bd, t, kind, mask);
 		break;
+	case SH_INSERT_MULTI:
+		build_insert_multi(&bd, t, mask, from);
+		break;
 	case SH_MOVE_UPSERT:
 		build_move_upsert(&bd, t, mask);
 		break;
@@ -392,7 +426,7 @@ static int ensure_scratch(ps_sink *s, const pgs_table *t, ps_error *err)
 	int need = 2 * t->ncols + t->nkey + 1;
 	size_t shape_need = SHAPE_HEAD + 2 * (((size_t)t->ncols + 7) / 8);
 
-	if (need > s->values_cap) {
+	if (need > s->values_cap || need > s->keyv_cap) {
 		const char **v = realloc(s->values, (size_t)need * sizeof(*v));
 		const ps_value **k;
 
@@ -471,7 +505,8 @@ static int stmt_get(ps_sink *s, pgs_table *t, const ps_change *c, pgs_stmt **out
 static const char *op_what(int kind)
 {
 	switch (kind) {
-	case SH_INSERT: return "insert into";
+	case SH_INSERT:
+	case SH_INSERT_MULTI: return "insert into";
 	case SH_UPSERT:
 	case SH_MOVE_UPSERT:
 	case SH_INSERT_ABSENT: return "upsert into";
@@ -663,6 +698,119 @@ static int apply_delete(ps_sink *s, pgs_table *t, const ps_txn *txn, const ps_ch
 	rc = resolve_key(s, t, c, err);
 	if (rc == PS_OK)
 		rc = exec_shape(s, t, c, SH_DELETE_KEY, 0, !txn->reprocessing, err);
+	return rc;
+}
+
+/* Sends one B statement for the n inserts in cs (their masks are equal and
+ * in s->shape). */
+static int exec_multi(ps_sink *s, pgs_table *t, const ps_change *const *cs, int n,
+                      ps_error *err)
+{
+	const uint8_t *mask = s->shape + SHAPE_HEAD;
+	pgs_stmt *st = NULL;
+	int m = 0, k = 0;
+	int rc;
+
+	for (int i = 0; i < t->ncols; i++)
+		m += bit_get(mask, i);
+	if ((size_t)n * (size_t)m > (size_t)s->values_cap) {
+		const char **v = realloc(s->values, (size_t)n * (size_t)m * sizeof(*v));
+
+		if (!v)
+			return ps_error_set(err, PS_ENOMEM, "out of memory");
+		s->values = v;
+		s->values_cap = n * m;
+	}
+	s->shape[0] = SH_INSERT_MULTI;
+	s->shape[1] = (uint8_t)n;
+	rc = stmt_get(s, t, cs[0], &st, err);
+	if (rc != PS_OK)
+		return rc;
+	for (int r = 0; r < n; r++)
+		for (int i = 0; i < t->ncols; i++)
+			if (bit_get(mask, i))
+				s->values[k++] = cs[r]->new_values[i].kind == PS_VALUE_TEXT
+				                 ? cs[r]->new_values[i].data : NULL;
+	rc = pgs_pipeline_ready(s, err);
+	if (rc != PS_OK)
+		return rc;
+	if (PQsendQueryPrepared(s->conn, st->name, st->nparams, s->values, NULL, NULL, 0) != 1)
+		return pg_result_error(err, s->conn, NULL, "insert into");
+	pgs_pending_push(s, PGS_P_CHANGE, PS_OP_INSERT, false, cs[0]->table, "insert into");
+	return PS_OK;
+}
+
+/* Applies the run cs[0..n) of inserts that share s->shape's mask: as many
+ * rows per statement as fit, then powers of two, then one by one. */
+static int insert_run(ps_sink *s, pgs_table *t, const ps_change *const *cs, int n, int most,
+                      ps_error *err)
+{
+	int rc = PS_OK;
+
+	while (n > 1 && rc == PS_OK) {
+		int r = most;
+
+		while (r > n)
+			r /= 2;
+		if (r < 2)
+			break;
+		rc = exec_multi(s, t, cs, r, err);
+		cs += r;
+		n -= r;
+	}
+	for (int i = 0; i < n && rc == PS_OK; i++)
+		rc = pgs_apply_change(s, &(ps_txn){0}, cs[i], err);
+	return rc;
+}
+
+int pgs_apply_inserts(ps_sink *s, const ps_change *const *cs, int n, ps_error *err)
+{
+	pgs_table *t = NULL;
+	size_t nbytes;
+	uint8_t *run_mask = NULL;
+	int most, start = 0;
+	int rc;
+
+	if (n == 0)
+		return PS_OK;
+	rc = pgs_table_get(s, cs[0]->table, &t, err);
+	if (rc == PS_OK)
+		rc = ensure_scratch(s, t, err);
+	if (rc != PS_OK)
+		return rc;
+	nbytes = ((size_t)t->ncols + 7) / 8;
+	/* 65535 parameters at most per statement; a power of two of rows */
+	most = PGS_MULTI_ROWS;
+	while (most > 1 && (size_t)most * (size_t)t->ncols > 65535)
+		most /= 2;
+	run_mask = calloc(nbytes + 1, 1);
+	if (!run_mask)
+		return ps_error_set(err, PS_ENOMEM, "out of memory");
+	for (int i = 0; i <= n && rc == PS_OK; i++) {
+		if (i < n) {
+			memset(s->shape, 0, SHAPE_HEAD + 2 * nbytes);
+			rc = new_mask(s, t, cs[i], false, err);
+			if (rc != PS_OK)
+				break;
+			if (i == start) {
+				memcpy(run_mask, s->shape + SHAPE_HEAD, nbytes);
+				continue;
+			}
+			if (memcmp(run_mask, s->shape + SHAPE_HEAD, nbytes) == 0)
+				continue;
+		}
+		/* the run [start, i) ends */
+		memset(s->shape, 0, SHAPE_HEAD + 2 * nbytes);
+		memcpy(s->shape + SHAPE_HEAD, run_mask, nbytes);
+		rc = insert_run(s, t, cs + start, i - start, most, err);
+		if (rc == PS_OK && i < n) {
+			memset(s->shape, 0, SHAPE_HEAD + 2 * nbytes);
+			rc = new_mask(s, t, cs[i], false, err);
+			memcpy(run_mask, s->shape + SHAPE_HEAD, nbytes);
+		}
+		start = i;
+	}
+	free(run_mask);
 	return rc;
 }
 

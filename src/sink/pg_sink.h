@@ -8,6 +8,8 @@
  *               truncates
  *   pg_apply.c  the prepared statements of insert / update / delete
  *   pg_ddl.c    table_prepare and table_finish
+ *   pg_net.c    net changes: a batch's changes per key, applied as their
+ *               net effect
  *
  * Nothing here is part of the plugin contract; only pg.c exports a symbol
  * the core knows (ps_sink_pg). Helpers shared between the files are named
@@ -31,6 +33,9 @@
 #define PGS_STMTS_PER_TABLE 64                /* prepared shapes kept per table */
 #define PGS_SQL_LIMIT ((size_t)4 << 20)       /* longest statement we build */
 #define PGS_WARN_INTERVAL_NS (10ull * 1000000000ull)
+#define PGS_NET_MAX_BYTES ((size_t)8 << 20)   /* change data held by pg_net.c */
+#define PGS_MULTI_ROWS 64                     /* rows per multi-row INSERT */
+#define PGS_NET_MAX_ITEMS ((size_t)65536)     /* entries held by pg_net.c */
 
 /* One prepared statement: the SQL for one table and one statement shape. */
 typedef struct pgs_stmt {
@@ -59,9 +64,30 @@ typedef struct pgs_table {
 	int nkey;                    /* primary key columns in the target, 0 if none */
 	int *key;                    /* source column index of each, in key order */
 	bool *is_pk;                 /* per source column */
+	bool other_unique;           /* a unique index or exclusion constraint
+	                                besides the primary key */
 	pgs_stmt *stmts;
 	int nstmts;
 } pgs_table;
+
+/* pg_net.c: the net change of one key (or one held insert of a keyless table). */
+typedef struct pgs_net_entry {
+	uint8_t op;                  /* NET_* (pg_net.c) */
+	uint32_t hash;
+	uint32_t key_len;
+	char *key;
+	ps_change *c;                /* owned */
+} pgs_net_entry;
+
+/* pg_net.c: what is held for one table definition, in arrival order. */
+typedef struct pgs_net_group {
+	ps_table *table;             /* reference */
+	pgs_net_entry *e;
+	size_t n, cap;
+	int32_t *index;              /* open addressing into e, -1 empty */
+	size_t index_cap;            /* a power of two, or 0 */
+	size_t bytes;
+} pgs_net_group;
 
 /* A command sent in the pipeline whose result has not been read yet. */
 typedef enum pgs_pending_kind {
@@ -118,6 +144,15 @@ struct ps_sink {
 	int keyv_cap;
 	uint8_t *shape;              /* scratch shape */
 	size_t shape_cap;
+
+	/* net changes (pg_net.c) */
+	bool replica;                /* session_replication_role = replica is set */
+	pgs_net_group *groups;
+	int ngroups, groups_cap;
+	size_t net_items, net_bytes;
+	ps_buf net_key, net_key2;    /* scratch keys */
+	ps_value *net_vals;          /* scratch merged values */
+	int net_vals_cap;
 
 	/* update/delete that found no row (rate-limited warning) */
 	uint64_t missing_total;
@@ -183,9 +218,23 @@ int pgs_truncate_send(ps_sink *s, ps_error *err);
 
 /* Applies one insert / update / delete through prepared statements. */
 int pgs_apply_change(ps_sink *s, const ps_txn *txn, const ps_change *c, ps_error *err);
+/* Applies n inserts of one table definition (not reprocessing) with
+ * multi-row statements where their columns allow. */
+int pgs_apply_inserts(ps_sink *s, const ps_change *const *cs, int n, ps_error *err);
 void pgs_stmt_free(pgs_stmt *st);
 /* Sends DEALLOCATE for st's server-side statement (pipelined). */
 int pgs_stmt_deallocate(ps_sink *s, const pgs_stmt *st, ps_error *err);
+
+/* --- pg_net.c ------------------------------------------------------------- */
+
+/* Applies an insert / update / delete: held as part of its key's net change
+ * when that gives the same final state (pg_net.c NOTES 2), else at once
+ * after what its table holds. */
+int pgs_net_write(ps_sink *s, pgs_table *t, const ps_txn *txn, const ps_change *c,
+                  ps_error *err);
+/* Applies everything held (pgs_settle calls it). */
+int pgs_net_flush(ps_sink *s, ps_error *err);
+void pgs_net_free(ps_sink *s);
 
 /* --- pg_ddl.c ------------------------------------------------------------- */
 

@@ -106,7 +106,9 @@ static char *quoted(PGconn *conn, const char *ident)
 static const char *const CATALOG_SQL =
 	"SELECT c.relkind, a.attname, format_type(a.atttypid, a.atttypmod), "
 	"       (SELECT k.n FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(att, n) "
-	"        WHERE k.att = a.attnum), a.attgenerated <> '' "
+	"        WHERE k.att = a.attnum), a.attgenerated <> '', "
+	"       EXISTS (SELECT 1 FROM pg_catalog.pg_index u WHERE u.indrelid = c.oid "
+	"               AND (u.indisunique OR u.indisexclusion) AND NOT u.indisprimary) "
 	"FROM pg_catalog.pg_class c "
 	"JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
 	"JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 "
@@ -125,6 +127,7 @@ static int entry_fill(ps_sink *s, pgs_table *t, const PGresult *res, ps_error *e
 
 	ps_buf_init(&missing, 4096);
 	t->relkind = PQgetvalue(res, 0, 0)[0];
+	t->other_unique = PQgetvalue(res, 0, 5)[0] == 't';
 	for (int i = 0; i < t->ncols; i++) {
 		int row = -1;
 
