@@ -135,6 +135,30 @@ typedef struct ps_sink_ops {
 	 * target.connect failed with the items that need it skipped. */
 	int (*precheck)(const ps_sink_config *cfg, const ps_table_options *opt, bool loads,
 	                const ps_check_tables *tables, ps_check_report *report, ps_error *err);
+
+	/* --- raw initial load; optional as a group ------------------------- */
+	/* A unit of the initial load in the source engine's own bulk format
+	 * (source.h copy_raw_format, copy_unit_raw), loaded without decoding
+	 * rows, instead of its op r rows:
+	 *
+	 *     begin ─► load_raw_begin ─► load_raw_write* ─► load_raw_end ─► commit
+	 *
+	 * Says whether this sink can load format into def's table as the
+	 * target holds it (*accepted; when not, why says why, for the log).
+	 * Changes nothing; may run a catalog query. */
+	int (*load_raw_accepts)(ps_sink *sink, const ps_table_def *def, const char *format,
+	                        bool *accepted, char *why, size_t why_len, ps_error *err);
+	/* Starts loading one stream of an accepted format into def's table,
+	 * inside the open target transaction (opened if none is). */
+	int (*load_raw_begin)(ps_sink *sink, const ps_table_def *def, const char *format,
+	                      ps_error *err);
+	/* The next bytes of the stream, in order. */
+	int (*load_raw_write)(ps_sink *sink, const char *data, size_t len, ps_error *err);
+	/* The stream is complete: ends the load (errors in the data surface
+	 * here) and sets *rows to the rows the target took. Nothing commits
+	 * before flush. After a failure anywhere in between, the caller closes
+	 * the sink (which abandons the load and rolls back). */
+	int (*load_raw_end)(ps_sink *sink, int64_t *rows, ps_error *err);
 } ps_sink_ops;
 
 #endif

@@ -64,6 +64,11 @@ typedef struct ps_copier ps_copier; /* one initial-load worker connection */
  * and is returned by copy_unit. */
 typedef int (*ps_row_fn)(void *ctx, ps_table *t, const ps_value *values, ps_error *err);
 
+/* Receives the next len bytes of a raw copy unit (copy_unit_raw), valid
+ * only during the call; rows is how many rows end within them. A non-zero
+ * return stops the copy and is returned by copy_unit_raw. */
+typedef int (*ps_raw_fn)(void *ctx, const char *data, size_t len, int64_t rows, ps_error *err);
+
 /* Borrowed for the duration of open only: a source copies what it keeps. */
 typedef struct ps_source_config {
 	const char *job_name;
@@ -181,6 +186,25 @@ typedef struct ps_source_ops {
 	 * only when they could not run at all (out of memory). */
 	int (*precheck)(const ps_source_config *cfg, ps_check_report *report,
 	                ps_check_tables *tables, ps_error *err);
+
+	/* --- raw initial load; optional as a pair, needs the load group ----- */
+	/* A unit can also be copied as the engine's own bulk format (PG: binary
+	 * COPY), handed to a sink that loads it without decoding rows, when the
+	 * sink recognises the format (sink.h load_raw_*).
+	 *
+	 * Names the format copy_unit_raw would write for def's table into
+	 * format ("" when the table cannot be copied raw, with the reason in
+	 * why, e.g. a column of a type the target may number differently). The
+	 * name says everything a sink must know to accept the bytes (PG:
+	 * "postgresql-binary-copy/15", the server's major version); the
+	 * column types are def->table->columns[].type_oid / type_mod. */
+	int (*copy_raw_format)(ps_copier *c, const ps_table_def *def, char *format,
+	                       size_t format_len, char *why, size_t why_len, ps_error *err);
+	/* Streams the unit (as copy_unit) as one complete stream in that format
+	 * (header, rows, trailer), handed to fn in pieces; checks that the
+	 * stream is whole before returning PS_OK. */
+	int (*copy_unit_raw)(ps_copier *c, const ps_table_def *def, const ps_copy_range *range,
+	                     ps_raw_fn fn, void *ctx, ps_error *err);
 } ps_source_ops;
 
 #endif

@@ -63,6 +63,9 @@ int ps_plugin_check_source(const ps_source_ops *ops, ps_error *err)
 	                           !ops->copy_open || !ops->copy_unit || !ops->copy_close))
 		missing = "initial-load group (describe, split, snapshot_export, snapshot_release, "
 		          "copy_open, copy_unit, copy_close)";
+	else if (!ops->copy_raw_format != !ops->copy_unit_raw ||
+	         (ops->copy_unit_raw && !ops->describe))
+		missing = "raw initial-load pair (copy_raw_format, copy_unit_raw, with describe)";
 	if (missing)
 		return ps_error_set(err, PS_EINVAL, "source plugin %s lacks required callback %s",
 		                    ops->name ? ops->name : "?", missing);
@@ -86,6 +89,10 @@ int ps_plugin_check_sink(const ps_sink_ops *ops, ps_error *err)
 	else if (!ops->checkpoint_load != !ops->checkpoint_store ||
 	         !ops->checkpoint_load != !ops->checkpoint_delete)
 		missing = "checkpoint_load/_store/_delete set";
+	else if (!ops->load_raw_accepts != !ops->load_raw_begin ||
+	         !ops->load_raw_accepts != !ops->load_raw_write ||
+	         !ops->load_raw_accepts != !ops->load_raw_end)
+		missing = "load_raw_accepts/_begin/_write/_end set";
 	if (missing)
 		return ps_error_set(err, PS_EINVAL, "sink plugin %s lacks required callback %s",
 		                    ops->name ? ops->name : "?", missing);
@@ -522,5 +529,102 @@ int ps_snk_precheck(const ps_sink_ops *ops, const ps_sink_config *cfg,
 	rc = ops->precheck(cfg, opt, loads, tables, report, err);
 	if (rc != PS_OK)
 		ps_error_add_context(err, "target %s, prechecks", ops->name);
+	return rc;
+}
+
+/* --- raw initial load ----------------------------------------------------- */
+
+int ps_src_can_copy_raw(const ps_src *s)
+{
+	return s->ops->copy_unit_raw != NULL;
+}
+
+int ps_snk_can_load_raw(const ps_snk *k)
+{
+	return k->ops->load_raw_begin != NULL;
+}
+
+int ps_src_copy_raw_format(ps_src *s, ps_copier *c, const ps_table_def *def, char *format,
+                           size_t format_len, char *why, size_t why_len, ps_error *err)
+{
+	int rc;
+
+	if (format_len)
+		format[0] = '\0';
+	if (why_len)
+		why[0] = '\0';
+	if (!s->ops->copy_raw_format) {
+		snprintf(why, why_len, "source %s has no raw copy", s->ops->name);
+		return PS_OK;
+	}
+	rc = s->ops->copy_raw_format(c, def, format, format_len, why, why_len, err);
+	if (rc != PS_OK)
+		ps_error_add_context(err, "source %s, raw copy format of %s.%s", s->ops->name,
+		                     def->table->schema, def->table->name);
+	return rc;
+}
+
+int ps_src_copy_unit_raw(ps_src *s, ps_copier *c, const ps_table_def *def,
+                         const ps_copy_range *range, ps_raw_fn fn, void *ctx, ps_error *err)
+{
+	int rc = s->ops->copy_unit_raw(c, def, range, fn, ctx, err);
+
+	if (rc != PS_OK)
+		ps_error_add_context(err, "source %s, copying %s.%s raw", s->ops->name,
+		                     def->table->schema, def->table->name);
+	return rc;
+}
+
+int ps_snk_load_raw_accepts(ps_snk *k, const ps_table_def *def, const char *format,
+                            bool *accepted, char *why, size_t why_len, ps_error *err)
+{
+	int rc;
+
+	*accepted = false;
+	if (why_len)
+		why[0] = '\0';
+	if (!k->ops->load_raw_accepts) {
+		snprintf(why, why_len, "target %s has no raw load", k->ops->name);
+		return PS_OK;
+	}
+	rc = k->ops->load_raw_accepts(k->impl, def, format, accepted, why, why_len, err);
+	if (rc != PS_OK) {
+		*accepted = false;
+		ps_error_add_context(err, "target %s, table %s.%s", k->ops->name,
+		                     def->table->schema, def->table->name);
+	}
+	return rc;
+}
+
+int ps_snk_load_raw_begin(ps_snk *k, const ps_table_def *def, const char *format,
+                          ps_error *err)
+{
+	int rc = k->ops->load_raw_begin(k->impl, def, format, err);
+
+	if (rc != PS_OK)
+		ps_error_add_context(err, "target %s, table %s.%s", k->ops->name,
+		                     def->table->schema, def->table->name);
+	return rc;
+}
+
+int ps_snk_load_raw_write(ps_snk *k, const char *data, size_t len, ps_error *err)
+{
+	uint64_t t0 = ps_now_ns();
+	int rc = k->ops->load_raw_write(k->impl, data, len, err);
+
+	timed(&k->write_time, t0);
+	if (rc != PS_OK)
+		SNK_CTX(k, err);
+	return rc;
+}
+
+int ps_snk_load_raw_end(ps_snk *k, int64_t *rows, ps_error *err)
+{
+	int rc;
+
+	*rows = 0;
+	rc = k->ops->load_raw_end(k->impl, rows, err);
+	if (rc != PS_OK)
+		SNK_CTX(k, err);
 	return rc;
 }

@@ -88,6 +88,24 @@ int ps_src_copy_unit(ps_src *s, ps_copier *c, const ps_table_def *def,
                      const ps_copy_range *range, ps_row_fn fn, void *ctx, ps_error *err);
 void ps_src_copy_close(ps_src *s, ps_copier *c);
 
+/* --- raw initial load (source.h copy_raw_format, sink.h load_raw_*) -------- */
+/* Whether the plugin offers the raw path; the calls below need it. */
+int ps_src_can_copy_raw(const ps_src *s);
+int ps_snk_can_load_raw(const ps_snk *k);
+/* format "" (and why set) when def's table cannot be copied raw. */
+int ps_src_copy_raw_format(ps_src *s, ps_copier *c, const ps_table_def *def, char *format,
+                           size_t format_len, char *why, size_t why_len, ps_error *err);
+int ps_src_copy_unit_raw(ps_src *s, ps_copier *c, const ps_table_def *def,
+                         const ps_copy_range *range, ps_raw_fn fn, void *ctx, ps_error *err);
+/* *accepted false (and why set) when the target cannot load format into
+ * def's table. */
+int ps_snk_load_raw_accepts(ps_snk *k, const ps_table_def *def, const char *format,
+                            bool *accepted, char *why, size_t why_len, ps_error *err);
+int ps_snk_load_raw_begin(ps_snk *k, const ps_table_def *def, const char *format,
+                          ps_error *err);
+int ps_snk_load_raw_write(ps_snk *k, const char *data, size_t len, ps_error *err);
+int ps_snk_load_raw_end(ps_snk *k, int64_t *rows, ps_error *err);
+
 /* --- sink wrappers -------------------------------------------------------- */
 int ps_snk_open(ps_snk *k, const ps_sink_ops *ops, const ps_sink_config *cfg,
                 ps_error *err);
