@@ -623,4 +623,8 @@ const ps_sink_ops ps_sink_pg = {
 	.table_finish = pg_table_finish,
 	.close = pg_close,
 	.precheck = pgs_precheck,
+	.load_raw_accepts = pgs_raw_accepts,
+	.load_raw_begin = pgs_raw_begin,
+	.load_raw_write = pgs_raw_write,
+	.load_raw_end = pgs_raw_end,
 };

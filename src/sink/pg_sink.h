@@ -3,7 +3,8 @@
  *
  *   pg.c        the ops table, the connection, target transactions, the
  *               pipeline of pending commands, checkpoints
- *   pg_copy.c   initial-load rows through COPY ... FROM STDIN (text format)
+ *   pg_copy.c   initial-load rows through COPY ... FROM STDIN (text format),
+ *               and binary COPY streams passed through (the raw path)
  *   pg_tables.c the per-table cache (target columns and primary key) and
  *               truncates
  *   pg_apply.c  the prepared statements of insert / update / delete
@@ -126,6 +127,7 @@ struct ps_sink {
 	ps_table *copy_src;          /* definition it was started for (borrowed) */
 	ps_buf copy_buf;
 	uint64_t copy_rows;
+	bool copy_raw;               /* a binary COPY of the raw path (copy_src NULL) */
 
 	/* truncates of one source statement, sent as one TRUNCATE */
 	ps_buf trunc_sql;            /* "TRUNCATE a, b" while ntrunc > 0 */
@@ -201,6 +203,12 @@ void pgs_copy_abort(ps_sink *s);
 /* Escapes len bytes of src for COPY text format into dst, which has room
  * for 2 * len bytes; returns the bytes written. */
 size_t ps__pg_copy_escape(char *dst, const char *src, size_t len);
+/* sink.h load_raw_accepts / _begin / _write / _end: binary COPY passthrough */
+int pgs_raw_accepts(ps_sink *s, const ps_table_def *def, const char *format, bool *accepted,
+                    char *why, size_t why_len, ps_error *err);
+int pgs_raw_begin(ps_sink *s, const ps_table_def *def, const char *format, ps_error *err);
+int pgs_raw_write(ps_sink *s, const char *data, size_t len, ps_error *err);
+int pgs_raw_end(ps_sink *s, int64_t *rows, ps_error *err);
 
 /* --- pg_tables.c ---------------------------------------------------------- */
 

@@ -2,7 +2,8 @@
  * pg_copy.c — the PostgreSQL source's initial-load workers: a copier is one
  * normal connection holding one transaction that imported the exported
  * snapshot; copy_unit streams a table, or a key range of it, out of that
- * transaction with COPY ... TO STDOUT and hands each row to the caller.
+ * transaction with COPY ... TO STDOUT and hands each row to the caller;
+ * copy_unit_raw streams it as binary COPY bytes, undecoded.
  *
  * NOTES ON THE DESIGN
  *
@@ -29,13 +30,31 @@
  *    transaction is then aborted or in doubt, so the copier is marked
  *    broken: later units are refused and the caller can only close it.
  *
- * States of a copier: ready ─► (copy_unit) copying ─► ready
- *                                                  └─► broken (error)
+ * 6. The raw path (copy_unit_raw) runs the same COPY with (FORMAT binary)
+ *    and passes the bytes on undecoded. Binary values are the same in every
+ *    database only for built-in types (OID below 16384) that have binary
+ *    send and receive functions: arrays and records carry type OIDs, and a
+ *    user type's OID differs between databases. copy_raw_format checks that
+ *    and names the format with the server's major version
+ *    ("postgresql-binary-copy/15"), so a sink can refuse what it cannot be
+ *    sure to read; the column types themselves the sink compares with
+ *    def->table's type_oid/type_mod.
+ * 7. The server sends one CopyData message per row (the header rides with
+ *    the first, the trailer comes alone). Each message is walked
+ *    (pg_binwalk.c: rows counted, shape checked) and gathered into pieces
+ *    of up to RAW_PIECE bytes for the callback; a bigger message goes on as
+ *    it is. The last piece goes on only once the server ended the COPY
+ *    without error and the walk saw the trailer: a stream cut short would
+ *    otherwise load as a shorter table.
+ *
+ * States of a copier: ready ─► (copy_unit, copy_unit_raw) copying ─► ready
+ *                                                              └─► broken (error)
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "source/pg/pg_binwalk.h"
 #include "source/pg/pg_internal.h"
 #include "util/buf.h"
 #include "util/pgconn.h"
@@ -43,12 +62,17 @@
 
 #define COPY_SQL_LIMIT ((size_t)4 << 20)
 #define COPY_MAX_KEYS 32   /* PostgreSQL's INDEX_MAX_KEYS */
+#define RAW_PIECE ((size_t)64 << 10)   /* bytes gathered before the raw callback */
+#define PG_FIRST_NORMAL_OID 16384u     /* below: built in, the same in every database */
+#define PG_RAW_FORMAT_PREFIX "postgresql-binary-copy/"
 
 struct ps_copier {
 	PGconn *conn;
 	ps_value *values;       /* reused for every row (note 4) */
 	int nvalues_cap;
 	bool broken;            /* note 5 */
+	ps_buf raw;             /* binary COPY messages gathered (note 7) */
+	int64_t raw_rows;       /* rows that end in raw */
 };
 
 /* --- COPY text rows -------------------------------------------------------- */
@@ -168,6 +192,7 @@ int pg_copy_open(ps_source *src, const char *snapshot, ps_copier **out, ps_error
 		rc = ps_error_set(err, PS_ENOMEM, "out of memory");
 		goto cleanup;
 	}
+	ps_buf_init(&c->raw, RAW_PIECE);
 	snprintf(app, sizeof(app), "penstock copy %s", src->job_name);
 	rc = pg_connect(&c->conn, src->url, &src->parsed, src->password, false, app, err);
 	if (rc != PS_OK)
@@ -207,6 +232,7 @@ void pg_copy_close(ps_copier *c)
 		PQfinish(c->conn);
 	}
 	free(c->values);
+	ps_buf_free(&c->raw);
 	free(c);
 }
 
@@ -250,7 +276,7 @@ static void put_key_compare(int *rc, PGconn *conn, ps_buf *b, const ps_table_def
 }
 
 static int build_copy_sql(PGconn *conn, ps_buf *sql, const ps_table_def *def,
-                          const ps_copy_range *range, const int *keys, int nkeys)
+                          const ps_copy_range *range, const int *keys, int nkeys, bool binary)
 {
 	const ps_table *t = def->table;
 	bool lower = range && range->lower, upper = range && range->upper;
@@ -268,7 +294,7 @@ static int build_copy_sql(PGconn *conn, ps_buf *sql, const ps_table_def *def,
 		put_ident(&rc, conn, sql, t->columns[i].name);
 	}
 	if (!lower && !upper && t->ncolumns > 0) {
-		put(&rc, sql, ") TO STDOUT");
+		put(&rc, sql, binary ? ") TO STDOUT (FORMAT binary)" : ") TO STDOUT");
 		return rc;
 	}
 	put(&rc, sql, " FROM ");
@@ -283,7 +309,7 @@ static int build_copy_sql(PGconn *conn, ps_buf *sql, const ps_table_def *def,
 		put(&rc, sql, " AND ");
 	if (upper)
 		put_key_compare(&rc, conn, sql, def, keys, nkeys, "<", "hi");
-	put(&rc, sql, ") TO STDOUT");
+	put(&rc, sql, binary ? ") TO STDOUT (FORMAT binary)" : ") TO STDOUT");
 	return rc;
 }
 
@@ -377,6 +403,14 @@ static void cancel_copy(ps_copier *c)
 	c->broken = true;
 }
 
+/* Makes sure a failing callback left an error message. */
+static int callback_failed(int rc, ps_error *err)
+{
+	if (rc != PS_OK && err && err->code == PS_OK)
+		ps_error_set(err, rc, "the copy callback failed (%s)", ps_error_code_name(rc));
+	return rc;
+}
+
 static int read_rows(ps_copier *c, const ps_table_def *def, ps_row_fn fn, void *ctx,
                      ps_error *err)
 {
@@ -396,11 +430,8 @@ static int read_rows(ps_copier *c, const ps_table_def *def, ps_row_fn fn, void *
 			return rc;
 		}
 		rc = pg_copy_parse_row(row, (size_t)n, c->values, ncols, err);
-		if (rc == PS_OK) {
-			rc = fn(ctx, def->table, c->values, err);
-			if (rc != PS_OK && err && err->code == PS_OK)
-				ps_error_set(err, rc, "the row callback failed (%s)", ps_error_code_name(rc));
-		}
+		if (rc == PS_OK)
+			rc = callback_failed(fn(ctx, def->table, c->values, err), err);
 		PQfreemem(row);
 		if (rc != PS_OK) {
 			cancel_copy(c);
@@ -409,32 +440,22 @@ static int read_rows(ps_copier *c, const ps_table_def *def, ps_row_fn fn, void *
 	}
 }
 
-int pg_copy_unit(ps_copier *c, const ps_table_def *def, const ps_copy_range *range,
-                 ps_row_fn fn, void *ctx, ps_error *err)
+/* Sets the unit's range and starts its COPY ... TO STDOUT, text or binary. */
+static int start_copy(ps_copier *c, const ps_table_def *def, const ps_copy_range *range,
+                      bool binary, ps_error *err)
 {
-	static const ps_copy_range whole = {NULL, NULL};
 	const int *keys = NULL;
-	int nkeys = 0, ncols = def->table->ncolumns, rc;
+	int nkeys = 0, rc;
 	PGresult *r = NULL;
 	ps_buf sql;
 
 	if (c->broken)
 		return ps_error_set(err, PS_EINVAL, "this copier failed earlier; close it and open "
 		                    "another");
-	if (!range)
-		range = &whole;
 	pg_primary_key(def, &keys, &nkeys);
 	rc = check_range(def, range, nkeys, err);
 	if (rc != PS_OK)
 		return rc;
-	if (ncols > c->nvalues_cap) {
-		ps_value *v = realloc(c->values, (size_t)ncols * sizeof(*v));
-
-		if (!v)
-			return ps_error_set(err, PS_ENOMEM, "out of memory");
-		c->values = v;
-		c->nvalues_cap = ncols;
-	}
 	if (range->lower || range->upper) {
 		rc = set_range_params(c, range, nkeys, err);
 		if (rc != PS_OK) {
@@ -443,7 +464,7 @@ int pg_copy_unit(ps_copier *c, const ps_table_def *def, const ps_copy_range *ran
 		}
 	}
 	ps_buf_init(&sql, COPY_SQL_LIMIT);
-	rc = build_copy_sql(c->conn, &sql, def, range, keys, nkeys);
+	rc = build_copy_sql(c->conn, &sql, def, range, keys, nkeys, binary);
 	if (rc != PS_OK) {
 		ps_buf_free(&sql);
 		return ps_error_set(err, rc, "COPY statement too long");
@@ -457,5 +478,181 @@ int pg_copy_unit(ps_copier *c, const ps_table_def *def, const ps_copy_range *ran
 		return rc;
 	}
 	PQclear(r);
+	return PS_OK;
+}
+
+int pg_copy_unit(ps_copier *c, const ps_table_def *def, const ps_copy_range *range,
+                 ps_row_fn fn, void *ctx, ps_error *err)
+{
+	static const ps_copy_range whole = {NULL, NULL};
+	int ncols = def->table->ncolumns, rc;
+
+	if (!range)
+		range = &whole;
+	if (ncols > c->nvalues_cap) {
+		ps_value *v = realloc(c->values, (size_t)ncols * sizeof(*v));
+
+		if (!v)
+			return ps_error_set(err, PS_ENOMEM, "out of memory");
+		c->values = v;
+		c->nvalues_cap = ncols;
+	}
+	rc = start_copy(c, def, range, false, err);
+	if (rc != PS_OK)
+		return rc;
 	return read_rows(c, def, fn, ctx, err);
+}
+
+/* --- the raw path: binary COPY passed through ------------------------------ */
+
+/* "postgresql-binary-copy/<major>": binary COPY as this server's major
+ * version writes it (note 6). */
+static void raw_format_name(PGconn *conn, char *buf, size_t len)
+{
+	int v = PQserverVersion(conn);
+
+	snprintf(buf, len, "%s%d", PG_RAW_FORMAT_PREFIX, v >= 100000 ? v / 10000 : v / 100);
+}
+
+/* Types of def's columns that binary COPY cannot carry between databases:
+ * no binary send or receive function, or an array of a type that is not
+ * built in (array values carry their element type's OID). */
+static const char *const UNFIT_TYPES_SQL =
+	"SELECT format_type(t.oid, NULL) FROM pg_catalog.pg_type t "
+	"LEFT JOIN pg_catalog.pg_type e ON e.oid = t.typelem AND t.typlen = -1 "
+	"WHERE t.oid = ANY($1::oid[]) AND (t.typsend = 0 OR t.typreceive = 0 "
+	"  OR e.oid >= 16384 OR e.typsend = 0 OR e.typreceive = 0) "
+	"ORDER BY 1 LIMIT 1";
+
+int pg_copy_raw_format(ps_copier *c, const ps_table_def *def, char *format, size_t format_len,
+                       char *why, size_t why_len, ps_error *err)
+{
+	const ps_table *t = def->table;
+	const char *params[1];
+	PGresult *r = NULL;
+	ps_buf oids;
+	int rc = PS_OK;
+
+	format[0] = '\0';
+	if (c->broken)
+		return ps_error_set(err, PS_EINVAL, "this copier failed earlier; close it and open "
+		                    "another");
+	if (t->ncolumns == 0) {
+		snprintf(why, why_len, "it has no columns");
+		return PS_OK;
+	}
+	for (int i = 0; i < t->ncolumns; i++) {
+		if (t->columns[i].type_oid < PG_FIRST_NORMAL_OID)
+			continue;
+		snprintf(why, why_len, "column %s has type %s, which is not built in (its binary "
+		         "form names type numbers that differ between databases)",
+		         t->columns[i].name, def->columns[i].sql_type ? def->columns[i].sql_type : "?");
+		return PS_OK;
+	}
+	ps_buf_init(&oids, (size_t)t->ncolumns * 12 + 16);
+	rc = ps_buf_putc(&oids, '{');
+	for (int i = 0; rc == PS_OK && i < t->ncolumns; i++)
+		rc = ps_buf_printf(&oids, "%s%u", i ? "," : "", t->columns[i].type_oid);
+	if (rc == PS_OK)
+		rc = ps_buf_putc(&oids, '}');
+	if (rc != PS_OK) {
+		ps_buf_free(&oids);
+		return ps_error_set(err, rc, "out of memory");
+	}
+	params[0] = oids.data;
+	rc = pg_exec(c->conn, &r, err, "checking column types for binary COPY", UNFIT_TYPES_SQL,
+	             1, params);
+	ps_buf_free(&oids);
+	if (rc != PS_OK) {
+		c->broken = true;   /* the transaction is aborted */
+		return rc;
+	}
+	if (PQntuples(r) > 0)
+		snprintf(why, why_len, "type %s has no binary form that can move between "
+		         "databases", PQgetvalue(r, 0, 0));
+	else
+		raw_format_name(c->conn, format, format_len);
+	PQclear(r);
+	return PS_OK;
+}
+
+/* Hands what the copier gathered to fn (note 7). */
+static int raw_flush(ps_copier *c, ps_raw_fn fn, void *ctx, ps_error *err)
+{
+	int rc;
+
+	if (c->raw.len == 0)
+		return PS_OK;
+	rc = callback_failed(fn(ctx, c->raw.data, c->raw.len, c->raw_rows, err), err);
+	ps_buf_reset(&c->raw);
+	c->raw_rows = 0;
+	return rc;
+}
+
+/* One CopyData message: walked (rows counted, shape checked), then gathered
+ * or, when big, handed on as it is. */
+static int raw_take(ps_copier *c, pg_binwalk *walk, const char *data, size_t len,
+                    ps_raw_fn fn, void *ctx, ps_error *err)
+{
+	int64_t rows = 0;
+	int rc = pg_binwalk_feed(walk, data, len, &rows, err);
+
+	if (rc == PS_OK && c->raw.len + len > RAW_PIECE)
+		rc = raw_flush(c, fn, ctx, err);
+	if (rc != PS_OK)
+		return rc;
+	if (len >= RAW_PIECE)
+		return callback_failed(fn(ctx, data, len, rows, err), err);
+	rc = ps_buf_append(&c->raw, data, len);
+	if (rc != PS_OK)
+		return ps_error_set(err, rc, "out of memory");
+	c->raw_rows += rows;
+	return PS_OK;
+}
+
+int pg_copy_unit_raw(ps_copier *c, const ps_table_def *def, const ps_copy_range *range,
+                     ps_raw_fn fn, void *ctx, ps_error *err)
+{
+	static const ps_copy_range whole = {NULL, NULL};
+	pg_binwalk walk;
+	int rc;
+
+	if (!range)
+		range = &whole;
+	ps_buf_reset(&c->raw);
+	c->raw_rows = 0;
+	rc = start_copy(c, def, range, true, err);
+	if (rc != PS_OK)
+		return rc;
+	pg_binwalk_init(&walk, def->table->ncolumns);
+	for (;;) {
+		char *data = NULL;
+		int n = PQgetCopyData(c->conn, &data, 0);
+
+		if (n == -1) {
+			rc = finish_copy(c, err);
+			break;
+		}
+		if (n < 0) {
+			rc = pg_result_error(err, c->conn, NULL, "reading COPY data");
+			finish_copy(c, NULL);
+			c->broken = true;
+			return rc;
+		}
+		rc = raw_take(c, &walk, data, (size_t)n, fn, ctx, err);
+		PQfreemem(data);
+		if (rc != PS_OK) {
+			cancel_copy(c);
+			return rc;
+		}
+	}
+	/* The server's COPY is over: hand on the rest only if it succeeded and
+	 * the stream is whole (a stream cut short would load as a short one). */
+	if (rc == PS_OK)
+		rc = pg_binwalk_finish(&walk, err);
+	if (rc == PS_OK)
+		rc = raw_flush(c, fn, ctx, err);
+	ps_buf_reset(&c->raw);
+	c->raw_rows = 0;
+	return rc;
 }

@@ -103,6 +103,11 @@ int pg_copy_open(ps_source *src, const char *snapshot, ps_copier **out, ps_error
 int pg_copy_unit(ps_copier *c, const ps_table_def *def, const ps_copy_range *range,
                  ps_row_fn fn, void *ctx, ps_error *err);
 void pg_copy_close(ps_copier *c);
+/* source.h copy_raw_format / copy_unit_raw: binary COPY passthrough */
+int pg_copy_raw_format(ps_copier *c, const ps_table_def *def, char *format, size_t format_len,
+                       char *why, size_t why_len, ps_error *err);
+int pg_copy_unit_raw(ps_copier *c, const ps_table_def *def, const ps_copy_range *range,
+                     ps_raw_fn fn, void *ctx, ps_error *err);
 
 /*
  * Parses one row of COPY ... TO STDOUT text format in place: fields split

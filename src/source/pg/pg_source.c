@@ -488,4 +488,6 @@ const ps_source_ops ps_source_pg = {
 	.copy_unit = pg_copy_unit,
 	.copy_close = pg_copy_close,
 	.precheck = pg_precheck,
+	.copy_raw_format = pg_copy_raw_format,
+	.copy_unit_raw = pg_copy_unit_raw,
 };
