@@ -29,6 +29,15 @@
  *      idempotent, so a crash in between only repeats it.
  *   4. The table set of a resumed load must equal the planned one: a table
  *      that appeared or vanished meanwhile is refused with what to do.
+ *   5. A unit is copied one of two ways, chosen once per table and run
+ *      (the first worker to reach a table judges it, under `path_mu`, and
+ *      logs the choice): row by row (copy_unit ─► op r writes), or raw
+ *      (copy_unit_raw ─► load_raw_*) when both plugins offer the raw path,
+ *      the source names a format for the table and the sink accepts it for
+ *      the table as the target holds it. Either way the unit is one target
+ *      transaction committed with the checkpoint (invariant 1); the raw path
+ *      also checks that the rows the source walked are the rows the target
+ *      took.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -46,9 +55,20 @@ typedef struct load_unit {
 	size_t unit;
 } load_unit;
 
+typedef enum load_path {
+	PATH_UNDECIDED = 0,
+	PATH_ROWS,                    /* copy_unit, rows through the sink's write */
+	PATH_RAW                      /* copy_unit_raw into load_raw_* (NOTES 5) */
+} load_path;
+
+#define RAW_FORMAT_MAX 64
+#define RAW_WHY_MAX 300
+
 typedef struct load_table {
 	ps_table_def *def;
 	ps_ck_table *ck;              /* in cfg->ck->tables */
+	int path;                     /* load_path; set once under path_mu */
+	char raw_format[RAW_FORMAT_MAX]; /* PATH_RAW: the source's format name */
 	atomic_llong rows;            /* rows copied in this run, units in progress included */
 	long long rows_committed;     /* of those, in units committed in this run; under mu */
 	size_t units_done;            /* under mu */
@@ -64,6 +84,8 @@ typedef struct load {
 	size_t ntables;
 
 	pthread_mutex_t mu;
+	pthread_mutex_t path_mu;      /* judging a table's path (NOTES 5) */
+	bool raw_offered;             /* both plugins have the raw path */
 	pthread_cond_t changed;
 	load_unit *todo;
 	size_t ntodo, next;
@@ -278,6 +300,79 @@ static int on_row(void *ctx, ps_table *t, const ps_value *values, ps_error *err)
 	return PS_OK;
 }
 
+/* The path lt's units take, judged by the first worker that asks (NOTES 5).
+ * format receives the raw format for PATH_RAW. */
+static int choose_path(worker *w, load_table *lt, char *format, size_t format_len,
+                       int *path, ps_error *err)
+{
+	load *ld = w->ld;
+	const ps_load_config *cfg = ld->cfg;
+	const ps_table *t = lt->def->table;
+	char why[RAW_WHY_MAX] = "";
+	bool accepted = false;
+	int rc = PS_OK;
+
+	*path = PATH_ROWS;
+	if (!ld->raw_offered)
+		return PS_OK;
+	pthread_mutex_lock(&ld->path_mu);
+	if (lt->path == PATH_UNDECIDED) {
+		rc = ps_src_copy_raw_format(cfg->src, w->copier, lt->def, lt->raw_format,
+		                            sizeof(lt->raw_format), why, sizeof(why), err);
+		if (rc == PS_OK && lt->raw_format[0])
+			rc = ps_snk_load_raw_accepts(w->snk, lt->def, lt->raw_format, &accepted, why,
+			                             sizeof(why), err);
+		if (rc == PS_OK) {
+			lt->path = accepted ? PATH_RAW : PATH_ROWS;
+			if (accepted)
+				ps_log_info("initial load: %s.%s is copied raw (%s passthrough)", t->schema,
+				            t->name, lt->raw_format);
+			else
+				ps_log_info("initial load: %s.%s is copied row by row: %s", t->schema,
+				            t->name, why[0] ? why : "no raw format");
+		}
+	}
+	*path = lt->path == PATH_RAW ? PATH_RAW : PATH_ROWS;
+	snprintf(format, format_len, "%s", lt->raw_format);
+	pthread_mutex_unlock(&ld->path_mu);
+	return rc;
+}
+
+static int on_raw(void *ctx, const char *data, size_t len, int64_t rows, ps_error *err)
+{
+	worker *w = ctx;
+	int rc;
+
+	if (stop_requested(w->ld))
+		return ps_error_set(err, PS_ESTOPPED, "stopping");
+	rc = ps_snk_load_raw_write(w->snk, data, len, err);
+	if (rc != PS_OK)
+		return rc;
+	w->unit_rows += rows;
+	atomic_fetch_add_explicit(&w->table->rows, rows, memory_order_relaxed);
+	return PS_OK;
+}
+
+/* One unit through the raw path, inside the open sink transaction. */
+static int copy_raw(worker *w, load_table *lt, const ps_copy_range *range, const char *format,
+                    ps_error *err)
+{
+	const ps_load_config *cfg = w->ld->cfg;
+	int64_t took = 0;
+	int rc;
+
+	rc = ps_snk_load_raw_begin(w->snk, lt->def, format, err);
+	if (rc == PS_OK)
+		rc = ps_src_copy_unit_raw(cfg->src, w->copier, lt->def, range, on_raw, w, err);
+	if (rc == PS_OK)
+		rc = ps_snk_load_raw_end(w->snk, &took, err);
+	if (rc == PS_OK && took != w->unit_rows)
+		rc = ps_error_set(err, PS_EPROTO, "raw copy of %s.%s: the source sent %lld rows, the "
+		                  "target took %lld", lt->def->table->schema, lt->def->table->name,
+		                  w->unit_rows, (long long)took);
+	return rc;
+}
+
 static int copy_unit(worker *w, load_unit u, ps_error *err)
 {
 	load *ld = w->ld;
@@ -289,9 +384,13 @@ static int copy_unit(worker *w, load_unit u, ps_error *err)
 		.lower = u.unit > 0 ? &t->bounds[u.unit - 1] : NULL,
 		.upper = u.unit < t->nbounds ? &t->bounds[u.unit] : NULL,
 	};
+	char format[RAW_FORMAT_MAX];
 	struct timespec now;
-	int rc;
+	int path, rc;
 
+	rc = choose_path(w, lt, format, sizeof(format), &path, err);
+	if (rc != PS_OK)
+		return rc;
 	clock_gettime(CLOCK_REALTIME, &now);
 	memset(&w->txn, 0, sizeof(w->txn));
 	w->txn.commit_time_us = (int64_t)now.tv_sec * 1000000 + now.tv_nsec / 1000;
@@ -299,7 +398,9 @@ static int copy_unit(worker *w, load_unit u, ps_error *err)
 	w->table = lt;
 	w->unit_rows = 0;
 	rc = ps_snk_begin(w->snk, &w->txn, err);
-	if (rc == PS_OK)
+	if (rc == PS_OK && path == PATH_RAW)
+		rc = copy_raw(w, lt, &range, format, err);
+	else if (rc == PS_OK)
 		rc = ps_src_copy_unit(cfg->src, w->copier, lt->def, &range, on_row, w, err);
 	if (rc == PS_OK)
 		rc = ps_snk_commit(w->snk, &w->txn, err);
@@ -474,9 +575,10 @@ static int finish_table(load *ld, load_table *lt, ps_error *err)
 	if (rc == PS_OK) {
 		if (ld->tty)
 			fputs("\r\033[K", stderr);
-		ps_log_info("loaded %s.%s: %lld rows in %zu unit%s%s (%.1f s)", lt->ck->schema,
+		ps_log_info("loaded %s.%s: %lld rows in %zu unit%s%s (%.1f s%s)", lt->ck->schema,
 		            lt->ck->name, rows, lt->ck->nunits, lt->ck->nunits == 1 ? "" : "s",
-		            lt->ck->created ? ", keys and indexes built" : "", secs);
+		            lt->ck->created ? ", keys and indexes built" : "", secs,
+		            lt->path == PATH_RAW ? ", raw" : lt->path == PATH_ROWS ? ", row by row" : "");
 	}
 	return rc;
 }
@@ -586,7 +688,9 @@ int ps_load_run(const ps_load_config *cfg, ps_error *err)
 	ld.started_ns = ld.last_progress_ns = ps_now_ns();
 	atomic_init(&ld.abort, 0);
 	pthread_mutex_init(&ld.mu, NULL);
+	pthread_mutex_init(&ld.path_mu, NULL);
 	pthread_cond_init(&ld.changed, NULL);
+	ld.raw_offered = ps_src_can_copy_raw(cfg->src) && ps_snk_can_load_raw(cfg->snk);
 
 	rc = ps_src_describe(cfg->src, &ld.defs, &ld.ndefs, err);
 	if (rc != PS_OK)
@@ -625,6 +729,7 @@ cleanup:
 	free(ld.tables);
 	free(ld.todo);
 	pthread_cond_destroy(&ld.changed);
+	pthread_mutex_destroy(&ld.path_mu);
 	pthread_mutex_destroy(&ld.mu);
 	return rc;
 }
