@@ -149,6 +149,7 @@ static void print_show(json_t *j)
 	json_t *tables = json_object_get(j, "tables"), *err = json_object_get(j, "last_error");
 	json_t *checks = json_object_get(j, "checks"), *retry = json_object_get(j, "retry");
 	json_t *allowed = json_object_get(j, "allowed_actions"), *t, *a;
+	json_t *limits = json_object_get(j, "limits");
 	char retained[32], lagbytes[32];
 	size_t i;
 
@@ -175,6 +176,18 @@ static void print_show(json_t *j)
 	       json_number_value(json_object_get(rates, "changes_per_sec")),
 	       json_number_value(json_object_get(counters, "changes_applied")),
 	       json_number_value(json_object_get(counters, "txns_applied")));
+	if (json_is_object(limits)) {
+		char rows[40] = "unlimited", bytes[40] = "unlimited bytes";
+		long long rr = json_integer_value(json_object_get(limits, "rows_per_sec"));
+		long long br = json_integer_value(json_object_get(limits, "bytes_per_sec"));
+
+		if (rr > 0)
+			snprintf(rows, sizeof(rows), "%lld", rr);
+		if (br > 0)
+			human_bytes(bytes, sizeof(bytes), (double)br);
+		printf("  limits      %s changes/s, %s/s, %lld copy workers\n", rows, bytes,
+		       (long long)json_integer_value(json_object_get(limits, "parallel")));
+	}
 	if (json_array_size(tables)) {
 		printf("  snapshot    %-40s %23s %11s\n", "table", "rows copied/estimated", "units");
 		json_array_foreach(tables, i, t) {

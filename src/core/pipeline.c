@@ -106,7 +106,31 @@ typedef struct pipeline {
 
 	/* reader-only, for cfg->status */
 	uint64_t read_status_ns, end_status_ns;
+
+	/* live controls (pipeline.h): cfg->live, or own_live filled from the spec */
+	ps_live *live;
+	ps_live own_live;
+	ps_ratelimit rl;                    /* the apply path's bucket */
 } pipeline;
+
+/* --- live controls -------------------------------------------------------- */
+
+void ps_live_init(ps_live *l, const ps_spec *spec)
+{
+	memset(l, 0, sizeof(*l));
+	pthread_mutex_init(&l->mu, NULL);
+	ps_limits_set(&l->limits, spec);
+}
+
+void ps_live_destroy(ps_live *l)
+{
+	pthread_mutex_destroy(&l->mu);
+}
+
+void ps_live_update(ps_live *l, const ps_spec *spec)
+{
+	ps_limits_set(&l->limits, spec);
+}
 
 void ps_pipeline_config_defaults(ps_pipeline_config *cfg)
 {
@@ -423,6 +447,8 @@ static int apply_item(pipeline *p, const ps_read_item *item, ps_error *err)
 			p->batch_started_ns = ps_now_ns();
 		return ps_snk_begin(&p->snk, &p->txn, err);
 	case PS_READ_CHANGE:
+		/* the live limits (ratelimit.h): may wait, never inside the sink */
+		ps_ratelimit_take(&p->rl, &p->live->limits, 1, item->change->mem_size, p->stop);
 		p->batch_bytes += item->change->mem_size;
 		p->changes_applied++;
 		if (p->nroutes)
@@ -853,6 +879,9 @@ int ps_pipeline_run(const ps_pipeline_config *cfg, atomic_int *stop, ps_error *e
 	p->spec = cfg->spec;
 	p->stop = stop;
 	pthread_mutex_init(&p->mu, NULL);
+	ps_live_init(&p->own_live, p->spec);
+	p->live = cfg->live ? cfg->live : &p->own_live;
+	ps_ratelimit_init(&p->rl);
 	ps_identity_from_spec(&p->identity, p->spec);
 	rc = ps_queue_init(&p->queue, cfg->queue_max_items, cfg->queue_max_bytes);
 	if (rc == PS_OK)
@@ -898,6 +927,8 @@ int ps_pipeline_run(const ps_pipeline_config *cfg, atomic_int *stop, ps_error *e
 	route_cache_clear(p);
 	free(p->routes);
 	ps_secret_free(p->target_password);
+	ps_ratelimit_destroy(&p->rl);
+	ps_live_destroy(&p->own_live);
 	pthread_mutex_destroy(&p->mu);
 	free(p);
 	return rc;

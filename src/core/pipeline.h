@@ -8,9 +8,27 @@
 #include <stdatomic.h>
 #include <stddef.h>
 
+#include "core/ratelimit.h"
 #include "core/spec.h"
 #include "core/status.h"
 #include "penstock/error.h"
+
+/*
+ * Live controls of a run: owned by whoever starts runs (the server keeps one
+ * per job, for the job's life), changed by it at any time (a PATCH of a
+ * running job), read by the pipeline's threads while a run goes on. Every
+ * field is an atomic or guarded by mu; the pipeline never frees it.
+ */
+typedef struct ps_live {
+	ps_limits limits;           /* rate limits and load parallelism (ratelimit.h) */
+	pthread_mutex_t mu;         /* guards what is not atomic */
+} ps_live;
+
+void ps_live_init(ps_live *l, const ps_spec *spec);
+void ps_live_destroy(ps_live *l);
+/* The spec of the job changed (or a run begins with it): its live parts take
+ * effect at once. */
+void ps_live_update(ps_live *l, const ps_spec *spec);
 
 typedef struct ps_pipeline_config {
 	const ps_spec *spec;
@@ -28,6 +46,7 @@ typedef struct ps_pipeline_config {
 	void *payload;
 	bool *completed;            /* optional out: set when a snapshot job finished
 	                               (slot, publication and checkpoint removed) */
+	ps_live *live;              /* optional: live controls; NULL: the spec's, fixed */
 } ps_pipeline_config;
 
 void ps_pipeline_config_defaults(ps_pipeline_config *cfg);

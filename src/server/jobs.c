@@ -239,6 +239,9 @@ static void set_last_error(ps_job *job, const ps_error *err, bool retryable)
 
 /* ==== the supervisor thread ================================================ */
 
+static int parse_spec(const char *text, size_t len, const char *origin, ps_spec **spec,
+                      char **stored, ps_error *err);
+
 typedef struct phase_ctx {
 	ps_server *srv;
 	ps_job *job;
@@ -336,11 +339,25 @@ static void run_pipeline(ps_server *srv, ps_job *job)
 	ps_pipeline_config cfg;
 	phase_ctx pc = {srv, job};
 	ps_error err;
+	ps_spec *spec = NULL;
+	char *text = NULL;
 	bool retryable, completed = false;
 	int rc;
 
+	/* The run reads its own copy of the spec: a PATCH may replace job->spec
+	 * meanwhile, and reaches the run through job->live (note 4). */
+	ps_error_clear(&err);
+	if (parse_spec(job->spec_text, strlen(job->spec_text), job->spec->name, &spec, &text,
+	               &err) != PS_OK) {
+		set_last_error(job, &err, false);
+		job_transition(srv, job, PS_JOB_FAILED_PERMANENTLY, "job", "%s", err.message);
+		return;
+	}
+	free(text);
+	ps_live_update(&job->live, spec);
 	ps_pipeline_config_defaults(&cfg);
-	cfg.spec = job->spec;
+	cfg.spec = spec;
+	cfg.live = &job->live;
 	cfg.state_dir = srv->state_dir;
 	cfg.status = &job->status;
 	cfg.on_phase = on_phase;
@@ -354,6 +371,7 @@ static void run_pipeline(ps_server *srv, ps_job *job)
 	ps_error_clear(&err);
 	pthread_mutex_unlock(&srv->mu);
 	rc = ps_pipeline_run(&cfg, &job->stop, &err);
+	ps_spec_free(spec);
 	pthread_mutex_lock(&srv->mu);
 	job->running = false;
 	json_decref(job->last_status);
@@ -520,14 +538,23 @@ static json_t *time_json(int64_t ms)
 	return json_string(buf);
 }
 
+/* A supervisor is reading job->spec right now (prechecks, releasing, the
+ * cutover): a modification waits. A pipeline reads its own copy and gets
+ * the live parts through job->live. srv->mu held. */
+static bool spec_in_use(const ps_job *job)
+{
+	return job->thread_alive && (job->state == PS_JOB_CHECKING || job->state == PS_JOB_STOPPING ||
+	                             job->state == PS_JOB_COMPLETING);
+}
+
 /* The actions the job's state allows now; modify waits while a supervisor
- * works on the job (it reads the spec). srv->mu held. */
+ * reads the spec. srv->mu held. */
 static json_t *allowed_json(ps_job *job)
 {
 	json_t *list = json_array();
 
 	for (int a = 0; a < PS_NACTIONS; a++)
-		if (ps_job_allows(job->state, a) && !(a == PS_ACT_MODIFY && job->thread_alive))
+		if (ps_job_allows(job->state, a) && !(a == PS_ACT_MODIFY && spec_in_use(job)))
 			json_array_append_new(list, json_string(ps_job_action_name(a)));
 	return list;
 }
@@ -574,6 +601,13 @@ static json_t *job_json(ps_job *job)
 	              "created_at", time_json(job->created_at), "updated_at", time_json(job->updated_at),
 	              "spec", spec ? spec : json_null());
 	json_decref(figures);
+	/* the limits in force now: a PATCH changes them at once (ratelimit.h) */
+	json_object_set_new(o, "limits",
+	                    json_pack("{s:I, s:I, s:i}", "rows_per_sec",
+	                              (json_int_t)atomic_load(&job->live.limits.rows_per_sec),
+	                              "bytes_per_sec",
+	                              (json_int_t)atomic_load(&job->live.limits.bytes_per_sec),
+	                              "parallel", atomic_load(&job->live.limits.parallel)));
 	return o;
 }
 
@@ -624,6 +658,7 @@ static ps_job *job_new(ps_server *srv, const char *id, char *spec_text, ps_spec 
 	job->spec = spec;
 	atomic_init(&job->stop, 0);
 	ps_run_status_init(&job->status);
+	ps_live_init(&job->live, spec);
 	return job;
 }
 
@@ -637,6 +672,7 @@ static void job_free(ps_job *job)
 	json_decref(job->last_error);
 	json_decref(job->last_status);
 	ps_run_status_destroy(&job->status);
+	ps_live_destroy(&job->live);
 	free(job);
 }
 
@@ -1140,18 +1176,25 @@ static bool same_patterns(char **a, size_t na, char **b, size_t nb)
 }
 
 /* What may not change while the job holds a checkpoint: what the
- * checkpoint's fingerprint and the slot stand for. NULL when nothing. */
+ * checkpoint's fingerprint and the slot stand for. The source and the target
+ * are compared as the checkpoint identifies them (scheme, host, port,
+ * database), so the user or connection parameters may change. NULL when
+ * nothing. */
 static const char *identity_change(const ps_spec *a, const ps_spec *b)
 {
+	ps_identity ia, ib;
+
 	if (a->type != b->type)
 		return "type";
-	if (!same_str(a->source.url, b->source.url))
+	ps_identity_from_spec(&ia, a);
+	ps_identity_from_spec(&ib, b);
+	if (strcmp(ia.source, ib.source) != 0)
 		return "source.url";
 	if (!same_str(a->source.slot, b->source.slot))
 		return "source.slot";
 	if (!same_str(a->source.publication, b->source.publication))
 		return "source.publication";
-	if (!same_str(a->target.url, b->target.url))
+	if (strcmp(ia.target, ib.target) != 0)
 		return "target.url";
 	if (!same_patterns(a->include, a->ninclude, b->include, b->ninclude) ||
 	    !same_patterns(a->exclude, a->nexclude, b->exclude, b->nexclude))
@@ -1159,12 +1202,30 @@ static const char *identity_change(const ps_spec *a, const ps_spec *b)
 	return NULL;
 }
 
+/* What of a modification reaches a running pipeline at once (pipeline.h
+ * ps_live), for the event; "" when nothing. */
+static void live_changes(const ps_spec *a, const ps_spec *b, char *buf, size_t len)
+{
+	size_t used = 0;
+
+	buf[0] = '\0';
+	if (a->limit_rows_per_sec != b->limit_rows_per_sec)
+		used += (size_t)snprintf(buf + used, len - used, "%slimits.rows_per_sec %lld -> %lld",
+		                         used ? ", " : "", a->limit_rows_per_sec, b->limit_rows_per_sec);
+	if (used < len && a->limit_bytes_per_sec != b->limit_bytes_per_sec)
+		used += (size_t)snprintf(buf + used, len - used, "%slimits.bytes_per_sec %lld -> %lld",
+		                         used ? ", " : "", a->limit_bytes_per_sec, b->limit_bytes_per_sec);
+	if (used < len && a->snapshot_parallel != b->snapshot_parallel)
+		snprintf(buf + used, len - used, "%ssnapshot.parallel %d -> %d", used ? ", " : "",
+		         a->snapshot_parallel, b->snapshot_parallel);
+}
+
 void ps_jobs_modify(ps_server *srv, const char *id, const char *body, size_t len,
                     const char *actor, ps_api_result *r)
 {
 	json_t *patch = NULL, *doc = NULL;
 	json_error_t jerr;
-	char *merged = NULL, *text = NULL;
+	char *merged = NULL, *text = NULL, live[300];
 	ps_spec *spec = NULL;
 	const char *changed;
 	ps_job *job;
@@ -1214,27 +1275,32 @@ void ps_jobs_modify(ps_server *srv, const char *id, const char *body, size_t len
 		ps_api_error_detail(r, "field", json_string(changed));
 		goto cleanup;
 	}
-	if (job->thread_alive) {
-		/* its supervisor (prechecks, pipeline, release) reads job->spec */
+	if (spec_in_use(job)) {
 		ps_api_error(r, 409, "invalid_state",
-		             "job '%s' is %s: pause it (or let it settle) first, modify, then resume "
-		             "(changing a working job live is not supported yet)", job->spec->name,
-		             ps_job_state_name(job->state));
+		             "job '%s' is %s and its supervisor is reading the spec: modify it once "
+		             "it settles", job->spec->name, ps_job_state_name(job->state));
 		ps_api_error_detail(r, "state", json_string(ps_job_state_name(job->state)));
 		ps_api_error_detail(r, "allowed_actions", allowed_json(job));
 		goto cleanup;
 	}
+	live_changes(job->spec, spec, live, sizeof(live));
 	ps_spec_free(job->spec);
 	free(job->spec_text);
 	job->spec = spec;
 	job->spec_text = text;
 	spec = NULL;
 	text = NULL;
+	ps_live_update(&job->live, job->spec);   /* a running pipeline sees it at once */
 	if (job->state == PS_JOB_READY || job->state == PS_JOB_CHECK_FAILED) {
 		job_transition(srv, job, PS_JOB_CREATED, actor, "spec modified; check again");
 	} else {
+		char reason[400];
+
+		snprintf(reason, sizeof(reason), "spec modified%s%s",
+		         live[0] && job->running ? "; in effect at once: " : "",
+		         live[0] && job->running ? live : "");
 		job->updated_at = ps_time_now_ms();
-		job_save(srv, job, "modify", actor, -1, -1, "spec modified");
+		job_save(srv, job, "modify", actor, -1, -1, reason);
 	}
 	answer_job(r, 200, job);
 cleanup:

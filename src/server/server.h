@@ -34,6 +34,7 @@
 
 #include <jansson.h>
 
+#include "core/pipeline.h"
 #include "core/spec.h"
 #include "core/status.h"
 #include "penstock/error.h"
@@ -65,6 +66,7 @@ typedef struct ps_job {
 	bool running;               /* a pipeline is running: status is live */
 	atomic_int stop;            /* the pipeline's stop flag */
 	ps_run_status status;       /* live figures of the running pipeline */
+	ps_live live;               /* live controls its pipelines read (limits, tables) */
 	struct ps_job *next;
 } ps_job;
 

@@ -1,0 +1,120 @@
+"""Modifying a running job (PATCH /v1/jobs/{id}) through the real server,
+against real PostgreSQL: rate limits that change live, tables added (with a
+watermarked backfill under concurrent writes) and removed, and the
+identity changes that are refused while the job holds a checkpoint.
+"""
+import time
+
+from conftest import Writer, wait_equal, wait_for
+from test_server import server, spec_for  # noqa: F401  (server is a fixture)
+
+
+def count(database, table):
+    return database.value(f"SELECT count(*) FROM {table}")
+
+
+def start_streaming(server, spec):
+    status, job = server.call("POST", "/v1/jobs", spec)
+    assert status == 201, job
+    assert server.call("POST", f"/v1/jobs/{spec['name']}/start")[0] == 202
+    wait_for(lambda: server.job(spec["name"])["phase"] == "streaming", 90, what="streaming")
+
+
+def transitions(server, name):
+    events = server.call("GET", f"/v1/jobs/{name}/events")[1]["events"]
+    return [e["to"] for e in events if e["kind"] == "transition"]
+
+
+# --- rate limits --------------------------------------------------------------
+
+def test_a_rate_limit_caps_throughput_and_lifting_it_live_lets_the_rest_through(
+        server, db, target_db):
+    db.execute("CREATE TABLE items (id int PRIMARY KEY, v text)")
+    spec = spec_for(db, target_db.url, name="limited", tables={"include": ["public.items"]},
+                    limits={"rows_per_sec": 200})
+    start_streaming(server, spec)
+    assert server.job("limited")["limits"] == {"rows_per_sec": 200, "bytes_per_sec": 0,
+                                               "parallel": 4}
+
+    # a backlog of n rows at 200 rows/s takes at least n/200 s (less a burst
+    # of a tenth of a second's worth)
+    n = 600
+    started = time.monotonic()
+    db.execute(f"INSERT INTO items SELECT g, 'a' FROM generate_series(1, {n}) g")
+    wait_for(lambda: count(target_db, "items") == n, 60, what="the first backlog")
+    elapsed = time.monotonic() - started
+    assert elapsed >= (n - 21) / 200, elapsed
+
+    # a much bigger backlog: under the limit it would take 100 s; lifted
+    # live, without a restart, the rest arrives in far less
+    more = 20000
+    for lo in range(n + 1, n + more + 1, 100):   # in transactions of 100 rows
+        db.execute(f"INSERT INTO items SELECT g, 'b' FROM generate_series({lo}, {lo + 99}) g")
+    wait_for(lambda: count(target_db, "items") > n + 100, 30, what="the limited apply to begin")
+    path_before = transitions(server, "limited")
+    status, job = server.call("PATCH", "/v1/jobs/limited", {"limits": {"rows_per_sec": 0}})
+    assert status == 200, job
+    assert job["limits"]["rows_per_sec"] == 0 and job["state"] == "running"
+    lifted = time.monotonic()
+    wait_for(lambda: count(target_db, "items") == n + more, 60, what="the rest of the backlog")
+    assert time.monotonic() - lifted < 90   # well under the 100 s the limit would need
+    assert count(target_db, "items") == count(db, "items")
+    # the same run went on: no restart, and the event says what changed live
+    assert transitions(server, "limited") == path_before
+    events = server.call("GET", "/v1/jobs/limited/events")[1]["events"]
+    assert any(e["kind"] == "modify" and "limits.rows_per_sec 200 -> 0" in e["reason"]
+               for e in events), events
+    p = server.cli("show", "limited", check=0)
+    assert "limits      unlimited changes/s" in p.stdout, p.stdout
+
+
+def test_a_byte_limit_and_a_limit_set_live_on_an_unlimited_job(server, db, target_db):
+    db.execute("CREATE TABLE blobs (id int PRIMARY KEY, pad text)")
+    spec = spec_for(db, target_db.url, name="bytes", tables={"include": ["public.blobs"]})
+    start_streaming(server, spec)
+    status, job = server.call("PATCH", "/v1/jobs/bytes", {"limits": {"bytes_per_sec": 100000}})
+    assert status == 200 and job["limits"]["bytes_per_sec"] == 100000
+    # 40 rows of 10 kB: about 400 kB of changes at 100 kB/s
+    started = time.monotonic()
+    db.execute("INSERT INTO blobs SELECT g, repeat('x', 10000) FROM generate_series(1, 40) g")
+    wait_for(lambda: count(target_db, "blobs") == 40, 60, what="the rows")
+    assert time.monotonic() - started >= 3.0
+    wait_equal(db, target_db, ["public.blobs"])
+
+
+# --- what may not change --------------------------------------------------------
+
+def test_identity_changes_are_refused_with_the_field_and_bad_limits_are_400(
+        server, db, target_db, cluster):
+    db.execute("CREATE TABLE items (id int PRIMARY KEY, v text)")
+    spec = spec_for(db, target_db.url, name="ident", tables={"include": ["public.items"]})
+    start_streaming(server, spec)
+    other = cluster.new_database()
+    try:
+        for patch, field in [({"source": {"url": other.url}}, "source.url"),
+                             ({"target": {"url": other.url}}, "target.url"),
+                             ({"source": {"slot": "another_slot"}}, "source.slot"),
+                             ({"type": "cdc"}, "type")]:
+            status, reply = server.call("PATCH", "/v1/jobs/ident", patch)
+            assert status == 409, (patch, reply)
+            assert reply["error"]["field"] == field and field in reply["error"]["message"]
+        for patch, field in [({"limits": {"rows_per_sec": -5}}, "limits.rows_per_sec"),
+                             ({"limits": {"bytes_per_sec": "fast"}}, "limits.bytes_per_sec"),
+                             ({"limits": {"rows": 5}}, "limits.rows"),
+                             ({"snapshot": {"parallel": 0}}, "snapshot.parallel")]:
+            status, reply = server.call("PATCH", "/v1/jobs/ident", patch)
+            assert status == 400, (patch, reply)
+            assert reply["error"]["field"] == field, reply
+        # nothing of that changed the job, which still runs
+        job = server.job("ident")
+        assert job["state"] == "running" and job["spec"] == server.job("ident")["spec"]
+        assert job["spec"]["source"]["url"] == db.url and "limits" not in job["spec"]
+        # the same source and target reached another way (connection
+        # parameters) is the same identity: accepted, for the next start
+        url = db.url + "?application_name=penstock_test"
+        status, job = server.call("PATCH", "/v1/jobs/ident", {"source": {"url": url}})
+        assert status == 200 and job["spec"]["source"]["url"] == url, job
+        db.execute("INSERT INTO items VALUES (1, 'still streaming')")
+        wait_equal(db, target_db, ["public.items"])
+    finally:
+        other.conn.close()
