@@ -78,8 +78,11 @@ typedef struct pipeline {
 	/* set-up */
 	ps_sink_config sink_cfg;            /* kept for the load's extra sink instances */
 	char *target_password;              /* wiped and freed at the end */
-	char until[PS_POSITION_MAX];        /* stop once this is applied (snapshot jobs) */
+	char until[PS_POSITION_MAX];        /* stop once this is applied (snapshot jobs, the
+	                                       cutover); written before until_set, never after */
+	atomic_int until_set;
 	bool reached_until;
+	bool fence_written;                 /* reader: the cutover's fence is in the log */
 
 	/* applier-only */
 	bool in_txn;
@@ -232,6 +235,23 @@ static int reader_push(pipeline *p, ps_read_item *item, ps_error *err)
 	}
 }
 
+/* Between transactions: the cutover's fence, once asked for and nothing
+ * else is under way (pipeline.h, ps_live). */
+static int reader_control(pipeline *p, ps_error *err)
+{
+	int rc;
+
+	if (p->fence_written || !atomic_load(&p->live->complete) || atomic_load(&p->live->busy))
+		return PS_OK;
+	rc = ps_src_fence(&p->src, p->until, sizeof(p->until), err);
+	if (rc != PS_OK)
+		return ps_error_add_context(err, "writing the cutover's fence");
+	p->fence_written = true;
+	atomic_store(&p->until_set, 1);
+	ps_log_info("cutover: fence written at %s; applying everything up to it", p->until);
+	return PS_OK;
+}
+
 static int reader_loop(pipeline *p, ps_error *err)
 {
 	ps_read_item item;
@@ -242,6 +262,8 @@ static int reader_loop(pipeline *p, ps_error *err)
 		if (atomic_load(&p->applier_failed) || atomic_load(p->stop) >= 2 || (atomic_load(p->stop) && !in_txn))
 			return PS_OK;
 		rc = reader_ack(p, false, err);
+		if (rc == PS_OK && !in_txn)
+			rc = reader_control(p, err);
 		if (rc == PS_OK)
 			rc = ps_src_read(&p->src, &item, 200, err);
 		if (rc != PS_OK)
@@ -333,9 +355,17 @@ static int apply_flush(pipeline *p, ps_error *err)
 	durable_set(p, p->last_commit);
 	p->batch_txns = 0;
 	p->batch_bytes = 0;
-	if (p->until[0] && ps_src_compare(&p->src, p->last_commit, p->until) >= 0 &&
+	if (atomic_load(&p->until_set) && ps_src_compare(&p->src, p->last_commit, p->until) >= 0 &&
 	    !p->reached_until) {
 		p->reached_until = true;
+		if (atomic_load(&p->live->complete)) {
+			pthread_mutex_lock(&p->live->mu);
+			snprintf(p->live->fence, sizeof(p->live->fence), "%s", p->until);
+			pthread_mutex_unlock(&p->live->mu);
+			atomic_store(&p->live->fenced, 1);
+			ps_log_info("cutover: everything up to the fence %s is applied (last commit %s); "
+			            "stopping", p->until, p->last_commit);
+		}
 		atomic_store(p->stop, 1);
 	}
 	return rc;
@@ -465,7 +495,7 @@ static int apply_item(pipeline *p, const ps_read_item *item, ps_error *err)
 		snprintf(p->last_commit, sizeof(p->last_commit), "%s", p->txn.position);
 		p->last_commit_time_us = p->txn.commit_time_us;
 		routes_end_check(p);
-		if (batch_full(p) || ps_queue_count(&p->queue) == 0 || p->until[0])
+		if (batch_full(p) || ps_queue_count(&p->queue) == 0 || atomic_load(&p->until_set))
 			return apply_flush(p, err);
 		return PS_OK;
 	default:
@@ -528,6 +558,8 @@ static void publish_status(pipeline *p, bool force)
 		set_phase(p, PS_PHASE_STREAMING);
 	ps_run_status_applied(p->cfg->status, p->ck.position, p->ck.cdc_state, p->changes_applied,
 	                      p->txns_applied, p->last_commit_time_us, idle, atomic_load(&p->phase));
+	if (p->cfg->on_tick)
+		p->cfg->on_tick(p->cfg->payload);
 }
 
 static int applier_loop(pipeline *p, ps_error *err)
@@ -846,6 +878,7 @@ static int run_stream(pipeline *p, bool resuming, const ps_prepare_result *res, 
 		rc = ps_src_fence(&p->src, p->until, sizeof(p->until), err);
 		if (rc != PS_OK)
 			return rc;
+		atomic_store(&p->until_set, 1);
 		ps_log_info("catching up to %s before the snapshot job completes", p->until);
 	}
 	if (p->cfg->status) {
@@ -861,8 +894,10 @@ static int run_stream(pipeline *p, bool resuming, const ps_prepare_result *res, 
 		log_start(p, resuming, res);
 	if (rc == PS_OK)
 		rc = run_threads(p, err);
-	if (rc == PS_OK && p->until[0] && !p->reached_until)
-		rc = ps_error_set(err, PS_ESTOPPED, "stopped before the snapshot job caught up");
+	if (rc == PS_OK && atomic_load(&p->until_set) && !p->reached_until)
+		rc = ps_error_set(err, PS_ESTOPPED, "stopped before %s was applied",
+		                  p->spec->type == PS_JOB_SNAPSHOT ? "the snapshot job caught up"
+		                                                  : "the cutover's fence");
 	return rc;
 }
 

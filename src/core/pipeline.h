@@ -9,6 +9,7 @@
 #include <stddef.h>
 
 #include "core/ratelimit.h"
+#include "penstock/change.h"
 #include "core/spec.h"
 #include "core/status.h"
 #include "penstock/error.h"
@@ -22,6 +23,15 @@
 typedef struct ps_live {
 	ps_limits limits;           /* rate limits and load parallelism (ratelimit.h) */
 	pthread_mutex_t mu;         /* guards what is not atomic */
+	/* Cutover (a migration's complete): the owner sets `complete`; the reader
+	 * then writes a fence into the source's log at its current end (once no
+	 * table change or backfill is under way), the applier applies up to it,
+	 * sets `fenced` with the fence in `fence` (mu) and the run stops. */
+	atomic_int complete;
+	atomic_int fenced;
+	char fence[PS_POSITION_MAX];
+	atomic_int busy;            /* table changes or backfills under way: not ready
+	                               to complete (the pipeline writes it) */
 } ps_live;
 
 void ps_live_init(ps_live *l, const ps_spec *spec);
@@ -47,6 +57,9 @@ typedef struct ps_pipeline_config {
 	bool *completed;            /* optional out: set when a snapshot job finished
 	                               (slot, publication and checkpoint removed) */
 	ps_live *live;              /* optional: live controls; NULL: the spec's, fixed */
+	/* Optional: called now and then (up to 4 times a second, also while idle)
+	 * from the applier after it published cfg->status; must not block long. */
+	void (*on_tick)(void *payload);
 } ps_pipeline_config;
 
 void ps_pipeline_config_defaults(ps_pipeline_config *cfg);

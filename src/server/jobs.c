@@ -245,7 +245,57 @@ static int parse_spec(const char *text, size_t len, const char *origin, ps_spec 
 typedef struct phase_ctx {
 	ps_server *srv;
 	ps_job *job;
+	int64_t low_lag_since_ms;   /* on_tick: lag under complete.max_lag_ms since; 0: not */
 } phase_ctx;
+
+#define READY_AFTER_MS 3000   /* lag under the limit this long: ready_to_complete */
+
+/* A migration is ready_to_complete while it streams with its lag under
+ * complete.max_lag_ms (for READY_AFTER_MS in a row) and no table is being
+ * added; back to running when that ends. Called by the pipeline's applier
+ * (pipeline.h on_tick); reads job->spec under the lock, so a PATCH of
+ * complete.max_lag_ms counts at once. */
+static void on_tick(void *payload)
+{
+	phase_ctx *c = payload;
+	ps_server *srv = c->srv;
+	ps_job *job = c->job;
+	double lag;
+	int phase;
+	bool ok;
+
+	pthread_mutex_lock(&srv->mu);
+	if (job->spec->type != PS_JOB_MIGRATION ||
+	    (job->state != PS_JOB_RUNNING && job->state != PS_JOB_READY_TO_COMPLETE)) {
+		c->low_lag_since_ms = 0;
+		pthread_mutex_unlock(&srv->mu);
+		return;
+	}
+	pthread_mutex_lock(&job->status.mu);
+	lag = job->status.lag_seconds;
+	phase = job->status.phase;
+	pthread_mutex_unlock(&job->status.mu);
+	ok = phase == PS_PHASE_STREAMING && lag * 1000.0 < (double)job->spec->complete_max_lag_ms &&
+	     !atomic_load(&job->live.busy);
+	if (job->state == PS_JOB_RUNNING) {
+		int64_t now = ps_time_now_ms();
+		if (!ok)
+			c->low_lag_since_ms = 0;
+		else if (!c->low_lag_since_ms)
+			c->low_lag_since_ms = now;
+		else if (now - c->low_lag_since_ms >= READY_AFTER_MS)
+			job_transition(srv, job, PS_JOB_READY_TO_COMPLETE, "job",
+			               "lag under complete.max_lag_ms (%lld ms) for %d s: ready to complete",
+			               job->spec->complete_max_lag_ms, READY_AFTER_MS / 1000);
+	} else if (!ok) {
+		c->low_lag_since_ms = 0;
+		job_transition(srv, job, PS_JOB_RUNNING, "job", "not ready to complete any more: %s",
+		               atomic_load(&job->live.busy) ? "a table is being added"
+		               : phase != PS_PHASE_STREAMING ? "the job is catching up"
+		               : "the lag grew over complete.max_lag_ms");
+	}
+	pthread_mutex_unlock(&srv->mu);
+}
 
 static void on_phase(int phase, void *payload)
 {
@@ -332,12 +382,26 @@ static const char *applied_text(ps_job *job)
 	return v ? v : "the start";
 }
 
+/* Completing failed (ARCHITECTURE.md: to failed, with the reason). Nothing
+ * was released, so the job runs again from its checkpoint after a short
+ * wait, and may be completed again once ready. err may be NULL. */
+static void cutover_failed(ps_server *srv, ps_job *job, const ps_error *err, const char *what)
+{
+	if (err)
+		set_last_error(job, err, true);
+	job->next_retry_ms = ps_time_now_ms() + RETRY_INITIAL_MS;
+	job_transition(srv, job, PS_JOB_FAILED, "job",
+	               "completing failed: %s%s%s; nothing was released: the job streams again from "
+	               "its checkpoint, complete it again once ready", what, err ? ": " : "",
+	               err ? err->message : "");
+}
+
 /* Starting / running (note 2): one run of the pipeline, then the state its
  * end leads to. */
 static void run_pipeline(ps_server *srv, ps_job *job)
 {
 	ps_pipeline_config cfg;
-	phase_ctx pc = {srv, job};
+	phase_ctx pc = {srv, job, 0};
 	ps_error err;
 	ps_spec *spec = NULL;
 	char *text = NULL;
@@ -361,8 +425,11 @@ static void run_pipeline(ps_server *srv, ps_job *job)
 	cfg.state_dir = srv->state_dir;
 	cfg.status = &job->status;
 	cfg.on_phase = on_phase;
+	cfg.on_tick = on_tick;
 	cfg.payload = &pc;
 	cfg.completed = &completed;
+	atomic_store(&job->live.complete, 0);   /* a cutover is asked for during a run */
+	atomic_store(&job->live.fenced, 0);
 	ps_run_status_destroy(&job->status);
 	ps_run_status_init(&job->status);
 	atomic_store(&job->stop, 0);
@@ -388,6 +455,12 @@ static void run_pipeline(ps_server *srv, ps_job *job)
 		job->last_error = NULL;
 		job_transition(srv, job, PS_JOB_COMPLETED, "job",
 		               "the snapshot is loaded; slot, publication and checkpoint removed");
+	} else if (job->state == PS_JOB_COMPLETING) {
+		if (rc == PS_OK && atomic_load(&job->live.fenced))
+			;   /* the cutover continues in job_main */
+		else if (!(rc == PS_OK && srv->shutting_down))
+			cutover_failed(srv, job, rc == PS_OK ? NULL : &err,
+			               "the run ended before everything up to the fence was applied");
 	} else if (rc == PS_OK && job->state == PS_JOB_DRAINING) {
 		job_transition(srv, job, PS_JOB_PAUSED, "job",
 		               "drained: every change read was applied and checkpointed at %s; slot %s kept",
@@ -450,6 +523,64 @@ static void run_release(ps_server *srv, ps_job *job)
 	               err.message, job->spec->source.slot, job->spec->source.publication);
 }
 
+/* Completing, after the pipeline applied everything up to the fence:
+ * sequences, the compare when asked, then release slot, publication and
+ * checkpoint (cutover.c). Runs outside the lock on a copy of the spec. */
+static void run_cutover(ps_server *srv, ps_job *job)
+{
+	char fence[PS_POSITION_MAX], seqs[1500], done[600] = "", compared[200] = "", job_id[24];
+	int mode = job->cutover_compare;
+	ps_compare_report rep;
+	ps_spec *spec = NULL;
+	char *text = NULL, *result = NULL;
+	ps_error err;
+	json_t *report = NULL;
+	int rc;
+
+	memset(&rep, 0, sizeof(rep));
+	ps_error_clear(&err);
+	seqs[0] = '\0';
+	pthread_mutex_lock(&job->live.mu);
+	snprintf(fence, sizeof(fence), "%s", job->live.fence);
+	pthread_mutex_unlock(&job->live.mu);
+	snprintf(job_id, sizeof(job_id), "%s", job->id);
+	rc = parse_spec(job->spec_text, strlen(job->spec_text), job->spec->name, &spec, &text, &err);
+	pthread_mutex_unlock(&srv->mu);
+	if (rc == PS_OK)
+		rc = ps_cutover_sequences(spec, seqs, sizeof(seqs), &err);
+	if (rc == PS_OK && mode) {
+		rc = ps_cutover_compare(spec, mode, &srv->cancel_compares, &rep, &err);
+		report = rc == PS_OK ? ps_compare_report_json(&rep) : NULL;
+		result = report ? json_text(report) : NULL;
+		if (result)
+			ps_store_compare_add(srv->store, job_id, ps_time_now_ms(), result, &err);
+		if (rc == PS_OK && !rep.consistent)
+			rc = ps_error_set(&err, PS_EINVAL, "the %s compare found differences (`penstock job "
+			                  "compares` has them)", ps_compare_mode_name(mode));
+		snprintf(compared, sizeof(compared), "; %s compare: equal", ps_compare_mode_name(mode));
+	}
+	if (rc == PS_OK)
+		rc = ps_pipeline_release(spec, srv->state_dir, done, sizeof(done), &err);
+	pthread_mutex_lock(&srv->mu);
+	if (job->state == PS_JOB_COMPLETING && !job->deleting) {
+		if (rc == PS_OK) {
+			json_decref(job->last_error);
+			job->last_error = NULL;
+			job->attempts = 0;
+			job_transition(srv, job, PS_JOB_COMPLETED, "job",
+			               "migration complete: everything up to the fence %s applied; %s%s; %s",
+			               fence, seqs, compared, done);
+		} else {
+			cutover_failed(srv, job, &err, "the cutover's last steps");
+		}
+	}
+	json_decref(report);
+	free(result);
+	ps_compare_report_free(&rep);
+	ps_spec_free(spec);
+	free(text);
+}
+
 /* Failed: waits for the retry time, a request, or shutdown. */
 static void wait_retry(ps_server *srv, ps_job *job)
 {
@@ -485,6 +616,8 @@ static void *job_main(void *arg)
 			run_pipeline(srv, job);
 		else if (job->state == PS_JOB_STOPPING)
 			run_release(srv, job);
+		else if (job->state == PS_JOB_COMPLETING)
+			run_cutover(srv, job);
 		else if (job->state == PS_JOB_FAILED)
 			wait_retry(srv, job);
 		else if (job->state == PS_JOB_DRAINING)
@@ -554,7 +687,8 @@ static json_t *allowed_json(ps_job *job)
 	json_t *list = json_array();
 
 	for (int a = 0; a < PS_NACTIONS; a++)
-		if (ps_job_allows(job->state, a) && !(a == PS_ACT_MODIFY && spec_in_use(job)))
+		if (ps_job_allows(job->state, a) && !(a == PS_ACT_MODIFY && spec_in_use(job)) &&
+		    !(a == PS_ACT_COMPLETE && job->spec->type != PS_JOB_MIGRATION))
 			json_array_append_new(list, json_string(ps_job_action_name(a)));
 	return list;
 }
@@ -907,6 +1041,131 @@ void ps_jobs_action(ps_server *srv, const char *id, int action, const char *acto
 		ps_api_error(r, 500, "internal", "cannot start the job's supervisor thread");
 		goto cleanup;
 	}
+	answer_job(r, 202, job);
+cleanup:
+	pthread_mutex_unlock(&srv->mu);
+}
+
+/* ==== API: complete ======================================================== */
+
+/* The body of POST .../complete: empty, or {"compare": mode | true | false,
+ * "reason": "..."}; *mode is 0 when no compare is asked for. */
+static bool parse_complete_req(const char *body, size_t len, int *mode, ps_api_result *r)
+{
+	json_error_t jerr;
+	json_t *doc, *v;
+	const char *key, *bad = NULL, *why = NULL;
+
+	*mode = 0;
+	if (len == 0)
+		return true;
+	doc = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!doc || !json_is_object(doc)) {
+		ps_api_error(r, 400, "invalid_json", "request body:%d:%d: %s", jerr.line, jerr.column,
+		             doc ? "expected a JSON object" : jerr.text);
+		json_decref(doc);
+		return false;
+	}
+	json_object_foreach(doc, key, v) {
+		if (strcmp(key, "compare") == 0) {
+			if (json_is_boolean(v))
+				*mode = json_is_true(v) ? PS_COMPARE_FULL : 0;
+			else if (!json_is_string(v) || ps_compare_mode_parse(json_string_value(v), mode) != PS_OK)
+				why = "expected \"count\", \"full\", \"sample\", true or false";
+		} else if (strcmp(key, "reason") == 0) {
+			if (!json_is_string(v))
+				why = "expected a string";
+		} else {
+			why = "unknown field; known: compare, reason";
+		}
+		if (why) {
+			bad = key;
+			break;
+		}
+	}
+	if (bad) {
+		ps_api_error(r, 400, "invalid_request", "request body: %s: %s", bad, why);
+		ps_api_error_detail(r, "field", json_string(bad));
+	}
+	json_decref(doc);
+	return bad == NULL;
+}
+
+/* Why a job that the lifecycle lets complete cannot do it right now, or
+ * NULL. srv->mu held. */
+static const char *complete_blocker(ps_job *job, char *buf, size_t len)
+{
+	double lag;
+	int phase;
+
+	if (job->spec->type != PS_JOB_MIGRATION) {
+		snprintf(buf, len, "only a migration job completes; job '%s' is a %s job (stop it "
+		         "instead)", job->spec->name, ps_job_type_name(job->spec->type));
+		return buf;
+	}
+	if (!job->running) {
+		snprintf(buf, len, "job '%s' has no running pipeline to fence", job->spec->name);
+		return buf;
+	}
+	if (atomic_load(&job->live.busy)) {
+		snprintf(buf, len, "a table is being added to job '%s' (backfill under way); complete it "
+		         "once that is done", job->spec->name);
+		return buf;
+	}
+	if (job->state == PS_JOB_READY_TO_COMPLETE)
+		return NULL;
+	pthread_mutex_lock(&job->status.mu);
+	lag = job->status.lag_seconds;
+	phase = job->status.phase;
+	pthread_mutex_unlock(&job->status.mu);
+	if (phase != PS_PHASE_STREAMING) {
+		snprintf(buf, len, "job '%s' is still in its %s phase; complete it once it streams",
+		         job->spec->name, ps_phase_name(phase) ? ps_phase_name(phase) : "first");
+		return buf;
+	}
+	if (lag * 1000.0 >= (double)job->spec->complete_max_lag_ms) {
+		snprintf(buf, len, "job '%s' lags %.1f s behind the source, over complete.max_lag_ms "
+		         "(%lld ms); wait for ready_to_complete", job->spec->name, lag,
+		         job->spec->complete_max_lag_ms);
+		return buf;
+	}
+	return NULL;
+}
+
+void ps_jobs_complete(ps_server *srv, const char *id, const char *body, size_t len,
+                      const char *actor, ps_api_result *r)
+{
+	char why[300];
+	const char *blocker;
+	ps_job *job;
+	int mode;
+
+	if (!parse_complete_req(body, len, &mode, r))
+		return;
+	pthread_mutex_lock(&srv->mu);
+	job = find_job(srv, id);
+	if (!job) {
+		not_found(r, id);
+		goto cleanup;
+	}
+	if (!ps_job_allows(job->state, PS_ACT_COMPLETE)) {
+		refuse(r, job, PS_ACT_COMPLETE);
+		goto cleanup;
+	}
+	blocker = complete_blocker(job, why, sizeof(why));
+	if (blocker) {
+		ps_api_error(r, 409, "invalid_state", "%s", blocker);
+		ps_api_error_detail(r, "state", json_string(ps_job_state_name(job->state)));
+		ps_api_error_detail(r, "allowed_actions", allowed_json(job));
+		goto cleanup;
+	}
+	job->cutover_compare = mode;
+	job_transition(srv, job, PS_JOB_COMPLETING, actor,
+	               "complete requested: fencing at the source's current position, applying up to "
+	               "it, then syncing sequences%s and releasing slot %s, publication %s and the "
+	               "checkpoint", mode ? ", comparing" : "", job->spec->source.slot,
+	               job->spec->source.publication);
+	atomic_store(&job->live.complete, 1);
 	answer_job(r, 202, job);
 cleanup:
 	pthread_mutex_unlock(&srv->mu);
