@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/backfill.h"
 #include "core/checkpoint.h"
 #include "core/fault.h"
 #include "core/load.h"
@@ -114,25 +115,82 @@ typedef struct pipeline {
 	ps_live *live;
 	ps_live own_live;
 	ps_ratelimit rl;                    /* the apply path's bucket */
+	ps_backfill *bf;                    /* tables added and removed while running */
+	char *prev_spec_json;               /* the resumed checkpoint's spec (tables in force) */
 } pipeline;
 
 /* --- live controls -------------------------------------------------------- */
+
+static void free_patterns(char **v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+static bool same_patterns(char **a, size_t na, char **b, size_t nb)
+{
+	if (na != nb)
+		return false;
+	for (size_t i = 0; i < na; i++)
+		if (strcmp(a[i], b[i]) != 0)
+			return false;
+	return true;
+}
+
+/* A copy of n patterns (NULL-terminated), or NULL on OOM. */
+static char **copy_patterns(char **v, size_t n)
+{
+	char **out = calloc(n + 1, sizeof(char *));
+
+	for (size_t i = 0; out && i < n; i++) {
+		out[i] = strdup(v[i]);
+		if (!out[i]) {
+			free_patterns(out, i);
+			return NULL;
+		}
+	}
+	return out;
+}
 
 void ps_live_init(ps_live *l, const ps_spec *spec)
 {
 	memset(l, 0, sizeof(*l));
 	pthread_mutex_init(&l->mu, NULL);
-	ps_limits_set(&l->limits, spec);
+	ps_live_update(l, spec);
 }
 
 void ps_live_destroy(ps_live *l)
 {
+	free_patterns(l->include, l->ninclude);
+	free_patterns(l->exclude, l->nexclude);
 	pthread_mutex_destroy(&l->mu);
 }
 
 void ps_live_update(ps_live *l, const ps_spec *spec)
 {
+	char **inc, **exc;
+
 	ps_limits_set(&l->limits, spec);
+	pthread_mutex_lock(&l->mu);
+	if (!l->include || !same_patterns(l->include, l->ninclude, spec->include, spec->ninclude) ||
+	    !same_patterns(l->exclude, l->nexclude, spec->exclude, spec->nexclude)) {
+		inc = copy_patterns(spec->include, spec->ninclude);
+		exc = copy_patterns(spec->exclude, spec->nexclude);
+		if (inc && exc) {   /* out of memory: the change waits for the next update */
+			free_patterns(l->include, l->ninclude);
+			free_patterns(l->exclude, l->nexclude);
+			l->include = inc;
+			l->ninclude = spec->ninclude;
+			l->exclude = exc;
+			l->nexclude = spec->nexclude;
+			l->tables_gen++;
+			inc = exc = NULL;
+		}
+		free_patterns(inc, spec->ninclude);
+		free_patterns(exc, spec->nexclude);
+	}
+	pthread_mutex_unlock(&l->mu);
 }
 
 void ps_pipeline_config_defaults(ps_pipeline_config *cfg)
@@ -239,8 +297,10 @@ static int reader_push(pipeline *p, ps_read_item *item, ps_error *err)
  * else is under way (pipeline.h, ps_live). */
 static int reader_control(pipeline *p, ps_error *err)
 {
-	int rc;
+	int rc = ps_backfill_reader(p->bf, err);   /* table changes, backfill chunks */
 
+	if (rc != PS_OK)
+		return rc;
 	if (p->fence_written || !atomic_load(&p->live->complete) || atomic_load(&p->live->busy))
 		return PS_OK;
 	rc = ps_src_fence(&p->src, p->until, sizeof(p->until), err);
@@ -463,24 +523,31 @@ static bool batch_full(pipeline *p)
 
 static int apply_item(pipeline *p, const ps_read_item *item, ps_error *err)
 {
-	int rc = PS_OK;
+	int rc = PS_OK, how;
 
 	switch (item->kind) {
 	case PS_READ_BEGIN:
 		p->in_txn = true;
 		p->txn = item->txn;
-		if (p->nroutes) {
-			p->txn_redo = item->txn;
-			p->txn_redo.reprocessing = true;
-		}
+		p->txn_redo = item->txn;
+		p->txn_redo.reprocessing = true;
 		if (p->batch_txns == 0)
 			p->batch_started_ns = ps_now_ns();
 		return ps_snk_begin(&p->snk, &p->txn, err);
 	case PS_READ_CHANGE:
+		/* markers of table changes and backfills, and changes of tables
+		 * added or removed while running (backfill.h) */
+		if (ps_backfill_is_mark(item->change))
+			return ps_backfill_on_mark(p->bf, &p->txn, item->change, err);
+		how = ps_backfill_route_change(p->bf, item->change);
+		if (how == PS_BF_SKIP)
+			return PS_OK;
 		/* the live limits (ratelimit.h): may wait, never inside the sink */
 		ps_ratelimit_take(&p->rl, &p->live->limits, 1, item->change->mem_size, p->stop);
 		p->batch_bytes += item->change->mem_size;
 		p->changes_applied++;
+		if (how == PS_BF_REDO)
+			return ps_snk_write(&p->snk, &p->txn_redo, item->change, err);
 		if (p->nroutes)
 			return route_write(p, item->change, err);
 		return ps_snk_write(&p->snk, &p->txn, item->change, err);
@@ -635,7 +702,15 @@ static int decide_resume(pipeline *p, bool *resuming, int *mode, ps_error *err)
 			                    is_load_job(p) ? "with a fresh initial load" : "from now");
 		return PS_OK;
 	}
+	/* the tables in force at the checkpoint (backfill.h) */
+	p->prev_spec_json = p->ck.spec_json ? strdup(p->ck.spec_json) : NULL;
 	rc = ps_checkpoint_match(&p->ck, &p->identity, err);
+	if (rc != PS_OK && ps_backfill_tables_only(&p->ck, &p->identity)) {
+		ps_log_info("the job's tables changed since the checkpoint was written (%s, now %s); "
+		            "resuming with the new tables", p->ck.identity.tables, p->identity.tables);
+		ps_error_clear(err);
+		rc = PS_OK;
+	}
 	if (rc != PS_OK)
 		return rc;
 	*resuming = true;
@@ -768,6 +843,8 @@ static int begin_run(pipeline *p, bool resuming, const ps_prepare_result *res, p
 			return rc;
 	}
 	rc = routes_build(p, err);
+	if (rc == PS_OK)
+		rc = ps_backfill_begin(p->bf, p->prev_spec_json, resuming, err);
 	if (rc != PS_OK)
 		return rc;
 
@@ -927,6 +1004,15 @@ int ps_pipeline_run(const ps_pipeline_config *cfg, atomic_int *stop, ps_error *e
 		rc = decide_resume(p, &resuming, &mode, err);
 	if (rc == PS_OK)
 		rc = open_source(p, mode, resuming, &res, err);
+	if (rc == PS_OK) {
+		ps_backfill_config bc = {
+			.spec = p->spec, .src = &p->src, .snk = &p->snk, .live = p->live, .ck = &p->ck,
+			.identity = &p->identity, .rl = &p->rl, .stop = stop, .status = cfg->status,
+			.on_event = cfg->on_event, .payload = cfg->payload,
+		};
+		atomic_store(&p->live->busy, 0);   /* this run counts its own */
+		rc = ps_backfill_new(&p->bf, &bc, err);
+	}
 	if (rc == PS_OK && cfg->status) {
 		pthread_mutex_lock(&cfg->status->mu);
 		snprintf(cfg->status->server_version, sizeof(cfg->status->server_version), "%s",
@@ -962,6 +1048,8 @@ int ps_pipeline_run(const ps_pipeline_config *cfg, atomic_int *stop, ps_error *e
 	route_cache_clear(p);
 	free(p->routes);
 	ps_secret_free(p->target_password);
+	ps_backfill_free(p->bf);
+	free(p->prev_spec_json);
 	ps_ratelimit_destroy(&p->rl);
 	ps_live_destroy(&p->own_live);
 	pthread_mutex_destroy(&p->mu);

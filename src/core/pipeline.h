@@ -32,6 +32,12 @@ typedef struct ps_live {
 	char fence[PS_POSITION_MAX];
 	atomic_int busy;            /* table changes or backfills under way: not ready
 	                               to complete (the pipeline writes it) */
+	/* The table patterns asked for (mu): ps_live_update copies the spec's
+	 * when they differ and bumps tables_gen; a running pipeline then changes
+	 * its tables to them (core/backfill.h). */
+	char **include, **exclude;
+	size_t ninclude, nexclude;
+	unsigned tables_gen;
 } ps_live;
 
 void ps_live_init(ps_live *l, const ps_spec *spec);
@@ -60,6 +66,9 @@ typedef struct ps_pipeline_config {
 	/* Optional: called now and then (up to 4 times a second, also while idle)
 	 * from the applier after it published cfg->status; must not block long. */
 	void (*on_tick)(void *payload);
+	/* Optional: a table change took effect or a backfill ended (a sentence
+	 * for the job's history), from the applier; must not block long. */
+	void (*on_event)(const char *text, void *payload);
 } ps_pipeline_config;
 
 void ps_pipeline_config_defaults(ps_pipeline_config *cfg);

@@ -314,6 +314,16 @@ static void on_phase(int phase, void *payload)
 	pthread_mutex_unlock(&srv->mu);
 }
 
+/* A table change took effect in the pipeline, or a backfill ended. */
+static void on_pipeline_event(const char *text, void *payload)
+{
+	phase_ctx *c = payload;
+
+	pthread_mutex_lock(&c->srv->mu);
+	job_event(c->srv, c->job, "tables", "%s", text);
+	pthread_mutex_unlock(&c->srv->mu);
+}
+
 /* Checking (note 2): runs the prechecks outside the lock. */
 static void run_checks(ps_server *srv, ps_job *job)
 {
@@ -426,6 +436,7 @@ static void run_pipeline(ps_server *srv, ps_job *job)
 	cfg.status = &job->status;
 	cfg.on_phase = on_phase;
 	cfg.on_tick = on_tick;
+	cfg.on_event = on_pipeline_event;
 	cfg.payload = &pc;
 	cfg.completed = &completed;
 	atomic_store(&job->live.complete, 0);   /* a cutover is asked for during a run */
@@ -1424,16 +1435,6 @@ static bool same_str(const char *a, const char *b)
 	return (!a && !b) || (a && b && strcmp(a, b) == 0);
 }
 
-static bool same_patterns(char **a, size_t na, char **b, size_t nb)
-{
-	if (na != nb)
-		return false;
-	for (size_t i = 0; i < na; i++)
-		if (strcmp(a[i], b[i]) != 0)
-			return false;
-	return true;
-}
-
 /* What may not change while the job holds a checkpoint: what the
  * checkpoint's fingerprint and the slot stand for. The source and the target
  * are compared as the checkpoint identifies them (scheme, host, port,
@@ -1455,10 +1456,28 @@ static const char *identity_change(const ps_spec *a, const ps_spec *b)
 		return "source.publication";
 	if (strcmp(ia.target, ib.target) != 0)
 		return "target.url";
-	if (!same_patterns(a->include, a->ninclude, b->include, b->ninclude) ||
-	    !same_patterns(a->exclude, a->nexclude, b->exclude, b->nexclude))
-		return "tables";
-	return NULL;
+	return NULL;   /* tables may change: a running job adds and removes them live */
+}
+
+static bool has_pattern(char **list, size_t n, const char *p)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(list[i], p) == 0)
+			return true;
+	return false;
+}
+
+/* Whether b's patterns can only select fewer tables than a's: no include
+ * pattern added, no exclude pattern dropped. */
+static bool tables_narrowed(const ps_spec *a, const ps_spec *b)
+{
+	for (size_t i = 0; i < b->ninclude; i++)
+		if (!has_pattern(a->include, a->ninclude, b->include[i]))
+			return false;
+	for (size_t i = 0; i < a->nexclude; i++)
+		if (!has_pattern(b->exclude, b->nexclude, a->exclude[i]))
+			return false;
+	return true;
 }
 
 /* What of a modification reaches a running pipeline at once (pipeline.h
@@ -1532,6 +1551,15 @@ void ps_jobs_modify(ps_server *srv, const char *id, const char *body, size_t len
 		             "start it afresh",
 		             changed, job->spec->name, ps_job_state_name(job->state));
 		ps_api_error_detail(r, "field", json_string(changed));
+		goto cleanup;
+	}
+	if (holds_checkpoint(job->state) && spec->type != PS_JOB_CDC && !tables_narrowed(job->spec, spec)) {
+		ps_api_error(r, 409, "invalid_state",
+		             "tables: job '%s' holds a checkpoint, and tables added to a %s job need a "
+		             "backfill, which this build cannot do yet; only remove tables (drop include "
+		             "patterns, add exclude patterns), or stop the job and start it afresh",
+		             job->spec->name, ps_job_type_name(spec->type));
+		ps_api_error_detail(r, "field", json_string("tables"));
 		goto cleanup;
 	}
 	if (spec_in_use(job)) {

@@ -3,6 +3,7 @@ against real PostgreSQL: rate limits that change live, tables added (with a
 watermarked backfill under concurrent writes) and removed, and the
 identity changes that are refused while the job holds a checkpoint.
 """
+import threading
 import time
 
 from conftest import Writer, wait_equal, wait_for
@@ -118,3 +119,87 @@ def test_identity_changes_are_refused_with_the_field_and_bad_limits_are_400(
         wait_equal(db, target_db, ["public.items"])
     finally:
         other.conn.close()
+
+
+# --- removing a table -------------------------------------------------------------
+
+class PairWriter(threading.Thread):
+    """Inserts id = 1, 2, 3, ... into every table of `tables` in one
+    transaction per id, until stopped."""
+
+    def __init__(self, database, tables):
+        super().__init__(daemon=True)
+        self.database, self.tables = database, tables
+        self.halt = threading.Event()
+        self.n = 0
+        self.error = None
+
+    def run(self):
+        try:
+            c = self.database.cluster.connect(self.database.name)
+            c.autocommit = False
+            with c.cursor() as cur:
+                while not self.halt.is_set():
+                    for t in self.tables:
+                        cur.execute(f"INSERT INTO {t} VALUES (%s, %s)", (self.n + 1, self.n + 1))
+                    c.commit()
+                    self.n += 1
+            c.close()
+        except Exception as e:  # reported by stop
+            self.error = e
+
+    def stop(self):
+        self.halt.set()
+        self.join(30)
+        if self.error:
+            raise self.error
+
+
+def ids(database, table):
+    return [r[0] for r in database.execute(f"SELECT id FROM {table} ORDER BY id")]
+
+
+def test_removing_a_table_stops_its_changes_at_a_clear_position_and_leaves_its_data(
+        server, db, target_db):
+    db.execute("CREATE TABLE keep (id int PRIMARY KEY, v int)")
+    db.execute("CREATE TABLE gone (id int PRIMARY KEY, v int)")
+    spec = spec_for(db, target_db.url, name="shrink", tables={"include": ["public.*"]})
+    start_streaming(server, spec)
+    writer = PairWriter(db, ["keep", "gone"])
+    writer.start()
+    try:
+        wait_for(lambda: writer.n > 50 and count(target_db, "gone") > 20, 60, what="writes")
+        path_before = transitions(server, "shrink")
+        status, job = server.call("PATCH", "/v1/jobs/shrink", {"tables": {"exclude": ["public.gone"]}})
+        assert status == 200 and job["state"] == "running", job
+        wait_for(lambda: any(e["kind"] == "tables" and "removed" in e["reason"]
+                             for e in server.call("GET", "/v1/jobs/shrink/events")[1]["events"]),
+                 60, what="the removal to take effect")
+        done = writer.n
+        wait_for(lambda: writer.n > done + 50, 60, what="writes after the removal")
+    finally:
+        writer.stop()
+    # the kept table goes on; the removed one stopped at one position: the
+    # target holds exactly the ids up to it, none missing, none after it
+    wait_equal(db, target_db, ["public.keep"])
+    kept = ids(target_db, "gone")
+    assert kept == list(range(1, len(kept) + 1)), kept[-10:]
+    assert 20 < len(kept) < count(db, "gone")
+    event = [e for e in server.call("GET", "/v1/jobs/shrink/events")[1]["events"]
+             if e["kind"] == "tables"][-1]
+    assert "public.gone removed at" in event["reason"] and "target data left as it is" in event["reason"]
+    # the same run went on, without a restart
+    assert transitions(server, "shrink") == path_before
+    # the source no longer publishes it
+    assert db.value("SELECT count(*) FROM pg_publication_tables WHERE pubname = 'penstock_shrink' "
+                    "AND tablename = 'gone'") == 0
+    # changes to it after a restart are not applied either; the checkpoint
+    # follows the tables in force, so the job resumes
+    server.call("POST", "/v1/jobs/shrink/pause")
+    server.wait_state("shrink", "paused")
+    db.execute("DELETE FROM gone")
+    db.execute("INSERT INTO keep VALUES (-1, -1)")
+    server.call("POST", "/v1/jobs/shrink/resume")
+    server.wait_state("shrink", "running")
+    wait_equal(db, target_db, ["public.keep"])
+    assert ids(target_db, "gone") == kept
