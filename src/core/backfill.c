@@ -584,7 +584,7 @@ static int chunk_apply(ps_backfill *bf, const ps_txn *txn, ps_error *err)
 	ps_change **rows;
 	size_t nrows, bytes, applied = 0;
 	bf_table *t;
-	bool last;
+	bool last, truncated;
 	int rc = PS_OK, max;
 
 	pthread_mutex_lock(&bf->mu);
@@ -626,6 +626,7 @@ static int chunk_apply(ps_backfill *bf, const ps_txn *txn, ps_error *err)
 				ps_key_bound_clear(&t->after);
 				t->after = b;
 				b.values = NULL;
+				b.nvalues = 0;
 			}
 			ps_key_bound_clear(&b);
 		}
@@ -633,6 +634,7 @@ static int chunk_apply(ps_backfill *bf, const ps_txn *txn, ps_error *err)
 	for (size_t i = 0; i < nrows; i++)
 		ps_change_free(rows[i]);
 	free(rows);
+	truncated = bf->window_truncated;
 	key_set_clear(&bf->window);
 	bf->window_seq = 0;
 	bf->window_truncated = false;
@@ -642,6 +644,9 @@ static int chunk_apply(ps_backfill *bf, const ps_txn *txn, ps_error *err)
 		return want_chunk(bf, err);   /* the next table's turn */
 	t->rows += (long long)applied;
 	t->chunks++;
+	ps_log_debug("backfill of %s: chunk %lld: %zu rows applied, %zu left to the stream (their "
+	             "keys changed between the watermarks)%s", t->qualified, t->chunks, applied,
+	             nrows - applied, truncated ? " after a truncate" : "");
 	/* the next chunk's size: about BF_CHUNK_BYTES, at most BF_CHUNK_ROWS */
 	if (nrows && bytes / nrows > BF_CHUNK_BYTES / BF_CHUNK_ROWS) {
 		size_t fit = BF_CHUNK_BYTES / (bytes / nrows);

@@ -1459,23 +1459,12 @@ static const char *identity_change(const ps_spec *a, const ps_spec *b)
 	return NULL;   /* tables may change: a running job adds and removes them live */
 }
 
-static bool has_pattern(char **list, size_t n, const char *p)
+static bool same_list(char **a, size_t na, char **b, size_t nb)
 {
-	for (size_t i = 0; i < n; i++)
-		if (strcmp(list[i], p) == 0)
-			return true;
-	return false;
-}
-
-/* Whether b's patterns can only select fewer tables than a's: no include
- * pattern added, no exclude pattern dropped. */
-static bool tables_narrowed(const ps_spec *a, const ps_spec *b)
-{
-	for (size_t i = 0; i < b->ninclude; i++)
-		if (!has_pattern(a->include, a->ninclude, b->include[i]))
-			return false;
-	for (size_t i = 0; i < a->nexclude; i++)
-		if (!has_pattern(b->exclude, b->nexclude, a->exclude[i]))
+	if (na != nb)
+		return false;
+	for (size_t i = 0; i < na; i++)
+		if (strcmp(a[i], b[i]) != 0)
 			return false;
 	return true;
 }
@@ -1494,8 +1483,15 @@ static void live_changes(const ps_spec *a, const ps_spec *b, char *buf, size_t l
 		used += (size_t)snprintf(buf + used, len - used, "%slimits.bytes_per_sec %lld -> %lld",
 		                         used ? ", " : "", a->limit_bytes_per_sec, b->limit_bytes_per_sec);
 	if (used < len && a->snapshot_parallel != b->snapshot_parallel)
-		snprintf(buf + used, len - used, "%ssnapshot.parallel %d -> %d", used ? ", " : "",
-		         a->snapshot_parallel, b->snapshot_parallel);
+		used += (size_t)snprintf(buf + used, len - used, "%ssnapshot.parallel %d -> %d",
+		                         used ? ", " : "", a->snapshot_parallel, b->snapshot_parallel);
+	if (used < len && a->complete_max_lag_ms != b->complete_max_lag_ms)
+		used += (size_t)snprintf(buf + used, len - used, "%scomplete.max_lag_ms %lld -> %lld",
+		                         used ? ", " : "", a->complete_max_lag_ms, b->complete_max_lag_ms);
+	if (used < len && !(same_list(a->include, a->ninclude, b->include, b->ninclude) &&
+	                    same_list(a->exclude, a->nexclude, b->exclude, b->nexclude)))
+		snprintf(buf + used, len - used, "%stables (the job's events say when each change takes "
+		         "effect)", used ? ", " : "");
 }
 
 void ps_jobs_modify(ps_server *srv, const char *id, const char *body, size_t len,
@@ -1551,15 +1547,6 @@ void ps_jobs_modify(ps_server *srv, const char *id, const char *body, size_t len
 		             "start it afresh",
 		             changed, job->spec->name, ps_job_state_name(job->state));
 		ps_api_error_detail(r, "field", json_string(changed));
-		goto cleanup;
-	}
-	if (holds_checkpoint(job->state) && spec->type != PS_JOB_CDC && !tables_narrowed(job->spec, spec)) {
-		ps_api_error(r, 409, "invalid_state",
-		             "tables: job '%s' holds a checkpoint, and tables added to a %s job need a "
-		             "backfill, which this build cannot do yet; only remove tables (drop include "
-		             "patterns, add exclude patterns), or stop the job and start it afresh",
-		             job->spec->name, ps_job_type_name(spec->type));
-		ps_api_error_detail(r, "field", json_string("tables"));
 		goto cleanup;
 	}
 	if (spec_in_use(job)) {

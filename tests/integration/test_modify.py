@@ -3,10 +3,13 @@ against real PostgreSQL: rate limits that change live, tables added (with a
 watermarked backfill under concurrent writes) and removed, and the
 identity changes that are refused while the job holds a checkpoint.
 """
+import random
 import threading
 import time
 
 from conftest import Writer, wait_equal, wait_for
+
+W_TABLES = ["public.w_items", "public.w_history"]
 from test_server import server, spec_for  # noqa: F401  (server is a fixture)
 
 
@@ -203,3 +206,134 @@ def test_removing_a_table_stops_its_changes_at_a_clear_position_and_leaves_its_d
     server.wait_state("shrink", "running")
     wait_equal(db, target_db, ["public.keep"])
     assert ids(target_db, "gone") == kept
+
+
+# --- adding a table ----------------------------------------------------------------
+
+class ExtraWriter(threading.Thread):
+    """Random inserts, updates, deletes and key changes on table extra
+    (id int PRIMARY KEY, v int, note text) until stopped."""
+
+    def __init__(self, database, seed=7):
+        super().__init__(daemon=True)
+        self.database = database
+        self.rand = random.Random(seed)
+        self.halt = threading.Event()
+        self.txns = 0
+        self.error = None
+
+    def run(self):
+        try:
+            c = self.database.cluster.connect(self.database.name)
+            c.autocommit = False
+            cur = c.cursor()
+            while not self.halt.is_set():
+                k = self.rand.randrange(1, 6000)
+                op = self.rand.random()
+                if op < 0.4:
+                    cur.execute("UPDATE extra SET v = v + 1, note = 'u' WHERE id = %s", (k,))
+                elif op < 0.6:
+                    cur.execute("INSERT INTO extra VALUES (%s, 0, 'i') "
+                                "ON CONFLICT (id) DO UPDATE SET v = extra.v + 10", (k,))
+                elif op < 0.8:
+                    cur.execute("DELETE FROM extra WHERE id = %s", (k,))
+                elif op < 0.9:   # the key moves above the seeded range
+                    cur.execute("UPDATE extra SET id = %s WHERE id = %s",
+                                (100000 + self.txns, k))
+                else:            # several rows in one transaction
+                    cur.execute("UPDATE extra SET v = v - 1 WHERE id BETWEEN %s AND %s",
+                                (k, k + 20))
+                c.commit()
+                self.txns += 1
+            c.close()
+        except Exception as e:  # reported by stop
+            self.error = e
+
+    def stop(self):
+        self.halt.set()
+        self.join(30)
+        if self.error:
+            raise self.error
+
+
+def tables_events(server, name):
+    return [e["reason"] for e in server.call("GET", f"/v1/jobs/{name}/events")[1]["events"]
+            if e["kind"] == "tables"]
+
+
+def test_adding_a_table_under_concurrent_writes_backfills_it_while_the_others_stream(
+        server, db, target_db):
+    Writer.create_tables(db, rows=300)
+    db.execute("CREATE TABLE extra (id int PRIMARY KEY, v int NOT NULL, note text)")
+    db.execute("INSERT INTO extra SELECT g, g, 'seed' FROM generate_series(1, 5000) g")
+    spec = spec_for(db, target_db.url, name="grow", tables={"include": ["public.w_*"]})
+    start_streaming(server, spec)
+    assert target_db.value("SELECT to_regclass('public.extra')") is None
+    writer, extra = Writer(db), ExtraWriter(db)
+    writer.start()
+    extra.start()
+    try:
+        wait_for(lambda: writer.txns > 30 and extra.txns > 30, 60, what="writes")
+        path_before = transitions(server, "grow")
+        status, job = server.call("PATCH", "/v1/jobs/grow",
+                                  {"tables": {"include": ["public.w_*", "public.extra"]}})
+        assert status == 200 and job["state"] == "running", job
+        wait_for(lambda: any("backfill of public.extra done" in r
+                             for r in tables_events(server, "grow")), 120,
+                 what="the backfill to finish")
+        done = extra.txns
+        wait_for(lambda: extra.txns > done + 30, 60, what="writes after the backfill")
+    finally:
+        writer.stop()
+        extra.stop()
+    # every table equal on both sides, the added one included
+    wait_equal(db, target_db, W_TABLES + ["public.extra"])
+    # the others kept streaming: no restart of the run
+    assert transitions(server, "grow") == path_before
+    reasons = tables_events(server, "grow")
+    assert any("table public.extra added at" in r for r in reasons), reasons
+    # it was really copied in chunks while writes went on, and it shows
+    job = server.job("grow")
+    t = {f"{x['schema']}.{x['name']}": x for x in job["tables"]}
+    assert t["public.extra"]["finished"] and t["public.extra"]["units_done"] >= 5, t
+    assert t["public.extra"]["rows_copied"] > 0
+    # the target table was created as a load creates it: with its key
+    assert target_db.value("SELECT count(*) FROM pg_index WHERE indrelid = 'public.extra'::regclass "
+                           "AND indisprimary") == 1
+
+
+def test_a_table_added_while_paused_is_backfilled_on_resume_and_survives_a_restart(
+        server, db, target_db):
+    db.execute("CREATE TABLE base (id int PRIMARY KEY, v int)")
+    db.execute("CREATE TABLE later (id int PRIMARY KEY, v int)")
+    db.execute("INSERT INTO base SELECT g, g FROM generate_series(1, 100) g")
+    db.execute("INSERT INTO later SELECT g, g FROM generate_series(1, 3500) g")
+    spec = spec_for(db, target_db.url, name="paused", tables={"include": ["public.base"]},
+                    limits={"rows_per_sec": 1000})
+    start_streaming(server, spec)
+    server.call("POST", "/v1/jobs/paused/pause")
+    server.wait_state("paused", "paused")
+    status, job = server.call("PATCH", "/v1/jobs/paused",
+                              {"tables": {"include": ["public.base", "public.later"]}})
+    assert status == 200 and job["state"] == "paused", job
+    db.execute("UPDATE later SET v = -v WHERE id % 7 = 0")
+    server.call("POST", "/v1/jobs/paused/resume")
+    server.wait_state("paused", "running")
+    # a restart in the middle of the backfill (the limit keeps it slow
+    # enough) resumes it from the checkpoint, after the rows already copied
+    def copied():
+        t = {x["name"]: x for x in server.job("paused")["tables"]}.get("later")
+        return t and not t["finished"] and t["rows_copied"] >= 1000
+    wait_for(copied, 60, what="a part of the backfill")
+    server.call("POST", "/v1/jobs/paused/pause")
+    server.wait_state("paused", "paused")
+    server.call("POST", "/v1/jobs/paused/resume")
+    db.execute("DELETE FROM later WHERE id % 11 = 0")
+    wait_for(lambda: any("backfill of public.later done" in r
+                         for r in tables_events(server, "paused")), 120,
+             what="the backfill to finish")
+    wait_equal(db, target_db, ["public.base", "public.later"])
+    reasons = tables_events(server, "paused")
+    assert any("added while the job was not running" in r for r in reasons), reasons
+    resumed = [r for r in reasons if "resuming the backfill of public.later after" in r]
+    assert resumed and int(resumed[-1].split(" after ")[1].split()[0]) >= 1000, reasons
