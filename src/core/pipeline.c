@@ -811,6 +811,8 @@ static int run_load(pipeline *p, bool resuming, const ps_prepare_result *res, ps
 	lc.stop = p->stop;
 	lc.progress_interval_ms = p->cfg->progress_interval_ms;
 	lc.status = p->cfg->status;
+	lc.limits = &p->live->limits;
+	lc.rl = &p->rl;
 	set_phase(p, PS_PHASE_SNAPSHOT);
 	publish_status(p, true);
 	rc = ps_load_run(&lc, err);

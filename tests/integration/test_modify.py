@@ -337,3 +337,39 @@ def test_a_table_added_while_paused_is_backfilled_on_resume_and_survives_a_resta
     assert any("added while the job was not running" in r for r in reasons), reasons
     resumed = [r for r in reasons if "resuming the backfill of public.later after" in r]
     assert resumed and int(resumed[-1].split(" after ")[1].split()[0]) >= 1000, reasons
+
+
+def test_the_initial_load_follows_live_limits_and_parallelism(server, db, target_db):
+    db.execute("CREATE TABLE big (id int PRIMARY KEY, v text)")
+    db.execute("INSERT INTO big SELECT g, md5(g::text) FROM generate_series(1, 6000) g")
+    db.execute("ANALYZE big")
+    spec = spec_for(db, target_db.url, name="loading", tables={"include": ["public.big"]},
+                    snapshot={"parallel": 1, "chunk_rows": 1000}, limits={"rows_per_sec": 1000})
+
+    def copiers():
+        return db.value("SELECT count(*) FROM pg_stat_activity "
+                        "WHERE application_name = 'penstock copy loading'")
+    def copied():
+        tables = server.job("loading")["tables"]
+        return tables[0]["rows_copied"] if tables else 0
+    assert server.call("POST", "/v1/jobs", spec)[0] == 201
+    server.call("POST", "/v1/jobs/loading/start")
+    wait_for(lambda: server.job("loading")["phase"] == "snapshot" and copiers() == 1, 60,
+             what="the load with one worker")
+    started = time.monotonic()
+    # more workers, at once, for the units left
+    status, job = server.call("PATCH", "/v1/jobs/loading", {"snapshot": {"parallel": 3}})
+    assert status == 200 and job["limits"]["parallel"] == 3
+    wait_for(lambda: copiers() >= 2, 30, what="more copy workers")
+    # the rows are copied at no more than 1000 rows/s, whatever the workers
+    wait_for(lambda: copied() >= 2500, 30, what="part of the load")
+    assert time.monotonic() - started >= (2500 - 101) / 1000
+    assert server.job("loading")["phase"] == "snapshot"
+    # lifting the limit lets the rest through
+    server.call("PATCH", "/v1/jobs/loading", {"limits": {"rows_per_sec": 0}})
+    wait_for(lambda: server.job("loading")["phase"] == "streaming", 60, what="the load to end")
+    wait_equal(db, target_db, ["public.big"])
+    t = server.job("loading")["tables"][0]
+    assert t["units_total"] >= 4 and t["units_done"] == t["units_total"], t
+    events = server.call("GET", "/v1/jobs/loading/events")[1]["events"]
+    assert any("snapshot.parallel 1 -> 3" in e["reason"] for e in events if e["kind"] == "modify")
