@@ -1127,9 +1127,11 @@ bool ps_backfill_tables_only(const ps_checkpoint *ck, const ps_identity *id)
 	json_t *spec, *tables;
 	bool ok;
 
+	/* INITIAL, ILSTART: the initial load is not done, and it must copy the
+	 * tables it planned (load.c note 4) */
 	if (strcmp(ck->identity.source, id->source) != 0 || strcmp(ck->identity.target, id->target) != 0 ||
-	    !ck->spec_json || (ck->cdc_state != PS_CDC_TFSTART && ck->cdc_state != PS_CDC_TFEND &&
-	                       ck->cdc_state != PS_CDC_TFREDO))
+	    !ck->spec_json || ck->cdc_state == PS_CDC_INITIAL || ck->cdc_state == PS_CDC_ILSTART ||
+	    ck->cdc_state == PS_CDC_ERROR)
 		return false;
 	spec = json_loads(ck->spec_json, 0, NULL);
 	tables = json_object_get(spec, "tables");
