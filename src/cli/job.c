@@ -30,6 +30,8 @@ typedef struct job_opts {
 	json_t *compare;        /* compare: the request body */
 	const char *complete_compare;   /* complete --compare [MODE]: the mode, or NULL */
 	bool timeout_given;
+	const char *strategy;   /* recover --strategy */
+	const char *position;   /* recover --position */
 } job_opts;
 
 static void usage(FILE *f)
@@ -50,6 +52,10 @@ static void usage(FILE *f)
 	      "                       checkpoint; --compare [count|full|sample] compares first\n"
 	      "  delete JOB           remove the job, its slot, publication and checkpoint (never target data)\n"
 	      "  events JOB           the job's history: transitions with time, actor and reason\n"
+	      "  recover JOB --strategy retry|skip|resync\n"
+	      "                       a failed_permanently job: run again from the checkpoint (retry),\n"
+	      "                       continue from --position P or the log's end, recording the gap\n"
+	      "                       (skip), or a new slot and snapshot of all or --tables T,... (resync)\n"
 	      "  compare JOB          compare the job's target with its source (docs/compare.md);\n"
 	      "                       --mode count|full|sample, --tables P,..., --sample-percent N,\n"
 	      "                       --chunk-rows N, --max-report N, --repair; stored in the job store\n"
@@ -58,7 +64,7 @@ static void usage(FILE *f)
 	      "  --server URL         the server (default $PENSTOCK_SERVER, else http://127.0.0.1:7654)\n"
 	      "  --state-dir DIR      where the server's api-token file is (when PENSTOCK_API_TOKEN is unset)\n"
 	      "  --json               print the API's JSON\n"
-	      "  --wait               start/pause/resume/stop/complete: wait until the job settles\n"
+	      "  --wait               start/pause/resume/stop/recover/complete: wait until the job settles\n"
 	      "  --timeout SECONDS    for --wait and check (default 120)\n"
 	      "  --after SEQ          events: only those after this sequence number\n"
 	      "\n"
@@ -116,14 +122,14 @@ static void print_list(json_t *reply)
 		printf("no jobs; create one with `penstock job create SPEC.json`\n");
 		return;
 	}
-	printf("%-24s %-18s %-9s %-18s %-10s %-8s %10s  %s\n", "NAME", "ID", "TYPE", "STATE", "PHASE",
+	printf("%-24s %-18s %-9s %-18s %-10s %-23s %10s  %s\n", "NAME", "ID", "TYPE", "STATE", "PHASE",
 	       "HEALTH", "LAG", "APPLIED");
 	json_array_foreach(jobs, i, j) {
 		json_t *lag = json_object_get(j, "lag");
 		char lagbuf[32];
 
 		snprintf(lagbuf, sizeof(lagbuf), "%.1f s", json_number_value(json_object_get(lag, "seconds")));
-		printf("%-24s %-18s %-9s %-18s %-10s %-8s %10s  %s\n", str(j, "name", "?"),
+		printf("%-24s %-18s %-9s %-18s %-10s %-23s %10s  %s\n", str(j, "name", "?"),
 		       str(j, "id", "?"), str(j, "type", "?"), str(j, "state", "?"),
 		       str(j, "phase", "-"), str(j, "health", "?"), lagbuf,
 		       str(json_object_get(j, "positions"), "applied", "-"));
@@ -211,10 +217,14 @@ static void print_show(json_t *j)
 			       json_is_true(json_object_get(t, "finished")) ? "done" : "");
 		}
 	}
-	if (json_integer_value(json_object_get(retry, "attempts")) > 0)
-		printf("  retries     %lld; next at %s\n",
-		       (long long)json_integer_value(json_object_get(retry, "attempts")),
-		       str(retry, "next_at", "-"));
+	if (json_integer_value(json_object_get(retry, "attempts")) > 0) {
+		long long max = json_integer_value(json_object_get(retry, "max_attempts"));
+		printf("  retries     %lld failed run%s", (long long)json_integer_value(json_object_get(retry, "attempts")),
+		       json_integer_value(json_object_get(retry, "attempts")) == 1 ? "" : "s");
+		if (max > 0)
+			printf(" (at most %lld retries)", max);
+		printf("; next retry at %s\n", str(retry, "next_at", "-"));
+	}
 	if (json_is_object(err)) {
 		printf("  last error  %s (%s, %s)\n", str(err, "message", "?"), str(err, "code", "?"),
 		       str(err, "at", "?"));
@@ -385,6 +395,40 @@ static void url_escape(char *out, size_t len, const char *in)
 	out[n] = '\0';
 }
 
+/* recover: the body from --strategy, --position and --tables; the server
+ * checks it (a missing strategy is its 400, naming the field). */
+static int run_recover(job_opts *o, const char *path, ps_http_reply *r)
+{
+	json_t *body = json_object();
+	json_t *tables = json_object_get(o->compare, "tables");
+	char act[800], *text;
+	int rc;
+
+	if (o->strategy)
+		json_object_set_new(body, "strategy", json_string(o->strategy));
+	if (o->position)
+		json_object_set_new(body, "position", json_string(o->position));
+	if (tables)
+		json_object_set(body, "tables", tables);
+	text = json_dumps(body, JSON_COMPACT);
+	json_decref(body);
+	snprintf(act, sizeof(act), "%s/recover", path);
+	rc = call(o, "POST", act, text, r);
+	free(text);
+	if (rc == PS_EXIT_OK && o->wait)
+		rc = wait_settled(o, path, r);
+	if (rc == PS_EXIT_OK && !o->json)
+		printf("job %s is %s (recover %s)\n", str(r->json, "name", "?"), str(r->json, "state", "?"),
+		       o->strategy);
+	if (rc == PS_EXIT_OK && o->wait && strncmp(str(r->json, "state", ""), "failed", 6) == 0) {
+		if (!o->json)
+			fprintf(stderr, "penstock: error: %s\n",
+			        str(json_object_get(r->json, "last_error"), "message", "the job failed"));
+		rc = PS_EXIT_FAILURE;
+	}
+	return rc;
+}
+
 static int run_action(job_opts *o)
 {
 	ps_http_reply r;
@@ -459,6 +503,8 @@ static int run_action(job_opts *o)
 				        str(json_object_get(r.json, "last_error"), "message", "the cutover failed"));
 			rc = PS_EXIT_FAILURE;
 		}
+	} else if (strcmp(o->action, "recover") == 0) {
+		rc = run_recover(o, path, &r);
 	} else if (strcmp(o->action, "events") == 0) {
 		char q[800];
 		snprintf(q, sizeof(q), "%s/events?after=%lld", path, o->after);
@@ -548,6 +594,10 @@ int ps_cli_job(int argc, char **argv)
 			if (i + 1 < argc && (strcmp(argv[i + 1], "count") == 0 || strcmp(argv[i + 1], "full") == 0 ||
 			                     strcmp(argv[i + 1], "sample") == 0))
 				o.complete_compare = argv[++i];
+		} else if (strcmp(argv[i], "--strategy") == 0 && i + 1 < argc) {
+			o.strategy = argv[++i];
+		} else if (strcmp(argv[i], "--position") == 0 && i + 1 < argc) {
+			o.position = argv[++i];
 		} else if (strcmp(argv[i], "--repair") == 0) {
 			json_object_set_new(o.compare, "repair", json_true());
 		} else if (strcmp(argv[i], "--mode") == 0 && i + 1 < argc) {

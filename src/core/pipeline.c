@@ -24,6 +24,11 @@
  *      TFSTART/TFREDO marks the transactions up to the source's log end at
  *      restart time as reprocessing: they may already be in the target.
  *   4. Memory is bounded by the queue (count and bytes) plus one item.
+ *
+ * Health: when the reader loses the source (an error the job retries), the
+ * applier still applies and checkpoints everything queued before the run
+ * ends with that error: the run is `degraded` meanwhile, and
+ * `degraded_log_fully_read` once all of it is durable.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -33,6 +38,7 @@
 
 #include "core/backfill.h"
 #include "core/checkpoint.h"
+#include "core/errclass.h"
 #include "core/fault.h"
 #include "core/load.h"
 #include "core/pipeline.h"
@@ -70,6 +76,7 @@ typedef struct pipeline {
 	unsigned acked_seq;                 /* durable_seq last acknowledged */
 	uint64_t acked_ns;                  /* when the source was last acked */
 
+	atomic_int degraded;                /* the source failed while changes were queued */
 	atomic_int applier_done;            /* applier finished: reader may ack and leave */
 	atomic_int applier_failed;
 	atomic_int reader_idle;             /* last read found nothing new */
@@ -202,6 +209,34 @@ void ps_pipeline_config_defaults(ps_pipeline_config *cfg)
 	cfg->batch_max_bytes = 16u << 20;
 	cfg->batch_max_ms = 500;
 	cfg->progress_interval_ms = 10000;
+}
+
+/* --- degraded health (issue 5) -------------------------------------------- */
+
+/* The reader failed; called before it closes the queue. When the source
+ * became unreachable (an error the job retries) and the applier is still
+ * at work, the run is degraded: the applier goes on applying what was
+ * read, then the run ends with the reader's error. */
+static void degraded_begin(pipeline *p, const ps_error *err)
+{
+	if (!p->cfg->status || atomic_load(&p->applier_failed) || atomic_load(p->stop) ||
+	    !ps_error_retryable(err))
+		return;
+	atomic_store(&p->degraded, 1);
+	ps_log_warn("the source is unreachable (%s); applying the %zu items already read "
+	            "(health degraded)", err->message, ps_queue_count(&p->queue));
+	ps_run_status_set_health(p->cfg->status, PS_HEALTH_DEGRADED);
+}
+
+/* The applier finished; checkpointed says everything it applied is durable.
+ * Then the log read before the source went away is fully applied. */
+static void degraded_end(pipeline *p, bool checkpointed)
+{
+	if (!atomic_load(&p->degraded) || !checkpointed)
+		return;
+	ps_log_warn("every change read before the source became unreachable is applied and "
+	            "checkpointed at %s (health degraded_log_fully_read)", p->ck.position);
+	ps_run_status_set_health(p->cfg->status, PS_HEALTH_DEGRADED_LOG_FULLY_READ);
 }
 
 /* --- reader thread -------------------------------------------------------- */
@@ -360,6 +395,8 @@ static void *reader_main(void *arg)
 
 	ps_error_clear(&err);
 	p->reader_rc = reader_loop(p, &p->reader_err);
+	if (p->reader_rc != PS_OK)
+		degraded_begin(p, &p->reader_err);
 	ps_queue_close(&p->queue);
 	/* Keep acknowledging until the applier has made everything durable, so
 	 * the final position reaches the server before we disconnect. */
@@ -923,6 +960,7 @@ static int run_threads(pipeline *p, ps_error *err)
 		rc = store_checkpoint(p, final_state, err);
 		if (rc == PS_OK)
 			durable_set(p, p->last_commit);
+		degraded_end(p, rc == PS_OK && !p->in_txn);
 	}
 	atomic_store(&p->applier_done, 1);
 	pthread_join(reader, NULL);

@@ -46,7 +46,7 @@ typedef struct spec_ctx {
 
 static const char *const root_fields[] = {
 	"name", "type", "source", "target", "tables", "snapshot", "resume", "checks",
-	"limits", "complete"
+	"retry", "limits", "complete"
 };
 static const char *const source_fields[] = {
 	"url", "password_env", "password_file", "slot", "publication"
@@ -61,6 +61,7 @@ static const int create_values[] = {
 };
 static const char *const tables_fields[] = {"include", "exclude"};
 static const char *const checks_fields[] = {"skip"};
+static const char *const retry_fields[] = {"initial_backoff_ms", "max_backoff_ms", "max_attempts"};
 static const char *const limits_fields[] = {"rows_per_sec", "bytes_per_sec"};
 static const char *const complete_fields[] = {"max_lag_ms"};
 
@@ -599,6 +600,36 @@ static int parse_checks(spec_ctx *c, json_t *root, ps_spec *spec)
 	return 0;
 }
 
+/* retry: how the server waits after a retryable error (core/errclass.h). */
+static int parse_retry(spec_ctx *c, json_t *root, ps_spec *spec)
+{
+	json_t *retry = json_object_get(root, "retry");
+	int rc;
+
+	spec->retry_initial_backoff_ms = 1000;
+	spec->retry_max_backoff_ms = 60000;
+	spec->retry_max_attempts = 0;
+	if (!retry)
+		return 0;
+	if (!json_is_object(retry))
+		return fail(c, "retry", "expected an object, got %s", type_name(retry));
+	rc = check_known(c, retry, "retry", retry_fields, ARRAY_LEN(retry_fields));
+	if (rc == 0)
+		rc = get_int(c, retry, "retry", "initial_backoff_ms", 10, 3600000,
+		             &spec->retry_initial_backoff_ms);
+	if (rc == 0)
+		rc = get_int(c, retry, "retry", "max_backoff_ms", 10, 86400000,
+		             &spec->retry_max_backoff_ms);
+	if (rc == 0)
+		rc = get_int(c, retry, "retry", "max_attempts", 0, 1000000, &spec->retry_max_attempts);
+	if (rc < 0)
+		return rc;
+	if (spec->retry_max_backoff_ms < spec->retry_initial_backoff_ms)
+		return fail(c, "retry.max_backoff_ms", "%lld is below retry.initial_backoff_ms (%lld)",
+		            spec->retry_max_backoff_ms, spec->retry_initial_backoff_ms);
+	return 0;
+}
+
 /* ------------------------------------------------------------------ */
 /* The document                                                        */
 /* ------------------------------------------------------------------ */
@@ -637,6 +668,9 @@ static int parse_root(spec_ctx *c, json_t *root, ps_spec *spec)
 	if (rc < 0)
 		return rc;
 	rc = parse_checks(c, root, spec);
+	if (rc < 0)
+		return rc;
+	rc = parse_retry(c, root, spec);
 	if (rc < 0)
 		return rc;
 	rc = parse_limits(c, root, spec);

@@ -21,6 +21,10 @@
  *                "bytes_per_sec": 0},            optional, >= 0 (0: unlimited); change live
  *     "complete": {"max_lag_ms": 5000},          optional, migration only: 1..3600000
  *     "resume": "if_exists",                     optional: never | always | if_exists
+ *     "retry": {"initial_backoff_ms": 1000,      optional, 10..3600000: first wait
+ *               "max_backoff_ms": 60000,         optional, >= initial_backoff_ms, <= 86400000
+ *               "max_attempts": 0},              optional, 0 (forever)..1000000: retries
+ *                                                after a retryable error (penstock server)
  *     "checks": {"skip": ["source.slots"]}       optional: precheck ids reported as
  *                                                skipped (core/precheck.h, docs/prechecks.md)
  *   }
@@ -74,6 +78,9 @@ typedef struct ps_spec {
 	char **exclude;
 	size_t nexclude;
 	int resume;           /* ps_resume_policy */
+	long long retry_initial_backoff_ms; /* first wait after a retryable error, default 1000 */
+	long long retry_max_backoff_ms;     /* the doubling stops here, default 60000 */
+	long long retry_max_attempts;       /* retries before failed_permanently; 0: forever */
 	int snapshot_parallel;        /* copy workers, default 4 */
 	long long snapshot_chunk_rows; /* split tables above this many rows, default 250000 */
 	char **check_skip;    /* ncheck_skip precheck ids to report as skipped */

@@ -98,6 +98,22 @@ void ps_run_status_applied(ps_run_status *s, const char *applied, int cdc_state,
 	pthread_mutex_unlock(&s->mu);
 }
 
+void ps_run_status_set_health(ps_run_status *s, int health)
+{
+	void (*hook)(int, void *);
+	void *payload;
+	bool changed;
+
+	pthread_mutex_lock(&s->mu);
+	changed = s->health != health;
+	s->health = health;
+	hook = s->on_health;
+	payload = s->health_payload;
+	pthread_mutex_unlock(&s->mu);
+	if (changed && hook)
+		hook(health, payload);
+}
+
 const char *ps_phase_name(int phase)
 {
 	switch (phase) {

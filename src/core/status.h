@@ -31,6 +31,16 @@ typedef enum ps_phase {
 	PS_PHASE_STREAMING      /* at the log's end (or was a moment ago) */
 } ps_phase;
 
+/* The health of a run (ARCHITECTURE.md, Lifecycle): the server shows it as
+ * the job's; its names are in server/lifecycle.c. */
+typedef enum ps_health {
+	PS_HEALTH_OK = 0,
+	PS_HEALTH_DEGRADED,                 /* source unreachable; changes already read
+	                                       are still being applied */
+	PS_HEALTH_DEGRADED_LOG_FULLY_READ   /* ... and all of them are applied and
+	                                       checkpointed; the run then ends failed */
+} ps_health;
+
 typedef struct ps_table_status {
 	char schema[64];
 	char name[64];
@@ -57,6 +67,11 @@ typedef struct ps_run_status {
 	ps_table_status *tables;            /* the load's tables; ntables entries */
 	size_t ntables;
 	char server_version[32];
+	int health;                         /* ps_health */
+	/* Optional, set by the watcher after init: called (outside mu, from the
+	 * pipeline thread that changed it) when health changes. */
+	void (*on_health)(int health, void *payload);
+	void *health_payload;
 	/* rate bookkeeping (publisher only) */
 	uint64_t rate_changes;
 	uint64_t rate_ns;
@@ -76,6 +91,9 @@ int ps_run_status_set_tables(ps_run_status *s, const ps_table_status *tables, si
 void ps_run_status_applied(ps_run_status *s, const char *applied, int cdc_state,
                            uint64_t changes, uint64_t txns, int64_t last_commit_time_us,
                            bool idle, int phase);
+
+/* Sets the run's health (locks); calls on_health when it changed. */
+void ps_run_status_set_health(ps_run_status *s, int health);
 
 /* {"phase", "cdc_state", "positions": {read, applied, acknowledged, source_end},
  *  "lag": {seconds, bytes}, "retained_bytes", "rates": {changes_per_sec},

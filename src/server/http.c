@@ -24,6 +24,7 @@
 #include <microhttpd.h>
 
 #include "core/version.h"
+#include "server/recover.h"
 #include "server/server.h"
 #include "util/buf.h"
 #include "util/log.h"
@@ -231,10 +232,17 @@ static void route_jobs(ps_server *srv, struct MHD_Connection *conn, const char *
 			ps_jobs_compares(srv, id, (int)limit, r);
 		return;
 	}
+	if (strcmp(sub, "recover") == 0) {
+		if (strcmp(method, "POST") != 0)
+			method_not_allowed(r, method, full_url, "POST");
+		else
+			ps_jobs_recover(srv, id, body->data ? body->data : "", body->len, actor, r);
+		return;
+	}
 	action = ps_job_action_parse(sub);
 	if (action < 0 || action == PS_ACT_DELETE || action == PS_ACT_MODIFY) {
 		ps_api_error(r, 404, "not_found", "no such resource: %s; job actions are check, start, "
-		             "pause, resume, stop, complete, compare", full_url);
+		             "pause, resume, stop, recover, complete, compare", full_url);
 		return;
 	}
 	if (strcmp(method, "POST") != 0) {

@@ -16,13 +16,21 @@
  *                   failed / failed_permanently (error)
  *       stopping  ─ release slot, publication, checkpoint ─► stopped
  *       failed    ─ wait for the retry time ─► starting
+ *       starting after recover skip/resync ─ prepare slot and checkpoint
+ *                   (recover.c) ─► the pipeline | failed_permanently
  *     and ends in a resting state. The pipeline runs outside the lock; the
  *     API reaches it only through job->stop and job->status.
  *  3. Errors are retried when they can pass by themselves (lost or refused
  *     connections, timeouts, I/O, serialization failures, deadlocks, servers
- *     shutting down), with exponential backoff from 1 s to 60 s; the others
- *     (bad spec, refused checkpoint, missing privilege, slot gone) need an
- *     operator: failed_permanently.
+ *     shutting down), with exponential backoff and jitter as the spec's
+ *     retry section says (default 1 s to 60 s, forever); the others (bad
+ *     spec, refused checkpoint, missing privilege, slot gone, incompatible
+ *     target) and retries that ran out need an operator: failed_permanently,
+ *     left by recover (recover.h). core/errclass.c decides which is which,
+ *     by SQLSTATE, errno and code, and says what to do (the hint).
+ *  4. Health follows the pipeline (status.h on_health): degraded while the
+ *     changes read before the source was lost are applied, then
+ *     degraded_log_fully_read until the job runs again.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -32,16 +40,15 @@
 #include <time.h>
 
 #include "core/checkpoint.h"
+#include "core/errclass.h"
 #include "core/pipeline.h"
 #include "compare/compare.h"
 #include "core/precheck.h"
+#include "server/recover.h"
 #include "server/server.h"
 #include "util/buf.h"
 #include "util/log.h"
 #include "util/str.h"
-
-#define RETRY_INITIAL_MS 1000
-#define RETRY_MAX_MS 60000
 
 /* ==== small helpers ======================================================= */
 
@@ -175,66 +182,65 @@ static void job_event(ps_server *srv, ps_job *job, const char *kind, const char 
 		ps_log_error("job %s: %s", job->spec->name, err.message);
 }
 
+/* An event whose from/to are positions of the source's log, not states:
+ * a range of changes the job passed over (recover skip). */
+static void job_gap_event(ps_server *srv, ps_job *job, const char *actor, const char *from,
+                          const char *to, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+static void job_gap_event(ps_server *srv, ps_job *job, const char *actor, const char *from,
+                          const char *to, const char *fmt, ...)
+{
+	char reason[1200];
+	ps_store_event ev = {.kind = "gap", .actor = actor, .from_state = from, .to_state = to,
+	                     .reason = reason, .at = ps_time_now_ms()};
+	ps_error err;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(reason, sizeof(reason), fmt, ap);
+	va_end(ap);
+	utf8_fix(reason);
+	ps_error_clear(&err);
+	if (ps_store_event_add(srv->store, job->id, &ev, &err) != PS_OK)
+		ps_log_error("job %s: %s", job->spec->name, err.message);
+	ps_log_warn("job %s: %s", job->spec->name, reason);
+}
+
 /* ==== error classes ======================================================== */
 
-/* SQLSTATE classes and codes that pass by themselves (design note 3). */
-static bool sqlstate_retryable(const char *s)
-{
-	static const char *const codes[] = {"40001", "40P01", "55P03", "53100", "53200", "53300",
-	                                    "57014", NULL};
-
-	if (strncmp(s, "08", 2) == 0 || strncmp(s, "57P", 3) == 0)
-		return true;
-	for (int i = 0; codes[i]; i++)
-		if (strcmp(s, codes[i]) == 0)
-			return true;
-	return false;
-}
-
+/* Design note 3: core/errclass.c decides, by SQLSTATE, errno and code. */
 static bool error_retryable(const ps_error *err)
 {
-	switch (err->code) {
-	case PS_ECONNECT:
-	case PS_ETIMEOUT:
-	case PS_EIO:
-	case PS_EFAULT:
-		return true;
-	case PS_ESERVER:
-		return err->sqlstate[0] && sqlstate_retryable(err->sqlstate);
-	default:
-		return err->sqlstate[0] && sqlstate_retryable(err->sqlstate);
-	}
+	return ps_error_retryable(err);
 }
 
-static const char *error_hint(const ps_error *err, bool retryable)
-{
-	if (retryable)
-		return "penstock retries by itself with backoff; if it keeps failing, check that both "
-		       "servers are up and reachable";
-	switch (err->code) {
-	case PS_EINVAL:
-		return "fix the spec (PATCH /v1/jobs/{id}) and start the job again";
-	case PS_ECHECKPOINT:
-		return "the checkpoint cannot be used: point the job back at the servers it was "
-		       "written for, or stop the job and start it afresh (a new initial load)";
-	default:
-		return "read the message, fix the cause, then stop the job and start it again";
-	}
-}
-
-static void set_last_error(ps_job *job, const ps_error *err, bool retryable)
+/* Records err as the job's last error. retryable says what the job does
+ * about it (a retryable error whose attempts ran out is not retried); hint
+ * replaces the class's advice when given. */
+static void set_last_error_hint(ps_job *job, const ps_error *err, bool retryable,
+                                const char *hint)
 {
 	char msg[PS_ERROR_MESSAGE_MAX + PS_ERROR_CONTEXT_MAX + 4], at[40];
+	int cls = ps_errclass_of(err);
 
+	if (!hint && retryable == ps_errclass_retryable(cls))
+		hint = ps_errclass_hint(cls);
+	else if (!hint)
+		hint = "read the message, fix the cause, then `penstock job recover JOB --strategy "
+		       "retry` (or stop the job and start it afresh)";
 	ps_error_format(err, msg, sizeof(msg));
 	utf8_fix(msg);
 	ps_time_iso(at, sizeof(at), ps_time_now_ms());
 	json_decref(job->last_error);
-	job->last_error = json_pack("{s:s, s:s, s:o, s:b, s:s, s:s}", "code",
+	job->last_error = json_pack("{s:s, s:s, s:o, s:b, s:s, s:s, s:s}", "code",
 	                            ps_error_code_name(err->code), "message", msg, "sqlstate",
 	                            err->sqlstate[0] ? json_string(err->sqlstate) : json_null(),
-	                            "retryable", retryable, "at", at, "hint",
-	                            error_hint(err, retryable));
+	                            "retryable", retryable, "class", ps_errclass_name(cls),
+	                            "at", at, "hint", hint);
+}
+
+static void set_last_error(ps_job *job, const ps_error *err, bool retryable)
+{
+	set_last_error_hint(job, err, retryable, NULL);
 }
 
 /* ==== the supervisor thread ================================================ */
@@ -305,10 +311,12 @@ static void on_phase(int phase, void *payload)
 
 	pthread_mutex_lock(&srv->mu);
 	job->phase = phase;
-	if (job->state == PS_JOB_STARTING)
+	if (job->state == PS_JOB_STARTING) {
+		job->health = PS_HEALTH_OK;   /* the source answers again */
 		job_transition(srv, job, PS_JOB_RUNNING, "job", "%s phase began", ps_phase_name(phase));
-	else
+	} else {
 		job_event(srv, job, "phase", "%s phase began", ps_phase_name(phase));
+	}
 	if (phase == PS_PHASE_STREAMING)
 		job->attempts = 0;
 	pthread_mutex_unlock(&srv->mu);
@@ -322,6 +330,29 @@ static void on_pipeline_event(const char *text, void *payload)
 	pthread_mutex_lock(&c->srv->mu);
 	job_event(c->srv, c->job, "tables", "%s", text);
 	pthread_mutex_unlock(&c->srv->mu);
+}
+
+/* The pipeline's health changed (status.h on_health), from one of its
+ * threads: the job's health follows, persisted with an event. */
+static void on_health(int health, void *payload)
+{
+	ps_job *job = payload;
+	ps_server *srv = job->srv;
+
+	pthread_mutex_lock(&srv->mu);
+	if (job->health != health) {
+		job->health = health;
+		job->updated_at = ps_time_now_ms();
+		job_save(srv, job, "health", "job", -1, -1,
+		         health == PS_HEALTH_DEGRADED
+		         ? "degraded: the source is unreachable; the changes already read are being applied"
+		         : health == PS_HEALTH_DEGRADED_LOG_FULLY_READ
+		         ? "degraded_log_fully_read: every change read before the source became "
+		           "unreachable is applied and checkpointed; the job fails and retries"
+		         : "ok");
+		pthread_cond_broadcast(&srv->changed);
+	}
+	pthread_mutex_unlock(&srv->mu);
 }
 
 /* Checking (note 2): runs the prechecks outside the lock. */
@@ -348,7 +379,8 @@ static void run_checks(ps_server *srv, ps_job *job)
 	json_decref(job->checks);
 	job->checks = report;
 	if (rc != PS_OK) {
-		set_last_error(job, &err, false);
+		set_last_error_hint(job, &err, false, "fix what the message names, then check or start "
+		                    "the job again");
 		job_transition(srv, job, PS_JOB_CHECK_FAILED, "job", "the prechecks could not run: %s",
 		               err.message);
 	} else if (!passed) {
@@ -399,11 +431,49 @@ static void cutover_failed(ps_server *srv, ps_job *job, const ps_error *err, con
 {
 	if (err)
 		set_last_error(job, err, true);
-	job->next_retry_ms = ps_time_now_ms() + RETRY_INITIAL_MS;
+	job->next_retry_ms = ps_time_now_ms() + job->spec->retry_initial_backoff_ms;
 	job_transition(srv, job, PS_JOB_FAILED, "job",
 	               "completing failed: %s%s%s; nothing was released: the job streams again from "
 	               "its checkpoint, complete it again once ready", what, err ? ": " : "",
 	               err ? err->message : "");
+}
+
+/* A run ended with err: failed with the next attempt scheduled (note 3,
+ * the spec's retry section), or failed_permanently when err needs an
+ * operator or the attempts ran out. attempts counts consecutive failed runs;
+ * retry.max_attempts of them are retried. */
+static void schedule_retry(ps_server *srv, ps_job *job, const ps_error *err)
+{
+	const ps_spec *spec = job->spec;
+	char of[40] = "";
+	int64_t backoff;
+
+	if (!error_retryable(err)) {
+		set_last_error(job, err, false);
+		job_transition(srv, job, PS_JOB_FAILED_PERMANENTLY, "job", "%s", err->message);
+		return;
+	}
+	job->attempts++;
+	if (spec->retry_max_attempts > 0 && job->attempts > spec->retry_max_attempts) {
+		char hint[300];
+
+		snprintf(hint, sizeof(hint), "the error did not pass in %lld retries "
+		         "(retry.max_attempts): fix its cause, then `penstock job recover %s --strategy "
+		         "retry`", spec->retry_max_attempts, spec->name);
+		set_last_error_hint(job, err, false, hint);
+		job_transition(srv, job, PS_JOB_FAILED_PERMANENTLY, "job",
+		               "%s (gave up: %lld retries failed, retry.max_attempts)", err->message,
+		               spec->retry_max_attempts);
+		return;
+	}
+	set_last_error(job, err, true);
+	backoff = ps_retry_backoff_ms(spec->retry_initial_backoff_ms, spec->retry_max_backoff_ms,
+	                              job->attempts, (uint32_t)rand());
+	job->next_retry_ms = ps_time_now_ms() + backoff;
+	if (spec->retry_max_attempts > 0)
+		snprintf(of, sizeof(of), " of %lld", spec->retry_max_attempts);
+	job_transition(srv, job, PS_JOB_FAILED, "job", "%s (retry %d%s in %.1f s)", err->message,
+	               job->attempts, of, (double)backoff / 1000.0);
 }
 
 /* Starting / running (note 2): one run of the pipeline, then the state its
@@ -415,7 +485,7 @@ static void run_pipeline(ps_server *srv, ps_job *job)
 	ps_error err;
 	ps_spec *spec = NULL;
 	char *text = NULL;
-	bool retryable, completed = false;
+	bool completed = false;
 	int rc;
 
 	/* The run reads its own copy of the spec: a PATCH may replace job->spec
@@ -443,6 +513,8 @@ static void run_pipeline(ps_server *srv, ps_job *job)
 	atomic_store(&job->live.fenced, 0);
 	ps_run_status_destroy(&job->status);
 	ps_run_status_init(&job->status);
+	job->status.on_health = on_health;
+	job->status.health_payload = job;
 	atomic_store(&job->stop, 0);
 	job->running = true;
 	job->phase = PS_PHASE_NONE;
@@ -489,22 +561,7 @@ static void run_pipeline(ps_server *srv, ps_job *job)
 			               "paused; the run ended with an error: %s (the checkpoint holds "
 			               "everything applied)", err.message);
 	} else {
-		retryable = error_retryable(&err);
-		set_last_error(job, &err, retryable);
-		if (retryable) {
-			int64_t backoff = RETRY_INITIAL_MS;
-			for (int i = 0; i < job->attempts && backoff < RETRY_MAX_MS; i++)
-				backoff *= 2;
-			if (backoff > RETRY_MAX_MS)
-				backoff = RETRY_MAX_MS;
-			backoff += rand() % (backoff / 4 + 1);   /* jitter */
-			job->attempts++;
-			job->next_retry_ms = ps_time_now_ms() + backoff;
-			job_transition(srv, job, PS_JOB_FAILED, "job", "%s (attempt %d; retrying in %.1f s)",
-			               err.message, job->attempts, (double)backoff / 1000.0);
-		} else {
-			job_transition(srv, job, PS_JOB_FAILED_PERMANENTLY, "job", "%s", err.message);
-		}
+		schedule_retry(srv, job, &err);
 	}
 }
 
@@ -642,19 +699,22 @@ static void *job_main(void *arg)
 	return NULL;
 }
 
-/* Starts the job's supervisor unless one is at work (srv->mu held). */
-static int job_spawn(ps_server *srv, ps_job *job)
+/* Starts the job's supervisor, fn(arg), unless one is at work (srv->mu
+ * held); *started says whether it did. fn ends in job_main. */
+static int job_spawn_with(ps_server *srv, ps_job *job, void *(*fn)(void *), void *arg,
+                          bool *started)
 {
 	pthread_attr_t attr;
 	pthread_t t;
 	int rc;
 
+	*started = false;
 	if (job->thread_alive || srv->shutting_down)
 		return PS_OK;   /* shutting down: the next server start picks the state up */
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	job->thread_alive = true;
-	rc = pthread_create(&t, &attr, job_main, job);
+	rc = pthread_create(&t, &attr, fn, arg);
 	pthread_attr_destroy(&attr);
 	if (rc != 0) {
 		job->thread_alive = false;
@@ -662,7 +722,15 @@ static int job_spawn(ps_server *srv, ps_job *job)
 		             strerror(rc));
 		return PS_ERR;
 	}
+	*started = true;
 	return PS_OK;
+}
+
+static int job_spawn(ps_server *srv, ps_job *job)
+{
+	bool started;
+
+	return job_spawn_with(srv, job, job_main, job, &started);
 }
 
 /* ==== rendering ============================================================ */
@@ -702,6 +770,24 @@ static json_t *allowed_json(ps_job *job)
 		    !(a == PS_ACT_COMPLETE && job->spec->type != PS_JOB_MIGRATION))
 			json_array_append_new(list, json_string(ps_job_action_name(a)));
 	return list;
+}
+
+/* The retry figures (docs/api.md): attempts and next_retry_at at the top,
+ * and the retry object with the policy in force. */
+static void retry_json(json_t *o, ps_job *job)
+{
+	json_t *retry = json_object_get(o, "retry");
+	json_t *next = job->state == PS_JOB_FAILED ? time_json(job->next_retry_ms) : json_null();
+
+	json_object_set_new(o, "attempts", json_integer(job->attempts));
+	json_object_set(o, "next_retry_at", next);
+	if (json_is_object(retry)) {
+		json_object_set_new(retry, "max_attempts", json_integer(job->spec->retry_max_attempts));
+		json_object_set_new(retry, "initial_backoff_ms",
+		                    json_integer(job->spec->retry_initial_backoff_ms));
+		json_object_set_new(retry, "max_backoff_ms", json_integer(job->spec->retry_max_backoff_ms));
+	}
+	json_decref(next);
 }
 
 /* The job object of the API (docs/api.md), srv->mu held. */
@@ -753,6 +839,7 @@ static json_t *job_json(ps_job *job)
 	                              "bytes_per_sec",
 	                              (json_int_t)atomic_load(&job->live.limits.bytes_per_sec),
 	                              "parallel", atomic_load(&job->live.limits.parallel)));
+	retry_json(o, job);
 	return o;
 }
 
@@ -1008,6 +1095,8 @@ void ps_jobs_action(ps_server *srv, const char *id, int action, const char *acto
 		refuse(r, job, action);
 		goto cleanup;
 	}
+	if (action == PS_ACT_START || action == PS_ACT_RESUME || action == PS_ACT_STOP)
+		job->health = PS_HEALTH_OK;   /* a degraded run's health ends with it */
 	switch (action) {
 	case PS_ACT_CHECK:
 		job->start_after_check = false;
@@ -1180,6 +1269,149 @@ void ps_jobs_complete(ps_server *srv, const char *id, const char *body, size_t l
 	answer_job(r, 202, job);
 cleanup:
 	pthread_mutex_unlock(&srv->mu);
+}
+
+/* ==== API: recover ========================================================= */
+
+typedef struct recover_start {
+	ps_job *job;
+	ps_recover_plan plan;
+	char actor[40];
+} recover_start;
+
+/* The recover step of a supervisor (recover.h note 1), srv->mu held: runs
+ * ps_recover_prepare outside the lock and records what it did; on failure
+ * the job is failed_permanently again with the reason. */
+static void run_recover(ps_server *srv, ps_job *job, const recover_start *rs)
+{
+	const char *name = ps_recover_strategy_name(rs->plan.strategy);
+	ps_recover_result res;
+	ps_spec *spec = NULL;
+	char *text = NULL;
+	ps_error err;
+	int rc;
+
+	/* a copy: a PATCH may replace job->spec while the job is starting */
+	ps_error_clear(&err);
+	rc = parse_spec(job->spec_text, strlen(job->spec_text), job->spec->name, &spec, &text, &err);
+	pthread_mutex_unlock(&srv->mu);
+	if (rc == PS_OK)
+		rc = ps_recover_prepare(spec, srv->state_dir, &rs->plan, &res, &err);
+	ps_spec_free(spec);
+	free(text);
+	pthread_mutex_lock(&srv->mu);
+	if (rc == PS_OK && rs->plan.strategy == PS_RECOVER_SKIP) {
+		job_gap_event(srv, job, rs->actor, res.from, res.to,
+		              "recover skip: the changes committed after %s up to %s were skipped and "
+		              "are not in the target%s", res.from, res.to,
+		              res.slot_created ? " (the slot was created again)" : "");
+	} else if (rc == PS_OK) {
+		job_event(srv, job, "resync", "recover resync: new slot at %s; %zu table%s emptied in "
+		          "the target and loaded again from a new snapshot, %zu kept", res.to,
+		          res.tables_loaded, res.tables_loaded == 1 ? "" : "s", res.tables_kept);
+		if (res.tables_kept && res.from[0])
+			job_gap_event(srv, job, rs->actor, res.from, res.to,
+			              "recover resync: the changes of the %zu table%s not loaded again, "
+			              "committed after %s up to %s, were skipped and are not in the target",
+			              res.tables_kept, res.tables_kept == 1 ? "" : "s", res.from, res.to);
+	}
+	if (job->state != PS_JOB_STARTING || job->deleting)
+		return;   /* stopped, paused or deleted meanwhile: that request holds */
+	if (rc != PS_OK) {
+		set_last_error_hint(job, &err, false, "the recover step failed before the job ran: "
+		                    "fix what the message names, then recover again");
+		job_transition(srv, job, PS_JOB_FAILED_PERMANENTLY, "job", "recover %s failed: %s",
+		               name, err.message);
+	}
+}
+
+static void *recover_main(void *arg)
+{
+	recover_start *rs = arg;
+	ps_job *job = rs->job;
+	ps_server *srv = job->srv;
+
+	pthread_mutex_lock(&srv->mu);
+	if (job->state == PS_JOB_STARTING && !job->deleting && !srv->shutting_down)
+		run_recover(srv, job, rs);
+	pthread_mutex_unlock(&srv->mu);
+	ps_recover_plan_free(&rs->plan);
+	free(rs);
+	return job_main(job);
+}
+
+void ps_jobs_recover(ps_server *srv, const char *id, const char *body, size_t len,
+                     const char *actor, ps_api_result *r)
+{
+	recover_start *rs = calloc(1, sizeof(*rs));
+	const char *sqlstate;
+	bool started = false;
+	ps_job *job;
+
+	if (!rs) {
+		ps_api_error(r, 500, "internal", "out of memory");
+		return;
+	}
+	if (!ps_recover_parse(body, len, &rs->plan, r)) {
+		free(rs);
+		return;
+	}
+	snprintf(rs->actor, sizeof(rs->actor), "%s", actor);
+	pthread_mutex_lock(&srv->mu);
+	job = find_job(srv, id);
+	if (!job) {
+		not_found(r, id);
+		goto cleanup;
+	}
+	/* a request that can never apply to this job is bad whatever the state */
+	if (rs->plan.strategy == PS_RECOVER_RESYNC && job->spec->type == PS_JOB_CDC) {
+		ps_api_error(r, 400, "invalid_request", "request body: strategy: job '%s' is of type "
+		             "cdc, which copies no snapshot; use \"retry\" or \"skip\"", job->spec->name);
+		ps_api_error_detail(r, "field", json_string("strategy"));
+		goto cleanup;
+	}
+	if (!ps_job_allows(job->state, PS_ACT_RECOVER) || job->thread_alive) {
+		refuse(r, job, PS_ACT_RECOVER);
+		goto cleanup;
+	}
+	sqlstate = json_string_value(json_object_get(job->last_error, "sqlstate"));
+	snprintf(rs->plan.last_sqlstate, sizeof(rs->plan.last_sqlstate), "%s", sqlstate ? sqlstate : "");
+	rs->job = job;
+	json_decref(job->last_error);
+	job->last_error = NULL;
+	job->attempts = 0;
+	job->health = PS_HEALTH_OK;
+	if (rs->plan.strategy == PS_RECOVER_SKIP)
+		job_transition(srv, job, PS_JOB_STARTING, actor, "recover skip requested: continuing "
+		               "from %s; the changes in between are skipped",
+		               rs->plan.position[0] ? rs->plan.position : "the end of the source's log");
+	else if (rs->plan.strategy == PS_RECOVER_RESYNC)
+		job_transition(srv, job, PS_JOB_STARTING, actor, "recover resync requested: a new slot "
+		               "and a new snapshot of %s", rs->plan.ntables ? "the named tables"
+		                                                            : "every table");
+	else
+		job_transition(srv, job, PS_JOB_STARTING, actor, "recover retry requested: running "
+		               "again from the checkpoint");
+	if (rs->plan.strategy == PS_RECOVER_RETRY) {
+		if (job_spawn(srv, job) != PS_OK) {
+			ps_api_error(r, 500, "internal", "cannot start the job's supervisor thread");
+			goto cleanup;
+		}
+	} else {
+		if (job_spawn_with(srv, job, recover_main, rs, &started) != PS_OK) {
+			ps_api_error(r, 500, "internal", "cannot start the job's supervisor thread");
+			goto cleanup;
+		}
+		if (started)
+			rs = NULL;   /* the supervisor owns it */
+	}
+	answer_job(r, 202, job);
+cleanup:
+	pthread_mutex_unlock(&srv->mu);
+	if (rs) {
+		ps_recover_plan_free(&rs->plan);
+		free(rs);
+	}
 }
 
 /* ==== API: compare ========================================================= */

@@ -9,6 +9,7 @@
  *   starting | running | draining | paused | failed | failed_permanently
  *           ─stop─► stopping ─► stopped        (slot and publication dropped)
  *   running ─error─► failed ─(retry)─► starting ...   permanent ─► failed_permanently
+ *   failed_permanently ─recover (retry | skip | resync)─► starting ...
  *   snapshot job ─load done─► completed
  *   migration running ─lag under complete.max_lag_ms for 3 s─► ready_to_complete
  *           ─lag grows─► running
@@ -22,6 +23,8 @@
 #define PS_SERVER_LIFECYCLE_H
 
 #include <stdbool.h>
+
+#include "core/status.h"   /* ps_health: the pipeline sets it, the server shows it */
 
 typedef enum ps_job_state {
 	PS_JOB_CREATED = 0,
@@ -54,12 +57,6 @@ typedef enum ps_job_action {
 	PS_ACT_COMPLETE,            /* migration cutover */
 	PS_NACTIONS
 } ps_job_action;
-
-typedef enum ps_health {
-	PS_HEALTH_OK = 0,
-	PS_HEALTH_DEGRADED,
-	PS_HEALTH_DEGRADED_LOG_FULLY_READ
-} ps_health;
 
 const char *ps_job_state_name(int state);
 int ps_job_state_parse(const char *name);      /* -1 when unknown */

@@ -4,6 +4,7 @@ port), a fresh database per test, and a driver for the real penstock binary.
 
 Nothing here sleeps to wait: every wait polls a condition with a deadline.
 """
+import collections
 import json
 import math
 import os
@@ -309,9 +310,13 @@ def wait_equal(source, target, tables, timeout=90, sqlite_path=None):
             else:
                 dst = pg_rows(target, t)
             if src != dst:
+                # Multiset differences in linear time: a scan of one list
+                # per row of the other took minutes on 100k rows, so the
+                # report outlived the deadline and showed a stale lag.
+                have, got = collections.Counter(src), collections.Counter(dst)
                 last["table"] = t
-                last["missing"] = [r for r in src if r not in dst][:5]
-                last["extra"] = [r for r in dst if r not in src][:5]
+                last["missing"] = list((have - got).elements())[:5]
+                last["extra"] = list((got - have).elements())[:5]
                 last["counts"] = (len(src), len(dst))
                 return False
         return True

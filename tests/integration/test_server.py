@@ -556,7 +556,7 @@ def test_permanent_failure_refusals_and_stop(server, db, target_db):
     job = server.wait_state("orders", "failed_permanently")
     assert job["last_error"]["retryable"] is False and "nokey" in job["last_error"]["message"]
     assert job["last_error"]["hint"]
-    assert set(job["allowed_actions"]) == {"stop", "delete", "modify"}
+    assert set(job["allowed_actions"]) == {"recover", "stop", "delete", "modify"}
     for action in ("start", "pause", "resume", "check"):
         status, reply = server.call("POST", f"/v1/jobs/orders/{action}")
         assert status == 409 and reply["error"]["state"] == "failed_permanently", (action, reply)

@@ -172,7 +172,7 @@ static void test_unknown_fields(void **state)
 {
 	parse_fails("{\"name\": \"a\", \"type\": \"cdc\", " SRC_OK ", " DST_OK ", \"resmue\": \"never\"}",
 	            "resmue: unknown field; known fields are name, type, source, target, tables, snapshot, resume, checks, "
-	            "limits, complete");
+	            "retry, limits, complete");
 	parse_fails("{\"name\": \"a\", \"type\": \"cdc\", \"source\": {\"url\": \"postgresql://h/db\", "
 	            "\"slto\": \"x\"}, " DST_OK "}",
 	            "source.slto: unknown field; known fields are url, password_env, password_file, "
@@ -535,6 +535,46 @@ static void test_names(void **state)
 	assert_string_equal(ps_resume_policy_name(99), "unknown");
 }
 
+/* retry: defaults, a full section, and every error naming its field. */
+static void test_retry_options(void **state)
+{
+	ps_spec *spec;
+
+	(void)state;
+	spec = parse_ok("{\"name\": \"a\", \"type\": \"cdc\", " SRC_OK ", " DST_OK "}");
+	assert_int_equal(spec->retry_initial_backoff_ms, 1000);
+	assert_int_equal(spec->retry_max_backoff_ms, 60000);
+	assert_int_equal(spec->retry_max_attempts, 0);
+	ps_spec_free(spec);
+
+	spec = parse_ok("{\"name\": \"a\", \"type\": \"cdc\", " SRC_OK ", " DST_OK ", "
+	                "\"retry\": {\"initial_backoff_ms\": 200, \"max_backoff_ms\": 200, "
+	                "\"max_attempts\": 3}}");
+	assert_int_equal(spec->retry_initial_backoff_ms, 200);
+	assert_int_equal(spec->retry_max_backoff_ms, 200);
+	assert_int_equal(spec->retry_max_attempts, 3);
+	ps_spec_free(spec);
+
+	parse_fails("{\"name\": \"a\", \"type\": \"cdc\", " SRC_OK ", " DST_OK ", \"retry\": 5}",
+	            "retry: expected an object, got number");
+	parse_fails("{\"name\": \"a\", \"type\": \"cdc\", " SRC_OK ", " DST_OK ", "
+	            "\"retry\": {\"attempts\": 3}}",
+	            "retry.attempts: unknown field; known fields are initial_backoff_ms, "
+	            "max_backoff_ms, max_attempts");
+	parse_fails("{\"name\": \"a\", \"type\": \"cdc\", " SRC_OK ", " DST_OK ", "
+	            "\"retry\": {\"initial_backoff_ms\": 0}}",
+	            "retry.initial_backoff_ms: 0 is out of range; use 10 to 3600000");
+	parse_fails("{\"name\": \"a\", \"type\": \"cdc\", " SRC_OK ", " DST_OK ", "
+	            "\"retry\": {\"max_attempts\": -1}}",
+	            "retry.max_attempts: -1 is out of range; use 0 to 1000000");
+	parse_fails("{\"name\": \"a\", \"type\": \"cdc\", " SRC_OK ", " DST_OK ", "
+	            "\"retry\": {\"max_backoff_ms\": \"60s\"}}",
+	            "retry.max_backoff_ms: expected an integer, got string");
+	parse_fails("{\"name\": \"a\", \"type\": \"cdc\", " SRC_OK ", " DST_OK ", "
+	            "\"retry\": {\"initial_backoff_ms\": 5000, \"max_backoff_ms\": 1000}}",
+	            "retry.max_backoff_ms: 1000 is below retry.initial_backoff_ms (5000)");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -552,6 +592,7 @@ int main(void)
 		cmocka_unit_test(test_password_file),
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_load_options),
+		cmocka_unit_test(test_retry_options),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
