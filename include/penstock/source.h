@@ -42,6 +42,20 @@
  *   7. copy_open and copy_unit may be called from several threads at once,
  *      each with its own copier; they only read the immutable configuration
  *      of src, never its connections.
+ *
+ * Live table changes (optional as a group: retable, mark, chunk_read), on
+ * the reader thread, between transactions, while streaming:
+ *
+ *   8. retable changes the set of tables the log delivers and writes a
+ *      marker (PS_MARK_PREFIX) in the same source transaction: a removed
+ *      table's changes come only before the marker, an added table's only
+ *      after it. Markers come back through read as PS_OP_MESSAGE changes
+ *      with prefix PS_MARK_PREFIX, in log order.
+ *   9. A backfill reads an added table in key-ordered chunks between two
+ *      markers (DBLog watermarks): mark(low), chunk_read, mark(high). The
+ *      chunk's rows reflect every transaction whose commit precedes the low
+ *      marker in the log, and none that commits after the high one; a row
+ *      changed by a transaction in between may hold either version.
  */
 #ifndef PENSTOCK_SOURCE_H
 #define PENSTOCK_SOURCE_H
@@ -55,6 +69,9 @@
 #include "penstock/tabledef.h"
 
 #define PS_SOURCE_ABI_VERSION 1
+
+/* The prefix of the markers the core writes into the log (retable, mark). */
+#define PS_MARK_PREFIX "penstock.mark"
 
 typedef struct ps_source ps_source; /* defined by each plugin */
 typedef struct ps_copier ps_copier; /* one initial-load worker connection */
@@ -111,6 +128,17 @@ typedef struct ps_prepare_result {
 	char server_version[32];
 	char snapshot[64];                  /* exported snapshot name, "" if none */
 } ps_prepare_result;
+
+/* What retable changed. added: malloc'd array of nadded defs, as describe
+ * makes them (free each with ps_table_def_free, then the array); removed:
+ * malloc'd array of nremoved malloc'd "schema.table" names (free each, then
+ * the array). */
+typedef struct ps_retable_result {
+	ps_table_def **added;
+	size_t nadded;
+	char **removed;
+	size_t nremoved;
+} ps_retable_result;
 
 typedef struct ps_source_ops {
 	int abi_version;                 /* PS_SOURCE_ABI_VERSION */
@@ -186,6 +214,29 @@ typedef struct ps_source_ops {
 	 * only when they could not run at all (out of memory). */
 	int (*precheck)(const ps_source_config *cfg, ps_check_report *report,
 	                ps_check_tables *tables, ps_error *err);
+
+	/* --- live table changes; optional as a group (invariants 8, 9) ----- */
+	/* Selects the tables the patterns name now, with prepare's rules and
+	 * refusals, and makes the log deliver exactly those from now on, writing
+	 * the marker `mark` in the same source transaction (PG: ALTER
+	 * PUBLICATION ... ADD / DROP TABLE and a transactional logical message,
+	 * in one transaction). When with_key is set, an added table without a
+	 * primary key is refused (PS_EINVAL) and nothing changes. Later
+	 * prepares select with these patterns. */
+	int (*retable)(ps_source *src, const char *const *include, size_t ninclude,
+	               const char *const *exclude, size_t nexclude, bool with_key,
+	               const char *mark, ps_retable_result *res, ps_error *err);
+	/* Writes a marker with this content into the log now, outside any
+	 * transaction (read delivers it as a transaction of its own); *pos
+	 * receives its position. */
+	int (*mark)(ps_source *src, const char *content, char *pos, size_t len, ps_error *err);
+	/* Reads at most max_rows rows of def's table (it needs a primary key)
+	 * whose key is greater than `after` (NULL: from the first), in key
+	 * order, handing each to fn as copy_unit does (values valid during the
+	 * call); *nrows receives how many. Invariant 9: it first waits until
+	 * every transaction in progress when it was called has ended. */
+	int (*chunk_read)(ps_source *src, const ps_table_def *def, const ps_key_bound *after,
+	                  int max_rows, ps_row_fn fn, void *ctx, int *nrows, ps_error *err);
 
 	/* --- raw initial load; optional as a pair, needs the load group ----- */
 	/* A unit can also be copied as the engine's own bulk format (PG: binary

@@ -28,6 +28,7 @@ typedef struct job_opts {
 	const char *action;
 	const char *arg;        /* job id/name, or the spec file for create */
 	json_t *compare;        /* compare: the request body */
+	const char *complete_compare;   /* complete --compare [MODE]: the mode, or NULL */
 	bool timeout_given;
 	const char *strategy;   /* recover --strategy */
 	const char *position;   /* recover --position */
@@ -46,6 +47,9 @@ static void usage(FILE *f)
 	      "  pause JOB            stop reading, apply what was read, checkpoint; slot kept\n"
 	      "  resume JOB           continue a paused job from its checkpoint\n"
 	      "  stop JOB             drain, then drop slot and publication (only a fresh start remains)\n"
+	      "  complete JOB         a migration's cutover: fence at the source's current position,\n"
+	      "                       apply up to it, sync sequences, drop slot, publication and\n"
+	      "                       checkpoint; --compare [count|full|sample] compares first\n"
 	      "  delete JOB           remove the job, its slot, publication and checkpoint (never target data)\n"
 	      "  events JOB           the job's history: transitions with time, actor and reason\n"
 	      "  recover JOB --strategy retry|skip|resync\n"
@@ -60,7 +64,7 @@ static void usage(FILE *f)
 	      "  --server URL         the server (default $PENSTOCK_SERVER, else http://127.0.0.1:7654)\n"
 	      "  --state-dir DIR      where the server's api-token file is (when PENSTOCK_API_TOKEN is unset)\n"
 	      "  --json               print the API's JSON\n"
-	      "  --wait               start/pause/resume/stop/recover: wait until the job settles\n"
+	      "  --wait               start/pause/resume/stop/recover/complete: wait until the job settles\n"
 	      "  --timeout SECONDS    for --wait and check (default 120)\n"
 	      "  --after SEQ          events: only those after this sequence number\n"
 	      "\n"
@@ -155,6 +159,7 @@ static void print_show(json_t *j)
 	json_t *tables = json_object_get(j, "tables"), *err = json_object_get(j, "last_error");
 	json_t *checks = json_object_get(j, "checks"), *retry = json_object_get(j, "retry");
 	json_t *allowed = json_object_get(j, "allowed_actions"), *t, *a;
+	json_t *limits = json_object_get(j, "limits");
 	char retained[32], lagbytes[32];
 	size_t i;
 
@@ -181,6 +186,18 @@ static void print_show(json_t *j)
 	       json_number_value(json_object_get(rates, "changes_per_sec")),
 	       json_number_value(json_object_get(counters, "changes_applied")),
 	       json_number_value(json_object_get(counters, "txns_applied")));
+	if (json_is_object(limits)) {
+		char rows[40] = "unlimited", bytes[40] = "unlimited bytes";
+		long long rr = json_integer_value(json_object_get(limits, "rows_per_sec"));
+		long long br = json_integer_value(json_object_get(limits, "bytes_per_sec"));
+
+		if (rr > 0)
+			snprintf(rows, sizeof(rows), "%lld", rr);
+		if (br > 0)
+			human_bytes(bytes, sizeof(bytes), (double)br);
+		printf("  limits      %s changes/s, %s/s, %lld copy workers\n", rows, bytes,
+		       (long long)json_integer_value(json_object_get(limits, "parallel")));
+	}
 	if (json_array_size(tables)) {
 		printf("  snapshot    %-40s %23s %11s\n", "table", "rows copied/estimated", "units");
 		json_array_foreach(tables, i, t) {
@@ -313,7 +330,8 @@ static int call(job_opts *o, const char *method, const char *path, const char *b
 static bool settling(const char *state)
 {
 	return strcmp(state, "checking") == 0 || strcmp(state, "starting") == 0 ||
-	       strcmp(state, "draining") == 0 || strcmp(state, "stopping") == 0;
+	       strcmp(state, "draining") == 0 || strcmp(state, "stopping") == 0 ||
+	       strcmp(state, "completing") == 0;
 }
 
 /* Polls the job until it leaves the transitional states (or the timeout);
@@ -468,6 +486,23 @@ static int run_action(job_opts *o)
 		if (rc == PS_EXIT_OK &&
 		    !json_is_true(json_object_get(json_object_get(r.json, "compare"), "consistent")))
 			rc = PS_EXIT_DIFFERENT;
+	} else if (strcmp(o->action, "complete") == 0) {
+		char act[800], body[64] = "";
+
+		snprintf(act, sizeof(act), "%s/complete", path);
+		if (o->complete_compare)
+			snprintf(body, sizeof(body), "{\"compare\": \"%s\"}", o->complete_compare);
+		rc = call(o, "POST", act, body[0] ? body : NULL, &r);
+		if (rc == PS_EXIT_OK && o->wait)
+			rc = wait_settled(o, path, &r);
+		if (rc == PS_EXIT_OK && !o->json)
+			printf("job %s is %s\n", str(r.json, "name", "?"), str(r.json, "state", "?"));
+		if (rc == PS_EXIT_OK && o->wait && strcmp(str(r.json, "state", ""), "completed") != 0) {
+			if (!o->json)
+				fprintf(stderr, "penstock: error: %s\n",
+				        str(json_object_get(r.json, "last_error"), "message", "the cutover failed"));
+			rc = PS_EXIT_FAILURE;
+		}
 	} else if (strcmp(o->action, "recover") == 0) {
 		rc = run_recover(o, path, &r);
 	} else if (strcmp(o->action, "events") == 0) {
@@ -554,6 +589,11 @@ int ps_cli_job(int argc, char **argv)
 				rc = PS_EXIT_USAGE;
 				goto out;
 			}
+		} else if (strcmp(argv[i], "--compare") == 0) {
+			o.complete_compare = "full";
+			if (i + 1 < argc && (strcmp(argv[i + 1], "count") == 0 || strcmp(argv[i + 1], "full") == 0 ||
+			                     strcmp(argv[i + 1], "sample") == 0))
+				o.complete_compare = argv[++i];
 		} else if (strcmp(argv[i], "--strategy") == 0 && i + 1 < argc) {
 			o.strategy = argv[++i];
 		} else if (strcmp(argv[i], "--position") == 0 && i + 1 < argc) {

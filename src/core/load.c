@@ -29,7 +29,13 @@
  *      idempotent, so a crash in between only repeats it.
  *   4. The table set of a resumed load must equal the planned one: a table
  *      that appeared or vanished meanwhile is refused with what to do.
- *   5. A unit is copied one of two ways, chosen once per table and run
+ *   5. Live limits (cfg->limits, core/ratelimit.h): every row takes from the
+ *      job's rate-limit bucket (on the raw path, each piece of up to 64 KiB
+ *      takes its rows and bytes at once), and the number of workers follows
+ *      snapshot.parallel while the load runs: worker i stops before its next
+ *      unit once i >= parallel; main starts workers in free slots below it
+ *      while units remain.
+ *   6. A unit is copied one of two ways, chosen once per table and run
  *      (the first worker to reach a table judges it, under `path_mu`, and
  *      logs the choice): row by row (copy_unit ─► op r writes), or raw
  *      (copy_unit_raw ─► load_raw_*) when both plugins offer the raw path,
@@ -58,7 +64,7 @@ typedef struct load_unit {
 typedef enum load_path {
 	PATH_UNDECIDED = 0,
 	PATH_ROWS,                    /* copy_unit, rows through the sink's write */
-	PATH_RAW                      /* copy_unit_raw into load_raw_* (NOTES 5) */
+	PATH_RAW                      /* copy_unit_raw into load_raw_* (NOTES 6) */
 } load_path;
 
 #define RAW_FORMAT_MAX 64
@@ -84,7 +90,7 @@ typedef struct load {
 	size_t ntables;
 
 	pthread_mutex_t mu;
-	pthread_mutex_t path_mu;      /* judging a table's path (NOTES 5) */
+	pthread_mutex_t path_mu;      /* judging a table's path (NOTES 6) */
 	bool raw_offered;             /* both plugins have the raw path */
 	pthread_cond_t changed;
 	load_unit *todo;
@@ -100,8 +106,12 @@ typedef struct load {
 	uint64_t last_progress_ns;
 } load;
 
+#define LOAD_MAX_WORKERS 64           /* snapshot.parallel's upper bound */
+
 typedef struct worker {
 	load *ld;
+	int index;                    /* slot: stops once index >= the live parallel */
+	bool started, exited;         /* under ld->mu */
 	pthread_t thread;
 	ps_snk own;                   /* this worker's sink instance, or */
 	ps_snk *snk;                  /* the main one when the target allows one writer */
@@ -110,6 +120,15 @@ typedef struct worker {
 	load_table *table;
 	long long unit_rows;
 } worker;
+
+/* Copy workers wanted now (note 5). */
+static int live_parallel(const load *ld)
+{
+	int n = ld->cfg->limits ? atomic_load(&ld->cfg->limits->parallel)
+	                        : ld->cfg->spec->snapshot_parallel;
+
+	return n < 1 ? 1 : n > LOAD_MAX_WORKERS ? LOAD_MAX_WORKERS : n;
+}
 
 static bool stop_requested(load *ld)
 {
@@ -291,6 +310,8 @@ static int on_row(void *ctx, ps_table *t, const ps_value *values, ps_error *err)
 	c = ps_change_new(PS_OP_READ, t, values, NULL, false, 0);
 	if (!c)
 		return ps_error_set(err, PS_ENOMEM, "out of memory copying %s.%s", t->schema, t->name);
+	if (w->ld->cfg->limits && w->ld->cfg->rl)
+		ps_ratelimit_take(w->ld->cfg->rl, w->ld->cfg->limits, 1, c->mem_size, w->ld->cfg->stop);
 	rc = ps_snk_write(w->snk, &w->txn, c, err);
 	ps_change_free(c);
 	if (rc != PS_OK)
@@ -300,7 +321,7 @@ static int on_row(void *ctx, ps_table *t, const ps_value *values, ps_error *err)
 	return PS_OK;
 }
 
-/* The path lt's units take, judged by the first worker that asks (NOTES 5).
+/* The path lt's units take, judged by the first worker that asks (NOTES 6).
  * format receives the raw format for PATH_RAW. */
 static int choose_path(worker *w, load_table *lt, char *format, size_t format_len,
                        int *path, ps_error *err)
@@ -345,6 +366,10 @@ static int on_raw(void *ctx, const char *data, size_t len, int64_t rows, ps_erro
 
 	if (stop_requested(w->ld))
 		return ps_error_set(err, PS_ESTOPPED, "stopping");
+	/* NOTES 5: a piece (up to 64 KiB) takes its rows and bytes at once. */
+	if (w->ld->cfg->limits && w->ld->cfg->rl)
+		ps_ratelimit_take(w->ld->cfg->rl, w->ld->cfg->limits, (uint64_t)rows, len,
+		                  w->ld->cfg->stop);
 	rc = ps_snk_load_raw_write(w->snk, data, len, err);
 	if (rc != PS_OK)
 		return rc;
@@ -449,7 +474,7 @@ static void *worker_main(void *arg)
 		load_unit u;
 
 		pthread_mutex_lock(&ld->mu);
-		if (stop_requested(ld) || ld->next == ld->ntodo) {
+		if (stop_requested(ld) || ld->next == ld->ntodo || w->index >= live_parallel(ld)) {
 			pthread_mutex_unlock(&ld->mu);
 			break;
 		}
@@ -466,6 +491,7 @@ static void *worker_main(void *arg)
 		ps_snk_close(&w->own);   /* rolls back an unfinished unit */
 	pthread_mutex_lock(&ld->mu);
 	ld->running--;
+	w->exited = true;
 	pthread_cond_broadcast(&ld->changed);
 	pthread_mutex_unlock(&ld->mu);
 	return NULL;
@@ -611,44 +637,78 @@ static int finish_ready(load *ld, bool workers_gone, ps_error *err)
 
 /* --- the load ------------------------------------------------------------- */
 
-static int run_workers(load *ld, ps_error *err)
+/* Starts workers in the free slots below the live parallelism while units
+ * remain (note 5); joins those that stopped. */
+static int start_workers(load *ld, worker *workers, int *logged, ps_error *err)
 {
-	int nworkers = ld->cfg->spec->snapshot_parallel;
 	int max = ps_snk_max_writers(ld->cfg->snk);
-	worker *workers;
-	int started = 0, rc = PS_OK;
+	int want = live_parallel(ld);
 
-	if (max > 0 && nworkers > max)
-		nworkers = max;
-	if ((size_t)nworkers > ld->ntodo)
-		nworkers = (int)ld->ntodo;
-	workers = calloc(nworkers > 0 ? (size_t)nworkers : 1, sizeof(worker));
-	if (!workers)
-		return ps_error_set(err, PS_ENOMEM, "out of memory");
-	ps_log_info("initial load: %zu units to copy with %d worker%s under snapshot %s (point %s)",
-	            ld->ntodo, nworkers, nworkers == 1 ? "" : "s", ld->cfg->snapshot, ld->cfg->point);
-	for (int i = 0; i < nworkers; i++) {
-		workers[i].ld = ld;
+	if (max > 0 && want > max)
+		want = max;
+	for (int i = 0; i < LOAD_MAX_WORKERS; i++) {
+		worker *w = &workers[i];
+		bool idle, more;
+
+		pthread_mutex_lock(&ld->mu);
+		idle = !w->started || w->exited;
+		more = ld->next < ld->ntodo;
+		pthread_mutex_unlock(&ld->mu);
+		if (w->started && w->exited) {
+			pthread_join(w->thread, NULL);
+			w->started = false;
+		}
+		if (!idle || i >= want || !more || atomic_load(&ld->abort) || stop_requested(ld))
+			continue;
+		memset(w, 0, sizeof(*w));
+		w->ld = ld;
+		w->index = i;
 		/* A single-writer target (SQLite, files) is written through the main
 		 * instance: the main thread leaves it alone until the worker is gone. */
-		workers[i].snk = max == 1 ? ld->cfg->snk : NULL;
+		w->snk = max == 1 ? ld->cfg->snk : NULL;
 		pthread_mutex_lock(&ld->mu);
 		ld->running++;
+		w->started = true;
 		pthread_mutex_unlock(&ld->mu);
-		if (pthread_create(&workers[i].thread, NULL, worker_main, &workers[i]) != 0) {
+		if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
 			pthread_mutex_lock(&ld->mu);
 			ld->running--;
+			w->started = false;
 			pthread_mutex_unlock(&ld->mu);
-			rc = ps_error_set(err, PS_ERR, "cannot start copy worker %d", i + 1);
 			atomic_store(&ld->abort, 1);
-			break;
+			return ps_error_set(err, PS_ERR, "cannot start copy worker %d", i + 1);
 		}
-		started++;
 	}
+	if (want != *logged) {
+		if (*logged)
+			ps_log_info("initial load: %d copy worker%s now (snapshot.parallel changed)", want,
+			            want == 1 ? "" : "s");
+		*logged = want;
+	}
+	return PS_OK;
+}
+
+static int run_workers(load *ld, ps_error *err)
+{
+	int max = ps_snk_max_writers(ld->cfg->snk), want = live_parallel(ld), logged = 0;
+	worker *workers;
+	int rc = PS_OK;
+
+	workers = calloc(LOAD_MAX_WORKERS, sizeof(worker));
+	if (!workers)
+		return ps_error_set(err, PS_ENOMEM, "out of memory");
+	if (max > 0 && want > max)
+		want = max;
+	if ((size_t)want > ld->ntodo)
+		want = (int)ld->ntodo;
+	ps_log_info("initial load: %zu units to copy with %d worker%s under snapshot %s (point %s)",
+	            ld->ntodo, want, want == 1 ? "" : "s", ld->cfg->snapshot, ld->cfg->point);
 	for (;;) {
 		struct timespec deadline;
 		bool gone;
 
+		if (rc == PS_OK)
+			rc = start_workers(ld, workers, &logged, err);
 		clock_gettime(CLOCK_REALTIME, &deadline);
 		deadline.tv_nsec += 200 * 1000000L;
 		if (deadline.tv_nsec >= 1000000000L) {
@@ -671,8 +731,9 @@ static int run_workers(load *ld, ps_error *err)
 		if (gone)
 			break;
 	}
-	for (int i = 0; i < started; i++)
-		pthread_join(workers[i].thread, NULL);
+	for (int i = 0; i < LOAD_MAX_WORKERS; i++)
+		if (workers[i].started)
+			pthread_join(workers[i].thread, NULL);
 	free(workers);
 	return rc;
 }

@@ -10,6 +10,7 @@
 
 #include "core/checkpoint.h"
 #include "core/plugin.h"
+#include "core/ratelimit.h"
 #include "core/spec.h"
 #include "core/status.h"
 
@@ -26,6 +27,9 @@ typedef struct ps_load_config {
 	atomic_int *stop;             /* non-zero: abandon unfinished units */
 	int progress_interval_ms;     /* log period when stderr is not a terminal */
 	ps_run_status *status;        /* optional: per-table progress for a watcher */
+	const ps_limits *limits;      /* optional: live rate limits and copy workers (they may
+	                                 change while the load runs); NULL: spec's parallel */
+	ps_ratelimit *rl;             /* with limits: the job's bucket, shared by the workers */
 } ps_load_config;
 
 /*

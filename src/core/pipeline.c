@@ -36,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/backfill.h"
 #include "core/checkpoint.h"
 #include "core/errclass.h"
 #include "core/fault.h"
@@ -85,8 +86,11 @@ typedef struct pipeline {
 	/* set-up */
 	ps_sink_config sink_cfg;            /* kept for the load's extra sink instances */
 	char *target_password;              /* wiped and freed at the end */
-	char until[PS_POSITION_MAX];        /* stop once this is applied (snapshot jobs) */
+	char until[PS_POSITION_MAX];        /* stop once this is applied (snapshot jobs, the
+	                                       cutover); written before until_set, never after */
+	atomic_int until_set;
 	bool reached_until;
+	bool fence_written;                 /* reader: the cutover's fence is in the log */
 
 	/* applier-only */
 	bool in_txn;
@@ -113,7 +117,88 @@ typedef struct pipeline {
 
 	/* reader-only, for cfg->status */
 	uint64_t read_status_ns, end_status_ns;
+
+	/* live controls (pipeline.h): cfg->live, or own_live filled from the spec */
+	ps_live *live;
+	ps_live own_live;
+	ps_ratelimit rl;                    /* the apply path's bucket */
+	ps_backfill *bf;                    /* tables added and removed while running */
+	char *prev_spec_json;               /* the resumed checkpoint's spec (tables in force) */
 } pipeline;
+
+/* --- live controls -------------------------------------------------------- */
+
+static void free_patterns(char **v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+static bool same_patterns(char **a, size_t na, char **b, size_t nb)
+{
+	if (na != nb)
+		return false;
+	for (size_t i = 0; i < na; i++)
+		if (strcmp(a[i], b[i]) != 0)
+			return false;
+	return true;
+}
+
+/* A copy of n patterns (NULL-terminated), or NULL on OOM. */
+static char **copy_patterns(char **v, size_t n)
+{
+	char **out = calloc(n + 1, sizeof(char *));
+
+	for (size_t i = 0; out && i < n; i++) {
+		out[i] = strdup(v[i]);
+		if (!out[i]) {
+			free_patterns(out, i);
+			return NULL;
+		}
+	}
+	return out;
+}
+
+void ps_live_init(ps_live *l, const ps_spec *spec)
+{
+	memset(l, 0, sizeof(*l));
+	pthread_mutex_init(&l->mu, NULL);
+	ps_live_update(l, spec);
+}
+
+void ps_live_destroy(ps_live *l)
+{
+	free_patterns(l->include, l->ninclude);
+	free_patterns(l->exclude, l->nexclude);
+	pthread_mutex_destroy(&l->mu);
+}
+
+void ps_live_update(ps_live *l, const ps_spec *spec)
+{
+	char **inc, **exc;
+
+	ps_limits_set(&l->limits, spec);
+	pthread_mutex_lock(&l->mu);
+	if (!l->include || !same_patterns(l->include, l->ninclude, spec->include, spec->ninclude) ||
+	    !same_patterns(l->exclude, l->nexclude, spec->exclude, spec->nexclude)) {
+		inc = copy_patterns(spec->include, spec->ninclude);
+		exc = copy_patterns(spec->exclude, spec->nexclude);
+		if (inc && exc) {   /* out of memory: the change waits for the next update */
+			free_patterns(l->include, l->ninclude);
+			free_patterns(l->exclude, l->nexclude);
+			l->include = inc;
+			l->ninclude = spec->ninclude;
+			l->exclude = exc;
+			l->nexclude = spec->nexclude;
+			l->tables_gen++;
+			inc = exc = NULL;
+		}
+		free_patterns(inc, spec->ninclude);
+		free_patterns(exc, spec->nexclude);
+	}
+	pthread_mutex_unlock(&l->mu);
+}
 
 void ps_pipeline_config_defaults(ps_pipeline_config *cfg)
 {
@@ -243,6 +328,25 @@ static int reader_push(pipeline *p, ps_read_item *item, ps_error *err)
 	}
 }
 
+/* Between transactions: the cutover's fence, once asked for and nothing
+ * else is under way (pipeline.h, ps_live). */
+static int reader_control(pipeline *p, ps_error *err)
+{
+	int rc = ps_backfill_reader(p->bf, err);   /* table changes, backfill chunks */
+
+	if (rc != PS_OK)
+		return rc;
+	if (p->fence_written || !atomic_load(&p->live->complete) || atomic_load(&p->live->busy))
+		return PS_OK;
+	rc = ps_src_fence(&p->src, p->until, sizeof(p->until), err);
+	if (rc != PS_OK)
+		return ps_error_add_context(err, "writing the cutover's fence");
+	p->fence_written = true;
+	atomic_store(&p->until_set, 1);
+	ps_log_info("cutover: fence written at %s; applying everything up to it", p->until);
+	return PS_OK;
+}
+
 static int reader_loop(pipeline *p, ps_error *err)
 {
 	ps_read_item item;
@@ -253,6 +357,8 @@ static int reader_loop(pipeline *p, ps_error *err)
 		if (atomic_load(&p->applier_failed) || atomic_load(p->stop) >= 2 || (atomic_load(p->stop) && !in_txn))
 			return PS_OK;
 		rc = reader_ack(p, false, err);
+		if (rc == PS_OK && !in_txn)
+			rc = reader_control(p, err);
 		if (rc == PS_OK)
 			rc = ps_src_read(&p->src, &item, 200, err);
 		if (rc != PS_OK)
@@ -346,9 +452,17 @@ static int apply_flush(pipeline *p, ps_error *err)
 	durable_set(p, p->last_commit);
 	p->batch_txns = 0;
 	p->batch_bytes = 0;
-	if (p->until[0] && ps_src_compare(&p->src, p->last_commit, p->until) >= 0 &&
+	if (atomic_load(&p->until_set) && ps_src_compare(&p->src, p->last_commit, p->until) >= 0 &&
 	    !p->reached_until) {
 		p->reached_until = true;
+		if (atomic_load(&p->live->complete)) {
+			pthread_mutex_lock(&p->live->mu);
+			snprintf(p->live->fence, sizeof(p->live->fence), "%s", p->until);
+			pthread_mutex_unlock(&p->live->mu);
+			atomic_store(&p->live->fenced, 1);
+			ps_log_info("cutover: everything up to the fence %s is applied (last commit %s); "
+			            "stopping", p->until, p->last_commit);
+		}
 		atomic_store(p->stop, 1);
 	}
 	return rc;
@@ -457,22 +571,31 @@ static bool batch_full(pipeline *p)
 
 static int apply_item(pipeline *p, const ps_read_item *item, ps_error *err)
 {
-	int rc = PS_OK;
+	int rc = PS_OK, how;
 
 	switch (item->kind) {
 	case PS_READ_BEGIN:
 		p->in_txn = true;
 		p->txn = item->txn;
-		if (p->nroutes) {
-			p->txn_redo = item->txn;
-			p->txn_redo.reprocessing = true;
-		}
+		p->txn_redo = item->txn;
+		p->txn_redo.reprocessing = true;
 		if (p->batch_txns == 0)
 			p->batch_started_ns = ps_now_ns();
 		return ps_snk_begin(&p->snk, &p->txn, err);
 	case PS_READ_CHANGE:
+		/* markers of table changes and backfills, and changes of tables
+		 * added or removed while running (backfill.h) */
+		if (ps_backfill_is_mark(item->change))
+			return ps_backfill_on_mark(p->bf, &p->txn, item->change, err);
+		how = ps_backfill_route_change(p->bf, item->change);
+		if (how == PS_BF_SKIP)
+			return PS_OK;
+		/* the live limits (ratelimit.h): may wait, never inside the sink */
+		ps_ratelimit_take(&p->rl, &p->live->limits, 1, item->change->mem_size, p->stop);
 		p->batch_bytes += item->change->mem_size;
 		p->changes_applied++;
+		if (how == PS_BF_REDO)
+			return ps_snk_write(&p->snk, &p->txn_redo, item->change, err);
 		if (p->nroutes)
 			return route_write(p, item->change, err);
 		return ps_snk_write(&p->snk, &p->txn, item->change, err);
@@ -488,7 +611,7 @@ static int apply_item(pipeline *p, const ps_read_item *item, ps_error *err)
 		p->last_commit_time_us = p->txn.commit_time_us;
 		routes_end_check(p);
 		if (batch_full(p) || (ps_queue_count(&p->queue) == 0 && batch_lingered(p)) ||
-		    p->until[0])
+		    atomic_load(&p->until_set))
 			return apply_flush(p, err);
 		return PS_OK;
 	default:
@@ -551,6 +674,8 @@ static void publish_status(pipeline *p, bool force)
 		set_phase(p, PS_PHASE_STREAMING);
 	ps_run_status_applied(p->cfg->status, p->ck.position, p->ck.cdc_state, p->changes_applied,
 	                      p->txns_applied, p->last_commit_time_us, idle, atomic_load(&p->phase));
+	if (p->cfg->on_tick)
+		p->cfg->on_tick(p->cfg->payload);
 }
 
 static int applier_loop(pipeline *p, ps_error *err)
@@ -634,7 +759,18 @@ static int decide_resume(pipeline *p, bool *resuming, int *mode, ps_error *err)
 			                    is_load_job(p) ? "with a fresh initial load" : "from now");
 		return PS_OK;
 	}
+	/* the tables in force at the checkpoint (backfill.h) */
+	p->prev_spec_json = p->ck.spec_json ? strdup(p->ck.spec_json) : NULL;
 	rc = ps_checkpoint_match(&p->ck, &p->identity, err);
+	/* A job modified through its owner (the server, which passes live
+	 * controls) may have changed its tables since; a spec file edited
+	 * between two `penstock run`s is another definition and refused. */
+	if (rc != PS_OK && p->cfg->live && ps_backfill_tables_only(&p->ck, &p->identity)) {
+		ps_log_info("the job's tables changed since the checkpoint was written (%s, now %s); "
+		            "resuming with the new tables", p->ck.identity.tables, p->identity.tables);
+		ps_error_clear(err);
+		rc = PS_OK;
+	}
 	if (rc != PS_OK)
 		return rc;
 	*resuming = true;
@@ -735,6 +871,8 @@ static int run_load(pipeline *p, bool resuming, const ps_prepare_result *res, ps
 	lc.stop = p->stop;
 	lc.progress_interval_ms = p->cfg->progress_interval_ms;
 	lc.status = p->cfg->status;
+	lc.limits = &p->live->limits;
+	lc.rl = &p->rl;
 	set_phase(p, PS_PHASE_SNAPSHOT);
 	publish_status(p, true);
 	rc = ps_load_run(&lc, err);
@@ -767,6 +905,8 @@ static int begin_run(pipeline *p, bool resuming, const ps_prepare_result *res, p
 			return rc;
 	}
 	rc = routes_build(p, err);
+	if (rc == PS_OK)
+		rc = ps_backfill_begin(p->bf, p->prev_spec_json, resuming, err);
 	if (rc != PS_OK)
 		return rc;
 
@@ -878,6 +1018,7 @@ static int run_stream(pipeline *p, bool resuming, const ps_prepare_result *res, 
 		rc = ps_src_fence(&p->src, p->until, sizeof(p->until), err);
 		if (rc != PS_OK)
 			return rc;
+		atomic_store(&p->until_set, 1);
 		ps_log_info("catching up to %s before the snapshot job completes", p->until);
 	}
 	if (p->cfg->status) {
@@ -893,8 +1034,10 @@ static int run_stream(pipeline *p, bool resuming, const ps_prepare_result *res, 
 		log_start(p, resuming, res);
 	if (rc == PS_OK)
 		rc = run_threads(p, err);
-	if (rc == PS_OK && p->until[0] && !p->reached_until)
-		rc = ps_error_set(err, PS_ESTOPPED, "stopped before the snapshot job caught up");
+	if (rc == PS_OK && atomic_load(&p->until_set) && !p->reached_until)
+		rc = ps_error_set(err, PS_ESTOPPED, "stopped before %s was applied",
+		                  p->spec->type == PS_JOB_SNAPSHOT ? "the snapshot job caught up"
+		                                                  : "the cutover's fence");
 	return rc;
 }
 
@@ -911,6 +1054,9 @@ int ps_pipeline_run(const ps_pipeline_config *cfg, atomic_int *stop, ps_error *e
 	p->spec = cfg->spec;
 	p->stop = stop;
 	pthread_mutex_init(&p->mu, NULL);
+	ps_live_init(&p->own_live, p->spec);
+	p->live = cfg->live ? cfg->live : &p->own_live;
+	ps_ratelimit_init(&p->rl);
 	ps_identity_from_spec(&p->identity, p->spec);
 	rc = ps_queue_init(&p->queue, cfg->queue_max_items, cfg->queue_max_bytes);
 	if (rc == PS_OK)
@@ -921,6 +1067,15 @@ int ps_pipeline_run(const ps_pipeline_config *cfg, atomic_int *stop, ps_error *e
 		rc = decide_resume(p, &resuming, &mode, err);
 	if (rc == PS_OK)
 		rc = open_source(p, mode, resuming, &res, err);
+	if (rc == PS_OK) {
+		ps_backfill_config bc = {
+			.spec = p->spec, .src = &p->src, .snk = &p->snk, .live = p->live, .ck = &p->ck,
+			.identity = &p->identity, .rl = &p->rl, .stop = stop, .status = cfg->status,
+			.on_event = cfg->on_event, .payload = cfg->payload,
+		};
+		atomic_store(&p->live->busy, 0);   /* this run counts its own */
+		rc = ps_backfill_new(&p->bf, &bc, err);
+	}
 	if (rc == PS_OK && cfg->status) {
 		pthread_mutex_lock(&cfg->status->mu);
 		snprintf(cfg->status->server_version, sizeof(cfg->status->server_version), "%s",
@@ -956,6 +1111,10 @@ int ps_pipeline_run(const ps_pipeline_config *cfg, atomic_int *stop, ps_error *e
 	route_cache_clear(p);
 	free(p->routes);
 	ps_secret_free(p->target_password);
+	ps_backfill_free(p->bf);
+	free(p->prev_spec_json);
+	ps_ratelimit_destroy(&p->rl);
+	ps_live_destroy(&p->own_live);
 	pthread_mutex_destroy(&p->mu);
 	free(p);
 	return rc;

@@ -8,9 +8,43 @@
 #include <stdatomic.h>
 #include <stddef.h>
 
+#include "core/ratelimit.h"
+#include "penstock/change.h"
 #include "core/spec.h"
 #include "core/status.h"
 #include "penstock/error.h"
+
+/*
+ * Live controls of a run: owned by whoever starts runs (the server keeps one
+ * per job, for the job's life), changed by it at any time (a PATCH of a
+ * running job), read by the pipeline's threads while a run goes on. Every
+ * field is an atomic or guarded by mu; the pipeline never frees it.
+ */
+typedef struct ps_live {
+	ps_limits limits;           /* rate limits and load parallelism (ratelimit.h) */
+	pthread_mutex_t mu;         /* guards what is not atomic */
+	/* Cutover (a migration's complete): the owner sets `complete`; the reader
+	 * then writes a fence into the source's log at its current end (once no
+	 * table change or backfill is under way), the applier applies up to it,
+	 * sets `fenced` with the fence in `fence` (mu) and the run stops. */
+	atomic_int complete;
+	atomic_int fenced;
+	char fence[PS_POSITION_MAX];
+	atomic_int busy;            /* table changes or backfills under way: not ready
+	                               to complete (the pipeline writes it) */
+	/* The table patterns asked for (mu): ps_live_update copies the spec's
+	 * when they differ and bumps tables_gen; a running pipeline then changes
+	 * its tables to them (core/backfill.h). */
+	char **include, **exclude;
+	size_t ninclude, nexclude;
+	unsigned tables_gen;
+} ps_live;
+
+void ps_live_init(ps_live *l, const ps_spec *spec);
+void ps_live_destroy(ps_live *l);
+/* The spec of the job changed (or a run begins with it): its live parts take
+ * effect at once. */
+void ps_live_update(ps_live *l, const ps_spec *spec);
 
 typedef struct ps_pipeline_config {
 	const ps_spec *spec;
@@ -28,6 +62,13 @@ typedef struct ps_pipeline_config {
 	void *payload;
 	bool *completed;            /* optional out: set when a snapshot job finished
 	                               (slot, publication and checkpoint removed) */
+	ps_live *live;              /* optional: live controls; NULL: the spec's, fixed */
+	/* Optional: called now and then (up to 4 times a second, also while idle)
+	 * from the applier after it published cfg->status; must not block long. */
+	void (*on_tick)(void *payload);
+	/* Optional: a table change took effect or a backfill ended (a sentence
+	 * for the job's history), from the applier; must not block long. */
+	void (*on_event)(const char *text, void *payload);
 } ps_pipeline_config;
 
 void ps_pipeline_config_defaults(ps_pipeline_config *cfg);

@@ -46,7 +46,7 @@ typedef struct spec_ctx {
 
 static const char *const root_fields[] = {
 	"name", "type", "source", "target", "tables", "snapshot", "resume", "checks",
-	"retry",
+	"retry", "limits", "complete"
 };
 static const char *const source_fields[] = {
 	"url", "password_env", "password_file", "slot", "publication"
@@ -62,6 +62,8 @@ static const int create_values[] = {
 static const char *const tables_fields[] = {"include", "exclude"};
 static const char *const checks_fields[] = {"skip"};
 static const char *const retry_fields[] = {"initial_backoff_ms", "max_backoff_ms", "max_attempts"};
+static const char *const limits_fields[] = {"rows_per_sec", "bytes_per_sec"};
+static const char *const complete_fields[] = {"max_lag_ms"};
 
 static const char *const type_names[] = {"migration", "sync", "snapshot", "cdc"};
 static const int type_values[] = {
@@ -500,6 +502,48 @@ static int parse_snapshot(spec_ctx *c, json_t *root, ps_spec *spec)
 	return 0;
 }
 
+/* limits: rate limits on what is applied (and copied); 0 or absent means
+ * unlimited. They may change while the job runs (core/ratelimit.h). */
+static int parse_limits(spec_ctx *c, json_t *root, ps_spec *spec)
+{
+	json_t *lim = json_object_get(root, "limits");
+	int rc;
+
+	spec->limit_rows_per_sec = 0;
+	spec->limit_bytes_per_sec = 0;
+	if (!lim)
+		return 0;
+	if (!json_is_object(lim))
+		return fail(c, "limits", "expected an object, got %s", type_name(lim));
+	rc = check_known(c, lim, "limits", limits_fields, ARRAY_LEN(limits_fields));
+	if (rc == 0)
+		rc = get_int(c, lim, "limits", "rows_per_sec", 0, 1000000000LL, &spec->limit_rows_per_sec);
+	if (rc == 0)
+		rc = get_int(c, lim, "limits", "bytes_per_sec", 0, 1000000000000LL,
+		             &spec->limit_bytes_per_sec);
+	return rc;
+}
+
+/* complete: the cutover of a migration job. */
+static int parse_complete(spec_ctx *c, json_t *root, ps_spec *spec)
+{
+	json_t *cpl = json_object_get(root, "complete");
+	int rc;
+
+	spec->complete_max_lag_ms = 5000;
+	if (!cpl)
+		return 0;
+	if (!json_is_object(cpl))
+		return fail(c, "complete", "expected an object, got %s", type_name(cpl));
+	if (spec->type != PS_JOB_MIGRATION)
+		return fail(c, "complete", "only a migration job completes; remove this field or use "
+		            "type migration");
+	rc = check_known(c, cpl, "complete", complete_fields, ARRAY_LEN(complete_fields));
+	if (rc == 0)
+		rc = get_int(c, cpl, "complete", "max_lag_ms", 1, 3600000, &spec->complete_max_lag_ms);
+	return rc;
+}
+
 /* checks.skip: precheck ids, each one ps_check_id_skippable. The list is
  * published before it is filled, like the table patterns. */
 static int parse_checks(spec_ctx *c, json_t *root, ps_spec *spec)
@@ -627,6 +671,12 @@ static int parse_root(spec_ctx *c, json_t *root, ps_spec *spec)
 	if (rc < 0)
 		return rc;
 	rc = parse_retry(c, root, spec);
+	if (rc < 0)
+		return rc;
+	rc = parse_limits(c, root, spec);
+	if (rc < 0)
+		return rc;
+	rc = parse_complete(c, root, spec);
 	if (rc < 0)
 		return rc;
 	spec->resume = PS_RESUME_IF_EXISTS;

@@ -17,6 +17,9 @@
  *                  "chunk_rows": 250000},        optional, >= 1000: split bigger tables
  *     "tables": {"include": ["public.*"],        optional, default ["*.*"]
  *                "exclude": ["public.audit_*"]}, optional, default []
+ *     "limits": {"rows_per_sec": 0,              optional, >= 0 (0: unlimited); change live
+ *                "bytes_per_sec": 0},            optional, >= 0 (0: unlimited); change live
+ *     "complete": {"max_lag_ms": 5000},          optional, migration only: 1..3600000
  *     "resume": "if_exists",                     optional: never | always | if_exists
  *     "retry": {"initial_backoff_ms": 1000,      optional, 10..3600000: first wait
  *               "max_backoff_ms": 60000,         optional, >= initial_backoff_ms, <= 86400000
@@ -82,6 +85,10 @@ typedef struct ps_spec {
 	long long snapshot_chunk_rows; /* split tables above this many rows, default 250000 */
 	char **check_skip;    /* ncheck_skip precheck ids to report as skipped */
 	size_t ncheck_skip;
+	long long limit_rows_per_sec;  /* limits.rows_per_sec: changes applied per second, 0 = unlimited */
+	long long limit_bytes_per_sec; /* limits.bytes_per_sec: change bytes per second, 0 = unlimited */
+	long long complete_max_lag_ms; /* complete.max_lag_ms: a migration is ready_to_complete
+	                                  while its lag stays under this (default 5000) */
 } ps_spec;
 
 /*

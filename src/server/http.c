@@ -217,6 +217,13 @@ static void route_jobs(ps_server *srv, struct MHD_Connection *conn, const char *
 			ps_jobs_compare(srv, id, body->data ? body->data : "", body->len, actor, r);
 		return;
 	}
+	if (strcmp(sub, "complete") == 0) {
+		if (strcmp(method, "POST") != 0)
+			method_not_allowed(r, method, full_url, "POST");
+		else
+			ps_jobs_complete(srv, id, body->data ? body->data : "", body->len, actor, r);
+		return;
+	}
 	if (strcmp(sub, "compares") == 0) {
 		long long limit;
 		if (strcmp(method, "GET") != 0)
@@ -235,7 +242,7 @@ static void route_jobs(ps_server *srv, struct MHD_Connection *conn, const char *
 	action = ps_job_action_parse(sub);
 	if (action < 0 || action == PS_ACT_DELETE || action == PS_ACT_MODIFY) {
 		ps_api_error(r, 404, "not_found", "no such resource: %s; job actions are check, start, "
-		             "pause, resume, stop, recover, compare", full_url);
+		             "pause, resume, stop, recover, complete, compare", full_url);
 		return;
 	}
 	if (strcmp(method, "POST") != 0) {

@@ -245,10 +245,63 @@ static void set_last_error(ps_job *job, const ps_error *err, bool retryable)
 
 /* ==== the supervisor thread ================================================ */
 
+static int parse_spec(const char *text, size_t len, const char *origin, ps_spec **spec,
+                      char **stored, ps_error *err);
+
 typedef struct phase_ctx {
 	ps_server *srv;
 	ps_job *job;
+	int64_t low_lag_since_ms;   /* on_tick: lag under complete.max_lag_ms since; 0: not */
 } phase_ctx;
+
+#define READY_AFTER_MS 3000   /* lag under the limit this long: ready_to_complete */
+
+/* A migration is ready_to_complete while it streams with its lag under
+ * complete.max_lag_ms (for READY_AFTER_MS in a row) and no table is being
+ * added; back to running when that ends. Called by the pipeline's applier
+ * (pipeline.h on_tick); reads job->spec under the lock, so a PATCH of
+ * complete.max_lag_ms counts at once. */
+static void on_tick(void *payload)
+{
+	phase_ctx *c = payload;
+	ps_server *srv = c->srv;
+	ps_job *job = c->job;
+	double lag;
+	int phase;
+	bool ok;
+
+	pthread_mutex_lock(&srv->mu);
+	if (job->spec->type != PS_JOB_MIGRATION ||
+	    (job->state != PS_JOB_RUNNING && job->state != PS_JOB_READY_TO_COMPLETE)) {
+		c->low_lag_since_ms = 0;
+		pthread_mutex_unlock(&srv->mu);
+		return;
+	}
+	pthread_mutex_lock(&job->status.mu);
+	lag = job->status.lag_seconds;
+	phase = job->status.phase;
+	pthread_mutex_unlock(&job->status.mu);
+	ok = phase == PS_PHASE_STREAMING && lag * 1000.0 < (double)job->spec->complete_max_lag_ms &&
+	     !atomic_load(&job->live.busy);
+	if (job->state == PS_JOB_RUNNING) {
+		int64_t now = ps_time_now_ms();
+		if (!ok)
+			c->low_lag_since_ms = 0;
+		else if (!c->low_lag_since_ms)
+			c->low_lag_since_ms = now;
+		else if (now - c->low_lag_since_ms >= READY_AFTER_MS)
+			job_transition(srv, job, PS_JOB_READY_TO_COMPLETE, "job",
+			               "lag under complete.max_lag_ms (%lld ms) for %d s: ready to complete",
+			               job->spec->complete_max_lag_ms, READY_AFTER_MS / 1000);
+	} else if (!ok) {
+		c->low_lag_since_ms = 0;
+		job_transition(srv, job, PS_JOB_RUNNING, "job", "not ready to complete any more: %s",
+		               atomic_load(&job->live.busy) ? "a table is being added"
+		               : phase != PS_PHASE_STREAMING ? "the job is catching up"
+		               : "the lag grew over complete.max_lag_ms");
+	}
+	pthread_mutex_unlock(&srv->mu);
+}
 
 static void on_phase(int phase, void *payload)
 {
@@ -267,6 +320,16 @@ static void on_phase(int phase, void *payload)
 	if (phase == PS_PHASE_STREAMING)
 		job->attempts = 0;
 	pthread_mutex_unlock(&srv->mu);
+}
+
+/* A table change took effect in the pipeline, or a backfill ended. */
+static void on_pipeline_event(const char *text, void *payload)
+{
+	phase_ctx *c = payload;
+
+	pthread_mutex_lock(&c->srv->mu);
+	job_event(c->srv, c->job, "tables", "%s", text);
+	pthread_mutex_unlock(&c->srv->mu);
 }
 
 /* The pipeline's health changed (status.h on_health), from one of its
@@ -361,6 +424,20 @@ static const char *applied_text(ps_job *job)
 	return v ? v : "the start";
 }
 
+/* Completing failed (ARCHITECTURE.md: to failed, with the reason). Nothing
+ * was released, so the job runs again from its checkpoint after a short
+ * wait, and may be completed again once ready. err may be NULL. */
+static void cutover_failed(ps_server *srv, ps_job *job, const ps_error *err, const char *what)
+{
+	if (err)
+		set_last_error(job, err, true);
+	job->next_retry_ms = ps_time_now_ms() + job->spec->retry_initial_backoff_ms;
+	job_transition(srv, job, PS_JOB_FAILED, "job",
+	               "completing failed: %s%s%s; nothing was released: the job streams again from "
+	               "its checkpoint, complete it again once ready", what, err ? ": " : "",
+	               err ? err->message : "");
+}
+
 /* A run ended with err: failed with the next attempt scheduled (note 3,
  * the spec's retry section), or failed_permanently when err needs an
  * operator or the attempts ran out. attempts counts consecutive failed runs;
@@ -404,18 +481,36 @@ static void schedule_retry(ps_server *srv, ps_job *job, const ps_error *err)
 static void run_pipeline(ps_server *srv, ps_job *job)
 {
 	ps_pipeline_config cfg;
-	phase_ctx pc = {srv, job};
+	phase_ctx pc = {srv, job, 0};
 	ps_error err;
+	ps_spec *spec = NULL;
+	char *text = NULL;
 	bool completed = false;
 	int rc;
 
+	/* The run reads its own copy of the spec: a PATCH may replace job->spec
+	 * meanwhile, and reaches the run through job->live (note 4). */
+	ps_error_clear(&err);
+	if (parse_spec(job->spec_text, strlen(job->spec_text), job->spec->name, &spec, &text,
+	               &err) != PS_OK) {
+		set_last_error(job, &err, false);
+		job_transition(srv, job, PS_JOB_FAILED_PERMANENTLY, "job", "%s", err.message);
+		return;
+	}
+	free(text);
+	ps_live_update(&job->live, spec);
 	ps_pipeline_config_defaults(&cfg);
-	cfg.spec = job->spec;
+	cfg.spec = spec;
+	cfg.live = &job->live;
 	cfg.state_dir = srv->state_dir;
 	cfg.status = &job->status;
 	cfg.on_phase = on_phase;
+	cfg.on_tick = on_tick;
+	cfg.on_event = on_pipeline_event;
 	cfg.payload = &pc;
 	cfg.completed = &completed;
+	atomic_store(&job->live.complete, 0);   /* a cutover is asked for during a run */
+	atomic_store(&job->live.fenced, 0);
 	ps_run_status_destroy(&job->status);
 	ps_run_status_init(&job->status);
 	job->status.on_health = on_health;
@@ -426,6 +521,7 @@ static void run_pipeline(ps_server *srv, ps_job *job)
 	ps_error_clear(&err);
 	pthread_mutex_unlock(&srv->mu);
 	rc = ps_pipeline_run(&cfg, &job->stop, &err);
+	ps_spec_free(spec);
 	pthread_mutex_lock(&srv->mu);
 	job->running = false;
 	json_decref(job->last_status);
@@ -442,6 +538,12 @@ static void run_pipeline(ps_server *srv, ps_job *job)
 		job->last_error = NULL;
 		job_transition(srv, job, PS_JOB_COMPLETED, "job",
 		               "the snapshot is loaded; slot, publication and checkpoint removed");
+	} else if (job->state == PS_JOB_COMPLETING) {
+		if (rc == PS_OK && atomic_load(&job->live.fenced))
+			;   /* the cutover continues in job_main */
+		else if (!(rc == PS_OK && srv->shutting_down))
+			cutover_failed(srv, job, rc == PS_OK ? NULL : &err,
+			               "the run ended before everything up to the fence was applied");
 	} else if (rc == PS_OK && job->state == PS_JOB_DRAINING) {
 		job_transition(srv, job, PS_JOB_PAUSED, "job",
 		               "drained: every change read was applied and checkpointed at %s; slot %s kept",
@@ -489,6 +591,64 @@ static void run_release(ps_server *srv, ps_job *job)
 	               err.message, job->spec->source.slot, job->spec->source.publication);
 }
 
+/* Completing, after the pipeline applied everything up to the fence:
+ * sequences, the compare when asked, then release slot, publication and
+ * checkpoint (cutover.c). Runs outside the lock on a copy of the spec. */
+static void run_cutover(ps_server *srv, ps_job *job)
+{
+	char fence[PS_POSITION_MAX], seqs[1500], done[600] = "", compared[200] = "", job_id[24];
+	int mode = job->cutover_compare;
+	ps_compare_report rep;
+	ps_spec *spec = NULL;
+	char *text = NULL, *result = NULL;
+	ps_error err;
+	json_t *report = NULL;
+	int rc;
+
+	memset(&rep, 0, sizeof(rep));
+	ps_error_clear(&err);
+	seqs[0] = '\0';
+	pthread_mutex_lock(&job->live.mu);
+	snprintf(fence, sizeof(fence), "%s", job->live.fence);
+	pthread_mutex_unlock(&job->live.mu);
+	snprintf(job_id, sizeof(job_id), "%s", job->id);
+	rc = parse_spec(job->spec_text, strlen(job->spec_text), job->spec->name, &spec, &text, &err);
+	pthread_mutex_unlock(&srv->mu);
+	if (rc == PS_OK)
+		rc = ps_cutover_sequences(spec, seqs, sizeof(seqs), &err);
+	if (rc == PS_OK && mode) {
+		rc = ps_cutover_compare(spec, mode, &srv->cancel_compares, &rep, &err);
+		report = rc == PS_OK ? ps_compare_report_json(&rep) : NULL;
+		result = report ? json_text(report) : NULL;
+		if (result)
+			ps_store_compare_add(srv->store, job_id, ps_time_now_ms(), result, &err);
+		if (rc == PS_OK && !rep.consistent)
+			rc = ps_error_set(&err, PS_EINVAL, "the %s compare found differences (`penstock job "
+			                  "compares` has them)", ps_compare_mode_name(mode));
+		snprintf(compared, sizeof(compared), "; %s compare: equal", ps_compare_mode_name(mode));
+	}
+	if (rc == PS_OK)
+		rc = ps_pipeline_release(spec, srv->state_dir, done, sizeof(done), &err);
+	pthread_mutex_lock(&srv->mu);
+	if (job->state == PS_JOB_COMPLETING && !job->deleting) {
+		if (rc == PS_OK) {
+			json_decref(job->last_error);
+			job->last_error = NULL;
+			job->attempts = 0;
+			job_transition(srv, job, PS_JOB_COMPLETED, "job",
+			               "migration complete: everything up to the fence %s applied; %s%s; %s",
+			               fence, seqs, compared, done);
+		} else {
+			cutover_failed(srv, job, &err, "the cutover's last steps");
+		}
+	}
+	json_decref(report);
+	free(result);
+	ps_compare_report_free(&rep);
+	ps_spec_free(spec);
+	free(text);
+}
+
 /* Failed: waits for the retry time, a request, or shutdown. */
 static void wait_retry(ps_server *srv, ps_job *job)
 {
@@ -524,6 +684,8 @@ static void *job_main(void *arg)
 			run_pipeline(srv, job);
 		else if (job->state == PS_JOB_STOPPING)
 			run_release(srv, job);
+		else if (job->state == PS_JOB_COMPLETING)
+			run_cutover(srv, job);
 		else if (job->state == PS_JOB_FAILED)
 			wait_retry(srv, job);
 		else if (job->state == PS_JOB_DRAINING)
@@ -588,14 +750,24 @@ static json_t *time_json(int64_t ms)
 	return json_string(buf);
 }
 
+/* A supervisor is reading job->spec right now (prechecks, releasing, the
+ * cutover): a modification waits. A pipeline reads its own copy and gets
+ * the live parts through job->live. srv->mu held. */
+static bool spec_in_use(const ps_job *job)
+{
+	return job->thread_alive && (job->state == PS_JOB_CHECKING || job->state == PS_JOB_STOPPING ||
+	                             job->state == PS_JOB_COMPLETING);
+}
+
 /* The actions the job's state allows now; modify waits while a supervisor
- * works on the job (it reads the spec). srv->mu held. */
+ * reads the spec. srv->mu held. */
 static json_t *allowed_json(ps_job *job)
 {
 	json_t *list = json_array();
 
 	for (int a = 0; a < PS_NACTIONS; a++)
-		if (ps_job_allows(job->state, a) && !(a == PS_ACT_MODIFY && job->thread_alive))
+		if (ps_job_allows(job->state, a) && !(a == PS_ACT_MODIFY && spec_in_use(job)) &&
+		    !(a == PS_ACT_COMPLETE && job->spec->type != PS_JOB_MIGRATION))
 			json_array_append_new(list, json_string(ps_job_action_name(a)));
 	return list;
 }
@@ -660,6 +832,13 @@ static json_t *job_json(ps_job *job)
 	              "created_at", time_json(job->created_at), "updated_at", time_json(job->updated_at),
 	              "spec", spec ? spec : json_null());
 	json_decref(figures);
+	/* the limits in force now: a PATCH changes them at once (ratelimit.h) */
+	json_object_set_new(o, "limits",
+	                    json_pack("{s:I, s:I, s:i}", "rows_per_sec",
+	                              (json_int_t)atomic_load(&job->live.limits.rows_per_sec),
+	                              "bytes_per_sec",
+	                              (json_int_t)atomic_load(&job->live.limits.bytes_per_sec),
+	                              "parallel", atomic_load(&job->live.limits.parallel)));
 	retry_json(o, job);
 	return o;
 }
@@ -711,6 +890,7 @@ static ps_job *job_new(ps_server *srv, const char *id, char *spec_text, ps_spec 
 	job->spec = spec;
 	atomic_init(&job->stop, 0);
 	ps_run_status_init(&job->status);
+	ps_live_init(&job->live, spec);
 	return job;
 }
 
@@ -724,6 +904,7 @@ static void job_free(ps_job *job)
 	json_decref(job->last_error);
 	json_decref(job->last_status);
 	ps_run_status_destroy(&job->status);
+	ps_live_destroy(&job->live);
 	free(job);
 }
 
@@ -965,6 +1146,131 @@ cleanup:
 	pthread_mutex_unlock(&srv->mu);
 }
 
+/* ==== API: complete ======================================================== */
+
+/* The body of POST .../complete: empty, or {"compare": mode | true | false,
+ * "reason": "..."}; *mode is 0 when no compare is asked for. */
+static bool parse_complete_req(const char *body, size_t len, int *mode, ps_api_result *r)
+{
+	json_error_t jerr;
+	json_t *doc, *v;
+	const char *key, *bad = NULL, *why = NULL;
+
+	*mode = 0;
+	if (len == 0)
+		return true;
+	doc = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!doc || !json_is_object(doc)) {
+		ps_api_error(r, 400, "invalid_json", "request body:%d:%d: %s", jerr.line, jerr.column,
+		             doc ? "expected a JSON object" : jerr.text);
+		json_decref(doc);
+		return false;
+	}
+	json_object_foreach(doc, key, v) {
+		if (strcmp(key, "compare") == 0) {
+			if (json_is_boolean(v))
+				*mode = json_is_true(v) ? PS_COMPARE_FULL : 0;
+			else if (!json_is_string(v) || ps_compare_mode_parse(json_string_value(v), mode) != PS_OK)
+				why = "expected \"count\", \"full\", \"sample\", true or false";
+		} else if (strcmp(key, "reason") == 0) {
+			if (!json_is_string(v))
+				why = "expected a string";
+		} else {
+			why = "unknown field; known: compare, reason";
+		}
+		if (why) {
+			bad = key;
+			break;
+		}
+	}
+	if (bad) {
+		ps_api_error(r, 400, "invalid_request", "request body: %s: %s", bad, why);
+		ps_api_error_detail(r, "field", json_string(bad));
+	}
+	json_decref(doc);
+	return bad == NULL;
+}
+
+/* Why a job that the lifecycle lets complete cannot do it right now, or
+ * NULL. srv->mu held. */
+static const char *complete_blocker(ps_job *job, char *buf, size_t len)
+{
+	double lag;
+	int phase;
+
+	if (job->spec->type != PS_JOB_MIGRATION) {
+		snprintf(buf, len, "only a migration job completes; job '%s' is a %s job (stop it "
+		         "instead)", job->spec->name, ps_job_type_name(job->spec->type));
+		return buf;
+	}
+	if (!job->running) {
+		snprintf(buf, len, "job '%s' has no running pipeline to fence", job->spec->name);
+		return buf;
+	}
+	if (atomic_load(&job->live.busy)) {
+		snprintf(buf, len, "a table is being added to job '%s' (backfill under way); complete it "
+		         "once that is done", job->spec->name);
+		return buf;
+	}
+	if (job->state == PS_JOB_READY_TO_COMPLETE)
+		return NULL;
+	pthread_mutex_lock(&job->status.mu);
+	lag = job->status.lag_seconds;
+	phase = job->status.phase;
+	pthread_mutex_unlock(&job->status.mu);
+	if (phase != PS_PHASE_STREAMING) {
+		snprintf(buf, len, "job '%s' is still in its %s phase; complete it once it streams",
+		         job->spec->name, ps_phase_name(phase) ? ps_phase_name(phase) : "first");
+		return buf;
+	}
+	if (lag * 1000.0 >= (double)job->spec->complete_max_lag_ms) {
+		snprintf(buf, len, "job '%s' lags %.1f s behind the source, over complete.max_lag_ms "
+		         "(%lld ms); wait for ready_to_complete", job->spec->name, lag,
+		         job->spec->complete_max_lag_ms);
+		return buf;
+	}
+	return NULL;
+}
+
+void ps_jobs_complete(ps_server *srv, const char *id, const char *body, size_t len,
+                      const char *actor, ps_api_result *r)
+{
+	char why[300];
+	const char *blocker;
+	ps_job *job;
+	int mode;
+
+	if (!parse_complete_req(body, len, &mode, r))
+		return;
+	pthread_mutex_lock(&srv->mu);
+	job = find_job(srv, id);
+	if (!job) {
+		not_found(r, id);
+		goto cleanup;
+	}
+	if (!ps_job_allows(job->state, PS_ACT_COMPLETE)) {
+		refuse(r, job, PS_ACT_COMPLETE);
+		goto cleanup;
+	}
+	blocker = complete_blocker(job, why, sizeof(why));
+	if (blocker) {
+		ps_api_error(r, 409, "invalid_state", "%s", blocker);
+		ps_api_error_detail(r, "state", json_string(ps_job_state_name(job->state)));
+		ps_api_error_detail(r, "allowed_actions", allowed_json(job));
+		goto cleanup;
+	}
+	job->cutover_compare = mode;
+	job_transition(srv, job, PS_JOB_COMPLETING, actor,
+	               "complete requested: fencing at the source's current position, applying up to "
+	               "it, then syncing sequences%s and releasing slot %s, publication %s and the "
+	               "checkpoint", mode ? ", comparing" : "", job->spec->source.slot,
+	               job->spec->source.publication);
+	atomic_store(&job->live.complete, 1);
+	answer_job(r, 202, job);
+cleanup:
+	pthread_mutex_unlock(&srv->mu);
+}
+
 /* ==== API: recover ========================================================= */
 
 typedef struct recover_start {
@@ -980,12 +1286,19 @@ static void run_recover(ps_server *srv, ps_job *job, const recover_start *rs)
 {
 	const char *name = ps_recover_strategy_name(rs->plan.strategy);
 	ps_recover_result res;
+	ps_spec *spec = NULL;
+	char *text = NULL;
 	ps_error err;
 	int rc;
 
+	/* a copy: a PATCH may replace job->spec while the job is starting */
 	ps_error_clear(&err);
+	rc = parse_spec(job->spec_text, strlen(job->spec_text), job->spec->name, &spec, &text, &err);
 	pthread_mutex_unlock(&srv->mu);
-	rc = ps_recover_prepare(job->spec, srv->state_dir, &rs->plan, &res, &err);
+	if (rc == PS_OK)
+		rc = ps_recover_prepare(spec, srv->state_dir, &rs->plan, &res, &err);
+	ps_spec_free(spec);
+	free(text);
 	pthread_mutex_lock(&srv->mu);
 	if (rc == PS_OK && rs->plan.strategy == PS_RECOVER_SKIP) {
 		job_gap_event(srv, job, rs->actor, res.from, res.to,
@@ -1354,7 +1667,31 @@ static bool same_str(const char *a, const char *b)
 	return (!a && !b) || (a && b && strcmp(a, b) == 0);
 }
 
-static bool same_patterns(char **a, size_t na, char **b, size_t nb)
+/* What may not change while the job holds a checkpoint: what the
+ * checkpoint's fingerprint and the slot stand for. The source and the target
+ * are compared as the checkpoint identifies them (scheme, host, port,
+ * database), so the user or connection parameters may change. NULL when
+ * nothing. */
+static const char *identity_change(const ps_spec *a, const ps_spec *b)
+{
+	ps_identity ia, ib;
+
+	if (a->type != b->type)
+		return "type";
+	ps_identity_from_spec(&ia, a);
+	ps_identity_from_spec(&ib, b);
+	if (strcmp(ia.source, ib.source) != 0)
+		return "source.url";
+	if (!same_str(a->source.slot, b->source.slot))
+		return "source.slot";
+	if (!same_str(a->source.publication, b->source.publication))
+		return "source.publication";
+	if (strcmp(ia.target, ib.target) != 0)
+		return "target.url";
+	return NULL;   /* tables may change: a running job adds and removes them live */
+}
+
+static bool same_list(char **a, size_t na, char **b, size_t nb)
 {
 	if (na != nb)
 		return false;
@@ -1364,24 +1701,29 @@ static bool same_patterns(char **a, size_t na, char **b, size_t nb)
 	return true;
 }
 
-/* What may not change while the job holds a checkpoint: what the
- * checkpoint's fingerprint and the slot stand for. NULL when nothing. */
-static const char *identity_change(const ps_spec *a, const ps_spec *b)
+/* What of a modification reaches a running pipeline at once (pipeline.h
+ * ps_live), for the event; "" when nothing. */
+static void live_changes(const ps_spec *a, const ps_spec *b, char *buf, size_t len)
 {
-	if (a->type != b->type)
-		return "type";
-	if (!same_str(a->source.url, b->source.url))
-		return "source.url";
-	if (!same_str(a->source.slot, b->source.slot))
-		return "source.slot";
-	if (!same_str(a->source.publication, b->source.publication))
-		return "source.publication";
-	if (!same_str(a->target.url, b->target.url))
-		return "target.url";
-	if (!same_patterns(a->include, a->ninclude, b->include, b->ninclude) ||
-	    !same_patterns(a->exclude, a->nexclude, b->exclude, b->nexclude))
-		return "tables";
-	return NULL;
+	size_t used = 0;
+
+	buf[0] = '\0';
+	if (a->limit_rows_per_sec != b->limit_rows_per_sec)
+		used += (size_t)snprintf(buf + used, len - used, "%slimits.rows_per_sec %lld -> %lld",
+		                         used ? ", " : "", a->limit_rows_per_sec, b->limit_rows_per_sec);
+	if (used < len && a->limit_bytes_per_sec != b->limit_bytes_per_sec)
+		used += (size_t)snprintf(buf + used, len - used, "%slimits.bytes_per_sec %lld -> %lld",
+		                         used ? ", " : "", a->limit_bytes_per_sec, b->limit_bytes_per_sec);
+	if (used < len && a->snapshot_parallel != b->snapshot_parallel)
+		used += (size_t)snprintf(buf + used, len - used, "%ssnapshot.parallel %d -> %d",
+		                         used ? ", " : "", a->snapshot_parallel, b->snapshot_parallel);
+	if (used < len && a->complete_max_lag_ms != b->complete_max_lag_ms)
+		used += (size_t)snprintf(buf + used, len - used, "%scomplete.max_lag_ms %lld -> %lld",
+		                         used ? ", " : "", a->complete_max_lag_ms, b->complete_max_lag_ms);
+	if (used < len && !(same_list(a->include, a->ninclude, b->include, b->ninclude) &&
+	                    same_list(a->exclude, a->nexclude, b->exclude, b->nexclude)))
+		snprintf(buf + used, len - used, "%stables (the job's events say when each change takes "
+		         "effect)", used ? ", " : "");
 }
 
 void ps_jobs_modify(ps_server *srv, const char *id, const char *body, size_t len,
@@ -1389,7 +1731,7 @@ void ps_jobs_modify(ps_server *srv, const char *id, const char *body, size_t len
 {
 	json_t *patch = NULL, *doc = NULL;
 	json_error_t jerr;
-	char *merged = NULL, *text = NULL;
+	char *merged = NULL, *text = NULL, live[300];
 	ps_spec *spec = NULL;
 	const char *changed;
 	ps_job *job;
@@ -1439,27 +1781,32 @@ void ps_jobs_modify(ps_server *srv, const char *id, const char *body, size_t len
 		ps_api_error_detail(r, "field", json_string(changed));
 		goto cleanup;
 	}
-	if (job->thread_alive) {
-		/* its supervisor (prechecks, pipeline, release) reads job->spec */
+	if (spec_in_use(job)) {
 		ps_api_error(r, 409, "invalid_state",
-		             "job '%s' is %s: pause it (or let it settle) first, modify, then resume "
-		             "(changing a working job live is not supported yet)", job->spec->name,
-		             ps_job_state_name(job->state));
+		             "job '%s' is %s and its supervisor is reading the spec: modify it once "
+		             "it settles", job->spec->name, ps_job_state_name(job->state));
 		ps_api_error_detail(r, "state", json_string(ps_job_state_name(job->state)));
 		ps_api_error_detail(r, "allowed_actions", allowed_json(job));
 		goto cleanup;
 	}
+	live_changes(job->spec, spec, live, sizeof(live));
 	ps_spec_free(job->spec);
 	free(job->spec_text);
 	job->spec = spec;
 	job->spec_text = text;
 	spec = NULL;
 	text = NULL;
+	ps_live_update(&job->live, job->spec);   /* a running pipeline sees it at once */
 	if (job->state == PS_JOB_READY || job->state == PS_JOB_CHECK_FAILED) {
 		job_transition(srv, job, PS_JOB_CREATED, actor, "spec modified; check again");
 	} else {
+		char reason[400];
+
+		snprintf(reason, sizeof(reason), "spec modified%s%s",
+		         live[0] && job->running ? "; in effect at once: " : "",
+		         live[0] && job->running ? live : "");
 		job->updated_at = ps_time_now_ms();
-		job_save(srv, job, "modify", actor, -1, -1, "spec modified");
+		job_save(srv, job, "modify", actor, -1, -1, reason);
 	}
 	answer_job(r, 200, job);
 cleanup:

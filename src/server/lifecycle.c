@@ -23,17 +23,20 @@ static const char *const HEALTH_NAMES[] = {"ok", "degraded", "degraded_log_fully
 
 /* Allowed actions per state. Resting states without a slot (created,
  * check_failed, ready, stopped, completed) may be checked and started afresh;
- * states with a slot and a checkpoint may be stopped, which releases them. */
+ * states with a slot and a checkpoint may be stopped, which releases them.
+ * complete (a migration's cutover) is allowed in running and
+ * ready_to_complete; the server also refuses it for other job types, and in
+ * running unless the lag is under complete.max_lag_ms at that moment. */
 static const unsigned ALLOWED[PS_JOB_NSTATES] = {
 	[PS_JOB_CREATED] = A(PS_ACT_CHECK) | A(PS_ACT_START) | ANY_TIME,
 	[PS_JOB_CHECKING] = ANY_TIME,
 	[PS_JOB_CHECK_FAILED] = A(PS_ACT_CHECK) | A(PS_ACT_START) | ANY_TIME,
 	[PS_JOB_READY] = A(PS_ACT_CHECK) | A(PS_ACT_START) | ANY_TIME,
 	[PS_JOB_STARTING] = A(PS_ACT_PAUSE) | A(PS_ACT_STOP) | ANY_TIME,
-	[PS_JOB_RUNNING] = A(PS_ACT_PAUSE) | A(PS_ACT_STOP) | ANY_TIME,
+	[PS_JOB_RUNNING] = A(PS_ACT_PAUSE) | A(PS_ACT_STOP) | A(PS_ACT_COMPLETE) | ANY_TIME,
 	[PS_JOB_DRAINING] = A(PS_ACT_STOP) | ANY_TIME,
 	[PS_JOB_PAUSED] = A(PS_ACT_RESUME) | A(PS_ACT_STOP) | ANY_TIME,
-	[PS_JOB_READY_TO_COMPLETE] = A(PS_ACT_PAUSE) | A(PS_ACT_STOP) | ANY_TIME,
+	[PS_JOB_READY_TO_COMPLETE] = A(PS_ACT_PAUSE) | A(PS_ACT_STOP) | A(PS_ACT_COMPLETE) | ANY_TIME,
 	[PS_JOB_COMPLETING] = ANY_TIME,
 	[PS_JOB_COMPLETED] = A(PS_ACT_CHECK) | A(PS_ACT_START) | ANY_TIME,
 	[PS_JOB_STOPPING] = ANY_TIME,

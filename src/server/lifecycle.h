@@ -11,6 +11,10 @@
  *   running ─error─► failed ─(retry)─► starting ...   permanent ─► failed_permanently
  *   failed_permanently ─recover (retry | skip | resync)─► starting ...
  *   snapshot job ─load done─► completed
+ *   migration running ─lag under complete.max_lag_ms for 3 s─► ready_to_complete
+ *           ─lag grows─► running
+ *   running | ready_to_complete ─complete─► completing (fence, apply up to it,
+ *           sequences, compare?, release) ─► completed      any failure ─► failed
  *   any ─delete─► (gone)
  *
  * Pure functions: the server applies them under its lock.

@@ -34,6 +34,7 @@
 
 #include <jansson.h>
 
+#include "core/pipeline.h"
 #include "core/spec.h"
 #include "core/status.h"
 #include "penstock/error.h"
@@ -65,6 +66,8 @@ typedef struct ps_job {
 	bool running;               /* a pipeline is running: status is live */
 	atomic_int stop;            /* the pipeline's stop flag */
 	ps_run_status status;       /* live figures of the running pipeline */
+	ps_live live;               /* live controls its pipelines read (limits, tables) */
+	int cutover_compare;        /* complete: compare mode to run before releasing, 0: none */
 	struct ps_job *next;
 } ps_job;
 
@@ -121,6 +124,21 @@ void ps_jobs_events(ps_server *srv, const char *id, int64_t after, int limit, ps
 json_t *ps_job_figures(ps_job *job);
 /* Prometheus text exposition of every job (malloc'd). */
 char *ps_jobs_metrics(ps_server *srv);
+
+/* POST /v1/jobs/{id}/complete (a migration's cutover; body: optional
+ * {"compare": "count"|"full"|"sample"|true|false, "reason"}). */
+void ps_jobs_complete(ps_server *srv, const char *id, const char *body, size_t len,
+                      const char *actor, ps_api_result *r);
+
+/* --- cutover.c: the steps of complete after the fence was applied -------- */
+
+struct ps_compare_report;
+/* Sets every target sequence owned by a selected table to the source's
+ * value; summary says what was done (or why it does not apply). */
+int ps_cutover_sequences(const ps_spec *spec, char *summary, size_t len, ps_error *err);
+/* Compares every selected table (mode: ps_compare_mode) into *rep. */
+int ps_cutover_compare(const ps_spec *spec, int mode, atomic_int *cancel,
+                       struct ps_compare_report *rep, ps_error *err);
 
 /* --- http.c --------------------------------------------------------------- */
 

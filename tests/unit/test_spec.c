@@ -171,7 +171,8 @@ static void test_target_schemes(void **state)
 static void test_unknown_fields(void **state)
 {
 	parse_fails("{\"name\": \"a\", \"type\": \"cdc\", " SRC_OK ", " DST_OK ", \"resmue\": \"never\"}",
-	            "resmue: unknown field; known fields are name, type, source, target, tables, snapshot, resume, checks, retry");
+	            "resmue: unknown field; known fields are name, type, source, target, tables, snapshot, resume, checks, "
+	            "retry, limits, complete");
 	parse_fails("{\"name\": \"a\", \"type\": \"cdc\", \"source\": {\"url\": \"postgresql://h/db\", "
 	            "\"slto\": \"x\"}, " DST_OK "}",
 	            "source.slto: unknown field; known fields are url, password_env, password_file, "

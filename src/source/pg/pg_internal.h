@@ -16,8 +16,10 @@
 #include "core/url.h"
 #include "penstock/source.h"
 #include "source/pg/pgoutput.h"
+#include "util/buf.h"
 
 #define PG_PENDING_MAX 3
+#define PG_LONG_XIDS 256
 
 struct ps_source {
 	/* configuration (owned copies) */
@@ -61,6 +63,15 @@ struct ps_source {
 	bool skipping;             /* inside a transaction at or before start_lsn */
 	ps_txn txn;                /* the transaction being delivered */
 
+	/* backfill chunks (pg_live.c, reader thread only): the transactions in
+	 * progress after the last mark, which a chunk read waits for */
+	uint64_t *wait_xids;
+	size_t nwait;
+	bool wait_taken;
+	int64_t wait_since_us;
+	uint64_t long_xids[PG_LONG_XIDS];  /* waited for in vain: running for long */
+	size_t nlong, long_next;
+
 	/* items produced by one message and not yet returned */
 	ps_read_item pending[PG_PENDING_MAX];
 	int npending, pending_next;
@@ -72,6 +83,19 @@ struct ps_source {
 #define PG_FEEDBACK_INTERVAL_US (10LL * 1000000LL)
 
 int64_t pg_now_us(void);
+
+/* pg_source.c: the tables the patterns select now (prepare's rules and
+ * refusals): their OIDs, names ("schema.table") and whether each has a
+ * primary key; list (may be NULL) receives them quoted, comma-separated. */
+typedef struct pg_selection {
+	uint32_t *oids;
+	char **names;
+	bool *has_key;
+	size_t n;
+} pg_selection;
+int pg_select(ps_source *src, char **include, size_t ninclude, char **exclude, size_t nexclude,
+              pg_selection *sel, ps_buf *list, ps_error *err);
+void pg_selection_free(pg_selection *sel);
 
 /* pg_stream.c */
 int pg_stream_start(ps_source *src, const char *position, const char *redo_until,
@@ -85,6 +109,9 @@ int pg_stream_fence(ps_source *src, char *pos, size_t len, ps_error *err);
 
 /* pg_snapshot.c */
 int pg_describe(ps_source *src, ps_table_def ***defs, size_t *n, ps_error *err);
+/* describe for the given tables (pg_live.c describes the added ones). */
+int pg_describe_oids(ps_source *src, const uint32_t *oids, size_t noids, ps_table_def ***defs,
+                     size_t *n, ps_error *err);
 int pg_split(ps_source *src, const ps_table_def *def, int64_t chunk_rows,
              ps_key_bound **bounds, size_t *nbounds, ps_error *err);
 int pg_snapshot_export(ps_source *src, char *name, size_t name_len, char *point,
@@ -97,6 +124,14 @@ void pg_primary_key(const ps_table_def *def, const int **keys, int *nkeys);
 /* pg_precheck.c: source.h precheck */
 int pg_precheck(const ps_source_config *cfg, ps_check_report *report, ps_check_tables *tables,
                 ps_error *err);
+
+/* pg_live.c: source.h retable, mark, chunk_read */
+int pg_retable(ps_source *src, const char *const *include, size_t ninclude,
+               const char *const *exclude, size_t nexclude, bool with_key, const char *mark,
+               ps_retable_result *res, ps_error *err);
+int pg_mark(ps_source *src, const char *content, char *pos, size_t len, ps_error *err);
+int pg_chunk_read(ps_source *src, const ps_table_def *def, const ps_key_bound *after,
+                  int max_rows, ps_row_fn fn, void *ctx, int *nrows, ps_error *err);
 
 /* pg_copy.c */
 int pg_copy_open(ps_source *src, const char *snapshot, ps_copier **out, ps_error *err);

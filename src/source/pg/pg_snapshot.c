@@ -78,13 +78,13 @@ static void rows_of(const PGresult *r, uint32_t relid, int *begin, int *end)
 	*end = lo;
 }
 
-/* "{1,2,3}": the selected tables as an oid[] parameter. */
-static int oid_array(const ps_source *src, ps_buf *b)
+/* "{1,2,3}": tables as an oid[] parameter. */
+static int oid_array(const uint32_t *oids, size_t n, ps_buf *b)
 {
 	int rc = ps_buf_putc(b, '{');
 
-	for (size_t i = 0; rc == PS_OK && i < src->ntable_oids; i++)
-		rc = ps_buf_printf(b, "%s%u", i ? "," : "", src->table_oids[i]);
+	for (size_t i = 0; rc == PS_OK && i < n; i++)
+		rc = ps_buf_printf(b, "%s%u", i ? "," : "", oids[i]);
 	if (rc == PS_OK)
 		rc = ps_buf_putc(b, '}');
 	return rc;
@@ -413,6 +413,16 @@ static int server_version(ps_source *src, int *version, ps_error *err)
 
 int pg_describe(ps_source *src, ps_table_def ***defs, size_t *n, ps_error *err)
 {
+	*defs = NULL;
+	*n = 0;
+	if (!src->table_oids)
+		return ps_error_set(err, PS_EINVAL, "describe needs prepare to select the tables first");
+	return pg_describe_oids(src, src->table_oids, src->ntable_oids, defs, n, err);
+}
+
+int pg_describe_oids(ps_source *src, const uint32_t *table_oids, size_t ntables,
+                     ps_table_def ***defs, size_t *n, ps_error *err)
+{
 	describe_results q = {NULL, NULL, NULL};
 	ps_table_def **out = NULL;
 	const char *params[1];
@@ -423,9 +433,7 @@ int pg_describe(ps_source *src, ps_table_def ***defs, size_t *n, ps_error *err)
 	*defs = NULL;
 	*n = 0;
 	ps_buf_init(&oids, 64u << 20);
-	if (!src->table_oids)
-		return ps_error_set(err, PS_EINVAL, "describe needs prepare to select the tables first");
-	rc = oid_array(src, &oids);
+	rc = oid_array(table_oids, ntables, &oids);
 	if (rc != PS_OK) {
 		ps_error_set(err, rc, "too many tables");
 		goto cleanup;
@@ -440,9 +448,9 @@ int pg_describe(ps_source *src, ps_table_def ***defs, size_t *n, ps_error *err)
 		rc = query_constraints(src, version, params, &q.constraints, err);
 	if (rc != PS_OK)
 		goto cleanup;
-	if ((size_t)PQntuples(q.tables) < src->ntable_oids)
+	if ((size_t)PQntuples(q.tables) < ntables)
 		ps_log_warn("%zu of the %zu selected tables no longer exist and are not described",
-		            src->ntable_oids - (size_t)PQntuples(q.tables), src->ntable_oids);
+		            ntables - (size_t)PQntuples(q.tables), ntables);
 	out = calloc((size_t)PQntuples(q.tables) + 1, sizeof(*out));
 	if (!out) {
 		rc = ps_error_set(err, PS_ENOMEM, "out of memory");

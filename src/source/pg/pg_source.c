@@ -79,6 +79,7 @@ static void pg_close(ps_source *src)
 	free_strv(src->include, src->ninclude);
 	free_strv(src->exclude, src->nexclude);
 	free(src->table_oids);
+	free(src->wait_xids);
 	free(src);
 }
 
@@ -178,20 +179,26 @@ static bool matches_any(char **pats, size_t n, const char *qualified)
 	return false;
 }
 
-/* Appends the selected tables to list as quoted "schema"."table" items,
- * comma-separated; *count receives how many. Their OIDs are kept in
- * src->table_oids for describe. */
-static int select_tables(ps_source *src, ps_buf *list, size_t *count, ps_error *err)
+void pg_selection_free(pg_selection *sel)
+{
+	for (size_t i = 0; sel->names && i < sel->n; i++)
+		free(sel->names[i]);
+	free(sel->names);
+	free(sel->oids);
+	free(sel->has_key);
+	memset(sel, 0, sizeof(*sel));
+}
+
+int pg_select(ps_source *src, char **include, size_t ninclude, char **exclude, size_t nexclude,
+              pg_selection *sel, ps_buf *list, ps_error *err)
 {
 	PGresult *r = NULL;
 	ps_buf bad;
 	char qualified[300];
+	size_t rows;
 	int rc;
 
-	*count = 0;
-	free(src->table_oids);
-	src->table_oids = NULL;
-	src->ntable_oids = 0;
+	memset(sel, 0, sizeof(*sel));
 	ps_buf_init(&bad, 4096);
 	rc = pg_exec(src->sql, &r, err, "listing tables",
 	             "SELECT n.nspname, c.relname, c.relreplident, "
@@ -202,8 +209,11 @@ static int select_tables(ps_source *src, ps_buf *list, size_t *count, ps_error *
 	             "'penstock') AND n.nspname NOT LIKE 'pg\\_%' ORDER BY 1, 2", 0, NULL);
 	if (rc != PS_OK)
 		goto cleanup;
-	src->table_oids = calloc((size_t)PQntuples(r) + 1, sizeof(uint32_t));
-	if (!src->table_oids) {
+	rows = (size_t)PQntuples(r) + 1;
+	sel->oids = calloc(rows, sizeof(uint32_t));
+	sel->has_key = calloc(rows, sizeof(bool));
+	sel->names = calloc(rows, sizeof(char *));
+	if (!sel->oids || !sel->has_key || !sel->names) {
 		rc = ps_error_set(err, PS_ENOMEM, "out of memory");
 		goto cleanup;
 	}
@@ -211,20 +221,27 @@ static int select_tables(ps_source *src, ps_buf *list, size_t *count, ps_error *
 		const char *ident = PQgetvalue(r, i, 2);
 		bool has_pk = PQgetvalue(r, i, 3)[0] == 't';
 		snprintf(qualified, sizeof(qualified), "%s.%s", PQgetvalue(r, i, 0), PQgetvalue(r, i, 1));
-		if (!matches_any(src->include, src->ninclude, qualified) ||
-		    matches_any(src->exclude, src->nexclude, qualified))
+		if (!matches_any(include, ninclude, qualified) || matches_any(exclude, nexclude, qualified))
 			continue;
 		if (ident[0] == 'n' || (ident[0] == 'd' && !has_pk)) {
 			ps_buf_printf(&bad, "%s%s", bad.len ? ", " : "", qualified);
 			continue;
 		}
-		if (*count)
-			ps_buf_puts(list, ", ");
-		pg_quote_ident(src->sql, list, PQgetvalue(r, i, 0));
-		ps_buf_putc(list, '.');
-		pg_quote_ident(src->sql, list, PQgetvalue(r, i, 1));
-		src->table_oids[src->ntable_oids++] = (uint32_t)strtoul(PQgetvalue(r, i, 4), NULL, 10);
-		(*count)++;
+		sel->names[sel->n] = strdup(qualified);
+		if (!sel->names[sel->n]) {
+			rc = ps_error_set(err, PS_ENOMEM, "out of memory");
+			goto cleanup;
+		}
+		if (list) {
+			if (sel->n)
+				ps_buf_puts(list, ", ");
+			pg_quote_ident(src->sql, list, PQgetvalue(r, i, 0));
+			ps_buf_putc(list, '.');
+			pg_quote_ident(src->sql, list, PQgetvalue(r, i, 1));
+		}
+		sel->oids[sel->n] = (uint32_t)strtoul(PQgetvalue(r, i, 4), NULL, 10);
+		sel->has_key[sel->n] = has_pk;
+		sel->n++;
 	}
 	if (bad.len) {
 		rc = ps_error_set(err, PS_EINVAL,
@@ -232,16 +249,41 @@ static int select_tables(ps_source *src, ps_buf *list, size_t *count, ps_error *
 		                  "would make UPDATE and DELETE fail on the source. Fix: add a primary key, "
 		                  "or ALTER TABLE ... REPLICA IDENTITY FULL, or add them to tables.exclude",
 		                  bad.data);
-	} else if (*count == 0) {
+	} else if (sel->n == 0) {
 		rc = ps_error_set(err, PS_EINVAL,
 		                  "tables.include matched no table in database '%s'; list tables with "
 		                  "psql's \\dt *.* and fix the patterns (they are schema.table globs)",
 		                  PQdb(src->sql));
 	}
 cleanup:
+	if (rc != PS_OK)
+		pg_selection_free(sel);
 	PQclear(r);
 	ps_buf_free(&bad);
 	return rc;
+}
+
+/* Appends the selected tables to list as quoted "schema"."table" items,
+ * comma-separated; *count receives how many. Their OIDs are kept in
+ * src->table_oids for describe. */
+static int select_tables(ps_source *src, ps_buf *list, size_t *count, ps_error *err)
+{
+	pg_selection sel;
+	int rc;
+
+	*count = 0;
+	free(src->table_oids);
+	src->table_oids = NULL;
+	src->ntable_oids = 0;
+	rc = pg_select(src, src->include, src->ninclude, src->exclude, src->nexclude, &sel, list, err);
+	if (rc != PS_OK)
+		return rc;
+	src->table_oids = sel.oids;
+	src->ntable_oids = sel.n;
+	*count = sel.n;
+	sel.oids = NULL;
+	pg_selection_free(&sel);
+	return PS_OK;
 }
 
 /* --- publication ---------------------------------------------------------- */
@@ -488,6 +530,9 @@ const ps_source_ops ps_source_pg = {
 	.copy_unit = pg_copy_unit,
 	.copy_close = pg_copy_close,
 	.precheck = pg_precheck,
+	.retable = pg_retable,
+	.mark = pg_mark,
+	.chunk_read = pg_chunk_read,
 	.copy_raw_format = pg_copy_raw_format,
 	.copy_unit_raw = pg_copy_unit_raw,
 };

@@ -1,0 +1,474 @@
+/*
+ * pg_live.c — the PostgreSQL source's live table changes (source.h
+ * invariants 8 and 9): retable (ALTER PUBLICATION with a marker in the same
+ * transaction), mark (a marker of its own) and chunk_read (one key-ordered
+ * chunk of a table being backfilled).
+ *
+ * NOTES ON THE DESIGN
+ *
+ * 1. Markers are transactional logical messages (prefix PS_MARK_PREFIX).
+ *    pgoutput hands a table's changes out only while the table is in the
+ *    publication as of the change's place in the log (decoding uses the
+ *    catalog as it was then), so a marker written in the transaction that
+ *    alters the publication splits a table's changes exactly: before it for
+ *    a removed table, after it for an added one. A marker of its own is a
+ *    transaction of its own: committed, so flushed, so delivered at once.
+ * 2. Invariant 9 (the chunk reflects everything committed before the low
+ *    marker): a transaction whose commit record precedes the marker in the
+ *    log may still be invisible to a snapshot taken just after it, for the
+ *    moment between its commit record and the end of its transaction in the
+ *    process array (longer with synchronous replication). So the first
+ *    chunk_read after a mark notes the transactions in progress then
+ *    (pg_current_snapshot's xip), and reads only once none of them is in
+ *    progress in a later snapshot. It does not block the reader: it answers
+ *    "not yet" (*nrows = -1) and is called again. A transaction still open
+ *    after PG_WAIT_LONG_US is a long one, which cannot have committed
+ *    before the marker (the gap above is short): it is not waited for, now
+ *    or in later chunks (long_xids, a bounded ring).
+ * 3. The chunk is one SELECT in its own snapshot: rows whose primary key, in
+ *    key order, is greater than `after` (a row comparison, the same order
+ *    the ORDER BY gives), LIMIT max_rows. Key values go in as parameters cast
+ *    to the column's type. The session's settings (util/pgconn.h) give the
+ *    same text as COPY and pgoutput.
+ * 4. retable selects with prepare's rules (pg_select), alters the
+ *    publication and writes the marker in one transaction: either all of it
+ *    happens, or nothing (ROLLBACK). Then the source's own patterns and
+ *    table list become the new ones; no copy worker runs while streaming,
+ *    so nothing else reads them meanwhile.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "source/pg/pg_internal.h"
+#include "util/buf.h"
+#include "util/log.h"
+#include "util/pgconn.h"
+
+#define PG_WAIT_LONG_US (5LL * 1000000LL)
+#define CHUNK_MAX_KEYS 32
+
+/* --- retable (note 4) ------------------------------------------------------ */
+
+static bool has_oid(const uint32_t *oids, size_t n, uint32_t oid)
+{
+	for (size_t i = 0; i < n; i++)
+		if (oids[i] == oid)
+			return true;
+	return false;
+}
+
+/* Appends `"schema"."name", ...` of the tables among oids to list, and
+ * their "schema.name" to names (when not NULL; *nnames counts them). */
+static int names_of(ps_source *src, const uint32_t *oids, size_t n, ps_buf *list, char ***names,
+                    size_t *nnames, ps_error *err)
+{
+	ps_buf arr;
+	PGresult *r = NULL;
+	const char *params[1];
+	int rc = PS_OK;
+
+	if (n == 0)
+		return PS_OK;
+	ps_buf_init(&arr, 64u << 20);
+	ps_buf_putc(&arr, '{');
+	for (size_t i = 0; i < n; i++)
+		ps_buf_printf(&arr, "%s%u", i ? "," : "", oids[i]);
+	if (ps_buf_putc(&arr, '}') != PS_OK) {
+		ps_buf_free(&arr);
+		return ps_error_set(err, PS_ETOOBIG, "too many tables");
+	}
+	params[0] = arr.data;
+	rc = pg_exec(src->sql, &r, err, "naming tables",
+	             "SELECT n.nspname, c.relname FROM pg_class c "
+	             "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = ANY($1::oid[]) "
+	             "ORDER BY 1, 2", 1, params);
+	if (rc == PS_OK && names) {
+		*names = calloc((size_t)PQntuples(r) + 1, sizeof(char *));
+		if (!*names)
+			rc = ps_error_set(err, PS_ENOMEM, "out of memory");
+	}
+	for (int i = 0; rc == PS_OK && i < PQntuples(r); i++) {
+		if (i)
+			ps_buf_puts(list, ", ");
+		pg_quote_ident(src->sql, list, PQgetvalue(r, i, 0));
+		ps_buf_putc(list, '.');
+		pg_quote_ident(src->sql, list, PQgetvalue(r, i, 1));
+		if (names) {
+			char q[300];
+			snprintf(q, sizeof(q), "%s.%s", PQgetvalue(r, i, 0), PQgetvalue(r, i, 1));
+			(*names)[*nnames] = strdup(q);
+			if (!(*names)[*nnames])
+				rc = ps_error_set(err, PS_ENOMEM, "out of memory");
+			else
+				(*nnames)++;
+		}
+	}
+	PQclear(r);
+	ps_buf_free(&arr);
+	return rc;
+}
+
+/* ALTER PUBLICATION for both lists and the marker, in one transaction. */
+static int alter_with_marker(ps_source *src, const char *add, const char *drop, const char *mark,
+                             ps_error *err)
+{
+	const char *params[1] = {mark};
+	ps_buf sql;
+	int rc;
+
+	ps_buf_init(&sql, 64u << 20);
+	rc = pg_exec(src->sql, NULL, err, "beginning the table change", "BEGIN", 0, NULL);
+	if (rc == PS_OK && add[0]) {
+		ps_buf_puts(&sql, "ALTER PUBLICATION ");
+		pg_quote_ident(src->sql, &sql, src->publication);
+		ps_buf_puts(&sql, " ADD TABLE ");
+		if (ps_buf_puts(&sql, add) != PS_OK)
+			rc = ps_error_set(err, PS_ETOOBIG, "table list too long for one publication command");
+		else
+			rc = pg_exec(src->sql, NULL, err, "adding tables to the publication", sql.data, 0, NULL);
+	}
+	if (rc == PS_OK && drop[0]) {
+		ps_buf_reset(&sql);
+		ps_buf_puts(&sql, "ALTER PUBLICATION ");
+		pg_quote_ident(src->sql, &sql, src->publication);
+		ps_buf_puts(&sql, " DROP TABLE ");
+		if (ps_buf_puts(&sql, drop) != PS_OK)
+			rc = ps_error_set(err, PS_ETOOBIG, "table list too long for one publication command");
+		else
+			rc = pg_exec(src->sql, NULL, err, "dropping tables from the publication", sql.data,
+			             0, NULL);
+	}
+	if (rc == PS_OK)
+		rc = pg_exec(src->sql, NULL, err, "writing the table change's marker",
+		             "SELECT pg_logical_emit_message(true, '" PS_MARK_PREFIX "', $1)", 1, params);
+	if (rc == PS_OK)
+		rc = pg_exec(src->sql, NULL, err, "committing the table change", "COMMIT", 0, NULL);
+	if (rc != PS_OK && PQtransactionStatus(src->sql) != PQTRANS_IDLE)
+		PQclear(PQexec(src->sql, "ROLLBACK"));
+	ps_buf_free(&sql);
+	return rc;
+}
+
+static char **copy_patterns(const char *const *v, size_t n)
+{
+	char **out = calloc(n + 1, sizeof(char *));
+
+	for (size_t i = 0; out && i < n; i++) {
+		out[i] = strdup(v[i]);
+		if (!out[i]) {
+			for (size_t j = 0; j < i; j++)
+				free(out[j]);
+			free(out);
+			return NULL;
+		}
+	}
+	return out;
+}
+
+static void free_patterns(char **v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+int pg_retable(ps_source *src, const char *const *include, size_t ninclude,
+               const char *const *exclude, size_t nexclude, bool with_key, const char *mark,
+               ps_retable_result *res, ps_error *err)
+{
+	pg_selection sel;
+	uint32_t *added = NULL, *removed = NULL;
+	size_t nadded = 0, nremoved = 0;
+	char **inc = NULL, **exc = NULL;
+	ps_buf add, drop, nokey;
+	int rc;
+
+	memset(res, 0, sizeof(*res));
+	ps_buf_init(&add, 16u << 20);
+	ps_buf_init(&drop, 16u << 20);
+	ps_buf_init(&nokey, 4096);
+	rc = pg_select(src, (char **)include, ninclude, (char **)exclude, nexclude, &sel, NULL, err);
+	if (rc != PS_OK)
+		goto cleanup;
+	added = calloc(sel.n + 1, sizeof(uint32_t));
+	removed = calloc(src->ntable_oids + 1, sizeof(uint32_t));
+	inc = copy_patterns(include, ninclude);
+	exc = copy_patterns(exclude, nexclude);
+	if (!added || !removed || !inc || !exc) {
+		rc = ps_error_set(err, PS_ENOMEM, "out of memory");
+		goto cleanup;
+	}
+	for (size_t i = 0; i < sel.n; i++) {
+		if (has_oid(src->table_oids, src->ntable_oids, sel.oids[i]))
+			continue;
+		added[nadded++] = sel.oids[i];
+		if (with_key && !sel.has_key[i])
+			ps_buf_printf(&nokey, "%s%s", nokey.len ? ", " : "", sel.names[i]);
+	}
+	for (size_t i = 0; i < src->ntable_oids; i++)
+		if (!has_oid(sel.oids, sel.n, src->table_oids[i]))
+			removed[nremoved++] = src->table_oids[i];
+	if (nokey.len) {
+		rc = ps_error_set(err, PS_EINVAL,
+		                  "cannot add %s to the running job: a table added while the others "
+		                  "stream is copied in primary-key ranges, and it has no primary key. "
+		                  "Add a primary key, or leave it out of tables.include", nokey.data);
+		goto cleanup;
+	}
+	rc = names_of(src, added, nadded, &add, NULL, NULL, err);
+	if (rc == PS_OK)
+		rc = names_of(src, removed, nremoved, &drop, &res->removed, &res->nremoved, err);
+	if (rc == PS_OK)
+		rc = alter_with_marker(src, add.data ? add.data : "", drop.data ? drop.data : "", mark, err);
+	if (rc == PS_OK && nadded)
+		rc = pg_describe_oids(src, added, nadded, &res->added, &res->nadded, err);
+	if (rc != PS_OK)
+		goto cleanup;
+	free(src->table_oids);
+	src->table_oids = sel.oids;
+	src->ntable_oids = sel.n;
+	sel.oids = NULL;
+	free_patterns(src->include, src->ninclude);
+	free_patterns(src->exclude, src->nexclude);
+	src->include = inc;
+	src->ninclude = ninclude;
+	src->exclude = exc;
+	src->nexclude = nexclude;
+	inc = exc = NULL;
+	ps_log_info("publication %s: %zu table%s added, %zu removed", src->publication, nadded,
+	            nadded == 1 ? "" : "s", res->nremoved);
+cleanup:
+	if (rc != PS_OK) {
+		for (size_t i = 0; i < res->nremoved; i++)
+			free(res->removed[i]);
+		free(res->removed);
+		for (size_t i = 0; i < res->nadded; i++)
+			ps_table_def_free(res->added[i]);
+		free(res->added);
+		memset(res, 0, sizeof(*res));
+	}
+	pg_selection_free(&sel);
+	free(added);
+	free(removed);
+	free_patterns(inc, ninclude);
+	free_patterns(exc, nexclude);
+	ps_buf_free(&add);
+	ps_buf_free(&drop);
+	ps_buf_free(&nokey);
+	return rc;
+}
+
+/* --- markers (note 1) ------------------------------------------------------ */
+
+int pg_mark(ps_source *src, const char *content, char *pos, size_t len, ps_error *err)
+{
+	const char *params[1] = {content};
+	PGresult *r = NULL;
+	int rc = pg_exec(src->sql, &r, err, "writing a marker into the WAL",
+	                 "SELECT pg_logical_emit_message(true, '" PS_MARK_PREFIX "', $1)::text",
+	                 1, params);
+
+	if (rc == PS_OK)
+		snprintf(pos, len, "%s", PQgetvalue(r, 0, 0));
+	PQclear(r);
+	src->wait_taken = false;   /* the next chunk waits for what is in progress now */
+	return rc;
+}
+
+/* --- chunks (notes 2, 3) --------------------------------------------------- */
+
+/* The transactions in progress now (xid8 values), into *out (malloc'd). */
+static int in_progress(ps_source *src, uint64_t **out, size_t *n, ps_error *err)
+{
+	PGresult *r = NULL;
+	int rc = pg_exec(src->sql, &r, err, "listing transactions in progress",
+	                 "SELECT x::text FROM pg_snapshot_xip(pg_current_snapshot()) x", 0, NULL);
+
+	*out = NULL;
+	*n = 0;
+	if (rc != PS_OK)
+		return rc;
+	*out = calloc((size_t)PQntuples(r) + 1, sizeof(uint64_t));
+	if (!*out)
+		rc = ps_error_set(err, PS_ENOMEM, "out of memory");
+	for (int i = 0; rc == PS_OK && i < PQntuples(r); i++)
+		(*out)[(*n)++] = strtoull(PQgetvalue(r, i, 0), NULL, 10);
+	PQclear(r);
+	return rc;
+}
+
+static bool is_long(const ps_source *src, uint64_t xid)
+{
+	for (size_t i = 0; i < src->nlong; i++)
+		if (src->long_xids[i] == xid)
+			return true;
+	return false;
+}
+
+static void remember_long(ps_source *src, uint64_t xid)
+{
+	if (is_long(src, xid))
+		return;
+	src->long_xids[src->long_next] = xid;
+	src->long_next = (src->long_next + 1) % PG_LONG_XIDS;
+	if (src->nlong < PG_LONG_XIDS)
+		src->nlong++;
+}
+
+/* Whether the transactions noted after the last mark have ended (note 2). */
+static int waited(ps_source *src, bool *done, ps_error *err)
+{
+	uint64_t *now = NULL;
+	size_t nnow = 0, still = 0;
+	int rc;
+
+	*done = false;
+	rc = in_progress(src, &now, &nnow, err);
+	if (rc != PS_OK)
+		return rc;
+	if (!src->wait_taken) {
+		free(src->wait_xids);
+		src->wait_xids = now;
+		src->nwait = 0;
+		for (size_t i = 0; i < nnow; i++)
+			if (!is_long(src, now[i]))
+				src->wait_xids[src->nwait++] = now[i];
+		src->wait_taken = true;
+		src->wait_since_us = pg_now_us();
+		*done = src->nwait == 0;
+		return PS_OK;
+	}
+	for (size_t i = 0; i < src->nwait; i++)
+		for (size_t j = 0; j < nnow; j++)
+			if (src->wait_xids[i] == now[j]) {
+				src->wait_xids[still++] = src->wait_xids[i];
+				break;
+			}
+	src->nwait = still;
+	free(now);
+	if (still && pg_now_us() - src->wait_since_us >= PG_WAIT_LONG_US) {
+		for (size_t i = 0; i < still; i++)
+			remember_long(src, src->wait_xids[i]);
+		ps_log_info("backfill: %zu source transaction%s open for over %lld s; not waiting for "
+		            "%s (a long transaction commits after the chunk's low marker)", still,
+		            still == 1 ? "" : "s", PG_WAIT_LONG_US / 1000000, still == 1 ? "it" : "them");
+		still = 0;
+	}
+	*done = still == 0;
+	return PS_OK;
+}
+
+/* SELECT cols FROM t [WHERE (keys) > ($1::type, ...)] ORDER BY keys LIMIT n */
+static int chunk_sql(ps_source *src, ps_buf *sql, const ps_table_def *def, const int *keys,
+                     int nkeys, bool after, int max_rows)
+{
+	const ps_table *t = def->table;
+	int rc = ps_buf_puts(sql, "SELECT ");
+
+	for (int i = 0; rc == PS_OK && i < t->ncolumns; i++) {
+		if (i)
+			rc = ps_buf_puts(sql, ", ");
+		if (rc == PS_OK)
+			rc = pg_quote_ident(src->sql, sql, t->columns[i].name);
+	}
+	if (t->ncolumns == 0)
+		rc = ps_buf_puts(sql, "1");
+	if (rc == PS_OK)
+		rc = ps_buf_puts(sql, " FROM ");
+	if (rc == PS_OK)
+		rc = pg_quote_ident(src->sql, sql, t->schema);
+	if (rc == PS_OK)
+		rc = ps_buf_putc(sql, '.');
+	if (rc == PS_OK)
+		rc = pg_quote_ident(src->sql, sql, t->name);
+	if (rc == PS_OK && after) {
+		rc = ps_buf_puts(sql, " WHERE (");
+		for (int k = 0; rc == PS_OK && k < nkeys; k++) {
+			if (k)
+				rc = ps_buf_puts(sql, ", ");
+			if (rc == PS_OK)
+				rc = pg_quote_ident(src->sql, sql, t->columns[keys[k]].name);
+		}
+		if (rc == PS_OK)
+			rc = ps_buf_puts(sql, ") > (");
+		for (int k = 0; rc == PS_OK && k < nkeys; k++)
+			rc = ps_buf_printf(sql, "%s$%d::%s", k ? ", " : "", k + 1,
+			                   def->columns[keys[k]].sql_type);
+		if (rc == PS_OK)
+			rc = ps_buf_putc(sql, ')');
+	}
+	if (rc == PS_OK)
+		rc = ps_buf_puts(sql, " ORDER BY ");
+	for (int k = 0; rc == PS_OK && k < nkeys; k++) {
+		if (k)
+			rc = ps_buf_puts(sql, ", ");
+		if (rc == PS_OK)
+			rc = pg_quote_ident(src->sql, sql, t->columns[keys[k]].name);
+	}
+	if (rc == PS_OK)
+		rc = ps_buf_printf(sql, " LIMIT %d", max_rows);
+	return rc;
+}
+
+int pg_chunk_read(ps_source *src, const ps_table_def *def, const ps_key_bound *after,
+                  int max_rows, ps_row_fn fn, void *ctx, int *nrows, ps_error *err)
+{
+	const char *params[CHUNK_MAX_KEYS];
+	ps_value *values = NULL;
+	PGresult *r = NULL;
+	const int *keys;
+	int nkeys, ncols = def->table->ncolumns, rc;
+	bool done;
+	ps_buf sql;
+
+	*nrows = -1;
+	pg_primary_key(def, &keys, &nkeys);
+	if (nkeys == 0 || nkeys > CHUNK_MAX_KEYS)
+		return ps_error_set(err, PS_EINVAL, "%s.%s has no usable primary key to read it in chunks",
+		                    def->table->schema, def->table->name);
+	if (after && after->nvalues != nkeys)
+		return ps_error_set(err, PS_EINVAL, "chunk bound has %d values, the primary key of %s.%s "
+		                    "has %d columns", after->nvalues, def->table->schema,
+		                    def->table->name, nkeys);
+	rc = waited(src, &done, err);
+	if (rc != PS_OK || !done)
+		return rc;
+	src->wait_taken = false;
+	for (int k = 0; after && k < nkeys; k++)
+		params[k] = after->values[k];
+	ps_buf_init(&sql, 1u << 20);
+	rc = chunk_sql(src, &sql, def, keys, nkeys, after != NULL, max_rows > 0 ? max_rows : 1);
+	if (rc != PS_OK) {
+		ps_buf_free(&sql);
+		return ps_error_set(err, rc, "chunk statement too long");
+	}
+	rc = pg_exec(src->sql, &r, err, "reading a chunk", sql.data, after ? nkeys : 0,
+	             after ? params : NULL);
+	ps_buf_free(&sql);
+	if (rc != PS_OK)
+		goto cleanup;
+	values = calloc((size_t)ncols + 1, sizeof(*values));
+	if (!values) {
+		rc = ps_error_set(err, PS_ENOMEM, "out of memory");
+		goto cleanup;
+	}
+	*nrows = 0;
+	for (int i = 0; rc == PS_OK && i < PQntuples(r); i++) {
+		for (int c = 0; c < ncols; c++) {
+			bool null = PQgetisnull(r, i, c);
+			values[c].kind = null ? PS_VALUE_NULL : PS_VALUE_TEXT;
+			values[c].len = null ? 0 : (uint32_t)PQgetlength(r, i, c);
+			values[c].data = null ? NULL : PQgetvalue(r, i, c);
+		}
+		rc = fn(ctx, def->table, values, err);
+		if (rc == PS_OK)
+			(*nrows)++;
+	}
+cleanup:
+	if (rc != PS_OK)
+		ps_error_add_context(err, "table %s.%s", def->table->schema, def->table->name);
+	free(values);
+	PQclear(r);
+	return rc;
+}
