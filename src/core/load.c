@@ -30,8 +30,9 @@
  *   4. The table set of a resumed load must equal the planned one: a table
  *      that appeared or vanished meanwhile is refused with what to do.
  *   5. Live limits (cfg->limits, core/ratelimit.h): every row takes from the
- *      job's rate-limit bucket (on the raw path, each piece of up to 64 KiB
- *      takes its rows and bytes at once), and the number of workers follows
+ *      job's rate-limit bucket (on the raw path too: while a limit is in
+ *      force, a piece's rows pay one by one before it goes), and the number
+ *      of workers follows
  *      snapshot.parallel while the load runs: worker i stops before its next
  *      unit once i >= parallel; main starts workers in free slots below it
  *      while units remain.
@@ -359,6 +360,28 @@ static int choose_path(worker *w, load_table *lt, char *format, size_t format_le
 	return rc;
 }
 
+/* NOTES 5 on the raw path: a piece holds many rows (up to 64 KiB of them),
+ * so while a limit is in force its rows pay one at a time, each with its
+ * share of the bytes, before the piece goes; a bucket's burst is far
+ * smaller than a piece, and paying for the piece at once would let it
+ * through ahead of the limit. */
+static void take_raw_limits(worker *w, int64_t rows, size_t len)
+{
+	const ps_load_config *cfg = w->ld->cfg;
+	uint64_t n = rows > 0 ? (uint64_t)rows : 1;
+
+	if (!cfg->limits || !cfg->rl)
+		return;
+	if (atomic_load(&cfg->limits->rows_per_sec) == 0 &&
+	    atomic_load(&cfg->limits->bytes_per_sec) == 0) {
+		ps_ratelimit_take(cfg->rl, cfg->limits, (uint64_t)rows, len, cfg->stop);
+		return;
+	}
+	for (uint64_t i = 0; i < n; i++)
+		ps_ratelimit_take(cfg->rl, cfg->limits, rows > 0 ? 1 : 0,
+		                  len / n + (i + 1 == n ? len % n : 0), cfg->stop);
+}
+
 static int on_raw(void *ctx, const char *data, size_t len, int64_t rows, ps_error *err)
 {
 	worker *w = ctx;
@@ -366,10 +389,7 @@ static int on_raw(void *ctx, const char *data, size_t len, int64_t rows, ps_erro
 
 	if (stop_requested(w->ld))
 		return ps_error_set(err, PS_ESTOPPED, "stopping");
-	/* NOTES 5: a piece (up to 64 KiB) takes its rows and bytes at once. */
-	if (w->ld->cfg->limits && w->ld->cfg->rl)
-		ps_ratelimit_take(w->ld->cfg->rl, w->ld->cfg->limits, (uint64_t)rows, len,
-		                  w->ld->cfg->stop);
+	take_raw_limits(w, rows, len);
 	rc = ps_snk_load_raw_write(w->snk, data, len, err);
 	if (rc != PS_OK)
 		return rc;
