@@ -53,6 +53,7 @@
 #include <jansson.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,8 +108,10 @@ struct ps_backfill {
 	bf_table *route_bt;
 	int *route_keys;                 /* the key's positions in route_table, or NULL */
 	unsigned long long window_seq;   /* 0: no window open */
-	bool window_truncated;
+	bool window_truncated;           /* a TRUNCATE in the window: no chunk row stands */
+	bool window_untrusted;           /* keys could not be told: read the chunk again */
 	key_set window;
+	key_set window_partial;          /* keys updated with unchanged (unsent) columns */
 	ps_txn txn_redo;
 
 	/* reader-only */
@@ -499,15 +502,21 @@ static int table_add(ps_backfill *bf, ps_table_def *def, const ps_key_bound *aft
 
 	if (bf->ntables == bf->cap_tables) {
 		size_t cap = bf->cap_tables ? bf->cap_tables * 2 : 8;
-		bf_table *grown = realloc(bf->tables, cap * sizeof(*grown));
+		bf_table *grown;
+		ptrdiff_t at;
+		/* The reader reads chunk_table under mu: the array moves and the
+		 * pointer follows it under mu, so it never sees the freed array. */
+		pthread_mutex_lock(&bf->mu);
+		at = bf->chunk_table ? bf->chunk_table - bf->tables : -1;
+		grown = realloc(bf->tables, cap * sizeof(*grown));
+		if (grown) {
+			bf->tables = grown;
+			if (at >= 0)
+				bf->chunk_table = grown + at;
+		}
+		pthread_mutex_unlock(&bf->mu);
 		if (!grown)
 			return ps_error_set(err, PS_ENOMEM, "out of memory");
-		/* the chunk in flight points into the array: keep it pointing */
-		pthread_mutex_lock(&bf->mu);
-		if (bf->chunk_table)
-			bf->chunk_table = grown + (bf->chunk_table - bf->tables);
-		bf->tables = grown;
-		pthread_mutex_unlock(&bf->mu);
 		bf->cap_tables = cap;
 		bf->route_bt = NULL;
 		ps_table_unref(bf->route_table);
@@ -584,7 +593,7 @@ static int chunk_apply(ps_backfill *bf, const ps_txn *txn, ps_error *err)
 	ps_change **rows;
 	size_t nrows, bytes, applied = 0;
 	bf_table *t;
-	bool last, truncated;
+	bool last, truncated, reread;
 	int rc = PS_OK, max;
 
 	pthread_mutex_lock(&bf->mu);
@@ -598,6 +607,28 @@ static int chunk_apply(ps_backfill *bf, const ps_txn *txn, ps_error *err)
 	bf->chunk_state = CH_NONE;
 	pthread_mutex_unlock(&bf->mu);
 
+	/* A window whose keys could not all be told, or a row of the chunk
+	 * updated without all its columns, makes the chunk untrustworthy: it
+	 * is read again from the same key, after a new low watermark. */
+	reread = bf->window_untrusted;
+	for (size_t i = 0; i < nrows && !reread && bf->window_partial.n; i++) {
+		char *key = key_text(rows[i]->new_values, t->keys, t->nkeys);
+		reread = !key || key_set_has(&bf->window_partial, key);
+		free(key);
+	}
+	if (reread && !bf->window_truncated) {
+		for (size_t i = 0; i < nrows; i++)
+			ps_change_free(rows[i]);
+		free(rows);
+		key_set_clear(&bf->window);
+		key_set_clear(&bf->window_partial);
+		bf->window_seq = 0;
+		bf->window_untrusted = false;
+		ps_log_debug("backfill of %s: chunk %lld read again (a row in it changed without all "
+		             "its columns, or keys in its window could not be told)", t->qualified,
+		             t->chunks + 1);
+		return want_chunk(bf, err);
+	}
 	last = (int)nrows < max;
 	bf->txn_redo = *txn;
 	bf->txn_redo.reprocessing = true;
@@ -636,8 +667,10 @@ static int chunk_apply(ps_backfill *bf, const ps_txn *txn, ps_error *err)
 	free(rows);
 	truncated = bf->window_truncated;
 	key_set_clear(&bf->window);
+	key_set_clear(&bf->window_partial);
 	bf->window_seq = 0;
 	bf->window_truncated = false;
+	bf->window_untrusted = false;
 	if (rc != PS_OK)
 		return rc;
 	if (t->cancelled)
@@ -813,8 +846,10 @@ int ps_backfill_on_mark(ps_backfill *bf, const ps_txn *txn, const ps_change *c, 
 	pthread_mutex_unlock(&bf->mu);
 	if (strcmp(kind, "low") == 0 && number == bf->chunk_seq) {
 		key_set_clear(&bf->window);
+		key_set_clear(&bf->window_partial);
 		bf->window_seq = number;
 		bf->window_truncated = false;
+		bf->window_untrusted = false;
 		return PS_OK;
 	}
 	if (strcmp(kind, "high") == 0 && ready && bf->window_seq == number)
@@ -855,7 +890,7 @@ static int window_record(ps_backfill *bf, const ps_change *c)
 		return PS_OK;
 	}
 	if (!bf->route_keys) {
-		bf->window_truncated = true;   /* keys cannot be told: the chunk is not trusted */
+		bf->window_untrusted = true;   /* keys cannot be told: read the chunk again */
 		return PS_OK;
 	}
 	for (int s = 0; s < 2 && rc == PS_OK; s++) {
@@ -866,7 +901,23 @@ static int window_record(ps_backfill *bf, const ps_change *c)
 		if (key)
 			rc = key_set_add(&bf->window, key);
 		else if (s == 1 || !c->new_values)
-			bf->window_truncated = true;   /* a key we cannot read: do not trust the chunk */
+			bf->window_untrusted = true;   /* a key we cannot read: read the chunk again */
+	}
+	/* An update that did not send every column cannot make its row whole
+	 * in the target: if the chunk holds that row, the chunk is read again
+	 * (after a new low watermark) rather than the row left to the stream. */
+	if (rc == PS_OK && c->op == PS_OP_UPDATE && c->new_values) {
+		bool partial = false;
+		for (int i = 0; i < c->table->ncolumns; i++)
+			if (c->new_values[i].kind == PS_VALUE_UNCHANGED)
+				partial = true;
+		if (partial) {
+			char *key = key_text(c->new_values, bf->route_keys, bf->route_bt->nkeys);
+			if (key)
+				rc = key_set_add(&bf->window_partial, key);
+			else
+				bf->window_untrusted = true;
+		}
 	}
 	return rc;
 }
@@ -894,7 +945,7 @@ int ps_backfill_route_change(ps_backfill *bf, const ps_change *c)
 	}
 	if (bf->route_result == PS_BF_REDO && bf->window_seq && bf->route_bt == bf->chunk_table &&
 	    window_record(bf, c) != PS_OK)
-		bf->window_truncated = true;   /* out of memory: drop the whole chunk instead */
+		bf->window_untrusted = true;   /* out of memory: read the chunk again instead */
 	return bf->route_result;
 }
 
@@ -1093,6 +1144,7 @@ void ps_backfill_free(ps_backfill *bf)
 	free(bf->rows);
 	route_forget(bf);
 	key_set_clear(&bf->window);
+	key_set_clear(&bf->window_partial);
 	free_strv(bf->inc, bf->ninc);
 	free_strv(bf->exc, bf->nexc);
 	free_strv(bf->reader_inc, bf->reader_ninc);

@@ -216,11 +216,13 @@ static int open_source(recover_ctx *c, int mode, ps_error *err)
 	return rc;
 }
 
-/* Whether the error the job failed with says its slot cannot deliver any
- * more (gone, invalidated, or its WAL removed): skip then starts a new one. */
-static bool slot_unusable(const ps_recover_plan *plan)
+/* Whether preparing the source failed because its slot cannot deliver any
+ * more (invalidated, or its WAL removed): skip then starts a new one. Asked
+ * of the source's own answer, never of the error the job failed with, which
+ * may have come from the target (42704 and 55000 are not only slot codes). */
+static bool slot_unusable(const ps_error *err)
 {
-	int cls = ps_errclass_of_sqlstate(plan->last_sqlstate);
+	int cls = ps_errclass_of(err);
 
 	return cls == PS_ERRCLASS_SLOT_LOST || cls == PS_ERRCLASS_LOG_LOST;
 }
@@ -241,7 +243,17 @@ static int prepare_skip(recover_ctx *c, ps_error *err)
 		return ps_error_set(err, PS_EINVAL, "the initial load of job '%s' did not finish (CDC "
 		                    "%s): skipping changes cannot complete it; recover with strategy "
 		                    "\"resync\"", c->spec->name, ps_cdc_state_name(c->ck.cdc_state));
-	rc = open_source(c, slot_unusable(plan) ? PS_PREPARE_RECREATE : PS_PREPARE_CREATE_OR_USE, err);
+	/* A missing slot is created; an existing, healthy one is kept (it still
+	 * holds every change); an invalidated one is replaced. */
+	rc = open_source(c, PS_PREPARE_CREATE_OR_USE, err);
+	if (rc != PS_OK && c->src_open && slot_unusable(err)) {
+		ps_log_info("job %s: replication slot %s cannot deliver changes any more (%s); "
+		            "replacing it", c->spec->name, c->spec->source.slot, err->message);
+		ps_src_close(&c->src);
+		c->src_open = false;
+		ps_error_clear(err);
+		rc = open_source(c, PS_PREPARE_RECREATE, err);
+	}
 	if (rc == PS_OK)
 		rc = ps_src_current_position(&c->src, end, sizeof(end), err);
 	if (rc != PS_OK)

@@ -665,6 +665,14 @@ static int apply_update(ps_sink *s, pgs_table *t, const ps_txn *txn, const ps_ch
 	for (int k = 0; k < t->nkey; k++)
 		if (c->new_values[t->key[k]].kind != PS_VALUE_TEXT)
 			new_key_known = false;
+	/* A new row with unchanged (unsent TOAST) columns is not a whole row: an
+	 * upsert would insert it without them, or fail a NOT NULL before its
+	 * ON CONFLICT is considered. Reprocessing, it updates the row if there
+	 * is one; a row not there yet comes whole from the copy that holds it. */
+	if (txn->reprocessing)
+		for (int i = 0; i < c->table->ncolumns && new_key_known; i++)
+			if (c->new_values[i].kind == PS_VALUE_UNCHANGED)
+				new_key_known = false;
 	if (!txn->reprocessing || !new_key_known) {
 		rc = new_mask(s, t, c, true, err);
 		if (rc == PS_OK)

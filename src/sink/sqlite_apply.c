@@ -431,6 +431,11 @@ static int apply_update(ps_sink *k, sq_table *tb, const ps_change *c, bool repro
 			warn_missing(k, &k->missing_update, "update", tb, k->where);
 			return 0;
 		}
+		/* a new row with unchanged (unsent TOAST) columns is not whole: the
+		 * row comes whole from the copy that holds it (see pg_apply.c) */
+		for (int i = 0; i < tb->ncols; i++)
+			if (nv[i].kind == PS_VALUE_UNCHANGED)
+				return 0;
 		return tb->npk > 0 ? upsert(k, tb, nv, err) : 0;
 	}
 	if (reprocessing && moved && is_duplicate(rc))

@@ -326,16 +326,19 @@ static int ensure_publication(ps_source *src, const char *table_list, ps_error *
 
 /* --- slot ------------------------------------------------------------------ */
 
-static int slot_lookup(ps_source *src, bool *exists, char *confirmed, size_t len, ps_error *err)
+static int slot_lookup(ps_source *src, bool *exists, bool *lost, char *confirmed, size_t len,
+                       ps_error *err)
 {
 	const char *params[1] = {src->slot};
 	PGresult *r = NULL;
 	int rc;
 
 	*exists = false;
+	*lost = false;
 	rc = pg_exec(src->sql, &r, err, "looking up the replication slot",
 	             "SELECT plugin, database = current_database(), active_pid, "
-	             "  coalesce(confirmed_flush_lsn::text, ''), slot_type "
+	             "  coalesce(confirmed_flush_lsn::text, ''), slot_type, "
+	             "  coalesce(wal_status, '') "
 	             "FROM pg_replication_slots WHERE slot_name = $1", 1, params);
 	if (rc != PS_OK)
 		return rc;
@@ -347,6 +350,8 @@ static int slot_lookup(ps_source *src, bool *exists, char *confirmed, size_t len
 		rc = ps_error_set(err, PS_EINVAL,
 		                  "replication slot %s exists but is not a pgoutput slot of database "
 		                  "'%s'; set source.slot to another name", src->slot, PQdb(src->sql));
+	} else if (strcmp(PQgetvalue(r, 0, 5), "lost") == 0) {
+		*lost = true;   /* invalidated: prepare_slot decides (replace or refuse) */
 	} else if (!PQgetisnull(r, 0, 2)) {
 		/* object_in_use: a retry may find it free (the last run's walsender
 		 * exiting), so it is a server condition, not bad input */
@@ -402,12 +407,21 @@ static int slot_create(ps_source *src, ps_prepare_result *res, ps_error *err)
 
 static int prepare_slot(ps_source *src, int mode, ps_prepare_result *res, ps_error *err)
 {
-	bool exists;
+	bool exists, lost;
 	int rc;
 
-	rc = slot_lookup(src, &exists, res->start_position, sizeof(res->start_position), err);
+	rc = slot_lookup(src, &exists, &lost, res->start_position, sizeof(res->start_position), err);
 	if (rc != PS_OK)
 		return rc;
+	if (lost && mode != PS_PREPARE_RECREATE) {
+		/* invalidated (max_slot_wal_keep_size): it can never deliver again */
+		rc = ps_error_set(err, PS_ESERVER,
+		                  "replication slot %s was invalidated: the server removed log it still "
+		                  "needed (max_slot_wal_keep_size), so it cannot deliver changes any more",
+		                  src->slot);
+		snprintf(err->sqlstate, sizeof(err->sqlstate), "55000");
+		return rc;
+	}
 	if (mode == PS_PREPARE_MUST_EXIST && !exists)
 		return ps_error_set(err, PS_ECHECKPOINT,
 		                    "replication slot %s no longer exists, so the changes since the "
