@@ -21,6 +21,7 @@ void ps_ratelimit_init(ps_ratelimit *rl)
 	rl->rows = 0;
 	rl->bytes = 0;
 	rl->last_ns = 0;
+	atomic_init(&rl->used, false);
 	atomic_init(&rl->waited_ns, 0);
 }
 
@@ -94,14 +95,19 @@ void ps_ratelimit_take(ps_ratelimit *rl, const ps_limits *lim, uint64_t rows, ui
 		long long br = lim ? atomic_load(&lim->bytes_per_sec) : 0;
 		uint64_t now, wait;
 
+		/* unlimited, the common case: every change passes here */
+		if (rr <= 0 && br <= 0 && !atomic_load_explicit(&rl->used, memory_order_relaxed))
+			break;
 		pthread_mutex_lock(&rl->mu);
 		if (rr <= 0 && br <= 0) {
 			/* unlimited: a limit set later starts from an empty bucket */
 			rl->rows = rl->bytes = 0;
 			rl->last_ns = 0;
+			atomic_store_explicit(&rl->used, false, memory_order_relaxed);
 			pthread_mutex_unlock(&rl->mu);
 			break;
 		}
+		atomic_store_explicit(&rl->used, true, memory_order_relaxed);
 		now = ps_now_ns();
 		wait = ps_ratelimit_due(rl, rr, br, now);
 		if (wait == 0 || (stop && atomic_load(stop))) {

@@ -49,6 +49,8 @@ typedef struct ps_ratelimit {
 	pthread_mutex_t mu;
 	double rows, bytes;             /* balances; negative while in debt */
 	uint64_t last_ns;               /* when the balances were last refilled; 0: never */
+	atomic_bool used;               /* balances hold something to reset: while no limit
+	                                   is set and this is false, a take costs no lock */
 	atomic_ullong waited_ns;        /* time takes spent waiting, for figures */
 } ps_ratelimit;
 

@@ -459,18 +459,29 @@ static int parse_patterns(spec_ctx *c, json_t *tables, const char *key,
 	return 0;
 }
 
+/* The optional object member name of root, in *out (NULL when absent): an
+ * error when it is not an object or holds a field not in known. */
+static int get_section(spec_ctx *c, json_t *root, const char *name, const char *const *known,
+                       size_t n, json_t **out)
+{
+	json_t *obj = json_object_get(root, name);
+
+	*out = NULL;
+	if (!obj)
+		return 0;
+	if (!json_is_object(obj))
+		return fail(c, name, "expected an object, got %s", type_name(obj));
+	*out = obj;
+	return check_known(c, obj, name, known, n);
+}
+
 static int parse_tables(spec_ctx *c, json_t *root, ps_spec *spec)
 {
-	json_t *tables = json_object_get(root, "tables");
-	int rc;
+	json_t *tables;
+	int rc = get_section(c, root, "tables", tables_fields, ARRAY_LEN(tables_fields), &tables);
 
-	if (tables && !json_is_object(tables))
-		return fail(c, "tables", "expected an object, got %s", type_name(tables));
-	if (tables) {
-		rc = check_known(c, tables, "tables", tables_fields, ARRAY_LEN(tables_fields));
-		if (rc < 0)
-			return rc;
-	}
+	if (rc < 0)
+		return rc;
 	rc = parse_patterns(c, tables, "include", &spec->include, &spec->ninclude);
 	if (rc < 0)
 		return rc;
@@ -479,19 +490,17 @@ static int parse_tables(spec_ctx *c, json_t *root, ps_spec *spec)
 
 static int parse_snapshot(spec_ctx *c, json_t *root, ps_spec *spec)
 {
-	json_t *snap = json_object_get(root, "snapshot");
+	json_t *snap;
 	long long parallel = 4, chunk_rows = 250000;
-	int rc;
+	int rc = get_section(c, root, "snapshot", snapshot_fields, ARRAY_LEN(snapshot_fields), &snap);
 
-	if (snap && !json_is_object(snap))
-		return fail(c, "snapshot", "expected an object, got %s", type_name(snap));
+	if (rc < 0)
+		return rc;
 	if (snap && spec->type == PS_JOB_CDC)
 		return fail(c, "snapshot", "a cdc job copies no snapshot; remove this field or use "
 		            "type sync, migration or snapshot");
 	if (snap) {
-		rc = check_known(c, snap, "snapshot", snapshot_fields, ARRAY_LEN(snapshot_fields));
-		if (rc == 0)
-			rc = get_int(c, snap, "snapshot", "parallel", 1, 64, &parallel);
+		rc = get_int(c, snap, "snapshot", "parallel", 1, 64, &parallel);
 		if (rc == 0)
 			rc = get_int(c, snap, "snapshot", "chunk_rows", 1000, 1000000000000LL, &chunk_rows);
 		if (rc < 0)
@@ -506,18 +515,14 @@ static int parse_snapshot(spec_ctx *c, json_t *root, ps_spec *spec)
  * unlimited. They may change while the job runs (core/ratelimit.h). */
 static int parse_limits(spec_ctx *c, json_t *root, ps_spec *spec)
 {
-	json_t *lim = json_object_get(root, "limits");
-	int rc;
+	json_t *lim;
+	int rc = get_section(c, root, "limits", limits_fields, ARRAY_LEN(limits_fields), &lim);
 
 	spec->limit_rows_per_sec = 0;
 	spec->limit_bytes_per_sec = 0;
-	if (!lim)
-		return 0;
-	if (!json_is_object(lim))
-		return fail(c, "limits", "expected an object, got %s", type_name(lim));
-	rc = check_known(c, lim, "limits", limits_fields, ARRAY_LEN(limits_fields));
-	if (rc == 0)
-		rc = get_int(c, lim, "limits", "rows_per_sec", 0, 1000000000LL, &spec->limit_rows_per_sec);
+	if (rc < 0 || !lim)
+		return rc;
+	rc = get_int(c, lim, "limits", "rows_per_sec", 0, 1000000000LL, &spec->limit_rows_per_sec);
 	if (rc == 0)
 		rc = get_int(c, lim, "limits", "bytes_per_sec", 0, 1000000000000LL,
 		             &spec->limit_bytes_per_sec);
@@ -527,40 +532,29 @@ static int parse_limits(spec_ctx *c, json_t *root, ps_spec *spec)
 /* complete: the cutover of a migration job. */
 static int parse_complete(spec_ctx *c, json_t *root, ps_spec *spec)
 {
-	json_t *cpl = json_object_get(root, "complete");
-	int rc;
+	json_t *cpl;
+	int rc = get_section(c, root, "complete", complete_fields, ARRAY_LEN(complete_fields), &cpl);
 
 	spec->complete_max_lag_ms = 5000;
-	if (!cpl)
-		return 0;
-	if (!json_is_object(cpl))
-		return fail(c, "complete", "expected an object, got %s", type_name(cpl));
+	if (rc < 0 || !cpl)
+		return rc;
 	if (spec->type != PS_JOB_MIGRATION)
 		return fail(c, "complete", "only a migration job completes; remove this field or use "
 		            "type migration");
-	rc = check_known(c, cpl, "complete", complete_fields, ARRAY_LEN(complete_fields));
-	if (rc == 0)
-		rc = get_int(c, cpl, "complete", "max_lag_ms", 1, 3600000, &spec->complete_max_lag_ms);
-	return rc;
+	return get_int(c, cpl, "complete", "max_lag_ms", 1, 3600000, &spec->complete_max_lag_ms);
 }
 
 /* checks.skip: precheck ids, each one ps_check_id_skippable. The list is
  * published before it is filled, like the table patterns. */
 static int parse_checks(spec_ctx *c, json_t *root, ps_spec *spec)
 {
-	json_t *checks = json_object_get(root, "checks");
-	json_t *arr;
+	json_t *checks, *arr;
 	char path[PATH_LEN];
 	char known[1024];
 	size_t i, n, used = 0;
-	int rc;
+	int rc = get_section(c, root, "checks", checks_fields, ARRAY_LEN(checks_fields), &checks);
 
-	if (!checks)
-		return 0;
-	if (!json_is_object(checks))
-		return fail(c, "checks", "expected an object, got %s", type_name(checks));
-	rc = check_known(c, checks, "checks", checks_fields, ARRAY_LEN(checks_fields));
-	if (rc < 0)
+	if (rc < 0 || !checks)
 		return rc;
 	arr = json_object_get(checks, "skip");
 	if (!arr)
@@ -603,20 +597,16 @@ static int parse_checks(spec_ctx *c, json_t *root, ps_spec *spec)
 /* retry: how the server waits after a retryable error (core/errclass.h). */
 static int parse_retry(spec_ctx *c, json_t *root, ps_spec *spec)
 {
-	json_t *retry = json_object_get(root, "retry");
-	int rc;
+	json_t *retry;
+	int rc = get_section(c, root, "retry", retry_fields, ARRAY_LEN(retry_fields), &retry);
 
 	spec->retry_initial_backoff_ms = 1000;
 	spec->retry_max_backoff_ms = 60000;
 	spec->retry_max_attempts = 0;
-	if (!retry)
-		return 0;
-	if (!json_is_object(retry))
-		return fail(c, "retry", "expected an object, got %s", type_name(retry));
-	rc = check_known(c, retry, "retry", retry_fields, ARRAY_LEN(retry_fields));
-	if (rc == 0)
-		rc = get_int(c, retry, "retry", "initial_backoff_ms", 10, 3600000,
-		             &spec->retry_initial_backoff_ms);
+	if (rc < 0 || !retry)
+		return rc;
+	rc = get_int(c, retry, "retry", "initial_backoff_ms", 10, 3600000,
+	             &spec->retry_initial_backoff_ms);
 	if (rc == 0)
 		rc = get_int(c, retry, "retry", "max_backoff_ms", 10, 86400000,
 		             &spec->retry_max_backoff_ms);

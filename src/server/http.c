@@ -108,7 +108,6 @@ static void actor_of(struct MHD_Connection *conn, char *buf, size_t len)
 /* Action bodies may be empty or {"reason": "..."}; anything else is 400. */
 static bool action_body_ok(const ps_buf *body, ps_api_result *r)
 {
-	json_error_t jerr;
 	json_t *doc;
 	const char *key;
 	json_t *v;
@@ -116,13 +115,9 @@ static bool action_body_ok(const ps_buf *body, ps_api_result *r)
 
 	if (body->len == 0)
 		return true;
-	doc = json_loadb(body->data, body->len, JSON_REJECT_DUPLICATES, &jerr);
-	if (!doc || !json_is_object(doc)) {
-		ps_api_error(r, 400, "invalid_json", "request body:%d:%d: %s", jerr.line, jerr.column,
-		             doc ? "expected a JSON object" : jerr.text);
-		json_decref(doc);
+	doc = ps_api_body_object(body->data, body->len, "expected a JSON object", r);
+	if (!doc)
 		return false;
-	}
 	json_object_foreach(doc, key, v) {
 		if (strcmp(key, "reason") == 0 && json_is_string(v))
 			continue;

@@ -92,6 +92,20 @@ void ps_api_error_detail(ps_api_result *r, const char *key, json_t *value)
 	json_object_set_new(json_object_get(r->body, "error"), key, value);
 }
 
+json_t *ps_api_body_object(const char *body, size_t len, const char *expected,
+                           ps_api_result *r)
+{
+	json_error_t jerr;
+	json_t *doc = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+
+	if (doc && json_is_object(doc))
+		return doc;
+	ps_api_error(r, 400, "invalid_json", "request body:%d:%d: %s", jerr.line, jerr.column,
+	             doc ? expected : jerr.text);
+	json_decref(doc);
+	return NULL;
+}
+
 static ps_job *find_job(ps_server *srv, const char *id_or_name)
 {
 	for (ps_job *j = srv->jobs; j; j = j->next)
@@ -1152,20 +1166,15 @@ cleanup:
  * "reason": "..."}; *mode is 0 when no compare is asked for. */
 static bool parse_complete_req(const char *body, size_t len, int *mode, ps_api_result *r)
 {
-	json_error_t jerr;
 	json_t *doc, *v;
 	const char *key, *bad = NULL, *why = NULL;
 
 	*mode = 0;
 	if (len == 0)
 		return true;
-	doc = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
-	if (!doc || !json_is_object(doc)) {
-		ps_api_error(r, 400, "invalid_json", "request body:%d:%d: %s", jerr.line, jerr.column,
-		             doc ? "expected a JSON object" : jerr.text);
-		json_decref(doc);
+	doc = ps_api_body_object(body, len, "expected a JSON object", r);
+	if (!doc)
 		return false;
-	}
 	json_object_foreach(doc, key, v) {
 		if (strcmp(key, "compare") == 0) {
 			if (json_is_boolean(v))
@@ -1436,7 +1445,6 @@ static void compare_req_free(compare_req *q)
 /* The body of POST .../compare: every field optional (docs/api.md). */
 static bool parse_compare_req(const char *body, size_t len, compare_req *q, ps_api_result *r)
 {
-	json_error_t jerr;
 	json_t *doc = NULL, *v;
 	const char *key, *bad = NULL, *why = NULL;
 
@@ -1447,13 +1455,9 @@ static bool parse_compare_req(const char *body, size_t len, compare_req *q, ps_a
 	q->max_report = 100;
 	if (len == 0)
 		return true;
-	doc = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
-	if (!doc || !json_is_object(doc)) {
-		ps_api_error(r, 400, "invalid_json", "request body:%d:%d: %s", jerr.line, jerr.column,
-		             doc ? "expected a JSON object" : jerr.text);
-		json_decref(doc);
+	doc = ps_api_body_object(body, len, "expected a JSON object", r);
+	if (!doc)
 		return false;
-	}
 	json_object_foreach(doc, key, v) {
 		if (strcmp(key, "mode") == 0) {
 			if (!json_is_string(v) || ps_compare_mode_parse(json_string_value(v), &q->mode) != PS_OK)
@@ -1738,13 +1742,9 @@ void ps_jobs_modify(ps_server *srv, const char *id, const char *body, size_t len
 	ps_error err;
 
 	ps_error_clear(&err);
-	patch = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
-	if (!patch || !json_is_object(patch)) {
-		ps_api_error(r, 400, "invalid_json", "request body:%d:%d: %s", jerr.line, jerr.column,
-		             patch ? "expected a JSON object (a merge patch of the spec)" : jerr.text);
-		json_decref(patch);
+	patch = ps_api_body_object(body, len, "expected a JSON object (a merge patch of the spec)", r);
+	if (!patch)
 		return;
-	}
 	pthread_mutex_lock(&srv->mu);
 	job = find_job(srv, id);
 	if (!job) {

@@ -97,7 +97,6 @@ static void bad_field(ps_api_result *r, const char *field, const char *why)
 
 bool ps_recover_parse(const char *body, size_t len, ps_recover_plan *plan, ps_api_result *r)
 {
-	json_error_t jerr;
 	json_t *doc = NULL, *v;
 	const char *key, *bad = NULL, *why = NULL, *name;
 
@@ -107,13 +106,9 @@ bool ps_recover_parse(const char *body, size_t len, ps_recover_plan *plan, ps_ap
 		          "\"resync\"");
 		return false;
 	}
-	doc = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
-	if (!doc || !json_is_object(doc)) {
-		ps_api_error(r, 400, "invalid_json", "request body:%d:%d: %s", jerr.line, jerr.column,
-		             doc ? "expected a JSON object" : jerr.text);
-		json_decref(doc);
+	doc = ps_api_body_object(body, len, "expected a JSON object", r);
+	if (!doc)
 		return false;
-	}
 	v = json_object_get(doc, "strategy");
 	name = json_string_value(v);
 	plan->strategy = -1;

@@ -104,6 +104,11 @@ void ps_api_error(ps_api_result *r, int status, const char *code, const char *fm
 /* Adds key (taking value) to the error object of r. */
 void ps_api_error_detail(ps_api_result *r, const char *key, json_t *value);
 
+/* A request body parsed as a JSON object (a new reference), or NULL with r
+ * set to 400 invalid_json; expected names what was expected. */
+json_t *ps_api_body_object(const char *body, size_t len, const char *expected,
+                           ps_api_result *r);
+
 void ps_jobs_create(ps_server *srv, const char *body, size_t len, const char *actor,
                     ps_api_result *r);
 void ps_jobs_list(ps_server *srv, ps_api_result *r);

@@ -326,41 +326,32 @@ def wait_equal(source, target, tables, timeout=90, sqlite_path=None):
         raise AssertionError(f"{e}: first difference {last}") from None
 
 
-class Writer(threading.Thread):
-    """Writes to the source in small transactions until stopped: inserts,
-    updates (some changing the key), deletes, and inserts into an insert-only
-    table without a key. Raises in join() if a statement failed."""
+class TxnWriter(threading.Thread):
+    """Commits one transaction of write(cursor) after another on its own
+    connection until stopped; txns counts the committed ones. stop() raises
+    what a statement raised."""
 
-    def __init__(self, database, seed=1):
+    def __init__(self, database):
         super().__init__(daemon=True)
         self.database = database
-        self.rand = random.Random(seed)
-        self.seed = seed
         self.halt = threading.Event()
         self.error = None
         self.txns = 0
+
+    def write(self, cur):
+        raise NotImplementedError
 
     def run(self):
         try:
             c = self.database.cluster.connect(self.database.name)
             c.autocommit = False
-            cur = c.cursor()
-            while not self.halt.is_set():
-                k = self.rand.randrange(1, 400)
-                cur.execute("INSERT INTO w_items (id, v, pad) VALUES (%s, %s, repeat('x', %s)) "
-                            "ON CONFLICT (id) DO UPDATE SET v = w_items.v + 1", (k, k, k % 50))
-                cur.execute("UPDATE w_items SET v = v + 1 WHERE id = %s", (self.rand.randrange(1, 400),))
-                if self.rand.random() < 0.1:
-                    cur.execute("DELETE FROM w_items WHERE id = %s", (self.rand.randrange(1, 400),))
-                if self.rand.random() < 0.05:
-                    # the key changes: move a row to a free id above 1000
-                    cur.execute("UPDATE w_items SET id = %s WHERE id = %s",
-                                (100000 * self.seed + 1000 + self.txns, self.rand.randrange(1, 400)))
-                cur.execute("INSERT INTO w_history (k, note) VALUES (%s, %s)", (k, f"txn {self.txns}"))
-                c.commit()
-                self.txns += 1
+            with c.cursor() as cur:
+                while not self.halt.is_set():
+                    self.write(cur)
+                    c.commit()
+                    self.txns += 1
             c.close()
-        except Exception as e:  # reported by join
+        except Exception as e:  # reported by stop
             self.error = e
 
     def stop(self):
@@ -368,6 +359,30 @@ class Writer(threading.Thread):
         self.join(30)
         if self.error:
             raise self.error
+
+
+class Writer(TxnWriter):
+    """Writes to the source in small transactions until stopped: inserts,
+    updates (some changing the key), deletes, and inserts into an insert-only
+    table without a key."""
+
+    def __init__(self, database, seed=1):
+        super().__init__(database)
+        self.rand = random.Random(seed)
+        self.seed = seed
+
+    def write(self, cur):
+        k = self.rand.randrange(1, 400)
+        cur.execute("INSERT INTO w_items (id, v, pad) VALUES (%s, %s, repeat('x', %s)) "
+                    "ON CONFLICT (id) DO UPDATE SET v = w_items.v + 1", (k, k, k % 50))
+        cur.execute("UPDATE w_items SET v = v + 1 WHERE id = %s", (self.rand.randrange(1, 400),))
+        if self.rand.random() < 0.1:
+            cur.execute("DELETE FROM w_items WHERE id = %s", (self.rand.randrange(1, 400),))
+        if self.rand.random() < 0.05:
+            # the key changes: move a row to a free id above 1000
+            cur.execute("UPDATE w_items SET id = %s WHERE id = %s",
+                        (100000 * self.seed + 1000 + self.txns, self.rand.randrange(1, 400)))
+        cur.execute("INSERT INTO w_history (k, note) VALUES (%s, %s)", (k, f"txn {self.txns}"))
 
     @staticmethod
     def create_tables(database, rows=300):

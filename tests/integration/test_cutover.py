@@ -6,7 +6,7 @@ compares, and leaves nothing behind on the source.
 import sqlite3
 
 from conftest import wait_equal, wait_for
-from test_server import server, slot_exists, spec_for  # noqa: F401  (server is a fixture)
+from test_server import server, slot_exists, spec_for, transition_events  # noqa: F401
 
 TABLES = ["public.orders", "public.events", "public.plain"]
 
@@ -18,11 +18,6 @@ def create_tables(db):
     db.execute("INSERT INTO orders (note) SELECT 'o' || g FROM generate_series(1, 50) g")
     db.execute("INSERT INTO events (kind) SELECT 'e' || g FROM generate_series(1, 30) g")
     db.execute("INSERT INTO plain SELECT g, g FROM generate_series(1, 10) g")
-
-
-def transitions(server, name):
-    events = server.call("GET", f"/v1/jobs/{name}/events")[1]["events"]
-    return [e for e in events if e["kind"] == "transition"]
 
 
 def publication_exists(db, name):
@@ -61,9 +56,9 @@ def test_a_migration_completes_with_sequences_synced_and_nothing_left_behind(ser
         assert new_id == source_last + 1
         assert new_id > db.value(f"SELECT max(id) FROM {table}")
     # the history: ready, completing, completed, with what was done
-    path = [e["to"] for e in transitions(server, "move")]
+    path = [e["to"] for e in transition_events(server, "move")]
     assert path[-3:] == ["ready_to_complete", "completing", "completed"], path
-    done = transitions(server, "move")[-1]["reason"]
+    done = transition_events(server, "move")[-1]["reason"]
     assert "sequences: 2 synced" in done and "full compare: equal" in done, done
     assert "dropped slot penstock_move and publication penstock_move" in done
     assert "removed the checkpoint" in done
@@ -134,7 +129,7 @@ def test_a_migration_to_sqlite_completes_and_says_sequences_do_not_apply(
     server.call("POST", "/v1/jobs/tolite/start")
     server.wait_state("tolite", "ready_to_complete")
     server.cli("complete", "tolite", "--wait", check=0)
-    done = transitions(server, "tolite")[-1]
+    done = transition_events(server, "tolite")[-1]
     assert done["to"] == "completed", done
     assert "sequences: not applicable (a sqlite target has no sequences" in done["reason"]
     assert not slot_exists(db, "penstock_tolite")

@@ -19,7 +19,7 @@ import psycopg2
 import pytest
 
 from conftest import PGBIN, Cluster, Writer, wait_equal, wait_for
-from test_server import Server, spec_for
+from test_server import Server, spec_for, start_streaming, transitions
 
 W_TABLES = ["public.w_items", "public.w_history"]
 # Fast retries, so that an outage of a few seconds is retried several times.
@@ -135,18 +135,6 @@ def reconnect(database):
     except Exception:
         pass
     database.conn = database.cluster.connect(database.name)
-
-
-def transitions(server, name):
-    return [e["to"] for e in server.call("GET", f"/v1/jobs/{name}/events")[1]["events"]
-            if e["kind"] == "transition"]
-
-
-def start_streaming(server, spec):
-    status, job = server.call("POST", "/v1/jobs", spec)
-    assert status == 201, job
-    assert server.call("POST", f"/v1/jobs/{spec['name']}/start")[0] == 202
-    wait_for(lambda: server.job(spec["name"])["phase"] == "streaming", 120, what="streaming")
 
 
 def writes_go_on(writer, n=30):

@@ -4,29 +4,16 @@ watermarked backfill under concurrent writes) and removed, and the
 identity changes that are refused while the job holds a checkpoint.
 """
 import random
-import threading
 import time
 
-from conftest import Writer, wait_equal, wait_for
+from conftest import TxnWriter, Writer, wait_equal, wait_for
 
 W_TABLES = ["public.w_items", "public.w_history"]
-from test_server import server, spec_for  # noqa: F401  (server is a fixture)
+from test_server import server, spec_for, start_streaming, transitions  # noqa: F401
 
 
 def count(database, table):
     return database.value(f"SELECT count(*) FROM {table}")
-
-
-def start_streaming(server, spec):
-    status, job = server.call("POST", "/v1/jobs", spec)
-    assert status == 201, job
-    assert server.call("POST", f"/v1/jobs/{spec['name']}/start")[0] == 202
-    wait_for(lambda: server.job(spec["name"])["phase"] == "streaming", 90, what="streaming")
-
-
-def transitions(server, name):
-    events = server.call("GET", f"/v1/jobs/{name}/events")[1]["events"]
-    return [e["to"] for e in events if e["kind"] == "transition"]
 
 
 # --- rate limits --------------------------------------------------------------
@@ -59,9 +46,9 @@ def test_a_rate_limit_caps_throughput_and_lifting_it_live_lets_the_rest_through(
     status, job = server.call("PATCH", "/v1/jobs/limited", {"limits": {"rows_per_sec": 0}})
     assert status == 200, job
     assert job["limits"]["rows_per_sec"] == 0 and job["state"] == "running"
-    lifted = time.monotonic()
+    # the deadline is what proves the lift: 60 s, well under the 100 s the
+    # limit would need for the rest
     wait_for(lambda: count(target_db, "items") == n + more, 60, what="the rest of the backlog")
-    assert time.monotonic() - lifted < 90   # well under the 100 s the limit would need
     assert count(target_db, "items") == count(db, "items")
     # the same run went on: no restart, and the event says what changed live
     assert transitions(server, "limited") == path_before
@@ -126,36 +113,17 @@ def test_identity_changes_are_refused_with_the_field_and_bad_limits_are_400(
 
 # --- removing a table -------------------------------------------------------------
 
-class PairWriter(threading.Thread):
+class PairWriter(TxnWriter):
     """Inserts id = 1, 2, 3, ... into every table of `tables` in one
     transaction per id, until stopped."""
 
     def __init__(self, database, tables):
-        super().__init__(daemon=True)
-        self.database, self.tables = database, tables
-        self.halt = threading.Event()
-        self.n = 0
-        self.error = None
+        super().__init__(database)
+        self.tables = tables
 
-    def run(self):
-        try:
-            c = self.database.cluster.connect(self.database.name)
-            c.autocommit = False
-            with c.cursor() as cur:
-                while not self.halt.is_set():
-                    for t in self.tables:
-                        cur.execute(f"INSERT INTO {t} VALUES (%s, %s)", (self.n + 1, self.n + 1))
-                    c.commit()
-                    self.n += 1
-            c.close()
-        except Exception as e:  # reported by stop
-            self.error = e
-
-    def stop(self):
-        self.halt.set()
-        self.join(30)
-        if self.error:
-            raise self.error
+    def write(self, cur):
+        for t in self.tables:
+            cur.execute(f"INSERT INTO {t} VALUES (%s, %s)", (self.txns + 1, self.txns + 1))
 
 
 def ids(database, table):
@@ -171,15 +139,15 @@ def test_removing_a_table_stops_its_changes_at_a_clear_position_and_leaves_its_d
     writer = PairWriter(db, ["keep", "gone"])
     writer.start()
     try:
-        wait_for(lambda: writer.n > 50 and count(target_db, "gone") > 20, 60, what="writes")
+        wait_for(lambda: writer.txns > 50 and count(target_db, "gone") > 20, 60, what="writes")
         path_before = transitions(server, "shrink")
         status, job = server.call("PATCH", "/v1/jobs/shrink", {"tables": {"exclude": ["public.gone"]}})
         assert status == 200 and job["state"] == "running", job
         wait_for(lambda: any(e["kind"] == "tables" and "removed" in e["reason"]
                              for e in server.call("GET", "/v1/jobs/shrink/events")[1]["events"]),
                  60, what="the removal to take effect")
-        done = writer.n
-        wait_for(lambda: writer.n > done + 50, 60, what="writes after the removal")
+        done = writer.txns
+        wait_for(lambda: writer.txns > done + 50, 60, what="writes after the removal")
     finally:
         writer.stop()
     # the kept table goes on; the removed one stopped at one position: the
@@ -210,50 +178,28 @@ def test_removing_a_table_stops_its_changes_at_a_clear_position_and_leaves_its_d
 
 # --- adding a table ----------------------------------------------------------------
 
-class ExtraWriter(threading.Thread):
+class ExtraWriter(TxnWriter):
     """Random inserts, updates, deletes and key changes on table extra
     (id int PRIMARY KEY, v int, note text) until stopped."""
 
     def __init__(self, database, seed=7):
-        super().__init__(daemon=True)
-        self.database = database
+        super().__init__(database)
         self.rand = random.Random(seed)
-        self.halt = threading.Event()
-        self.txns = 0
-        self.error = None
 
-    def run(self):
-        try:
-            c = self.database.cluster.connect(self.database.name)
-            c.autocommit = False
-            cur = c.cursor()
-            while not self.halt.is_set():
-                k = self.rand.randrange(1, 6000)
-                op = self.rand.random()
-                if op < 0.4:
-                    cur.execute("UPDATE extra SET v = v + 1, note = 'u' WHERE id = %s", (k,))
-                elif op < 0.6:
-                    cur.execute("INSERT INTO extra VALUES (%s, 0, 'i') "
-                                "ON CONFLICT (id) DO UPDATE SET v = extra.v + 10", (k,))
-                elif op < 0.8:
-                    cur.execute("DELETE FROM extra WHERE id = %s", (k,))
-                elif op < 0.9:   # the key moves above the seeded range
-                    cur.execute("UPDATE extra SET id = %s WHERE id = %s",
-                                (100000 + self.txns, k))
-                else:            # several rows in one transaction
-                    cur.execute("UPDATE extra SET v = v - 1 WHERE id BETWEEN %s AND %s",
-                                (k, k + 20))
-                c.commit()
-                self.txns += 1
-            c.close()
-        except Exception as e:  # reported by stop
-            self.error = e
-
-    def stop(self):
-        self.halt.set()
-        self.join(30)
-        if self.error:
-            raise self.error
+    def write(self, cur):
+        k = self.rand.randrange(1, 6000)
+        op = self.rand.random()
+        if op < 0.4:
+            cur.execute("UPDATE extra SET v = v + 1, note = 'u' WHERE id = %s", (k,))
+        elif op < 0.6:
+            cur.execute("INSERT INTO extra VALUES (%s, 0, 'i') "
+                        "ON CONFLICT (id) DO UPDATE SET v = extra.v + 10", (k,))
+        elif op < 0.8:
+            cur.execute("DELETE FROM extra WHERE id = %s", (k,))
+        elif op < 0.9:   # the key moves above the seeded range
+            cur.execute("UPDATE extra SET id = %s WHERE id = %s", (100000 + self.txns, k))
+        else:            # several rows in one transaction
+            cur.execute("UPDATE extra SET v = v - 1 WHERE id BETWEEN %s AND %s", (k, k + 20))
 
 
 def tables_events(server, name):

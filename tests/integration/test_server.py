@@ -128,6 +128,24 @@ def slot_exists(db, name):
     return db.value("SELECT count(*) FROM pg_replication_slots WHERE slot_name = %s", (name,)) == 1
 
 
+def start_streaming(server, spec, timeout=120):
+    """Creates and starts the job of spec; returns once it streams."""
+    status, job = server.call("POST", "/v1/jobs", spec)
+    assert status == 201, job
+    assert server.call("POST", f"/v1/jobs/{spec['name']}/start")[0] == 202
+    wait_for(lambda: server.job(spec["name"])["phase"] == "streaming", timeout, what="streaming")
+
+
+def transition_events(server, name):
+    events = server.call("GET", f"/v1/jobs/{name}/events")[1]["events"]
+    return [e for e in events if e["kind"] == "transition"]
+
+
+def transitions(server, name):
+    """The states the job went through, in order."""
+    return [e["to"] for e in transition_events(server, name)]
+
+
 # --- auth, bad input --------------------------------------------------------
 
 def test_every_request_needs_the_token_and_a_refused_one_changes_nothing(server, db, target_db):
