@@ -603,7 +603,8 @@ static int finish_table(load *ld, load_table *lt, ps_error *err)
 {
 	const ps_load_config *cfg = ld->cfg;
 	double secs = lt->started_ns ? (double)(ps_now_ns() - lt->started_ns) / 1e9 : 0;
-	long long rows = 0;
+	long long rows = 0, least = -1, most = 0;
+	char spread[80] = "";
 	int rc = PS_OK;
 
 	if (lt->ck->created)
@@ -615,16 +616,26 @@ static int finish_table(load *ld, load_table *lt, ps_error *err)
 	rc = ps_checkpoint_commit(cfg->ck, cfg->snk, cfg->state_dir, err);
 	if (rc != PS_OK)
 		lt->ck->finished = false;
-	for (size_t u = 0; u < lt->ck->nunits; u++)
-		rows += lt->ck->units[u].rows;
+	for (size_t u = 0; u < lt->ck->nunits; u++) {
+		long long n = lt->ck->units[u].rows;
+
+		rows += n;
+		least = least < 0 || n < least ? n : least;
+		most = n > most ? n : most;
+	}
 	pthread_mutex_unlock(&ld->mu);
+	/* How even the key ranges came out: one unit far bigger than the rest
+	 * is copied alone at the end. */
+	if (lt->ck->nunits > 1)
+		snprintf(spread, sizeof(spread), ", %lld to %lld rows a unit", least, most);
 	if (rc == PS_OK) {
 		if (ld->tty)
 			fputs("\r\033[K", stderr);
-		ps_log_info("loaded %s.%s: %lld rows in %zu unit%s%s (%.1f s%s)", lt->ck->schema,
+		ps_log_info("loaded %s.%s: %lld rows in %zu unit%s%s (%.1f s%s%s)", lt->ck->schema,
 		            lt->ck->name, rows, lt->ck->nunits, lt->ck->nunits == 1 ? "" : "s",
 		            lt->ck->created ? ", keys and indexes built" : "", secs,
-		            lt->path == PATH_RAW ? ", raw" : lt->path == PATH_ROWS ? ", row by row" : "");
+		            lt->path == PATH_RAW ? ", raw" : lt->path == PATH_ROWS ? ", row by row" : "",
+		            spread);
 	}
 	return rc;
 }

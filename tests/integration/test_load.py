@@ -206,3 +206,26 @@ def test_resume_always_without_checkpoint_says_what_to_do(db, target_db, make_jo
     assert target_db.value("SELECT to_regclass('public.a')") is None
     assert db.value("SELECT count(*) FROM pg_replication_slots "
                     "WHERE slot_name = 'penstock_always'") == 0
+
+
+def test_a_big_table_is_cut_into_key_ranges_of_like_size(db, target_db, make_job):
+    # From a million rows on, the key is sampled by pages (TABLESAMPLE SYSTEM).
+    # Asking for ~100 keys a range took them from a handful of pages, and one
+    # range could hold several times the rows of another, to be copied alone
+    # at the end of the load.
+    db.execute("CREATE TABLE big (id int PRIMARY KEY, pad text)")
+    db.execute("INSERT INTO big SELECT g, md5(g::text) FROM generate_series(1, 1200000) g")
+    db.execute("ANALYZE big")
+    p = make_job("even", type="snapshot", target=target_db.url,
+                 tables={"include": ["public.big"]}, snapshot={"chunk_rows": 100000})
+    rc, _, err = p.run_to_exit(timeout=300)
+    assert rc == 0, err
+    m = re.search(r"loaded public.big: 1200000 rows in (\d+) units, .*, (\d+) to (\d+) rows a unit",
+                  err)
+    assert m, err
+    units, least, most = (int(g) for g in m.groups())
+    assert units >= 12
+    # Sampling ~50 pages a range keeps them within about +-40 % of each other
+    # (sd ~14 %); a few sampled pages leave some ranges near empty.
+    assert most <= 3 * least, m.group(0)
+    assert target_db.value("SELECT count(*) FROM big") == 1200000

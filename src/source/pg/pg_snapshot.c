@@ -20,7 +20,8 @@
  *    either (a target could not enforce them the same way); each one is
  *    named in a warning.
  * 4. split samples the key (TABLESAMPLE BERNOULLI, or SYSTEM for big
- *    tables, aiming at ~100 keys per chunk), sorted by the server with the
+ *    tables, aiming at ~100 keys and, with SYSTEM, ~50 pages per chunk,
+ *    at most SPLIT_MAX_SAMPLES keys), sorted by the server with the
  *    key's own ORDER BY — the order copy_unit's row comparison uses — and
  *    picks evenly spaced samples. Sampled keys are distinct (a primary key)
  *    and picked at strictly increasing positions, so the bounds are
@@ -49,6 +50,8 @@
 #define SPLIT_KEYS_PER_CHUNK 100
 #define SPLIT_MAX_SAMPLES 1000000
 #define SPLIT_SYSTEM_ROWS 1000000    /* from this size on, sample pages, not rows */
+#define SPLIT_PAGES_PER_CHUNK 50     /* SYSTEM: pages sampled per chunk, at least */
+#define SPLIT_PAGE_BYTES 8192        /* PostgreSQL's default block size */
 #define MAX_KEYS 32                  /* PostgreSQL's INDEX_MAX_KEYS */
 
 /* --- small helpers -------------------------------------------------------- */
@@ -558,8 +561,25 @@ int pg_split(ps_source *src, const ps_table_def *def, int64_t chunk_rows,
 	if (want > SPLIT_MAX_SAMPLES)
 		want = SPLIT_MAX_SAMPLES;
 	if (want < def->estimated_rows) {
+		double share = (double)want / (double)def->estimated_rows;
+
 		method = def->estimated_rows >= SPLIT_SYSTEM_ROWS ? "SYSTEM" : "BERNOULLI";
-		snprintf(percent, sizeof(percent), "%.6f", 100.0 * (double)want / (double)def->estimated_rows);
+		/* SYSTEM takes whole pages: ~100 keys may come from two pages, and
+		 * bounds spaced by so few pages make chunks several times apart in
+		 * size (at 3M rows, one of 13 chunks held a quarter of the table and
+		 * copied alone at the end). Sample enough pages per chunk too. */
+		if (method[0] == 'S' && def->estimated_bytes > 0) {
+			double pages = (double)def->estimated_bytes / SPLIT_PAGE_BYTES;
+			double by_pages = (double)nchunks * SPLIT_PAGES_PER_CHUNK / pages;
+
+			double most = (double)SPLIT_MAX_SAMPLES / (double)def->estimated_rows;
+
+			if (by_pages > most)
+				by_pages = most;
+			if (by_pages > share)
+				share = by_pages < 1.0 ? by_pages : 1.0;
+		}
+		snprintf(percent, sizeof(percent), "%.6f", 100.0 * share);
 	}
 	params[0] = percent;
 	ps_buf_init(&sql, 1u << 20);
