@@ -16,9 +16,15 @@ until its slot confirms the backlog's end (pg_recvlogical: until it reaches
 --endpos). Every target is then checked against the source.
 
 usage: backlog.py PENSTOCK_BIN [ROUNDS] [TXNS]
+
+PROFILE=WHO (one of the consumer names below, e.g. "penstock -> pg") records
+the whole machine with `perf record -a -g` while that consumer runs, into
+PROFILE_DIR (default /tmp) as perf-<round>.data; read it with `perf report`.
 """
 import json
 import os
+import shutil
+import signal
 import sqlite3
 import statistics
 import subprocess
@@ -177,6 +183,12 @@ def main():
             settle(cluster)
             order = who_all[r % len(who_all):] + who_all[:r % len(who_all)]
             for who in order:
+                perf = None
+                if os.environ.get("PROFILE") == who:
+                    out = os.path.join(os.environ.get("PROFILE_DIR", "/tmp"), f"perf-{r + 1}.data")
+                    perf = subprocess.Popen(["perf", "record", "-a", "-g", "-q", "-o", out],
+                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                    time.sleep(0.5)   # perf attaches to every CPU before the consumer starts
                 t0 = time.monotonic()
                 if who in jobs:
                     p = subprocess.Popen(jobs[who], stderr=open(f"{work}/run{r}-{who.split()[-1]}.log", "w"))
@@ -202,6 +214,9 @@ def main():
                                     "publication_names=sub_pub", "-f", f"{work}/floor.out",
                                     "--endpos", end, "--no-loop"], check=True)
                     elapsed = time.monotonic() - t0
+                if perf:
+                    perf.send_signal(signal.SIGINT)
+                    perf.wait()
                 times[who].append(elapsed)
                 print(f"  round {r + 1}: {who:<24} {elapsed:6.2f}s  "
                       f"{TXNS * CHANGES_PER_TXN / elapsed:9,.0f} changes/s"
@@ -225,6 +240,9 @@ def main():
         except Exception:
             pass
         cluster.stop()
+        shutil.rmtree(base, ignore_errors=True)   # a cluster is GBs; leave none behind
+        if sys.exc_info()[0] is None:   # on a failure, keep the logs it names
+            shutil.rmtree(work, ignore_errors=True)
     med = {w: statistics.median(v) for w, v in times.items()}
     changes = TXNS * CHANGES_PER_TXN
     for w in who_all:

@@ -12,6 +12,7 @@ usage: bigtxn.py PENSTOCK_BIN [ROWS]
 """
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -87,6 +88,9 @@ def main():
             p.terminate()
             p.wait()
         cluster.stop()
+        shutil.rmtree(base, ignore_errors=True)   # a cluster is GBs; leave none behind
+        if sys.exc_info()[0] is None:   # on a failure, keep the logs it names
+            shutil.rmtree(work, ignore_errors=True)
     print(f"source insert {t_insert:.1f} s; penstock applied it {elapsed:.1f} s after the "
           f"insert began ({ROWS / elapsed:,.0f} rows/s)")
     print(f"penstock peak RSS (VmHWM) {hwm / 1024:.0f} MiB (largest VmRSS sampled "

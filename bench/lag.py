@@ -20,6 +20,7 @@ usage: lag.py PENSTOCK_BIN [RATE] [SECONDS]
 """
 import json
 import os
+import shutil
 import re
 import statistics
 import subprocess
@@ -124,6 +125,9 @@ def main():
             p.terminate()
             p.wait()
         cluster.stop()
+        shutil.rmtree(base, ignore_errors=True)   # a cluster is GBs; leave none behind
+        if sys.exc_info()[0] is None:   # on a failure, keep the logs it names
+            shutil.rmtree(work, ignore_errors=True)
     print(f"pgbench achieved {tps:,.0f} tps (asked {RATE:,})")
     print(f"lag over {len(samples)} samples: p50 {statistics.median(samples) * 1000:.0f} ms, "
           f"p99 {pct(samples, 99) * 1000:.0f} ms, max {max(samples) * 1000:.0f} ms "

@@ -140,7 +140,9 @@ def main():
                 c.close()
     finally:
         cluster.stop()
-        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(base, ignore_errors=True)   # a cluster is GBs; leave none behind
+        if sys.exc_info()[0] is None:   # on a failure, keep the logs it names
+            shutil.rmtree(work, ignore_errors=True)
     med = {k: statistics.median(v) for k, v in times.items()}
     for k, v in med.items():
         print(f"{k:<40} median {v:6.2f}s")

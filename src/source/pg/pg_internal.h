@@ -51,6 +51,7 @@ struct ps_source {
 
 	/* stream state (reader thread only) */
 	bool streaming;
+	unsigned commits_seen;     /* transactions read since the reader last slept */
 	uint64_t start_lsn;        /* deliver only transactions committed after it */
 	uint64_t redo_until;       /* transactions committed up to it are reprocessing */
 	uint64_t received_lsn;     /* highest WAL position seen in any message */
