@@ -571,7 +571,6 @@ int pg_split(ps_source *src, const ps_table_def *def, int64_t chunk_rows,
 		if (method[0] == 'S' && def->estimated_bytes > 0) {
 			double pages = (double)def->estimated_bytes / SPLIT_PAGE_BYTES;
 			double by_pages = (double)nchunks * SPLIT_PAGES_PER_CHUNK / pages;
-
 			double most = (double)SPLIT_MAX_SAMPLES / (double)def->estimated_rows;
 
 			if (by_pages > most)
