@@ -516,6 +516,53 @@ static int pg_flush(ps_sink *s, ps_error *err)
 
 /* ==== checkpoints ========================================================= */
 
+#define EARLIER_SESSIONS_WAIT_S 30
+
+/* A penstock killed just after it sent COMMIT leaves a backend that may
+ * commit that batch, with its checkpoint, after the next run has read the
+ * older checkpoint: the next run would then apply the batch again (rows
+ * twice in a table without a key). So the checkpoint is read only once no
+ * other session of this job's sink (application_name) is inside a
+ * transaction; a dead client's backend finishes or rolls back and leaves
+ * within moments. Idle sessions (a check running alongside) do not count. */
+static int wait_for_earlier_sessions(ps_sink *s, ps_error *err)
+{
+	char app[128];
+	const char *params[1] = {app};
+	struct timespec now;
+	time_t deadline;
+	int rc;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	deadline = now.tv_sec + EARLIER_SESSIONS_WAIT_S;
+
+	snprintf(app, sizeof(app), "penstock sink %s", s->job);
+	for (;;) {
+		PGresult *res = NULL;
+		char pid[32] = "";
+
+		rc = pgs_exec(s, &res, err, "looking for earlier sessions of this job",
+		              "SELECT pid FROM pg_catalog.pg_stat_activity WHERE application_name = $1 "
+		              "AND pid <> pg_catalog.pg_backend_pid() AND datname = current_database() "
+		              "AND state IN ('active', 'idle in transaction', "
+		              "'idle in transaction (aborted)', 'fastpath function call')", 1, params);
+		if (rc == PS_OK && PQntuples(res) > 0)
+			snprintf(pid, sizeof(pid), "%s", PQgetvalue(res, 0, 0));
+		PQclear(res);
+		if (rc != PS_OK || !pid[0])
+			return rc;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (now.tv_sec >= deadline)
+			return ps_error_set(err, PS_ETIMEOUT, "another session of job '%s' (backend pid %s) "
+			                    "is still inside a transaction in the target after %d s; is "
+			                    "another penstock running this job? Stop it, or end that "
+			                    "session (pg_terminate_backend(%s))", s->job, pid,
+			                    EARLIER_SESSIONS_WAIT_S, pid);
+		struct timespec pause = {0, 10 * 1000000L};
+		nanosleep(&pause, NULL);
+	}
+}
+
 static int pg_checkpoint_load(ps_sink *s, char **json, ps_error *err)
 {
 	const char *params[1] = {s->job};
@@ -526,6 +573,8 @@ static int pg_checkpoint_load(ps_sink *s, char **json, ps_error *err)
 	rc = pgs_check_usable(s, err);
 	if (rc == PS_OK)
 		rc = pgs_settle(s, err);
+	if (rc == PS_OK)
+		rc = wait_for_earlier_sessions(s, err);
 	if (rc == PS_OK)
 		rc = pgs_exec(s, &res, err, "reading penstock.checkpoint",
 		              "SELECT body FROM penstock.checkpoint WHERE job = $1", 1, params);

@@ -112,3 +112,42 @@ def test_kill_9_at_random_moments_during_pgbench(db, target_db, make_job):
     p.wait_streaming(db)
     wait_equal(db, target_db, tables, timeout=120)
     assert p.stop() == 0
+
+
+def test_a_commit_still_in_flight_when_penstock_is_killed_is_not_applied_twice(
+        db, target_db, make_job):
+    # kill -9 just after penstock sent COMMIT: its backend in the target may
+    # finish that commit (batch and checkpoint) only after the next run has
+    # started. Here the commit is held open by a deferred trigger on the
+    # checkpoint table while the flag row exists. If the next run read the
+    # checkpoint before that commit, it would apply the batch again: a table
+    # without a key would hold the row twice.
+    db.execute("CREATE TABLE notes (v int)")
+    db.execute("ALTER TABLE notes REPLICA IDENTITY FULL")
+    db.execute("INSERT INTO notes VALUES (1)")
+    p = make_job("inflight", target=target_db.url)
+    p.start()
+    p.wait_streaming(db)
+    wait_equal(db, target_db, ["public.notes"])
+    target_db.execute("CREATE TABLE slow_flag (x int)")
+    target_db.execute("INSERT INTO slow_flag VALUES (1)")
+    target_db.execute(
+        "CREATE FUNCTION slow_commit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        "IF EXISTS (SELECT 1 FROM public.slow_flag) THEN PERFORM pg_sleep(3); END IF; "
+        "RETURN NULL; END $$")
+    target_db.execute("CREATE CONSTRAINT TRIGGER slow AFTER INSERT OR UPDATE ON penstock.checkpoint "
+                      "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION slow_commit()")
+    target_db.execute("ALTER TABLE penstock.checkpoint ENABLE ALWAYS TRIGGER slow")
+    db.execute("INSERT INTO notes VALUES (2)")
+    # the batch's commit is in the trigger's sleep
+    wait_for(lambda: target_db.value(
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'penstock sink inflight' "
+        "AND wait_event = 'PgSleep'"), 30, what="the commit to be held")
+    p.kill()
+    target_db.execute("DELETE FROM slow_flag")   # later commits are not held
+    p.start()
+    p.wait_streaming(db)
+    db.execute("INSERT INTO notes VALUES (3)")
+    wait_equal(db, target_db, ["public.notes"])
+    assert target_db.value("SELECT count(*) FROM notes WHERE v = 2") == 1
+    assert p.stop() == 0
