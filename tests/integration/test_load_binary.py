@@ -104,10 +104,15 @@ def test_user_types_and_different_target_types_fall_back_to_rows(db, target_db, 
                                    "snapshot.unit.commit:crash@3"])
 def test_crash_at_unit_commit_during_a_binary_load_resumes(fault, db, target_db, make_job):
     first, second = crash_then_resume(db, make_job, target_db.url, fault, target=target_db)
-    assert paths(first) == {"public.w_history": "raw", "public.w_items": "raw"}, first
+    # the crash at the first unit's commit may come before the other worker
+    # has started on the second table: each table's path is logged by
+    # whichever run copies it first
+    before = paths(first)
+    assert before and set(before.values()) == {"raw"}, first
     assert "resuming the initial load under a new snapshot" in second
     again = paths(second)   # the units left are copied raw again
     assert again and set(again.values()) == {"raw"}, second
+    assert {**before, **again} == {"public.w_history": "raw", "public.w_items": "raw"}
     # the table without a key has each row once: wait_equal compared them
     # as multisets; the counts say the same once more
     assert target_db.value("SELECT count(*) FROM w_history") == \
