@@ -62,6 +62,7 @@
 #include "core/backfill.h"
 #include "core/spec_json.h"
 #include "util/log.h"
+#include "util/str.h"
 
 #define BF_CHUNK_ROWS 1000            /* rows per chunk at most */
 #define BF_CHUNK_BYTES (4u << 20)     /* ... and about this many bytes */
@@ -135,37 +136,6 @@ struct ps_backfill {
 };
 
 /* ==== small helpers ======================================================= */
-
-static void free_strv(char **v, size_t n)
-{
-	for (size_t i = 0; v && i < n; i++)
-		free(v[i]);
-	free(v);
-}
-
-static char **copy_strv(char *const *v, size_t n)
-{
-	char **out = calloc(n + 1, sizeof(char *));
-
-	for (size_t i = 0; out && i < n; i++) {
-		out[i] = strdup(v[i]);
-		if (!out[i]) {
-			free_strv(out, i);
-			return NULL;
-		}
-	}
-	return out;
-}
-
-static bool same_strv(char *const *a, size_t na, char *const *b, size_t nb)
-{
-	if (na != nb)
-		return false;
-	for (size_t i = 0; i < na; i++)
-		if (strcmp(a[i], b[i]) != 0)
-			return false;
-	return true;
-}
 
 static bool matches_any(char *const *pats, size_t n, const char *qualified)
 {
@@ -715,12 +685,12 @@ static void pending_free(bf_pending *p)
 {
 	if (!p)
 		return;
-	free_strv(p->inc, p->ninc);
-	free_strv(p->exc, p->nexc);
+	ps_strv_free(p->inc, p->ninc);
+	ps_strv_free(p->exc, p->nexc);
 	for (size_t i = 0; i < p->res.nadded; i++)
 		ps_table_def_free(p->res.added[i]);
 	free(p->res.added);
-	free_strv(p->res.removed, p->res.nremoved);
+	ps_strv_free(p->res.removed, p->res.nremoved);
 	free(p);
 }
 
@@ -742,8 +712,8 @@ static int tables_changed(ps_backfill *bf, const ps_txn *txn, unsigned gen, ps_e
 
 	if (!p)
 		return PS_OK;   /* not ours to apply (never happens: the reader queued it first) */
-	free_strv(bf->inc, bf->ninc);
-	free_strv(bf->exc, bf->nexc);
+	ps_strv_free(bf->inc, bf->ninc);
+	ps_strv_free(bf->exc, bf->nexc);
 	bf->inc = p->inc;
 	bf->ninc = p->ninc;
 	bf->exc = p->exc;
@@ -1037,28 +1007,28 @@ int ps_backfill_reader(ps_backfill *bf, ps_error *err)
 		pthread_mutex_lock(&live->mu);
 		if (live->tables_gen != bf->reader_gen && live->include) {
 			gen = live->tables_gen;
-			inc = copy_strv(live->include, live->ninclude);
-			exc = copy_strv(live->exclude, live->nexclude);
+			inc = ps_strv_copy(live->include, live->ninclude);
+			exc = ps_strv_copy(live->exclude, live->nexclude);
 			ninc = live->ninclude;
 			nexc = live->nexclude;
 		}
 		pthread_mutex_unlock(&live->mu);
 	}
 	if (gen && (!inc || !exc)) {
-		free_strv(inc, ninc);
-		free_strv(exc, nexc);
+		ps_strv_free(inc, ninc);
+		ps_strv_free(exc, nexc);
 		return ps_error_set(err, PS_ENOMEM, "out of memory");
 	}
-	if (gen && same_strv(inc, ninc, bf->reader_inc, bf->reader_ninc) &&
-	    same_strv(exc, nexc, bf->reader_exc, bf->reader_nexc)) {
+	if (gen && ps_strv_equal(inc, ninc, bf->reader_inc, bf->reader_ninc) &&
+	    ps_strv_equal(exc, nexc, bf->reader_exc, bf->reader_nexc)) {
 		bf->reader_gen = gen;   /* asked for what is in force already */
-		free_strv(inc, ninc);
-		free_strv(exc, nexc);
+		ps_strv_free(inc, ninc);
+		ps_strv_free(exc, nexc);
 	} else if (gen) {
 		p = calloc(1, sizeof(*p));
 		if (!p) {
-			free_strv(inc, ninc);
-			free_strv(exc, nexc);
+			ps_strv_free(inc, ninc);
+			ps_strv_free(exc, nexc);
 			return ps_error_set(err, PS_ENOMEM, "out of memory");
 		}
 		p->gen = gen;
@@ -1068,16 +1038,16 @@ int ps_backfill_reader(ps_backfill *bf, ps_error *err)
 		if (rc != PS_OK) {
 			busy_add(bf, -1);
 			free(p);
-			free_strv(inc, ninc);
-			free_strv(exc, nexc);
+			ps_strv_free(inc, ninc);
+			ps_strv_free(exc, nexc);
 			return ps_error_add_context(err, "changing the job's tables to include=%s...",
 			                            ninc ? inc[0] : "");
 		}
 		/* the reader's record of what the source selects now */
-		free_strv(bf->reader_inc, bf->reader_ninc);
-		free_strv(bf->reader_exc, bf->reader_nexc);
-		bf->reader_inc = copy_strv(inc, ninc);
-		bf->reader_exc = copy_strv(exc, nexc);
+		ps_strv_free(bf->reader_inc, bf->reader_ninc);
+		ps_strv_free(bf->reader_exc, bf->reader_nexc);
+		bf->reader_inc = ps_strv_copy(inc, ninc);
+		bf->reader_exc = ps_strv_copy(exc, nexc);
 		bf->reader_ninc = bf->reader_inc ? ninc : 0;
 		bf->reader_nexc = bf->reader_exc ? nexc : 0;
 		p->inc = inc;
@@ -1107,10 +1077,10 @@ int ps_backfill_new(ps_backfill **out, const ps_backfill_config *cfg, ps_error *
 	snprintf(bf->nonce, sizeof(bf->nonce), "%llx%lx", (unsigned long long)ps_now_ns(),
 	         (long)getpid());
 	pthread_mutex_init(&bf->mu, NULL);
-	bf->inc = copy_strv(cfg->spec->include, cfg->spec->ninclude);
-	bf->exc = copy_strv(cfg->spec->exclude, cfg->spec->nexclude);
-	bf->reader_inc = copy_strv(cfg->spec->include, cfg->spec->ninclude);
-	bf->reader_exc = copy_strv(cfg->spec->exclude, cfg->spec->nexclude);
+	bf->inc = ps_strv_copy(cfg->spec->include, cfg->spec->ninclude);
+	bf->exc = ps_strv_copy(cfg->spec->exclude, cfg->spec->nexclude);
+	bf->reader_inc = ps_strv_copy(cfg->spec->include, cfg->spec->ninclude);
+	bf->reader_exc = ps_strv_copy(cfg->spec->exclude, cfg->spec->nexclude);
 	bf->ninc = bf->reader_ninc = cfg->spec->ninclude;
 	bf->nexc = bf->reader_nexc = cfg->spec->nexclude;
 	if (!bf->inc || !bf->exc || !bf->reader_inc || !bf->reader_exc) {
@@ -1145,10 +1115,10 @@ void ps_backfill_free(ps_backfill *bf)
 	route_forget(bf);
 	key_set_clear(&bf->window);
 	key_set_clear(&bf->window_partial);
-	free_strv(bf->inc, bf->ninc);
-	free_strv(bf->exc, bf->nexc);
-	free_strv(bf->reader_inc, bf->reader_ninc);
-	free_strv(bf->reader_exc, bf->reader_nexc);
+	ps_strv_free(bf->inc, bf->ninc);
+	ps_strv_free(bf->exc, bf->nexc);
+	ps_strv_free(bf->reader_inc, bf->reader_ninc);
+	ps_strv_free(bf->reader_exc, bf->reader_nexc);
 	pthread_mutex_destroy(&bf->mu);
 	free(bf);
 }
@@ -1166,7 +1136,7 @@ static char **json_strv(json_t *obj, const char *key, size_t *n)
 	out = calloc(json_array_size(a) + 1, sizeof(char *));
 	json_array_foreach(a, i, v) {
 		if (!out || !json_is_string(v) || !(out[i] = strdup(json_string_value(v)))) {
-			free_strv(out, i);
+			ps_strv_free(out, i);
 			return NULL;
 		}
 		*n = i + 1;
@@ -1250,8 +1220,8 @@ int ps_backfill_begin(ps_backfill *bf, const char *ck_spec_json, bool resuming, 
 	ps_table_def **defs = NULL;
 	size_t ndefs = 0, ninc = 0, nexc = 0;
 	char **inc = json_strv(tables, "include", &ninc), **exc = json_strv(tables, "exclude", &nexc);
-	bool changed = inc && !(same_strv(inc, ninc, bf->inc, bf->ninc) &&
-	                        same_strv(exc, nexc, bf->exc, bf->nexc));
+	bool changed = inc && !(ps_strv_equal(inc, ninc, bf->inc, bf->ninc) &&
+	                        ps_strv_equal(exc, nexc, bf->exc, bf->nexc));
 	int rc = PS_OK;
 
 	if (changed) {
@@ -1286,8 +1256,8 @@ cleanup:
 	for (size_t i = 0; i < ndefs; i++)
 		ps_table_def_free(defs[i]);
 	free(defs);
-	free_strv(inc, ninc);
-	free_strv(exc, nexc);
+	ps_strv_free(inc, ninc);
+	ps_strv_free(exc, nexc);
 	json_decref(prev);
 	return rc;
 }

@@ -128,38 +128,6 @@ typedef struct pipeline {
 
 /* --- live controls -------------------------------------------------------- */
 
-static void free_patterns(char **v, size_t n)
-{
-	for (size_t i = 0; v && i < n; i++)
-		free(v[i]);
-	free(v);
-}
-
-static bool same_patterns(char **a, size_t na, char **b, size_t nb)
-{
-	if (na != nb)
-		return false;
-	for (size_t i = 0; i < na; i++)
-		if (strcmp(a[i], b[i]) != 0)
-			return false;
-	return true;
-}
-
-/* A copy of n patterns (NULL-terminated), or NULL on OOM. */
-static char **copy_patterns(char **v, size_t n)
-{
-	char **out = calloc(n + 1, sizeof(char *));
-
-	for (size_t i = 0; out && i < n; i++) {
-		out[i] = strdup(v[i]);
-		if (!out[i]) {
-			free_patterns(out, i);
-			return NULL;
-		}
-	}
-	return out;
-}
-
 void ps_live_init(ps_live *l, const ps_spec *spec)
 {
 	memset(l, 0, sizeof(*l));
@@ -169,8 +137,8 @@ void ps_live_init(ps_live *l, const ps_spec *spec)
 
 void ps_live_destroy(ps_live *l)
 {
-	free_patterns(l->include, l->ninclude);
-	free_patterns(l->exclude, l->nexclude);
+	ps_strv_free(l->include, l->ninclude);
+	ps_strv_free(l->exclude, l->nexclude);
 	pthread_mutex_destroy(&l->mu);
 }
 
@@ -180,13 +148,13 @@ void ps_live_update(ps_live *l, const ps_spec *spec)
 
 	ps_limits_set(&l->limits, spec);
 	pthread_mutex_lock(&l->mu);
-	if (!l->include || !same_patterns(l->include, l->ninclude, spec->include, spec->ninclude) ||
-	    !same_patterns(l->exclude, l->nexclude, spec->exclude, spec->nexclude)) {
-		inc = copy_patterns(spec->include, spec->ninclude);
-		exc = copy_patterns(spec->exclude, spec->nexclude);
+	if (!l->include || !ps_strv_equal(l->include, l->ninclude, spec->include, spec->ninclude) ||
+	    !ps_strv_equal(l->exclude, l->nexclude, spec->exclude, spec->nexclude)) {
+		inc = ps_strv_copy(spec->include, spec->ninclude);
+		exc = ps_strv_copy(spec->exclude, spec->nexclude);
 		if (inc && exc) {   /* out of memory: the change waits for the next update */
-			free_patterns(l->include, l->ninclude);
-			free_patterns(l->exclude, l->nexclude);
+			ps_strv_free(l->include, l->ninclude);
+			ps_strv_free(l->exclude, l->nexclude);
 			l->include = inc;
 			l->ninclude = spec->ninclude;
 			l->exclude = exc;
@@ -194,8 +162,8 @@ void ps_live_update(ps_live *l, const ps_spec *spec)
 			l->tables_gen++;
 			inc = exc = NULL;
 		}
-		free_patterns(inc, spec->ninclude);
-		free_patterns(exc, spec->nexclude);
+		ps_strv_free(inc, spec->ninclude);
+		ps_strv_free(exc, spec->nexclude);
 	}
 	pthread_mutex_unlock(&l->mu);
 }

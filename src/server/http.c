@@ -121,9 +121,8 @@ static bool action_body_ok(const ps_buf *body, ps_api_result *r)
 	json_object_foreach(doc, key, v) {
 		if (strcmp(key, "reason") == 0 && json_is_string(v))
 			continue;
-		ps_api_error(r, 400, "invalid_request", "request body: %s: %s", key,
-		             strcmp(key, "reason") == 0 ? "expected a string" : "unknown field; known: reason");
-		ps_api_error_detail(r, "field", json_string(key));
+		ps_api_bad_field(r, key, strcmp(key, "reason") == 0 ? "expected a string"
+		                                                    : "unknown field; known: reason");
 		ok = false;
 		break;
 	}

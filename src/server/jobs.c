@@ -92,6 +92,12 @@ void ps_api_error_detail(ps_api_result *r, const char *key, json_t *value)
 	json_object_set_new(json_object_get(r->body, "error"), key, value);
 }
 
+void ps_api_bad_field(ps_api_result *r, const char *field, const char *why)
+{
+	ps_api_error(r, 400, "invalid_request", "request body: %s: %s", field, why);
+	ps_api_error_detail(r, "field", json_string(field));
+}
+
 json_t *ps_api_body_object(const char *body, size_t len, const char *expected,
                            ps_api_result *r)
 {
@@ -178,22 +184,31 @@ static void job_transition(ps_server *srv, ps_job *job, int to, const char *acto
 	pthread_cond_broadcast(&srv->changed);
 }
 
+/* Stores ev, its reason formatted from fmt into ev->reason's buffer. */
+static void event_vadd(ps_server *srv, ps_job *job, ps_store_event *ev, char *reason,
+                       size_t len, const char *fmt, va_list ap)
+{
+	ps_error err;
+
+	vsnprintf(reason, len, fmt, ap);
+	utf8_fix(reason);
+	ev->reason = reason;
+	ps_error_clear(&err);
+	if (ps_store_event_add(srv->store, job->id, ev, &err) != PS_OK)
+		ps_log_error("job %s: %s", job->spec->name, err.message);
+}
+
 static void job_event(ps_server *srv, ps_job *job, const char *kind, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 static void job_event(ps_server *srv, ps_job *job, const char *kind, const char *fmt, ...)
 {
 	char reason[1200];
-	ps_store_event ev = {.kind = kind, .actor = "job", .reason = reason, .at = ps_time_now_ms()};
-	ps_error err;
+	ps_store_event ev = {.kind = kind, .actor = "job", .at = ps_time_now_ms()};
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(reason, sizeof(reason), fmt, ap);
+	event_vadd(srv, job, &ev, reason, sizeof(reason), fmt, ap);
 	va_end(ap);
-	utf8_fix(reason);
-	ps_error_clear(&err);
-	if (ps_store_event_add(srv->store, job->id, &ev, &err) != PS_OK)
-		ps_log_error("job %s: %s", job->spec->name, err.message);
 }
 
 /* An event whose from/to are positions of the source's log, not states:
@@ -205,17 +220,12 @@ static void job_gap_event(ps_server *srv, ps_job *job, const char *actor, const 
 {
 	char reason[1200];
 	ps_store_event ev = {.kind = "gap", .actor = actor, .from_state = from, .to_state = to,
-	                     .reason = reason, .at = ps_time_now_ms()};
-	ps_error err;
+	                     .at = ps_time_now_ms()};
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(reason, sizeof(reason), fmt, ap);
+	event_vadd(srv, job, &ev, reason, sizeof(reason), fmt, ap);
 	va_end(ap);
-	utf8_fix(reason);
-	ps_error_clear(&err);
-	if (ps_store_event_add(srv->store, job->id, &ev, &err) != PS_OK)
-		ps_log_error("job %s: %s", job->spec->name, err.message);
 	ps_log_warn("job %s: %s", job->spec->name, reason);
 }
 
@@ -1192,10 +1202,8 @@ static bool parse_complete_req(const char *body, size_t len, int *mode, ps_api_r
 			break;
 		}
 	}
-	if (bad) {
-		ps_api_error(r, 400, "invalid_request", "request body: %s: %s", bad, why);
-		ps_api_error_detail(r, "field", json_string(bad));
-	}
+	if (bad)
+		ps_api_bad_field(r, bad, why);
 	json_decref(doc);
 	return bad == NULL;
 }
@@ -1507,8 +1515,7 @@ static bool parse_compare_req(const char *body, size_t len, compare_req *q, ps_a
 		}
 	}
 	if (bad) {
-		ps_api_error(r, 400, "invalid_request", "request body: %s: %s", bad, why);
-		ps_api_error_detail(r, "field", json_string(bad));
+		ps_api_bad_field(r, bad, why);
 		compare_req_free(q);
 	}
 	json_decref(doc);
@@ -1695,16 +1702,6 @@ static const char *identity_change(const ps_spec *a, const ps_spec *b)
 	return NULL;   /* tables may change: a running job adds and removes them live */
 }
 
-static bool same_list(char **a, size_t na, char **b, size_t nb)
-{
-	if (na != nb)
-		return false;
-	for (size_t i = 0; i < na; i++)
-		if (strcmp(a[i], b[i]) != 0)
-			return false;
-	return true;
-}
-
 /* What of a modification reaches a running pipeline at once (pipeline.h
  * ps_live), for the event; "" when nothing. */
 static void live_changes(const ps_spec *a, const ps_spec *b, char *buf, size_t len)
@@ -1724,8 +1721,8 @@ static void live_changes(const ps_spec *a, const ps_spec *b, char *buf, size_t l
 	if (used < len && a->complete_max_lag_ms != b->complete_max_lag_ms)
 		used += (size_t)snprintf(buf + used, len - used, "%scomplete.max_lag_ms %lld -> %lld",
 		                         used ? ", " : "", a->complete_max_lag_ms, b->complete_max_lag_ms);
-	if (used < len && !(same_list(a->include, a->ninclude, b->include, b->ninclude) &&
-	                    same_list(a->exclude, a->nexclude, b->exclude, b->nexclude)))
+	if (used < len && !(ps_strv_equal(a->include, a->ninclude, b->include, b->ninclude) &&
+	                    ps_strv_equal(a->exclude, a->nexclude, b->exclude, b->nexclude)))
 		snprintf(buf + used, len - used, "%stables (the job's events say when each change takes "
 		         "effect)", used ? ", " : "");
 }

@@ -89,12 +89,6 @@ static const char *parse_tables(json_t *v, ps_recover_plan *plan)
 	return NULL;
 }
 
-static void bad_field(ps_api_result *r, const char *field, const char *why)
-{
-	ps_api_error(r, 400, "invalid_request", "request body: %s: %s", field, why);
-	ps_api_error_detail(r, "field", json_string(field));
-}
-
 bool ps_recover_parse(const char *body, size_t len, ps_recover_plan *plan, ps_api_result *r)
 {
 	json_t *doc = NULL, *v;
@@ -102,7 +96,7 @@ bool ps_recover_parse(const char *body, size_t len, ps_recover_plan *plan, ps_ap
 
 	memset(plan, 0, sizeof(*plan));
 	if (len == 0) {
-		bad_field(r, "strategy", "required field is missing; use \"retry\", \"skip\" or "
+		ps_api_bad_field(r, "strategy", "required field is missing; use \"retry\", \"skip\" or "
 		          "\"resync\"");
 		return false;
 	}
@@ -143,7 +137,7 @@ bool ps_recover_parse(const char *body, size_t len, ps_recover_plan *plan, ps_ap
 			bad = key;
 	}
 	if (bad) {
-		bad_field(r, bad, why);
+		ps_api_bad_field(r, bad, why);
 		ps_recover_plan_free(plan);
 	}
 	json_decref(doc);

@@ -104,6 +104,10 @@ void ps_api_error(ps_api_result *r, int status, const char *code, const char *fm
 /* Adds key (taking value) to the error object of r. */
 void ps_api_error_detail(ps_api_result *r, const char *key, json_t *value);
 
+/* 400 invalid_request "request body: field: why", with the field named in
+ * the error's details. */
+void ps_api_bad_field(ps_api_result *r, const char *field, const char *why);
+
 /* A request body parsed as a JSON object (a new reference), or NULL with r
  * set to 400 invalid_json; expected names what was expected. */
 json_t *ps_api_body_object(const char *body, size_t len, const char *expected,

@@ -4,6 +4,9 @@
 #ifndef PS_UTIL_STR_H
 #define PS_UTIL_STR_H
 
+#include <stdbool.h>
+#include <stddef.h>
+
 #include "penstock/error.h"
 
 /* Value of a hexadecimal digit, or -1. */
@@ -11,6 +14,13 @@ int ps_hex_value(char c);
 
 /* Overwrites a secret with zeros, then frees it. NULL is fine. */
 void ps_secret_free(char *secret);
+
+/* String vectors (the table patterns): a NULL-terminated copy of v's n
+ * strings, or NULL when out of memory; free of a copy (NULL is fine); equal
+ * when of the same length and the same strings in the same order. */
+char **ps_strv_copy(char *const *v, size_t n);
+void ps_strv_free(char **v, size_t n);
+bool ps_strv_equal(char *const *a, size_t na, char *const *b, size_t nb);
 
 /* fsync of a directory, so a created or renamed entry in it is durable. */
 int ps_fsync_dir(const char *dir, ps_error *err);

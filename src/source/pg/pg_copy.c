@@ -238,18 +238,32 @@ void pg_copy_close(ps_copier *c)
 
 /* --- building the unit's SQL ---------------------------------------------- */
 
-/* Appenders that remember the first failure, so that a long run of appends
- * is checked once and never sends half a statement. */
-static void put(int *rc, ps_buf *b, const char *s)
+void pg_put(int *rc, ps_buf *b, const char *s)
 {
 	if (*rc == PS_OK)
 		*rc = ps_buf_puts(b, s);
 }
 
-static void put_ident(int *rc, PGconn *conn, ps_buf *b, const char *ident)
+void pg_put_ident(int *rc, PGconn *conn, ps_buf *b, const char *ident)
 {
 	if (*rc == PS_OK)
 		*rc = pg_quote_ident(conn, b, ident);
+}
+
+void pg_put_columns(int *rc, PGconn *conn, ps_buf *b, const ps_table *t, const int *cols,
+                    int ncols)
+{
+	for (int i = 0; i < ncols; i++) {
+		pg_put(rc, b, i ? ", " : "");
+		pg_put_ident(rc, conn, b, t->columns[cols ? cols[i] : i].name);
+	}
+}
+
+void pg_put_table(int *rc, PGconn *conn, ps_buf *b, const ps_table *t)
+{
+	pg_put_ident(rc, conn, b, t->schema);
+	pg_put(rc, b, ".");
+	pg_put_ident(rc, conn, b, t->name);
 }
 
 /* "(k1, k2) <op> (current_setting('penstock.<tag>_1')::type1, ...)" */
@@ -258,21 +272,18 @@ static void put_key_compare(int *rc, PGconn *conn, ps_buf *b, const ps_table_def
 {
 	char name[64];
 
-	put(rc, b, "(");
-	for (int k = 0; k < nkeys; k++) {
-		put(rc, b, k ? ", " : "");
-		put_ident(rc, conn, b, def->table->columns[keys[k]].name);
-	}
-	put(rc, b, ") ");
-	put(rc, b, op);
-	put(rc, b, " (");
+	pg_put(rc, b, "(");
+	pg_put_columns(rc, conn, b, def->table, keys, nkeys);
+	pg_put(rc, b, ") ");
+	pg_put(rc, b, op);
+	pg_put(rc, b, " (");
 	for (int k = 0; k < nkeys; k++) {
 		snprintf(name, sizeof(name), "%scurrent_setting('penstock.%s_%d')::", k ? ", " : "",
 		         tag, k + 1);
-		put(rc, b, name);
-		put(rc, b, def->columns[keys[k]].sql_type);
+		pg_put(rc, b, name);
+		pg_put(rc, b, def->columns[keys[k]].sql_type);
 	}
-	put(rc, b, ")");
+	pg_put(rc, b, ")");
 }
 
 static int build_copy_sql(PGconn *conn, ps_buf *sql, const ps_table_def *def,
@@ -282,34 +293,27 @@ static int build_copy_sql(PGconn *conn, ps_buf *sql, const ps_table_def *def,
 	bool lower = range && range->lower, upper = range && range->upper;
 	int rc = PS_OK;
 
-	put(&rc, sql, (lower || upper || t->ncolumns == 0) ? "COPY (SELECT " : "COPY ");
+	pg_put(&rc, sql, (lower || upper || t->ncolumns == 0) ? "COPY (SELECT " : "COPY ");
 	if (!lower && !upper && t->ncolumns > 0) {
-		put_ident(&rc, conn, sql, t->schema);
-		put(&rc, sql, ".");
-		put_ident(&rc, conn, sql, t->name);
-		put(&rc, sql, " (");
+		pg_put_table(&rc, conn, sql, t);
+		pg_put(&rc, sql, " (");
 	}
-	for (int i = 0; i < t->ncolumns; i++) {
-		put(&rc, sql, i ? ", " : "");
-		put_ident(&rc, conn, sql, t->columns[i].name);
-	}
+	pg_put_columns(&rc, conn, sql, t, NULL, t->ncolumns);
 	if (!lower && !upper && t->ncolumns > 0) {
-		put(&rc, sql, binary ? ") TO STDOUT (FORMAT binary)" : ") TO STDOUT");
+		pg_put(&rc, sql, binary ? ") TO STDOUT (FORMAT binary)" : ") TO STDOUT");
 		return rc;
 	}
-	put(&rc, sql, " FROM ");
-	put_ident(&rc, conn, sql, t->schema);
-	put(&rc, sql, ".");
-	put_ident(&rc, conn, sql, t->name);
+	pg_put(&rc, sql, " FROM ");
+	pg_put_table(&rc, conn, sql, t);
 	if (lower || upper)
-		put(&rc, sql, " WHERE ");
+		pg_put(&rc, sql, " WHERE ");
 	if (lower)
 		put_key_compare(&rc, conn, sql, def, keys, nkeys, ">=", "lo");
 	if (lower && upper)
-		put(&rc, sql, " AND ");
+		pg_put(&rc, sql, " AND ");
 	if (upper)
 		put_key_compare(&rc, conn, sql, def, keys, nkeys, "<", "hi");
-	put(&rc, sql, binary ? ") TO STDOUT (FORMAT binary)" : ") TO STDOUT");
+	pg_put(&rc, sql, binary ? ") TO STDOUT (FORMAT binary)" : ") TO STDOUT");
 	return rc;
 }
 
@@ -324,13 +328,13 @@ static int set_range_params(ps_copier *c, const ps_copy_range *range, int nkeys,
 	int n = 0, rc = PS_OK;
 
 	ps_buf_init(&sql, 64u << 10);
-	put(&rc, &sql, "SELECT ");
+	pg_put(&rc, &sql, "SELECT ");
 	for (int side = 0; side < 2; side++) {
 		for (int k = 0; b[side] && k < nkeys; k++) {
 			params[n] = b[side]->values[k];
 			snprintf(piece, sizeof(piece), "%sset_config('penstock.%s_%d', $%d, true)",
 			         n ? ", " : "", tag[side], k + 1, n + 1);
-			put(&rc, &sql, piece);
+			pg_put(&rc, &sql, piece);
 			n++;
 		}
 	}

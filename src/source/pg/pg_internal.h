@@ -85,6 +85,16 @@ struct ps_source {
 
 int64_t pg_now_us(void);
 
+/* SQL appenders that remember the first failure in *rc, so that a long run
+ * of appends is checked once and never sends half a statement
+ * (pg_copy.c). put_columns writes "c1", "c2" of t's columns at cols (all of
+ * them, in order, when cols is NULL); put_table "schema"."name". */
+void pg_put(int *rc, ps_buf *b, const char *s);
+void pg_put_ident(int *rc, PGconn *conn, ps_buf *b, const char *ident);
+void pg_put_columns(int *rc, PGconn *conn, ps_buf *b, const ps_table *t, const int *cols,
+                    int ncols);
+void pg_put_table(int *rc, PGconn *conn, ps_buf *b, const ps_table *t);
+
 /* pg_source.c: the tables the patterns select now (prepare's rules and
  * refusals): their OIDs, names ("schema.table") and whether each has a
  * primary key; list (may be NULL) receives them quoted, comma-separated. */
@@ -99,6 +109,10 @@ int pg_select(ps_source *src, char **include, size_t ninclude, char **exclude, s
 void pg_selection_free(pg_selection *sel);
 
 /* pg_stream.c */
+/* A transactional logical message prefix/content written into the WAL; its
+ * position into pos. */
+int pg_emit_message(ps_source *src, const char *prefix, const char *content, const char *what,
+                    char *pos, size_t len, ps_error *err);
 int pg_stream_start(ps_source *src, const char *position, const char *redo_until,
                     ps_error *err);
 int pg_stream_read(ps_source *src, ps_read_item *item, int timeout_ms, ps_error *err);

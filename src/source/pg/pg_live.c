@@ -43,6 +43,7 @@
 #include "source/pg/pg_internal.h"
 #include "util/buf.h"
 #include "util/log.h"
+#include "util/str.h"
 #include "util/pgconn.h"
 
 #define PG_WAIT_LONG_US (5LL * 1000000LL)
@@ -150,29 +151,6 @@ static int alter_with_marker(ps_source *src, const char *add, const char *drop, 
 	return rc;
 }
 
-static char **copy_patterns(const char *const *v, size_t n)
-{
-	char **out = calloc(n + 1, sizeof(char *));
-
-	for (size_t i = 0; out && i < n; i++) {
-		out[i] = strdup(v[i]);
-		if (!out[i]) {
-			for (size_t j = 0; j < i; j++)
-				free(out[j]);
-			free(out);
-			return NULL;
-		}
-	}
-	return out;
-}
-
-static void free_patterns(char **v, size_t n)
-{
-	for (size_t i = 0; v && i < n; i++)
-		free(v[i]);
-	free(v);
-}
-
 int pg_retable(ps_source *src, const char *const *include, size_t ninclude,
                const char *const *exclude, size_t nexclude, bool with_key, const char *mark,
                ps_retable_result *res, ps_error *err)
@@ -193,8 +171,8 @@ int pg_retable(ps_source *src, const char *const *include, size_t ninclude,
 		goto cleanup;
 	added = calloc(sel.n + 1, sizeof(uint32_t));
 	removed = calloc(src->ntable_oids + 1, sizeof(uint32_t));
-	inc = copy_patterns(include, ninclude);
-	exc = copy_patterns(exclude, nexclude);
+	inc = ps_strv_copy((char *const *)include, ninclude);
+	exc = ps_strv_copy((char *const *)exclude, nexclude);
 	if (!added || !removed || !inc || !exc) {
 		rc = ps_error_set(err, PS_ENOMEM, "out of memory");
 		goto cleanup;
@@ -229,8 +207,8 @@ int pg_retable(ps_source *src, const char *const *include, size_t ninclude,
 	src->table_oids = sel.oids;
 	src->ntable_oids = sel.n;
 	sel.oids = NULL;
-	free_patterns(src->include, src->ninclude);
-	free_patterns(src->exclude, src->nexclude);
+	ps_strv_free(src->include, src->ninclude);
+	ps_strv_free(src->exclude, src->nexclude);
 	src->include = inc;
 	src->ninclude = ninclude;
 	src->exclude = exc;
@@ -251,8 +229,8 @@ cleanup:
 	pg_selection_free(&sel);
 	free(added);
 	free(removed);
-	free_patterns(inc, ninclude);
-	free_patterns(exc, nexclude);
+	ps_strv_free(inc, ninclude);
+	ps_strv_free(exc, nexclude);
 	ps_buf_free(&add);
 	ps_buf_free(&drop);
 	ps_buf_free(&nokey);
@@ -263,17 +241,9 @@ cleanup:
 
 int pg_mark(ps_source *src, const char *content, char *pos, size_t len, ps_error *err)
 {
-	const char *params[1] = {content};
-	PGresult *r = NULL;
-	int rc = pg_exec(src->sql, &r, err, "writing a marker into the WAL",
-	                 "SELECT pg_logical_emit_message(true, '" PS_MARK_PREFIX "', $1)::text",
-	                 1, params);
-
-	if (rc == PS_OK)
-		snprintf(pos, len, "%s", PQgetvalue(r, 0, 0));
-	PQclear(r);
 	src->wait_taken = false;   /* the next chunk waits for what is in progress now */
-	return rc;
+	return pg_emit_message(src, PS_MARK_PREFIX, content, "writing a marker into the WAL", pos,
+	                       len, err);
 }
 
 /* --- chunks (notes 2, 3) --------------------------------------------------- */
@@ -364,50 +334,28 @@ static int chunk_sql(ps_source *src, ps_buf *sql, const ps_table_def *def, const
                      int nkeys, bool after, int max_rows)
 {
 	const ps_table *t = def->table;
-	int rc = ps_buf_puts(sql, "SELECT ");
+	char piece[64];
+	int rc = PS_OK;
 
-	for (int i = 0; rc == PS_OK && i < t->ncolumns; i++) {
-		if (i)
-			rc = ps_buf_puts(sql, ", ");
-		if (rc == PS_OK)
-			rc = pg_quote_ident(src->sql, sql, t->columns[i].name);
-	}
-	if (t->ncolumns == 0)
-		rc = ps_buf_puts(sql, "1");
-	if (rc == PS_OK)
-		rc = ps_buf_puts(sql, " FROM ");
-	if (rc == PS_OK)
-		rc = pg_quote_ident(src->sql, sql, t->schema);
-	if (rc == PS_OK)
-		rc = ps_buf_putc(sql, '.');
-	if (rc == PS_OK)
-		rc = pg_quote_ident(src->sql, sql, t->name);
-	if (rc == PS_OK && after) {
-		rc = ps_buf_puts(sql, " WHERE (");
-		for (int k = 0; rc == PS_OK && k < nkeys; k++) {
-			if (k)
-				rc = ps_buf_puts(sql, ", ");
-			if (rc == PS_OK)
-				rc = pg_quote_ident(src->sql, sql, t->columns[keys[k]].name);
+	pg_put(&rc, sql, "SELECT ");
+	pg_put_columns(&rc, src->sql, sql, t, NULL, t->ncolumns);
+	pg_put(&rc, sql, t->ncolumns == 0 ? "1 FROM " : " FROM ");
+	pg_put_table(&rc, src->sql, sql, t);
+	if (after) {
+		pg_put(&rc, sql, " WHERE (");
+		pg_put_columns(&rc, src->sql, sql, t, keys, nkeys);
+		pg_put(&rc, sql, ") > (");
+		for (int k = 0; k < nkeys; k++) {
+			snprintf(piece, sizeof(piece), "%s$%d::", k ? ", " : "", k + 1);
+			pg_put(&rc, sql, piece);
+			pg_put(&rc, sql, def->columns[keys[k]].sql_type);
 		}
-		if (rc == PS_OK)
-			rc = ps_buf_puts(sql, ") > (");
-		for (int k = 0; rc == PS_OK && k < nkeys; k++)
-			rc = ps_buf_printf(sql, "%s$%d::%s", k ? ", " : "", k + 1,
-			                   def->columns[keys[k]].sql_type);
-		if (rc == PS_OK)
-			rc = ps_buf_putc(sql, ')');
+		pg_put(&rc, sql, ")");
 	}
-	if (rc == PS_OK)
-		rc = ps_buf_puts(sql, " ORDER BY ");
-	for (int k = 0; rc == PS_OK && k < nkeys; k++) {
-		if (k)
-			rc = ps_buf_puts(sql, ", ");
-		if (rc == PS_OK)
-			rc = pg_quote_ident(src->sql, sql, t->columns[keys[k]].name);
-	}
-	if (rc == PS_OK)
-		rc = ps_buf_printf(sql, " LIMIT %d", max_rows);
+	pg_put(&rc, sql, " ORDER BY ");
+	pg_put_columns(&rc, src->sql, sql, t, keys, nkeys);
+	snprintf(piece, sizeof(piece), " LIMIT %d", max_rows);
+	pg_put(&rc, sql, piece);
 	return rc;
 }
 

@@ -494,32 +494,19 @@ static int64_t chunk_count(int64_t rows, int64_t chunk_rows)
 static int sample_sql(ps_source *src, ps_buf *sql, const ps_table_def *def, const int *keys,
                       int nkeys, const char *method)
 {
-	int rc = ps_buf_puts(sql, "SELECT ");
+	int rc = PS_OK;
 
-	for (int k = 0; rc == PS_OK && k < nkeys; k++) {
-		if (k)
-			rc = ps_buf_puts(sql, ", ");
-		if (rc == PS_OK)
-			rc = pg_quote_ident(src->sql, sql, def->table->columns[keys[k]].name);
+	pg_put(&rc, sql, "SELECT ");
+	pg_put_columns(&rc, src->sql, sql, def->table, keys, nkeys);
+	pg_put(&rc, sql, " FROM ");
+	pg_put_table(&rc, src->sql, sql, def->table);
+	if (method) {
+		pg_put(&rc, sql, " TABLESAMPLE ");
+		pg_put(&rc, sql, method);
+		pg_put(&rc, sql, " ($1::float8)");
 	}
-	if (rc == PS_OK)
-		rc = ps_buf_puts(sql, " FROM ");
-	if (rc == PS_OK)
-		rc = pg_quote_ident(src->sql, sql, def->table->schema);
-	if (rc == PS_OK)
-		rc = ps_buf_putc(sql, '.');
-	if (rc == PS_OK)
-		rc = pg_quote_ident(src->sql, sql, def->table->name);
-	if (rc == PS_OK && method)
-		rc = ps_buf_printf(sql, " TABLESAMPLE %s ($1::float8)", method);
-	if (rc == PS_OK)
-		rc = ps_buf_puts(sql, " ORDER BY ");
-	for (int k = 0; rc == PS_OK && k < nkeys; k++) {
-		if (k)
-			rc = ps_buf_puts(sql, ", ");
-		if (rc == PS_OK)
-			rc = pg_quote_ident(src->sql, sql, def->table->columns[keys[k]].name);
-	}
+	pg_put(&rc, sql, " ORDER BY ");
+	pg_put_columns(&rc, src->sql, sql, def->table, keys, nkeys);
 	return rc;
 }
 

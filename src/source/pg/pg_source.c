@@ -42,22 +42,6 @@ int64_t pg_now_us(void)
 	return (int64_t)ts.tv_sec * 1000000LL + ts.tv_nsec / 1000;
 }
 
-static char **copy_strv(const char *const *v, size_t n)
-{
-	char **out = calloc(n + 1, sizeof(char *));
-
-	for (size_t i = 0; out && i < n; i++)
-		out[i] = strdup(v[i]);
-	return out;
-}
-
-static void free_strv(char **v, size_t n)
-{
-	for (size_t i = 0; v && i < n; i++)
-		free(v[i]);
-	free(v);
-}
-
 static void pg_close(ps_source *src)
 {
 	if (!src)
@@ -76,8 +60,8 @@ static void pg_close(ps_source *src)
 	free(src->url);
 	free(src->slot);
 	free(src->publication);
-	free_strv(src->include, src->ninclude);
-	free_strv(src->exclude, src->nexclude);
+	ps_strv_free(src->include, src->ninclude);
+	ps_strv_free(src->exclude, src->nexclude);
 	free(src->table_oids);
 	free(src->wait_xids);
 	free(src);
@@ -96,8 +80,8 @@ static int pg_open(ps_source **out, const ps_source_config *cfg, ps_error *err)
 	src->password = cfg->password ? strdup(cfg->password) : NULL;
 	src->slot = strdup(cfg->slot_name);
 	src->publication = strdup(cfg->publication_name);
-	src->include = copy_strv(cfg->include, cfg->ninclude);
-	src->exclude = copy_strv(cfg->exclude, cfg->nexclude);
+	src->include = ps_strv_copy((char *const *)cfg->include, cfg->ninclude);
+	src->exclude = ps_strv_copy((char *const *)cfg->exclude, cfg->nexclude);
 	src->ninclude = cfg->ninclude;
 	src->nexclude = cfg->nexclude;
 	src->want_snapshot = cfg->want_snapshot;

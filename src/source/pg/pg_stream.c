@@ -427,16 +427,22 @@ int pg_stream_ack(ps_source *src, const char *position, ps_error *err)
 	return maybe_feedback(src, err);
 }
 
-int pg_stream_fence(ps_source *src, char *pos, size_t len, ps_error *err)
+int pg_emit_message(ps_source *src, const char *prefix, const char *content, const char *what,
+                    char *pos, size_t len, ps_error *err)
 {
-	const char *params[1] = {src->job_name};
+	const char *params[2] = {prefix, content};
 	PGresult *r = NULL;
-	int rc = pg_exec(src->sql, &r, err, "writing a fence into the WAL",
-	                 "SELECT pg_logical_emit_message(true, '" PG_FENCE_PREFIX "', $1)::text",
-	                 1, params);
+	int rc = pg_exec(src->sql, &r, err, what,
+	                 "SELECT pg_logical_emit_message(true, $1, $2)::text", 2, params);
 
 	if (rc == PS_OK)
 		snprintf(pos, len, "%s", PQgetvalue(r, 0, 0));
 	PQclear(r);
 	return rc;
+}
+
+int pg_stream_fence(ps_source *src, char *pos, size_t len, ps_error *err)
+{
+	return pg_emit_message(src, PG_FENCE_PREFIX, src->job_name, "writing a fence into the WAL",
+	                       pos, len, err);
 }
