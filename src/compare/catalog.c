@@ -19,7 +19,7 @@
 #include <strings.h>
 
 #include "compare/cmp_internal.h"
-#include "core/typemap.h"
+#include "sink/sqlite/sqlite_typemap.h"
 #include "util/pgconn.h"
 
 void ps__cmp_table_free(cmp_table *t)

@@ -2,7 +2,7 @@
  * compare.h — `penstock compare`: is the target a faithful copy of the
  * source, and if not, which rows differ (and, asked to, repair them).
  *
- * A library with a thin CLI (src/cli/compare.c); the control plane calls the
+ * A library with a thin CLI (src/cli/cmd_compare.c); the control plane calls the
  * same entry points for `POST /v1/jobs/{id}/compare`.
  *
  *   ps_compare_opts o;

@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "compare/cmp_internal.h"
-#include "core/typemap.h"
+#include "sink/sqlite/sqlite_typemap.h"
 
 #define SQL_LIMIT ((size_t)64 << 20)
 

@@ -1,4 +1,4 @@
-"""Net changes in the PostgreSQL sink (src/sink/pg_net.c): many changes of one
+"""Net changes in the PostgreSQL sink (src/sink/pg/pgsink_net.c): many changes of one
 key inside one target transaction are applied as their net effect. The oracle
 is the same sink applying the same changes one at a time (every change in its
 own target transaction, where nothing can be combined): both targets must end

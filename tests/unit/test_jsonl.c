@@ -1,5 +1,5 @@
 /*
- * test_jsonl.c — the JSON-lines sink (src/sink/jsonl.c).
+ * test_jsonl.c — the JSON-lines sink (src/sink/jsonl/jsonl.c).
  *
  * Every test drives the sink through its ops table, on a fresh mkdtemp
  * directory, then reads the files back and parses every line with jansson.

@@ -1,6 +1,6 @@
 /*
  * test_pgcopy.c — unit tests of the COPY text-format row parser
- * (pg_copy_parse_row in src/source/pg/pg_copy.c), no server needed.
+ * (pg_copy_parse_row in src/source/pg/pgsrc_copy.c), no server needed.
  *
  * Rows are written here the way COPY ... TO STDOUT (text format) writes
  * them: tab between fields, newline at the end, \N for NULL, and backslash

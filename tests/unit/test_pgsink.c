@@ -1,5 +1,5 @@
 /*
- * test_pgsink.c — the pure helpers of the PostgreSQL sink (src/sink/pg_*.c):
+ * test_pgsink.c — the pure helpers of the PostgreSQL sink (src/sink/pg/):
  * COPY text escaping, making CREATE INDEX idempotent, and splitting a quoted
  * qualified name. Everything that talks to a server is covered by
  * tests/integration/test_sink_pg.py.
@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sink/pg_sink.h"
+#include "sink/pg/pgsink.h"
 
 /* ---- COPY escaping ------------------------------------------------------- */
 

@@ -1,5 +1,5 @@
 /*
- * test_sqlite.c — the SQLite sink (src/sink/sqlite*.c), end to end.
+ * test_sqlite.c — the SQLite sink (src/sink/sqlite/), end to end.
  *
  * SQLite is embedded, so these unit tests are real: every test drives the
  * sink through its ops table on a fresh database file in a mkdtemp

@@ -1,5 +1,5 @@
 /*
- * test_sqlite_typemap.c — the PostgreSQL -> SQLite type map (src/core/typemap.c).
+ * test_sqlite_typemap.c — the PostgreSQL -> SQLite type map (src/sink/sqlite/sqlite_typemap.c).
  *
  * The mapping rules are checked here on their own; test_sqlite.c checks the
  * same conversions end to end, through real SQLite files.
@@ -14,7 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "core/typemap.h"
+#include "sink/sqlite/sqlite_typemap.h"
 #include "penstock/error.h"
 
 static ps_column col(uint32_t oid, uint8_t type_class)

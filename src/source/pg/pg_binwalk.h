@@ -14,7 +14,7 @@
  *
  * Integers are in network byte order. A walk is the state of one stream;
  * it owns no memory. Not part of any contract: the PostgreSQL source uses
- * it (pg_copy.c) and unit tests reach it.
+ * it (pgsrc_copy.c) and unit tests reach it.
  */
 #ifndef PS_SOURCE_PG_BINWALK_H
 #define PS_SOURCE_PG_BINWALK_H

@@ -2,7 +2,7 @@
  * pg_internal.h — the PostgreSQL source's state, shared by its parts:
  * pg_source.c (connections, table selection, publication, slot),
  * pg_stream.c (the replication stream: reading, decoding, acknowledging),
- * pg_snapshot.c (describe, split, exported snapshots) and pg_copy.c (the
+ * pg_snapshot.c (describe, split, exported snapshots) and pgsrc_copy.c (the
  * initial load's worker connections and the COPY text parser).
  * Not part of any public contract.
  */
@@ -87,7 +87,7 @@ int64_t pg_now_us(void);
 
 /* SQL appenders that remember the first failure in *rc, so that a long run
  * of appends is checked once and never sends half a statement
- * (pg_copy.c). put_columns writes "c1", "c2" of t's columns at cols (all of
+ * (pgsrc_copy.c). put_columns writes "c1", "c2" of t's columns at cols (all of
  * them, in order, when cols is NULL); put_table "schema"."name". */
 void pg_put(int *rc, ps_buf *b, const char *s);
 void pg_put_ident(int *rc, PGconn *conn, ps_buf *b, const char *ident);
@@ -136,7 +136,7 @@ int pg_snapshot_release(ps_source *src, ps_error *err);
  * points into def (borrowed), *nkeys = 0 when the table has no usable key. */
 void pg_primary_key(const ps_table_def *def, const int **keys, int *nkeys);
 
-/* pg_precheck.c: source.h precheck */
+/* pgsrc_precheck.c: source.h precheck */
 int pg_precheck(const ps_source_config *cfg, ps_check_report *report, ps_check_tables *tables,
                 ps_error *err);
 
@@ -148,7 +148,7 @@ int pg_mark(ps_source *src, const char *content, char *pos, size_t len, ps_error
 int pg_chunk_read(ps_source *src, const ps_table_def *def, const ps_key_bound *after,
                   int max_rows, ps_row_fn fn, void *ctx, int *nrows, ps_error *err);
 
-/* pg_copy.c */
+/* pgsrc_copy.c */
 int pg_copy_open(ps_source *src, const char *snapshot, ps_copier **out, ps_error *err);
 int pg_copy_unit(ps_copier *c, const ps_table_def *def, const ps_copy_range *range,
                  ps_row_fn fn, void *ctx, ps_error *err);

@@ -20,7 +20,7 @@
  *    snapshot, which stays importable until the next command on `repl`
  *    (START_REPLICATION, or anything else): copy workers import it in the
  *    meantime. The selected tables' OIDs are kept for describe
- *    (pg_snapshot.c); copying is in pg_copy.c.
+ *    (pg_snapshot.c); copying is in pgsrc_copy.c.
  */
 #include <fnmatch.h>
 #include <stdio.h>

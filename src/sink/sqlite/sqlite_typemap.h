@@ -1,5 +1,5 @@
 /*
- * typemap.h — how a source column is stored in SQLite (docs/types-sqlite.md).
+ * sqlite_typemap.h — how a source column is stored in SQLite (docs/types-sqlite.md).
  *
  * Two halves that must agree: the declared type a created table gets, and the
  * conversion of a value's canonical source text into what is bound to a

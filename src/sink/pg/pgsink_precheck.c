@@ -1,5 +1,5 @@
 /*
- * pg_precheck.c — the PostgreSQL sink's prechecks (sink.h precheck,
+ * pgsink_precheck.c — the PostgreSQL sink's prechecks (sink.h precheck,
  * penstock/check.h; every id is documented in docs/prechecks.md).
  *
  * NOTES ON THE DESIGN
@@ -7,7 +7,7 @@
  * 1. Read-only: one connection, catalog queries and, for a table that
  *    exists, one `SELECT EXISTS (SELECT 1 FROM t)`. Nothing is created,
  *    truncated or locked beyond that read.
- * 2. What the sink will do decides what it needs (pg.c, pg_ddl.c):
+ * 2. What the sink will do decides what it needs (pgsink.c, pgsink_ddl.c):
  *    - the checkpoint lives in penstock.checkpoint: the table must be
  *      usable, or the schema creatable in, or the schema creatable;
  *    - a load (migration, sync, snapshot) creates each missing table unless
@@ -29,7 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sink/pg_sink.h"
+#include "sink/pg/pgsink.h"
 #include "util/buf.h"
 #include "util/pgconn.h"
 

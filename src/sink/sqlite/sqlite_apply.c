@@ -5,7 +5,7 @@
  *
  *  1. Every change is one or two steps of a cached statement (sqlite_table.c
  *     note 4): compute the column mask, find the statement, bind, step,
- *     reset. Values go through ps_typemap_sqlite_convert (core/typemap.c),
+ *     reset. Values go through ps_typemap_sqlite_convert (sqlite_typemap.c),
  *     the same conversion for what is written and for what a WHERE matches,
  *     so a row written by the load is found again by the stream.
  *  2. A value of kind PS_VALUE_UNCHANGED is never bound (sink.h invariant
@@ -35,8 +35,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "core/typemap.h"
-#include "sink/sqlite_internal.h"
+#include "sink/sqlite/sqlite_typemap.h"
+#include "sink/sqlite/sqlite_internal.h"
 #include "util/log.h"
 
 #define WARN_INTERVAL_NS (10ull * 1000000000ull)

@@ -1,11 +1,11 @@
 /*
- * pg_copy.c — rows of the initial load through COPY ... FROM STDIN.
+ * pgsink_copy.c — rows of the initial load through COPY ... FROM STDIN.
  *
  * NOTES ON THE DESIGN
  *
  *  1. A COPY starts at the first 'r' row of a table definition and runs
  *     until anything else happens on the connection (another table, another
- *     op, commit, checkpoint, flush, DDL): pg.c calls pgs_settle, which ends
+ *     op, commit, checkpoint, flush, DDL): pgsink.c calls pgs_settle, which ends
  *     it. COPY is not allowed in pipeline mode, so starting one syncs the
  *     pipeline first.
  *  2. Text format: columns separated by tab, rows ended by newline, NULL
@@ -21,7 +21,7 @@
  *     PostgreSQL source goes into COPY t (cols) FROM STDIN (FORMAT binary)
  *     as it comes, gathered into PGS_COPY_CHUNK pieces (a bigger piece is
  *     sent as it is). It runs with copy_raw set and copy_src NULL, so any
- *     row that pg.c is given ends it first (a text row never joins a binary
+ *     row that pgsink.c is given ends it first (a text row never joins a binary
  *     COPY). Binary input is only accepted (load_raw_accepts) when the
  *     stream is "postgresql-binary-copy/<this server's major version>" and
  *     every column's target type is the source's built-in type with the
@@ -33,7 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sink/pg_sink.h"
+#include "sink/pg/pgsink.h"
 #include "util/pgconn.h"
 
 #define ESCAPE_SLICE ((size_t)16 << 10)   /* input bytes escaped at a time */
@@ -144,7 +144,7 @@ int pgs_copy_row(ps_sink *s, pgs_table *t, const ps_change *c, ps_error *err)
 
 	if (!v)
 		return ps_error_set(err, PS_EINVAL, "a row of the initial load without values");
-	if (s->copying && s->copy_src != c->table)   /* pg.c settles first; never mix */
+	if (s->copying && s->copy_src != c->table)   /* pgsink.c settles first; never mix */
 		return ps_error_set(err, PS_EINVAL, "a row of %s.%s while another COPY runs",
 		                    c->table->schema, c->table->name);
 	if (!s->copying)

@@ -1,5 +1,5 @@
 /*
- * pg_copy.c — the PostgreSQL source's initial-load workers: a copier is one
+ * pgsrc_copy.c — the PostgreSQL source's initial-load workers: a copier is one
  * normal connection holding one transaction that imported the exported
  * snapshot; copy_unit streams a table, or a key range of it, out of that
  * transaction with COPY ... TO STDOUT and hands each row to the caller;

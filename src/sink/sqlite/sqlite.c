@@ -2,7 +2,7 @@
  * sqlite.c — the SQLite sink: a transactional target in one database file.
  *
  * URL: sqlite:///absolute/path.db. The file is created if missing; its
- * directory must exist. Types: src/core/typemap.c, docs/types-sqlite.md.
+ * directory must exist. Types: sqlite_typemap.c, docs/types-sqlite.md.
  *
  * NOTES ON THE DESIGN
  *
@@ -47,7 +47,7 @@
 #include <time.h>
 
 #include "core/url.h"
-#include "sink/sqlite_internal.h"
+#include "sink/sqlite/sqlite_internal.h"
 #include "util/log.h"
 #include "util/str.h"
 

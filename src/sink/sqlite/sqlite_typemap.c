@@ -1,6 +1,6 @@
 /*
- * typemap.c — PostgreSQL to SQLite type mapping and value conversion (see
- * typemap.h; the user-facing table is docs/types-sqlite.md).
+ * sqlite_typemap.c — PostgreSQL to SQLite type mapping and value conversion (see
+ * sqlite_typemap.h; the user-facing table is docs/types-sqlite.md).
  */
 #include <errno.h>
 #include <math.h>
@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/typemap.h"
+#include "sink/sqlite/sqlite_typemap.h"
 #include "util/str.h"
 
 /* PostgreSQL built-in type OIDs (pg_type.dat) that are not stored as TEXT. */

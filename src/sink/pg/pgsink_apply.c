@@ -1,6 +1,6 @@
 /*
- * pg_apply.c — insert, update and delete on the target through prepared
- * statements sent in the pipeline (see pg.c NOTES 4-5).
+ * pgsink_apply.c — insert, update and delete on the target through prepared
+ * statements sent in the pipeline (see pgsink.c NOTES 4-5).
  *
  * NOTES ON THE DESIGN
  *
@@ -12,7 +12,7 @@
  *     where the masks have one bit per source column.
  *       I  INSERT ... OVERRIDING SYSTEM VALUE VALUES (...)
  *       B  the same with n rows: VALUES (...), (...), ... (n in the
- *          match-from byte): the inserts pg_net.c holds, PGS_MULTI_ROWS
+ *          match-from byte): the inserts pgsink_net.c holds, PGS_MULTI_ROWS
  *          at a time (a power of two below that for the rest)
  *       P  the same ... ON CONFLICT (key) DO UPDATE SET non-key = EXCLUDED..
  *          (DO NOTHING when every column is key): reprocessing, with a key
@@ -44,13 +44,13 @@
  *     tableoid too on partitioned tables, where ctids repeat.
  *  4. Parameters are sent as text with types inferred by the server from
  *     the statement (or cast explicitly in A/V/E), so every type's input
- *     function reads the source's canonical text (pg.c NOTES 1).
+ *     function reads the source's canonical text (pgsink.c NOTES 1).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "sink/pg_sink.h"
+#include "sink/pg/pgsink.h"
 #include "util/pgconn.h"
 
 enum {

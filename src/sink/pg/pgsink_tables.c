@@ -1,5 +1,5 @@
 /*
- * pg_tables.c — what the PostgreSQL sink knows about target tables, and
+ * pgsink_tables.c — what the PostgreSQL sink knows about target tables, and
  * truncates.
  *
  * NOTES ON THE DESIGN
@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sink/pg_sink.h"
+#include "sink/pg/pgsink.h"
 #include "util/pgconn.h"
 
 /* ==== table cache ========================================================= */

@@ -24,7 +24,7 @@
 #include <unistd.h>
 
 #include "core/url.h"
-#include "sink/sqlite_internal.h"
+#include "sink/sqlite/sqlite_internal.h"
 #include "util/buf.h"
 
 #define LIST_SHOW 20

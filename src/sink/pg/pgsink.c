@@ -1,11 +1,11 @@
 /*
- * pg.c — the PostgreSQL sink: applies changes to a PostgreSQL target in
+ * pgsink.c — the PostgreSQL sink: applies changes to a PostgreSQL target in
  * target transactions that also hold the job's checkpoint.
  *
  * This file holds the ops table, the connection and its session, target
  * transactions, the libpq pipeline of pending commands and the checkpoint
- * table. COPY is in pg_copy.c, the table cache and truncates in
- * pg_tables.c, statements in pg_apply.c, DDL in pg_ddl.c.
+ * table. COPY is in pgsink_copy.c, the table cache and truncates in
+ * pgsink_tables.c, statements in pgsink_apply.c, DDL in pgsink_ddl.c.
  *
  * NOTES ON THE DESIGN
  *
@@ -59,7 +59,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "sink/pg_sink.h"
+#include "sink/pg/pgsink.h"
 #include "util/log.h"
 #include "util/pgconn.h"
 
@@ -451,7 +451,7 @@ static int pg_write(ps_sink *s, const ps_txn *txn, const ps_change *c, ps_error 
 	}
 	/* A COPY continues only with rows of the same definition; truncates
 	 * collect until something else comes (pgs_truncate_add); held net
-	 * changes stay held for inserts, updates and deletes (pg_net.c). */
+	 * changes stay held for inserts, updates and deletes (pgsink_net.c). */
 	if (c->op == PS_OP_TRUNCATE) {
 		rc = pgs_net_flush(s, err);   /* it may cascade to any table */
 		if (rc == PS_OK && s->copying)

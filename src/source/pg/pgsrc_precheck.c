@@ -1,5 +1,5 @@
 /*
- * pg_precheck.c — the PostgreSQL source's prechecks (source.h precheck,
+ * pgsrc_precheck.c — the PostgreSQL source's prechecks (source.h precheck,
  * penstock/check.h; every id is documented in docs/prechecks.md).
  *
  * NOTES ON THE DESIGN

@@ -1,9 +1,9 @@
 /*
- * pg_ddl.c — table_prepare and table_finish of the PostgreSQL sink.
+ * pgsink_ddl.c — table_prepare and table_finish of the PostgreSQL sink.
  *
  * NOTES ON THE DESIGN
  *
- *  1. Both run inside the open target transaction (pg.c NOTES 3), so a
+ *  1. Both run inside the open target transaction (pgsink.c NOTES 3), so a
  *     table created for a copy unit commits with the unit's rows and its
  *     checkpoint, or not at all.
  *  2. A def from a PostgreSQL source is recreated with full fidelity: the
@@ -25,7 +25,7 @@
  *  5. Refusals that are the user's to fix (missing table with
  *     create_tables = never, missing columns, rows already there, missing
  *     user type) leave the target transaction usable; server errors make
- *     the sink failed (pg.c NOTES 6).
+ *     the sink failed (pgsink.c NOTES 6).
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -33,7 +33,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "sink/pg_sink.h"
+#include "sink/pg/pgsink.h"
 #include "util/pgconn.h"
 
 /* ==== pure helpers ======================================================== */

@@ -1,18 +1,20 @@
 /*
- * pg_sink.h — internals of the PostgreSQL sink, shared by its files:
+ * pgsink.h — internals of the PostgreSQL sink, shared by its files:
  *
- *   pg.c        the ops table, the connection, target transactions, the
- *               pipeline of pending commands, checkpoints
- *   pg_copy.c   initial-load rows through COPY ... FROM STDIN (text format),
- *               and binary COPY streams passed through (the raw path)
- *   pg_tables.c the per-table cache (target columns and primary key) and
- *               truncates
- *   pg_apply.c  the prepared statements of insert / update / delete
- *   pg_ddl.c    table_prepare and table_finish
- *   pg_net.c    net changes: a batch's changes per key, applied as their
- *               net effect
+ *   pgsink.c          the ops table, the connection, target transactions,
+ *                     the pipeline of pending commands, checkpoints
+ *   pgsink_copy.c     initial-load rows through COPY ... FROM STDIN (text
+ *                     format), and binary COPY streams passed through (the
+ *                     raw path)
+ *   pgsink_tables.c   the per-table cache (target columns and primary key)
+ *                     and truncates
+ *   pgsink_apply.c    the prepared statements of insert / update / delete
+ *   pgsink_ddl.c      table_prepare and table_finish
+ *   pgsink_net.c      net changes: a batch's changes per key, applied as
+ *                     their net effect
+ *   pgsink_precheck.c the sink's prechecks
  *
- * Nothing here is part of the plugin contract; only pg.c exports a symbol
+ * Nothing here is part of the plugin contract; only pgsink.c exports a symbol
  * the core knows (ps_sink_pg). Helpers shared between the files are named
  * pgs_*; the pure ones that unit tests reach are ps__pg_*.
  */
@@ -34,15 +36,15 @@
 #define PGS_STMTS_PER_TABLE 64                /* prepared shapes kept per table */
 #define PGS_SQL_LIMIT ((size_t)4 << 20)       /* longest statement we build */
 #define PGS_WARN_INTERVAL_NS (10ull * 1000000000ull)
-#define PGS_NET_MAX_BYTES ((size_t)8 << 20)   /* change data held by pg_net.c */
+#define PGS_NET_MAX_BYTES ((size_t)8 << 20)   /* change data held by pgsink_net.c */
 #define PGS_MULTI_ROWS 64                     /* rows per multi-row INSERT */
-#define PGS_NET_MAX_ITEMS ((size_t)65536)     /* entries held by pg_net.c */
+#define PGS_NET_MAX_ITEMS ((size_t)65536)     /* entries held by pgsink_net.c */
 
 /* One prepared statement: the SQL for one table and one statement shape. */
 typedef struct pgs_stmt {
 	struct pgs_stmt *next;       /* most recently used first */
 	char name[24];               /* "ps_<n>", unique per connection */
-	uint8_t *shape;              /* what the SQL depends on (pg_apply.c) */
+	uint8_t *shape;              /* what the SQL depends on (pgsink_apply.c) */
 	size_t shape_len;
 	int nparams;
 	int *params;                 /* where $i comes from: PGS_PARAM(src, index) */
@@ -71,16 +73,16 @@ typedef struct pgs_table {
 	int nstmts;
 } pgs_table;
 
-/* pg_net.c: the net change of one key (or one held insert of a keyless table). */
+/* pgsink_net.c: the net change of one key (or one held insert of a keyless table). */
 typedef struct pgs_net_entry {
-	uint8_t op;                  /* NET_* (pg_net.c) */
+	uint8_t op;                  /* NET_* (pgsink_net.c) */
 	uint32_t hash;
 	uint32_t key_len;
 	char *key;
 	ps_change *c;                /* owned */
 } pgs_net_entry;
 
-/* pg_net.c: what is held for one table definition, in arrival order. */
+/* pgsink_net.c: what is held for one table definition, in arrival order. */
 typedef struct pgs_net_group {
 	ps_table *table;             /* reference */
 	pgs_net_entry *e;
@@ -112,7 +114,7 @@ struct ps_sink {
 	ps_url url;
 	PGconn *conn;
 
-	/* target transaction and connection mode (pg.c NOTES) */
+	/* target transaction and connection mode (pgsink.c NOTES) */
 	bool in_txn;                 /* BEGIN sent, COMMIT not yet */
 	bool pipeline;               /* the connection is in pipeline mode */
 	int npending;
@@ -121,7 +123,7 @@ struct ps_sink {
 	int failure_code;            /* the first such error's code */
 	char failure[PS_ERROR_MESSAGE_MAX];
 
-	/* COPY of initial-load rows (pg_copy.c) */
+	/* COPY of initial-load rows (pgsink_copy.c) */
 	bool copying;
 	pgs_table *copy_table;       /* table of the running COPY */
 	ps_table *copy_src;          /* definition it was started for (borrowed) */
@@ -136,7 +138,7 @@ struct ps_sink {
 	uint64_t trunc_lsn;
 	ps_table *trunc_first;       /* reference, for messages */
 
-	/* statements (pg_apply.c) */
+	/* statements (pgsink_apply.c) */
 	pgs_table *tables;
 	uint64_t stmt_seq;
 	ps_buf sql;                  /* scratch for building SQL */
@@ -147,7 +149,7 @@ struct ps_sink {
 	uint8_t *shape;              /* scratch shape */
 	size_t shape_cap;
 
-	/* net changes (pg_net.c) */
+	/* net changes (pgsink_net.c) */
 	bool replica;                /* session_replication_role = replica is set */
 	pgs_net_group *groups;
 	int ngroups, groups_cap;
@@ -163,7 +165,7 @@ struct ps_sink {
 	char missing_last[300];
 };
 
-/* --- pg.c: connection, transaction and pipeline ------------------------- */
+/* --- pgsink.c: connection, transaction and pipeline ------------------------- */
 
 /* Fails at once when an earlier error left the sink unusable. */
 int pgs_check_usable(ps_sink *s, ps_error *err);
@@ -194,7 +196,7 @@ int pgs_exec(ps_sink *s, PGresult **out, ps_error *err, const char *what,
 /* Counts an update/delete that found no row; warns at most every 10 s. */
 void pgs_note_missing(ps_sink *s, int op, const ps_table *t);
 
-/* --- pg_copy.c ------------------------------------------------------------ */
+/* --- pgsink_copy.c ------------------------------------------------------------ */
 
 int pgs_copy_row(ps_sink *s, pgs_table *t, const ps_change *c, ps_error *err);
 int pgs_copy_end(ps_sink *s, ps_error *err);
@@ -210,7 +212,7 @@ int pgs_raw_begin(ps_sink *s, const ps_table_def *def, const char *format, ps_er
 int pgs_raw_write(ps_sink *s, const char *data, size_t len, ps_error *err);
 int pgs_raw_end(ps_sink *s, int64_t *rows, ps_error *err);
 
-/* --- pg_tables.c ---------------------------------------------------------- */
+/* --- pgsink_tables.c ---------------------------------------------------------- */
 
 /* The cache entry of the change's table, built from the target catalog on
  * first use or when the definition's columns changed. */
@@ -222,7 +224,7 @@ void pgs_tables_free(ps_sink *s);
 int pgs_truncate_add(ps_sink *s, const ps_change *c, ps_error *err);
 int pgs_truncate_send(ps_sink *s, ps_error *err);
 
-/* --- pg_apply.c ----------------------------------------------------------- */
+/* --- pgsink_apply.c ----------------------------------------------------------- */
 
 /* Applies one insert / update / delete through prepared statements. */
 int pgs_apply_change(ps_sink *s, const ps_txn *txn, const ps_change *c, ps_error *err);
@@ -233,10 +235,10 @@ void pgs_stmt_free(pgs_stmt *st);
 /* Sends DEALLOCATE for st's server-side statement (pipelined). */
 int pgs_stmt_deallocate(ps_sink *s, const pgs_stmt *st, ps_error *err);
 
-/* --- pg_net.c ------------------------------------------------------------- */
+/* --- pgsink_net.c ------------------------------------------------------------- */
 
 /* Applies an insert / update / delete: held as part of its key's net change
- * when that gives the same final state (pg_net.c NOTES 2), else at once
+ * when that gives the same final state (pgsink_net.c NOTES 2), else at once
  * after what its table holds. */
 int pgs_net_write(ps_sink *s, pgs_table *t, const ps_txn *txn, const ps_change *c,
                   ps_error *err);
@@ -244,7 +246,7 @@ int pgs_net_write(ps_sink *s, pgs_table *t, const ps_txn *txn, const ps_change *
 int pgs_net_flush(ps_sink *s, ps_error *err);
 void pgs_net_free(ps_sink *s);
 
-/* --- pg_ddl.c ------------------------------------------------------------- */
+/* --- pgsink_ddl.c ------------------------------------------------------------- */
 
 int pgs_table_prepare(ps_sink *s, const ps_table_def *def, const ps_table_options *opt,
                       bool *created, ps_error *err);
@@ -258,7 +260,7 @@ char *ps__pg_index_if_not_exists(const char *sql);
 int ps__pg_split_qualified(const char *text, char *schema, size_t schema_len,
                            char *name, size_t name_len);
 
-/* pg_precheck.c: sink.h precheck */
+/* pgsink_precheck.c: sink.h precheck */
 int pgs_precheck(const ps_sink_config *cfg, const ps_table_options *opt, bool loads,
                  const ps_check_tables *tables, ps_check_report *report, ps_error *err);
 

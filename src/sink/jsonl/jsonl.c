@@ -1,11 +1,6 @@
 /*
- * jsonl.c — the JSON-lines sink: one Debezium-style envelope per change.
- *
- *   {"before":{..}|null,"after":{..}|null,"op":"u","ts_ms":N,
- *    "source":{"connector":..,"db":..,"schema":..,"table":..,"lsn":N,
- *              "txId":N,"ts_ms":N}
- *    [,"truncate":{..}] [,"message":{..}] [,"reprocessing":true]
- *    [,"unchanged":["col",..]]}\n
+ * jsonl.c — the JSON-lines sink: one change event per line, in the
+ * Debezium-style envelope of sink/envelope.h.
  *
  * Destinations: `jsonl:-` is standard output; `jsonl:///dir` is a directory
  * of files named <job>-<seq>.jsonl (seq at least 6 digits, from 000001).
@@ -25,14 +20,9 @@
  *     (written bytes plus buffered bytes) has reached max_file_bytes. The
  *     old file is fdatasynced before it is closed, so flush only ever needs
  *     to sync the current file to make everything durable (sink.h inv. 1).
- *  4. A PS_VALUE_UNCHANGED value is never rendered: it is left out of the
- *     row and its column named in "unchanged" (sink.h invariant 2).
- *  5. The hot path does no allocation beyond the reusable buffer. The quoted
- *     schema, table and column names of a table are rendered once and kept
- *     in a small cache keyed by the ps_table pointer; the cache holds a
- *     reference on each table, so a cached pointer can never be freed and
- *     reused for a different definition while it is cached.
- *  6. An event larger than EVENT_MAX is refused with PS_ETOOBIG and leaves
+ *  4. Rendering is sink/envelope.c's (unchanged values left out, no
+ *     allocation on the hot path beyond the reusable buffer).
+ *  5. An event larger than EVENT_MAX is refused with PS_ETOOBIG and leaves
  *     the buffer as it was; the sink stays usable.
  *
  * States: open (fd is the current file or 1) ─► closed. There is no error
@@ -54,8 +44,8 @@
 
 #include "core/url.h"
 #include "penstock/sink.h"
+#include "sink/envelope.h"
 #include "util/buf.h"
-#include "util/json.h"
 #include "util/log.h"
 #include "util/str.h"
 
@@ -66,16 +56,6 @@
 #define MIN_MAX_FILE_BYTES 1024ULL
 #define MAX_MAX_FILE_BYTES (1ULL << 40)
 #define SEQ_MAX_DIGITS 15
-#define TABLE_CACHE_SIZE 32
-#define NAMES_LIMIT ((size_t)16 << 20)
-
-/* The pre-rendered names of one table definition (invariant 5). */
-typedef struct table_names {
-	ps_table *table;   /* one reference held while cached; NULL if free */
-	char *text;        /* "schema":..,"table":.. then each quoted column name */
-	size_t *off;       /* ncolumns + 2 offsets into text: off[1] ends the
-	                      schema/table part; column i is [off[i+1], off[i+2]) */
-} table_names;
 
 struct ps_sink {
 	char *job_name;
@@ -86,359 +66,9 @@ struct ps_sink {
 	uint64_t file_bytes;        /* bytes write(2) has put in the current file */
 	uint64_t max_file_bytes;
 	char file_path[PATH_MAX];   /* current file, for messages */
-	char *source_prefix;        /* ,"source":{"connector":..,"db":.., */
-	size_t source_prefix_len;
+	ps_envelope env;
 	ps_buf buf;                 /* rendered events not yet written */
-	table_names cache[TABLE_CACHE_SIZE];
-	int cache_next;             /* slot the next miss replaces */
-	int cache_last;             /* slot of the last hit */
 };
-
-/* ==== rendering =========================================================== */
-
-/* A writer with a sticky error, so rendering reads as a sequence of puts. */
-typedef struct out {
-	ps_buf *b;
-	int rc;
-} out;
-
-static inline void put(out *o, const char *s, size_t n)
-{
-	if (o->rc == 0)
-		o->rc = ps_buf_append(o->b, s, n);
-}
-
-#define PUT_LIT(o, lit) put((o), (lit), sizeof(lit) - 1)
-
-static inline void put_str(out *o, const char *s, size_t n)
-{
-	if (o->rc == 0)
-		o->rc = ps_json_append_string(o->b, s, n);
-}
-
-static void put_cstr_or_null(out *o, const char *s)
-{
-	if (s)
-		put_str(o, s, strlen(s));
-	else
-		PUT_LIT(o, "null");
-}
-
-static void put_u64(out *o, uint64_t v)
-{
-	char tmp[24];
-	char *p = tmp + sizeof(tmp);
-
-	do {
-		*--p = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	put(o, p, (size_t)(tmp + sizeof(tmp) - p));
-}
-
-static void put_i64(out *o, int64_t v)
-{
-	if (v < 0) {
-		PUT_LIT(o, "-");
-		put_u64(o, (uint64_t)0 - (uint64_t)v);
-	} else {
-		put_u64(o, (uint64_t)v);
-	}
-}
-
-static void put_bool(out *o, bool v)
-{
-	if (v)
-		PUT_LIT(o, "true");
-	else
-		PUT_LIT(o, "false");
-}
-
-/* Digits at s[*i..], advancing *i; returns how many. */
-static size_t skip_digits(const char *s, size_t len, size_t *i)
-{
-	size_t start = *i;
-
-	while (*i < len && s[*i] >= '0' && s[*i] <= '9')
-		(*i)++;
-	return *i - start;
-}
-
-/* -?(0|[1-9][0-9]*) at the start of s; *i is left after it. */
-static bool json_int_part(const char *s, size_t len, size_t *i)
-{
-	size_t nd;
-
-	if (*i < len && s[*i] == '-')
-		(*i)++;
-	nd = skip_digits(s, len, i);
-	return nd > 0 && !(nd > 1 && s[*i - nd] == '0');
-}
-
-static bool is_json_integer(const char *s, size_t len)
-{
-	size_t i = 0;
-
-	return json_int_part(s, len, &i) && i == len;
-}
-
-/* -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? — RFC 8259 number. */
-static bool is_json_number(const char *s, size_t len)
-{
-	size_t i = 0;
-
-	if (!json_int_part(s, len, &i))
-		return false;
-	if (i < len && s[i] == '.') {
-		i++;
-		if (skip_digits(s, len, &i) == 0)
-			return false;
-	}
-	if (i < len && (s[i] == 'e' || s[i] == 'E')) {
-		i++;
-		if (i < len && (s[i] == '+' || s[i] == '-'))
-			i++;
-		if (skip_digits(s, len, &i) == 0)
-			return false;
-	}
-	return i == len;
-}
-
-/* A NULL or TEXT value, rendered by its column's type class. */
-static void put_value(out *o, const ps_column *col, const ps_value *v)
-{
-	if (v->kind != PS_VALUE_TEXT || !v->data) {
-		PUT_LIT(o, "null");
-		return;
-	}
-	switch (col->type_class) {
-	case PS_TYPE_INTEGER:
-		if (is_json_integer(v->data, v->len)) {
-			put(o, v->data, v->len);
-			return;
-		}
-		break;
-	case PS_TYPE_FLOAT:
-		if (is_json_number(v->data, v->len)) {
-			put(o, v->data, v->len);
-			return;
-		}
-		break;
-	case PS_TYPE_BOOL:
-		if (v->len == 1 && (v->data[0] == 't' || v->data[0] == 'f')) {
-			put_bool(o, v->data[0] == 't');
-			return;
-		}
-		break;
-	default:
-		break;
-	}
-	put_str(o, v->data, v->len);
-}
-
-static inline void put_column_name(out *o, const table_names *names, int i)
-{
-	put(o, names->text + names->off[i + 1], names->off[i + 2] - names->off[i + 1]);
-}
-
-/* A row object. Unchanged values are skipped and reported in *unchanged. */
-static void put_row(out *o, const ps_table *t, const table_names *names,
-                    const ps_value *vals, bool keys_only, bool *unchanged)
-{
-	bool first = true;
-
-	PUT_LIT(o, "{");
-	for (int i = 0; i < t->ncolumns; i++) {
-		if (keys_only && !t->columns[i].is_key)
-			continue;
-		if (vals[i].kind == PS_VALUE_UNCHANGED) {
-			*unchanged = true;
-			continue;
-		}
-		if (!first)
-			PUT_LIT(o, ",");
-		first = false;
-		put_column_name(o, names, i);
-		PUT_LIT(o, ":");
-		put_value(o, &t->columns[i], &vals[i]);
-	}
-	PUT_LIT(o, "}");
-}
-
-static void put_unchanged(out *o, const ps_table *t, const table_names *names,
-                          const ps_value *vals)
-{
-	bool first = true;
-
-	PUT_LIT(o, ",\"unchanged\":[");
-	for (int i = 0; i < t->ncolumns; i++) {
-		if (vals[i].kind != PS_VALUE_UNCHANGED)
-			continue;
-		if (!first)
-			PUT_LIT(o, ",");
-		first = false;
-		put_column_name(o, names, i);
-	}
-	PUT_LIT(o, "]");
-}
-
-static void put_source(out *o, const ps_sink *k, const ps_txn *txn,
-                       const ps_change *c, const table_names *names)
-{
-	put(o, k->source_prefix, k->source_prefix_len);
-	if (names)
-		put(o, names->text, names->off[1]);
-	else
-		PUT_LIT(o, "\"schema\":null,\"table\":null");
-	PUT_LIT(o, ",\"lsn\":");
-	put_u64(o, c->lsn);
-	PUT_LIT(o, ",\"txId\":");
-	put_u64(o, txn ? txn->xid : 0);
-	PUT_LIT(o, ",\"ts_ms\":");
-	put_i64(o, txn ? txn->commit_time_us / 1000 : 0);
-	PUT_LIT(o, "}");
-}
-
-static void put_extras(out *o, const ps_change *c)
-{
-	if (c->op == PS_OP_TRUNCATE) {
-		PUT_LIT(o, ",\"truncate\":{\"cascade\":");
-		put_bool(o, (c->truncate_flags & PS_TRUNCATE_CASCADE) != 0);
-		PUT_LIT(o, ",\"restart_identity\":");
-		put_bool(o, (c->truncate_flags & PS_TRUNCATE_RESTART_IDENTITY) != 0);
-		PUT_LIT(o, "}");
-	} else if (c->op == PS_OP_MESSAGE) {
-		PUT_LIT(o, ",\"message\":{\"prefix\":");
-		put_cstr_or_null(o, c->message_prefix ? c->message_prefix : "");
-		PUT_LIT(o, ",\"content\":");
-		if (o->rc == 0)
-			o->rc = ps_json_append_base64(o->b, c->message_content,
-			                              c->message_content ? c->message_len : 0);
-		PUT_LIT(o, ",\"transactional\":");
-		put_bool(o, c->message_transactional);
-		PUT_LIT(o, "}");
-	}
-}
-
-/* Appends one whole line for c to k->buf; on failure returns the code and
- * may leave part of the line (the caller rolls back). */
-static int render_event(ps_sink *k, const ps_txn *txn, const ps_change *c,
-                        const table_names *names, int64_t now_ms)
-{
-	out o = {&k->buf, 0};
-	const ps_table *t = c->table;
-	bool has_before = t && c->old_values &&
-	                  (c->op == PS_OP_UPDATE || c->op == PS_OP_DELETE);
-	bool has_after = t && c->new_values &&
-	                 (c->op == PS_OP_INSERT || c->op == PS_OP_UPDATE ||
-	                  c->op == PS_OP_READ);
-	bool unchanged = false, old_unchanged = false;
-	char op_text[] = ",\"op\":\"?\",\"ts_ms\":";
-
-	PUT_LIT(&o, "{\"before\":");
-	if (has_before)
-		put_row(&o, t, names, c->old_values, c->old_is_key, &old_unchanged);
-	else
-		PUT_LIT(&o, "null");
-	PUT_LIT(&o, ",\"after\":");
-	if (has_after)
-		put_row(&o, t, names, c->new_values, false, &unchanged);
-	else
-		PUT_LIT(&o, "null");
-	op_text[7] = (char)c->op;
-	put(&o, op_text, sizeof(op_text) - 1);
-	put_i64(&o, now_ms);
-	put_source(&o, k, txn, c, names);
-	put_extras(&o, c);
-	if (txn && txn->reprocessing)
-		PUT_LIT(&o, ",\"reprocessing\":true");
-	if (unchanged)
-		put_unchanged(&o, t, names, c->new_values);
-	PUT_LIT(&o, "}\n");
-	return o.rc;
-}
-
-/* ==== table name cache ==================================================== */
-
-static void names_clear(table_names *e)
-{
-	ps_table_unref(e->table);
-	free(e->text);
-	free(e->off);
-	e->table = NULL;
-	e->text = NULL;
-	e->off = NULL;
-}
-
-static int names_build(table_names *e, ps_table *t)
-{
-	ps_buf b;
-	out o = {&b, 0};
-	size_t *off = NULL;
-	int rc = 0;
-
-	ps_buf_init(&b, NAMES_LIMIT);
-	off = calloc((size_t)t->ncolumns + 2, sizeof(*off));
-	if (!off) {
-		rc = PS_ENOMEM;
-		goto cleanup;
-	}
-	PUT_LIT(&o, "\"schema\":");
-	put_cstr_or_null(&o, t->schema);
-	PUT_LIT(&o, ",\"table\":");
-	put_cstr_or_null(&o, t->name);
-	off[1] = b.len;
-	for (int i = 0; i < t->ncolumns; i++) {
-		const char *name = t->columns[i].name ? t->columns[i].name : "";
-		put_str(&o, name, strlen(name));
-		off[i + 2] = b.len;
-	}
-	rc = o.rc;
-	if (rc != 0)
-		goto cleanup;
-	e->text = ps_buf_detach(&b);
-	if (!e->text) {
-		rc = PS_ENOMEM;
-		goto cleanup;
-	}
-	e->off = off;
-	off = NULL;
-	e->table = ps_table_ref(t);
-cleanup:
-	free(off);
-	ps_buf_free(&b);
-	return rc;
-}
-
-/* The cached names of t, rendering them on a miss. */
-static int names_for(ps_sink *k, ps_table *t, const table_names **out_names,
-                     ps_error *err)
-{
-	table_names *e;
-	int rc;
-
-	if (k->cache[k->cache_last].table == t) {
-		*out_names = &k->cache[k->cache_last];
-		return 0;
-	}
-	for (int i = 0; i < TABLE_CACHE_SIZE; i++) {
-		if (k->cache[i].table == t) {
-			k->cache_last = i;
-			*out_names = &k->cache[i];
-			return 0;
-		}
-	}
-	e = &k->cache[k->cache_next];
-	names_clear(e);
-	rc = names_build(e, t);
-	if (rc != 0)
-		return ps_error_set(err, rc, "cannot render the names of table %s.%s",
-		                    t->schema ? t->schema : "?", t->name ? t->name : "?");
-	k->cache_last = k->cache_next;
-	k->cache_next = (k->cache_next + 1) % TABLE_CACHE_SIZE;
-	*out_names = e;
-	return 0;
-}
 
 /* ==== files =============================================================== */
 
@@ -701,26 +331,6 @@ static int parse_params(ps_sink *k, const ps_url *u, ps_error *err)
 	return 0;
 }
 
-static int build_source_prefix(ps_sink *k, const ps_sink_config *cfg)
-{
-	ps_buf b;
-	out o = {&b, 0};
-
-	ps_buf_init(&b, NAMES_LIMIT);
-	PUT_LIT(&o, ",\"source\":{\"connector\":");
-	put_cstr_or_null(&o, cfg->connector);
-	PUT_LIT(&o, ",\"db\":");
-	put_cstr_or_null(&o, cfg->source_db);
-	PUT_LIT(&o, ",");
-	if (o.rc != 0) {
-		ps_buf_free(&b);
-		return o.rc;
-	}
-	k->source_prefix_len = b.len;
-	k->source_prefix = ps_buf_detach(&b);
-	return k->source_prefix ? 0 : PS_ENOMEM;
-}
-
 /* Job names become file names: keep them to a safe alphabet. */
 static bool job_name_ok(const char *s)
 {
@@ -745,10 +355,8 @@ static void jsonl_close(ps_sink *k)
 		close(k->fd);
 	if (k->dir_fd >= 0)
 		close(k->dir_fd);
-	for (int i = 0; i < TABLE_CACHE_SIZE; i++)
-		names_clear(&k->cache[i]);
+	ps_envelope_free(&k->env);
 	ps_buf_free(&k->buf);
-	free(k->source_prefix);
 	free(k->job_name);
 	free(k->dir);
 	free(k);
@@ -784,10 +392,13 @@ static int jsonl_open(ps_sink **out_sink, const ps_sink_config *cfg, ps_error *e
 	if (rc != 0)
 		goto cleanup;
 	k->job_name = strdup(cfg->job_name);
-	if (!k->job_name || build_source_prefix(k, cfg) != 0) {
+	if (!k->job_name) {
 		rc = ps_error_set(err, PS_ENOMEM, "out of memory");
 		goto cleanup;
 	}
+	rc = ps_envelope_init(&k->env, cfg->connector, cfg->source_db, err);
+	if (rc != 0)
+		goto cleanup;
 	if (url.is_stdout) {
 		k->fd = STDOUT_FILENO;
 		snprintf(k->file_path, sizeof(k->file_path), "standard output");
@@ -805,12 +416,6 @@ cleanup:
 
 /* ==== write / flush ======================================================= */
 
-static bool op_known(uint8_t op)
-{
-	return op == PS_OP_INSERT || op == PS_OP_UPDATE || op == PS_OP_DELETE ||
-	       op == PS_OP_TRUNCATE || op == PS_OP_READ || op == PS_OP_MESSAGE;
-}
-
 static int64_t wall_ms(void)
 {
 	struct timespec ts;
@@ -822,39 +427,24 @@ static int64_t wall_ms(void)
 static int jsonl_write(ps_sink *k, const ps_txn *txn, const ps_change *c,
                        ps_error *err)
 {
-	const table_names *names = NULL;
 	size_t start;
 	int rc;
 
-	if (!op_known(c->op))
-		return ps_error_set(err, PS_EINVAL, "unknown change op %u at lsn %llu",
-		                    (unsigned)c->op, (unsigned long long)c->lsn);
-	if (c->op != PS_OP_MESSAGE) {
-		if (!c->table)
-			return ps_error_set(err, PS_EINVAL, "change '%c' at lsn %llu has no table",
-			                    (char)c->op, (unsigned long long)c->lsn);
-		rc = names_for(k, c->table, &names, err);
-		if (rc != 0)
-			return rc;
-	}
 	if (k->dir && k->file_bytes + k->buf.len >= k->max_file_bytes) {
 		rc = rotate(k, err);
 		if (rc != 0)
 			return rc;
 	}
 	start = k->buf.len;
-	rc = render_event(k, txn, c, names, wall_ms());
-	if (rc == 0 && k->buf.len - start > EVENT_MAX)
-		rc = PS_ETOOBIG;
+	rc = ps_envelope_render(&k->env, &k->buf, txn, c, wall_ms(), err);
+	if ((rc == 0 && k->buf.len - start > EVENT_MAX) || rc == PS_ETOOBIG)
+		rc = ps_error_set(err, PS_ETOOBIG, "the '%c' event at lsn %llu is larger than %zu MiB",
+		                  (char)c->op, (unsigned long long)c->lsn, EVENT_MAX >> 20);
 	if (rc != 0) {
 		k->buf.len = start;
 		if (k->buf.data)
 			k->buf.data[start] = '\0';
-		if (rc == PS_ETOOBIG)
-			return ps_error_set(err, rc, "the '%c' event at lsn %llu is larger than %zu MiB",
-			                    (char)c->op, (unsigned long long)c->lsn, EVENT_MAX >> 20);
-		return ps_error_set(err, rc, "cannot render the '%c' event at lsn %llu",
-		                    (char)c->op, (unsigned long long)c->lsn);
+		return rc;
 	}
 	if (k->buf.len >= WRITE_THRESHOLD)
 		return write_out(k, err);

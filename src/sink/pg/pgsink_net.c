@@ -1,6 +1,6 @@
 /*
- * pg_net.c — net changes: the inserts, updates and deletes of one target
- * transaction (many source transactions, pg.c NOTES 3) collected per table
+ * pgsink_net.c — net changes: the inserts, updates and deletes of one target
+ * transaction (many source transactions, pgsink.c NOTES 3) collected per table
  * and key and applied as their net effect when anything else happens.
  *
  * NOTES ON THE DESIGN
@@ -50,7 +50,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sink/pg_sink.h"
+#include "sink/pg/pgsink.h"
 
 enum { NET_NONE = 0, NET_INS, NET_UPD, NET_DEL, NET_REPL };
 
@@ -68,7 +68,7 @@ static uint32_t hash_bytes(const char *p, size_t n, uint32_t h)
 }
 
 /* The key of c in the target's key order as length-prefixed bytes in b: of
- * the new row, or of the row the change finds (pg_apply.c NOTES 2); false
+ * the new row, or of the row the change finds (pgsink_apply.c NOTES 2); false
  * when a key value is unknown (the change is then not held). */
 static bool key_of(ps_buf *b, const pgs_table *t, const ps_change *c, bool from_new)
 {

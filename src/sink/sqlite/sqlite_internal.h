@@ -8,7 +8,7 @@
  *   sqlite_apply.c  write: insert/update/delete/truncate by the rules of
  *                   sink.h "Applying changes"
  *
- * Nothing here is visible outside src/sink/sqlite*.c. Everything belongs to
+ * Nothing here is visible outside src/sink/sqlite/. Everything belongs to
  * one sink instance and is used by one thread.
  */
 #ifndef PS_SINK_SQLITE_INTERNAL_H

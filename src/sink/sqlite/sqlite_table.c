@@ -36,8 +36,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/typemap.h"
-#include "sink/sqlite_internal.h"
+#include "sink/sqlite/sqlite_typemap.h"
+#include "sink/sqlite/sqlite_internal.h"
 #include "util/log.h"
 
 /* ==== names =============================================================== */

@@ -1,0 +1,64 @@
+/*
+ * envelope.h — the Debezium-style change event, rendered as one JSON line,
+ * shared by the event sinks (JSON lines today, Kafka next):
+ *
+ *   {"before":{..}|null,"after":{..}|null,"op":"u","ts_ms":N,
+ *    "source":{"connector":..,"db":..,"schema":..,"table":..,"lsn":N,
+ *              "txId":N,"ts_ms":N}
+ *    [,"truncate":{..}] [,"message":{..}] [,"reprocessing":true]
+ *    [,"unchanged":["col",..]]}\n
+ *
+ * Values: a column whose type class is INTEGER, FLOAT or BOOL becomes a JSON
+ * number or boolean when its canonical text is one; everything else a JSON
+ * string of its canonical text (change.h), so decimals stay exact.
+ *
+ * NOTES ON THE DESIGN
+ *
+ *  1. A PS_VALUE_UNCHANGED value is never rendered: it is left out of the
+ *     row and its column named in "unchanged" (sink.h invariant 2).
+ *  2. The hot path allocates nothing beyond the caller's buffer. The quoted
+ *     schema, table and column names of a table are rendered once and kept in
+ *     a small cache keyed by the ps_table pointer; the cache holds a reference
+ *     on each table, so a cached pointer can never be freed and reused for a
+ *     different definition while it is cached.
+ *  3. The renderer only appends to a ps_buf: where the bytes go (files,
+ *     rotation, a producer) is the sink's business.
+ *
+ * Ownership: a ps_envelope is owned by one sink instance and used by its one
+ * thread; ps_envelope_free releases the cache and its table references.
+ */
+#ifndef PS_SINK_ENVELOPE_H
+#define PS_SINK_ENVELOPE_H
+
+#include <stdint.h>
+
+#include "penstock/change.h"
+#include "penstock/error.h"
+#include "util/buf.h"
+
+#define PS_ENVELOPE_CACHE_SIZE 32
+
+typedef struct ps_envelope_names ps_envelope_names;
+
+typedef struct ps_envelope {
+	char *source_prefix;        /* ,"source":{"connector":..,"db":.., */
+	size_t source_prefix_len;
+	ps_envelope_names *cache;   /* PS_ENVELOPE_CACHE_SIZE entries */
+	int cache_next;             /* entry the next miss replaces */
+	int cache_last;             /* entry of the last hit */
+} ps_envelope;
+
+/* connector: the source's envelope name ("postgresql"); source_db: its
+ * database name (either may be NULL: rendered as null). 0 or PS_ENOMEM. */
+int ps_envelope_init(ps_envelope *env, const char *connector, const char *source_db,
+                     ps_error *err);
+void ps_envelope_free(ps_envelope *env);
+
+/* Appends the event of c (with its trailing newline) to buf. now_ms is the
+ * envelope's ts_ms. Checks the op and that a table change has a table. On
+ * failure buf may hold part of the line: the caller rolls it back to the
+ * length it had. */
+int ps_envelope_render(ps_envelope *env, ps_buf *buf, const ps_txn *txn, const ps_change *c,
+                       int64_t now_ms, ps_error *err);
+
+#endif
