@@ -159,6 +159,16 @@ typedef struct ps_sink_ops {
 	 * before flush. After a failure anywhere in between, the caller closes
 	 * the sink (which abandons the load and rolls back). */
 	int (*load_raw_end)(ps_sink *sink, int64_t *rows, ps_error *err);
+
+	/* --- schema; optional (penstock/schema.h) -------------------------- */
+	/* Creates the objects of schema that the target lacks, in order, inside
+	 * the open target transaction (opened if none is), by the rules of
+	 * schema.h; nothing commits before flush. A schema of another engine
+	 * is ignored (*applied 0). *applied receives how many objects it
+	 * created or ran. table_prepare does the same with a def's requires
+	 * before it creates the table. */
+	int (*schema_apply)(ps_sink *sink, const ps_schema *schema, size_t *applied,
+	                    ps_error *err);
 } ps_sink_ops;
 
 #endif

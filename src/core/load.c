@@ -591,6 +591,7 @@ static void publish_tables(load *ld)
 		ts[i].rows_estimated = lt->ck->estimated_rows;
 		ts[i].units_total = lt->ck->nunits;
 		ts[i].finished = lt->ck->finished;
+		ts[i].insert_only = lt->def && lt->def->insert_only;
 	}
 	pthread_mutex_unlock(&ld->mu);
 	ps_run_status_set_tables(ld->cfg->status, ts, ld->ntables);

@@ -40,6 +40,7 @@ const char *const ps_check_known_ids[] = {
 	"source.tables",
 	"source.select_privilege",
 	"source.replica_identity",
+	"source.keyless",
 	"target.connect",
 	"target.writable",
 	"target.tables",

@@ -33,6 +33,11 @@ struct ps_source {
 	ps_url parsed;
 	char app_name[80];
 	bool want_snapshot;        /* prepare exports a snapshot when it creates the slot */
+	int schema;                /* ps_schema_mode (source.h, issue 14) */
+	int keyless;               /* ps_keyless */
+	int foreign_keys;          /* ps_foreign_keys */
+	bool no_extensions;
+	bool load_only;            /* a snapshot job */
 
 	/* Everything above is fixed at open and only read afterwards: copy_open
 	 * runs on worker threads and may read it (source.h invariant 7). Nothing
@@ -44,6 +49,7 @@ struct ps_source {
 
 	/* initial load (reader thread only) */
 	uint32_t *table_oids;      /* tables prepare selected, for describe */
+	bool *table_insert_only;   /* per table_oids entry: captured insert-only */
 	size_t ntable_oids;
 	char snapshot[64];         /* snapshot exported by prepare on repl, "" if none */
 	PGconn *snap;              /* snapshot_export's replication connection: its
@@ -95,18 +101,49 @@ void pg_put_columns(int *rc, PGconn *conn, ps_buf *b, const ps_table *t, const i
                     int ncols);
 void pg_put_table(int *rc, PGconn *conn, ps_buf *b, const ps_table *t);
 
-/* pg_source.c: the tables the patterns select now (prepare's rules and
- * refusals): their OIDs, names ("schema.table") and whether each has a
- * primary key; list (may be NULL) receives them quoted, comma-separated. */
+/* pgsrc_select.c: which tables a job captures, and its publications. */
+
+/* The listing of candidate tables (relkind r and p outside the system and
+ * penstock schemas), ordered by schema and name; its columns: */
+extern const char *const PG_TABLES_SQL;
+enum { PG_T_SCHEMA, PG_T_NAME, PG_T_REPLIDENT, PG_T_HAS_PK, PG_T_OID, PG_T_RELKIND,
+       PG_T_ANCESTORS, PG_T_IDENTITY, PG_T_CAN_SELECT, PG_T_OWNS, PG_T_OWNER };
+
+/* How a selected table can be captured (pgsrc_select.c note 2). */
+enum { PG_CLASS_KEYED = 1, PG_CLASS_IDENTITY, PG_CLASS_KEYLESS };
+int pg_table_class(const PGresult *r, int row);
+
+/* selected[i] for each row of a PG_TABLES_SQL result: matched by the
+ * patterns and not a partition of a matched table. 0 or PS_ENOMEM. */
+int pg_tables_match(const PGresult *r, char *const *include, size_t ninclude,
+                    char *const *exclude, size_t nexclude, bool *selected);
+
+/* The tables the patterns select now: OIDs, "schema.table" names, their
+ * schema and name apart, whether each has a primary key, and its class.
+ * Refuses only an empty selection (tables.keyless is pg_keyless_policy's). */
 typedef struct pg_selection {
 	uint32_t *oids;
 	char **names;
+	char **schemas, **relnames;
 	bool *has_key;
+	int *klass;                /* PG_CLASS_* */
 	size_t n;
 } pg_selection;
 int pg_select(ps_source *src, char **include, size_t ninclude, char **exclude, size_t nexclude,
-              pg_selection *sel, ps_buf *list, ps_error *err);
+              pg_selection *sel, ps_error *err);
 void pg_selection_free(pg_selection *sel);
+/* tables.keyless for the keyless tables of sel: refuses them (refuse), sets
+ * REPLICA IDENTITY FULL on them (replica_identity_full, their class
+ * becomes identity), or leaves them to be captured insert-only. */
+int pg_keyless_policy(ps_source *src, pg_selection *sel, ps_error *err);
+/* Whether selected table i is captured insert-only. */
+bool pg_selected_insert_only(const ps_source *src, size_t i, const pg_selection *sel);
+/* Creates or changes both publications to publish sel (note 4), in one
+ * transaction. */
+int pg_publications_ensure(ps_source *src, const pg_selection *sel, ps_error *err);
+/* The name of the insert-only publication next to `publication`. */
+#define PG_PUBNAME_MAX 64
+void pg_inserts_publication(const char *publication, char *out, size_t len);
 
 /* pg_stream.c */
 /* A transactional logical message prefix/content written into the WAL; its

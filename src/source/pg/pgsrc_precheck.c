@@ -43,6 +43,7 @@ typedef struct pc_table {
 	char qualified[300];        /* schema.name, for messages */
 	char oid[16];
 	char replident;
+	int klass;                  /* PG_CLASS_* (pgsrc_select.c note 2) */
 	bool has_pk, can_select, owns;
 } pc_table;
 
@@ -378,58 +379,53 @@ static int select_tables(pc_ctx *c)
 	ps_error qerr;
 	name_list empty, names;
 	size_t *hits = NULL;
+	bool *selected = NULL;
 	int rc = PS_OK;
 
 	list_init(&empty);
 	list_init(&names);
 	ps_error_clear(&qerr);
-	if (pg_exec(c->conn, &res, &qerr, "listing tables",
-	            "SELECT n.nspname, c.relname, c.relreplident, "
-	            "  EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary), "
-	            "  has_table_privilege(c.oid, 'SELECT'), pg_has_role(c.relowner, 'USAGE'), "
-	            "  pg_get_userbyid(c.relowner), c.oid "
-	            "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-	            "WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema', "
-	            "'penstock') AND n.nspname NOT LIKE 'pg\\_%' ORDER BY 1, 2", 0, NULL) != PS_OK) {
+	if (pg_exec(c->conn, &res, &qerr, "listing tables", PG_TABLES_SQL, 0, NULL) != PS_OK) {
 		ADD(c, "source.tables", PS_CHECK_ERROR, PS_CHECK_FAILED, NULL, "could not list tables: %s",
 		    qerr.message);
 		goto cleanup;
 	}
 	c->tables = calloc((size_t)PQntuples(res) + 1, sizeof(pc_table));
 	hits = calloc(cfg->ninclude + 1, sizeof(size_t));
-	if (!c->tables || !hits) {
+	selected = calloc((size_t)PQntuples(res) + 1, sizeof(bool));
+	if (!c->tables || !hits || !selected ||
+	    pg_tables_match(res, inc, cfg->ninclude, exc, cfg->nexclude, selected) != PS_OK) {
 		rc = PS_ENOMEM;
 		goto cleanup;
 	}
 	for (int row = 0; row < PQntuples(res); row++) {
 		pc_table *t = &c->tables[c->ntables];
-		bool any = false;
 
-		snprintf(t->qualified, sizeof(t->qualified), "%s.%s", PQgetvalue(res, row, 0),
-		         PQgetvalue(res, row, 1));
+		snprintf(t->qualified, sizeof(t->qualified), "%s.%s", PQgetvalue(res, row, PG_T_SCHEMA),
+		         PQgetvalue(res, row, PG_T_NAME));
 		if (matches(exc, cfg->nexclude, t->qualified))
 			continue;
-		for (size_t i = 0; i < cfg->ninclude; i++) {
-			if (fnmatch(inc[i], t->qualified, 0) == 0) {
+		/* a pattern counts as used when it matches a table or a partition
+		 * that comes with one */
+		for (size_t i = 0; i < cfg->ninclude; i++)
+			if (fnmatch(inc[i], t->qualified, 0) == 0)
 				hits[i]++;
-				any = true;
-			}
-		}
-		if (!any)
+		if (!selected[row])
 			continue;
-		t->schema = strdup(PQgetvalue(res, row, 0));
-		t->name = strdup(PQgetvalue(res, row, 1));
-		t->owner = strdup(PQgetvalue(res, row, 6));
+		t->schema = strdup(PQgetvalue(res, row, PG_T_SCHEMA));
+		t->name = strdup(PQgetvalue(res, row, PG_T_NAME));
+		t->owner = strdup(PQgetvalue(res, row, PG_T_OWNER));
 		c->ntables++;
 		if (!t->schema || !t->name || !t->owner) {
 			rc = PS_ENOMEM;
 			goto cleanup;
 		}
-		t->replident = PQgetvalue(res, row, 2)[0];
-		t->has_pk = PQgetvalue(res, row, 3)[0] == 't';
-		t->can_select = PQgetvalue(res, row, 4)[0] == 't';
-		t->owns = PQgetvalue(res, row, 5)[0] == 't';
-		snprintf(t->oid, sizeof(t->oid), "%s", PQgetvalue(res, row, 7));
+		t->replident = PQgetvalue(res, row, PG_T_REPLIDENT)[0];
+		t->has_pk = PQgetvalue(res, row, PG_T_HAS_PK)[0] == 't';
+		t->klass = pg_table_class(res, row);
+		t->can_select = PQgetvalue(res, row, PG_T_CAN_SELECT)[0] == 't';
+		t->owns = PQgetvalue(res, row, PG_T_OWNS)[0] == 't';
+		snprintf(t->oid, sizeof(t->oid), "%s", PQgetvalue(res, row, PG_T_OID));
 		list_add(&names, ", ", t->qualified);
 		rc = ps_check_tables_add(c->out_tables, t->schema, t->name);
 		if (rc != PS_OK)
@@ -457,6 +453,7 @@ static int select_tables(pc_ctx *c)
 		    list_text(&names));
 cleanup:
 	free(hits);
+	free(selected);
 	list_free(&empty);
 	list_free(&names);
 	PQclear(res);
@@ -501,17 +498,23 @@ static void check_select(pc_ctx *c)
 	ps_buf_free(&fix);
 }
 
+/* A table without a primary key or replica identity (pgsrc_select.c notes
+ * 2, 3): source.replica_identity is the blocking item (tables.keyless
+ * refuse), source.keyless the warning (insert_only, replica_identity_full).
+ * A snapshot job reads no change of such a table, so neither applies. */
 static void check_replica_identity(pc_ctx *c)
 {
+	const ps_source_config *cfg = c->cfg;
 	name_list bad;
 	ps_buf fix;
+	const char *why;
 
 	list_init(&bad);
 	ps_buf_init(&fix, LIST_LIMIT);
 	for (size_t i = 0; i < c->ntables; i++) {
 		const pc_table *t = &c->tables[i];
 
-		if (!(t->replident == 'n' || (t->replident == 'd' && !t->has_pk)))
+		if (t->klass != PG_CLASS_KEYLESS)
 			continue;
 		if (bad.n < LIST_SHOW) {
 			ps_buf_puts(&fix, bad.n ? " ALTER TABLE " : "ALTER TABLE ");
@@ -522,16 +525,47 @@ static void check_replica_identity(pc_ctx *c)
 	}
 	if (bad.n > LIST_SHOW)
 		ps_buf_puts(&fix, " (and the same for the other tables named)");
-	if (bad.n)
+	if (cfg->load_only) {
+		why = "a snapshot job reads no change of a table without a key: it is copied as it is";
+		ADD(c, "source.replica_identity", PS_CHECK_ERROR, PS_CHECK_SKIPPED, NULL, "%s", why);
+		ADD(c, "source.keyless", PS_CHECK_WARNING, PS_CHECK_SKIPPED, NULL, "%s", why);
+	} else if (bad.n && cfg->keyless == PS_KEYLESS_REFUSE) {
 		ADD(c, "source.replica_identity", PS_CHECK_ERROR, PS_CHECK_FAILED, fix.data,
 		    "%s %s no primary key and no replica identity: once published, UPDATE and "
 		    "DELETE on %s would fail on the source. Add a primary key, set REPLICA "
 		    "IDENTITY FULL (or USING INDEX), or exclude %s in tables.exclude",
 		    list_text(&bad), bad.n == 1 ? "has" : "have", bad.n == 1 ? "it" : "them",
 		    bad.n == 1 ? "it" : "them");
-	else
+		ADD(c, "source.keyless", PS_CHECK_WARNING, PS_CHECK_SKIPPED, NULL,
+		    "tables.keyless is refuse: source.replica_identity names the tables");
+	} else if (bad.n && cfg->keyless == PS_KEYLESS_FULL) {
+		ADD(c, "source.replica_identity", PS_CHECK_ERROR, PS_CHECK_PASSED, NULL,
+		    "every selected table has a primary key or a replica identity, or is given "
+		    "REPLICA IDENTITY FULL when the job starts (source.keyless)");
+		ADD(c, "source.keyless", PS_CHECK_WARNING, PS_CHECK_FAILED,
+		    "none needed: this is what tables.keyless replica_identity_full asks for",
+		    "%s %s no primary key and no replica identity: penstock sets REPLICA IDENTITY "
+		    "FULL on %s on the source when the job starts (tables.keyless "
+		    "replica_identity_full), so UPDATE and DELETE write whole old rows to the WAL",
+		    list_text(&bad), bad.n == 1 ? "has" : "have", bad.n == 1 ? "it" : "them");
+	} else if (bad.n) {
+		ADD(c, "source.replica_identity", PS_CHECK_ERROR, PS_CHECK_PASSED, NULL,
+		    "every selected table has a primary key or a replica identity, or is captured "
+		    "insert-only (source.keyless)");
+		ps_buf_puts(&fix, " (or add a primary key, or set \"tables\": {\"keyless\": "
+		            "\"replica_identity_full\"})");
+		ADD(c, "source.keyless", PS_CHECK_WARNING, PS_CHECK_FAILED, fix.data,
+		    "%s %s no primary key and no replica identity: %s captured insert-only. Inserts "
+		    "and truncates are applied; UPDATE and DELETE on %s keep working on the source "
+		    "but are not captured, so the target keeps rows they changed or removed",
+		    list_text(&bad), bad.n == 1 ? "has" : "have", bad.n == 1 ? "it is" : "they are",
+		    bad.n == 1 ? "it" : "them");
+	} else {
 		ADD(c, "source.replica_identity", PS_CHECK_ERROR, PS_CHECK_PASSED, NULL,
 		    "every selected table has a primary key or a replica identity");
+		ADD(c, "source.keyless", PS_CHECK_WARNING, PS_CHECK_PASSED, NULL,
+		    "every selected table has a primary key or a replica identity");
+	}
 	list_free(&bad);
 	ps_buf_free(&fix);
 }
@@ -683,14 +717,16 @@ cleanup:
 static const char *const after_connect[] = {
 	"source.version", "source.wal_level", "source.slots", "source.replication_privilege",
 	"source.publication_privilege", "source.output_plugin", "source.encoding",
-	"source.tables", "source.select_privilege", "source.replica_identity", NULL
+	"source.tables", "source.select_privilege", "source.replica_identity", "source.keyless",
+	NULL
 };
 
 static void skip_all(pc_ctx *c, const char *why)
 {
 	for (size_t i = 0; after_connect[i]; i++)
 		ADD(c, after_connect[i],
-		    strcmp(after_connect[i], "source.encoding") == 0 ? PS_CHECK_WARNING : PS_CHECK_ERROR,
+		    strcmp(after_connect[i], "source.encoding") == 0 ||
+		    strcmp(after_connect[i], "source.keyless") == 0 ? PS_CHECK_WARNING : PS_CHECK_ERROR,
 		    PS_CHECK_SKIPPED, NULL, "not checked: %s", why);
 }
 
@@ -744,6 +780,8 @@ int pg_precheck(const ps_source_config *cfg, ps_check_report *report, ps_check_t
 		ADD(&c, "source.select_privilege", PS_CHECK_ERROR, PS_CHECK_SKIPPED, NULL,
 		    "not checked: the tables could not be listed");
 		ADD(&c, "source.replica_identity", PS_CHECK_ERROR, PS_CHECK_SKIPPED, NULL,
+		    "not checked: the tables could not be listed");
+		ADD(&c, "source.keyless", PS_CHECK_WARNING, PS_CHECK_SKIPPED, NULL,
 		    "not checked: the tables could not be listed");
 	} else if (rc == PS_OK) {
 		check_publication(&c);
