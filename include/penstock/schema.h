@@ -103,6 +103,11 @@ typedef struct ps_schema {
 	                           NULL when nothing */
 } ps_schema;
 
+/* A deep copy of src into dst; 0 or PS_ENOMEM (dst then holds what was
+ * copied so far: ps_schema_object_clear releases it). */
+int ps_schema_object_copy(ps_schema_object *dst, const ps_schema_object *src);
+/* Frees what one object holds and zeroes it (not the object itself). */
+void ps_schema_object_clear(ps_schema_object *o);
 /* Frees the n objects' contents and the array; objects may be NULL. */
 void ps_schema_objects_free(ps_schema_object *objects, size_t n);
 /* Frees everything and the schema itself; s may be NULL. */

@@ -45,6 +45,7 @@ const char *const ps_check_known_ids[] = {
 	"target.writable",
 	"target.tables",
 	"target.types",
+	"target.extensions",
 	NULL
 };
 

@@ -676,4 +676,5 @@ const ps_sink_ops ps_sink_pg = {
 	.load_raw_begin = pgs_raw_begin,
 	.load_raw_write = pgs_raw_write,
 	.load_raw_end = pgs_raw_end,
+	.schema_apply = pgs_schema_apply,
 };

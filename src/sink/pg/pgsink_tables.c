@@ -7,7 +7,9 @@
  *  1. One entry per target table, keyed by schema and name,
  *     holding the quoted names of the source's columns as found in the
  *     target (matched by name), their target types, and the target's
- *     PRIMARY KEY (pg_index.indisprimary) as source column indexes. A new
+ *     PRIMARY KEY (pg_index.indisprimary) as source column indexes — or,
+ *     without one, its REPLICA IDENTITY USING INDEX index, which is unique
+ *     on NOT NULL columns just the same. A new
  *     ps_table of the same relation (re-described mid-stream) with the same
  *     column names reuses the entry; different columns rebuild it. DDL on a
  *     table through this sink (table_prepare, table_finish) forgets it.
@@ -108,12 +110,17 @@ static const char *const CATALOG_SQL =
 	"       (SELECT k.n FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(att, n) "
 	"        WHERE k.att = a.attnum), a.attgenerated <> '', "
 	"       EXISTS (SELECT 1 FROM pg_catalog.pg_index u WHERE u.indrelid = c.oid "
-	"               AND (u.indisunique OR u.indisexclusion) AND NOT u.indisprimary) "
+	"               AND (u.indisunique OR u.indisexclusion) "
+	"               AND u.indexrelid IS DISTINCT FROM i.indexrelid) "
 	"FROM pg_catalog.pg_class c "
 	"JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
 	"JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 "
 	"     AND NOT a.attisdropped "
-	"LEFT JOIN pg_catalog.pg_index i ON i.indrelid = c.oid AND i.indisprimary "
+	/* the key: the primary key, else the REPLICA IDENTITY USING INDEX index
+	 * (unique, not partial, on NOT NULL columns) */
+	"LEFT JOIN LATERAL (SELECT x.indexrelid, x.indkey FROM pg_catalog.pg_index x "
+	"     WHERE x.indrelid = c.oid AND (x.indisprimary OR (x.indisreplident "
+	"     AND c.relreplident = 'i')) ORDER BY x.indisprimary DESC LIMIT 1) i ON true "
 	"WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p') "
 	"ORDER BY a.attnum";
 

@@ -185,6 +185,25 @@ int pg_mark(ps_source *src, const char *content, char *pos, size_t len, ps_error
 int pg_chunk_read(ps_source *src, const ps_table_def *def, const ps_key_bound *after,
                   int max_rows, ps_row_fn fn, void *ctx, int *nrows, ps_error *err);
 
+/* pgsrc_schema.c: the objects the tables need (penstock/schema.h) */
+/* Fills each def's requires (nothing with target.schema bare). */
+int pg_schema_requires(ps_source *src, ps_table_def **defs, size_t ndefs, ps_error *err);
+/* The same on any connection: lists[i] (counts[i] objects) for roots[i]. */
+int pg_schema_needs(PGconn *conn, int mode, bool no_extensions, const uint32_t *roots,
+                    size_t nroots, ps_schema_object **lists, size_t *counts, ps_error *err);
+/* source.h schema_after_load */
+int pg_schema_after_load(ps_source *src, ps_schema **out, ps_error *err);
+/* The same on any connection, for the given tables. */
+int pg_schema_after(PGconn *conn, int mode, bool no_extensions, int foreign_keys,
+                    const uint32_t *roots, size_t nroots, ps_schema **out, ps_error *err);
+/* The sequences the tables' defaults and identity columns use (owned or
+ * not), one row each: */
+enum { PG_SEQ_SCHEMA, PG_SEQ_NAME, PG_SEQ_TSCHEMA, PG_SEQ_TNAME,
+       PG_SEQ_COLUMN,   /* the column that owns it, or NULL */
+       PG_SEQ_VALUE };  /* its last value, NULL when never used (or no privilege) */
+int pg_sequences_used(PGconn *conn, const uint32_t *tables, size_t n, PGresult **out,
+                      ps_error *err);
+
 /* pgsrc_copy.c */
 int pg_copy_open(ps_source *src, const char *snapshot, ps_copier **out, ps_error *err);
 int pg_copy_unit(ps_copier *c, const ps_table_def *def, const ps_copy_range *range,

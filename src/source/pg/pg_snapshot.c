@@ -585,6 +585,8 @@ int pg_describe_oids(ps_source *src, const uint32_t *table_oids, size_t ntables,
 		if (rc == PS_OK)
 			count++;
 	}
+	if (rc == PS_OK)
+		rc = pg_schema_requires(src, out, count, err);
 	if (rc == PS_OK) {
 		*defs = out;
 		*n = count;

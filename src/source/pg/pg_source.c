@@ -424,4 +424,5 @@ const ps_source_ops ps_source_pg = {
 	.chunk_read = pg_chunk_read,
 	.copy_raw_format = pg_copy_raw_format,
 	.copy_unit_raw = pg_copy_unit_raw,
+	.schema_after_load = pg_schema_after_load,
 };

@@ -712,6 +712,65 @@ cleanup:
 	return rc;
 }
 
+/* What the tables need that the target may lack (pgsrc_schema.c): with
+ * target.schema tables or full, the extensions (to create or to find) and
+ * the objects penstock does not create, for the target's checks. The
+ * types themselves are created. */
+static int list_needs(pc_ctx *c)
+{
+	ps_schema_object **lists = NULL;
+	uint32_t *roots = NULL;
+	size_t *counts = NULL;
+	ps_error qerr;
+	int rc = PS_OK;
+
+	if (c->ntables == 0)
+		return PS_OK;
+	roots = calloc(c->ntables, sizeof(uint32_t));
+	lists = calloc(c->ntables, sizeof(*lists));
+	counts = calloc(c->ntables, sizeof(size_t));
+	if (!roots || !lists || !counts) {
+		rc = PS_ENOMEM;
+		goto cleanup;
+	}
+	for (size_t i = 0; i < c->ntables; i++)
+		roots[i] = (uint32_t)strtoul(c->tables[i].oid, NULL, 10);
+	ps_error_clear(&qerr);
+	if (pg_schema_needs(c->conn, c->cfg->schema, c->cfg->no_extensions, roots, c->ntables,
+	                    lists, counts, &qerr) != PS_OK) {
+		/* as list_user_types: the target then skips its table items */
+		ps_check_item *it = ps_check_find(c->r, "source.tables");
+
+		c->out_tables->listed = false;
+		if (it) {
+			size_t len = strlen(it->message) + strlen(qerr.message) + 80;
+			char *msg = malloc(len);
+
+			if (!msg) {
+				rc = PS_ENOMEM;
+				goto cleanup;
+			}
+			snprintf(msg, len, "%s; but reading what they depend on failed: %s", it->message,
+			         qerr.message);
+			free(it->message);
+			it->message = msg;
+			it->result = PS_CHECK_FAILED;
+		}
+		goto cleanup;
+	}
+	for (size_t i = 0; rc == PS_OK && i < c->ntables; i++)
+		for (size_t k = 0; rc == PS_OK && k < counts[i]; k++)
+			if (lists[i][k].kind == PS_OBJECT_EXTENSION || lists[i][k].must_exist)
+				rc = ps_check_table_add_need(&c->out_tables->items[i], &lists[i][k]);
+cleanup:
+	for (size_t i = 0; lists && counts && i < c->ntables; i++)
+		ps_schema_objects_free(lists[i], counts[i]);
+	free(lists);
+	free(counts);
+	free(roots);
+	return rc;
+}
+
 /* --- entry point ----------------------------------------------------------- */
 
 static const char *const after_connect[] = {
@@ -787,7 +846,10 @@ int pg_precheck(const ps_source_config *cfg, ps_check_report *report, ps_check_t
 		check_publication(&c);
 		check_select(&c);
 		check_replica_identity(&c);
-		note(&c, list_user_types(&c));
+		if (cfg->schema == PS_SCHEMA_BARE)
+			note(&c, list_user_types(&c));
+		else
+			note(&c, list_needs(&c));
 	}
 	check_output_plugin(&c);
 	check_encoding(&c);

@@ -52,7 +52,7 @@ const char *const PG_TABLES_SQL =
 	"  EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary), "
 	"  c.oid, c.relkind, "
 	/* the ancestors of a partition, nearest first */
-	"  CASE WHEN c.relispartition THEN ARRAY(SELECT a.relid FROM pg_partition_ancestors(c.oid) a "
+	"  CASE WHEN c.relispartition THEN ARRAY(SELECT a.relid::oid FROM pg_partition_ancestors(c.oid) a "
 	"    WHERE a.relid <> c.oid)::text ELSE '{}' END, "
 	/* a partitioned table has a replica identity when every leaf has one */
 	"  CASE WHEN c.relkind = 'p' THEN NOT EXISTS (SELECT 1 FROM pg_partition_tree(c.oid) t "
