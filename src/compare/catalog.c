@@ -108,8 +108,8 @@ static int load_columns(cmp_end *src, cmp_table *t, const char *oid, ps_error *e
 		t->types[i] = strdup(PQgetvalue(res, i, 1));
 		t->oids[i] = (uint32_t)strtoul(PQgetvalue(res, i, 2), NULL, 10);
 		t->kind[i] = ps__cmp_kind_of_oid(t->oids[i]);
-		col.type_oid = t->oids[i];
-		t->storage[i] = ps_typemap_sqlite(&col, NULL);
+		col.type_id = t->oids[i];
+		t->storage[i] = ps_typemap_sqlite("postgresql", &col, NULL);
 		t->collatable[i] = PQgetvalue(res, i, 3)[0] == 't';
 		if (!t->cols[i] || !t->qcols[i] || !t->types[i]) {
 			PQclear(res);

@@ -29,7 +29,7 @@
 #include <stdint.h>
 
 #include "compare/compare.h"
-#include "core/url.h"
+#include "penstock/url.h"
 #include "util/buf.h"
 
 /* How a value is made canonical. */

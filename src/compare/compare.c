@@ -359,7 +359,7 @@ static int open_end(cmp_end *e, const char *what, const char *url, const char *p
 		ps_error_add_context(err, "--%s", what);
 		return rc;
 	}
-	if (e->url.scheme == PS_URL_SQLITE && sqlite_ok) {
+	if (strcmp(e->url.scheme_name, "sqlite") == 0 && sqlite_ok) {
 		e->is_sqlite = true;
 		if (sqlite3_open_v2(e->url.path, &e->lite, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
 			rc = ps_error_set(err, PS_EINVAL, "--%s: cannot open SQLite database %s: %s", what,
@@ -371,7 +371,7 @@ static int open_end(cmp_end *e, const char *what, const char *url, const char *p
 		sqlite3_busy_timeout(e->lite, 10000);
 		return PS_OK;
 	}
-	if (e->url.scheme != PS_URL_POSTGRESQL)
+	if (strcmp(e->url.scheme_name, "postgresql") != 0)
 		return ps_error_set(err, PS_EINVAL, "--%s: %s is not supported here (use %s)", what,
 		                    e->url.scheme_name,
 		                    sqlite_ok ? "postgresql:// or sqlite:///" : "postgresql://");

@@ -108,13 +108,16 @@ void ps_jobs_create(ps_server *srv, const char *body, size_t len, const char *ac
 			             j->deleting ? "is being deleted" : "exists already");
 			goto cleanup;
 		}
-	for (ps_job *j = srv->jobs; j; j = j->next)
-		if (strcmp(j->spec->source.slot, spec->source.slot) == 0 &&
-		    strcmp(j->spec->source.parsed.redacted, spec->source.parsed.redacted) == 0) {
-			ps_api_error(r, 409, "conflict", "job '%s' already uses slot %s on this source; "
-			             "set source.slot to another name", j->spec->name, spec->source.slot);
+	for (ps_job *j = srv->jobs; j; j = j->next) {
+		const char *field = ps__job_shared_option(j->spec, spec);
+
+		if (field) {
+			ps_api_error(r, 409, "conflict", "job '%s' already uses %s %s on this source; "
+			             "set source.%s to another name", j->spec->name, field,
+			             ps_option_str(spec->source.options, field), field);
 			goto cleanup;
 		}
+	}
 	new_id(id, sizeof(id));
 	job = ps__job_new(srv, id, text, spec);
 	if (!job) {
@@ -217,6 +220,7 @@ static void refuse(ps_api_result *r, ps_job *job, int action)
 void ps_jobs_action(ps_server *srv, const char *id, int action, const char *actor,
                     ps_api_result *r)
 {
+	ps_source_resources held;
 	ps_job *job;
 
 	pthread_mutex_lock(&srv->mu);
@@ -262,9 +266,9 @@ void ps_jobs_action(ps_server *srv, const char *id, int action, const char *acto
 		ps__job_transition(srv, job, PS_JOB_STARTING, actor, "resume requested");
 		break;
 	case PS_ACT_STOP:
+		ps__job_source_held(job->spec, &held);
 		ps__job_transition(srv, job, PS_JOB_STOPPING, actor,
-		                   "stop requested: draining, then dropping slot %s and publication %s",
-		                   job->spec->source.slot, job->spec->source.publication);
+		                   "stop requested: draining, then releasing %s", held.held);
 		atomic_store(&job->stop, 1);
 		break;
 	default:
@@ -362,6 +366,7 @@ static const char *complete_blocker(ps_job *job, char *buf, size_t len)
 void ps_jobs_complete(ps_server *srv, const char *id, const char *body, size_t len,
                       const char *actor, ps_api_result *r)
 {
+	ps_source_resources held;
 	char why[300];
 	const char *blocker;
 	ps_job *job;
@@ -387,11 +392,11 @@ void ps_jobs_complete(ps_server *srv, const char *id, const char *body, size_t l
 		goto cleanup;
 	}
 	job->cutover_compare = mode;
+	ps__job_source_held(job->spec, &held);
 	ps__job_transition(srv, job, PS_JOB_COMPLETING, actor,
-	                   "complete requested: fencing at the source's current position, applying up to "
-	                   "it, then syncing sequences%s and releasing slot %s, publication %s and the "
-	                   "checkpoint", mode ? ", comparing" : "", job->spec->source.slot,
-	                   job->spec->source.publication);
+	                   "complete requested: fencing at the source's current position, applying up "
+	                   "to it, then syncing sequences%s and releasing %s and the checkpoint",
+	                   mode ? ", comparing" : "", held.held);
 	atomic_store(&job->live.complete, 1);
 	answer_job(r, 202, job);
 cleanup:
@@ -403,8 +408,8 @@ cleanup:
 void ps_jobs_recover(ps_server *srv, const char *id, const char *body, size_t len,
                      const char *actor, ps_api_result *r)
 {
+	ps_source_resources held;
 	recover_start *rs = calloc(1, sizeof(*rs));
-	const char *sqlstate;
 	bool started = false;
 	ps_job *job;
 
@@ -434,21 +439,20 @@ void ps_jobs_recover(ps_server *srv, const char *id, const char *body, size_t le
 		refuse(r, job, PS_ACT_RECOVER);
 		goto cleanup;
 	}
-	sqlstate = json_string_value(json_object_get(job->last_error, "sqlstate"));
-	snprintf(rs->plan.last_sqlstate, sizeof(rs->plan.last_sqlstate), "%s", sqlstate ? sqlstate : "");
 	rs->job = job;
 	json_decref(job->last_error);
 	job->last_error = NULL;
 	job->attempts = 0;
+	ps__job_source_held(job->spec, &held);
 	job->health = PS_HEALTH_OK;
 	if (rs->plan.strategy == PS_RECOVER_SKIP)
 		ps__job_transition(srv, job, PS_JOB_STARTING, actor, "recover skip requested: continuing "
 		                   "from %s; the changes in between are skipped",
 		                   rs->plan.position[0] ? rs->plan.position : "the end of the source's log");
 	else if (rs->plan.strategy == PS_RECOVER_RESYNC)
-		ps__job_transition(srv, job, PS_JOB_STARTING, actor, "recover resync requested: a new slot "
-		                   "and a new snapshot of %s", rs->plan.ntables ? "the named tables"
-		                                                            : "every table");
+		ps__job_transition(srv, job, PS_JOB_STARTING, actor, "recover resync requested: a new %s "
+		                   "and a new snapshot of %s", held.log_reader,
+		                   rs->plan.ntables ? "the named tables" : "every table");
 	else
 		ps__job_transition(srv, job, PS_JOB_STARTING, actor, "recover retry requested: running "
 		                   "again from the checkpoint");
@@ -716,19 +720,15 @@ static bool holds_checkpoint(int state)
 	}
 }
 
-static bool same_str(const char *a, const char *b)
-{
-	return (!a && !b) || (a && b && strcmp(a, b) == 0);
-}
-
 /* What may not change while the job holds a checkpoint: what the
  * checkpoint's fingerprint and the slot stand for. The source and the target
  * are compared as the checkpoint identifies them (scheme, host, port,
  * database), so the user or connection parameters may change. NULL when
  * nothing. */
-static const char *identity_change(const ps_spec *a, const ps_spec *b)
+static const char *identity_change(const ps_spec *a, const ps_spec *b, char *changed, size_t len)
 {
 	ps_identity ia, ib;
+	const char *field;
 
 	if (a->type != b->type)
 		return "type";
@@ -736,10 +736,11 @@ static const char *identity_change(const ps_spec *a, const ps_spec *b)
 	ps_identity_from_spec(&ib, b);
 	if (strcmp(ia.source, ib.source) != 0)
 		return "source.url";
-	if (!same_str(a->source.slot, b->source.slot))
-		return "source.slot";
-	if (!same_str(a->source.publication, b->source.publication))
-		return "source.publication";
+	field = ps__job_changed_option(a, b);
+	if (field) {
+		snprintf(changed, len, "source.%s", field);
+		return changed;
+	}
 	if (strcmp(ia.target, ib.target) != 0)
 		return "target.url";
 	return NULL;   /* tables may change: a running job adds and removes them live */
@@ -773,6 +774,7 @@ static void live_changes(const ps_spec *a, const ps_spec *b, char *buf, size_t l
 void ps_jobs_modify(ps_server *srv, const char *id, const char *body, size_t len,
                     const char *actor, ps_api_result *r)
 {
+	char changed_field[96];
 	json_t *patch = NULL, *doc = NULL;
 	json_error_t jerr;
 	char *merged = NULL, *text = NULL, live[300];
@@ -811,12 +813,12 @@ void ps_jobs_modify(ps_server *srv, const char *id, const char *body, size_t len
 		ps_api_error_detail(r, "field", json_string("name"));
 		goto cleanup;
 	}
-	changed = identity_change(job->spec, spec);
+	changed = identity_change(job->spec, spec, changed_field, sizeof(changed_field));
 	if (changed && holds_checkpoint(job->state)) {
 		ps_api_error(r, 409, "invalid_state",
-		             "%s cannot change while job '%s' is %s: its checkpoint and slot belong to "
-		             "the current value. Stop the job (which releases them), then modify it and "
-		             "start it afresh",
+		             "%s cannot change while job '%s' is %s: its checkpoint and what it holds on "
+		             "the source belong to the current value. Stop the job (which releases "
+		             "them), then modify it and start it afresh",
 		             changed, job->spec->name, ps_job_state_name(job->state));
 		ps_api_error_detail(r, "field", json_string(changed));
 		goto cleanup;
@@ -860,6 +862,8 @@ cleanup:
 
 void ps_jobs_delete(ps_server *srv, const char *id, const char *actor, ps_api_result *r)
 {
+	char none[400];
+	ps_source_resources held;
 	char done[600] = "", name[64];
 	ps_error err;
 	bool release;
@@ -896,18 +900,19 @@ void ps_jobs_delete(ps_server *srv, const char *id, const char *actor, ps_api_re
 	if (ps_store_delete(srv->store, job->id, &err) != PS_OK && rc == PS_OK)
 		rc = err.code;
 	r->status = 200;
+	ps__job_source_held(job->spec, &held);
+	snprintf(none, sizeof(none), "the job held no %s and no checkpoint", held.held);
 	r->body = json_pack("{s:s, s:s, s:s, s:s}", "deleted", job->id, "name", name, "removed",
 	                    release ? (done[0] ? done : "nothing on the source could be released")
-	                            : "the job held no slot, publication or checkpoint",
+	                            : none,
 	                    "target_data", "left as it is");
 	if (rc != PS_OK) {
 		char msg[PS_ERROR_MESSAGE_MAX + PS_ERROR_CONTEXT_MAX + 4];
 		ps_error_format(&err, msg, sizeof(msg));
+		ps__job_source_held(job->spec, &held);
 		json_object_set_new(r->body, "warning",
-		                    json_sprintf("%s. Drop what is left by hand on the source: SELECT "
-		                                 "pg_drop_replication_slot('%s'); DROP PUBLICATION IF "
-		                                 "EXISTS \"%s\";", msg, job->spec->source.slot,
-		                                 job->spec->source.publication));
+		                    json_sprintf("%s.%s%s", msg, held.release[0] ? " Drop what is left "
+		                                 "by hand on the source: " : "", held.release));
 	}
 	ps_log_info("job %s deleted: %s", name, json_string_value(json_object_get(r->body, "removed")));
 	ps__job_free(job);

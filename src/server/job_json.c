@@ -78,6 +78,7 @@ static void retry_json(json_t *o, ps_job *job)
 /* The job object of the API (docs/api.md), srv->mu held. */
 json_t *ps__job_json(ps_job *job)
 {
+	ps_source_resources held;
 	json_t *o, *figures, *allowed = ps__job_allowed_json(job), *spec, *tables;
 	json_error_t jerr;
 
@@ -91,6 +92,7 @@ json_t *ps__job_json(ps_job *job)
 	tables = json_object_get(figures, "tables");
 	tables = json_is_array(tables) ? json_incref(tables) : json_array();
 	spec = json_loads(job->spec_text, 0, &jerr);
+	ps__job_source_held(job->spec, &held);
 	/* o? everywhere figures are read: a stored status from another version
 	 * may lack a key, and one missing value must not blank the whole job */
 	o = json_pack("{s:s, s:s, s:s, s:s, s:o?, s:s, s:o?, s:o?, s:o?, s:o?, s:o?, s:o?, s:o, s:o, s:o,"
@@ -113,7 +115,7 @@ json_t *ps__job_json(ps_job *job)
 	              "allowed_actions", allowed,
 	              "retry", "attempts", job->attempts, "next_at",
 	              job->state == PS_JOB_FAILED ? time_json(job->next_retry_ms) : json_null(),
-	              "slot", json_string(job->spec->source.slot),
+	              "log_reader", json_string(held.log_reader),
 	              "created_at", time_json(job->created_at), "updated_at", time_json(job->updated_at),
 	              "spec", spec ? spec : json_null());
 	json_decref(figures);

@@ -26,32 +26,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/plugin.h"
 #include "server/jobs_internal.h"
 #include "server/server.h"
 #include "util/log.h"
+#include "util/str.h"
 
 /* ==== small helpers ======================================================= */
-
-/* Makes s valid UTF-8 in place: jansson refuses anything else, and a
- * message may hold bytes from a URL or a server, or end in a character that
- * vsnprintf cut in half. Invalid bytes become '?'. */
-void ps__job_utf8_fix(char *s)
-{
-	unsigned char *p = (unsigned char *)s;
-
-	while (*p) {
-		int n = *p < 0x80 ? 1 : (*p & 0xE0) == 0xC0 ? 2 : (*p & 0xF0) == 0xE0 ? 3
-		        : (*p & 0xF8) == 0xF0 ? 4 : 0;
-		bool ok = n > 0 && !(n == 2 && *p < 0xC2);
-		for (int i = 1; ok && i < n; i++)
-			ok = (p[i] & 0xC0) == 0x80;
-		if (!ok) {
-			*p++ = '?';
-			continue;
-		}
-		p += n;
-	}
-}
 
 void ps_api_error(ps_api_result *r, int status, const char *code, const char *fmt, ...)
 {
@@ -61,7 +42,7 @@ void ps_api_error(ps_api_result *r, int status, const char *code, const char *fm
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	ps__job_utf8_fix(msg);
+	ps_utf8_sanitize(msg);
 	r->status = status;
 	json_decref(r->body);
 	r->body = json_pack("{s:{s:s, s:s}}", "error", "code", code, "message", msg);
@@ -142,7 +123,7 @@ void ps__job_transition(ps_server *srv, ps_job *job, int to, const char *actor,
 	va_start(ap, fmt);
 	vsnprintf(reason, sizeof(reason), fmt, ap);
 	va_end(ap);
-	ps__job_utf8_fix(reason);
+	ps_utf8_sanitize(reason);
 	job->state = to;
 	job->updated_at = ps_time_now_ms();
 	ps__job_save(srv, job, "transition", actor, from, to, reason);
@@ -158,7 +139,7 @@ static void event_vadd(ps_server *srv, ps_job *job, ps_store_event *ev, char *re
 	ps_error err;
 
 	vsnprintf(reason, len, fmt, ap);
-	ps__job_utf8_fix(reason);
+	ps_utf8_sanitize(reason);
 	ev->reason = reason;
 	ps_error_clear(&err);
 	if (ps_store_event_add(srv->store, job->id, ev, &err) != PS_OK)
@@ -294,6 +275,7 @@ static int load_one(const ps_store_job *row, void *payload)
 
 int ps_server_jobs_load(ps_server *srv, ps_error *err)
 {
+	ps_source_resources held;
 	int rc = ps_store_each(srv->store, load_one, srv, err);
 
 	if (rc != PS_OK)
@@ -314,9 +296,11 @@ int ps_server_jobs_load(ps_server *srv, ps_error *err)
 			                   "the server started; running the prechecks again");
 			break;
 		case PS_JOB_DRAINING:
+			ps__job_source_held(job->spec, &held);
 			ps__job_transition(srv, job, PS_JOB_PAUSED, "server",
 			                   "the server stopped while the job drained; the checkpoint holds "
-			                   "everything applied, the slot everything after it");
+			                   "everything applied, and %s everything after it",
+			                   held.log_reader);
 			break;
 		default:
 			break;
@@ -360,4 +344,58 @@ void ps_server_jobs_free(ps_server *srv)
 		srv->jobs = next;
 	}
 	pthread_mutex_unlock(&srv->mu);
+}
+
+/* ==== what a job's source plugin says ====================================== */
+
+/* The source plugin's declared options of spec (none when this build has no
+ * plugin for its URL). */
+static const ps_option_def *source_options(const ps_spec *spec)
+{
+	ps_error ignored;
+	const ps_source_ops *ops;
+
+	ps_error_clear(&ignored);
+	ops = ps_plugin_source_for(spec->source.parsed.scheme_name, &ignored);
+	return ops ? ops->options : NULL;
+}
+
+static bool same_option(const ps_spec *a, const ps_spec *b, const char *name)
+{
+	const json_t *x = json_object_get(a->source.options, name);
+	const json_t *y = json_object_get(b->source.options, name);
+
+	return (!x && !y) || (x && y && json_equal(x, y));
+}
+
+const char *ps__job_shared_option(const ps_spec *a, const ps_spec *b)
+{
+	if (strcmp(a->source.parsed.redacted, b->source.parsed.redacted) != 0)
+		return NULL;
+	for (const ps_option_def *d = source_options(a); d && d->name; d++)
+		if (d->unique && json_object_get(a->source.options, d->name) &&
+		    same_option(a, b, d->name))
+			return d->name;
+	return NULL;
+}
+
+const char *ps__job_changed_option(const ps_spec *a, const ps_spec *b)
+{
+	for (const ps_option_def *d = source_options(a); d && d->name; d++)
+		if (d->restart && !same_option(a, b, d->name))
+			return d->name;
+	return NULL;
+}
+
+void ps__job_source_held(const ps_spec *spec, ps_source_resources *out)
+{
+	ps_error ignored;
+
+	ps_error_clear(&ignored);
+	ps_plugin_source_resources(ps_plugin_source_for(spec->source.parsed.scheme_name, &ignored),
+	                           spec->source.options, out);
+	if (!out->held[0])
+		snprintf(out->held, sizeof(out->held), "what the job holds on the source");
+	if (!out->log_reader[0])
+		snprintf(out->log_reader, sizeof(out->log_reader), "the source's log reader");
 }

@@ -26,9 +26,6 @@
 
 /* --- jobs.c ---------------------------------------------------------------- */
 
-/* Makes s valid UTF-8 in place (jansson refuses anything else); invalid
- * bytes become '?'. */
-void ps__job_utf8_fix(char *s);
 /* j as compact JSON text (malloc'd), or NULL for NULL. */
 char *ps__job_json_text(const json_t *j);
 
@@ -91,5 +88,15 @@ json_t *ps__job_status_snapshot(ps_job *job);
 json_t *ps__job_allowed_json(ps_job *job);
 /* The job object of the API (docs/api.md). srv->mu held. */
 json_t *ps__job_json(ps_job *job);
+
+/* jobs.c: what the job's source plugin says about its options and what the
+ * job holds on the source. The option (by name) marked unique that two
+ * jobs on the same source share, or NULL; the option marked restart whose
+ * value differs between a and b, or NULL; what the job holds and how to
+ * release it by hand (never empty: a generic phrase when the plugin says
+ * nothing). */
+const char *ps__job_shared_option(const ps_spec *a, const ps_spec *b);
+const char *ps__job_changed_option(const ps_spec *a, const ps_spec *b);
+void ps__job_source_held(const ps_spec *spec, ps_source_resources *out);
 
 #endif

@@ -50,7 +50,6 @@ typedef struct ps_recover_plan {
 	char position[PS_POSITION_MAX]; /* skip: where to continue; "" = the log's end ("latest") */
 	char **tables;                  /* resync: "schema.table" names; none = every table */
 	size_t ntables;
-	char last_sqlstate[6];          /* of the error the job failed with ("" if none) */
 } ps_recover_plan;
 
 typedef struct ps_recover_result {

@@ -54,7 +54,7 @@ typedef struct ps_job {
 	int health;                 /* ps_health */
 	int phase;                  /* ps_phase of the current or last run */
 	json_t *checks;             /* last precheck report, or NULL */
-	json_t *last_error;         /* {"code","message","sqlstate","at","hint"}, or NULL */
+	json_t *last_error;         /* {"code","message","class","retryable","at","hint", and the engine code under its kind, e.g. "sqlstate"}, or NULL */
 	json_t *last_status;        /* figures at the end of the last run, or NULL */
 	int64_t created_at, updated_at;
 	int attempts;               /* consecutive failed runs */

@@ -43,6 +43,7 @@
 #include "server/recover.h"
 #include "server/server.h"
 #include "util/log.h"
+#include "util/str.h"
 
 /* ==== error classes ======================================================== */
 
@@ -58,7 +59,7 @@ static bool error_retryable(const ps_error *err)
 static void set_last_error_hint(ps_job *job, const ps_error *err, bool retryable,
                                 const char *hint)
 {
-	char msg[PS_ERROR_MESSAGE_MAX + PS_ERROR_CONTEXT_MAX + 4], at[40];
+	char msg[PS_ERROR_MESSAGE_MAX + PS_ERROR_CONTEXT_MAX + 4], at[40], key[PS_ENGINE_CODE_MAX];
 	int cls = ps_errclass_of(err);
 
 	if (!hint && retryable == ps_errclass_retryable(cls))
@@ -67,14 +68,21 @@ static void set_last_error_hint(ps_job *job, const ps_error *err, bool retryable
 		hint = "read the message, fix the cause, then `penstock job recover JOB --strategy "
 		       "retry` (or stop the job and start it afresh)";
 	ps_error_format(err, msg, sizeof(msg));
-	ps__job_utf8_fix(msg);
+	ps_utf8_sanitize(msg);
 	ps_time_iso(at, sizeof(at), ps_time_now_ms());
 	json_decref(job->last_error);
-	job->last_error = json_pack("{s:s, s:s, s:o, s:b, s:s, s:s, s:s}", "code",
-	                            ps_error_code_name(err->code), "message", msg, "sqlstate",
-	                            err->sqlstate[0] ? json_string(err->sqlstate) : json_null(),
+	job->last_error = json_pack("{s:s, s:s, s:b, s:s, s:s, s:s}", "code",
+	                            ps_error_code_name(err->code), "message", msg,
 	                            "retryable", retryable, "class", ps_errclass_name(cls),
 	                            "at", at, "hint", hint);
+	/* The engine's own code under its kind ("sqlstate": "23505"), and the
+	 * kind as shown to users. */
+	ps_error_engine_key(err, key, sizeof(key));
+	if (job->last_error && key[0]) {
+		json_object_set_new(job->last_error, key, json_string(err->engine_code));
+		json_object_set_new(job->last_error, "engine_code_kind",
+		                    json_string(err->engine_code_kind));
+	}
 }
 
 static void set_last_error(ps_job *job, const ps_error *err, bool retryable)
@@ -304,6 +312,7 @@ static void schedule_retry(ps_server *srv, ps_job *job, const ps_error *err)
  * end leads to. */
 static void run_pipeline(ps_server *srv, ps_job *job)
 {
+	ps_source_resources held;
 	ps_pipeline_config cfg;
 	phase_ctx pc = {srv, job, 0};
 	ps_error err;
@@ -360,8 +369,9 @@ static void run_pipeline(ps_server *srv, ps_job *job)
 		 * or stop arrived meanwhile; nothing is left on the source */
 		json_decref(job->last_error);
 		job->last_error = NULL;
+		ps__job_source_held(job->spec, &held);
 		ps__job_transition(srv, job, PS_JOB_COMPLETED, "job",
-		                   "the snapshot is loaded; slot, publication and checkpoint removed");
+		                   "the snapshot is loaded; %s and the checkpoint removed", held.held);
 	} else if (job->state == PS_JOB_COMPLETING) {
 		if (rc == PS_OK && atomic_load(&job->live.fenced))
 			;   /* the cutover continues in job_main */
@@ -369,9 +379,10 @@ static void run_pipeline(ps_server *srv, ps_job *job)
 			cutover_failed(srv, job, rc == PS_OK ? NULL : &err,
 			               "the run ended before everything up to the fence was applied");
 	} else if (rc == PS_OK && job->state == PS_JOB_DRAINING) {
+		ps__job_source_held(job->spec, &held);
 		ps__job_transition(srv, job, PS_JOB_PAUSED, "job",
-		                   "drained: every change read was applied and checkpointed at %s; slot %s kept",
-		                   applied_text(job), job->spec->source.slot);
+		                   "drained: every change read was applied and checkpointed at %s; %s kept",
+		                   applied_text(job), held.log_reader);
 	} else if (rc == PS_OK && (job->state == PS_JOB_STOPPING || srv->shutting_down)) {
 		/* stopping continues in job_main; a server shutdown keeps the state */
 	} else if (rc == PS_OK) {
@@ -392,6 +403,7 @@ static void run_pipeline(ps_server *srv, ps_job *job)
 /* Stopping (note 1): releases slot, publication and checkpoint. */
 static void run_release(ps_server *srv, ps_job *job)
 {
+	ps_source_resources held;
 	char done[600];
 	ps_error err;
 	int rc;
@@ -409,10 +421,10 @@ static void run_release(ps_server *srv, ps_job *job)
 		return;
 	}
 	set_last_error(job, &err, error_retryable(&err));
+	ps__job_source_held(job->spec, &held);
 	ps__job_transition(srv, job, PS_JOB_STOPPED, "job",
-	                   "stopped, but not everything was released: %s. Drop by hand on the source: "
-	                   "SELECT pg_drop_replication_slot('%s'); DROP PUBLICATION IF EXISTS \"%s\";",
-	                   err.message, job->spec->source.slot, job->spec->source.publication);
+	                   "stopped, but not everything was released: %s.%s%s", err.message,
+	                   held.release[0] ? " Drop by hand on the source: " : "", held.release);
 }
 
 /* Completing, after the pipeline applied everything up to the fence:
@@ -573,6 +585,7 @@ bool ps__job_spec_in_use(const ps_job *job)
  * the job is failed_permanently again with the reason. */
 static void run_recover(ps_server *srv, ps_job *job, const recover_start *rs)
 {
+	ps_source_resources held;
 	const char *name = ps_recover_strategy_name(rs->plan.strategy);
 	ps_recover_result res;
 	ps_spec *spec = NULL;
@@ -589,14 +602,16 @@ static void run_recover(ps_server *srv, ps_job *job, const recover_start *rs)
 	ps_spec_free(spec);
 	free(text);
 	pthread_mutex_lock(&srv->mu);
+	ps__job_source_held(job->spec, &held);
 	if (rc == PS_OK && rs->plan.strategy == PS_RECOVER_SKIP) {
 		ps__job_gap_event(srv, job, rs->actor, res.from, res.to,
 		                  "recover skip: the changes committed after %s up to %s were skipped and "
-		                  "are not in the target%s", res.from, res.to,
-		                  res.slot_created ? " (the slot was created again)" : "");
+		                  "are not in the target%s%s%s", res.from, res.to,
+		                  res.slot_created ? " (a new " : "", res.slot_created ? held.log_reader : "",
+		                  res.slot_created ? " was created)" : "");
 	} else if (rc == PS_OK) {
-		ps__job_event(srv, job, "resync", "recover resync: new slot at %s; %zu table%s emptied in "
-		              "the target and loaded again from a new snapshot, %zu kept", res.to,
+		ps__job_event(srv, job, "resync", "recover resync: new %s at %s; %zu table%s emptied in "
+		              "the target and loaded again from a new snapshot, %zu kept", held.log_reader, res.to,
 		              res.tables_loaded, res.tables_loaded == 1 ? "" : "s", res.tables_kept);
 		if (res.tables_kept && res.from[0])
 			ps__job_gap_event(srv, job, rs->actor, res.from, res.to,

@@ -598,8 +598,11 @@ static void fill_checkpoint(ps_checkpoint *ck, const char *job)
 	snprintf(ck->source_server_id, sizeof(ck->source_server_id), "7301234567890123456");
 	ck->cdc_state = PS_CDC_TFSTART;
 	snprintf(ck->position, sizeof(ck->position), "0/16B3F10");
-	snprintf(ck->slot, sizeof(ck->slot), "penstock_orders");
-	snprintf(ck->publication, sizeof(ck->publication), "penstock_pub");
+	/* the source's engine state (PostgreSQL: slot and publication), opaque */
+	ck->source_state = strdup("{\"publication\":\"penstock_pub\",\"slot\":\"penstock_orders\"}");
+	ck->target_state = strdup("{\"epoch\":3}");
+	assert_non_null(ck->source_state);
+	assert_non_null(ck->target_state);
 	/* Canonical form (compact, sorted keys), as load returns it. */
 	ck->spec_json = strdup("{\"name\":\"orders\",\"tables\":{\"include\":[\"public.*\"]},"
 	                       "\"type\":\"cdc\"}");
@@ -656,8 +659,9 @@ static void test_checkpoint_round_trip(void **state)
 	assert_string_equal(got.source_server_id, "7301234567890123456");
 	assert_int_equal(got.cdc_state, PS_CDC_TFSTART);
 	assert_string_equal(got.position, "0/16B3F10");
-	assert_string_equal(got.slot, "penstock_orders");
-	assert_string_equal(got.publication, "penstock_pub");
+	assert_string_equal(got.source_state,
+	                    "{\"publication\":\"penstock_pub\",\"slot\":\"penstock_orders\"}");
+	assert_string_equal(got.target_state, "{\"epoch\":3}");
 	assert_non_null(got.spec_json);
 	assert_string_equal(got.spec_json, ck.spec_json);
 	assert_string_equal(got.updated_at, ck.updated_at);

@@ -1,7 +1,8 @@
 /*
- * test_errclass.c — core/errclass.c: every error a source or sink meets is
- * classed by SQLSTATE, errno and code (never by message text), over a table
- * of cases; and the retry backoff.
+ * test_errclass.c — core/errclass.c with the PostgreSQL plugins' SQLSTATE
+ * classes (util/pgconn.c): every error a source or sink meets is classed by
+ * SQLSTATE, errno and code (never by message text), over a table of cases;
+ * and the retry backoff.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,6 +15,7 @@
 #include <string.h>
 
 #include "core/errclass.h"
+#include "util/pgconn.h"
 
 typedef struct errcase {
 	int code;
@@ -96,7 +98,7 @@ static void test_cases(void **state)
 
 		ps_error_clear(&err);
 		err.code = c->code;
-		snprintf(err.sqlstate, sizeof(err.sqlstate), "%s", c->sqlstate);
+		pg_error_sqlstate(&err, c->sqlstate);
 		err.sys_errno = c->sys_errno;
 		cls = ps_errclass_of(&err);
 		if (cls != c->cls || ps_error_retryable(&err) != c->retryable)
@@ -115,7 +117,7 @@ static void test_message_does_not_decide(void **state)
 
 	(void)state;
 	ps_error_set(&a, PS_ESERVER, "connection lost, please retry");
-	snprintf(a.sqlstate, sizeof(a.sqlstate), "42501");
+	pg_error_sqlstate(&a, "42501");
 	ps_error_set(&b, PS_ECONNECT, "permission denied for table orders; slot does not exist");
 	assert_int_equal(ps_errclass_of(&a), PS_ERRCLASS_PERMISSION);
 	assert_false(ps_error_retryable(&a));
@@ -133,9 +135,9 @@ static void test_names_and_hints(void **state)
 	assert_string_equal(ps_errclass_name(PS_ERRCLASS_SLOT_LOST), "slot_lost");
 	assert_string_equal(ps_errclass_name(-1), "internal");
 	assert_non_null(strstr(ps_errclass_hint(PS_ERRCLASS_SLOT_LOST), "resync"));
-	assert_int_equal(ps_errclass_of_sqlstate("0800"), -1);     /* not five characters */
-	assert_int_equal(ps_errclass_of_sqlstate(NULL), -1);
-	assert_int_equal(ps_errclass_of_sqlstate("HV000"), -1);    /* a class we do not know */
+	assert_int_equal(pg_errclass_of_sqlstate("0800"), -1);     /* not five characters */
+	assert_int_equal(pg_errclass_of_sqlstate(NULL), -1);
+	assert_int_equal(pg_errclass_of_sqlstate("HV000"), -1);    /* a class we do not know */
 }
 
 static void test_backoff(void **state)
