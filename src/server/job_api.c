@@ -605,12 +605,6 @@ void ps_jobs_compare(ps_server *srv, const char *id, const char *body, size_t le
 		ps_api_error(r, 500, "internal", "%s", err.message);
 		goto cleanup;
 	}
-	if (!q.ntables && spec->nexclude) {
-		ps_api_error(r, 400, "invalid_request", "job '%s' excludes tables (tables.exclude), so "
-		             "its include patterns do not say what to compare; name the tables: "
-		             "{\"tables\": [\"public.orders\", ...]}", spec->name);
-		goto cleanup;
-	}
 	if (ps_spec_password(&spec->source, "source", &src_pw, &err) != PS_OK ||
 	    ps_spec_password(&spec->target, "target", &dst_pw, &err) != PS_OK) {
 		ps_api_error(r, 400, "invalid_spec", "%s", err.message);
@@ -623,6 +617,8 @@ void ps_jobs_compare(ps_server *srv, const char *id, const char *body, size_t le
 	o.target_password = dst_pw;
 	o.tables = q.ntables ? (const char *const *)q.tables : (const char *const *)spec->include;
 	o.ntables = q.ntables ? q.ntables : spec->ninclude;
+	o.exclude = (const char *const *)spec->exclude;
+	o.nexclude = spec->nexclude;
 	o.mode = q.mode;
 	o.sample_percent = q.sample_percent;
 	o.chunk_rows = q.chunk_rows;
