@@ -191,15 +191,22 @@ static void put_table_event(dump *d, const ps_binlog_event *ev, const ps_binlog_
 		if (c->nlabels) {
 			ps_buf_puts(b, ",\"labels\":[");
 			for (uint32_t k = 0; k < c->nlabels; k++) {
+				ps_buf label;
+				ps_error lerr;
+
+				ps_buf_init(&label, (size_t)1 << 20);
+				if (ps_binlog_label_text(c, k, &label, &lerr) != PS_OK)
+					ps_buf_puts(&label, "?");
 				if (k)
 					ps_buf_putc(b, ',');
-				put_json(b, c->labels[k], c->label_lens[k]);
+				put_json(b, label.data, label.len);
+				ps_buf_free(&label);
 			}
 			ps_buf_putc(b, ']');
 		}
 		ps_buf_putc(b, '}');
 	}
-	ps_buf_putc(b, ']');
+	ps_buf_puts(b, "]}");
 	(void)ev;
 	flush_line(d);
 }
@@ -260,6 +267,7 @@ static void put_event(dump *d, const ps_binlog_event *ev, uint64_t pos)
 	default:
 		break;
 	}
+	ps_buf_putc(b, '}');
 	flush_line(d);
 }
 

@@ -486,6 +486,11 @@ void ps_binlog_table_free(ps_binlog_table *t);
 /* True when ev (a TABLE_MAP) describes the table exactly as t does. */
 bool ps_binlog_table_map_same(const ps_binlog_table *t, const ps_binlog_event *ev);
 
+/* Appends label i (< c->nlabels) of an ENUM/SET column to out as UTF-8,
+ * converted from the labels' charset. PS_EPROTO for an unsupported charset
+ * or bytes invalid in it. */
+int ps_binlog_label_text(const ps_binlog_column *c, uint32_t i, ps_buf *out, ps_error *err);
+
 /* Index of the column named name, or -1. */
 int ps_binlog_table_column_index(const ps_binlog_table *t, const char *name);
 

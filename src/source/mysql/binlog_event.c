@@ -280,10 +280,24 @@ static bool version_at_least(const unsigned v[3], unsigned a, unsigned b, unsign
 	return v[2] >= c;
 }
 
+/* The CRC32 covers the event up to its last 4 bytes. A FORMAT_DESCRIPTION
+ * event's covers it with the "binlog in use" flag clear: the server sets
+ * that flag in the file's first event while it writes the file, after the
+ * checksum was computed, and clears it when the file is closed. */
 static int verify_crc(bl_reader *r, const uint8_t *buf, size_t len)
 {
 	uint32_t stored = (uint32_t)bl_le(buf + len - PS_BINLOG_CHECKSUM_LEN, 4);
-	uint32_t computed = (uint32_t)crc32(0L, buf, (uInt)(len - PS_BINLOG_CHECKSUM_LEN));
+	uint32_t computed;
+
+	if (buf[4] == PS_BINLOG_FORMAT_DESCRIPTION) {
+		uint8_t flags = (uint8_t)(buf[17] & ~PS_BINLOG_F_BINLOG_IN_USE);
+
+		computed = (uint32_t)crc32(0L, buf, 17);
+		computed = (uint32_t)crc32(computed, &flags, 1);
+		computed = (uint32_t)crc32(computed, buf + 18, (uInt)(len - PS_BINLOG_CHECKSUM_LEN - 18));
+	} else {
+		computed = (uint32_t)crc32(0L, buf, (uInt)(len - PS_BINLOG_CHECKSUM_LEN));
+	}
 
 	if (stored == computed)
 		return PS_OK;

@@ -729,6 +729,26 @@ bool ps_binlog_table_map_same(const ps_binlog_table *t, const ps_binlog_event *e
 	       memcmp(t->raw, ev->body, ev->body_len) == 0;
 }
 
+int ps_binlog_label_text(const ps_binlog_column *c, uint32_t i, ps_buf *out, ps_error *err)
+{
+	char why[160];
+	int rc;
+
+	if (i >= c->nlabels)
+		return ps_error_set(err, PS_EINVAL, "binlog: column `%s` has no label %" PRIu32,
+		                    c->name ? c->name : "?", i + 1);
+	rc = ps__binlog_to_utf8(out, (const uint8_t *)c->labels[i], c->label_lens[i],
+	                        c->label_collation, why, sizeof(why));
+	if (rc == PS_EPROTO)
+		return ps_error_set(err, rc, "binlog: column `%s` label %" PRIu32 ": %s",
+		                    c->name ? c->name : "?", i + 1, why);
+	if (rc != PS_OK)
+		return ps_error_set(err, rc, "binlog: column `%s` label %" PRIu32 ": %s",
+		                    c->name ? c->name : "?", i + 1,
+		                    rc == PS_ETOOBIG ? "over the buffer's limit" : "out of memory");
+	return PS_OK;
+}
+
 int ps_binlog_table_column_index(const ps_binlog_table *t, const char *name)
 {
 	for (uint32_t i = 0; i < t->ncolumns; i++)
