@@ -142,6 +142,19 @@ int ps__bl_packed_max(bl_reader *r, uint64_t max, uint64_t *v, const char *field
 	                   *v, where, max);
 }
 
+int ps__bl_packed_len(bl_reader *r, uint64_t *v, const char *field)
+{
+	size_t start = r->pos;
+	int rc = ps__bl_packed(r, v, field);
+	char where[64];
+
+	if (rc != PS_OK || *v <= bl_left(r))
+		return rc;
+	ps__bl_where(r, start, where, sizeof(where));
+	return ps__bl_fail(r, field, "length %" PRIu64 " at %s runs past the end (%zu bytes left)",
+	                   *v, where, bl_left(r));
+}
+
 /* --- names ---------------------------------------------------------------------- */
 
 const char *ps_binlog_type_name(uint8_t type)

@@ -137,6 +137,10 @@ int ps__bl_packed(bl_reader *r, uint64_t *v, const char *field);
 /* A packed integer that must be <= max (a count or a length). */
 int ps__bl_packed_max(bl_reader *r, uint64_t max, uint64_t *v, const char *field);
 
+/* A packed length of bytes that must follow it: <= the bytes left once the
+ * length itself is read. */
+int ps__bl_packed_len(bl_reader *r, uint64_t *v, const char *field);
+
 /* --- between files ------------------------------------------------------------- */
 
 /* Where a value is, for messages (built only on error). */

@@ -317,7 +317,7 @@ static int scan_optional(tm_parse *p)
 		int rc = bl_u8(r, &type, "optional metadata type");
 
 		if (rc == PS_OK)
-			rc = ps__bl_packed_max(r, bl_left(r), &len, "optional metadata length");
+			rc = ps__bl_packed_len(r, &len, "optional metadata length");
 		if (rc != PS_OK)
 			return rc;
 		if (type > 0 && type < OPT_MAX) {
@@ -341,8 +341,9 @@ static int scan_optional(tm_parse *p)
 			for (uint64_t i = 0; rc == PS_OK && i < count; i++) {
 				uint64_t len = 0;
 
-				rc = ps__bl_packed_max(&sub, bl_left(&sub), &len, opt_names[type]);
-				sub.pos += (size_t)len;
+				rc = ps__bl_packed_len(&sub, &len, opt_names[type]);
+				if (rc == PS_OK)
+					sub.pos += (size_t)len;
 			}
 			if (rc != PS_OK)
 				return rc;
@@ -526,7 +527,7 @@ static int opt_names_field(tm_parse *p)
 	for (uint32_t i = 0; i < t->ncolumns; i++) {
 		uint64_t len = 0;
 		const uint8_t *s = NULL;
-		int rc = ps__bl_packed_max(&sub, bl_left(&sub), &len, "COLUMN_NAME");
+		int rc = ps__bl_packed_len(&sub, &len, "COLUMN_NAME");
 
 		if (rc == PS_OK)
 			rc = bl_bytes(&sub, (size_t)len, &s, "COLUMN_NAME");
@@ -571,7 +572,7 @@ static int opt_labels(tm_parse *p, int type, uint8_t real_type)
 			uint64_t len = 0;
 			const uint8_t *s = NULL;
 
-			rc = ps__bl_packed_max(&sub, bl_left(&sub), &len, opt_names[type]);
+			rc = ps__bl_packed_len(&sub, &len, opt_names[type]);
 			if (rc == PS_OK)
 				rc = bl_bytes(&sub, (size_t)len, &s, opt_names[type]);
 			if (rc != PS_OK)
