@@ -448,7 +448,9 @@ typedef struct ps_binlog_column {
 	uint32_t collation;            /* collation id; 0 when not a string or unknown */
 	uint32_t geometry_type;        /* GEOMETRY subtype from the metadata */
 	uint32_t nlabels;              /* ENUM/SET labels (0 without the metadata) */
-	const char *const *labels;     /* raw bytes in the column's charset */
+	const char *const *labels;     /* raw bytes in label_collation's charset
+	                                  (NUL-terminated); UTF-8 text from
+	                                  ps_binlog_label_text */
 	const uint32_t *label_lens;
 	uint32_t label_collation;      /* charset of the labels */
 	uint8_t ext;                   /* ps_binlog_ext, set by the caller */
@@ -511,7 +513,9 @@ void ps_binlog_tablecache_free(ps_binlog_tablecache *c);
 /* Parses ev into the cache; *out (optional) is the cached table, borrowed:
  * valid until the next put of the same table id, or of any id when the cache
  * is emptied, or ps_binlog_tablecache_free. *replaced (optional) is set when
- * a different definition was cached under this id before. */
+ * a different definition was cached under this id before. A table kept
+ * because the TABLE_MAP was identical keeps the caller's ext marks; a newly
+ * parsed one has none, so mark columns after every put. */
 int ps_binlog_tablecache_put(ps_binlog_tablecache *c, const ps_binlog_event *ev,
                              ps_binlog_table **out, bool *replaced, ps_error *err);
 /* Borrowed, or NULL when the id was never mapped. */

@@ -481,124 +481,140 @@ static int put_time(bl_reader *r, const ps_binlog_column *c, const bl_valpos *vp
 	return rc == PS_OK ? PS_OK : vbuf_fail(r, rc, c, vp);
 }
 
-static int decode_temporal(bl_reader *r, const ps_binlog_column *c, const bl_valpos *vp,
+static int decode_date(bl_reader *r, const ps_binlog_column *c, const bl_valpos *vp,
+                       ps_buf *out, uint8_t *flags)
+{
+	const uint8_t *p = NULL;
+	uint32_t v;
+	int rc = vtake(r, 3, &p, c, vp);
+
+	if (rc != PS_OK)
+		return rc;
+	v = (uint32_t)bl_le(p, 3);
+	return put_datetime(r, c, vp, out, flags, v >> 9, (v >> 5) & 15, v & 31, 0, 0, 0, 0,
+	                    false, NULL);
+}
+
+/* The pre-5.6 DATETIME: YYYYMMDDhhmmss as an 8-byte integer. */
+static int decode_datetime(bl_reader *r, const ps_binlog_column *c, const bl_valpos *vp,
                            ps_buf *out, uint8_t *flags)
 {
 	const uint8_t *p = NULL;
+	uint64_t v, date, time;
+	int rc = vtake(r, 8, &p, c, vp);
+
+	if (rc != PS_OK)
+		return rc;
+	v = bl_le(p, 8);
+	date = v / 1000000;
+	time = v % 1000000;
+	if (date / 10000 > 9999)
+		return vfail(r, c, vp, "DATETIME %" PRIu64 " is out of range", v);
+	return put_datetime(r, c, vp, out, flags, (unsigned)(date / 10000),
+	                    (unsigned)(date / 100 % 100), (unsigned)(date % 100),
+	                    (unsigned)(time / 10000), (unsigned)(time / 100 % 100),
+	                    (unsigned)(time % 100), 0, true, NULL);
+}
+
+static int decode_datetime2(bl_reader *r, const ps_binlog_column *c, const bl_valpos *vp,
+                            ps_buf *out, uint8_t *flags)
+{
+	const uint8_t *p = NULL;
 	uint32_t frac = 0;
-	int nfrac = 0, rc;
+	int nfrac = 0;
+	uint64_t v, ymd, ym, hms;
+	int rc = vtake(r, 5, &p, c, vp);
 
-	switch (c->type) {
-	case PS_MYSQL_TYPE_DATE:
-	case PS_MYSQL_TYPE_NEWDATE: {
-		uint32_t v;
+	if (rc == PS_OK)
+		rc = read_fraction(r, c, vp, &frac, &nfrac);
+	if (rc != PS_OK)
+		return rc;
+	v = bl_be(p, 5);
+	if (v < ((uint64_t)1 << 39) || !fraction_ok(frac, nfrac))
+		return vfail(r, c, vp, "DATETIME2 0x%010" PRIx64 " fraction %" PRIu32
+		             " is out of range", v, frac);
+	v -= (uint64_t)1 << 39;
+	ymd = v >> 17;
+	ym = ymd >> 5;
+	hms = v & 0x1ffff;
+	return put_datetime(r, c, vp, out, flags, (unsigned)(ym / 13), (unsigned)(ym % 13),
+	                    (unsigned)(ymd & 31), (unsigned)(hms >> 12), (unsigned)((hms >> 6) & 63),
+	                    (unsigned)(hms & 63), fraction_usec(frac, nfrac), true, NULL);
+}
 
-		rc = vtake(r, 3, &p, c, vp);
-		if (rc != PS_OK)
-			return rc;
-		v = (uint32_t)bl_le(p, 3);
-		return put_datetime(r, c, vp, out, flags, v >> 9, (v >> 5) & 15, v & 31, 0, 0, 0, 0,
-		                    false, NULL);
-	}
-	case PS_MYSQL_TYPE_DATETIME: {
-		uint64_t v, date, time;
+/* TIMESTAMP (4 bytes little-endian) and TIMESTAMP2 (4 big-endian and a
+ * fraction): seconds since the epoch, UTC. */
+static int decode_timestamp(bl_reader *r, const ps_binlog_column *c, const bl_valpos *vp,
+                            ps_buf *out, uint8_t *flags)
+{
+	const uint8_t *p = NULL;
+	uint32_t frac = 0;
+	int nfrac = 0;
+	bool v2 = c->type == PS_MYSQL_TYPE_TIMESTAMP2;
+	int rc = vtake(r, 4, &p, c, vp);
 
-		rc = vtake(r, 8, &p, c, vp);
-		if (rc != PS_OK)
-			return rc;
-		v = bl_le(p, 8);
-		date = v / 1000000;
-		time = v % 1000000;
-		if (date / 10000 > 9999)
-			return vfail(r, c, vp, "DATETIME %" PRIu64 " is out of range", v);
-		return put_datetime(r, c, vp, out, flags, (unsigned)(date / 10000),
-		                    (unsigned)(date / 100 % 100), (unsigned)(date % 100),
-		                    (unsigned)(time / 10000), (unsigned)(time / 100 % 100),
-		                    (unsigned)(time % 100), 0, true, NULL);
-	}
-	case PS_MYSQL_TYPE_DATETIME2: {
-		uint64_t v, ymd, ym, hms;
+	if (rc == PS_OK && v2)
+		rc = read_fraction(r, c, vp, &frac, &nfrac);
+	if (rc != PS_OK)
+		return rc;
+	if (!fraction_ok(frac, nfrac))
+		return vfail(r, c, vp, "TIMESTAMP2 fraction %" PRIu32 " is out of range", frac);
+	return put_timestamp(r, c, vp, out, flags, (uint32_t)(v2 ? bl_be(p, 4) : bl_le(p, 4)),
+	                     fraction_usec(frac, nfrac));
+}
 
-		rc = vtake(r, 5, &p, c, vp);
-		if (rc == PS_OK)
-			rc = read_fraction(r, c, vp, &frac, &nfrac);
-		if (rc != PS_OK)
-			return rc;
-		v = bl_be(p, 5);
-		if (v < ((uint64_t)1 << 39) || !fraction_ok(frac, nfrac))
-			return vfail(r, c, vp, "DATETIME2 0x%010" PRIx64 " fraction %" PRIu32
-			             " is out of range", v, frac);
-		v -= (uint64_t)1 << 39;
-		ymd = v >> 17;
-		ym = ymd >> 5;
-		hms = v & 0x1ffff;
-		return put_datetime(r, c, vp, out, flags, (unsigned)(ym / 13), (unsigned)(ym % 13),
-		                    (unsigned)(ymd & 31), (unsigned)(hms >> 12),
-		                    (unsigned)((hms >> 6) & 63), (unsigned)(hms & 63),
-		                    fraction_usec(frac, nfrac), true, NULL);
-	}
-	case PS_MYSQL_TYPE_TIMESTAMP:
-		rc = vtake(r, 4, &p, c, vp);
-		if (rc != PS_OK)
-			return rc;
-		return put_timestamp(r, c, vp, out, flags, (uint32_t)bl_le(p, 4), 0);
-	case PS_MYSQL_TYPE_TIMESTAMP2:
-		rc = vtake(r, 4, &p, c, vp);
-		if (rc == PS_OK)
-			rc = read_fraction(r, c, vp, &frac, &nfrac);
-		if (rc != PS_OK)
-			return rc;
-		if (!fraction_ok(frac, nfrac))
-			return vfail(r, c, vp, "TIMESTAMP2 fraction %" PRIu32 " is out of range", frac);
-		return put_timestamp(r, c, vp, out, flags, (uint32_t)bl_be(p, 4),
-		                     fraction_usec(frac, nfrac));
-	case PS_MYSQL_TYPE_TIME: {
-		uint32_t u, a;
-		bool neg;
+/* The pre-5.6 TIME: [-]HHMMSS as a 3-byte signed integer. */
+static int decode_time(bl_reader *r, const ps_binlog_column *c, const bl_valpos *vp,
+                       ps_buf *out)
+{
+	const uint8_t *p = NULL;
+	uint32_t u, a;
+	bool neg;
+	int rc = vtake(r, 3, &p, c, vp);
 
-		rc = vtake(r, 3, &p, c, vp);
-		if (rc != PS_OK)
-			return rc;
-		u = (uint32_t)bl_le(p, 3);
-		neg = (u & 0x800000u) != 0;
-		a = neg ? (0x1000000u - u) : u;
-		return put_time(r, c, vp, out, neg, a / 10000, a / 100 % 100, a % 100, 0);
-	}
-	case PS_MYSQL_TYPE_TIME2: {
-		int64_t intpart, packed;
-		uint64_t mag;
+	if (rc != PS_OK)
+		return rc;
+	u = (uint32_t)bl_le(p, 3);
+	neg = (u & 0x800000u) != 0;
+	a = neg ? (0x1000000u - u) : u;
+	return put_time(r, c, vp, out, neg, a / 10000, a / 100 % 100, a % 100, 0);
+}
 
-		rc = vtake(r, 3, &p, c, vp);
-		if (rc == PS_OK)
-			rc = read_fraction(r, c, vp, &frac, &nfrac);
-		if (rc != PS_OK)
-			return rc;
-		intpart = (int64_t)bl_be(p, 3) - 0x800000;
-		if (nfrac == 3) {
-			/* fsp 5-6: the six bytes are one signed number */
-			packed = (int64_t)((bl_be(p, 3) << 24) | frac) - ((int64_t)0x800000 << 24);
-		} else {
-			int64_t f = frac;
+static int decode_time2(bl_reader *r, const ps_binlog_column *c, const bl_valpos *vp,
+                        ps_buf *out)
+{
+	const uint8_t *p = NULL;
+	uint32_t frac = 0;
+	int nfrac = 0;
+	int64_t intpart, packed;
+	uint64_t mag;
+	int rc = vtake(r, 3, &p, c, vp);
 
-			if (intpart < 0 && f) {
-				intpart++;
-				f -= nfrac == 1 ? 0x100 : 0x10000;
-			}
-			if (f <= -(int64_t)pow10_9[2 * nfrac] || f >= (int64_t)pow10_9[2 * nfrac])
-				return vfail(r, c, vp, "TIME2 fraction %" PRIu32 " is out of range", frac);
-			packed = intpart * ((int64_t)1 << 24) + f * (nfrac == 1 ? 10000 : 100);
+	if (rc == PS_OK)
+		rc = read_fraction(r, c, vp, &frac, &nfrac);
+	if (rc != PS_OK)
+		return rc;
+	intpart = (int64_t)bl_be(p, 3) - 0x800000;
+	if (nfrac == 3) {
+		/* fsp 5-6: the six bytes are one signed number */
+		packed = (int64_t)((bl_be(p, 3) << 24) | frac) - ((int64_t)0x800000 << 24);
+	} else {
+		int64_t f = frac;
+
+		if (intpart < 0 && f) {
+			intpart++;
+			f -= nfrac == 1 ? 0x100 : 0x10000;
 		}
-		mag = packed < 0 ? (uint64_t)0 - (uint64_t)packed : (uint64_t)packed;
-		if ((mag & 0xffffff) > 999999)
-			return vfail(r, c, vp, "TIME2 fraction of %" PRIu64 " us is out of range",
-			             mag & 0xffffff);
-		return put_time(r, c, vp, out, packed < 0, mag >> 36,
-		                (unsigned)((mag >> 30) & 63), (unsigned)((mag >> 24) & 63),
-		                (uint32_t)(mag & 0xffffff));
+		if (f <= -(int64_t)pow10_9[2 * nfrac] || f >= (int64_t)pow10_9[2 * nfrac])
+			return vfail(r, c, vp, "TIME2 fraction %" PRIu32 " is out of range", frac);
+		packed = intpart * ((int64_t)1 << 24) + f * (nfrac == 1 ? 10000 : 100);
 	}
-	default:
-		return vfail(r, c, vp, "not a temporal type");
-	}
+	mag = packed < 0 ? (uint64_t)0 - (uint64_t)packed : (uint64_t)packed;
+	if ((mag & 0xffffff) > 999999)
+		return vfail(r, c, vp, "TIME2 fraction of %" PRIu64 " us is out of range",
+		             mag & 0xffffff);
+	return put_time(r, c, vp, out, packed < 0, mag >> 36, (unsigned)((mag >> 30) & 63),
+	                (unsigned)((mag >> 24) & 63), (uint32_t)(mag & 0xffffff));
 }
 
 /* --- BIT, strings, ENUM, SET ----------------------------------------------------------------- */
@@ -818,13 +834,18 @@ int ps__binlog_value_decode(bl_reader *r, const ps_binlog_column *c, const bl_va
 		break;
 	case PS_MYSQL_TYPE_DATE:
 	case PS_MYSQL_TYPE_NEWDATE:
+		return decode_date(r, c, vp, out, flags);
 	case PS_MYSQL_TYPE_DATETIME:
+		return decode_datetime(r, c, vp, out, flags);
 	case PS_MYSQL_TYPE_DATETIME2:
+		return decode_datetime2(r, c, vp, out, flags);
 	case PS_MYSQL_TYPE_TIMESTAMP:
 	case PS_MYSQL_TYPE_TIMESTAMP2:
+		return decode_timestamp(r, c, vp, out, flags);
 	case PS_MYSQL_TYPE_TIME:
+		return decode_time(r, c, vp, out);
 	case PS_MYSQL_TYPE_TIME2:
-		return decode_temporal(r, c, vp, out, flags);
+		return decode_time2(r, c, vp, out);
 	case PS_MYSQL_TYPE_BIT:
 		return decode_bit(r, c, vp, out);
 	case PS_MYSQL_TYPE_STRING:
