@@ -594,11 +594,24 @@ def test_type_matrix(server, pg):
     assert cols["d6530"]["type"] == "decimal(65,30)" and cols["dtm6"]["type"] == "datetime(6)"
 
 
-def test_time_zone(mariadb_factory, pg):
-    """--default-time-zone=+03:00: TIMESTAMP values are UTC in the binlog, the
-    session's zone only applies to how they were typed."""
+@pytest.fixture(scope="module")
+def tz_server(mariadb_factory):
+    """A server at --default-time-zone=+03:00."""
     server = mariadb_factory(time_zone="+03:00")
     server.execute("CREATE DATABASE d")
+    return server
+
+
+def test_type_matrix_at_plus_three(tz_server, pg):
+    """The whole matrix again on a server whose zone is not UTC."""
+    assert tz_server.execute("SELECT @@global.time_zone")[0][0] == "+03:00"
+    scenario(tz_server, pg, "tm_z")
+
+
+def test_time_zone(tz_server, pg):
+    """--default-time-zone=+03:00: TIMESTAMP values are UTC in the binlog, the
+    session's zone only applies to how they were typed."""
+    server = tz_server
     server.execute("CREATE TABLE tz (id INT PRIMARY KEY, ts TIMESTAMP(6) NULL, dt DATETIME(6), "
                    "d DATE, t TIME)", database="d")
     # typed in the server's default zone, +03:00
