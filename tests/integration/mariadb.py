@@ -16,8 +16,9 @@ Readiness is polled with a deadline (mariadb-admin ping), never slept for.
 stop() shuts the server down cleanly and, failing that, kills it; the data
 directory is left for the caller to remove (the fixture removes it).
 
-Usable without pytest: `python3 tests/integration/mariadb.py DIR` starts a
-server in DIR and prints its port and socket until interrupted.
+Usable without pytest: `python3 tests/integration/mariadb.py DIR [ZONE]`
+starts a server in DIR and prints its port and socket; SIGTERM or SIGINT
+stops it.
 """
 import os
 import shutil
@@ -189,6 +190,8 @@ if __name__ == "__main__":
     tz = sys.argv[2] if len(sys.argv) > 2 else None
     m = MariaDB(base, time_zone=tz).start()
     print(f"port {m.port} socket {m.socket} datadir {m.datadir}", flush=True)
+    # stop cleanly on SIGTERM and SIGINT (a background job ignores SIGINT)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         signal.pause()
     except KeyboardInterrupt:
