@@ -16,7 +16,7 @@
 CC       ?= cc
 PREFIX   ?= /usr/local
 PYTHON   ?= /usr/bin/python3
-PKGS     := libpq jansson sqlite3 libmicrohttpd libcurl zlib
+PKGS     := libpq jansson sqlite3 libmicrohttpd libcurl libmariadb zlib
 TEST_PKGS := cmocka
 
 ifeq ($(SAN),)
