@@ -6,6 +6,7 @@
 #   make integration     integration tests only (real PostgreSQL, started by the tests)
 #   make demo            install deps, build, run the demo
 #   make bench           benchmarks against peers (bench/)
+#   make fuzz            every tests/fuzz/fuzz_*.c for FUZZ_SECONDS (60) each
 #   make install         install to $(DESTDIR)$(PREFIX)/bin
 #   make SAN=address     AddressSanitizer + UBSan build in build/san-address/
 #   make SAN=thread      ThreadSanitizer build in build/san-thread/
@@ -15,7 +16,7 @@
 CC       ?= cc
 PREFIX   ?= /usr/local
 PYTHON   ?= /usr/bin/python3
-PKGS     := libpq jansson sqlite3 libmicrohttpd libcurl
+PKGS     := libpq jansson sqlite3 libmicrohttpd libcurl libmariadb zlib
 TEST_PKGS := cmocka
 
 ifeq ($(SAN),)
@@ -57,7 +58,7 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 TOOL_SRCS := $(sort $(wildcard tests/tools/*.c))
 TOOL_BINS := $(TOOL_SRCS:tests/tools/%.c=$(BUILD)/tools/%)
 
-.PHONY: all check unit integration demo bench install deps clean
+.PHONY: all check unit integration demo bench fuzz install deps clean
 all: $(BUILD)/penstock
 
 $(BUILD)/penstock: $(OBJS)
@@ -100,6 +101,36 @@ bench: deps
 install: $(BUILD)/penstock
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 $(BUILD)/penstock $(DESTDIR)$(PREFIX)/bin/penstock
+
+# Fuzzers: tests/fuzz/fuzz_NAME.c is built with clang's libFuzzer, ASan and
+# UBSan against FUZZ_SRCS_fuzz_NAME only (the code it exercises, not all of
+# src/), and run for FUZZ_SECONDS on a copy of tests/fuzz/corpus/NAME/; a
+# finding (crash, sanitizer report, leak, timeout) fails the target and
+# leaves its input in build/fuzz/.
+FUZZ_SECONDS ?= 60
+FUZZ_CC  ?= clang
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer -Iinclude -Isrc \
+               -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=build/fuzz/%)
+FUZZ_SRCS_fuzz_binlog := $(sort $(wildcard src/source/mysql/binlog*.c)) src/util/buf.c src/util/error.c
+FUZZ_LIBS_fuzz_binlog := $(shell pkg-config --libs zlib 2>/dev/null)
+
+fuzz:
+	@bash scripts/install-deps.sh --fuzz
+	@$(MAKE) --no-print-directory $(FUZZ_BINS)
+	@set -e; for f in $(FUZZ_BINS); do \
+	  n=$$(basename $$f); work=build/fuzz/corpus-$${n#fuzz_}; \
+	  rm -rf $$work; mkdir -p $$work; cp tests/fuzz/corpus/$${n#fuzz_}/* $$work/; \
+	  echo "== $$n for $(FUZZ_SECONDS)s"; \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 \
+	      -print_final_stats=1 -artifact_prefix=build/fuzz/$$n- $$work; \
+	done
+
+.SECONDEXPANSION:
+build/fuzz/%: tests/fuzz/%.c $$(FUZZ_SRCS_$$*)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_SRCS_$*) $(FUZZ_LIBS_$*)
 
 clean:
 	rm -rf build

@@ -11,11 +11,16 @@ packages=(
   postgresql-15 postgresql-client-15
   python3 python3-pytest python3-psycopg2
   procps util-linux
+  mariadb-server mariadb-client libmariadb-dev zlib1g-dev python3-pymysql
 )
 
 # make bench also needs the peers it compares with.
 if [ "${1:-}" = "--bench" ]; then
   packages+=(pgcopydb)
+fi
+# make fuzz builds with clang's libFuzzer.
+if [ "${1:-}" = "--fuzz" ]; then
+  packages+=(clang libfuzzer-15-dev)
 fi
 
 missing=()

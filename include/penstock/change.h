@@ -32,7 +32,7 @@
 
 typedef enum ps_value_kind {
 	PS_VALUE_NULL = 0,
-	PS_VALUE_TEXT = 1,       /* canonical text form of the source */
+	PS_VALUE_TEXT = 1,       /* canonical text (below) */
 	PS_VALUE_UNCHANGED = 2   /* not sent by the source (PG unchanged TOAST):
 	                            a sink must never write it as a value */
 } ps_value_kind;
@@ -43,7 +43,34 @@ typedef struct ps_value {
 	const char *data;        /* NUL-terminated when TEXT, else NULL */
 } ps_value;
 
-/* How a sink may render a value without knowing the source engine. */
+/*
+ * Canonical text: every source hands values over in one text form per type
+ * class, whatever its engine, so that a sink renders or stores a value
+ * without knowing where it came from. The forms are PostgreSQL's text
+ * output under DateStyle ISO, TimeZone UTC, extra_float_digits 3 and
+ * bytea_output hex, which every target engine reads:
+ *
+ *   BOOL         "t" or "f"
+ *   INTEGER      decimal, optional '-': "-12", "18446744073709551615"
+ *   FLOAT        shortest text that reads back to the same double; "NaN",
+ *                "Infinity", "-Infinity"
+ *   NUMERIC      exact decimal, no exponent, the column's scale: "-0.50";
+ *                "NaN" where the engine has it
+ *   DATE         "YYYY-MM-DD"
+ *   TIME         "[-]HH:MM:SS[.ffffff]", hours may exceed 23 (MySQL TIME)
+ *   TIMESTAMP    "YYYY-MM-DD HH:MM:SS[.ffffff]", no zone
+ *   TIMESTAMPTZ  "YYYY-MM-DD HH:MM:SS[.ffffff]+00", in UTC
+ *   UUID         "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx", lower case
+ *   BYTES        "\x" then lower-case hex: "\x00ff"
+ *   JSON         a JSON document
+ *   TEXT         UTF-8 text: anything else (bit strings "0101", intervals,
+ *                arrays "{1,2}", enum labels, ...) as the source spells it
+ *
+ * Fractions of seconds carry no trailing zeros (".5", not ".500000").
+ * Years beyond 9999, BC dates, infinite timestamps and MySQL's zero dates
+ * keep their source spelling ("infinity", "0000-00-00"); a sink that cannot
+ * store them refuses them with a clear error.
+ */
 typedef enum ps_type_class {
 	PS_TYPE_TEXT = 0,        /* anything not listed below */
 	PS_TYPE_BOOL,            /* text is "t" or "f" */
@@ -51,12 +78,19 @@ typedef enum ps_type_class {
 	PS_TYPE_FLOAT,           /* text is a float, or NaN / Infinity / -Infinity */
 	PS_TYPE_NUMERIC,         /* arbitrary precision decimal, or NaN */
 	PS_TYPE_JSON,            /* text is a JSON document */
-	PS_TYPE_BYTES            /* text is the source's encoding of bytes (PG \x..) */
+	PS_TYPE_BYTES,           /* text is "\x" and hex */
+	PS_TYPE_DATE,            /* "YYYY-MM-DD" */
+	PS_TYPE_TIME,            /* "[-]HH:MM:SS[.ffffff]" */
+	PS_TYPE_TIMESTAMP,       /* "YYYY-MM-DD HH:MM:SS[.ffffff]" */
+	PS_TYPE_TIMESTAMPTZ,     /* "YYYY-MM-DD HH:MM:SS[.ffffff]+00" */
+	PS_TYPE_UUID             /* "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx" */
 } ps_type_class;
 
 typedef struct ps_column {
 	const char *name;
-	uint32_t type_oid;       /* source type id (PG OID), 0 if none */
+	uint32_t type_id;        /* the source engine's type id (PG: the type's OID;
+	                            MySQL: the column type code), 0 if none: only
+	                            meaningful together with the table's engine */
 	int32_t type_mod;        /* source type modifier, -1 if none */
 	uint8_t type_class;      /* ps_type_class */
 	bool is_key;             /* part of the replica identity / primary key */
@@ -65,6 +99,8 @@ typedef struct ps_column {
 typedef struct ps_table {
 	atomic_int refs;
 	uint32_t id;             /* source's relation id (PG relation OID) */
+	const char *engine;      /* the source engine, static: "postgresql",
+	                            "mysql"; says how to read type_id; NULL: none */
 	const char *schema;
 	const char *name;
 	char replica_identity;   /* PG: 'd' default, 'n' nothing, 'f' full, 'i' index */
@@ -120,7 +156,7 @@ typedef struct ps_txn {
  * copied by ps_table_set_names / ps_table_set_column. NULL on OOM. */
 ps_table *ps_table_new(uint32_t id, int ncolumns);
 int ps_table_set_names(ps_table *t, const char *schema, const char *name);
-int ps_table_set_column(ps_table *t, int i, const char *name, uint32_t type_oid,
+int ps_table_set_column(ps_table *t, int i, const char *name, uint32_t type_id,
                         int32_t type_mod, uint8_t type_class, bool is_key);
 ps_table *ps_table_ref(ps_table *t);
 void ps_table_unref(ps_table *t);

@@ -56,9 +56,12 @@
 #include "penstock/change.h"
 #include "penstock/check.h"
 #include "penstock/error.h"
+#include "penstock/options.h"
+#include "penstock/source.h"
 #include "penstock/tabledef.h"
+#include "penstock/url.h"
 
-#define PS_SINK_ABI_VERSION 1
+#define PS_SINK_ABI_VERSION 2
 
 typedef struct ps_sink ps_sink; /* defined by each plugin */
 
@@ -67,6 +70,8 @@ typedef struct ps_sink_config {
 	const char *job_name;
 	const char *url;          /* as in the spec; never holds a password */
 	const char *password;     /* NULL, or from password_env/_file: never log */
+	const json_t *options;    /* the plugin's declared options (options.h),
+	                             defaults filled; may be NULL */
 	const char *connector;    /* source's envelope name, e.g. "postgresql" */
 	const char *source_db;    /* source database name, for envelopes */
 } ps_sink_config;
@@ -87,6 +92,14 @@ typedef struct ps_sink_ops {
 	const char *name;                /* plugin name, e.g. "jsonl" */
 	const char *const *url_schemes;  /* NULL-terminated */
 	int max_writers;                 /* instances that may write at once; 0 = any */
+	const ps_option_def *options;    /* fields it accepts in "target" (options.h),
+	                                    ended by a NULL name; NULL: none */
+	const char *const *check_ids;    /* the precheck ids it reports besides
+	                                    "target.connect" (check.h), NULL-terminated */
+
+	/* Optional. What identifies the target, whoever connects, for the
+	 * checkpoint's fingerprint; default ps_url_identity. */
+	void (*identity)(const ps_url *url, const json_t *options, char *buf, size_t len);
 
 	/* Required. Opens the target (creates the directory, connects). */
 	int (*open)(ps_sink **out, const ps_sink_config *cfg, ps_error *err);
@@ -159,6 +172,26 @@ typedef struct ps_sink_ops {
 	 * before flush. After a failure anywhere in between, the caller closes
 	 * the sink (which abandons the load and rolls back). */
 	int (*load_raw_end)(ps_sink *sink, int64_t *rows, ps_error *err);
+
+	/* --- engine state; optional as a pair ------------------------------ */
+	/* The sink's own state to keep in the checkpoint (malloc'd JSON object
+	 * text into *json, or NULL), asked when a checkpoint is written. */
+	int (*state_save)(ps_sink *sink, char **json, ps_error *err);
+	/* The state of the checkpoint a run resumes from (NULL: none), given
+	 * once after open, before any write. */
+	int (*state_restore)(ps_sink *sink, const char *json, ps_error *err);
+
+	/* --- cutover; optional ---------------------------------------------- */
+	/* Sets the target's sequences (or auto-increment counters) so that the
+	 * next value each gives continues after the source's (source.h
+	 * sequences), inside the open target transaction; summary says what
+	 * was done in the plugin's words ("2 synced to the source's values
+	 * (...); no sequence in the target for ..."). A sink without sequences
+	 * leaves it NULL and says why in no_sequences. */
+	int (*sequences_set)(ps_sink *sink, const ps_sequence *seqs, size_t n, char *summary,
+	                     size_t len, ps_error *err);
+	const char *no_sequences;        /* why sequences do not apply, when
+	                                    sequences_set is NULL, or NULL */
 
 	/* --- schema; optional (penstock/schema.h) -------------------------- */
 	/* Creates the objects of schema that the target lacks, in order, inside

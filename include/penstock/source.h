@@ -67,9 +67,11 @@
 #include "penstock/check.h"
 #include "penstock/error.h"
 #include "penstock/schema.h"
+#include "penstock/options.h"
 #include "penstock/tabledef.h"
+#include "penstock/url.h"
 
-#define PS_SOURCE_ABI_VERSION 1
+#define PS_SOURCE_ABI_VERSION 2
 
 /* The prefix of the markers the core writes into the log (retable, mark). */
 #define PS_MARK_PREFIX "penstock.mark"
@@ -92,8 +94,8 @@ typedef struct ps_source_config {
 	const char *job_name;
 	const char *url;               /* as in the spec; never holds a password */
 	const char *password;          /* NULL, or from password_env/_file: never log */
-	const char *slot_name;         /* log retention handle (PG replication slot) */
-	const char *publication_name;  /* PG publication */
+	const json_t *options;         /* the plugin's declared options (options.h),
+	                                  defaults filled; may be NULL */
 	const char *const *include;    /* glob patterns on "schema.table" */
 	size_t ninclude;
 	const char *const *exclude;
@@ -128,17 +130,57 @@ typedef struct ps_read_item {
 	int kind;           /* ps_read_kind */
 	ps_txn txn;
 	ps_change *change;
+	char *state;        /* COMMIT only, optional: the source's engine state as
+	                       of this commit (malloc'd JSON object text, the
+	                       caller owns it), kept in the checkpoint with the
+	                       position and handed back to start; NULL: unchanged */
 } ps_read_item;
 
-/* What prepare found or made, for status output and the checkpoint. */
+/* What prepare found or made, for status output and the checkpoint. The
+ * text fields are the plugin's own words: the core prints them as they are. */
 typedef struct ps_prepare_result {
-	bool created;                       /* the slot was created now */
+	bool created;                       /* the log reader (PG slot) was created now */
 	char start_position[PS_POSITION_MAX]; /* where changes begin (slot's point) */
 	size_t ntables;                     /* tables selected */
 	char server_id[64];                 /* identity of the server (PG system id) */
 	char server_version[32];
 	char snapshot[64];                  /* exported snapshot name, "" if none */
+	char summary[256];                  /* the source, for the log: "PostgreSQL 15.4,
+	                                       publication penstock_orders" */
+	char log_reader[128];               /* what holds the log for the job: "slot
+	                                       penstock_orders" */
+	char *state;                        /* the engine state to checkpoint (malloc'd
+	                                       JSON object text, or NULL); the caller
+	                                       frees it with ps_prepare_result_clear */
 } ps_prepare_result;
+
+/* Frees what a prepare result owns (state) and zeroes it. */
+void ps_prepare_result_clear(ps_prepare_result *res);
+
+/* What the job holds on the source and how an operator releases it by hand
+ * when penstock cannot (resources), in the plugin's words. */
+typedef struct ps_source_resources {
+	char held[256];                     /* "slot penstock_orders and publication
+	                                       penstock_orders" */
+	char log_reader[128];               /* what holds the log for the job, as in
+	                                       ps_prepare_result: "slot penstock_orders" */
+	char release[512];                  /* "SELECT pg_drop_replication_slot(...);
+	                                       DROP PUBLICATION IF EXISTS ...;" */
+} ps_source_resources;
+
+/* A sequence (or what stands for one: an auto-increment counter) that the
+ * selected tables draw values from, with its value at the time it was read. */
+typedef struct ps_sequence {
+	char *schema, *name;      /* the sequence in the source */
+	char *table_schema;       /* the table and column that own it or whose */
+	char *table_name;         /* default draws from it, or NULL */
+	char *column;
+	char *last_value;         /* canonical integer text */
+	bool is_called;           /* false: the next value is last_value itself */
+} ps_sequence;
+
+/* Frees n sequences and the array. */
+void ps_sequences_free(ps_sequence *seqs, size_t n);
 
 /* What retable changed. added: malloc'd array of nadded defs, as describe
  * makes them (free each with ps_table_def_free, then the array); removed:
@@ -156,15 +198,27 @@ typedef struct ps_source_ops {
 	const char *name;                /* plugin name, e.g. "pg" */
 	const char *connector;           /* envelope name, e.g. "postgresql" */
 	const char *const *url_schemes;  /* NULL-terminated, e.g. {"postgresql", "postgres", NULL} */
+	const ps_option_def *options;    /* fields it accepts in "source" (options.h),
+	                                    ended by a NULL name; NULL: none */
+	const char *const *check_ids;    /* the precheck ids it reports besides
+	                                    "source.connect" (check.h), NULL-terminated */
+
+	/* Optional. What identifies the source, whoever connects, for the
+	 * checkpoint's fingerprint; default ps_url_identity. */
+	void (*identity)(const ps_url *url, const json_t *options, char *buf, size_t len);
+	/* Optional. What a job with these options holds on the source and how
+	 * to release it by hand (messages, `penstock job delete`). */
+	void (*resources)(const json_t *options, ps_source_resources *out);
 
 	/* Required. Connects; does not start streaming. */
 	int (*open)(ps_source **out, const ps_source_config *cfg, ps_error *err);
 	/* Required. Selects tables, creates or checks publication and slot. */
 	int (*prepare)(ps_source *src, int mode, ps_prepare_result *res, ps_error *err);
 	/* Required. Starts streaming after position (NULL or "": from the slot's
-	 * own point); transactions up to redo_until (NULL: none) are reprocessing. */
+	 * own point); transactions up to redo_until (NULL: none) are reprocessing.
+	 * state is the engine state checkpointed with position (NULL: none). */
 	int (*start)(ps_source *src, const char *position, const char *redo_until,
-	             ps_error *err);
+	             const char *state, ps_error *err);
 	/* Required. Next item, or PS_READ_NONE after timeout_ms. */
 	int (*read)(ps_source *src, ps_read_item *item, int timeout_ms, ps_error *err);
 	/* Required. Everything up to position is durable in the target. Also
@@ -182,8 +236,11 @@ typedef struct ps_source_ops {
 	 * pos). The marker itself is never delivered as a change. Call it before
 	 * start or from the reader thread. */
 	int (*fence)(ps_source *src, char *pos, size_t len, ps_error *err);
-	/* Optional. Drops slot and publication (fresh start, stop). */
-	int (*drop)(ps_source *src, ps_error *err);
+	/* Optional. Drops what the job holds on the source (PG: slot and
+	 * publication), for a fresh start or a stop, waiting a few seconds for a
+	 * reader of the last run to let go of it; done receives what was
+	 * released, in the plugin's words. */
+	int (*drop)(ps_source *src, char *done, size_t done_len, ps_error *err);
 	/* Required. Frees everything; src may be NULL. */
 	void (*close)(ps_source *src);
 
@@ -259,7 +316,7 @@ typedef struct ps_source_ops {
 	 * why, e.g. a column of a type the target may number differently). The
 	 * name says everything a sink must know to accept the bytes (PG:
 	 * "postgresql-binary-copy/15", the server's major version); the
-	 * column types are def->table->columns[].type_oid / type_mod. */
+	 * column types are def->table->columns[].type_id / type_mod. */
 	int (*copy_raw_format)(ps_copier *c, const ps_table_def *def, char *format,
 	                       size_t format_len, char *why, size_t why_len, ps_error *err);
 	/* Streams the unit (as copy_unit) as one complete stream in that format
@@ -277,6 +334,11 @@ typedef struct ps_source_ops {
 	 * when there is nothing. What the tables need before they are created
 	 * comes with each def (requires). */
 	int (*schema_after_load)(ps_source *src, ps_schema **out, ps_error *err);
+	/* --- cutover; optional ---------------------------------------------- */
+	/* The sequences the selected tables own or draw defaults from, with
+	 * their current values (*seqs malloc'd, free with ps_sequences_free).
+	 * Needs no prepare. */
+	int (*sequences)(ps_source *src, ps_sequence **seqs, size_t *n, ps_error *err);
 } ps_source_ops;
 
 #endif

@@ -21,11 +21,11 @@ int ps_cli_exit_code(int code)
 void ps_cli_report(const ps_error *err)
 {
 	char text[PS_ERROR_MESSAGE_MAX + PS_ERROR_CONTEXT_MAX + 8];
-	char state[24] = "";
+	char state[2 * PS_ENGINE_CODE_MAX + 8] = "";
 
 	ps_error_format(err, text, sizeof(text));
-	if (err->sqlstate[0])
-		snprintf(state, sizeof(state), " (SQLSTATE %s)", err->sqlstate);
+	if (err->engine_code[0])
+		snprintf(state, sizeof(state), " (%s %s)", err->engine_code_kind, err->engine_code);
 	/* Once: as a JSON record for log collectors, else as a plain line. */
 	if (ps_log_format_get() == PS_LOG_JSON)
 		ps_log_error("%s%s", text, state);

@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "cli/cli.h"
+#include "util/clock.h"
 #include "cli/http_client.h"
 #include "core/checkpoint.h"
 #include "server/server.h"
@@ -194,8 +195,9 @@ static void print_show(json_t *j)
 		human_bytes(retained, sizeof(retained), json_number_value(json_object_get(j, "retained_bytes")));
 	else
 		snprintf(retained, sizeof(retained), "?");
-	printf("  lag         %.1f s, %s behind; slot %s retains %s of log\n",
-	       json_number_value(json_object_get(lag, "seconds")), lagbytes, str(j, "slot", "?"),
+	printf("  lag         %.1f s, %s behind; %s retains %s of log\n",
+	       json_number_value(json_object_get(lag, "seconds")), lagbytes,
+	       str(j, "log_reader", "the log reader"),
 	       retained);
 	printf("  rates       %.0f changes/s; %.0f changes in %.0f transactions applied this run\n",
 	       json_number_value(json_object_get(rates, "changes_per_sec")),
@@ -357,16 +359,14 @@ static bool settling(const char *state)
  * leaves the last reply in r. */
 static int wait_settled(job_opts *o, const char *path, ps_http_reply *r)
 {
-	struct timespec start, now, pause = {0, 200 * 1000000L};
+	struct timespec pause = {0, 200 * 1000000L};
+	uint64_t start = ps_now_ns();
 	int rc;
 
-	clock_gettime(CLOCK_MONOTONIC, &start);
 	for (;;) {
 		if (!settling(str(r->json, "state", "?")))
 			return PS_EXIT_OK;
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		if ((double)(now.tv_sec - start.tv_sec) + (double)(now.tv_nsec - start.tv_nsec) / 1e9 >
-		    o->timeout_s) {
+		if ((double)(ps_now_ns() - start) / 1e9 > o->timeout_s) {
 			fprintf(stderr, "penstock: error: job is still %s after %.0f s (--timeout)\n",
 			        str(r->json, "state", "?"), o->timeout_s);
 			return PS_EXIT_FAILURE;

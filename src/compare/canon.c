@@ -3,9 +3,10 @@
  * spellings in one engine) that hold the same value compare equal.
  *
  * The input is always a value's PostgreSQL text form (what an output
- * function prints under PG_SESSION_OPTIONS), or what an SQLite target stored
- * for it turned back into that form (rows.c / side_sqlite.c). Canonical
- * forms:
+ * function prints under PG_SESSION_OPTIONS), as every side gives it (the
+ * contract in cmp_side.h, note 3: side_sqlite.c turns what SQLite stored
+ * back into that form). Which kind a column has is the source side's word
+ * (side_pg.c: by type OID). Canonical forms:
  *   bool     "t" / "f" (also from true/false/1/0/yes/no/on/off)
  *   int      no '+', no leading zeros, "0" for -0
  *   float    "%.17g" of the double it parses to (SQLite stores doubles);
@@ -25,20 +26,6 @@
 #include <strings.h>
 
 #include "compare/cmp_internal.h"
-#include "util/str.h"
-
-uint8_t ps__cmp_kind_of_oid(uint32_t oid)
-{
-	switch (oid) {
-	case 16: return CMP_BOOL;
-	case 20: case 21: case 23: case 26: return CMP_INT;
-	case 700: case 701: return CMP_FLOAT;
-	case 1700: return CMP_NUMERIC;
-	case 17: return CMP_BYTEA;
-	case 1184: return CMP_TSTZ;
-	default: return CMP_TEXT;
-	}
-}
 
 static bool word_in(const char *v, size_t len, const char *const *words)
 {
@@ -290,32 +277,6 @@ uint64_t ps__cmp_fnv(uint64_t h, const void *p, size_t n)
 		h *= 0x100000001b3ULL;
 	}
 	return h;
-}
-
-int ps__cmp_parse_lsn(const char *s, uint64_t *out)
-{
-	uint64_t hi = 0, lo = 0;
-	size_t i = 0, nhi = 0, nlo = 0;
-	int v;
-
-	for (; s[i] && s[i] != '/'; i++, nhi++) {
-		v = ps_hex_value(s[i]);
-		if (v < 0 || nhi >= 8)
-			return PS_EINVAL;
-		hi = hi << 4 | (uint64_t)v;
-	}
-	if (s[i] != '/' || nhi == 0)
-		return PS_EINVAL;
-	for (i++; s[i]; i++, nlo++) {
-		v = ps_hex_value(s[i]);
-		if (v < 0 || nlo >= 8)
-			return PS_EINVAL;
-		lo = lo << 4 | (uint64_t)v;
-	}
-	if (nlo == 0)
-		return PS_EINVAL;
-	*out = hi << 32 | lo;
-	return PS_OK;
 }
 
 void ps__cmp_row_hash(const cmp_table *t, const char *const *vals, const size_t *lens,

@@ -8,30 +8,35 @@
  *    first range is open below, the last open above, so rows the target has
  *    beyond either end are seen. Modes full/sample check all / a random
  *    percentage of the ranges.
- * 2. Checking a range. PostgreSQL target: both servers compute count and
- *    md5 of the range's rows in key order at the same time (two connections,
- *    queries sent before either is waited for); a range whose digests differ
- *    is bisected at its middle key until the pieces hold at most
- *    CMP_LEAF_ROWS rows, and those are read and compared value by value.
- *    SQLite target: the range is read from both sides and compared in C.
- *    Either way a range yields the keys that differ.
+ * 2. Checking a range. Two sides with the same digest (ops->digest; two
+ *    PostgreSQL servers) both compute count and digest of the range's rows
+ *    in key order at the same time (digest_send on both before digest_get
+ *    on either); a range whose digests differ is bisected at its middle key
+ *    until the pieces hold at most CMP_LEAF_ROWS rows, and those are read
+ *    and compared value by value. Otherwise (an SQLite target) the range is
+ *    read from both sides and compared in C. Either way a range yields the
+ *    keys that differ.
  * 3. Resolving keys. The keys a range yielded are read again from both sides
  *    by key, compared through the canonical text of each value, and
  *    classed missing_in_target / extra_in_target / different (with the
  *    columns). That is what is reported, counted in full and listed up to
  *    max_report per table.
  * 4. A running job (opts->job). Lag must not look like a difference. The
- *    source rows of those keys are read FOR SHARE in a transaction, so no
- *    change to them can commit while we look; the source's WAL insert
- *    position L is read after the locks are held, so every change to those
- *    rows is before L; a transactional logical message ("penstock.fence")
- *    is emitted on a second connection so that a quiet source still gives
- *    the job a commit to apply; then we poll the job's checkpoint in the
- *    target until its position >= L and read the target rows. Only what
- *    still differs then is reported. (A key the source lacks may have been
- *    inserted after our read: it is read again before it is reported.)
- *    Unkeyed tables and count mode do the same with LOCK TABLE ... IN SHARE
- *    MODE, which holds writers of that table for the duration of the wait.
+ *    source rows of those keys are read for share in a source transaction
+ *    (txn_begin, fetch_keys), so no change to them can commit while we
+ *    look; the source's log position L is read after the locks are held
+ *    (PostgreSQL: the WAL insert LSN), so every change to those rows is
+ *    before L; a fence is written on a second source instance so that a
+ *    quiet source still gives the job a commit to apply; then we poll the
+ *    job's checkpoint in the target until its position has reached L and
+ *    read the target rows. Only what still differs then is reported. (A key
+ *    the source lacks may have been inserted after our read: it is read
+ *    again before it is reported.) Unkeyed tables and count mode do the
+ *    same with lock_table (PostgreSQL: LOCK TABLE ... IN SHARE MODE), which
+ *    holds writers of that table for the duration of the wait.
+ * 6. Sides. The driver sees each end only through cmp_side_ops
+ *    (cmp_side.h), picked by URL scheme in sides.c; it branches on what a
+ *    side can do (a digest, repair, following a job), never on its engine.
  * 5. Repair rewrites exactly the resolved differences on the target — delete
  *    by key, insert the source row — in one target transaction per range,
  *    while the source rows are still locked when a job runs (so the job
@@ -44,9 +49,7 @@
 #include <time.h>
 
 #include "compare/cmp_internal.h"
-#include "core/checkpoint.h"
 #include "util/log.h"
-#include "util/pgconn.h"
 
 /* ==== checking ranges ===================================================== */
 
@@ -61,10 +64,9 @@ static int diff_range(cmp_run *run, const cmp_table *t, const cmp_bound *lo,
 
 	ps__cmp_rows_init(&s, ps__cmp_rows_limit(run));
 	ps__cmp_rows_init(&g, ps__cmp_rows_limit(run));
-	rc = ps__cmp_pg_fetch_range(&run->src, t, false, lo, hi, 0, &s, err);
+	rc = run->src.ops->fetch_range(&run->src, t, lo, hi, &s, err);
 	if (rc == PS_OK)
-		rc = run->tgt.is_sqlite ? ps__cmp_lite_fetch_range(&run->tgt, t, lo, hi, &g, err)
-		                        : ps__cmp_pg_fetch_range(&run->tgt, t, true, lo, hi, 0, &g, err);
+		rc = run->tgt.ops->fetch_range(&run->tgt, t, lo, hi, &g, err);
 	if (rc == PS_OK) {
 		*cs = (int64_t)s.n;
 		*ct = (int64_t)g.n;
@@ -81,19 +83,19 @@ static int diff_range(cmp_run *run, const cmp_table *t, const cmp_bound *lo,
 static int digest_pair(cmp_run *run, const cmp_table *t, const cmp_bound *lo,
                        const cmp_bound *hi, int64_t *cs, int64_t *ct, bool *same, ps_error *err)
 {
-	char hs[64] = "", ht[64] = "";
+	char hs[CMP_DIGEST_MAX] = "", ht[CMP_DIGEST_MAX] = "";
 	int rc, rc2;
 
-	rc = ps__cmp_pg_digest_send(&run->src, t, false, lo, hi, err);
+	rc = run->src.ops->digest_send(&run->src, t, lo, hi, err);
 	if (rc != PS_OK)
 		return rc;
-	rc = ps__cmp_pg_digest_send(&run->tgt, t, true, lo, hi, err);
+	rc = run->tgt.ops->digest_send(&run->tgt, t, lo, hi, err);
 	/* collect the source's result even when the target failed */
-	rc2 = ps__cmp_pg_digest_get(&run->src, cs, hs, sizeof(hs), rc == PS_OK ? err : NULL);
+	rc2 = run->src.ops->digest_get(&run->src, cs, hs, sizeof(hs), rc == PS_OK ? err : NULL);
 	if (rc == PS_OK)
 		rc = rc2;
 	if (rc == PS_OK)
-		rc = ps__cmp_pg_digest_get(&run->tgt, ct, ht, sizeof(ht), err);
+		rc = run->tgt.ops->digest_get(&run->tgt, ct, ht, sizeof(ht), err);
 	*same = rc == PS_OK && *cs == *ct && strcmp(hs, ht) == 0;
 	return rc;
 }
@@ -101,9 +103,12 @@ static int digest_pair(cmp_run *run, const cmp_table *t, const cmp_bound *lo,
 static int bisect(cmp_run *run, const cmp_table *t, const cmp_bound *lo, const cmp_bound *hi,
                   int64_t cs, int64_t ct, cmp_keys *ks, int depth, ps_error *err)
 {
+	/* the middle of the side with more rows; the source when the target
+	 * cannot say where its keys are */
+	cmp_side *by = cs < ct && run->tgt.ops->key_at ? &run->tgt : &run->src;
 	cmp_bound mid = {NULL};
 	bool found = false, same;
-	int64_t a, b, n = cs > ct ? cs : ct;
+	int64_t a, b, off, n = cs > ct ? cs : ct;
 	int rc;
 
 	rc = ps__cmp_cancelled(run, err);
@@ -111,8 +116,10 @@ static int bisect(cmp_run *run, const cmp_table *t, const cmp_bound *lo, const c
 		return rc;
 	if (n <= CMP_LEAF_ROWS || depth > 60)
 		return diff_range(run, t, lo, hi, ks, &a, &b, err);
-	rc = ps__cmp_pg_key_at(cs >= ct ? &run->src : &run->tgt, t, cs < ct, lo, hi, n / 2 - 1,
-	                       &mid, &found, err);
+	off = (by == &run->src ? cs : ct) / 2 - 1;
+	if (off < 0)                 /* nothing to split on that side */
+		return diff_range(run, t, lo, hi, ks, &a, &b, err);
+	rc = by->ops->key_at(by, t, lo, hi, off, &mid, &found, err);
 	if (rc != PS_OK || !found)   /* rows changed under us: read the range as it is */
 		return rc != PS_OK ? rc : diff_range(run, t, lo, hi, ks, &a, &b, err);
 	rc = digest_pair(run, t, lo, &mid, &a, &b, &same, err);
@@ -134,13 +141,13 @@ static int check_range(cmp_run *run, const cmp_table *t, ps_compare_table *tr,
 	bool same = true;
 	int rc;
 
-	if (run->tgt.is_sqlite) {
-		rc = diff_range(run, t, lo, hi, &ks, &cs, &ct, err);
-		same = ks.n == 0;
-	} else {
+	if (run->digests) {
 		rc = digest_pair(run, t, lo, hi, &cs, &ct, &same, err);
 		if (rc == PS_OK && !same)
 			rc = bisect(run, t, lo, hi, cs, ct, &ks, 0, err);
+	} else {
+		rc = diff_range(run, t, lo, hi, &ks, &cs, &ct, err);
+		same = ks.n == 0;
 	}
 	if (rc == PS_OK && count_rows) {
 		tr->source_rows += cs;
@@ -168,11 +175,10 @@ static uint64_t next_random(cmp_run *run)
 
 static int count_both(cmp_run *run, const cmp_table *t, int64_t *cs, int64_t *ct, ps_error *err)
 {
-	int rc = ps__cmp_pg_count(&run->src, t, false, cs, err);
+	int rc = run->src.ops->count(&run->src, t, cs, err);
 
 	if (rc == PS_OK)
-		rc = run->tgt.is_sqlite ? ps__cmp_lite_count(&run->tgt, t, ct, err)
-		                        : ps__cmp_pg_count(&run->tgt, t, true, ct, err);
+		rc = run->tgt.ops->count(&run->tgt, t, ct, err);
 	return rc;
 }
 
@@ -190,8 +196,8 @@ static int compare_keyed(cmp_run *run, const cmp_table *t, ps_compare_table *tr,
 
 		rc = ps__cmp_cancelled(run, err);
 		if (rc == PS_OK)
-			rc = ps__cmp_pg_key_at(&run->src, t, false, nb ? &bounds[nb - 1] : NULL, NULL,
-			                       run->o->chunk_rows - 1, &next, &found, err);
+			rc = run->src.ops->key_at(&run->src, t, nb ? &bounds[nb - 1] : NULL, NULL,
+			                          run->o->chunk_rows - 1, &next, &found, err);
 		if (rc != PS_OK || !found)
 			break;
 		if (nb == cap) {
@@ -239,26 +245,60 @@ static int compare_keyed(cmp_run *run, const cmp_table *t, ps_compare_table *tr,
 
 /* ==== whole-table checks: count mode, tables without a key ================ */
 
+/* A multiset of rows hashed in C (a side without a comparable digest). */
+typedef struct hash_sum {
+	int64_t count;
+	uint64_t sum[2];
+	ps_buf scratch;
+} hash_sum;
+
+static int hash_row(const cmp_table *t, const char *const *vals, const size_t *lens,
+                    void *payload, ps_error *err)
+{
+	hash_sum *h = payload;
+	uint64_t row[2];
+
+	(void)err;
+	ps__cmp_row_hash(t, vals, lens, &h->scratch, row);
+	h->sum[0] += row[0];
+	h->sum[1] += row[1];
+	h->count++;
+	return PS_OK;
+}
+
+static int scan_hash(cmp_side *side, const cmp_table *t, int64_t *count, char *out, size_t len,
+                     ps_error *err)
+{
+	hash_sum h = {0, {0, 0}, {0}};
+	int rc;
+
+	ps_buf_init(&h.scratch, CMP_VALUE_MAX);
+	rc = side->ops->scan(side, t, hash_row, &h, err);
+	*count = h.count;
+	snprintf(out, len, "%016llx%016llx", (unsigned long long)h.sum[0],
+	         (unsigned long long)h.sum[1]);
+	ps_buf_free(&h.scratch);
+	return rc;
+}
+
 static int table_state(cmp_run *run, const cmp_table *t, ps_compare_table *tr, bool multiset,
                        bool *same, ps_error *err)
 {
-	char ss[128] = "", st[128] = "";
-	uint64_t hs[2] = {0, 0}, ht[2] = {0, 0};
+	char ss[CMP_DIGEST_MAX] = "", st[CMP_DIGEST_MAX] = "";
 	int rc;
 
 	if (!multiset) {
 		rc = count_both(run, t, &tr->source_rows, &tr->target_rows, err);
-	} else if (run->tgt.is_sqlite) {
-		rc = ps__cmp_pg_multiset_c(&run->src, t, &tr->source_rows, hs, err);
+	} else if (run->digests && run->src.ops->multiset && run->tgt.ops->multiset) {
+		rc = run->src.ops->multiset(&run->src, t, &tr->source_rows, ss, sizeof(ss), err);
 		if (rc == PS_OK)
-			rc = ps__cmp_lite_multiset(&run->tgt, t, &tr->target_rows, ht, err);
+			rc = run->tgt.ops->multiset(&run->tgt, t, &tr->target_rows, st, sizeof(st), err);
 	} else {
-		rc = ps__cmp_pg_multiset(&run->src, t, false, &tr->source_rows, ss, sizeof(ss), err);
+		rc = scan_hash(&run->src, t, &tr->source_rows, ss, sizeof(ss), err);
 		if (rc == PS_OK)
-			rc = ps__cmp_pg_multiset(&run->tgt, t, true, &tr->target_rows, st, sizeof(st), err);
+			rc = scan_hash(&run->tgt, t, &tr->target_rows, st, sizeof(st), err);
 	}
-	*same = rc == PS_OK && tr->source_rows == tr->target_rows && strcmp(ss, st) == 0 &&
-	        hs[0] == ht[0] && hs[1] == ht[1];
+	*same = rc == PS_OK && tr->source_rows == tr->target_rows && strcmp(ss, st) == 0;
 	if (multiset) {
 		tr->multiset_checked = true;
 		tr->multiset_equal = *same;
@@ -269,29 +309,25 @@ static int table_state(cmp_run *run, const cmp_table *t, ps_compare_table *tr, b
 static int compare_whole(cmp_run *run, const cmp_table *t, ps_compare_table *tr, ps_error *err)
 {
 	bool multiset = run->o->mode != PS_COMPARE_COUNT, same = false, open = false;
-	ps_buf sql;
+	cmp_side *src = &run->src;
 	int rc;
 
 	tr->chunks = tr->chunks_checked = 1;
 	rc = table_state(run, t, tr, multiset, &same, err);
 	if (rc == PS_OK && !same && run->o->job) {
 		/* Hold the source table's writers, let the target catch up, look again. */
-		ps_buf_init(&sql, 4096);
-		ps_buf_printf(&sql, "LOCK TABLE %s IN SHARE MODE", t->qname);
-		rc = ps__cmp_pg_simple(&run->src, "BEGIN", "starting a transaction", err);
+		rc = src->ops->txn_begin(src, err);
 		open = rc == PS_OK;
 		if (rc == PS_OK)
-			rc = ps__cmp_pg_simple(&run->src, sql.data ? sql.data : "", "locking the table", err);
+			rc = src->ops->lock_table(src, t, err);
 		if (rc == PS_OK)
 			rc = ps__cmp_wait_applied(run, err);
 		if (rc == PS_OK)
 			rc = table_state(run, t, tr, multiset, &same, err);
 		if (open)
-			ps__cmp_pg_simple(&run->src, rc == PS_OK ? "COMMIT" : "ROLLBACK",
-			                  "ending a transaction", NULL);
+			src->ops->txn_end(src, rc == PS_OK, NULL);
 		if (rc == PS_OK && same)
 			tr->settled++;
-		ps_buf_free(&sql);
 	}
 	if (rc == PS_OK && !same)
 		tr->chunks_different = 1;
@@ -345,50 +381,47 @@ static int compare_table(cmp_run *run, const cmp_table *t, ps_compare_table *tr,
 	return PS_OK;
 }
 
-static int open_end(cmp_end *e, const char *what, const char *url, const char *password,
-                    bool sqlite_ok, ps_error *err)
+/* Picks the side for url in role (sides.c) and fills s; no connection yet. */
+static int find_side(cmp_side *s, int role, const char *url, ps_error *err)
 {
-	int rc;
-
-	memset(e, 0, sizeof(*e));
-	snprintf(e->what, sizeof(e->what), "%s", what);
+	memset(s, 0, sizeof(*s));
+	s->role = role;
+	snprintf(s->what, sizeof(s->what), "%s", role == CMP_SOURCE ? "source" : "target");
 	if (!url || !*url)
-		return ps_error_set(err, PS_EINVAL, "--%s: a URL is required", what);
-	rc = ps_url_parse(&e->url, url, err);
-	if (rc != PS_OK) {
-		ps_error_add_context(err, "--%s", what);
-		return rc;
-	}
-	if (e->url.scheme == PS_URL_SQLITE && sqlite_ok) {
-		e->is_sqlite = true;
-		if (sqlite3_open_v2(e->url.path, &e->lite, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
-			rc = ps_error_set(err, PS_EINVAL, "--%s: cannot open SQLite database %s: %s", what,
-			                  e->url.path, e->lite ? sqlite3_errmsg(e->lite) : "out of memory");
-			sqlite3_close(e->lite);
-			e->lite = NULL;
-			return rc;
-		}
-		sqlite3_busy_timeout(e->lite, 10000);
-		return PS_OK;
-	}
-	if (e->url.scheme != PS_URL_POSTGRESQL)
-		return ps_error_set(err, PS_EINVAL, "--%s: %s is not supported here (use %s)", what,
-		                    e->url.scheme_name,
-		                    sqlite_ok ? "postgresql:// or sqlite:///" : "postgresql://");
-	rc = pg_connect(&e->pg, url, &e->url, password, false, "penstock compare", err);
-	if (rc != PS_OK)
-		ps_error_add_context(err, "%s", what);
+		return ps_error_set(err, PS_EINVAL, "--%s: a URL is required", s->what);
+	return ps__cmp_side_find(url, role, &s->ops, err);
+}
+
+static int open_side(cmp_side *s, const char *url, const char *password, ps_error *err)
+{
+	int rc = s->ops->open(s, url, password, err);
+
+	if (rc != PS_OK && s->impl)
+		s->ops->close(s);
 	return rc;
 }
 
-static void close_end(cmp_end *e)
+static void close_side(cmp_side *s)
 {
-	if (e->pg)
-		PQfinish(e->pg);
-	if (e->lite)
-		sqlite3_close(e->lite);
-	e->pg = NULL;
-	e->lite = NULL;
+	if (s->ops && s->impl)
+		s->ops->close(s);
+	s->impl = NULL;
+}
+
+/* What the options ask of the sides, before any connection is made. */
+static int check_sides(const ps_compare_opts *o, const cmp_side *src, const cmp_side *tgt,
+                       ps_error *err)
+{
+	if (o->job && !src->ops->fence)
+		return ps_error_set(err, PS_EINVAL, "--job: compare cannot follow a job from a %s "
+		                    "source", src->ops->name);
+	if (o->job && !tgt->ops->checkpoint)
+		return ps_error_set(err, PS_EINVAL, "--job: compare cannot read a job's checkpoint "
+		                    "in a %s target", tgt->ops->name);
+	if (o->repair && !tgt->ops->repair)
+		return ps_error_set(err, PS_EINVAL, "--repair: compare cannot repair a %s target",
+		                    tgt->ops->name);
+	return PS_OK;
 }
 
 static int check_opts(const ps_compare_opts *o, ps_error *err)
@@ -425,21 +458,35 @@ int ps_compare_run(const ps_compare_opts *o, ps_compare_report *rep, ps_error *e
 	run.rng = o->seed ? o->seed : (uint64_t)time(NULL) ^ (uint64_t)clock();
 	rc = check_opts(o, err);
 	if (rc == PS_OK)
-		rc = open_end(&run.src, "source", o->source_url, o->source_password, false, err);
+		rc = find_side(&run.src, CMP_SOURCE, o->source_url, err);
 	if (rc == PS_OK)
-		rc = open_end(&run.tgt, "target", o->target_url, o->target_password, true, err);
+		rc = find_side(&run.tgt, CMP_TARGET, o->target_url, err);
+	if (rc == PS_OK)
+		rc = check_sides(o, &run.src, &run.tgt, err);
 	if (rc == PS_OK && o->job)
-		rc = open_end(&run.fence, "source", o->source_url, o->source_password, false, err);
+		rc = find_side(&run.fence, CMP_SOURCE, o->source_url, err);
+	if (rc == PS_OK)
+		rc = open_side(&run.src, o->source_url, o->source_password, err);
+	if (rc == PS_OK)
+		rc = open_side(&run.tgt, o->target_url, o->target_password, err);
+	if (rc == PS_OK && o->job)
+		rc = open_side(&run.fence, o->source_url, o->source_password, err);
 	if (rc != PS_OK)
 		goto cleanup;
-	run.src.collate_c = run.tgt.is_sqlite;
+	/* Both sides order text keys by bytes when either can only do that. */
+	run.src.byte_order = run.tgt.byte_order =
+		((run.src.ops->flags | run.tgt.ops->flags) & CMP_SIDE_BYTE_ORDER) != 0;
+	run.digests = run.src.ops->digest && run.tgt.ops->digest &&
+	              strcmp(run.src.ops->digest, run.tgt.ops->digest) == 0;
 	if (o->job) {
-		uint64_t pos;
-		rc = ps__cmp_job_position(&run, &pos, err);   /* the job must have a checkpoint there */
+		char pos[CMP_POSITION_MAX];
+		/* the job must have a checkpoint there */
+		rc = ps__cmp_job_position(&run, pos, sizeof(pos), err);
 		if (rc != PS_OK)
 			goto cleanup;
 	}
-	rc = ps__cmp_catalog(&run.src, &run.tgt, o->tables, o->ntables, &tables, &ntables, err);
+	rc = ps__cmp_catalog(&run.src, &run.tgt, o->tables, o->ntables, o->exclude, o->nexclude,
+	                     &tables, &ntables, err);
 	if (rc != PS_OK)
 		goto cleanup;
 	rep->mode = o->mode;
@@ -467,9 +514,9 @@ cleanup:
 	if (rc != PS_OK)
 		ps_compare_report_free(rep);
 	ps__cmp_tables_free(tables, ntables);
-	close_end(&run.src);
-	close_end(&run.tgt);
-	close_end(&run.fence);
+	close_side(&run.src);
+	close_side(&run.tgt);
+	close_side(&run.fence);
 	return rc;
 }
 

@@ -49,6 +49,10 @@ typedef struct ps_compare_opts {
 	                                  pattern without a dot means public.<it>;
 	                                  none: every table of the source */
 	size_t ntables;
+	const char *const *exclude;    /* nexclude glob patterns on "schema.table": tables
+	                                  they match are left out (a job's
+	                                  tables.exclude); they need match nothing */
+	size_t nexclude;
 	int mode;                      /* ps_compare_mode, default full */
 	int sample_percent;            /* 1..100, default 10 (sample mode) */
 	long long chunk_rows;          /* rows per chunk, default 10000 */

@@ -5,13 +5,13 @@
  * recorded in the report, and repaired when asked. See NOTES ON THE DESIGN
  * 3-5 in compare.c. Also the helpers the driver shares with it.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "compare/cmp_internal.h"
 #include "core/checkpoint.h"
-#include "util/pgconn.h"
 
 void ps__cmp_keys_free(cmp_keys *ks)
 {
@@ -68,28 +68,18 @@ size_t ps__cmp_rows_limit(const cmp_run *run)
 
 /* ==== waiting for the job ================================================= */
 
-int ps__cmp_job_position(cmp_run *run, uint64_t *pos, ps_error *err)
+/* The checkpoint is penstock's own document (core/checkpoint.h), whichever
+ * sink wrote it; its position is in the source's form, which only the
+ * source side reads. */
+int ps__cmp_job_position(cmp_run *run, char *pos, size_t len, ps_error *err)
 {
-	const char *params[1] = {run->o->job};
 	ps_checkpoint ck;
 	char *body = NULL;
-	bool found = false;
+	bool found = false, reached;
 	int rc;
 
 	memset(&ck, 0, sizeof(ck));
-	if (run->tgt.is_sqlite) {
-		rc = ps__cmp_lite_checkpoint(&run->tgt, run->o->job, &body, &found, err);
-	} else {
-		rc = ps__cmp_pg_text(&run->tgt, "SELECT to_regclass('penstock.checkpoint')::text", 0,
-		                     NULL, &body, "looking for penstock.checkpoint", err);
-		if (rc == PS_OK && body) {
-			free(body);
-			rc = ps__cmp_pg_text(&run->tgt,
-			                     "SELECT body FROM penstock.checkpoint WHERE job = $1", 1,
-			                     params, &body, "reading the job's checkpoint", err);
-		}
-		found = body != NULL;
-	}
+	rc = run->tgt.ops->checkpoint(&run->tgt, run->o->job, &body, &found, err);
 	if (rc != PS_OK)
 		return rc;
 	if (!found) {
@@ -98,19 +88,16 @@ int ps__cmp_job_position(cmp_run *run, uint64_t *pos, ps_error *err)
 		                    "job (is it the job that replicates into this target?)", run->o->job);
 	}
 	rc = ps_checkpoint_from_text(&ck, body, "the job's checkpoint", err);
-	if (rc == PS_OK && ps__cmp_parse_lsn(ck.position, pos) != PS_OK)
-		rc = ps_error_set(err, PS_ECHECKPOINT, "--job %s: checkpoint position '%s' is not a "
-		                  "PostgreSQL LSN", run->o->job, ck.position);
+	if (rc == PS_OK) {
+		rc = run->src.ops->position_reached(ck.position, NULL, &reached, err);
+		if (rc != PS_OK)
+			ps_error_add_context(err, "--job %s", run->o->job);
+	}
+	if (rc == PS_OK)
+		snprintf(pos, len, "%s", ck.position);
 	ps_checkpoint_free(&ck);
 	free(body);
 	return rc;
-}
-
-static int emit_fence(cmp_run *run, ps_error *err)
-{
-	return ps__cmp_pg_simple(&run->fence,
-	                         "SELECT pg_logical_emit_message(true, 'penstock.fence', '')",
-	                         "writing a fence message", err);
 }
 
 uint64_t ps__cmp_now_ms(void)
@@ -121,39 +108,39 @@ uint64_t ps__cmp_now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/* Reads L = the source's WAL insert position, writes a fence, and polls the
- * job's checkpoint in the target until it is past L. */
+/* Reads L = the source's log position, writes a fence, and polls the job's
+ * checkpoint in the target until it has reached L. */
 int ps__cmp_wait_applied(cmp_run *run, ps_error *err)
 {
-	char *text = NULL;
-	uint64_t lsn = 0, pos = 0, start = ps__cmp_now_ms(), last_fence;
+	const cmp_side_ops *ops = run->src.ops;
+	char wanted[CMP_POSITION_MAX] = "", applied[CMP_POSITION_MAX] = "";
+	uint64_t start = ps__cmp_now_ms(), last_fence;
 	struct timespec pause = {0, 20 * 1000 * 1000};
+	bool reached = false;
 	int rc;
 
-	rc = ps__cmp_pg_text(&run->src, "SELECT pg_current_wal_insert_lsn()::text", 0, NULL, &text,
-	                     "reading the WAL position", err);
-	if (rc == PS_OK && (!text || ps__cmp_parse_lsn(text, &lsn) != PS_OK))
-		rc = ps_error_set(err, PS_EPROTO, "unexpected WAL position '%s'", text ? text : "");
-	free(text);
+	rc = ops->log_position(&run->src, wanted, sizeof(wanted), err);
 	if (rc == PS_OK)
-		rc = emit_fence(run, err);
+		rc = run->fence.ops->fence(&run->fence, err);
 	last_fence = ps__cmp_now_ms();
 	while (rc == PS_OK) {
-		rc = ps__cmp_job_position(run, &pos, err);
-		if (rc != PS_OK || pos >= lsn)
+		rc = ps__cmp_job_position(run, applied, sizeof(applied), err);
+		if (rc == PS_OK)
+			rc = ops->position_reached(applied, wanted, &reached, err);
+		if (rc != PS_OK || reached)
 			break;
 		rc = ps__cmp_cancelled(run, err);
 		if (rc != PS_OK)
 			break;
 		if (ps__cmp_now_ms() - start > (uint64_t)run->o->lag_timeout_ms) {
 			rc = ps_error_set(err, PS_ETIMEOUT, "--job %s: the target did not apply past source "
-			                  "position %X/%X within %d ms (its checkpoint is at %X/%X); is the "
-			                  "job running?", run->o->job, (unsigned)(lsn >> 32), (unsigned)lsn,
-			                  run->o->lag_timeout_ms, (unsigned)(pos >> 32), (unsigned)pos);
+			                  "position %s within %d ms (its checkpoint is at %s); is the "
+			                  "job running?", run->o->job, wanted, run->o->lag_timeout_ms,
+			                  applied);
 			break;
 		}
 		if (ps__cmp_now_ms() - last_fence > 5000) {
-			rc = emit_fence(run, err);
+			rc = run->fence.ops->fence(&run->fence, err);
 			last_fence = ps__cmp_now_ms();
 		}
 		nanosleep(&pause, NULL);   /* a poll interval, not a wait for an outcome */
@@ -163,13 +150,10 @@ int ps__cmp_wait_applied(cmp_run *run, ps_error *err)
 
 /* ==== reading rows by key from either side ================================ */
 
-int ps__cmp_fetch_keys(cmp_run *run, bool target, const cmp_table *t, char ***keys, size_t n,
+static int fetch_keys(cmp_side *side, const cmp_table *t, char ***keys, size_t n,
                       bool for_share, cmp_rows *out, ps_error *err)
 {
-	if (target && run->tgt.is_sqlite)
-		return ps__cmp_lite_fetch_keys(&run->tgt, t, keys, n, out, err);
-	return ps__cmp_pg_fetch_keys(target ? &run->tgt : &run->src, t, target, keys, n,
-	                             for_share, out, err);
+	return side->ops->fetch_keys(side, t, keys, n, for_share, out, err);
 }
 
 /* ==== recording differences =============================================== */
@@ -245,17 +229,16 @@ static int repair(cmp_run *run, const cmp_table *t, ps_compare_table *tr, const 
 			put[nput++] = d->v[i].src;
 	}
 	if (rc == PS_OK)
-		rc = run->tgt.is_sqlite ? ps__cmp_lite_repair(&run->tgt, t, del, ndel, put, nput, err)
-		                        : ps__cmp_pg_repair(&run->tgt, t, del, ndel, put, nput, err);
+		rc = run->tgt.ops->repair(&run->tgt, t, del, ndel, put, nput, err);
 	if (rc != PS_OK)
 		goto cleanup;
 	tr->repaired = true;
 	tr->repair_written += (int64_t)nput;
 	tr->repair_deleted += (int64_t)ndel;
 	/* check again: the same keys, both sides */
-	rc = ps__cmp_fetch_keys(run, false, t, again.k, again.n, false, &s2, err);
+	rc = fetch_keys(&run->src, t, again.k, again.n, false, &s2, err);
 	if (rc == PS_OK)
-		rc = ps__cmp_fetch_keys(run, true, t, again.k, again.n, false, &t2, err);
+		rc = fetch_keys(&run->tgt, t, again.k, again.n, false, &t2, err);
 	if (rc == PS_OK)
 		rc = ps__cmp_rows_diff(t, &s2, &t2, &left, err);
 	if (rc == PS_OK)
@@ -283,7 +266,7 @@ static int drop_late_inserts(cmp_run *run, const cmp_table *t, cmp_items *d, ps_
 		if (d->v[i].kind == PS_DIFF_EXTRA_IN_TARGET)
 			rc = ps__cmp_keys_add(&extra, t, d->v[i].tgt, err);
 	if (rc == PS_OK && extra.n > 0)
-		rc = ps__cmp_fetch_keys(run, false, t, extra.k, extra.n, false, &now, err);
+		rc = fetch_keys(&run->src, t, extra.k, extra.n, false, &now, err);
 	if (rc == PS_OK && now.n > 0) {
 		ps__cmp_rows_sort(&now);
 		for (size_t i = 0; i < d->n; i++) {
@@ -314,15 +297,15 @@ int ps__cmp_resolve(cmp_run *run, const cmp_table *t, ps_compare_table *tr, cmp_
 	ps__cmp_rows_init(&s, ps__cmp_rows_limit(run));
 	ps__cmp_rows_init(&g, ps__cmp_rows_limit(run));
 	if (job) {
-		rc = ps__cmp_pg_simple(&run->src, "BEGIN", "starting a transaction", err);
+		rc = run->src.ops->txn_begin(&run->src, err);
 		open = rc == PS_OK;
 	}
 	if (rc == PS_OK)
-		rc = ps__cmp_fetch_keys(run, false, t, ks->k, ks->n, job, &s, err);
+		rc = fetch_keys(&run->src, t, ks->k, ks->n, job, &s, err);
 	if (rc == PS_OK && job)
 		rc = ps__cmp_wait_applied(run, err);
 	if (rc == PS_OK)
-		rc = ps__cmp_fetch_keys(run, true, t, ks->k, ks->n, false, &g, err);
+		rc = fetch_keys(&run->tgt, t, ks->k, ks->n, false, &g, err);
 	if (rc == PS_OK)
 		rc = ps__cmp_rows_diff(t, &s, &g, &d, err);
 	if (rc == PS_OK && job) {
@@ -334,8 +317,7 @@ int ps__cmp_resolve(cmp_run *run, const cmp_table *t, ps_compare_table *tr, cmp_
 	if (rc == PS_OK && run->o->repair && d.n > 0)
 		rc = repair(run, t, tr, &d, err);
 	if (open) {
-		int rc2 = ps__cmp_pg_simple(&run->src, rc == PS_OK ? "COMMIT" : "ROLLBACK",
-		                            "ending a transaction", rc == PS_OK ? err : NULL);
+		int rc2 = run->src.ops->txn_end(&run->src, rc == PS_OK, rc == PS_OK ? err : NULL);
 		if (rc == PS_OK)
 			rc = rc2;
 	}

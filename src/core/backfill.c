@@ -6,7 +6,7 @@
  * NOTES ON THE DESIGN
  *
  * 1. A table change. The reader sees new patterns in the live controls,
- *    asks the source to retable with a marker "tables <slot> <nonce> <gen>"
+ *    asks the source to retable with a marker "tables <job> <nonce> <gen>"
  *    and queues what changed (a bf_pending) for the applier. The applier
  *    finds the marker in the stream and applies the pending change there:
  *    the patterns in force change (a change of a table they no longer
@@ -38,7 +38,7 @@
  *    rows are built by the reader and only touched by the applier once
  *    ready, which is before the high marker can reach it.
  * 4. Markers carry a nonce of this run: markers of an earlier run (the log
- *    is read again after a restart), of another job (another slot) or of a
+ *    is read again after a restart), of another job (another name) or of a
  *    chunk no longer wanted are ignored. No marker reaches the sink.
  * 5. Persistence: the tables in force and each unfinished backfill (table,
  *    last key applied, rows, chunks) live in the checkpoint's spec object
@@ -181,54 +181,6 @@ static void event(ps_backfill *bf, const char *fmt, ...)
 	ps_log_info("%s", text);
 	if (bf->cfg.on_event)
 		bf->cfg.on_event(text, bf->cfg.payload);
-}
-
-/* --- the source calls this file makes (the wrappers of core/plugin.c, for
- * the callbacks it does not wrap yet) ------------------------------------- */
-
-static int src_retable(ps_backfill *bf, char **inc, size_t ninc, char **exc, size_t nexc,
-                       const char *mark, ps_retable_result *res, ps_error *err)
-{
-	ps_src *s = bf->cfg.src;
-	int rc;
-
-	if (!s->ops->retable)
-		return ps_error_set(err, PS_EINVAL, "source %s cannot change its tables while it runs; "
-		                    "stop the job and start it again", s->ops->name);
-	rc = s->ops->retable(s->impl, (const char *const *)inc, ninc, (const char *const *)exc, nexc,
-	                     bf->copy_rows, mark, res, err);
-	if (rc != PS_OK)
-		ps_error_add_context(err, "source %s, changing the tables", s->ops->name);
-	return rc;
-}
-
-static int src_mark(ps_backfill *bf, const char *content, ps_error *err)
-{
-	ps_src *s = bf->cfg.src;
-	char pos[PS_POSITION_MAX];
-	int rc;
-
-	if (!s->ops->mark)
-		return ps_error_set(err, PS_EINVAL, "source %s cannot write markers", s->ops->name);
-	rc = s->ops->mark(s->impl, content, pos, sizeof(pos), err);
-	if (rc != PS_OK)
-		ps_error_add_context(err, "source %s, writing a watermark", s->ops->name);
-	return rc;
-}
-
-static int src_chunk_read(ps_backfill *bf, const ps_table_def *def, const ps_key_bound *after,
-                          int max_rows, ps_row_fn fn, int *nrows, ps_error *err)
-{
-	ps_src *s = bf->cfg.src;
-	int rc;
-
-	if (!s->ops->chunk_read)
-		return ps_error_set(err, PS_EINVAL, "source %s cannot read a table in chunks",
-		                    s->ops->name);
-	rc = s->ops->chunk_read(s->impl, def, after, max_rows, fn, bf, nrows, err);
-	if (rc != PS_OK)
-		ps_error_add_context(err, "source %s, backfill", s->ops->name);
-	return rc;
 }
 
 /* ==== key sets (a chunk's window) ========================================== */
@@ -772,8 +724,8 @@ bool ps_backfill_is_mark(const ps_change *c)
 	       strcmp(c->message_prefix, PS_MARK_PREFIX) == 0;
 }
 
-/* "<kind> <slot> <nonce> <number>" into its parts; false when malformed. */
-static bool parse_mark(const ps_change *c, char *kind, size_t klen, char *slot, size_t slen,
+/* "<kind> <job> <nonce> <number>" into its parts; false when malformed. */
+static bool parse_mark(const ps_change *c, char *kind, size_t klen, char *job, size_t jlen,
                        char *nonce, size_t nlen, unsigned long long *number)
 {
 	char text[256], *fields[4], *p, *end = NULL;
@@ -795,19 +747,19 @@ static bool parse_mark(const ps_change *c, char *kind, size_t klen, char *slot, 
 	if (!fields[3][0] || *end)
 		return false;
 	snprintf(kind, klen, "%s", fields[0]);
-	snprintf(slot, slen, "%s", fields[1]);
+	snprintf(job, jlen, "%s", fields[1]);
 	snprintf(nonce, nlen, "%s", fields[2]);
 	return true;
 }
 
 int ps_backfill_on_mark(ps_backfill *bf, const ps_txn *txn, const ps_change *c, ps_error *err)
 {
-	char kind[16], slot[80], nonce[40];
+	char kind[16], job[80], nonce[40];
 	unsigned long long number;
 	bool ready;
 
-	if (!parse_mark(c, kind, sizeof(kind), slot, sizeof(slot), nonce, sizeof(nonce), &number) ||
-	    strcmp(slot, bf->cfg.spec->source.slot) != 0 || strcmp(nonce, bf->nonce) != 0)
+	if (!parse_mark(c, kind, sizeof(kind), job, sizeof(job), nonce, sizeof(nonce), &number) ||
+	    strcmp(job, bf->cfg.spec->name) != 0 || strcmp(nonce, bf->nonce) != 0)
 		return PS_OK;   /* another run's or another job's (note 4) */
 	if (strcmp(kind, "tables") == 0)
 		return tables_changed(bf, txn, (unsigned)number, err);
@@ -953,7 +905,7 @@ static void rows_drop(ps_backfill *bf)
 /* Reads the chunk in flight, when there is one to read (note 3). */
 static int reader_chunk(ps_backfill *bf, ps_error *err)
 {
-	char content[200];
+	char content[200], pos[PS_POSITION_MAX];
 	unsigned long long seq;
 	const ps_table_def *def;
 	const ps_key_bound *after;
@@ -971,13 +923,12 @@ static int reader_chunk(ps_backfill *bf, ps_error *err)
 	if (state != CH_WANTED && state != CH_READING)
 		return PS_OK;
 	if (state == CH_WANTED) {
-		snprintf(content, sizeof(content), "low %s %s %llu", bf->cfg.spec->source.slot, bf->nonce,
-		         seq);
-		rc = src_mark(bf, content, err);
+		snprintf(content, sizeof(content), "low %s %s %llu", bf->cfg.spec->name, bf->nonce, seq);
+		rc = ps_src_mark(bf->cfg.src, content, pos, sizeof(pos), err);
 		if (rc != PS_OK)
 			return rc;
 	}
-	rc = src_chunk_read(bf, def, after, max, on_chunk_row, &nrows, err);
+	rc = ps_src_chunk_read(bf->cfg.src, def, after, max, on_chunk_row, bf, &nrows, err);
 	if (rc != PS_OK || nrows < 0) {
 		rows_drop(bf);
 		return rc;   /* not yet (source transactions still open): next time */
@@ -990,8 +941,8 @@ static int reader_chunk(ps_backfill *bf, ps_error *err)
 	pthread_mutex_unlock(&bf->mu);
 	bf->rows = NULL;
 	bf->nrows = bf->cap_rows = bf->row_bytes = 0;
-	snprintf(content, sizeof(content), "high %s %s %llu", bf->cfg.spec->source.slot, bf->nonce, seq);
-	return src_mark(bf, content, err);
+	snprintf(content, sizeof(content), "high %s %s %llu", bf->cfg.spec->name, bf->nonce, seq);
+	return ps_src_mark(bf->cfg.src, content, pos, sizeof(pos), err);
 }
 
 int ps_backfill_reader(ps_backfill *bf, ps_error *err)
@@ -1032,9 +983,10 @@ int ps_backfill_reader(ps_backfill *bf, ps_error *err)
 			return ps_error_set(err, PS_ENOMEM, "out of memory");
 		}
 		p->gen = gen;
-		snprintf(mark, sizeof(mark), "tables %s %s %u", bf->cfg.spec->source.slot, bf->nonce, gen);
+		snprintf(mark, sizeof(mark), "tables %s %s %u", bf->cfg.spec->name, bf->nonce, gen);
 		busy_add(bf, 1);
-		rc = src_retable(bf, inc, ninc, exc, nexc, mark, &p->res, err);
+		rc = ps_src_retable(bf->cfg.src, (const char *const *)inc, ninc, (const char *const *)exc, nexc,
+		                    bf->copy_rows, mark, &p->res, err);
 		if (rc != PS_OK) {
 			busy_add(bf, -1);
 			free(p);

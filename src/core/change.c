@@ -53,7 +53,7 @@ int ps_table_set_names(ps_table *t, const char *schema, const char *name)
 	return PS_OK;
 }
 
-int ps_table_set_column(ps_table *t, int i, const char *name, uint32_t type_oid,
+int ps_table_set_column(ps_table *t, int i, const char *name, uint32_t type_id,
                         int32_t type_mod, uint8_t type_class, bool is_key)
 {
 	char *n;
@@ -65,7 +65,7 @@ int ps_table_set_column(ps_table *t, int i, const char *name, uint32_t type_oid,
 		return PS_ENOMEM;
 	free((char *)t->columns[i].name);
 	t->columns[i].name = n;
-	t->columns[i].type_oid = type_oid;
+	t->columns[i].type_id = type_id;
 	t->columns[i].type_mod = type_mod;
 	t->columns[i].type_class = type_class;
 	t->columns[i].is_key = is_key;

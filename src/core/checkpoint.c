@@ -81,30 +81,22 @@ static void join_patterns(ps_buf *b, char **pats, size_t n)
 		ps_buf_printf(b, "%s%s", i ? "," : "", pats[i]);
 }
 
-/* Where the target is, without who connects: the user may change freely. */
-static void target_identity(char *buf, size_t len, const ps_url *t)
-{
-	char hp[300];
-
-	if (t->scheme == PS_URL_JSONL || t->scheme == PS_URL_SQLITE) {
-		snprintf(buf, len, "%s", t->redacted);
-		return;
-	}
-	ps_url_host_port(t, hp, sizeof(hp));
-	snprintf(buf, len, "%s://%s/%s", t->scheme_name, hp, t->dbname);
-}
-
+/* Each end as its plugin identifies it, without who connects: the user may
+ * change freely. An end whose plugin this build lacks is its URL's identity. */
 void ps_identity_from_spec(ps_identity *id, const ps_spec *spec)
 {
-	const ps_url *s = &spec->source.parsed;
-	char hp[300];
+	ps_error ignored;
 	ps_buf tables;
 	uint64_t h = 0xcbf29ce484222325ull;
 
 	memset(id, 0, sizeof(*id));
-	ps_url_host_port(s, hp, sizeof(hp));
-	snprintf(id->source, sizeof(id->source), "%s://%s/%s", s->scheme_name, hp, s->dbname);
-	target_identity(id->target, sizeof(id->target), &spec->target.parsed);
+	ps_error_clear(&ignored);
+	ps_plugin_source_identity(ps_plugin_source_for(spec->source.parsed.scheme_name, &ignored),
+	                          &spec->source.parsed, spec->source.options, id->source,
+	                          sizeof(id->source));
+	ps_plugin_sink_identity(ps_plugin_sink_for(spec->target.parsed.scheme_name, &ignored),
+	                        &spec->target.parsed, spec->target.options, id->target,
+	                        sizeof(id->target));
 	ps_buf_init(&tables, sizeof(id->tables) - 1);
 	ps_buf_puts(&tables, "include=");
 	join_patterns(&tables, spec->include, spec->ninclude);
@@ -118,6 +110,20 @@ void ps_identity_from_spec(ps_identity *id, const ps_spec *spec)
 	h = fnv1a(h, "\n");
 	h = fnv1a(h, id->tables);
 	snprintf(id->fingerprint, sizeof(id->fingerprint), "%016llx", (unsigned long long)h);
+}
+
+int ps_checkpoint_set_text(char **slot, const char *text)
+{
+	char *copy = NULL;
+
+	if (text) {
+		copy = strdup(text);
+		if (!copy)
+			return PS_ENOMEM;
+	}
+	free(*slot);
+	*slot = copy;
+	return PS_OK;
 }
 
 int ps_checkpoint_match(const ps_checkpoint *ck, const ps_identity *id, ps_error *err)
@@ -321,6 +327,21 @@ static json_t *table_to_json(const ps_ck_table *t)
 	return o;
 }
 
+/* An engine state object into *out as text, NULL when absent. (A
+ * checkpoint written before engine states existed has none; its
+ * PostgreSQL slot and publication names, at its top level, are in the
+ * spec anyway.) */
+static int state_from_json(char **out, json_t *root, const char *key)
+{
+	json_t *state = json_object_get(root, key);
+
+	*out = NULL;
+	if (!json_is_object(state))
+		return PS_OK;
+	*out = json_dumps(state, JSON_COMPACT | JSON_SORT_KEYS);
+	return *out ? PS_OK : PS_ENOMEM;
+}
+
 static int from_json(ps_checkpoint *ck, json_t *root, const char *path, ps_error *err)
 {
 	json_t *tables = json_object_get(root, "tables");
@@ -339,9 +360,10 @@ static int from_json(ps_checkpoint *ck, json_t *root, const char *path, ps_error
 	copy_str(ck->identity.fingerprint, sizeof(ck->identity.fingerprint), ident, "fingerprint");
 	copy_str(ck->source_server_id, sizeof(ck->source_server_id), root, "source_server_id");
 	copy_str(ck->position, sizeof(ck->position), root, "position");
-	copy_str(ck->slot, sizeof(ck->slot), root, "slot");
-	copy_str(ck->publication, sizeof(ck->publication), root, "publication");
 	copy_str(ck->updated_at, sizeof(ck->updated_at), root, "updated_at");
+	if (state_from_json(&ck->source_state, root, "source_state") != PS_OK ||
+	    state_from_json(&ck->target_state, root, "target_state") != PS_OK)
+		return ps_error_set(err, PS_ENOMEM, "out of memory reading checkpoint '%s'", path);
 	if (ps_cdc_state_parse(cdc, &ck->cdc_state) != PS_OK)
 		return ps_error_set(err, PS_ECHECKPOINT, "checkpoint '%s': unknown cdc_state '%s'", path, cdc);
 	if (json_is_object(spec))
@@ -446,8 +468,10 @@ static json_t *to_json(const ps_checkpoint *ck)
 	json_object_set_new(root, "source_server_id", json_string(ck->source_server_id));
 	json_object_set_new(root, "cdc_state", json_string(ps_cdc_state_name(ck->cdc_state)));
 	json_object_set_new(root, "position", json_string(ck->position));
-	json_object_set_new(root, "slot", json_string(ck->slot));
-	json_object_set_new(root, "publication", json_string(ck->publication));
+	if (ck->source_state)
+		json_object_set_new(root, "source_state", json_loads(ck->source_state, 0, NULL));
+	if (ck->target_state)
+		json_object_set_new(root, "target_state", json_loads(ck->target_state, 0, NULL));
 	json_object_set_new(root, "updated_at", json_string(ck->updated_at));
 	if (ck->spec_json)
 		spec = json_loads(ck->spec_json, 0, NULL);
@@ -562,6 +586,10 @@ void ps_checkpoint_free(ps_checkpoint *ck)
 {
 	free(ck->spec_json);
 	ck->spec_json = NULL;
+	free(ck->source_state);
+	ck->source_state = NULL;
+	free(ck->target_state);
+	ck->target_state = NULL;
 	ps_checkpoint_clear_tables(ck);
 }
 
@@ -591,8 +619,17 @@ int ps_checkpoint_fetch(ps_checkpoint *out, bool *found, ps_snk *snk, const char
 
 int ps_checkpoint_commit(ps_checkpoint *ck, ps_snk *snk, const char *state_dir, ps_error *err)
 {
-	char *text;
+	char *text = NULL;
 	int rc;
+
+	/* The sink's own state as of the data this checkpoint covers. */
+	rc = ps_snk_state_save(snk, &text, err);
+	if (rc != PS_OK)
+		return rc;
+	if (text) {
+		free(ck->target_state);
+		ck->target_state = text;
+	}
 
 	if (!ps_snk_has_checkpoint_store(snk)) {
 		rc = ps_snk_flush(snk, err);

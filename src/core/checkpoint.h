@@ -4,11 +4,15 @@
  * NOTES ON THE DESIGN
  *
  * 1. Content: job name, a fingerprint of the job definition (source identity,
- *    target identity, table set) with the parts it was computed from (so a
- *    mismatch can say what differs), the source server's identity, the CDC
- *    marker, the committed position, slot and publication, and the spec in
- *    force when the run began (no secrets: specs hold only the *names* of
- *    password variables and files).
+ *    target identity, table set, each as its plugin tells it) with the parts
+ *    it was computed from (so a mismatch can say what differs), the source
+ *    server's identity, the CDC marker, the committed position, the source's
+ *    and the target's engine state (opaque JSON objects their plugins own:
+ *    PostgreSQL's slot and publication, a MySQL GTID list and table shapes,
+ *    a producer's state), and the spec in force when the run began (no
+ *    secrets: specs hold only the *names* of password variables and files).
+ *    A checkpoint written before the engine states existed has none; its
+ *    other fields are read as always.
  * 2. Place: non-transactional targets keep it in the state directory as
  *    <state_dir>/jobs/<job>/checkpoint.json, written atomically (write to a
  *    temporary file, fsync, rename, fsync the directory); directories are
@@ -49,13 +53,18 @@ int ps_cdc_transition(int from, int to);
 
 /* What a job definition is, for the fingerprint. */
 typedef struct ps_identity {
-	char source[512];     /* "postgresql://host:port/dbname" (no user, no secret) */
-	char target[1536];    /* target URL, redacted, without user */
+	char source[512];     /* as the source plugin tells it, e.g.
+	                         "postgresql://host:port/dbname" (no user, no secret) */
+	char target[1536];    /* as the sink plugin tells it, e.g. the redacted URL */
 	char tables[2048];    /* "include=a,b;exclude=c" */
 	char fingerprint[17]; /* 64-bit FNV-1a of the three, hex */
 } ps_identity;
 
 void ps_identity_from_spec(ps_identity *id, const ps_spec *spec);
+
+/* Replaces *slot with a copy of text (NULL clears it); PS_ENOMEM on failure
+ * (the old value is kept). For source_state and target_state. */
+int ps_checkpoint_set_text(char **slot, const char *text);
 
 /* Initial-load progress of one copy unit: a key range of a table. */
 typedef struct ps_ck_unit {
@@ -87,16 +96,17 @@ typedef struct ps_checkpoint {
 	char source_server_id[64];   /* PG system identifier; "" if unknown */
 	int cdc_state;               /* ps_cdc_state */
 	char position[PS_POSITION_MAX];
-	char slot[64];
-	char publication[64];
+	char *source_state;          /* malloc'd JSON object text owned by the source
+	                                plugin (source.h), or NULL */
+	char *target_state;          /* the same for the sink (sink.h state_save) */
 	char *spec_json;             /* malloc'd canonical spec, may be NULL */
 	char updated_at[32];         /* ISO 8601 UTC, set by store */
 	size_t ntables;              /* initial load: per table progress; 0 outside */
 	ps_ck_table *tables;
 } ps_checkpoint;
 
-/* Frees spec_json and the tables; the struct itself stays usable (zeroed
- * there). */
+/* Frees spec_json, the engine states and the tables; the struct itself
+ * stays usable (zeroed there). */
 void ps_checkpoint_free(ps_checkpoint *ck);
 void ps_checkpoint_clear_tables(ps_checkpoint *ck);
 

@@ -6,61 +6,6 @@
 
 #include "core/errclass.h"
 
-/* Exact SQLSTATEs first: several of them refine a class listed below
- * (42501 in class 42, 57014 in class 57). */
-static const struct {
-	const char *code;
-	int cls;
-} SQLSTATE_CODES[] = {
-	{"57P01", PS_ERRCLASS_CONNECTION},   /* admin_shutdown (or our backend terminated) */
-	{"57P02", PS_ERRCLASS_CONNECTION},   /* crash_shutdown */
-	{"57P03", PS_ERRCLASS_CONNECTION},   /* cannot_connect_now: starting up, shutting down */
-	{"57P05", PS_ERRCLASS_CONNECTION},   /* idle_session_timeout */
-	{"25P03", PS_ERRCLASS_CONNECTION},   /* idle_in_transaction_session_timeout */
-	{"57014", PS_ERRCLASS_TIMEOUT},      /* query_canceled: statement_timeout, cancel */
-	{"40001", PS_ERRCLASS_CONFLICT},     /* serialization_failure */
-	{"40P01", PS_ERRCLASS_CONFLICT},     /* deadlock_detected */
-	{"55P03", PS_ERRCLASS_CONFLICT},     /* lock_not_available: lock_timeout */
-	{"55006", PS_ERRCLASS_CONFLICT},     /* object_in_use: a slot still held */
-	{"58030", PS_ERRCLASS_RESOURCES},    /* io_error */
-	{"42704", PS_ERRCLASS_SLOT_LOST},    /* undefined_object: START_REPLICATION on no slot */
-	{"55000", PS_ERRCLASS_SLOT_LOST},    /* "can no longer get changes from replication slot" */
-	{"58P01", PS_ERRCLASS_LOG_LOST},     /* undefined_file: requested WAL segment removed */
-	{"42501", PS_ERRCLASS_PERMISSION},   /* insufficient_privilege */
-	{"57P04", PS_ERRCLASS_INVALID},      /* database_dropped */
-	{"3D000", PS_ERRCLASS_INVALID},      /* invalid_catalog_name: no such database */
-	{"0A000", PS_ERRCLASS_SCHEMA},       /* feature_not_supported */
-	{"3F000", PS_ERRCLASS_SCHEMA},       /* invalid_schema_name */
-};
-
-static const struct {
-	const char *prefix;   /* the SQLSTATE class: its first two characters */
-	int cls;
-} SQLSTATE_CLASSES[] = {
-	{"08", PS_ERRCLASS_CONNECTION},      /* connection exception */
-	{"53", PS_ERRCLASS_RESOURCES},       /* insufficient resources: disk full, memory, connections */
-	{"28", PS_ERRCLASS_PERMISSION},      /* invalid authorization specification */
-	{"42", PS_ERRCLASS_SCHEMA},          /* undefined table/column, datatype mismatch, ... */
-	{"22", PS_ERRCLASS_SCHEMA},          /* data exception: a value the target type refuses */
-	{"23", PS_ERRCLASS_SCHEMA},          /* integrity constraint: NOT NULL, unique, check */
-	{"XX", PS_ERRCLASS_INTERNAL},        /* internal error, data corrupted */
-};
-
-#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
-
-int ps_errclass_of_sqlstate(const char *s)
-{
-	if (!s || strlen(s) != 5)
-		return -1;
-	for (size_t i = 0; i < NELEM(SQLSTATE_CODES); i++)
-		if (strcmp(s, SQLSTATE_CODES[i].code) == 0)
-			return SQLSTATE_CODES[i].cls;
-	for (size_t i = 0; i < NELEM(SQLSTATE_CLASSES); i++)
-		if (strncmp(s, SQLSTATE_CLASSES[i].prefix, 2) == 0)
-			return SQLSTATE_CLASSES[i].cls;
-	return -1;
-}
-
 static int class_of_errno(int e)
 {
 	switch (e) {
@@ -124,7 +69,7 @@ int ps_errclass_of(const ps_error *err)
 	 * the error carries. */
 	if (err->code == PS_EFAULT || err->code == PS_ESTOPPED)
 		return class_of_code(err->code);
-	cls = ps_errclass_of_sqlstate(err->sqlstate);
+	cls = err->errclass > 0 && err->errclass <= PS_ERRCLASS_COUNT ? err->errclass - 1 : -1;
 	if (cls < 0 && err->sys_errno)
 		cls = class_of_errno(err->sys_errno);
 	if (cls < 0)
@@ -161,7 +106,8 @@ const char *ps_errclass_hint(int cls)
 		       "servers are up and reachable";
 	case PS_ERRCLASS_CONFLICT:
 		return "penstock retries by itself with backoff; if it keeps failing, look for "
-		       "sessions holding locks on the target tables or on the replication slot";
+		       "sessions holding locks on the target tables or on the source's log reader "
+		       "(the message names it)";
 	case PS_ERRCLASS_RESOURCES:
 		return "penstock retries by itself with backoff; free disk space, memory or "
 		       "connections on the server named in the message";

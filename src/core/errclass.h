@@ -8,9 +8,11 @@
  *     error's class is retryable (ps_errclass_retryable) and stops for good
  *     otherwise; the server, the health of a run and `recover` all ask here.
  *  2. Only structured fields decide, never message text, in this order:
- *     the SQLSTATE (the most specific thing a server says), then errno, then
- *     penstock's own code (penstock/error.h). A field that names no known
- *     condition hands the decision to the next one.
+ *     the class the plugin gave the error when it copied its engine's code
+ *     (a SQLSTATE, a MySQL errno, a Kafka error: the most specific thing a
+ *     server says, and only its plugin knows what it means), then errno,
+ *     then penstock's own code (penstock/error.h). A field that names no
+ *     known condition hands the decision to the next one.
  *  3. Unknown means permanent: an error nobody foresaw is more likely a bug
  *     or a changed schema than weather, and retrying it forever would hide
  *     it. The exceptions are errors that by their nature are transport
@@ -25,29 +27,10 @@
 
 #include "penstock/error.h"
 
-typedef enum ps_errclass {
-	/* retryable */
-	PS_ERRCLASS_CONNECTION = 0, /* lost or refused connection, server restarting */
-	PS_ERRCLASS_TIMEOUT,        /* a deadline passed, a statement was cancelled */
-	PS_ERRCLASS_CONFLICT,       /* serialization failure, deadlock, lock timeout, object in use */
-	PS_ERRCLASS_RESOURCES,      /* disk full, server out of memory or connections, I/O error */
-	PS_ERRCLASS_INTERRUPTED,    /* the run was interrupted (PS_ESTOPPED without a stop request) */
-	PS_ERRCLASS_INJECTED,       /* PENSTOCK_FAULT */
-	/* permanent */
-	PS_ERRCLASS_SLOT_LOST,      /* replication slot missing or invalidated */
-	PS_ERRCLASS_LOG_LOST,       /* the log the checkpoint needs was removed */
-	PS_ERRCLASS_PERMISSION,     /* privilege or authentication refused */
-	PS_ERRCLASS_SCHEMA,         /* target schema or data incompatible with the source's */
-	PS_ERRCLASS_CHECKPOINT,     /* checkpoint refused: fingerprint mismatch, slot gone, corrupt */
-	PS_ERRCLASS_INVALID,        /* bad spec or input */
-	PS_ERRCLASS_INTERNAL,       /* protocol violation, out of memory, anything unknown */
-	PS_ERRCLASS_COUNT
-} ps_errclass;
+/* The classes (ps_errclass) are in penstock/error.h: plugins set them. */
 
 /* The class of err (err->code must not be PS_OK). */
 int ps_errclass_of(const ps_error *err);
-/* The class of a bare SQLSTATE; -1 when it names no condition we know. */
-int ps_errclass_of_sqlstate(const char *sqlstate);
 bool ps_errclass_retryable(int cls);
 /* Stable lower-case name, e.g. "connection", "slot_lost". */
 const char *ps_errclass_name(int cls);

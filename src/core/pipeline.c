@@ -342,6 +342,7 @@ static int reader_loop(pipeline *p, ps_error *err)
 		rc = ps_fault_hit("source.read", err);
 		if (rc != PS_OK) {
 			ps_change_free(item.change);
+			free(item.state);
 			return rc;
 		}
 		if (item.kind == PS_READ_BEGIN)
@@ -351,6 +352,7 @@ static int reader_loop(pipeline *p, ps_error *err)
 		rc = reader_push(p, &item, err);
 		if (rc != PS_OK) {
 			ps_change_free(item.change);
+			free(item.state);
 			return rc;
 		}
 	}
@@ -572,6 +574,10 @@ static int apply_item(pipeline *p, const ps_read_item *item, ps_error *err)
 		rc = ps_snk_commit(&p->snk, &p->txn, err);
 		if (rc != PS_OK)
 			return rc;
+		/* The source's state as of this commit goes into the checkpoint
+		 * that records it (source.h ps_read_item.state). */
+		if (item->state && ps_checkpoint_set_text(&p->ck.source_state, item->state) != PS_OK)
+			return ps_error_set(err, PS_ENOMEM, "out of memory keeping the source's state");
 		p->in_txn = false;
 		p->batch_txns++;
 		p->txns_applied++;
@@ -674,6 +680,7 @@ static int applier_loop(pipeline *p, ps_error *err)
 		}
 		rc = apply_item(p, &item, err);
 		ps_change_free(item.change);
+		free(item.state);
 		if (rc != PS_OK)
 			return rc;
 		/* Once per transaction, and now and then inside a huge one. */
@@ -703,6 +710,8 @@ static int decide_resume(pipeline *p, bool *resuming, int *mode, ps_error *err)
 	else
 		ps_checkpoint_path(where, sizeof(where), p->cfg->state_dir, p->spec->name);
 	rc = ps_checkpoint_fetch(&p->ck, &found, &p->snk, p->cfg->state_dir, p->spec->name, err);
+	if (rc == PS_OK)
+		rc = ps_snk_state_restore(&p->snk, found ? p->ck.target_state : NULL, err);
 	if (rc != PS_OK)
 		return rc;
 	*resuming = false;
@@ -801,8 +810,10 @@ static void fill_checkpoint(pipeline *p, const ps_prepare_result *res)
 	snprintf(p->ck.job, sizeof(p->ck.job), "%s", s->name);
 	p->ck.identity = p->identity;
 	snprintf(p->ck.source_server_id, sizeof(p->ck.source_server_id), "%s", res->server_id);
-	snprintf(p->ck.slot, sizeof(p->ck.slot), "%s", s->source.slot);
-	snprintf(p->ck.publication, sizeof(p->ck.publication), "%s", s->source.publication);
+	/* The source's state from prepare when it has one, else the resumed
+	 * checkpoint's stays (a source that tells its state per commit). */
+	if (res->state && ps_checkpoint_set_text(&p->ck.source_state, res->state) != PS_OK)
+		ps_log_warn("out of memory keeping the source's state");
 	free(p->ck.spec_json);
 	p->ck.spec_json = ps_spec_to_json(s);
 }
@@ -908,12 +919,14 @@ static void log_start(pipeline *p, bool resuming, const ps_prepare_result *res)
 {
 	const ps_spec *s = p->spec;
 
-	ps_log_info("job %s (%s): source %s (PostgreSQL %s), target %s, %zu tables, publication %s",
-	            s->name, ps_job_type_name(s->type), s->source.parsed.redacted, res->server_version,
-	            s->target.parsed.redacted, res->ntables, s->source.publication);
-	/* Logged once START_REPLICATION succeeded: from here on every commit is
+	ps_log_info("job %s (%s): source %s (%s), target %s, %zu tables", s->name,
+	            ps_job_type_name(s->type), s->source.parsed.redacted,
+	            res->summary[0] ? res->summary : p->src.ops->name, s->target.parsed.redacted,
+	            res->ntables);
+	/* Logged once streaming started: from here on every commit is
 	 * captured, so scripts may wait for this line. */
-	ps_log_info("slot %s %s; streaming, %s at %s, CDC %s", s->source.slot,
+	ps_log_info("%s %s; streaming, %s at %s, CDC %s",
+	            res->log_reader[0] ? res->log_reader : "log reader",
 	            res->created ? "created" : "exists",
 	            resuming ? "resuming from checkpoint" : "starting", p->ck.position,
 	            ps_cdc_state_name(p->ck.cdc_state));
@@ -964,15 +977,15 @@ static int run_threads(pipeline *p, ps_error *err)
  * publication and checkpoint go. */
 static int finish_snapshot_job(pipeline *p, ps_error *err)
 {
+	char done[512];
 	int rc;
 
-	rc = ps_src_drop(&p->src, err);
+	rc = ps_src_drop(&p->src, done, sizeof(done), err);
 	if (rc == PS_OK)
 		rc = ps_checkpoint_discard(&p->snk, p->cfg->state_dir, p->spec->name, err);
 	if (rc == PS_OK)
-		ps_log_info("snapshot job %s complete: target loaded as of %s; slot %s, publication %s "
-		            "and checkpoint removed", p->spec->name, p->ck.position, p->spec->source.slot,
-		            p->spec->source.publication);
+		ps_log_info("snapshot job %s complete: target loaded as of %s; %s%scheckpoint removed",
+		            p->spec->name, p->ck.position, done, done[0] ? "; " : "");
 	return rc;
 }
 
@@ -997,7 +1010,7 @@ static int run_stream(pipeline *p, bool resuming, const ps_prepare_result *res, 
 	}
 	set_phase(p, PS_PHASE_CATCHUP);
 	publish_status(p, true);
-	rc = ps_src_start(&p->src, p->ck.position, p->redo_until, err);
+	rc = ps_src_start(&p->src, p->ck.position, p->redo_until, p->ck.source_state, err);
 	if (rc == PS_OK)
 		log_start(p, resuming, res);
 	if (rc == PS_OK)
@@ -1012,7 +1025,7 @@ static int run_stream(pipeline *p, bool resuming, const ps_prepare_result *res, 
 int ps_pipeline_run(const ps_pipeline_config *cfg, atomic_int *stop, ps_error *err)
 {
 	pipeline *p = calloc(1, sizeof(*p));
-	ps_prepare_result res;
+	ps_prepare_result res = {0};
 	bool resuming = false;
 	int mode, rc;
 
@@ -1076,6 +1089,7 @@ int ps_pipeline_run(const ps_pipeline_config *cfg, atomic_int *stop, ps_error *e
 	ps_src_close(&p->src);
 	ps_queue_destroy(&p->queue);
 	ps_checkpoint_free(&p->ck);
+	ps_prepare_result_clear(&res);
 	route_cache_clear(p);
 	free(p->routes);
 	ps_secret_free(p->target_password);
@@ -1112,23 +1126,17 @@ int ps_pipeline_release(const ps_spec *spec, const char *state_dir, char *done, 
 		rc = ps_src_open(&src, sops, &scfg, err);
 	ps_secret_free(password);
 	password = NULL;
-	/* The last run's walsender may still hold the slot for a moment after
-	 * its connection closed (object_in_use): try again for up to 10 s. */
-	for (int i = 0; rc == PS_OK && i < 50; i++) {
-		rc = ps_src_drop(&src, err);
-		if (rc == PS_OK || strcmp(err->sqlstate, "55006") != 0 || i == 49)
-			break;
-		rc = PS_OK;
-		struct timespec ts = {0, 200 * 1000000L};
-		nanosleep(&ts, NULL);
-	}
-	ps_src_close(&src);
 	if (rc == PS_OK)
-		used += (size_t)snprintf(done, len, "dropped slot %s and publication %s on the source",
-		                         spec->source.slot, spec->source.publication);
-	else
-		ps_error_add_context(err, "releasing slot %s and publication %s", spec->source.slot,
-		                     spec->source.publication);
+		rc = ps_src_drop(&src, done, len, err);
+	ps_src_close(&src);
+	if (rc == PS_OK) {
+		used = strlen(done);
+	} else {
+		ps_source_resources held;
+
+		ps_plugin_source_resources(sops, spec->source.options, &held);
+		ps_error_add_context(err, "releasing %s", held.held[0] ? held.held : "the source");
+	}
 
 	kops = ps_plugin_sink_for(spec->target.parsed.scheme_name, &e2);
 	rc2 = kops ? ps_spec_sink_config(spec, &kcfg, &password, &e2) : e2.code;

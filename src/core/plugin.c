@@ -1,13 +1,18 @@
 /*
  * plugin.c — registry and call wrappers for source and sink plugins.
  *
- * The registry is two static tables. Adding a plugin means one line here and
- * one `const ps_*_ops` definition in its own file; nothing else in the core
- * knows plugin names.
+ * The registry is three static tables: the URL syntaxes each engine
+ * declares, the sources and the sinks. Adding an engine means its lines
+ * here and its `const ps_*_ops` definitions in its own files; nothing else
+ * in the core knows engine or plugin names.
+ *
+ * Tests may put other tables in place (ps__plugin_set_tables_for_tests):
+ * the pipeline then runs against in-memory plugins.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
-#include <time.h>
+#include <strings.h>
 
 #include "core/plugin.h"
 #include "util/buf.h"
@@ -17,15 +22,65 @@ extern const ps_sink_ops ps_sink_jsonl;
 extern const ps_sink_ops ps_sink_pg;
 extern const ps_sink_ops ps_sink_sqlite;
 
-static const ps_source_ops *const source_table[] = {&ps_source_pg, NULL};
-static const ps_sink_ops *const sink_table[] = {&ps_sink_jsonl, &ps_sink_pg, &ps_sink_sqlite, NULL};
+extern const ps_url_syntax ps_pg_url_syntax[];      /* util/pgconn.c */
+extern const ps_url_syntax ps_mysql_url_syntax[];   /* util/myconn.c */
+extern const ps_url_syntax ps_sqlite_url_syntax[];  /* sink/sqlite/sqlite.c */
+extern const ps_url_syntax ps_jsonl_url_syntax[];   /* sink/jsonl/jsonl.c */
+extern const ps_url_syntax ps_kafka_url_syntax[];   /* sink/kafka/kafka_url.c */
 
-uint64_t ps_now_ns(void)
+static const ps_url_syntax *const builtin_syntaxes[] = {
+	ps_pg_url_syntax, ps_mysql_url_syntax, ps_sqlite_url_syntax, ps_jsonl_url_syntax,
+	ps_kafka_url_syntax, NULL
+};
+static const ps_source_ops *const builtin_sources[] = {&ps_source_pg, NULL};
+static const ps_sink_ops *const builtin_sinks[] = {
+	&ps_sink_jsonl, &ps_sink_pg, &ps_sink_sqlite, NULL
+};
+
+static const ps_url_syntax *const *syntax_table = builtin_syntaxes;
+static const ps_source_ops *const *source_table = builtin_sources;
+static const ps_sink_ops *const *sink_table = builtin_sinks;
+
+void ps__plugin_set_tables_for_tests(const ps_url_syntax *const *syntaxes,
+                                     const ps_source_ops *const *sources,
+                                     const ps_sink_ops *const *sinks)
 {
-	struct timespec ts;
+	syntax_table = syntaxes ? syntaxes : builtin_syntaxes;
+	source_table = sources ? sources : builtin_sources;
+	sink_table = sinks ? sinks : builtin_sinks;
+}
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+/* --- URL syntaxes --------------------------------------------------------- */
+
+const ps_url_syntax *ps_url_syntax_find(const char *scheme, size_t n)
+{
+	for (int i = 0; syntax_table[i]; i++)
+		for (const ps_url_syntax *s = syntax_table[i]; s->scheme; s++)
+			if (strlen(s->scheme) == n && strncasecmp(s->scheme, scheme, n) == 0)
+				return s;
+	return NULL;
+}
+
+void ps_url_schemes_list(char *buf, size_t len)
+{
+	size_t used = 0, count = 0, total = 0;
+
+	if (!len)
+		return;
+	buf[0] = '\0';
+	for (int i = 0; syntax_table[i]; i++)
+		for (const ps_url_syntax *s = syntax_table[i]; s->scheme; s++)
+			total += strcmp(s->scheme, s->canonical) == 0;
+	for (int i = 0; syntax_table[i]; i++)
+		for (const ps_url_syntax *s = syntax_table[i]; s->scheme && used < len; s++) {
+			if (strcmp(s->scheme, s->canonical) != 0)
+				continue;   /* an alias */
+			count++;
+			used += (size_t)snprintf(buf + used, len - used, "%s%s%s",
+			                         count == 1 ? "" : count == total ? " or " : ", ",
+			                         s->canonical,
+			                         s->form == PS_URL_PATH && !s->stdout_ok ? ":///" : "://");
+		}
 }
 
 static int has_scheme(const char *const *schemes, const char *scheme)
@@ -40,6 +95,31 @@ static void list_schemes(ps_buf *b, const char *const *schemes)
 {
 	for (; schemes && *schemes; schemes++)
 		ps_buf_printf(b, "%s%s://", b->len ? ", " : "", *schemes);
+}
+
+/* A plugin's option declarations: named, of a known kind, a CHOICE with
+ * its choices and a default among them, bounds in order. */
+static int check_options(const ps_option_def *defs, const char *what, const char *name,
+                         ps_error *err)
+{
+	for (const ps_option_def *d = defs; d && d->name; d++) {
+		bool ok = d->kind >= PS_OPTION_STRING && d->kind <= PS_OPTION_CHOICE;
+
+		if (d->kind == PS_OPTION_CHOICE) {
+			bool has_default = !d->default_text;
+			ok = ok && d->choices && d->choices[0];
+			for (const char *const *c = d->choices; ok && *c; c++)
+				has_default |= strcmp(*c, d->default_text) == 0;
+			ok = ok && has_default;
+		}
+		if (d->kind == PS_OPTION_INTEGER)
+			ok = ok && d->min <= d->max && d->default_int >= d->min &&
+			     d->default_int <= d->max;
+		if (!ok)
+			return ps_error_set(err, PS_EINVAL, "%s plugin %s declares option %s badly",
+			                    what, name ? name : "?", d->name);
+	}
+	return PS_OK;
 }
 
 int ps_plugin_check_source(const ps_source_ops *ops, ps_error *err)
@@ -66,10 +146,13 @@ int ps_plugin_check_source(const ps_source_ops *ops, ps_error *err)
 	else if (!ops->copy_raw_format != !ops->copy_unit_raw ||
 	         (ops->copy_unit_raw && !ops->describe))
 		missing = "raw initial-load pair (copy_raw_format, copy_unit_raw, with describe)";
+	else if (!ops->retable != !ops->mark || !ops->retable != !ops->chunk_read ||
+	         (ops->chunk_read && !ops->describe))
+		missing = "live table group (retable, mark, chunk_read, with describe)";
 	if (missing)
 		return ps_error_set(err, PS_EINVAL, "source plugin %s lacks required callback %s",
 		                    ops->name ? ops->name : "?", missing);
-	return PS_OK;
+	return check_options(ops->options, "source", ops->name, err);
 }
 
 int ps_plugin_check_sink(const ps_sink_ops *ops, ps_error *err)
@@ -93,10 +176,48 @@ int ps_plugin_check_sink(const ps_sink_ops *ops, ps_error *err)
 	         !ops->load_raw_accepts != !ops->load_raw_write ||
 	         !ops->load_raw_accepts != !ops->load_raw_end)
 		missing = "load_raw_accepts/_begin/_write/_end set";
+	else if (!ops->state_save != !ops->state_restore)
+		missing = "state_save/_restore pair";
 	if (missing)
 		return ps_error_set(err, PS_EINVAL, "sink plugin %s lacks required callback %s",
 		                    ops->name ? ops->name : "?", missing);
-	return PS_OK;
+	return check_options(ops->options, "sink", ops->name, err);
+}
+
+static bool listed(const char **ids, size_t n, const char *id)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(ids[i], id) == 0)
+			return true;
+	return false;
+}
+
+static void add_ids(const char **ids, size_t *n, size_t cap, const char *const *more)
+{
+	for (; more && *more && *n < cap; more++)
+		if (!listed(ids, *n, *more))
+			ids[(*n)++] = *more;
+}
+
+size_t ps_plugin_check_ids(const char **ids, size_t cap)
+{
+	static const char *const core_ids[] = {"source.connect", "target.connect", NULL};
+	size_t n = 0;
+
+	add_ids(ids, &n, cap, core_ids);
+	for (size_t i = 0; source_table[i]; i++)
+		add_ids(ids, &n, cap, source_table[i]->check_ids);
+	for (size_t i = 0; sink_table[i]; i++)
+		add_ids(ids, &n, cap, sink_table[i]->check_ids);
+	return n;
+}
+
+const char *ps_plugin_source_name(size_t i)
+{
+	for (size_t k = 0; source_table[k]; k++)
+		if (k == i)
+			return source_table[k]->url_schemes[0];
+	return NULL;
 }
 
 const ps_source_ops *ps_plugin_source_for(const char *scheme, ps_error *err)
@@ -169,16 +290,17 @@ int ps_src_prepare(ps_src *s, int mode, ps_prepare_result *res, ps_error *err)
 {
 	int rc;
 
-	memset(res, 0, sizeof(*res));
+	ps_prepare_result_clear(res);
 	rc = s->ops->prepare(s->impl, mode, res, err);
 	if (rc != PS_OK)
 		SRC_CTX(s, err);
 	return rc;
 }
 
-int ps_src_start(ps_src *s, const char *position, const char *redo_until, ps_error *err)
+int ps_src_start(ps_src *s, const char *position, const char *redo_until, const char *state,
+                 ps_error *err)
 {
-	int rc = s->ops->start(s->impl, position, redo_until, err);
+	int rc = s->ops->start(s->impl, position, redo_until, state, err);
 
 	if (rc != PS_OK)
 		ps_error_add_context(err, "source %s, position %s", s->ops->name,
@@ -252,16 +374,186 @@ int ps_src_fence(ps_src *s, char *pos, size_t len, ps_error *err)
 	return rc;
 }
 
-int ps_src_drop(ps_src *s, ps_error *err)
+int ps_src_drop(ps_src *s, char *done, size_t done_len, ps_error *err)
 {
 	int rc;
 
+	if (done_len)
+		done[0] = '\0';
 	if (!s->ops->drop)
 		return PS_OK;
-	rc = s->ops->drop(s->impl, err);
+	rc = s->ops->drop(s->impl, done, done_len, err);
 	if (rc != PS_OK)
 		SRC_CTX(s, err);
 	return rc;
+}
+
+/* --- live table changes --------------------------------------------------- */
+
+int ps_src_can_retable(const ps_src *s)
+{
+	return s->ops->retable != NULL;
+}
+
+int ps_src_retable(ps_src *s, const char *const *include, size_t ninclude,
+                   const char *const *exclude, size_t nexclude, bool with_key,
+                   const char *mark, ps_retable_result *res, ps_error *err)
+{
+	uint64_t t0 = ps_now_ns();
+	int rc;
+
+	memset(res, 0, sizeof(*res));
+	if (!s->ops->retable)
+		return ps_error_set(err, PS_EINVAL, "source %s cannot change its tables while it runs; "
+		                    "stop the job and start it again", s->ops->name);
+	rc = s->ops->retable(s->impl, include, ninclude, exclude, nexclude, with_key, mark, res, err);
+	timed(&s->live_time, t0);
+	if (rc != PS_OK)
+		ps_error_add_context(err, "source %s, changing the tables", s->ops->name);
+	return rc;
+}
+
+int ps_src_mark(ps_src *s, const char *content, char *pos, size_t len, ps_error *err)
+{
+	uint64_t t0 = ps_now_ns();
+	int rc;
+
+	if (len)
+		pos[0] = '\0';
+	if (!s->ops->mark)
+		return ps_error_set(err, PS_EINVAL, "source %s cannot write markers", s->ops->name);
+	rc = s->ops->mark(s->impl, content, pos, len, err);
+	timed(&s->live_time, t0);
+	if (rc != PS_OK)
+		ps_error_add_context(err, "source %s, writing a watermark", s->ops->name);
+	return rc;
+}
+
+int ps_src_chunk_read(ps_src *s, const ps_table_def *def, const ps_key_bound *after,
+                      int max_rows, ps_row_fn fn, void *ctx, int *nrows, ps_error *err)
+{
+	uint64_t t0 = ps_now_ns();
+	int rc;
+
+	*nrows = 0;
+	if (!s->ops->chunk_read)
+		return ps_error_set(err, PS_EINVAL, "source %s cannot read a table in chunks",
+		                    s->ops->name);
+	rc = s->ops->chunk_read(s->impl, def, after, max_rows, fn, ctx, nrows, err);
+	timed(&s->live_time, t0);
+	if (rc != PS_OK)
+		ps_error_add_context(err, "source %s, backfill of %s.%s", s->ops->name,
+		                     def->table->schema, def->table->name);
+	return rc;
+}
+
+/* --- cutover -------------------------------------------------------------- */
+
+int ps_src_sequences(ps_src *s, ps_sequence **seqs, size_t *n, ps_error *err)
+{
+	int rc;
+
+	*seqs = NULL;
+	*n = 0;
+	if (!s->ops->sequences)
+		return PS_OK;
+	rc = s->ops->sequences(s->impl, seqs, n, err);
+	if (rc != PS_OK)
+		ps_error_add_context(err, "source %s, reading sequences", s->ops->name);
+	return rc;
+}
+
+int ps_snk_sequences_set(ps_snk *k, const ps_sequence *seqs, size_t n, char *summary,
+                         size_t len, ps_error *err)
+{
+	int rc;
+
+	if (len)
+		summary[0] = '\0';
+	if (!k->ops->sequences_set) {
+		snprintf(summary, len, "not applicable (a %s target has no sequences%s%s)",
+		         k->ops->name, k->ops->no_sequences ? "; " : "",
+		         k->ops->no_sequences ? k->ops->no_sequences : "");
+		return PS_OK;
+	}
+	rc = k->ops->sequences_set(k->impl, seqs, n, summary, len, err);
+	if (rc != PS_OK)
+		ps_error_add_context(err, "target %s, setting sequences", k->ops->name);
+	return rc;
+}
+
+/* --- engine state --------------------------------------------------------- */
+
+int ps_snk_state_save(ps_snk *k, char **json, ps_error *err)
+{
+	int rc;
+
+	*json = NULL;
+	if (!k->ops->state_save)
+		return PS_OK;
+	rc = k->ops->state_save(k->impl, json, err);
+	if (rc != PS_OK)
+		ps_error_add_context(err, "target %s, saving its state", k->ops->name);
+	return rc;
+}
+
+int ps_snk_state_restore(ps_snk *k, const char *json, ps_error *err)
+{
+	int rc;
+
+	if (!k->ops->state_restore)
+		return PS_OK;
+	rc = k->ops->state_restore(k->impl, json, err);
+	if (rc != PS_OK)
+		ps_error_add_context(err, "target %s, restoring its state", k->ops->name);
+	return rc;
+}
+
+/* --- what identifies an end, what it holds -------------------------------- */
+
+void ps_plugin_source_identity(const ps_source_ops *ops, const ps_url *url,
+                               const json_t *options, char *buf, size_t len)
+{
+	if (ops && ops->identity)
+		ops->identity(url, options, buf, len);
+	else
+		ps_url_identity(url, buf, len);
+}
+
+void ps_plugin_sink_identity(const ps_sink_ops *ops, const ps_url *url, const json_t *options,
+                             char *buf, size_t len)
+{
+	if (ops && ops->identity)
+		ops->identity(url, options, buf, len);
+	else
+		ps_url_identity(url, buf, len);
+}
+
+void ps_plugin_source_resources(const ps_source_ops *ops, const json_t *options,
+                                ps_source_resources *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (ops && ops->resources)
+		ops->resources(options, out);
+}
+
+void ps_prepare_result_clear(ps_prepare_result *res)
+{
+	free(res->state);
+	memset(res, 0, sizeof(*res));
+}
+
+void ps_sequences_free(ps_sequence *seqs, size_t n)
+{
+	for (size_t i = 0; seqs && i < n; i++) {
+		free(seqs[i].schema);
+		free(seqs[i].name);
+		free(seqs[i].table_schema);
+		free(seqs[i].table_name);
+		free(seqs[i].column);
+		free(seqs[i].last_value);
+	}
+	free(seqs);
 }
 
 void ps_src_close(ps_src *s)

@@ -17,6 +17,7 @@
 
 #include "penstock/sink.h"
 #include "penstock/source.h"
+#include "util/clock.h"
 
 typedef struct ps_plugin_timing {
 	uint64_t calls;
@@ -29,6 +30,7 @@ typedef struct ps_src {
 	ps_source *impl;
 	ps_plugin_timing read_time;
 	ps_plugin_timing ack_time;
+	ps_plugin_timing live_time;    /* retable, mark, chunk_read */
 } ps_src;
 
 typedef struct ps_snk {
@@ -44,6 +46,33 @@ typedef struct ps_snk {
 const ps_source_ops *ps_plugin_source_for(const char *scheme, ps_error *err);
 const ps_sink_ops *ps_plugin_sink_for(const char *scheme, ps_error *err);
 
+/* Every precheck id a plugin of this build may report ("source.connect",
+ * "target.connect" and each plugin's check_ids), once each, into ids (at
+ * most cap); returns how many. */
+size_t ps_plugin_check_ids(const char **ids, size_t cap);
+
+/* The first URL scheme of source plugin number i ("postgresql"), or NULL
+ * past the last: what a message lists as supported sources. */
+const char *ps_plugin_source_name(size_t i);
+
+/* What identifies an end for the checkpoint's fingerprint: the plugin's
+ * identity callback, else ps_url_identity. ops may be NULL. */
+void ps_plugin_source_identity(const ps_source_ops *ops, const ps_url *url,
+                               const json_t *options, char *buf, size_t len);
+void ps_plugin_sink_identity(const ps_sink_ops *ops, const ps_url *url, const json_t *options,
+                             char *buf, size_t len);
+/* What a job holds on the source and how to release it by hand, in the
+ * plugin's words (empty when the plugin says nothing). ops may be NULL. */
+void ps_plugin_source_resources(const ps_source_ops *ops, const json_t *options,
+                                ps_source_resources *out);
+
+/* Tests only: puts other registry tables in place (NULL: the built-in one)
+ * so that a test runs the core against in-memory plugins. Not thread-safe:
+ * call before anything looks a plugin up. */
+void ps__plugin_set_tables_for_tests(const ps_url_syntax *const *syntaxes,
+                                     const ps_source_ops *const *sources,
+                                     const ps_sink_ops *const *sinks);
+
 /* Validation used by the lookups, exposed for tests. */
 int ps_plugin_check_source(const ps_source_ops *ops, ps_error *err);
 int ps_plugin_check_sink(const ps_sink_ops *ops, ps_error *err);
@@ -52,7 +81,7 @@ int ps_plugin_check_sink(const ps_sink_ops *ops, ps_error *err);
 int ps_src_open(ps_src *s, const ps_source_ops *ops, const ps_source_config *cfg,
                 ps_error *err);
 int ps_src_prepare(ps_src *s, int mode, ps_prepare_result *res, ps_error *err);
-int ps_src_start(ps_src *s, const char *position, const char *redo_until,
+int ps_src_start(ps_src *s, const char *position, const char *redo_until, const char *state,
                  ps_error *err);
 int ps_src_read(ps_src *s, ps_read_item *item, int timeout_ms, ps_error *err);
 int ps_src_ack(ps_src *s, const char *position, ps_error *err);
@@ -61,7 +90,28 @@ int ps_src_compare(const ps_src *s, const char *a, const char *b);
 int ps_src_current_position(ps_src *s, char *buf, size_t len, ps_error *err);
 long long ps_src_distance(const ps_src *s, const char *from, const char *to);
 int ps_src_fence(ps_src *s, char *pos, size_t len, ps_error *err);
-int ps_src_drop(ps_src *s, ps_error *err);
+/* done receives what was released, in the plugin's words ("" when nothing). */
+int ps_src_drop(ps_src *s, char *done, size_t done_len, ps_error *err);
+
+/* --- live table changes (source.h invariants 8, 9) ------------------------ */
+int ps_src_can_retable(const ps_src *s);
+int ps_src_retable(ps_src *s, const char *const *include, size_t ninclude,
+                   const char *const *exclude, size_t nexclude, bool with_key,
+                   const char *mark, ps_retable_result *res, ps_error *err);
+int ps_src_mark(ps_src *s, const char *content, char *pos, size_t len, ps_error *err);
+int ps_src_chunk_read(ps_src *s, const ps_table_def *def, const ps_key_bound *after,
+                      int max_rows, ps_row_fn fn, void *ctx, int *nrows, ps_error *err);
+
+/* --- cutover -------------------------------------------------------------- */
+/* No sequences (PS_OK, *n = 0) when the plugin has none to tell. */
+int ps_src_sequences(ps_src *s, ps_sequence **seqs, size_t *n, ps_error *err);
+/* A sink without sequences says "not applicable (...)" in summary, PS_OK. */
+int ps_snk_sequences_set(ps_snk *k, const ps_sequence *seqs, size_t n, char *summary,
+                         size_t len, ps_error *err);
+
+/* --- engine state in the checkpoint (sink.h state_save/_restore) ---------- */
+int ps_snk_state_save(ps_snk *k, char **json, ps_error *err);
+int ps_snk_state_restore(ps_snk *k, const char *json, ps_error *err);
 void ps_src_close(ps_src *s);
 
 /* --- prechecks (penstock/check.h) ---------------------------------------- */
@@ -132,7 +182,5 @@ int ps_src_schema_after_load(ps_src *s, ps_schema **out, ps_error *err);
  * callback (ps_snk_can_apply_schema tells which). */
 int ps_snk_schema_apply(ps_snk *k, const ps_schema *schema, size_t *applied, ps_error *err);
 int ps_snk_can_apply_schema(const ps_snk *k);
-
-uint64_t ps_now_ns(void);   /* CLOCK_MONOTONIC */
 
 #endif

@@ -16,10 +16,11 @@
  *     of the listed items to skipped. The check still runs, so its message
  *     can tell the user what it found: skipping is a decision taken with
  *     the facts in view, not a way to hide them.
- *  4. The core knows check ids only as a list (ps_check_known_ids), like an
- *     error-code table: the spec parser refuses a typo, and when a password
- *     cannot be resolved the core reports the plugin's items as skipped
- *     from that list. It never switches on a plugin name.
+ *  4. The core knows check ids only as lists the plugins declare
+ *     (check_ids in their ops), like an error-code table: the spec parser
+ *     refuses a typo, and when a password cannot be resolved the core
+ *     reports the plugin's items as skipped from its list. It never
+ *     switches on a plugin name.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -28,31 +29,21 @@
 #include "core/precheck.h"
 #include "util/str.h"
 
-const char *const ps_check_known_ids[] = {
-	"source.connect",
-	"source.version",
-	"source.wal_level",
-	"source.slots",
-	"source.replication_privilege",
-	"source.publication_privilege",
-	"source.output_plugin",
-	"source.encoding",
-	"source.tables",
-	"source.select_privilege",
-	"source.replica_identity",
-	"source.keyless",
-	"target.connect",
-	"target.writable",
-	"target.tables",
-	"target.types",
-	"target.extensions",
-	NULL
-};
+const char *ps_check_known_id(size_t i)
+{
+	const char *ids[PS_CHECK_IDS_MAX];
+	size_t n = ps_plugin_check_ids(ids, PS_CHECK_IDS_MAX);
+
+	return i < n ? ids[i] : NULL;
+}
 
 bool ps_check_id_known(const char *id)
 {
-	for (size_t i = 0; ps_check_known_ids[i]; i++)
-		if (strcmp(ps_check_known_ids[i], id) == 0)
+	const char *ids[PS_CHECK_IDS_MAX];
+	size_t n = ps_plugin_check_ids(ids, PS_CHECK_IDS_MAX);
+
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(ids[i], id) == 0)
 			return true;
 	return false;
 }
@@ -65,8 +56,9 @@ bool ps_check_id_skippable(const char *id)
 
 /* The endpoint's password could not be resolved (variable unset, file
  * unreadable): its connect item fails with that message, and every other
- * item of the endpoint is skipped (design note 4). */
-static int endpoint_unresolved(ps_check_report *r, const char *prefix, const ps_error *perr)
+ * item of the endpoint's plugin is skipped (design note 4). */
+static int endpoint_unresolved(ps_check_report *r, const char *prefix,
+                               const char *const *plugin_ids, const ps_error *perr)
 {
 	char connect_id[PS_CHECK_ID_MAX];
 	char fix[160];
@@ -78,8 +70,8 @@ static int endpoint_unresolved(ps_check_report *r, const char *prefix, const ps_
 	         "%.*spassword_file readable", (int)plen, prefix, (int)plen, prefix);
 	rc = ps_check_add(r, connect_id, PS_CHECK_ERROR, PS_CHECK_FAILED, fix, "%s",
 	                  perr->message);
-	for (size_t i = 0; rc == PS_OK && ps_check_known_ids[i]; i++) {
-		const char *id = ps_check_known_ids[i];
+	for (size_t i = 0; rc == PS_OK && plugin_ids && plugin_ids[i]; i++) {
+		const char *id = plugin_ids[i];
 
 		if (strncmp(id, prefix, plen) != 0 || strcmp(id, connect_id) == 0)
 			continue;
@@ -156,7 +148,7 @@ int ps_precheck_run(const ps_spec *spec, ps_check_report *out, ps_error *err)
 			rc = ps_error_set(err, PS_ENOMEM, "out of memory");
 			goto cleanup;
 		}
-		rc = endpoint_unresolved(out, "source.", &perr);
+		rc = endpoint_unresolved(out, "source.", src_ops->check_ids, &perr);
 	} else {
 		scfg.want_snapshot = job_loads(spec);
 		rc = ps_src_precheck(src_ops, &scfg, out, &tables, err);
@@ -173,7 +165,7 @@ int ps_precheck_run(const ps_spec *spec, ps_check_report *out, ps_error *err)
 			rc = ps_error_set(err, PS_ENOMEM, "out of memory");
 			goto cleanup;
 		}
-		rc = endpoint_unresolved(out, "target.", &perr);
+		rc = endpoint_unresolved(out, "target.", snk_ops->check_ids, &perr);
 	} else {
 		opt.create = spec->target.create_tables;
 		opt.truncate_before_load = spec->target.truncate_before_load;
@@ -206,9 +198,7 @@ static json_t *text_json(const char *s)
 	copy = strdup(s);
 	if (!copy)
 		return NULL;
-	for (unsigned char *p = (unsigned char *)copy; *p; p++)
-		if (*p >= 0x80)
-			*p = '?';
+	ps_utf8_sanitize(copy);
 	v = json_string(copy);
 	free(copy);
 	return v;

@@ -41,9 +41,12 @@ int ps_precheck_run(const ps_spec *spec, ps_check_report *out, ps_error *err);
  */
 json_t *ps_check_report_json(const ps_check_report *r);
 
-/* Every check id a plugin may report, NULL-terminated. */
-extern const char *const ps_check_known_ids[];
-/* The id names a check (in ps_check_known_ids). */
+#define PS_CHECK_IDS_MAX 128
+
+/* Check id number i of those the plugins of this build may report
+ * (core/plugin.h ps_plugin_check_ids), NULL past the last. */
+const char *ps_check_known_id(size_t i);
+/* The id names a check (one of ps_check_known_id). */
 bool ps_check_id_known(const char *id);
 /* The id may be listed in checks.skip: known, and not a connection check
  * (nothing can be checked, nor the job run, without the connection). */

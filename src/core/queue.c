@@ -45,6 +45,7 @@ void ps_queue_destroy(ps_queue *q)
 		return;
 	while (q->count) {
 		ps_change_free(q->ring[q->head].change);
+		free(q->ring[q->head].state);
 		q->head = (q->head + 1) % q->cap;
 		q->count--;
 	}

@@ -48,9 +48,7 @@ static const char *const root_fields[] = {
 	"name", "type", "source", "target", "tables", "snapshot", "resume", "checks",
 	"retry", "limits", "complete"
 };
-static const char *const source_fields[] = {
-	"url", "password_env", "password_file", "slot", "publication"
-};
+static const char *const source_fields[] = {"url", "password_env", "password_file"};
 static const char *const target_fields[] = {
 	"url", "password_env", "password_file", "create_tables", "truncate_before_load",
 	"schema", "foreign_keys", "create_extensions"
@@ -62,6 +60,7 @@ static const char *const fk_names[] = {"validate", "not_valid", "none"};
 static const int fk_values[] = {PS_FK_VALIDATE, PS_FK_NOT_VALID, PS_FK_NONE};
 static const char *const keyless_names[] = {"insert_only", "refuse", "replica_identity_full"};
 static const int keyless_values[] = {PS_KEYLESS_INSERT_ONLY, PS_KEYLESS_REFUSE, PS_KEYLESS_FULL};
+#define ENDPOINT_FIELDS_MAX 32   /* core fields and a plugin's options */
 static const char *const snapshot_fields[] = {"parallel", "chunk_rows"};
 static const char *const create_names[] = {"if_missing", "never", "drop_and_create"};
 static const int create_values[] = {
@@ -255,20 +254,6 @@ static bool valid_name(const char *s)
 	return true;
 }
 
-/* ^[a-z0-9_]{1,63}$ — a replication slot or publication name. */
-static bool valid_pg_name(const char *s)
-{
-	size_t i, n = strlen(s);
-
-	if (n < 1 || n > 63)
-		return false;
-	for (i = 0; i < n; i++) {
-		if (!is_lower_alnum(s[i]) && s[i] != '_')
-			return false;
-	}
-	return true;
-}
-
 /* ^[A-Za-z_][A-Za-z0-9_]*$ */
 static bool valid_env_name(const char *s)
 {
@@ -321,44 +306,117 @@ static int parse_password_fields(spec_ctx *c, json_t *obj, const char *field,
 	return 0;
 }
 
-/* source.slot or source.publication: as written, or penstock_<name> with
- * '-' turned into '_' (a slot name cannot hold '-'). */
-static int parse_pg_name(spec_ctx *c, json_t *obj, const char *key, const char *name,
-                         char **dst)
+/* A plugin's declared option (penstock/options.h) at obj.key into opts:
+ * as given, else its default; absent when it has neither. */
+static int parse_option(spec_ctx *c, json_t *obj, const char *field, const ps_option_def *d,
+                        const char *job_name, json_t *opts)
 {
-	const char *s = NULL;
-	char path[PATH_LEN];
-	char dflt[64];
-	size_t i;
-	int rc;
+	char path[PATH_LEN], dflt[PS_OPTION_TEXT_MAX];
+	const char *text = NULL, *why;
+	json_t *value = NULL;
+	int rc = 0;
 
-	rc = get_string(c, obj, "source", key, false, &s);
+	make_path(path, field, d->name);
+	switch (d->kind) {
+	case PS_OPTION_INTEGER: {
+		long long v = d->default_int;
+		rc = get_int(c, obj, field, d->name, d->min, d->max, &v);
+		value = rc < 0 ? NULL : json_integer(v);
+		break;
+	}
+	case PS_OPTION_BOOL: {
+		bool v = d->default_int != 0;
+		rc = get_bool(c, obj, field, d->name, &v);
+		value = rc < 0 ? NULL : json_boolean(v);
+		break;
+	}
+	case PS_OPTION_CHOICE: {
+		int n = 0, choice = -1, values[64];
+		for (; d->choices[n] && n < 64; n++)
+			values[n] = n;
+		rc = get_choice(c, obj, field, d->name, false, (const char *const *)d->choices, values,
+		                (size_t)n, &choice);
+		text = choice >= 0 ? d->choices[choice] : d->default_text;
+		if (rc == 0 && text)
+			value = json_string(text);
+		break;
+	}
+	default:
+		rc = get_string(c, obj, field, d->name, false, &text);
+		if (rc == 0 && !text && (d->default_fn || d->default_text)) {
+			if (d->default_fn)
+				d->default_fn(job_name, dflt, sizeof(dflt));
+			else
+				snprintf(dflt, sizeof(dflt), "%s", d->default_text);
+			text = dflt;
+		}
+		if (rc == 0 && text && strlen(text) >= PS_OPTION_TEXT_MAX)
+			return fail(c, path, "is longer than %d characters", PS_OPTION_TEXT_MAX - 1);
+		if (rc == 0 && text && d->check) {
+			why = d->check(text);
+			if (why)
+				return fail(c, path, "'%.64s' %s", text, why);
+		}
+		if (rc == 0 && text)
+			value = json_string(text);
+		break;
+	}
 	if (rc < 0)
 		return rc;
-	if (!s) {
-		snprintf(dflt, sizeof(dflt), "penstock_%s", name);
-		for (i = 0; dflt[i]; i++) {
-			if (dflt[i] == '-')
-				dflt[i] = '_';
-		}
-		s = dflt;
-	}
-	if (!valid_pg_name(s)) {
-		make_path(path, "source", key);
-		return fail(c, path, "'%.64s' is not valid; use 1 to 63 characters a-z, 0-9 or '_'", s);
-	}
-	return dup_str(c, dst, s);
+	if (value && json_object_set_new(opts, d->name, value) != 0)
+		return ps_error_set(c->err, PS_ENOMEM, "%s: out of memory", c->origin);
+	return 0;
 }
 
-static int check_source_scheme(spec_ctx *c, const ps_url *u)
+/* The fields of an endpoint object: the core's own, then the plugin's. */
+static int check_endpoint_fields(spec_ctx *c, json_t *obj, const char *field,
+                                 const ps_option_def *defs)
 {
-	if (u->scheme == PS_URL_POSTGRESQL)
+	const char *known[ENDPOINT_FIELDS_MAX];
+	bool is_source = strcmp(field, "source") == 0;
+	const char *const *core = is_source ? source_fields : target_fields;
+	size_t ncore = is_source ? ARRAY_LEN(source_fields) : ARRAY_LEN(target_fields), n = 0;
+
+	for (; n < ncore; n++)
+		known[n] = core[n];
+	for (const ps_option_def *d = defs; d && d->name && n < ENDPOINT_FIELDS_MAX; d++)
+		known[n++] = d->name;
+	return check_known(c, obj, field, known, n);
+}
+
+/* The plugin that will serve this end, for its declared options. A source
+ * must have one; a target whose plugin this build lacks is refused when
+ * the job runs (its URL may be written before its plugin is installed). */
+static int endpoint_plugin(spec_ctx *c, const char *field, const ps_url *u,
+                           const ps_option_def **defs)
+{
+	const ps_source_ops *src;
+	const ps_sink_ops *snk;
+	char known[256];
+	size_t used = 0;
+	ps_error ignored;
+
+	*defs = NULL;
+	ps_error_clear(&ignored);
+	snk = ps_plugin_sink_for(u->scheme_name, &ignored);
+	if (strcmp(field, "source") != 0) {
+		*defs = snk ? snk->options : NULL;
 		return 0;
-	if (u->scheme == PS_URL_MYSQL)
-		return fail(c, "source.url", "mysql sources are not supported by this build yet; "
-		            "supported: postgresql");
-	return fail(c, "source.url", "%s cannot be a source; supported: postgresql",
-	            u->scheme_name);
+	}
+	src = ps_plugin_source_for(u->scheme_name, &ignored);
+	if (src) {
+		*defs = src->options;
+		return 0;
+	}
+	known[0] = '\0';
+	for (size_t i = 0; ps_plugin_source_name(i) && used < sizeof(known); i++)
+		used += (size_t)snprintf(known + used, sizeof(known) - used, "%s%s", i ? ", " : "",
+		                         ps_plugin_source_name(i));
+	if (snk)
+		return fail(c, "source.url", "%s cannot be a source; supported: %s", u->scheme_name,
+		            known);
+	return fail(c, "source.url", "%s sources are not supported by this build yet; "
+	            "supported: %s", u->scheme_name, known);
 }
 
 static int parse_endpoint(spec_ctx *c, json_t *root, const char *field,
@@ -366,6 +424,7 @@ static int parse_endpoint(spec_ctx *c, json_t *root, const char *field,
 {
 	bool is_source = strcmp(field, "source") == 0;
 	json_t *obj = json_object_get(root, field);
+	const ps_option_def *defs = NULL;
 	const char *url = NULL;
 	char path[PATH_LEN];
 	ps_error url_err;
@@ -375,10 +434,7 @@ static int parse_endpoint(spec_ctx *c, json_t *root, const char *field,
 		return fail(c, field, "required field is missing");
 	if (!json_is_object(obj))
 		return fail(c, field, "expected an object, got %s", type_name(obj));
-	rc = is_source ? check_known(c, obj, field, source_fields, ARRAY_LEN(source_fields))
-	               : check_known(c, obj, field, target_fields, ARRAY_LEN(target_fields));
-	if (rc < 0)
-		return rc;
+	/* The URL first: its scheme names the plugin whose fields are known. */
 	rc = get_string(c, obj, field, "url", true, &url);
 	if (rc < 0)
 		return rc;
@@ -390,39 +446,43 @@ static int parse_endpoint(spec_ctx *c, json_t *root, const char *field,
 		make_path(path, field, "url");
 		return fail(c, path, "%s", url_err.message);
 	}
-	if (is_source) {
-		rc = check_source_scheme(c, &ep->parsed);
-		if (rc < 0)
-			return rc;
-	}
+	rc = endpoint_plugin(c, field, &ep->parsed, &defs);
+	if (rc == 0)
+		rc = check_endpoint_fields(c, obj, field, defs);
+	if (rc < 0)
+		return rc;
 	rc = parse_password_fields(c, obj, field, ep);
 	if (rc < 0)
 		return rc;
-	if (!is_source) {
-		ep->create_tables = PS_CREATE_IF_MISSING;
-		rc = get_choice(c, obj, field, "create_tables", false, create_names, create_values,
-		                ARRAY_LEN(create_names), &ep->create_tables);
+	ep->options = json_object();
+	if (!ep->options)
+		return ps_error_set(c->err, PS_ENOMEM, "%s: out of memory", c->origin);
+	for (const ps_option_def *d = defs; d && d->name; d++) {
+		rc = parse_option(c, obj, field, d, name, ep->options);
 		if (rc < 0)
 			return rc;
-		rc = get_bool(c, obj, field, "truncate_before_load", &ep->truncate_before_load);
-		/* issue 14: what the target gets besides the rows (penstock/schema.h) */
-		ep->schema = PS_SCHEMA_TABLES;
-		ep->foreign_keys = PS_FK_VALIDATE;
-		ep->create_extensions = true;
-		if (rc == 0)
-			rc = get_choice(c, obj, field, "schema", false, schema_names, schema_values,
-			                ARRAY_LEN(schema_names), &ep->schema);
-		if (rc == 0)
-			rc = get_choice(c, obj, field, "foreign_keys", false, fk_names, fk_values,
-			                ARRAY_LEN(fk_names), &ep->foreign_keys);
-		if (rc == 0)
-			rc = get_bool(c, obj, field, "create_extensions", &ep->create_extensions);
-		return rc;
 	}
-	rc = parse_pg_name(c, obj, "slot", name, &ep->slot);
+	if (is_source)
+		return 0;
+	ep->create_tables = PS_CREATE_IF_MISSING;
+	rc = get_choice(c, obj, field, "create_tables", false, create_names, create_values,
+	                ARRAY_LEN(create_names), &ep->create_tables);
 	if (rc < 0)
 		return rc;
-	return parse_pg_name(c, obj, "publication", name, &ep->publication);
+	rc = get_bool(c, obj, field, "truncate_before_load", &ep->truncate_before_load);
+	/* issue 14: what the target gets besides the rows (penstock/schema.h) */
+	ep->schema = PS_SCHEMA_TABLES;
+	ep->foreign_keys = PS_FK_VALIDATE;
+	ep->create_extensions = true;
+	if (rc == 0)
+		rc = get_choice(c, obj, field, "schema", false, schema_names, schema_values,
+		                ARRAY_LEN(schema_names), &ep->schema);
+	if (rc == 0)
+		rc = get_choice(c, obj, field, "foreign_keys", false, fk_names, fk_values,
+		                ARRAY_LEN(fk_names), &ep->foreign_keys);
+	if (rc == 0)
+		rc = get_bool(c, obj, field, "create_extensions", &ep->create_extensions);
+	return rc;
 }
 
 /* ------------------------------------------------------------------ */
@@ -594,10 +654,10 @@ static int parse_checks(spec_ctx *c, json_t *root, ps_spec *spec)
 	if (!spec->check_skip)
 		return ps_error_set(c->err, PS_ENOMEM, "%s: out of memory", c->origin);
 	known[0] = '\0';
-	for (i = 0; ps_check_known_ids[i] && used < sizeof(known); i++) {
-		if (ps_check_id_skippable(ps_check_known_ids[i]))
+	for (i = 0; ps_check_known_id(i) && used < sizeof(known); i++) {
+		if (ps_check_id_skippable(ps_check_known_id(i)))
 			used += (size_t)snprintf(known + used, sizeof(known) - used, "%s%s",
-			                         used ? ", " : "", ps_check_known_ids[i]);
+			                         used ? ", " : "", ps_check_known_id(i));
 	}
 	for (i = 0; i < n; i++) {
 		json_t *v = json_array_get(arr, i);
@@ -793,8 +853,7 @@ static void free_endpoint(ps_endpoint_spec *ep)
 	free(ep->url);
 	free(ep->password_env);
 	free(ep->password_file);
-	free(ep->slot);
-	free(ep->publication);
+	json_decref(ep->options);
 }
 
 static void free_list(char **list, size_t n)
@@ -944,8 +1003,7 @@ int ps_spec_source_config(const ps_spec *s, ps_source_config *cfg, char **passwo
 	*password = NULL;
 	cfg->job_name = s->name;
 	cfg->url = s->source.url;
-	cfg->slot_name = s->source.slot;
-	cfg->publication_name = s->source.publication;
+	cfg->options = s->source.options;
 	cfg->include = (const char *const *)s->include;
 	cfg->ninclude = s->ninclude;
 	cfg->exclude = (const char *const *)s->exclude;
@@ -972,6 +1030,7 @@ int ps_spec_sink_config(const ps_spec *s, ps_sink_config *cfg, char **password, 
 		return ps_error_add_context(err, "source.url");
 	cfg->job_name = s->name;
 	cfg->url = s->target.url;
+	cfg->options = s->target.options;
 	cfg->connector = src_ops->connector;
 	cfg->source_db = s->source.parsed.dbname;
 	if (ps_spec_password(&s->target, "target", password, err) != PS_OK)

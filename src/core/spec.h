@@ -7,15 +7,17 @@
  *     "source": {"url": "postgresql://repl@db1:5432/app",   required
  *                "password_env": "SRC_PW",       optional, or
  *                "password_file": "/run/secrets/src",       optional (not both)
- *                "slot": "penstock_orders",      optional, default penstock_<name>
- *                "publication": "penstock_orders"},         optional, default penstock_<name>
+ *                ...},                           the source plugin's options
+ *                                                (penstock/options.h), e.g. PostgreSQL's
+ *                                                "slot" and "publication"
  *     "target": {"url": "jsonl:///var/lib/out",  required
  *                "password_env": ..., "password_file": ...,
  *                "create_tables": "if_missing",  optional: if_missing | never | drop_and_create
  *                "truncate_before_load": false,  optional: empty non-empty tables first
  *                "schema": "tables",             optional: tables | full | bare
  *                "foreign_keys": "validate",     optional: validate | not_valid | none
- *                "create_extensions": true},     optional: create extensions tables need
+ *                "create_extensions": true,      optional: create extensions tables need
+ *                ...},                           the sink plugin's options
  *     "snapshot": {"parallel": 4,                optional, 1..64 copy workers
  *                  "chunk_rows": 250000},        optional, >= 1000: split bigger tables
  *     "tables": {"include": ["public.*"],        optional, default ["*.*"]
@@ -44,7 +46,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "core/url.h"
+#include "penstock/url.h"
 #include "penstock/error.h"
 #include "penstock/sink.h"
 #include "penstock/source.h"
@@ -67,8 +69,8 @@ typedef struct ps_endpoint_spec {
 	ps_url parsed;
 	char *password_env;   /* NULL when absent */
 	char *password_file;  /* NULL when absent */
-	char *slot;           /* source only; defaulted by the parser */
-	char *publication;    /* source only; defaulted by the parser */
+	json_t *options;      /* the plugin's declared options, defaults filled
+	                         (an empty object when it declares none) */
 	int create_tables;    /* target only: ps_create_tables (penstock/sink.h) */
 	bool truncate_before_load; /* target only */
 	/* issue 14, target only (penstock/schema.h): */

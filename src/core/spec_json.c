@@ -24,10 +24,8 @@ static json_t *endpoint(const ps_endpoint_spec *ep, int is_source)
 		json_object_set_new(o, "password_env", json_string(ep->password_env));
 	if (ep->password_file)
 		json_object_set_new(o, "password_file", json_string(ep->password_file));
-	if (is_source && ep->slot)
-		json_object_set_new(o, "slot", json_string(ep->slot));
-	if (is_source && ep->publication)
-		json_object_set_new(o, "publication", json_string(ep->publication));
+	if (ep->options)
+		json_object_update(o, ep->options);   /* the plugin's options, as fields */
 	if (!is_source) {
 		static const char *const create[] = {"if_missing", "never", "drop_and_create"};
 		json_object_set_new(o, "create_tables", json_string(create[ep->create_tables]));

@@ -26,12 +26,10 @@
 #include <string.h>
 #include <strings.h>
 
-#include "core/url.h"
+#include "penstock/url.h"
 #include "util/str.h"
 
 #define PASSWORD_REFUSAL "put the password in password_env or password_file, not in the URL"
-#define JSONL_HINT "write jsonl:///absolute/dir, or jsonl:- for standard output"
-#define SQLITE_HINT "write sqlite:///absolute/path.db (three slashes: an empty host, then the absolute path)"
 
 /* The text after "scheme:", split into its parts; pointers into the input. */
 typedef struct url_parts {
@@ -47,18 +45,6 @@ typedef struct url_parts {
 	size_t query_len;
 } url_parts;
 
-static const struct {
-	const char *name;
-	const char *canonical;
-	int scheme;
-} schemes[] = {
-	{"postgresql", "postgresql", PS_URL_POSTGRESQL},
-	{"postgres", "postgresql", PS_URL_POSTGRESQL},
-	{"mysql", "mysql", PS_URL_MYSQL},
-	{"sqlite", "sqlite", PS_URL_SQLITE},
-	{"jsonl", "jsonl", PS_URL_JSONL},
-	{"kafka", "kafka", PS_URL_KAFKA},
-};
 
 /* ------------------------------------------------------------------ */
 /* Percent-decoding and encoding                                       */
@@ -275,7 +261,9 @@ static int parse_query(ps_url *out, const char *q, size_t n, ps_error *err)
 /* Finds the scheme; on success *rest points after the ':'. */
 static int parse_scheme(ps_url *out, const char *text, const char **rest, ps_error *err)
 {
-	size_t n = 0, i;
+	const ps_url_syntax *syn;
+	char known[256];
+	size_t n = 0;
 
 	if (isalpha((unsigned char)text[0])) {
 		n = 1;
@@ -287,20 +275,16 @@ static int parse_scheme(ps_url *out, const char *text, const char **rest, ps_err
 		return ps_error_set(err, PS_EINVAL,
 		                    "not a URL: it has no scheme; write e.g. postgresql://host/dbname, "
 		                    "sqlite:///path.db or jsonl:-");
-	for (i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++) {
-		if (strlen(schemes[i].name) == n &&
-		    strncasecmp(schemes[i].name, text, n) == 0) {
-			out->scheme = schemes[i].scheme;
-			snprintf(out->scheme_name, sizeof(out->scheme_name), "%s",
-			         schemes[i].canonical);
-			*rest = text + n + 1;
-			return 0;
-		}
+	syn = ps_url_syntax_find(text, n);
+	if (syn) {
+		out->syntax = syn;
+		snprintf(out->scheme_name, sizeof(out->scheme_name), "%s", syn->canonical);
+		*rest = text + n + 1;
+		return 0;
 	}
-	return ps_error_set(err, PS_EINVAL,
-	                    "unknown URL scheme '%.*s'; use postgresql://, mysql://, "
-	                    "sqlite:///, jsonl:// or kafka://",
-	                    n > 32 ? 32 : (int)n, text);
+	ps_url_schemes_list(known, sizeof(known));
+	return ps_error_set(err, PS_EINVAL, "unknown URL scheme '%.*s'; use %s",
+	                    n > 32 ? 32 : (int)n, text, known);
 }
 
 static int split(url_parts *p, const char *rest, ps_error *err)
@@ -347,8 +331,7 @@ static int fill_server(ps_url *out, const url_parts *p, ps_error *err)
 	int rc;
 
 	if (!p->has_authority)
-		return ps_error_set(err, PS_EINVAL, "write %s://[user@]host[:port]/dbname",
-		                    out->scheme_name);
+		return ps_error_set(err, PS_EINVAL, "write %s", out->syntax->hint);
 	if (p->userinfo) {
 		rc = decode(out->user, sizeof(out->user), p->userinfo, p->userinfo_len,
 		            "user", err);
@@ -358,9 +341,9 @@ static int fill_server(ps_url *out, const url_parts *p, ps_error *err)
 	rc = parse_host_port(out, p->hostport, p->hostport_len, err);
 	if (rc < 0)
 		return rc;
-	if (out->scheme == PS_URL_MYSQL && out->host[0] == '\0')
-		return ps_error_set(err, PS_EINVAL,
-		                    "mysql URL needs a host; write mysql://user@host[:port]/dbname");
+	if (out->syntax->host_required && out->host[0] == '\0')
+		return ps_error_set(err, PS_EINVAL, "%s URL needs a host; write %s",
+		                    out->scheme_name, out->syntax->hint);
 	if (p->path_len > 1 && memchr(p->path + 1, '/', p->path_len - 1))
 		return ps_error_set(err, PS_EINVAL,
 		                    "dbname contains '/'; write it as %%2F if it is meant");
@@ -370,31 +353,32 @@ static int fill_server(ps_url *out, const url_parts *p, ps_error *err)
 	return 0;
 }
 
-/* sqlite:///path and jsonl:///dir: no host, an absolute non-root path. */
+/* scheme:///path: no host, an absolute non-root path. */
 static int fill_path(ps_url *out, const url_parts *p, ps_error *err)
 {
-	const char *hint = out->scheme == PS_URL_SQLITE ? SQLITE_HINT : JSONL_HINT;
-	const char *what = out->scheme == PS_URL_SQLITE ? "database path" : "directory";
+	const char *hint = out->syntax->hint;
+	const char *what = out->syntax->what ? out->syntax->what : "path";
 
 	if (!p->has_authority || p->userinfo || p->hostport_len > 0)
-		return ps_error_set(err, PS_EINVAL, "%s URL needs an absolute path and no host; %s",
+		return ps_error_set(err, PS_EINVAL, "%s URL needs an absolute path and no host; write %s",
 		                    out->scheme_name, hint);
 	if (p->path_len <= 1)
-		return ps_error_set(err, PS_EINVAL, "%s URL has no path; %s",
+		return ps_error_set(err, PS_EINVAL, "%s URL has no path; write %s",
 		                    out->scheme_name, hint);
 	return decode(out->path, sizeof(out->path), p->path, p->path_len, what, err);
 }
 
-static int fill_kafka(ps_url *out, const url_parts *p, ps_error *err)
+/* scheme://host:port[,host:port...]/: a host list, no user, no path. */
+static int fill_hosts(ps_url *out, const url_parts *p, ps_error *err)
 {
 	if (!p->has_authority || p->hostport_len == 0)
-		return ps_error_set(err, PS_EINVAL,
-		                    "kafka URL needs brokers; write kafka://host:port[,host:port...]/?topic_prefix=...");
+		return ps_error_set(err, PS_EINVAL, "%s URL needs brokers; write %s",
+		                    out->scheme_name, out->syntax->hint);
 	if (p->userinfo)
-		return ps_error_set(err, PS_EINVAL, "kafka URL takes no user@");
+		return ps_error_set(err, PS_EINVAL, "%s URL takes no user@", out->scheme_name);
 	if (p->path_len > 1)
-		return ps_error_set(err, PS_EINVAL,
-		                    "kafka URL takes no path; write kafka://host:port/?topic_prefix=...");
+		return ps_error_set(err, PS_EINVAL, "%s URL takes no path; write %s",
+		                    out->scheme_name, out->syntax->hint);
 	if (p->hostport_len >= sizeof(out->host))
 		return ps_error_set(err, PS_EINVAL, "host is longer than %zu bytes",
 		                    sizeof(out->host) - 1);
@@ -419,7 +403,7 @@ static void build_redacted(ps_url *u)
 		put_encoded(&o, u->user, "");
 		put_char(&o, '@');
 	}
-	if (u->scheme == PS_URL_KAFKA) {
+	if (u->syntax->form == PS_URL_HOSTS) {
 		put(&o, u->host);
 		put_char(&o, '/');
 	} else if (strchr(u->host, ':')) {
@@ -468,10 +452,10 @@ int ps_url_parse(ps_url *out, const char *text, ps_error *err)
 	rc = parse_scheme(out, text, &rest, err);
 	if (rc < 0)
 		goto cleanup;
-	if (out->scheme == PS_URL_JSONL && rest[0] == '-') {
+	if (out->syntax->form == PS_URL_PATH && out->syntax->stdout_ok && rest[0] == '-') {
 		if (rest[1] != '\0') {
-			rc = ps_error_set(err, PS_EINVAL, "jsonl:- takes nothing after the '-'; %s",
-			                  JSONL_HINT);
+			rc = ps_error_set(err, PS_EINVAL, "%s:- takes nothing after the '-'; write %s",
+			                  out->scheme_name, out->syntax->hint);
 			goto cleanup;
 		}
 		out->is_stdout = true;
@@ -486,17 +470,15 @@ int ps_url_parse(ps_url *out, const char *text, ps_error *err)
 		if (rc < 0)
 			goto cleanup;
 	}
-	switch (out->scheme) {
-	case PS_URL_POSTGRESQL:
-	case PS_URL_MYSQL:
+	switch (out->syntax->form) {
+	case PS_URL_SERVER:
 		rc = fill_server(out, &parts, err);
 		break;
-	case PS_URL_SQLITE:
-	case PS_URL_JSONL:
+	case PS_URL_PATH:
 		rc = fill_path(out, &parts, err);
 		break;
 	default:
-		rc = fill_kafka(out, &parts, err);
+		rc = fill_hosts(out, &parts, err);
 		break;
 	}
 	if (rc < 0)
@@ -529,18 +511,14 @@ void ps_url_host_port(const ps_url *u, char *buf, size_t len)
 
 	if (!buf || len == 0)
 		return;
-	if (!u) {
+	if (!u || !u->syntax) {
 		snprintf(buf, len, "(no URL)");
 		return;
 	}
-	port = u->port;
-	if (port == 0 && u->scheme == PS_URL_POSTGRESQL)
-		port = 5432;
-	else if (port == 0 && u->scheme == PS_URL_MYSQL)
-		port = 3306;
-	if (u->scheme == PS_URL_JSONL || u->scheme == PS_URL_SQLITE)
+	port = u->port ? u->port : u->syntax->default_port;
+	if (u->syntax->form == PS_URL_PATH)
 		snprintf(buf, len, "%s", u->is_stdout ? "standard output" : u->path);
-	else if (u->scheme == PS_URL_KAFKA)
+	else if (u->syntax->form == PS_URL_HOSTS)
 		snprintf(buf, len, "%s", u->host);
 	else if (u->host[0] == '\0' && port)
 		snprintf(buf, len, "local socket:%d", port);
@@ -550,4 +528,16 @@ void ps_url_host_port(const ps_url *u, char *buf, size_t len)
 		snprintf(buf, len, "[%s]:%d", u->host, port);
 	else
 		snprintf(buf, len, "%s:%d", u->host, port);
+}
+
+void ps_url_identity(const ps_url *u, char *buf, size_t len)
+{
+	char hp[300];
+
+	if (!u->syntax || u->syntax->form != PS_URL_SERVER) {
+		snprintf(buf, len, "%s", u->redacted);
+		return;
+	}
+	ps_url_host_port(u, hp, sizeof(hp));
+	snprintf(buf, len, "%s://%s/%s", u->scheme_name, hp, u->dbname);
 }

@@ -236,8 +236,9 @@ static int prepare_skip(recover_ctx *c, ps_error *err)
 	 * holds every change); an invalidated one is replaced. */
 	rc = open_source(c, PS_PREPARE_CREATE_OR_USE, err);
 	if (rc != PS_OK && c->src_open && slot_unusable(err)) {
-		ps_log_info("job %s: replication slot %s cannot deliver changes any more (%s); "
-		            "replacing it", c->spec->name, c->spec->source.slot, err->message);
+		ps_log_info("job %s: %s cannot deliver changes any more (%s); replacing it",
+		            c->spec->name, c->res.log_reader[0] ? c->res.log_reader : "the log reader",
+		            err->message);
 		ps_src_close(&c->src);
 		c->src_open = false;
 		ps_error_clear(err);
@@ -375,8 +376,10 @@ static int prepare_resync(recover_ctx *c, ps_error *err)
 	snprintf(c->ck.job, sizeof(c->ck.job), "%s", c->spec->name);
 	ps_identity_from_spec(&c->ck.identity, c->spec);
 	snprintf(c->ck.source_server_id, sizeof(c->ck.source_server_id), "%s", c->res.server_id);
-	snprintf(c->ck.slot, sizeof(c->ck.slot), "%s", c->spec->source.slot);
-	snprintf(c->ck.publication, sizeof(c->ck.publication), "%s", c->spec->source.publication);
+	if (c->res.state && ps_checkpoint_set_text(&c->ck.source_state, c->res.state) != PS_OK) {
+		rc = ps_error_set(err, PS_ENOMEM, "out of memory");
+		goto cleanup;
+	}
 	c->ck.cdc_state = PS_CDC_ILSTART;
 	snprintf(c->ck.position, sizeof(c->ck.position), "%s", c->res.start_position);
 	snprintf(c->out->to, sizeof(c->out->to), "%s", c->res.start_position);
@@ -426,9 +429,10 @@ int ps_recover_prepare(const ps_spec *spec, const char *state_dir, const ps_reco
 	if (rc == PS_OK)
 		rc = plan->strategy == PS_RECOVER_SKIP ? prepare_skip(&c, err) : prepare_resync(&c, err);
 	if (rc == PS_OK)
-		ps_log_info("job %s: recover %s prepared: continuing at %s%s", spec->name,
+		ps_log_info("job %s: recover %s prepared: continuing at %s%s%s", spec->name,
 		            ps_recover_strategy_name(plan->strategy), out->to,
-		            out->slot_created ? " from a new slot" : "");
+		            out->slot_created ? " from a new " : "",
+		            out->slot_created ? c.res.log_reader : "");
 	else
 		ps_error_add_context(err, "recover %s", ps_recover_strategy_name(plan->strategy));
 	if (c.snk_open)
@@ -436,5 +440,6 @@ int ps_recover_prepare(const ps_spec *spec, const char *state_dir, const ps_reco
 	if (c.src_open)
 		ps_src_close(&c.src);
 	ps_checkpoint_free(&c.ck);
+	ps_prepare_result_clear(&c.res);
 	return rc;
 }

@@ -13,7 +13,7 @@
  *
  * NOTES ON THE DESIGN
  *
- *  1. The API checks the request and the state (jobs.c: ps_jobs_recover),
+ *  1. The API checks the request and the state (job_api.c: ps_jobs_recover),
  *     records the transition to starting and hands the plan to the job's
  *     supervisor thread, which runs ps_recover_prepare outside the server's
  *     lock before the pipeline starts. retry needs no preparation.
@@ -50,7 +50,6 @@ typedef struct ps_recover_plan {
 	char position[PS_POSITION_MAX]; /* skip: where to continue; "" = the log's end ("latest") */
 	char **tables;                  /* resync: "schema.table" names; none = every table */
 	size_t ntables;
-	char last_sqlstate[6];          /* of the error the job failed with ("" if none) */
 } ps_recover_plan;
 
 typedef struct ps_recover_result {
@@ -75,7 +74,7 @@ void ps_recover_plan_free(ps_recover_plan *plan);
 int ps_recover_prepare(const ps_spec *spec, const char *state_dir, const ps_recover_plan *plan,
                        ps_recover_result *out, ps_error *err);
 
-/* --- jobs.c ---------------------------------------------------------------- */
+/* --- job_api.c, supervisor.c ----------------------------------------------- */
 
 /* POST /v1/jobs/{id}/recover: 202 with the job (state starting), 400 for a
  * bad body, 409 unless the job is failed_permanently. */

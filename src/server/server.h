@@ -1,10 +1,13 @@
 /*
  * server.h — `penstock server`: the job table, its supervisors, the REST API.
  *
- * Files: jobs.c (the job table, actions and the supervisor thread of each
- * job), api.c (routes and JSON), http.c (libmicrohttpd: requests, bodies,
- * auth), metrics.c (Prometheus text), store.c (persistence), token.c (the
- * API token, shared with the CLI client).
+ * Files: jobs.c (the job table: entries, persisting, transitions and
+ * events), supervisor.c (the supervisor thread of each job), job_api.c (the
+ * REST actions), job_json.c (the job object), http.c (libmicrohttpd: routes,
+ * requests, bodies, auth), metrics.c (Prometheus text), store.c
+ * (persistence), token.c (the API token, shared with the CLI client),
+ * lifecycle.c (states and actions), recover.c and cutover.c (the steps
+ * before a recovered run and after a cutover's fence).
  *
  * NOTES ON THE DESIGN
  *
@@ -17,7 +20,7 @@
  *     (lifecycle.h: checking, starting, running, draining, stopping, failed
  *     waiting to retry). The API changes the state and wakes or starts the
  *     thread; the thread carries the job to the next resting state and ends.
- *  3. Every state change goes through job_transition, which persists the job
+ *  3. Every state change goes through ps__job_transition, which persists the job
  *     and its event in one store transaction before anyone can observe it,
  *     so a server killed at any instant restarts from a state it reported.
  *  4. A server stopping (SIGTERM) asks every pipeline to stop gracefully and
@@ -54,7 +57,7 @@ typedef struct ps_job {
 	int health;                 /* ps_health */
 	int phase;                  /* ps_phase of the current or last run */
 	json_t *checks;             /* last precheck report, or NULL */
-	json_t *last_error;         /* {"code","message","sqlstate","at","hint"}, or NULL */
+	json_t *last_error;         /* {"code","message","class","retryable","at","hint", and the engine code under its kind, e.g. "sqlstate"}, or NULL */
 	json_t *last_status;        /* figures at the end of the last run, or NULL */
 	int64_t created_at, updated_at;
 	int attempts;               /* consecutive failed runs */
@@ -83,7 +86,7 @@ struct ps_server {
 	int64_t started_ms;
 };
 
-/* --- jobs.c --------------------------------------------------------------- */
+/* --- jobs.c, job_api.c, job_json.c ----------------------------------------- */
 
 /* Loads the jobs from the store and restarts those that were active. */
 int ps_server_jobs_load(ps_server *srv, ps_error *err);

@@ -28,7 +28,7 @@ typedef struct ps_store_job {
 	const char *state;
 	const char *health;
 	const char *checks;      /* last precheck report, JSON */
-	const char *last_error;  /* {"code","message","sqlstate","at"}, JSON */
+	const char *last_error;  /* {"code","message",...,"sqlstate"|"mysql_error"...,"at"}, JSON */
 	const char *status;      /* last run's figures (ps_run_status_json), JSON */
 	int64_t created_at;
 	int64_t updated_at;

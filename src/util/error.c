@@ -44,7 +44,9 @@ void ps_error_clear(ps_error *err)
 	if (!err)
 		return;
 	err->code = PS_OK;
-	err->sqlstate[0] = '\0';
+	err->engine_code[0] = '\0';
+	err->engine_code_kind[0] = '\0';
+	err->errclass = 0;
 	err->sys_errno = 0;
 	err->message[0] = '\0';
 	err->context[0] = '\0';
@@ -69,6 +71,31 @@ int ps_error_set(ps_error *err, int code, const char *fmt, ...)
 	set_va(err, code, fmt, ap);
 	va_end(ap);
 	return code;
+}
+
+int ps_error_set_engine(ps_error *err, const char *kind, const char *code, int errclass)
+{
+	if (!err)
+		return PS_ERR;
+	snprintf(err->engine_code, sizeof(err->engine_code), "%s", code ? code : "");
+	snprintf(err->engine_code_kind, sizeof(err->engine_code_kind), "%s",
+	         code && *code && kind ? kind : "");
+	err->errclass = errclass >= 0 && errclass < PS_ERRCLASS_COUNT ? errclass + 1 : 0;
+	return err->code;
+}
+
+void ps_error_engine_key(const ps_error *err, char *buf, size_t len)
+{
+	size_t i;
+
+	if (!len)
+		return;
+	for (i = 0; i + 1 < len && err->engine_code_kind[i]; i++) {
+		char c = err->engine_code_kind[i];
+		buf[i] = (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a')
+		         : ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')) ? c : '_';
+	}
+	buf[i] = '\0';
 }
 
 int ps_error_set_errno(ps_error *err, int code, int errno_value, const char *fmt, ...)

@@ -10,43 +10,9 @@
 #include <string.h>
 
 #include "util/json.h"
+#include "util/str.h"
 
 static const char hex_digits[] = "0123456789abcdef";
-
-/* Length of the valid UTF-8 sequence at s (1..4), or 0 if invalid. */
-static size_t utf8_valid_len(const unsigned char *s, size_t avail)
-{
-	unsigned char c = s[0];
-	unsigned char lo = 0x80, hi = 0xBF;
-	size_t n;
-
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xC2 && c <= 0xDF)
-		n = 2;
-	else if (c >= 0xE0 && c <= 0xEF) {
-		n = 3;
-		if (c == 0xE0)
-			lo = 0xA0;
-		else if (c == 0xED)
-			hi = 0x9F;
-	} else if (c >= 0xF0 && c <= 0xF4) {
-		n = 4;
-		if (c == 0xF0)
-			lo = 0x90;
-		else if (c == 0xF4)
-			hi = 0x8F;
-	} else
-		return 0;
-	if (avail < n)
-		return 0;
-	if (s[1] < lo || s[1] > hi)
-		return 0;
-	for (size_t i = 2; i < n; i++)
-		if (s[i] < 0x80 || s[i] > 0xBF)
-			return 0;
-	return n;
-}
 
 static int needs_attention(unsigned char c)
 {
@@ -97,7 +63,7 @@ static int append_escaped(ps_buf *b, const unsigned char *s, size_t len)
 			rc = ps_buf_append(b, esc, n);
 			i++;
 		} else {
-			size_t n = utf8_valid_len(s + i, len - i);
+			size_t n = ps_utf8_valid_len(s + i, len - i);
 			if (n == 0) {
 				rc = ps_buf_append(b, "\\ufffd", 6);
 				i++;

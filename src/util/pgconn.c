@@ -5,6 +5,86 @@
 #include <string.h>
 
 #include "util/pgconn.h"
+#include "util/sql.h"
+
+/* --- error classes ---------------------------------------------------------- */
+
+/* Exact SQLSTATEs first: several of them refine a class listed below
+ * (42501 in class 42, 57014 in class 57). */
+static const struct {
+	const char *code;
+	int cls;
+} SQLSTATE_CODES[] = {
+	{"57P01", PS_ERRCLASS_CONNECTION},   /* admin_shutdown (or our backend terminated) */
+	{"57P02", PS_ERRCLASS_CONNECTION},   /* crash_shutdown */
+	{"57P03", PS_ERRCLASS_CONNECTION},   /* cannot_connect_now: starting up, shutting down */
+	{"57P05", PS_ERRCLASS_CONNECTION},   /* idle_session_timeout */
+	{"25P03", PS_ERRCLASS_CONNECTION},   /* idle_in_transaction_session_timeout */
+	{"57014", PS_ERRCLASS_TIMEOUT},      /* query_canceled: statement_timeout, cancel */
+	{"40001", PS_ERRCLASS_CONFLICT},     /* serialization_failure */
+	{"40P01", PS_ERRCLASS_CONFLICT},     /* deadlock_detected */
+	{"55P03", PS_ERRCLASS_CONFLICT},     /* lock_not_available: lock_timeout */
+	{"55006", PS_ERRCLASS_CONFLICT},     /* object_in_use: a slot still held */
+	{"58030", PS_ERRCLASS_RESOURCES},    /* io_error */
+	{"42704", PS_ERRCLASS_SLOT_LOST},    /* undefined_object: START_REPLICATION on no slot */
+	{"55000", PS_ERRCLASS_SLOT_LOST},    /* "can no longer get changes from replication slot" */
+	{"58P01", PS_ERRCLASS_LOG_LOST},     /* undefined_file: requested WAL segment removed */
+	{"42501", PS_ERRCLASS_PERMISSION},   /* insufficient_privilege */
+	{"57P04", PS_ERRCLASS_INVALID},      /* database_dropped */
+	{"3D000", PS_ERRCLASS_INVALID},      /* invalid_catalog_name: no such database */
+	{"0A000", PS_ERRCLASS_SCHEMA},       /* feature_not_supported */
+	{"3F000", PS_ERRCLASS_SCHEMA},       /* invalid_schema_name */
+};
+
+static const struct {
+	const char *prefix;   /* the SQLSTATE class: its first two characters */
+	int cls;
+} SQLSTATE_CLASSES[] = {
+	{"08", PS_ERRCLASS_CONNECTION},      /* connection exception */
+	{"53", PS_ERRCLASS_RESOURCES},       /* insufficient resources: disk full, memory, connections */
+	{"28", PS_ERRCLASS_PERMISSION},      /* invalid authorization specification */
+	{"42", PS_ERRCLASS_SCHEMA},          /* undefined table/column, datatype mismatch, ... */
+	{"22", PS_ERRCLASS_SCHEMA},          /* data exception: a value the target type refuses */
+	{"23", PS_ERRCLASS_SCHEMA},          /* integrity constraint: NOT NULL, unique, check */
+	{"XX", PS_ERRCLASS_INTERNAL},        /* internal error, data corrupted */
+};
+
+#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
+
+int pg_errclass_of_sqlstate(const char *s)
+{
+	if (!s || strlen(s) != 5)
+		return -1;
+	for (size_t i = 0; i < NELEM(SQLSTATE_CODES); i++)
+		if (strcmp(s, SQLSTATE_CODES[i].code) == 0)
+			return SQLSTATE_CODES[i].cls;
+	for (size_t i = 0; i < NELEM(SQLSTATE_CLASSES); i++)
+		if (strncmp(s, SQLSTATE_CLASSES[i].prefix, 2) == 0)
+			return SQLSTATE_CLASSES[i].cls;
+	return -1;
+}
+
+int pg_error_sqlstate(ps_error *err, const char *sqlstate)
+{
+	return ps_error_set_engine(err, PG_CODE_KIND, sqlstate, pg_errclass_of_sqlstate(sqlstate));
+}
+
+const char *pg_sqlstate(const ps_error *err)
+{
+	return strcmp(err->engine_code_kind, PG_CODE_KIND) == 0 ? err->engine_code : "";
+}
+
+/* --- URLs ------------------------------------------------------------------- */
+
+const ps_url_syntax ps_pg_url_syntax[] = {
+	{"postgresql", "postgresql", PS_URL_SERVER, 5432, false, false, NULL,
+	 "postgresql://[user@]host[:port]/dbname"},
+	{"postgres", "postgresql", PS_URL_SERVER, 5432, false, false, NULL,
+	 "postgresql://[user@]host[:port]/dbname"},
+	{NULL, NULL, 0, 0, false, false, NULL, NULL},
+};
+
+/* --- connections ------------------------------------------------------------ */
 
 int pg_connect(PGconn **out, const char *url, const ps_url *parsed, const char *password,
                bool replication, const char *application_name, ps_error *err)
@@ -64,7 +144,7 @@ int pg_result_error(ps_error *err, PGconn *conn, const PGresult *res, const char
 	       ? PS_ECONNECT : PS_ESERVER;
 	ps_error_set(err, code, "%s: %s", what, msg && *msg ? msg : "unknown error");
 	if (state && err)
-		snprintf(err->sqlstate, sizeof(err->sqlstate), "%s", state);
+		pg_error_sqlstate(err, state);
 	return code;
 }
 
@@ -104,7 +184,8 @@ static int append_escaped(PGconn *conn, ps_buf *b, const char *text,
 
 int pg_quote_ident(PGconn *conn, ps_buf *b, const char *ident)
 {
-	return append_escaped(conn, b, ident, PQescapeIdentifier);
+	(void)conn;   /* the session is UTF-8: the standard quoting is exact */
+	return ps_sql_quote_ident(b, ident);
 }
 
 int pg_quote_literal(PGconn *conn, ps_buf *b, const char *text)

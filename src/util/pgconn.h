@@ -18,13 +18,28 @@
 #include <libpq-fe.h>
 #include <stdbool.h>
 
-#include "core/url.h"
+#include "penstock/url.h"
 #include "penstock/error.h"
 #include "util/buf.h"
 
 #define PG_SESSION_OPTIONS \
 	"-c DateStyle=ISO -c TimeZone=UTC -c IntervalStyle=postgres " \
 	"-c extra_float_digits=3 -c bytea_output=hex -c client_encoding=UTF8"
+
+/* The URL syntax of postgresql:// and postgres:// (penstock/url.h). */
+extern const ps_url_syntax ps_pg_url_syntax[];
+
+/* The engine code kind of a PostgreSQL error (ps_error.engine_code_kind). */
+#define PG_CODE_KIND "SQLSTATE"
+
+/* The class of a SQLSTATE (penstock/error.h ps_errclass); -1 when it names
+ * no condition we know. */
+int pg_errclass_of_sqlstate(const char *sqlstate);
+/* Records sqlstate in err as its engine code, with its class. Returns
+ * err->code. */
+int pg_error_sqlstate(ps_error *err, const char *sqlstate);
+/* err's SQLSTATE, or "" when it carries none. */
+const char *pg_sqlstate(const ps_error *err);
 
 /* Connects; replication selects a logical replication connection
  * (replication=database). application_name defaults to "penstock". The

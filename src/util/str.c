@@ -71,3 +71,58 @@ int ps_fsync_dir(const char *dir, ps_error *err)
 	close(fd);
 	return rc;
 }
+
+/* --- UTF-8 ----------------------------------------------------------------- */
+
+/* The rules of RFC 3629 table 3-7: the allowed ranges of the second byte
+ * depend on the first. */
+size_t ps_utf8_valid_len(const unsigned char *s, size_t avail)
+{
+	unsigned char c = s[0];
+	unsigned char lo = 0x80, hi = 0xBF;
+	size_t n;
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xC2 && c <= 0xDF)
+		n = 2;
+	else if (c >= 0xE0 && c <= 0xEF) {
+		n = 3;
+		if (c == 0xE0)
+			lo = 0xA0;
+		else if (c == 0xED)
+			hi = 0x9F;
+	} else if (c >= 0xF0 && c <= 0xF4) {
+		n = 4;
+		if (c == 0xF0)
+			lo = 0x90;
+		else if (c == 0xF4)
+			hi = 0x8F;
+	} else
+		return 0;
+	if (avail < n)
+		return 0;
+	if (s[1] < lo || s[1] > hi)
+		return 0;
+	for (size_t i = 2; i < n; i++)
+		if (s[i] < 0x80 || s[i] > 0xBF)
+			return 0;
+	return n;
+}
+
+void ps_utf8_sanitize(char *s)
+{
+	unsigned char *p = (unsigned char *)s;
+	size_t left = strlen(s);
+
+	while (*p) {
+		size_t n = ps_utf8_valid_len(p, left);
+
+		if (n == 0) {
+			*p = '?';
+			n = 1;
+		}
+		p += n;
+		left -= n;
+	}
+}

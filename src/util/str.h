@@ -22,6 +22,16 @@ char **ps_strv_copy(char *const *v, size_t n);
 void ps_strv_free(char **v, size_t n);
 bool ps_strv_equal(char *const *a, size_t na, char *const *b, size_t nb);
 
+/* Length of the valid UTF-8 sequence at s (1..4, RFC 3629: no overlong
+ * forms, no surrogates, nothing above U+10FFFF), or 0 if invalid or cut
+ * short by avail. */
+size_t ps_utf8_valid_len(const unsigned char *s, size_t avail);
+/* Makes s valid UTF-8 in place, every byte that is not part of a valid
+ * sequence becoming '?': for text bound for JSON (jansson refuses anything
+ * else) that may hold bytes from a server in another encoding, or end in a
+ * character that a bounded snprintf cut in half. */
+void ps_utf8_sanitize(char *s);
+
 /* fsync of a directory, so a created or renamed entry in it is durable. */
 int ps_fsync_dir(const char *dir, ps_error *err);
 

@@ -408,3 +408,31 @@ def make_job(tmp_path, db):
     make, finish = job_factory(tmp_path, db, "sync")
     yield make
     finish()
+
+
+# --- MariaDB (tests/integration/mariadb.py) ----------------------------------
+
+from mariadb import MariaDB  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def mariadb_factory(tmp_path_factory):
+    """make(time_zone=None, extra=None) -> a started throwaway MariaDB 10.11
+    (binlog ROW/FULL/FULL/CRC32); every one made is stopped and removed at the
+    end of the module."""
+    made = []
+
+    def make(**kw):
+        m = MariaDB(str(tmp_path_factory.mktemp("mariadb")), **kw)
+        made.append(m)
+        return m.start()
+    yield make
+    for m in made:
+        m.stop()
+        shutil.rmtree(m.base, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def mariadb(mariadb_factory):
+    """One MariaDB server (UTC) for the module."""
+    return mariadb_factory()

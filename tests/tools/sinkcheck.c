@@ -58,8 +58,9 @@
 #include <unistd.h>
 
 #include "core/plugin.h"
-#include "core/url.h"
+#include "penstock/url.h"
 #include "penstock/change.h"
+#include "util/pgconn.h"
 #include "penstock/sink.h"
 #include "penstock/tabledef.h"
 #include "util/buf.h"
@@ -503,7 +504,7 @@ static void print_result(json_t *out, int rc, const ps_error *err, double t0)
 	if (rc != PS_OK) {
 		ps_error_format(err, msg, sizeof(msg));
 		json_object_set_new(out, "code", json_string(ps_error_code_name(rc)));
-		json_object_set_new(out, "sqlstate", json_string(err->sqlstate));
+		json_object_set_new(out, "sqlstate", json_string(pg_sqlstate(err)));
 		json_object_set_new(out, "error", json_string(msg));
 	}
 	line = json_dumps(out, JSON_COMPACT);

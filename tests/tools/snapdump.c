@@ -44,7 +44,7 @@
 #include <unistd.h>
 
 #include "core/plugin.h"
-#include "core/url.h"
+#include "penstock/url.h"
 #include "util/buf.h"
 #include "util/json.h"
 #include "util/log.h"
@@ -123,7 +123,7 @@ static void put_column(ps_buf *b, const ps_table *t, const ps_column_def *c, int
 	ps_buf_puts(b, "{\"name\":");
 	put_str(b, t->columns[i].name);
 	ps_buf_printf(b, ",\"type_oid\":%u,\"type_mod\":%d,\"type_class\":%d,\"is_key\":%s",
-	              t->columns[i].type_oid, t->columns[i].type_mod, t->columns[i].type_class,
+	              t->columns[i].type_id, t->columns[i].type_mod, t->columns[i].type_class,
 	              t->columns[i].is_key ? "true" : "false");
 	ps_buf_puts(b, ",\"sql_type\":");
 	put_str(b, c->sql_type);
@@ -554,7 +554,8 @@ int main(int argc, char **argv)
 	plan_out planned = {0};
 	ps_source_config cfg = {0};
 	const ps_source_ops *ops = NULL;
-	char slot[64], msg[2048];
+	char slot[64], msg[2048], done[512];
+	json_t *src_options = NULL;
 	ps_url parsed;
 	ps_error err;
 	int rc;
@@ -576,8 +577,8 @@ int main(int argc, char **argv)
 	}
 	cfg.job_name = "snapdump";
 	cfg.url = o.url;
-	cfg.slot_name = slot;
-	cfg.publication_name = slot;
+	src_options = json_pack("{s:s, s:s}", "slot", slot, "publication", slot);
+	cfg.options = src_options;
 	cfg.include = o.patterns;
 	cfg.ninclude = o.npatterns;
 	cfg.want_snapshot = true;
@@ -589,7 +590,7 @@ int main(int argc, char **argv)
 
 		rc = run(&d, &o, &planned, &err);
 		ps_error_clear(&drop_err);
-		if (ps_src_drop(&d.src, &drop_err) != PS_OK) {
+		if (ps_src_drop(&d.src, done, sizeof(done), &drop_err) != PS_OK) {
 			if (rc == PS_OK) {          /* reported below */
 				err = drop_err;
 				rc = drop_err.code;
@@ -606,5 +607,6 @@ int main(int argc, char **argv)
 	}
 	plan_free(&planned);
 	free(d.units);
+	json_decref(src_options);
 	return rc == PS_OK ? 0 : 1;
 }

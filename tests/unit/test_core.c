@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "core/checkpoint.h"
+#include "core/errclass.h"
 #include "core/fault.h"
 #include "core/plugin.h"
 #include "core/queue.h"
@@ -598,8 +599,11 @@ static void fill_checkpoint(ps_checkpoint *ck, const char *job)
 	snprintf(ck->source_server_id, sizeof(ck->source_server_id), "7301234567890123456");
 	ck->cdc_state = PS_CDC_TFSTART;
 	snprintf(ck->position, sizeof(ck->position), "0/16B3F10");
-	snprintf(ck->slot, sizeof(ck->slot), "penstock_orders");
-	snprintf(ck->publication, sizeof(ck->publication), "penstock_pub");
+	/* the source's engine state (PostgreSQL: slot and publication), opaque */
+	ck->source_state = strdup("{\"publication\":\"penstock_pub\",\"slot\":\"penstock_orders\"}");
+	ck->target_state = strdup("{\"epoch\":3}");
+	assert_non_null(ck->source_state);
+	assert_non_null(ck->target_state);
 	/* Canonical form (compact, sorted keys), as load returns it. */
 	ck->spec_json = strdup("{\"name\":\"orders\",\"tables\":{\"include\":[\"public.*\"]},"
 	                       "\"type\":\"cdc\"}");
@@ -656,8 +660,9 @@ static void test_checkpoint_round_trip(void **state)
 	assert_string_equal(got.source_server_id, "7301234567890123456");
 	assert_int_equal(got.cdc_state, PS_CDC_TFSTART);
 	assert_string_equal(got.position, "0/16B3F10");
-	assert_string_equal(got.slot, "penstock_orders");
-	assert_string_equal(got.publication, "penstock_pub");
+	assert_string_equal(got.source_state,
+	                    "{\"publication\":\"penstock_pub\",\"slot\":\"penstock_orders\"}");
+	assert_string_equal(got.target_state, "{\"epoch\":3}");
 	assert_non_null(got.spec_json);
 	assert_string_equal(got.spec_json, ck.spec_json);
 	assert_string_equal(got.updated_at, ck.updated_at);
@@ -1270,6 +1275,107 @@ static void test_plugin_checkpoint_pair(void **state)
 	assert_int_equal(ps_plugin_check_sink(&ops, &err), PS_OK);
 }
 
+
+/* Stand-ins for the optional groups added with issue 13. */
+static int fake_state_save(ps_sink *sink, char **json, ps_error *err)
+{
+	*json = NULL;
+	return PS_OK;
+}
+
+static int fake_state_restore(ps_sink *sink, const char *json, ps_error *err)
+{
+	return PS_OK;
+}
+
+/* Every optional group is all or nothing, and a plugin's option
+ * declarations must be usable: the registry refuses the plugin otherwise. */
+static void test_plugin_groups_and_options(void **state)
+{
+	static const char *const no_choices[] = {NULL};
+	static const char *const choices[] = {"a", "b", NULL};
+	ps_source_ops src = ps_source_pg;
+	ps_sink_ops snk = ps_sink_jsonl;
+	ps_option_def opts[2] = {{0}};
+	ps_error err;
+
+	ps_error_clear(&err);
+	src.mark = NULL;     /* retable and chunk_read without mark */
+	assert_int_equal(ps_plugin_check_source(&src, &err), PS_EINVAL);
+	assert_contains(err.message, "live table group");
+	src.retable = NULL;
+	src.chunk_read = NULL;
+	assert_int_equal(ps_plugin_check_source(&src, &err), PS_OK);
+
+	snk.state_save = fake_state_save;
+	assert_int_equal(ps_plugin_check_sink(&snk, &err), PS_EINVAL);
+	assert_contains(err.message, "state_save/_restore");
+	snk.state_restore = fake_state_restore;
+	assert_int_equal(ps_plugin_check_sink(&snk, &err), PS_OK);
+
+	/* options: a known kind, a choice with choices and its default among
+	 * them, integer bounds around the default */
+	snk = ps_sink_jsonl;
+	snk.options = opts;
+	opts[0] = (ps_option_def){.name = "x", .kind = 99};
+	assert_int_equal(ps_plugin_check_sink(&snk, &err), PS_EINVAL);
+	assert_contains(err.message, "declares option x badly");
+	opts[0] = (ps_option_def){.name = "x", .kind = PS_OPTION_CHOICE, .choices = no_choices};
+	assert_int_equal(ps_plugin_check_sink(&snk, &err), PS_EINVAL);
+	opts[0] = (ps_option_def){.name = "x", .kind = PS_OPTION_CHOICE, .choices = choices,
+	                          .default_text = "c"};
+	assert_int_equal(ps_plugin_check_sink(&snk, &err), PS_EINVAL);
+	opts[0].default_text = "b";
+	assert_int_equal(ps_plugin_check_sink(&snk, &err), PS_OK);
+	opts[0] = (ps_option_def){.name = "n", .kind = PS_OPTION_INTEGER, .min = 1, .max = 10,
+	                          .default_int = 0};
+	assert_int_equal(ps_plugin_check_sink(&snk, &err), PS_EINVAL);
+	opts[0].default_int = 5;
+	assert_int_equal(ps_plugin_check_sink(&snk, &err), PS_OK);
+}
+
+/* A plugin records its engine's code and the class it gives it; the core
+ * decides by that class, not by the message, and shows the code under its
+ * kind. A class the plugin does not know leaves the core's rules. */
+static void test_engine_errors(void **state)
+{
+	ps_error err;
+	char key[PS_ENGINE_CODE_MAX];
+
+	ps_error_set(&err, PS_ESERVER, "Deadlock found when trying to get lock");
+	ps_error_set_engine(&err, "MySQL error", "1213", PS_ERRCLASS_CONFLICT);
+	assert_string_equal(err.engine_code, "1213");
+	assert_int_equal(ps_errclass_of(&err), PS_ERRCLASS_CONFLICT);
+	assert_true(ps_error_retryable(&err));
+	ps_error_engine_key(&err, key, sizeof(key));
+	assert_string_equal(key, "mysql_error");
+
+	ps_error_set(&err, PS_ECONNECT, "lost");
+	ps_error_set_engine(&err, "Kafka error", "_UNKNOWN_THING", -1);
+	assert_int_equal(ps_errclass_of(&err), PS_ERRCLASS_CONNECTION);   /* by code */
+	ps_error_clear(&err);
+	assert_string_equal(err.engine_code, "");
+	ps_error_engine_key(&err, key, sizeof(key));
+	assert_string_equal(key, "");
+}
+
+/* The URL parser knows schemes only from the syntaxes engines declare. */
+static void test_url_syntaxes_from_the_registry(void **state)
+{
+	char list[256];
+	const ps_url_syntax *s = ps_url_syntax_find("POSTGRES", 8);
+
+	assert_non_null(s);
+	assert_string_equal(s->canonical, "postgresql");
+	assert_int_equal(s->default_port, 5432);
+	s = ps_url_syntax_find("mariadb", 7);
+	assert_non_null(s);
+	assert_string_equal(s->canonical, "mysql");
+	assert_null(ps_url_syntax_find("http", 4));
+	ps_url_schemes_list(list, sizeof(list));
+	assert_string_equal(list, "postgresql://, mysql://, sqlite:///, jsonl:// or kafka://");
+}
+
 static void test_plugin_lookup(void **state)
 {
 	ps_error err;
@@ -1322,6 +1428,9 @@ int main(void)
 		cmocka_unit_test(test_plugin_check_sink),
 		cmocka_unit_test(test_plugin_checkpoint_pair),
 		cmocka_unit_test(test_plugin_lookup),
+		cmocka_unit_test(test_plugin_groups_and_options),
+		cmocka_unit_test(test_engine_errors),
+		cmocka_unit_test(test_url_syntaxes_from_the_registry),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,7 +1,8 @@
 /*
- * test_errclass.c — core/errclass.c: every error a source or sink meets is
- * classed by SQLSTATE, errno and code (never by message text), over a table
- * of cases; and the retry backoff.
+ * test_errclass.c — core/errclass.c with the PostgreSQL plugins' SQLSTATE
+ * classes (util/pgconn.c): every error a source or sink meets is classed by
+ * SQLSTATE, errno and code (never by message text), over a table of cases;
+ * and the retry backoff.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,6 +15,8 @@
 #include <string.h>
 
 #include "core/errclass.h"
+#include "util/myconn.h"
+#include "util/pgconn.h"
 
 typedef struct errcase {
 	int code;
@@ -96,7 +99,7 @@ static void test_cases(void **state)
 
 		ps_error_clear(&err);
 		err.code = c->code;
-		snprintf(err.sqlstate, sizeof(err.sqlstate), "%s", c->sqlstate);
+		pg_error_sqlstate(&err, c->sqlstate);
 		err.sys_errno = c->sys_errno;
 		cls = ps_errclass_of(&err);
 		if (cls != c->cls || ps_error_retryable(&err) != c->retryable)
@@ -115,12 +118,52 @@ static void test_message_does_not_decide(void **state)
 
 	(void)state;
 	ps_error_set(&a, PS_ESERVER, "connection lost, please retry");
-	snprintf(a.sqlstate, sizeof(a.sqlstate), "42501");
+	pg_error_sqlstate(&a, "42501");
 	ps_error_set(&b, PS_ECONNECT, "permission denied for table orders; slot does not exist");
 	assert_int_equal(ps_errclass_of(&a), PS_ERRCLASS_PERMISSION);
 	assert_false(ps_error_retryable(&a));
 	assert_int_equal(ps_errclass_of(&b), PS_ERRCLASS_CONNECTION);
 	assert_true(ps_error_retryable(&b));
+}
+
+/* MySQL / MariaDB errnos, classed by util/myconn.c like the SQLSTATEs. */
+static void test_mysql_classes(void **state)
+{
+	static const struct {
+		unsigned int code;
+		int cls;
+	} cases[] = {
+		{2013, PS_ERRCLASS_CONNECTION},   /* lost connection during query */
+		{2003, PS_ERRCLASS_CONNECTION},   /* cannot connect */
+		{2026, PS_ERRCLASS_CONNECTION},   /* another client-library error: transport */
+		{1053, PS_ERRCLASS_CONNECTION},   /* server shutdown */
+		{1213, PS_ERRCLASS_CONFLICT},     /* deadlock */
+		{1205, PS_ERRCLASS_CONFLICT},     /* lock wait timeout */
+		{1969, PS_ERRCLASS_TIMEOUT},      /* max_statement_time */
+		{1040, PS_ERRCLASS_RESOURCES},    /* too many connections */
+		{1236, PS_ERRCLASS_LOG_LOST},     /* binlog purged */
+		{1045, PS_ERRCLASS_PERMISSION},   /* access denied */
+		{1142, PS_ERRCLASS_PERMISSION},
+		{1049, PS_ERRCLASS_INVALID},      /* unknown database */
+		{1146, PS_ERRCLASS_SCHEMA},       /* no such table */
+		{1062, PS_ERRCLASS_SCHEMA},       /* duplicate entry */
+		{1406, PS_ERRCLASS_SCHEMA},       /* data too long */
+	};
+	ps_error err;
+	char key[PS_ENGINE_CODE_MAX];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		assert_int_equal(my_errclass_of(cases[i].code), cases[i].cls);
+	assert_int_equal(my_errclass_of(1064), -1);   /* syntax: nobody's weather */
+	ps_error_set(&err, PS_ESERVER, "Deadlock found when trying to get lock");
+	ps_error_set_engine(&err, MY_CODE_KIND, "1213", my_errclass_of(1213));
+	assert_true(ps_error_retryable(&err));
+	ps_error_engine_key(&err, key, sizeof(key));
+	assert_string_equal(key, "mysql_error");
+	ps_error_set(&err, PS_ESERVER, "You have an error in your SQL syntax");
+	ps_error_set_engine(&err, MY_CODE_KIND, "1064", my_errclass_of(1064));
+	assert_int_equal(ps_errclass_of(&err), PS_ERRCLASS_INTERNAL);   /* unknown: permanent */
 }
 
 static void test_names_and_hints(void **state)
@@ -133,9 +176,9 @@ static void test_names_and_hints(void **state)
 	assert_string_equal(ps_errclass_name(PS_ERRCLASS_SLOT_LOST), "slot_lost");
 	assert_string_equal(ps_errclass_name(-1), "internal");
 	assert_non_null(strstr(ps_errclass_hint(PS_ERRCLASS_SLOT_LOST), "resync"));
-	assert_int_equal(ps_errclass_of_sqlstate("0800"), -1);     /* not five characters */
-	assert_int_equal(ps_errclass_of_sqlstate(NULL), -1);
-	assert_int_equal(ps_errclass_of_sqlstate("HV000"), -1);    /* a class we do not know */
+	assert_int_equal(pg_errclass_of_sqlstate("0800"), -1);     /* not five characters */
+	assert_int_equal(pg_errclass_of_sqlstate(NULL), -1);
+	assert_int_equal(pg_errclass_of_sqlstate("HV000"), -1);    /* a class we do not know */
 }
 
 static void test_backoff(void **state)
@@ -167,6 +210,7 @@ int main(void)
 		cmocka_unit_test(test_cases),
 		cmocka_unit_test(test_message_does_not_decide),
 		cmocka_unit_test(test_names_and_hints),
+		cmocka_unit_test(test_mysql_classes),
 		cmocka_unit_test(test_backoff),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

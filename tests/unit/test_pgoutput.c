@@ -374,7 +374,7 @@ static void test_origin_type(void **state)
 
 	must_decode(&m, cache, &y);
 	assert_int_equal(m.kind, PGO_TYPE);
-	assert_int_equal(m.type_oid, 90001);
+	assert_int_equal(m.type_id, 90001);
 	assert_string_equal(m.type_schema, "pg_catalog");
 	assert_string_equal(m.type_name, "mood");
 	pgo_msg_clear(&m);
@@ -404,7 +404,7 @@ static void test_relation(void **state)
 	assert_int_equal(t->ncolumns, 3);
 	assert_string_equal(t->columns[0].name, "id");
 	assert_true(t->columns[0].is_key);
-	assert_int_equal(t->columns[0].type_oid, 23);
+	assert_int_equal(t->columns[0].type_id, 23);
 	assert_int_equal(t->columns[0].type_mod, -1);
 	assert_int_equal(t->columns[0].type_class, PS_TYPE_INTEGER);
 	assert_string_equal(t->columns[1].name, "note");

@@ -172,13 +172,13 @@ static void test_known_ids(void **state)
 	size_t n = 0;
 
 	(void)state;
-	for (; ps_check_known_ids[n]; n++) {
-		const char *id = ps_check_known_ids[n];
+	for (; ps_check_known_id(n); n++) {
+		const char *id = ps_check_known_id(n);
 
 		assert_true(strncmp(id, "source.", 7) == 0 || strncmp(id, "target.", 7) == 0);
 		assert_true(strlen(id) < PS_CHECK_ID_MAX);
 		for (size_t k = 0; k < n; k++)
-			assert_string_not_equal(ps_check_known_ids[k], id);
+			assert_string_not_equal(ps_check_known_id(k), id);
 	}
 	assert_true(n >= 14);
 	assert_true(ps_check_id_known("source.replica_identity"));
@@ -248,9 +248,9 @@ static void test_spec_skip_errors(void **state)
 	/* the list of known ids names every skippable one, and no connect check */
 	spec = parse("{" BASE ", \"checks\": {\"skip\": [\"nope\"]}}", &err);
 	assert_null(spec);
-	for (size_t i = 0; ps_check_known_ids[i]; i++) {
-		if (ps_check_id_skippable(ps_check_known_ids[i]))
-			assert_non_null(strstr(err.message, ps_check_known_ids[i]));
+	for (size_t i = 0; ps_check_known_id(i); i++) {
+		if (ps_check_id_skippable(ps_check_known_id(i)))
+			assert_non_null(strstr(err.message, ps_check_known_id(i)));
 	}
 	assert_null(strstr(err.message, "source.connect"));
 	expect_fail("{" BASE ", \"checks\": {\"skip\": [\"source.connect\"]}}",

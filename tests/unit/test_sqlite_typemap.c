@@ -36,37 +36,37 @@ static void test_storage_by_class_and_oid(void **state)
 	(void)state;
 
 	c = col(23, PS_TYPE_INTEGER);
-	assert_int_equal(ps_typemap_sqlite(&c, NULL), PS_SQLITE_INTEGER);
+	assert_int_equal(ps_typemap_sqlite("postgresql", &c, NULL), PS_SQLITE_INTEGER);
 	c = col(16, PS_TYPE_BOOL);
-	assert_int_equal(ps_typemap_sqlite(&c, NULL), PS_SQLITE_BOOL);
+	assert_int_equal(ps_typemap_sqlite("postgresql", &c, NULL), PS_SQLITE_BOOL);
 	c = col(701, PS_TYPE_FLOAT);
-	assert_int_equal(ps_typemap_sqlite(&c, NULL), PS_SQLITE_REAL);
+	assert_int_equal(ps_typemap_sqlite("postgresql", &c, NULL), PS_SQLITE_REAL);
 	c = col(1700, PS_TYPE_NUMERIC);
-	assert_int_equal(ps_typemap_sqlite(&c, NULL), PS_SQLITE_TEXT);
+	assert_int_equal(ps_typemap_sqlite("postgresql", &c, NULL), PS_SQLITE_TEXT);
 	c = col(3802, PS_TYPE_JSON);
-	assert_int_equal(ps_typemap_sqlite(&c, NULL), PS_SQLITE_TEXT);
+	assert_int_equal(ps_typemap_sqlite("postgresql", &c, NULL), PS_SQLITE_TEXT);
 	c = col(17, PS_TYPE_BYTES);
-	assert_int_equal(ps_typemap_sqlite(&c, NULL), PS_SQLITE_BLOB);
+	assert_int_equal(ps_typemap_sqlite("postgresql", &c, NULL), PS_SQLITE_BLOB);
 	/* A source that leaves the class at TEXT: the OID decides. */
 	c = col(20, PS_TYPE_TEXT);
-	assert_int_equal(ps_typemap_sqlite(&c, NULL), PS_SQLITE_INTEGER);
+	assert_int_equal(ps_typemap_sqlite("postgresql", &c, NULL), PS_SQLITE_INTEGER);
 	c = col(700, PS_TYPE_TEXT);
-	assert_int_equal(ps_typemap_sqlite(&c, NULL), PS_SQLITE_REAL);
+	assert_int_equal(ps_typemap_sqlite("postgresql", &c, NULL), PS_SQLITE_REAL);
 	c = col(1007, PS_TYPE_TEXT);   /* integer[] */
-	assert_int_equal(ps_typemap_sqlite(&c, NULL), PS_SQLITE_TEXT);
+	assert_int_equal(ps_typemap_sqlite("postgresql", &c, NULL), PS_SQLITE_TEXT);
 	c = col(1184, PS_TYPE_TEXT);   /* timestamptz */
-	assert_int_equal(ps_typemap_sqlite(&c, NULL), PS_SQLITE_TEXT);
+	assert_int_equal(ps_typemap_sqlite("postgresql", &c, NULL), PS_SQLITE_TEXT);
 	/* No OID: the SQL spelling decides. */
 	c = col(0, PS_TYPE_TEXT);
 	d.sql_type = "bigint";
-	assert_int_equal(ps_typemap_sqlite(&c, &d), PS_SQLITE_INTEGER);
+	assert_int_equal(ps_typemap_sqlite("postgresql", &c, &d), PS_SQLITE_INTEGER);
 	d.sql_type = "double precision";
-	assert_int_equal(ps_typemap_sqlite(&c, &d), PS_SQLITE_REAL);
+	assert_int_equal(ps_typemap_sqlite("postgresql", &c, &d), PS_SQLITE_REAL);
 	d.sql_type = "bigint[]";
-	assert_int_equal(ps_typemap_sqlite(&c, &d), PS_SQLITE_TEXT);
+	assert_int_equal(ps_typemap_sqlite("postgresql", &c, &d), PS_SQLITE_TEXT);
 	d.sql_type = "numeric(12,2)";
-	assert_int_equal(ps_typemap_sqlite(&c, &d), PS_SQLITE_TEXT);
-	assert_int_equal(ps_typemap_sqlite(&c, NULL), PS_SQLITE_TEXT);
+	assert_int_equal(ps_typemap_sqlite("postgresql", &c, &d), PS_SQLITE_TEXT);
+	assert_int_equal(ps_typemap_sqlite("postgresql", &c, NULL), PS_SQLITE_TEXT);
 
 	assert_string_equal(ps_typemap_sqlite_decl(PS_SQLITE_INTEGER), "INTEGER");
 	assert_string_equal(ps_typemap_sqlite_decl(PS_SQLITE_BOOL), "INTEGER");

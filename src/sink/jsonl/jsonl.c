@@ -42,12 +42,15 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "core/url.h"
+#include "penstock/url.h"
 #include "penstock/sink.h"
 #include "sink/envelope.h"
 #include "util/buf.h"
 #include "util/log.h"
 #include "util/str.h"
+
+/* The URL syntax of jsonl: (penstock/url.h), defined with the ops. */
+extern const ps_url_syntax ps_jsonl_url_syntax[];
 
 #define EVENT_MAX ((size_t)64 << 20)          /* largest single event */
 #define WRITE_THRESHOLD ((size_t)256 << 10)   /* write(2) once this is buffered */
@@ -384,7 +387,7 @@ static int jsonl_open(ps_sink **out_sink, const ps_sink_config *cfg, ps_error *e
 	rc = ps_url_parse(&url, cfg->url, err);
 	if (rc != 0)
 		goto cleanup;
-	if (url.scheme != PS_URL_JSONL) {
+	if (url.syntax != ps_jsonl_url_syntax) {
 		rc = ps_error_set(err, PS_EINVAL, "sink jsonl cannot write to '%s'", url.redacted);
 		goto cleanup;
 	}
@@ -470,12 +473,20 @@ static int jsonl_flush(ps_sink *k, ps_error *err)
 }
 
 static const char *const jsonl_schemes[] = {"jsonl", NULL};
+static const char *const check_ids[] = {"target.writable", NULL};
+
+const ps_url_syntax ps_jsonl_url_syntax[] = {
+	{"jsonl", "jsonl", PS_URL_PATH, 0, false, true, "directory",
+	 "jsonl:///absolute/dir, or jsonl:- for standard output"},
+	{NULL, NULL, 0, 0, false, false, NULL, NULL},
+};
 
 int ps__jsonl_precheck(const ps_sink_config *, const ps_table_options *, bool, const ps_check_tables *, ps_check_report *, ps_error *); /* jsonl_precheck.c */
 const ps_sink_ops ps_sink_jsonl = {
 	.abi_version = PS_SINK_ABI_VERSION,
 	.name = "jsonl",
 	.url_schemes = jsonl_schemes,
+	.check_ids = check_ids,
 	.max_writers = 1,   /* one appender per directory */
 	.open = jsonl_open,
 	.begin = NULL,

@@ -14,7 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "core/url.h"
+#include "penstock/url.h"
 #include "penstock/sink.h"
 
 int ps__jsonl_precheck(const ps_sink_config *cfg, const ps_table_options *opt, bool loads,

@@ -60,6 +60,7 @@
 #include <time.h>
 
 #include "sink/pg/pgsink.h"
+#include "util/clock.h"
 #include "util/log.h"
 #include "util/pgconn.h"
 
@@ -252,18 +253,10 @@ int pgs_ensure_txn(ps_sink *s, ps_error *err)
 	return rc;
 }
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 /* Warns about missing rows not yet reported, at most every 10 s. */
 static void report_missing(ps_sink *s)
 {
-	uint64_t now = now_ns();
+	uint64_t now = ps_now_ns();
 
 	if (s->missing_unreported == 0 ||
 	    (s->missing_warned_ns && now - s->missing_warned_ns < PGS_WARN_INTERVAL_NS))
@@ -529,12 +522,8 @@ static int wait_for_earlier_sessions(ps_sink *s, ps_error *err)
 {
 	char app[128];
 	const char *params[1] = {app};
-	struct timespec now;
-	time_t deadline;
+	uint64_t deadline = ps_now_ns() + (uint64_t)EARLIER_SESSIONS_WAIT_S * 1000000000ull;
 	int rc;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	deadline = now.tv_sec + EARLIER_SESSIONS_WAIT_S;
 
 	snprintf(app, sizeof(app), "penstock sink %s", s->job);
 	for (;;) {
@@ -551,8 +540,7 @@ static int wait_for_earlier_sessions(ps_sink *s, ps_error *err)
 		PQclear(res);
 		if (rc != PS_OK || !pid[0])
 			return rc;
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		if (now.tv_sec >= deadline)
+		if (ps_now_ns() >= deadline)
 			return ps_error_set(err, PS_ETIMEOUT, "another session of job '%s' (backend pid %s) "
 			                    "is still inside a transaction in the target after %d s; is "
 			                    "another penstock running this job? Stop it, or end that "
@@ -654,12 +642,15 @@ static int pg_table_finish(ps_sink *s, const ps_table_def *def, ps_error *err)
 }
 
 static const char *const schemes[] = {"postgresql", "postgres", NULL};
+static const char *const check_ids[] = {"target.writable", "target.tables", "target.types",
+                                        "target.extensions", NULL};
 
 const ps_sink_ops ps_sink_pg = {
 	.abi_version = PS_SINK_ABI_VERSION,
 	.name = "pg",
 	.url_schemes = schemes,
 	.max_writers = 0,
+	.check_ids = check_ids,
 	.open = pg_open,
 	.begin = pg_begin,
 	.write = pg_write,
@@ -676,5 +667,6 @@ const ps_sink_ops ps_sink_pg = {
 	.load_raw_begin = pgs_raw_begin,
 	.load_raw_write = pgs_raw_write,
 	.load_raw_end = pgs_raw_end,
+	.sequences_set = pgs_sequences_set,
 	.schema_apply = pgs_schema_apply,
 };

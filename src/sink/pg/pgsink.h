@@ -15,6 +15,7 @@
  *   pgsink_net.c      net changes: a batch's changes per key, applied as
  *                     their net effect
  *   pgsink_precheck.c the sink's prechecks
+ *   pgsink_sequences.c the cutover's sequences
  *
  * Nothing here is part of the plugin contract; only pgsink.c exports a symbol
  * the core knows (ps_sink_pg). Helpers shared between the files are named
@@ -28,7 +29,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/url.h"
+#include "penstock/url.h"
 #include "penstock/sink.h"
 #include "util/buf.h"
 
@@ -166,6 +167,10 @@ struct ps_sink {
 	uint64_t missing_warned_ns;
 	char missing_last[300];
 };
+
+/* --- pgsink_sequences.c: sink.h sequences_set ------------------------------- */
+int pgs_sequences_set(ps_sink *s, const ps_sequence *seqs, size_t n, char *summary, size_t len,
+                      ps_error *err);
 
 /* --- pgsink.c: connection, transaction and pipeline ------------------------- */
 

@@ -278,7 +278,7 @@ static void compare_types(const ps_table_def *def, const PGresult *res, bool *sa
 		}
 		oid = strtoul(PQgetvalue(res, row, 1), NULL, 10);
 		mod = strtol(PQgetvalue(res, row, 2), NULL, 10);
-		if (oid >= PGS_FIRST_NORMAL_OID || oid != col->type_oid || mod != col->type_mod) {
+		if (oid >= PGS_FIRST_NORMAL_OID || oid != col->type_id || mod != col->type_mod) {
 			snprintf(why, why_len, "column %s is %s in the target, %s in the source",
 			         col->name, PQgetvalue(res, row, 3),
 			         def->columns && def->columns[i].sql_type ? def->columns[i].sql_type

@@ -29,7 +29,7 @@
  *     with the data in the open transaction, so data and checkpoint commit
  *     or vanish together.
  *  5. Values reach SQL only as bound parameters; identifiers only through
- *     ps__sqlite_quote. Statements are prepared once and reused (per table
+ *     ps_sql_quote_ident. Statements are prepared once and reused (per table
  *     and column layout: sqlite_table.c), so the hot path is bind, step,
  *     reset, with no allocation for tables without bytea beyond what SQLite
  *     itself does.
@@ -46,7 +46,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "core/url.h"
+#include "penstock/url.h"
 #include "sink/sqlite/sqlite_internal.h"
 #include "util/log.h"
 #include "util/str.h"
@@ -54,14 +54,6 @@
 #define BUSY_TIMEOUT_MS 30000
 
 /* ==== shared helpers ====================================================== */
-
-uint64_t ps__sqlite_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static int code_for(int sqlite_rc)
 {
@@ -109,27 +101,6 @@ int ps__sqlite_fail(ps_sink *k, int sqlite_rc, ps_error *err, const char *fmt, .
 		                    "%s: %s (another connection held the database for more than %d s)",
 		                    what, msg, BUSY_TIMEOUT_MS / 1000);
 	return ps_error_set(err, code_for(sqlite_rc), "%s: %s (SQLite code %d)", what, msg, sqlite_rc);
-}
-
-int ps__sqlite_quote(ps_buf *b, const char *ident)
-{
-	size_t start = b->len;
-	int rc = ps_buf_putc(b, '"');
-
-	for (const char *p = ident; rc == 0 && *p; p++) {
-		if (*p == '"')
-			rc = ps_buf_putc(b, '"');
-		if (rc == 0)
-			rc = ps_buf_putc(b, *p);
-	}
-	if (rc == 0)
-		rc = ps_buf_putc(b, '"');
-	if (rc != 0) {
-		b->len = start;
-		if (b->data)
-			b->data[start] = '\0';
-	}
-	return rc;
 }
 
 int ps__sqlite_prepare(ps_sink *k, const ps_buf *b, bool persistent, sqlite3_stmt **out,
@@ -333,7 +304,7 @@ static int sqlite_open(ps_sink **out, const ps_sink_config *cfg, ps_error *err)
 	rc = ps_url_parse(&url, cfg->url, err);
 	if (rc != 0)
 		return rc;
-	if (url.scheme != PS_URL_SQLITE)
+	if (url.syntax != ps_sqlite_url_syntax)
 		return ps_error_set(err, PS_EINVAL, "sink sqlite cannot write to '%s'", url.redacted);
 	k = calloc(1, sizeof(*k));
 	if (!k)
@@ -480,12 +451,20 @@ static int sqlite_table_finish(ps_sink *k, const ps_table_def *def, ps_error *er
 }
 
 static const char *const schemes[] = {"sqlite", NULL};
+static const char *const check_ids[] = {"target.writable", "target.tables", NULL};
+
+const ps_url_syntax ps_sqlite_url_syntax[] = {
+	{"sqlite", "sqlite", PS_URL_PATH, 0, false, false, "database path",
+	 "sqlite:///absolute/path.db (three slashes: an empty host, then the absolute path)"},
+	{NULL, NULL, 0, 0, false, false, NULL, NULL},
+};
 
 const ps_sink_ops ps_sink_sqlite = {
 	.abi_version = PS_SINK_ABI_VERSION,
 	.name = "sqlite",
 	.url_schemes = schemes,
 	.max_writers = 1,
+	.check_ids = check_ids,
 	.open = sqlite_open,
 	.begin = sqlite_begin,
 	.write = sqlite_write,
@@ -498,4 +477,5 @@ const ps_sink_ops ps_sink_sqlite = {
 	.table_finish = sqlite_table_finish,
 	.close = sqlite_close,
 	.precheck = ps__sqlite_precheck,
+	.no_sequences = "an INTEGER PRIMARY KEY takes the value after the largest by itself",
 };

@@ -37,6 +37,7 @@
 
 #include "sink/sqlite/sqlite_typemap.h"
 #include "sink/sqlite/sqlite_internal.h"
+#include "util/clock.h"
 #include "util/log.h"
 
 #define WARN_INTERVAL_NS (10ull * 1000000000ull)
@@ -108,7 +109,7 @@ static void describe_key(const sq_table *tb, const ps_value *const *vals, char *
 static void warn_missing(ps_sink *k, sq_missing *m, const char *what, const sq_table *tb,
                          const ps_value *const *key)
 {
-	uint64_t now = ps__sqlite_now_ns();
+	uint64_t now = ps_now_ns();
 	char desc[KEY_TEXT_MAX];
 
 	m->count++;

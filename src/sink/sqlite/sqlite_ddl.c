@@ -59,7 +59,7 @@ static int create_table(ps_sink *k, const ps_table_def *def, const char *target,
 	ps_buf_reset(&k->sql);
 	sq_put(&o, "CREATE TABLE ");
 	if (o.rc == 0)
-		o.rc = ps__sqlite_quote(&k->sql, target);
+		o.rc = ps_sql_quote_ident(&k->sql, target);
 	sq_put(&o, " (");
 	for (int i = 0; i < t->ncolumns; i++) {
 		const ps_column_def *cd = def->columns ? &def->columns[i] : NULL;
@@ -67,9 +67,9 @@ static int create_table(ps_sink *k, const ps_table_def *def, const char *target,
 
 		sq_put(&o, i ? ", " : "");
 		if (o.rc == 0)
-			o.rc = ps__sqlite_quote(&k->sql, t->columns[i].name ? t->columns[i].name : "");
+			o.rc = ps_sql_quote_ident(&k->sql, t->columns[i].name ? t->columns[i].name : "");
 		sq_put(&o, " ");
-		sq_put(&o, ps_typemap_sqlite_decl(ps_typemap_sqlite(&t->columns[i], cd)));
+		sq_put(&o, ps_typemap_sqlite_decl(ps_typemap_sqlite(def->engine, &t->columns[i], cd)));
 		for (int j = 0; j < nkey; j++)
 			in_key |= key[j] == i;
 		/* SQLite lets NULL into a key column unless told otherwise. */
@@ -81,7 +81,7 @@ static int create_table(ps_sink *k, const ps_table_def *def, const char *target,
 		for (int j = 0; j < nkey; j++) {
 			sq_put(&o, j ? ", " : "");
 			if (o.rc == 0)
-				o.rc = ps__sqlite_quote(&k->sql, t->columns[key[j]].name);
+				o.rc = ps_sql_quote_ident(&k->sql, t->columns[key[j]].name);
 		}
 		sq_put(&o, ")");
 	}
@@ -99,7 +99,7 @@ static int drop_table(ps_sink *k, const char *target, ps_error *err)
 {
 	ps_buf_reset(&k->sql);
 	if (ps_buf_puts(&k->sql, "DROP TABLE IF EXISTS ") != 0 ||
-	    ps__sqlite_quote(&k->sql, target) != 0)
+	    ps_sql_quote_ident(&k->sql, target) != 0)
 		return ps_error_set(err, PS_ENOMEM, "out of memory");
 	return ps__sqlite_exec(k, k->sql.data, err, "cannot drop the table");
 }
@@ -112,7 +112,7 @@ static int count_rows(ps_sink *k, const char *target, long long *rows, ps_error 
 
 	ps_buf_reset(&k->sql);
 	if (ps_buf_puts(&k->sql, "SELECT count(*) FROM (SELECT 1 FROM ") != 0 ||
-	    ps__sqlite_quote(&k->sql, target) != 0 ||
+	    ps_sql_quote_ident(&k->sql, target) != 0 ||
 	    ps_buf_printf(&k->sql, " LIMIT %d)", COUNT_CAP + 1) != 0)
 		return ps_error_set(err, PS_ENOMEM, "out of memory");
 	rc = ps__sqlite_prepare(k, &k->sql, false, &st, err);
@@ -132,7 +132,7 @@ static int count_rows(ps_sink *k, const char *target, long long *rows, ps_error 
 static int empty_table(ps_sink *k, const char *target, ps_error *err)
 {
 	ps_buf_reset(&k->sql);
-	if (ps_buf_puts(&k->sql, "DELETE FROM ") != 0 || ps__sqlite_quote(&k->sql, target) != 0)
+	if (ps_buf_puts(&k->sql, "DELETE FROM ") != 0 || ps_sql_quote_ident(&k->sql, target) != 0)
 		return ps_error_set(err, PS_ENOMEM, "out of memory");
 	return ps__sqlite_exec(k, k->sql.data, err, "cannot empty the table");
 }
@@ -279,15 +279,15 @@ static int create_index(ps_sink *k, const ps_table_def *def, const ps_constraint
 	ps_buf_reset(&k->sql);
 	sq_put(&o, unique ? "CREATE UNIQUE INDEX IF NOT EXISTS " : "CREATE INDEX IF NOT EXISTS ");
 	if (o.rc == 0)
-		o.rc = ps__sqlite_quote(&k->sql, iname);
+		o.rc = ps_sql_quote_ident(&k->sql, iname);
 	sq_put(&o, " ON ");
 	if (o.rc == 0)
-		o.rc = ps__sqlite_quote(&k->sql, target);
+		o.rc = ps_sql_quote_ident(&k->sql, target);
 	sq_put(&o, " (");
 	for (int j = 0; j < con->ncols; j++) {
 		sq_put(&o, j ? ", " : "");
 		if (o.rc == 0)
-			o.rc = ps__sqlite_quote(&k->sql, def->table->columns[con->cols[j]].name);
+			o.rc = ps_sql_quote_ident(&k->sql, def->table->columns[con->cols[j]].name);
 	}
 	sq_put(&o, ")");
 	if (o.rc != 0)

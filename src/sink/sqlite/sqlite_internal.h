@@ -20,6 +20,10 @@
 
 #include "penstock/sink.h"
 #include "util/buf.h"
+#include "util/sql.h"
+
+/* sqlite.c: the URL syntax of sqlite:// (penstock/url.h) */
+extern const ps_url_syntax ps_sqlite_url_syntax[];
 
 #define SQ_STMT_CACHE 16               /* statement variants kept per table */
 #define SQ_SQL_LIMIT ((size_t)16 << 20) /* longest statement we build */
@@ -123,8 +127,6 @@ int ps__sqlite_fail(ps_sink *k, int sqlite_rc, ps_error *err, const char *fmt, .
 	PS_PRINTF(4, 5);
 /* Opens the target transaction unless one is open. */
 int ps__sqlite_txn(ps_sink *k, ps_error *err);
-/* Appends ident as one double-quoted identifier ('"' doubled). */
-int ps__sqlite_quote(ps_buf *b, const char *ident);
 /* Prepares b->data (kept across resets when persistent). */
 int ps__sqlite_prepare(ps_sink *k, const ps_buf *b, bool persistent, sqlite3_stmt **out,
                        ps_error *err);
@@ -132,7 +134,6 @@ int ps__sqlite_prepare(ps_sink *k, const ps_buf *b, bool persistent, sqlite3_stm
 int ps__sqlite_run(ps_sink *k, sqlite3_stmt *st, ps_error *err, const char *what);
 /* Runs one SQL text without parameters. */
 int ps__sqlite_exec(ps_sink *k, const char *sql, ps_error *err, const char *what);
-uint64_t ps__sqlite_now_ns(void);
 
 /* --- sqlite_table.c ------------------------------------------------------- */
 

@@ -23,7 +23,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "core/url.h"
+#include "penstock/url.h"
 #include "sink/sqlite/sqlite_internal.h"
 #include "util/buf.h"
 
@@ -84,7 +84,7 @@ static int table_state(sk_ctx *c, const char *target, char *why, size_t why_len)
 	if (out == -2)
 		goto cleanup;
 	ps_buf_puts(&sql, "SELECT EXISTS (SELECT 1 FROM ");
-	ps__sqlite_quote(&sql, target);
+	ps_sql_quote_ident(&sql, target);
 	if (ps_buf_putc(&sql, ')') != 0) {
 		snprintf(why, why_len, "table name too long");
 		goto cleanup;
@@ -137,7 +137,7 @@ static void check_tables(sk_ctx *c, const ps_check_tables *tables, const ps_tabl
 			add_name(&nonempty, &nn, ", ", target);
 			if (nfix < LIST_SHOW) {
 				ps_buf_puts(&fix, nfix ? " DELETE FROM " : "DELETE FROM ");
-				ps__sqlite_quote(&fix, target);
+				ps_sql_quote_ident(&fix, target);
 				ps_buf_putc(&fix, ';');
 			}
 			nfix++;

@@ -68,7 +68,7 @@ char *ps__sqlite_target_name(const char *schema, const char *name)
 static char *quoted(ps_sink *k, const char *ident)
 {
 	ps_buf_reset(&k->sql);
-	if (ps__sqlite_quote(&k->sql, ident) != 0)
+	if (ps_sql_quote_ident(&k->sql, ident) != 0)
 		return NULL;
 	return strdup(k->sql.data);
 }
@@ -258,7 +258,7 @@ static bool same_layout(const ps_table *a, const ps_table *b)
 	for (int i = 0; i < a->ncolumns; i++) {
 		const ps_column *x = &a->columns[i], *y = &b->columns[i];
 
-		if (x->type_oid != y->type_oid || x->type_class != y->type_class ||
+		if (x->type_id != y->type_id || x->type_class != y->type_class ||
 		    strcmp(x->name ? x->name : "", y->name ? y->name : "") != 0)
 			return false;
 	}
@@ -342,7 +342,7 @@ static int table_build(ps_sink *k, sq_table *tb, ps_table *t, ps_error *err)
 	for (int i = 0; i < n; i++) {
 		int j = find_target_col(&tc, t->columns[i].name ? t->columns[i].name : "");
 
-		tb->storage[i] = ps_typemap_sqlite(&t->columns[i], NULL);
+		tb->storage[i] = ps_typemap_sqlite(t->engine, &t->columns[i], NULL);
 		tb->qcol[i] = quoted(k, tc.name[j]);
 		if (!tb->qcol[i]) {
 			rc = ps_error_set(err, PS_ENOMEM, "out of memory");

@@ -68,14 +68,17 @@ static uint8_t storage_of_sql_type(const char *t)
 	return PS_SQLITE_TEXT;
 }
 
-uint8_t ps_typemap_sqlite(const ps_column *col, const ps_column_def *def)
+uint8_t ps_typemap_sqlite(const char *engine, const ps_column *col, const ps_column_def *def)
 {
 	uint8_t s = storage_of_class(col->type_class);
 
 	if (s != PS_SQLITE_TEXT || col->type_class != PS_TYPE_TEXT)
 		return s;
-	if (col->type_oid != 0)
-		return storage_of_oid(col->type_oid);
+	/* Type ids and spellings below are PostgreSQL's. */
+	if (!engine || strcmp(engine, "postgresql") != 0)
+		return PS_SQLITE_TEXT;
+	if (col->type_id != 0)
+		return storage_of_oid(col->type_id);
 	if (def && def->sql_type)
 		return storage_of_sql_type(def->sql_type);
 	return PS_SQLITE_TEXT;

@@ -12,15 +12,16 @@
  * we bind with its own storage class (NUMERIC affinity would turn the text
  * "1.50" into the number 1.5).
  *
- * The mapping reads the engine-neutral type class first; a column whose
- * class says nothing (PS_TYPE_TEXT) is looked at again by its PostgreSQL
- * type OID and, when the OID is unknown (0), by the type's SQL spelling.
+ * The mapping reads the engine-neutral type class first; a column of a
+ * PostgreSQL source whose class says nothing (PS_TYPE_TEXT) is looked at
+ * again by its type OID and, when the OID is unknown (0), by the type's SQL
+ * spelling.
  *
  * This header does not include sqlite3.h: a converted value is described by
  * ps_sqlite_datum and bound by the caller.
  */
-#ifndef PS_CORE_TYPEMAP_H
-#define PS_CORE_TYPEMAP_H
+#ifndef PS_SINK_SQLITE_TYPEMAP_H
+#define PS_SINK_SQLITE_TYPEMAP_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -55,8 +56,10 @@ typedef struct ps_sqlite_datum {
 	size_t n;              /* bytes at p */
 } ps_sqlite_datum;
 
-/* The storage for a column. def may be NULL (a change carries no ps_column_def). */
-uint8_t ps_typemap_sqlite(const ps_column *col, const ps_column_def *def);
+/* The storage for a column of a table of the source engine `engine`
+ * (ps_table.engine, may be NULL). def may be NULL (a change carries no
+ * ps_column_def). */
+uint8_t ps_typemap_sqlite(const char *engine, const ps_column *col, const ps_column_def *def);
 
 /* The declared type for a storage: "INTEGER", "REAL", "TEXT" or "BLOB". */
 const char *ps_typemap_sqlite_decl(uint8_t storage);

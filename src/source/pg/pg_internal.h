@@ -13,10 +13,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "core/url.h"
+#include "penstock/url.h"
 #include "penstock/source.h"
 #include "source/pg/pgoutput.h"
 #include "util/buf.h"
+#include "util/clock.h"
 
 #define PG_PENDING_MAX 3
 #define PG_LONG_XIDS 256
@@ -65,7 +66,7 @@ struct ps_source {
 	uint64_t delivered_lsn;    /* end of the last transaction handed out */
 	uint64_t acked_lsn;        /* durable in the target (from ack) */
 	uint64_t reported_flush;   /* last flush position sent to the server */
-	int64_t last_feedback_us;
+	uint64_t last_feedback_ns;    /* monotonic */
 	bool in_txn;               /* between a delivered BEGIN and its COMMIT */
 	bool skipping;             /* inside a transaction at or before start_lsn */
 	ps_txn txn;                /* the transaction being delivered */
@@ -75,7 +76,7 @@ struct ps_source {
 	uint64_t *wait_xids;
 	size_t nwait;
 	bool wait_taken;
-	int64_t wait_since_us;
+	uint64_t wait_since_ns;       /* monotonic */
 	uint64_t long_xids[PG_LONG_XIDS];  /* waited for in vain: running for long */
 	size_t nlong, long_next;
 
@@ -87,9 +88,8 @@ struct ps_source {
 };
 
 /* Feedback interval: well under the server's wal_sender_timeout (60 s). */
-#define PG_FEEDBACK_INTERVAL_US (10LL * 1000000LL)
+#define PG_FEEDBACK_INTERVAL_NS (10ULL * 1000000000ULL)
 
-int64_t pg_now_us(void);
 
 /* SQL appenders that remember the first failure in *rc, so that a long run
  * of appends is checked once and never sends half a statement
@@ -129,6 +129,9 @@ typedef struct pg_selection {
 	int *klass;                /* PG_CLASS_* */
 	size_t n;
 } pg_selection;
+/* "schema.name" matches an include pattern and no exclude pattern. */
+bool pg_selected(char **include, size_t ninclude, char **exclude, size_t nexclude,
+                 const char *schema, const char *name);
 int pg_select(ps_source *src, char **include, size_t ninclude, char **exclude, size_t nexclude,
               pg_selection *sel, ps_error *err);
 void pg_selection_free(pg_selection *sel);
@@ -150,8 +153,10 @@ void pg_inserts_publication(const char *publication, char *out, size_t len);
  * position into pos. */
 int pg_emit_message(ps_source *src, const char *prefix, const char *content, const char *what,
                     char *pos, size_t len, ps_error *err);
+/* source.h start; state (the checkpoint's slot and publication) is not
+ * needed: the options name them. */
 int pg_stream_start(ps_source *src, const char *position, const char *redo_until,
-                    ps_error *err);
+                    const char *state, ps_error *err);
 int pg_stream_read(ps_source *src, ps_read_item *item, int timeout_ms, ps_error *err);
 int pg_stream_ack(ps_source *src, const char *position, ps_error *err);
 /* source.h fence: a transactional logical message with this prefix, which the
@@ -173,9 +178,17 @@ int pg_snapshot_release(ps_source *src, ps_error *err);
  * points into def (borrowed), *nkeys = 0 when the table has no usable key. */
 void pg_primary_key(const ps_table_def *def, const int **keys, int *nkeys);
 
-/* pgsrc_precheck.c: source.h precheck */
+/* pgsrc_precheck.c: source.h precheck, and the ids of its items */
 int pg_precheck(const ps_source_config *cfg, ps_check_report *report, ps_check_tables *tables,
                 ps_error *err);
+extern const char *const pg_check_ids[];
+
+/* pg_source.c: the value of option name (slot, publication), or its
+ * default for the job; malloc'd, NULL on OOM. */
+char *pg_option_dup(const json_t *opts, const char *name, const char *job_name);
+
+/* pgsrc_sequences.c: source.h sequences */
+int pg_sequences(ps_source *src, ps_sequence **seqs, size_t *n, ps_error *err);
 
 /* pg_live.c: source.h retable, mark, chunk_read */
 int pg_retable(ps_source *src, const char *const *include, size_t ninclude,

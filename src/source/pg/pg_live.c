@@ -22,7 +22,7 @@
  *    (pg_current_snapshot's xip), and reads only once none of them is in
  *    progress in a later snapshot. It does not block the reader: it answers
  *    "not yet" (*nrows = -1) and is called again. A transaction still open
- *    after PG_WAIT_LONG_US is a long one, which cannot have committed
+ *    after PG_WAIT_LONG_NS is a long one, which cannot have committed
  *    before the marker (the gap above is short): it is not waited for, now
  *    or in later chunks (long_xids, a bounded ring).
  * 3. The chunk is one SELECT in its own snapshot: rows whose primary key, in
@@ -46,7 +46,7 @@
 #include "util/str.h"
 #include "util/pgconn.h"
 
-#define PG_WAIT_LONG_US (5LL * 1000000LL)
+#define PG_WAIT_LONG_NS (5ULL * 1000000000ULL)
 #define CHUNK_MAX_KEYS 32
 
 /* --- retable (note 4) ------------------------------------------------------ */
@@ -364,7 +364,7 @@ static int waited(ps_source *src, bool *done, ps_error *err)
 			if (!is_long(src, now[i]))
 				src->wait_xids[src->nwait++] = now[i];
 		src->wait_taken = true;
-		src->wait_since_us = pg_now_us();
+		src->wait_since_ns = ps_now_ns();
 		*done = src->nwait == 0;
 		return PS_OK;
 	}
@@ -376,12 +376,12 @@ static int waited(ps_source *src, bool *done, ps_error *err)
 			}
 	src->nwait = still;
 	free(now);
-	if (still && pg_now_us() - src->wait_since_us >= PG_WAIT_LONG_US) {
+	if (still && ps_now_ns() - src->wait_since_ns >= PG_WAIT_LONG_NS) {
 		for (size_t i = 0; i < still; i++)
 			remember_long(src, src->wait_xids[i]);
 		ps_log_info("backfill: %zu source transaction%s open for over %lld s; not waiting for "
 		            "%s (a long transaction commits after the chunk's low marker)", still,
-		            still == 1 ? "" : "s", PG_WAIT_LONG_US / 1000000, still == 1 ? "it" : "them");
+		            still == 1 ? "" : "s", (long long)(PG_WAIT_LONG_NS / 1000000000ULL), still == 1 ? "it" : "them");
 		still = 0;
 	}
 	*done = still == 0;

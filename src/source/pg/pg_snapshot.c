@@ -481,6 +481,8 @@ static int build_def(ps_source *src, const describe_results *q, int row, ps_tabl
 		goto cleanup;
 	def->table = ps_table_new(oid, ncols);
 	def->engine = strdup("postgresql");
+	if (def->table)
+		def->table->engine = "postgresql";
 	def->columns = calloc((size_t)ncols + 1, sizeof(ps_column_def));
 	def->generated = calloc((size_t)(ce - cb - ncols) + 1, sizeof(ps_generated_def));
 	attnums = calloc((size_t)ncols + 1, sizeof(int));

@@ -35,14 +35,6 @@
 #include "util/log.h"
 #include "util/str.h"
 
-int64_t pg_now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000LL + ts.tv_nsec / 1000;
-}
-
 static void pg_close(ps_source *src)
 {
 	if (!src)
@@ -80,8 +72,8 @@ static int pg_open(ps_source **out, const ps_source_config *cfg, ps_error *err)
 	src->job_name = strdup(cfg->job_name);
 	src->url = strdup(cfg->url);
 	src->password = cfg->password ? strdup(cfg->password) : NULL;
-	src->slot = strdup(cfg->slot_name);
-	src->publication = strdup(cfg->publication_name);
+	src->slot = pg_option_dup(cfg->options, "slot", cfg->job_name);
+	src->publication = pg_option_dup(cfg->options, "publication", cfg->job_name);
 	src->include = ps_strv_copy((char *const *)cfg->include, cfg->ninclude);
 	src->exclude = ps_strv_copy((char *const *)cfg->exclude, cfg->nexclude);
 	src->ninclude = cfg->ninclude;
@@ -235,7 +227,7 @@ static int slot_lookup(ps_source *src, bool *exists, bool *lost, char *confirmed
 		                  "replication slot %s is in use by server process %s: is another "
 		                  "penstock running job '%s'? Stop it first", src->slot,
 		                  PQgetvalue(r, 0, 2), src->job_name);
-		snprintf(err->sqlstate, sizeof(err->sqlstate), "55006");
+		pg_error_sqlstate(err, "55006");
 	} else {
 		snprintf(confirmed, len, "%s", PQgetvalue(r, 0, 3));
 	}
@@ -295,7 +287,7 @@ static int prepare_slot(ps_source *src, int mode, ps_prepare_result *res, ps_err
 		                  "replication slot %s was invalidated: the server removed log it still "
 		                  "needed (max_slot_wal_keep_size), so it cannot deliver changes any more",
 		                  src->slot);
-		snprintf(err->sqlstate, sizeof(err->sqlstate), "55000");
+		pg_error_sqlstate(err, "55000");
 		return rc;
 	}
 	if (mode == PS_PREPARE_MUST_EXIST && !exists)
@@ -318,6 +310,19 @@ static int prepare_slot(ps_source *src, int mode, ps_prepare_result *res, ps_err
 	return rc;
 }
 
+/* The plugin's words for the log and its state for the checkpoint. */
+static int describe_prepared(ps_source *src, ps_prepare_result *res, ps_error *err)
+{
+	json_t *state = json_pack("{s:s, s:s}", "slot", src->slot, "publication", src->publication);
+
+	snprintf(res->summary, sizeof(res->summary), "PostgreSQL %s, publication %s",
+	         res->server_version, src->publication);
+	snprintf(res->log_reader, sizeof(res->log_reader), "slot %s", src->slot);
+	res->state = state ? json_dumps(state, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	json_decref(state);
+	return res->state ? PS_OK : ps_error_set(err, PS_ENOMEM, "out of memory");
+}
+
 static int pg_prepare(ps_source *src, int mode, ps_prepare_result *res, ps_error *err)
 {
 	int rc;
@@ -330,6 +335,8 @@ static int pg_prepare(ps_source *src, int mode, ps_prepare_result *res, ps_error
 		rc = select_tables(src, &res->ntables, err);
 	if (rc == PS_OK)
 		rc = prepare_slot(src, mode, res, err);
+	if (rc == PS_OK)
+		rc = describe_prepared(src, res, err);
 	return rc;
 }
 
@@ -367,7 +374,10 @@ static int pg_current_position(ps_source *src, char *buf, size_t len, ps_error *
 	return rc;
 }
 
-static int pg_drop(ps_source *src, ps_error *err)
+/* Drops slot and publication. The last run's walsender may still hold the
+ * slot for a moment after its connection closed (object_in_use): tried
+ * again for up to 10 s. */
+static int pg_drop(ps_source *src, char *done, size_t done_len, ps_error *err)
 {
 	char inserts[PG_PUBNAME_MAX];
 	ps_buf sql;
@@ -379,7 +389,14 @@ static int pg_drop(ps_source *src, ps_error *err)
 		src->streaming = false;
 		src->snapshot[0] = '\0'; /* ended with the connection */
 	}
-	rc = slot_drop(src, err);
+	for (int i = 0;; i++) {
+		struct timespec nap = {0, 200 * 1000000L};
+
+		rc = slot_drop(src, err);
+		if (rc == PS_OK || strcmp(pg_sqlstate(err), "55006") != 0 || i == 49)
+			break;
+		nanosleep(&nap, NULL);
+	}
 	if (rc != PS_OK)
 		return rc;
 	pg_inserts_publication(src->publication, inserts, sizeof(inserts));
@@ -390,7 +407,68 @@ static int pg_drop(ps_source *src, ps_error *err)
 	pg_quote_ident(src->sql, &sql, inserts);
 	rc = pg_exec(src->sql, NULL, err, "dropping the publications", sql.data, 0, NULL);
 	ps_buf_free(&sql);
+	if (rc == PS_OK)
+		snprintf(done, done_len, "dropped slot %s and publication %s on the source", src->slot,
+		         src->publication);
 	return rc;
+}
+
+/* --- options -------------------------------------------------------------- */
+
+/* penstock_<job>, '-' made '_' (a slot name cannot hold '-'). */
+static void default_name(const char *job_name, char *buf, size_t len)
+{
+	snprintf(buf, len, "penstock_%s", job_name ? job_name : "");
+	for (char *p = buf; *p; p++)
+		if (*p == '-')
+			*p = '_';
+}
+
+/* ^[a-z0-9_]{1,63}$ — a replication slot or publication name. */
+static const char *check_name(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n < 1 || n > 63)
+		return "is not valid; use 1 to 63 characters a-z, 0-9 or '_'";
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
+			return "is not valid; use 1 to 63 characters a-z, 0-9 or '_'";
+	return NULL;
+}
+
+static const ps_option_def pg_options[] = {
+	{.name = "slot", .kind = PS_OPTION_STRING, .default_fn = default_name, .check = check_name,
+	 .restart = true, .unique = true, .doc = "the logical replication slot; default penstock_<name>"},
+	{.name = "publication", .kind = PS_OPTION_STRING, .default_fn = default_name,
+	 .check = check_name, .restart = true, .unique = true,
+	 .doc = "the publication of the selected tables; default penstock_<name>"},
+	{.name = NULL},
+};
+
+char *pg_option_dup(const json_t *opts, const char *name, const char *job_name)
+{
+	const char *v = ps_option_str(opts, name);
+	char dflt[80];
+
+	if (!v) {
+		default_name(job_name, dflt, sizeof(dflt));
+		v = dflt;
+	}
+	return strdup(v);
+}
+
+static void pg_resources(const json_t *opts, ps_source_resources *out)
+{
+	const char *slot = ps_option_str(opts, "slot");
+	const char *pub = ps_option_str(opts, "publication");
+
+	if (!slot || !pub)
+		return;
+	snprintf(out->held, sizeof(out->held), "slot %s and publication %s", slot, pub);
+	snprintf(out->log_reader, sizeof(out->log_reader), "slot %s", slot);
+	snprintf(out->release, sizeof(out->release), "SELECT pg_drop_replication_slot('%s'); "
+	         "DROP PUBLICATION IF EXISTS \"%s\";", slot, pub);
 }
 
 static const char *const pg_schemes[] = {"postgresql", NULL};
@@ -400,6 +478,9 @@ const ps_source_ops ps_source_pg = {
 	.name = "pg",
 	.connector = "postgresql",
 	.url_schemes = pg_schemes,
+	.options = pg_options,
+	.check_ids = pg_check_ids,
+	.resources = pg_resources,
 	.open = pg_open,
 	.prepare = pg_prepare,
 	.start = pg_stream_start,
@@ -424,5 +505,6 @@ const ps_source_ops ps_source_pg = {
 	.chunk_read = pg_chunk_read,
 	.copy_raw_format = pg_copy_raw_format,
 	.copy_unit_raw = pg_copy_unit_raw,
+	.sequences = pg_sequences,
 	.schema_after_load = pg_schema_after_load,
 };

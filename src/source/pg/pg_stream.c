@@ -91,7 +91,7 @@ static int send_feedback(ps_source *src, bool reply_requested, ps_error *err)
 	uint8_t msg[1 + 8 * 4 + 1];
 	uint64_t flush = flush_to_report(src);
 	uint64_t write = src->received_lsn > flush ? src->received_lsn : flush;
-	int64_t now = pg_now_us();
+	int64_t now = ps_wall_us();
 
 	msg[0] = 'r';
 	put_u64(msg + 1, write);
@@ -108,7 +108,7 @@ static int send_feedback(ps_source *src, bool reply_requested, ps_error *err)
 		ps_log_debug("standby status: flush %s", at);
 	}
 	src->reported_flush = flush;
-	src->last_feedback_us = now;
+	src->last_feedback_ns = ps_now_ns();
 	return PS_OK;
 }
 
@@ -117,7 +117,7 @@ static int maybe_feedback(ps_source *src, ps_error *err)
 	if (!src->streaming)
 		return PS_OK;
 	if (flush_to_report(src) > src->reported_flush ||
-	    pg_now_us() - src->last_feedback_us >= PG_FEEDBACK_INTERVAL_US)
+	    ps_now_ns() - src->last_feedback_ns >= PG_FEEDBACK_INTERVAL_NS)
 		return send_feedback(src, false, err);
 	return PS_OK;
 }
@@ -125,7 +125,7 @@ static int maybe_feedback(ps_source *src, ps_error *err)
 /* --- start ---------------------------------------------------------------- */
 
 int pg_stream_start(ps_source *src, const char *position, const char *redo_until,
-                    ps_error *err)
+                    const char *state, ps_error *err)
 {
 	PGresult *r = NULL;
 	char lsn[32];
@@ -231,7 +231,7 @@ static void on_lone_message(ps_source *src, pgo_msg *m)
 		return;
 	}
 	memset(&src->txn, 0, sizeof(src->txn));
-	src->txn.commit_time_us = pg_now_us();
+	src->txn.commit_time_us = ps_wall_us();
 	src->txn.reprocessing = c->lsn < src->redo_until;
 	pgo_lsn_format(pos, src->txn.position, sizeof(src->txn.position));
 	src->delivered_lsn = pos;
@@ -371,7 +371,7 @@ static int wait_socket(ps_source *src, int timeout_ms, ps_error *err)
 
 int pg_stream_read(ps_source *src, ps_read_item *item, int timeout_ms, ps_error *err)
 {
-	int64_t deadline = pg_now_us() + (int64_t)timeout_ms * 1000;
+	uint64_t deadline = ps_now_ns() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0) * 1000000ULL;
 	char *buf = NULL;
 	int n, rc;
 
@@ -401,9 +401,10 @@ int pg_stream_read(ps_source *src, ps_read_item *item, int timeout_ms, ps_error 
 		rc = maybe_feedback(src, err);
 		if (rc != PS_OK)
 			return rc;
-		int64_t left_ms = (deadline - pg_now_us()) / 1000;
-		if (left_ms <= 0)
+		uint64_t now = ps_now_ns();
+		if (now >= deadline)
 			return PS_OK;
+		int64_t left_ms = (int64_t)((deadline - now) / 1000000ULL);
 		if (src->commits_seen >= NAP_MIN_COMMITS) {
 			/* drained amid short transactions: nap, then read (note 6) */
 			struct timespec nap = {0, NAP_US * 1000};

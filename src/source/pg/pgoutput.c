@@ -374,7 +374,7 @@ static int decode_origin(reader *r, pgo_msg *out)
 static int decode_type(reader *r, pgo_msg *out)
 {
 	const char *nspname = NULL, *typname = NULL;
-	int rc = rd_u32(r, &out->type_oid);
+	int rc = rd_u32(r, &out->type_id);
 
 	if (rc == 0)
 		rc = rd_str(r, &nspname);
@@ -394,18 +394,18 @@ static int read_columns(reader *r, ps_table *t)
 	for (int i = 0; i < t->ncolumns; i++) {
 		uint8_t flags = 0;
 		const char *name = NULL;
-		uint32_t type_oid = 0;
+		uint32_t type_id = 0;
 		int32_t type_mod = 0;
 		int rc = rd_u8(r, &flags);
 
 		if (rc == 0)
 			rc = rd_str(r, &name);
 		if (rc == 0)
-			rc = rd_u32(r, &type_oid);
+			rc = rd_u32(r, &type_id);
 		if (rc == 0)
 			rc = rd_i32(r, &type_mod);
-		if (rc == 0 && ps_table_set_column(t, i, name, type_oid, type_mod,
-		                                   pgo_type_class(type_oid), (flags & 1) != 0) < 0)
+		if (rc == 0 && ps_table_set_column(t, i, name, type_id, type_mod,
+		                                   pgo_type_class(type_id), (flags & 1) != 0) < 0)
 			rc = ps_error_set(r->err, PS_ENOMEM, "pgoutput Relation message: out of memory");
 		if (rc < 0)
 			return rc;
@@ -450,6 +450,7 @@ static int decode_relation(reader *r, pgo_msg *out, pgo_relcache *cache)
 		rc = ps_error_set(r->err, PS_ENOMEM, "pgoutput Relation message: out of memory");
 		goto cleanup;
 	}
+	t->engine = "postgresql";
 	t->replica_identity = (char)ident;
 	rc = read_columns(r, t);
 	if (rc == 0)
@@ -754,9 +755,9 @@ void pgo_msg_clear(pgo_msg *msg)
 	memset(msg, 0, sizeof(*msg));
 }
 
-uint8_t pgo_type_class(uint32_t type_oid)
+uint8_t pgo_type_class(uint32_t type_id)
 {
-	switch (type_oid) {
+	switch (type_id) {
 	case 16: return PS_TYPE_BOOL;                 /* bool */
 	case 20:                                      /* int8 */
 	case 21:                                      /* int2 */

@@ -60,7 +60,7 @@ typedef struct pgo_msg {
 	uint64_t origin_lsn;
 	char origin_name[64];              /* truncated if longer */
 	/* TYPE */
-	uint32_t type_oid;
+	uint32_t type_id;
 	char type_schema[64];
 	char type_name[64];
 	/* RELATION: borrowed from the cache after decoding */
@@ -82,7 +82,7 @@ int pgo_decode(pgo_msg *out, pgo_relcache *cache, const uint8_t *buf, size_t len
 void pgo_msg_clear(pgo_msg *msg);
 
 /* Maps a built-in type OID to its ps_type_class (PS_TYPE_TEXT for others). */
-uint8_t pgo_type_class(uint32_t type_oid);
+uint8_t pgo_type_class(uint32_t type_id);
 
 /* "X/Y" form of an LSN, and back. parse returns PS_EINVAL on bad text. */
 void pgo_lsn_format(uint64_t lsn, char *buf, size_t len);

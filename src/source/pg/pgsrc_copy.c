@@ -38,7 +38,7 @@
  *    and names the format with the server's major version
  *    ("postgresql-binary-copy/15"), so a sink can refuse what it cannot be
  *    sure to read; the column types themselves the sink compares with
- *    def->table's type_oid/type_mod.
+ *    def->table's type_id/type_mod.
  * 7. The server sends one CopyData message per row (the header rides with
  *    the first, the trailer comes alone). Each message is walked
  *    (pg_binwalk.c: rows counted, shape checked) and gathered into pieces
@@ -583,7 +583,7 @@ int pg_copy_raw_format(ps_copier *c, const ps_table_def *def, char *format, size
 		return PS_OK;
 	}
 	for (int i = 0; i < t->ncolumns; i++) {
-		if (t->columns[i].type_oid < PG_FIRST_NORMAL_OID)
+		if (t->columns[i].type_id < PG_FIRST_NORMAL_OID)
 			continue;
 		snprintf(why, why_len, "column %s has type %s, which is not built in (its binary "
 		         "form names type numbers that differ between databases)",
@@ -593,7 +593,7 @@ int pg_copy_raw_format(ps_copier *c, const ps_table_def *def, char *format, size
 	ps_buf_init(&oids, (size_t)t->ncolumns * 12 + 16);
 	rc = ps_buf_putc(&oids, '{');
 	for (int i = 0; rc == PS_OK && i < t->ncolumns; i++)
-		rc = ps_buf_printf(&oids, "%s%u", i ? "," : "", t->columns[i].type_oid);
+		rc = ps_buf_printf(&oids, "%s%u", i ? "," : "", t->columns[i].type_id);
 	if (rc == PS_OK)
 		rc = ps_buf_putc(&oids, '}');
 	if (rc != PS_OK) {

@@ -49,6 +49,8 @@ typedef struct pc_table {
 
 typedef struct pc_ctx {
 	const ps_source_config *cfg;
+	const char *slot_name;      /* the job's options, or their defaults */
+	const char *publication_name;
 	ps_url parsed;
 	PGconn *conn;
 	ps_check_report *r;
@@ -283,7 +285,7 @@ static void check_replication(pc_ctx *c)
  * own slot, when it exists, must be usable by it. */
 static void check_slots(pc_ctx *c)
 {
-	const char *params[1] = {c->cfg->slot_name};
+	const char *params[1] = {c->slot_name};
 	bool loads = c->cfg->want_snapshot;
 	PGresult *res = NULL;
 	ps_error qerr;
@@ -305,14 +307,14 @@ static void check_slots(pc_ctx *c)
 		ADD(c, "source.slots", PS_CHECK_ERROR, PS_CHECK_FAILED,
 		    "set source.slot to another name",
 		    "replication slot %s exists but is not a pgoutput slot of database '%s'",
-		    c->cfg->slot_name, c->dbname);
+		    c->slot_name, c->dbname);
 		PQclear(res);
 		return;
 	}
 	if (exists && !PQgetisnull(res, 0, 1)) {
 		ADD(c, "source.slots", PS_CHECK_ERROR, PS_CHECK_FAILED,
 		    "stop the other penstock running this job, or set source.slot to another name",
-		    "replication slot %s is in use by server process %s", c->cfg->slot_name,
+		    "replication slot %s is in use by server process %s", c->slot_name,
 		    PQgetvalue(res, 0, 1));
 		PQclear(res);
 		return;
@@ -575,7 +577,7 @@ static void check_replica_identity(pc_ctx *c)
  * existing publication must be this role's and not FOR ALL TABLES. */
 static void check_publication(pc_ctx *c)
 {
-	const char *params[1] = {c->cfg->publication_name};
+	const char *params[1] = {c->publication_name};
 	PGresult *res = NULL;
 	ps_error qerr;
 	name_list bad, owners;
@@ -600,16 +602,16 @@ static void check_publication(pc_ctx *c)
 		ADD(c, "source.publication_privilege", PS_CHECK_ERROR, PS_CHECK_FAILED,
 		    "set source.publication to another name, or drop the publication",
 		    "publication %s exists FOR ALL TABLES; penstock manages its own publication",
-		    c->cfg->publication_name);
+		    c->publication_name);
 		goto cleanup;
 	}
 	if (exists && PQgetvalue(res, 0, 1)[0] != 't' && !c->superuser) {
 		ps_buf_puts(&fix, "ALTER PUBLICATION ");
-		pg_quote_ident(c->conn, &fix, c->cfg->publication_name);
+		pg_quote_ident(c->conn, &fix, c->publication_name);
 		ps_buf_printf(&fix, " OWNER TO %s;", role);
 		ADD(c, "source.publication_privilege", PS_CHECK_ERROR, PS_CHECK_FAILED, fix.data,
 		    "publication %s belongs to another role: role %s cannot change its tables",
-		    c->cfg->publication_name, c->role);
+		    c->publication_name, c->role);
 		goto cleanup;
 	}
 	if (!exists && !c->db_create && !c->superuser) {
@@ -618,7 +620,7 @@ static void check_publication(pc_ctx *c)
 		ps_buf_printf(&fix, " TO %s;", role);
 		ADD(c, "source.publication_privilege", PS_CHECK_ERROR, PS_CHECK_FAILED, fix.data,
 		    "role %s may not create publication %s: it lacks CREATE on database %s",
-		    c->role, c->cfg->publication_name, c->dbname);
+		    c->role, c->publication_name, c->dbname);
 		goto cleanup;
 	}
 	for (size_t i = 0; !c->superuser && i < c->ntables; i++) {
@@ -637,7 +639,7 @@ static void check_publication(pc_ctx *c)
 	} else {
 		ADD(c, "source.publication_privilege", PS_CHECK_ERROR, PS_CHECK_PASSED, NULL,
 		    "role %s may %s publication %s with the selected tables", c->role,
-		    exists ? "change" : "create", c->cfg->publication_name);
+		    exists ? "change" : "create", c->publication_name);
 	}
 cleanup:
 	PQclear(res);
@@ -773,12 +775,13 @@ cleanup:
 
 /* --- entry point ----------------------------------------------------------- */
 
-static const char *const after_connect[] = {
+const char *const pg_check_ids[] = {
 	"source.version", "source.wal_level", "source.slots", "source.replication_privilege",
 	"source.publication_privilege", "source.output_plugin", "source.encoding",
 	"source.tables", "source.select_privilege", "source.replica_identity", "source.keyless",
 	NULL
 };
+#define after_connect pg_check_ids
 
 static void skip_all(pc_ctx *c, const char *why)
 {
@@ -795,10 +798,19 @@ int pg_precheck(const ps_source_config *cfg, ps_check_report *report, ps_check_t
 	pc_ctx c;
 	ps_error cerr;
 	char where[300];
+	char *slot = pg_option_dup(cfg->options, "slot", cfg->job_name);
+	char *publication = pg_option_dup(cfg->options, "publication", cfg->job_name);
 	int rc;
 
 	memset(&c, 0, sizeof(c));
+	if (!slot || !publication) {
+		free(slot);
+		free(publication);
+		return ps_error_set(err, PS_ENOMEM, "prechecks: out of memory");
+	}
 	c.cfg = cfg;
+	c.slot_name = slot;
+	c.publication_name = publication;
 	c.r = report;
 	c.out_tables = tables;
 	ps_error_clear(&cerr);
@@ -857,6 +869,8 @@ cleanup:
 	if (c.conn)
 		PQfinish(c.conn);
 	free_tables(&c);
+	free(slot);
+	free(publication);
 	if (c.rc != 0)
 		return ps_error_set(err, c.rc, "out of memory");
 	return PS_OK;

@@ -72,6 +72,15 @@ static bool matches_any(char *const *pats, size_t n, const char *qualified)
 	return false;
 }
 
+bool pg_selected(char **include, size_t ninclude, char **exclude, size_t nexclude,
+                 const char *schema, const char *name)
+{
+	char qualified[300];
+
+	snprintf(qualified, sizeof(qualified), "%s.%s", schema, name);
+	return matches_any(include, ninclude, qualified) && !matches_any(exclude, nexclude, qualified);
+}
+
 /* Whether row i's OID is in the sorted oids. */
 static bool oid_in(const uint32_t *oids, size_t n, uint32_t oid)
 {
