@@ -67,6 +67,10 @@ typedef struct pgs_table {
 	int ncols;                   /* src->ncolumns */
 	char **qcol;                 /* quoted target name of each source column */
 	char **coltype;              /* its target type, format_type() text */
+	char **basetype;             /* the same without modifiers (format_type(t, NULL)):
+	                                what a key parameter is cast to, so that a
+	                                composite key compares as its own type and a
+	                                cast never truncates or rounds */
 	int nkey;                    /* primary key columns in the target, 0 if none */
 	int *key;                    /* source column index of each, in key order */
 	bool *is_pk;                 /* per source column */

@@ -258,15 +258,19 @@ static int check_columns(ps_sink *s, const ps_table_def *def, const char *oid, p
 	const ps_table *t = def->table;
 	const char *params[1] = {oid};
 	PGresult *res = NULL;
-	ps_buf missing;
+	ps_buf missing, unfillable;
 	int rc;
 
 	rc = pgs_exec(s, &res, err, "reading the target's columns",
-	              "SELECT attname FROM pg_catalog.pg_attribute WHERE attrelid = $1::oid "
-	              "AND attnum > 0 AND NOT attisdropped", 1, params);
+	              "SELECT a.attname, a.attnotnull AND d.oid IS NULL AND a.attidentity = '' "
+	              "  AND a.attgenerated = '' "
+	              "FROM pg_catalog.pg_attribute a "
+	              "LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum "
+	              "WHERE a.attrelid = $1::oid AND a.attnum > 0 AND NOT a.attisdropped", 1, params);
 	if (rc != PS_OK)
 		return rc;
 	ps_buf_init(&missing, 8192);
+	ps_buf_init(&unfillable, 8192);
 	for (int i = 0; i < t->ncolumns; i++) {
 		bool found = false;
 
@@ -275,10 +279,28 @@ static int check_columns(ps_sink *s, const ps_table_def *def, const char *oid, p
 		if (!found)
 			ps_buf_printf(&missing, "%s%s", missing.len ? ", " : "", t->columns[i].name);
 	}
+	/* a column only the target has is left to its default: it needs one, or
+	 * to accept NULL (the same as precheck target.tables) */
+	for (int r = 0; r < PQntuples(res); r++) {
+		bool sent = false;
+
+		for (int i = 0; i < t->ncolumns && !sent; i++)
+			sent = strcmp(PQgetvalue(res, r, 0), t->columns[i].name) == 0;
+		for (int g = 0; g < def->ngenerated && !sent; g++)
+			sent = def->generated[g].name && strcmp(PQgetvalue(res, r, 0), def->generated[g].name) == 0;
+		if (!sent && PQgetvalue(res, r, 1)[0] == 't')
+			ps_buf_printf(&unfillable, "%s%s", unfillable.len ? ", " : "", PQgetvalue(res, r, 0));
+	}
 	if (missing.len)
 		rc = ps_error_set(err, PS_EINVAL, "table %s.%s exists in the target but has no "
 		                  "column %s; add the missing columns or let the load create the "
 		                  "table (target.create_tables)", t->schema, t->name, missing.data);
+	else if (unfillable.len)
+		rc = ps_error_set(err, PS_EINVAL, "table %s.%s in the target has column %s, which the "
+		                  "source does not send and which is NOT NULL without a default: give "
+		                  "it a default (ALTER TABLE ... ALTER COLUMN ... SET DEFAULT) or drop "
+		                  "NOT NULL", t->schema, t->name, unfillable.data);
+	ps_buf_free(&unfillable);
 	ps_buf_free(&missing);
 	PQclear(res);
 	return rc;

@@ -171,6 +171,7 @@ typedef struct pk_table_lists {
 	pk_list unreadable;     /* target.tables: the row check failed */
 	pk_list types;          /* target.types: missing types */
 	pk_list exts;           /* target.extensions: missing and not creatable */
+	pk_list unfillable;     /* target.tables: a target-only NOT NULL column without default */
 	size_t created, dropped, nexts;
 } pk_table_lists;
 
@@ -214,6 +215,49 @@ static void check_extension(pk_ctx *c, const ps_schema_object *o, const char *qu
 		snprintf(fix, sizeof(fix), "CREATE EXTENSION \"%s\"; in the target as a superuser",
 		         o->name);
 		list_add(&L->exts, what, fix);
+	}
+	PQclear(res);
+}
+
+/* A table that exists and has a column the source does not send: the rows
+ * penstock writes leave it to its default, so it must have one or accept
+ * NULL (target.tables). */
+static void check_extra_columns(pk_ctx *c, const ps_check_table *t, const char *qname,
+                                const char *qualified, pk_table_lists *L)
+{
+	const char *params[1] = {qname};
+	PGresult *res = NULL;
+	ps_error qerr;
+	char what[700], fix[900];
+
+	if (!t->columns_listed)
+		return;
+	ps_error_clear(&qerr);
+	if (pg_exec(c->conn, &res, &qerr, "reading the target's columns",
+	            "SELECT a.attname FROM pg_attribute a "
+	            "LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum "
+	            "WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped "
+	            "  AND a.attnotnull AND d.oid IS NULL AND a.attidentity = '' "
+	            "  AND a.attgenerated = '' ORDER BY a.attnum", 1, params) != PS_OK) {
+		snprintf(what, sizeof(what), "%s (%s)", qualified, qerr.message);
+		list_add(&L->unreadable, what, NULL);
+		return;
+	}
+	for (int row = 0; row < PQntuples(res); row++) {
+		const char *col = PQgetvalue(res, row, 0);
+		bool sent = false;
+		char qcol[300];
+
+		for (size_t k = 0; k < t->ncolumns && !sent; k++)
+			sent = strcmp(t->columns[k], col) == 0;
+		if (sent)
+			continue;
+		quote(c->conn, qcol, sizeof(qcol), col);
+		snprintf(what, sizeof(what), "column %s of %s (only in the target, NOT NULL, no "
+		         "default)", col, qualified);
+		snprintf(fix, sizeof(fix), "ALTER TABLE %s ALTER COLUMN %s SET DEFAULT <value>; or "
+		         "ALTER TABLE %s ALTER COLUMN %s DROP NOT NULL;", qname, qcol, qname, qcol);
+		list_add(&L->unfillable, what, fix);
 	}
 	PQclear(res);
 }
@@ -383,6 +427,7 @@ static void check_table(pk_ctx *c, const ps_check_table *t, const ps_table_optio
 		list_add(&L->missing, qualified, fix);
 		return;
 	}
+	check_extra_columns(c, t, qname, qualified, L);
 	if (loads && has_rows(c, qname, qualified, L) == 1 && !opt->truncate_before_load) {
 		snprintf(fix, sizeof(fix), "TRUNCATE %s;", qname);
 		list_add(&L->nonempty, qualified, fix);
@@ -402,6 +447,7 @@ static void report_tables(pk_ctx *c, const ps_check_tables *tables, const ps_tab
 	list_init(&L.unreadable);
 	list_init(&L.types);
 	list_init(&L.exts);
+	list_init(&L.unfillable);
 	ps_buf_init(&fix, 3 * LIST_LIMIT);
 	for (size_t i = 0; i < tables->n; i++)
 		check_table(c, &tables->items[i], opt, loads, &L);
@@ -412,7 +458,7 @@ static void report_tables(pk_ctx *c, const ps_check_tables *tables, const ps_tab
 		ps_buf_printf(fixes, "%s%s", fixes->len ? " " : "", list_fix(&L.priv));
 	}
 
-	if (L.nonempty.n || L.missing.n || L.unreadable.n) {
+	if (L.nonempty.n || L.missing.n || L.unreadable.n || L.unfillable.n) {
 		ps_buf msg;
 
 		ps_buf_init(&msg, 3 * LIST_LIMIT);
@@ -428,6 +474,13 @@ static void report_tables(pk_ctx *c, const ps_check_tables *tables, const ps_tab
 			              list_text(&L.missing), L.missing.n == 1 ? "does" : "do",
 			              loads ? " and create_tables is never" : " and a cdc job creates no table");
 			ps_buf_printf(&fix, "%s%s", fix.len ? "; " : "", list_fix(&L.missing));
+		}
+		if (L.unfillable.n) {
+			ps_buf_printf(&msg, "%s%s: the rows from the source leave %s empty, which %s NOT "
+			              "NULL refuses", msg.len ? "; " : "", list_text(&L.unfillable),
+			              L.unfillable.n == 1 ? "it" : "them",
+			              L.unfillable.n == 1 ? "its" : "their");
+			ps_buf_printf(&fix, "%s%s", fix.len ? "; " : "", list_fix(&L.unfillable));
 		}
 		if (L.unreadable.n)
 			ps_buf_printf(&msg, "%scould not check %s", msg.len ? "; " : "",
@@ -468,6 +521,7 @@ static void report_tables(pk_ctx *c, const ps_check_tables *tables, const ps_tab
 		    "the created tables need no extension");
 	ps_buf_free(&fix);
 	list_free(&L.exts);
+	list_free(&L.unfillable);
 	list_free(&L.priv);
 	list_free(&L.nonempty);
 	list_free(&L.missing);

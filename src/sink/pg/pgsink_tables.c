@@ -40,6 +40,9 @@ static void entry_free(pgs_table *t)
 		free(t->qcol[i]);
 	for (int i = 0; t->coltype && i < t->ncols; i++)
 		free(t->coltype[i]);
+	for (int i = 0; t->basetype && i < t->ncols; i++)
+		free(t->basetype[i]);
+	free(t->basetype);
 	free(t->qcol);
 	free(t->coltype);
 	free(t->key);
@@ -111,7 +114,8 @@ static const char *const CATALOG_SQL =
 	"        WHERE k.att = a.attnum), a.attgenerated <> '', "
 	"       EXISTS (SELECT 1 FROM pg_catalog.pg_index u WHERE u.indrelid = c.oid "
 	"               AND (u.indisunique OR u.indisexclusion) "
-	"               AND u.indexrelid IS DISTINCT FROM i.indexrelid) "
+	"               AND u.indexrelid IS DISTINCT FROM i.indexrelid), "
+	"       format_type(a.atttypid, NULL) "
 	"FROM pg_catalog.pg_class c "
 	"JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
 	"JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 "
@@ -153,7 +157,8 @@ static int entry_fill(ps_sink *s, pgs_table *t, const PGresult *res, ps_error *e
 		}
 		t->qcol[i] = quoted(s->conn, src->columns[i].name);
 		t->coltype[i] = strdup(PQgetvalue(res, row, 2));
-		if (!t->qcol[i] || !t->coltype[i]) {
+		t->basetype[i] = strdup(PQgetvalue(res, row, 6));
+		if (!t->qcol[i] || !t->coltype[i] || !t->basetype[i]) {
 			rc = ps_error_set(err, PS_ENOMEM, "out of memory");
 			goto cleanup;
 		}
@@ -223,12 +228,13 @@ static int entry_build(ps_sink *s, ps_table *src, pgs_table **out, ps_error *err
 	t->ncols = src->ncolumns;
 	t->qcol = calloc((size_t)t->ncols + 1, sizeof(char *));
 	t->coltype = calloc((size_t)t->ncols + 1, sizeof(char *));
+	t->basetype = calloc((size_t)t->ncols + 1, sizeof(char *));
 	t->key = calloc((size_t)t->ncols + 1, sizeof(int));
 	t->is_pk = calloc((size_t)t->ncols + 1, sizeof(bool));
 	if (pg_quote_ident(s->conn, &qn, src->schema) == PS_OK && ps_buf_putc(&qn, '.') == PS_OK &&
 	    pg_quote_ident(s->conn, &qn, src->name) == PS_OK)
 		t->qname = ps_buf_detach(&qn);
-	if (!t->qcol || !t->coltype || !t->key || !t->is_pk || !t->qname) {
+	if (!t->qcol || !t->coltype || !t->basetype || !t->key || !t->is_pk || !t->qname) {
 		rc = ps_error_set(err, PS_ENOMEM, "out of memory");
 		goto cleanup;
 	}

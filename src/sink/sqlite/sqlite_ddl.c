@@ -20,12 +20,21 @@
 
 /* ==== table_prepare ======================================================= */
 
-/* Source column numbers of the primary key, in key order; how many. */
+/* Source column numbers of the primary key, in key order; how many.
+ * Without one, the columns of the source's REPLICA IDENTITY USING INDEX
+ * index (unique, on NOT NULL columns) stand for it: rows are found by
+ * them, as the source's changes identify rows by them. */
 static int def_key(const ps_table_def *def, int *cols)
 {
 	const ps_table *t = def->table;
 	int n = 0;
 
+	if (!def->has_primary_key && def->identity_index) {
+		for (int i = 0; i < t->ncolumns; i++)
+			if (t->columns[i].is_key)
+				cols[n++] = i;
+		return n;
+	}
 	if (!def->has_primary_key)
 		return 0;
 	for (int c = 0; c < def->nconstraints; c++) {

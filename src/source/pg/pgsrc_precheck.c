@@ -773,6 +773,44 @@ cleanup:
 	return rc;
 }
 
+/* The columns each selected table sends (not generated ones), so that the
+ * target can check a table it already has against them. */
+static int list_columns(pc_ctx *c)
+{
+	PGresult *res = NULL;
+	ps_error qerr;
+	ps_buf oids;
+	const char *params[1];
+	int rc = PS_OK;
+
+	if (c->ntables == 0)
+		return PS_OK;
+	ps_buf_init(&oids, (size_t)16 << 20);
+	ps_buf_putc(&oids, '{');
+	for (size_t i = 0; i < c->ntables; i++)
+		ps_buf_printf(&oids, "%s%s", i ? "," : "", c->tables[i].oid);
+	if (ps_buf_putc(&oids, '}') != PS_OK) {
+		ps_buf_free(&oids);
+		return PS_ENOMEM;
+	}
+	params[0] = oids.data;
+	ps_error_clear(&qerr);
+	/* a target check that cannot be made is skipped there: nothing to add */
+	if (pg_exec(c->conn, &res, &qerr, "listing columns",
+	            "SELECT a.attrelid::text, a.attname FROM pg_attribute a "
+	            "WHERE a.attrelid = ANY ($1::oid[]) AND a.attnum > 0 AND NOT a.attisdropped "
+	            "  AND a.attgenerated = '' ORDER BY a.attrelid, a.attnum", 1, params) == PS_OK) {
+		for (int row = 0; rc == PS_OK && row < PQntuples(res); row++)
+			for (size_t i = 0; rc == PS_OK && i < c->ntables; i++)
+				if (strcmp(c->tables[i].oid, PQgetvalue(res, row, 0)) == 0)
+					rc = ps_check_table_add_column(&c->out_tables->items[i],
+					                               PQgetvalue(res, row, 1));
+	}
+	PQclear(res);
+	ps_buf_free(&oids);
+	return rc;
+}
+
 /* --- entry point ----------------------------------------------------------- */
 
 const char *const pg_check_ids[] = {
@@ -862,6 +900,7 @@ int pg_precheck(const ps_source_config *cfg, ps_check_report *report, ps_check_t
 			note(&c, list_user_types(&c));
 		else
 			note(&c, list_needs(&c));
+		note(&c, list_columns(&c));
 	}
 	check_output_plugin(&c);
 	check_encoding(&c);
