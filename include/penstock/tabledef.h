@@ -43,7 +43,18 @@ typedef struct ps_column_def {
 	char *identity_options;/* identity columns: the sequence options, as the engine
 	                          writes them in GENERATED ... AS IDENTITY (...) */
 	char *comment;         /* the column's comment */
+	uint8_t collation_class; /* ps_collation_class of collation, for targets that
+	                            map collations instead of creating them */
 } ps_column_def;
+
+/* What a column's collation means, engine-neutrally (ps_column_def). */
+typedef enum ps_collation_class {
+	PS_COLLATION_DEFAULT = 0,        /* the type's / database's default */
+	PS_COLLATION_BINARY,             /* byte order ("C", "POSIX") */
+	PS_COLLATION_CASE_INSENSITIVE,   /* equal regardless of case (ICU level 1 or 2,
+	                                    nondeterministic) */
+	PS_COLLATION_OTHER               /* another language's order */
+} ps_collation_class;
 
 /* A generated column: computed by the target from the others, never copied
  * (PG 15 does not replicate generated columns). */

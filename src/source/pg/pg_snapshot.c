@@ -170,7 +170,7 @@ static int query_partitions(ps_source *src, const char *const *oids, PGresult **
 
 enum { C_RELID, C_ATTNUM, C_NAME, C_TYPE, C_TYPMOD, C_SQLTYPE, C_NOTNULL, C_IDENTITY,
        C_GENERATED, C_DEFAULT, C_USERTYPE, C_SEQSCHEMA, C_SEQNAME, C_COLLATION, C_IDOPTIONS,
-       C_COMMENT };
+       C_COMMENT, C_COLLCLASS };
 
 static int query_columns(ps_source *src, int version, const char *const *oids, PGresult **r,
                          ps_error *err)
@@ -197,7 +197,14 @@ static int query_columns(ps_source *src, int version, const char *const *oids, P
 	    "   WHERE a.attidentity <> '' AND dep.classid = 'pg_class'::regclass "
 	    "     AND dep.refclassid = 'pg_class'::regclass AND dep.refobjid = a.attrelid "
 	    "     AND dep.refobjsubid = a.attnum AND dep.deptype = 'i' LIMIT 1), "
-	    "  col_description(a.attrelid, a.attnum) "
+	    "  col_description(a.attrelid, a.attnum), "
+	    /* tabledef.h ps_collation_class */
+	    "  (SELECT CASE WHEN co.collname IN ('C', 'POSIX', 'ucs_basic') "
+	    "      OR (co.collprovider = 'c' AND co.collcollate IN ('C', 'POSIX')) THEN 1 "
+	    "    WHEN NOT co.collisdeterministic AND coalesce(to_jsonb(co) ->> 'colllocale', "
+	    "      to_jsonb(co) ->> 'colliculocale', '') ~ 'ks-level[12]' THEN 2 ELSE 3 END "
+	    "   FROM pg_collation co WHERE co.oid = a.attcollation "
+	    "     AND a.attcollation <> t.typcollation) "
 	    "FROM pg_attribute a "
 	    "JOIN pg_type t ON t.oid = a.atttypid "
 	    /* an array's element type says whether the target may lack it */
@@ -396,6 +403,8 @@ static int build_columns(PGconn *conn, ps_table_def *def, const PGresult *r, int
 		c->collation = dup_or_null(r, row, C_COLLATION, &rc);
 		c->identity_options = dup_or_null(r, row, C_IDOPTIONS, &rc);
 		c->comment = dup_or_null(r, row, C_COMMENT, &rc);
+		c->collation_class = PQgetisnull(r, row, C_COLLCLASS) ? PS_COLLATION_DEFAULT
+		                     : (uint8_t)strtol(PQgetvalue(r, row, C_COLLCLASS), NULL, 10);
 		i++;
 	}
 	return rc;

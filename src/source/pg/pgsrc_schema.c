@@ -90,10 +90,13 @@ static const char *const WALK_SQL =
 	"      AND d.deptype = 'a') "
 	"    AND NOT (d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_type'::regclass "
 	"      AND d.deptype = 'i') "
-	"    AND NOT (d.classid = 'pg_rewrite'::regclass AND d.deptype = 'i') "
-	/* a sequence owned by a column, an index on columns: not what they need */
+	/* a view's _RETURN rule on the view itself (turned round below) */
+	"    AND NOT (d.classid = 'pg_rewrite'::regclass AND EXISTS (SELECT 1 FROM pg_rewrite rw "
+	"      WHERE rw.oid = d.objid AND rw.ev_class = d.refobjid)) "
+	/* a sequence owned by a column: not what it needs */
 	"    AND NOT (d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass "
-	"      AND d.deptype IN ('a', 'i') AND d.refobjsubid > 0) "
+	"      AND d.deptype IN ('a', 'i') AND d.refobjsubid > 0 AND EXISTS (SELECT 1 "
+	"      FROM pg_class sq WHERE sq.oid = d.objid AND sq.relkind = 'S')) "
 	"  UNION ALL SELECT 'pg_type'::regclass, c.contypid, 'pg_constraint'::regclass, c.oid, 'n' "
 	"    FROM pg_constraint c WHERE c.contypid <> 0 "
 	"  UNION ALL SELECT 'pg_type'::regclass, t.oid, 'pg_class'::regclass, t.typrelid, 'n' "
