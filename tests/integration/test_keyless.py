@@ -11,6 +11,7 @@ import json
 import subprocess
 
 from conftest import BIN, PGBIN, wait_equal, wait_for
+from test_server import server  # noqa: F401  (the server fixture)
 
 PGBENCH = ["public.pgbench_accounts", "public.pgbench_branches", "public.pgbench_history",
            "public.pgbench_tellers"]
@@ -147,3 +148,23 @@ def test_keyless_replica_identity_full_captures_every_change(db, target_db, make
     wait_equal(db, target_db, ["public.loose"])
     assert target_db.execute("SELECT a, b FROM loose ORDER BY a") == [(1, "x"), (2, "z")]
     assert p.stop() == 0
+
+
+def test_job_show_says_which_tables_are_insert_only(server, db, target_db):
+    from test_server import spec_for
+    db.execute("CREATE TABLE events (at int, what text)")
+    db.execute("CREATE TABLE keyed (id int PRIMARY KEY)")
+    db.execute("INSERT INTO events VALUES (1, 'one')")
+    assert server.call("POST", "/v1/jobs", spec_for(db, target_db.url, name="ev"))[0] == 201
+    server.call("POST", "/v1/jobs/ev/start")
+    wait_for(lambda: server.job("ev").get("phase") == "streaming", 90, what="streaming")
+    job = server.job("ev")
+    tables = {t["name"]: t for t in job["tables"]}
+    assert tables["events"]["insert_only"] is True and tables["keyed"]["insert_only"] is False
+    out = server.cli("show", "ev").stdout
+    line = [l for l in out.splitlines() if "public.events" in l][0]
+    assert "insert-only: updates and deletes not captured" in line, out
+    assert [l for l in out.splitlines() if "public.keyed" in l and "insert-only" in l] == []
+    assert "warning     source.keyless: public.events has no primary key" in out, out
+    server.call("POST", "/v1/jobs/ev/stop")
+    server.wait_state("ev", "stopped")

@@ -331,3 +331,76 @@ def test_target_schema_bare_creates_the_tables_only(db, target_db, make_job):
     target_db.execute("CREATE TYPE color AS ENUM ('red', 'green')")
     rc, _, err = p.run_to_exit()
     assert rc == 0, err
+
+
+def test_full_schema_brings_policies_grants_triggers_to_roles_that_exist(tmp_path, db, target_db,
+                                                                        make_job):
+    """target.schema full: row level security and its policies, grants, a
+    trigger that fires ALWAYS on the source is created as an ordinary one
+    (it must not fire on the rows penstock applies: its audit rows arrive
+    as data), a disabled trigger stays disabled; into a server that lacks
+    the role, the grant and the policy naming it are left out, said so."""
+    import os
+    import shutil
+    import tempfile
+    from conftest import Cluster
+    role = f"reader_{db.name}"
+    db.execute(f'CREATE ROLE "{role}"')
+    try:
+        db.execute(f"""
+            CREATE TABLE docs (id int PRIMARY KEY, owner text NOT NULL, body text);
+            CREATE TABLE audit (n bigserial PRIMARY KEY, what text);
+            ALTER TABLE docs ENABLE ROW LEVEL SECURITY;
+            ALTER TABLE docs FORCE ROW LEVEL SECURITY;
+            CREATE POLICY own_docs ON docs FOR SELECT TO "{role}" USING (owner = current_user);
+            CREATE POLICY all_admin ON docs AS RESTRICTIVE FOR ALL TO PUBLIC USING (true);
+            GRANT SELECT ON docs TO "{role}";
+            CREATE FUNCTION log_doc() RETURNS trigger LANGUAGE plpgsql AS $$
+              BEGIN INSERT INTO audit (what) VALUES ('doc ' || NEW.id); RETURN NEW; END $$;
+            CREATE TRIGGER docs_audit AFTER INSERT ON docs FOR EACH ROW EXECUTE FUNCTION log_doc();
+            ALTER TABLE docs ENABLE ALWAYS TRIGGER docs_audit;
+            CREATE TRIGGER docs_off BEFORE UPDATE ON docs FOR EACH ROW EXECUTE FUNCTION log_doc();
+            ALTER TABLE docs DISABLE TRIGGER docs_off;
+            CREATE VIEW doc_titles AS SELECT id, left(body, 10) AS title FROM docs;
+            GRANT SELECT ON doc_titles TO "{role}";
+            INSERT INTO docs VALUES (1, 'ann', 'first'), (2, 'bob', 'second');
+        """)
+        p = make_job("full", target=target_db.url)
+        p.spec["target"]["schema"] = "full"
+        p.start()
+        p.wait_streaming(db)
+        db.execute("INSERT INTO docs VALUES (3, 'cy', 'third')")     # audit row on the source
+        wait_equal(db, target_db, ["public.docs", "public.audit"])
+        assert p.stop() == 0
+        assert "trigger docs_audit on public.docs: it fires ALWAYS on the source" in p.stderr()
+        pol = "SELECT policyname, permissive, roles::text, cmd, qual FROM pg_policies ORDER BY 1"
+        assert target_db.execute(pol) == db.execute(pol)
+        rls = "SELECT relrowsecurity, relforcerowsecurity FROM pg_class WHERE relname = 'docs'"
+        assert target_db.execute(rls) == [(True, True)]
+        for obj in ("docs", "doc_titles"):
+            assert target_db.value("SELECT has_table_privilege(%s, %s, 'SELECT')", (role, obj))
+        assert target_db.execute("SELECT tgname, tgenabled FROM pg_trigger WHERE NOT tgisinternal "
+                                 "ORDER BY 1") == [("docs_audit", "O"), ("docs_off", "D")]
+
+        # a server without the role: the grant and the policy for it are left out
+        base = tempfile.mkdtemp(prefix="penstock-other-")
+        os.chmod(base, 0o755)        # the server runs as postgres
+        other = Cluster(base)
+        try:
+            od = other.new_database()
+            q = make_job("full2", target=od.url, type="snapshot")
+            q.spec["target"]["schema"] = "full"
+            rc, _, err = q.run_to_exit()
+            assert rc == 0, err
+            assert f"policy own_docs on public.docs: left out, role {role} does not exist" in err
+            assert f"left out, role {role} does not exist in the target" in err
+            assert od.execute("SELECT policyname FROM pg_policies") == [("all_admin",)]
+            assert od.value("SELECT count(*) FROM docs") == 3
+            od.conn.close()
+        finally:
+            other.stop()
+            shutil.rmtree(base, ignore_errors=True)
+    finally:
+        for d in (db, target_db):
+            d.execute(f'DROP OWNED BY "{role}"')
+        db.execute(f'DROP ROLE "{role}"')

@@ -251,8 +251,8 @@ int pgs_ensure_objects(ps_sink *s, const ps_schema_object *objects, size_t n,
 		else
 			snprintf(what, sizeof(what), "creating %s%s%s", o->what ? o->what : "an object",
 			         needed_by ? ", which " : "", needed_by ? needed_by : "");
-		rc = o->kind == PS_OBJECT_STATEMENT ? pgs_exec(s, NULL, err, what, o->sql, 0, NULL)
-		                                    : pgs_exec_may_race(s, o->sql, what, err);
+		/* simple query: an object's SQL may be several statements */
+		rc = pgs_exec_may_race(s, o->sql, what, err);
 		if (rc == PS_OK && applied)
 			(*applied)++;
 	}

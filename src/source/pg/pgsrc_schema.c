@@ -360,7 +360,7 @@ static const char *const TYPE_SQL =
 	"     FROM pg_attribute a JOIN pg_type at ON at.oid = a.atttypid "
 	"     WHERE a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped)) "
 	"  WHEN 'r' THEN format('CREATE TYPE %%I.%%I AS RANGE (SUBTYPE = %%s, SUBTYPE_OPCLASS = "
-	"      %%I.%%I%%s%%s, MULTIRANGE_TYPE_NAME = %%I.%%I)', n.nspname, t.typname, "
+	"%%I.%%I%%s%%s, MULTIRANGE_TYPE_NAME = %%I.%%I)', n.nspname, t.typname, "
 	"      format_type(rg.rngsubtype, NULL), ocn.nspname, oc.opcname, "
 	"      CASE WHEN rg.rngcollation <> 0 AND rg.rngcollation <> st.typcollation THEN "
 	"        ', COLLATION = ' || (SELECT format('%%I.%%I', cn.nspname, co.collname) "
@@ -416,7 +416,7 @@ static const char *const CLASS_SQL =
 	"  n.nspname, c.relname, NULL, NULL, NULL, "
 	"  CASE c.relkind "
 	"  WHEN 'S' THEN format('CREATE SEQUENCE IF NOT EXISTS %%I.%%I AS %%s INCREMENT BY %%s "
-	"      MINVALUE %%s MAXVALUE %%s START WITH %%s CACHE %%s%%s', n.nspname, c.relname, "
+	"MINVALUE %%s MAXVALUE %%s START WITH %%s CACHE %%s%%s', n.nspname, c.relname, "
 	"      format_type(s.seqtypid, NULL), s.seqincrement, s.seqmin, s.seqmax, s.seqstart, "
 	"      s.seqcache, CASE WHEN s.seqcycle THEN ' CYCLE' ELSE ' NO CYCLE' END) "
 	"    || CASE WHEN has_sequence_privilege(c.oid, 'SELECT,USAGE') "
@@ -464,14 +464,14 @@ static const char *const COLLATION_SQL =
 	"      obj_description(co.oid, 'pg_collation')) ELSE '' END END, "
 	"  NULL::text[], 20, "
 	"  CASE WHEN n.nspname = 'pg_catalog' THEN 'a collation of the server''s operating system "
-	"    or ICU library' END "
+	"or ICU library' END "
 	"FROM pg_collation co JOIN pg_namespace n ON n.oid = co.collnamespace "
 	"WHERE co.oid = ANY($1::oid[]) AND n.nspname <> 'information_schema'";
 
 static const char *const NAMESPACE_SQL =
 	"SELECT n.oid, %d, false, format('schema %%s', n.nspname), NULL, n.nspname, NULL, NULL, NULL, "
 	"  format('CREATE SCHEMA IF NOT EXISTS %%I', n.nspname) || CASE WHEN obj_description(n.oid, 'pg_namespace') IS NOT NULL THEN format('; COMMENT ON "
-	"    SCHEMA %%I IS %%L', n.nspname, obj_description(n.oid, 'pg_namespace')) ELSE '' END, "
+	"SCHEMA %%I IS %%L', n.nspname, obj_description(n.oid, 'pg_namespace')) ELSE '' END, "
 	"  NULL::text[], 0, NULL "
 	"FROM pg_namespace n WHERE n.oid = ANY($1::oid[]) "
 	"  AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'public') "
@@ -520,7 +520,7 @@ static const char *const TRIGGER_SQL =
 	"      c.relname, obj_description(tg.oid, 'pg_trigger')) ELSE '' END, "
 	"  NULL::text[], 80, "
 	"  CASE WHEN tg.tgenabled IN ('A', 'R') THEN format('it fires %%s on the source; on the "
-	"    target it is created as an ordinary trigger, which the replicated rows never fire', "
+	"target it is created as an ordinary trigger, which the replicated rows never fire', "
 	"    CASE tg.tgenabled WHEN 'A' THEN 'ALWAYS' ELSE 'only in replica sessions' END) END "
 	"FROM pg_trigger tg JOIN pg_class c ON c.oid = tg.tgrelid "
 	"JOIN pg_namespace n ON n.oid = c.relnamespace WHERE tg.oid = ANY($1::oid[])";
@@ -1440,7 +1440,7 @@ static int add_full_statements(PGconn *conn, const char *rels, const sg_graph *g
 	             /* 1: row level security */
 	             "SELECT 1, format('ALTER TABLE %I.%I ENABLE ROW LEVEL SECURITY', nspname, relname) "
 	             "  || CASE WHEN relforcerowsecurity THEN format('; ALTER TABLE %I.%I FORCE ROW "
-	             "  LEVEL SECURITY', nspname, relname) ELSE '' END, NULL, "
+	             "LEVEL SECURITY', nspname, relname) ELSE '' END, NULL, "
 	             "  format('row level security of %s.%s', nspname, relname) "
 	             "FROM rels WHERE relrowsecurity "
 	             /* 2: grants on relations */
