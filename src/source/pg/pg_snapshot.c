@@ -6,19 +6,22 @@
  *
  * NOTES ON THE DESIGN
  *
- * 1. describe reads the catalog on the `sql` connection in three queries
- *    for all tables at once (tables, columns, constraints and indexes), each
- *    sorted by relation OID so a table's rows are found by binary search;
- *    the defs come out ordered by schema and name. The columns are exactly
- *    those pgoutput sends: attnum > 0, not dropped, not generated (PG 15
- *    does not replicate generated columns; each one left out is logged).
+ * 1. describe reads the catalog on the `sql` connection in four queries
+ *    for all tables at once (tables, columns, constraints and indexes,
+ *    partitions), each sorted by relation OID so a table's rows are found
+ *    by binary search; the defs come out ordered by schema and name. The
+ *    columns are exactly those pgoutput sends: attnum > 0, not dropped, not
+ *    generated (PG 15 does not replicate generated columns: each is logged
+ *    and described apart, in def->generated, for a target that computes
+ *    it). Then pgsrc_schema.c adds what each table needs (requires).
  * 2. Key order is the primary key's index order, which may differ from the
  *    column order. It is carried by the PRIMARY constraint's cols; split
- *    and copy_unit both take it from there (pg_primary_key).
- * 3. Foreign keys are not described: the load runs without FK checks, and
- *    FKs are out of scope for now. Exclusion constraints are not described
- *    either (a target could not enforce them the same way); each one is
- *    named in a warning.
+ *    and copy_unit both take it from there (pg_primary_key). A table with
+ *    no primary key but REPLICA IDENTITY USING INDEX marks that index's
+ *    columns is_key (identity_index): the target finds rows by them.
+ * 3. Foreign keys are not described here: the load runs without FK checks,
+ *    and they are created after it (pgsrc_schema.c). Exclusion constraints
+ *    are described with the others and added after the load.
  * 4. split samples the key (TABLESAMPLE BERNOULLI, or SYSTEM for big
  *    tables, aiming at ~100 keys and, with SYSTEM, ~50 pages per chunk,
  *    at most SPLIT_MAX_SAMPLES keys), sorted by the server with the
@@ -32,6 +35,13 @@
  *    of its own (`snap`) with a TEMPORARY slot, which the server drops when
  *    that connection ends. snapshot_release closes `snap` and forgets both
  *    names; it is idempotent.
+ * 6. A partitioned table (relkind p) is one def: its partition key, every
+ *    partition under it (parents first, each with its bound and its own
+ *    schema) and, as estimates, the sums of its leaves'. Its indexes are
+ *    shown without ON ONLY, so that the target's cascade to its partitions.
+ * 7. A column's collation is described when it is not its type's own: the
+ *    name (for a PostgreSQL target) and a class (tabledef.h
+ *    ps_collation_class) for a target that maps collations.
  *
  * States of `snap`: none ─► (export) holding ─► (release, close) none.
  */

@@ -8,11 +8,12 @@
  *    short replication connection proves that pg_hba.conf lets the role in
  *    for replication, and is closed at once. No slot, no publication, no
  *    table is created or changed.
- * 2. The same selection as prepare (pg_source.c): ordinary tables outside
- *    the system schemas, matched with fnmatch on "schema.table" by the
- *    include patterns and not by the exclude ones. Unlike prepare, a table
- *    without a usable replica identity stays selected here so that
- *    source.replica_identity can name it.
+ * 2. The same selection as prepare (pgsrc_select.c): ordinary and
+ *    partitioned tables outside the system schemas, matched with fnmatch on
+ *    "schema.table" by the include patterns and not by the exclude ones, a
+ *    partition going with its matched parent. A table without a usable
+ *    replica identity stays selected so that source.replica_identity (with
+ *    tables.keyless refuse) or source.keyless can name it.
  * 3. What prepare and the stream need, item by item: PostgreSQL 14 or later
  *    (the stream asks pgoutput for logical messages, an option of 14),
  *    wal_level = logical, room for the slots and WAL senders the job holds at
