@@ -199,6 +199,10 @@ int pg_chunk_read(ps_source *src, const ps_table_def *def, const ps_key_bound *a
                   int max_rows, ps_row_fn fn, void *ctx, int *nrows, ps_error *err);
 
 /* pgsrc_schema.c: the objects the tables need (penstock/schema.h) */
+/* Turns JIT off for a catalog connection (best effort): the catalog
+ * queries are cheap to run but costed high, and JIT compiling one took
+ * seconds (pgsrc_schema.c NOTES 7). */
+void pg_catalog_session(PGconn *conn);
 /* Fills each def's requires (nothing with target.schema bare). */
 int pg_schema_requires(ps_source *src, ps_table_def **defs, size_t ndefs, ps_error *err);
 /* The same on any connection: lists[i] (counts[i] objects) for roots[i]. */

@@ -97,6 +97,7 @@ static int pg_open(ps_source **out, const ps_source_config *cfg, ps_error *err)
 	rc = pg_connect(&src->sql, src->url, &src->parsed, src->password, false, src->app_name, err);
 	if (rc != PS_OK)
 		goto fail;
+	pg_catalog_session(src->sql);
 	rc = pg_connect(&src->repl, src->url, &src->parsed, src->password, true, src->app_name, err);
 	if (rc != PS_OK)
 		goto fail;

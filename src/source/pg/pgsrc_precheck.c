@@ -869,6 +869,7 @@ int pg_precheck(const ps_source_config *cfg, ps_check_report *report, ps_check_t
 		skip_all(&c, "source.connect failed");
 		goto cleanup;
 	}
+	pg_catalog_session(c.conn);
 	if (read_settings(&c, &cerr) != PS_OK) {
 		ADD(&c, "source.connect", PS_CHECK_ERROR, PS_CHECK_FAILED, NULL,
 		    "connected to %s, but reading the server's settings failed: %s", where,

@@ -50,6 +50,10 @@
  *    row-level security policies of the selected tables, and, after all
  *    of them, grants to roles (the sink skips a grant to a role it lacks)
  *    and materialized view refreshes.
+ * 7. The walk and the queries over pg_depend are costed far above what
+ *    they take (a few milliseconds), so the server would JIT-compile them:
+ *    seconds of compiling for nothing. Catalog connections turn JIT off
+ *    (pg_catalog_session).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,6 +65,11 @@
 #include "util/pgconn.h"
 
 #define OID_TEXT_MAX ((size_t)64 << 20)
+
+void pg_catalog_session(PGconn *conn)
+{
+	PQclear(PQexec(conn, "SET jit = off"));   /* a server without JIT: nothing to do */
+}
 
 /* --- the walk (note 1) ---------------------------------------------------- */
 
