@@ -180,6 +180,8 @@ typedef struct sg_graph {
 	sg_reach *reach;         /* (root, node) pairs: which nodes each table needs */
 	size_t nreach;
 	int *sorted;             /* node indexes in creation order */
+	size_t *dep_at, *user_at; /* adjacency (build_adjacency) */
+	int *deps, *users;
 } sg_graph;
 
 static void graph_free(sg_graph *g)
@@ -192,6 +194,10 @@ static void graph_free(sg_graph *g)
 	free(g->edges);
 	free(g->reach);
 	free(g->sorted);
+	free(g->dep_at);
+	free(g->user_at);
+	free(g->deps);
+	free(g->users);
 	memset(g, 0, sizeof(*g));
 }
 
@@ -819,10 +825,10 @@ static int mark_tables(PGconn *conn, sg_graph *g, const uint32_t *roots, size_t 
 	             "WITH sel AS (SELECT s.r AS o FROM unnest($1::oid[]) s(r) "
 	             "  UNION SELECT t.relid FROM unnest($1::oid[]) s(r) "
 	             "  CROSS JOIN LATERAL pg_partition_tree(s.r) t) "
-	             "SELECT c.oid, c.relkind IN ('r', 'p', 'f'), "
-	             "  c.oid IN (SELECT o FROM sel) OR EXISTS (SELECT 1 FROM pg_index i "
-	             "    WHERE i.indexrelid = c.oid AND i.indrelid IN (SELECT o FROM sel)) "
-	             "FROM pg_class c WHERE c.oid = ANY($2::oid[])", 2, params);
+	             "SELECT c.oid, c.relkind IN ('r', 'p', 'f'), s1.o IS NOT NULL OR s2.o IS NOT NULL "
+	             "FROM unnest($2::oid[]) x(o) JOIN pg_class c ON c.oid = x.o "
+	             "LEFT JOIN pg_index i ON i.indexrelid = c.oid "
+	             "LEFT JOIN sel s1 ON s1.o = c.oid LEFT JOIN sel s2 ON s2.o = i.indrelid", 2, params);
 	for (int row = 0; rc == PS_OK && row < PQntuples(r); row++) {
 		int i = find_node(g, CAT_CLASS, col_oid(r, row, 0));
 
@@ -840,54 +846,141 @@ cleanup:
 
 /* --- creation order (note 2) ----------------------------------------------- */
 
+/* The edges as adjacency lists (CSR): for node i, its dependencies are
+ * deps[dep_at[i] .. dep_at[i + 1]) and its dependents users[user_at[i] ..
+ * user_at[i + 1]). */
+static int build_adjacency(sg_graph *g, ps_error *err)
+{
+	size_t n = g->n, *fill = calloc(n + 1, sizeof(size_t));
+
+	g->dep_at = calloc(n + 1, sizeof(size_t));
+	g->user_at = calloc(n + 1, sizeof(size_t));
+	g->deps = calloc(g->nedges + 1, sizeof(int));
+	g->users = calloc(g->nedges + 1, sizeof(int));
+	if (!fill || !g->dep_at || !g->user_at || !g->deps || !g->users) {
+		free(fill);
+		return ps_error_set(err, PS_ENOMEM, "out of memory");
+	}
+	for (size_t e = 0; e < g->nedges; e++) {
+		g->dep_at[g->edges[e].from + 1]++;
+		g->user_at[g->edges[e].to + 1]++;
+	}
+	for (size_t i = 0; i < n; i++) {
+		g->dep_at[i + 1] += g->dep_at[i];
+		g->user_at[i + 1] += g->user_at[i];
+	}
+	for (size_t e = 0; e < g->nedges; e++)
+		g->deps[g->dep_at[g->edges[e].from] + fill[g->edges[e].from]++] = g->edges[e].to;
+	memset(fill, 0, (n + 1) * sizeof(size_t));
+	for (size_t e = 0; e < g->nedges; e++)
+		g->users[g->user_at[g->edges[e].to] + fill[g->edges[e].to]++] = g->edges[e].from;
+	free(fill);
+	return PS_OK;
+}
+
+/* Ready nodes, lowest (rank, OID) first: a binary heap of node indexes. */
+typedef struct ready_heap {
+	int *v;
+	size_t n;
+	const sg_node *nodes;
+} ready_heap;
+
+static bool before(const ready_heap *h, int a, int b)
+{
+	const sg_node *x = &h->nodes[a], *y = &h->nodes[b];
+
+	return x->rank != y->rank ? x->rank < y->rank : x->objid < y->objid;
+}
+
+static void heap_push(ready_heap *h, int node)
+{
+	size_t i = h->n++;
+
+	h->v[i] = node;
+	while (i > 0 && before(h, h->v[i], h->v[(i - 1) / 2])) {
+		int t = h->v[i];
+
+		h->v[i] = h->v[(i - 1) / 2];
+		h->v[(i - 1) / 2] = t;
+		i = (i - 1) / 2;
+	}
+}
+
+static int heap_pop(ready_heap *h)
+{
+	int top = h->v[0];
+	size_t i = 0;
+
+	h->v[0] = h->v[--h->n];
+	for (;;) {
+		size_t l = 2 * i + 1, r = l + 1, m = i;
+		int t;
+
+		if (l < h->n && before(h, h->v[l], h->v[m]))
+			m = l;
+		if (r < h->n && before(h, h->v[r], h->v[m]))
+			m = r;
+		if (m == i)
+			break;
+		t = h->v[i];
+		h->v[i] = h->v[m];
+		h->v[m] = t;
+		i = m;
+	}
+	return top;
+}
+
 static int sort_graph(sg_graph *g, ps_error *err)
 {
-	int *deg = NULL;
-	size_t done = 0;
-	bool *placed = NULL;
-	int rc = PS_OK;
+	ready_heap h = {NULL, 0, g->nodes};
+	size_t *deg = NULL, done = 0, scan = 0;
+	int rc = build_adjacency(g, err);
 
+	if (rc != PS_OK)
+		return rc;
 	g->sorted = calloc(g->n + 1, sizeof(int));
-	deg = calloc(g->n + 1, sizeof(int));
-	placed = calloc(g->n + 1, sizeof(bool));
-	if (!g->sorted || !deg || !placed) {
+	deg = calloc(g->n + 1, sizeof(size_t));
+	h.v = calloc(g->n + 1, sizeof(int));
+	if (!g->sorted || !deg || !h.v) {
 		rc = ps_error_set(err, PS_ENOMEM, "out of memory");
 		goto cleanup;
 	}
-	for (size_t e = 0; e < g->nedges; e++)
-		deg[g->edges[e].from]++;
+	for (size_t i = 0; i < g->n; i++) {
+		deg[i] = g->dep_at[i + 1] - g->dep_at[i];
+		if (deg[i] == 0)
+			heap_push(&h, (int)i);
+	}
 	while (done < g->n) {
 		int best = -1;
 
-		/* among the nodes whose dependencies are placed: lowest rank, then
-		 * lowest OID (creation order on the source) */
-		for (size_t i = 0; i < g->n; i++) {
-			const sg_node *nd = &g->nodes[i];
-
-			if (placed[i] || deg[i] > 0)
-				continue;
-			if (best < 0 || nd->rank < g->nodes[best].rank ||
-			    (nd->rank == g->nodes[best].rank && nd->objid < g->nodes[best].objid))
-				best = (int)i;
-		}
-		if (best < 0) {
+		if (h.n > 0) {
+			best = heap_pop(&h);
+		} else {
 			/* a cycle: break it at the lowest OID left (note 2) */
-			for (size_t i = 0; i < g->n; i++)
-				if (!placed[i] && (best < 0 || g->nodes[i].objid < g->nodes[best].objid))
+			for (; scan < g->n && g->nodes[scan].order >= 0; scan++)
+				;
+			for (size_t i = scan; i < g->n; i++)
+				if (g->nodes[i].order < 0 &&
+				    (best < 0 || g->nodes[i].objid < g->nodes[best].objid))
 					best = (int)i;
 			ps_log_warn("dependency cycle among the objects the tables need: %s is created "
 			            "first", g->nodes[best].has_obj ? g->nodes[best].obj.what : "an object");
+			deg[best] = 0;
 		}
-		placed[best] = true;
+		if (g->nodes[best].order >= 0)
+			continue;               /* a cycle's node placed before its turn */
 		g->nodes[best].order = (int)done;
 		g->sorted[done++] = best;
-		for (size_t e = 0; e < g->nedges; e++)
-			if (g->edges[e].to == best && deg[g->edges[e].from] > 0)
-				deg[g->edges[e].from]--;
+		for (size_t k = g->user_at[best]; k < g->user_at[best + 1]; k++) {
+			int u = g->users[k];
+
+			if (deg[u] > 0 && --deg[u] == 0 && g->nodes[u].order < 0)
+				heap_push(&h, u);
+		}
 	}
 cleanup:
 	free(deg);
-	free(placed);
+	free(h.v);
 	return rc;
 }
 
@@ -901,8 +994,8 @@ static void propagate_blocked(sg_graph *g)
 
 		if (g->nodes[i].start_table)
 			continue;
-		for (size_t e = 0; e < g->nedges; e++)
-			if (g->edges[e].from == i && g->nodes[g->edges[e].to].blocked)
+		for (size_t d = g->dep_at[i]; d < g->dep_at[i + 1] && !g->nodes[i].blocked; d++)
+			if (g->nodes[g->deps[d]].blocked)
 				g->nodes[i].blocked = true;
 	}
 }
@@ -997,11 +1090,27 @@ static int append_node(ps_schema_object **list, size_t *n, size_t *cap, const sg
 	return rc;
 }
 
+static int cmp_reach(const void *a, const void *b)
+{
+	const sg_reach *x = a, *y = b;
+
+	if (x->root != y->root)
+		return x->root < y->root ? -1 : 1;
+	return (x->node > y->node) - (x->node < y->node);
+}
+
+static int cmp_int(const void *a, const void *b)
+{
+	int x = *(const int *)a, y = *(const int *)b;
+
+	return (x > y) - (x < y);
+}
+
 int pg_schema_needs(PGconn *conn, int mode, bool no_extensions, const uint32_t *roots,
                     size_t nroots, ps_schema_object **lists, size_t *counts, ps_error *err)
 {
 	schema_opts o = {mode, no_extensions, PS_FK_VALIDATE};
-	bool *mine = NULL;
+	int *mine = NULL;
 	sg_graph g;
 	int rc;
 
@@ -1014,25 +1123,35 @@ int pg_schema_needs(PGconn *conn, int mode, bool no_extensions, const uint32_t *
 		return PS_OK;
 	rc = build_graph(conn, &o, roots, nroots, NULL, NULL, 0, &g, err);
 	if (rc == PS_OK) {
-		mine = calloc(g.n + 1, sizeof(bool));
+		mine = calloc(g.nreach + 1, sizeof(int));
 		if (!mine)
 			rc = ps_error_set(err, PS_ENOMEM, "out of memory");
 	}
+	/* each table's nodes: its run of the reach pairs, sorted by root, put
+	 * in creation order */
+	if (rc == PS_OK)
+		qsort(g.reach, g.nreach, sizeof(sg_reach), cmp_reach);
 	for (size_t d = 0; rc == PS_OK && d < nroots; d++) {
-		size_t cap = 0;
+		size_t cap = 0, lo = 0, hi = g.nreach, nmine = 0;
 
-		memset(mine, 0, (g.n + 1) * sizeof(bool));
-		for (size_t k = 0; k < g.nreach; k++)
-			if (g.reach[k].root == roots[d] && g.reach[k].node >= 0)
-				mine[g.reach[k].node] = true;
-		for (size_t k = 0; rc == PS_OK && k < g.n; k++) {
-			const sg_node *nd = &g.nodes[g.sorted[k]];
+		while (lo < hi) {
+			size_t mid = lo + (hi - lo) / 2;
 
-			if (!mine[g.sorted[k]] || !nd->has_obj || nd->member_of)
-				continue;
-			if (append_node(&lists[d], &counts[d], &cap, nd) != PS_OK)
-				rc = ps_error_set(err, PS_ENOMEM, "out of memory");
+			if (g.reach[mid].root < roots[d])
+				lo = mid + 1;
+			else
+				hi = mid;
 		}
+		for (size_t k = lo; k < g.nreach && g.reach[k].root == roots[d]; k++) {
+			const sg_node *nd = g.reach[k].node >= 0 ? &g.nodes[g.reach[k].node] : NULL;
+
+			if (nd && nd->has_obj && !nd->member_of)
+				mine[nmine++] = nd->order;
+		}
+		qsort(mine, nmine, sizeof(int), cmp_int);
+		for (size_t k = 0; rc == PS_OK && k < nmine; k++)
+			if (append_node(&lists[d], &counts[d], &cap, &g.nodes[g.sorted[mine[k]]]) != PS_OK)
+				rc = ps_error_set(err, PS_ENOMEM, "out of memory");
 	}
 	if (rc != PS_OK) {
 		for (size_t d = 0; d < nroots; d++) {
@@ -1148,12 +1267,13 @@ static int add_foreign_keys(PGconn *conn, const schema_opts *o, const char *rels
 	             "  CROSS JOIN LATERAL pg_partition_tree(s.r) t) "
 	             "SELECT k.conname, n.nspname, c.relname, format('%I.%I', n.nspname, c.relname), "
 	             "  pg_get_constraintdef(k.oid), k.convalidated, c.relkind = 'p', "
-	             "  k.confrelid IN (SELECT o FROM sel), fn.nspname || '.' || f.relname, "
+	             "  rs.o IS NOT NULL, fn.nspname || '.' || f.relname, "
 	             "  obj_description(k.oid, 'pg_constraint') "
 	             "FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid "
 	             "JOIN pg_namespace n ON n.oid = c.relnamespace "
 	             "JOIN pg_class f ON f.oid = k.confrelid JOIN pg_namespace fn ON fn.oid = f.relnamespace "
-	             "WHERE k.contype = 'f' AND k.conparentid = 0 AND k.conrelid IN (SELECT o FROM sel) "
+	             "JOIN sel ks ON ks.o = k.conrelid LEFT JOIN sel rs ON rs.o = k.confrelid "
+	             "WHERE k.contype = 'f' AND k.conparentid = 0 "
 	             "ORDER BY n.nspname, c.relname, k.conname", 1, params);
 	if (rc != PS_OK)
 		return rc;
@@ -1255,13 +1375,13 @@ static const char *const SEQUENCES_SQL =
 	"used AS ("
 	/* owned by a column (serial) or made by one (identity) */
 	"  SELECT d.objid AS seq, d.refobjid AS rel, d.refobjsubid AS col FROM pg_depend d "
+	"  JOIN sel ON sel.o = d.refobjid "
 	"  WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass "
-	"    AND d.deptype IN ('a', 'i') AND d.refobjsubid > 0 AND d.refobjid IN (SELECT o FROM sel) "
+	"    AND d.deptype IN ('a', 'i') AND d.refobjsubid > 0 "
 	/* drawn from by a default, owned by whatever */
 	"  UNION SELECT d.refobjid, ad.adrelid, 0 FROM pg_depend d "
-	"  JOIN pg_attrdef ad ON ad.oid = d.objid "
-	"  WHERE d.classid = 'pg_attrdef'::regclass AND d.refclassid = 'pg_class'::regclass "
-	"    AND ad.adrelid IN (SELECT o FROM sel)) "
+	"  JOIN pg_attrdef ad ON ad.oid = d.objid JOIN sel ON sel.o = ad.adrelid "
+	"  WHERE d.classid = 'pg_attrdef'::regclass AND d.refclassid = 'pg_class'::regclass) "
 	"SELECT DISTINCT ON (s.oid) sn.nspname, s.relname, tn.nspname, t.relname, a.attname, "
 	"  CASE WHEN has_sequence_privilege(s.oid, 'SELECT,USAGE') THEN "
 	"    pg_sequence_last_value(s.oid) END "
@@ -1373,8 +1493,8 @@ static int full_starts(PGconn *conn, const char *rels, uint32_t **cls, uint32_t 
 	             "WITH sel AS (SELECT s.r AS o FROM unnest($1::oid[]) s(r) "
 	             "  UNION SELECT t.relid FROM unnest($1::oid[]) s(r) "
 	             "  CROSS JOIN LATERAL pg_partition_tree(s.r) t), "
-	             "nsp AS (SELECT DISTINCT relnamespace AS o FROM pg_class WHERE oid IN "
-	             "  (SELECT o FROM sel)), "
+	             "nsp AS (SELECT DISTINCT c.relnamespace AS o FROM pg_class c "
+	             "  JOIN sel ON sel.o = c.oid), "
 	             "members AS (SELECT classid, objid FROM pg_depend WHERE deptype = 'e') "
 	             "SELECT 'pg_proc'::regclass::oid, p.oid FROM pg_proc p "
 	             "  WHERE p.pronamespace IN (SELECT o FROM nsp) "
@@ -1389,10 +1509,10 @@ static int full_starts(PGconn *conn, const char *rels, uint32_t **cls, uint32_t 
 	             "  JOIN pg_class m ON m.oid = i.indrelid WHERE m.relkind = 'm' "
 	             "  AND m.relnamespace IN (SELECT o FROM nsp) "
 	             "UNION ALL SELECT 'pg_trigger'::regclass, tg.oid FROM pg_trigger tg "
-	             "  WHERE tg.tgrelid IN (SELECT o FROM sel) AND NOT tg.tgisinternal "
+	             "  JOIN sel ON sel.o = tg.tgrelid WHERE NOT tg.tgisinternal "
 	             "  AND tg.tgparentid = 0 "
 	             "UNION ALL SELECT 'pg_policy'::regclass, po.oid FROM pg_policy po "
-	             "  WHERE po.polrelid IN (SELECT o FROM sel)", 1, params);
+	             "  JOIN sel ON sel.o = po.polrelid", 1, params);
 	if (rc != PS_OK)
 		return rc;
 	*cls = calloc((size_t)PQntuples(r) + 1, sizeof(uint32_t));
@@ -1445,7 +1565,7 @@ static int add_full_statements(PGconn *conn, const char *rels, const sg_graph *g
 	             "rels AS (SELECT c.oid, n.nspname, c.relname, c.relkind, c.relacl, "
 	             "    c.relrowsecurity, c.relforcerowsecurity, c.relispopulated "
 	             "  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-	             "  WHERE c.oid IN (SELECT o FROM sel) OR c.oid IN (SELECT o FROM made)) "
+	             "  JOIN (SELECT o FROM sel UNION SELECT o FROM made) u ON u.o = c.oid) "
 	             /* 1: row level security */
 	             "SELECT 1, format('ALTER TABLE %I.%I ENABLE ROW LEVEL SECURITY', nspname, relname) "
 	             "  || CASE WHEN relforcerowsecurity THEN format('; ALTER TABLE %I.%I FORCE ROW "
@@ -1471,7 +1591,7 @@ static int add_full_statements(PGconn *conn, const char *rels, const sg_graph *g
 	             "  CASE WHEN a.grantee <> 0 THEN pg_get_userbyid(a.grantee) END, "
 	             "  format('privileges on %s.%s', n.nspname, p.proname) "
 	             "FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
-	             "CROSS JOIN LATERAL aclexplode(p.proacl) a WHERE p.oid IN (SELECT o FROM made) "
+	             "JOIN made ON made.o = p.oid CROSS JOIN LATERAL aclexplode(p.proacl) a "
 	             "GROUP BY p.oid, n.nspname, p.proname, a.grantee, a.is_grantable "
 	             /* 4: grants on schemas that hold selected tables */
 	             "UNION ALL SELECT 4, format('GRANT %s ON SCHEMA %I TO %s%s', "
@@ -1481,7 +1601,7 @@ static int add_full_statements(PGconn *conn, const char *rels, const sg_graph *g
 	             "  CASE WHEN a.grantee <> 0 THEN pg_get_userbyid(a.grantee) END, "
 	             "  format('privileges on schema %s', n.nspname) "
 	             "FROM pg_namespace n CROSS JOIN LATERAL aclexplode(n.nspacl) a "
-	             "WHERE n.oid IN (SELECT relnamespace FROM pg_class WHERE oid IN (SELECT o FROM sel)) "
+	             "WHERE n.oid IN (SELECT c.relnamespace FROM pg_class c JOIN sel ON sel.o = c.oid) "
 	             "  AND n.nspname <> 'public' "
 	             "GROUP BY n.oid, n.nspname, a.grantee, a.is_grantable "
 	             /* 5: materialized views filled as on the source */
