@@ -61,7 +61,7 @@ typedef struct ps_pipeline_config {
 	void (*on_phase)(int phase, void *payload);
 	void *payload;
 	bool *completed;            /* optional out: set when a snapshot job finished
-	                               (slot, publication and checkpoint removed) */
+	                               (what it held on the source and its checkpoint removed) */
 	ps_live *live;              /* optional: live controls; NULL: the spec's, fixed */
 	/* Optional: called now and then (up to 4 times a second, also while idle)
 	 * from the applier after it published cfg->status; must not block long. */
