@@ -69,6 +69,11 @@ typedef struct ps_pipeline_config {
 	/* Optional: a table change took effect or a backfill ended (a sentence
 	 * for the job's history), from the applier; must not block long. */
 	void (*on_event)(const char *text, void *payload);
+	/* Optional: a bounded run (a trickle feed's processing range, `penstock
+	 * run --until`): the changes committed up to this position are applied,
+	 * none after it, then the run stops cleanly. "caught-up": the source's
+	 * log end when the run starts. NULL: run until stopped. */
+	const char *until;
 } ps_pipeline_config;
 
 void ps_pipeline_config_defaults(ps_pipeline_config *cfg);
