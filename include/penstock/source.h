@@ -328,6 +328,12 @@ typedef struct ps_source_ops {
 	int (*copy_unit_raw)(ps_copier *c, const ps_table_def *def, const ps_copy_range *range,
 	                     ps_raw_fn fn, void *ctx, ps_error *err);
 
+	/* --- cutover; optional ---------------------------------------------- */
+	/* The sequences the selected tables own or draw defaults from, with
+	 * their current values (*seqs malloc'd, free with ps_sequences_free).
+	 * Needs no prepare. */
+	int (*sequences)(ps_source *src, ps_sequence **seqs, size_t *n, ps_error *err);
+
 	/* --- schema; optional (penstock/schema.h) -------------------------- */
 	/* The objects the target should get once the initial load has copied
 	 * every table (after describe, on the reader thread): foreign keys
@@ -337,11 +343,6 @@ typedef struct ps_source_ops {
 	 * when there is nothing. What the tables need before they are created
 	 * comes with each def (requires). */
 	int (*schema_after_load)(ps_source *src, ps_schema **out, ps_error *err);
-	/* --- cutover; optional ---------------------------------------------- */
-	/* The sequences the selected tables own or draw defaults from, with
-	 * their current values (*seqs malloc'd, free with ps_sequences_free).
-	 * Needs no prepare. */
-	int (*sequences)(ps_source *src, ps_sequence **seqs, size_t *n, ps_error *err);
 } ps_source_ops;
 
 #endif
