@@ -419,8 +419,8 @@ static int pg_drop(ps_source *src, char *done, size_t done_len, ps_error *err)
 	rc = pg_exec(src->sql, NULL, err, "dropping the publications", sql.data, 0, NULL);
 	ps_buf_free(&sql);
 	if (rc == PS_OK)
-		snprintf(done, done_len, "dropped slot %s and publication %s on the source", src->slot,
-		         src->publication);
+		snprintf(done, done_len, "dropped slot %s and publication %s (and %s) on the source",
+		         src->slot, src->publication, inserts);
 	return rc;
 }
 
@@ -473,13 +473,16 @@ static void pg_resources(const json_t *opts, ps_source_resources *out)
 {
 	const char *slot = ps_option_str(opts, "slot");
 	const char *pub = ps_option_str(opts, "publication");
+	char inserts[PG_PUBNAME_MAX];
 
 	if (!slot || !pub)
 		return;
+	pg_inserts_publication(pub, inserts, sizeof(inserts));
 	snprintf(out->held, sizeof(out->held), "slot %s and publication %s", slot, pub);
 	snprintf(out->log_reader, sizeof(out->log_reader), "slot %s", slot);
+	/* the insert-only publication goes too (pgsrc_select.c note 4) */
 	snprintf(out->release, sizeof(out->release), "SELECT pg_drop_replication_slot('%s'); "
-	         "DROP PUBLICATION IF EXISTS \"%s\";", slot, pub);
+	         "DROP PUBLICATION IF EXISTS \"%s\", \"%s\";", slot, pub, inserts);
 }
 
 static const char *const pg_schemes[] = {"postgresql", NULL};
