@@ -105,6 +105,9 @@ typedef struct harness {
 	atomic_int timed_out;
 } harness;
 
+static harness *g_h;             /* the test's harness, freed by teardown if a
+                                    failed assert skipped h_free */
+
 /*
  * Invariant 3, at every acknowledgement (reader thread): the position is
  * durable in the target, i.e. at or before the checkpoint committed there
@@ -192,6 +195,7 @@ static harness *h_new(const char *type, size_t ntxn, size_t first, uint64_t seed
 	h->spec->snapshot_chunk_rows = CHUNK_ROWS;
 	snprintf(h->state_dir, sizeof(h->state_dir), "/tmp/penstock-pipetest.XXXXXX");
 	assert_non_null(mkdtemp(h->state_dir));
+	g_h = h;
 	return h;
 }
 
@@ -215,6 +219,15 @@ static void h_free(harness *h)
 	munmap(g_sh, sizeof(shared));
 	g_sh = NULL;
 	free(h);
+	g_h = NULL;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	if (g_h)
+		h_free(g_h);
+	return 0;
 }
 
 static void *watchdog(void *arg)
@@ -1046,18 +1059,18 @@ static void test_memsink_contract(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_memsrc_contract),
-		cmocka_unit_test(test_memsink_contract),
-		cmocka_unit_test(test_whole_in_order),
-		cmocka_unit_test(test_batch_atomic),
-		cmocka_unit_test(test_ack_durable),
-		cmocka_unit_test(test_stop_and_resume),
-		cmocka_unit_test(test_fault_source_read),
-		cmocka_unit_test(test_fault_before_commit),
-		cmocka_unit_test(test_fault_after_commit),
-		cmocka_unit_test(test_fault_unit_commit),
-		cmocka_unit_test(test_fault_while_resuming),
-		cmocka_unit_test(test_power_cut),
+		cmocka_unit_test_teardown(test_memsrc_contract, teardown),
+		cmocka_unit_test_teardown(test_memsink_contract, teardown),
+		cmocka_unit_test_teardown(test_whole_in_order, teardown),
+		cmocka_unit_test_teardown(test_batch_atomic, teardown),
+		cmocka_unit_test_teardown(test_ack_durable, teardown),
+		cmocka_unit_test_teardown(test_stop_and_resume, teardown),
+		cmocka_unit_test_teardown(test_fault_source_read, teardown),
+		cmocka_unit_test_teardown(test_fault_before_commit, teardown),
+		cmocka_unit_test_teardown(test_fault_after_commit, teardown),
+		cmocka_unit_test_teardown(test_fault_unit_commit, teardown),
+		cmocka_unit_test_teardown(test_fault_while_resuming, teardown),
+		cmocka_unit_test_teardown(test_power_cut, teardown),
 	};
 
 	/* PIPETEST_LOG=info shows what the pipeline says */
