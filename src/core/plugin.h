@@ -186,4 +186,16 @@ int ps_src_schema_after_load(ps_src *s, ps_schema **out, ps_error *err);
 int ps_snk_schema_apply(ps_snk *k, const ps_schema *schema, size_t *applied, ps_error *err);
 int ps_snk_can_apply_schema(const ps_snk *k);
 
+/* --- schema changes (issue 15; source.h invariants 10, 11) ------------------ */
+int ps_src_can_check_selection(const ps_src *s);
+/* *changed false when the source cannot tell. */
+int ps_src_selection_check(ps_src *s, bool *changed, ps_error *err);
+/* *out NULL (def holds) when the source cannot tell. */
+int ps_src_redescribe(ps_src *s, const ps_table_def *def, ps_table_def **out, bool *gone,
+                      ps_error *err);
+/* A table's definition changed (sink.h table_change); nothing when the sink
+ * has no callback. */
+int ps_snk_table_change(ps_snk *k, const ps_txn *txn, const ps_table_change *tc,
+                        const ps_table_options *opt, bool *backfill, ps_error *err);
+
 #endif

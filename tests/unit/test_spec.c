@@ -181,7 +181,8 @@ static void test_unknown_fields(void **state)
 	parse_fails("{\"name\": \"a\", \"type\": \"cdc\", " SRC_OK ", \"target\": {\"url\": \"jsonl:-\", "
 	            "\"slot\": \"x\"}}",
 	            "target.slot: unknown field; known fields are url, password_env, password_file, "
-	            "create_tables, truncate_before_load, schema, foreign_keys, create_extensions");
+	            "create_tables, truncate_before_load, schema, foreign_keys, create_extensions, "
+	            "follow_ddl");
 	parse_fails("{\"name\": \"a\", \"type\": \"cdc\", " SRC_OK ", " DST_OK ", "
 	            "\"tables\": {\"include\": [\"a.b\"], \"exclud\": []}}",
 	            "tables.exclud: unknown field; known fields are include, exclude, keyless");

@@ -207,7 +207,7 @@ static int def_check(const ps_table_def *def, ps_error *err)
 int ps__sqlite_table_prepare(ps_sink *k, const ps_table_def *def,
                              const ps_table_options *opt, bool *created, ps_error *err)
 {
-	static const ps_table_options defaults = {PS_CREATE_IF_MISSING, false};
+	static const ps_table_options defaults = {.create = PS_CREATE_IF_MISSING};
 	sq_target_cols tc = {0};
 	char *target = NULL;
 	int rc;
