@@ -94,6 +94,9 @@ typedef struct ps_partition_def {
 	int64_t estimated_rows;
 	int64_t estimated_bytes;
 	char *comment;
+	bool attached;         /* issue 15: attached after it was created (ATTACH
+	                          PARTITION), so it may hold rows written before it
+	                          was a partition; false: created as one */
 } ps_partition_def;
 
 typedef enum ps_constraint_kind {

@@ -120,6 +120,9 @@ struct ps_sink {
 	char *job;
 	ps_url url;
 	PGconn *conn;
+	char *url_text;              /* as configured, for a second connection */
+	char *password;              /* NULL, or the password: never logged; wiped at close */
+	PGconn *side;                /* autocommit connection for enum labels (pgsink_follow.c) */
 
 	/* target transaction and connection mode (pgsink.c NOTES) */
 	bool in_txn;                 /* BEGIN sent, COMMIT not yet */
@@ -274,6 +277,35 @@ int ps__pg_split_qualified(const char *text, char *schema, size_t schema_len,
 /* Runs sql under a savepoint; an "already exists" error (another writer
  * created it first) is not an error (pgsink_ddl.c NOTES 4). */
 int pgs_exec_may_race(ps_sink *s, const char *sql, const char *what, ps_error *err);
+/* Pieces of CREATE TABLE that following a change reuses (pgsink_follow.c):
+ * "schema"."name"; the schema created when missing; the table's OID as text
+ * (empty when none); sequences created (or, owned_by, owned by their
+ * column); one column's definition; a quoted literal; user types present;
+ * COMMENT ON. */
+int pgs_qualified(ps_sink *s, ps_buf *b, const char *schema, const char *name);
+int pgs_ensure_schema(ps_sink *s, const char *schema, ps_error *err);
+int pgs_find_table(ps_sink *s, const ps_table *t, char *oid, size_t len, ps_error *err);
+int pgs_sequences(ps_sink *s, const ps_table_def *def, const char *qname, bool owned_by,
+                  ps_error *err);
+int pgs_column_sql(ps_sink *s, ps_buf *b, const ps_table_def *def, int i, bool pg);
+int pgs_put_literal(ps_sink *s, ps_buf *b, const char *text);
+int pgs_check_user_types(ps_sink *s, const ps_table_def *def, ps_error *err);
+int pgs_comment_one(ps_sink *s, const char *on, const char *qname, const char *column,
+                    const char *text, const char *what, ps_error *err);
+
+/* --- pgsink_follow.c: schema changes (sink.h table_change) ------------------ */
+
+/* sink.h table_change */
+int pgs_table_change(ps_sink *s, const ps_txn *txn, const ps_table_change *tc,
+                     const ps_table_options *opt, bool *backfill, ps_error *err);
+/* Records that penstock created def's table (and its partitions) in the
+ * target, with the source columns it made (penstock.tables), in the open
+ * transaction. */
+int pgs_registry_created(ps_sink *s, const ps_table_def *def, ps_error *err);
+/* table_prepare of a table joining a running job (ps_table_options rejoin)
+ * that penstock created: brought to def and emptied. *done when it was. */
+int pgs_rejoin(ps_sink *s, const ps_table_def *def, const char *oid, const char *qname,
+               bool *done, ps_error *err);
 
 /* --- pgsink_schema.c ---------------------------------------------------------- */
 

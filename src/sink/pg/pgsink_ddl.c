@@ -166,7 +166,7 @@ fail:
 
 /* ==== SQL helpers ========================================================= */
 
-static int qualified(ps_sink *s, ps_buf *b, const char *schema, const char *name)
+int pgs_qualified(ps_sink *s, ps_buf *b, const char *schema, const char *name)
 {
 	int rc = pg_quote_ident(s->conn, b, schema);
 
@@ -204,7 +204,7 @@ int pgs_exec_may_race(ps_sink *s, const char *sql, const char *what, ps_error *e
 	return pgs_fail(s, err);
 }
 
-static int ensure_schema(ps_sink *s, const char *schema, ps_error *err)
+int pgs_ensure_schema(ps_sink *s, const char *schema, ps_error *err)
 {
 	const char *params[1] = {schema};
 	PGresult *res = NULL;
@@ -233,7 +233,7 @@ static int ensure_schema(ps_sink *s, const char *schema, ps_error *err)
 }
 
 /* The table's OID as text into oid (empty when there is no such table). */
-static int find_table(ps_sink *s, const ps_table *t, char *oid, size_t len, ps_error *err)
+int pgs_find_table(ps_sink *s, const ps_table *t, char *oid, size_t len, ps_error *err)
 {
 	const char *params[2] = {t->schema, t->name};
 	PGresult *res = NULL;
@@ -355,7 +355,7 @@ static const char *portable_type(int type_class)
 	}
 }
 
-static int check_user_types(ps_sink *s, const ps_table_def *def, ps_error *err)
+int pgs_check_user_types(ps_sink *s, const ps_table_def *def, ps_error *err)
 {
 	const ps_table *t = def->table;
 
@@ -384,8 +384,8 @@ static int check_user_types(ps_sink *s, const ps_table_def *def, ps_error *err)
 
 /* CREATE SEQUENCE IF NOT EXISTS for every column's sequence; when owned_by
  * is set, ALTER SEQUENCE ... OWNED BY the column instead. */
-static int sequences(ps_sink *s, const ps_table_def *def, const char *qname, bool owned_by,
-                     ps_error *err)
+int pgs_sequences(ps_sink *s, const ps_table_def *def, const char *qname, bool owned_by,
+                  ps_error *err)
 {
 	const ps_table *t = def->table;
 	char schema[256], name[256], what[600];
@@ -409,7 +409,7 @@ static int sequences(ps_sink *s, const ps_table_def *def, const char *qname, boo
 		ps_buf_reset(&sql);
 		rc = ps_buf_puts(&sql, owned_by ? "ALTER SEQUENCE " : "CREATE SEQUENCE IF NOT EXISTS ");
 		if (rc == PS_OK)
-			rc = qualified(s, &sql, schema, name);
+			rc = pgs_qualified(s, &sql, schema, name);
 		if (rc == PS_OK && owned_by)
 			rc = ps_buf_printf(&sql, " OWNED BY %s.", qname);
 		if (rc == PS_OK && owned_by)
@@ -423,7 +423,7 @@ static int sequences(ps_sink *s, const ps_table_def *def, const char *qname, boo
 		if (owned_by) {
 			rc = pgs_exec(s, NULL, err, what, sql.data, 0, NULL);
 		} else {
-			rc = ensure_schema(s, schema, err);
+			rc = pgs_ensure_schema(s, schema, err);
 			if (rc == PS_OK)
 				rc = pgs_exec_may_race(s, sql.data, what, err);
 		}
@@ -432,7 +432,7 @@ static int sequences(ps_sink *s, const ps_table_def *def, const char *qname, boo
 	return rc;
 }
 
-static int column_sql(ps_sink *s, ps_buf *b, const ps_table_def *def, int i, bool pg)
+int pgs_column_sql(ps_sink *s, ps_buf *b, const ps_table_def *def, int i, bool pg)
 {
 	const ps_column_def *cd = &def->columns[i];
 	const ps_column *col = &def->table->columns[i];
@@ -493,7 +493,7 @@ static int put_generated(ps_sink *s, ps_buf *b, const ps_table_def *def, int pos
 
 /* COMMENT ON ... IS 'text' for the table, its columns and its generated
  * columns. */
-static int put_literal(ps_sink *s, ps_buf *b, const char *text)
+int pgs_put_literal(ps_sink *s, ps_buf *b, const char *text)
 {
 	char *lit = PQescapeLiteral(s->conn, text, strlen(text));
 	int rc;
@@ -505,8 +505,8 @@ static int put_literal(ps_sink *s, ps_buf *b, const char *text)
 	return rc;
 }
 
-static int comment_one(ps_sink *s, const char *on, const char *qname, const char *column,
-                       const char *text, const char *what, ps_error *err)
+int pgs_comment_one(ps_sink *s, const char *on, const char *qname, const char *column,
+                    const char *text, const char *what, ps_error *err)
 {
 	ps_buf sql;
 	int rc;
@@ -523,7 +523,7 @@ static int comment_one(ps_sink *s, const char *on, const char *qname, const char
 	if (rc == PS_OK)
 		rc = ps_buf_puts(&sql, " IS ");
 	if (rc == PS_OK)
-		rc = put_literal(s, &sql, text);
+		rc = pgs_put_literal(s, &sql, text);
 	if (rc == PS_OK)
 		rc = pgs_exec(s, NULL, err, what, sql.data, 0, NULL);
 	else
@@ -538,12 +538,12 @@ static int comments(ps_sink *s, const ps_table_def *def, const char *qname, ps_e
 	int rc;
 
 	snprintf(what, sizeof(what), "commenting on %s.%s", def->table->schema, def->table->name);
-	rc = comment_one(s, "TABLE", qname, NULL, def->comment, what, err);
+	rc = pgs_comment_one(s, "TABLE", qname, NULL, def->comment, what, err);
 	for (int i = 0; rc == PS_OK && i < def->table->ncolumns; i++)
-		rc = comment_one(s, "COLUMN", qname, def->table->columns[i].name,
+		rc = pgs_comment_one(s, "COLUMN", qname, def->table->columns[i].name,
 		                 def->columns[i].comment, what, err);
 	for (int g = 0; rc == PS_OK && g < def->ngenerated; g++)
-		rc = comment_one(s, "COLUMN", qname, def->generated[g].name, def->generated[g].comment,
+		rc = pgs_comment_one(s, "COLUMN", qname, def->generated[g].name, def->generated[g].comment,
 		                 what, err);
 	return rc;
 }
@@ -568,14 +568,14 @@ static int create_partitions(ps_sink *s, const ps_table_def *def, ps_error *err)
 		}
 		ps_buf_reset(&sql);
 		ps_buf_reset(&qname);
-		rc = ensure_schema(s, p->schema, err);
+		rc = pgs_ensure_schema(s, p->schema, err);
 		if (rc != PS_OK)
 			break;
-		rc = qualified(s, &qname, p->schema, p->name);
+		rc = pgs_qualified(s, &qname, p->schema, p->name);
 		if (rc == PS_OK)
 			rc = ps_buf_printf(&sql, "CREATE TABLE %s PARTITION OF ", qname.data);
 		if (rc == PS_OK)
-			rc = qualified(s, &sql, p->parent_schema, p->parent_name);
+			rc = pgs_qualified(s, &sql, p->parent_schema, p->parent_name);
 		if (rc == PS_OK)
 			rc = ps_buf_printf(&sql, " %s", p->bound);
 		if (rc == PS_OK && p->partition_by)
@@ -588,7 +588,7 @@ static int create_partitions(ps_sink *s, const ps_table_def *def, ps_error *err)
 		         p->parent_schema, p->parent_name);
 		rc = pgs_exec(s, NULL, err, what, sql.data, 0, NULL);
 		if (rc == PS_OK)
-			rc = comment_one(s, "TABLE", qname.data, NULL, p->comment, what, err);
+			rc = pgs_comment_one(s, "TABLE", qname.data, NULL, p->comment, what, err);
 	}
 	ps_buf_free(&sql);
 	ps_buf_free(&qname);
@@ -609,11 +609,11 @@ static int create_table(ps_sink *s, const ps_table_def *def, const char *qname, 
 	snprintf(what, sizeof(what), "table %s.%s needs", t->schema, t->name);
 	rc = pg ? pgs_ensure_objects(s, def->requires, def->nrequires, what, NULL, err) : PS_OK;
 	if (rc == PS_OK)
-		rc = ensure_schema(s, t->schema, err);
+		rc = pgs_ensure_schema(s, t->schema, err);
 	if (rc == PS_OK)
-		rc = check_user_types(s, def, err);
+		rc = pgs_check_user_types(s, def, err);
 	if (rc == PS_OK && pg)
-		rc = sequences(s, def, qname, false, err);
+		rc = pgs_sequences(s, def, qname, false, err);
 	if (rc != PS_OK)
 		return rc;
 	ps_buf_init(&sql, PGS_SQL_LIMIT);
@@ -624,7 +624,7 @@ static int create_table(ps_sink *s, const ps_table_def *def, const char *qname, 
 		if (rc == PS_OK)
 			rc = ps_buf_puts(&sql, first ? "\n  " : ",\n  ");
 		if (rc == PS_OK)
-			rc = column_sql(s, &sql, def, i, pg);
+			rc = pgs_column_sql(s, &sql, def, i, pg);
 		first = false;
 	}
 	if (rc == PS_OK && pg)
@@ -653,7 +653,7 @@ static int create_table(ps_sink *s, const ps_table_def *def, const char *qname, 
 	snprintf(what, sizeof(what), "creating table %s.%s", t->schema, t->name);
 	rc = pgs_exec(s, NULL, err, what, sql.data, 0, NULL);
 	if (rc == PS_OK && pg)
-		rc = sequences(s, def, qname, true, err);
+		rc = pgs_sequences(s, def, qname, true, err);
 	if (rc == PS_OK && pg)
 		rc = create_partitions(s, def, err);
 	if (rc == PS_OK && pg)
@@ -677,10 +677,10 @@ int pgs_table_prepare(ps_sink *s, const ps_table_def *def, const ps_table_option
 	ps_buf_init(&qname, 4096);
 	ps_buf_init(&sql, 8192);
 	rc = pgs_table_forget(s, t->schema, t->name, err);
-	if (rc == PS_OK && qualified(s, &qname, t->schema, t->name) != PS_OK)
+	if (rc == PS_OK && pgs_qualified(s, &qname, t->schema, t->name) != PS_OK)
 		rc = ps_error_set(err, PS_ENOMEM, "out of memory");
 	if (rc == PS_OK)
-		rc = find_table(s, t, oid, sizeof(oid), err);
+		rc = pgs_find_table(s, t, oid, sizeof(oid), err);
 	if (rc == PS_OK && oid[0] && opt->create == PS_CREATE_DROP_AND_CREATE) {
 		snprintf(what, sizeof(what), "dropping table %s.%s", t->schema, t->name);
 		rc = ps_buf_printf(&sql, "DROP TABLE IF EXISTS %s CASCADE", qname.data);
@@ -699,8 +699,17 @@ int pgs_table_prepare(ps_sink *s, const ps_table_def *def, const ps_table_option
 			goto cleanup;
 		}
 		rc = create_table(s, def, qname.data, err);
+		if (rc == PS_OK)
+			rc = pgs_registry_created(s, def, err);
 		*created = rc == PS_OK;
 		goto cleanup;
+	}
+	if (opt->rejoin) {
+		/* a table penstock made, holding a former state of this one */
+		bool done = false;
+		rc = pgs_rejoin(s, def, oid, qname.data, &done, err);
+		if (rc != PS_OK || done)
+			goto cleanup;
 	}
 	rc = check_columns(s, def, oid, err);
 	if (rc == PS_OK)
@@ -774,10 +783,10 @@ int pgs_table_finish(ps_sink *s, const ps_table_def *def, ps_error *err)
 
 	ps_buf_init(&qname, 4096);
 	rc = pgs_table_forget(s, t->schema, t->name, err);
-	if (rc == PS_OK && qualified(s, &qname, t->schema, t->name) != PS_OK)
+	if (rc == PS_OK && pgs_qualified(s, &qname, t->schema, t->name) != PS_OK)
 		rc = ps_error_set(err, PS_ENOMEM, "out of memory");
 	if (rc == PS_OK)
-		rc = find_table(s, t, oid, sizeof(oid), err);
+		rc = pgs_find_table(s, t, oid, sizeof(oid), err);
 	if (rc == PS_OK && !oid[0])
 		rc = ps_error_set(err, PS_EINVAL, "table %s.%s does not exist in the target",
 		                  t->schema, t->name);

@@ -48,6 +48,9 @@ static void pg_close(ps_source *src)
 	if (src->sql)
 		PQfinish(src->sql);
 	pgo_relcache_free(src->cache);
+	pg_ddl_free(src->ddl);
+	ps_strv_free(src->table_names, src->ntable_oids);
+	free(src->table_sigs);
 	ps_secret_free(src->password);
 	free(src->job_name);
 	free(src->url);
@@ -182,13 +185,8 @@ static int select_tables(ps_source *src, size_t *count, ps_error *err)
 	}
 	for (size_t i = 0; i < sel.n; i++)
 		insert_only[i] = pg_selected_insert_only(src, i, &sel);
-	free(src->table_oids);
-	free(src->table_insert_only);
-	src->table_oids = sel.oids;
-	src->table_insert_only = insert_only;
-	src->ntable_oids = sel.n;
-	*count = sel.n;
-	sel.oids = NULL;
+	pg_selection_keep(src, &sel, insert_only);
+	*count = src->ntable_oids;
 	pg_selection_free(&sel);
 	return PS_OK;
 }
@@ -522,4 +520,6 @@ const ps_source_ops ps_source_pg = {
 	.copy_unit_raw = pg_copy_unit_raw,
 	.sequences = pg_sequences,
 	.schema_after_load = pg_schema_after_load,
+	.selection_check = pg_selection_check,
+	.redescribe = pg_redescribe,
 };
