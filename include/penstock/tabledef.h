@@ -177,6 +177,8 @@ typedef struct ps_table_change {
 	                          its columns those of `table` in the same order), or
 	                          NULL when the source cannot tell (the table is gone) */
 	uint32_t what;         /* PS_TC_*: what the source saw */
+	uint64_t lsn;          /* log offset of the first change that carries `table`
+	                          (as ps_change lsn), 0 if unknown */
 } ps_table_change;
 
 #define PS_TC_FIRST 0x01u      /* first definition of the table in this run */

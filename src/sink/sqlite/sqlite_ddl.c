@@ -55,7 +55,8 @@ static int def_key(const ps_table_def *def, int *cols)
 	return n;
 }
 
-static int create_table(ps_sink *k, const ps_table_def *def, const char *target, ps_error *err)
+int ps__sqlite_create_table(ps_sink *k, const ps_table_def *def, const char *target,
+                            ps_error *err)
 {
 	const ps_table *t = def->table;
 	sq_sql o = {&k->sql, 0};
@@ -237,7 +238,9 @@ int ps__sqlite_table_prepare(ps_sink *k, const ps_table_def *def,
 		if (tc.n > 0)
 			rc = drop_table(k, target, err);
 		if (rc == 0)
-			rc = create_table(k, def, target, err);
+			rc = ps__sqlite_create_table(k, def, target, err);
+		if (rc == 0)
+			rc = ps__sqlite_registry_store(k, target, def, err);
 		*created = rc == 0;
 	} else if (tc.n == 0 && opt->create == PS_CREATE_NEVER) {
 		rc = ps_error_set(err, PS_EINVAL,
@@ -245,10 +248,17 @@ int ps__sqlite_table_prepare(ps_sink *k, const ps_table_def *def,
 		                  "says never to create tables; create it first or change "
 		                  "target.create_tables", target);
 	} else if (tc.n == 0) {
-		rc = create_table(k, def, target, err);
+		rc = ps__sqlite_create_table(k, def, target, err);
+		if (rc == 0)
+			rc = ps__sqlite_registry_store(k, target, def, err);
 		*created = rc == 0;
 	} else {
-		rc = check_existing(k, def, target, &tc, opt, err);
+		bool done = false;
+		/* a table joining a running job that penstock made (issue 15) */
+		if (opt->rejoin)
+			rc = ps__sqlite_rejoin(k, def, target, &done, err);
+		if (rc == 0 && !done)
+			rc = check_existing(k, def, target, &tc, opt, err);
 	}
 cleanup:
 	if (rc != 0)

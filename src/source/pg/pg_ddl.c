@@ -467,14 +467,16 @@ static const char *selected_name(const ps_source *src, uint32_t relid)
 	return NULL;
 }
 
-static int announce(ps_source *src, pg_announced *a, ps_table *t, uint32_t what,
+static int announce(ps_source *src, pg_announced *a, const ps_change *c, uint32_t what,
                     ps_table_change **out, ps_error *err)
 {
 	ps_table_change *tc = calloc(1, sizeof(*tc));
+	ps_table *t = c->table;
 	int rc;
 
 	if (!tc)
 		return ps_error_set(err, PS_ENOMEM, "out of memory");
+	tc->lsn = c->lsn;
 	tc->table = ps_table_ref(t);
 	tc->previous = a->table ? ps_table_ref(a->table) : NULL;
 	tc->what = what;
@@ -498,12 +500,19 @@ static int announce(ps_source *src, pg_announced *a, ps_table *t, uint32_t what,
 			return rc;
 		}
 	}
-	if (what & ~PS_TC_FIRST)
-		ps_log_info("table %s.%s: new definition in the stream (%s%s%s%s%s)", t->schema, t->name,
-		            what & PS_TC_FIRST ? "first in this run, " : "",
-		            what & PS_TC_NAME ? "name " : "", what & PS_TC_COLUMNS ? "columns " : "",
-		            what & PS_TC_PARTITIONS ? "partitions " : "",
-		            what & PS_TC_LABELS ? "enum labels" : "");
+	if (what & ~PS_TC_FIRST) {
+		char said[128] = "";
+		size_t used = 0;
+		static const struct { uint32_t bit; const char *word; } words[] = {
+			{PS_TC_NAME, "its name"}, {PS_TC_COLUMNS, "its columns"},
+			{PS_TC_PARTITIONS, "its partitions"}, {PS_TC_LABELS, "an enum's labels"}};
+		for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+			if (what & words[i].bit && used < sizeof(said))
+				used += (size_t)snprintf(said + used, sizeof(said) - used, "%s%s",
+				                         used ? ", " : "", words[i].word);
+		ps_log_info("table %s.%s: new definition in the stream (%s changed)", t->schema, t->name,
+		            said);
+	}
 	*out = tc;
 	return PS_OK;
 }
@@ -552,7 +561,7 @@ int pg_ddl_check(ps_source *src, const ps_change *c, ps_table_change **out, ps_e
 		rc = labels_grew(src, a, c, &grew, err);
 		if (rc != PS_OK || !grew)
 			return rc;
-		return announce(src, a, t, PS_TC_LABELS, out, err);
+		return announce(src, a, c, PS_TC_LABELS, out, err);
 	}
 	if (!a->table) {
 		const char *sel = selected_name(src, t->id);
@@ -562,7 +571,7 @@ int pg_ddl_check(ps_source *src, const ps_change *c, ps_table_change **out, ps_e
 		snprintf(q, sizeof(q), "%s.%s", t->schema, t->name);
 		if (sel && strcmp(sel, q) != 0)
 			what |= PS_TC_NAME;   /* renamed or moved since it was selected */
-		return announce(src, a, t, what, out, err);
+		return announce(src, a, c, what, out, err);
 	}
 	if (!same_name(a->table, t))
 		what |= PS_TC_NAME;
@@ -581,7 +590,7 @@ int pg_ddl_check(ps_source *src, const ps_change *c, ps_table_change **out, ps_e
 		a->table = ps_table_ref(t);   /* the same definition sent again */
 		return PS_OK;
 	}
-	return announce(src, a, t, what, out, err);
+	return announce(src, a, c, what, out, err);
 }
 
 /* --- redescribe (source.h): a backfill's def against the catalog ---------- */
