@@ -184,3 +184,184 @@ def test_columns_added_dropped_renamed_retyped_follow_into_postgresql(
     assert p.stop() == 0
     log = p.stderr()
     assert "refused" not in log and "error" not in log.lower(), log
+
+
+# --- tables that come into the selection (004, 025) -------------------------
+
+NEW_TABLES_SCHEMA = """
+CREATE SCHEMA other;
+CREATE TABLE t (id int PRIMARY KEY, n int NOT NULL DEFAULT 0);
+INSERT INTO t SELECT g, 0 FROM generate_series(1, 50) g;
+"""
+
+
+def new_tables(db):
+    x = db.execute
+    # created, filled and changed before penstock can know of it
+    x("CREATE TABLE tab_late (id int PRIMARY KEY, v text, at timestamptz DEFAULT now())")
+    x("INSERT INTO tab_late (id, v) SELECT g, 'r' || g FROM generate_series(1, 300) g")
+    x("UPDATE tab_late SET v = 'u' || id WHERE id % 10 = 0")
+    x("DELETE FROM tab_late WHERE id % 7 = 0")
+    # created and filled in one transaction
+    x("BEGIN; CREATE TABLE tab_txn (id bigint PRIMARY KEY, v jsonb); "
+      "INSERT INTO tab_txn SELECT g, jsonb_build_object('g', g) FROM generate_series(1, 40) g; "
+      "COMMIT")
+    # not selected: never copied
+    x("CREATE TABLE other.outside (id int PRIMARY KEY)")
+    x("INSERT INTO other.outside VALUES (1)")
+
+
+def new_tables_after(db):
+    x = db.execute
+    x("INSERT INTO tab_late (id, v) SELECT g, 'after' FROM generate_series(301, 320) g")
+    x("UPDATE tab_late SET v = 'after' WHERE id % 9 = 0")
+    x("DELETE FROM tab_txn WHERE id < 5")
+    x("INSERT INTO tab_txn VALUES (100, '{}')")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_table_created_mid_stream_is_created_and_copied_from_its_first_row(
+        mode, tmp_path, db, target_db, make_job):
+    db.execute(NEW_TABLES_SCHEMA)
+    p = make_job("late", target=target_db.url, tables={"include": ["public.*"]})
+    p.start()
+    p.wait_streaming(db)
+    churn = Churn(db, "t")
+    churn.start()
+    try:
+        drive(p, db, mode, lambda: new_tables(db), seen="came into the selection")
+        new_tables_after(db)
+    finally:
+        churn.stop()
+    settle(db, target_db, ["public.t", "public.tab_late", "public.tab_txn"])
+    assert target_db.value("SELECT to_regclass('other.outside')") is None
+    # created as a load would: the key, the default
+    assert target_db.value("SELECT pg_get_expr(adbin, adrelid) FROM pg_attrdef "
+                           "WHERE adrelid = 'tab_late'::regclass") == "now()"
+    assert target_db.value("SELECT count(*) FROM pg_index WHERE indrelid = 'tab_late'::regclass "
+                           "AND indisprimary") == 1
+    assert p.stop() == 0
+
+
+def test_a_cdc_job_copies_a_table_created_while_it_runs(tmp_path, db, target_db, make_job):
+    """A cdc job captures changes from its start: a table created after it
+    started is all changes, so it is copied too (its rows written before it
+    joined the publication come from the table)."""
+    db.execute(NEW_TABLES_SCHEMA)
+    db.execute("CREATE TABLE tab_late (id int PRIMARY KEY, v text, at timestamptz DEFAULT now())")
+    target_db.execute("CREATE TABLE t (id int PRIMARY KEY, n int NOT NULL DEFAULT 0)")
+    target_db.execute("INSERT INTO t SELECT g, 0 FROM generate_series(1, 50) g")
+    target_db.execute("CREATE TABLE tab_late (id int PRIMARY KEY, v text, at timestamptz DEFAULT now())")
+    db.execute("DROP TABLE tab_late")
+    p = make_job("late", target=target_db.url, type="cdc", tables={"include": ["public.*"]})
+    p.start()
+    p.wait_streaming(db)
+    new_tables(db)
+    p.wait_log("came into the selection")
+    new_tables_after(db)
+    # tab_late existed in the target (not made by penstock, empty): used as it is
+    settle(db, target_db, ["public.t", "public.tab_late", "public.tab_txn"])
+    assert p.stop() == 0
+
+
+# --- partitions created, attached, detached (013) ----------------------------
+
+PARTS_SCHEMA = """
+CREATE SCHEMA sch1;
+CREATE TABLE sch1.measures (id int, at int, v text, PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
+CREATE TABLE sch1.measures_p1 PARTITION OF sch1.measures FOR VALUES FROM (0) TO (100);
+CREATE TABLE public.measures_p2 PARTITION OF sch1.measures FOR VALUES FROM (100) TO (200);
+INSERT INTO sch1.measures SELECT g, g % 200, 'v' || g FROM generate_series(1, 400) g;
+"""
+
+
+def partition_changes(db):
+    x = db.execute
+    # created as a partition, rows at once (they come through the root)
+    x("CREATE TABLE sch1.measures_p3 PARTITION OF sch1.measures FOR VALUES FROM (200) TO (300)")
+    x("INSERT INTO sch1.measures VALUES (7, 207, 'p3'), (8, 208, 'p3')")
+    # a table filled on its own, then attached: its rows are not in the stream
+    x("CREATE TABLE public.measures_p4 (LIKE sch1.measures)")
+    x("INSERT INTO public.measures_p4 SELECT g, 300 + g % 100, 'own' FROM generate_series(1, 150) g")
+    x("ALTER TABLE sch1.measures ATTACH PARTITION public.measures_p4 FOR VALUES FROM (300) TO (400)")
+    x("INSERT INTO sch1.measures VALUES (1000, 350, 'after attach')")
+    # detached: its rows leave the table
+    x("ALTER TABLE sch1.measures DETACH PARTITION sch1.measures_p1")
+    x("INSERT INTO sch1.measures VALUES (1001, 150, 'p2'), (1002, 250, 'p3')")
+    x("UPDATE sch1.measures SET v = 'upd' WHERE id % 11 = 0")
+
+
+def partition_after(db):
+    x = db.execute
+    x("INSERT INTO sch1.measures VALUES (8, 209, 'p3 again'), (2000, 399, 'p4')")
+    x("DELETE FROM sch1.measures WHERE id % 13 = 0")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_partitions_created_attached_and_detached_mid_stream(
+        mode, tmp_path, db, target_db, make_job):
+    db.execute(PARTS_SCHEMA)
+    # the parent lives in sch1, two of its partitions in public
+    p = make_job("parts", target=target_db.url, tables={"include": ["sch1.*"]})
+    p.start()
+    p.wait_streaming(db)
+    drive(p, db, mode, lambda: partition_changes(db), seen="partition")
+    partition_after(db)
+    settle(db, target_db, ["sch1.measures"])
+    tree = ("SELECT t.relid::regclass::text, t.parentrelid::regclass::text, "
+            "pg_get_expr(c.relpartbound, c.oid) FROM pg_partition_tree('sch1.measures') t "
+            "JOIN pg_class c ON c.oid = t.relid ORDER BY 1")
+    assert target_db.execute(tree) == db.execute(tree)
+    # the detached partition stays in the target, as it was when detached
+    # (the job selects sch1.*, so it came back as a table of its own: equal)
+    settle(db, target_db, ["sch1.measures_p1"])
+    assert p.stop() == 0
+
+
+# --- tables moved into and out of the selection (025) -------------------------
+
+MOVES_SCHEMA = """
+CREATE SCHEMA sch1;
+CREATE TABLE sch1.tab3 (id int PRIMARY KEY, v text);
+CREATE TABLE public.tab4 (id int PRIMARY KEY, v text);
+CREATE TABLE sch1.tab5 (id int PRIMARY KEY, v text);
+INSERT INTO sch1.tab3 SELECT g, 'three' FROM generate_series(1, 100) g;
+INSERT INTO public.tab4 SELECT g, 'four' FROM generate_series(1, 100) g;
+INSERT INTO sch1.tab5 SELECT g, 'five' FROM generate_series(1, 100) g;
+"""
+
+
+def moves(db):
+    x = db.execute
+    x("ALTER TABLE sch1.tab3 SET SCHEMA public")          # out: no longer applied
+    x("INSERT INTO public.tab3 VALUES (101, 'moved out')")
+    x("ALTER TABLE public.tab4 SET SCHEMA sch1")          # in: copied
+    x("INSERT INTO sch1.tab4 VALUES (101, 'moved in')")
+    x("UPDATE sch1.tab4 SET v = 'in' WHERE id % 10 = 0")
+    x("ALTER TABLE sch1.tab5 RENAME TO tab5_renamed")     # renamed within the selection
+    x("INSERT INTO sch1.tab5_renamed VALUES (101, 'renamed')")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_tables_moved_in_and_out_of_a_selected_schema(mode, tmp_path, db, target_db, make_job):
+    db.execute(MOVES_SCHEMA)
+    tab3_before = pg_rows(db, "sch1.tab3")
+    p = make_job("moves", target=target_db.url, tables={"include": ["sch1.*"]})
+    p.start()
+    p.wait_streaming(db)
+    drive(p, db, mode, lambda: moves(db), seen="came into the selection")
+    settle(db, target_db, ["sch1.tab4", "sch1.tab5_renamed"])
+    # what left the selection keeps its rows as they were when it left
+    assert pg_rows(target_db, "sch1.tab3") == tab3_before
+    assert target_db.value("SELECT to_regclass('public.tab3')") is None
+    # a table renamed within the selection: the one penstock made follows
+    assert target_db.value("SELECT to_regclass('sch1.tab5')") is None
+    # and back in: the table penstock made for it is brought up to date
+    db.execute("INSERT INTO public.tab3 VALUES (102, 'while out')")
+    db.execute("ALTER TABLE public.tab3 SET SCHEMA sch1")
+    db.execute("INSERT INTO sch1.tab3 VALUES (103, 'back in')")
+    db.execute("DELETE FROM sch1.tab3 WHERE id <= 10")
+    settle(db, target_db, ["sch1.tab3", "sch1.tab4", "sch1.tab5_renamed"])
+    assert p.stop() == 0
+    log = p.stderr()
+    assert "does not exist in the target" not in log, log

@@ -331,7 +331,7 @@ static int setup_session(ps_sink *s, ps_error *err)
 		rc = exec_tolerating_race(s->conn,
 		                          "CREATE TABLE IF NOT EXISTS penstock.tables ("
 		                          "relid oid PRIMARY KEY, name text NOT NULL, job text NOT NULL, "
-		                          "columns text NOT NULL, "
+		                          "columns text NOT NULL, source bigint NOT NULL DEFAULT 0, "
 		                          "updated_at timestamptz NOT NULL DEFAULT now())",
 		                          "creating table penstock.tables", err);
 	if (rc != PS_OK)

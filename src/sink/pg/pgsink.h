@@ -306,6 +306,10 @@ int pgs_registry_created(ps_sink *s, const ps_table_def *def, ps_error *err);
  * that penstock created: brought to def and emptied. *done when it was. */
 int pgs_rejoin(ps_sink *s, const ps_table_def *def, const char *oid, const char *qname,
                bool *done, ps_error *err);
+/* The target table penstock made for def's source table under another name
+ * (renamed or moved on the source), renamed to def's name: its OID into oid,
+ * "" when there is none. */
+int pgs_renamed_from(ps_sink *s, const ps_table_def *def, char *oid, size_t len, ps_error *err);
 
 /* --- pgsink_schema.c ---------------------------------------------------------- */
 

@@ -688,6 +688,10 @@ int pgs_table_prepare(ps_sink *s, const ps_table_def *def, const ps_table_option
 			rc = pgs_exec(s, NULL, err, what, sql.data, 0, NULL);
 		oid[0] = '\0';
 	}
+	/* a table joining a running job under a new name: the one penstock made
+	 * for it under its former name follows (issue 15) */
+	if (rc == PS_OK && !oid[0] && opt->rejoin)
+		rc = pgs_renamed_from(s, def, oid, sizeof(oid), err);
 	if (rc != PS_OK)
 		goto cleanup;
 	if (!oid[0]) {

@@ -220,12 +220,15 @@ cleanup:
 	return rc;
 }
 
-/* Writes the record of the table qname with def's columns. */
+/* Writes the record of the table qname with def's columns; srcid: the
+ * source's relation it holds (0 for a partition: its rows come through the
+ * parent's). */
 static int record_store(ps_sink *s, const char *qname, const char *name, const ps_table_def *def,
-                        ps_error *err)
+                        uint32_t srcid, ps_error *err)
 {
 	json_t *cols = json_array();
-	const char *params[4];
+	const char *params[5];
+	char id[16];
 	char *text = NULL;
 	int rc = PS_OK;
 
@@ -236,15 +239,17 @@ static int record_store(ps_sink *s, const char *qname, const char *name, const p
 	json_decref(cols);
 	if (!text)
 		return ps_error_set(err, PS_ENOMEM, "out of memory");
+	snprintf(id, sizeof(id), "%u", srcid);
 	params[0] = qname;
 	params[1] = name;
 	params[2] = s->job;
 	params[3] = text;
+	params[4] = id;
 	rc = pgs_exec(s, NULL, err, "writing penstock.tables",
-	              "INSERT INTO penstock.tables (relid, name, job, columns) "
-	              "VALUES ($1::regclass, $2, $3, $4) ON CONFLICT (relid) DO UPDATE "
+	              "INSERT INTO penstock.tables (relid, name, job, columns, source) "
+	              "VALUES ($1::regclass, $2, $3, $4, $5::bigint) ON CONFLICT (relid) DO UPDATE "
 	              "SET name = EXCLUDED.name, job = EXCLUDED.job, columns = EXCLUDED.columns, "
-	              "updated_at = now()", 4, params);
+	              "source = EXCLUDED.source, updated_at = now()", 5, params);
 	free(text);
 	return rc;
 }
@@ -260,7 +265,7 @@ int pgs_registry_created(ps_sink *s, const ps_table_def *def, ps_error *err)
 		rc = ps_error_set(err, PS_ENOMEM, "out of memory");
 	snprintf(name, sizeof(name), "%s.%s", def->table->schema, def->table->name);
 	if (rc == PS_OK)
-		rc = record_store(s, q.data, name, def, err);
+		rc = record_store(s, q.data, name, def, def->table->id, err);
 	/* its partitions are penstock's too (a detached one may join later) */
 	for (int i = 0; rc == PS_OK && i < def->npartitions; i++) {
 		const ps_partition_def *p = &def->partitions[i];
@@ -269,7 +274,7 @@ int pgs_registry_created(ps_sink *s, const ps_table_def *def, ps_error *err)
 		if (!p->schema || !p->name || pgs_qualified(s, &q, p->schema, p->name) != PS_OK)
 			continue;
 		snprintf(name, sizeof(name), "%s.%s", p->schema, p->name);
-		rc = record_store(s, q.data, name, def, err);
+		rc = record_store(s, q.data, name, def, 0, err);
 	}
 	ps_buf_free(&q);
 	return rc;
@@ -861,7 +866,7 @@ static int run_step(ps_sink *s, const ps_table_change *tc, const step *st, const
 		if (rc == PS_OK && st->kind == ST_PART_CREATE) {
 			char pname[300];
 			snprintf(pname, sizeof(pname), "%s.%s", p->schema, p->name);
-			rc = record_store(s, qp.data, pname, def, err);
+			rc = record_store(s, qp.data, pname, def, 0, err);
 		}
 		ps_buf_free(&qp);
 		break;
@@ -979,7 +984,7 @@ int pgs_table_change(ps_sink *s, const ps_txn *txn, const ps_table_change *tc,
 	rc = run_plan(s, tc, &pl, qname.data, txn, err);
 	snprintf(name, sizeof(name), "%s.%s", t->schema, t->name);
 	if (rc == PS_OK && rec.owned)
-		rc = record_store(s, qname.data, name, def, err);
+		rc = record_store(s, qname.data, name, def, t->id, err);
 	if (rc == PS_OK) {
 		*backfill = pl.backfill;
 		ps_log_info("target pg: table %s.%s follows the source (at %s): %s", t->schema, t->name,
@@ -997,6 +1002,62 @@ cleanup:
 }
 
 /* ==== a table joining a running job again ================================= */
+
+int pgs_renamed_from(ps_sink *s, const ps_table_def *def, char *oid, size_t len, ps_error *err)
+{
+	char id[16];
+	const char *params[2] = {id, s->job};
+	PGresult *r = NULL;
+	ps_buf sql, q;
+	int rc;
+
+	oid[0] = '\0';
+	snprintf(id, sizeof(id), "%u", def->table->id);
+	rc = pgs_exec(s, &r, err, "looking for the table under a former name",
+	              "SELECT t.relid::text, n.nspname, c.relname "
+	              "FROM penstock.tables t JOIN pg_catalog.pg_class c ON c.oid = t.relid "
+	              "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+	              "WHERE t.source = $1::bigint AND t.job = $2 AND c.relkind IN ('r', 'p')", 2,
+	              params);
+	if (rc != PS_OK || PQntuples(r) != 1) {
+		PQclear(r);
+		return rc;
+	}
+	ps_buf_init(&sql, 4096);
+	ps_buf_init(&q, 4096);
+	/* the same source table under a new name or schema: the target's follows */
+	rc = pgs_qualified(s, &q, PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 2));
+	if (rc == PS_OK && strcmp(PQgetvalue(r, 0, 1), def->table->schema) != 0) {
+		rc = pgs_ensure_schema(s, def->table->schema, err);
+		if (rc == PS_OK)
+			rc = ps_buf_printf(&sql, "ALTER TABLE %s SET SCHEMA ", q.data);
+		if (rc == PS_OK)
+			rc = pg_quote_ident(s->conn, &sql, def->table->schema);
+		if (rc == PS_OK)
+			rc = pgs_exec(s, NULL, err, "moving a table as on the source", sql.data, 0, NULL);
+		ps_buf_reset(&q);
+		if (rc == PS_OK)
+			rc = pgs_qualified(s, &q, def->table->schema, PQgetvalue(r, 0, 2));
+	}
+	if (rc == PS_OK && strcmp(PQgetvalue(r, 0, 2), def->table->name) != 0) {
+		ps_buf_reset(&sql);
+		rc = ps_buf_printf(&sql, "ALTER TABLE %s RENAME TO ", q.data);
+		if (rc == PS_OK)
+			rc = pg_quote_ident(s->conn, &sql, def->table->name);
+		if (rc == PS_OK)
+			rc = pgs_exec(s, NULL, err, "renaming a table as on the source", sql.data, 0, NULL);
+	}
+	if (rc == PS_OK) {
+		ps_log_info("target pg: table %s.%s is %s.%s renamed or moved on the source: the one "
+		            "penstock made follows", PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 2),
+		            def->table->schema, def->table->name);
+		snprintf(oid, len, "%s", PQgetvalue(r, 0, 0));
+	}
+	PQclear(r);
+	ps_buf_free(&sql);
+	ps_buf_free(&q);
+	return rc == PS_ENOMEM || rc == PS_ETOOBIG ? ps_error_set(err, rc, "out of memory") : rc;
+}
 
 int pgs_rejoin(ps_sink *s, const ps_table_def *def, const char *oid, const char *qname,
                bool *done, ps_error *err)

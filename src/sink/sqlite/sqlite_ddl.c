@@ -232,6 +232,13 @@ int ps__sqlite_table_prepare(ps_sink *k, const ps_table_def *def,
 		goto cleanup;
 	ps__sqlite_forget_target(k, target);
 	rc = ps__sqlite_read_target(k, target, &tc, err);
+	if (rc == 0 && tc.n == 0 && opt->rejoin) {
+		/* joining a running job under a new name (issue 15) */
+		bool found = false;
+		rc = ps__sqlite_renamed_from(k, def, target, &found, err);
+		if (rc == 0 && found)
+			rc = ps__sqlite_read_target(k, target, &tc, err);
+	}
 	if (rc != 0)
 		goto cleanup;
 	if (opt->create == PS_CREATE_DROP_AND_CREATE) {
@@ -240,7 +247,7 @@ int ps__sqlite_table_prepare(ps_sink *k, const ps_table_def *def,
 		if (rc == 0)
 			rc = ps__sqlite_create_table(k, def, target, err);
 		if (rc == 0)
-			rc = ps__sqlite_registry_store(k, target, def, err);
+			rc = ps__sqlite_registry_store(k, target, def, def->table->id, err);
 		*created = rc == 0;
 	} else if (tc.n == 0 && opt->create == PS_CREATE_NEVER) {
 		rc = ps_error_set(err, PS_EINVAL,
@@ -250,7 +257,7 @@ int ps__sqlite_table_prepare(ps_sink *k, const ps_table_def *def,
 	} else if (tc.n == 0) {
 		rc = ps__sqlite_create_table(k, def, target, err);
 		if (rc == 0)
-			rc = ps__sqlite_registry_store(k, target, def, err);
+			rc = ps__sqlite_registry_store(k, target, def, def->table->id, err);
 		*created = rc == 0;
 	} else {
 		bool done = false;

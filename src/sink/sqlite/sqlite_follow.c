@@ -131,7 +131,8 @@ static void record_free(sq_record *r)
 int ps__sqlite_registry_init(ps_sink *k, ps_error *err)
 {
 	return ps__sqlite_exec(k, "CREATE TABLE IF NOT EXISTS " SQ_TABLES_TABLE
-	                       " (name TEXT PRIMARY KEY, job TEXT NOT NULL, columns TEXT NOT NULL)",
+	                       " (name TEXT PRIMARY KEY, job TEXT NOT NULL, columns TEXT NOT NULL, "
+	                       "source INTEGER NOT NULL DEFAULT 0)",
 	                       err, "cannot create the table " SQ_TABLES_TABLE);
 }
 
@@ -178,7 +179,7 @@ static int record_load(ps_sink *k, const char *target, sq_record *rec, ps_error 
 }
 
 int ps__sqlite_registry_store(ps_sink *k, const char *target, const ps_table_def *def,
-                              ps_error *err)
+                              uint32_t srcid, ps_error *err)
 {
 	json_t *cols = json_array();
 	sqlite3_stmt *st = NULL;
@@ -192,15 +193,18 @@ int ps__sqlite_registry_store(ps_sink *k, const char *target, const ps_table_def
 	json_decref(cols);
 	if (!text)
 		return ps_error_set(err, PS_ENOMEM, "out of memory");
-	rc = sqlite3_prepare_v2(k->db, "INSERT INTO " SQ_TABLES_TABLE " (name, job, columns) "
-	                        "VALUES (?1, ?2, ?3) ON CONFLICT (name) DO UPDATE SET "
-	                        "job = excluded.job, columns = excluded.columns", -1, &st, NULL);
+	rc = sqlite3_prepare_v2(k->db, "INSERT INTO " SQ_TABLES_TABLE " (name, job, columns, source) "
+	                        "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (name) DO UPDATE SET "
+	                        "job = excluded.job, columns = excluded.columns, "
+	                        "source = excluded.source", -1, &st, NULL);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_bind_text(st, 1, target, -1, SQLITE_STATIC);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_bind_text(st, 2, k->job, -1, SQLITE_STATIC);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_bind_text(st, 3, text, -1, SQLITE_STATIC);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(st, 4, srcid);
 	if (rc == SQLITE_OK)
 		rc = ps__sqlite_run(k, st, err, "cannot write " SQ_TABLES_TABLE);
 	else
@@ -612,7 +616,7 @@ int ps__sqlite_table_change(ps_sink *k, const ps_txn *txn, const ps_table_change
 	rc = pl.rebuild ? rebuild(k, def, &pl, target, qtarget, err)
 	                : alter_in_place(k, def, &pl, target, qtarget, err);
 	if (rc == 0 && rec.owned)
-		rc = ps__sqlite_registry_store(k, target, def, err);
+		rc = ps__sqlite_registry_store(k, target, def, t->id, err);
 	if (rc != 0) {
 		ps_error_add_context(err, "table %s.%s changed on the source at %s (%s); the target "
 		                     "could not follow: fix the target table and recover the job "
@@ -635,6 +639,61 @@ cleanup:
 	ps_buf_free(&users);
 	free(target);
 	free(qtarget);
+	return rc;
+}
+
+int ps__sqlite_renamed_from(ps_sink *k, const ps_table_def *def, const char *target,
+                            bool *found, ps_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	char *old = NULL;
+	int rc;
+
+	*found = false;
+	rc = sqlite3_prepare_v2(k->db, "SELECT name FROM " SQ_TABLES_TABLE " WHERE source = ?1 AND "
+	                        "job = ?2 AND name <> ?3", -1, &st, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(st, 1, def->table->id);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_text(st, 2, k->job, -1, SQLITE_STATIC);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_text(st, 3, target, -1, SQLITE_STATIC);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		old = strdup((const char *)sqlite3_column_text(st, 0));
+		rc = old ? SQLITE_DONE : SQLITE_NOMEM;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return ps__sqlite_fail(k, rc, err, "cannot read " SQ_TABLES_TABLE);
+	if (!old)
+		return 0;
+	/* the same source table under a new name: the one penstock made follows */
+	ps__sqlite_forget_target(k, old);
+	ps_buf_reset(&k->sql);
+	if (ps_buf_puts(&k->sql, "ALTER TABLE ") != 0 || ps_sql_quote_ident(&k->sql, old) != 0 ||
+	    ps_buf_puts(&k->sql, " RENAME TO ") != 0 || ps_sql_quote_ident(&k->sql, target) != 0)
+		rc = ps_error_set(err, PS_ENOMEM, "out of memory");
+	else
+		rc = ps__sqlite_exec(k, k->sql.data, err, "cannot rename a table as on the source");
+	if (rc == 0) {
+		rc = sqlite3_prepare_v2(k->db, "DELETE FROM " SQ_TABLES_TABLE " WHERE name = ?1", -1, &st,
+		                        NULL);
+		if (rc == SQLITE_OK)
+			rc = sqlite3_bind_text(st, 1, old, -1, SQLITE_STATIC);
+		rc = rc == SQLITE_OK ? ps__sqlite_run(k, st, err, "cannot update " SQ_TABLES_TABLE)
+		                     : ps__sqlite_fail(k, rc, err, "cannot update " SQ_TABLES_TABLE);
+		sqlite3_finalize(st);
+	}
+	if (rc == 0)
+		rc = ps__sqlite_registry_store(k, target, def, def->table->id, err);
+	if (rc == 0) {
+		ps_log_info("sink sqlite: table %s is %s renamed or moved on the source: the one penstock "
+		            "made follows", old, target);
+		*found = true;
+	}
+	free(old);
 	return rc;
 }
 

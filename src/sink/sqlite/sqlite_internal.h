@@ -173,7 +173,11 @@ int ps__sqlite_create_table(ps_sink *k, const ps_table_def *def, const char *tar
 int ps__sqlite_registry_init(ps_sink *k, ps_error *err);
 /* Records that penstock made table target with def's columns. */
 int ps__sqlite_registry_store(ps_sink *k, const char *target, const ps_table_def *def,
-                              ps_error *err);
+                              uint32_t srcid, ps_error *err);
+/* The table penstock made for def's source table under another name,
+ * renamed to target (*found). */
+int ps__sqlite_renamed_from(ps_sink *k, const ps_table_def *def, const char *target,
+                            bool *found, ps_error *err);
 /* sink.h table_change */
 int ps__sqlite_table_change(ps_sink *k, const ps_txn *txn, const ps_table_change *tc,
                             const ps_table_options *opt, bool *backfill, ps_error *err);
