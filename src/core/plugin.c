@@ -1019,9 +1019,7 @@ int ps_snk_table_change(ps_snk *k, const ps_txn *txn, const ps_table_change *tc,
 		return PS_OK;
 	rc = k->ops->table_change(k->impl, txn, tc, opt, backfill, err);
 	timed(&k->write_time, t0);
-	if (rc != PS_OK)
-		ps_error_add_context(err, "target %s, following a change of table %s.%s at %s",
-		                     k->ops->name, tc->table->schema, tc->table->name,
-		                     txn ? txn->position : "?");
+	if (rc != PS_OK)   /* the plugin's message names the table and the position */
+		ps_error_add_context(err, "target %s", k->ops->name);
 	return rc;
 }

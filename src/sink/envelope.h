@@ -92,6 +92,11 @@ bool ps_envelope_shape_equal(const ps_envelope_shape *a, const ps_envelope_shape
 json_t *ps_envelope_shape_json(const ps_envelope_shape *sh);
 int ps_envelope_shape_from_json(ps_envelope_shape *sh, json_t *a);
 
+/* Whether consumers need the rows again to know their values after the
+ * change from prev to now: a type changed, or a column added whose value in
+ * older rows only the source knows. */
+bool ps_envelope_shape_needs_rows(const ps_envelope_shape *prev, const ps_envelope_shape *now,
+                                  const ps_table_def *def);
 /* Appends the schema-change event of tc (with its newline) to buf: the
  * columns from now on (`now`, tc's) and their changes from `previous` (what
  * consumers were told before; NULL when unknown: no changes listed). */

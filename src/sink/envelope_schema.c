@@ -10,7 +10,8 @@
  *    "schema":{"columns":[{"name":..,"type":..,"ordinal":N,"key":B,
  *                          "nullable":B,"default":..}],
  *              "changes":[{"change":"added"|"dropped"|"renamed"|"type",
- *                          "column":..,...}],
+ *                          "column":..,...}],   (added: "fill", what older rows
+ *                          hold, when known; else the rows come again)
  *              "partitions":[..]},
  *    ["reprocessing":true]}
  *
@@ -133,8 +134,24 @@ static json_t *type_json(const ps_envelope_shape_col *c)
 	return c->type ? json_string(c->type) : json_integer(c->type_id);
 }
 
+/* What rows older than added column i hold in it ("fill"): its value, null,
+ * or nothing when only the source can tell (the rows come again). */
+static void put_fill(json_t *o, const ps_table_def *def, int i)
+{
+	const ps_column_def *cd;
+
+	if (!o || !def || i >= def->table->ncolumns)
+		return;
+	cd = &def->columns[i];
+	if (cd->fill == PS_FILL_VALUE && cd->fill_value)
+		json_object_set_new(o, "fill", json_string(cd->fill_value));
+	else if (cd->fill == PS_FILL_NULL)
+		json_object_set_new(o, "fill", json_null());
+}
+
 /* The changes from prev to now (NULL prev: none known). */
-static json_t *changes_json(const ps_envelope_shape *prev, const ps_envelope_shape *now)
+static json_t *changes_json(const ps_envelope_shape *prev, const ps_envelope_shape *now,
+                            const ps_table_def *def)
 {
 	json_t *a = json_array();
 	bool *taken;
@@ -151,8 +168,10 @@ static json_t *changes_json(const ps_envelope_shape *prev, const ps_envelope_sha
 		const ps_envelope_shape_col *n = &now->cols[i];
 
 		if (j < 0) {
-			json_array_append_new(a, json_pack("{s:s, s:s, s:o}", "change", "added", "column",
-			                                   n->name, "type", type_json(n)));
+			json_t *o = json_pack("{s:s, s:s, s:o}", "change", "added", "column", n->name,
+			                      "type", type_json(n));
+			put_fill(o, def && def->table->ncolumns == now->n ? def : NULL, i);
+			json_array_append_new(a, o);
 			continue;
 		}
 		taken[j] = true;
@@ -217,7 +236,7 @@ int ps_envelope_render_schema(ps_buf *buf, const char *connector, const char *so
 	                   "lsn", (json_int_t)tc->lsn, "txId", (json_int_t)(txn ? txn->xid : 0),
 	                   "ts_ms", (json_int_t)(txn ? txn->commit_time_us / 1000 : 0));
 	schema = json_pack("{s:o, s:o}", "columns", columns_json(tc, now), "changes",
-	                   changes_json(previous, now));
+	                   changes_json(previous, now, tc->def));
 	if (schema && tc->def && tc->def->npartitions) {
 		parts = json_array();
 		for (int i = 0; parts && i < tc->def->npartitions; i++) {
@@ -256,4 +275,28 @@ cleanup:
 		return ps_error_set(err, rc, "cannot render the schema event of %s.%s", t->schema,
 		                    t->name);
 	return PS_OK;
+}
+
+bool ps_envelope_shape_needs_rows(const ps_envelope_shape *prev, const ps_envelope_shape *now,
+                                  const ps_table_def *def)
+{
+	bool *taken = calloc((size_t)prev->n + 1, sizeof(bool));
+	bool needs = false;
+
+	if (!taken)
+		return true;
+	for (int i = 0; i < now->n && !needs; i++) {
+		int j = previous_of(prev, now, i, taken);
+
+		if (j >= 0) {
+			taken[j] = true;
+			needs = prev->cols[j].type_id != now->cols[i].type_id ||
+			        prev->cols[j].type_mod != now->cols[i].type_mod;
+		} else {
+			needs = !def || def->table->ncolumns != now->n ||
+			        def->columns[i].fill == PS_FILL_UNKNOWN;
+		}
+	}
+	free(taken);
+	return needs;
 }

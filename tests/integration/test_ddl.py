@@ -87,10 +87,23 @@ def settle(source, target, tables, timeout=120, **kw):
     while True:
         try:
             return wait_equal(source, target, tables, timeout=max(1, deadline - time.monotonic()), **kw)
-        except psycopg2.Error:
+        except (psycopg2.Error, sqlite3.Error):
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
+
+
+def same_rows(source, target, query, timeout=90):
+    """Polls until query gives the same rows on both sides (a failed read,
+    such as a column not there yet, is a "not yet")."""
+    import psycopg2
+
+    def equal():
+        try:
+            return canonical_rows(target, query) == canonical_rows(source, query)
+        except psycopg2.Error:
+            return False
+    wait_for(equal, timeout, interval=0.2, what=f"target to equal source for {query}")
 
 
 def canonical_rows(database, query):
@@ -207,6 +220,7 @@ def new_tables(db):
       "INSERT INTO tab_txn SELECT g, jsonb_build_object('g', g) FROM generate_series(1, 40) g; "
       "COMMIT")
     # not selected: never copied
+    x("CREATE SCHEMA IF NOT EXISTS other")
     x("CREATE TABLE other.outside (id int PRIMARY KEY)")
     x("INSERT INTO other.outside VALUES (1)")
 
@@ -365,3 +379,219 @@ def test_tables_moved_in_and_out_of_a_selected_schema(mode, tmp_path, db, target
     assert p.stop() == 0
     log = p.stderr()
     assert "does not exist in the target" not in log, log
+
+
+# --- a target table the user manages, and changes that cannot apply ---------
+
+from test_server import server, spec_for, start_streaming  # noqa: E402,F401
+
+
+def test_a_table_the_user_manages_stops_the_job_at_the_change_until_the_user_follows_it(
+        server, db, target_db):
+    db.execute("CREATE TABLE t (id int PRIMARY KEY, v int, n int NOT NULL DEFAULT 0)")
+    db.execute("INSERT INTO t SELECT g, g, 0 FROM generate_series(1, 100) g")
+    # the user made the target table, with a column of their own
+    target_db.execute("CREATE TABLE t (id int PRIMARY KEY, v int, n int NOT NULL DEFAULT 0, "
+                      "mine text DEFAULT 'kept')")
+    spec = spec_for(db, target_db.url, name="users", tables={"include": ["public.t"]},
+                    target={"url": target_db.url, "create_tables": "never"})
+    start_streaming(server, spec)
+    churn = Churn(db, "t")
+    churn.start()
+    try:
+        # run on both sides, as a careful user does: the job goes on (the
+        # cached types and statements follow)
+        target_db.execute("ALTER TABLE t ALTER COLUMN v TYPE bigint")
+        db.execute("ALTER TABLE t ALTER COLUMN v TYPE bigint")
+        db.execute("INSERT INTO t VALUES (101, 6000000000, 0)")
+        wait_for(lambda: target_db.value("SELECT v FROM t WHERE id = 101") == 6000000000, 60,
+                 what="the bigint value")
+        assert server.job("users")["state"] == "running"
+        # on the source only: the job stops at the change, nothing after it
+        # applied, and says what to do
+        db.execute("ALTER TABLE t ADD COLUMN added int DEFAULT 5")
+        db.execute("INSERT INTO t (id, v, added) VALUES (102, 2, 6)")
+    finally:
+        churn.stop()
+    job = server.wait_state("users", "failed_permanently")
+    error = job["last_error"]
+    assert error["class"] == "schema", error
+    msg = error["message"]
+    for words in ("table public.t changed on the source", "column added integer added",
+                  "penstock did not create the target table", "target.follow_ddl: created",
+                  "--strategy retry", "follow_ddl to all"):
+        assert words in msg, msg
+    assert target_db.value("SELECT count(*) FROM t WHERE id = 102") == 0
+    # the user follows it; recover retry: nothing lost, nothing twice
+    target_db.execute("ALTER TABLE t ADD COLUMN added int DEFAULT 5")
+    status, reply = server.call("POST", "/v1/jobs/users/recover", {"strategy": "retry"})
+    assert status == 202, reply
+    same_rows(db, target_db, "SELECT id, v, n, added FROM t")
+    assert target_db.value("SELECT count(*) FROM t WHERE mine = 'kept'") == \
+        target_db.value("SELECT count(*) FROM t")
+    assert server.job("users")["state"] == "running"
+
+
+def test_follow_ddl_all_follows_a_table_the_user_made_keeping_their_columns(
+        tmp_path, db, target_db, make_job):
+    db.execute("CREATE TABLE t (id int PRIMARY KEY, v int)")
+    target_db.execute("CREATE TABLE t (id int PRIMARY KEY, v int, mine text DEFAULT 'kept')")
+    p = make_job("all", target={"url": target_db.url, "follow_ddl": "all"})
+    p.spec["target"] = {"url": target_db.url, "follow_ddl": "all"}
+    p.start()
+    p.wait_streaming(db)
+    db.execute("INSERT INTO t VALUES (1, 1)")
+    db.execute("ALTER TABLE t ADD COLUMN c text DEFAULT 'c'")
+    db.execute("ALTER TABLE t ALTER COLUMN v TYPE bigint")
+    db.execute("INSERT INTO t VALUES (2, 6000000000, 'x')")
+    same_rows(db, target_db, "SELECT id, v, c FROM t")
+    assert target_db.execute("SELECT mine FROM t ORDER BY id") == [("kept",), ("kept",)]
+    assert p.stop() == 0
+
+
+def test_a_type_narrowing_the_rows_do_not_fit_fails_permanently_with_the_way_out(
+        server, db, target_db):
+    db.execute("CREATE TABLE t (id int PRIMARY KEY, v bigint)")
+    db.execute("INSERT INTO t VALUES (1, 6000000000), (2, 5)")
+    spec = spec_for(db, target_db.url, name="narrow", tables={"include": ["public.t"]})
+    start_streaming(server, spec)
+    # the source narrows with its own expression; the target's cast cannot
+    db.execute("ALTER TABLE t ALTER COLUMN v TYPE int USING (v % 1000)::int")
+    db.execute("INSERT INTO t VALUES (3, 3)")
+    job = server.wait_state("narrow", "failed_permanently")
+    error = job["last_error"]
+    msg = error["message"]
+    assert error["class"] == "schema", error
+    for words in ("table public.t changed on the source", "changing the type of column v from "
+                  "bigint to integer", "out of range", "--strategy retry", "resync",
+                  "--tables public.t"):
+        assert words in msg, msg
+    assert target_db.value("SELECT count(*) FROM t WHERE id = 3") == 0
+    # the way out it names: drop the target table, recover with resync of it
+    target_db.execute("DROP TABLE t")
+    status, reply = server.call("POST", "/v1/jobs/narrow/recover",
+                                {"strategy": "resync", "tables": ["public.t"]})
+    assert status == 202, reply
+    settle(db, target_db, ["public.t"])
+    assert server.job("narrow")["state"] == "running"
+
+
+# --- SQLite and JSON lines ----------------------------------------------------
+
+@pytest.mark.parametrize("mode", MODES)
+def test_columns_and_new_tables_follow_into_sqlite(mode, tmp_path, db, make_job):
+    db.execute(COLUMNS_SCHEMA)
+    lite = str(tmp_path / "t.db")
+    p = make_job("lite", target=f"sqlite://{lite}", tables={"include": ["public.*"]})
+    p.start()
+    p.wait_streaming(db)
+    churn = Churn(db, "t")
+    churn.start()
+
+    def change():
+        column_changes(db)
+        new_tables(db)
+    try:
+        drive(p, db, mode, change, seen="came into the selection")
+        new_tables_after(db)
+    finally:
+        churn.stop()
+    settle(db, None, ["public.t", "public.full_t", "public.tab_late", "public.tab_txn"],
+           sqlite_path=lite)
+    c = sqlite3.connect(lite)
+    try:
+        cols = [r[1] for r in c.execute("PRAGMA table_info(t)")]
+        decl = {r[1]: r[2] for r in c.execute("PRAGMA table_info(t)")}
+    finally:
+        c.close()
+    assert "gone" not in cols and "new_name" in cols and "old_name" not in cols, cols
+    assert decl["v"] == "TEXT", decl     # numeric: the table was rebuilt
+    assert p.stop() == 0
+
+
+def replay(events, table, key="id"):
+    """The rows a consumer of the events holds for table: events applied in
+    order by key (the text of each value), and schema changes applied to the
+    rows held as docs/events.md says (renamed and dropped columns, added ones
+    with their "fill")."""
+    rows = {}
+    for e in events:
+        src = e["source"]
+        if src.get("table") != table:
+            continue
+        if e["op"] == "s":
+            for ch in e["schema"]["changes"]:
+                for r in rows.values():
+                    if ch["change"] == "renamed":
+                        r[ch["column"]] = r.pop(ch["from"], None)
+                    elif ch["change"] == "dropped":
+                        r.pop(ch["column"], None)
+                    elif ch["change"] == "added" and "fill" in ch:
+                        r[ch["column"]] = ch["fill"]
+            continue
+        if e["op"] not in ("r", "c", "u", "d"):
+            continue
+        if e["op"] == "d":
+            rows.pop(str(e["before"][key]), None)
+            continue
+        if e["op"] == "u" and e["before"] and str(e["before"][key]) != str(e["after"][key]):
+            rows.pop(str(e["before"][key]), None)
+        rows[str(e["after"][key])] = {k: None if v is None else str(v) for k, v in e["after"].items()}
+    return rows
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_events_carry_the_new_shape_and_the_change_itself_into_json_lines(
+        mode, tmp_path, db, make_job):
+    db.execute("CREATE TABLE t (id int PRIMARY KEY, n int NOT NULL DEFAULT 0, v int, gone text, "
+               "old_name text)")
+    db.execute("INSERT INTO t SELECT g, 0, g, 'g', 'o' FROM generate_series(1, 100) g")
+    p = make_job("events", tables={"include": ["public.*"]})
+    p.start()
+    p.wait_streaming(db)
+
+    def change():
+        x = db.execute
+        x("INSERT INTO t (id, v) VALUES (1001, 1)")
+        x("ALTER TABLE t ALTER COLUMN v TYPE bigint")
+        x("INSERT INTO t (id, v) VALUES (1002, 6000000000)")
+        x("ALTER TABLE t ADD COLUMN added text DEFAULT 'dflt'")
+        x("ALTER TABLE t DROP COLUMN gone")
+        x("ALTER TABLE t RENAME COLUMN old_name TO new_name")
+        x("INSERT INTO t (id, v, added, new_name) VALUES (1003, 3, 'a', 'n')")
+        x("UPDATE t SET added = 'u' WHERE id % 10 = 0")
+        new_tables(db)
+    drive(p, db, mode, change, seen="came into the selection")
+    db.execute("INSERT INTO t (id, v) VALUES (1004, 4)")
+    cols = "id, n, v, new_name, added"
+    want = {str(r[0]): {c: None if v is None else str(v) for c, v in zip(cols.split(", "), r)}
+            for r in canonical_rows(db, f"SELECT {cols} FROM t")}
+
+    def caught_up():
+        have = replay(p.events(), "t")
+        return have.get("1004") is not None and \
+            {k: {c: v.get(c) for c in cols.split(", ")} for k, v in have.items()} == want
+    wait_for(caught_up, 90, what="the events to hold the source's rows")
+    events = p.events()
+    schema = [e for e in events if e["op"] == "s" and e["source"]["table"] == "t"]
+    assert schema, "no schema-change event"
+    changes = [c for e in schema for c in e["schema"]["changes"]]
+    for want_change in ({"change": "type", "column": "v", "from": "integer", "to": "bigint"},
+                        {"change": "added", "column": "added", "type": "text"},
+                        {"change": "dropped", "column": "gone"},
+                        {"change": "renamed", "column": "new_name", "from": "old_name"}):
+        assert any(want_change.items() <= c.items() for c in changes), (want_change, changes)
+    # each event of t after a schema event has its columns
+    shape = None
+    for e in events:
+        if e["source"].get("table") != "t":
+            continue
+        if e["op"] == "s":
+            shape = [c["name"] for c in e["schema"]["columns"]]
+        elif e["op"] in ("c", "u") and shape and not e.get("unchanged"):
+            assert sorted(e["after"]) == sorted(shape), (e, shape)
+    # the new table's rows are there, from the first one
+    want_late = {str(r[0]) for r in db.execute("SELECT id FROM tab_late")}
+    wait_for(lambda: set(replay(p.events(), "tab_late")) == want_late, 90,
+             what="the new table's rows in the events")
+    assert p.stop() == 0

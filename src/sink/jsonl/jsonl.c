@@ -25,8 +25,9 @@
  *  5. An event larger than EVENT_MAX is refused with PS_ETOOBIG and leaves
  *     the buffer as it was; the sink stays usable.
  *  6. Schema changes (issue 15): the sink keeps, per table, the columns it
- *     last told consumers of (the first definition it saw, from an
- *     initial-load row or the stream), in its engine state, so in the
+ *     last told consumers of (the first definition it saw: a table about to
+ *     be loaded or backfilled, with the source's ordinals for its columns,
+ *     an initial-load row, or the stream), in its engine state, so in the
  *     checkpoint written after the files are flushed. When the stream
  *     announces other columns, it writes a schema-change event (op "s",
  *     envelope_schema.c) before the first event that has them. A crash
@@ -492,6 +493,11 @@ static int shape_keep(ps_sink *k, const char *schema, const char *name, ps_envel
 			return PS_ENOMEM;
 		k->nshapes++;
 	}
+	/* a column the source could not number now keeps its number */
+	for (int i = 0; i < sh->n; i++)
+		for (int j = 0; sh->cols[i].ordinal == 0 && j < e->shape.n; j++)
+			if (strcmp(e->shape.cols[j].name, sh->cols[i].name) == 0)
+				sh->cols[i].ordinal = e->shape.cols[j].ordinal;
 	ps_envelope_shape_clear(&e->shape);
 	e->shape = *sh;
 	memset(sh, 0, sizeof(*sh));
@@ -528,6 +534,8 @@ static int jsonl_table_change(ps_sink *k, const ps_txn *txn, const ps_table_chan
 			ps_envelope_shape_clear(&now);
 			return rc;
 		}
+		/* the rows come again when consumers cannot tell their new values */
+		*backfill = ps_envelope_shape_needs_rows(&e->shape, &now, tc->def);
 	}
 	/* the first definition seen, or a new one: what consumers know now */
 	rc = shape_keep(k, t->schema, t->name, &now);
@@ -537,6 +545,23 @@ static int jsonl_table_change(ps_sink *k, const ps_txn *txn, const ps_table_chan
 	if (k->buf.len >= WRITE_THRESHOLD)
 		return write_out(k, err);
 	return 0;
+}
+
+/* A table about to be loaded or backfilled: its columns, as the source
+ * described them (with their ordinals), are what consumers will know. */
+static int jsonl_table_prepare(ps_sink *k, const ps_table_def *def, const ps_table_options *opt,
+                               bool *created, ps_error *err)
+{
+	ps_envelope_shape sh;
+	int rc;
+
+	(void)opt;
+	*created = false;
+	rc = ps_envelope_shape_of(&sh, def->table, def);
+	if (rc == PS_OK)
+		rc = shape_keep(k, def->table->schema, def->table->name, &sh);
+	ps_envelope_shape_clear(&sh);
+	return rc == PS_OK ? PS_OK : ps_error_set(err, rc, "out of memory");
 }
 
 /* An initial-load row: its table's columns are what consumers know, when
@@ -678,6 +703,7 @@ const ps_sink_ops ps_sink_jsonl = {
 	.checkpoint_store = NULL,
 	.close = jsonl_close,
 	.precheck = ps__jsonl_precheck,
+	.table_prepare = jsonl_table_prepare,
 	.state_save = jsonl_state_save,
 	.state_restore = jsonl_state_restore,
 	.table_change = jsonl_table_change,

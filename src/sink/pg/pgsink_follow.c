@@ -61,6 +61,7 @@ typedef struct tcol {
 	char *type;          /* format_type with modifiers */
 	char *dflt;          /* pg_get_expr of its default, or NULL */
 	uint32_t typid;
+	int32_t typmod;
 	bool notnull, generated, identity, is_enum;
 	bool matched;        /* a source column is this one */
 } tcol;
@@ -107,7 +108,7 @@ static int target_load(ps_sink *s, const char *schema, const char *name, target 
 	rc = pgs_exec(s, &r, err, "reading the target table's columns",
 	              "SELECT c.oid, c.relkind, a.attname, format_type(a.atttypid, a.atttypmod), "
 	              "  pg_get_expr(d.adbin, d.adrelid), a.attnotnull, a.attgenerated <> '', "
-	              "  a.attidentity <> '', a.atttypid, t.typtype = 'e' "
+	              "  a.attidentity <> '', a.atttypid, t.typtype = 'e', a.atttypmod "
 	              "FROM pg_catalog.pg_class c "
 	              "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
 	              "LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 "
@@ -142,6 +143,7 @@ static int target_load(ps_sink *s, const char *schema, const char *name, target 
 		c->identity = PQgetvalue(r, row, 7)[0] == 't';
 		c->typid = (uint32_t)strtoul(PQgetvalue(r, row, 8), NULL, 10);
 		c->is_enum = PQgetvalue(r, row, 9)[0] == 't';
+		c->typmod = (int32_t)strtol(PQgetvalue(r, row, 10), NULL, 10);
 	}
 	if (oom)
 		rc = ps_error_set(err, PS_ENOMEM, "out of memory");
@@ -224,7 +226,7 @@ cleanup:
  * source's relation it holds (0 for a partition: its rows come through the
  * parent's). */
 static int record_store(ps_sink *s, const char *qname, const char *name, const ps_table_def *def,
-                        uint32_t srcid, ps_error *err)
+                        uint32_t srcid, const record *prev, ps_error *err)
 {
 	json_t *cols = json_array();
 	const char *params[5];
@@ -232,9 +234,15 @@ static int record_store(ps_sink *s, const char *qname, const char *name, const p
 	char *text = NULL;
 	int rc = PS_OK;
 
-	for (int i = 0; cols && def && i < def->table->ncolumns; i++)
+	for (int i = 0; cols && def && i < def->table->ncolumns; i++) {
+		int ordinal = def->columns[i].ordinal;
+		/* a column the source could not number now keeps its number */
+		for (int r = 0; ordinal == 0 && prev && r < prev->n; r++)
+			if (strcmp(prev->names[r], def->table->columns[i].name) == 0)
+				ordinal = prev->ordinals[r];
 		json_array_append_new(cols, json_pack("{s:s, s:i}", "name", def->table->columns[i].name,
-		                                      "ordinal", def->columns[i].ordinal));
+		                                      "ordinal", ordinal));
+	}
 	text = cols ? json_dumps(cols, JSON_COMPACT) : NULL;
 	json_decref(cols);
 	if (!text)
@@ -265,7 +273,7 @@ int pgs_registry_created(ps_sink *s, const ps_table_def *def, ps_error *err)
 		rc = ps_error_set(err, PS_ENOMEM, "out of memory");
 	snprintf(name, sizeof(name), "%s.%s", def->table->schema, def->table->name);
 	if (rc == PS_OK)
-		rc = record_store(s, q.data, name, def, def->table->id, err);
+		rc = record_store(s, q.data, name, def, def->table->id, NULL, err);
 	/* its partitions are penstock's too (a detached one may join later) */
 	for (int i = 0; rc == PS_OK && i < def->npartitions; i++) {
 		const ps_partition_def *p = &def->partitions[i];
@@ -274,7 +282,7 @@ int pgs_registry_created(ps_sink *s, const ps_table_def *def, ps_error *err)
 		if (!p->schema || !p->name || pgs_qualified(s, &q, p->schema, p->name) != PS_OK)
 			continue;
 		snprintf(name, sizeof(name), "%s.%s", p->schema, p->name);
-		rc = record_store(s, q.data, name, def, 0, err);
+		rc = record_store(s, q.data, name, def, 0, NULL, err);
 	}
 	ps_buf_free(&q);
 	return rc;
@@ -406,9 +414,30 @@ static bool same_text(const char *a, const char *b)
 	return (!a && !b) || (a && b && strcmp(a, b) == 0);
 }
 
-/* The columns' part of the plan. */
+/* The column of the stream's previous definition that def column i was,
+ * or NULL (not known, or new). */
+static const ps_column *previous_column(const ps_table_change *tc, int i)
+{
+	const ps_table *prev = tc->previous;
+	const ps_column *c = &tc->def->table->columns[i];
+
+	if (!prev)
+		return NULL;
+	for (int j = 0; j < prev->ncolumns; j++)
+		if (strcmp(prev->columns[j].name, c->name) == 0)
+			return &prev->columns[j];
+	if (prev->ncolumns == tc->def->table->ncolumns && i < prev->ncolumns &&
+	    prev->columns[i].type_id == c->type_id)
+		return &prev->columns[i];   /* renamed at the same place */
+	return NULL;
+}
+
+/* The columns' part of the plan. A table penstock made (full) gets the
+ * source's definition whole; one the user manages only what the rows that
+ * follow need (NOTES 3): the columns the source sends, a type the source
+ * changed where the target had the source's old one, enum labels. */
 static int plan_columns(ps_sink *s, const ps_table_change *tc, const record *rec, target *tt,
-                        plan *pl, ps_error *err)
+                        bool full, plan *pl, ps_error *err)
 {
 	const ps_table_def *def = tc->def;
 	tcol **matched = calloc((size_t)def->table->ncolumns + 1, sizeof(tcol *));
@@ -422,7 +451,7 @@ static int plan_columns(ps_sink *s, const ps_table_change *tc, const record *rec
 			matched[i]->matched = true;
 	}
 	/* recorded columns whose ordinal the source no longer has: dropped */
-	for (int r = 0; rc == PS_OK && r < rec->n; r++) {
+	for (int r = 0; full && rc == PS_OK && r < rec->n; r++) {
 		tcol *t = target_col(tt, rec->names[r]);
 		bool kept = false;
 
@@ -447,14 +476,22 @@ static int plan_columns(ps_sink *s, const ps_table_change *tc, const record *rec
 		if (strcmp(t->name, name) != 0)
 			rc = plan_add(pl, ST_RENAME, i, t, -1, "column %s renamed to %s", t->name, name);
 		if (rc == PS_OK && cd->sql_type && t->type && strcmp(cd->sql_type, t->type) != 0) {
-			rc = plan_add(pl, ST_TYPE, i, t, -1, "column %s: type %s, was %s", name,
-			              cd->sql_type, t->type);
-			pl->backfill = true;
+			const ps_column *was = previous_column(tc, i);
+			/* the user's table: only when it had the source's type until
+			 * the source changed it */
+			bool lags = was && (was->type_id != def->table->columns[i].type_id ||
+			                    was->type_mod != def->table->columns[i].type_mod) &&
+			            was->type_id == t->typid && was->type_mod == t->typmod;
+			if (full || lags) {
+				rc = plan_add(pl, ST_TYPE, i, t, -1, "column %s: type %s, was %s", name,
+				              cd->sql_type, t->type);
+				pl->backfill = true;
+			}
 		}
-		if (rc == PS_OK && cd->not_null != t->notnull && !t->generated)
+		if (rc == PS_OK && full && cd->not_null != t->notnull && !t->generated)
 			rc = plan_add(pl, ST_NOTNULL, i, t, -1, "column %s: %s", name,
 			              cd->not_null ? "NOT NULL" : "NULL allowed");
-		if (rc == PS_OK && !cd->identity && !t->identity && !t->generated &&
+		if (rc == PS_OK && full && !cd->identity && !t->identity && !t->generated &&
 		    !same_text(cd->default_expr, t->dflt))
 			rc = plan_add(pl, ST_DEFAULT, i, t, -1, "column %s: default %s", name,
 			              cd->default_expr ? cd->default_expr : "none");
@@ -866,7 +903,7 @@ static int run_step(ps_sink *s, const ps_table_change *tc, const step *st, const
 		if (rc == PS_OK && st->kind == ST_PART_CREATE) {
 			char pname[300];
 			snprintf(pname, sizeof(pname), "%s.%s", p->schema, p->name);
-			rc = record_store(s, qp.data, pname, def, 0, err);
+			rc = record_store(s, qp.data, pname, def, 0, NULL, err);
 		}
 		ps_buf_free(&qp);
 		break;
@@ -943,8 +980,11 @@ int pgs_table_change(ps_sink *s, const ps_txn *txn, const ps_table_change *tc,
 	if (rc != PS_OK || !tt.oid[0])
 		goto cleanup;   /* no such target table: the first write says so */
 	rc = record_load(s, tt.oid, &rec, err);
+	nusers = rec.owned ? user_columns(&rec, &tt, def, &users) : 0;
+	/* the source's definition whole where penstock made the table (and,
+	 * with follow_ddl none, to tell whether the target matches it) */
 	if (rc == PS_OK)
-		rc = plan_columns(s, tc, &rec, &tt, &pl, err);
+		rc = plan_columns(s, tc, &rec, &tt, rec.owned && !nusers, &pl, err);
 	if (rc == PS_OK)
 		rc = plan_partitions(s, def, &tt, &pl, err);
 	if (rc != PS_OK || pl.n == 0) {
@@ -953,7 +993,6 @@ int pgs_table_change(ps_sink *s, const ps_txn *txn, const ps_table_change *tc,
 			            t->name);
 		goto cleanup;
 	}
-	nusers = rec.owned ? user_columns(&rec, &tt, def, &users) : 0;
 	if (opt->follow_ddl == PS_FOLLOW_NONE ||
 	    (opt->follow_ddl == PS_FOLLOW_CREATED && (!rec.owned || nusers))) {
 		char why[600];
@@ -984,7 +1023,7 @@ int pgs_table_change(ps_sink *s, const ps_txn *txn, const ps_table_change *tc,
 	rc = run_plan(s, tc, &pl, qname.data, txn, err);
 	snprintf(name, sizeof(name), "%s.%s", t->schema, t->name);
 	if (rc == PS_OK && rec.owned)
-		rc = record_store(s, qname.data, name, def, t->id, err);
+		rc = record_store(s, qname.data, name, def, t->id, &rec, err);
 	if (rc == PS_OK) {
 		*backfill = pl.backfill;
 		ps_log_info("target pg: table %s.%s follows the source (at %s): %s", t->schema, t->name,

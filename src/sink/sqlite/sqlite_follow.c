@@ -183,12 +183,25 @@ int ps__sqlite_registry_store(ps_sink *k, const char *target, const ps_table_def
 {
 	json_t *cols = json_array();
 	sqlite3_stmt *st = NULL;
+	sq_record prev;
 	char *text;
 	int rc;
 
-	for (int i = 0; cols && i < def->table->ncolumns; i++)
+	/* a column the source could not number now keeps its number */
+	rc = record_load(k, target, &prev, err);
+	if (rc != 0) {
+		json_decref(cols);
+		return rc;
+	}
+	for (int i = 0; cols && i < def->table->ncolumns; i++) {
+		int ordinal = def->columns ? def->columns[i].ordinal : 0;
+		for (int r = 0; ordinal == 0 && r < prev.n; r++)
+			if (sqlite3_stricmp(prev.names[r], def->table->columns[i].name) == 0)
+				ordinal = prev.ordinals[r];
 		json_array_append_new(cols, json_pack("{s:s, s:i}", "name", def->table->columns[i].name,
-		                                      "ordinal", def->columns ? def->columns[i].ordinal : 0));
+		                                      "ordinal", ordinal));
+	}
+	record_free(&prev);
 	text = cols ? json_dumps(cols, JSON_COMPACT) : NULL;
 	json_decref(cols);
 	if (!text)
@@ -264,7 +277,9 @@ static sq_col *match_column(const ps_table_change *tc, const sq_record *rec, sq_
 	return NULL;
 }
 
-static int plan_make(const ps_table_change *tc, const sq_record *rec, sq_target *tt,
+/* full: a table penstock made gets the source's definition whole; one the
+ * user manages only the columns the source sends (as in pgsink_follow.c). */
+static int plan_make(const ps_table_change *tc, const sq_record *rec, sq_target *tt, bool full,
                      sq_plan *pl, ps_error *err)
 {
 	const ps_table_def *def = tc->def;
@@ -279,7 +294,7 @@ static int plan_make(const ps_table_change *tc, const sq_record *rec, sq_target 
 		if (pl->match[i])
 			pl->match[i]->matched = true;
 	}
-	for (int r = 0; r < rec->n; r++) {
+	for (int r = 0; full && r < rec->n; r++) {
 		sq_col *t = target_col(tt, rec->names[r]);
 		if (t && !t->matched) {
 			pl->drops[pl->ndrops++] = t;
@@ -300,7 +315,7 @@ static int plan_make(const ps_table_change *tc, const sq_record *rec, sq_target 
 		}
 		if (sqlite3_stricmp(t->name, name) != 0)
 			note(pl, "column %s renamed to %s", t->name, name);
-		if (sqlite3_stricmp(t->decl, decl) != 0) {
+		if (full && sqlite3_stricmp(t->decl, decl) != 0) {
 			note(pl, "column %s: %s, was %s", name, decl, t->decl);
 			pl->rebuild = true;
 		}
@@ -579,7 +594,8 @@ int ps__sqlite_table_change(ps_sink *k, const ps_txn *txn, const ps_table_change
 		goto cleanup;   /* no such target table: the first write says so */
 	rc = record_load(k, target, &rec, err);
 	if (rc == 0)
-		rc = plan_make(tc, &rec, &tt, &pl, err);
+		rc = plan_make(tc, &rec, &tt, rec.owned && !user_columns(&rec, &tt, &users), &pl, err);
+	ps_buf_reset(&users);
 	if (rc != 0)
 		goto cleanup;
 	if (pl.nchanges == 0) {

@@ -63,6 +63,9 @@ typedef struct pg_announced {
 	int nenum;
 	int *enum_cols;            /* positions in table of its enum columns */
 	pg_enum_type **enum_types; /* their types (owned by the list in pg_ddl) */
+	char **ord_names;          /* the columns' ordinals as last described (note 3) */
+	int *ords;
+	int nords;
 } pg_announced;
 
 struct pg_ddl {
@@ -217,13 +220,55 @@ static void ann_clear(pg_announced *a)
 	a->nenum = 0;
 }
 
+static void ords_clear(pg_announced *a)
+{
+	labels_free(a->ord_names, a->nords);
+	free(a->ords);
+	a->ord_names = NULL;
+	a->ords = NULL;
+	a->nords = 0;
+}
+
+/* A column the catalog no longer has under its stream name (renamed or
+ * dropped since) keeps the ordinal it was last described with (note 3);
+ * then def's known ordinals are remembered by name, with the others'. */
+static int ords_follow(pg_announced *a, ps_table_def *def)
+{
+	for (int i = 0; i < def->table->ncolumns; i++)
+		for (int k = 0; def->columns[i].ordinal == 0 && k < a->nords; k++)
+			if (strcmp(a->ord_names[k], def->table->columns[i].name) == 0)
+				def->columns[i].ordinal = a->ords[k];
+	for (int i = 0; i < def->table->ncolumns; i++) {
+		int k = 0;
+		if (def->columns[i].ordinal == 0)
+			continue;
+		while (k < a->nords && strcmp(a->ord_names[k], def->table->columns[i].name) != 0)
+			k++;
+		if (k == a->nords) {
+			char **names = realloc(a->ord_names, (size_t)(k + 1) * sizeof(char *));
+			int *ords = names ? realloc(a->ords, (size_t)(k + 1) * sizeof(int)) : NULL;
+			if (names)
+				a->ord_names = names;
+			if (ords)
+				a->ords = ords;
+			if (!names || !ords || !(a->ord_names[k] = strdup(def->table->columns[i].name)))
+				return PS_ENOMEM;
+			a->nords++;
+		}
+		a->ords[k] = def->columns[i].ordinal;
+	}
+	return PS_OK;
+}
+
 void pg_ddl_free(pg_ddl *d)
 {
 	if (!d)
 		return;
 	for (size_t i = 0; i < d->cap; i++)
-		if (d->slots[i].relid)
+		if (d->slots[i].relid) {
 			ann_clear(&d->slots[i]);
+			ords_clear(&d->slots[i]);
+		}
 	free(d->slots);
 	while (d->types) {
 		pg_enum_type *next = d->types->next;
@@ -489,7 +534,8 @@ static int announce(ps_source *src, pg_announced *a, const ps_change *c, uint32_
 	ann_clear(a);
 	a->table = ps_table_ref(t);
 	a->partitioned = tc->def && tc->def->partition_by;
-	if (remember_enums(src->ddl, a, tc->def) != PS_OK) {
+	if ((tc->def && ords_follow(a, tc->def) != PS_OK) ||
+	    remember_enums(src->ddl, a, tc->def) != PS_OK) {
 		ps_table_change_free(tc);
 		return ps_error_set(err, PS_ENOMEM, "out of memory");
 	}
@@ -678,4 +724,15 @@ int pg_redescribe(ps_source *src, const ps_table_def *def, ps_table_def **out, b
 		ps_table_def_free(defs[i]);
 	free(defs);
 	return rc;
+}
+
+void pg_ddl_seed(ps_source *src, ps_table_def *def)
+{
+	pg_announced *a;
+
+	if (!src->ddl && !(src->ddl = calloc(1, sizeof(*src->ddl))))
+		return;
+	a = ann_get(src->ddl, def->table->id);
+	if (a && ords_follow(a, def) != PS_OK)
+		ords_clear(a);   /* out of memory: the ordinals are only a help */
 }

@@ -224,6 +224,9 @@ int pg_chunk_read(ps_source *src, const ps_table_def *def, const ps_key_bound *a
 /* A PS_READ_TABLE item to deliver before change c, or *out NULL. */
 int pg_ddl_check(ps_source *src, const ps_change *c, ps_table_change **out, ps_error *err);
 void pg_ddl_free(pg_ddl *d);
+/* describe's defs are the first the source knows of the tables' column
+ * ordinals (pg_ddl.c note 3). */
+void pg_ddl_seed(ps_source *src, ps_table_def *def);
 /* t's table as the catalog has it, aligned with t's columns (*out NULL when
  * the table is gone). */
 int pg_describe_table(ps_source *src, const ps_table *t, ps_table_def **out, ps_error *err);

@@ -630,7 +630,7 @@ int pg_describe_oids(ps_source *src, const uint32_t *table_oids, size_t ntables,
 	for (int row = 0; rc == PS_OK && row < PQntuples(q.tables); row++) {
 		rc = build_def(src, &q, row, &out[count], err);
 		if (rc == PS_OK)
-			count++;
+			pg_ddl_seed(src, out[count++]);
 	}
 	if (rc == PS_OK)
 		rc = pg_schema_requires(src, out, count, err);
