@@ -1363,6 +1363,11 @@ static void test_plugin_groups_and_options(void **state)
 	assert_contains(err.message, "live table group");
 	src.retable = NULL;
 	src.chunk_read = NULL;
+	/* selection_check and redescribe need the live table group (issue 15) */
+	assert_int_equal(ps_plugin_check_source(&src, &err), PS_EINVAL);
+	assert_contains(err.message, "selection_check and redescribe need the live table group");
+	src.selection_check = NULL;
+	src.redescribe = NULL;
 	assert_int_equal(ps_plugin_check_source(&src, &err), PS_OK);
 
 	snk.state_save = fake_state_save;
