@@ -1371,6 +1371,7 @@ static void test_plugin_groups_and_options(void **state)
 	assert_int_equal(ps_plugin_check_source(&src, &err), PS_OK);
 
 	snk.state_save = fake_state_save;
+	snk.state_restore = NULL;   /* JSON lines has the pair (issue 15): one half of it */
 	assert_int_equal(ps_plugin_check_sink(&snk, &err), PS_EINVAL);
 	assert_contains(err.message, "state_save/_restore");
 	snk.state_restore = fake_state_restore;
