@@ -27,8 +27,11 @@
  *               "max_backoff_ms": 60000,         optional, >= initial_backoff_ms, <= 86400000
  *               "max_attempts": 0},              optional, 0 (forever)..1000000: retries
  *                                                after a retryable error (penstock server)
- *     "checks": {"skip": ["source.slots"]}       optional: precheck ids reported as
+ *     "checks": {"skip": ["source.slots"]},      optional: precheck ids reported as
  *                                                skipped (core/precheck.h, docs/prechecks.md)
+ *     "webhook": {"url_env": "HOOK_URL",         optional (penstock server): the variables
+ *                 "secret_env": "HOOK_SECRET"}   holding the URL called on some transitions
+ *                                                and the HMAC secret (optional) signing it
  *   }
  *
  * Rules: unknown fields are errors; duplicate keys are errors; every error
@@ -91,6 +94,10 @@ typedef struct ps_spec {
 	long long limit_bytes_per_sec; /* limits.bytes_per_sec: change bytes per second, 0 = unlimited */
 	long long complete_max_lag_ms; /* complete.max_lag_ms: a migration is ready_to_complete
 	                                  while its lag stays under this (default 5000) */
+	char *webhook_url_env;         /* webhook.url_env: the variable holding the URL the
+	                                  server calls on some transitions, or NULL */
+	char *webhook_secret_env;      /* webhook.secret_env: the variable holding the
+	                                  secret that signs the calls, or NULL */
 } ps_spec;
 
 /*
