@@ -16,7 +16,7 @@
 CC       ?= cc
 PREFIX   ?= /usr/local
 PYTHON   ?= /usr/bin/python3
-PKGS     := libpq jansson sqlite3 libmicrohttpd libcurl libmariadb zlib
+PKGS     := libpq jansson sqlite3 libmicrohttpd libcurl libmariadb zlib libcrypto
 TEST_PKGS := cmocka
 
 ifeq ($(SAN),)
@@ -50,8 +50,12 @@ LDLIBS   := $(PKG_LIBS) -pthread -lm
 
 SRCS      := $(shell find src -name '*.c' | sort)
 LIB_SRCS  := $(filter-out src/main.c,$(SRCS))
-OBJS      := $(SRCS:%.c=$(BUILD)/obj/%.o)
-LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
+# The status page's files, compiled in as arrays (server/console.h).
+CONSOLE_FILES := $(sort $(wildcard src/server/console/*))
+CONSOLE_C := $(BUILD)/gen/console_assets.c
+CONSOLE_O := $(BUILD)/obj/gen/console_assets.o
+OBJS      := $(SRCS:%.c=$(BUILD)/obj/%.o) $(CONSOLE_O)
+LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o) $(CONSOLE_O)
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 # Test drivers used by the integration tests (each links the whole library).
@@ -65,6 +69,14 @@ $(BUILD)/penstock: $(OBJS)
 	$(CC) $(ALL_CFLAGS) -o $@ $(OBJS) $(LDLIBS)
 
 $(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(CONSOLE_C): $(CONSOLE_FILES) scripts/embed-assets.sh
+	@mkdir -p $(dir $@)
+	sh scripts/embed-assets.sh $@ $(CONSOLE_FILES)
+
+$(CONSOLE_O): $(CONSOLE_C)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
