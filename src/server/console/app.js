@@ -278,9 +278,6 @@
     if (kept !== null && kept !== undefined && r.limit_bytes) {
       share = Math.min(1, kept / r.limit_bytes);
       cls = share > 0.8 ? 'bad' : share > 0.5 ? 'warn' : '';
-    } else if (kept !== null && kept !== undefined) {
-      share = 1;
-      cls = 'unknown';
     }
     if (r.status === 'unreserved' || r.status === 'lost') cls = 'bad';
     fill.style.width = (share * 100).toFixed(1) + '%';
@@ -448,12 +445,21 @@
     const failed = (c.items || []).filter((i) => i.result === 'failed');
     set('checks-summary', c.passed ? 'passed' + (failed.length ? ' (' + failed.length + ' warning' + (failed.length > 1 ? 's' : '') + ')' : '')
         : 'FAILED: ' + failed.filter((i) => i.level === 'error').length + ' blocking', c.passed);
-    const items = (c.items || []).slice().sort((a, b) => (a.result === 'failed' ? 0 : 1) - (b.result === 'failed' ? 0 : 1));
-    for (const i of items) {
+    const item = (i) => {
       const mark = i.result === 'passed' ? '✓' : i.result === 'skipped' ? '–' : (i.level === 'error' ? '✗' : '!');
-      list.append(el('li', {'data-check': i.id, 'data-result': i.result},
+      return el('li', {'data-check': i.id, 'data-result': i.result},
         el('strong', {text: mark + ' ' + i.id}), ' ', el('span', {class: 'muted', text: i.message}),
-        i.result === 'failed' && i.fix ? el('code', {class: 'fix', text: 'fix: ' + i.fix}) : null));
+        i.result === 'failed' && i.fix ? el('code', {class: 'fix', text: 'fix: ' + i.fix}) : null);
+    };
+    // what failed first, with its fix; the rest folded away
+    for (const i of failed) list.append(item(i));
+    const rest = (c.items || []).filter((i) => i.result !== 'failed');
+    if (rest.length) {
+      const open = $('checks-list').dataset.open === 'true';
+      const more = el('details', {open}, el('summary', {text: rest.length + ' passed or skipped'}),
+                      el('ul', {class: 'checks'}, ...rest.map(item)));
+      more.addEventListener('toggle', () => { $('checks-list').dataset.open = String(more.open); });
+      list.append(el('li', {class: 'more'}, more));
     }
   }
   function renderCompare(c) {
@@ -476,7 +482,7 @@
     box.textContent = '';
     for (const e of v.events.slice().reverse()) {
       let what;
-      if (e.kind === 'transition') what = e.from + ' → ' + e.to;
+      if (e.kind === 'transition') what = e.from ? e.from + ' → ' + e.to : e.to;
       else if (e.kind === 'gap') what = 'gap ' + e.from + ' → ' + e.to;
       else what = e.kind;
       box.append(el('li', {'data-seq': String(e.seq), 'data-kind': e.kind},
