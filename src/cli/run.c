@@ -41,22 +41,26 @@ static void install_signals(void)
 
 static void usage(FILE *f)
 {
-	fputs("usage: penstock run [--state-dir DIR] [--progress auto|always|never] [--log-level LEVEL]\n"
+	fputs("usage: penstock run [--until caught-up|POSITION] [--state-dir DIR]\n"
+	      "                    [--progress auto|always|never] [--log-level LEVEL]\n"
 	      "                    [--log-format text|json] SPEC.json\n"
 	      "\n"
 	      "Runs one job in the foreground until SIGINT/SIGTERM (graceful: flush, checkpoint,\n"
 	      "exit 0). Running it again resumes from the checkpoint.\n"
-	      "  --state-dir DIR   checkpoints (default $PENSTOCK_STATE_DIR, else ~/.local/state/penstock)\n"
-	      "  --progress WHEN   draw the load's tables, rows, rate and ETA, then the stream's lag,\n"
-	      "                    in place: auto (default: on a terminal, with text logs), always,\n"
-	      "                    never (plain log lines every 10 s)\n",
+	      "  --until caught-up  a bounded run (a trickle feed): process the changes from the\n"
+	      "                     checkpoint up to the source's log end as it is now, then exit 0\n"
+	      "  --until POSITION   the same, up to POSITION of the source's log\n"
+	      "  --state-dir DIR    checkpoints (default $PENSTOCK_STATE_DIR, else ~/.local/state/penstock)\n"
+	      "  --progress WHEN    draw the load's tables, rows, rate and ETA, then the stream's lag,\n"
+	      "                     in place: auto (default: on a terminal, with text logs), always,\n"
+	      "                     never (plain log lines every 10 s)\n",
 	      f);
 }
 
 int ps_cli_run(int argc, char **argv)
 {
 	ps_pipeline_config cfg;
-	const char *spec_path = NULL, *state_opt = NULL, *v;
+	const char *spec_path = NULL, *state_opt = NULL, *until = NULL, *v;
 	char state_dir[1024];
 	ps_spec *spec = NULL;
 	ps_run_status status;
@@ -88,6 +92,13 @@ int ps_cli_run(int argc, char **argv)
 				        "never\n", v);
 				return PS_EXIT_USAGE;
 			}
+		} else if ((v = ps_cli_option_value(argc, argv, &i, "--until"))) {
+			if (!*v) {
+				fprintf(stderr, "penstock: error: run: --until needs caught-up or a position "
+				        "of the source's log\n");
+				return PS_EXIT_USAGE;
+			}
+			until = v;
 		} else if (argv[i][0] == '-' && argv[i][1]) {
 			fprintf(stderr, "penstock: error: run: unknown option '%s'\n", argv[i]);
 			usage(stderr);
@@ -112,6 +123,7 @@ int ps_cli_run(int argc, char **argv)
 		ps_pipeline_config_defaults(&cfg);
 		cfg.spec = spec;
 		cfg.state_dir = state_dir;
+		cfg.until = until;
 		cfg.status = &status;
 		/* drawn in place: the periodic progress lines would only repeat it
 		 * (progress.h note 2) */
