@@ -145,7 +145,9 @@ void ps_webhooks_enqueue(ps_webhooks *w, const char *job, const char *url_env,
 {
 	call *c = calloc(1, sizeof(*c)), *dropped = NULL;
 
-	if (!c || !(c->body = strdup(body))) {
+	if (c)
+		c->body = strdup(body);
+	if (!c || !c->body) {
 		free(c);
 		ps_log_error("job %s: webhook (%s): out of memory; the %s call is lost", job, url_env, event);
 		return;

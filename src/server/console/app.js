@@ -391,6 +391,7 @@
     return el('div', {class: 'bar'}, fill);
   }
   function renderTables(tables) {
+    $('tables-card').hidden = tables.length === 0;
     $('tables-empty').hidden = tables.length > 0;
     $('tables-table').hidden = tables.length === 0;
     const body = $('tables-body');
@@ -500,14 +501,20 @@
     }
     const cutoff = Date.now() - 3600 * 1000;
     v.samples = v.samples.filter((s) => s.at_ms >= cutoff);
-    chart($('lag-chart'), v.samples, 'lag_seconds', 90, $('lag-chart-max'), secs);
-    chart($('rate-chart'), v.samples, 'changes_per_sec', 60, $('rate-chart-max'), (x) => rate(x) + '/s');
+    // the hour, or what there is of it (at least 5 minutes)
+    const now = Date.now();
+    const from = Math.max(cutoff, Math.min(v.samples.length ? v.samples[0].at_ms : now, now - 300 * 1000));
+    const span = Math.round((now - from) / 60000);
+    for (const id of ['lag-chart-span', 'rate-chart-span'])
+      $(id).textContent = span >= 59 ? 'last hour' : 'last ' + span + ' min';
+    chart($('lag-chart'), v.samples, 'lag_seconds', 90, $('lag-chart-max'), secs, from, now);
+    chart($('rate-chart'), v.samples, 'changes_per_sec', 60, $('rate-chart-max'), (x) => rate(x) + '/s', from, now);
   }
 
-  /* A line over the last hour; a null figure breaks it (history.h note 3). */
-  function chart(svg, samples, key, height, label, fmt) {
+  /* A line from `from` to `now`; a null figure breaks it (history.h note 3). */
+  function chart(svg, samples, key, height, label, fmt, from, now) {
     const NS = 'http://www.w3.org/2000/svg';
-    const W = 320, now = Date.now(), from = now - 3600 * 1000;
+    const W = 320;
     let max = 0;
     for (const s of samples) if (s[key] !== null && s[key] > max) max = s[key];
     label.textContent = 'max ' + fmt(max);
