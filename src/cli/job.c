@@ -193,6 +193,21 @@ static void table_rate(char *buf, size_t len, json_t *t)
 	}
 }
 
+/* Warnings that did not block the job but say something the user should
+ * know (e.g. source.keyless: tables captured insert-only). */
+static void print_warnings(json_t *checks)
+{
+	json_t *items = json_object_get(checks, "items"), *it;
+	size_t i;
+
+	json_array_foreach(items, i, it) {
+		if (strcmp(str(it, "result", "?"), "failed") != 0 ||
+		    strcmp(str(it, "level", "?"), "warning") != 0)
+			continue;
+		printf("  warning     %s: %s\n", str(it, "id", "?"), str(it, "message", ""));
+	}
+}
+
 static void print_show(json_t *j)
 {
 	json_t *pos = json_object_get(j, "positions"), *lag = json_object_get(j, "lag");
@@ -258,8 +273,10 @@ static void print_show(json_t *j)
 			         json_number_value(json_object_get(t, "units_total")));
 			char speed[64];
 			table_rate(speed, sizeof(speed), t);
-			printf("              %-40s %23s %11s %s\n", name, rows, units,
-			       json_is_true(json_object_get(t, "finished")) ? "done" : speed);
+			printf("              %-40s %23s %11s %s%s\n", name, rows, units,
+			       json_is_true(json_object_get(t, "finished")) ? "done" : speed,
+			       json_is_true(json_object_get(t, "insert_only"))
+			       ? "  insert-only: updates and deletes not captured" : "");
 		}
 	}
 	if (json_integer_value(json_object_get(retry, "attempts")) > 0) {
@@ -282,6 +299,8 @@ static void print_show(json_t *j)
 		printf("  prechecks   %s\n", passed ? "passed" : "FAILED:");
 		if (!passed)
 			print_checks(checks, true);
+		else
+			print_warnings(checks);
 	}
 	if (json_is_object(json_object_get(j, "last_compare"))) {
 		json_t *c = json_object_get(j, "last_compare");

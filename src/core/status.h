@@ -48,6 +48,8 @@ typedef struct ps_table_status {
 	long long rows_estimated;
 	size_t units_done, units_total;
 	bool finished;          /* keys and indexes built */
+	bool insert_only;       /* only its inserts and truncates are captured (no key
+	                           and no replica identity: tables.keyless) */
 	/* Derived by ps_run_status_set_tables from successive publishes (the
 	 * publisher leaves them 0): rows copied per second over the last few
 	 * seconds, and the seconds left at that rate (-1 unknown: no estimate,
