@@ -402,7 +402,8 @@
       body.append(el('tr', {'data-table': name},
         el('td', {text: name}),
         el('td', {}, progressBar(t), el('span', {class: 'muted small',
-          text: num(t.units_done) + '/' + num(t.units_total) + ' units' + (t.finished ? ', keys built' : '')})),
+          text: num(t.units_done) + '/' + num(t.units_total) + ' units' + (t.finished ? ', keys built' : '') +
+                (t.insert_only ? ' · insert-only: updates and deletes not captured' : '')})),
         el('td', {class: 'num', 'data-value': String(t.rows_copied),
           text: num(t.rows_copied) + ' / ' + (t.rows_estimated >= 0 ? '~' + num(t.rows_estimated) : '?')}),
         el('td', {class: 'num', text: rate(t.rows_per_sec)}),
