@@ -595,3 +595,29 @@ def test_events_carry_the_new_shape_and_the_change_itself_into_json_lines(
     wait_for(lambda: set(replay(p.events(), "tab_late")) == want_late, 90,
              what="the new table's rows in the events")
     assert p.stop() == 0
+
+
+def test_a_table_without_a_key_that_comes_into_the_selection_stops_the_job_with_the_fix(
+        tmp_path, db, target_db, make_job):
+    """Its rows written before it joined the publication cannot be read by
+    key while it streams: refused by name, never silently half-copied."""
+    db.execute("CREATE TABLE t (id int PRIMARY KEY)")
+    p = make_job("nokey", target=target_db.url, tables={"include": ["public.*"]})
+    p.start()
+    p.wait_streaming(db)
+    db.execute("CREATE TABLE logs (at timestamptz DEFAULT now(), line text)")
+    db.execute("INSERT INTO logs (line) VALUES ('one'), ('two')")
+    p.proc.wait(timeout=60)
+    assert p.proc.returncode == 2, p.stderr()
+    log = p.stderr()
+    assert "cannot take public.logs into the running job" in log, log
+    assert "Add a primary key, or leave it out of the job (tables.exclude)" in log, log
+    # a fix it names: a primary key; run again — the job goes on where it
+    # stopped, and the table is copied whole
+    db.execute("INSERT INTO t VALUES (1)")
+    db.execute("ALTER TABLE logs ADD COLUMN id serial PRIMARY KEY")
+    db.execute("INSERT INTO logs (line) VALUES ('three')")
+    p.start()
+    p.wait_streaming(db)
+    settle(db, target_db, ["public.t", "public.logs"])
+    assert p.stop() == 0

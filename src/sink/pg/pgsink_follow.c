@@ -631,7 +631,9 @@ static int ddl(ps_sink *s, const char *sql, const ps_table *t, const char *chang
 		char server[PS_ERROR_MESSAGE_MAX], code[PS_ENGINE_CODE_MAX];
 		snprintf(server, sizeof(server), "%s", err->message);
 		snprintf(code, sizeof(code), "%s", err->engine_code);
-		ps_error_set(err, PS_ESERVER, "table %s.%s changed on the source at %s (%s), and the "
+		/* the user's to fix, like a refusal: PS_EINVAL (penstock run exits 2,
+		 * which a service manager does not restart into the same failure) */
+		ps_error_set(err, PS_EINVAL, "table %s.%s changed on the source at %s (%s), and the "
 		             "target refused to follow: %s. Make the target's rows or definition fit "
 		             "the change and recover the job with strategy retry (penstock job recover "
 		             "%s --strategy retry; with penstock run, run it again); or drop the target "

@@ -639,6 +639,7 @@ int ps__sqlite_table_change(ps_sink *k, const ps_txn *txn, const ps_table_change
 		                     "with strategy retry, or drop it and recover with strategy "
 		                     "resync for it", t->schema, t->name, txn ? txn->position : "?",
 		                     pl.what.data);
+		err->code = PS_EINVAL;   /* the user's to fix: penstock run exits 2 */
 		ps_error_set_engine(err, NULL, NULL, PS_ERRCLASS_SCHEMA);
 		goto cleanup;
 	}
