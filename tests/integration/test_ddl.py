@@ -418,7 +418,7 @@ def test_a_table_the_user_manages_stops_the_job_at_the_change_until_the_user_fol
     assert error["class"] == "schema", error
     msg = error["message"]
     for words in ("table public.t changed on the source", "column added integer added",
-                  "penstock did not create the target table", "target.follow_ddl: created",
+                  "Its target table was not created by penstock", "target.follow_ddl: created",
                   "--strategy retry", "follow_ddl to all"):
         assert words in msg, msg
     assert target_db.value("SELECT count(*) FROM t WHERE id = 102") == 0

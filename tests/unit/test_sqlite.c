@@ -1168,7 +1168,7 @@ static void test_a_table_penstock_made_follows_its_source(void **state)
 	assert_int_equal(follow(f, t3, t3, v3, ords3, NULL, PS_FOLLOW_NONE, &backfill), 0);
 	assert_int_not_equal(follow(f, t3, t2, v2, ords2, NULL, PS_FOLLOW_NONE, &backfill), 0);
 	assert_contains(errtext(f), "column qty: INTEGER, was TEXT");
-	assert_contains(errtext(f), "target.follow_ddl is none");
+	assert_contains(errtext(f), "target.follow_ddl: none");
 	assert_contains(errtext(f), "--strategy retry");
 	ps_table_unref(t);
 	ps_table_unref(t2);
@@ -1194,7 +1194,7 @@ static void test_a_table_the_user_made_is_not_altered(void **state)
 	assert_int_not_equal(follow(f, t, t2, v2, ords, NULL, PS_FOLLOW_CREATED, &backfill), 0);
 	assert_contains(errtext(f), "table public.items changed on the source at 0/20: column added "
 	                "TEXT added");
-	assert_contains(errtext(f), "penstock did not create the target table");
+	assert_contains(errtext(f), "Its target table was not created by penstock");
 	assert_contains(errtext(f), "follow_ddl to all");
 	assert_string_equal(query(f, "SELECT count(*) FROM pragma_table_info('items')"), "5");
 	/* with follow_ddl all it follows, keeping the user's column */

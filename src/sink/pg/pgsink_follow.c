@@ -169,15 +169,38 @@ typedef struct record {
 	int n;
 	char **names;        /* target column names penstock made */
 	int *ordinals;       /* the source's numbers for them (0: unknown) */
+	char **types;        /* the source's type penstock last set on each, or NULL */
+	char **dflts;        /* ... its default (NULL: none, or not recorded) */
+	int8_t *notnull;     /* ... NOT NULL: 1, 0, or -1 not recorded */
+	char *text;          /* the JSON as stored */
 } record;
 
 static void record_free(record *rec)
 {
-	for (int i = 0; i < rec->n; i++)
+	for (int i = 0; i < rec->n; i++) {
 		free(rec->names[i]);
+		free(rec->types[i]);
+		free(rec->dflts[i]);
+	}
 	free(rec->names);
 	free(rec->ordinals);
+	free(rec->types);
+	free(rec->dflts);
+	free(rec->notnull);
+	free(rec->text);
 	memset(rec, 0, sizeof(*rec));
+}
+
+/* The recorded column of that ordinal (else of that name), or -1. */
+static int record_col(const record *rec, int ordinal, const char *name)
+{
+	for (int r = 0; ordinal > 0 && r < rec->n; r++)
+		if (rec->ordinals[r] == ordinal)
+			return r;
+	for (int r = 0; r < rec->n; r++)
+		if (strcmp(rec->names[r], name) == 0)
+			return r;
+	return -1;
 }
 
 static int record_load(ps_sink *s, const char *oid, record *rec, ps_error *err)
@@ -194,25 +217,39 @@ static int record_load(ps_sink *s, const char *oid, record *rec, ps_error *err)
 	if (rc != PS_OK || PQntuples(r) == 0)
 		goto cleanup;
 	rec->owned = true;
+	rec->text = strdup(PQgetvalue(r, 0, 0));
 	cols = json_loads(PQgetvalue(r, 0, 0), 0, NULL);
 	if (!json_is_array(cols))
 		goto cleanup;   /* unreadable: penstock's table, columns unknown */
 	rec->names = calloc(json_array_size(cols) + 1, sizeof(char *));
 	rec->ordinals = calloc(json_array_size(cols) + 1, sizeof(int));
-	if (!rec->names || !rec->ordinals) {
+	rec->types = calloc(json_array_size(cols) + 1, sizeof(char *));
+	rec->dflts = calloc(json_array_size(cols) + 1, sizeof(char *));
+	rec->notnull = calloc(json_array_size(cols) + 1, sizeof(int8_t));
+	if (!rec->text || !rec->names || !rec->ordinals || !rec->types || !rec->dflts ||
+	    !rec->notnull) {
 		rc = ps_error_set(err, PS_ENOMEM, "out of memory");
 		goto cleanup;
 	}
 	json_array_foreach(cols, i, v) {
 		const char *name = json_string_value(json_object_get(v, "name"));
+		const char *type = json_string_value(json_object_get(v, "type"));
+		const char *dflt = json_string_value(json_object_get(v, "default"));
+		json_t *nn = json_object_get(v, "not_null");
+		int k = rec->n;
+
 		if (!name)
 			continue;
-		rec->names[rec->n] = strdup(name);
-		if (!rec->names[rec->n]) {
+		rec->names[k] = strdup(name);
+		rec->types[k] = type ? strdup(type) : NULL;
+		rec->dflts[k] = dflt ? strdup(dflt) : NULL;
+		rec->notnull[k] = json_is_boolean(nn) ? json_is_true(nn) : -1;
+		rec->ordinals[k] = (int)json_integer_value(json_object_get(v, "ordinal"));
+		rec->n++;
+		if (!rec->names[k] || (type && !rec->types[k]) || (dflt && !rec->dflts[k])) {
 			rc = ps_error_set(err, PS_ENOMEM, "out of memory");
 			break;
 		}
-		rec->ordinals[rec->n++] = (int)json_integer_value(json_object_get(v, "ordinal"));
 	}
 cleanup:
 	json_decref(cols);
@@ -235,18 +272,31 @@ static int record_store(ps_sink *s, const char *qname, const char *name, const p
 	int rc = PS_OK;
 
 	for (int i = 0; cols && def && i < def->table->ncolumns; i++) {
-		int ordinal = def->columns[i].ordinal;
+		const ps_column_def *cd = &def->columns[i];
+		int ordinal = cd->ordinal;
+		json_t *o;
 		/* a column the source could not number now keeps its number */
 		for (int r = 0; ordinal == 0 && prev && r < prev->n; r++)
 			if (strcmp(prev->names[r], def->table->columns[i].name) == 0)
 				ordinal = prev->ordinals[r];
-		json_array_append_new(cols, json_pack("{s:s, s:i}", "name", def->table->columns[i].name,
-		                                      "ordinal", ordinal));
+		/* what penstock set: the source's changes are told from the user's
+		 * by it (NOTES 1) */
+		o = json_pack("{s:s, s:i, s:b}", "name", def->table->columns[i].name, "ordinal", ordinal,
+		              "not_null", cd->not_null);
+		if (o && cd->sql_type)
+			json_object_set_new(o, "type", json_string(cd->sql_type));
+		if (o && cd->default_expr)
+			json_object_set_new(o, "default", json_string(cd->default_expr));
+		json_array_append_new(cols, o);
 	}
 	text = cols ? json_dumps(cols, JSON_COMPACT) : NULL;
 	json_decref(cols);
 	if (!text)
 		return ps_error_set(err, PS_ENOMEM, "out of memory");
+	if (prev && prev->text && strcmp(prev->text, text) == 0) {
+		free(text);
+		return PS_OK;   /* nothing to write */
+	}
 	snprintf(id, sizeof(id), "%u", srcid);
 	params[0] = qname;
 	params[1] = name;
@@ -441,7 +491,7 @@ static int plan_columns(ps_sink *s, const ps_table_change *tc, const record *rec
 {
 	const ps_table_def *def = tc->def;
 	tcol **matched = calloc((size_t)def->table->ncolumns + 1, sizeof(tcol *));
-	int rc = PS_OK;
+	int rc = PS_OK, r;
 
 	if (!matched)
 		return ps_error_set(err, PS_ENOMEM, "out of memory");
@@ -451,13 +501,13 @@ static int plan_columns(ps_sink *s, const ps_table_change *tc, const record *rec
 			matched[i]->matched = true;
 	}
 	/* recorded columns whose ordinal the source no longer has: dropped */
-	for (int r = 0; full && rc == PS_OK && r < rec->n; r++) {
-		tcol *t = target_col(tt, rec->names[r]);
+	for (int k = 0; full && rc == PS_OK && k < rec->n; k++) {
+		tcol *t = target_col(tt, rec->names[k]);
 		bool kept = false;
 
 		for (int i = 0; i < def->table->ncolumns && !kept; i++)
-			kept = matched[i] == t || (rec->ordinals[r] > 0 &&
-			                           def->columns[i].ordinal == rec->ordinals[r]);
+			kept = matched[i] == t || (rec->ordinals[k] > 0 &&
+			                           def->columns[i].ordinal == rec->ordinals[k]);
 		if (t && !kept && !t->matched)
 			rc = plan_add(pl, ST_DROP, -1, t, -1, "column %s dropped", t->name);
 	}
@@ -473,6 +523,10 @@ static int plan_columns(ps_sink *s, const ps_table_change *tc, const record *rec
 				pl->backfill = true;
 			continue;
 		}
+		/* what penstock last set on it: a difference from the source's
+		 * definition is a change of the source, one from the target alone
+		 * the user's own, which stays (NOTES 1) */
+		r = full ? record_col(rec, cd->ordinal, t->name) : -1;
 		if (strcmp(t->name, name) != 0)
 			rc = plan_add(pl, ST_RENAME, i, t, -1, "column %s renamed to %s", t->name, name);
 		if (rc == PS_OK && cd->sql_type && t->type && strcmp(cd->sql_type, t->type) != 0) {
@@ -482,17 +536,21 @@ static int plan_columns(ps_sink *s, const ps_table_change *tc, const record *rec
 			bool lags = was && (was->type_id != def->table->columns[i].type_id ||
 			                    was->type_mod != def->table->columns[i].type_mod) &&
 			            was->type_id == t->typid && was->type_mod == t->typmod;
-			if (full || lags) {
+			bool source_changed = r < 0 || !rec->types[r] ||
+			                      strcmp(rec->types[r], cd->sql_type) != 0;
+			if ((full && source_changed) || lags) {
 				rc = plan_add(pl, ST_TYPE, i, t, -1, "column %s: type %s, was %s", name,
 				              cd->sql_type, t->type);
 				pl->backfill = true;
 			}
 		}
-		if (rc == PS_OK && full && cd->not_null != t->notnull && !t->generated)
+		if (rc == PS_OK && full && cd->not_null != t->notnull && !t->generated &&
+		    (r < 0 || rec->notnull[r] < 0 || rec->notnull[r] != cd->not_null))
 			rc = plan_add(pl, ST_NOTNULL, i, t, -1, "column %s: %s", name,
 			              cd->not_null ? "NOT NULL" : "NULL allowed");
 		if (rc == PS_OK && full && !cd->identity && !t->identity && !t->generated &&
-		    !same_text(cd->default_expr, t->dflt))
+		    !same_text(cd->default_expr, t->dflt) &&
+		    (r < 0 || rec->notnull[r] < 0 || !same_text(rec->dflts[r], cd->default_expr)))
 			rc = plan_add(pl, ST_DEFAULT, i, t, -1, "column %s: default %s", name,
 			              cd->default_expr ? cd->default_expr : "none");
 		/* enum labels the target lacks (NOTES 4) */
@@ -605,6 +663,9 @@ static int user_columns(const record *rec, const target *tt, const ps_table_def 
 			made = strcmp(rec->names[r], tt->cols[i].name) == 0;
 		for (int g = 0; def && g < def->ngenerated && !made; g++)
 			made = def->generated[g].name && strcmp(def->generated[g].name, tt->cols[i].name) == 0;
+		/* one the source has now (the user followed a change by hand) */
+		for (int c = 0; def && c < def->table->ncolumns && !made; c++)
+			made = strcmp(def->table->columns[c].name, tt->cols[i].name) == 0;
 		if (made)
 			continue;
 		ps_buf_printf(b, "%s%s", n ? ", " : "", tt->cols[i].name);
@@ -649,6 +710,7 @@ static int ddl(ps_sink *s, const char *sql, const ps_table *t, const char *chang
 static int side_conn(ps_sink *s, ps_error *err)
 {
 	char app[128];
+	int rc;
 
 	if (s->side && PQstatus(s->side) == CONNECTION_OK)
 		return PS_OK;
@@ -656,7 +718,12 @@ static int side_conn(ps_sink *s, ps_error *err)
 		PQfinish(s->side);
 	s->side = NULL;
 	snprintf(app, sizeof(app), "penstock ddl %s", s->job);
-	return pg_connect(&s->side, s->url_text, &s->url, s->password, false, app, err);
+	rc = pg_connect(&s->side, s->url_text, &s->url, s->password, false, app, err);
+	/* never wait on the batch's own transaction for long: an error, not a hang */
+	if (rc == PS_OK)
+		rc = pg_exec(s->side, NULL, err, "setting a lock timeout", "SET lock_timeout = '30s'",
+		             0, NULL);
+	return rc;
 }
 
 /* Adds the labels of def column i the target's enum lacks, each in its
@@ -993,6 +1060,11 @@ int pgs_table_change(ps_sink *s, const ps_txn *txn, const ps_table_change *tc,
 		if (rc == PS_OK && (tc->what & ~PS_TC_FIRST))
 			ps_log_info("target pg: table %s.%s already matches its new definition", t->schema,
 			            t->name);
+		/* the record follows what the target already matches */
+		snprintf(name, sizeof(name), "%s.%s", t->schema, t->name);
+		if (rc == PS_OK && rec.owned && !nusers &&
+		    pgs_qualified(s, &qname, t->schema, t->name) == PS_OK)
+			rc = record_store(s, qname.data, name, def, t->id, &rec, err);
 		goto cleanup;
 	}
 	if (opt->follow_ddl == PS_FOLLOW_NONE ||
@@ -1000,12 +1072,12 @@ int pgs_table_change(ps_sink *s, const ps_txn *txn, const ps_table_change *tc,
 		char why[600];
 
 		if (opt->follow_ddl == PS_FOLLOW_NONE)
-			snprintf(why, sizeof(why), "target.follow_ddl is none");
+			snprintf(why, sizeof(why), "Its target table is not altered by penstock");
 		else if (!rec.owned)
-			snprintf(why, sizeof(why), "penstock did not create the target table (it existed "
-			         "before, or target.create_tables is never), so it is yours");
+			snprintf(why, sizeof(why), "Its target table was not created by penstock (it "
+			         "existed before, or target.create_tables is never), so it is yours");
 		else
-			snprintf(why, sizeof(why), "the target table has columns penstock did not create "
+			snprintf(why, sizeof(why), "Its target table has columns penstock did not create "
 			         "(%s), so it is yours", users.data);
 		rc = ps_error_set(err, PS_EINVAL, "table %s.%s changed on the source at %s: %s. %s, "
 		                  "and penstock does not alter it (target.follow_ddl: %s). Make the "

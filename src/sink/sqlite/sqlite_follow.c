@@ -332,8 +332,9 @@ static int plan_make(const ps_table_change *tc, const sq_record *rec, sq_target 
 	return PS_OK;
 }
 
-/* Target columns penstock did not make: how many, named in b. */
-static int user_columns(const sq_record *rec, const sq_target *tt, ps_buf *b)
+/* Target columns penstock did not make, and the source does not have now:
+ * how many, named in b. */
+static int user_columns(const sq_record *rec, const sq_target *tt, const ps_table *t, ps_buf *b)
 {
 	int n = 0;
 
@@ -341,6 +342,8 @@ static int user_columns(const sq_record *rec, const sq_target *tt, ps_buf *b)
 		bool made = false;
 		for (int r = 0; r < rec->n && !made; r++)
 			made = sqlite3_stricmp(rec->names[r], tt->cols[i].name) == 0;
+		for (int c = 0; c < t->ncolumns && !made; c++)
+			made = sqlite3_stricmp(t->columns[c].name, tt->cols[i].name) == 0;
 		if (!made)
 			ps_buf_printf(b, "%s%s", n++ ? ", " : "", tt->cols[i].name);
 	}
@@ -594,7 +597,7 @@ int ps__sqlite_table_change(ps_sink *k, const ps_txn *txn, const ps_table_change
 		goto cleanup;   /* no such target table: the first write says so */
 	rc = record_load(k, target, &rec, err);
 	if (rc == 0)
-		rc = plan_make(tc, &rec, &tt, rec.owned && !user_columns(&rec, &tt, &users), &pl, err);
+		rc = plan_make(tc, &rec, &tt, rec.owned && !user_columns(&rec, &tt, t, &users), &pl, err);
 	ps_buf_reset(&users);
 	if (rc != 0)
 		goto cleanup;
@@ -603,16 +606,16 @@ int ps__sqlite_table_change(ps_sink *k, const ps_txn *txn, const ps_table_change
 		goto cleanup;
 	}
 	if (opt->follow_ddl == PS_FOLLOW_NONE ||
-	    (opt->follow_ddl == PS_FOLLOW_CREATED && (!rec.owned || user_columns(&rec, &tt, &users)))) {
+	    (opt->follow_ddl == PS_FOLLOW_CREATED && (!rec.owned || user_columns(&rec, &tt, t, &users)))) {
 		char why[600];
 
 		if (opt->follow_ddl == PS_FOLLOW_NONE)
-			snprintf(why, sizeof(why), "target.follow_ddl is none");
+			snprintf(why, sizeof(why), "Its target table is not altered by penstock");
 		else if (!rec.owned)
-			snprintf(why, sizeof(why), "penstock did not create the target table (it existed "
-			         "before, or target.create_tables is never), so it is yours");
+			snprintf(why, sizeof(why), "Its target table was not created by penstock (it "
+			         "existed before, or target.create_tables is never), so it is yours");
 		else
-			snprintf(why, sizeof(why), "the target table has columns penstock did not create "
+			snprintf(why, sizeof(why), "Its target table has columns penstock did not create "
 			         "(%s), so it is yours", users.data);
 		rc = ps_error_set(err, PS_EINVAL, "table %s.%s changed on the source at %s: %s. %s, "
 		                  "and penstock does not alter it (target.follow_ddl: %s). Make the "
