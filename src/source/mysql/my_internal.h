@@ -11,6 +11,10 @@
  *   my_precheck.c   precheck
  *   my_live.c       markers, retable, chunk_read, sequences
  *
+ * Columns of the ps_tables this source makes (engine "mysql"): type_id is
+ * MariaDB's type code (MYSQL_TYPE_*; binlog.h), type_mod is 1 for an
+ * UNSIGNED integer and -1 otherwise.
+ *
  * Not part of any public contract.
  */
 #ifndef PS_SOURCE_MYSQL_INTERNAL_H

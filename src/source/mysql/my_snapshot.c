@@ -120,8 +120,8 @@ static int describe_one(const my_tableinfo *t, uint32_t id, ps_table_def **out, 
 		bool key = false;
 		for (int j = 0; pk && j < pk->ncols; j++)
 			key |= pk->cols[j] == i;
-		rc = ps_table_set_column(def->table, i, c->name, type_code(c->data_type), -1,
-		                         c->type_class, key);
+		rc = ps_table_set_column(def->table, i, c->name, type_code(c->data_type),
+		                         c->is_unsigned ? 1 : -1, c->type_class, key);
 		def->columns[i].sql_type = dupstr(c->json ? "json" : c->column_type, &rc);
 		def->columns[i].default_expr = dupstr(c->default_expr, &rc);
 		def->columns[i].not_null = !c->nullable;

@@ -286,7 +286,7 @@ static int build_table(ps_source *src, my_shape *s, const ps_binlog_table *bt, p
 		char buf[16];
 		bool json = mark_of(s->marks, c->name, buf, sizeof(buf)) &&
 		            strcmp(buf, "json") == 0;
-		rc = ps_table_set_column(t, (int)i, c->name, c->real_type, (int32_t)c->meta,
+		rc = ps_table_set_column(t, (int)i, c->name, c->real_type, c->is_unsigned ? 1 : -1,
 		                         class_of_binlog(c, json), c->is_key);
 	}
 	if (rc != PS_OK) {
