@@ -473,3 +473,50 @@ def test_prechecks_each_with_its_fix(mariadb_factory, tmp_path):
     items = {i["id"]: i for i in json.loads(r.stdout)["items"]}
     rp = items["source.replication_privilege"]
     assert rp["result"] == "failed" and "REPLICATION SLAVE" in rp["fix"], rp
+
+
+# --- compare -----------------------------------------------------------------------------
+
+def run_compare(m, target, *extra):
+    p = subprocess.run([BIN, "compare", "--json", "--source", f"mysql://root@127.0.0.1:{m.port}/",
+                        "--target", target, "--tables", "d.*", *extra],
+                       capture_output=True, text=True, timeout=300)
+    report = json.loads(p.stdout) if p.stdout.strip().startswith("{") else None
+    return p.returncode, report, p.stderr
+
+
+@pytest.mark.parametrize("target", ["pg", "sqlite"])
+def test_compare_mariadb_with_target_equal_then_different(mariadb, target_db, tmp_path, target):
+    """penstock compare reads MariaDB as a source: equal after a job copied
+    the type matrix (no zero dates) and a bigger table, different once the
+    target is changed behind the job's back."""
+    load_matrix(mariadb, rows=[r for r in matrix.ROWS if r["id"] != "5"])
+    my_exec(mariadb, "CREATE TABLE acct (id INT PRIMARY KEY, note VARCHAR(4000), "
+            "amount DECIMAL(12,2))")
+    my_exec(mariadb, "INSERT INTO acct SELECT seq, CONCAT('r', seq), seq / 3 FROM seq_1_to_25000")
+    url = target_db.url if target == "pg" else f"sqlite://{tmp_path}/t.db"
+    p = Penstock(tmp_path, spec_for(mariadb, "cmp", url))
+    p.start()
+    p.wait_streaming(None, timeout=120)
+    matrix.run_statements(mariadb, "tm", [copy_rows_sql("tm", 100)])
+    my_exec(mariadb, "UPDATE acct SET note = 'changed' WHERE id % 1000 = 0")
+
+    def equal():
+        code, report, err = run_compare(mariadb, url, "--chunk-rows", "1000")
+        assert code in (0, 1), err
+        return code == 0
+    wait_for(equal, timeout=120, interval=1, what="compare to find the target equal")
+    assert p.stop() == 0
+    if target == "pg":
+        target_db.execute("UPDATE d.acct SET note = 'tampered' WHERE id = 77")
+        target_db.execute("DELETE FROM d.tm WHERE id = 3")
+    else:
+        c = sqlite3.connect(tmp_path / "t.db")
+        c.execute("UPDATE \"d.acct\" SET note = 'tampered' WHERE id = 77")
+        c.execute("DELETE FROM \"d.tm\" WHERE id = 3")
+        c.commit()
+        c.close()
+    code, report, err = run_compare(mariadb, url, "--chunk-rows", "1000")
+    assert code == 1, (code, err)
+    text = json.dumps(report)
+    assert "acct" in text and "tm" in text, text[:2000]

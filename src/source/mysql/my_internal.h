@@ -296,6 +296,11 @@ int my_select_rows(MYSQL *conn, const ps_table_def *def, const ps_copy_range *ra
                    const ps_key_bound *after, int limit, bool zero_dates_null, ps_row_fn fn,
                    void *ctx, int *nrows, ps_error *err);
 
+/* A canonical value of type class cls as a literal MariaDB compares with
+ * such a column (numbers bare, bytes X'..', TIMESTAMP without "+00", the
+ * rest quoted). PS_EINVAL when the text is not of its class. */
+int my_put_literal(MYSQL *conn, ps_buf *b, int cls, const char *text);
+
 /* my_values.c */
 /* The SELECT expression of column i of def that my_value_canon turns into
  * canonical text. */

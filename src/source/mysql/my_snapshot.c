@@ -208,8 +208,7 @@ static int put_table(ps_buf *b, const ps_table *t)
 	return rc;
 }
 
-/* A canonical key value as a literal MariaDB compares with the column. */
-static int put_literal(MYSQL *conn, ps_buf *b, int cls, const char *text)
+int my_put_literal(MYSQL *conn, ps_buf *b, int cls, const char *text)
 {
 	size_t n = strlen(text);
 
@@ -266,7 +265,7 @@ static int put_bound(MYSQL *conn, ps_buf *b, const ps_table *t, const int *keys,
 		if (i)
 			rc = ps_buf_puts(b, ", ");
 		if (rc == PS_OK)
-			rc = put_literal(conn, b, t->columns[keys[i]].type_class, k->values[i]);
+			rc = my_put_literal(conn, b, t->columns[keys[i]].type_class, k->values[i]);
 	}
 	if (rc == PS_OK && nkeys > 1)
 		rc = ps_buf_puts(b, ")");
