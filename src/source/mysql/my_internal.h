@@ -170,6 +170,10 @@ int my_transport_start(my_transport *t, MYSQL *conn, const my_dump_request *req,
  * none arrived within timeout_ms, < 0 when the connection ended (err). */
 int my_transport_next(my_transport *t, uint8_t **ev, size_t *len, int timeout_ms,
                       ps_error *err);
+/* The connection's end as an error (the queued events notwithstanding),
+ * PS_OK while it lasts: a reader held up by a full queue still learns that
+ * the source is gone. */
+int my_transport_check(my_transport *t, ps_error *err);
 void my_transport_stop(my_transport *t);
 
 /* --- the source ----------------------------------------------------------- */

@@ -636,12 +636,14 @@ int my_stream_start(ps_source *src, const char *position, const char *redo_until
 	return rc;
 }
 
+/* MariaDB keeps nothing for a replica: nothing to release. ack is also the
+ * core's keepalive while the reader waits on a full queue: a dump
+ * connection that ended is reported here, so the job learns that the source
+ * is gone while it applies what it read (health degraded). */
 int my_stream_ack(ps_source *src, const char *position, ps_error *err)
 {
-	(void)src;
 	(void)position;
-	(void)err;
-	return PS_OK;   /* MariaDB keeps nothing for a replica: nothing to release */
+	return src->streaming ? my_transport_check(&src->tr, err) : PS_OK;
 }
 
 int my_stream_fence(ps_source *src, char *pos, size_t len, ps_error *err)

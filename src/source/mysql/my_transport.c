@@ -70,7 +70,7 @@ static void *receive_main(void *arg)
 			set_error(t, PS_ESTOPPED, NULL);
 			break;
 		}
-		if (n == (unsigned long)-1 || n == 0) {
+		if (n == packet_error || n == 0) {
 			my_error(&err, t->conn, "reading the binlog stream");
 			ps_error_add_context(&err, "binlog dump from %s", t->where);
 			set_error(t, err.code, &err);
@@ -224,6 +224,23 @@ int my_transport_next(my_transport *t, uint8_t **ev, size_t *len, int timeout_ms
 	memmove(node, node->data, node->len);
 	*ev = (uint8_t *)node;
 	return 1;
+}
+
+int my_transport_check(my_transport *t, ps_error *err)
+{
+	int rc = PS_OK;
+
+	if (!t->started)
+		return PS_OK;
+	pthread_mutex_lock(&t->mu);
+	if (t->ended) {
+		rc = t->rc != PS_OK ? t->rc : PS_ECONNECT;
+		*err = t->err;
+		if (err->code == PS_OK)
+			ps_error_set(err, rc, "the binlog stream ended");
+	}
+	pthread_mutex_unlock(&t->mu);
+	return rc;
 }
 
 void my_transport_stop(my_transport *t)
