@@ -220,6 +220,9 @@ typedef struct ps_source_ops {
 	int (*position_compare)(const char *a, const char *b);
 	/* Optional. The log's current end (PG: pg_current_wal_lsn()). */
 	int (*current_position)(ps_source *src, char *buf, size_t len, ps_error *err);
+	/* Optional. PS_OK when text is a position of this source, else PS_EINVAL
+	 * saying how one is written (user input: `penstock run --until`). */
+	int (*position_check)(const char *text, ps_error *err);
 	/* Optional. Bytes of log between two positions, for lag; -1 if unknown. */
 	long long (*position_distance)(const char *from, const char *to);
 	/* Optional. Writes a marker into the log now and returns in pos a

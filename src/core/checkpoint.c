@@ -332,6 +332,8 @@ static int from_json(ps_checkpoint *ck, json_t *root, const char *path, ps_error
 	copy_str(ck->source_server_id, sizeof(ck->source_server_id), root, "source_server_id");
 	copy_str(ck->position, sizeof(ck->position), root, "position");
 	copy_str(ck->updated_at, sizeof(ck->updated_at), root, "updated_at");
+	copy_str(ck->range_from, sizeof(ck->range_from), json_object_get(root, "range"), "from");
+	copy_str(ck->range_to, sizeof(ck->range_to), json_object_get(root, "range"), "to");
 	if (state_from_json(&ck->source_state, root, "source_state") != PS_OK ||
 	    state_from_json(&ck->target_state, root, "target_state") != PS_OK)
 		return ps_error_set(err, PS_ENOMEM, "out of memory reading checkpoint '%s'", path);
@@ -439,6 +441,9 @@ static json_t *to_json(const ps_checkpoint *ck)
 	json_object_set_new(root, "source_server_id", json_string(ck->source_server_id));
 	json_object_set_new(root, "cdc_state", json_string(ps_cdc_state_name(ck->cdc_state)));
 	json_object_set_new(root, "position", json_string(ck->position));
+	if (ck->range_to[0])
+		json_object_set_new(root, "range", json_pack("{s:s, s:s}", "from", ck->range_from,
+		                                             "to", ck->range_to));
 	if (ck->source_state)
 		json_object_set_new(root, "source_state", json_loads(ck->source_state, 0, NULL));
 	if (ck->target_state)

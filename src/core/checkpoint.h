@@ -96,6 +96,8 @@ typedef struct ps_checkpoint {
 	                                plugin (source.h), or NULL */
 	char *target_state;          /* the same for the sink (sink.h state_save) */
 	char *spec_json;             /* malloc'd canonical spec, may be NULL */
+	char range_from[PS_POSITION_MAX]; /* the last processing range a bounded run */
+	char range_to[PS_POSITION_MAX];   /* finished, (from, to]; "" when none */
 	char updated_at[32];         /* ISO 8601 UTC, set by store */
 	size_t ntables;              /* initial load: per table progress; 0 outside */
 	ps_ck_table *tables;

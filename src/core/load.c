@@ -682,13 +682,15 @@ static int start_workers(load *ld, worker *workers, int *logged, ps_error *err)
 		want = max;
 	for (int i = 0; i < LOAD_MAX_WORKERS; i++) {
 		worker *w = &workers[i];
-		bool idle, more;
+		bool idle, more, exited;
 
+		/* exited is the worker's to write (under mu): read it once, here */
 		pthread_mutex_lock(&ld->mu);
+		exited = w->started && w->exited;
 		idle = !w->started || w->exited;
 		more = ld->next < ld->ntodo;
 		pthread_mutex_unlock(&ld->mu);
-		if (w->started && w->exited) {
+		if (exited) {
 			pthread_join(w->thread, NULL);
 			w->started = false;
 		}

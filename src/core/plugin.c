@@ -339,6 +339,16 @@ int ps_src_compare(const ps_src *s, const char *a, const char *b)
 	return s->ops->position_compare(a, b);
 }
 
+int ps_src_position_check(const ps_src *s, const char *text, ps_error *err)
+{
+	if (!text || !*text)
+		return ps_error_set(err, PS_EINVAL, "a position of source %s cannot be empty",
+		                    s->ops->name);
+	if (!s->ops->position_check)
+		return PS_OK;
+	return s->ops->position_check(text, err);
+}
+
 int ps_src_current_position(ps_src *s, char *buf, size_t len, ps_error *err)
 {
 	int rc;

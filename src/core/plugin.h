@@ -86,6 +86,9 @@ int ps_src_start(ps_src *s, const char *position, const char *redo_until, const 
 int ps_src_read(ps_src *s, ps_read_item *item, int timeout_ms, ps_error *err);
 int ps_src_ack(ps_src *s, const char *position, ps_error *err);
 int ps_src_compare(const ps_src *s, const char *a, const char *b);
+/* PS_OK when text is one of the source's positions; a plugin that cannot
+ * tell accepts any non-empty text. */
+int ps_src_position_check(const ps_src *s, const char *text, ps_error *err);
 /* PS_OK with buf "" when the plugin cannot tell. */
 int ps_src_current_position(ps_src *s, char *buf, size_t len, ps_error *err);
 long long ps_src_distance(const ps_src *s, const char *from, const char *to);

@@ -690,6 +690,7 @@ static void test_checkpoint_round_trip(void **state)
 	assert_int_equal(ps_checkpoint_load(&got, &found, dir, "orders", &err), PS_OK);
 	assert_true(found);
 	assert_null(got.spec_json);
+	ps_checkpoint_free(&got);
 
 	/* Remove, then there is none; removing again is fine. */
 	assert_int_equal(ps_checkpoint_remove(dir, "orders", &err), PS_OK);

@@ -475,6 +475,16 @@ static int pg_position_compare(const char *a, const char *b)
 	return (x > y) - (x < y);
 }
 
+static int pg_position_check(const char *text, ps_error *err)
+{
+	uint64_t lsn;
+
+	if (pgo_lsn_parse(text, &lsn) != PS_OK)
+		return ps_error_set(err, PS_EINVAL, "'%.64s' is not a PostgreSQL log position; write "
+		                    "an LSN such as 0/16B3F10 (pg_current_wal_lsn() gives one)", text);
+	return PS_OK;
+}
+
 static long long pg_position_distance(const char *from, const char *to)
 {
 	uint64_t x, y;
@@ -606,6 +616,7 @@ const ps_source_ops ps_source_pg = {
 	.ack = pg_stream_ack,
 	.position_compare = pg_position_compare,
 	.current_position = pg_current_position,
+	.position_check = pg_position_check,
 	.position_distance = pg_position_distance,
 	.fence = pg_stream_fence,
 	.drop = pg_drop,
