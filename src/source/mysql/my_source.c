@@ -280,6 +280,20 @@ static long long my_position_distance(const char *from, const char *to)
 	return b.offset > a.offset ? (long long)(b.offset - a.offset) : 0;
 }
 
+/* A bound a user gives (`penstock run --until`) must be ordered: file:offset,
+ * with or without the GTID list. */
+static int my_position_check(const char *text, ps_error *err)
+{
+	my_pos p;
+	int rc = my_pos_parse(text, &p, err);
+
+	if (rc == PS_OK && !p.file[0])
+		rc = ps_error_set(err, PS_EINVAL, "position '%s' is a GTID list alone; a bound needs "
+		                  "the binlog file and offset, e.g. binlog.000003:1234 (SHOW MASTER "
+		                  "STATUS)", text);
+	return rc;
+}
+
 /* Nothing is held on the source but the job's marker row. */
 static int my_drop(ps_source *src, char *done, size_t done_len, ps_error *err)
 {
@@ -349,6 +363,7 @@ const ps_source_ops ps_source_mysql = {
 	.ack = my_stream_ack,
 	.position_compare = my_position_compare,
 	.current_position = my_current_position_cb,
+	.position_check = my_position_check,
 	.position_distance = my_position_distance,
 	.fence = my_stream_fence,
 	.drop = my_drop,
