@@ -520,3 +520,28 @@ def test_compare_mariadb_with_target_equal_then_different(mariadb, target_db, tm
     assert code == 1, (code, err)
     text = json.dumps(report)
     assert "acct" in text and "tm" in text, text[:2000]
+
+
+def test_jsonl_events_carry_the_debezium_mysql_source_block(mariadb, tmp_path):
+    """Each change event's source names the binlog file, the rows event's
+    offset, the row's index in it, the server id and GTID, and with
+    include_query the statement."""
+    make_acct(mariadb, 3)
+    sp = spec_for(mariadb, "src", f"jsonl://{tmp_path}/out", type_="cdc")
+    sp["source"]["include_query"] = True
+    p = Penstock(tmp_path, sp)
+    p.start()
+    p.wait_streaming(None)
+    my_exec(mariadb, "INSERT INTO acct VALUES (10, 'a', 1), (11, 'b', 2)")
+    wait_for(lambda: len(p.events()) >= 2, what="2 events")
+    assert p.stop() == 0
+    ev = p.events()
+    status = mariadb.execute("SHOW MASTER STATUS")[0]
+    gtid = mariadb.execute("SELECT @@gtid_binlog_pos")[0][0]
+    for i, e in enumerate(ev):
+        s = e["source"]
+        assert s["connector"] == "mysql" and s["file"] == status[0], s
+        assert s["server_id"] == 1 and s["gtid"] == gtid and s["row"] == i, s
+        assert s["query"] == "INSERT INTO acct VALUES (10, 'a', 1), (11, 'b', 2)", s
+        assert 4 < s["pos"] < status[1]
+    assert ev[0]["source"]["pos"] == ev[1]["source"]["pos"]

@@ -206,6 +206,7 @@ struct ps_source {
 	bool want_snapshot;
 	uint32_t server_id;       /* as a replica */
 	bool zero_dates_null;     /* zero_dates: "null" */
+	bool include_query;       /* include_query: the statement in each event */
 	char where[300];          /* host:port */
 
 	/* the reader thread's from here on */
@@ -255,6 +256,8 @@ struct ps_source {
 	const ps_binlog_table *last_bt;
 	uint32_t next_table_id;
 	bool warned_ddl;
+	char *annotate;           /* the last ANNOTATE_ROWS statement (include_query) */
+	uint64_t rows_event_pos;  /* where the rows event being handed out starts */
 	bool group_xa;
 	/* items made ahead of read */
 	ps_read_item pending[4];

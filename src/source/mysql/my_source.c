@@ -96,6 +96,7 @@ static int my_open(ps_source **out, const ps_source_config *cfg, ps_error *err)
 	src->server_id = sid > 0 ? (uint32_t)sid : default_server_id(src->job_name);
 	zd = ps_option_str(cfg->options, "zero_dates");
 	src->zero_dates_null = zd && strcmp(zd, "null") == 0;
+	src->include_query = ps_option_bool(cfg->options, "include_query", false);
 	rc = ps_url_parse(&src->parsed, src->url, err);
 	if (rc != PS_OK)
 		goto fail;
@@ -334,6 +335,9 @@ static const ps_option_def my_options[] = {
 	{.name = "zero_dates", .kind = PS_OPTION_CHOICE, .choices = zero_date_choices,
 	 .default_text = "keep",
 	 .doc = "zero dates ('0000-00-00', '2024-00-10'): keep their spelling, or null"},
+	{.name = "include_query", .kind = PS_OPTION_BOOL, .default_int = 0,
+	 .doc = "put the statement that made each change (ANNOTATE_ROWS) in its event's "
+	        "source block, like Debezium's include.query"},
 	{.name = NULL},
 };
 

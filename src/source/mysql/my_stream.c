@@ -55,6 +55,7 @@
 
 #include "source/mysql/my_internal.h"
 #include "util/clock.h"
+#include "util/json.h"
 #include "util/log.h"
 #include "util/myconn.h"
 
@@ -534,6 +535,8 @@ void my_stream_stop(ps_source *src)
 	free(src->vals);
 	src->vals = NULL;
 	src->nvals = 0;
+	free(src->annotate);
+	src->annotate = NULL;
 	src->last_shape = NULL;
 	src->last_bt = NULL;
 }
@@ -859,6 +862,33 @@ static int marker_rows(ps_source *src, ps_error *err)
 	return rc;
 }
 
+/* The Debezium MySQL connector's source fields of a row change: server id,
+ * GTID, binlog file, the rows event's offset, the row's index in it, and
+ * with include_query the statement (ANNOTATE_ROWS). */
+static char *source_info(ps_source *src, uint64_t row)
+{
+	ps_buf b;
+	char gtid[64];
+
+	ps_buf_init(&b, 1 << 20);
+	snprintf(gtid, sizeof(gtid), "%u-%u-%llu", src->group_gtid.domain_id,
+	         src->group_gtid.server_id, (unsigned long long)src->group_gtid.seq_no);
+	ps_buf_printf(&b, "\"server_id\":%u,\"gtid\":", (unsigned)src->rows_ev.header.server_id);
+	if (src->group_gtid.seq_no)
+		ps_json_append_string(&b, gtid, strlen(gtid));
+	else
+		ps_buf_puts(&b, "null");
+	ps_buf_puts(&b, ",\"file\":");
+	ps_json_append_string(&b, src->file, strlen(src->file));
+	ps_buf_printf(&b, ",\"pos\":%llu,\"row\":%llu", (unsigned long long)src->rows_event_pos,
+	              (unsigned long long)row);
+	if (src->include_query && src->annotate) {
+		ps_buf_puts(&b, ",\"query\":");
+		ps_json_append_string(&b, src->annotate, strlen(src->annotate));
+	}
+	return ps_buf_detach(&b);
+}
+
 /* The next change of the rows event being handed out: 1 with an item
  * pushed, 0 when the event is done. */
 static int next_row(ps_source *src, ps_error *err)
@@ -899,6 +929,7 @@ static int next_row(ps_source *src, ps_error *err)
 	                  src->rows_ev.header.log_pos);
 	if (!c)
 		return ps_error_set(err, PS_ENOMEM, "out of memory");
+	ps_change_set_source_info(c, source_info(src, src->rows_it.nrows - 1));
 	begin_group_items(src);
 	push(src, PS_READ_CHANGE, c, NULL);
 	return 1;
@@ -1027,8 +1058,16 @@ static int handle_event(ps_source *src, uint8_t *buf, size_t len, ps_error *err)
 	case PS_BINLOG_EV_TABLE_MAP:
 		rc = table_map_event(src, &ev, err);
 		break;
+	case PS_BINLOG_EV_ANNOTATE_ROWS:
+		if (src->include_query) {
+			free(src->annotate);
+			src->annotate = strndup(ev.u.annotate.statement, ev.u.annotate.statement_len);
+		}
+		break;
 	case PS_BINLOG_EV_ROWS:
 		src->rows_ev = ev;
+		src->rows_event_pos = ev.header.log_pos >= ev.header.event_len
+		                      ? ev.header.log_pos - ev.header.event_len : 0;
 		return rows_event(src, buf, err);   /* keeps or frees buf */
 	case PS_BINLOG_EV_HEARTBEAT:
 		my_pos_format(src->server_end, sizeof(src->server_end), src->file, ev.header.log_pos,
