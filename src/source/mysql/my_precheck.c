@@ -67,7 +67,7 @@ static bool check_settings(pc *c, MYSQL *conn)
 	else
 		ADD(c, "source.version", PS_CHECK_WARNING, PS_CHECK_FAILED,
 		    "use MariaDB 10.5 or later; MySQL's own event formats stop the job", "%s is not "
-		    "MariaDB: MySQL's GTID events, binary JSON and v2 rows are not supported yet",
+		    "MariaDB: MySQL's GTID events, binary JSON and compressed transaction payloads are not supported yet",
 		    row[0] ? row[0] : "?");
 	check_setting(c, "source.binlog", "log_bin", row[1], "1", PS_CHECK_ERROR,
 	              "start MariaDB with log_bin (e.g. log_bin=binlog under [mariadbd] in my.cnf) "

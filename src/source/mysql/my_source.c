@@ -149,8 +149,8 @@ static int check_server(ps_source *src, ps_prepare_result *res, ps_error *err)
 	snprintf(res->server_version, sizeof(res->server_version), "%s", src->server_version);
 	if (!strstr(src->server_version, "MariaDB"))
 		ps_log_warn("the source is not MariaDB (%s): penstock reads MariaDB's binlog; MySQL's "
-		            "own event formats (GTID, binary JSON, v2 rows) stop the job with 'not "
-		            "supported yet'", src->server_version);
+		            "own event formats (GTID, binary JSON, transaction payloads) stop the job "
+		            "with 'not supported yet'", src->server_version);
 	for (int i = 0; REQUIRED[i].name && rc == PS_OK; i++) {
 		const char *v = row[i + 1] ? row[i + 1] : "";
 		if (strcasecmp(v, REQUIRED[i].want) != 0)
