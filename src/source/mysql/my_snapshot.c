@@ -305,30 +305,11 @@ int my_split(ps_source *src, const ps_table_def *def, int64_t chunk_rows, ps_key
 		rc = put_table(&sql, t);
 	if (rc == PS_OK)
 		rc = ps_buf_puts(&sql, " ORDER BY ");
-	if (rc == PS_OK)
-		rc = put_key_cols(&sql, t, keys, nkeys);
-	if (rc == PS_OK && nkeys > 1) {
-		/* ORDER BY (a, b) is not a row order in MariaDB: list the columns */
-		ps_buf_reset(&sql);
-		rc = ps_buf_puts(&sql, "SELECT ");
-		for (int i = 0; rc == PS_OK && i < nkeys; i++) {
-			if (i)
-				rc = ps_buf_puts(&sql, ", ");
-			if (rc == PS_OK)
-				rc = my_select_expr(&sql, def, keys[i]);
-		}
+	for (int i = 0; rc == PS_OK && i < nkeys; i++) {
+		if (i)
+			rc = ps_buf_puts(&sql, ", ");
 		if (rc == PS_OK)
-			rc = ps_buf_puts(&sql, " FROM ");
-		if (rc == PS_OK)
-			rc = put_table(&sql, t);
-		if (rc == PS_OK)
-			rc = ps_buf_puts(&sql, " ORDER BY ");
-		for (int i = 0; rc == PS_OK && i < nkeys; i++) {
-			if (i)
-				rc = ps_buf_puts(&sql, ", ");
-			if (rc == PS_OK)
-				rc = my_quote_ident(&sql, t->columns[keys[i]].name);
-		}
+			rc = my_quote_ident(&sql, t->columns[keys[i]].name);
 	}
 	if (rc != PS_OK) {
 		rc = ps_error_set(err, PS_ENOMEM, "out of memory");
