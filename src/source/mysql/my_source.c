@@ -343,11 +343,12 @@ static const ps_option_def my_options[] = {
 
 static void my_resources(const json_t *opts, ps_source_resources *out)
 {
-	snprintf(out->held, sizeof(out->held), "no slot: MariaDB keeps the binlog by "
-	         "binlog_expire_logs_seconds, not for penstock");
+	/* a noun phrase: the core writes "releasing %s", "held no %s" */
+	snprintf(out->held, sizeof(out->held), "markers in penstock.marks");
 	snprintf(out->log_reader, sizeof(out->log_reader), "binlog reader");
 	snprintf(out->release, sizeof(out->release), "DELETE FROM penstock.marks WHERE job = "
-	         "'<job name>';  (only if the job wrote markers)");
+	         "'<job name>';  (MariaDB keeps no slot for a replica: binlogs stay as long as "
+	         "binlog_expire_logs_seconds says)");
 }
 
 static const char *const my_schemes[] = {"mysql", NULL};
