@@ -188,6 +188,7 @@ typedef struct my_shape {
 	ps_table *table;          /* one reference; NULL for a shape restored from
 	                             the checkpoint and not seen since */
 	bool is_marks;            /* penstock's marker table */
+	bool insert_only;         /* keyless under tables.keyless insert_only */
 	struct my_shape *next;
 } my_shape;
 
@@ -207,6 +208,7 @@ struct ps_source {
 	uint32_t server_id;       /* as a replica */
 	bool zero_dates_null;     /* zero_dates: "null" */
 	bool include_query;       /* include_query: the statement in each event */
+	int keyless;              /* ps_keyless: tables without a primary key */
 	char where[300];          /* host:port */
 
 	/* the reader thread's from here on */
@@ -287,6 +289,9 @@ char *my_shapes_state(ps_source *src);
 int my_describe(ps_source *src, ps_table_def ***defs, size_t *n, ps_error *err);
 int my_describe_infos(const my_tableinfo *infos, size_t n, ps_table_def ***defs,
                       ps_error *err);
+/* The same, marking keyless tables insert_only under that policy. */
+int my_describe_infos_keyless(const my_tableinfo *infos, size_t n, int keyless,
+                              ps_table_def ***defs, ps_error *err);
 int my_split(ps_source *src, const ps_table_def *def, int64_t chunk_rows,
              ps_key_bound **bounds, size_t *nbounds, ps_error *err);
 int my_snapshot_export(ps_source *src, char *name, size_t name_len, char *point,

@@ -160,7 +160,7 @@ int my_retable(ps_source *src, const char *const *include, size_t ninclude,
 		res->nremoved++;
 	}
 	if (nadded) {
-		rc = my_describe_infos(added, nadded, &res->added, err);
+		rc = my_describe_infos_keyless(added, nadded, src->keyless, &res->added, err);
 		if (rc != PS_OK)
 			goto cleanup;
 		res->nadded = nadded;

@@ -204,11 +204,14 @@ static void check_tables(pc *c, const ps_source_config *cfg, MYSQL *conn,
 		ps_buf_free(&sql);
 	}
 	if (keyless.len)
-		ADD(c, "source.primary_key", PS_CHECK_WARNING, PS_CHECK_FAILED,
-		    "ALTER TABLE <table> ADD PRIMARY KEY (...); or exclude the table",
-		    "tables without a primary key: %s. They are copied whole and their updates and "
-		    "deletes matched on every column; they cannot be added to a running job",
-		    keyless.data);
+		ADD(c, "source.primary_key",
+		    cfg->keyless == PS_KEYLESS_REFUSE ? PS_CHECK_ERROR : PS_CHECK_WARNING,
+		    PS_CHECK_FAILED, "ALTER TABLE <table> ADD PRIMARY KEY (...); or exclude the table",
+		    "tables without a primary key: %s. %s; they cannot be added to a running job",
+		    keyless.data, cfg->keyless == PS_KEYLESS_REFUSE ? "tables.keyless is refuse"
+		    : cfg->keyless == PS_KEYLESS_INSERT_ONLY
+		    ? "Only their inserts and truncates are captured (tables.keyless insert_only)"
+		    : "Their updates and deletes are matched on every column");
 	else
 		ADD(c, "source.primary_key", PS_CHECK_WARNING, PS_CHECK_PASSED, NULL,
 		    "every selected table has a primary key");

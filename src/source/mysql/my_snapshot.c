@@ -175,9 +175,19 @@ int my_describe_infos(const my_tableinfo *infos, size_t n, ps_table_def ***defs,
 	return PS_OK;
 }
 
+int my_describe_infos_keyless(const my_tableinfo *infos, size_t n, int keyless,
+                              ps_table_def ***defs, ps_error *err)
+{
+	int rc = my_describe_infos(infos, n, defs, err);
+
+	for (size_t i = 0; rc == PS_OK && i < n; i++)
+		(*defs)[i]->insert_only = !infos[i].has_pk && keyless == PS_KEYLESS_INSERT_ONLY;
+	return rc;
+}
+
 int my_describe(ps_source *src, ps_table_def ***defs, size_t *n, ps_error *err)
 {
-	int rc = my_describe_infos(src->tables, src->ntables, defs, err);
+	int rc = my_describe_infos_keyless(src->tables, src->ntables, src->keyless, defs, err);
 
 	*n = rc == PS_OK ? src->ntables : 0;
 	return rc;

@@ -97,6 +97,7 @@ static int my_open(ps_source **out, const ps_source_config *cfg, ps_error *err)
 	zd = ps_option_str(cfg->options, "zero_dates");
 	src->zero_dates_null = zd && strcmp(zd, "null") == 0;
 	src->include_query = ps_option_bool(cfg->options, "include_query", false);
+	src->keyless = cfg->keyless;
 	rc = ps_url_parse(&src->parsed, src->url, err);
 	if (rc != PS_OK)
 		goto fail;
@@ -225,6 +226,19 @@ static int select_tables(ps_source *src, ps_prepare_result *res, ps_error *err)
 		                  "them with SELECT CONCAT(TABLE_SCHEMA, '.', TABLE_NAME) FROM "
 		                  "information_schema.TABLES and fix the patterns (they are "
 		                  "database.table globs)");
+	for (size_t i = 0; rc == PS_OK && i < src->ntables; i++) {
+		if (src->tables[i].has_pk)
+			continue;
+		if (src->keyless == PS_KEYLESS_REFUSE)
+			rc = ps_error_set(err, PS_EINVAL, "table %s.%s has no primary key and "
+			                  "tables.keyless is refuse. Fix: ALTER TABLE `%s`.`%s` ADD PRIMARY "
+			                  "KEY (...), exclude it, or set tables.keyless", src->tables[i].db,
+			                  src->tables[i].name, src->tables[i].db, src->tables[i].name);
+		else if (src->keyless == PS_KEYLESS_INSERT_ONLY)
+			ps_log_warn("table %s.%s has no primary key: only its inserts and truncates are "
+			            "captured (tables.keyless insert_only; replica_identity_full captures "
+			            "whole rows)", src->tables[i].db, src->tables[i].name);
+	}
 	for (size_t i = 0; rc == PS_OK && i < src->ntables; i++) {
 		const my_tableinfo *t = &src->tables[i];
 		for (int j = 0; j < t->ncols; j++)

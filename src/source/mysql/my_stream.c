@@ -424,6 +424,7 @@ static int shape_for(ps_source *src, ps_binlog_table *bt, my_shape **out, ps_err
 			goto cleanup;
 		}
 		s->is_marks = marks_table;
+		s->insert_only = info && !info->has_pk && src->keyless == PS_KEYLESS_INSERT_ONLY;
 		s->next = src->shapes;
 		src->shapes = s;
 	}
@@ -904,6 +905,8 @@ static int next_row(ps_source *src, ps_error *err)
 	rc = ps_binlog_rows_next(&src->rows_it, &row, err);
 	if (rc <= 0)
 		return rc;
+	if (src->rows_shape->insert_only && src->rows_it.op != PS_BINLOG_INSERT)
+		return 1;   /* tables.keyless insert_only: nothing to find the row by */
 	for (int pass = 0; pass < 2; pass++) {
 		const ps_binlog_value *in = pass == 0 ? row.after : row.before;
 		ps_value *out = pass == 0 ? nv : ov;
