@@ -70,8 +70,8 @@ const char *pgs_mysql_type(const ps_column_def *cd, const ps_column *col, char *
 	char base[32], args[64];
 	bool u;
 
-	if (!cd->sql_type)
-		return NULL;
+	if (!cd->sql_type || col->type_class == PS_TYPE_BOOL)
+		return NULL;   /* a MySQL source never says bool: the class knows better */
 	split_type(cd->sql_type, base, sizeof(base), args, sizeof(args), &u);
 	if (strcmp(base, "tinyint") == 0)
 		snprintf(buf, len, "smallint");
@@ -115,7 +115,6 @@ const char *pgs_mysql_type(const ps_column_def *cd, const ps_column *col, char *
 		snprintf(buf, len, "inet");
 	else
 		return NULL;   /* the caller falls back to the type class */
-	(void)col;
 	return buf;
 }
 
