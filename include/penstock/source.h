@@ -37,6 +37,9 @@
  *      point); start(point) delivers exactly the others. So a copy under the
  *      snapshot followed by the stream from its point has no gap and no
  *      overlap.
+ *      An engine without shareable snapshots gives each copier its own,
+ *      at or after the point, and tells it through copy_point: the load
+ *      then records per unit where its rows were read.
  *   6. The snapshot stays importable until snapshot_release, start or close,
  *      whichever comes first. Copiers that imported it keep it.
  *   7. copy_open and copy_unit may be called from several threads at once,
@@ -312,6 +315,15 @@ typedef struct ps_source_ops {
 	                 ps_row_fn fn, void *ctx, ps_error *err);
 	/* Frees the copier; c may be NULL. */
 	void (*copy_close)(ps_copier *c);
+	/* Optional. The point of this copier's own snapshot, when it is not the
+	 * exported one: an engine whose sessions cannot share one snapshot
+	 * (MariaDB: each START TRANSACTION WITH CONSISTENT SNAPSHOT has its own
+	 * binlog position) opens one per copier at or after the exported point
+	 * and says where here. The load records it as the point of every unit
+	 * the copier copies, and the stream re-processes each table's changes
+	 * up to its newest unit point (invariant 5 holds per unit). Returns 1
+	 * when it wrote a point, 0 when the copier uses the exported snapshot. */
+	int (*copy_point)(ps_copier *c, char *point, size_t len);
 
 	/* --- prechecks; optional ------------------------------------------ */
 	/* Checks what a job needs from this source (penstock/check.h), without

@@ -189,7 +189,18 @@ void ps_change_free(ps_change *c)
 	if (!c)
 		return;
 	ps_table_unref(c->table);
+	free(c->source_info);
 	free(c);
+}
+
+void ps_change_set_source_info(ps_change *c, char *info)
+{
+	if (c->source_info)
+		c->mem_size -= strlen(c->source_info) + 1;
+	free(c->source_info);
+	c->source_info = info;
+	if (info)
+		c->mem_size += strlen(info) + 1;
 }
 
 /* --- table definitions (penstock/tabledef.h) ----------------------------- */

@@ -18,6 +18,7 @@
 #include "util/buf.h"
 
 extern const ps_source_ops ps_source_pg;
+extern const ps_source_ops ps_source_mysql;
 extern const ps_sink_ops ps_sink_jsonl;
 extern const ps_sink_ops ps_sink_pg;
 extern const ps_sink_ops ps_sink_sqlite;
@@ -32,7 +33,7 @@ static const ps_url_syntax *const builtin_syntaxes[] = {
 	ps_pg_url_syntax, ps_mysql_url_syntax, ps_sqlite_url_syntax, ps_jsonl_url_syntax,
 	ps_kafka_url_syntax, NULL
 };
-static const ps_source_ops *const builtin_sources[] = {&ps_source_pg, NULL};
+static const ps_source_ops *const builtin_sources[] = {&ps_source_pg, &ps_source_mysql, NULL};
 static const ps_sink_ops *const builtin_sinks[] = {
 	&ps_sink_jsonl, &ps_sink_pg, &ps_sink_sqlite, NULL
 };
@@ -828,6 +829,12 @@ void ps_src_copy_close(ps_src *s, ps_copier *c)
 {
 	if (c)
 		s->ops->copy_close(c);
+}
+
+void ps_src_copy_point(ps_src *s, ps_copier *c, const char *dflt, char *point, size_t len)
+{
+	if (!s->ops->copy_point || !c || s->ops->copy_point(c, point, len) != 1 || !point[0])
+		snprintf(point, len, "%s", dflt);
 }
 
 /* --- prechecks ------------------------------------------------------------ */

@@ -147,6 +147,9 @@ int ps_src_copy_open(ps_src *s, const char *snapshot, ps_copier **out, ps_error 
 int ps_src_copy_unit(ps_src *s, ps_copier *c, const ps_table_def *def,
                      const ps_copy_range *range, ps_row_fn fn, void *ctx, ps_error *err);
 void ps_src_copy_close(ps_src *s, ps_copier *c);
+/* The copier's own snapshot point into point (source.h copy_point), or
+ * the exported point `dflt` when the plugin shares one snapshot. */
+void ps_src_copy_point(ps_src *s, ps_copier *c, const char *dflt, char *point, size_t len);
 
 /* --- raw initial load (source.h copy_raw_format, sink.h load_raw_*) -------- */
 /* Whether the plugin offers the raw path; the calls below need it. */

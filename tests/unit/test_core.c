@@ -37,6 +37,7 @@
 #include "core/spec.h"
 
 extern const ps_source_ops ps_source_pg;
+extern const ps_source_ops ps_source_mysql;
 extern const ps_sink_ops ps_sink_jsonl;
 
 /* Fails the test with the message when haystack lacks needle. */
@@ -1455,10 +1456,12 @@ static void test_plugin_lookup(void **state)
 	                    "supported: jsonl://, postgresql://, postgres://, sqlite://");
 
 	ps_error_clear(&err);
-	assert_null(ps_plugin_source_for("mysql", &err));
+	assert_ptr_equal(ps_plugin_source_for("mysql", &err), &ps_source_mysql);
+	assert_int_equal(err.code, PS_OK);
+	assert_null(ps_plugin_source_for("kafka", &err));
 	assert_int_equal(err.code, PS_EINVAL);
-	assert_contains(err.message, "mysql:// sources are not supported by this build");
-	assert_contains(err.message, "supported: postgresql://");
+	assert_contains(err.message, "kafka:// sources are not supported by this build");
+	assert_contains(err.message, "supported: postgresql://, mysql://");
 	assert_null(ps_plugin_sink_for("", &err));
 }
 

@@ -205,6 +205,16 @@ void pgs_pending_push(ps_sink *s, int kind, int op, bool count_missing,
 int pgs_leave_pipeline(ps_sink *s, ps_error *err);
 /* pg_exec after leaving the pipeline; a server error inside the target
  * transaction makes the sink unusable. */
+/* pgsink_mysql.c: tables of a MySQL/MariaDB source (ps_table_def.engine
+ * "mysql"): the PostgreSQL type of a column (NULL: map by type class), its
+ * default appended to b when PostgreSQL reads it the same way, and keys and
+ * indexes made from their columns. */
+const char *pgs_mysql_type(const ps_column_def *cd, const ps_column *col, char *buf, size_t len);
+int pgs_mysql_default(ps_sink *s, const ps_table *t, const ps_column_def *cd,
+                      const ps_column *col, ps_buf *b);
+int pgs_mysql_constraint(ps_sink *s, const ps_table_def *def, const ps_constraint_def *cd,
+                         const char *qname, const PGresult *existing, ps_error *err);
+
 int pgs_exec(ps_sink *s, PGresult **out, ps_error *err, const char *what,
              const char *sql, int nparams, const char *const *params);
 /* Counts an update/delete that found no row; warns at most every 10 s. */
