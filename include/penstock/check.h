@@ -79,11 +79,25 @@ const char *ps_check_result_name(int result);
  * composites, ranges, and arrays of them), spelled as the source does
  * (format_type), for a target that creates the table.
  */
+/* A column of a selected table as the source describes it (added for issue
+ * 17): what a target that creates the table needs to choose its type. */
+typedef struct ps_check_column {
+	char *name;
+	char *sql_type;         /* as the source spells it (PG: format_type) */
+	unsigned char type_class; /* ps_type_class */
+	bool user_type;         /* outside the source's catalog (PG: enum, domain...) */
+} ps_check_column;
+
 typedef struct ps_check_table {
 	char *schema;
 	char *name;
 	char **user_types;
 	size_t nuser_types;
+	/* Added for issue 17; the source may leave them out (engine NULL,
+	 * ncolumns 0): a target then skips what needs them. */
+	const char *engine;     /* static: the source engine, e.g. "postgresql" */
+	ps_check_column *columns;
+	size_t ncolumns;
 } ps_check_table;
 
 typedef struct ps_check_tables {
@@ -97,6 +111,9 @@ typedef struct ps_check_tables {
 int ps_check_tables_add(ps_check_tables *t, const char *schema, const char *name);
 /* Adds a type to the table unless it is already listed; 0 or PS_ENOMEM. */
 int ps_check_table_add_type(ps_check_table *t, const char *type);
+/* Appends a column (strings copied; sql_type may be NULL); 0 or PS_ENOMEM. */
+int ps_check_table_add_column(ps_check_table *t, const char *name, const char *sql_type,
+                              int type_class, bool user_type);
 void ps_check_tables_free(ps_check_tables *t);
 
 #endif

@@ -159,11 +159,40 @@ int ps_check_table_add_type(ps_check_table *t, const char *type)
 	return 0;
 }
 
+int ps_check_table_add_column(ps_check_table *t, const char *name, const char *sql_type,
+                              int type_class, bool user_type)
+{
+	ps_check_column *v = realloc(t->columns, (t->ncolumns + 1) * sizeof(*v));
+	ps_check_column *c;
+
+	if (!v)
+		return PS_ENOMEM;
+	t->columns = v;
+	c = &v[t->ncolumns];
+	memset(c, 0, sizeof(*c));
+	c->name = strdup(name);
+	c->sql_type = sql_type ? strdup(sql_type) : NULL;
+	if (!c->name || (sql_type && !c->sql_type)) {
+		free(c->name);
+		free(c->sql_type);
+		return PS_ENOMEM;
+	}
+	c->type_class = (unsigned char)type_class;
+	c->user_type = user_type;
+	t->ncolumns++;
+	return 0;
+}
+
 void ps_check_tables_free(ps_check_tables *t)
 {
 	if (!t)
 		return;
 	for (size_t i = 0; i < t->n; i++) {
+		for (size_t k = 0; k < t->items[i].ncolumns; k++) {
+			free(t->items[i].columns[k].name);
+			free(t->items[i].columns[k].sql_type);
+		}
+		free(t->items[i].columns);
 		free(t->items[i].schema);
 		free(t->items[i].name);
 		for (size_t k = 0; k < t->items[i].nuser_types; k++)

@@ -19,6 +19,7 @@
 
 extern const ps_source_ops ps_source_pg;
 extern const ps_sink_ops ps_sink_jsonl;
+extern const ps_sink_ops ps_sink_mysql;
 extern const ps_sink_ops ps_sink_pg;
 extern const ps_sink_ops ps_sink_sqlite;
 
@@ -34,7 +35,7 @@ static const ps_url_syntax *const builtin_syntaxes[] = {
 };
 static const ps_source_ops *const builtin_sources[] = {&ps_source_pg, NULL};
 static const ps_sink_ops *const builtin_sinks[] = {
-	&ps_sink_jsonl, &ps_sink_pg, &ps_sink_sqlite, NULL
+	&ps_sink_jsonl, &ps_sink_pg, &ps_sink_sqlite, &ps_sink_mysql, NULL
 };
 
 static const ps_url_syntax *const *syntax_table = builtin_syntaxes;

@@ -680,6 +680,59 @@ cleanup:
 	return rc;
 }
 
+/* The columns of the selected tables, as describe gives them (a target that
+ * creates the tables checks their types before the job starts). A failure
+ * here only leaves the columns out: the target then skips that check. */
+static int list_columns(pc_ctx *c)
+{
+	PGresult *res = NULL;
+	ps_error qerr;
+	ps_buf oids;
+	const char *params[1];
+	int rc = PS_OK;
+
+	if (c->ntables == 0)
+		return PS_OK;
+	ps_buf_init(&oids, (size_t)16 << 20);
+	ps_buf_putc(&oids, '{');
+	for (size_t i = 0; i < c->ntables; i++)
+		ps_buf_printf(&oids, "%s%s", i ? "," : "", c->tables[i].oid);
+	if (ps_buf_putc(&oids, '}') != PS_OK) {
+		ps_buf_free(&oids);
+		return PS_ENOMEM;
+	}
+	params[0] = oids.data;
+	ps_error_clear(&qerr);
+	if (pg_exec(c->conn, &res, &qerr, "listing columns",
+	            "SELECT a.attrelid::text, a.attname, format_type(a.atttypid, a.atttypmod), "
+	            "  a.atttypid, tn.nspname NOT IN ('pg_catalog', 'information_schema') "
+	            "FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid "
+	            "LEFT JOIN pg_type et ON et.oid = t.typelem AND t.typlen = -1 "
+	            "JOIN pg_namespace tn ON tn.oid = coalesce(et.typnamespace, t.typnamespace) "
+	            "WHERE a.attrelid = ANY ($1::oid[]) AND a.attnum > 0 AND NOT a.attisdropped "
+	            "  AND a.attgenerated = '' ORDER BY a.attrelid, a.attnum",
+	            1, params) != PS_OK)
+		goto cleanup;
+	for (int row = 0; rc == PS_OK && row < PQntuples(res); row++) {
+		for (size_t i = 0; i < c->ntables; i++) {
+			ps_check_table *t = &c->out_tables->items[i];
+
+			if (strcmp(c->tables[i].oid, PQgetvalue(res, row, 0)) != 0)
+				continue;
+			t->engine = "postgresql";
+			rc = ps_check_table_add_column(t, PQgetvalue(res, row, 1), PQgetvalue(res, row, 2),
+			                               pgo_type_class((uint32_t)strtoul(
+			                                   PQgetvalue(res, row, 3), NULL, 10)),
+			                               PQgetvalue(res, row, 4)[0] == 't');
+			break;
+		}
+	}
+cleanup:
+	PQclear(res);
+	ps_buf_free(&oids);
+	return rc;
+}
+
 /* --- entry point ----------------------------------------------------------- */
 
 const char *const pg_check_ids[] = {
@@ -762,6 +815,7 @@ int pg_precheck(const ps_source_config *cfg, ps_check_report *report, ps_check_t
 		check_select(&c);
 		check_replica_identity(&c);
 		note(&c, list_user_types(&c));
+		note(&c, list_columns(&c));
 	}
 	check_output_plugin(&c);
 	check_encoding(&c);

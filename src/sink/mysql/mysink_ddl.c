@@ -1,0 +1,641 @@
+/*
+ * mysink_ddl.c — table_prepare and table_finish of the MySQL / MariaDB sink.
+ *
+ * NOTES ON THE DESIGN
+ *
+ *  1. MariaDB commits around every DDL statement, so DDL here runs on the
+ *     sink's second connection (mys_ddl_conn) in autocommit: the data
+ *     connection's open transaction, holding rows and the checkpoint, is
+ *     never committed by it (mysink.c NOTES 4). What a crash leaves behind
+ *     is therefore a created table without the checkpoint that records it:
+ *     a created table carries the comment "penstock: keys pending for job
+ *     <job>" until table_finish has built its keys, so a run that finds
+ *     such a table empty takes it as its own (*created, and table_finish
+ *     later builds the keys) instead of leaving it without them.
+ *  2. Created tables: ENGINE=InnoDB (transactions; mysink.c NOTES 3),
+ *     DEFAULT CHARSET utf8mb4 COLLATE utf8mb4_nopad_bin: case, accents and
+ *     trailing spaces count, so what was unique in the source is unique
+ *     here (MariaDB's default collation would refuse 'a' next to 'A').
+ *     Column types come from mysink_typemap.c; NOT NULL is kept; defaults
+ *     of a PostgreSQL source are carried over when they are constants (a
+ *     number, a string, true/false) or the current time or date, and left
+ *     out otherwise (logged); a MariaDB source's defaults and CHECK
+ *     constraints are its own SQL and kept. The row-size limit (65,535
+ *     bytes of VARCHAR) turns the widest non-key VARCHARs into TEXT.
+ *  3. Keys after the data: table_finish adds, in one ALTER TABLE (one
+ *     rebuild), the primary key, AUTO_INCREMENT on a one-column integer
+ *     primary key that a sequence or identity fed in the source, unique
+ *     keys, and the plain-column indexes (text and blob columns of a
+ *     non-unique index by a 255-character prefix). Not translated, and
+ *     logged: expression indexes, partial unique indexes (whole, they could
+ *     refuse rows the source holds) and indexes of other methods (GIN,
+ *     GiST: they index what MariaDB cannot). It skips what exists, so it can
+ *     run again after a crash.
+ *  4. An existing table must be InnoDB, hold every source column and be
+ *     empty, or be emptied (truncate_before_load: TRUNCATE on the DDL
+ *     connection, before the load's transaction begins).
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "sink/mysql/mysink.h"
+#include "util/log.h"
+#include "util/myconn.h"
+
+#define ROW_VARCHAR_BYTES 65000          /* keep under MariaDB's 65,535 */
+
+/* ==== helpers ============================================================= */
+
+static bool marker_is_ours(const ps_sink *s, const char *comment)
+{
+	size_t n = strlen(MYS_KEYS_PENDING);
+
+	return comment && strncmp(comment, MYS_KEYS_PENDING, n) == 0 && strcmp(comment + n, s->job) == 0;
+}
+
+static bool in_unique(const ps_table_def *def, int col)
+{
+	for (int i = 0; i < def->nconstraints; i++) {
+		const ps_constraint_def *cd = &def->constraints[i];
+		bool unique = cd->kind == PS_CONSTRAINT_PRIMARY || cd->kind == PS_CONSTRAINT_UNIQUE ||
+		              (cd->kind == PS_CONSTRAINT_INDEX && cd->sql &&
+		               strstr(cd->sql, "UNIQUE") != NULL);
+
+		for (int k = 0; unique && k < cd->ncols; k++)
+			if (cd->cols[k] == col)
+				return true;
+	}
+	return def->table->columns[col].is_key && def->has_primary_key;
+}
+
+/* Identifier limits (64 characters), with the fix. */
+static int check_names(const ps_sink *s, const ps_table_def *def, const char *db,
+                       const char *name, ps_error *err)
+{
+	const ps_table *t = def->table;
+
+	if (s->per_schema && !ps__mys_ident_ok(db))
+		return ps_error_set(err, PS_EINVAL, "schema %s of %s.%s is not a valid MariaDB "
+		                    "database name (64 characters at most, no trailing space); "
+		                    "rename it in the source, or name a database in target.url",
+		                    t->schema, t->schema, t->name);
+	if (!ps__mys_ident_ok(name))
+		return ps_error_set(err, PS_EINVAL, "table name %s.%s is not a valid MariaDB name (64 "
+		                    "characters at most, no trailing space); rename it in the source",
+		                    t->schema, t->name);
+	for (int i = 0; i < t->ncolumns; i++)
+		if (!ps__mys_ident_ok(t->columns[i].name))
+			return ps_error_set(err, PS_EINVAL, "column %s of %s.%s is not a valid MariaDB "
+			                    "name (64 characters at most, no trailing space); rename it in "
+			                    "the source", t->columns[i].name, t->schema, t->name);
+	return PS_OK;
+}
+
+/* ==== defaults (NOTES 2) ==================================================== */
+
+static bool is_number(const char *p)
+{
+	if (*p == '-')
+		p++;
+	if (!isdigit((unsigned char)*p))
+		return false;
+	while (isdigit((unsigned char)*p))
+		p++;
+	if (*p == '.') {
+		p++;
+		if (!isdigit((unsigned char)*p))
+			return false;
+		while (isdigit((unsigned char)*p))
+			p++;
+	}
+	return *p == '\0';
+}
+
+/* A PostgreSQL default as MariaDB SQL into out, or false when it is not one
+ * we carry over. type is the created column's MariaDB type. */
+static bool pg_default(const char *expr, const char *type, char *out, size_t len)
+{
+	char tmp[512];
+	size_t n;
+	const char *cast;
+
+	snprintf(tmp, sizeof(tmp), "%s", expr);
+	if (tmp[0] == '(' && tmp[strlen(tmp) - 1] == ')') {   /* (-1) */
+		memmove(tmp, tmp + 1, strlen(tmp));
+		tmp[strlen(tmp) - 1] = '\0';
+	}
+	if (strncasecmp(type, "DATETIME", 8) == 0 &&
+	    (strcasecmp(tmp, "now()") == 0 || strcasecmp(tmp, "CURRENT_TIMESTAMP") == 0 ||
+	     strcasecmp(tmp, "transaction_timestamp()") == 0 ||
+	     strcasecmp(tmp, "statement_timestamp()") == 0 || strcasecmp(tmp, "LOCALTIMESTAMP") == 0)) {
+		snprintf(out, len, "CURRENT_TIMESTAMP%s", strchr(type, '(') ? strchr(type, '(') : "");
+		return true;
+	}
+	if (strcasecmp(type, "DATE") == 0 && strcasecmp(tmp, "CURRENT_DATE") == 0) {
+		snprintf(out, len, "(CURRENT_DATE)");
+		return true;
+	}
+	if (strcasecmp(type, "TINYINT(1)") == 0 && (strcmp(tmp, "true") == 0 || strcmp(tmp, "false") == 0)) {
+		snprintf(out, len, "%s", tmp[0] == 't' ? "1" : "0");
+		return true;
+	}
+	if (is_number(tmp)) {
+		snprintf(out, len, "%s", tmp);
+		return true;
+	}
+	/* 'text'::type: the literal, when it holds no backslash (MariaDB reads
+	 * one as an escape, PostgreSQL does not) */
+	cast = strstr(tmp, "'::");
+	n = cast ? (size_t)(cast - tmp) + 1 : strlen(tmp);
+	if (tmp[0] == '\'' && n >= 2 && tmp[n - 1] == '\'' && !memchr(tmp, '\\', n) && n < len) {
+		for (size_t i = 1; i + 1 < n; i++)
+			if (tmp[i] == '\'' && tmp[i + 1] != '\'' && tmp[i - 1] != '\'')
+				return false;             /* not one literal */
+		if (strncasecmp(type, "TINYINT(1)", 10) == 0 && n == 3)
+			return false;
+		memcpy(out, tmp, n);
+		out[n] = '\0';
+		return true;
+	}
+	return false;
+}
+
+/* ==== creating tables ====================================================== */
+
+typedef struct col_plan {
+	char type[128];
+	bool key;
+} col_plan;
+
+/* The column types of def, with the row-size rule of NOTES 2. */
+static int plan_columns(const ps_table_def *def, col_plan *plan, ps_error *err)
+{
+	const ps_table *t = def->table;
+	long total = 0;
+
+	for (int i = 0; i < t->ncolumns; i++) {
+		mys_type_in in = {def->engine, def->columns[i].sql_type, t->columns[i].type_class,
+		                  def->columns[i].user_type, in_unique(def, i)};
+		char why[300];
+
+		plan[i].key = in.in_unique;
+		if (ps__mys_type_for(&in, plan[i].type, sizeof(plan[i].type), why, sizeof(why)) != PS_OK)
+			return ps_error_set(err, PS_EINVAL, "column %s of %s.%s: %s; give it a type MariaDB "
+			                    "can hold in the source, or create the table in the target "
+			                    "yourself with a column type of your choice (a text type keeps "
+			                    "every value exactly) and start the job again",
+			                    t->columns[i].name, t->schema, t->name, why);
+		if (strncasecmp(plan[i].type, "VARCHAR(", 8) == 0)
+			total += 4 * strtol(plan[i].type + 8, NULL, 10) + 2;
+	}
+	while (total > ROW_VARCHAR_BYTES) {
+		long widest = 0;
+		int at = -1;
+
+		for (int i = 0; i < t->ncolumns; i++) {
+			long w;
+
+			if (plan[i].key || strncasecmp(plan[i].type, "VARCHAR(", 8) != 0)
+				continue;
+			w = strtol(plan[i].type + 8, NULL, 10);
+			if (w > widest) {
+				widest = w;
+				at = i;
+			}
+		}
+		if (at < 0)
+			break;             /* keys alone: MariaDB will say */
+		snprintf(plan[at].type, sizeof(plan[at].type), "%s",
+		         widest <= 16383 ? "TEXT" : "MEDIUMTEXT");
+		total -= 4 * widest + 2;
+	}
+	return PS_OK;
+}
+
+static int column_sql(MYSQL *ddl, ps_buf *b, const ps_table_def *def, int i, const col_plan *p)
+{
+	const ps_column_def *cd = &def->columns[i];
+	const ps_column *col = &def->table->columns[i];
+	bool mysql = def->engine && strcmp(def->engine, "mysql") == 0;
+	char dflt[600];
+	int rc = my_quote_ident(b, col->name);
+
+	(void)ddl;
+	if (rc == PS_OK)
+		rc = ps_buf_printf(b, " %s", p->type);
+	if (rc == PS_OK && cd->not_null)
+		rc = ps_buf_puts(b, " NOT NULL");
+	if (rc != PS_OK || !cd->default_expr || cd->identity || cd->sequence)
+		return rc;
+	if (mysql) {
+		if (strcasecmp(cd->default_expr, "NULL") != 0 && !strchr(cd->default_expr, ';'))
+			rc = ps_buf_printf(b, " DEFAULT %s", cd->default_expr);
+	} else if (pg_default(cd->default_expr, p->type, dflt, sizeof(dflt))) {
+		rc = ps_buf_printf(b, " DEFAULT %s", dflt);
+	} else {
+		ps_log_info("target mysql: %s.%s: the default of column %s (%s) has no MariaDB "
+		            "spelling and is left out", def->table->schema, def->table->name,
+		            col->name, cd->default_expr);
+	}
+	return rc;
+}
+
+static int create_table(ps_sink *s, MYSQL *ddl, const ps_table_def *def, const char *qname,
+                        ps_error *err)
+{
+	const ps_table *t = def->table;
+	bool mysql = def->engine && strcmp(def->engine, "mysql") == 0;
+	col_plan *plan = calloc((size_t)t->ncolumns + 1, sizeof(*plan));
+	char what[300], marker[400];
+	ps_buf sql;
+	int rc;
+
+	if (!plan)
+		return ps_error_set(err, PS_ENOMEM, "out of memory");
+	ps_buf_init(&sql, MYS_SQL_LIMIT);
+	rc = plan_columns(def, plan, err);
+	if (rc != PS_OK)
+		goto cleanup;
+	rc = ps_buf_printf(&sql, "CREATE TABLE %s (", qname);
+	for (int i = 0; rc == PS_OK && i < t->ncolumns; i++) {
+		rc = ps_buf_puts(&sql, i ? ",\n  " : "\n  ");
+		if (rc == PS_OK)
+			rc = column_sql(ddl, &sql, def, i, &plan[i]);
+	}
+	for (int i = 0; rc == PS_OK && mysql && i < def->nconstraints; i++) {
+		const ps_constraint_def *cd = &def->constraints[i];
+
+		if (cd->kind != PS_CONSTRAINT_CHECK || !cd->sql || !cd->name)
+			continue;
+		rc = ps_buf_puts(&sql, ",\n  CONSTRAINT ");
+		if (rc == PS_OK)
+			rc = my_quote_ident(&sql, cd->name);
+		if (rc == PS_OK)
+			rc = ps_buf_printf(&sql, " %s", cd->sql);
+	}
+	snprintf(marker, sizeof(marker), "%s%s", MYS_KEYS_PENDING, s->job);
+	if (rc == PS_OK)
+		rc = ps_buf_puts(&sql, "\n) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 "
+		                 "COLLATE=utf8mb4_nopad_bin COMMENT=");
+	if (rc == PS_OK)
+		rc = my_quote_literal(ddl, &sql, marker);
+	if (rc != PS_OK) {
+		rc = ps_error_set(err, rc, "CREATE TABLE statement for %s.%s too long", t->schema,
+		                  t->name);
+		goto cleanup;
+	}
+	snprintf(what, sizeof(what), "creating table %s", qname);
+	rc = my_exec(ddl, sql.data, what, err);
+cleanup:
+	ps_buf_free(&sql);
+	free(plan);
+	return rc;
+}
+
+/* ==== existing tables (NOTES 4) ============================================ */
+
+static int check_columns(MYSQL *ddl, const ps_table_def *def, const char *db, const char *name,
+                         ps_error *err)
+{
+	const ps_table *t = def->table;
+	MYSQL_RES *res = NULL;
+	MYSQL_ROW row;
+	ps_buf missing;
+	bool *found = calloc((size_t)t->ncolumns + 1, sizeof(bool));
+	int rc;
+
+	if (!found)
+		return ps_error_set(err, PS_ENOMEM, "out of memory");
+	rc = mys_catalog_query(ddl, "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE ",
+	                       "TABLE_SCHEMA", db, "TABLE_NAME", name,
+	                       "", &res, err);
+	if (rc != PS_OK) {
+		free(found);
+		return rc;
+	}
+	while ((row = mysql_fetch_row(res)) != NULL)
+		for (int i = 0; i < t->ncolumns; i++)
+			if (row[0] && strcasecmp(row[0], t->columns[i].name) == 0)
+				found[i] = true;
+	mysql_free_result(res);
+	ps_buf_init(&missing, 8192);
+	for (int i = 0; i < t->ncolumns; i++)
+		if (!found[i])
+			ps_buf_printf(&missing, "%s%s", missing.len ? ", " : "", t->columns[i].name);
+	if (missing.len)
+		rc = ps_error_set(err, PS_EINVAL, "table %s.%s exists in the target but has no "
+		                  "column %s; add the missing columns or let the load create the "
+		                  "table (target.create_tables)", db, name, missing.data);
+	ps_buf_free(&missing);
+	free(found);
+	return rc;
+}
+
+static int check_empty(MYSQL *ddl, const ps_table_options *opt, const char *db,
+                       const char *name, const char *qname, ps_error *err)
+{
+	char sql[1200], what[400];
+	bool has_rows = false;
+	char one[8];
+	int rc;
+
+	snprintf(sql, sizeof(sql), "SELECT 1 FROM %s LIMIT 1", qname);
+	rc = my_query_text(ddl, sql, one, sizeof(one), &has_rows, "checking the target table is "
+	                   "empty", err);
+	if (rc != PS_OK || !has_rows)
+		return rc;
+	if (!opt->truncate_before_load)
+		return ps_error_set(err, PS_EINVAL, "table %s.%s in the target already holds rows; "
+		                    "empty it, or set target.truncate_before_load to have the load "
+		                    "empty it", db, name);
+	snprintf(sql, sizeof(sql), "TRUNCATE TABLE %s", qname);
+	snprintf(what, sizeof(what), "emptying %s.%s", db, name);
+	return my_exec(ddl, sql, what, err);
+}
+
+/* ==== table_prepare / table_finish ========================================= */
+
+int mys_table_prepare(ps_sink *s, const ps_table_def *def, const ps_table_options *opt,
+                      bool *created, ps_error *err)
+{
+	const ps_table *t = def->table;
+	char db[256], name[256], sql[1200], what[600], engine[64] = "", comment[2100] = "";
+	bool exists = false;
+	MYSQL_RES *res = NULL;
+	MYSQL_ROW row;
+	MYSQL *ddl = NULL;
+	ps_buf qname;
+	int rc;
+
+	*created = false;
+	mys_target_names(s, t->schema, t->name, db, sizeof(db), name, sizeof(name));
+	mys_table_forget(s, db, name);
+	ps_buf_init(&qname, 2048);
+	rc = check_names(s, def, db, name, err);
+	if (rc == PS_OK && mys_qualified(&qname, db, name) != PS_OK)
+		rc = ps_error_set(err, PS_ENOMEM, "out of memory");
+	if (rc == PS_OK)
+		rc = mys_ddl_conn(s, &ddl, err);
+	if (rc == PS_OK && s->per_schema) {
+		ps_buf q;
+
+		ps_buf_init(&q, 1024);
+		rc = ps_buf_puts(&q, "CREATE DATABASE IF NOT EXISTS ");
+		if (rc == PS_OK)
+			rc = my_quote_ident(&q, db);
+		snprintf(what, sizeof(what), "creating database %s", db);
+		if (rc == PS_OK)
+			rc = my_exec(ddl, q.data, what, err);
+		ps_buf_free(&q);
+	}
+	if (rc == PS_OK)
+		rc = mys_catalog_query(ddl, "SELECT ENGINE, TABLE_COMMENT, TABLE_TYPE FROM information_schema.TABLES WHERE ",
+		                       "TABLE_SCHEMA", db, "TABLE_NAME", name,
+		                       "", &res, err);
+	if (rc == PS_OK && (row = mysql_fetch_row(res)) != NULL) {
+		exists = true;
+		snprintf(engine, sizeof(engine), "%s", row[0] ? row[0] : "");
+		snprintf(comment, sizeof(comment), "%s", row[1] ? row[1] : "");
+		if (!row[2] || strcmp(row[2], "BASE TABLE") != 0)
+			rc = ps_error_set(err, PS_EINVAL, "%s.%s in the target is a %s, not a table",
+			                  db, name, row[2] ? row[2] : "?");
+	}
+	mysql_free_result(res);
+	if (rc == PS_OK && exists && opt->create == PS_CREATE_DROP_AND_CREATE) {
+		snprintf(sql, sizeof(sql), "DROP TABLE %s", qname.data);
+		snprintf(what, sizeof(what), "dropping table %s.%s", db, name);
+		rc = my_exec(ddl, sql, what, err);
+		exists = false;
+	}
+	if (rc != PS_OK)
+		goto cleanup;
+	if (!exists) {
+		if (opt->create == PS_CREATE_NEVER) {
+			rc = ps_error_set(err, PS_EINVAL, "table %s.%s does not exist in the target and "
+			                  "target.create_tables says never; create it in the target or "
+			                  "let the load create it (target.create_tables)", db, name);
+			goto cleanup;
+		}
+		rc = create_table(s, ddl, def, qname.data, err);
+		*created = rc == PS_OK;
+		goto cleanup;
+	}
+	if (strcasecmp(engine, "InnoDB") != 0) {
+		rc = ps_error_set(err, PS_EINVAL, "table %s.%s in the target uses the %s engine; "
+		                  "penstock needs InnoDB, whose transactions keep rows and "
+		                  "checkpoint together (ALTER TABLE %s ENGINE=InnoDB)", db, name,
+		                  engine[0] ? engine : "(unknown)", qname.data);
+		goto cleanup;
+	}
+	rc = check_columns(ddl, def, db, name, err);
+	if (rc == PS_OK)
+		rc = check_empty(ddl, opt, db, name, qname.data, err);
+	if (rc == PS_OK && marker_is_ours(s, comment))
+		*created = true;                 /* NOTES 1: ours, keys still to build */
+cleanup:
+	ps_buf_free(&qname);
+	return rc;
+}
+
+/* The columns of an index key: `a`, `b`(255) ... into b. */
+static int key_columns(ps_buf *b, const ps_table_def *def, const ps_constraint_def *cd,
+                       bool unique, MYSQL_RES *cols)
+{
+	int rc = ps_buf_putc(b, '(');
+
+	for (int k = 0; rc == PS_OK && k < cd->ncols; k++) {
+		const char *name = def->table->columns[cd->cols[k]].name;
+		bool prefix = false;
+		MYSQL_ROW row;
+
+		mysql_data_seek(cols, 0);
+		while ((row = mysql_fetch_row(cols)) != NULL)
+			if (row[0] && strcasecmp(row[0], name) == 0 && row[1])
+				prefix = !unique && (strstr(row[1], "text") || strstr(row[1], "blob"));
+		if (k)
+			rc = ps_buf_puts(b, ", ");
+		if (rc == PS_OK)
+			rc = my_quote_ident(b, name);
+		if (rc == PS_OK && prefix)
+			rc = ps_buf_puts(b, "(255)");
+	}
+	return rc == PS_OK ? ps_buf_putc(b, ')') : rc;
+}
+
+static bool index_exists(MYSQL_RES *idx, const char *name)
+{
+	MYSQL_ROW row;
+
+	mysql_data_seek(idx, 0);
+	while ((row = mysql_fetch_row(idx)) != NULL)
+		if (row[0] && strcasecmp(row[0], name) == 0)
+			return true;
+	return false;
+}
+
+/* What an index of the source becomes (NOTES 3): 'u' unique, 'i' plain, 0
+ * left out (why says why). */
+static char index_kind(const ps_constraint_def *cd, const char **why)
+{
+	const char *using = cd->sql ? strstr(cd->sql, " USING ") : NULL;
+	bool unique = cd->kind == PS_CONSTRAINT_UNIQUE ||
+	              (cd->sql && strncasecmp(cd->sql, "CREATE UNIQUE", 13) == 0);
+
+	*why = NULL;
+	if (cd->ncols == 0) {
+		*why = "it indexes an expression";
+		return 0;
+	}
+	if (cd->kind == PS_CONSTRAINT_INDEX && using && strncasecmp(using + 7, "btree", 5) != 0) {
+		*why = "its method is not btree";
+		return 0;
+	}
+	if (cd->kind == PS_CONSTRAINT_INDEX && cd->sql && strstr(cd->sql, " WHERE ") && unique) {
+		*why = "it is a partial unique index, which MariaDB cannot express";
+		return 0;
+	}
+	return unique ? 'u' : 'i';
+}
+
+/* AUTO_INCREMENT for a one-column integer primary key a sequence or an
+ * identity fed: "MODIFY `id` BIGINT NOT NULL AUTO_INCREMENT" into b. */
+static int auto_increment(ps_buf *b, const ps_table_def *def, const ps_constraint_def *pk,
+                          MYSQL_RES *cols, bool *added)
+{
+	static const char *const ints[] = {"tinyint", "smallint", "mediumint", "int", "bigint", NULL};
+	const ps_column_def *cd;
+	const char *name;
+	MYSQL_ROW row;
+
+	*added = false;
+	if (!pk || pk->ncols != 1)
+		return PS_OK;
+	cd = &def->columns[pk->cols[0]];
+	if (!cd->identity && !cd->sequence)
+		return PS_OK;
+	name = def->table->columns[pk->cols[0]].name;
+	mysql_data_seek(cols, 0);
+	while ((row = mysql_fetch_row(cols)) != NULL) {
+		bool is_int = false;
+
+		if (!row[0] || strcasecmp(row[0], name) != 0 || !row[1] || !row[2])
+			continue;
+		for (int i = 0; ints[i]; i++)
+			is_int |= strcasecmp(row[1], ints[i]) == 0;
+		if (!is_int || (row[3] && strstr(row[3], "auto_increment")))
+			return PS_OK;
+		*added = true;
+		if (ps_buf_puts(b, b->len ? ", MODIFY " : "MODIFY ") != PS_OK ||
+		    my_quote_ident(b, name) != PS_OK)
+			return PS_ETOOBIG;
+		return ps_buf_printf(b, " %s NOT NULL AUTO_INCREMENT", row[2]);
+	}
+	return PS_OK;
+}
+
+int mys_table_finish(ps_sink *s, const ps_table_def *def, ps_error *err)
+{
+	const ps_table *t = def->table;
+	const ps_constraint_def *pk = NULL;
+	char db[256], name[256], comment[2100] = "", what[600];
+	MYSQL_RES *idx = NULL, *cols = NULL, *res = NULL;
+	MYSQL_ROW row;
+	MYSQL *ddl = NULL;
+	ps_buf qname, alter;
+	bool has_pk, added;
+	int rc;
+
+	mys_target_names(s, t->schema, t->name, db, sizeof(db), name, sizeof(name));
+	mys_table_forget(s, db, name);
+	ps_buf_init(&qname, 2048);
+	ps_buf_init(&alter, MYS_SQL_LIMIT);
+	rc = mys_qualified(&qname, db, name) == PS_OK ? PS_OK
+	     : ps_error_set(err, PS_ENOMEM, "out of memory");
+	if (rc == PS_OK)
+		rc = mys_ddl_conn(s, &ddl, err);
+	if (rc == PS_OK)
+		rc = mys_catalog_query(ddl, "SELECT TABLE_COMMENT FROM information_schema.TABLES WHERE ",
+		                       "TABLE_SCHEMA", db, "TABLE_NAME", name,
+		                       "", &res, err);
+	if (rc == PS_OK) {
+		row = mysql_fetch_row(res);
+		if (!row)
+			rc = ps_error_set(err, PS_EINVAL, "table %s.%s does not exist in the target",
+			                  db, name);
+		else
+			snprintf(comment, sizeof(comment), "%s", row[0] ? row[0] : "");
+	}
+	mysql_free_result(res);
+	if (rc == PS_OK)
+		rc = mys_catalog_query(ddl, "SELECT DISTINCT INDEX_NAME FROM information_schema.STATISTICS WHERE ",
+		                       "TABLE_SCHEMA", db, "TABLE_NAME", name,
+		                       "", &idx, err);
+	if (rc == PS_OK)
+		rc = mys_catalog_query(ddl, "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, EXTRA FROM information_schema.COLUMNS WHERE ",
+		                       "TABLE_SCHEMA", db, "TABLE_NAME", name,
+		                       "", &cols, err);
+	if (rc != PS_OK)
+		goto cleanup;
+	has_pk = index_exists(idx, "PRIMARY");
+	for (int i = 0; i < def->nconstraints; i++)
+		if (def->constraints[i].kind == PS_CONSTRAINT_PRIMARY && def->constraints[i].ncols > 0)
+			pk = &def->constraints[i];
+	if (pk && !has_pk) {
+		rc = ps_buf_puts(&alter, "ADD PRIMARY KEY ");
+		if (rc == PS_OK)
+			rc = key_columns(&alter, def, pk, true, cols);
+	}
+	if (rc == PS_OK)
+		rc = auto_increment(&alter, def, pk, cols, &added);
+	for (int i = 0; rc == PS_OK && i < def->nconstraints; i++) {
+		const ps_constraint_def *cd = &def->constraints[i];
+		const char *why = NULL;
+		char kind;
+
+		if (cd->kind != PS_CONSTRAINT_UNIQUE && cd->kind != PS_CONSTRAINT_INDEX)
+			continue;
+		kind = index_kind(cd, &why);
+		if (!kind) {
+			ps_log_info("target mysql: %s.%s: index %s is not created: %s (%s)", db, name,
+			            cd->name ? cd->name : "?", why, cd->sql ? cd->sql : "");
+			continue;
+		}
+		if (!cd->name || index_exists(idx, cd->name) || strcasecmp(cd->name, "PRIMARY") == 0)
+			continue;
+		rc = ps_buf_printf(&alter, "%sADD %s ", alter.len ? ", " : "",
+		                   kind == 'u' ? "UNIQUE KEY" : "KEY");
+		if (rc == PS_OK)
+			rc = my_quote_ident(&alter, cd->name);
+		if (rc == PS_OK)
+			rc = ps_buf_putc(&alter, ' ');
+		if (rc == PS_OK)
+			rc = key_columns(&alter, def, cd, kind == 'u', cols);
+	}
+	if (rc == PS_OK && marker_is_ours(s, comment))
+		rc = ps_buf_printf(&alter, "%sCOMMENT = ''", alter.len ? ", " : "");
+	if (rc != PS_OK) {
+		rc = ps_error_set(err, rc, "ALTER TABLE statement for %s.%s too long", db, name);
+		goto cleanup;
+	}
+	if (alter.len) {
+		ps_buf sql;
+
+		ps_buf_init(&sql, MYS_SQL_LIMIT + 4096);
+		rc = ps_buf_printf(&sql, "ALTER TABLE %s %s", qname.data, alter.data);
+		snprintf(what, sizeof(what), "adding keys and indexes to %s.%s", db, name);
+		if (rc == PS_OK)
+			rc = my_exec(ddl, sql.data, what, err);
+		else
+			rc = ps_error_set(err, rc, "ALTER TABLE statement for %s.%s too long", db, name);
+		ps_buf_free(&sql);
+	}
+cleanup:
+	mysql_free_result(idx);
+	mysql_free_result(cols);
+	ps_buf_free(&alter);
+	ps_buf_free(&qname);
+	return rc;
+}

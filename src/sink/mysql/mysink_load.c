@@ -1,0 +1,402 @@
+/*
+ * mysink_load.c — rows of the initial load (op r) into a MySQL / MariaDB
+ * target: LOAD DATA LOCAL INFILE fed from memory, or bulk INSERTs.
+ *
+ * NOTES ON THE DESIGN
+ *
+ *  1. Rows of one table definition gather, as LOAD DATA text, until about
+ *     MYS_LOAD_BYTES (or MYS_LOAD_ROWS rows) are there or anything else
+ *     happens on the connection (another table, a checkpoint, the commit:
+ *     mysink.c calls mys_settle). Then one LOAD DATA LOCAL INFILE statement
+ *     runs in the open target transaction and the client library pulls the
+ *     text from memory through mysql_set_local_infile_handler: no file, and
+ *     memory bounded by the gathered text.
+ *  2. With LOCAL, the server turns what would be errors into warnings and
+ *     loads a changed value (a string cut to the column's length, NULL
+ *     turned into 0 or '', a number clamped, a duplicate key skipped).
+ *     So every warning, and every note, fails the load: the error names
+ *     the table, the server's words (which name the column) and the row,
+ *     with the values of its key columns read back from the gathered text;
+ *     the sink fails and the transaction rolls back, so nothing of the
+ *     unit is kept. The rows the server says it took must also be the
+ *     rows sent.
+ *  3. Format: fields separated by tab, rows ended by newline, NULL as \N;
+ *     in a value, backslash, tab, newline, carriage return and NUL are
+ *     escaped (\\ \t \n \r \0), CHARACTER SET utf8mb4 (the values' own).
+ *     Binary columns get the value's hex (canonical bytes are "\x" and hex)
+ *     into a variable and SET col = UNHEX(@v): no byte of a BLOB goes
+ *     through a character set. BIT columns go through CAST(@v AS UNSIGNED).
+ *  4. Where LOCAL is off on the server (mysink.c probes @@local_infile; the
+ *     precheck target.local_infile warns), the rows gather as copies and go
+ *     in as bulk INSERTs (mysink_apply.c), MYS_BULK_ROWS at a time, under
+ *     the same strict sql_mode: a value that does not fit is an error.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sink/mysql/mysink.h"
+#include "util/myconn.h"
+
+int ps__mys_refuse_value(ps_error *err, const mys_table *t, const ps_change *c, int col,
+                         const ps_value *v, const char *why);
+
+#define ESCAPE_SLICE ((size_t)16 << 10)
+
+size_t ps__mys_load_escape(char *dst, const char *src, size_t len)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		char c = src[i];
+
+		switch (c) {
+		case '\\': dst[o++] = '\\'; dst[o++] = '\\'; break;
+		case '\t': dst[o++] = '\\'; dst[o++] = 't'; break;
+		case '\n': dst[o++] = '\\'; dst[o++] = 'n'; break;
+		case '\r': dst[o++] = '\\'; dst[o++] = 'r'; break;
+		case '\0': dst[o++] = '\\'; dst[o++] = '0'; break;
+		default: dst[o++] = c; break;
+		}
+	}
+	return o;
+}
+
+void mys_load_free(ps_sink *s)
+{
+	mys_load *l = &s->load;
+
+	for (size_t i = 0; l->held && i < l->nrows; i++)
+		ps_change_free(l->held[i]);
+	free(l->held);
+	free(l->row_at);
+	ps_buf_free(&l->text);
+	memset(l, 0, sizeof(*l));
+}
+
+/* ==== the infile handler (NOTES 1) ======================================== */
+
+static int infile_init(void **ptr, const char *filename, void *userdata)
+{
+	(void)filename;
+	*ptr = userdata;
+	return 0;
+}
+
+static int infile_read(void *ptr, char *buf, unsigned int len)
+{
+	mys_load *l = &((ps_sink *)ptr)->load;
+	size_t n = l->text.len - l->pos;
+
+	if (n > len)
+		n = len;
+	memcpy(buf, l->text.data + l->pos, n);
+	l->pos += n;
+	return (int)n;
+}
+
+static void infile_end(void *ptr)
+{
+	(void)ptr;
+}
+
+static int infile_error(void *ptr, char *buf, unsigned int len)
+{
+	(void)ptr;
+	snprintf(buf, len, "penstock: the rows could not be handed over");
+	return 2000;
+}
+
+/* ==== gathering rows ======================================================= */
+
+static int append_escaped(mys_load *l, const char *data, size_t len, ps_error *err)
+{
+	while (len > 0) {
+		size_t n = len < ESCAPE_SLICE ? len : ESCAPE_SLICE;
+		int rc = ps_buf_reserve(&l->text, 2 * n);
+
+		if (rc != PS_OK)
+			return ps_error_set(err, rc, "LOAD DATA buffer full");
+		l->text.len += ps__mys_load_escape(l->text.data + l->text.len, data, n);
+		l->text.data[l->text.len] = '\0';
+		data += n;
+		len -= n;
+	}
+	return PS_OK;
+}
+
+/* One value of a row as LOAD DATA text (NOTES 3). */
+static int put_value(ps_sink *s, mys_table *t, const ps_change *c, int i, ps_error *err)
+{
+	mys_load *l = &s->load;
+	const ps_value *v = &c->new_values[i];
+	const mys_col *col = &t->col[i];
+	char scratch[40];
+	const char *out, *why;
+	size_t out_len;
+
+	if (v->kind == PS_VALUE_NULL)
+		return ps_buf_append(&l->text, "\\N", 2) == PS_OK ? PS_OK
+		       : ps_error_set(err, PS_ETOOBIG, "LOAD DATA buffer full");
+	if (v->kind != PS_VALUE_TEXT)
+		return ps_error_set(err, PS_EINVAL, "column %s of a row of the initial load of %s.%s "
+		                    "has no value (unchanged)", t->src->columns[i].name, t->db, t->name);
+	if (col->conv == MYS_CONV_BYTES) {
+		/* "\x" and hex: the hex goes to UNHEX(@v) as it is, once checked
+		 * (UNHEX would make NULL of anything else) */
+		bool hex = v->len >= 2 && v->data[0] == '\\' && v->data[1] == 'x' && v->len % 2 == 0;
+
+		for (size_t k = 2; hex && k < v->len; k++)
+			hex = strchr("0123456789abcdefABCDEF", v->data[k]) != NULL;
+		if (!hex)
+			return ps__mys_refuse_value(err, t, c, i, v, "is not bytes in hex (\\x...)");
+		return append_escaped(l, v->data + 2, v->len - 2, err);
+	}
+	if (col->conv == MYS_CONV_TEXT)
+		return append_escaped(l, v->data, v->len, err);
+	if (ps__mys_convert(col, v->data, v->len, scratch, &out, &out_len, &why) != PS_OK)
+		return ps__mys_refuse_value(err, t, c, i, v, why);
+	return append_escaped(l, out, out_len, err);
+}
+
+int mys_load_row(ps_sink *s, mys_table *t, const ps_change *c, ps_error *err)
+{
+	mys_load *l = &s->load;
+	int rc = PS_OK;
+
+	if (!c->new_values)
+		return ps_error_set(err, PS_EINVAL, "a row of the initial load without values");
+	if (l->table && l->src != c->table)          /* mysink.c settles first; never mix */
+		return ps_error_set(err, PS_EINVAL, "a row of %s.%s while another load runs",
+		                    c->table->schema, c->table->name);
+	if (!l->table) {
+		l->table = t;
+		l->src = c->table;
+		l->rows_loaded = 0;
+	}
+	if (!s->local_infile) {                      /* NOTES 4 */
+		ps_change *copy;
+
+		if (l->nrows == l->rows_cap) {
+			size_t cap = l->rows_cap ? 2 * l->rows_cap : 1024;
+			ps_change **h = realloc(l->held, cap * sizeof(*h));
+
+			if (!h)
+				return ps_error_set(err, PS_ENOMEM, "out of memory");
+			l->held = h;
+			l->rows_cap = cap;
+		}
+		copy = ps_change_new(PS_OP_INSERT, c->table, c->new_values, NULL, false, 0);
+		if (!copy)
+			return ps_error_set(err, PS_ENOMEM, "out of memory");
+		l->held[l->nrows++] = copy;
+		l->held_bytes += copy->mem_size;
+		if (l->nrows >= MYS_BULK_ROWS || l->held_bytes >= MYS_BULK_BYTES)
+			rc = mys_load_send(s, err);
+		return rc;
+	}
+	if (l->nrows == l->rows_cap) {
+		size_t cap = l->rows_cap ? 2 * l->rows_cap : 4096;
+		size_t *at = realloc(l->row_at, cap * sizeof(*at));
+
+		if (!at)
+			return ps_error_set(err, PS_ENOMEM, "out of memory");
+		l->row_at = at;
+		l->rows_cap = cap;
+	}
+	l->row_at[l->nrows] = l->text.len;
+	for (int i = 0; rc == PS_OK && i < t->ncols; i++) {
+		if (i > 0 && ps_buf_putc(&l->text, '\t') != PS_OK)
+			rc = ps_error_set(err, PS_ETOOBIG, "LOAD DATA buffer full");
+		if (rc == PS_OK)
+			rc = put_value(s, t, c, i, err);
+	}
+	if (rc == PS_OK && ps_buf_putc(&l->text, '\n') != PS_OK)
+		rc = ps_error_set(err, PS_ETOOBIG, "LOAD DATA buffer full");
+	if (rc != PS_OK)
+		return rc;
+	l->nrows++;
+	if (l->text.len >= MYS_LOAD_BYTES || l->nrows >= MYS_LOAD_ROWS)
+		rc = mys_load_send(s, err);
+	return rc;
+}
+
+/* ==== sending ============================================================= */
+
+/* Field f of gathered row r, unescaped and cut for a message, into out. */
+static void field_of(const mys_load *l, size_t r, int f, char *out, size_t len)
+{
+	const char *p = l->text.data + l->row_at[r];
+	const char *end = r + 1 < l->nrows ? l->text.data + l->row_at[r + 1] : l->text.data + l->text.len;
+	size_t o = 0;
+
+	for (int i = 0; i < f && p < end; p++)
+		if (*p == '\\' && p + 1 < end)
+			p++;
+		else if (*p == '\t')
+			i++;
+	for (; p < end && *p != '\t' && *p != '\n' && o + 4 < len; p++) {
+		if (*p == '\\' && p + 1 < end) {
+			p++;
+			if (*p == 'N' && o == 0 && (p + 1 == end || p[1] == '\t' || p[1] == '\n')) {
+				snprintf(out, len, "NULL");
+				return;
+			}
+		}
+		out[o++] = *p;
+	}
+	if (o + 4 >= len && p < end && *p != '\t' && *p != '\n') {
+		memcpy(out + o, "...", 3);
+		o += 3;
+	}
+	out[o] = '\0';
+}
+
+/* "id=2, code=x" of gathered row r: the source's key columns, else the first
+ * three. */
+static void row_key(const mys_load *l, size_t r, char *buf, size_t len)
+{
+	const ps_table *src = l->src;
+	size_t used = 0;
+	int shown = 0;
+	bool keyed = false;
+	char v[80];
+
+	buf[0] = '\0';
+	for (int i = 0; i < src->ncolumns; i++)
+		keyed |= src->columns[i].is_key;
+	for (int i = 0; i < src->ncolumns && used < len; i++) {
+		if (keyed ? !src->columns[i].is_key : shown >= 3)
+			continue;
+		field_of(l, r, i, v, sizeof(v));
+		used += (size_t)snprintf(buf + used, len - used, "%s%s=%s", shown ? ", " : "",
+		                         src->columns[i].name, v);
+		shown++;
+	}
+}
+
+/* NOTES 2: any warning fails the load, naming table, column and row. */
+static int check_warnings(ps_sink *s, const char *what, ps_error *err)
+{
+	mys_load *l = &s->load;
+	MYSQL_RES *res = NULL;
+	MYSQL_ROW row;
+	char first[512] = "", key[400] = "";
+	unsigned int count = mysql_warning_count(s->conn);
+	unsigned long long took = mysql_affected_rows(s->conn);
+	long at = 0;
+	int rc;
+
+	if (count == 0 && took == (unsigned long long)l->nrows)
+		return PS_OK;
+	if (count == 0)
+		return ps_error_set(err, PS_ESERVER, "%s: the server took %llu of %zu rows", what,
+		                    took, l->nrows);
+	rc = my_query(s->conn, "SHOW WARNINGS LIMIT 1", &res, "reading the load's warnings", err);
+	if (rc != PS_OK)
+		return rc;
+	row = mysql_fetch_row(res);
+	if (row && row[2]) {
+		const char *r = strstr(row[2], " at row ");
+
+		snprintf(first, sizeof(first), "%s %s: %s", row[0] ? row[0] : "Warning",
+		         row[1] ? row[1] : "?", row[2]);
+		at = r ? strtol(r + 8, NULL, 10) : 0;
+	}
+	mysql_free_result(res);
+	if (at >= 1 && (size_t)at <= l->nrows)
+		row_key(l, (size_t)at - 1, key, sizeof(key));
+	ps_error_set(err, PS_ESERVER, "%s: the server would have loaded a changed value (LOAD "
+	             "DATA LOCAL turns errors into warnings, and every warning fails the load): "
+	             "%s%s%s%s; %u warning(s) in all; nothing of this load is kept", what,
+	             first[0] ? first : "a warning", key[0] ? " (the row with " : "", key,
+	             key[0] ? ")" : "", count);
+	ps_error_set_engine(err, MY_CODE_KIND, row ? "1265" : "", my_errclass_of(1265));
+	return PS_ESERVER;
+}
+
+/* The column list of LOAD DATA and its SET clause (NOTES 3). */
+static int load_statement(ps_sink *s, mys_table *t, ps_buf *b)
+{
+	bool any_set = false;
+	int rc;
+
+	rc = ps_buf_printf(b, "LOAD DATA LOCAL INFILE 'penstock' INTO TABLE %s CHARACTER SET "
+	                   "utf8mb4 FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED "
+	                   "BY '\\n' (", t->qname);
+	for (int i = 0; rc == PS_OK && i < t->ncols; i++) {
+		bool via = t->col[i].conv == MYS_CONV_BYTES || t->col[i].conv == MYS_CONV_BIT;
+
+		if (i)
+			rc = ps_buf_puts(b, ", ");
+		if (rc == PS_OK)
+			rc = via ? ps_buf_printf(b, "@v%d", i) : ps_buf_puts(b, t->qcol[i]);
+	}
+	if (rc == PS_OK)
+		rc = ps_buf_putc(b, ')');
+	for (int i = 0; rc == PS_OK && i < t->ncols; i++) {
+		if (t->col[i].conv != MYS_CONV_BYTES && t->col[i].conv != MYS_CONV_BIT)
+			continue;
+		rc = ps_buf_printf(b, "%s%s = %s(@v%d%s", any_set ? ", " : " SET ", t->qcol[i],
+		                   t->col[i].conv == MYS_CONV_BYTES ? "UNHEX" : "CAST", i,
+		                   t->col[i].conv == MYS_CONV_BYTES ? ")" : " AS UNSIGNED)");
+		any_set = true;
+	}
+	(void)s;
+	return rc;
+}
+
+int mys_load_send(ps_sink *s, ps_error *err)
+{
+	mys_load *l = &s->load;
+	mys_table *t = l->table;
+	char what[400];
+	int rc;
+
+	if (!t || l->nrows == 0)
+		return PS_OK;
+	snprintf(what, sizeof(what), "loading rows into %s.%s", t->db, t->name);
+	if (!s->local_infile) {
+		rc = mys_apply_inserts(s, (const ps_change *const *)l->held, l->nrows, err);
+		for (size_t i = 0; i < l->nrows; i++)
+			ps_change_free(l->held[i]);
+		l->rows_loaded += l->nrows;
+		l->nrows = 0;
+		l->held_bytes = 0;
+		if (rc != PS_OK)
+			ps_error_add_context(err, "%s", what);
+		return rc;
+	}
+	ps_buf_reset(&s->sql);
+	rc = load_statement(s, t, &s->sql);
+	if (rc != PS_OK)
+		return ps_error_set(err, rc, "LOAD DATA statement for %s.%s too long", t->db, t->name);
+	l->pos = 0;
+	mysql_set_local_infile_handler(s->conn, infile_init, infile_read, infile_end, infile_error,
+	                               s);
+	if (mysql_real_query(s->conn, s->sql.data, (unsigned long)s->sql.len) != 0)
+		rc = my_error(err, s->conn, what);
+	else
+		rc = check_warnings(s, what, err);
+	mysql_set_local_infile_default(s->conn);
+	if (rc == PS_OK)
+		l->rows_loaded += l->nrows;
+	l->nrows = 0;
+	ps_buf_reset(&l->text);
+	return rc;
+}
+
+int mys_load_end(ps_sink *s, ps_error *err)
+{
+	mys_load *l = &s->load;
+	int rc;
+
+	if (!l->table)
+		return PS_OK;
+	rc = mys_load_send(s, err);
+	l->table = NULL;
+	l->src = NULL;
+	if (l->text.cap > ((size_t)4 << 20))        /* do not keep a big buffer idle */
+		ps_buf_free(&l->text);
+	return rc;
+}
