@@ -276,8 +276,9 @@ static void my_sink_close(ps_sink *s)
 	if (s->ddl)
 		mysql_close(s->ddl);
 	if (s->missing_unreported)
-		ps_log_warn("target mysql: %llu update(s)/delete(s) found no row in the target "
-		            "(%llu in all; latest: %s)", (unsigned long long)s->missing_unreported,
+		ps_log_warn("target mysql: %llu more update(s)/delete(s) without a row in the "
+		            "target since the last warning (%llu in all; latest: %s)",
+		            (unsigned long long)s->missing_unreported,
 		            (unsigned long long)s->missing_total, s->missing_last);
 	ps_buf_free(&s->sql);
 	ps_buf_free(&s->net_key);
@@ -376,6 +377,7 @@ static int my_sink_write(ps_sink *s, const ps_txn *txn, const ps_change *c, ps_e
 	if (rc == PS_OK)
 		rc = mys_table_get(s, c->table, &t, err);
 	if (rc == PS_OK) {
+		t->touched = true;
 		if (c->op == PS_OP_READ)
 			rc = mys_load_row(s, t, c, err);
 		else if (c->op == PS_OP_TRUNCATE)
@@ -403,8 +405,10 @@ static int my_sink_flush(ps_sink *s, ps_error *err)
 		rc = mys_settle(s, err);
 	if (rc == PS_OK && s->in_txn) {
 		rc = my_exec(s->conn, "COMMIT", "commit", err);
-		if (rc == PS_OK)
+		if (rc == PS_OK) {
 			s->in_txn = false;
+			mys_tables_untouch(s);
+		}
 	}
 	if (rc == PS_OK)
 		report_missing(s);

@@ -86,6 +86,7 @@ typedef struct mys_table {
 	int nuniq;
 	mys_unique *uniq;            /* other unique keys */
 	bool triggers;               /* the target table has triggers */
+	bool touched;                /* written in the open target transaction */
 	mys_stmt *stmts;
 	int nstmts;
 } mys_table;
@@ -215,6 +216,10 @@ int mys_qualified(ps_buf *b, const char *db, const char *name);
 /* The cache entry of the change's table, built from the target catalog on
  * first use or when the definition's columns changed. */
 int mys_table_get(ps_sink *s, ps_table *src, mys_table **out, ps_error *err);
+/* Whether the open target transaction wrote db.name (its DDL would wait). */
+bool mys_table_touched(const ps_sink *s, const char *db, const char *name);
+/* Forgets that any table was written (after a commit). */
+void mys_tables_untouch(ps_sink *s);
 /* Forgets what is cached about the target table db.name. */
 void mys_table_forget(ps_sink *s, const char *db, const char *name);
 void mys_tables_free(ps_sink *s);

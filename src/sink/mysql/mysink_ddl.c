@@ -32,8 +32,10 @@
  *     GiST: they index what MariaDB cannot). It skips what exists, so it can
  *     run again after a crash.
  *  4. An existing table must be InnoDB, hold every source column and be
- *     empty, or be emptied (truncate_before_load: TRUNCATE on the DDL
- *     connection, before the load's transaction begins).
+ *     empty, or be emptied (truncate_before_load: DELETE inside the open
+ *     target transaction, so that it commits with the load's checkpoint).
+ *     DDL on a table the open transaction wrote would wait for it: that is
+ *     refused at once (the core flushes a table's rows before finishing it).
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -334,7 +336,10 @@ static int check_columns(MYSQL *ddl, const ps_table_def *def, const char *db, co
 	return rc;
 }
 
-static int check_empty(MYSQL *ddl, const ps_table_options *opt, const char *db,
+/* Empty, or emptied with DELETE inside the open target transaction, so
+ * that the emptied table commits with the checkpoint of the load that
+ * follows (TRUNCATE would commit by itself). */
+static int check_empty(ps_sink *s, MYSQL *ddl, const ps_table_options *opt, const char *db,
                        const char *name, const char *qname, ps_error *err)
 {
 	char sql[1200], what[400];
@@ -351,9 +356,23 @@ static int check_empty(MYSQL *ddl, const ps_table_options *opt, const char *db,
 		return ps_error_set(err, PS_EINVAL, "table %s.%s in the target already holds rows; "
 		                    "empty it, or set target.truncate_before_load to have the load "
 		                    "empty it", db, name);
-	snprintf(sql, sizeof(sql), "TRUNCATE TABLE %s", qname);
+	snprintf(sql, sizeof(sql), "DELETE FROM %s", qname);
 	snprintf(what, sizeof(what), "emptying %s.%s", db, name);
-	return my_exec(ddl, sql, what, err);
+	rc = mys_ensure_txn(s, err);
+	if (rc == PS_OK)
+		rc = mys_exec(s, sql, what, err);
+	return rc;
+}
+
+/* DDL on a table that the open target transaction wrote would wait for that
+ * transaction, which cannot end before flush: refused at once. */
+static int refuse_touched(const ps_sink *s, const char *db, const char *name, ps_error *err)
+{
+	if (!mys_table_touched(s, db, name))
+		return PS_OK;
+	return ps_error_set(err, PS_EINVAL, "table %s.%s holds rows of the open target "
+	                    "transaction, and MariaDB's DDL on it would wait for that transaction "
+	                    "to end: flush before creating, emptying or finishing it", db, name);
 }
 
 /* ==== table_prepare / table_finish ========================================= */
@@ -372,6 +391,9 @@ int mys_table_prepare(ps_sink *s, const ps_table_def *def, const ps_table_option
 
 	*created = false;
 	mys_target_names(s, t->schema, t->name, db, sizeof(db), name, sizeof(name));
+	rc = refuse_touched(s, db, name, err);
+	if (rc != PS_OK)
+		return rc;
 	mys_table_forget(s, db, name);
 	ps_buf_init(&qname, 2048);
 	rc = check_names(s, def, db, name, err);
@@ -432,7 +454,7 @@ int mys_table_prepare(ps_sink *s, const ps_table_def *def, const ps_table_option
 	}
 	rc = check_columns(ddl, def, db, name, err);
 	if (rc == PS_OK)
-		rc = check_empty(ddl, opt, db, name, qname.data, err);
+		rc = check_empty(s, ddl, opt, db, name, qname.data, err);
 	if (rc == PS_OK && marker_is_ours(s, comment))
 		*created = true;                 /* NOTES 1: ours, keys still to build */
 cleanup:
@@ -485,16 +507,18 @@ static char index_kind(const ps_constraint_def *cd, const char **why)
 	              (cd->sql && strncasecmp(cd->sql, "CREATE UNIQUE", 13) == 0);
 
 	*why = NULL;
+	if (cd->kind == PS_CONSTRAINT_INDEX && cd->sql && strstr(cd->sql, " WHERE ")) {
+		*why = unique ? "it is a partial unique index, which MariaDB cannot express (whole, "
+		                "it could refuse rows the source holds)"
+		              : "it is a partial index, which MariaDB does not have";
+		return 0;
+	}
 	if (cd->ncols == 0) {
 		*why = "it indexes an expression";
 		return 0;
 	}
 	if (cd->kind == PS_CONSTRAINT_INDEX && using && strncasecmp(using + 7, "btree", 5) != 0) {
 		*why = "its method is not btree";
-		return 0;
-	}
-	if (cd->kind == PS_CONSTRAINT_INDEX && cd->sql && strstr(cd->sql, " WHERE ") && unique) {
-		*why = "it is a partial unique index, which MariaDB cannot express";
 		return 0;
 	}
 	return unique ? 'u' : 'i';
@@ -549,6 +573,9 @@ int mys_table_finish(ps_sink *s, const ps_table_def *def, ps_error *err)
 	int rc;
 
 	mys_target_names(s, t->schema, t->name, db, sizeof(db), name, sizeof(name));
+	rc = refuse_touched(s, db, name, err);
+	if (rc != PS_OK)
+		return rc;
 	mys_table_forget(s, db, name);
 	ps_buf_init(&qname, 2048);
 	ps_buf_init(&alter, MYS_SQL_LIMIT);

@@ -101,6 +101,20 @@ void mys_tables_free(ps_sink *s)
 	s->tables = NULL;
 }
 
+bool mys_table_touched(const ps_sink *s, const char *db, const char *name)
+{
+	for (const mys_table *t = s->tables; t; t = t->next)
+		if (t->touched && strcmp(t->db, db) == 0 && strcmp(t->name, name) == 0)
+			return true;
+	return false;
+}
+
+void mys_tables_untouch(ps_sink *s)
+{
+	for (mys_table *t = s->tables; t; t = t->next)
+		t->touched = false;
+}
+
 void mys_table_forget(ps_sink *s, const char *db, const char *name)
 {
 	mys_table **pp = &s->tables;
