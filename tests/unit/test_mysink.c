@@ -160,6 +160,11 @@ static void test_values(void **state)
 	assert_non_null(strstr(conv("double", "double", PS_TYPE_FLOAT, "NaN", NULL), "NaN"));
 	assert_non_null(strstr(conv("float", "float", PS_TYPE_FLOAT, "-Infinity", NULL), "infinite"));
 	assert_string_equal(conv("double", "double", PS_TYPE_FLOAT, "1e+300", NULL), "1e+300");
+	/* a float's shortest text can lie past FLT_MAX as a double */
+	assert_string_equal(conv("float", "float", PS_TYPE_FLOAT, "3.4028235e+38", NULL),
+	                    "3.4028234663852886e+38");
+	assert_string_equal(conv("float", "float", PS_TYPE_FLOAT, "0.1", NULL),
+	                    "0.10000000149011612");
 	assert_non_null(strstr(conv("decimal", "decimal(10,2)", PS_TYPE_NUMERIC, "NaN", NULL),
 	                       "DECIMAL"));
 	assert_string_equal(conv("decimal", "decimal(10,2)", PS_TYPE_NUMERIC, "-0.50", NULL), "-0.50");

@@ -234,10 +234,15 @@ static int probe_server(ps_sink *s, ps_error *err)
 	return PS_OK;
 }
 
-/* The checkpoint table (note 3), created when missing. */
+/* The checkpoint table (note 3), created when missing. When it exists no
+ * DDL runs at all: a run that starts while an earlier session's commit is
+ * held (note 6) must get to the checkpoint's read, and DDL would queue
+ * behind what holds that commit. */
 static int setup_checkpoint(ps_sink *s, ps_error *err)
 {
+	MYSQL_RES *res = NULL;
 	char sql[600];
+	bool exists;
 	ps_buf q;
 	int rc;
 
@@ -247,6 +252,15 @@ static int setup_checkpoint(ps_sink *s, ps_error *err)
 		return ps_error_set(err, PS_ENOMEM, "out of memory");
 	}
 	s->ck_qname = ps_buf_detach(&q);
+	rc = mys_catalog_query(s->conn, "SELECT 1 FROM information_schema.TABLES WHERE ",
+	                       "TABLE_SCHEMA", s->ck_db, "TABLE_NAME", MYS_CHECKPOINT_TABLE, "",
+	                       &res, err);
+	if (rc != PS_OK)
+		return rc;
+	exists = mysql_num_rows(res) > 0;
+	mysql_free_result(res);
+	if (exists)
+		return PS_OK;
 	if (s->per_schema) {
 		rc = my_exec(s->conn, "CREATE DATABASE IF NOT EXISTS `" MYS_CHECKPOINT_DB "`",
 		             "creating database " MYS_CHECKPOINT_DB " (for the checkpoint)", err);

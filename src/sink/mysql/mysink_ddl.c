@@ -31,7 +31,9 @@
  *     refuse rows the source holds) and indexes of other methods (GIN,
  *     GiST: they index what MariaDB cannot). It skips what exists, so it can
  *     run again after a crash.
- *  4. An existing table must be InnoDB, hold every source column and be
+ *  4. DDL a killed run sent goes on in the server without it; the next run
+ *     may collide with it, and then looks again (lost_race).
+ *  5. An existing table must be InnoDB, hold every source column and be
  *     empty, or be emptied (truncate_before_load: DELETE inside the open
  *     target transaction, so that it commits with the load's checkpoint).
  *     DDL on a table the open transaction wrote would wait for it: that is
@@ -377,8 +379,8 @@ static int refuse_touched(const ps_sink *s, const char *db, const char *name, ps
 
 /* ==== table_prepare / table_finish ========================================= */
 
-int mys_table_prepare(ps_sink *s, const ps_table_def *def, const ps_table_options *opt,
-                      bool *created, ps_error *err)
+static int prepare_once(ps_sink *s, const ps_table_def *def, const ps_table_options *opt,
+                        bool *created, ps_error *err)
 {
 	const ps_table *t = def->table;
 	char db[256], name[256], sql[1200], what[600], engine[64] = "", comment[2100] = "";
@@ -560,7 +562,7 @@ static int auto_increment(ps_buf *b, const ps_table_def *def, const ps_constrain
 	return PS_OK;
 }
 
-int mys_table_finish(ps_sink *s, const ps_table_def *def, ps_error *err)
+static int finish_once(ps_sink *s, const ps_table_def *def, ps_error *err)
 {
 	const ps_table *t = def->table;
 	const ps_constraint_def *pk = NULL;
@@ -664,5 +666,36 @@ cleanup:
 	mysql_free_result(cols);
 	ps_buf_free(&alter);
 	ps_buf_free(&qname);
+	return rc;
+}
+
+/* DDL that a killed run sent keeps running in the server after the client
+ * is gone: the next run may find the table half way (not there yet, keys
+ * not yet built) and then collide with it once MariaDB's metadata lock lets
+ * it through ("already exists", "multiple primary key", "duplicate key
+ * name"). By then the earlier statement has finished, so looking again is
+ * enough. */
+static bool lost_race(const ps_error *err)
+{
+	return strcmp(err->engine_code, "1050") == 0 || strcmp(err->engine_code, "1068") == 0 ||
+	       strcmp(err->engine_code, "1061") == 0;
+}
+
+int mys_table_prepare(ps_sink *s, const ps_table_def *def, const ps_table_options *opt,
+                      bool *created, ps_error *err)
+{
+	int rc = prepare_once(s, def, opt, created, err);
+
+	for (int again = 0; rc != PS_OK && again < 2 && lost_race(err); again++)
+		rc = prepare_once(s, def, opt, created, err);
+	return rc;
+}
+
+int mys_table_finish(ps_sink *s, const ps_table_def *def, ps_error *err)
+{
+	int rc = finish_once(s, def, err);
+
+	for (int again = 0; rc != PS_OK && again < 2 && lost_race(err); again++)
+		rc = finish_once(s, def, err);
 	return rc;
 }

@@ -333,8 +333,9 @@ void ps__mys_col_from_catalog(mys_col *out, const char *data_type, const char *c
 	} else if (strcasecmp(data_type, "float") == 0 || strcasecmp(data_type, "double") == 0 ||
 	           strcasecmp(data_type, "real") == 0) {
 		out->conv = MYS_CONV_FLOAT;
+		out->single = strcasecmp(data_type, "float") == 0;
 		snprintf(out->where, sizeof(out->where), "CAST(? AS %s)",
-		         strcasecmp(data_type, "float") == 0 ? "FLOAT" : "DOUBLE");
+		         out->single ? "FLOAT" : "DOUBLE");
 	} else if (strcasecmp(data_type, "date") == 0) {
 		out->conv = MYS_CONV_DATE;
 		snprintf(out->where, sizeof(out->where), "CAST(? AS DATE)");
@@ -467,6 +468,23 @@ int ps__mys_convert(const mys_col *c, const char *v, size_t len, char *scratch,
 			       ? "is infinite, which MariaDB's FLOAT and DOUBLE cannot hold"
 			       : "is infinite, which MariaDB's DECIMAL cannot hold";
 			return PS_EINVAL;
+		}
+		if (c->conv == MYS_CONV_FLOAT && c->single && len < 64) {
+			/* The shortest text of a float read as a double can lie past
+			 * the float's range (3.4028235e+38 > FLT_MAX), which MariaDB
+			 * refuses before rounding: give it the float's exact double. */
+			char tmp[64], *end = NULL;
+			float f;
+
+			memcpy(tmp, v, len);
+			tmp[len] = '\0';
+			f = strtof(tmp, &end);
+			if (end != tmp + len) {
+				*why = "is not a number";
+				return PS_EINVAL;
+			}
+			*out_len = (size_t)snprintf(scratch, 32, "%.17g", (double)f);
+			*out = scratch;
 		}
 		return PS_OK;
 	case MYS_CONV_BIT: {

@@ -41,6 +41,7 @@ typedef struct mys_col {
 	bool text;             /* a character column: compared by its bytes when matching rows */
 	bool fixed;            /* CHAR(n): trailing spaces are not kept */
 	bool generated;        /* a generated column: cannot be written */
+	bool single;           /* FLOAT: a value goes in as the exact double of its float */
 	char charset[32];      /* text: the column's character set */
 	char param[48];        /* a value of it in INSERT / SET: "?" or "CAST(? AS UNSIGNED)" */
 	char where[64];        /* a value of it in WHERE: "?" or "CAST(? AS DECIMAL(12,2))" */
