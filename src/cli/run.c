@@ -40,18 +40,22 @@ static void install_signals(void)
 
 static void usage(FILE *f)
 {
-	fputs("usage: penstock run [--state-dir DIR] [--log-level LEVEL] [--log-format text|json] SPEC.json\n"
+	fputs("usage: penstock run [--until caught-up|POSITION] [--state-dir DIR] [--log-level LEVEL]\n"
+	      "                    [--log-format text|json] SPEC.json\n"
 	      "\n"
 	      "Runs one job in the foreground until SIGINT/SIGTERM (graceful: flush, checkpoint,\n"
 	      "exit 0). Running it again resumes from the checkpoint.\n"
-	      "  --state-dir DIR   checkpoints (default $PENSTOCK_STATE_DIR, else ~/.local/state/penstock)\n",
+	      "  --until caught-up  a bounded run (a trickle feed): process the changes from the\n"
+	      "                     checkpoint up to the source's log end as it is now, then exit 0\n"
+	      "  --until POSITION   the same, up to POSITION of the source's log\n"
+	      "  --state-dir DIR    checkpoints (default $PENSTOCK_STATE_DIR, else ~/.local/state/penstock)\n",
 	      f);
 }
 
 int ps_cli_run(int argc, char **argv)
 {
 	ps_pipeline_config cfg;
-	const char *spec_path = NULL, *state_opt = NULL, *v;
+	const char *spec_path = NULL, *state_opt = NULL, *until = NULL, *v;
 	char state_dir[1024];
 	ps_spec *spec = NULL;
 	ps_error err;
@@ -73,6 +77,13 @@ int ps_cli_run(int argc, char **argv)
 				return PS_EXIT_USAGE;
 			}
 			state_opt = v;
+		} else if ((v = ps_cli_option_value(argc, argv, &i, "--until"))) {
+			if (!*v) {
+				fprintf(stderr, "penstock: error: run: --until needs caught-up or a position "
+				        "of the source's log\n");
+				return PS_EXIT_USAGE;
+			}
+			until = v;
 		} else if (argv[i][0] == '-' && argv[i][1]) {
 			fprintf(stderr, "penstock: error: run: unknown option '%s'\n", argv[i]);
 			usage(stderr);
@@ -96,6 +107,7 @@ int ps_cli_run(int argc, char **argv)
 		ps_pipeline_config_defaults(&cfg);
 		cfg.spec = spec;
 		cfg.state_dir = state_dir;
+		cfg.until = until;
 		rc = ps_pipeline_run(&cfg, &g_stop, &err);
 	}
 	if (rc != PS_OK)

@@ -37,7 +37,7 @@
 typedef struct ps_backfill ps_backfill;
 
 typedef struct ps_backfill_config {
-	const ps_spec *spec;          /* the run's spec: slot, type, target table options */
+	const ps_spec *spec;          /* the run's spec: name, type, target table options */
 	ps_src *src;                  /* reader thread (and ps_backfill_begin) */
 	ps_snk *snk;                  /* applier thread */
 	ps_live *live;                /* the patterns asked for; busy */

@@ -159,16 +159,46 @@ int ps_check_table_add_type(ps_check_table *t, const char *type)
 	return 0;
 }
 
-int ps_check_table_add_column(ps_check_table *t, const char *name, const char *sql_type,
-                              int type_class, bool user_type)
+int ps_check_table_add_column(ps_check_table *t, const char *column)
 {
-	ps_check_column *v = realloc(t->columns, (t->ncolumns + 1) * sizeof(*v));
+	char *copy = strdup(column);
+	char **v = copy ? realloc(t->columns, (t->ncolumns + 1) * sizeof(char *)) : NULL;
+
+	if (!v) {
+		free(copy);
+		return PS_ENOMEM;
+	}
+	t->columns = v;
+	t->columns[t->ncolumns++] = copy;
+	t->columns_listed = true;
+	return 0;
+}
+
+int ps_check_table_add_need(ps_check_table *t, const ps_schema_object *o)
+{
+	ps_schema_object *v = realloc(t->needs, (t->nneeds + 1) * sizeof(*v));
+
+	if (!v)
+		return PS_ENOMEM;
+	t->needs = v;
+	if (ps_schema_object_copy(&v[t->nneeds], o) != PS_OK) {
+		ps_schema_object_clear(&v[t->nneeds]);
+		return PS_ENOMEM;
+	}
+	t->nneeds++;
+	return 0;
+}
+
+int ps_check_table_add_column_type(ps_check_table *t, const char *name, const char *sql_type,
+                                   int type_class, bool user_type)
+{
+	ps_check_column *v = realloc(t->column_types, (t->ncolumn_types + 1) * sizeof(*v));
 	ps_check_column *c;
 
 	if (!v)
 		return PS_ENOMEM;
-	t->columns = v;
-	c = &v[t->ncolumns];
+	t->column_types = v;
+	c = &v[t->ncolumn_types];
 	memset(c, 0, sizeof(*c));
 	c->name = strdup(name);
 	c->sql_type = sql_type ? strdup(sql_type) : NULL;
@@ -179,7 +209,7 @@ int ps_check_table_add_column(ps_check_table *t, const char *name, const char *s
 	}
 	c->type_class = (unsigned char)type_class;
 	c->user_type = user_type;
-	t->ncolumns++;
+	t->ncolumn_types++;
 	return 0;
 }
 
@@ -188,16 +218,20 @@ void ps_check_tables_free(ps_check_tables *t)
 	if (!t)
 		return;
 	for (size_t i = 0; i < t->n; i++) {
-		for (size_t k = 0; k < t->items[i].ncolumns; k++) {
-			free(t->items[i].columns[k].name);
-			free(t->items[i].columns[k].sql_type);
+		for (size_t k = 0; k < t->items[i].ncolumn_types; k++) {
+			free(t->items[i].column_types[k].name);
+			free(t->items[i].column_types[k].sql_type);
 		}
-		free(t->items[i].columns);
+		free(t->items[i].column_types);
 		free(t->items[i].schema);
 		free(t->items[i].name);
 		for (size_t k = 0; k < t->items[i].nuser_types; k++)
 			free(t->items[i].user_types[k]);
 		free(t->items[i].user_types);
+		ps_schema_objects_free(t->items[i].needs, t->items[i].nneeds);
+		for (size_t k = 0; k < t->items[i].ncolumns; k++)
+			free(t->items[i].columns[k]);
+		free(t->items[i].columns);
 	}
 	free(t->items);
 	memset(t, 0, sizeof(*t));

@@ -24,6 +24,14 @@
  *      TFSTART/TFREDO marks the transactions up to the source's log end at
  *      restart time as reprocessing: they may already be in the target.
  *   4. Memory is bounded by the queue (count and bytes) plus one item.
+ *   5. A bounded run (cfg->until) processes the range (checkpoint, bound]:
+ *      the bound is a position in the source's log, and a fence is written
+ *      past it so that the log certainly reaches beyond it. The reader stops
+ *      at the first transaction that begins past the bound (source.h: a
+ *      BEGIN's position compares as its commit will), so exactly the
+ *      transactions committed up to the bound are applied; the last
+ *      checkpoint then records the bound itself as the position (TFEND) and
+ *      the range, and the next run's range begins there.
  *
  * Health: when the reader loses the source (an error the job retries), the
  * applier still applies and checkpoints everything queued before the run
@@ -91,6 +99,10 @@ typedef struct pipeline {
 	atomic_int until_set;
 	bool reached_until;
 	bool fence_written;                 /* reader: the cutover's fence is in the log */
+	bool bounded;                       /* a bounded run (note 5): bound is set */
+	char bound[PS_POSITION_MAX];
+	char range_from[PS_POSITION_MAX];   /* where the bounded run began */
+	atomic_int bound_passed;            /* reader: a transaction past the bound began */
 
 	/* applier-only */
 	bool in_txn;
@@ -344,6 +356,11 @@ static int reader_loop(pipeline *p, ps_error *err)
 			ps_change_free(item.change);
 			free(item.state);
 			return rc;
+		}
+		if (item.kind == PS_READ_BEGIN && p->bounded &&
+		    ps_src_compare(&p->src, item.txn.position, p->bound) > 0) {
+			atomic_store(&p->bound_passed, 1);   /* note 5: everything up to it is read */
+			return PS_OK;
 		}
 		if (item.kind == PS_READ_BEGIN)
 			in_txn = true;
@@ -958,6 +975,12 @@ static int run_threads(pipeline *p, ps_error *err)
 	 * read again next time, as the last checkpoint says. */
 	if (rc == PS_OK && !(p->in_txn && ps_snk_has_checkpoint_store(&p->snk))) {
 		final_state = p->in_txn ? running_state(p) : PS_CDC_TFEND;
+		if (!p->in_txn && atomic_load(&p->bound_passed)) {
+			/* note 5: the range is done up to the bound itself */
+			snprintf(p->last_commit, sizeof(p->last_commit), "%s", p->bound);
+			snprintf(p->ck.range_from, sizeof(p->ck.range_from), "%s", p->range_from);
+			snprintf(p->ck.range_to, sizeof(p->ck.range_to), "%s", p->bound);
+		}
 		rc = store_checkpoint(p, final_state, err);
 		if (rc == PS_OK)
 			durable_set(p, p->last_commit);
@@ -989,6 +1012,86 @@ static int finish_snapshot_job(pipeline *p, ps_error *err)
 	return rc;
 }
 
+/* cfg->until is something this job can do: said before the source is
+ * touched. */
+static int check_until(pipeline *p, ps_error *err)
+{
+	const char *until = p->cfg->until;
+	const ps_source_ops *ops;
+
+	if (!until)
+		return PS_OK;
+	if (p->spec->type == PS_JOB_SNAPSHOT)
+		return ps_error_set(err, PS_EINVAL, "--until bounds the changes a cdc, sync or "
+		                    "migration job applies; a snapshot job ends by itself");
+	if (strcmp(until, "caught-up") == 0)
+		return PS_OK;
+	ops = ps_plugin_source_for(p->spec->source.parsed.scheme_name, err);
+	if (!ops)
+		return ps_error_add_context(err, "source.url");
+	if (ops->position_check && ops->position_check(until, err) != PS_OK)
+		return ps_error_add_context(err, "--until");
+	return PS_OK;
+}
+
+/* A bounded run (note 5): the bound, and a fence past it. *nothing when the
+ * checkpoint is already at or past the bound. */
+static int bound_begin(pipeline *p, bool *nothing, ps_error *err)
+{
+	const char *until = p->cfg->until;
+	char end[PS_POSITION_MAX], fence[PS_POSITION_MAX];
+	int rc;
+
+	*nothing = false;
+	snprintf(p->range_from, sizeof(p->range_from), "%s", p->ck.position);
+	if (strcmp(until, "caught-up") != 0) {
+		rc = ps_src_current_position(&p->src, end, sizeof(end), err);
+		if (rc != PS_OK)
+			return ps_error_add_context(err, "--until");
+		if (end[0] && ps_src_compare(&p->src, until, end) > 0)
+			return ps_error_set(err, PS_EINVAL, "--until %s is past the end of the source's "
+			                    "log (%s): a bounded run processes changes already in the "
+			                    "log; give a position up to it, or --until caught-up",
+			                    until, end);
+		snprintf(p->bound, sizeof(p->bound), "%s", until);
+		if (ps_src_compare(&p->src, p->ck.position, p->bound) >= 0) {
+			ps_log_info("nothing to process: the checkpoint (%s) is at or past %s",
+			            p->ck.position, p->bound);
+			*nothing = true;
+			return PS_OK;
+		}
+	}
+	/* The fence's own transaction begins past every commit before it, and
+	 * past the bound: the reader always sees the log reach beyond it. */
+	rc = ps_src_fence(&p->src, fence, sizeof(fence), err);
+	if (rc != PS_OK)
+		return ps_error_add_context(err, "--until needs a position the log certainly reaches");
+	if (!p->bound[0])
+		snprintf(p->bound, sizeof(p->bound), "%s", fence);
+	p->bounded = true;
+	ps_log_info("processing the range (%s, %s]", p->range_from, p->bound);
+	return PS_OK;
+}
+
+static void bound_end(pipeline *p)
+{
+	ps_source_resources held;
+
+	if (!atomic_load(&p->bound_passed)) {
+		ps_log_info("stopped before the end of the range: processed (%s, %s] of (%s, %s]; the "
+		            "next run continues from %s", p->range_from, p->ck.position,
+		            p->range_from, p->bound, p->ck.position);
+		return;
+	}
+	ps_plugin_source_resources(p->src.ops, p->spec->source.options, &held);
+	ps_log_info("processed the range (%s, %s]: %llu transactions, %llu changes; CDC %s",
+	            p->range_from, p->bound, (unsigned long long)p->txns_applied,
+	            (unsigned long long)p->changes_applied, ps_cdc_state_name(p->ck.cdc_state));
+	ps_log_info("the source keeps the changes after %s for the next run%s%s%s", p->bound,
+	            held.log_reader[0] ? " (" : "", held.log_reader,
+	            held.log_reader[0] ? ")" : "");
+}
+
 static int run_stream(pipeline *p, bool resuming, const ps_prepare_result *res, ps_error *err)
 {
 	int rc;
@@ -1001,6 +1104,13 @@ static int run_stream(pipeline *p, bool resuming, const ps_prepare_result *res, 
 			return rc;
 		atomic_store(&p->until_set, 1);
 		ps_log_info("catching up to %s before the snapshot job completes", p->until);
+	}
+	if (p->cfg->until) {
+		bool nothing = false;
+
+		rc = bound_begin(p, &nothing, err);
+		if (rc != PS_OK || nothing)
+			return rc;
 	}
 	if (p->cfg->status) {
 		ps_error ignored;
@@ -1019,6 +1129,8 @@ static int run_stream(pipeline *p, bool resuming, const ps_prepare_result *res, 
 		rc = ps_error_set(err, PS_ESTOPPED, "stopped before %s was applied",
 		                  p->spec->type == PS_JOB_SNAPSHOT ? "the snapshot job caught up"
 		                                                  : "the cutover's fence");
+	if (rc == PS_OK && p->bounded)
+		bound_end(p);
 	return rc;
 }
 
@@ -1039,7 +1151,9 @@ int ps_pipeline_run(const ps_pipeline_config *cfg, atomic_int *stop, ps_error *e
 	p->live = cfg->live ? cfg->live : &p->own_live;
 	ps_ratelimit_init(&p->rl);
 	ps_identity_from_spec(&p->identity, p->spec);
-	rc = ps_queue_init(&p->queue, cfg->queue_max_items, cfg->queue_max_bytes);
+	rc = check_until(p, err);   /* refused before anything is opened or created */
+	if (rc == PS_OK)
+		rc = ps_queue_init(&p->queue, cfg->queue_max_items, cfg->queue_max_bytes);
 	if (rc == PS_OK)
 		rc = ps_state_dir_ensure(cfg->state_dir, err);
 	if (rc == PS_OK)

@@ -86,6 +86,9 @@ int ps_src_start(ps_src *s, const char *position, const char *redo_until, const 
 int ps_src_read(ps_src *s, ps_read_item *item, int timeout_ms, ps_error *err);
 int ps_src_ack(ps_src *s, const char *position, ps_error *err);
 int ps_src_compare(const ps_src *s, const char *a, const char *b);
+/* PS_OK when text is one of the source's positions; a plugin that cannot
+ * tell accepts any non-empty text. */
+int ps_src_position_check(const ps_src *s, const char *text, ps_error *err);
 /* PS_OK with buf "" when the plugin cannot tell. */
 int ps_src_current_position(ps_src *s, char *buf, size_t len, ps_error *err);
 long long ps_src_distance(const ps_src *s, const char *from, const char *to);
@@ -174,5 +177,13 @@ int ps_snk_table_prepare(ps_snk *k, const ps_table_def *def, const ps_table_opti
 int ps_snk_table_finish(ps_snk *k, const ps_table_def *def, ps_error *err);
 int ps_snk_max_writers(const ps_snk *k);
 void ps_snk_close(ps_snk *k);
+
+/* --- schema (penstock/schema.h) ------------------------------------------- */
+/* *out NULL when the source has none (or no such callback). */
+int ps_src_schema_after_load(ps_src *s, ps_schema **out, ps_error *err);
+/* A no-op (*applied 0) for a NULL or empty schema or a sink without the
+ * callback (ps_snk_can_apply_schema tells which). */
+int ps_snk_schema_apply(ps_snk *k, const ps_schema *schema, size_t *applied, ps_error *err);
+int ps_snk_can_apply_schema(const ps_snk *k);
 
 #endif

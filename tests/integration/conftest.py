@@ -113,19 +113,19 @@ class Penstock:
     def write_spec(self):
         self.spec_path.write_text(json.dumps(self.spec))
 
-    def start(self, extra_env=None):
+    def start(self, extra_env=None, args=()):
         self.write_spec()
         self.runs += 1
         self.stderr_path = self.workdir / f"stderr.{self.runs}.log"
         env = dict(self.env, **(extra_env or {}))
         self.proc = subprocess.Popen(
-            [BIN, "run", "--state-dir", str(self.state_dir), str(self.spec_path)],
+            [BIN, "run", "--state-dir", str(self.state_dir), *args, str(self.spec_path)],
             stdout=subprocess.PIPE if self.spec["target"]["url"] == "jsonl:-" else subprocess.DEVNULL,
             stderr=open(self.stderr_path, "w"), env=env)
         return self.proc
 
-    def run_to_exit(self, timeout=60, extra_env=None):
-        self.start(extra_env)
+    def run_to_exit(self, timeout=60, extra_env=None, args=()):
+        self.start(extra_env, args)
         out, _ = self.proc.communicate(timeout=timeout)
         return self.proc.returncode, out, self.stderr()
 

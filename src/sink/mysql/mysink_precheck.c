@@ -315,12 +315,12 @@ typedef struct mk_tables {
 static void check_types(mk_ctx *c, const ps_check_table *t, mk_tables *L)
 {
 	(void)c;
-	if (!t->engine && t->ncolumns == 0) {
+	if (!t->engine && t->ncolumn_types == 0) {
 		L->no_columns = true;
 		return;
 	}
-	for (size_t i = 0; i < t->ncolumns; i++) {
-		const ps_check_column *col = &t->columns[i];
+	for (size_t i = 0; i < t->ncolumn_types; i++) {
+		const ps_check_column *col = &t->column_types[i];
 		mys_type_in in = {t->engine, col->sql_type, col->type_class, col->user_type, false};
 		char type[128], why[300], what[900];
 
