@@ -22,11 +22,17 @@
  *     out otherwise (logged); a MariaDB source's defaults and CHECK
  *     constraints are its own SQL and kept. The row-size limit (65,535
  *     bytes of VARCHAR) turns the widest non-key VARCHARs into TEXT.
- *  3. Keys after the data: table_finish adds, in one ALTER TABLE (one
- *     rebuild), the primary key, AUTO_INCREMENT on a one-column integer
- *     primary key that a sequence or identity fed in the source, unique
- *     keys, and the plain-column indexes (text and blob columns of a
- *     non-unique index by a 255-character prefix). Not translated, and
+ *  3. The primary key comes with the table, the other keys after the data.
+ *     InnoDB stores rows in their primary key's order: adding the key after
+ *     the load would copy the whole table once more, while loading into it
+ *     (each copy unit a key range, in key order) appends. A one-column
+ *     integer primary key that a sequence or an identity fed in the source
+ *     gets AUTO_INCREMENT (explicit values still go in as they are, and
+ *     move the counter past them). table_finish adds, in one ALTER TABLE,
+ *     the unique keys and the plain-column indexes (text and blob columns
+ *     of a non-unique index by a 255-character prefix): a sorted index
+ *     build each, no table copy; and a primary key a table made by hand
+ *     without one still lacks. Not translated, and
  *     logged: expression indexes, partial unique indexes (whole, they could
  *     refuse rows the source holds) and indexes of other methods (GIN,
  *     GiST: they index what MariaDB cannot). It skips what exists, so it can
@@ -219,7 +225,8 @@ static int plan_columns(const ps_table_def *def, col_plan *plan, ps_error *err)
 	return PS_OK;
 }
 
-static int column_sql(MYSQL *ddl, ps_buf *b, const ps_table_def *def, int i, const col_plan *p)
+static int column_sql(MYSQL *ddl, ps_buf *b, const ps_table_def *def, int i, const col_plan *p,
+                      bool auto_inc)
 {
 	const ps_column_def *cd = &def->columns[i];
 	const ps_column *col = &def->table->columns[i];
@@ -230,8 +237,10 @@ static int column_sql(MYSQL *ddl, ps_buf *b, const ps_table_def *def, int i, con
 	(void)ddl;
 	if (rc == PS_OK)
 		rc = ps_buf_printf(b, " %s", p->type);
-	if (rc == PS_OK && cd->not_null)
+	if (rc == PS_OK && (cd->not_null || auto_inc))
 		rc = ps_buf_puts(b, " NOT NULL");
+	if (rc == PS_OK && auto_inc)
+		rc = ps_buf_puts(b, " AUTO_INCREMENT");
 	if (rc != PS_OK || !cd->default_expr || cd->identity || cd->sequence)
 		return rc;
 	if (mysql) {
@@ -247,12 +256,56 @@ static int column_sql(MYSQL *ddl, ps_buf *b, const ps_table_def *def, int i, con
 	return rc;
 }
 
+/* The primary key on plain columns, or NULL. */
+static const ps_constraint_def *primary_of(const ps_table_def *def)
+{
+	for (int i = 0; i < def->nconstraints; i++)
+		if (def->constraints[i].kind == PS_CONSTRAINT_PRIMARY && def->constraints[i].ncols > 0)
+			return &def->constraints[i];
+	return NULL;
+}
+
+/* The column that gets AUTO_INCREMENT (NOTES 3): a one-column integer
+ * primary key fed by a sequence or an identity; -1 when none. */
+static int auto_inc_column(const ps_table_def *def, const ps_constraint_def *pk,
+                           const col_plan *plan)
+{
+	static const char *const ints[] = {"TINYINT", "SMALLINT", "MEDIUMINT", "INT", "BIGINT",
+	                                   "INT UNSIGNED", NULL};
+	int c;
+
+	if (!pk || pk->ncols != 1)
+		return -1;
+	c = pk->cols[0];
+	if (!def->columns[c].identity && !def->columns[c].sequence)
+		return -1;
+	for (int i = 0; ints[i]; i++)
+		if (strcasecmp(plan[c].type, ints[i]) == 0)
+			return c;
+	return -1;
+}
+
+/* (`a`, `b`) of a key's columns. */
+static int key_list(ps_buf *b, const ps_table_def *def, const ps_constraint_def *cd)
+{
+	int rc = ps_buf_putc(b, '(');
+
+	for (int k = 0; rc == PS_OK && k < cd->ncols; k++) {
+		if (k)
+			rc = ps_buf_puts(b, ", ");
+		if (rc == PS_OK)
+			rc = my_quote_ident(b, def->table->columns[cd->cols[k]].name);
+	}
+	return rc == PS_OK ? ps_buf_putc(b, ')') : rc;
+}
+
 static int create_table(ps_sink *s, MYSQL *ddl, const ps_table_def *def, const char *qname,
                         ps_error *err)
 {
 	const ps_table *t = def->table;
 	bool mysql = def->engine && strcmp(def->engine, "mysql") == 0;
 	col_plan *plan = calloc((size_t)t->ncolumns + 1, sizeof(*plan));
+	const ps_constraint_def *pk;
 	char what[300], marker[400];
 	ps_buf sql;
 	int rc;
@@ -263,11 +316,17 @@ static int create_table(ps_sink *s, MYSQL *ddl, const ps_table_def *def, const c
 	rc = plan_columns(def, plan, err);
 	if (rc != PS_OK)
 		goto cleanup;
+	pk = primary_of(def);
 	rc = ps_buf_printf(&sql, "CREATE TABLE %s (", qname);
 	for (int i = 0; rc == PS_OK && i < t->ncolumns; i++) {
 		rc = ps_buf_puts(&sql, i ? ",\n  " : "\n  ");
 		if (rc == PS_OK)
-			rc = column_sql(ddl, &sql, def, i, &plan[i]);
+			rc = column_sql(ddl, &sql, def, i, &plan[i], auto_inc_column(def, pk, plan) == i);
+	}
+	if (rc == PS_OK && pk) {
+		rc = ps_buf_puts(&sql, ",\n  PRIMARY KEY ");
+		if (rc == PS_OK)
+			rc = key_list(&sql, def, pk);
 	}
 	for (int i = 0; rc == PS_OK && mysql && i < def->nconstraints; i++) {
 		const ps_constraint_def *cd = &def->constraints[i];
