@@ -136,7 +136,7 @@ def test_precheck_names_triggers_engines_and_clashes(tmp_path, db, mariadb, tdb)
     db.execute("CREATE TABLE other.a (id int PRIMARY KEY)")
     db.execute("CREATE TABLE b (id int PRIMARY KEY)")
     mariadb.execute("CREATE TABLE b (id int PRIMARY KEY) ENGINE=MyISAM", database=tdb)
-    mariadb.execute("CREATE TABLE a (id int PRIMARY KEY)", database=tdb)
+    mariadb.execute("CREATE TABLE a (id int PRIMARY KEY, only_here int NOT NULL)", database=tdb)
     mariadb.execute("CREATE TRIGGER a_ins BEFORE INSERT ON a FOR EACH ROW SET NEW.id = NEW.id",
                     database=tdb)
     rc, report, p = run_check(tmp_path, check_spec(db, url_of(mariadb, tdb), type="cdc"))
@@ -144,6 +144,8 @@ def test_precheck_names_triggers_engines_and_clashes(tmp_path, db, mariadb, tdb)
     tables = items(report)["target.tables"]
     assert "other.a and public.a" in tables["message"], tables
     assert "b (MyISAM)" in tables["message"] and "ENGINE=InnoDB" in tables["fix"], tables
+    assert f"{tdb}.a.only_here: only the target has this column" in tables["message"], tables
+    assert f"ALTER TABLE `{tdb}`.`a` MODIFY `only_here` int(11) NULL;" in tables["fix"], tables
     trig = items(report)["target.triggers"]
     assert trig["level"] == "warning" and trig["result"] == "failed", trig
     assert f"{tdb}.a (1 trigger)" in trig["message"] and "no session setting" in trig["message"]

@@ -475,11 +475,13 @@ int ps__mys_refuse_value(ps_error *err, const mys_table *t, const ps_change *c, 
 	char row[300];
 
 	row_ident(t, c, row, sizeof(row));
-	return ps_error_set(err, PS_EINVAL, "table %s.%s, column %s, row (%s): the value '%.60s%s' "
-	                    "%s; create the target column as a text type (VARCHAR, LONGTEXT) to "
-	                    "keep such values as the source spells them, or change them in the "
-	                    "source", t->db, t->name, t->src->columns[col].name, row, v->data,
-	                    v->len > 60 ? "..." : "", why);
+	ps_error_set(err, PS_EINVAL, "table %s.%s, column %s, row (%s): the value '%.60s%s' %s; "
+	             "create the target column as a text type (VARCHAR, LONGTEXT) to keep such "
+	             "values as the source spells them, or change them in the source", t->db,
+	             t->name, t->src->columns[col].name, row, v->data, v->len > 60 ? "..." : "",
+	             why);
+	/* the target's types cannot hold the source's data: an operator's matter */
+	return ps_error_set_engine(err, "", "", PS_ERRCLASS_SCHEMA);
 }
 
 /* The value of parameter p for change c (keys: keyv, nkey entries). */

@@ -306,7 +306,8 @@ static void check_settings(mk_ctx *c, bool loads)
 }
 
 typedef struct mk_tables {
-	mk_list priv, nonempty, missing, unreadable, engine, names, clash, types, triggers, kept;
+	mk_list priv, nonempty, missing, unreadable, engine, names, clash, types, triggers, kept,
+	        required;
 	size_t created, dropped, columns;
 	bool no_columns;
 } mk_tables;
@@ -366,6 +367,39 @@ static int has_rows(mk_ctx *c, const char *qname, const char *qualified, mk_tabl
 	return found;
 }
 
+/* A column only the target has must take rows without it: a default, NULL,
+ * AUTO_INCREMENT or a generated value. */
+static void check_target_only(mk_ctx *c, const ps_check_table *t, const char *db,
+                              const char *name, mk_tables *L)
+{
+	MYSQL_RES *res = NULL;
+	MYSQL_ROW row;
+	ps_error qerr;
+
+	if (!t->columns_listed)
+		return;
+	ps_error_clear(&qerr);
+	if (mys_catalog_query(c->conn, "SELECT COLUMN_NAME, COLUMN_TYPE FROM information_schema.COLUMNS "
+	                      "WHERE IS_NULLABLE = 'NO' AND COLUMN_DEFAULT IS NULL AND EXTRA NOT "
+	                      "LIKE '%auto_increment%' AND IS_GENERATED = 'NEVER' AND ",
+	                      "TABLE_SCHEMA", db, "TABLE_NAME", name, "", &res, &qerr) != PS_OK)
+		return;
+	while ((row = mysql_fetch_row(res)) != NULL) {
+		bool sent = false;
+		char what[900], fix[900];
+
+		for (size_t k = 0; k < t->ncolumns && !sent; k++)
+			sent = strcasecmp(t->columns[k], row[0]) == 0;
+		if (sent)
+			continue;
+		snprintf(what, sizeof(what), "%s.%s.%s", db, name, row[0]);
+		snprintf(fix, sizeof(fix), "ALTER TABLE `%s`.`%s` MODIFY `%s` %s NULL;", db, name, row[0],
+		         row[1] ? row[1] : "");
+		mk_list_add(&L->required, what, fix);
+	}
+	mysql_free_result(res);
+}
+
 static void check_table(mk_ctx *c, const ps_check_table *t, const ps_check_tables *all, size_t at,
                         const ps_table_options *opt, bool loads, mk_tables *L)
 {
@@ -389,6 +423,7 @@ static void check_table(mk_ctx *c, const ps_check_table *t, const ps_check_table
 			snprintf(what, sizeof(what), "%s.%s and %s.%s (both %s)", all->items[i].schema,
 			         all->items[i].name, t->schema, t->name, qualified);
 			mk_list_add(&L->clash, what, NULL);
+			return;          /* the first of them is checked, once */
 		}
 	if (!ps__mys_ident_ok(name) || (c->per_schema && !ps__mys_ident_ok(db)) ||
 	    strchr(db, '`') || strchr(name, '`')) {
@@ -474,6 +509,7 @@ static void check_table(mk_ctx *c, const ps_check_table *t, const ps_check_table
 		mk_list_add(&L->missing, qualified, fix);
 		return;
 	}
+	check_target_only(c, t, db, name, L);
 	if (strcasecmp(engine, "InnoDB") != 0) {
 		snprintf(what, sizeof(what), "%s (%s)", qualified, engine[0] ? engine : "no engine");
 		snprintf(fix, sizeof(fix), "ALTER TABLE %s ENGINE=InnoDB;", qname);
@@ -490,7 +526,7 @@ static void report_tables(mk_ctx *c, const ps_check_tables *tables, const ps_tab
 {
 	mk_tables L;
 	mk_list *lists[] = {&L.priv, &L.nonempty, &L.missing, &L.unreadable, &L.engine, &L.names,
-	                    &L.clash, &L.types, &L.triggers, &L.kept};
+	                    &L.clash, &L.types, &L.triggers, &L.kept, &L.required};
 	ps_buf msg, fix;
 
 	memset(&L, 0, sizeof(L));
@@ -524,6 +560,14 @@ static void report_tables(mk_ctx *c, const ps_check_tables *tables, const ps_tab
 		              "checkpoint)", msg.len ? "; " : "", mk_list_text(&L.engine),
 		              L.engine.n == 1 ? "is" : "are");
 		ps_buf_printf(&fix, "%s%s", fix.len ? " " : "", L.engine.fix.data ? L.engine.fix.data : "");
+	}
+	if (L.required.n) {
+		ps_buf_printf(&msg, "%s%s: only the target has %s, NOT NULL without a default, so the "
+		              "source's rows cannot fill %s", msg.len ? "; " : "",
+		              mk_list_text(&L.required), L.required.n == 1 ? "this column" : "these columns",
+		              L.required.n == 1 ? "it" : "them");
+		ps_buf_printf(&fix, "%s%s (or give it a DEFAULT)", fix.len ? " " : "",
+		              L.required.fix.data ? L.required.fix.data : "");
 	}
 	if (L.clash.n) {
 		ps_buf_printf(&msg, "%s%s: two source tables would land in one target table",
