@@ -227,6 +227,15 @@ static int probe_server(ps_sink *s, ps_error *err)
 	if (rc != PS_OK)
 		return rc;
 	s->local_infile = found && (strcmp(value, "1") == 0 || strcasecmp(value, "ON") == 0);
+	rc = my_query_text(s->conn, "SELECT @@max_allowed_packet", value, sizeof(value), &found,
+	                   "reading max_allowed_packet", err);
+	if (rc != PS_OK)
+		return rc;
+	/* an array-bound execution travels as one packet: a quarter of the
+	 * limit leaves room for lengths and indicators */
+	s->bulk_bytes = MYS_BULK_BYTES;
+	if (found && strtoull(value, NULL, 10) / 4 < s->bulk_bytes)
+		s->bulk_bytes = strtoull(value, NULL, 10) / 4;
 	if (!s->local_infile)
 		ps_log_warn("target mysql: the server does not allow LOAD DATA LOCAL INFILE "
 		            "(local_infile is OFF): the initial load uses batched INSERTs, which "
@@ -319,7 +328,7 @@ static int my_sink_open(ps_sink **out, const ps_sink_config *cfg, ps_error *err)
 	ps_buf_init(&s->sql, MYS_SQL_LIMIT);
 	ps_buf_init(&s->net_key, MYS_SQL_LIMIT);
 	ps_buf_init(&s->net_key2, MYS_SQL_LIMIT);
-	ps_buf_init(&s->load.text, MYS_LOAD_BYTES + ((size_t)64 << 20));
+	ps_buf_init(&s->load.text, MYS_LOAD_TEXT_MAX);
 	ps_buf_init(&s->bulk_scratch.arena, (size_t)1 << 31);
 	s->job = strdup(cfg->job_name ? cfg->job_name : "");
 	s->password = cfg->password ? strdup(cfg->password) : NULL;

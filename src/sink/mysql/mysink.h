@@ -40,6 +40,7 @@
 #define MYS_BULK_ROWS 1000                     /* rows per array-bound execution */
 #define MYS_BULK_BYTES ((size_t)4 << 20)       /* ... and about this many value bytes */
 #define MYS_LOAD_BYTES ((size_t)16 << 20)      /* LOAD DATA text gathered per statement */
+#define MYS_LOAD_TEXT_MAX ((size_t)3 << 30)    /* a single row escaped: up to 2 x 1 GiB */
 #define MYS_LOAD_ROWS ((size_t)200000)         /* ... or this many rows */
 #define MYS_NET_MAX_BYTES ((size_t)8 << 20)    /* change data held by mysink_net.c */
 #define MYS_NET_MAX_ITEMS ((size_t)65536)      /* entries held by mysink_net.c */
@@ -150,6 +151,8 @@ struct ps_sink {
 	bool bulk;                   /* the server takes array-bound executions */
 	bool local_infile;           /* LOAD DATA LOCAL works on this connection */
 	bool fk_off;                 /* foreign_key_checks = 0 took */
+	size_t bulk_bytes;           /* value bytes of one array-bound execution: MYS_BULK_BYTES,
+	                                or less when max_allowed_packet is small */
 
 	/* target transaction (mysink.c NOTES) */
 	bool in_txn;                 /* START TRANSACTION sent, COMMIT not yet */

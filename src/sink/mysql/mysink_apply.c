@@ -852,7 +852,7 @@ int mys_apply_truncate(ps_sink *s, const ps_change *c, ps_error *err)
 /* ==== many changes at once ================================================ */
 
 /* Runs the rows cs[0..n) of one shape (in s->shape) in slices of at most
- * MYS_BULK_ROWS rows and about MYS_BULK_BYTES, adding up what the server
+ * MYS_BULK_ROWS rows and about s->bulk_bytes, adding up what the server
  * reports. rowkeys: nkey resolved key values per row, or NULL. */
 static int exec_sliced(ps_sink *s, mys_table *t, int kind, const ps_change *const *cs,
                        size_t n, const ps_value **rowkeys, uint64_t *affected, ps_error *err)
@@ -866,7 +866,7 @@ static int exec_sliced(ps_sink *s, mys_table *t, int kind, const ps_change *cons
 		uint64_t got = 0;
 
 		while (start + rows < n && rows < MYS_BULK_ROWS &&
-		       (rows == 0 || bytes < MYS_BULK_BYTES)) {
+		       (rows == 0 || bytes < s->bulk_bytes)) {
 			bytes += cs[start + rows]->mem_size;
 			rows++;
 		}

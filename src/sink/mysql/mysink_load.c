@@ -191,7 +191,7 @@ int mys_load_row(ps_sink *s, mys_table *t, const ps_change *c, ps_error *err)
 			return ps_error_set(err, PS_ENOMEM, "out of memory");
 		l->held[l->nrows++] = copy;
 		l->held_bytes += copy->mem_size;
-		if (l->nrows >= MYS_BULK_ROWS || l->held_bytes >= MYS_BULK_BYTES)
+		if (l->nrows >= MYS_BULK_ROWS || l->held_bytes >= s->bulk_bytes)
 			rc = mys_load_send(s, err);
 		return rc;
 	}
