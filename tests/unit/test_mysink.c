@@ -155,6 +155,8 @@ static void test_values(void **state)
 	                            "12024-01-01 00:00:00+00", NULL), "9999"));
 	assert_non_null(strstr(conv("datetime", "datetime(6)", PS_TYPE_TIMESTAMPTZ,
 	                            "2024-01-01 00:00:00+02", NULL), "UTC"));
+	assert_string_equal(conv("timestamp", "timestamp", PS_TYPE_TIMESTAMPTZ,
+	                         "0000-00-00 00:00:00", NULL), "0000-00-00 00:00:00");
 	assert_non_null(strstr(conv("date", "date", PS_TYPE_DATE, "-infinity", NULL), "infinite"));
 	assert_string_equal(conv("date", "date", PS_TYPE_DATE, "2024-02-29", NULL), "2024-02-29");
 	assert_non_null(strstr(conv("double", "double", PS_TYPE_FLOAT, "NaN", NULL), "NaN"));
@@ -181,6 +183,8 @@ static void test_values(void **state)
 	                         NULL), "18446744073709551615");
 	assert_int_equal(conv("bit", "bit(4)", PS_TYPE_TEXT, "0102", NULL)[0], '!');
 	assert_string_equal(conv("varchar", "varchar(10)", PS_TYPE_TEXT, "a\tb", NULL), "a\tb");
+	assert_string_equal(conv("year", "year(4)", PS_TYPE_INTEGER, "0", NULL), "0000");
+	assert_string_equal(conv("year", "year(4)", PS_TYPE_INTEGER, "2155", NULL), "2155");
 }
 
 static void test_columns_of_the_catalog(void **state)

@@ -178,8 +178,9 @@ static int setup_session(MYSQL *conn, bool data, ps_error *err)
 	if (rc == PS_OK)
 		rc = my_exec(conn, sql, "setting lock timeouts", err);
 	if (rc == PS_OK && data)
-		rc = my_exec(conn, "SET SESSION autocommit = 0, foreign_key_checks = 0",
-		             "setting autocommit and foreign_key_checks", err);
+		rc = my_exec(conn, "SET SESSION autocommit = 0, foreign_key_checks = 0, "
+		             "max_error_count = 65535", "setting autocommit and foreign_key_checks",
+		             err);
 	return rc;
 }
 

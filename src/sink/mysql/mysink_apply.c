@@ -49,10 +49,17 @@
  *  4. Values are bound as text (a binary column's as bytes) after
  *     ps__mys_convert, which refuses what MariaDB cannot hold; the error
  *     names the table, the column, the value and the row's key.
+ *  5. MariaDB's ENUM error value ('' where '' is no label: index 0, what a
+ *     non-strict session stores for a value not in the list) can only be
+ *     written without strict mode. A row that carries it goes alone through
+ *     the statement's lax variant (SET STATEMENT sql_mode = ... FOR), and
+ *     every warning that statement leaves must be that value going in as
+ *     it is; any other is a changed value and fails the batch.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "sink/mysql/mysink.h"
 #include "util/myconn.h"
@@ -68,6 +75,7 @@ enum {
 };
 
 #define SHAPE_HEAD 2   /* kind, extra (match-from, or the unique key number) */
+#define SH_LAX 0x80    /* with kind: the statement runs without strict mode (NOTES 5) */
 
 static inline bool bit_get(const uint8_t *m, int i)
 {
@@ -238,10 +246,12 @@ static int stmt_build(ps_sink *s, const mys_table *t, ps_buf *sql, int *params, 
 {
 	const uint8_t *mask = s->shape + SHAPE_HEAD;
 	const uint8_t *match = mask + mask_bytes(t);
-	int kind = s->shape[0], extra = s->shape[1];
+	int kind = s->shape[0] & ~SH_LAX, extra = s->shape[1];
 	build bd = {sql, PS_OK, 0, params};
 
 	ps_buf_reset(sql);
+	if (s->shape[0] & SH_LAX)              /* NOTES 5 */
+		put(&bd, "SET STATEMENT sql_mode = 'NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION' FOR ");
 	switch (kind) {
 	case SH_INSERT:
 		put(&bd, "INSERT INTO ");
@@ -605,22 +615,106 @@ static int exec_rows(ps_sink *s, mys_table *t, mys_stmt *st, const ps_change *co
 	return PS_OK;
 }
 
-/* Fills s->shape's head, gets the statement and runs it for cs. */
+/* Whether row r of cs writes MariaDB's ENUM error value (NOTES 5). */
+static bool needs_lax(const mys_table *t, const mys_stmt *st, const ps_change *c,
+                      const ps_value *const *keyv)
+{
+	for (int p = 0; p < st->nparams; p++) {
+		int col = param_column(t, st->params[p]);
+		const ps_value *v = param_value(st->params[p], c, keyv);
+
+		if (t->col[col].enum_error && v && v->kind == PS_VALUE_TEXT && v->len == 0)
+			return true;
+	}
+	return false;
+}
+
+/* After a lax execution: every warning must be the ENUM error value going
+ * in as it is ("Data truncated for column 'e'" on such a column); anything
+ * else is a changed value, and fails. */
+static int check_lax(ps_sink *s, const mys_table *t, MYSQL_STMT *st, const char *what,
+                     ps_error *err)
+{
+	MYSQL_RES *res = NULL;
+	MYSQL_ROW row;
+	int rc = PS_OK;
+
+	if (mysql_stmt_warning_count(st) == 0)
+		return PS_OK;
+	rc = my_query(s->conn, "SHOW WARNINGS", &res, "reading a statement's warnings", err);
+	while (rc == PS_OK && (row = mysql_fetch_row(res)) != NULL) {
+		const char *msg = row[2] ? row[2] : "", *q = strstr(msg, "column '");
+		bool ok = false;
+
+		for (int i = 0; q && row[1] && strcmp(row[1], "1265") == 0 && i < t->ncols; i++) {
+			size_t n = strlen(t->src->columns[i].name);
+
+			ok |= t->col[i].enum_error && strncasecmp(q + 8, t->src->columns[i].name, n) == 0 &&
+			      q[8 + n] == '\'';
+		}
+		if (!ok) {
+			rc = ps_error_set(err, PS_ESERVER, "%s %s.%s: the server would have written a "
+			                  "changed value: %s %s: %s", what, t->db, t->name,
+			                  row[0] ? row[0] : "Warning", row[1] ? row[1] : "?", msg);
+			ps_error_set_engine(err, MY_CODE_KIND, row[1] ? row[1] : "",
+			                    my_errclass_of(row[1] ? (unsigned)atoi(row[1]) : 0));
+		}
+	}
+	mysql_free_result(res);
+	return rc;
+}
+
+/* Fills s->shape's head, gets the statement and runs it for cs: rows that
+ * write MariaDB's ENUM error value one by one through the lax variant, the
+ * others together. */
 static int exec_shape(ps_sink *s, mys_table *t, int kind, int extra, const ps_change *const *cs,
                       size_t n, const ps_value *const *rowkeys, uint64_t *affected,
                       ps_error *err)
 {
 	static const char *const whats[] = {"insert into", "update of", "delete from"};
-	mys_stmt *st = NULL;
 	const char *what = kind == SH_INSERT || kind == SH_INSERT_ABSENT ? whats[0]
 	                   : kind == SH_UPDATE_KEY || kind == SH_UPDATE_MATCH ? whats[1] : whats[2];
+	size_t nk = (size_t)(t->nkey ? t->nkey : 1), start = 0;
+	mys_stmt *st = NULL;
+	uint64_t got = 0;
+	bool any_enum = false;
 	int rc;
 
+	*affected = 0;
 	s->shape[0] = (uint8_t)kind;
 	s->shape[1] = (uint8_t)extra;
 	rc = stmt_get(s, t, &st, err);
-	if (rc == PS_OK)
-		rc = exec_rows(s, t, st, cs, n, rowkeys, affected, what, err);
+	for (int i = 0; i < t->ncols; i++)
+		any_enum |= t->col[i].enum_error;
+	for (size_t r = 0; rc == PS_OK && any_enum && r < n; r++) {
+		const ps_value *const *keyv = rowkeys ? rowkeys + r * nk : NULL;
+		mys_stmt *lax = NULL;
+
+		if (!needs_lax(t, st, cs[r], keyv))
+			continue;
+		if (r > start)
+			rc = exec_rows(s, t, st, cs + start, r - start, rowkeys ? rowkeys + start * nk
+			               : NULL, &got, what, err);
+		*affected += got;
+		got = 0;
+		s->shape[0] = (uint8_t)(kind | SH_LAX);
+		if (rc == PS_OK)
+			rc = stmt_get(s, t, &lax, err);
+		if (rc == PS_OK)
+			rc = exec_rows(s, t, lax, cs + r, 1, keyv, &got, what, err);
+		if (rc == PS_OK)
+			rc = check_lax(s, t, lax->st, what, err);
+		*affected += got;
+		got = 0;
+		s->shape[0] = (uint8_t)kind;
+		if (rc == PS_OK)
+			rc = stmt_get(s, t, &st, err);       /* the cache may have moved it */
+		start = r + 1;
+	}
+	if (rc == PS_OK && start < n)
+		rc = exec_rows(s, t, st, cs + start, n - start, rowkeys ? rowkeys + start * nk : NULL,
+		               &got, what, err);
+	*affected += got;
 	return rc;
 }
 

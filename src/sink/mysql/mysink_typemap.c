@@ -304,7 +304,10 @@ void ps__mys_col_from_catalog(mys_col *out, const char *data_type, const char *c
 	static const char *const ints[] = {"tinyint", "smallint", "mediumint", "int", "integer",
 	                                   "bigint", NULL};
 	static const char *const binaries[] = {"binary", "varbinary", "tinyblob", "blob",
-	                                       "mediumblob", "longblob", NULL};
+	                                       "mediumblob", "longblob", "geometry", "point",
+	                                       "linestring", "polygon", "multipoint",
+	                                       "multilinestring", "multipolygon",
+	                                       "geometrycollection", NULL};
 	static const char *const texts[] = {"char", "varchar", "tinytext", "text", "mediumtext",
 	                                    "longtext", "enum", "set", "json", NULL};
 	char fsp[8];
@@ -346,6 +349,8 @@ void ps__mys_col_from_catalog(mys_col *out, const char *data_type, const char *c
 	} else if (strcasecmp(data_type, "time") == 0) {
 		fsp_suffix(column_type ? column_type : "", fsp, sizeof(fsp));
 		snprintf(out->where, sizeof(out->where), "CAST(? AS TIME%s)", fsp);
+	} else if (strcasecmp(data_type, "year") == 0) {
+		out->conv = MYS_CONV_YEAR;
 	} else if (strcasecmp(data_type, "bit") == 0) {
 		out->conv = MYS_CONV_BIT;
 		snprintf(out->param, sizeof(out->param), "CAST(? AS UNSIGNED)");
@@ -355,6 +360,8 @@ void ps__mys_col_from_catalog(mys_col *out, const char *data_type, const char *c
 		out->conv = type_class == PS_TYPE_BYTES ? MYS_CONV_BYTES : MYS_CONV_TEXT;
 	} else if (in_list(data_type, texts)) {
 		out->text = true;
+		out->enum_error = strcasecmp(data_type, "enum") == 0 && column_type &&
+		                  !strstr(column_type, "''") ;
 		out->fixed = strcasecmp(data_type, "char") == 0;
 		snprintf(out->charset, sizeof(out->charset), "%s", charset ? charset : "utf8mb4");
 		for (char *p = out->charset; *p; p++)      /* a name MariaDB knows: [a-z0-9_] */
@@ -447,6 +454,8 @@ int ps__mys_convert(const mys_col *c, const char *v, size_t len, char *scratch,
 			*out_len = len - 3;
 		else if (len > 6 && memcmp(v + len - 6, "+00:00", 6) == 0)
 			*out_len = len - 6;
+		else if (len >= 10 && memcmp(v, "0000-00-00", 10) == 0)
+			;                  /* MariaDB's zero TIMESTAMP, spelled without a zone */
 		else {
 			*why = "is not a time in UTC (+00)";
 			return PS_EINVAL;
@@ -505,6 +514,12 @@ int ps__mys_convert(const mys_col *c, const char *v, size_t len, char *scratch,
 		*out = scratch;
 		return PS_OK;
 	}
+	case MYS_CONV_YEAR:
+		if (text_is(v, len, "0")) {
+			*out = "0000";
+			*out_len = 4;
+		}
+		return PS_OK;
 	default:
 		return PS_OK;
 	}

@@ -31,7 +31,8 @@ typedef enum mys_conv {
 	MYS_CONV_DATE,         /* checked as DATETIME */
 	MYS_CONV_FLOAT,        /* checked: no NaN or Infinity */
 	MYS_CONV_DECIMAL,      /* checked: no NaN or Infinity */
-	MYS_CONV_BIT           /* "0101" -> "5" (a BIT column) */
+	MYS_CONV_BIT,          /* "0101" -> "5" (a BIT column) */
+	MYS_CONV_YEAR          /* "0" -> "0000" (a YEAR column reads the text '0' as 2000) */
 } mys_conv;
 
 /* A target column as the sink writes and compares it. */
@@ -42,6 +43,8 @@ typedef struct mys_col {
 	bool fixed;            /* CHAR(n): trailing spaces are not kept */
 	bool generated;        /* a generated column: cannot be written */
 	bool single;           /* FLOAT: a value goes in as the exact double of its float */
+	bool enum_error;       /* an ENUM without '' among its labels: '' is MariaDB's
+	                          error value (index 0), storable only non-strictly */
 	char charset[32];      /* text: the column's character set */
 	char param[48];        /* a value of it in INSERT / SET: "?" or "CAST(? AS UNSIGNED)" */
 	char where[64];        /* a value of it in WHERE: "?" or "CAST(? AS DECIMAL(12,2))" */
