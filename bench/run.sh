@@ -13,6 +13,8 @@
 #   4 bigtxn.py   one transaction of BIG_ROWS rows: penstock's peak RSS
 #   load_mariadb.py  pgbench -i -s SCALE loaded PostgreSQL -> MariaDB, against
 #                 COPY csv | LOAD DATA LOCAL by hand and pg_dump --inserts | mariadb
+#   backlog_mariadb.py  a backlog of TXNS pgbench-like txns MariaDB -> MariaDB, against
+#                 a MariaDB replica on the same backlog (needs the MySQL source)
 #   compare_pg.py full compare of pgbench_accounts at CMP_SCALE (10: 1M rows),
 #                 equal and with 3 differing rows, next to pgcopydb compare
 #                 data (or, with Debian's pgcopydb 0.10, a whole-table digest)
@@ -50,4 +52,6 @@ fi
 if want mariadb; then
   echo "== initial load -> MariaDB vs COPY csv | LOAD DATA LOCAL, pg_dump --inserts | mariadb"
   /usr/bin/python3 bench/load_mariadb.py "$BIN" "${ROUNDS:-3}" "${SCALE:-30}" "${JOBS:-4}"
+  echo "== backlog of ${TXNS:-100000} txns MariaDB -> MariaDB vs a MariaDB replica (START SLAVE)"
+  /usr/bin/python3 bench/backlog_mariadb.py "$BIN" "${ROUNDS:-3}" "${TXNS:-100000}"
 fi
