@@ -43,13 +43,17 @@
  *     batch that lost a change. The core closes the sink and opens a new
  *     one; close rolls back.
  *  6. A commit still in flight when penstock is killed (the server got
- *     COMMIT and is still writing it) must not be overtaken by the next
- *     run reading the older checkpoint: that run would apply the batch
- *     again. The checkpoint is read with LOCK IN SHARE MODE: the earlier
- *     session wrote the checkpoint row before it sent COMMIT (note 5), so it
- *     holds that row's exclusive lock until its commit is done or rolled
- *     back, and the read waits for exactly that. Every session of a job
- *     (the applier, each copy worker) writes the same row.
+ *     COMMIT and is still writing it: a slow disk, a semi-synchronous
+ *     replica's acknowledgement) must not be overtaken by the next run
+ *     reading the older checkpoint: that run would apply the batch again.
+ *     The checkpoint is read with LOCK IN SHARE MODE: the earlier session
+ *     wrote the checkpoint row before it sent COMMIT (note 5), so it holds
+ *     that row's exclusive lock until its commit is done or rolled back,
+ *     and the read waits for exactly that. Every session of a job (the
+ *     applier, each copy worker) writes the same row. Opening runs no DDL
+ *     once the checkpoint table exists, so nothing queues the read behind
+ *     what holds the commit. (tests/integration/test_mysql_target.py holds
+ *     a commit with semi-sync AFTER_SYNC and kills penstock.)
  *
  * States:
  *
