@@ -151,6 +151,33 @@ def test_precheck_names_triggers_engines_and_clashes(tmp_path, db, mariadb, tdb)
     assert f"{tdb}.a (1 trigger)" in trig["message"] and "no session setting" in trig["message"]
 
 
+def test_missing_privileges_are_named_and_the_fix_is_exact(tmp_path, db, mariadb, tdb):
+    """A user with only SELECT: target.writable names what is missing with
+    GRANT statements; running them makes the check pass. The password
+    travels apart from the URL and is never shown."""
+    db.execute("CREATE TABLE orders (id int PRIMARY KEY, note text)")
+    user, secret = f"u{tdb}"[:30], "S3cret-for-mariadb"
+    mariadb.execute(f"CREATE USER '{user}'@'127.0.0.1' IDENTIFIED BY '{secret}'")
+    mariadb.execute(f"GRANT SELECT ON `{tdb}`.* TO '{user}'@'127.0.0.1'")
+    spec = check_spec(db, f"mysql://{user}@127.0.0.1:{mariadb.port}/{tdb}")
+    spec["target"]["password_env"] = "MARIA_PW"
+    try:
+        rc, report, p = run_check(tmp_path, spec, env={"MARIA_PW": secret})
+        assert rc == 4, p.stdout + p.stderr
+        assert secret not in p.stdout + p.stderr
+        it = items(report)["target.writable"]
+        assert it["result"] == "failed", it
+        assert "may not create the checkpoint table" in it["message"], it
+        assert f"{tdb}.orders (creating it needs CREATE, ALTER, INDEX)" in it["message"], it
+        for stmt in it["fix"].split(";"):
+            if stmt.strip():
+                mariadb.execute(stmt)
+        rc, report, p = run_check(tmp_path, spec, env={"MARIA_PW": secret})
+        assert rc == 0, json.dumps(report["items"], indent=1)
+    finally:
+        mariadb.execute(f"DROP USER '{user}'@'127.0.0.1'")
+
+
 # ---- crashes and kill -9 ------------------------------------------------------------
 
 def crash_then_resume(db, m, tdb, make_job, fault):

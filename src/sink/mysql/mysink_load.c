@@ -37,6 +37,8 @@
 #include <strings.h>
 
 #include "sink/mysql/mysink.h"
+#include "util/clock.h"
+#include "util/log.h"
 #include "util/myconn.h"
 
 int ps__mys_refuse_value(ps_error *err, const mys_table *t, const ps_change *c, int col,
@@ -385,6 +387,7 @@ int mys_load_send(ps_sink *s, ps_error *err)
 	mys_load *l = &s->load;
 	mys_table *t = l->table;
 	char what[400];
+	uint64_t t0;
 	int rc;
 
 	if (!t || l->nrows == 0)
@@ -406,6 +409,7 @@ int mys_load_send(ps_sink *s, ps_error *err)
 	if (rc != PS_OK)
 		return ps_error_set(err, rc, "LOAD DATA statement for %s.%s too long", t->db, t->name);
 	l->pos = 0;
+	t0 = ps_now_ns();
 	mysql_set_local_infile_handler(s->conn, infile_init, infile_read, infile_end, infile_error,
 	                               s);
 	if (mysql_real_query(s->conn, s->sql.data, (unsigned long)s->sql.len) != 0)
@@ -413,6 +417,8 @@ int mys_load_send(ps_sink *s, ps_error *err)
 	else
 		rc = check_warnings(s, what, err);
 	mysql_set_local_infile_default(s->conn);
+	ps_log_debug("sink mysql: LOAD DATA of %zu rows (%zu bytes) into %s.%s: %.1f ms", l->nrows,
+	             l->text.len, t->db, t->name, (double)(ps_now_ns() - t0) / 1e6);
 	if (rc == PS_OK)
 		l->rows_loaded += l->nrows;
 	l->nrows = 0;
