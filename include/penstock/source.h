@@ -193,6 +193,22 @@ typedef struct ps_retable_result {
 	size_t nremoved;
 } ps_retable_result;
 
+/* How much log the source keeps for the job and how close that is to the
+ * engine's own limit (log_retention), in the plugin's terms: every figure
+ * -1 (status "") when the engine cannot tell. */
+typedef struct ps_log_retention {
+	long long retained_bytes;   /* log kept for the job's reader now (PG: the
+	                               slot's restart_lsn to the WAL's end) */
+	long long limit_bytes;      /* the most the engine keeps for a reader before
+	                               giving it up (PG: max_slot_wal_keep_size);
+	                               -1 also when there is no limit */
+	long long safe_bytes;       /* log that may still be written before the
+	                               reader is at risk (PG: safe_wal_size) */
+	char status[24];            /* the engine's word for the reader's state (PG:
+	                               wal_status reserved, extended, unreserved,
+	                               lost) */
+} ps_log_retention;
+
 typedef struct ps_source_ops {
 	int abi_version;                 /* PS_SOURCE_ABI_VERSION */
 	const char *name;                /* plugin name, e.g. "pg" */
@@ -343,6 +359,18 @@ typedef struct ps_source_ops {
 	 * when there is nothing. What the tables need before they are created
 	 * comes with each def (requires). */
 	int (*schema_after_load)(ps_source *src, ps_schema **out, ps_error *err);
+
+	/* --- what an operator watches; optional --------------------------- */
+	/* The log the source keeps for this job and the engine's limit
+	 * (ps_log_retention), for the status, /metrics and alerts. Called on
+	 * the thread that owns src, every few seconds; a cheap catalog read.
+	 * Fields the engine cannot tell stay -1 / "" (the wrapper sets them so
+	 * before the call). */
+	int (*log_retention)(ps_source *src, ps_log_retention *out, ps_error *err);
+	/* The position as a byte offset in the source's log, when the engine
+	 * numbers its log by bytes (PG: the LSN as an integer); -1 when it
+	 * cannot. Needs no instance: /metrics turns positions into numbers. */
+	long long (*position_offset)(const char *pos);
 } ps_source_ops;
 
 #endif

@@ -370,6 +370,29 @@ long long ps_src_distance(const ps_src *s, const char *from, const char *to)
 	return s->ops->position_distance(from, to);
 }
 
+int ps_src_log_retention(ps_src *s, ps_log_retention *out, ps_error *err)
+{
+	int rc;
+
+	out->retained_bytes = out->limit_bytes = out->safe_bytes = -1;
+	out->status[0] = '\0';
+	if (!s->ops->log_retention)
+		return PS_OK;
+	rc = s->ops->log_retention(s->impl, out, err);
+	if (rc != PS_OK)
+		ps_error_add_context(err, "source %s, reading what the log keeps for the job",
+		                     s->ops->name);
+	out->status[sizeof(out->status) - 1] = '\0';
+	return rc;
+}
+
+long long ps_plugin_position_offset(const ps_source_ops *ops, const char *pos)
+{
+	if (!ops || !ops->position_offset || !pos || !*pos)
+		return -1;
+	return ops->position_offset(pos);
+}
+
 int ps_src_fence(ps_src *s, char *pos, size_t len, ps_error *err)
 {
 	int rc;

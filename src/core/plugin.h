@@ -96,6 +96,13 @@ int ps_src_fence(ps_src *s, char *pos, size_t len, ps_error *err);
 /* done receives what was released, in the plugin's words ("" when nothing). */
 int ps_src_drop(ps_src *s, char *done, size_t done_len, ps_error *err);
 
+/* The source's retention figures (source.h log_retention); every field -1
+ * / "" when the plugin has no such callback (PS_OK). */
+int ps_src_log_retention(ps_src *s, ps_log_retention *out, ps_error *err);
+/* The position as a byte offset in the log (source.h position_offset), or
+ * -1 when the plugin cannot tell; ops may be NULL. */
+long long ps_plugin_position_offset(const ps_source_ops *ops, const char *pos);
+
 /* --- live table changes (source.h invariants 8, 9) ------------------------ */
 int ps_src_can_retable(const ps_src *s);
 int ps_src_retable(ps_src *s, const char *const *include, size_t ninclude,
