@@ -70,7 +70,7 @@ CREATE TABLE orders (
   note text DEFAULT 'none',
   tags text[],
   blob bytea,
-  uid uuid,
+  uid uuid DEFAULT gen_random_uuid(),
   doc jsonb,
   fixed char(3),
   CONSTRAINT orders_code_qty_key UNIQUE (code, qty)
@@ -108,6 +108,7 @@ def test_created_table_gets_the_type_map_then_keys_after_the_load(db, mariadb, t
     assert cols["note"][0] == "longtext" and cols["note"][2] == "'none'"
     assert cols["tags"][0] == "longtext"          # the array's literal, as text
     assert cols["blob"][0] == "longblob" and cols["uid"][0] == "uuid"
+    assert cols["uid"][2] == "uuid()"             # a fresh value for rows made on MariaDB
     assert cols["doc"][0] == "longtext"           # MariaDB's JSON
     assert cols["fixed"][0] == "char(3)"
     # the primary key comes with the table (InnoDB stores rows in its order),

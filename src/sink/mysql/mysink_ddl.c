@@ -148,6 +148,12 @@ static bool pg_default(const char *expr, const char *type, char *out, size_t len
 		snprintf(out, len, "(CURRENT_DATE)");
 		return true;
 	}
+	if (strcasecmp(type, "UUID") == 0 &&
+	    (strcasecmp(tmp, "gen_random_uuid()") == 0 || strcasecmp(tmp, "uuid_generate_v4()") == 0 ||
+	     strcasecmp(tmp, "uuid_generate_v1()") == 0)) {
+		snprintf(out, len, "(UUID())");   /* a fresh unique value: MariaDB's is version 1 */
+		return true;
+	}
 	if (strcasecmp(type, "TINYINT(1)") == 0 && (strcmp(tmp, "true") == 0 || strcmp(tmp, "false") == 0)) {
 		snprintf(out, len, "%s", tmp[0] == 't' ? "1" : "0");
 		return true;

@@ -586,12 +586,25 @@ static void report_tables(mk_ctx *c, const ps_check_tables *tables, const ps_tab
 	if (msg.len)
 		ADD(c, "target.tables", PS_CHECK_ERROR, PS_CHECK_FAILED, fix.len ? fix.data : NULL,
 		    "%s", msg.data);
-	else
-		ADD(c, "target.tables", PS_CHECK_ERROR, PS_CHECK_PASSED, NULL,
-		    "%zu table%s: %zu to create, %zu to drop and create, the others exist%s", tables->n,
-		    tables->n == 1 ? "" : "s", L.created, L.dropped,
-		    !loads ? "" : opt->truncate_before_load ? " (emptied before the load)"
-		                                            : " and are empty");
+	else {
+		size_t exist = tables->n - L.created - L.dropped;
+		ps_buf parts;
+
+		ps_buf_init(&parts, 512);
+
+		if (L.created)
+			ps_buf_printf(&parts, "%zu to create", L.created);
+		if (L.dropped)
+			ps_buf_printf(&parts, "%s%zu to drop and create", parts.len ? ", " : "", L.dropped);
+		if (exist)
+			ps_buf_printf(&parts, "%s%zu exist%s%s", parts.len ? ", " : "", exist,
+			              exist == 1 ? "s" : "",
+			              !loads ? "" : opt->truncate_before_load ? " (emptied before the load)"
+			                          : exist == 1 ? " and is empty" : " and are empty");
+		ADD(c, "target.tables", PS_CHECK_ERROR, PS_CHECK_PASSED, NULL, "%zu table%s: %s",
+		    tables->n, tables->n == 1 ? "" : "s", parts.len ? parts.data : "none selected");
+		ps_buf_free(&parts);
+	}
 
 	if (L.types.n)
 		ADD(c, "target.types", PS_CHECK_ERROR, PS_CHECK_FAILED,
