@@ -291,6 +291,7 @@ static void my_sink_close(ps_sink *s)
 {
 	if (!s)
 		return;
+	mys_load_abandon(s);                         /* the connection is ours again */
 	if (s->conn) {
 		if (s->in_txn)
 			mysql_query(s->conn, "ROLLBACK");
@@ -333,7 +334,7 @@ static int my_sink_open(ps_sink **out, const ps_sink_config *cfg, ps_error *err)
 	ps_buf_init(&s->sql, MYS_SQL_LIMIT);
 	ps_buf_init(&s->net_key, MYS_SQL_LIMIT);
 	ps_buf_init(&s->net_key2, MYS_SQL_LIMIT);
-	ps_buf_init(&s->load.text, MYS_LOAD_TEXT_MAX);
+	mys_load_init(s);
 	ps_buf_init(&s->bulk_scratch.arena, (size_t)1 << 31);
 	s->job = strdup(cfg->job_name ? cfg->job_name : "");
 	s->password = cfg->password ? strdup(cfg->password) : NULL;

@@ -27,6 +27,7 @@
 
 #include <mysql.h>
 #include <stdbool.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -39,7 +40,8 @@
 #define MYS_STMTS_PER_TABLE 48                 /* prepared shapes kept per table */
 #define MYS_BULK_ROWS 1000                     /* rows per array-bound execution */
 #define MYS_BULK_BYTES ((size_t)4 << 20)       /* ... and about this many value bytes */
-#define MYS_LOAD_BYTES ((size_t)16 << 20)      /* LOAD DATA text gathered per statement */
+#define MYS_LOAD_BYTES ((size_t)8 << 20)       /* LOAD DATA text gathered per statement
+                                                  (two statements' worth in memory) */
 #define MYS_LOAD_TEXT_MAX ((size_t)3 << 30)    /* a single row escaped: up to 2 x 1 GiB */
 #define MYS_LOAD_ROWS ((size_t)200000)         /* ... or this many rows */
 #define MYS_NET_MAX_BYTES ((size_t)8 << 20)    /* change data held by mysink_net.c */
@@ -111,17 +113,32 @@ typedef struct mys_net_group {
 	size_t bytes;
 } mys_net_group;
 
-/* mysink_load.c: initial-load rows gathered for one LOAD DATA statement. */
+/* mysink_load.c: rows of one LOAD DATA statement, as LOAD DATA text. */
+typedef struct mys_batch {
+	ps_buf text;
+	size_t *row_at;              /* offset in text of each row */
+	size_t nrows, cap;
+	size_t pos;                  /* how far the server has read text */
+} mys_batch;
+
+/* mysink_load.c: initial-load rows, gathered in one batch while the other
+ * may be on its way to the server (mysink_load.c NOTES 5). */
 typedef struct mys_load {
 	mys_table *table;            /* the table being loaded, or NULL */
 	ps_table *src;               /* the definition its rows have (borrowed) */
-	ps_buf text;                 /* LOAD DATA rows (or, in bulk mode, unused) */
-	size_t *row_at;              /* offset in text of each gathered row */
-	size_t nrows, rows_cap;
-	size_t pos;                  /* how far the server has read text */
+	mys_batch batch[2];
+	mys_batch *fill;             /* the batch rows gather in */
+	mys_batch *fly;              /* the batch the sender thread sends, or NULL */
+	bool sender_running;         /* sender must be joined */
+	pthread_t sender;
+	mys_table *fly_table;        /* what fly belongs to */
+	ps_table *fly_src;
+	int fly_rc;                  /* sender's result, read after the join */
+	ps_error fly_err;
+	ps_buf stmt;                 /* the LOAD DATA statement (sender's) */
 	uint64_t rows_loaded;        /* rows the server took for this table so far */
-	uint64_t rows_before;        /* rows loaded by earlier statements of this run */
 	ps_change **held;            /* bulk mode: copies of the gathered rows */
+	size_t nheld, held_cap;
 	size_t held_bytes;
 } mys_load;
 
@@ -253,11 +270,14 @@ void mys_net_free(ps_sink *s);
 
 /* --- mysink_load.c ------------------------------------------------------------ */
 
+void mys_load_init(ps_sink *s);
 int mys_load_row(ps_sink *s, mys_table *t, const ps_change *c, ps_error *err);
-/* Sends what is gathered (one LOAD DATA, or bulk INSERTs). */
-int mys_load_send(ps_sink *s, ps_error *err);
-/* The load of the current table is over (another table, commit, ...). */
+/* The load of the current table is over (another table, commit, ...): what
+ * is gathered is sent and every statement of it has ended. */
 int mys_load_end(ps_sink *s, ps_error *err);
+/* Waits for a statement still being sent, and forgets its result: before
+ * the connection is used for anything else after a failure. */
+void mys_load_abandon(ps_sink *s);
 void mys_load_free(ps_sink *s);
 /* Escapes len bytes of src for LOAD DATA (FIELDS ESCAPED BY '\\') into dst,
  * which has room for 2 * len bytes; returns the bytes written. */

@@ -30,6 +30,15 @@
  *     precheck target.local_infile warns), the rows gather as copies and go
  *     in as bulk INSERTs (mysink_apply.c), MYS_BULK_ROWS at a time, under
  *     the same strict sql_mode: a value that does not fit is an error.
+ *  5. A LOAD DATA statement runs on a sender thread while the next batch
+ *     gathers (reading the source and formatting rows overlap with the
+ *     server's work, as in a shell pipe). While it runs, the sender owns
+ *     the connection: every other use of it comes after mys_settle, which
+ *     ends with mys_load_end, which joins the sender; close and failures
+ *     join it too (mys_load_abandon). Its error surfaces at the next send
+ *     or at the settle, always before the commit, so a failed statement
+ *     still rolls the whole transaction back. Memory: two batches of
+ *     MYS_LOAD_BYTES (a single bigger row makes its batch bigger).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,15 +74,36 @@ size_t ps__mys_load_escape(char *dst, const char *src, size_t len)
 	return o;
 }
 
+void mys_load_init(ps_sink *s)
+{
+	mys_load *l = &s->load;
+
+	for (int i = 0; i < 2; i++)
+		ps_buf_init(&l->batch[i].text, MYS_LOAD_TEXT_MAX);
+	ps_buf_init(&l->stmt, MYS_SQL_LIMIT);
+	l->fill = &l->batch[0];
+}
+
+static void batch_reset(mys_batch *b)
+{
+	ps_buf_reset(&b->text);
+	b->nrows = 0;
+	b->pos = 0;
+}
+
 void mys_load_free(ps_sink *s)
 {
 	mys_load *l = &s->load;
 
-	for (size_t i = 0; l->held && i < l->nrows; i++)
+	mys_load_abandon(s);
+	for (size_t i = 0; l->held && i < l->nheld; i++)
 		ps_change_free(l->held[i]);
 	free(l->held);
-	free(l->row_at);
-	ps_buf_free(&l->text);
+	for (int i = 0; i < 2; i++) {
+		free(l->batch[i].row_at);
+		ps_buf_free(&l->batch[i].text);
+	}
+	ps_buf_free(&l->stmt);
 	memset(l, 0, sizeof(*l));
 }
 
@@ -88,13 +118,13 @@ static int infile_init(void **ptr, const char *filename, void *userdata)
 
 static int infile_read(void *ptr, char *buf, unsigned int len)
 {
-	mys_load *l = &((ps_sink *)ptr)->load;
-	size_t n = l->text.len - l->pos;
+	mys_batch *b = ptr;
+	size_t n = b->text.len - b->pos;
 
 	if (n > len)
 		n = len;
-	memcpy(buf, l->text.data + l->pos, n);
-	l->pos += n;
+	memcpy(buf, b->text.data + b->pos, n);
+	b->pos += n;
 	return (int)n;
 }
 
@@ -112,16 +142,16 @@ static int infile_error(void *ptr, char *buf, unsigned int len)
 
 /* ==== gathering rows ======================================================= */
 
-static int append_escaped(mys_load *l, const char *data, size_t len, ps_error *err)
+static int append_escaped(mys_batch *b, const char *data, size_t len, ps_error *err)
 {
 	while (len > 0) {
 		size_t n = len < ESCAPE_SLICE ? len : ESCAPE_SLICE;
-		int rc = ps_buf_reserve(&l->text, 2 * n);
+		int rc = ps_buf_reserve(&b->text, 2 * n);
 
 		if (rc != PS_OK)
 			return ps_error_set(err, rc, "LOAD DATA buffer full");
-		l->text.len += ps__mys_load_escape(l->text.data + l->text.len, data, n);
-		l->text.data[l->text.len] = '\0';
+		b->text.len += ps__mys_load_escape(b->text.data + b->text.len, data, n);
+		b->text.data[b->text.len] = '\0';
 		data += n;
 		len -= n;
 	}
@@ -129,9 +159,8 @@ static int append_escaped(mys_load *l, const char *data, size_t len, ps_error *e
 }
 
 /* One value of a row as LOAD DATA text (NOTES 3). */
-static int put_value(ps_sink *s, mys_table *t, const ps_change *c, int i, ps_error *err)
+static int put_value(mys_batch *b, mys_table *t, const ps_change *c, int i, ps_error *err)
 {
-	mys_load *l = &s->load;
 	const ps_value *v = &c->new_values[i];
 	const mys_col *col = &t->col[i];
 	char scratch[40];
@@ -139,7 +168,7 @@ static int put_value(ps_sink *s, mys_table *t, const ps_change *c, int i, ps_err
 	size_t out_len;
 
 	if (v->kind == PS_VALUE_NULL)
-		return ps_buf_append(&l->text, "\\N", 2) == PS_OK ? PS_OK
+		return ps_buf_append(&b->text, "\\N", 2) == PS_OK ? PS_OK
 		       : ps_error_set(err, PS_ETOOBIG, "LOAD DATA buffer full");
 	if (v->kind != PS_VALUE_TEXT)
 		return ps_error_set(err, PS_EINVAL, "column %s of a row of the initial load of %s.%s "
@@ -153,18 +182,22 @@ static int put_value(ps_sink *s, mys_table *t, const ps_change *c, int i, ps_err
 			hex = strchr("0123456789abcdefABCDEF", v->data[k]) != NULL;
 		if (!hex)
 			return ps__mys_refuse_value(err, t, c, i, v, "is not bytes in hex (\\x...)");
-		return append_escaped(l, v->data + 2, v->len - 2, err);
+		return append_escaped(b, v->data + 2, v->len - 2, err);
 	}
 	if (col->conv == MYS_CONV_TEXT)
-		return append_escaped(l, v->data, v->len, err);
+		return append_escaped(b, v->data, v->len, err);
 	if (ps__mys_convert(col, v->data, v->len, scratch, &out, &out_len, &why) != PS_OK)
 		return ps__mys_refuse_value(err, t, c, i, v, why);
-	return append_escaped(l, out, out_len, err);
+	return append_escaped(b, out, out_len, err);
 }
+
+static int send_gathered(ps_sink *s, ps_error *err);
 
 int mys_load_row(ps_sink *s, mys_table *t, const ps_change *c, ps_error *err)
 {
 	mys_load *l = &s->load;
+	mys_batch *b = l->fill;
+	size_t mark;
 	int rc = PS_OK;
 
 	if (!c->new_values)
@@ -180,57 +213,62 @@ int mys_load_row(ps_sink *s, mys_table *t, const ps_change *c, ps_error *err)
 	if (!s->local_infile) {                      /* NOTES 4 */
 		ps_change *copy;
 
-		if (l->nrows == l->rows_cap) {
-			size_t cap = l->rows_cap ? 2 * l->rows_cap : 1024;
+		if (l->nheld == l->held_cap) {
+			size_t cap = l->held_cap ? 2 * l->held_cap : 1024;
 			ps_change **h = realloc(l->held, cap * sizeof(*h));
 
 			if (!h)
 				return ps_error_set(err, PS_ENOMEM, "out of memory");
 			l->held = h;
-			l->rows_cap = cap;
+			l->held_cap = cap;
 		}
 		copy = ps_change_new(PS_OP_INSERT, c->table, c->new_values, NULL, false, 0);
 		if (!copy)
 			return ps_error_set(err, PS_ENOMEM, "out of memory");
-		l->held[l->nrows++] = copy;
+		l->held[l->nheld++] = copy;
 		l->held_bytes += copy->mem_size;
-		if (l->nrows >= MYS_BULK_ROWS || l->held_bytes >= s->bulk_bytes)
-			rc = mys_load_send(s, err);
+		if (l->nheld >= MYS_BULK_ROWS || l->held_bytes >= s->bulk_bytes)
+			rc = send_gathered(s, err);
 		return rc;
 	}
-	if (l->nrows == l->rows_cap) {
-		size_t cap = l->rows_cap ? 2 * l->rows_cap : 4096;
-		size_t *at = realloc(l->row_at, cap * sizeof(*at));
+	if (b->nrows == b->cap) {
+		size_t cap = b->cap ? 2 * b->cap : 4096;
+		size_t *at = realloc(b->row_at, cap * sizeof(*at));
 
 		if (!at)
 			return ps_error_set(err, PS_ENOMEM, "out of memory");
-		l->row_at = at;
-		l->rows_cap = cap;
+		b->row_at = at;
+		b->cap = cap;
 	}
-	l->row_at[l->nrows] = l->text.len;
+	mark = b->text.len;
+	b->row_at[b->nrows] = mark;
 	for (int i = 0; rc == PS_OK && i < t->ncols; i++) {
-		if (i > 0 && ps_buf_putc(&l->text, '\t') != PS_OK)
+		if (i > 0 && ps_buf_putc(&b->text, '\t') != PS_OK)
 			rc = ps_error_set(err, PS_ETOOBIG, "LOAD DATA buffer full");
 		if (rc == PS_OK)
-			rc = put_value(s, t, c, i, err);
+			rc = put_value(b, t, c, i, err);
 	}
-	if (rc == PS_OK && ps_buf_putc(&l->text, '\n') != PS_OK)
+	if (rc == PS_OK && ps_buf_putc(&b->text, '\n') != PS_OK)
 		rc = ps_error_set(err, PS_ETOOBIG, "LOAD DATA buffer full");
-	if (rc != PS_OK)
+	if (rc != PS_OK) {
+		b->text.len = mark;                      /* no half row stays */
+		if (b->text.data)
+			b->text.data[mark] = '\0';
 		return rc;
-	l->nrows++;
-	if (l->text.len >= MYS_LOAD_BYTES || l->nrows >= MYS_LOAD_ROWS)
-		rc = mys_load_send(s, err);
+	}
+	b->nrows++;
+	if (b->text.len >= MYS_LOAD_BYTES || b->nrows >= MYS_LOAD_ROWS)
+		rc = send_gathered(s, err);
 	return rc;
 }
 
-/* ==== sending ============================================================= */
+/* ==== what the server says (NOTES 2) ====================================== */
 
-/* Field f of gathered row r, unescaped and cut for a message, into out. */
-static void field_of(const mys_load *l, size_t r, int f, char *out, size_t len)
+/* Field f of row r of b, unescaped and cut for a message, into out. */
+static void field_of(const mys_batch *b, size_t r, int f, char *out, size_t len)
 {
-	const char *p = l->text.data + l->row_at[r];
-	const char *end = r + 1 < l->nrows ? l->text.data + l->row_at[r + 1] : l->text.data + l->text.len;
+	const char *p = b->text.data + b->row_at[r];
+	const char *end = r + 1 < b->nrows ? b->text.data + b->row_at[r + 1] : b->text.data + b->text.len;
 	size_t o = 0;
 
 	for (int i = 0; i < f && p < end; p++)
@@ -255,11 +293,10 @@ static void field_of(const mys_load *l, size_t r, int f, char *out, size_t len)
 	out[o] = '\0';
 }
 
-/* "id=2, code=x" of gathered row r: the source's key columns, else the first
+/* "id=2, code=x" of row r of b: the source's key columns, else the first
  * three. */
-static void row_key(const mys_load *l, size_t r, char *buf, size_t len)
+static void row_key(const ps_table *src, const mys_batch *b, size_t r, char *buf, size_t len)
 {
-	const ps_table *src = l->src;
 	size_t used = 0;
 	int shown = 0;
 	bool keyed = false;
@@ -271,7 +308,7 @@ static void row_key(const mys_load *l, size_t r, char *buf, size_t len)
 	for (int i = 0; i < src->ncolumns && used < len; i++) {
 		if (keyed ? !src->columns[i].is_key : shown >= 3)
 			continue;
-		field_of(l, r, i, v, sizeof(v));
+		field_of(b, r, i, v, sizeof(v));
 		used += (size_t)snprintf(buf + used, len - used, "%s%s=%s", shown ? ", " : "",
 		                         src->columns[i].name, v);
 		shown++;
@@ -281,14 +318,14 @@ static void row_key(const mys_load *l, size_t r, char *buf, size_t len)
 /* Whether a warning is MariaDB's ENUM error value going in as it is: 1265
  * on an ENUM without '' among its labels, for a row whose field is ''
  * (mysink_apply.c NOTES 5). */
-static bool enum_error_value(const mys_load *l, const char *code, const char *msg)
+static bool enum_error_value(const mys_table *t, const mys_batch *b, const char *code,
+                             const char *msg)
 {
-	const mys_table *t = l->table;
 	const char *q = strstr(msg, "column '"), *r = strstr(msg, " at row ");
 	long at = r ? strtol(r + 8, NULL, 10) : 0;
 	char v[8];
 
-	if (!q || !code || strcmp(code, "1265") != 0 || at < 1 || (size_t)at > l->nrows)
+	if (!q || !code || strcmp(code, "1265") != 0 || at < 1 || (size_t)at > b->nrows)
 		return false;
 	for (int i = 0; i < t->ncols; i++) {
 		size_t n = strlen(t->src->columns[i].name);
@@ -296,35 +333,35 @@ static bool enum_error_value(const mys_load *l, const char *code, const char *ms
 		if (!t->col[i].enum_error || strncasecmp(q + 8, t->src->columns[i].name, n) != 0 ||
 		    q[8 + n] != '\'')
 			continue;
-		field_of(l, (size_t)at - 1, i, v, sizeof(v));
+		field_of(b, (size_t)at - 1, i, v, sizeof(v));
 		return v[0] == '\0';
 	}
 	return false;
 }
 
 /* NOTES 2: any warning fails the load, naming table, column and row. */
-static int check_warnings(ps_sink *s, const char *what, ps_error *err)
+static int check_warnings(MYSQL *conn, const mys_table *t, const ps_table *src,
+                          const mys_batch *b, const char *what, ps_error *err)
 {
-	mys_load *l = &s->load;
 	MYSQL_RES *res = NULL;
 	MYSQL_ROW row;
 	char first[512] = "", key[400] = "", code[16] = "";
-	unsigned int count = mysql_warning_count(s->conn), seen = 0, tolerated = 0;
-	unsigned long long took = mysql_affected_rows(s->conn);
+	unsigned int count = mysql_warning_count(conn), seen = 0, tolerated = 0;
+	unsigned long long took = mysql_affected_rows(conn);
 	long at = 0;
 	int rc;
 
-	if (count == 0 && took == (unsigned long long)l->nrows)
+	if (count == 0 && took == (unsigned long long)b->nrows)
 		return PS_OK;
 	if (count == 0)
 		return ps_error_set(err, PS_ESERVER, "%s: the server took %llu of %zu rows", what,
-		                    took, l->nrows);
-	rc = my_query(s->conn, "SHOW WARNINGS", &res, "reading the load's warnings", err);
+		                    took, b->nrows);
+	rc = my_query(conn, "SHOW WARNINGS", &res, "reading the load's warnings", err);
 	if (rc != PS_OK)
 		return rc;
 	while ((row = mysql_fetch_row(res)) != NULL) {
 		seen++;
-		if (enum_error_value(l, row[1], row[2] ? row[2] : "")) {
+		if (enum_error_value(t, b, row[1], row[2] ? row[2] : "")) {
 			tolerated++;
 			continue;
 		}
@@ -338,10 +375,10 @@ static int check_warnings(ps_sink *s, const char *what, ps_error *err)
 		}
 	}
 	mysql_free_result(res);
-	if (tolerated == count && seen == count && took == (unsigned long long)l->nrows)
+	if (tolerated == count && seen == count && took == (unsigned long long)b->nrows)
 		return PS_OK;
-	if (at >= 1 && (size_t)at <= l->nrows)
-		row_key(l, (size_t)at - 1, key, sizeof(key));
+	if (at >= 1 && (size_t)at <= b->nrows)
+		row_key(src, b, (size_t)at - 1, key, sizeof(key));
 	ps_error_set(err, PS_ESERVER, "%s: the server would have loaded a changed value (LOAD "
 	             "DATA LOCAL turns errors into warnings, and every warning fails the load): "
 	             "%s%s%s%s; %u warning(s) in all; nothing of this load is kept", what,
@@ -351,8 +388,10 @@ static int check_warnings(ps_sink *s, const char *what, ps_error *err)
 	return PS_ESERVER;
 }
 
+/* ==== sending (NOTES 1, 5) ================================================= */
+
 /* The column list of LOAD DATA and its SET clause (NOTES 3). */
-static int load_statement(ps_sink *s, mys_table *t, ps_buf *b)
+static int load_statement(const mys_table *t, ps_buf *b)
 {
 	bool any_set = false;
 	int rc;
@@ -378,52 +417,120 @@ static int load_statement(ps_sink *s, mys_table *t, ps_buf *b)
 		                   t->col[i].conv == MYS_CONV_BYTES ? ")" : " AS UNSIGNED)");
 		any_set = true;
 	}
-	(void)s;
 	return rc;
 }
 
-int mys_load_send(ps_sink *s, ps_error *err)
+/* One LOAD DATA statement of batch l->fly, on whichever thread calls it. */
+static int run_statement(ps_sink *s, ps_error *err)
 {
 	mys_load *l = &s->load;
-	mys_table *t = l->table;
+	const mys_table *t = l->fly_table;
+	mys_batch *b = l->fly;
 	char what[400];
-	uint64_t t0;
+	uint64_t t0 = ps_now_ns();
 	int rc;
 
-	if (!t || l->nrows == 0)
-		return PS_OK;
 	snprintf(what, sizeof(what), "loading rows into %s.%s", t->db, t->name);
-	if (!s->local_infile) {
-		rc = mys_apply_inserts(s, (const ps_change *const *)l->held, l->nrows, err);
-		for (size_t i = 0; i < l->nrows; i++)
-			ps_change_free(l->held[i]);
-		l->rows_loaded += l->nrows;
-		l->nrows = 0;
-		l->held_bytes = 0;
-		if (rc != PS_OK)
-			ps_error_add_context(err, "%s", what);
-		return rc;
-	}
-	ps_buf_reset(&s->sql);
-	rc = load_statement(s, t, &s->sql);
-	if (rc != PS_OK)
-		return ps_error_set(err, rc, "LOAD DATA statement for %s.%s too long", t->db, t->name);
-	l->pos = 0;
-	t0 = ps_now_ns();
+	ps_buf_reset(&l->stmt);
+	if (load_statement(t, &l->stmt) != PS_OK)
+		return ps_error_set(err, PS_ETOOBIG, "LOAD DATA statement for %s.%s too long", t->db,
+		                    t->name);
+	b->pos = 0;
 	mysql_set_local_infile_handler(s->conn, infile_init, infile_read, infile_end, infile_error,
-	                               s);
-	if (mysql_real_query(s->conn, s->sql.data, (unsigned long)s->sql.len) != 0)
+	                               b);
+	if (mysql_real_query(s->conn, l->stmt.data, (unsigned long)l->stmt.len) != 0)
 		rc = my_error(err, s->conn, what);
 	else
-		rc = check_warnings(s, what, err);
+		rc = check_warnings(s->conn, t, l->fly_src, b, what, err);
 	mysql_set_local_infile_default(s->conn);
-	ps_log_debug("sink mysql: LOAD DATA of %zu rows (%zu bytes) into %s.%s: %.1f ms", l->nrows,
-	             l->text.len, t->db, t->name, (double)(ps_now_ns() - t0) / 1e6);
-	if (rc == PS_OK)
-		l->rows_loaded += l->nrows;
-	l->nrows = 0;
-	ps_buf_reset(&l->text);
+	ps_log_debug("sink mysql: LOAD DATA of %zu rows (%zu bytes) into %s.%s: %.1f ms", b->nrows,
+	             b->text.len, t->db, t->name, (double)(ps_now_ns() - t0) / 1e6);
 	return rc;
+}
+
+static void *sender_main(void *arg)
+{
+	ps_sink *s = arg;
+
+	mysql_thread_init();
+	ps_error_clear(&s->load.fly_err);
+	s->load.fly_rc = run_statement(s, &s->load.fly_err);
+	mysql_thread_end();
+	return NULL;
+}
+
+/* Ends the statement in flight, if any: its result into err; the batch is
+ * free again. */
+static int land(ps_sink *s, ps_error *err)
+{
+	mys_load *l = &s->load;
+	int rc;
+
+	if (!l->fly)
+		return PS_OK;
+	if (l->sender_running) {
+		pthread_join(l->sender, NULL);
+		l->sender_running = false;
+	}
+	rc = l->fly_rc;
+	if (rc == PS_OK)
+		l->rows_loaded += l->fly->nrows;
+	else
+		*err = l->fly_err;
+	batch_reset(l->fly);
+	l->fly = NULL;
+	return rc;
+}
+
+/* Sends the gathered batch: waits for the statement before it, then hands
+ * this one to a sender thread (wait: runs it here and returns its result). */
+static int launch(ps_sink *s, bool wait, ps_error *err)
+{
+	mys_load *l = &s->load;
+	int rc = land(s, err);
+
+	if (rc != PS_OK || l->fill->nrows == 0)
+		return rc;
+	l->fly = l->fill;
+	l->fly_table = l->table;
+	l->fly_src = l->src;
+	l->fill = l->fly == &l->batch[0] ? &l->batch[1] : &l->batch[0];
+	if (!wait && pthread_create(&l->sender, NULL, sender_main, s) == 0) {
+		l->sender_running = true;
+		return PS_OK;
+	}
+	l->fly_rc = run_statement(s, &l->fly_err);
+	return land(s, err);
+}
+
+static int send_gathered(ps_sink *s, ps_error *err)
+{
+	mys_load *l = &s->load;
+	int rc;
+
+	if (s->local_infile)
+		return launch(s, false, err);
+	if (l->nheld == 0)
+		return PS_OK;
+	rc = mys_apply_inserts(s, (const ps_change *const *)l->held, l->nheld, err);
+	for (size_t i = 0; i < l->nheld; i++)
+		ps_change_free(l->held[i]);
+	if (rc == PS_OK)
+		l->rows_loaded += l->nheld;
+	l->nheld = 0;
+	l->held_bytes = 0;
+	if (rc != PS_OK && l->table)
+		ps_error_add_context(err, "loading rows into %s.%s", l->table->db, l->table->name);
+	return rc;
+}
+
+void mys_load_abandon(ps_sink *s)
+{
+	ps_error ignored;
+
+	ps_error_clear(&ignored);
+	(void)land(s, &ignored);
+	batch_reset(s->load.fill ? s->load.fill : &s->load.batch[0]);
 }
 
 int mys_load_end(ps_sink *s, ps_error *err)
@@ -433,10 +540,13 @@ int mys_load_end(ps_sink *s, ps_error *err)
 
 	if (!l->table)
 		return PS_OK;
-	rc = mys_load_send(s, err);
+	rc = s->local_infile ? launch(s, true, err) : send_gathered(s, err);
+	if (rc != PS_OK)
+		mys_load_abandon(s);
 	l->table = NULL;
 	l->src = NULL;
-	if (l->text.cap > ((size_t)4 << 20))        /* do not keep a big buffer idle */
-		ps_buf_free(&l->text);
+	for (int i = 0; i < 2; i++)                  /* do not keep big buffers idle */
+		if (l->batch[i].text.cap > ((size_t)4 << 20) && &l->batch[i] != l->fly)
+			ps_buf_free(&l->batch[i].text);
 	return rc;
 }
