@@ -21,7 +21,7 @@ packages=(
 
 # make bench also needs the peers it compares with.
 if [ "${1:-}" = "--bench" ]; then
-  packages+=(pgcopydb)
+  packages+=(pgcopydb pgloader)
 fi
 # make fuzz builds with clang's libFuzzer.
 if [ "${1:-}" = "--fuzz" ]; then

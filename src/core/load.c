@@ -126,6 +126,7 @@ typedef struct worker {
 	ps_snk own;                   /* this worker's sink instance, or */
 	ps_snk *snk;                  /* the main one when the target allows one writer */
 	ps_copier *copier;
+	char point[PS_POSITION_MAX];  /* the copier's snapshot point (source.h copy_point) */
 	ps_txn txn;
 	load_table *table;
 	long long unit_rows;
@@ -482,7 +483,7 @@ static int copy_unit(worker *w, load_unit u, ps_error *err)
 	clock_gettime(CLOCK_REALTIME, &now);
 	memset(&w->txn, 0, sizeof(w->txn));
 	w->txn.commit_time_us = (int64_t)now.tv_sec * 1000000 + now.tv_nsec / 1000;
-	snprintf(w->txn.position, sizeof(w->txn.position), "%s", cfg->point);
+	snprintf(w->txn.position, sizeof(w->txn.position), "%s", w->point);
 	w->table = lt;
 	w->unit_rows = 0;
 	rc = ps_snk_begin(w->snk, &w->txn, err);
@@ -498,7 +499,7 @@ static int copy_unit(worker *w, load_unit u, ps_error *err)
 	pthread_mutex_lock(&ld->mu);
 	unit->done = true;
 	unit->rows = w->unit_rows;
-	snprintf(unit->point, sizeof(unit->point), "%s", cfg->point);
+	snprintf(unit->point, sizeof(unit->point), "%s", w->point);
 	rc = ps_fault_hit("snapshot.unit.commit", err);
 	if (rc == PS_OK)
 		rc = ps_checkpoint_commit(cfg->ck, w->snk, cfg->state_dir, err);
@@ -533,6 +534,8 @@ static void *worker_main(void *arg)
 	}
 	if (rc == PS_OK)
 		rc = ps_src_copy_open(cfg->src, cfg->snapshot, &w->copier, &err);
+	if (rc == PS_OK)
+		ps_src_copy_point(cfg->src, w->copier, cfg->point, w->point, sizeof(w->point));
 	while (rc == PS_OK) {
 		load_unit u;
 

@@ -370,6 +370,7 @@ static int reader_loop(pipeline *p, ps_error *err)
 		if (rc != PS_OK) {
 			ps_change_free(item.change);
 			free(item.state);
+			ps_table_change_free(item.table_change);
 			return rc;
 		}
 		if (item.kind == PS_READ_BEGIN && p->bounded &&
@@ -381,10 +382,13 @@ static int reader_loop(pipeline *p, ps_error *err)
 			in_txn = true;
 		else if (item.kind == PS_READ_COMMIT)
 			in_txn = false;
+		if (item.kind == PS_READ_TABLE)
+			ps_backfill_table_seen(p->bf, item.table_change);   /* a poll may be due */
 		rc = reader_push(p, &item, err);
 		if (rc != PS_OK) {
 			ps_change_free(item.change);
 			free(item.state);
+			ps_table_change_free(item.table_change);
 			return rc;
 		}
 	}
@@ -608,6 +612,10 @@ static int apply_item(pipeline *p, const ps_read_item *item, ps_error *err)
 		if (p->nroutes)
 			return route_write(p, item->change, err);
 		return ps_snk_write(&p->snk, &p->txn, item->change, err);
+	case PS_READ_TABLE:
+		/* a table's definition changed: the target follows, or the job
+		 * stops at it (backfill.h) */
+		return ps_backfill_on_table(p->bf, &p->txn, item->table_change, err);
 	case PS_READ_COMMIT:
 		p->txn = item->txn;
 		rc = ps_snk_commit(&p->snk, &p->txn, err);
@@ -721,6 +729,7 @@ static int applier_loop(pipeline *p, ps_error *err)
 		rc = apply_item(p, &item, err);
 		ps_change_free(item.change);
 		free(item.state);
+		ps_table_change_free(item.table_change);
 		if (rc != PS_OK)
 			return rc;
 		/* Once per transaction, and now and then inside a huge one. */

@@ -51,8 +51,11 @@ static const char *const root_fields[] = {
 static const char *const source_fields[] = {"url", "password_env", "password_file"};
 static const char *const target_fields[] = {
 	"url", "password_env", "password_file", "create_tables", "truncate_before_load",
-	"schema", "foreign_keys", "create_extensions"
+	"schema", "foreign_keys", "create_extensions", "follow_ddl"
 };
+/* issue 15: target.follow_ddl (penstock/sink.h) */
+static const char *const follow_names[] = {"created", "all", "none"};
+static const int follow_values[] = {PS_FOLLOW_CREATED, PS_FOLLOW_ALL, PS_FOLLOW_NONE};
 /* issue 14: target.schema, target.foreign_keys, tables.keyless (penstock/schema.h) */
 static const char *const schema_names[] = {"tables", "full", "bare"};
 static const int schema_values[] = {PS_SCHEMA_TABLES, PS_SCHEMA_FULL, PS_SCHEMA_BARE};
@@ -483,6 +486,10 @@ static int parse_endpoint(spec_ctx *c, json_t *root, const char *field,
 		                ARRAY_LEN(fk_names), &ep->foreign_keys);
 	if (rc == 0)
 		rc = get_bool(c, obj, field, "create_extensions", &ep->create_extensions);
+	ep->follow_ddl = PS_FOLLOW_CREATED;
+	if (rc == 0)
+		rc = get_choice(c, obj, field, "follow_ddl", false, follow_names, follow_values,
+		                ARRAY_LEN(follow_names), &ep->follow_ddl);
 	return rc;
 }
 

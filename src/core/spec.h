@@ -80,6 +80,8 @@ typedef struct ps_endpoint_spec {
 	int schema;           /* target.schema: ps_schema_mode, default tables */
 	int foreign_keys;     /* target.foreign_keys: ps_foreign_keys, default validate */
 	bool create_extensions; /* target.create_extensions, default true */
+	int follow_ddl;       /* target.follow_ddl: ps_follow_ddl (penstock/sink.h),
+	                         default created (issue 15) */
 } ps_endpoint_spec;
 
 typedef struct ps_spec {

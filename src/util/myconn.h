@@ -37,6 +37,7 @@ typedef struct my_connect_opts {
 	bool multi_statements;
 	bool found_rows;            /* UPDATE counts the rows it found, changed or not */
 	const char *program;        /* program_name connect attribute, e.g. "penstock sink orders" */
+	unsigned int read_timeout;  /* seconds a read may block (MYSQL_OPT_READ_TIMEOUT); 0: none */
 } my_connect_opts;
 
 /* Connects to the URL's server and database as its user; sets the session

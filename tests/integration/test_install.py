@@ -18,8 +18,10 @@ from conftest import BIN, ROOT, wait_for
 
 
 def make_install(*args):
+    # a clean make: under `make -s check` the parent's MAKEFLAGS would silence it
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
     p = subprocess.run(["make", "--no-print-directory", "install", *args], cwd=ROOT,
-                       capture_output=True, text=True, timeout=600)
+                       capture_output=True, text=True, timeout=600, env=env)
     assert p.returncode == 0, p.stdout + p.stderr
     return p.stdout
 

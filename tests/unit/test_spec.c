@@ -181,7 +181,8 @@ static void test_unknown_fields(void **state)
 	parse_fails("{\"name\": \"a\", \"type\": \"cdc\", " SRC_OK ", \"target\": {\"url\": \"jsonl:-\", "
 	            "\"slot\": \"x\"}}",
 	            "target.slot: unknown field; known fields are url, password_env, password_file, "
-	            "create_tables, truncate_before_load, schema, foreign_keys, create_extensions");
+	            "create_tables, truncate_before_load, schema, foreign_keys, create_extensions, "
+	            "follow_ddl");
 	parse_fails("{\"name\": \"a\", \"type\": \"cdc\", " SRC_OK ", " DST_OK ", "
 	            "\"tables\": {\"include\": [\"a.b\"], \"exclud\": []}}",
 	            "tables.exclud: unknown field; known fields are include, exclude, keyless");
@@ -384,11 +385,12 @@ static void test_endpoint_rules(void **state)
 	parse_fails("{\"name\": \"a\", \"type\": \"cdc\", " SRC_OK ", \"target\": {\"url\": \"jsonl:-\", "
 	            "\"password_env\": \"A\", \"password_file\": \"/f\"}}",
 	            "target: set password_env or password_file, not both");
-	parse_fails("{\"name\": \"a\", \"type\": \"cdc\", \"source\": {\"url\": \"kafka://k1:9092/\"}, "
-	            DST_OK "}",
-	            "source.url: kafka sources are not supported by this build yet; supported: postgresql");
+	parse_fails("{\"name\": \"a\", \"type\": \"cdc\", \"source\": {\"url\": "
+	            "\"kafka://k:9092/?topic_prefix=p\"}, " DST_OK "}",
+	            "source.url: kafka sources are not supported by this build yet; supported: "
+	            "postgresql, mysql");
 	parse_fails("{\"name\": \"a\", \"type\": \"cdc\", \"source\": {\"url\": \"jsonl:-\"}, " DST_OK "}",
-	            "source.url: jsonl cannot be a source; supported: postgresql");
+	            "source.url: jsonl cannot be a source; supported: postgresql, mysql");
 	parse_fails_without("{\"name\": \"a\", \"type\": \"cdc\", \"source\": {\"url\": "
 	                    "\"postgresql://repl:Hunter2Pw@h/db\"}, " DST_OK "}",
 	                    ORIGIN ": source.url: put the password in password_env or password_file, "

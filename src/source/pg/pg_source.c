@@ -48,6 +48,9 @@ static void pg_close(ps_source *src)
 	if (src->sql)
 		PQfinish(src->sql);
 	pgo_relcache_free(src->cache);
+	pg_ddl_free(src->ddl);
+	ps_strv_free(src->table_names, src->ntable_oids);
+	free(src->table_sigs);
 	ps_secret_free(src->password);
 	free(src->job_name);
 	free(src->url);
@@ -182,13 +185,8 @@ static int select_tables(ps_source *src, size_t *count, ps_error *err)
 	}
 	for (size_t i = 0; i < sel.n; i++)
 		insert_only[i] = pg_selected_insert_only(src, i, &sel);
-	free(src->table_oids);
-	free(src->table_insert_only);
-	src->table_oids = sel.oids;
-	src->table_insert_only = insert_only;
-	src->ntable_oids = sel.n;
-	*count = sel.n;
-	sel.oids = NULL;
+	pg_selection_keep(src, &sel, insert_only);
+	*count = src->ntable_oids;
 	pg_selection_free(&sel);
 	return PS_OK;
 }
@@ -573,4 +571,6 @@ const ps_source_ops ps_source_pg = {
 	.schema_after_load = pg_schema_after_load,
 	.log_retention = pg_log_retention,
 	.position_offset = pg_position_offset,
+	.selection_check = pg_selection_check,
+	.redescribe = pg_redescribe,
 };
