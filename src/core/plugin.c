@@ -998,6 +998,11 @@ int ps_snk_can_apply_schema(const ps_snk *k)
 	return k->ops->schema_apply != NULL;
 }
 
+bool ps_snk_ddl_commits(const ps_snk *k)
+{
+	return k->ops->ddl_commits && k->ops->table_change;
+}
+
 /* --- schema changes (issue 15) -------------------------------------------- */
 
 int ps_src_can_check_selection(const ps_src *s)

@@ -620,6 +620,17 @@ static int my_table_finish(ps_sink *s, const ps_table_def *def, ps_error *err)
 	return mys_table_finish(s, def, err);
 }
 
+static int my_table_change(ps_sink *s, const ps_txn *txn, const ps_table_change *tc,
+                           const ps_table_options *opt, bool *backfill, ps_error *err)
+{
+	int rc = mys_check_usable(s, err);
+
+	*backfill = false;
+	if (rc == PS_OK)
+		rc = mys_table_change(s, txn, tc, opt, backfill, err);
+	return rc;
+}
+
 /* ==== the plugin ========================================================== */
 
 static const char *const schemes[] = {"mysql", NULL};
@@ -647,4 +658,6 @@ const ps_sink_ops ps_sink_mysql = {
 	.close = my_sink_close,
 	.precheck = mys_precheck,
 	.sequences_set = mys_sequences_set,
+	.table_change = my_table_change,
+	.ddl_commits = true,
 };

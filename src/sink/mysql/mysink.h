@@ -51,6 +51,9 @@
 #define MYS_CHECKPOINT_TABLE "_penstock_checkpoint"
 #define MYS_CHECKPOINT_DB "penstock"           /* when the URL names no database */
 #define MYS_KEYS_PENDING "penstock: keys pending for job "  /* table comment marker */
+#define MYS_CREATED_BY "penstock: created for job "     /* ... once its keys are built */
+#define MYS_COL_MARK "penstock"                          /* column comment: penstock made it
+                                                            ("penstock #<source ordinal>") */
 
 /* One prepared statement for one table and one statement shape. */
 typedef struct mys_stmt {
@@ -288,6 +291,17 @@ size_t ps__mys_load_escape(char *dst, const char *src, size_t len);
 int mys_table_prepare(ps_sink *s, const ps_table_def *def, const ps_table_options *opt,
                       bool *created, ps_error *err);
 int mys_table_finish(ps_sink *s, const ps_table_def *def, ps_error *err);
+/* "`name` TYPE [NOT NULL] [DEFAULT ...] COMMENT 'penstock #n'" of column i of
+ * def as a created table has it; its type into type. */
+int mys_column_sql(ps_buf *b, const ps_table_def *def, int i, char *type, size_t type_len,
+                   ps_error *err);
+/* The MariaDB default of column i of def (a column of type), or false. */
+bool mys_default_sql(const ps_table_def *def, int i, const char *type, char *out, size_t len);
+
+/* --- mysink_follow.c ---------------------------------------------------------- */
+
+int mys_table_change(ps_sink *s, const ps_txn *txn, const ps_table_change *tc,
+                     const ps_table_options *opt, bool *backfill, ps_error *err);
 
 /* --- mysink_precheck.c -------------------------------------------------------- */
 

@@ -236,7 +236,6 @@ static int column_sql(MYSQL *ddl, ps_buf *b, const ps_table_def *def, int i, con
 {
 	const ps_column_def *cd = &def->columns[i];
 	const ps_column *col = &def->table->columns[i];
-	bool mysql = def->engine && strcmp(def->engine, "mysql") == 0;
 	char dflt[600];
 	int rc = my_quote_ident(b, col->name);
 
@@ -247,19 +246,54 @@ static int column_sql(MYSQL *ddl, ps_buf *b, const ps_table_def *def, int i, con
 		rc = ps_buf_puts(b, " NOT NULL");
 	if (rc == PS_OK && auto_inc)
 		rc = ps_buf_puts(b, " AUTO_INCREMENT");
-	if (rc != PS_OK || !cd->default_expr || cd->identity || cd->sequence)
-		return rc;
-	if (mysql) {
-		if (strcasecmp(cd->default_expr, "NULL") != 0 && !strchr(cd->default_expr, ';'))
-			rc = ps_buf_printf(b, " DEFAULT %s", cd->default_expr);
-	} else if (pg_default(cd->default_expr, p->type, dflt, sizeof(dflt))) {
+	if (rc == PS_OK && (dflt[0] = '\0', mys_default_sql(def, i, p->type, dflt, sizeof(dflt))))
 		rc = ps_buf_printf(b, " DEFAULT %s", dflt);
-	} else {
-		ps_log_info("target mysql: %s.%s: the default of column %s (%s) has no MariaDB "
-		            "spelling and is left out", def->table->schema, def->table->name,
-		            col->name, cd->default_expr);
-	}
+	/* the column's record (mysink_follow.c NOTES 1) */
+	if (rc == PS_OK && cd->ordinal > 0)
+		rc = ps_buf_printf(b, " COMMENT '" MYS_COL_MARK " #%d'", cd->ordinal);
+	else if (rc == PS_OK)
+		rc = ps_buf_puts(b, " COMMENT '" MYS_COL_MARK "'");
 	return rc;
+}
+
+bool mys_default_sql(const ps_table_def *def, int i, const char *type, char *out, size_t len)
+{
+	const ps_column_def *cd = &def->columns[i];
+	const ps_column *col = &def->table->columns[i];
+	bool mysql = def->engine && strcmp(def->engine, "mysql") == 0;
+
+	if (!cd->default_expr || cd->identity || cd->sequence)
+		return false;
+	if (mysql) {
+		if (strcasecmp(cd->default_expr, "NULL") == 0 || strchr(cd->default_expr, ';'))
+			return false;
+		snprintf(out, len, "%s", cd->default_expr);
+		return true;
+	}
+	if (pg_default(cd->default_expr, type, out, len))
+		return true;
+	ps_log_info("target mysql: %s.%s: the default of column %s (%s) has no MariaDB "
+	            "spelling and is left out", def->table->schema, def->table->name,
+	            col->name, cd->default_expr);
+	return false;
+}
+
+int mys_column_sql(ps_buf *b, const ps_table_def *def, int i, char *type, size_t type_len,
+                   ps_error *err)
+{
+	mys_type_in in = {def->engine, def->columns[i].sql_type, def->table->columns[i].type_class,
+	                  def->columns[i].user_type, in_unique(def, i)};
+	col_plan p;
+	char why[300];
+
+	memset(&p, 0, sizeof(p));
+	p.key = in.in_unique;
+	if (ps__mys_type_for(&in, p.type, sizeof(p.type), why, sizeof(why)) != PS_OK)
+		return ps_error_set(err, PS_EINVAL, "column %s: %s", def->table->columns[i].name, why);
+	snprintf(type, type_len, "%s", p.type);
+	if (column_sql(NULL, b, def, i, &p, false) != PS_OK)
+		return ps_error_set(err, PS_ETOOBIG, "column definition too long");
+	return PS_OK;
 }
 
 /* The primary key on plain columns, or NULL. */
@@ -708,8 +742,14 @@ static int finish_once(ps_sink *s, const ps_table_def *def, ps_error *err)
 		if (rc == PS_OK)
 			rc = key_columns(&alter, def, cd, kind == 'u', cols);
 	}
-	if (rc == PS_OK && marker_is_ours(s, comment))
-		rc = ps_buf_printf(&alter, "%sCOMMENT = ''", alter.len ? ", " : "");
+	if (rc == PS_OK && marker_is_ours(s, comment)) {
+		char mark[400];
+
+		snprintf(mark, sizeof(mark), "%s%s", MYS_CREATED_BY, s->job);
+		rc = ps_buf_printf(&alter, "%sCOMMENT = ", alter.len ? ", " : "");
+		if (rc == PS_OK)
+			rc = my_quote_literal(ddl, &alter, mark);
+	}
 	if (rc != PS_OK) {
 		rc = ps_error_set(err, rc, "ALTER TABLE statement for %s.%s too long", db, name);
 		goto cleanup;
