@@ -19,12 +19,15 @@ def tdb(mariadb):
     return new_database(mariadb, f"ddl{_n[0]}_{os.getpid()}")
 
 
-def settle_maria(db, m, tdb, tables, timeout=120):
+def settle_maria(db, m, tdb, tables, timeout=120, p=None):
     """wait_equal_maria, where the target's columns may change under the
-    comparison (penstock is altering them): a failed read is a "not yet"."""
+    comparison (penstock is altering them): a failed read is a "not yet".
+    With p, penstock exiting meanwhile fails at once with its log."""
     last = {}
 
     def equal():
+        if p is not None and p.proc.poll() is not None:
+            raise AssertionError(f"penstock exited {p.proc.returncode}: {p.stderr()}")
         for t in tables:
             try:
                 same, src, dst = rows_equal(db, m, tdb, t)
@@ -190,3 +193,45 @@ def test_a_change_after_rows_of_the_table_in_one_transaction_stops_with_the_fix(
     db.execute("INSERT INTO t VALUES (103, 3, 4)")
     settle_maria(db, mariadb, tdb, ["public.t"])
     assert p.stop() == 0
+
+
+def test_a_change_in_a_transaction_that_wrote_other_tables_first_is_followed(
+        db, mariadb, tdb, make_job):
+    """Each writer transaction updates u, then t: the first change of t with
+    its new definition comes after a change of u in the same transaction,
+    and (penstock catching up on a backlog) in the middle of a batch that
+    holds rows of t. The core holds the transaction's first changes back,
+    commits the batch before the change, and only then lets the ALTER TABLE
+    run (docs/ddl.md)."""
+    db.execute("CREATE TABLE u (id int PRIMARY KEY, n int NOT NULL DEFAULT 0);"
+               "CREATE TABLE t (id int PRIMARY KEY, n int NOT NULL DEFAULT 0, v int);"
+               "INSERT INTO u SELECT g, 0 FROM generate_series(1, 50) g;"
+               "INSERT INTO t SELECT g, 0, g FROM generate_series(1, 50) g;")
+    p = make_job("multi", target=url_of(mariadb, tdb), tables={"include": ["public.*"]})
+    p.start()
+    p.wait_streaming(db)
+    assert p.stop() == 0
+    c = db.cluster.connect(db.name)
+    c.autocommit = False
+    cur = c.cursor()
+
+    def txns(n, first):
+        for i in range(first, first + n):
+            cur.execute("UPDATE u SET n = n + 1 WHERE id = %s", (1 + i % 50,))
+            cur.execute("UPDATE t SET n = n + 1 WHERE id = %s", (1 + i % 50,))
+            c.commit()
+    try:
+        txns(300, 0)
+        db.execute("ALTER TABLE t ADD COLUMN c int DEFAULT 1")
+        txns(300, 300)
+        db.execute("ALTER TABLE t ALTER COLUMN v TYPE bigint")
+        txns(300, 600)
+    finally:
+        c.close()
+    p.start()
+    p.wait_streaming(db)
+    settle_maria(db, mariadb, tdb, ["public.u", "public.t"], p=p)
+    assert p.stop() == 0
+    log = p.stderr()
+    assert log.count("follows the source") == 2, log
+    assert "refused" not in log and "error" not in log.lower(), log
