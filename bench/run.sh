@@ -15,6 +15,10 @@
 #                 -> PostgreSQL against pgloader; a backlog of TXNS transactions
 #                 -> JSON lines against mariadb-binlog -v; one transaction of
 #                 BIG_ROWS rows: peak RSS
+#   load_mariadb.py  pgbench -i -s SCALE loaded PostgreSQL -> MariaDB, against
+#                 COPY csv | LOAD DATA LOCAL by hand and pg_dump --inserts | mariadb
+#   backlog_mariadb.py  a backlog of TXNS pgbench-like txns MariaDB -> MariaDB, against
+#                 a MariaDB replica on the same backlog (needs the MySQL source)
 #   compare_pg.py full compare of pgbench_accounts at CMP_SCALE (10: 1M rows),
 #                 equal and with 3 differing rows, next to pgcopydb compare
 #                 data (or, with Debian's pgcopydb 0.10, a whole-table digest)
@@ -22,12 +26,12 @@
 # Tunable by environment (defaults are the issue's): ROUNDS (3), SCALE (30),
 # JOBS (4), TXNS (100000), RATE (2000), LAG_SECONDS (60), BIG_ROWS (5000000).
 # A quick run: ROUNDS=1 SCALE=2 TXNS=10000 LAG_SECONDS=10 BIG_ROWS=200000 make bench
-# ONLY=load,backlog,lag,bigtxn,compare,mysql picks some of them.
+# ONLY=load,backlog,lag,bigtxn,compare,mysql,mariadb picks some of them.
 set -euo pipefail
 BIN=${1:-build/penstock}
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh --bench
-ONLY=${ONLY:-load,backlog,lag,bigtxn,compare,mysql}
+ONLY=${ONLY:-load,backlog,lag,bigtxn,compare,mysql,mariadb}
 want() { [[ ",$ONLY," == *",$1,"* ]]; }
 if want load; then
   echo "== 1. initial load -> PostgreSQL vs pgcopydb clone, pg_dump | psql, binary COPY"
@@ -53,4 +57,10 @@ if want mysql; then
   echo "== MariaDB source: load vs pgloader, backlog vs mariadb-binlog -v, one big transaction"
   /usr/bin/python3 bench/mysql_bench.py "$BIN" "${ROUNDS:-3}" "${MY_ROWS:-750000}" "${TXNS:-100000}" \
     "${BIG_ROWS:-5000000}"
+fi
+if want mariadb; then
+  echo "== initial load -> MariaDB vs COPY csv | LOAD DATA LOCAL, pg_dump --inserts | mariadb"
+  /usr/bin/python3 bench/load_mariadb.py "$BIN" "${ROUNDS:-3}" "${SCALE:-30}" "${JOBS:-4}"
+  echo "== backlog of ${TXNS:-100000} txns MariaDB -> MariaDB vs a MariaDB replica (START SLAVE)"
+  /usr/bin/python3 bench/backlog_mariadb.py "$BIN" "${ROUNDS:-3}" "${TXNS:-100000}"
 fi

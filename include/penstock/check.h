@@ -80,6 +80,15 @@ const char *ps_check_result_name(int result);
  * composites, ranges, and arrays of them), spelled as the source does
  * (format_type), for a target that creates the table.
  */
+/* A column of a selected table as the source describes it (added for issue
+ * 17): what a target that creates the table needs to choose its type. */
+typedef struct ps_check_column {
+	char *name;
+	char *sql_type;         /* as the source spells it (PG: format_type) */
+	unsigned char type_class; /* ps_type_class */
+	bool user_type;         /* outside the source's catalog (PG: enum, domain...) */
+} ps_check_column;
+
 typedef struct ps_check_table {
 	char *schema;
 	char *name;
@@ -97,6 +106,13 @@ typedef struct ps_check_table {
 	char **columns;
 	size_t ncolumns;
 	bool columns_listed;
+	/* Added for issue 17: each column's type as the source spells it, for a
+	 * target that creates the table (its type map); engine NULL and
+	 * ncolumn_types 0 when the source does not say: a target then skips
+	 * what needs them. */
+	const char *engine;     /* static: the source engine, e.g. "postgresql" */
+	ps_check_column *column_types;
+	size_t ncolumn_types;
 } ps_check_table;
 
 typedef struct ps_check_tables {
@@ -115,6 +131,10 @@ int ps_check_table_add_type(ps_check_table *t, const char *type);
 int ps_check_table_add_column(ps_check_table *t, const char *column);
 /* Adds a copy of o to the table's needs; 0 or PS_ENOMEM. */
 int ps_check_table_add_need(ps_check_table *t, const ps_schema_object *o);
+/* Adds a column's type as the source spells it (issue 17; sql_type may be
+ * NULL); 0 or PS_ENOMEM. */
+int ps_check_table_add_column_type(ps_check_table *t, const char *name, const char *sql_type,
+                                   int type_class, bool user_type);
 void ps_check_tables_free(ps_check_tables *t);
 
 #endif

@@ -240,6 +240,15 @@ typedef struct ps_sink_ops {
 	 * attached with rows): the core then reads the table's rows again. */
 	int (*table_change)(ps_sink *sink, const ps_txn *txn, const ps_table_change *tc,
 	                    const ps_table_options *opt, bool *backfill, ps_error *err);
+	/* The target commits around DDL (MariaDB): table_change cannot alter a
+	 * table inside the open target transaction. The core then commits the
+	 * batch (with its checkpoint) just before a table change whenever the
+	 * source transaction in progress has written nothing to the sink yet;
+	 * to make that the common case, it holds the first changes of each
+	 * source transaction (up to a bound) until its commit or its first
+	 * table change of a table they do not touch. table_change itself must
+	 * refuse to alter a table the open target transaction wrote. */
+	bool ddl_commits;
 } ps_sink_ops;
 
 #endif

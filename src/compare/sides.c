@@ -4,7 +4,10 @@
  * every side uses.
  *
  * Adding a side: implement cmp_side_ops in side_<engine>.c and add one line
- * to `builtin` below. Nothing else in src/compare/ changes.
+ * to `builtin` below. Nothing else in src/compare/ changes. A scheme may be
+ * read by two sides, one per role (MariaDB: side_mysql.c as a source,
+ * side_mysql_target.c as a target): the lookup takes the first that plays
+ * the role, and the list of what is supported names the scheme once.
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -18,6 +21,7 @@ static const cmp_side_ops *const builtin[] = {
 	&ps__cmp_side_pg,
 	&ps__cmp_side_sqlite,
 	&ps__cmp_side_mysql,
+	&ps__cmp_side_mysql_target,
 	NULL
 };
 
@@ -60,12 +64,25 @@ static bool reads_scheme(const cmp_side_ops *ops, const char *scheme)
 	return false;
 }
 
+static const char *first_scheme(const cmp_side_ops *ops)
+{
+	return ops->schemes && ops->schemes[0] ? ops->schemes[0] : "?";
+}
+
 static void put_supported(ps_buf *b, const cmp_side_ops *const *list)
 {
-	for (; list && *list; list++) {
-		unsigned roles = (*list)->roles;
-		ps_buf_printf(b, "%s%s:// (%s%s%s)", b->len ? ", " : "",
-		              (*list)->schemes && (*list)->schemes[0] ? (*list)->schemes[0] : "?",
+	for (const cmp_side_ops *const *p = list; p && *p; p++) {
+		unsigned roles = 0;
+		bool named = false;
+
+		for (const cmp_side_ops *const *q = list; q < p && !named; q++)
+			named = strcmp(first_scheme(*q), first_scheme(*p)) == 0;
+		if (named)
+			continue;
+		for (const cmp_side_ops *const *q = p; *q; q++)
+			if (strcmp(first_scheme(*q), first_scheme(*p)) == 0)
+				roles |= (*q)->roles;
+		ps_buf_printf(b, "%s%s:// (%s%s%s)", b->len ? ", " : "", first_scheme(*p),
 		              roles & CMP_ROLE(CMP_SOURCE) ? "source" : "",
 		              roles == (CMP_ROLE(CMP_SOURCE) | CMP_ROLE(CMP_TARGET)) ? ", " : "",
 		              roles & CMP_ROLE(CMP_TARGET) ? "target" : "");
@@ -82,10 +99,14 @@ int ps__cmp_side_find(const char *url, int role, const cmp_side_ops **out, ps_er
 
 	*out = NULL;
 	scheme_of(url, scheme, sizeof(scheme));
-	for (int l = 0; l < 2 && !found; l++)
-		for (const cmp_side_ops *const *p = lists[l]; p && *p && !found; p++)
-			if (scheme[0] && reads_scheme(*p, scheme))
+	for (int l = 0; l < 2 && !(found && (found->roles & CMP_ROLE(role))); l++)
+		for (const cmp_side_ops *const *p = lists[l]; p && *p; p++)
+			if (scheme[0] && reads_scheme(*p, scheme) &&
+			    (!found || ((*p)->roles & CMP_ROLE(role)))) {
 				found = *p;
+				if (found->roles & CMP_ROLE(role))
+					break;
+			}
 	if (found && (found->roles & CMP_ROLE(role))) {
 		rc = ps__cmp_side_check(found, role, err);
 		if (rc == PS_OK)

@@ -189,11 +189,40 @@ int ps_check_table_add_need(ps_check_table *t, const ps_schema_object *o)
 	return 0;
 }
 
+int ps_check_table_add_column_type(ps_check_table *t, const char *name, const char *sql_type,
+                                   int type_class, bool user_type)
+{
+	ps_check_column *v = realloc(t->column_types, (t->ncolumn_types + 1) * sizeof(*v));
+	ps_check_column *c;
+
+	if (!v)
+		return PS_ENOMEM;
+	t->column_types = v;
+	c = &v[t->ncolumn_types];
+	memset(c, 0, sizeof(*c));
+	c->name = strdup(name);
+	c->sql_type = sql_type ? strdup(sql_type) : NULL;
+	if (!c->name || (sql_type && !c->sql_type)) {
+		free(c->name);
+		free(c->sql_type);
+		return PS_ENOMEM;
+	}
+	c->type_class = (unsigned char)type_class;
+	c->user_type = user_type;
+	t->ncolumn_types++;
+	return 0;
+}
+
 void ps_check_tables_free(ps_check_tables *t)
 {
 	if (!t)
 		return;
 	for (size_t i = 0; i < t->n; i++) {
+		for (size_t k = 0; k < t->items[i].ncolumn_types; k++) {
+			free(t->items[i].column_types[k].name);
+			free(t->items[i].column_types[k].sql_type);
+		}
+		free(t->items[i].column_types);
 		free(t->items[i].schema);
 		free(t->items[i].name);
 		for (size_t k = 0; k < t->items[i].nuser_types; k++)

@@ -112,6 +112,10 @@ typedef struct pipeline {
 
 	/* applier-only */
 	bool in_txn;
+	bool txn_sent;                      /* the sink has had something of this transaction */
+	ps_change **held;                   /* its first changes, held (hold_change) */
+	size_t nheld, held_cap, held_bytes;
+	bool holding;
 	ps_txn txn;
 	ps_txn txn_redo;                    /* txn with reprocessing set */
 	route *routes;                      /* per-table windows after a resumed load */
@@ -602,13 +606,126 @@ static bool batch_full(pipeline *p)
 	       ps_now_ns() - p->batch_started_ns >= (uint64_t)c->batch_max_ms * 1000000ull;
 }
 
-static int apply_item(pipeline *p, const ps_read_item *item, ps_error *err)
+/* A target whose DDL commits by itself (sink.h ddl_commits) can follow a
+ * table change only where nothing of it is in the open target transaction.
+ * The batch commits (with its checkpoint, at the last source commit) just
+ * before the change when the source transaction in progress has sent
+ * nothing to the sink; its first changes are held for that, up to
+ * HOLD_MAX_ITEMS / HOLD_MAX_BYTES, and go to the sink at its commit, at a
+ * backfill mark, past the bound, or right after a table change. */
+#define HOLD_MAX_ITEMS 1024
+#define HOLD_MAX_BYTES ((size_t)4 << 20)
+
+static int apply_change(pipeline *p, const ps_change *c, ps_error *err);
+
+static int release_held(pipeline *p, ps_error *err)
 {
-	int rc = PS_OK, how;
+	int rc = PS_OK;
+	size_t i;
+
+	p->holding = false;
+	for (i = 0; rc == PS_OK && i < p->nheld; i++)
+		rc = apply_change(p, p->held[i], err);
+	for (i = 0; i < p->nheld; i++)
+		ps_change_free(p->held[i]);
+	p->nheld = 0;
+	p->held_bytes = 0;
+	return rc;
+}
+
+/* Takes *cp when it is held (and sets *cp to NULL). */
+static bool hold_change(pipeline *p, ps_change **cp)
+{
+	ps_change *c = *cp;
+
+	if (!p->holding || ps_backfill_is_mark(c) || p->nheld >= HOLD_MAX_ITEMS ||
+	    p->held_bytes + c->mem_size > HOLD_MAX_BYTES)
+		return false;
+	if (p->nheld == p->held_cap) {
+		size_t cap = p->held_cap ? 2 * p->held_cap : 64;
+		ps_change **h = realloc(p->held, cap * sizeof(*h));
+
+		if (!h)
+			return false;
+		p->held = h;
+		p->held_cap = cap;
+	}
+	p->held[p->nheld++] = c;
+	p->held_bytes += c->mem_size;
+	*cp = NULL;
+	return true;
+}
+
+static bool held_touch(const pipeline *p, const ps_table_change *tc)
+{
+	for (size_t i = 0; i < p->nheld; i++) {
+		const ps_table *t = p->held[i]->table;
+
+		if (!t)
+			continue;
+		if (strcmp(t->schema, tc->table->schema) == 0 && strcmp(t->name, tc->table->name) == 0)
+			return true;
+		if (tc->previous && strcmp(t->schema, tc->previous->schema) == 0 &&
+		    strcmp(t->name, tc->previous->name) == 0)
+			return true;
+	}
+	return false;
+}
+
+static int apply_flush(pipeline *p, ps_error *err);
+
+static int table_change_item(pipeline *p, ps_table_change *tc, ps_error *err)
+{
+	int rc = PS_OK;
+
+	if (ps_snk_ddl_commits(&p->snk)) {
+		if (held_touch(p, tc))
+			rc = release_held(p, err);       /* the sink then says whether it can */
+		else if (!p->txn_sent)
+			rc = apply_flush(p, err);        /* nothing of this transaction in it */
+		if (rc != PS_OK)
+			return rc;
+	}
+	rc = ps_backfill_on_table(p->bf, &p->txn, tc, err);
+	if (rc == PS_OK && p->nheld)
+		rc = release_held(p, err);
+	return rc;
+}
+
+static int apply_change(pipeline *p, const ps_change *c, ps_error *err)
+{
+	int how;
+
+	p->txn_sent = true;
+	/* markers of table changes and backfills, and changes of tables
+	 * added or removed while running (backfill.h) */
+	if (ps_backfill_is_mark(c))
+		return ps_backfill_on_mark(p->bf, &p->txn, c, err);
+	how = ps_backfill_route_change(p->bf, c);
+	if (how == PS_BF_SKIP)
+		return PS_OK;
+	/* the live limits (ratelimit.h): may wait, never inside the sink */
+	ps_ratelimit_take(&p->rl, &p->live->limits, 1, c->mem_size, p->stop);
+	p->batch_bytes += c->mem_size;
+	p->changes_applied++;
+	if (c->table)
+		ps_op_counts_add(&p->ops, c->table->schema, c->table->name, c->op, c->mem_size);
+	if (how == PS_BF_REDO)
+		return ps_snk_write(&p->snk, &p->txn_redo, c, err);
+	if (p->nroutes)
+		return route_write(p, c, err);
+	return ps_snk_write(&p->snk, &p->txn, c, err);
+}
+
+static int apply_item(pipeline *p, ps_read_item *item, ps_error *err)
+{
+	int rc = PS_OK;
 
 	switch (item->kind) {
 	case PS_READ_BEGIN:
 		p->in_txn = true;
+		p->txn_sent = false;
+		p->holding = ps_snk_ddl_commits(&p->snk);
 		p->txn = item->txn;
 		p->txn_redo = item->txn;
 		p->txn_redo.reprocessing = true;
@@ -616,30 +733,20 @@ static int apply_item(pipeline *p, const ps_read_item *item, ps_error *err)
 			p->batch_started_ns = ps_now_ns();
 		return ps_snk_begin(&p->snk, &p->txn, err);
 	case PS_READ_CHANGE:
-		/* markers of table changes and backfills, and changes of tables
-		 * added or removed while running (backfill.h) */
-		if (ps_backfill_is_mark(item->change))
-			return ps_backfill_on_mark(p->bf, &p->txn, item->change, err);
-		how = ps_backfill_route_change(p->bf, item->change);
-		if (how == PS_BF_SKIP)
+		if (hold_change(p, &item->change))
 			return PS_OK;
-		/* the live limits (ratelimit.h): may wait, never inside the sink */
-		ps_ratelimit_take(&p->rl, &p->live->limits, 1, item->change->mem_size, p->stop);
-		p->batch_bytes += item->change->mem_size;
-		p->changes_applied++;
-		if (item->change->table)
-			ps_op_counts_add(&p->ops, item->change->table->schema, item->change->table->name,
-			                 item->change->op, item->change->mem_size);
-		if (how == PS_BF_REDO)
-			return ps_snk_write(&p->snk, &p->txn_redo, item->change, err);
-		if (p->nroutes)
-			return route_write(p, item->change, err);
-		return ps_snk_write(&p->snk, &p->txn, item->change, err);
+		if (p->nheld && (rc = release_held(p, err)) != PS_OK)
+			return rc;
+		p->holding = false;
+		return apply_change(p, item->change, err);
 	case PS_READ_TABLE:
 		/* a table's definition changed: the target follows, or the job
 		 * stops at it (backfill.h) */
-		return ps_backfill_on_table(p->bf, &p->txn, item->table_change, err);
+		return table_change_item(p, item->table_change, err);
 	case PS_READ_COMMIT:
+		if (p->nheld && (rc = release_held(p, err)) != PS_OK)
+			return rc;
+		p->holding = false;
 		p->txn = item->txn;
 		rc = ps_snk_commit(&p->snk, &p->txn, err);
 		if (rc != PS_OK)
@@ -1261,6 +1368,9 @@ int ps_pipeline_run(const ps_pipeline_config *cfg, atomic_int *stop, ps_error *e
 	ps_prepare_result_clear(&res);
 	route_cache_clear(p);
 	free(p->routes);
+	for (size_t i = 0; i < p->nheld; i++)
+		ps_change_free(p->held[i]);
+	free(p->held);
 	ps_secret_free(p->target_password);
 	ps_backfill_free(p->bf);
 	ps_op_counts_free(&p->ops);

@@ -20,6 +20,7 @@
 extern const ps_source_ops ps_source_pg;
 extern const ps_source_ops ps_source_mysql;
 extern const ps_sink_ops ps_sink_jsonl;
+extern const ps_sink_ops ps_sink_mysql;
 extern const ps_sink_ops ps_sink_pg;
 extern const ps_sink_ops ps_sink_sqlite;
 
@@ -35,7 +36,7 @@ static const ps_url_syntax *const builtin_syntaxes[] = {
 };
 static const ps_source_ops *const builtin_sources[] = {&ps_source_pg, &ps_source_mysql, NULL};
 static const ps_sink_ops *const builtin_sinks[] = {
-	&ps_sink_jsonl, &ps_sink_pg, &ps_sink_sqlite, NULL
+	&ps_sink_jsonl, &ps_sink_pg, &ps_sink_sqlite, &ps_sink_mysql, NULL
 };
 
 static const ps_url_syntax *const *syntax_table = builtin_syntaxes;
@@ -995,6 +996,11 @@ int ps_snk_schema_apply(ps_snk *k, const ps_schema *schema, size_t *applied, ps_
 int ps_snk_can_apply_schema(const ps_snk *k)
 {
 	return k->ops->schema_apply != NULL;
+}
+
+bool ps_snk_ddl_commits(const ps_snk *k)
+{
+	return k->ops->ddl_commits && k->ops->table_change;
 }
 
 /* --- schema changes (issue 15) -------------------------------------------- */

@@ -195,6 +195,8 @@ int ps_src_schema_after_load(ps_src *s, ps_schema **out, ps_error *err);
  * callback (ps_snk_can_apply_schema tells which). */
 int ps_snk_schema_apply(ps_snk *k, const ps_schema *schema, size_t *applied, ps_error *err);
 int ps_snk_can_apply_schema(const ps_snk *k);
+/* The sink's DDL commits by itself (sink.h ddl_commits). */
+bool ps_snk_ddl_commits(const ps_snk *k);
 
 /* --- schema changes (issue 15; source.h invariants 10, 11) ------------------ */
 int ps_src_can_check_selection(const ps_src *s);

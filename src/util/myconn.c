@@ -182,6 +182,8 @@ int my_connect(MYSQL **out, const ps_url *u, const char *password,
 	}
 	if (opts && opts->multi_statements)
 		flags |= CLIENT_MULTI_STATEMENTS;
+	if (opts && opts->found_rows)
+		flags |= CLIENT_FOUND_ROWS;
 	ps_url_host_port(u, where, sizeof(where));
 	if (!mysql_real_connect(m, sock ? NULL : u->host, u->user[0] ? u->user : NULL, password,
 	                        u->dbname[0] ? u->dbname : NULL,

@@ -35,6 +35,7 @@ extern const ps_url_syntax ps_mysql_url_syntax[];
 typedef struct my_connect_opts {
 	bool local_infile;          /* allow LOAD DATA LOCAL INFILE */
 	bool multi_statements;
+	bool found_rows;            /* UPDATE counts the rows it found, changed or not */
 	const char *program;        /* program_name connect attribute, e.g. "penstock sink orders" */
 	unsigned int read_timeout;  /* seconds a read may block (MYSQL_OPT_READ_TIMEOUT); 0: none */
 } my_connect_opts;

@@ -115,6 +115,8 @@ static uint8_t type_class(const char *name)
 	static const struct { const char *name; uint8_t cls; } map[] = {
 		{"bool", PS_TYPE_BOOL}, {"integer", PS_TYPE_INTEGER}, {"float", PS_TYPE_FLOAT},
 		{"numeric", PS_TYPE_NUMERIC}, {"json", PS_TYPE_JSON}, {"bytes", PS_TYPE_BYTES},
+		{"date", PS_TYPE_DATE}, {"time", PS_TYPE_TIME}, {"timestamp", PS_TYPE_TIMESTAMP},
+		{"timestamptz", PS_TYPE_TIMESTAMPTZ}, {"uuid", PS_TYPE_UUID},
 	};
 
 	for (size_t i = 0; name && i < sizeof(map) / sizeof(map[0]); i++)
@@ -146,6 +148,7 @@ static void build_table(table_entry *e, const char *key, json_t *j, uint32_t id)
 		die("out of memory (%s)", key);
 	if (ri)
 		e->table->replica_identity = ri[0];
+	e->table->engine = engine && strcmp(engine, "mysql") == 0 ? "mysql" : "postgresql";
 	def->columns = calloc((size_t)n + 1, sizeof(ps_column_def));
 	def->engine = strdup(engine ? engine : "postgresql");
 	if (!def->columns || !def->engine)
@@ -505,6 +508,7 @@ static void print_result(json_t *out, int rc, const ps_error *err, double t0)
 		ps_error_format(err, msg, sizeof(msg));
 		json_object_set_new(out, "code", json_string(ps_error_code_name(rc)));
 		json_object_set_new(out, "sqlstate", json_string(pg_sqlstate(err)));
+		json_object_set_new(out, "engine_code", json_string(err->engine_code));
 		json_object_set_new(out, "error", json_string(msg));
 	}
 	line = json_dumps(out, JSON_COMPACT);

@@ -805,7 +805,7 @@ static void test_sides_are_looked_up_by_scheme(void **state)
 	ps_error_format(&err, msg, sizeof(msg));
 	assert_non_null(strstr(msg, "compare: jsonl:// cannot be compared yet; supported: "));
 	assert_non_null(strstr(msg, "postgresql:// (source, target), sqlite:// (target), "
-	                            "mysql:// (source)"));
+	                            "mysql:// (source, target)"));
 	assert_non_null(strstr(msg, "memory:// (source, target), memory-plain:// (target)"));
 
 	ps_compare_opts_defaults(&o);

@@ -39,6 +39,7 @@
 extern const ps_source_ops ps_source_pg;
 extern const ps_source_ops ps_source_mysql;
 extern const ps_sink_ops ps_sink_jsonl;
+extern const ps_sink_ops ps_sink_mysql;
 
 /* Fails the test with the message when haystack lacks needle. */
 static void assert_contains(const char *haystack, const char *needle)
@@ -1453,7 +1454,9 @@ static void test_plugin_lookup(void **state)
 	assert_null(ps_plugin_sink_for("kafka", &err));
 	assert_int_equal(err.code, PS_EINVAL);
 	assert_string_equal(err.message, "kafka:// targets are not supported by this build; "
-	                    "supported: jsonl://, postgresql://, postgres://, sqlite://");
+	                    "supported: jsonl://, postgresql://, postgres://, sqlite://, mysql://");
+	ps_error_clear(&err);
+	assert_ptr_equal(ps_plugin_sink_for("mysql", &err), &ps_sink_mysql);
 
 	ps_error_clear(&err);
 	assert_ptr_equal(ps_plugin_source_for("mysql", &err), &ps_source_mysql);

@@ -834,7 +834,12 @@ static void test_type_class(void **state)
 	assert_int_equal(pgo_type_class(3802), PS_TYPE_JSON);
 	assert_int_equal(pgo_type_class(17), PS_TYPE_BYTES);
 	assert_int_equal(pgo_type_class(25), PS_TYPE_TEXT);
-	assert_int_equal(pgo_type_class(1184), PS_TYPE_TEXT);
+	assert_int_equal(pgo_type_class(1184), PS_TYPE_TIMESTAMPTZ);
+	assert_int_equal(pgo_type_class(1114), PS_TYPE_TIMESTAMP);
+	assert_int_equal(pgo_type_class(1082), PS_TYPE_DATE);
+	assert_int_equal(pgo_type_class(1083), PS_TYPE_TIME);
+	assert_int_equal(pgo_type_class(2950), PS_TYPE_UUID);
+	assert_int_equal(pgo_type_class(1266), PS_TYPE_TEXT);           /* timetz: text */
 	assert_int_equal(pgo_type_class(0), PS_TYPE_TEXT);
 }
 

@@ -769,6 +769,11 @@ uint8_t pgo_type_class(uint32_t type_id)
 	case 114:                                     /* json */
 	case 3802: return PS_TYPE_JSON;               /* jsonb */
 	case 17: return PS_TYPE_BYTES;                /* bytea */
+	case 1082: return PS_TYPE_DATE;               /* date */
+	case 1083: return PS_TYPE_TIME;               /* time */
+	case 1114: return PS_TYPE_TIMESTAMP;          /* timestamp */
+	case 1184: return PS_TYPE_TIMESTAMPTZ;        /* timestamptz */
+	case 2950: return PS_TYPE_UUID;               /* uuid */
 	default: return PS_TYPE_TEXT;
 	}
 }

@@ -869,7 +869,9 @@ cleanup:
 }
 
 /* The columns each selected table sends (not generated ones), so that the
- * target can check a table it already has against them. */
+ * target can check a table it already has against them, and their types as
+ * describe gives them, so that a target that creates the table can check
+ * that it has a type for each (issue 17). */
 static int list_columns(pc_ctx *c)
 {
 	PGresult *res = NULL;
@@ -892,14 +894,28 @@ static int list_columns(pc_ctx *c)
 	ps_error_clear(&qerr);
 	/* a target check that cannot be made is skipped there: nothing to add */
 	if (pg_exec(c->conn, &res, &qerr, "listing columns",
-	            "SELECT a.attrelid::text, a.attname FROM pg_attribute a "
+	            "SELECT a.attrelid::text, a.attname, format_type(a.atttypid, a.atttypmod), "
+	            "  a.atttypid, tn.nspname NOT IN ('pg_catalog', 'information_schema') "
+	            "FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid "
+	            "LEFT JOIN pg_type et ON et.oid = t.typelem AND t.typlen = -1 "
+	            "JOIN pg_namespace tn ON tn.oid = coalesce(et.typnamespace, t.typnamespace) "
 	            "WHERE a.attrelid = ANY ($1::oid[]) AND a.attnum > 0 AND NOT a.attisdropped "
 	            "  AND a.attgenerated = '' ORDER BY a.attrelid, a.attnum", 1, params) == PS_OK) {
-		for (int row = 0; rc == PS_OK && row < PQntuples(res); row++)
-			for (size_t i = 0; rc == PS_OK && i < c->ntables; i++)
-				if (strcmp(c->tables[i].oid, PQgetvalue(res, row, 0)) == 0)
-					rc = ps_check_table_add_column(&c->out_tables->items[i],
-					                               PQgetvalue(res, row, 1));
+		for (int row = 0; rc == PS_OK && row < PQntuples(res); row++) {
+			for (size_t i = 0; rc == PS_OK && i < c->ntables; i++) {
+				ps_check_table *t = &c->out_tables->items[i];
+
+				if (strcmp(c->tables[i].oid, PQgetvalue(res, row, 0)) != 0)
+					continue;
+				t->engine = "postgresql";
+				rc = ps_check_table_add_column(t, PQgetvalue(res, row, 1));
+				if (rc == PS_OK)
+					rc = ps_check_table_add_column_type(
+					    t, PQgetvalue(res, row, 1), PQgetvalue(res, row, 2),
+					    pgo_type_class((uint32_t)strtoul(PQgetvalue(res, row, 3), NULL, 10)),
+					    PQgetvalue(res, row, 4)[0] == 't');
+			}
+		}
 	}
 	PQclear(res);
 	ps_buf_free(&oids);
