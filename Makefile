@@ -15,7 +15,7 @@
 CC       ?= cc
 PREFIX   ?= /usr/local
 PYTHON   ?= /usr/bin/python3
-PKGS     := libpq jansson sqlite3 libmicrohttpd libcurl
+PKGS     := libpq jansson sqlite3 libmicrohttpd libcurl rdkafka
 TEST_PKGS := cmocka
 
 ifeq ($(SAN),)

@@ -192,6 +192,29 @@ typedef struct ps_sink_ops {
 	                     size_t len, ps_error *err);
 	const char *no_sequences;        /* why sequences do not apply, when
 	                                    sequences_set is NULL, or NULL */
+
+	/* --- where the checkpoint is kept; optional, with the checkpoint group */
+	/* Whether this instance keeps the checkpoint in the target: a sink
+	 * whose options decide (Kafka with transactions does, without them it
+	 * does not). NULL: it does whenever checkpoint_load/_store/_delete are
+	 * set. When it says false the core treats the target as
+	 * non-transactional: the checkpoint goes to the state directory after
+	 * flush, and a run that did not end cleanly marks what it repeats
+	 * "reprocessing". Asked after open, of an open instance. */
+	bool (*checkpoint_kept)(const ps_sink *sink);
+
+	/* --- the sink's own figures; optional -------------------------------- */
+	/* What the sink measures that the core cannot (a producer's messages,
+	 * bytes, transactions, delivery latency), for `job show`, the API and
+	 * /metrics. Sets *out to a new JSON object, one member per figure:
+	 *
+	 *   {"<name>": {"type": "counter"|"gauge", "value": <number>,
+	 *               "unit": "bytes"|"ms"|"", "help": "<one line>"}, ...}
+	 *
+	 * name is [a-z0-9_]; a counter counts since open (the core shows it
+	 * per run). Called on the applier thread, a few times a second at most;
+	 * must not block. Keep it under a few dozen figures. */
+	int (*figures)(ps_sink *sink, json_t **out, ps_error *err);
 } ps_sink_ops;
 
 #endif

@@ -621,6 +621,18 @@ static void set_phase(pipeline *p, int phase)
 		p->cfg->on_phase(phase, p->cfg->payload);
 }
 
+/* The sink's own figures (sink.h figures), with the rest of the status; a
+ * sink that cannot tell them now only leaves the last ones shown. */
+static void publish_figures(pipeline *p)
+{
+	char figures[PS_TARGET_FIGURES_MAX];
+	ps_error ferr;
+
+	ps_error_clear(&ferr);
+	if (ps_snk_figures(&p->snk, figures, sizeof(figures), &ferr) == PS_OK)
+		ps_run_status_set_target_figures(p->cfg->status, figures);
+}
+
 /* For a watcher, at most 4 times a second unless forced. Once the reader
  * has found the log's end with nothing queued, the job is streaming. */
 static void publish_status(pipeline *p, bool force)
@@ -648,6 +660,7 @@ static void publish_status(pipeline *p, bool force)
 		set_phase(p, PS_PHASE_STREAMING);
 	ps_run_status_applied(p->cfg->status, p->ck.position, p->ck.cdc_state, p->changes_applied,
 	                      p->txns_applied, p->last_commit_time_us, idle, atomic_load(&p->phase));
+	publish_figures(p);
 	if (p->cfg->on_tick)
 		p->cfg->on_tick(p->cfg->payload);
 }

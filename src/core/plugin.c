@@ -178,6 +178,8 @@ int ps_plugin_check_sink(const ps_sink_ops *ops, ps_error *err)
 		missing = "load_raw_accepts/_begin/_write/_end set";
 	else if (!ops->state_save != !ops->state_restore)
 		missing = "state_save/_restore pair";
+	else if (ops->checkpoint_kept && !ops->checkpoint_load)
+		missing = "checkpoint_load/_store/_delete set (checkpoint_kept needs them)";
 	if (missing)
 		return ps_error_set(err, PS_EINVAL, "sink plugin %s lacks required callback %s",
 		                    ops->name ? ops->name : "?", missing);
@@ -635,7 +637,34 @@ int ps_snk_flush(ps_snk *k, ps_error *err)
 
 int ps_snk_has_checkpoint_store(const ps_snk *k)
 {
-	return k->ops->checkpoint_store != NULL;
+	if (!k->ops->checkpoint_store)
+		return 0;
+	return !k->ops->checkpoint_kept || !k->impl || k->ops->checkpoint_kept(k->impl);
+}
+
+int ps_snk_figures(ps_snk *k, char *buf, size_t len, ps_error *err)
+{
+	json_t *figures = NULL;
+	char *text = NULL;
+	int rc;
+
+	if (len)
+		buf[0] = '\0';
+	if (!k->ops || !k->ops->figures || !k->impl)
+		return PS_OK;
+	rc = k->ops->figures(k->impl, &figures, err);
+	if (rc != PS_OK)
+		return ps_error_add_context(err, "target %s, figures", k->ops->name);
+	if (json_is_object(figures))
+		text = json_dumps(figures, JSON_COMPACT);
+	json_decref(figures);
+	if (text && strlen(text) < len)
+		snprintf(buf, len, "%s", text);
+	else if (text)
+		rc = ps_error_set(err, PS_ETOOBIG, "target %s reports more figures than %zu bytes hold",
+		                  k->ops->name, len);
+	free(text);
+	return rc;
 }
 
 void ps_snk_close(ps_snk *k)

@@ -163,7 +163,12 @@ int ps_snk_begin(ps_snk *k, const ps_txn *txn, ps_error *err);
 int ps_snk_write(ps_snk *k, const ps_txn *txn, const ps_change *c, ps_error *err);
 int ps_snk_commit(ps_snk *k, const ps_txn *txn, ps_error *err);
 int ps_snk_flush(ps_snk *k, ps_error *err);
+/* The sink keeps the checkpoint in the target: it has the checkpoint group
+ * and, when it has checkpoint_kept, this open instance says so. */
 int ps_snk_has_checkpoint_store(const ps_snk *k);
+/* The sink's own figures (sink.h figures) as compact JSON text into buf
+ * ("" when it has none); PS_ETOOBIG when they do not fit in len. */
+int ps_snk_figures(ps_snk *k, char *buf, size_t len, ps_error *err);
 /* *json NULL when there is none (or the sink keeps no checkpoints). */
 int ps_snk_checkpoint_load(ps_snk *k, char **json, ps_error *err);
 int ps_snk_checkpoint_store(ps_snk *k, const char *json, ps_error *err);

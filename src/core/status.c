@@ -1,6 +1,7 @@
 /*
  * status.c — a job's live figures (see status.h).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -98,6 +99,13 @@ void ps_run_status_applied(ps_run_status *s, const char *applied, int cdc_state,
 	pthread_mutex_unlock(&s->mu);
 }
 
+void ps_run_status_set_target_figures(ps_run_status *s, const char *json)
+{
+	pthread_mutex_lock(&s->mu);
+	snprintf(s->target_figures, sizeof(s->target_figures), "%s", json ? json : "");
+	pthread_mutex_unlock(&s->mu);
+}
+
 void ps_run_status_set_health(ps_run_status *s, int health)
 {
 	void (*hook)(int, void *);
@@ -131,7 +139,7 @@ static json_t *position_or_null(const char *p)
 
 json_t *ps_run_status_json(const ps_run_status *c)
 {
-	json_t *tables = json_array();
+	json_t *tables = json_array(), *figures = NULL, *o;
 	const char *phase = ps_phase_name(c->phase);
 
 	for (size_t i = 0; i < c->ntables; i++) {
@@ -142,8 +150,14 @@ json_t *ps_run_status_json(const ps_run_status *c)
 			                  (json_int_t)t->rows_estimated, "units_done", (json_int_t)t->units_done,
 			                  "units_total", (json_int_t)t->units_total, "finished", t->finished));
 	}
-	return json_pack(
-		"{s:o, s:s, s:{s:o, s:o, s:o, s:o}, s:{s:f, s:o}, s:o, s:{s:f}, s:{s:I, s:I}, s:o}",
+	if (c->target_figures[0])
+		figures = json_loads(c->target_figures, 0, NULL);
+	if (!json_is_object(figures)) {
+		json_decref(figures);
+		figures = json_object();
+	}
+	o = json_pack(
+		"{s:o, s:s, s:{s:o, s:o, s:o, s:o}, s:{s:f, s:o}, s:o, s:{s:f}, s:{s:I, s:I}, s:o, s:o}",
 		"phase", phase ? json_string(phase) : json_null(),
 		"cdc_state", ps_cdc_state_name(c->cdc_state),
 		"positions", "read", position_or_null(c->read), "applied", position_or_null(c->applied),
@@ -154,5 +168,6 @@ json_t *ps_run_status_json(const ps_run_status *c)
 		"rates", "changes_per_sec", c->changes_per_sec,
 		"counters", "changes_applied", (json_int_t)c->changes_applied, "txns_applied",
 		(json_int_t)c->txns_applied,
-		"tables", tables);
+		"tables", tables, "target_figures", figures);
+	return o;
 }

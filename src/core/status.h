@@ -41,6 +41,9 @@ typedef enum ps_health {
 	                                       checkpointed; the run then ends failed */
 } ps_health;
 
+/* Longest JSON text of a sink's own figures kept in a status. */
+#define PS_TARGET_FIGURES_MAX 4096
+
 typedef struct ps_table_status {
 	char schema[64];
 	char name[64];
@@ -67,6 +70,8 @@ typedef struct ps_run_status {
 	ps_table_status *tables;            /* the load's tables; ntables entries */
 	size_t ntables;
 	char server_version[32];
+	char target_figures[PS_TARGET_FIGURES_MAX]; /* the sink's own figures (sink.h
+	                                       figures) as JSON object text, or "" */
 	int health;                         /* ps_health */
 	/* Optional, set by the watcher after init: called (outside mu, from the
 	 * pipeline thread that changed it) when health changes. */
@@ -92,12 +97,17 @@ void ps_run_status_applied(ps_run_status *s, const char *applied, int cdc_state,
                            uint64_t changes, uint64_t txns, int64_t last_commit_time_us,
                            bool idle, int phase);
 
+/* Replaces the sink's figures (locks): JSON object text, "" for none. */
+void ps_run_status_set_target_figures(ps_run_status *s, const char *json);
+
 /* Sets the run's health (locks); calls on_health when it changed. */
 void ps_run_status_set_health(ps_run_status *s, int health);
 
 /* {"phase", "cdc_state", "positions": {read, applied, acknowledged, source_end},
  *  "lag": {seconds, bytes}, "retained_bytes", "rates": {changes_per_sec},
- *  "counters": {changes_applied, txns_applied}, "tables": [...]} — a copy. */
+ *  "counters": {changes_applied, txns_applied}, "tables": [...],
+ *  "target_figures": {...} (sink.h figures; {} when the sink has none)}
+ *  — a copy. */
 json_t *ps_run_status_json(const ps_run_status *copy);
 const char *ps_phase_name(int phase);
 

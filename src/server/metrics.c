@@ -6,6 +6,8 @@
  * [a-z0-9_-], and table names are escaped (backslash, quote, newline) as the
  * format requires.
  */
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -37,6 +39,71 @@ static double num(json_t *o, const char *a, const char *b)
 	if (b)
 		v = json_object_get(v, b);
 	return json_is_number(v) ? json_number_value(v) : 0.0;
+}
+
+/* A figure name a sink reported (sink.h figures): [a-z0-9_]+. */
+static bool figure_name_ok(const char *s)
+{
+	if (!s || !*s)
+		return false;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '_'))
+			return false;
+	return true;
+}
+
+/* The target's own figures (sink.h figures), one metric family per name:
+ * penstock_target_<name>, a counter's with _total; whatever a sink calls
+ * them, the core names no engine. srv->mu held. */
+static void target_figures(ps_buf *b, ps_server *srv)
+{
+	json_t *families = json_object(), *fam, *fig;
+	const char *name;
+
+	for (ps_job *j = srv->jobs; j; j = j->next) {
+		json_t *f = ps_job_figures(j);
+
+		json_object_foreach(json_object_get(f, "target_figures"), name, fig) {
+			json_t *value = json_object_get(fig, "value");
+			const char *type = json_string_value(json_object_get(fig, "type"));
+			bool counter = type && strcmp(type, "counter") == 0;
+
+			if (!figure_name_ok(name) || !json_is_number(value) ||
+			    (!counter && !(type && strcmp(type, "gauge") == 0)))
+				continue;
+			fam = json_object_get(families, name);
+			if (!fam) {
+				const char *h = json_string_value(json_object_get(fig, "help"));
+				fam = json_pack("{s:b, s:s, s:[]}", "counter", counter, "help",
+				                h ? h : "A figure of the job's target.", "samples");
+				json_object_set_new(families, name, fam);
+			}
+			json_array_append_new(json_object_get(fam, "samples"),
+			                      json_pack("[s, f]", j->spec->name, json_number_value(value)));
+		}
+		json_decref(f);
+	}
+	json_object_foreach(families, name, fam) {
+		char metric[160], help_text[512];
+		bool counter = json_is_true(json_object_get(fam, "counter"));
+		size_t n = strlen(name), i;
+		json_t *sample;
+		const char *h = json_string_value(json_object_get(fam, "help"));
+
+		snprintf(metric, sizeof(metric), "penstock_target_%s%s", name,
+		         counter && !(n > 6 && strcmp(name + n - 6, "_total") == 0) ? "_total" : "");
+		/* HELP text: one line, backslashes escaped as the format wants */
+		snprintf(help_text, sizeof(help_text), "%s", h);
+		for (char *c = help_text; *c; c++)
+			if (*c == '\n' || *c == '\\')
+				*c = ' ';
+		help(b, metric, counter ? "counter" : "gauge", help_text);
+		json_array_foreach(json_object_get(fam, "samples"), i, sample)
+			ps_buf_printf(b, "%s{job=\"%s\"} %.10g\n", metric,
+			              json_string_value(json_array_get(sample, 0)),
+			              json_number_value(json_array_get(sample, 1)));
+	}
+	json_decref(families);
 }
 
 char *ps_jobs_metrics(ps_server *srv)
@@ -123,6 +190,7 @@ char *ps_jobs_metrics(ps_server *srv)
 			}
 		}
 	}
+	target_figures(&b, srv);
 	pthread_mutex_unlock(&srv->mu);
 	return ps_buf_detach(&b);   /* the limit is far above any real job table */
 }
