@@ -108,7 +108,7 @@ static int check_options(const ps_option_def *defs, const char *what, const char
 		if (d->kind == PS_OPTION_CHOICE) {
 			bool has_default = !d->default_text;
 			ok = ok && d->choices && d->choices[0];
-			for (const char *const *c = d->choices; ok && *c; c++)
+			for (const char *const *c = d->choices; ok && *c && d->default_text; c++)
 				has_default |= strcmp(*c, d->default_text) == 0;
 			ok = ok && has_default;
 		}
