@@ -215,6 +215,14 @@ typedef struct ps_sink_ops {
 	 * per run). Called on the applier thread, a few times a second at most;
 	 * must not block. Keep it under a few dozen figures. */
 	int (*figures)(ps_sink *sink, json_t **out, ps_error *err);
+
+	/* --- idle; optional ---------------------------------------------------- */
+	/* Nothing is being applied: called by the applier between transactions,
+	 * with no target transaction open, about every 200 ms while the source
+	 * has nothing new. For what a sink does by the clock rather than by the
+	 * changes (Kafka's heartbeats); anything it writes it makes durable
+	 * before returning. An error ends the run like a failed flush. */
+	int (*idle)(ps_sink *sink, ps_error *err);
 } ps_sink_ops;
 
 #endif

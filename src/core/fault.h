@@ -7,7 +7,10 @@
  * would on a real error); `crash` kills the process at once with SIGKILL, as
  * a power cut would (no flush, no atexit). n (default 1) is which hit fires.
  * Points: source.read, apply.batch.before_commit, apply.batch.after_commit,
- * snapshot.unit.commit.
+ * snapshot.unit.commit; the Kafka target's kafka.txn.before_commit (its batch
+ * and checkpoint delivered, the transaction not yet committed) and
+ * kafka.producer.fatal (`error` makes the producer fatal, as librdkafka's
+ * own fatal errors do).
  */
 #ifndef PS_CORE_FAULT_H
 #define PS_CORE_FAULT_H

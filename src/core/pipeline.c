@@ -685,6 +685,8 @@ static int applier_loop(pipeline *p, ps_error *err)
 			return PS_OK;
 		if (rc == PS_ETIMEOUT) {
 			rc = p->in_txn ? PS_OK : apply_flush(p, err);
+			if (rc == PS_OK && !p->in_txn && p->batch_txns == 0)
+				rc = ps_snk_idle(&p->snk, err);   /* e.g. heartbeats (sink.h idle) */
 			if (rc != PS_OK)
 				return rc;
 			report_progress(p, false);

@@ -19,6 +19,7 @@
 
 extern const ps_source_ops ps_source_pg;
 extern const ps_sink_ops ps_sink_jsonl;
+extern const ps_sink_ops ps_sink_kafka;
 extern const ps_sink_ops ps_sink_pg;
 extern const ps_sink_ops ps_sink_sqlite;
 
@@ -34,7 +35,7 @@ static const ps_url_syntax *const builtin_syntaxes[] = {
 };
 static const ps_source_ops *const builtin_sources[] = {&ps_source_pg, NULL};
 static const ps_sink_ops *const builtin_sinks[] = {
-	&ps_sink_jsonl, &ps_sink_pg, &ps_sink_sqlite, NULL
+	&ps_sink_jsonl, &ps_sink_pg, &ps_sink_sqlite, &ps_sink_kafka, NULL
 };
 
 static const ps_url_syntax *const *syntax_table = builtin_syntaxes;
@@ -640,6 +641,18 @@ int ps_snk_has_checkpoint_store(const ps_snk *k)
 	if (!k->ops->checkpoint_store)
 		return 0;
 	return !k->ops->checkpoint_kept || !k->impl || k->ops->checkpoint_kept(k->impl);
+}
+
+int ps_snk_idle(ps_snk *k, ps_error *err)
+{
+	int rc;
+
+	if (!k->ops->idle || !k->impl)
+		return PS_OK;
+	rc = k->ops->idle(k->impl, err);
+	if (rc != PS_OK)
+		ps_error_add_context(err, "target %s, idle", k->ops->name);
+	return rc;
 }
 
 int ps_snk_figures(ps_snk *k, char *buf, size_t len, ps_error *err)

@@ -169,6 +169,8 @@ int ps_snk_has_checkpoint_store(const ps_snk *k);
 /* The sink's own figures (sink.h figures) as compact JSON text into buf
  * ("" when it has none); PS_ETOOBIG when they do not fit in len. */
 int ps_snk_figures(ps_snk *k, char *buf, size_t len, ps_error *err);
+/* The applier is idle (sink.h idle); PS_OK when the sink has no idle work. */
+int ps_snk_idle(ps_snk *k, ps_error *err);
 /* *json NULL when there is none (or the sink keeps no checkpoints). */
 int ps_snk_checkpoint_load(ps_snk *k, char **json, ps_error *err);
 int ps_snk_checkpoint_store(ps_snk *k, const char *json, ps_error *err);

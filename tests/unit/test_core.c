@@ -37,6 +37,7 @@
 
 extern const ps_source_ops ps_source_pg;
 extern const ps_sink_ops ps_sink_jsonl;
+extern const ps_sink_ops ps_sink_kafka;
 
 /* Fails the test with the message when haystack lacks needle. */
 static void assert_contains(const char *haystack, const char *needle)
@@ -1272,6 +1273,13 @@ static void test_plugin_checkpoint_pair(void **state)
 	assert_int_equal(ps_plugin_check_sink(&ops, &err), PS_EINVAL);
 	ops.checkpoint_delete = fake_ck_delete;
 	assert_int_equal(ps_plugin_check_sink(&ops, &err), PS_OK);
+	/* checkpoint_kept only with the group (the Kafka sink has both) */
+	assert_int_equal(ps_plugin_check_sink(&ps_sink_kafka, &err), PS_OK);
+	assert_non_null(ps_sink_kafka.checkpoint_kept);
+	ops = ps_sink_jsonl;
+	ops.checkpoint_kept = ps_sink_kafka.checkpoint_kept;
+	assert_int_equal(ps_plugin_check_sink(&ops, &err), PS_EINVAL);
+	assert_contains(err.message, "checkpoint_kept needs them");
 }
 
 static void test_plugin_lookup(void **state)
@@ -1283,10 +1291,13 @@ static void test_plugin_lookup(void **state)
 	assert_ptr_equal(ps_plugin_sink_for("jsonl", &err), &ps_sink_jsonl);
 	assert_int_equal(err.code, PS_OK);
 
-	assert_null(ps_plugin_sink_for("kafka", &err));
+	assert_ptr_equal(ps_plugin_sink_for("kafka", &err), &ps_sink_kafka);
+	assert_int_equal(err.code, PS_OK);
+	assert_null(ps_plugin_sink_for("mysql", &err));
 	assert_int_equal(err.code, PS_EINVAL);
-	assert_string_equal(err.message, "kafka:// targets are not supported by this build; "
-	                    "supported: jsonl://, postgresql://, postgres://, sqlite://");
+	assert_string_equal(err.message, "mysql:// targets are not supported by this build; "
+	                    "supported: jsonl://, postgresql://, postgres://, sqlite://, kafka://");
+	ps_error_clear(&err);
 
 	ps_error_clear(&err);
 	assert_null(ps_plugin_source_for("mysql", &err));
