@@ -54,8 +54,7 @@ struct kf_memstore {
 	mem_tid *tids;
 	size_t ntids;
 	uint64_t next_txn;
-	bool crashing;
-	unsigned generation;      /* bumped by kf_memstore_crash(on) */
+	bool crashing;            /* producers end nothing themselves (a kill -9) */
 	mem_inject inject[8];
 	size_t ninject;
 	uint64_t committed, aborted;
@@ -66,7 +65,6 @@ struct kf_log {
 	kf_memstore *s;
 	char *tid;                /* NULL: idempotent */
 	int epoch;
-	unsigned generation;
 	bool in_txn;
 	uint64_t txn;
 	void (*on_delivery)(void *, int, size_t, int64_t);
@@ -125,8 +123,6 @@ void kf_memstore_use(kf_memstore *s)
 void kf_memstore_crash(kf_memstore *s, bool on)
 {
 	s->crashing = on;
-	if (on)
-		s->generation++;
 }
 
 void kf_memstore_inject(kf_memstore *s, const char *op, kf_errkind kind, int code, int count)
@@ -301,9 +297,6 @@ static kf_errkind usable(kf_log *l, const char *op, ps_error *err)
 {
 	mem_tid *t;
 
-	if (l->s->crashing && l->generation != l->s->generation)
-		return ps__kafka_error(err, KF_FATAL, RD_KAFKA_RESP_ERR__DESTROY, op,
-		                       "the process was killed (test)");
 	if (l->fatal)
 		return ps__kafka_error(err, KF_FATAL, RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER, op,
 		                       "the producer is in a fatal state");
@@ -338,7 +331,6 @@ static kf_errkind mem_open(kf_log **out, const kf_log_config *cfg, ps_error *err
 		return KF_PERMANENT;
 	}
 	l->s = s;
-	l->generation = s->generation;
 	l->on_delivery = cfg->on_delivery;
 	l->opaque = cfg->opaque;
 	if (l->tid) {
@@ -486,6 +478,9 @@ static kf_errkind mem_commit(kf_log *l, ps_error *err)
 
 static kf_errkind mem_abort(kf_log *l, ps_error *err)
 {
+	if (l->s->crashing)   /* a killed process sends no EndTxn */
+		return ps__kafka_error(err, KF_FATAL, RD_KAFKA_RESP_ERR__DESTROY, "abort",
+		                       "the process was killed (test)");
 	return mem_end(l, false, err);
 }
 

@@ -15,7 +15,7 @@
  *   - opening a producer with a transactional id bumps the id's epoch,
  *     aborts the transaction the previous producer left open, and fences
  *     it: every later call of the previous producer fails with KF_FENCED;
- *   - a crashed producer (kf_memstore_crash) ends nothing: its open
+ *   - a killed producer (kf_memstore_crash) ends nothing: its open
  *     transaction stays open until the next producer of its id.
  * With aborted_visible the store reads like the 2.0.2 mock instead: every
  * record is visible to read_committed readers, aborted or open.
@@ -49,8 +49,9 @@ kf_memstore *kf_memstore_new(bool aborted_visible, int default_partitions);
 void kf_memstore_free(kf_memstore *s);
 /* The store the memlog's producers open against (the sink cannot be told). */
 void kf_memstore_use(kf_memstore *s);
-/* on: every producer open now behaves as a killed process (its calls fail,
- * it ends no transaction); off: producers opened later are healthy. */
+/* on: producers end no transaction themselves, as a process killed at
+ * that moment would not (an abort is refused, a closed producer leaves its
+ * transaction open for the next producer of its id to end); off: as usual. */
 void kf_memstore_crash(kf_memstore *s, bool on);
 /* The next count calls of op ("open", "produce", "flush", "commit",
  * "abort") fail with kind and librdkafka error code code. */
