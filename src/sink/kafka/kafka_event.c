@@ -164,8 +164,8 @@ static int txn_block(ps_sink *k, const ps_txn *txn, const ps_change *c, ps_event
 	int rc;
 
 	*out = NULL;
-	if (!k->o.transaction_metadata || !c->table)
-		return PS_OK;
+	if (!k->o.transaction_metadata || !c->table || c->op == PS_OP_READ)
+		return PS_OK;   /* load rows belong to no source transaction */
 	if (k->txn_events == 0) {
 		snprintf(k->txn_id, sizeof(k->txn_id), "%llu:%llu",
 		         (unsigned long long)(txn ? txn->xid : 0), (unsigned long long)c->lsn);
