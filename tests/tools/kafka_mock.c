@@ -26,8 +26,10 @@
  * What librdkafka 2.0.2's mock cluster cannot do is written in
  * docs/kafka.md ("Testing"): aborted records stay visible to read_committed
  * readers, a second producer of a transactional id does not fence the first,
- * and there is no CreateTopics or DescribeConfigs (topics are created
- * automatically, with 4 partitions unless made here first).
+ * there is no CreateTopics or DescribeConfigs (topics are created
+ * automatically, with 4 partitions unless made here first), and a partition
+ * keeps at most 5 MiB or 100,000 message sets: the oldest are dropped
+ * beyond that, as retention would.
  */
 #include <stdio.h>
 #include <stdlib.h>

@@ -53,7 +53,12 @@
 #include "util/log.h"
 
 #define RENDER_LIMIT ((size_t)64 << 20)
-#define PRODUCER_BUFFER ((size_t)32 << 20)   /* bounded memory (peak RSS) */
+/* The producer's queue, bounded so that a huge source transaction streams
+ * through in bounded memory: the core's own queue may hold 64 MiB of
+ * changes already (pipeline.h), and 8 MiB of records is many round trips
+ * of a fast link. */
+#define PRODUCER_BUFFER ((size_t)8 << 20)
+#define PRODUCER_MESSAGES 20000
 
 extern const ps_url_syntax ps_kafka_url_syntax[];
 
@@ -319,6 +324,7 @@ static int kafka_open(ps_sink **out, const ps_sink_config *cfg, ps_error *err)
 	lc.timeout_ms = k->o.timeout_ms;
 	lc.transaction_timeout_ms = k->o.transaction_timeout_ms;
 	lc.max_buffered_bytes = PRODUCER_BUFFER;
+	lc.max_buffered_messages = PRODUCER_MESSAGES;
 	lc.on_delivery = on_delivery;
 	lc.opaque = k;
 	kind = k->lops->open(&k->log, &lc, err);
@@ -522,7 +528,6 @@ const ps_sink_ops ps_sink_kafka = {
 	.checkpoint_delete = kafka_checkpoint_delete,
 	.close = kafka_close,
 	.precheck = ps__kafka_precheck,
-	.no_sequences = "a Kafka topic has no sequences",
 	.checkpoint_kept = kafka_checkpoint_kept,
 	.figures = kafka_figures,
 	.idle = kafka_idle,

@@ -52,7 +52,8 @@ typedef struct kf_log_config {
 	                                     key, value..., NULL-terminated (security) */
 	int timeout_ms;                   /* init, commit, abort, metadata */
 	int transaction_timeout_ms;
-	size_t max_buffered_bytes;        /* producer queue bound */
+	size_t max_buffered_bytes;        /* producer queue bounds: bytes, */
+	int max_buffered_messages;        /* and records (0: librdkafka's) */
 	/* A message was delivered (err 0) or failed for good; bytes is key +
 	 * value, latency_us from produce to acknowledgement. */
 	void (*on_delivery)(void *opaque, int err, size_t bytes, int64_t latency_us);

@@ -233,6 +233,10 @@ static kf_errkind rd_open(kf_log **out, const kf_log_config *cfg, ps_error *err)
 		snprintf(num, sizeof(num), "%zu", cfg->max_buffered_bytes / 1024 ? cfg->max_buffered_bytes / 1024 : 1);
 		rc = conf_set(conf, "queue.buffering.max.kbytes", num, err);
 	}
+	if (rc == PS_OK && cfg->max_buffered_messages > 0) {
+		snprintf(num, sizeof(num), "%d", cfg->max_buffered_messages);
+		rc = conf_set(conf, "queue.buffering.max.messages", num, err);
+	}
 	if (rc == PS_OK) {
 		snprintf(num, sizeof(num), "%d", msg_timeout);
 		rc = conf_set(conf, "message.timeout.ms", num, err);
@@ -529,9 +533,11 @@ static kf_errkind rd_read_last(kf_log *l, const char *topic, int32_t partition, 
 		return KF_PERMANENT;
 	}
 	e = rd_kafka_query_watermark_offsets(c, topic, partition, &lo, &hi, l->timeout_ms);
+	if (e == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
+		goto cleanup;   /* no topic yet (left to automatic creation): no checkpoint */
 	if (e) {
-		kind = set_err(err, e == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ? KF_PERMANENT : KF_RETRIABLE,
-		               e, "reading the checkpoint topic's offsets", rd_kafka_err2str(e));
+		kind = set_err(err, KF_RETRIABLE, e, "reading the checkpoint topic's offsets",
+		               rd_kafka_err2str(e));
 		goto cleanup;
 	}
 	if (hi <= lo)
