@@ -346,7 +346,7 @@ def test_every_operation_and_the_type_zoo(db, kafka, tmp_path):
     db.execute("ALTER TABLE nokey REPLICA IDENTITY FULL")
     db.execute("CREATE TABLE sentinel (id int PRIMARY KEY)")
     run = Run(tmp_path, kafka_spec(db, kafka, "zoo", "app", transaction_metadata=True,
-                                   truncate_events=True)).start()
+                                   truncate_events=True, heartbeat_interval_ms=300)).start()
     run.wait_streaming()
     db.execute("INSERT INTO zoo VALUES " + ", ".join(ZOO_ROWS))        # one transaction
     after_insert = {1: expected_row(db, "zoo", "id = 1"), 2: expected_row(db, "zoo", "id = 2")}
@@ -423,6 +423,13 @@ def test_every_operation_and_the_type_zoo(db, kafka, tmp_path):
     assert ends[tx[0]["id"]]["event_count"] == 2
     assert ends[tx[0]["id"]]["data_collections"] == [{"data_collection": "public.zoo",
                                                       "event_count": 2}]
+
+    # heartbeats, also while the source is idle
+    beats = read_topic(kafka.bootstrap, "__debezium-heartbeat.app")
+    assert len(beats) >= 2
+    assert payload(beats[0].key) == {"serverName": "app"}
+    assert json.loads(beats[0].key)["schema"]["name"] == "io.debezium.connector.common.ServerNameKey"
+    assert isinstance(payload(beats[-1].value)["ts_ms"], int)
 
 
 def test_flattened_mode(db, kafka, tmp_path):
