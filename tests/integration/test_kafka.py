@@ -578,6 +578,68 @@ def test_crash_at_each_fault_point_and_kill_9_under_writes_exactly_once(db, kafk
           f"that the mock still shows were dropped by the batch rule")
 
 
+def test_crash_during_the_load_resumes_and_marks_what_it_repeats(db, kafka, tmp_path):
+    """snapshot.unit.commit: the load dies with a unit's records sent but its
+    transaction not committed. The restart copies the unfinished units under
+    a new snapshot and replays the log between the two snapshots: no change is
+    lost, none is produced twice, and the changes of that window that a
+    re-copied unit already holds are marked reprocessing (the core's
+    ILUPDATE window; docs/checkpoints.md)."""
+    Writer.create_tables(db, rows=3000)
+    db.execute("ANALYZE")
+    db.execute("CREATE TABLE sentinel (id int PRIMARY KEY)")
+    spec = kafka_spec(db, kafka, "ld", "ld", type="sync", schemas=False,
+                      tables=["public.w_items", "public.w_history", "public.sentinel"])
+    spec["snapshot"] = {"chunk_rows": 1000}
+    run = Run(tmp_path, spec)
+    writer = Trickle(db)
+    writer.start()
+    try:
+        # units in order: sentinel, w_history, then w_items in 3 key ranges: the
+        # 4th leaves w_items with one unit done under the first snapshot
+        run.start(env={"PENSTOCK_FAULT": "snapshot.unit.commit:crash@4"})
+        run.proc.wait(120)
+        assert run.proc.returncode == -signal.SIGKILL, run.text()
+        run.start()
+        run.wait_streaming()
+        assert "resuming the initial load under a new snapshot" in run.text()
+        done = writer.w.txns
+        wait_for(lambda: writer.w.txns > done + 50, 60, what="writes")
+    finally:
+        writer.stop()
+    sentinel_seen(db, kafka, "ld", 1)
+    assert run.stop() == 0
+    for t in (CHECKPOINTS, "ld.public.w_items", "ld.public.w_history"):
+        assert_nothing_dropped(kafka.bootstrap, t)
+    batches = committed_batches(kafka.bootstrap)
+    items = as_committed(read_topic(kafka.bootstrap, "ld.public.w_items"), batches)
+    hist = as_committed(read_topic(kafka.bootstrap, "ld.public.w_history"), batches)
+    want = {r[0]: r for r in db.execute("SELECT id::text, v::text, pad FROM w_items")}
+    assert replay_items(items) == want
+    seen = collections.Counter()
+    rows = collections.Counter()
+    marked = 0
+    for r in items + hist:
+        if r.value is None:
+            continue
+        e = payload(r.value)
+        seen[(r.topic, e["op"], e["source"]["lsn"] if e["op"] != "r" else
+              r.key or json.dumps(e["after"], sort_keys=True))] += 1
+        marked += e.get("reprocessing") is True
+        if r.topic.endswith("w_history"):
+            rows[(str(e["after"]["k"]), e["after"]["note"], e.get("reprocessing") is True)] += 1
+    assert max(seen.values()) == 1, [i for i, n in seen.items() if n > 1][:3]
+    # every source row once; a repeat only as a marked change of the window
+    got = collections.Counter()
+    for (k, note, repro), n in rows.items():
+        if repro and (k, note, False) in rows:
+            continue
+        got[(k, note)] += n
+    want_hist = collections.Counter((str(k), n) for k, n in db.execute("SELECT k, note FROM w_history"))
+    assert got == want_hist
+    assert marked > 0
+
+
 # --- failures through the server ------------------------------------------------------
 
 @pytest.fixture
