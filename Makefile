@@ -6,7 +6,10 @@
 #   make integration     integration tests only (real PostgreSQL, started by the tests)
 #   make demo            install deps, build, run the demo
 #   make bench           benchmarks against peers (bench/)
-#   make install         install to $(DESTDIR)$(PREFIX)/bin
+#   make fuzz            every tests/fuzz/fuzz_*.c for FUZZ_SECONDS (60) each
+#   make install         binary, man pages, systemd unit, env example, bash
+#                        completion, dashboards under $(DESTDIR)$(PREFIX)
+#   make man             build/man/penstock.1 and penstock-spec.5 (scdoc)
 #   make SAN=address     AddressSanitizer + UBSan build in build/san-address/
 #   make SAN=thread      ThreadSanitizer build in build/san-thread/
 #
@@ -14,8 +17,15 @@
 
 CC       ?= cc
 PREFIX   ?= /usr/local
+BINDIR   ?= $(PREFIX)/bin
+MANDIR   ?= $(PREFIX)/share/man
+DOCDIR   ?= $(PREFIX)/share/doc/penstock
+DATADIR  ?= $(PREFIX)/share/penstock
+UNITDIR  ?= $(PREFIX)/lib/systemd/system
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+SCDOC    ?= scdoc
 PYTHON   ?= /usr/bin/python3
-PKGS     := libpq jansson sqlite3 libmicrohttpd libcurl rdkafka
+PKGS     := libpq jansson sqlite3 libmicrohttpd libcurl libmariadb zlib libcrypto rdkafka
 TEST_PKGS := cmocka
 
 ifeq ($(SAN),)
@@ -49,21 +59,33 @@ LDLIBS   := $(PKG_LIBS) -pthread -lm
 
 SRCS      := $(shell find src -name '*.c' | sort)
 LIB_SRCS  := $(filter-out src/main.c,$(SRCS))
-OBJS      := $(SRCS:%.c=$(BUILD)/obj/%.o)
-LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
+# The status page's files, compiled in as arrays (server/console.h).
+CONSOLE_FILES := $(sort $(wildcard src/server/console/*))
+CONSOLE_C := $(BUILD)/gen/console_assets.c
+CONSOLE_O := $(BUILD)/obj/gen/console_assets.o
+OBJS      := $(SRCS:%.c=$(BUILD)/obj/%.o) $(CONSOLE_O)
+LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o) $(CONSOLE_O)
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 # Test drivers used by the integration tests (each links the whole library).
 TOOL_SRCS := $(sort $(wildcard tests/tools/*.c))
 TOOL_BINS := $(TOOL_SRCS:tests/tools/%.c=$(BUILD)/tools/%)
 
-.PHONY: all check unit integration demo bench install deps clean
+.PHONY: all check unit integration demo bench fuzz install man deps clean
 all: $(BUILD)/penstock
 
 $(BUILD)/penstock: $(OBJS)
 	$(CC) $(ALL_CFLAGS) -o $@ $(OBJS) $(LDLIBS)
 
 $(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(CONSOLE_C): $(CONSOLE_FILES) scripts/embed-assets.sh
+	@mkdir -p $(dir $@)
+	sh scripts/embed-assets.sh $@ $(CONSOLE_FILES)
+
+$(CONSOLE_O): $(CONSOLE_C)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
@@ -97,9 +119,63 @@ bench: deps
 	@$(MAKE) --no-print-directory all
 	@bash bench/run.sh $(abspath $(BUILD)/penstock)
 
-install: $(BUILD)/penstock
-	install -d $(DESTDIR)$(PREFIX)/bin
-	install -m 0755 $(BUILD)/penstock $(DESTDIR)$(PREFIX)/bin/penstock
+# Man pages from their scdoc sources (docs/man/*.scd).
+MAN_PAGES := build/man/penstock.1 build/man/penstock-spec.5
+man: $(MAN_PAGES)
+
+build/man/%: docs/man/%.scd
+	@mkdir -p $(dir $@)
+	@command -v $(SCDOC) >/dev/null || { echo "make: $(SCDOC) is missing: bash scripts/install-deps.sh (or apt-get install scdoc)" >&2; exit 1; }
+	$(SCDOC) < $< > $@.tmp && mv $@.tmp $@
+
+# The unit runs the installed binary.
+build/penstock.service: contrib/systemd/penstock.service.in
+	@mkdir -p $(dir $@)
+	sed 's|@BINDIR@|$(BINDIR)|g' $< > $@.tmp && mv $@.tmp $@
+
+.PHONY: build/penstock.service
+install: $(BUILD)/penstock $(MAN_PAGES) build/penstock.service
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 \
+	           $(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR) $(DESTDIR)$(BASHCOMPDIR) \
+	           $(DESTDIR)$(DATADIR)/grafana $(DESTDIR)$(DATADIR)/prometheus
+	install -m 0755 $(BUILD)/penstock $(DESTDIR)$(BINDIR)/penstock
+	install -m 0644 build/man/penstock.1 $(DESTDIR)$(MANDIR)/man1/penstock.1
+	install -m 0644 build/man/penstock-spec.5 $(DESTDIR)$(MANDIR)/man5/penstock-spec.5
+	install -m 0644 build/penstock.service $(DESTDIR)$(UNITDIR)/penstock.service
+	install -m 0644 contrib/systemd/penstock.env.example $(DESTDIR)$(DOCDIR)/penstock.env.example
+	install -m 0644 contrib/bash-completion/penstock $(DESTDIR)$(BASHCOMPDIR)/penstock
+	install -m 0644 contrib/grafana/penstock.json $(DESTDIR)$(DATADIR)/grafana/penstock.json
+	install -m 0644 contrib/prometheus/penstock-alerts.yml $(DESTDIR)$(DATADIR)/prometheus/penstock-alerts.yml
+
+# Fuzzers: tests/fuzz/fuzz_NAME.c is built with clang's libFuzzer, ASan and
+# UBSan against FUZZ_SRCS_fuzz_NAME only (the code it exercises, not all of
+# src/), and run for FUZZ_SECONDS on a copy of tests/fuzz/corpus/NAME/; a
+# finding (crash, sanitizer report, leak, timeout) fails the target and
+# leaves its input in build/fuzz/.
+FUZZ_SECONDS ?= 60
+FUZZ_CC  ?= clang
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer -Iinclude -Isrc \
+               -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=build/fuzz/%)
+FUZZ_SRCS_fuzz_binlog := $(sort $(wildcard src/source/mysql/binlog*.c)) src/util/buf.c src/util/error.c
+FUZZ_LIBS_fuzz_binlog := $(shell pkg-config --libs zlib 2>/dev/null)
+
+fuzz:
+	@bash scripts/install-deps.sh --fuzz
+	@$(MAKE) --no-print-directory $(FUZZ_BINS)
+	@set -e; for f in $(FUZZ_BINS); do \
+	  n=$$(basename $$f); work=build/fuzz/corpus-$${n#fuzz_}; \
+	  rm -rf $$work; mkdir -p $$work; cp tests/fuzz/corpus/$${n#fuzz_}/* $$work/; \
+	  echo "== $$n for $(FUZZ_SECONDS)s"; \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 \
+	      -print_final_stats=1 -artifact_prefix=build/fuzz/$$n- $$work; \
+	done
+
+.SECONDEXPANSION:
+build/fuzz/%: tests/fuzz/%.c $$(FUZZ_SRCS_$$*)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_SRCS_$*) $(FUZZ_LIBS_$*)
 
 clean:
 	rm -rf build

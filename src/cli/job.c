@@ -45,18 +45,23 @@ static void usage(FILE *f)
 	      "  show JOB             one job on one screen: state, positions, lag, tables, last error\n"
 	      "  check JOB            run the prechecks and print them (waits for the result)\n"
 	      "  start JOB            start (runs the prechecks first unless they passed)\n"
-	      "  pause JOB            stop reading, apply what was read, checkpoint; slot kept\n"
+	      "  pause JOB            stop reading, apply what was read, checkpoint; the source\n"
+	      "                       keeps what follows (its slot, binlog)\n"
 	      "  resume JOB           continue a paused job from its checkpoint\n"
-	      "  stop JOB             drain, then drop slot and publication (only a fresh start remains)\n"
+	      "  stop JOB             drain, then release what the job holds on the source (slot,\n"
+	      "                       publication); only a fresh start remains\n"
 	      "  complete JOB         a migration's cutover: fence at the source's current position,\n"
-	      "                       apply up to it, sync sequences, drop slot, publication and\n"
-	      "                       checkpoint; --compare [count|full|sample] compares first\n"
-	      "  delete JOB           remove the job, its slot, publication and checkpoint (never target data)\n"
+	      "                       apply up to it, sync sequences, release what the job holds on\n"
+	      "                       the source and its checkpoint; --compare [count|full|sample]\n"
+	      "                       compares first\n"
+	      "  delete JOB           remove the job, what it holds on the source and its checkpoint\n"
+	      "                       (never target data)\n"
 	      "  events JOB           the job's history: transitions with time, actor and reason\n"
 	      "  recover JOB --strategy retry|skip|resync\n"
 	      "                       a failed_permanently job: run again from the checkpoint (retry),\n"
 	      "                       continue from --position P or the log's end, recording the gap\n"
-	      "                       (skip), or a new slot and snapshot of all or --tables T,... (resync)\n"
+	      "                       (skip), or a new log reader and snapshot of all or --tables T,...\n"
+	      "                       (resync)\n"
 	      "  compare JOB          compare the job's target with its source (docs/compare.md);\n"
 	      "                       --mode count|full|sample, --tables P,..., --sample-percent N,\n"
 	      "                       --chunk-rows N, --max-report N, --repair; stored in the job store\n"
@@ -180,6 +185,56 @@ static void print_target_figures(json_t *figures)
 		printf("\n");
 }
 
+/* What the source says of the log it keeps, when it says anything beyond
+ * the figure of the lag line: its limit, what may still be written, its
+ * word for the reader's state. */
+static void print_retention(json_t *r)
+{
+	json_t *limit = json_object_get(r, "limit_bytes"), *safe = json_object_get(r, "safe_bytes");
+	char a[32] = "none", b[32] = "no limit";
+
+	if (!json_is_string(json_object_get(r, "status")) && !json_is_number(limit))
+		return;
+	if (json_is_number(limit))
+		human_bytes(a, sizeof(a), json_number_value(limit));
+	if (json_is_number(safe))
+		human_bytes(b, sizeof(b), json_number_value(safe));
+	printf("  retention   limit %s, %s more may be written before the log reader is at risk; "
+	       "status %s\n", a, b, str(r, "status", "?"));
+}
+
+/* ", 2,500 rows/s, ETA 0:42" for a table being copied. */
+static void table_rate(char *buf, size_t len, json_t *t)
+{
+	double rate = json_number_value(json_object_get(t, "rows_per_sec"));
+	json_t *eta = json_object_get(t, "eta_seconds");
+
+	buf[0] = '\0';
+	if (json_is_true(json_object_get(t, "finished")) || rate <= 0)
+		return;
+	if (json_is_number(eta)) {
+		long long e = (long long)(json_number_value(eta) + 0.5);
+		snprintf(buf, len, "%.0f rows/s, ETA %lld:%02lld", rate, e / 60, e % 60);
+	} else {
+		snprintf(buf, len, "%.0f rows/s", rate);
+	}
+}
+
+/* Warnings that did not block the job but say something the user should
+ * know (e.g. source.keyless: tables captured insert-only). */
+static void print_warnings(json_t *checks)
+{
+	json_t *items = json_object_get(checks, "items"), *it;
+	size_t i;
+
+	json_array_foreach(items, i, it) {
+		if (strcmp(str(it, "result", "?"), "failed") != 0 ||
+		    strcmp(str(it, "level", "?"), "warning") != 0)
+			continue;
+		printf("  warning     %s: %s\n", str(it, "id", "?"), str(it, "message", ""));
+	}
+}
+
 static void print_show(json_t *j)
 {
 	json_t *pos = json_object_get(j, "positions"), *lag = json_object_get(j, "lag");
@@ -211,6 +266,7 @@ static void print_show(json_t *j)
 	       json_number_value(json_object_get(lag, "seconds")), lagbytes,
 	       str(j, "log_reader", "the log reader"),
 	       retained);
+	print_retention(json_object_get(j, "retention"));
 	printf("  rates       %.0f changes/s; %.0f changes in %.0f transactions applied this run\n",
 	       json_number_value(json_object_get(rates, "changes_per_sec")),
 	       json_number_value(json_object_get(counters, "changes_applied")),
@@ -243,8 +299,12 @@ static void print_show(json_t *j)
 			snprintf(units, sizeof(units), "%.0f/%.0f",
 			         json_number_value(json_object_get(t, "units_done")),
 			         json_number_value(json_object_get(t, "units_total")));
-			printf("              %-40s %23s %11s %s\n", name, rows, units,
-			       json_is_true(json_object_get(t, "finished")) ? "done" : "");
+			char speed[64];
+			table_rate(speed, sizeof(speed), t);
+			printf("              %-40s %23s %11s %s%s\n", name, rows, units,
+			       json_is_true(json_object_get(t, "finished")) ? "done" : speed,
+			       json_is_true(json_object_get(t, "insert_only"))
+			       ? "  insert-only: updates and deletes not captured" : "");
 		}
 	}
 	if (json_integer_value(json_object_get(retry, "attempts")) > 0) {
@@ -267,6 +327,13 @@ static void print_show(json_t *j)
 		printf("  prechecks   %s\n", passed ? "passed" : "FAILED:");
 		if (!passed)
 			print_checks(checks, true);
+		else
+			print_warnings(checks);
+	}
+	if (json_is_object(json_object_get(j, "last_compare"))) {
+		json_t *c = json_object_get(j, "last_compare");
+		printf("  compare     %s compare at %s: %s\n", str(c, "mode", "?"), str(c, "at", "?"),
+		       json_is_true(json_object_get(c, "consistent")) ? "consistent" : "DIFFERENT");
 	}
 	printf("  actions     ");
 	json_array_foreach(allowed, i, a)

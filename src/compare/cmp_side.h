@@ -65,6 +65,7 @@
 #include "penstock/url.h"
 #include "penstock/error.h"
 #include "util/buf.h"
+#include "util/sql.h"
 
 /* How a value is made canonical (canon.c). */
 typedef enum cmp_kind {
@@ -275,8 +276,6 @@ int ps__cmp_side_find(const char *url, int role, const cmp_side_ops **out, ps_er
 int ps__cmp_side_check(const cmp_side_ops *ops, int role, ps_error *err);
 /* ps_url_parse into s->url; an error gets the context "--source"/"--target". */
 int ps__cmp_side_parse_url(cmp_side *s, const char *url, ps_error *err);
-/* Quotes an identifier the SQL-standard way ("a""b": PostgreSQL, SQLite). */
-int ps__cmp_quote(ps_buf *b, const char *ident);
 
 /* TEST HOOK, for tests only: sides consulted before the built-in ones
  * (NULL-terminated; NULL removes them). Not thread-safe; never called by
@@ -285,5 +284,6 @@ void ps__cmp_sides_for_tests(const cmp_side_ops *const *sides);
 
 extern const cmp_side_ops ps__cmp_side_pg;
 extern const cmp_side_ops ps__cmp_side_sqlite;
+extern const cmp_side_ops ps__cmp_side_mysql;
 
 #endif

@@ -73,9 +73,9 @@ static int attach_table(cmp_side *s, cmp_table *t, const char *oid, ps_error *er
 	if (!pt)
 		return ps_error_set(err, PS_ENOMEM, "out of memory");
 	ps_buf_init(&q, 4096);
-	ps__cmp_quote(&q, t->schema);
+	ps_sql_quote_ident(&q, t->schema);
 	ps_buf_putc(&q, '.');
-	ps__cmp_quote(&q, t->name);
+	ps_sql_quote_ident(&q, t->name);
 	pt->qname = ps_buf_detach(&q);
 	snprintf(pt->oid, sizeof(pt->oid), "%s", oid ? oid : "");
 	ps__cmp_table_set_side(t, s->role, pt, pg_table_free);
@@ -87,7 +87,7 @@ static int attach_table(cmp_side *s, cmp_table *t, const char *oid, ps_error *er
 static void put_ident(ps_buf *b, const char *sep, const char *ident)
 {
 	ps_buf_puts(b, sep);
-	ps__cmp_quote(b, ident);
+	ps_sql_quote_ident(b, ident);
 }
 
 /* "k1", "k2" — with COLLATE "C" on text keys when ordering by bytes. */

@@ -173,7 +173,7 @@ static void put_cols(ps_buf *b, const cmp_table *t)
 	for (int i = 0; i < t->ncols; i++) {
 		if (i)
 			ps_buf_puts(b, ", ");
-		ps__cmp_quote(b, t->cols[i]);
+		ps_sql_quote_ident(b, t->cols[i]);
 	}
 }
 
@@ -183,7 +183,7 @@ static void put_key_tuple(ps_buf *b, const cmp_table *t)
 	for (int k = 0; k < t->nkey; k++) {
 		if (k)
 			ps_buf_puts(b, ", ");
-		ps__cmp_quote(b, t->cols[t->key[k]]);
+		ps_sql_quote_ident(b, t->cols[t->key[k]]);
 	}
 	ps_buf_putc(b, ')');
 }
@@ -200,7 +200,7 @@ static void put_key_where(ps_buf *b, const cmp_table *t)
 {
 	for (int k = 0; k < t->nkey; k++) {
 		ps_buf_puts(b, k ? " AND " : " WHERE ");
-		ps__cmp_quote(b, t->cols[t->key[k]]);
+		ps_sql_quote_ident(b, t->cols[t->key[k]]);
 		ps_buf_puts(b, " = ?");
 	}
 }
@@ -269,7 +269,7 @@ static int table_columns(cmp_side *s, const char *table, char ***names, int *n, 
 	*n = 0;
 	ps_buf_init(&b, SQL_LIMIT);
 	ps_buf_puts(&b, "PRAGMA table_info(");
-	ps__cmp_quote(&b, table);
+	ps_sql_quote_ident(&b, table);
 	ps_buf_putc(&b, ')');
 	rc = prepare(s, &b, &st, NULL, err);
 	while (rc == PS_OK && (step = sqlite3_step(st)) == SQLITE_ROW) {
@@ -321,7 +321,7 @@ static int lite_map_table(cmp_side *s, cmp_table *t, bool *exists, bool *has_col
 	}
 	ps__cmp_table_set_side(t, s->role, lt, lite_table_free);
 	ps_buf_init(&q, 4096);
-	ps__cmp_quote(&q, t->target);
+	ps_sql_quote_ident(&q, t->target);
 	lt->qname = ps_buf_detach(&q);
 	lt->storage = calloc((size_t)t->ncols + 1, 1);
 	if (!lt->qname || !lt->storage)
@@ -395,7 +395,7 @@ static int lite_fetch_range(cmp_side *s, const cmp_table *t, const cmp_bound *lo
 	for (int k = 0; k < t->nkey; k++) {
 		if (k)
 			ps_buf_puts(&b, ", ");
-		ps__cmp_quote(&b, t->cols[t->key[k]]);
+		ps_sql_quote_ident(&b, t->cols[t->key[k]]);
 	}
 	rc = prepare(s, &b, &st, t, err);
 	for (int k = 0; rc == PS_OK && lo && k < t->nkey; k++)

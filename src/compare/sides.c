@@ -17,6 +17,7 @@
 static const cmp_side_ops *const builtin[] = {
 	&ps__cmp_side_pg,
 	&ps__cmp_side_sqlite,
+	&ps__cmp_side_mysql,
 	NULL
 };
 
@@ -169,11 +170,3 @@ int ps__cmp_side_parse_url(cmp_side *s, const char *url, ps_error *err)
 	return rc;
 }
 
-int ps__cmp_quote(ps_buf *b, const char *ident)
-{
-	int rc = ps_buf_putc(b, '"');
-
-	for (const char *p = ident; rc == PS_OK && *p; p++)
-		rc = *p == '"' ? ps_buf_puts(b, "\"\"") : ps_buf_putc(b, *p);
-	return rc == PS_OK ? ps_buf_putc(b, '"') : rc;
-}

@@ -189,7 +189,18 @@ void ps_change_free(ps_change *c)
 	if (!c)
 		return;
 	ps_table_unref(c->table);
+	free(c->source_info);
 	free(c);
+}
+
+void ps_change_set_source_info(ps_change *c, char *info)
+{
+	if (c->source_info)
+		c->mem_size -= strlen(c->source_info) + 1;
+	free(c->source_info);
+	c->source_info = info;
+	if (info)
+		c->mem_size += strlen(info) + 1;
 }
 
 /* --- table definitions (penstock/tabledef.h) ----------------------------- */
@@ -213,8 +224,39 @@ void ps_table_def_free(ps_table_def *def)
 		free(def->columns[i].sql_type);
 		free(def->columns[i].default_expr);
 		free(def->columns[i].sequence);
+		free(def->columns[i].collation);
+		free(def->columns[i].identity_options);
+		free(def->columns[i].comment);
+		free(def->columns[i].fill_value);
+		for (int l = 0; l < def->columns[i].nlabels; l++)
+			free(def->columns[i].labels[l]);
+		free(def->columns[i].labels);
 	}
 	free(def->columns);
+	for (int i = 0; i < def->ngenerated; i++) {
+		free(def->generated[i].name);
+		free(def->generated[i].sql_type);
+		free(def->generated[i].expr);
+		free(def->generated[i].collation);
+		free(def->generated[i].comment);
+	}
+	free(def->generated);
+	for (int i = 0; i < def->npartitions; i++) {
+		ps_partition_def *p = &def->partitions[i];
+
+		free(p->schema);
+		free(p->name);
+		free(p->parent_schema);
+		free(p->parent_name);
+		free(p->bound);
+		free(p->partition_by);
+		free(p->comment);
+	}
+	free(def->partitions);
+	free(def->partition_by);
+	free(def->comment);
+	free(def->identity_index);
+	ps_schema_objects_free(def->requires, def->nrequires);
 	for (int i = 0; i < def->nconstraints; i++) {
 		free(def->constraints[i].name);
 		free(def->constraints[i].sql);
@@ -224,4 +266,14 @@ void ps_table_def_free(ps_table_def *def)
 	free(def->engine);
 	ps_table_unref(def->table);
 	free(def);
+}
+
+void ps_table_change_free(ps_table_change *tc)
+{
+	if (!tc)
+		return;
+	ps_table_unref(tc->table);
+	ps_table_unref(tc->previous);
+	ps_table_def_free(tc->def);
+	free(tc);
 }

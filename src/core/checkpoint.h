@@ -74,7 +74,10 @@ typedef struct ps_ck_unit {
 } ps_ck_unit;
 
 /* Initial-load progress of one table. Unit i covers
- * bounds[i-1] <= key < bounds[i] (open at both ends); nunits = nbounds + 1. */
+ * bounds[i-1] <= key < bounds[i] (open at both ends); nunits = nbounds + 1.
+ * A partitioned table's units may instead be its partitions (issue 14):
+ * then parts[i] names unit i's partition ("schema.name"), nbounds is 0
+ * and nunits the number of partitions. */
 typedef struct ps_ck_table {
 	char *schema, *name;
 	bool created;                   /* penstock created it in the target */
@@ -84,6 +87,7 @@ typedef struct ps_ck_table {
 	ps_key_bound *bounds;
 	size_t nunits;
 	ps_ck_unit *units;
+	char **parts;                   /* NULL, or nunits partition names */
 } ps_ck_table;
 
 typedef struct ps_checkpoint {
@@ -96,6 +100,8 @@ typedef struct ps_checkpoint {
 	                                plugin (source.h), or NULL */
 	char *target_state;          /* the same for the sink (sink.h state_save) */
 	char *spec_json;             /* malloc'd canonical spec, may be NULL */
+	char range_from[PS_POSITION_MAX]; /* the last processing range a bounded run */
+	char range_to[PS_POSITION_MAX];   /* finished, (from, to]; "" when none */
 	char updated_at[32];         /* ISO 8601 UTC, set by store */
 	size_t ntables;              /* initial load: per table progress; 0 outside */
 	ps_ck_table *tables;

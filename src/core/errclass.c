@@ -127,8 +127,9 @@ const char *ps_errclass_hint(int cls)
 		       "`penstock job recover JOB --strategy retry`; `--strategy skip` passes over the "
 		       "change, `--strategy resync --tables T` loads the table again";
 	case PS_ERRCLASS_CHECKPOINT:
-		return "the checkpoint cannot be used: if its slot is gone, `penstock job recover JOB "
-		       "--strategy resync` (a new snapshot) or `--strategy skip` (accept the gap); if it "
+		return "the checkpoint cannot be used: if the source no longer holds the changes since "
+		       "it (the message says), `penstock job recover JOB --strategy resync` (a new "
+		       "snapshot) or `--strategy skip` (accept the gap); if it "
 		       "was written for other servers, point the job back at them, or stop the job and "
 		       "start it afresh";
 	case PS_ERRCLASS_INVALID:

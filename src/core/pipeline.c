@@ -24,6 +24,14 @@
  *      TFSTART/TFREDO marks the transactions up to the source's log end at
  *      restart time as reprocessing: they may already be in the target.
  *   4. Memory is bounded by the queue (count and bytes) plus one item.
+ *   5. A bounded run (cfg->until) processes the range (checkpoint, bound]:
+ *      the bound is a position in the source's log, and a fence is written
+ *      past it so that the log certainly reaches beyond it. The reader stops
+ *      at the first transaction that begins past the bound (source.h: a
+ *      BEGIN's position compares as its commit will), so exactly the
+ *      transactions committed up to the bound are applied; the last
+ *      checkpoint then records the bound itself as the position (TFEND) and
+ *      the range, and the next run's range begins there.
  *
  * Health: when the reader loses the source (an error the job retries), the
  * applier still applies and checkpoints everything queued before the run
@@ -91,6 +99,10 @@ typedef struct pipeline {
 	atomic_int until_set;
 	bool reached_until;
 	bool fence_written;                 /* reader: the cutover's fence is in the log */
+	bool bounded;                       /* a bounded run (note 5): bound is set */
+	char bound[PS_POSITION_MAX];
+	char range_from[PS_POSITION_MAX];   /* where the bounded run began */
+	atomic_int bound_passed;            /* reader: a transaction past the bound began */
 
 	/* applier-only */
 	bool in_txn;
@@ -116,7 +128,8 @@ typedef struct pipeline {
 	uint64_t idle_since_ns;             /* applier saw an idle log since then; 0: not idle */
 
 	/* reader-only, for cfg->status */
-	uint64_t read_status_ns, end_status_ns;
+	uint64_t read_status_ns, end_status_ns, retention_ns;
+	ps_op_counts ops;                   /* applier-only: changes by table and operation */
 
 	/* live controls (pipeline.h): cfg->live, or own_live filled from the spec */
 	ps_live *live;
@@ -245,6 +258,9 @@ static int reader_ack(pipeline *p, bool force, ps_error *err)
 	return ps_src_ack(&p->src, pos, err);
 }
 
+/* How often the reader asks the source what it keeps for the job. */
+#define RETENTION_SAMPLE_NS 5000000000ull
+
 /* For a watcher, at each commit read (item) or idle read (NULL): the last
  * commit read (at most 4 times a second), and every 2 s the source log's
  * end with the distances to it. A failed sample is only
@@ -278,6 +294,17 @@ static void reader_status(pipeline *p, const ps_read_item *item)
 		if (st->acked[0])
 			st->retained_bytes = ps_src_distance(&p->src, st->acked, end);
 		pthread_mutex_unlock(&st->mu);
+	}
+	/* what the source keeps for us, in its own terms (source.h
+	 * log_retention): replaces end - acknowledged when it can tell */
+	if (now - p->retention_ns >= RETENTION_SAMPLE_NS) {
+		ps_log_retention r;
+		ps_error ignored;
+
+		p->retention_ns = now;
+		ps_error_clear(&ignored);
+		if (ps_src_log_retention(&p->src, &r, &ignored) == PS_OK)
+			ps_run_status_set_retention(st, &r);
 	}
 }
 
@@ -343,16 +370,25 @@ static int reader_loop(pipeline *p, ps_error *err)
 		if (rc != PS_OK) {
 			ps_change_free(item.change);
 			free(item.state);
+			ps_table_change_free(item.table_change);
 			return rc;
+		}
+		if (item.kind == PS_READ_BEGIN && p->bounded &&
+		    ps_src_compare(&p->src, item.txn.position, p->bound) > 0) {
+			atomic_store(&p->bound_passed, 1);   /* note 5: everything up to it is read */
+			return PS_OK;
 		}
 		if (item.kind == PS_READ_BEGIN)
 			in_txn = true;
 		else if (item.kind == PS_READ_COMMIT)
 			in_txn = false;
+		if (item.kind == PS_READ_TABLE)
+			ps_backfill_table_seen(p->bf, item.table_change);   /* a poll may be due */
 		rc = reader_push(p, &item, err);
 		if (rc != PS_OK) {
 			ps_change_free(item.change);
 			free(item.state);
+			ps_table_change_free(item.table_change);
 			return rc;
 		}
 	}
@@ -409,15 +445,19 @@ static int running_state(pipeline *p)
 
 static int apply_flush(pipeline *p, ps_error *err)
 {
+	uint64_t t0;
 	int rc;
 
 	if (p->batch_txns == 0)
 		return PS_OK;
 	rc = ps_fault_hit("apply.batch.before_commit", err);
+	t0 = ps_now_ns();
 	if (rc == PS_OK)
 		rc = store_checkpoint(p, running_state(p), err);   /* with the data */
 	if (rc != PS_OK)
 		return rc;
+	if (p->cfg->status)   /* the batch's commit, with its checkpoint */
+		ps_run_status_batch(p->cfg->status, (double)(ps_now_ns() - t0) / 1e9);
 	rc = ps_fault_hit("apply.batch.after_commit", err);
 	durable_set(p, p->last_commit);
 	p->batch_txns = 0;
@@ -564,11 +604,18 @@ static int apply_item(pipeline *p, const ps_read_item *item, ps_error *err)
 		ps_ratelimit_take(&p->rl, &p->live->limits, 1, item->change->mem_size, p->stop);
 		p->batch_bytes += item->change->mem_size;
 		p->changes_applied++;
+		if (item->change->table)
+			ps_op_counts_add(&p->ops, item->change->table->schema, item->change->table->name,
+			                 item->change->op, item->change->mem_size);
 		if (how == PS_BF_REDO)
 			return ps_snk_write(&p->snk, &p->txn_redo, item->change, err);
 		if (p->nroutes)
 			return route_write(p, item->change, err);
 		return ps_snk_write(&p->snk, &p->txn, item->change, err);
+	case PS_READ_TABLE:
+		/* a table's definition changed: the target follows, or the job
+		 * stops at it (backfill.h) */
+		return ps_backfill_on_table(p->bf, &p->txn, item->table_change, err);
 	case PS_READ_COMMIT:
 		p->txn = item->txn;
 		rc = ps_snk_commit(&p->snk, &p->txn, err);
@@ -660,6 +707,7 @@ static void publish_status(pipeline *p, bool force)
 		set_phase(p, PS_PHASE_STREAMING);
 	ps_run_status_applied(p->cfg->status, p->ck.position, p->ck.cdc_state, p->changes_applied,
 	                      p->txns_applied, p->last_commit_time_us, idle, atomic_load(&p->phase));
+	ps_run_status_set_ops(p->cfg->status, &p->ops);
 	publish_figures(p);
 	if (p->cfg->on_tick)
 		p->cfg->on_tick(p->cfg->payload);
@@ -696,6 +744,7 @@ static int applier_loop(pipeline *p, ps_error *err)
 		rc = apply_item(p, &item, err);
 		ps_change_free(item.change);
 		free(item.state);
+		ps_table_change_free(item.table_change);
 		if (rc != PS_OK)
 			return rc;
 		/* Once per transaction, and now and then inside a huge one. */
@@ -973,6 +1022,12 @@ static int run_threads(pipeline *p, ps_error *err)
 	 * read again next time, as the last checkpoint says. */
 	if (rc == PS_OK && !(p->in_txn && ps_snk_has_checkpoint_store(&p->snk))) {
 		final_state = p->in_txn ? running_state(p) : PS_CDC_TFEND;
+		if (!p->in_txn && atomic_load(&p->bound_passed)) {
+			/* note 5: the range is done up to the bound itself */
+			snprintf(p->last_commit, sizeof(p->last_commit), "%s", p->bound);
+			snprintf(p->ck.range_from, sizeof(p->ck.range_from), "%s", p->range_from);
+			snprintf(p->ck.range_to, sizeof(p->ck.range_to), "%s", p->bound);
+		}
 		rc = store_checkpoint(p, final_state, err);
 		if (rc == PS_OK)
 			durable_set(p, p->last_commit);
@@ -1004,6 +1059,86 @@ static int finish_snapshot_job(pipeline *p, ps_error *err)
 	return rc;
 }
 
+/* cfg->until is something this job can do: said before the source is
+ * touched. */
+static int check_until(pipeline *p, ps_error *err)
+{
+	const char *until = p->cfg->until;
+	const ps_source_ops *ops;
+
+	if (!until)
+		return PS_OK;
+	if (p->spec->type == PS_JOB_SNAPSHOT)
+		return ps_error_set(err, PS_EINVAL, "--until bounds the changes a cdc, sync or "
+		                    "migration job applies; a snapshot job ends by itself");
+	if (strcmp(until, "caught-up") == 0)
+		return PS_OK;
+	ops = ps_plugin_source_for(p->spec->source.parsed.scheme_name, err);
+	if (!ops)
+		return ps_error_add_context(err, "source.url");
+	if (ops->position_check && ops->position_check(until, err) != PS_OK)
+		return ps_error_add_context(err, "--until");
+	return PS_OK;
+}
+
+/* A bounded run (note 5): the bound, and a fence past it. *nothing when the
+ * checkpoint is already at or past the bound. */
+static int bound_begin(pipeline *p, bool *nothing, ps_error *err)
+{
+	const char *until = p->cfg->until;
+	char end[PS_POSITION_MAX], fence[PS_POSITION_MAX];
+	int rc;
+
+	*nothing = false;
+	snprintf(p->range_from, sizeof(p->range_from), "%s", p->ck.position);
+	if (strcmp(until, "caught-up") != 0) {
+		rc = ps_src_current_position(&p->src, end, sizeof(end), err);
+		if (rc != PS_OK)
+			return ps_error_add_context(err, "--until");
+		if (end[0] && ps_src_compare(&p->src, until, end) > 0)
+			return ps_error_set(err, PS_EINVAL, "--until %s is past the end of the source's "
+			                    "log (%s): a bounded run processes changes already in the "
+			                    "log; give a position up to it, or --until caught-up",
+			                    until, end);
+		snprintf(p->bound, sizeof(p->bound), "%s", until);
+		if (ps_src_compare(&p->src, p->ck.position, p->bound) >= 0) {
+			ps_log_info("nothing to process: the checkpoint (%s) is at or past %s",
+			            p->ck.position, p->bound);
+			*nothing = true;
+			return PS_OK;
+		}
+	}
+	/* The fence's own transaction begins past every commit before it, and
+	 * past the bound: the reader always sees the log reach beyond it. */
+	rc = ps_src_fence(&p->src, fence, sizeof(fence), err);
+	if (rc != PS_OK)
+		return ps_error_add_context(err, "--until needs a position the log certainly reaches");
+	if (!p->bound[0])
+		snprintf(p->bound, sizeof(p->bound), "%s", fence);
+	p->bounded = true;
+	ps_log_info("processing the range (%s, %s]", p->range_from, p->bound);
+	return PS_OK;
+}
+
+static void bound_end(pipeline *p)
+{
+	ps_source_resources held;
+
+	if (!atomic_load(&p->bound_passed)) {
+		ps_log_info("stopped before the end of the range: processed (%s, %s] of (%s, %s]; the "
+		            "next run continues from %s", p->range_from, p->ck.position,
+		            p->range_from, p->bound, p->ck.position);
+		return;
+	}
+	ps_plugin_source_resources(p->src.ops, p->spec->source.options, &held);
+	ps_log_info("processed the range (%s, %s]: %llu transactions, %llu changes; CDC %s",
+	            p->range_from, p->bound, (unsigned long long)p->txns_applied,
+	            (unsigned long long)p->changes_applied, ps_cdc_state_name(p->ck.cdc_state));
+	ps_log_info("the source keeps the changes after %s for the next run%s%s%s", p->bound,
+	            held.log_reader[0] ? " (" : "", held.log_reader,
+	            held.log_reader[0] ? ")" : "");
+}
+
 static int run_stream(pipeline *p, bool resuming, const ps_prepare_result *res, ps_error *err)
 {
 	int rc;
@@ -1016,6 +1151,13 @@ static int run_stream(pipeline *p, bool resuming, const ps_prepare_result *res, 
 			return rc;
 		atomic_store(&p->until_set, 1);
 		ps_log_info("catching up to %s before the snapshot job completes", p->until);
+	}
+	if (p->cfg->until) {
+		bool nothing = false;
+
+		rc = bound_begin(p, &nothing, err);
+		if (rc != PS_OK || nothing)
+			return rc;
 	}
 	if (p->cfg->status) {
 		ps_error ignored;
@@ -1034,6 +1176,8 @@ static int run_stream(pipeline *p, bool resuming, const ps_prepare_result *res, 
 		rc = ps_error_set(err, PS_ESTOPPED, "stopped before %s was applied",
 		                  p->spec->type == PS_JOB_SNAPSHOT ? "the snapshot job caught up"
 		                                                  : "the cutover's fence");
+	if (rc == PS_OK && p->bounded)
+		bound_end(p);
 	return rc;
 }
 
@@ -1054,7 +1198,9 @@ int ps_pipeline_run(const ps_pipeline_config *cfg, atomic_int *stop, ps_error *e
 	p->live = cfg->live ? cfg->live : &p->own_live;
 	ps_ratelimit_init(&p->rl);
 	ps_identity_from_spec(&p->identity, p->spec);
-	rc = ps_queue_init(&p->queue, cfg->queue_max_items, cfg->queue_max_bytes);
+	rc = check_until(p, err);   /* refused before anything is opened or created */
+	if (rc == PS_OK)
+		rc = ps_queue_init(&p->queue, cfg->queue_max_items, cfg->queue_max_bytes);
 	if (rc == PS_OK)
 		rc = ps_state_dir_ensure(cfg->state_dir, err);
 	if (rc == PS_OK)
@@ -1109,6 +1255,7 @@ int ps_pipeline_run(const ps_pipeline_config *cfg, atomic_int *stop, ps_error *e
 	free(p->routes);
 	ps_secret_free(p->target_password);
 	ps_backfill_free(p->bf);
+	ps_op_counts_free(&p->ops);
 	free(p->prev_spec_json);
 	ps_ratelimit_destroy(&p->rl);
 	ps_live_destroy(&p->own_live);

@@ -61,7 +61,7 @@ typedef struct ps_pipeline_config {
 	void (*on_phase)(int phase, void *payload);
 	void *payload;
 	bool *completed;            /* optional out: set when a snapshot job finished
-	                               (slot, publication and checkpoint removed) */
+	                               (what it held on the source and its checkpoint removed) */
 	ps_live *live;              /* optional: live controls; NULL: the spec's, fixed */
 	/* Optional: called now and then (up to 4 times a second, also while idle)
 	 * from the applier after it published cfg->status; must not block long. */
@@ -69,6 +69,11 @@ typedef struct ps_pipeline_config {
 	/* Optional: a table change took effect or a backfill ended (a sentence
 	 * for the job's history), from the applier; must not block long. */
 	void (*on_event)(const char *text, void *payload);
+	/* Optional: a bounded run (a trickle feed's processing range, `penstock
+	 * run --until`): the changes committed up to this position are applied,
+	 * none after it, then the run stops cleanly. "caught-up": the source's
+	 * log end when the run starts. NULL: run until stopped. */
+	const char *until;
 } ps_pipeline_config;
 
 void ps_pipeline_config_defaults(ps_pipeline_config *cfg);

@@ -86,12 +86,22 @@ int ps_src_start(ps_src *s, const char *position, const char *redo_until, const 
 int ps_src_read(ps_src *s, ps_read_item *item, int timeout_ms, ps_error *err);
 int ps_src_ack(ps_src *s, const char *position, ps_error *err);
 int ps_src_compare(const ps_src *s, const char *a, const char *b);
+/* PS_OK when text is one of the source's positions; a plugin that cannot
+ * tell accepts any non-empty text. */
+int ps_src_position_check(const ps_src *s, const char *text, ps_error *err);
 /* PS_OK with buf "" when the plugin cannot tell. */
 int ps_src_current_position(ps_src *s, char *buf, size_t len, ps_error *err);
 long long ps_src_distance(const ps_src *s, const char *from, const char *to);
 int ps_src_fence(ps_src *s, char *pos, size_t len, ps_error *err);
 /* done receives what was released, in the plugin's words ("" when nothing). */
 int ps_src_drop(ps_src *s, char *done, size_t done_len, ps_error *err);
+
+/* The source's retention figures (source.h log_retention); every field -1
+ * / "" when the plugin has no such callback (PS_OK). */
+int ps_src_log_retention(ps_src *s, ps_log_retention *out, ps_error *err);
+/* The position as a byte offset in the log (source.h position_offset), or
+ * -1 when the plugin cannot tell; ops may be NULL. */
+long long ps_plugin_position_offset(const ps_source_ops *ops, const char *pos);
 
 /* --- live table changes (source.h invariants 8, 9) ------------------------ */
 int ps_src_can_retable(const ps_src *s);
@@ -137,6 +147,9 @@ int ps_src_copy_open(ps_src *s, const char *snapshot, ps_copier **out, ps_error 
 int ps_src_copy_unit(ps_src *s, ps_copier *c, const ps_table_def *def,
                      const ps_copy_range *range, ps_row_fn fn, void *ctx, ps_error *err);
 void ps_src_copy_close(ps_src *s, ps_copier *c);
+/* The copier's own snapshot point into point (source.h copy_point), or
+ * the exported point `dflt` when the plugin shares one snapshot. */
+void ps_src_copy_point(ps_src *s, ps_copier *c, const char *dflt, char *point, size_t len);
 
 /* --- raw initial load (source.h copy_raw_format, sink.h load_raw_*) -------- */
 /* Whether the plugin offers the raw path; the calls below need it. */
@@ -181,5 +194,25 @@ int ps_snk_table_prepare(ps_snk *k, const ps_table_def *def, const ps_table_opti
 int ps_snk_table_finish(ps_snk *k, const ps_table_def *def, ps_error *err);
 int ps_snk_max_writers(const ps_snk *k);
 void ps_snk_close(ps_snk *k);
+
+/* --- schema (penstock/schema.h) ------------------------------------------- */
+/* *out NULL when the source has none (or no such callback). */
+int ps_src_schema_after_load(ps_src *s, ps_schema **out, ps_error *err);
+/* A no-op (*applied 0) for a NULL or empty schema or a sink without the
+ * callback (ps_snk_can_apply_schema tells which). */
+int ps_snk_schema_apply(ps_snk *k, const ps_schema *schema, size_t *applied, ps_error *err);
+int ps_snk_can_apply_schema(const ps_snk *k);
+
+/* --- schema changes (issue 15; source.h invariants 10, 11) ------------------ */
+int ps_src_can_check_selection(const ps_src *s);
+/* *changed false when the source cannot tell. */
+int ps_src_selection_check(ps_src *s, bool *changed, ps_error *err);
+/* *out NULL (def holds) when the source cannot tell. */
+int ps_src_redescribe(ps_src *s, const ps_table_def *def, ps_table_def **out, bool *gone,
+                      ps_error *err);
+/* A table's definition changed (sink.h table_change); nothing when the sink
+ * has no callback. */
+int ps_snk_table_change(ps_snk *k, const ps_txn *txn, const ps_table_change *tc,
+                        const ps_table_options *opt, bool *backfill, ps_error *err);
 
 #endif

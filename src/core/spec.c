@@ -46,23 +46,35 @@ typedef struct spec_ctx {
 
 static const char *const root_fields[] = {
 	"name", "type", "source", "target", "tables", "snapshot", "resume", "checks",
-	"retry", "limits", "complete"
+	"retry", "limits", "complete", "webhook"
 };
 static const char *const source_fields[] = {"url", "password_env", "password_file"};
 static const char *const target_fields[] = {
-	"url", "password_env", "password_file", "create_tables", "truncate_before_load"
+	"url", "password_env", "password_file", "create_tables", "truncate_before_load",
+	"schema", "foreign_keys", "create_extensions", "follow_ddl"
 };
+/* issue 15: target.follow_ddl (penstock/sink.h) */
+static const char *const follow_names[] = {"created", "all", "none"};
+static const int follow_values[] = {PS_FOLLOW_CREATED, PS_FOLLOW_ALL, PS_FOLLOW_NONE};
+/* issue 14: target.schema, target.foreign_keys, tables.keyless (penstock/schema.h) */
+static const char *const schema_names[] = {"tables", "full", "bare"};
+static const int schema_values[] = {PS_SCHEMA_TABLES, PS_SCHEMA_FULL, PS_SCHEMA_BARE};
+static const char *const fk_names[] = {"validate", "not_valid", "none"};
+static const int fk_values[] = {PS_FK_VALIDATE, PS_FK_NOT_VALID, PS_FK_NONE};
+static const char *const keyless_names[] = {"insert_only", "refuse", "replica_identity_full"};
+static const int keyless_values[] = {PS_KEYLESS_INSERT_ONLY, PS_KEYLESS_REFUSE, PS_KEYLESS_FULL};
 #define ENDPOINT_FIELDS_MAX 32   /* core fields and a plugin's options */
 static const char *const snapshot_fields[] = {"parallel", "chunk_rows"};
 static const char *const create_names[] = {"if_missing", "never", "drop_and_create"};
 static const int create_values[] = {
 	PS_CREATE_IF_MISSING, PS_CREATE_NEVER, PS_CREATE_DROP_AND_CREATE
 };
-static const char *const tables_fields[] = {"include", "exclude"};
+static const char *const tables_fields[] = {"include", "exclude", "keyless"};
 static const char *const checks_fields[] = {"skip"};
 static const char *const retry_fields[] = {"initial_backoff_ms", "max_backoff_ms", "max_attempts"};
 static const char *const limits_fields[] = {"rows_per_sec", "bytes_per_sec"};
 static const char *const complete_fields[] = {"max_lag_ms"};
+static const char *const webhook_fields[] = {"url_env", "secret_env"};
 
 static const char *const type_names[] = {"migration", "sync", "snapshot", "cdc"};
 static const int type_values[] = {
@@ -461,7 +473,24 @@ static int parse_endpoint(spec_ctx *c, json_t *root, const char *field,
 	                ARRAY_LEN(create_names), &ep->create_tables);
 	if (rc < 0)
 		return rc;
-	return get_bool(c, obj, field, "truncate_before_load", &ep->truncate_before_load);
+	rc = get_bool(c, obj, field, "truncate_before_load", &ep->truncate_before_load);
+	/* issue 14: what the target gets besides the rows (penstock/schema.h) */
+	ep->schema = PS_SCHEMA_TABLES;
+	ep->foreign_keys = PS_FK_VALIDATE;
+	ep->create_extensions = true;
+	if (rc == 0)
+		rc = get_choice(c, obj, field, "schema", false, schema_names, schema_values,
+		                ARRAY_LEN(schema_names), &ep->schema);
+	if (rc == 0)
+		rc = get_choice(c, obj, field, "foreign_keys", false, fk_names, fk_values,
+		                ARRAY_LEN(fk_names), &ep->foreign_keys);
+	if (rc == 0)
+		rc = get_bool(c, obj, field, "create_extensions", &ep->create_extensions);
+	ep->follow_ddl = PS_FOLLOW_CREATED;
+	if (rc == 0)
+		rc = get_choice(c, obj, field, "follow_ddl", false, follow_names, follow_values,
+		                ARRAY_LEN(follow_names), &ep->follow_ddl);
+	return rc;
 }
 
 /* ------------------------------------------------------------------ */
@@ -545,7 +574,12 @@ static int parse_tables(spec_ctx *c, json_t *root, ps_spec *spec)
 	rc = parse_patterns(c, tables, "include", &spec->include, &spec->ninclude);
 	if (rc < 0)
 		return rc;
-	return parse_patterns(c, tables, "exclude", &spec->exclude, &spec->nexclude);
+	rc = parse_patterns(c, tables, "exclude", &spec->exclude, &spec->nexclude);
+	spec->keyless = PS_KEYLESS_INSERT_ONLY;
+	if (rc == 0 && tables)
+		rc = get_choice(c, tables, "tables", "keyless", false, keyless_names, keyless_values,
+		                ARRAY_LEN(keyless_names), &spec->keyless);
+	return rc;
 }
 
 static int parse_snapshot(spec_ctx *c, json_t *root, ps_spec *spec)
@@ -602,6 +636,39 @@ static int parse_complete(spec_ctx *c, json_t *root, ps_spec *spec)
 		return fail(c, "complete", "only a migration job completes; remove this field or use "
 		            "type migration");
 	return get_int(c, cpl, "complete", "max_lag_ms", 1, 3600000, &spec->complete_max_lag_ms);
+}
+
+/* webhook: the names of the environment variables (of the server) that hold
+ * the URL to call on some transitions and the secret that signs the calls;
+ * never the values, which may be secrets both. */
+static int parse_webhook_env(spec_ctx *c, json_t *hook, const char *key, bool required,
+                             char **out)
+{
+	const char *env = NULL;
+	char path[PATH_LEN];
+	int rc = get_string(c, hook, "webhook", key, required, &env);
+
+	if (rc < 0 || !env)
+		return rc;
+	if (!valid_env_name(env)) {
+		make_path(path, "webhook", key);
+		return fail(c, path, "must be the name of an environment variable "
+		            "(letters, digits and '_', not starting with a digit)");
+	}
+	return dup_str(c, out, env);
+}
+
+static int parse_webhook(spec_ctx *c, json_t *root, ps_spec *spec)
+{
+	json_t *hook;
+	int rc = get_section(c, root, "webhook", webhook_fields, ARRAY_LEN(webhook_fields), &hook);
+
+	if (rc < 0 || !hook)
+		return rc;
+	rc = parse_webhook_env(c, hook, "url_env", true, &spec->webhook_url_env);
+	if (rc == 0)
+		rc = parse_webhook_env(c, hook, "secret_env", false, &spec->webhook_secret_env);
+	return rc;
 }
 
 /* checks.skip: precheck ids, each one ps_check_id_skippable. The list is
@@ -729,6 +796,9 @@ static int parse_root(spec_ctx *c, json_t *root, ps_spec *spec)
 	rc = parse_complete(c, root, spec);
 	if (rc < 0)
 		return rc;
+	rc = parse_webhook(c, root, spec);
+	if (rc < 0)
+		return rc;
 	spec->resume = PS_RESUME_IF_EXISTS;
 	return get_choice(c, root, "", "resume", false, resume_names, resume_values,
 	                  ARRAY_LEN(resume_names), &spec->resume);
@@ -844,6 +914,8 @@ void ps_spec_free(ps_spec *spec)
 	if (!spec)
 		return;
 	free(spec->name);
+	free(spec->webhook_url_env);
+	free(spec->webhook_secret_env);
 	free_endpoint(&spec->source);
 	free_endpoint(&spec->target);
 	free_list(spec->include, spec->ninclude);
@@ -982,6 +1054,11 @@ int ps_spec_source_config(const ps_spec *s, ps_source_config *cfg, char **passwo
 	cfg->ninclude = s->ninclude;
 	cfg->exclude = (const char *const *)s->exclude;
 	cfg->nexclude = s->nexclude;
+	cfg->schema = s->target.schema;
+	cfg->keyless = s->keyless;
+	cfg->foreign_keys = s->target.foreign_keys;
+	cfg->no_extensions = !s->target.create_extensions;
+	cfg->load_only = s->type == PS_JOB_SNAPSHOT;
 	if (ps_spec_password(&s->source, "source", password, err) != PS_OK)
 		return err->code;
 	cfg->password = *password;

@@ -14,11 +14,16 @@
  *                "password_env": ..., "password_file": ...,
  *                "create_tables": "if_missing",  optional: if_missing | never | drop_and_create
  *                "truncate_before_load": false,  optional: empty non-empty tables first
+ *                "schema": "tables",             optional: tables | full | bare
+ *                "foreign_keys": "validate",     optional: validate | not_valid | none
+ *                "create_extensions": true,      optional: create extensions tables need
  *                ...},                           the sink plugin's options
  *     "snapshot": {"parallel": 4,                optional, 1..64 copy workers
  *                  "chunk_rows": 250000},        optional, >= 1000: split bigger tables
  *     "tables": {"include": ["public.*"],        optional, default ["*.*"]
- *                "exclude": ["public.audit_*"]}, optional, default []
+ *                "exclude": ["public.audit_*"],  optional, default []
+ *                "keyless": "insert_only"},      optional: insert_only | refuse |
+ *                                                replica_identity_full
  *     "limits": {"rows_per_sec": 0,              optional, >= 0 (0: unlimited); change live
  *                "bytes_per_sec": 0},            optional, >= 0 (0: unlimited); change live
  *     "complete": {"max_lag_ms": 5000},          optional, migration only: 1..3600000
@@ -27,8 +32,11 @@
  *               "max_backoff_ms": 60000,         optional, >= initial_backoff_ms, <= 86400000
  *               "max_attempts": 0},              optional, 0 (forever)..1000000: retries
  *                                                after a retryable error (penstock server)
- *     "checks": {"skip": ["source.slots"]}       optional: precheck ids reported as
+ *     "checks": {"skip": ["source.slots"]},      optional: precheck ids reported as
  *                                                skipped (core/precheck.h, docs/prechecks.md)
+ *     "webhook": {"url_env": "HOOK_URL",         optional (penstock server): the variables
+ *                 "secret_env": "HOOK_SECRET"}   holding the URL called on some transitions
+ *                                                and the HMAC secret (optional) signing it
  *   }
  *
  * Rules: unknown fields are errors; duplicate keys are errors; every error
@@ -68,6 +76,12 @@ typedef struct ps_endpoint_spec {
 	                         (an empty object when it declares none) */
 	int create_tables;    /* target only: ps_create_tables (penstock/sink.h) */
 	bool truncate_before_load; /* target only */
+	/* issue 14, target only (penstock/schema.h): */
+	int schema;           /* target.schema: ps_schema_mode, default tables */
+	int foreign_keys;     /* target.foreign_keys: ps_foreign_keys, default validate */
+	bool create_extensions; /* target.create_extensions, default true */
+	int follow_ddl;       /* target.follow_ddl: ps_follow_ddl (penstock/sink.h),
+	                         default created (issue 15) */
 } ps_endpoint_spec;
 
 typedef struct ps_spec {
@@ -91,6 +105,12 @@ typedef struct ps_spec {
 	long long limit_bytes_per_sec; /* limits.bytes_per_sec: change bytes per second, 0 = unlimited */
 	long long complete_max_lag_ms; /* complete.max_lag_ms: a migration is ready_to_complete
 	                                  while its lag stays under this (default 5000) */
+	int keyless;          /* tables.keyless: ps_keyless (penstock/schema.h), default
+	                         insert_only (issue 14) */
+	char *webhook_url_env;         /* webhook.url_env: the variable holding the URL the
+	                                  server calls on some transitions, or NULL */
+	char *webhook_secret_env;      /* webhook.secret_env: the variable holding the
+	                                  secret that signs the calls, or NULL */
 } ps_spec;
 
 /*

@@ -149,6 +149,10 @@ static void put_source(ps_env_out *o, const ps_envelope *k, const ps_txn *txn,
 	ps__env_u64(o, txn ? txn->xid : 0);
 	PS_ENV_LIT(o, ",\"ts_ms\":");
 	ps__env_i64(o, txn ? txn->commit_time_us / 1000 : 0);
+	if (c->source_info && c->source_info[0]) {
+		PS_ENV_LIT(o, ",");
+		ps__env_put(o, c->source_info, strlen(c->source_info));
+	}
 	PS_ENV_LIT(o, "}");
 }
 

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "core/errclass.h"
+#include "util/myconn.h"
 #include "util/pgconn.h"
 
 typedef struct errcase {
@@ -125,6 +126,46 @@ static void test_message_does_not_decide(void **state)
 	assert_true(ps_error_retryable(&b));
 }
 
+/* MySQL / MariaDB errnos, classed by util/myconn.c like the SQLSTATEs. */
+static void test_mysql_classes(void **state)
+{
+	static const struct {
+		unsigned int code;
+		int cls;
+	} cases[] = {
+		{2013, PS_ERRCLASS_CONNECTION},   /* lost connection during query */
+		{2003, PS_ERRCLASS_CONNECTION},   /* cannot connect */
+		{2026, PS_ERRCLASS_CONNECTION},   /* another client-library error: transport */
+		{1053, PS_ERRCLASS_CONNECTION},   /* server shutdown */
+		{1213, PS_ERRCLASS_CONFLICT},     /* deadlock */
+		{1205, PS_ERRCLASS_CONFLICT},     /* lock wait timeout */
+		{1969, PS_ERRCLASS_TIMEOUT},      /* max_statement_time */
+		{1040, PS_ERRCLASS_RESOURCES},    /* too many connections */
+		{1236, PS_ERRCLASS_LOG_LOST},     /* binlog purged */
+		{1045, PS_ERRCLASS_PERMISSION},   /* access denied */
+		{1142, PS_ERRCLASS_PERMISSION},
+		{1049, PS_ERRCLASS_INVALID},      /* unknown database */
+		{1146, PS_ERRCLASS_SCHEMA},       /* no such table */
+		{1062, PS_ERRCLASS_SCHEMA},       /* duplicate entry */
+		{1406, PS_ERRCLASS_SCHEMA},       /* data too long */
+	};
+	ps_error err;
+	char key[PS_ENGINE_CODE_MAX];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		assert_int_equal(my_errclass_of(cases[i].code), cases[i].cls);
+	assert_int_equal(my_errclass_of(1064), -1);   /* syntax: nobody's weather */
+	ps_error_set(&err, PS_ESERVER, "Deadlock found when trying to get lock");
+	ps_error_set_engine(&err, MY_CODE_KIND, "1213", my_errclass_of(1213));
+	assert_true(ps_error_retryable(&err));
+	ps_error_engine_key(&err, key, sizeof(key));
+	assert_string_equal(key, "mysql_error");
+	ps_error_set(&err, PS_ESERVER, "You have an error in your SQL syntax");
+	ps_error_set_engine(&err, MY_CODE_KIND, "1064", my_errclass_of(1064));
+	assert_int_equal(ps_errclass_of(&err), PS_ERRCLASS_INTERNAL);   /* unknown: permanent */
+}
+
 static void test_names_and_hints(void **state)
 {
 	(void)state;
@@ -169,6 +210,7 @@ int main(void)
 		cmocka_unit_test(test_cases),
 		cmocka_unit_test(test_message_does_not_decide),
 		cmocka_unit_test(test_names_and_hints),
+		cmocka_unit_test(test_mysql_classes),
 		cmocka_unit_test(test_backoff),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

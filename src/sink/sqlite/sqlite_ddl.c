@@ -20,12 +20,21 @@
 
 /* ==== table_prepare ======================================================= */
 
-/* Source column numbers of the primary key, in key order; how many. */
+/* Source column numbers of the primary key, in key order; how many.
+ * Without one, the columns of the source's REPLICA IDENTITY USING INDEX
+ * index (unique, on NOT NULL columns) stand for it: rows are found by
+ * them, as the source's changes identify rows by them. */
 static int def_key(const ps_table_def *def, int *cols)
 {
 	const ps_table *t = def->table;
 	int n = 0;
 
+	if (!def->has_primary_key && def->identity_index) {
+		for (int i = 0; i < t->ncolumns; i++)
+			if (t->columns[i].is_key)
+				cols[n++] = i;
+		return n;
+	}
 	if (!def->has_primary_key)
 		return 0;
 	for (int c = 0; c < def->nconstraints; c++) {
@@ -46,7 +55,8 @@ static int def_key(const ps_table_def *def, int *cols)
 	return n;
 }
 
-static int create_table(ps_sink *k, const ps_table_def *def, const char *target, ps_error *err)
+int ps__sqlite_create_table(ps_sink *k, const ps_table_def *def, const char *target,
+                            ps_error *err)
 {
 	const ps_table *t = def->table;
 	sq_sql o = {&k->sql, 0};
@@ -70,6 +80,15 @@ static int create_table(ps_sink *k, const ps_table_def *def, const char *target,
 			o.rc = ps_sql_quote_ident(&k->sql, t->columns[i].name ? t->columns[i].name : "");
 		sq_put(&o, " ");
 		sq_put(&o, ps_typemap_sqlite_decl(ps_typemap_sqlite(def->engine, &t->columns[i], cd)));
+		/* a case-insensitive collation is SQLite's NOCASE (ASCII letters
+		 * only); another language's order has no SQLite equivalent: byte
+		 * order, said once (docs/types-sqlite.md) */
+		if (cd && cd->collation_class == PS_COLLATION_CASE_INSENSITIVE)
+			sq_put(&o, " COLLATE NOCASE");
+		else if (cd && cd->collation_class == PS_COLLATION_OTHER)
+			ps_log_warn("sink sqlite: column %s of %s has collation %s, which SQLite does not "
+			            "have: it compares and sorts by bytes (BINARY)", t->columns[i].name,
+			            target, cd->collation ? cd->collation : "?");
 		for (int j = 0; j < nkey; j++)
 			in_key |= key[j] == i;
 		/* SQLite lets NULL into a key column unless told otherwise. */
@@ -189,7 +208,7 @@ static int def_check(const ps_table_def *def, ps_error *err)
 int ps__sqlite_table_prepare(ps_sink *k, const ps_table_def *def,
                              const ps_table_options *opt, bool *created, ps_error *err)
 {
-	static const ps_table_options defaults = {PS_CREATE_IF_MISSING, false};
+	static const ps_table_options defaults = {.create = PS_CREATE_IF_MISSING};
 	sq_target_cols tc = {0};
 	char *target = NULL;
 	int rc;
@@ -213,13 +232,22 @@ int ps__sqlite_table_prepare(ps_sink *k, const ps_table_def *def,
 		goto cleanup;
 	ps__sqlite_forget_target(k, target);
 	rc = ps__sqlite_read_target(k, target, &tc, err);
+	if (rc == 0 && tc.n == 0 && opt->rejoin) {
+		/* joining a running job under a new name (issue 15) */
+		bool found = false;
+		rc = ps__sqlite_renamed_from(k, def, target, &found, err);
+		if (rc == 0 && found)
+			rc = ps__sqlite_read_target(k, target, &tc, err);
+	}
 	if (rc != 0)
 		goto cleanup;
 	if (opt->create == PS_CREATE_DROP_AND_CREATE) {
 		if (tc.n > 0)
 			rc = drop_table(k, target, err);
 		if (rc == 0)
-			rc = create_table(k, def, target, err);
+			rc = ps__sqlite_create_table(k, def, target, err);
+		if (rc == 0)
+			rc = ps__sqlite_registry_store(k, target, def, def->table->id, err);
 		*created = rc == 0;
 	} else if (tc.n == 0 && opt->create == PS_CREATE_NEVER) {
 		rc = ps_error_set(err, PS_EINVAL,
@@ -227,10 +255,17 @@ int ps__sqlite_table_prepare(ps_sink *k, const ps_table_def *def,
 		                  "says never to create tables; create it first or change "
 		                  "target.create_tables", target);
 	} else if (tc.n == 0) {
-		rc = create_table(k, def, target, err);
+		rc = ps__sqlite_create_table(k, def, target, err);
+		if (rc == 0)
+			rc = ps__sqlite_registry_store(k, target, def, def->table->id, err);
 		*created = rc == 0;
 	} else {
-		rc = check_existing(k, def, target, &tc, opt, err);
+		bool done = false;
+		/* a table joining a running job that penstock made (issue 15) */
+		if (opt->rejoin)
+			rc = ps__sqlite_rejoin(k, def, target, &done, err);
+		if (rc == 0 && !done)
+			rc = check_existing(k, def, target, &tc, opt, err);
 	}
 cleanup:
 	if (rc != 0)

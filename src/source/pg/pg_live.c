@@ -51,14 +51,6 @@
 
 /* --- retable (note 4) ------------------------------------------------------ */
 
-static bool has_oid(const uint32_t *oids, size_t n, uint32_t oid)
-{
-	for (size_t i = 0; i < n; i++)
-		if (oids[i] == oid)
-			return true;
-	return false;
-}
-
 /* Appends `"schema"."name", ...` of the tables among oids to list, and
  * their "schema.name" to names (when not NULL; *nnames counts them). */
 static int names_of(ps_source *src, const uint32_t *oids, size_t n, ps_buf *list, char ***names,
@@ -110,35 +102,49 @@ static int names_of(ps_source *src, const uint32_t *oids, size_t n, ps_buf *list
 	return rc;
 }
 
-/* ALTER PUBLICATION for both lists and the marker, in one transaction. */
-static int alter_with_marker(ps_source *src, const char *add, const char *drop, const char *mark,
-                             ps_error *err)
+/* One ALTER PUBLICATION name ADD|DROP TABLE list, when list is not empty. */
+static int alter_one(ps_source *src, const char *name, const char *verb, const char *list,
+                     ps_error *err)
+{
+	ps_buf sql;
+	int rc = PS_OK;
+
+	if (!list[0])
+		return PS_OK;
+	ps_buf_init(&sql, 64u << 20);
+	pg_put(&rc, &sql, "ALTER PUBLICATION ");
+	pg_put_ident(&rc, src->sql, &sql, name);
+	pg_put(&rc, &sql, verb);
+	pg_put(&rc, &sql, list);
+	if (rc != PS_OK)
+		rc = ps_error_set(err, PS_ETOOBIG, "table list too long for one publication command");
+	else
+		rc = pg_exec(src->sql, NULL, err, "changing the publication's tables", sql.data, 0, NULL);
+	ps_buf_free(&sql);
+	return rc;
+}
+
+/* The tables added to and dropped from each publication (pgsrc_select.c
+ * note 3): [0] the publication, [1] the insert-only one. */
+typedef struct pub_changes {
+	ps_buf add[2], drop[2];
+} pub_changes;
+
+/* ALTER PUBLICATION for every list and the marker, in one transaction. */
+static int alter_with_marker(ps_source *src, pub_changes *ch, const char *mark, ps_error *err)
 {
 	const char *params[1] = {mark};
-	ps_buf sql;
+	char inserts[PG_PUBNAME_MAX];
+	const char *names[2] = {src->publication, inserts};
 	int rc;
 
-	ps_buf_init(&sql, 64u << 20);
+	pg_inserts_publication(src->publication, inserts, sizeof(inserts));
 	rc = pg_exec(src->sql, NULL, err, "beginning the table change", "BEGIN", 0, NULL);
-	if (rc == PS_OK && add[0]) {
-		ps_buf_puts(&sql, "ALTER PUBLICATION ");
-		pg_quote_ident(src->sql, &sql, src->publication);
-		ps_buf_puts(&sql, " ADD TABLE ");
-		if (ps_buf_puts(&sql, add) != PS_OK)
-			rc = ps_error_set(err, PS_ETOOBIG, "table list too long for one publication command");
-		else
-			rc = pg_exec(src->sql, NULL, err, "adding tables to the publication", sql.data, 0, NULL);
-	}
-	if (rc == PS_OK && drop[0]) {
-		ps_buf_reset(&sql);
-		ps_buf_puts(&sql, "ALTER PUBLICATION ");
-		pg_quote_ident(src->sql, &sql, src->publication);
-		ps_buf_puts(&sql, " DROP TABLE ");
-		if (ps_buf_puts(&sql, drop) != PS_OK)
-			rc = ps_error_set(err, PS_ETOOBIG, "table list too long for one publication command");
-		else
-			rc = pg_exec(src->sql, NULL, err, "dropping tables from the publication", sql.data,
-			             0, NULL);
+	for (int p = 0; p < 2 && rc == PS_OK; p++) {
+		rc = alter_one(src, names[p], " ADD TABLE ", ch->add[p].data ? ch->add[p].data : "", err);
+		if (rc == PS_OK)
+			rc = alter_one(src, names[p], " DROP TABLE ",
+			               ch->drop[p].data ? ch->drop[p].data : "", err);
 	}
 	if (rc == PS_OK)
 		rc = pg_exec(src->sql, NULL, err, "writing the table change's marker",
@@ -147,8 +153,109 @@ static int alter_with_marker(ps_source *src, const char *add, const char *drop, 
 		rc = pg_exec(src->sql, NULL, err, "committing the table change", "COMMIT", 0, NULL);
 	if (rc != PS_OK && PQtransactionStatus(src->sql) != PQTRANS_IDLE)
 		PQclear(PQexec(src->sql, "ROLLBACK"));
-	ps_buf_free(&sql);
 	return rc;
+}
+
+/* Lists of OIDs by publication: [0] all, [1] insert-only. */
+typedef struct oid_lists {
+	uint32_t *oids[2];
+	size_t n[2];
+} oid_lists;
+
+/* Where selected table i was among the tables captured so far, or -1. */
+static ssize_t captured_at(const ps_source *src, uint32_t oid)
+{
+	for (size_t j = 0; j < src->ntable_oids; j++)
+		if (src->table_oids[j] == oid)
+			return (ssize_t)j;
+	return -1;
+}
+
+/* The plan of a retable (note 4): what each publication gains and loses,
+ * and what the core is told. */
+typedef struct retable_plan {
+	oid_lists add, drop;        /* per publication */
+	uint32_t *described;        /* tables the core gets as added (new, or renamed) */
+	size_t ndescribed;
+	uint32_t *changed;          /* tables whose partitions changed */
+	size_t nchanged;
+	char **removed;             /* names the core drops (as they were captured) */
+	size_t nremoved;
+	uint32_t *removed_unnamed;  /* removed tables whose captured name is unknown */
+	size_t nremoved_unnamed;
+} retable_plan;
+
+static void plan_free(retable_plan *pl)
+{
+	for (int p = 0; p < 2; p++) {
+		free(pl->add.oids[p]);
+		free(pl->drop.oids[p]);
+	}
+	free(pl->described);
+	free(pl->changed);
+	ps_strv_free(pl->removed, pl->nremoved);
+	free(pl->removed_unnamed);
+}
+
+static int plan_make(ps_source *src, const pg_selection *sel, const bool *insert_only,
+                     bool with_key, retable_plan *pl, ps_buf *nokey, ps_error *err)
+{
+	size_t cap = sel->n + src->ntable_oids + 1;
+
+	memset(pl, 0, sizeof(*pl));
+	for (int p = 0; p < 2; p++) {
+		pl->add.oids[p] = calloc(cap, sizeof(uint32_t));
+		pl->drop.oids[p] = calloc(cap, sizeof(uint32_t));
+		if (!pl->add.oids[p] || !pl->drop.oids[p])
+			return ps_error_set(err, PS_ENOMEM, "out of memory");
+	}
+	pl->described = calloc(cap, sizeof(uint32_t));
+	pl->changed = calloc(cap, sizeof(uint32_t));
+	pl->removed = calloc(cap, sizeof(char *));
+	pl->removed_unnamed = calloc(cap, sizeof(uint32_t));
+	if (!pl->described || !pl->changed || !pl->removed || !pl->removed_unnamed)
+		return ps_error_set(err, PS_ENOMEM, "out of memory");
+	for (size_t i = 0; i < sel->n; i++) {
+		ssize_t j = captured_at(src, sel->oids[i]);
+		int now = insert_only[i] ? 1 : 0;
+		bool renamed = false;
+
+		if (j < 0) {
+			pl->add.oids[now][pl->add.n[now]++] = sel->oids[i];
+		} else {
+			int was = src->table_insert_only && src->table_insert_only[j] ? 1 : 0;
+			if (was != now) {   /* it gained or lost a key: the other publication */
+				pl->drop.oids[was][pl->drop.n[was]++] = sel->oids[i];
+				pl->add.oids[now][pl->add.n[now]++] = sel->oids[i];
+			}
+			renamed = src->table_names && strcmp(src->table_names[j], sel->names[i]) != 0;
+			if (renamed && !(pl->removed[pl->nremoved] = strdup(src->table_names[j])))
+				return ps_error_set(err, PS_ENOMEM, "out of memory");
+			pl->nremoved += renamed;
+			if (!renamed && was == now && src->table_sigs && src->table_sigs[j] != sel->sigs[i])
+				pl->changed[pl->nchanged++] = sel->oids[i];
+		}
+		if (j >= 0 && !renamed)
+			continue;
+		pl->described[pl->ndescribed++] = sel->oids[i];
+		if (with_key && !sel->has_key[i])
+			ps_buf_printf(nokey, "%s%s", nokey->len ? ", " : "", sel->names[i]);
+	}
+	for (size_t j = 0; j < src->ntable_oids; j++) {
+		bool kept = false;
+		int was = src->table_insert_only && src->table_insert_only[j] ? 1 : 0;
+
+		for (size_t i = 0; i < sel->n && !kept; i++)
+			kept = sel->oids[i] == src->table_oids[j];
+		if (kept)
+			continue;
+		pl->drop.oids[was][pl->drop.n[was]++] = src->table_oids[j];
+		if (!src->table_names)
+			pl->removed_unnamed[pl->nremoved_unnamed++] = src->table_oids[j];
+		else if (!(pl->removed[pl->nremoved++] = strdup(src->table_names[j])))
+			return ps_error_set(err, PS_ENOMEM, "out of memory");
+	}
+	return PS_OK;
 }
 
 int pg_retable(ps_source *src, const char *const *include, size_t ninclude,
@@ -156,57 +263,80 @@ int pg_retable(ps_source *src, const char *const *include, size_t ninclude,
                ps_retable_result *res, ps_error *err)
 {
 	pg_selection sel;
-	uint32_t *added = NULL, *removed = NULL;
-	size_t nadded = 0, nremoved = 0;
+	retable_plan pl;
+	bool *insert_only = NULL;
 	char **inc = NULL, **exc = NULL;
-	ps_buf add, drop, nokey;
+	pub_changes ch;
+	ps_buf nokey, scratch;
 	int rc;
 
 	memset(res, 0, sizeof(*res));
-	ps_buf_init(&add, 16u << 20);
-	ps_buf_init(&drop, 16u << 20);
+	memset(&pl, 0, sizeof(pl));
+	for (int p = 0; p < 2; p++) {
+		ps_buf_init(&ch.add[p], 16u << 20);
+		ps_buf_init(&ch.drop[p], 16u << 20);
+	}
 	ps_buf_init(&nokey, 4096);
-	rc = pg_select(src, (char **)include, ninclude, (char **)exclude, nexclude, &sel, NULL, err);
+	ps_buf_init(&scratch, 16u << 20);
+	rc = pg_select(src, (char **)include, ninclude, (char **)exclude, nexclude, &sel, err);
+	if (rc == PS_OK)
+		rc = pg_keyless_policy(src, &sel, err);
 	if (rc != PS_OK)
 		goto cleanup;
-	added = calloc(sel.n + 1, sizeof(uint32_t));
-	removed = calloc(src->ntable_oids + 1, sizeof(uint32_t));
+	insert_only = calloc(sel.n + 1, sizeof(bool));
 	inc = ps_strv_copy((char *const *)include, ninclude);
 	exc = ps_strv_copy((char *const *)exclude, nexclude);
-	if (!added || !removed || !inc || !exc) {
+	if (!insert_only || !inc || !exc) {
 		rc = ps_error_set(err, PS_ENOMEM, "out of memory");
 		goto cleanup;
 	}
-	for (size_t i = 0; i < sel.n; i++) {
-		if (has_oid(src->table_oids, src->ntable_oids, sel.oids[i]))
-			continue;
-		added[nadded++] = sel.oids[i];
-		if (with_key && !sel.has_key[i])
-			ps_buf_printf(&nokey, "%s%s", nokey.len ? ", " : "", sel.names[i]);
-	}
-	for (size_t i = 0; i < src->ntable_oids; i++)
-		if (!has_oid(sel.oids, sel.n, src->table_oids[i]))
-			removed[nremoved++] = src->table_oids[i];
-	if (nokey.len) {
-		rc = ps_error_set(err, PS_EINVAL,
-		                  "cannot add %s to the running job: a table added while the others "
-		                  "stream is copied in primary-key ranges, and it has no primary key. "
-		                  "Add a primary key, or leave it out of tables.include", nokey.data);
-		goto cleanup;
-	}
-	rc = names_of(src, added, nadded, &add, NULL, NULL, err);
-	if (rc == PS_OK)
-		rc = names_of(src, removed, nremoved, &drop, &res->removed, &res->nremoved, err);
-	if (rc == PS_OK)
-		rc = alter_with_marker(src, add.data ? add.data : "", drop.data ? drop.data : "", mark, err);
-	if (rc == PS_OK && nadded)
-		rc = pg_describe_oids(src, added, nadded, &res->added, &res->nadded, err);
+	for (size_t i = 0; i < sel.n; i++)
+		insert_only[i] = pg_selected_insert_only(src, i, &sel);
+	rc = plan_make(src, &sel, insert_only, with_key, &pl, &nokey, err);
 	if (rc != PS_OK)
 		goto cleanup;
-	free(src->table_oids);
-	src->table_oids = sel.oids;
-	src->ntable_oids = sel.n;
-	sel.oids = NULL;
+	if (nokey.len) {
+		rc = ps_error_set(err, PS_EINVAL,
+		                  "cannot take %s into the running job: a table that joins a job while "
+		                  "the others stream is copied in primary-key ranges (a backfill), and it "
+		                  "has no primary key, so its rows written before it joined could not be "
+		                  "copied exactly. Add a primary key, or leave it out of the job "
+		                  "(tables.exclude); then recover or run the job again", nokey.data);
+		goto cleanup;
+	}
+	for (int p = 0; p < 2 && rc == PS_OK; p++) {
+		rc = names_of(src, pl.add.oids[p], pl.add.n[p], &ch.add[p], NULL, NULL, err);
+		if (rc == PS_OK)
+			rc = names_of(src, pl.drop.oids[p], pl.drop.n[p], &ch.drop[p], NULL, NULL, err);
+	}
+	if (rc == PS_OK)
+		rc = names_of(src, pl.removed_unnamed, pl.nremoved_unnamed, &scratch, &res->removed,
+		              &res->nremoved, err);
+	if (rc == PS_OK)
+		rc = alter_with_marker(src, &ch, mark, err);
+	if (rc != PS_OK)
+		goto cleanup;
+	pg_selection_keep(src, &sel, insert_only);
+	insert_only = NULL;
+	/* the names the core drops: as they were captured */
+	if (pl.nremoved) {
+		char **all = realloc(res->removed, (res->nremoved + pl.nremoved + 1) * sizeof(char *));
+		if (!all) {
+			rc = ps_error_set(err, PS_ENOMEM, "out of memory");
+			goto cleanup;
+		}
+		res->removed = all;
+		for (size_t i = 0; i < pl.nremoved; i++) {
+			res->removed[res->nremoved++] = pl.removed[i];
+			pl.removed[i] = NULL;
+		}
+	}
+	if (pl.ndescribed)
+		rc = pg_describe_oids(src, pl.described, pl.ndescribed, &res->added, &res->nadded, err);
+	if (rc == PS_OK && pl.nchanged)
+		rc = pg_describe_oids(src, pl.changed, pl.nchanged, &res->changed, &res->nchanged, err);
+	if (rc != PS_OK)
+		goto cleanup;
 	ps_strv_free(src->include, src->ninclude);
 	ps_strv_free(src->exclude, src->nexclude);
 	src->include = inc;
@@ -214,26 +344,31 @@ int pg_retable(ps_source *src, const char *const *include, size_t ninclude,
 	src->exclude = exc;
 	src->nexclude = nexclude;
 	inc = exc = NULL;
-	ps_log_info("publication %s: %zu table%s added, %zu removed", src->publication, nadded,
-	            nadded == 1 ? "" : "s", res->nremoved);
+	ps_log_info("publication %s: %zu table%s added, %zu removed, %zu with other partitions",
+	            src->publication, res->nadded, res->nadded == 1 ? "" : "s", res->nremoved,
+	            res->nchanged);
 cleanup:
 	if (rc != PS_OK) {
-		for (size_t i = 0; i < res->nremoved; i++)
-			free(res->removed[i]);
-		free(res->removed);
+		ps_strv_free(res->removed, res->nremoved);
 		for (size_t i = 0; i < res->nadded; i++)
 			ps_table_def_free(res->added[i]);
 		free(res->added);
+		for (size_t i = 0; i < res->nchanged; i++)
+			ps_table_def_free(res->changed[i]);
+		free(res->changed);
 		memset(res, 0, sizeof(*res));
 	}
 	pg_selection_free(&sel);
-	free(added);
-	free(removed);
+	plan_free(&pl);
+	for (int p = 0; p < 2; p++) {
+		ps_buf_free(&ch.add[p]);
+		ps_buf_free(&ch.drop[p]);
+	}
+	free(insert_only);
 	ps_strv_free(inc, ninclude);
 	ps_strv_free(exc, nexclude);
-	ps_buf_free(&add);
-	ps_buf_free(&drop);
 	ps_buf_free(&nokey);
+	ps_buf_free(&scratch);
 	return rc;
 }
 
