@@ -171,6 +171,32 @@ bool ps_envelope_shape_equal(const ps_envelope_shape *a, const ps_envelope_shape
 json_t *ps_envelope_shape_json(const ps_envelope_shape *sh);
 int ps_envelope_shape_from_json(ps_envelope_shape *sh, json_t *a);
 
+/* What consumers were told of each table, by schema and name: an event
+ * sink's memory across runs, kept in its engine state. */
+typedef struct ps_envelope_shapes_entry {
+	char *schema, *name;
+	ps_envelope_shape shape;
+} ps_envelope_shapes_entry;
+
+typedef struct ps_envelope_shapes {
+	ps_envelope_shapes_entry *entries;
+	size_t n, cap;
+} ps_envelope_shapes;
+
+/* The shape consumers know of schema.name, or NULL. */
+ps_envelope_shape *ps_envelope_shapes_find(ps_envelope_shapes *m, const char *schema,
+                                           const char *name);
+/* Takes sh (left empty) as what consumers know of schema.name; a column
+ * without an ordinal keeps the one it had. 0 or PS_ENOMEM. */
+int ps_envelope_shapes_keep(ps_envelope_shapes *m, const char *schema, const char *name,
+                            ps_envelope_shape *sh);
+void ps_envelope_shapes_free(ps_envelope_shapes *m);
+/* {"shapes":{"<schema>.<table>":[...]}} into *json (malloc'd; NULL when
+ * nothing is known), and back; an unreadable entry is left unknown. 0 or
+ * PS_ENOMEM. */
+int ps_envelope_shapes_save(const ps_envelope_shapes *m, char **json);
+int ps_envelope_shapes_restore(ps_envelope_shapes *m, const char *json);
+
 /* Whether consumers need the rows again to know their values after the
  * change from prev to now: a type changed, or a column added whose value in
  * older rows only the source knows. */

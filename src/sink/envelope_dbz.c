@@ -57,6 +57,32 @@ static const char SOURCE_SCHEMA[] =
 	"{\"type\":\"int64\",\"optional\":true,\"field\":\"xmin\"}],"
 	"\"optional\":false,\"name\":\"io.debezium.connector.postgresql.Source\",\"field\":\"source\"}";
 
+/* A MySQL/MariaDB source's block: Debezium's MySQL connector's fields
+ * (io.debezium.connector.mysql.Source); the binlog fields come from the
+ * change's source_info, as in the JSON-lines event. */
+static const char MYSQL_SOURCE_SCHEMA[] =
+	"{\"type\":\"struct\",\"fields\":["
+	"{\"type\":\"string\",\"optional\":false,\"field\":\"version\"},"
+	"{\"type\":\"string\",\"optional\":false,\"field\":\"connector\"},"
+	"{\"type\":\"string\",\"optional\":false,\"field\":\"name\"},"
+	"{\"type\":\"int64\",\"optional\":false,\"field\":\"ts_ms\"},"
+	"{\"type\":\"string\",\"optional\":true,\"name\":\"io.debezium.data.Enum\",\"version\":1,"
+	"\"parameters\":{\"allowed\":\"true,first,first_in_data_collection,last_in_data_collection,"
+	"last,false,incremental\"},\"default\":\"false\",\"field\":\"snapshot\"},"
+	"{\"type\":\"string\",\"optional\":false,\"field\":\"db\"},"
+	"{\"type\":\"string\",\"optional\":true,\"field\":\"sequence\"},"
+	"{\"type\":\"int64\",\"optional\":true,\"field\":\"ts_us\"},"
+	"{\"type\":\"int64\",\"optional\":true,\"field\":\"ts_ns\"},"
+	"{\"type\":\"string\",\"optional\":true,\"field\":\"table\"},"
+	"{\"type\":\"int64\",\"optional\":false,\"field\":\"server_id\"},"
+	"{\"type\":\"string\",\"optional\":true,\"field\":\"gtid\"},"
+	"{\"type\":\"string\",\"optional\":false,\"field\":\"file\"},"
+	"{\"type\":\"int64\",\"optional\":false,\"field\":\"pos\"},"
+	"{\"type\":\"int32\",\"optional\":false,\"field\":\"row\"},"
+	"{\"type\":\"int64\",\"optional\":true,\"field\":\"thread\"},"
+	"{\"type\":\"string\",\"optional\":true,\"field\":\"query\"}],"
+	"\"optional\":false,\"name\":\"io.debezium.connector.mysql.Source\",\"field\":\"source\"}";
+
 static const char TXN_SCHEMA[] =
 	"{\"type\":\"struct\",\"fields\":["
 	"{\"type\":\"string\",\"optional\":false,\"field\":\"id\"},"
@@ -139,6 +165,11 @@ int ps_envelope_set_style(ps_envelope *env, const char *server_name, bool schema
 static bool is_pg(const ps_table *t)
 {
 	return t->engine && strcmp(t->engine, "postgresql") == 0;
+}
+
+static bool is_mysql(const ps_table *t)
+{
+	return t && t->engine && strcmp(t->engine, "mysql") == 0;
 }
 
 /* The column's type class. A PostgreSQL source that still hands dates,
@@ -600,7 +631,10 @@ static int render_part(char **out, int part, const ps_table *t, const ps_envelop
 		PS_ENV_LIT(&o, ",");
 		put_row_schema(&o, t, names, st, "after", false);
 		PS_ENV_LIT(&o, ",");
-		ps__env_put(&o, SOURCE_SCHEMA, sizeof(SOURCE_SCHEMA) - 1);
+		if (is_mysql(t))
+			ps__env_put(&o, MYSQL_SOURCE_SCHEMA, sizeof(MYSQL_SOURCE_SCHEMA) - 1);
+		else
+			ps__env_put(&o, SOURCE_SCHEMA, sizeof(SOURCE_SCHEMA) - 1);
 		PS_ENV_LIT(&o, ",");
 		ps__env_put(&o, TXN_SCHEMA, sizeof(TXN_SCHEMA) - 1);
 		PS_ENV_LIT(&o, ",");
@@ -755,6 +789,29 @@ static void put_times(ps_env_out *o, const char *ms_field, int64_t us)
 	ps__env_i64(o, us * 1000);
 }
 
+/* The MySQL connector's fields after ts_ns: table, then the binlog fields
+ * the source gave (source_info: server_id, gtid, file, pos, row[, query]),
+ * thread (never told) and query when not given. A load row has no binlog
+ * event: server_id 0, file "", pos 0, row 0, as Debezium's snapshot rows
+ * carry no event's either. */
+static void put_mysql_tail(ps_env_out *o, const ps_change *c)
+{
+	const char *info = c->source_info;
+
+	PS_ENV_LIT(o, ",\"table\":");
+	ps__env_cstr_or_null(o, c->table ? c->table->name : NULL);
+	if (info && info[0]) {
+		PS_ENV_LIT(o, ",");
+		ps__env_put(o, info, strlen(info));
+	} else {
+		PS_ENV_LIT(o, ",\"server_id\":0,\"gtid\":null,\"file\":\"\",\"pos\":0,\"row\":0");
+	}
+	PS_ENV_LIT(o, ",\"thread\":null");
+	if (!info || !strstr(info, "\"query\":"))
+		PS_ENV_LIT(o, ",\"query\":null");
+	PS_ENV_LIT(o, "}");
+}
+
 static void put_dbz_source(ps_env_out *o, const ps_envelope *env, const ps_txn *txn,
                            const ps_change *c, char op)
 {
@@ -775,9 +832,10 @@ static void put_dbz_source(ps_env_out *o, const ps_envelope *env, const ps_txn *
 	else
 		PS_ENV_LIT(o, "\"false\"");
 	PS_ENV_LIT(o, ",\"db\":");
-	ps__env_cstr_or_null(o, env->source_db);
+	/* MySQL's db is the table's database, which penstock calls its schema */
+	ps__env_cstr_or_null(o, is_mysql(t) ? t->schema : env->source_db);
 	PS_ENV_LIT(o, ",\"sequence\":");
-	if (c->lsn) {
+	if (c->lsn && !is_mysql(t)) {
 		snprintf(seq, sizeof(seq), "[null,\"%llu\"]", (unsigned long long)c->lsn);
 		ps__env_str(o, seq, strlen(seq));
 	} else {
@@ -787,6 +845,10 @@ static void put_dbz_source(ps_env_out *o, const ps_envelope *env, const ps_txn *
 	ps__env_i64(o, commit_us);
 	PS_ENV_LIT(o, ",\"ts_ns\":");
 	ps__env_i64(o, commit_us * 1000);
+	if (is_mysql(t)) {
+		put_mysql_tail(o, c);
+		return;
+	}
 	PS_ENV_LIT(o, ",\"schema\":");
 	ps__env_cstr_or_null(o, t ? t->schema : "");
 	PS_ENV_LIT(o, ",\"table\":");

@@ -915,3 +915,87 @@ def test_secrets_never_shown(db, kafka, tmp_path):
     run2.proc.wait(60)
     assert run2.proc.returncode != 0 and "nothing to use it for" in run2.text()
     assert secret not in run2.text()
+
+
+# --- schema changes (issue 15) -------------------------------------------------------
+
+class Inserter(threading.Thread):
+    """Inserts rows (id, v) into ddl_t, one transaction each, until stopped."""
+
+    def __init__(self, database):
+        super().__init__(daemon=True)
+        self.database = database
+        self.halt = threading.Event()
+        self.n = 0
+
+    def run(self):
+        c = self.database.cluster.connect(self.database.name)
+        c.autocommit = True
+        with c.cursor() as cur:
+            while not self.halt.is_set():
+                self.n += 1
+                cur.execute("INSERT INTO ddl_t (id, v) VALUES (%s, %s)", (self.n, f"v{self.n}"))
+                self.halt.wait(0.005)
+        c.close()
+
+    def stop(self):
+        self.halt.set()
+        self.join(30)
+
+
+def test_a_column_added_under_writes_is_in_every_event_after_it(db, kafka, tmp_path):
+    """ALTER TABLE ADD COLUMN while rows are being inserted: each event
+    before the ALTER has the old fields, each after it the new one, in its
+    payload and in its value's schema (the JSON converter's schema of the
+    new definition), and every inserted row is in the topic exactly once."""
+    db.execute("CREATE TABLE ddl_t (id int PRIMARY KEY, v text)")
+    db.execute("CREATE TABLE sentinel (id int PRIMARY KEY)")
+    spec = kafka_spec(db, kafka, "ddl", "ddl", tables=["public.ddl_t", "public.sentinel"])
+    run = Run(tmp_path, spec)
+    ins = Inserter(db)
+    run.start()
+    run.wait_streaming()
+    ins.start()
+    try:
+        wait_for(lambda: ins.n > 50, 60, what="inserts before the ALTER")
+        # the LSN inside the ALTER's transaction: an insert waits for its lock,
+        # so each one with a lower LSN committed before it, each later one after
+        with db.cluster.connect(db.name) as c:
+            with c.cursor() as cur:
+                cur.execute("ALTER TABLE ddl_t ADD COLUMN extra int DEFAULT 7")
+                cur.execute("SELECT pg_current_wal_insert_lsn() - '0/0'::pg_lsn")
+                alter_lsn = int(cur.fetchone()[0])
+            c.commit()
+        done = ins.n
+        wait_for(lambda: ins.n > done + 50, 60, what="inserts after the ALTER")
+    finally:
+        ins.stop()
+    sentinel_seen(db, kafka, "ddl", 1)
+    assert run.stop() == 0, run.text()
+
+    topic = "ddl.public.ddl_t"
+    assert_nothing_dropped(kafka.bootstrap, topic)
+    recs = as_committed(read_topic(kafka.bootstrap, topic), committed_batches(kafka.bootstrap))
+    before = after = 0
+    ids = collections.Counter()
+    for r in recs:
+        v = json.loads(r.value)
+        e = v["payload"]
+        assert e["op"] == "c", e
+        after_fields = next(f for f in v["schema"]["fields"] if f["field"] == "after")["fields"]
+        names = [f["field"] for f in after_fields]
+        ids[e["after"]["id"]] += 1
+        if e["source"]["lsn"] < alter_lsn:
+            before += 1
+            assert names == ["id", "v"] and "extra" not in e["after"], (e, names)
+        else:
+            after += 1
+            assert names == ["id", "v", "extra"], names
+            assert e["after"]["extra"] == 7, e
+            assert next(f for f in after_fields if f["field"] == "extra")["type"] == "int32"
+    want = {r[0] for r in db.execute("SELECT id FROM ddl_t")}
+    assert set(ids) == want, (len(ids), len(want))
+    assert max(ids.values()) == 1, [i for i, n in ids.items() if n > 1][:5]
+    assert before > 0 and after > 0, (before, after)
+    print(f"{before} events before the ALTER without the column, {after} after it with it; "
+          f"{len(want)} rows each exactly once")

@@ -7,6 +7,12 @@
  *   records       the sink over the in-memory log: topics, partitions
  *                 (murmur2 of the key), tombstones, key changes, truncates,
  *                 transaction metadata, the checkpoint read back
+ *   table change  a column added: the first event after the change carries
+ *                 it, in its value and in the value's schema, the events
+ *                 before do not; the core is asked for the rows again when
+ *                 consumers cannot know their new values; what consumers
+ *                 were told survives in the sink's engine state
+ *   mysql source  a MySQL-origin event carries Debezium's MySQL source block
  *   errors        each error kind: retriable commits retried, abortable ones
  *                 aborted, fatal and fenced ones ending the producer with
  *                 the right class and words
@@ -449,6 +455,203 @@ static void test_records(void **state)
 		ps_change_free(c[i]);
 	ps_table_unref(t);
 	json_decref(opts);
+}
+
+
+/* --- schema changes ------------------------------------------------------------------ */
+
+/* public.s (id int4 key, v text[, extra int4]) */
+static ps_table *shape_table(bool extra)
+{
+	ps_table *t = ps_table_new(2, extra ? 3 : 2);
+
+	assert_non_null(t);
+	t->engine = "postgresql";
+	t->replica_identity = 'd';
+	assert_int_equal(ps_table_set_names(t, "public", "s"), 0);
+	assert_int_equal(ps_table_set_column(t, 0, "id", PG_INT4, -1, PS_TYPE_INTEGER, true), 0);
+	assert_int_equal(ps_table_set_column(t, 1, "v", PG_TEXT, -1, PS_TYPE_TEXT, false), 0);
+	if (extra)
+		assert_int_equal(ps_table_set_column(t, 2, "extra", PG_INT4, -1, PS_TYPE_INTEGER, false),
+		                 0);
+	return t;
+}
+
+static ps_change *shape_insert(ps_table *t, int id)
+{
+	char idtext[16];
+	ps_value v[3];
+
+	snprintf(idtext, sizeof(idtext), "%d", id);
+	v[0] = text(idtext);
+	v[1] = text("x");
+	v[2] = text("42");
+	return ps_change_new('c', t, v, NULL, true, 5000 + id);
+}
+
+/* Whether the value's schema (after) and payload name the column. */
+static void value_has(const kf_memrec *r, const char *column, bool want)
+{
+	json_t *v = rec_json(r->value, r->vlen), *f, *after_schema = NULL;
+	size_t i;
+	bool in_schema = false;
+
+	json_array_foreach(json_object_get(json_object_get(v, "schema"), "fields"), i, f)
+		if (strcmp(json_string_value(json_object_get(f, "field")), "after") == 0)
+			after_schema = f;
+	assert_non_null(after_schema);
+	json_array_foreach(json_object_get(after_schema, "fields"), i, f)
+		if (strcmp(json_string_value(json_object_get(f, "field")), column) == 0)
+			in_schema = true;
+	assert_int_equal(in_schema, want);
+	assert_int_equal(json_object_get(json_object_get(json_object_get(v, "payload"), "after"),
+	                                 column) != NULL, want);
+	json_decref(v);
+}
+
+static void test_table_change(void **state)
+{
+	ps_sink_config cfg;
+	json_t *opts;
+	ps_snk k;
+	ps_error err;
+	ps_table *t1 = shape_table(false), *t2 = shape_table(true);
+	ps_txn txn = {.xid = 11, .commit_time_us = 1700000000000000, .position = "0/20"};
+	ps_table_change tc = {.table = t2, .previous = t1, .what = PS_TC_COLUMNS, .lsn = 5002};
+	ps_table_options topt;
+	ps_change *c1 = shape_insert(t1, 1), *c2 = shape_insert(t2, 2);
+	const kf_memrec *recs;
+	bool backfill = true;
+	char *saved = NULL;
+	int seen = 0;
+
+	(void)state;
+	memset(&topt, 0, sizeof(topt));
+	ps_error_clear(&err);
+	sink_config(&cfg, &opts, "shape", "\"schemas\": true, \"topic_partitions\": 1");
+	assert_int_equal(ps_snk_open(&k, &ps_sink_kafka, &cfg, &err), PS_OK);
+	assert_int_equal(ps_snk_begin(&k, &txn, &err), PS_OK);
+	/* the first definition seen: recorded, nothing asked */
+	tc.table = t1;
+	tc.previous = NULL;
+	tc.what = PS_TC_FIRST;
+	assert_int_equal(ps_snk_table_change(&k, &txn, &tc, &topt, &backfill, &err), PS_OK);
+	assert_false(backfill);
+	assert_int_equal(ps_snk_write(&k, &txn, c1, &err), PS_OK);
+	/* a column added whose value in older rows the source did not say */
+	tc.table = t2;
+	tc.previous = t1;
+	tc.what = PS_TC_COLUMNS;
+	assert_int_equal(ps_snk_table_change(&k, &txn, &tc, &topt, &backfill, &err), PS_OK);
+	assert_true(backfill);
+	assert_int_equal(ps_snk_write(&k, &txn, c2, &err), PS_OK);
+	assert_int_equal(ps_snk_commit(&k, &txn, &err), PS_OK);
+	assert_int_equal(ps_snk_state_save(&k, &saved, &err), PS_OK);
+	assert_non_null(saved);
+	assert_int_equal(ps_snk_checkpoint_store(&k, "{\"position\":\"0/20\"}", &err), PS_OK);
+	assert_int_equal(ps_snk_flush(&k, &err), PS_OK);
+	ps_snk_close(&k);
+
+	/* the event before the change has no such field, the one after it has */
+	for (int p = 0; p < kf_memstore_partitions(g_store, "app.public.s"); p++) {
+		size_t n = kf_memstore_read(g_store, "app.public.s", p, true, &recs);
+		for (size_t i = 0; i < n; i++, seen++)
+			value_has(&recs[i], "extra", strstr(recs[i].key, "\"id\":2") != NULL);
+	}
+	assert_int_equal(seen, 2);
+
+	/* the next run knows what consumers were told: the same definition
+	 * again asks nothing, and the state names the new column */
+	assert_non_null(strstr(saved, "\"extra\""));
+	assert_int_equal(ps_snk_open(&k, &ps_sink_kafka, &cfg, &err), PS_OK);
+	assert_int_equal(ps_snk_state_restore(&k, saved, &err), PS_OK);
+	tc.previous = NULL;
+	tc.what = PS_TC_FIRST;
+	assert_int_equal(ps_snk_table_change(&k, &txn, &tc, &topt, &backfill, &err), PS_OK);
+	assert_false(backfill);
+	/* ... and a definition without it is a change (a column dropped: the
+	 * remaining columns' values are known, nothing to read again) */
+	tc.table = t1;
+	assert_int_equal(ps_snk_table_change(&k, &txn, &tc, &topt, &backfill, &err), PS_OK);
+	assert_false(backfill);
+	ps_snk_close(&k);
+
+	free(saved);
+	ps_change_free(c1);
+	ps_change_free(c2);
+	ps_table_unref(t1);
+	ps_table_unref(t2);
+	json_decref(opts);
+}
+
+/* --- a MySQL source ------------------------------------------------------------------- */
+
+static void test_mysql_source_block(void **state)
+{
+	ps_envelope env;
+	ps_table *t = ps_table_new(3, 1);
+	ps_value v = text("5");
+	ps_change *c;
+	ps_txn txn = {.xid = 0, .commit_time_us = 1700000000123456};
+	ps_buf b;
+	ps_error err;
+	json_t *j, *src, *f;
+	size_t i;
+	bool named = false;
+
+	(void)state;
+	ps_error_clear(&err);
+	assert_non_null(t);
+	t->engine = "mysql";
+	assert_int_equal(ps_table_set_names(t, "shop", "acct"), 0);
+	assert_int_equal(ps_table_set_column(t, 0, "id", 3, -1, PS_TYPE_INTEGER, true), 0);
+	c = ps_change_new('c', t, &v, NULL, true, 777);
+	assert_non_null(c);
+	ps_change_set_source_info(c, strdup("\"server_id\":1,\"gtid\":\"0-1-9\","
+	                                   "\"file\":\"mariadb-bin.000002\",\"pos\":4711,\"row\":0"));
+	ps_buf_init(&b, 1 << 20);
+	assert_int_equal(ps_envelope_init(&env, "mysql", "", &err), PS_OK);
+	assert_int_equal(ps_envelope_set_style(&env, "srv", true, PS_DECIMAL_STRING, "__u", &err),
+	                 PS_OK);
+	assert_int_equal(ps_envelope_value(&env, &b, &txn, c, 'c', NULL, 0, &err), PS_OK);
+	j = parse(&b);
+	src = json_object_get(json_object_get(j, "payload"), "source");
+	assert_string_equal(json_string_value(json_object_get(src, "connector")), "mysql");
+	assert_string_equal(json_string_value(json_object_get(src, "db")), "shop");
+	assert_string_equal(json_string_value(json_object_get(src, "table")), "acct");
+	assert_string_equal(json_string_value(json_object_get(src, "file")), "mariadb-bin.000002");
+	assert_int_equal(json_integer_value(json_object_get(src, "pos")), 4711);
+	assert_int_equal(json_integer_value(json_object_get(src, "server_id")), 1);
+	assert_string_equal(json_string_value(json_object_get(src, "gtid")), "0-1-9");
+	assert_int_equal(json_integer_value(json_object_get(src, "row")), 0);
+	assert_true(json_is_null(json_object_get(src, "query")));
+	assert_null(json_object_get(src, "lsn"));
+	assert_null(json_object_get(src, "schema"));
+	/* every payload field is in the schema of the source block */
+	json_array_foreach(json_object_get(json_object_get(j, "schema"), "fields"), i, f)
+		if (strcmp(json_string_value(json_object_get(f, "field")), "source") == 0) {
+			const char *key;
+			json_t *val;
+			assert_string_equal(json_string_value(json_object_get(f, "name")),
+			                    "io.debezium.connector.mysql.Source");
+			json_object_foreach(src, key, val) {
+				bool found = false;
+				json_t *sf;
+				size_t k;
+				(void)val;
+				json_array_foreach(json_object_get(f, "fields"), k, sf)
+					found |= strcmp(json_string_value(json_object_get(sf, "field")), key) == 0;
+				if (!found)
+					fail_msg("source field %s is not in the schema", key);
+			}
+			named = true;
+		}
+	assert_true(named);
+	json_decref(j);
+	ps_change_free(c);
+	ps_table_unref(t);
+	ps_envelope_free(&env);
+	ps_buf_free(&b);
 }
 
 /* --- error kinds ----------------------------------------------------------------------- */
@@ -979,6 +1182,8 @@ int main(void)
 		cmocka_unit_test(test_decimal_bytes),
 		cmocka_unit_test(test_events),
 		cmocka_unit_test_setup_teardown(test_records, setup_store, teardown_store),
+		cmocka_unit_test_setup_teardown(test_table_change, setup_store, teardown_store),
+		cmocka_unit_test(test_mysql_source_block),
 		cmocka_unit_test_setup_teardown(test_error_kinds, setup_store, teardown_store),
 		cmocka_unit_test(test_exactly_once_read_committed),
 		cmocka_unit_test(test_exactly_once_rule_for_the_mock),

@@ -271,6 +271,7 @@ static void kafka_close(ps_sink *k)
 		free(k->topics_ok[i]);
 	free(k->topics_ok);
 	free(k->colls);
+	ps_envelope_shapes_free(&k->shapes);
 	free(k->job);
 	ps__kafka_opts_free(&k->o);
 	free(k);
@@ -378,6 +379,11 @@ static int kafka_write(ps_sink *k, const ps_txn *txn, const ps_change *c, ps_err
 	if (k->o.heartbeat_ms > 0 &&
 	    ps_now_ns() - k->last_heartbeat_ns >= (uint64_t)k->o.heartbeat_ms * 1000000ull) {
 		rc = ps__kafka_heartbeat(k, err);
+		if (rc != PS_OK)
+			return rc;
+	}
+	if (c->op == PS_OP_READ && c->table) {
+		rc = ps__kafka_shape_of_row(k, c, err);
 		if (rc != PS_OK)
 			return rc;
 	}
@@ -506,6 +512,20 @@ static int kafka_checkpoint_delete(ps_sink *k, ps_error *err)
 	return rc;
 }
 
+/* --- engine state: what consumers were told of each table --------------------- */
+
+static int kafka_state_save(ps_sink *k, char **json, ps_error *err)
+{
+	int rc = ps_envelope_shapes_save(&k->shapes, json);
+	return rc == PS_OK ? PS_OK : ps_error_set(err, rc, "out of memory");
+}
+
+static int kafka_state_restore(ps_sink *k, const char *json, ps_error *err)
+{
+	int rc = ps_envelope_shapes_restore(&k->shapes, json);
+	return rc == PS_OK ? PS_OK : ps_error_set(err, rc, "out of memory");
+}
+
 /* --- the plugin ----------------------------------------------------------------- */
 
 static const char *const kafka_schemes[] = {"kafka", NULL};
@@ -528,6 +548,10 @@ const ps_sink_ops ps_sink_kafka = {
 	.checkpoint_delete = kafka_checkpoint_delete,
 	.close = kafka_close,
 	.precheck = ps__kafka_precheck,
+	.table_prepare = ps__kafka_table_prepare,
+	.state_save = kafka_state_save,
+	.state_restore = kafka_state_restore,
+	.table_change = ps__kafka_table_change,
 	.checkpoint_kept = kafka_checkpoint_kept,
 	.figures = kafka_figures,
 	.idle = kafka_idle,

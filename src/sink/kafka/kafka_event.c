@@ -21,6 +21,16 @@
  * With target.flatten the value is the flattened row (envelope.h) and
  * truncate events are dropped, as ExtractNewRecordState does.
  *
+ * A table's definition changes (issue 15): its key, value and flattened
+ * schemas are rendered once per definition (envelope_dbz.c note 1), so the
+ * first event that carries new columns carries the new schemas and fields,
+ * and no record announces the change: Debezium's PostgreSQL connector does
+ * the same (it has no schema-change topic). What consumers were told of
+ * each table is kept in the sink's engine state, as JSON lines keeps it, so
+ * that when they cannot tell the values older rows now hold (a column
+ * added with a value only the source knows, a type changed) the rows come
+ * again as read events (a backfill).
+ *
  * Records without a key go to a partition of the producer's choosing; keyed
  * ones to murmur2(key) modulo the topic's partitions, as a Java producer.
  */
@@ -363,4 +373,63 @@ int ps__kafka_write_change(ps_sink *k, const ps_txn *txn, const ps_change *c, ps
 		return ps_error_set(err, PS_EINVAL, "unknown change op %u at lsn %llu", (unsigned)c->op,
 		                    (unsigned long long)c->lsn);
 	}
+}
+
+/* --- schema changes ----------------------------------------------------------------- */
+
+int ps__kafka_table_change(ps_sink *k, const ps_txn *txn, const ps_table_change *tc,
+                           const ps_table_options *opt, bool *backfill, ps_error *err)
+{
+	const ps_table *t = tc->table;
+	ps_envelope_shape *known = ps_envelope_shapes_find(&k->shapes, t->schema, t->name);
+	ps_envelope_shape now;
+	int rc;
+
+	(void)txn;
+	(void)opt;
+	*backfill = false;
+	rc = ps_envelope_shape_of(&now, t, tc->def);
+	if (rc == PS_OK && known && !ps_envelope_shape_equal(known, &now))
+		*backfill = ps_envelope_shape_needs_rows(known, &now, tc->def);
+	if (rc == PS_OK)
+		rc = ps_envelope_shapes_keep(&k->shapes, t->schema, t->name, &now);
+	ps_envelope_shape_clear(&now);
+	return rc == PS_OK ? PS_OK : oom(err);
+}
+
+/* A table about to be loaded or backfilled: its columns as the source
+ * described them are what consumers will know. Creates nothing: topics are
+ * made when first written to. */
+int ps__kafka_table_prepare(ps_sink *k, const ps_table_def *def, const ps_table_options *opt,
+                            bool *created, ps_error *err)
+{
+	ps_envelope_shape sh;
+	int rc;
+
+	(void)opt;
+	*created = false;
+	rc = ps_envelope_shape_of(&sh, def->table, def);
+	if (rc == PS_OK)
+		rc = ps_envelope_shapes_keep(&k->shapes, def->table->schema, def->table->name, &sh);
+	ps_envelope_shape_clear(&sh);
+	return rc == PS_OK ? PS_OK : oom(err);
+}
+
+/* An initial-load row: its table's columns are what consumers know, when
+ * nothing was known of them yet. */
+int ps__kafka_shape_of_row(ps_sink *k, const ps_change *c, ps_error *err)
+{
+	ps_envelope_shape sh;
+	int rc;
+
+	if (c->table == k->last_r)
+		return PS_OK;
+	k->last_r = c->table;
+	if (ps_envelope_shapes_find(&k->shapes, c->table->schema, c->table->name))
+		return PS_OK;
+	rc = ps_envelope_shape_of(&sh, c->table, NULL);
+	if (rc == PS_OK)
+		rc = ps_envelope_shapes_keep(&k->shapes, c->table->schema, c->table->name, &sh);
+	ps_envelope_shape_clear(&sh);
+	return rc == PS_OK ? PS_OK : oom(err);
 }

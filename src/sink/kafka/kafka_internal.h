@@ -88,6 +88,10 @@ struct ps_sink {
 
 	uint64_t last_heartbeat_ns;
 
+	/* what consumers were told of each table's columns (schema changes) */
+	ps_envelope_shapes shapes;
+	const ps_table *last_r;       /* the table of the last initial-load row seen */
+
 	/* figures (sink.h figures) */
 	uint64_t messages, bytes, delivery_failures;
 	uint64_t txns_committed, txns_aborted;
@@ -107,6 +111,11 @@ int ps__kafka_write_change(ps_sink *k, const ps_txn *txn, const ps_change *c, ps
 int ps__kafka_txn_begin(ps_sink *k, const ps_txn *txn);
 int ps__kafka_txn_end(ps_sink *k, const ps_txn *txn, ps_error *err);
 int ps__kafka_heartbeat(ps_sink *k, ps_error *err);
+int ps__kafka_table_change(ps_sink *k, const ps_txn *txn, const ps_table_change *tc,
+                           const ps_table_options *opt, bool *backfill, ps_error *err);
+int ps__kafka_table_prepare(ps_sink *k, const ps_table_def *def, const ps_table_options *opt,
+                            bool *created, ps_error *err);
+int ps__kafka_shape_of_row(ps_sink *k, const ps_change *c, ps_error *err);
 
 /* kafka_precheck.c */
 int ps__kafka_precheck(const ps_sink_config *cfg, const ps_table_options *opt, bool loads,
