@@ -271,6 +271,12 @@ typedef struct ps_sink_ops {
 	 * changes (Kafka's heartbeats); anything it writes it makes durable
 	 * before returning. An error ends the run like a failed flush. */
 	int (*idle)(ps_sink *sink, ps_error *err);
+
+	/* --- fault points; optional ------------------------------------------ */
+	/* The plugin's own fault points (core/fault.h), each "<name>.<...>",
+	 * NULL-terminated: PENSTOCK_FAULT accepts them beside the core's, and
+	 * the plugin calls ps_fault_hit with them. */
+	const char *const *fault_points;
 } ps_sink_ops;
 
 #endif

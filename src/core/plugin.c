@@ -124,6 +124,21 @@ static int check_options(const ps_option_def *defs, const char *what, const char
 	return PS_OK;
 }
 
+/* A plugin's fault points are its own: "<name>.<...>". */
+static int check_fault_points(const char *const *points, const char *what, const char *name,
+                              ps_error *err)
+{
+	size_t n = name ? strlen(name) : 0;
+
+	for (size_t i = 0; points && points[i]; i++)
+		if (!n || strncmp(points[i], name, n) != 0 || points[i][n] != '.' || !points[i][n + 1] ||
+		    strlen(points[i]) >= 64)
+			return ps_error_set(err, PS_EINVAL, "%s plugin %s declares fault point '%s', which "
+			                    "is not %s.<point> (at most 63 characters)", what,
+			                    name ? name : "?", points[i], name ? name : "?");
+	return PS_OK;
+}
+
 int ps_plugin_check_source(const ps_source_ops *ops, ps_error *err)
 {
 	const char *missing = NULL;
@@ -156,6 +171,8 @@ int ps_plugin_check_source(const ps_source_ops *ops, ps_error *err)
 	if (missing)
 		return ps_error_set(err, PS_EINVAL, "source plugin %s lacks required callback %s",
 		                    ops->name ? ops->name : "?", missing);
+	if (check_fault_points(ops->fault_points, "source", ops->name, err) != PS_OK)
+		return PS_EINVAL;
 	return check_options(ops->options, "source", ops->name, err);
 }
 
@@ -187,6 +204,8 @@ int ps_plugin_check_sink(const ps_sink_ops *ops, ps_error *err)
 	if (missing)
 		return ps_error_set(err, PS_EINVAL, "sink plugin %s lacks required callback %s",
 		                    ops->name ? ops->name : "?", missing);
+	if (check_fault_points(ops->fault_points, "sink", ops->name, err) != PS_OK)
+		return PS_EINVAL;
 	return check_options(ops->options, "sink", ops->name, err);
 }
 
@@ -216,6 +235,19 @@ size_t ps_plugin_check_ids(const char **ids, size_t cap)
 	for (size_t i = 0; sink_table[i]; i++)
 		add_ids(ids, &n, cap, sink_table[i]->check_ids);
 	return n;
+}
+
+const char *ps_plugin_fault_point(size_t i)
+{
+	for (int p = 0; source_table[p]; p++)
+		for (const char *const *f = source_table[p]->fault_points; f && *f; f++)
+			if (i-- == 0)
+				return *f;
+	for (int p = 0; sink_table[p]; p++)
+		for (const char *const *f = sink_table[p]->fault_points; f && *f; f++)
+			if (i-- == 0)
+				return *f;
+	return NULL;
 }
 
 const char *ps_plugin_source_name(size_t i)

@@ -51,6 +51,10 @@ const ps_sink_ops *ps_plugin_sink_for(const char *scheme, ps_error *err);
  * most cap); returns how many. */
 size_t ps_plugin_check_ids(const char **ids, size_t cap);
 
+/* Fault point number i that a plugin of this build declares (sources'
+ * then sinks' fault_points), or NULL past the last (core/fault.c). */
+const char *ps_plugin_fault_point(size_t i);
+
 /* The first URL scheme of source plugin number i ("postgresql"), or NULL
  * past the last: what a message lists as supported sources. */
 const char *ps_plugin_source_name(size_t i);

@@ -530,6 +530,11 @@ static int kafka_state_restore(ps_sink *k, const char *json, ps_error *err)
 
 static const char *const kafka_schemes[] = {"kafka", NULL};
 static const char *const kafka_check_ids[] = {"target.topics", "target.checkpoint_topic", NULL};
+/* kafka.txn.before_commit: the batch and the checkpoint record delivered,
+ * the transaction not yet committed; kafka.producer.fatal: `error` makes
+ * the producer fatal, as librdkafka's own fatal errors do. */
+static const char *const kafka_fault_points[] = {"kafka.txn.before_commit",
+                                                 "kafka.producer.fatal", NULL};
 
 const ps_sink_ops ps_sink_kafka = {
 	.abi_version = PS_SINK_ABI_VERSION,
@@ -555,4 +560,5 @@ const ps_sink_ops ps_sink_kafka = {
 	.checkpoint_kept = kafka_checkpoint_kept,
 	.figures = kafka_figures,
 	.idle = kafka_idle,
+	.fault_points = kafka_fault_points,
 };
