@@ -144,7 +144,6 @@ json_t *ps__job_json(ps_job *job)
 		json_object_set(o, "target_figures", json_object_get(figures, "target_figures"));
 	else
 		json_object_set_new(o, "target_figures", json_object());
-	json_decref(figures);
 	/* the limits in force now: a PATCH changes them at once (ratelimit.h) */
 	json_object_set_new(o, "limits",
 	                    json_pack("{s:I, s:I, s:i}", "rows_per_sec",
