@@ -10,7 +10,10 @@ real read_committed consumer (python3-confluent-kafka):
 - broker down and injected request errors (Produce, EndTxn, InitProducerId),
   a fatal producer and fencing, through `penstock server`: the job goes
   failed (or failed_permanently for fencing), retries, and nothing is lost;
-- prechecks, figures in job show and /metrics, secrets never shown.
+- prechecks, figures in job show and /metrics, secrets never shown;
+- a column added under writes: every event after it carries the new field
+  (payload and schema), none before it, nothing lost; a MariaDB source's
+  events carry Debezium's MySQL source block.
 
 The mock of librdkafka 2.0.2 writes no transaction markers: a read_committed
 consumer there also sees the records of transactions that were aborted or
@@ -999,3 +1002,44 @@ def test_a_column_added_under_writes_is_in_every_event_after_it(db, kafka, tmp_p
     assert before > 0 and after > 0, (before, after)
     print(f"{before} events before the ALTER without the column, {after} after it with it; "
           f"{len(want)} rows each exactly once")
+
+
+# --- a MySQL/MariaDB source (issue 16) -------------------------------------------------
+
+def test_mariadb_changes_carry_debeziums_mysql_source_block(mariadb, kafka, tmp_path):
+    """From a MariaDB binlog, each event's source is Debezium's MySQL
+    connector's block, with the binlog file, the rows event's offset, the
+    row's index in it, server id, GTID and (include_query) the statement, as
+    the JSON-lines events have them; its schema is the MySQL Source's."""
+    mariadb.execute("DROP DATABASE IF EXISTS d")
+    mariadb.execute("CREATE DATABASE d")
+    mariadb.execute("CREATE TABLE acct (id INT PRIMARY KEY, note VARCHAR(40))", database="d")
+    spec = {"name": "my", "type": "cdc",
+            "source": {"url": f"mysql://root@127.0.0.1:{mariadb.port}/", "include_query": True},
+            "target": {"url": f"kafka://{kafka.bootstrap}/?topic_prefix=my"},
+            "tables": {"include": ["d.*"]}}
+    run = Run(tmp_path, spec)
+    run.start()
+    run.wait_streaming()
+    stmt = "INSERT INTO acct VALUES (10, 'a'), (11, 'b')"
+    mariadb.execute(stmt, database="d")
+    status = mariadb.execute("SHOW MASTER STATUS")[0]
+    gtid = mariadb.execute("SELECT @@gtid_binlog_pos")[0][0]
+    wait_for(lambda: len([r for r in read_topic(kafka.bootstrap, "my.d.acct") if r.value]) >= 2,
+             60, interval=0.2, what="2 events")
+    assert run.stop() == 0, run.text()
+    recs = sorted((json.loads(r.value) for r in read_topic(kafka.bootstrap, "my.d.acct")
+                   if r.value), key=lambda v: v["payload"]["after"]["id"])
+    assert len(recs) == 2, recs
+    for i, v in enumerate(recs):
+        s = v["payload"]["source"]
+        assert s["connector"] == "mysql" and s["db"] == "d" and s["table"] == "acct", s
+        assert s["file"] == status[0] and 4 < s["pos"] < status[1], (s, status)
+        assert s["server_id"] == 1 and s["gtid"] == gtid and s["row"] == i, s
+        assert s["query"] == stmt and s["thread"] is None, s
+        assert "lsn" not in s and "schema" not in s, s
+        src_schema = next(f for f in v["schema"]["fields"] if f["field"] == "source")
+        assert src_schema["name"] == "io.debezium.connector.mysql.Source"
+        assert set(s) <= {f["field"] for f in src_schema["fields"]}, s
+        assert v["payload"]["after"] == {"id": 10 + i, "note": "ab"[i]}
+    assert recs[0]["payload"]["source"]["pos"] == recs[1]["payload"]["source"]["pos"]
