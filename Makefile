@@ -25,7 +25,7 @@ UNITDIR  ?= $(PREFIX)/lib/systemd/system
 BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
 SCDOC    ?= scdoc
 PYTHON   ?= /usr/bin/python3
-PKGS     := libpq jansson sqlite3 libmicrohttpd libcurl libmariadb zlib libcrypto
+PKGS     := libpq jansson sqlite3 libmicrohttpd libcurl libmariadb zlib libcrypto rdkafka
 TEST_PKGS := cmocka
 
 ifeq ($(SAN),)

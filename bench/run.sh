@@ -11,6 +11,9 @@
 #                 the same backlog -> SQLite and -> JSON lines
 #   3 lag.py      steady pgbench -R RATE for LAG_SECONDS: commit-to-applied lag
 #   4 bigtxn.py   one transaction of BIG_ROWS rows: penstock's peak RSS
+#   6 kafka.py    the backlog of TXNS pgbench transactions -> Kafka (librdkafka's
+#                 mock cluster, transactions on) next to -> JSON lines, and one
+#                 transaction of BIG_ROWS rows -> Kafka: penstock's peak RSS
 #   mysql_bench.py MariaDB (issue 16): a sysbench-like schema of 4 x MY_ROWS rows
 #                 -> PostgreSQL against pgloader; a backlog of TXNS transactions
 #                 -> JSON lines against mariadb-binlog -v; one transaction of
@@ -26,12 +29,12 @@
 # Tunable by environment (defaults are the issue's): ROUNDS (3), SCALE (30),
 # JOBS (4), TXNS (100000), RATE (2000), LAG_SECONDS (60), BIG_ROWS (5000000).
 # A quick run: ROUNDS=1 SCALE=2 TXNS=10000 LAG_SECONDS=10 BIG_ROWS=200000 make bench
-# ONLY=load,backlog,lag,bigtxn,compare,mysql,mariadb picks some of them.
+# ONLY=load,backlog,lag,bigtxn,compare,mysql,mariadb,kafka picks some of them.
 set -euo pipefail
 BIN=${1:-build/penstock}
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh --bench
-ONLY=${ONLY:-load,backlog,lag,bigtxn,compare,mysql,mariadb}
+ONLY=${ONLY:-load,backlog,lag,bigtxn,compare,mysql,mariadb,kafka}
 want() { [[ ",$ONLY," == *",$1,"* ]]; }
 if want load; then
   echo "== 1. initial load -> PostgreSQL vs pgcopydb clone, pg_dump | psql, binary COPY"
@@ -48,6 +51,12 @@ fi
 if want bigtxn; then
   echo "== 4. one transaction of ${BIG_ROWS:-5000000} rows: peak RSS"
   /usr/bin/python3 bench/bigtxn.py "$BIN" "${BIG_ROWS:-5000000}"
+fi
+if want kafka; then
+  echo "== 6. pgbench backlog -> Kafka (mock cluster, transactions on) vs JSON lines; one transaction of ${BIG_ROWS:-5000000} rows -> Kafka"
+  make --no-print-directory -s build/tools/kafka_mock     # the mock cluster's keeper
+  PENSTOCK_TOOLS="$PWD/build/tools" ONLY=backlog,bigtxn \
+    /usr/bin/python3 bench/kafka.py "$BIN" "${ROUNDS:-3}" "${TXNS:-100000}" "${BIG_ROWS:-5000000}"
 fi
 if want compare; then
   echo "== compare: full compare of pgbench_accounts (1M rows), equal and with 3 differing rows"

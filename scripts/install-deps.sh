@@ -8,6 +8,7 @@ packages=(
   build-essential pkg-config
   libpq-dev libjansson-dev libcmocka-dev libsqlite3-dev sqlite3
   libmicrohttpd-dev libcurl4-openssl-dev
+  librdkafka-dev kcat python3-confluent-kafka
   postgresql-15 postgresql-client-15
   python3 python3-pytest python3-psycopg2
   procps util-linux

@@ -61,7 +61,7 @@ typedef enum ps_errclass {
 #define PS_ERROR_MESSAGE_MAX 1024
 #define PS_ERROR_CONTEXT_MAX 512
 
-#define PS_ENGINE_CODE_MAX 24
+#define PS_ENGINE_CODE_MAX 48   /* Kafka error names run to ~40 characters */
 
 typedef struct ps_error {
 	int code;                            /* ps_error_code, PS_OK when clear */

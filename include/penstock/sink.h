@@ -240,6 +240,44 @@ typedef struct ps_sink_ops {
 	 * attached with rows): the core then reads the table's rows again. */
 	int (*table_change)(ps_sink *sink, const ps_txn *txn, const ps_table_change *tc,
 	                    const ps_table_options *opt, bool *backfill, ps_error *err);
+
+	/* --- where the checkpoint is kept; optional, with the checkpoint group */
+	/* Whether this instance keeps the checkpoint in the target: a sink
+	 * whose options decide (Kafka with transactions does, without them it
+	 * does not). NULL: it does whenever checkpoint_load/_store/_delete are
+	 * set. When it says false the core treats the target as
+	 * non-transactional: the checkpoint goes to the state directory after
+	 * flush, and a run that did not end cleanly marks what it repeats
+	 * "reprocessing". Asked after open, of an open instance. */
+	bool (*checkpoint_kept)(const ps_sink *sink);
+
+	/* --- the sink's own figures; optional -------------------------------- */
+	/* What the sink measures that the core cannot (a producer's messages,
+	 * bytes, transactions, delivery latency), for `job show`, the API and
+	 * /metrics. Sets *out to a new JSON object, one member per figure:
+	 *
+	 *   {"<name>": {"type": "counter"|"gauge", "value": <number>,
+	 *               "unit": "bytes"|"ms"|"", "help": "<one line>"}, ...}
+	 *
+	 * name is [a-z0-9_]; a counter counts since open (the core shows it
+	 * per run). Called on the applier thread, a few times a second at most;
+	 * must not block. Keep it under a few dozen figures. */
+	int (*figures)(ps_sink *sink, json_t **out, ps_error *err);
+
+	/* --- idle; optional ---------------------------------------------------- */
+	/* Nothing is being applied: called by the applier between transactions,
+	 * with no target transaction open, about every 200 ms while the source
+	 * has nothing new. For what a sink does by the clock rather than by the
+	 * changes (Kafka's heartbeats); anything it writes it makes durable
+	 * before returning. An error ends the run like a failed flush. */
+	int (*idle)(ps_sink *sink, ps_error *err);
+
+	/* --- fault points; optional ------------------------------------------ */
+	/* The plugin's own fault points (core/fault.h), each "<name>.<...>",
+	 * NULL-terminated: PENSTOCK_FAULT accepts them beside the core's, and
+	 * the plugin calls ps_fault_hit with them. */
+	const char *const *fault_points;
+
 	/* The target commits around DDL (MariaDB): table_change cannot alter a
 	 * table inside the open target transaction. The core then commits the
 	 * batch (with its checkpoint) just before a table change whenever the

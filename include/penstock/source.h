@@ -421,6 +421,12 @@ typedef struct ps_source_ops {
 	 * columns. */
 	int (*redescribe)(ps_source *src, const ps_table_def *def, ps_table_def **out, bool *gone,
 	                  ps_error *err);
+
+	/* --- fault points; optional ------------------------------------------ */
+	/* The plugin's own fault points (core/fault.h), each "<name>.<...>",
+	 * NULL-terminated: PENSTOCK_FAULT accepts them beside the core's, and
+	 * the plugin calls ps_fault_hit with them. */
+	const char *const *fault_points;
 } ps_source_ops;
 
 #endif

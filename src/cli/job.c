@@ -158,6 +158,33 @@ static void print_checks(json_t *checks, bool only_failed)
 	}
 }
 
+/* The target's own figures (sink.h figures), named as the sink names
+ * them, a few to a line. */
+static void print_target_figures(json_t *figures)
+{
+	const char *name;
+	json_t *f;
+	int n = 0;
+
+	json_object_foreach(figures, name, f) {
+		const char *unit = str(f, "unit", "");
+		double v = json_number_value(json_object_get(f, "value"));
+		char value[48];
+
+		if (strcmp(unit, "bytes") == 0)
+			human_bytes(value, sizeof(value), v);
+		else if (v == (double)(long long)v)
+			snprintf(value, sizeof(value), "%lld%s%s", (long long)v, unit[0] ? " " : "", unit);
+		else
+			snprintf(value, sizeof(value), "%.1f%s%s", v, unit[0] ? " " : "", unit);
+		printf("%s%s %s", n == 0 ? "  target      " : n % 3 == 0 ? ",\n              " : ", ",
+		       name, value);
+		n++;
+	}
+	if (n)
+		printf("\n");
+}
+
 /* What the source says of the log it keeps, when it says anything beyond
  * the figure of the lag line: its limit, what may still be written, its
  * word for the reader's state. */
@@ -244,6 +271,7 @@ static void print_show(json_t *j)
 	       json_number_value(json_object_get(rates, "changes_per_sec")),
 	       json_number_value(json_object_get(counters, "changes_applied")),
 	       json_number_value(json_object_get(counters, "txns_applied")));
+	print_target_figures(json_object_get(j, "target_figures"));
 	if (json_is_object(limits)) {
 		char rows[40] = "unlimited", bytes[40] = "unlimited bytes";
 		long long rr = json_integer_value(json_object_get(limits, "rows_per_sec"));

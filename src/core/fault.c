@@ -1,6 +1,9 @@
 /*
  * fault.c — fault injection (see fault.h). Parsed once at start; hit counters
- * are atomics so the reader and the applier may share the table.
+ * are atomics so the reader and the applier may share the table. The known
+ * points are the core's and those the registered plugins declare
+ * (fault_points in their ops, each under the plugin's name): this file
+ * names no engine.
  */
 #include <errno.h>
 #include <signal.h>
@@ -11,6 +14,7 @@
 #include <unistd.h>
 
 #include "core/fault.h"
+#include "core/plugin.h"
 #include "util/log.h"
 
 #define MAX_FAULTS 8
@@ -25,10 +29,18 @@ typedef struct fault {
 static fault g_faults[MAX_FAULTS];
 static int g_nfaults;
 
-static const char *const known_points[] = {
+static const char *const core_points[] = {
 	"source.read", "apply.batch.before_commit", "apply.batch.after_commit",
 	"snapshot.unit.commit", NULL
 };
+
+/* Known point number i: the core's, then the plugins'; NULL past the last. */
+static const char *known_point(size_t i)
+{
+	size_t ncore = sizeof(core_points) / sizeof(core_points[0]) - 1;
+
+	return i < ncore ? core_points[i] : ps_plugin_fault_point(i - ncore);
+}
 
 static int parse_one(const char *spec, fault *f, ps_error *err)
 {
@@ -38,6 +50,8 @@ static int parse_one(const char *spec, fault *f, ps_error *err)
 	char *end = NULL;
 	size_t plen;
 	int known = 0;
+	char list[1024];
+	size_t used = 0;
 
 	if (!colon)
 		return ps_error_set(err, PS_EINVAL,
@@ -47,13 +61,16 @@ static int parse_one(const char *spec, fault *f, ps_error *err)
 		return ps_error_set(err, PS_EINVAL, "PENSTOCK_FAULT: bad point in '%s'", spec);
 	memcpy(f->point, spec, plen);
 	f->point[plen] = '\0';
-	for (int i = 0; known_points[i]; i++)
-		known |= strcmp(known_points[i], f->point) == 0;
+	list[0] = '\0';
+	for (size_t i = 0; known_point(i); i++) {
+		known |= strcmp(known_point(i), f->point) == 0;
+		if (used < sizeof(list))
+			used += (size_t)snprintf(list + used, sizeof(list) - used, "%s%s", i ? ", " : "",
+			                         known_point(i));
+	}
 	if (!known)
-		return ps_error_set(err, PS_EINVAL,
-		                    "PENSTOCK_FAULT: unknown point '%s'; known: source.read, "
-		                    "apply.batch.before_commit, apply.batch.after_commit, "
-		                    "snapshot.unit.commit", f->point);
+		return ps_error_set(err, PS_EINVAL, "PENSTOCK_FAULT: unknown point '%s'; known: %s",
+		                    f->point, list);
 	at = strchr(colon + 1, '@');
 	plen = at ? (size_t)(at - colon - 1) : strlen(colon + 1);
 	if (plen >= sizeof(action))

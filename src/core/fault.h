@@ -6,8 +6,11 @@
  * action `error` makes ps_fault_hit return PS_EFAULT (the caller fails as it
  * would on a real error); `crash` kills the process at once with SIGKILL, as
  * a power cut would (no flush, no atexit). n (default 1) is which hit fires.
- * Points: source.read, apply.batch.before_commit, apply.batch.after_commit,
- * snapshot.unit.commit.
+ * Points: the core's source.read, apply.batch.before_commit,
+ * apply.batch.after_commit, snapshot.unit.commit, and each point a
+ * registered plugin declares in its ops (fault_points: "<plugin>.<point>";
+ * docs/plugins.md). A point nobody declared is refused, and the message
+ * lists every known one.
  */
 #ifndef PS_CORE_FAULT_H
 #define PS_CORE_FAULT_H

@@ -798,6 +798,18 @@ static void set_phase(pipeline *p, int phase)
 		p->cfg->on_phase(phase, p->cfg->payload);
 }
 
+/* The sink's own figures (sink.h figures), with the rest of the status; a
+ * sink that cannot tell them now only leaves the last ones shown. */
+static void publish_figures(pipeline *p)
+{
+	char figures[PS_TARGET_FIGURES_MAX];
+	ps_error ferr;
+
+	ps_error_clear(&ferr);
+	if (ps_snk_figures(&p->snk, figures, sizeof(figures), &ferr) == PS_OK)
+		ps_run_status_set_target_figures(p->cfg->status, figures);
+}
+
 /* For a watcher, at most 4 times a second unless forced. Once the reader
  * has found the log's end with nothing queued, the job is streaming. */
 static void publish_status(pipeline *p, bool force)
@@ -826,6 +838,7 @@ static void publish_status(pipeline *p, bool force)
 	ps_run_status_applied(p->cfg->status, p->ck.position, p->ck.cdc_state, p->changes_applied,
 	                      p->txns_applied, p->last_commit_time_us, idle, atomic_load(&p->phase));
 	ps_run_status_set_ops(p->cfg->status, &p->ops);
+	publish_figures(p);
 	if (p->cfg->on_tick)
 		p->cfg->on_tick(p->cfg->payload);
 }
@@ -850,6 +863,8 @@ static int applier_loop(pipeline *p, ps_error *err)
 			return PS_OK;
 		if (rc == PS_ETIMEOUT) {
 			rc = p->in_txn ? PS_OK : apply_flush(p, err);
+			if (rc == PS_OK && !p->in_txn && p->batch_txns == 0)
+				rc = ps_snk_idle(&p->snk, err);   /* e.g. heartbeats (sink.h idle) */
 			if (rc != PS_OK)
 				return rc;
 			report_progress(p, false);

@@ -21,6 +21,7 @@ extern const ps_source_ops ps_source_pg;
 extern const ps_source_ops ps_source_mysql;
 extern const ps_sink_ops ps_sink_jsonl;
 extern const ps_sink_ops ps_sink_mysql;
+extern const ps_sink_ops ps_sink_kafka;
 extern const ps_sink_ops ps_sink_pg;
 extern const ps_sink_ops ps_sink_sqlite;
 
@@ -36,7 +37,7 @@ static const ps_url_syntax *const builtin_syntaxes[] = {
 };
 static const ps_source_ops *const builtin_sources[] = {&ps_source_pg, &ps_source_mysql, NULL};
 static const ps_sink_ops *const builtin_sinks[] = {
-	&ps_sink_jsonl, &ps_sink_pg, &ps_sink_sqlite, &ps_sink_mysql, NULL
+	&ps_sink_jsonl, &ps_sink_pg, &ps_sink_sqlite, &ps_sink_mysql, &ps_sink_kafka, NULL
 };
 
 static const ps_url_syntax *const *syntax_table = builtin_syntaxes;
@@ -110,7 +111,7 @@ static int check_options(const ps_option_def *defs, const char *what, const char
 		if (d->kind == PS_OPTION_CHOICE) {
 			bool has_default = !d->default_text;
 			ok = ok && d->choices && d->choices[0];
-			for (const char *const *c = d->choices; ok && *c; c++)
+			for (const char *const *c = d->choices; ok && *c && d->default_text; c++)
 				has_default |= strcmp(*c, d->default_text) == 0;
 			ok = ok && has_default;
 		}
@@ -121,6 +122,21 @@ static int check_options(const ps_option_def *defs, const char *what, const char
 			return ps_error_set(err, PS_EINVAL, "%s plugin %s declares option %s badly",
 			                    what, name ? name : "?", d->name);
 	}
+	return PS_OK;
+}
+
+/* A plugin's fault points are its own: "<name>.<...>". */
+static int check_fault_points(const char *const *points, const char *what, const char *name,
+                              ps_error *err)
+{
+	size_t n = name ? strlen(name) : 0;
+
+	for (size_t i = 0; points && points[i]; i++)
+		if (!n || strncmp(points[i], name, n) != 0 || points[i][n] != '.' || !points[i][n + 1] ||
+		    strlen(points[i]) >= 64)
+			return ps_error_set(err, PS_EINVAL, "%s plugin %s declares fault point '%s', which "
+			                    "is not %s.<point> (at most 63 characters)", what,
+			                    name ? name : "?", points[i], name ? name : "?");
 	return PS_OK;
 }
 
@@ -156,6 +172,8 @@ int ps_plugin_check_source(const ps_source_ops *ops, ps_error *err)
 	if (missing)
 		return ps_error_set(err, PS_EINVAL, "source plugin %s lacks required callback %s",
 		                    ops->name ? ops->name : "?", missing);
+	if (check_fault_points(ops->fault_points, "source", ops->name, err) != PS_OK)
+		return PS_EINVAL;
 	return check_options(ops->options, "source", ops->name, err);
 }
 
@@ -182,9 +200,13 @@ int ps_plugin_check_sink(const ps_sink_ops *ops, ps_error *err)
 		missing = "load_raw_accepts/_begin/_write/_end set";
 	else if (!ops->state_save != !ops->state_restore)
 		missing = "state_save/_restore pair";
+	else if (ops->checkpoint_kept && !ops->checkpoint_load)
+		missing = "checkpoint_load/_store/_delete set (checkpoint_kept needs them)";
 	if (missing)
 		return ps_error_set(err, PS_EINVAL, "sink plugin %s lacks required callback %s",
 		                    ops->name ? ops->name : "?", missing);
+	if (check_fault_points(ops->fault_points, "sink", ops->name, err) != PS_OK)
+		return PS_EINVAL;
 	return check_options(ops->options, "sink", ops->name, err);
 }
 
@@ -214,6 +236,19 @@ size_t ps_plugin_check_ids(const char **ids, size_t cap)
 	for (size_t i = 0; sink_table[i]; i++)
 		add_ids(ids, &n, cap, sink_table[i]->check_ids);
 	return n;
+}
+
+const char *ps_plugin_fault_point(size_t i)
+{
+	for (int p = 0; source_table[p]; p++)
+		for (const char *const *f = source_table[p]->fault_points; f && *f; f++)
+			if (i-- == 0)
+				return *f;
+	for (int p = 0; sink_table[p]; p++)
+		for (const char *const *f = sink_table[p]->fault_points; f && *f; f++)
+			if (i-- == 0)
+				return *f;
+	return NULL;
 }
 
 const char *ps_plugin_source_name(size_t i)
@@ -672,7 +707,46 @@ int ps_snk_flush(ps_snk *k, ps_error *err)
 
 int ps_snk_has_checkpoint_store(const ps_snk *k)
 {
-	return k->ops->checkpoint_store != NULL;
+	if (!k->ops->checkpoint_store)
+		return 0;
+	return !k->ops->checkpoint_kept || !k->impl || k->ops->checkpoint_kept(k->impl);
+}
+
+int ps_snk_idle(ps_snk *k, ps_error *err)
+{
+	int rc;
+
+	if (!k->ops->idle || !k->impl)
+		return PS_OK;
+	rc = k->ops->idle(k->impl, err);
+	if (rc != PS_OK)
+		ps_error_add_context(err, "target %s, idle", k->ops->name);
+	return rc;
+}
+
+int ps_snk_figures(ps_snk *k, char *buf, size_t len, ps_error *err)
+{
+	json_t *figures = NULL;
+	char *text = NULL;
+	int rc;
+
+	if (len)
+		buf[0] = '\0';
+	if (!k->ops || !k->ops->figures || !k->impl)
+		return PS_OK;
+	rc = k->ops->figures(k->impl, &figures, err);
+	if (rc != PS_OK)
+		return ps_error_add_context(err, "target %s, figures", k->ops->name);
+	if (json_is_object(figures))
+		text = json_dumps(figures, JSON_COMPACT);
+	json_decref(figures);
+	if (text && strlen(text) < len)
+		snprintf(buf, len, "%s", text);
+	else if (text)
+		rc = ps_error_set(err, PS_ETOOBIG, "target %s reports more figures than %zu bytes hold",
+		                  k->ops->name, len);
+	free(text);
+	return rc;
 }
 
 void ps_snk_close(ps_snk *k)

@@ -51,6 +51,10 @@ const ps_sink_ops *ps_plugin_sink_for(const char *scheme, ps_error *err);
  * most cap); returns how many. */
 size_t ps_plugin_check_ids(const char **ids, size_t cap);
 
+/* Fault point number i that a plugin of this build declares (sources'
+ * then sinks' fault_points), or NULL past the last (core/fault.c). */
+const char *ps_plugin_fault_point(size_t i);
+
 /* The first URL scheme of source plugin number i ("postgresql"), or NULL
  * past the last: what a message lists as supported sources. */
 const char *ps_plugin_source_name(size_t i);
@@ -176,7 +180,14 @@ int ps_snk_begin(ps_snk *k, const ps_txn *txn, ps_error *err);
 int ps_snk_write(ps_snk *k, const ps_txn *txn, const ps_change *c, ps_error *err);
 int ps_snk_commit(ps_snk *k, const ps_txn *txn, ps_error *err);
 int ps_snk_flush(ps_snk *k, ps_error *err);
+/* The sink keeps the checkpoint in the target: it has the checkpoint group
+ * and, when it has checkpoint_kept, this open instance says so. */
 int ps_snk_has_checkpoint_store(const ps_snk *k);
+/* The sink's own figures (sink.h figures) as compact JSON text into buf
+ * ("" when it has none); PS_ETOOBIG when they do not fit in len. */
+int ps_snk_figures(ps_snk *k, char *buf, size_t len, ps_error *err);
+/* The applier is idle (sink.h idle); PS_OK when the sink has no idle work. */
+int ps_snk_idle(ps_snk *k, ps_error *err);
 /* *json NULL when there is none (or the sink keeps no checkpoints). */
 int ps_snk_checkpoint_load(ps_snk *k, char **json, ps_error *err);
 int ps_snk_checkpoint_store(ps_snk *k, const char *json, ps_error *err);

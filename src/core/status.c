@@ -182,6 +182,13 @@ void ps_run_status_applied(ps_run_status *s, const char *applied, int cdc_state,
 	pthread_mutex_unlock(&s->mu);
 }
 
+void ps_run_status_set_target_figures(ps_run_status *s, const char *json)
+{
+	pthread_mutex_lock(&s->mu);
+	snprintf(s->target_figures, sizeof(s->target_figures), "%s", json ? json : "");
+	pthread_mutex_unlock(&s->mu);
+}
+
 /* --- changes by table and operation --------------------------------------- */
 
 static int ops_index(int op)
@@ -373,7 +380,7 @@ static json_t *table_changes_json(const ps_run_status *c)
 
 json_t *ps_run_status_json(const ps_run_status *c)
 {
-	json_t *tables = json_array(), *o;
+	json_t *tables = json_array(), *figures = NULL, *o;
 	const char *phase = ps_phase_name(c->phase);
 	double rows_per_sec = 0;
 
@@ -390,8 +397,14 @@ json_t *ps_run_status_json(const ps_run_status *c)
 			                                                     : json_null()));
 		rows_per_sec += t->rows_per_sec;
 	}
+	if (c->target_figures[0])
+		figures = json_loads(c->target_figures, 0, NULL);
+	if (!json_is_object(figures)) {
+		json_decref(figures);
+		figures = json_object();
+	}
 	o = json_pack(
-		"{s:o, s:s, s:{s:o, s:o, s:o, s:o}, s:{s:f, s:o}, s:o, s:{s:f, s:f}, s:{s:I, s:I}, s:o}",
+		"{s:o, s:s, s:{s:o, s:o, s:o, s:o}, s:{s:f, s:o}, s:o, s:{s:f, s:f}, s:{s:I, s:I}, s:o, s:o}",
 		"phase", phase ? json_string(phase) : json_null(),
 		"cdc_state", ps_cdc_state_name(c->cdc_state),
 		"positions", "read", position_or_null(c->read), "applied", position_or_null(c->applied),
@@ -402,7 +415,7 @@ json_t *ps_run_status_json(const ps_run_status *c)
 		"rates", "changes_per_sec", c->changes_per_sec, "rows_per_sec", rows_per_sec,
 		"counters", "changes_applied", (json_int_t)c->changes_applied, "txns_applied",
 		(json_int_t)c->txns_applied,
-		"tables", tables);
+		"tables", tables, "target_figures", figures);
 	if (!o)
 		return NULL;
 	json_object_set_new(o, "retention",

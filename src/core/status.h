@@ -41,6 +41,9 @@ typedef enum ps_health {
 	                                       checkpointed; the run then ends failed */
 } ps_health;
 
+/* Longest JSON text of a sink's own figures kept in a status. */
+#define PS_TARGET_FIGURES_MAX 4096
+
 typedef struct ps_table_status {
 	char schema[64];
 	char name[64];
@@ -114,6 +117,8 @@ typedef struct ps_run_status {
 	ps_table_status *tables;            /* the load's tables; ntables entries */
 	size_t ntables;
 	char server_version[32];
+	char target_figures[PS_TARGET_FIGURES_MAX]; /* the sink's own figures (sink.h
+	                                       figures) as JSON object text, or "" */
 	/* The source's own account of the log it keeps for the job (source.h
 	 * log_retention), sampled every few seconds; -1 / "" unknown. */
 	long long retention_limit_bytes;    /* the most it keeps for a reader */
@@ -158,6 +163,8 @@ void ps_run_status_applied(ps_run_status *s, const char *applied, int cdc_state,
                            uint64_t changes, uint64_t txns, int64_t last_commit_time_us,
                            bool idle, int phase);
 
+/* Replaces the sink's figures (locks): JSON object text, "" for none. */
+void ps_run_status_set_target_figures(ps_run_status *s, const char *json);
 /* Publishes the applier's counts when they changed (locks); on out of
  * memory the last published ones stay. */
 void ps_run_status_set_ops(ps_run_status *s, ps_op_counts *c);
@@ -181,7 +188,8 @@ void ps_run_status_set_health(ps_run_status *s, int health);
  *  "tables": [{..., rows_per_sec, eta_seconds}],
  *  "apply_batches": {count, seconds_sum, buckets: [{le, count}] (cumulative)},
  *  "table_changes": [{schema, name, insert, update, delete, truncate,
- *                     insert_bytes, ...}] (when copied with table_ops)}
+ *                     insert_bytes, ...}] (when copied with table_ops),
+ *  "target_figures": {...} (sink.h figures; {} when the sink has none)}
  *  — of a copy. */
 json_t *ps_run_status_json(const ps_run_status *copy);
 const char *ps_phase_name(int phase);

@@ -139,6 +139,11 @@ json_t *ps__job_json(ps_job *job)
 	              "log_reader", json_string(held.log_reader),
 	              "created_at", time_json(job->created_at), "updated_at", time_json(job->updated_at),
 	              "spec", spec ? spec : json_null());
+	/* the target's own figures (sink.h figures), {} when it has none */
+	if (json_is_object(json_object_get(figures, "target_figures")))
+		json_object_set(o, "target_figures", json_object_get(figures, "target_figures"));
+	else
+		json_object_set_new(o, "target_figures", json_object());
 	/* the limits in force now: a PATCH changes them at once (ratelimit.h) */
 	json_object_set_new(o, "limits",
 	                    json_pack("{s:I, s:I, s:i}", "rows_per_sec",

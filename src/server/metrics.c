@@ -378,6 +378,72 @@ static void compares(ps_buf *b, const jobfig *jf, size_t n)
 	}
 }
 
+/* ==== the target's own figures ============================================ */
+
+/* A figure name a sink reported (sink.h figures): [a-z0-9_]+. */
+static bool figure_name_ok(const char *s)
+{
+	if (!s || !*s)
+		return false;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '_'))
+			return false;
+	return true;
+}
+
+/* The target's own figures (sink.h figures), one metric family per name:
+ * penstock_target_<name>, a counter's with _total; whatever a sink calls
+ * them, the core names no engine. */
+static void target_figures(ps_buf *b, const jobfig *jf, size_t n)
+{
+	json_t *families = json_object(), *fam, *fig;
+	const char *name;
+
+	for (size_t i = 0; i < n; i++) {
+		json_object_foreach(json_object_get(jf[i].fig, "target_figures"), name, fig) {
+			json_t *v = json_object_get(fig, "value");
+			const char *type = json_string_value(json_object_get(fig, "type"));
+			bool counter = type && strcmp(type, "counter") == 0;
+
+			if (!figure_name_ok(name) || !json_is_number(v) ||
+			    (!counter && !(type && strcmp(type, "gauge") == 0)))
+				continue;
+			fam = json_object_get(families, name);
+			if (!fam) {
+				const char *h = json_string_value(json_object_get(fig, "help"));
+				fam = json_pack("{s:b, s:s, s:[]}", "counter", counter, "help",
+				                h ? h : "A figure of the job's target.", "samples");
+				json_object_set_new(families, name, fam);
+			}
+			json_array_append_new(json_object_get(fam, "samples"),
+			                      json_pack("[s, f]", jf[i].job->spec->name,
+			                                json_number_value(v)));
+		}
+	}
+	json_object_foreach(families, name, fam) {
+		char metric[160], help_text[512];
+		bool counter = json_is_true(json_object_get(fam, "counter"));
+		size_t len = strlen(name), i;
+		json_t *sample;
+		const char *h = json_string_value(json_object_get(fam, "help"));
+
+		snprintf(metric, sizeof(metric), "penstock_target_%s%s", name,
+		         counter && !(len > 6 && strcmp(name + len - 6, "_total") == 0) ? "_total" : "");
+		/* HELP text: one line, without the characters the format escapes */
+		snprintf(help_text, sizeof(help_text), "%s", h);
+		for (char *c = help_text; *c; c++)
+			if (*c == '\n' || *c == '\\')
+				*c = ' ';
+		help(b, metric, counter ? "counter" : "gauge", help_text);
+		json_array_foreach(json_object_get(fam, "samples"), i, sample) {
+			ps_buf_printf(b, "%s{job=\"%s\"}", metric,
+			              json_string_value(json_array_get(sample, 0)));
+			value(b, json_number_value(json_array_get(sample, 1)));
+		}
+	}
+	json_decref(families);
+}
+
 /* ==== the whole page ====================================================== */
 
 char *ps_jobs_metrics(ps_server *srv)
@@ -423,6 +489,7 @@ char *ps_jobs_metrics(ps_server *srv)
 	applying(&b, jf, n);
 	snapshot(&b, jf, n);
 	compares(&b, jf, n);
+	target_figures(&b, jf, n);
 	ps_webhooks_metrics(srv->webhooks, &b);
 done:
 	pthread_mutex_unlock(&srv->mu);

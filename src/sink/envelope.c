@@ -8,77 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sink/envelope.h"
-#include "util/json.h"
+#include "sink/envelope_internal.h"
 
 #define NAMES_LIMIT ((size_t)16 << 20)
-
-/* The pre-rendered names of one table definition (note 2). */
-struct ps_envelope_names {
-	ps_table *table;   /* one reference held while cached; NULL if free */
-	char *text;        /* "schema":..,"table":.. then each quoted column name */
-	size_t *off;       /* ncolumns + 2 offsets into text: off[1] ends the
-	                      schema/table part; column i is [off[i+1], off[i+2]) */
-};
-
-
-/* A writer with a sticky error, so rendering reads as a sequence of puts. */
-typedef struct out {
-	ps_buf *b;
-	int rc;
-} out;
-
-static inline void put(out *o, const char *s, size_t n)
-{
-	if (o->rc == 0)
-		o->rc = ps_buf_append(o->b, s, n);
-}
-
-#define PUT_LIT(o, lit) put((o), (lit), sizeof(lit) - 1)
-
-static inline void put_str(out *o, const char *s, size_t n)
-{
-	if (o->rc == 0)
-		o->rc = ps_json_append_string(o->b, s, n);
-}
-
-static void put_cstr_or_null(out *o, const char *s)
-{
-	if (s)
-		put_str(o, s, strlen(s));
-	else
-		PUT_LIT(o, "null");
-}
-
-static void put_u64(out *o, uint64_t v)
-{
-	char tmp[24];
-	char *p = tmp + sizeof(tmp);
-
-	do {
-		*--p = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	put(o, p, (size_t)(tmp + sizeof(tmp) - p));
-}
-
-static void put_i64(out *o, int64_t v)
-{
-	if (v < 0) {
-		PUT_LIT(o, "-");
-		put_u64(o, (uint64_t)0 - (uint64_t)v);
-	} else {
-		put_u64(o, (uint64_t)v);
-	}
-}
-
-static void put_bool(out *o, bool v)
-{
-	if (v)
-		PUT_LIT(o, "true");
-	else
-		PUT_LIT(o, "false");
-}
 
 /* Digits at s[*i..], advancing *i; returns how many. */
 static size_t skip_digits(const char *s, size_t len, size_t *i)
@@ -101,7 +33,7 @@ static bool json_int_part(const char *s, size_t len, size_t *i)
 	return nd > 0 && !(nd > 1 && s[*i - nd] == '0');
 }
 
-static bool is_json_integer(const char *s, size_t len)
+bool ps__env_is_json_integer(const char *s, size_t len)
 {
 	size_t i = 0;
 
@@ -109,7 +41,7 @@ static bool is_json_integer(const char *s, size_t len)
 }
 
 /* -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? — RFC 8259 number. */
-static bool is_json_number(const char *s, size_t len)
+bool ps__env_is_json_number(const char *s, size_t len)
 {
 	size_t i = 0;
 
@@ -131,49 +63,44 @@ static bool is_json_number(const char *s, size_t len)
 }
 
 /* A NULL or TEXT value, rendered by its column's type class. */
-static void put_value(out *o, const ps_column *col, const ps_value *v)
+static void put_value(ps_env_out *o, const ps_column *col, const ps_value *v)
 {
 	if (v->kind != PS_VALUE_TEXT || !v->data) {
-		PUT_LIT(o, "null");
+		PS_ENV_LIT(o, "null");
 		return;
 	}
 	switch (col->type_class) {
 	case PS_TYPE_INTEGER:
-		if (is_json_integer(v->data, v->len)) {
-			put(o, v->data, v->len);
+		if (ps__env_is_json_integer(v->data, v->len)) {
+			ps__env_put(o, v->data, v->len);
 			return;
 		}
 		break;
 	case PS_TYPE_FLOAT:
-		if (is_json_number(v->data, v->len)) {
-			put(o, v->data, v->len);
+		if (ps__env_is_json_number(v->data, v->len)) {
+			ps__env_put(o, v->data, v->len);
 			return;
 		}
 		break;
 	case PS_TYPE_BOOL:
 		if (v->len == 1 && (v->data[0] == 't' || v->data[0] == 'f')) {
-			put_bool(o, v->data[0] == 't');
+			ps__env_bool(o, v->data[0] == 't');
 			return;
 		}
 		break;
 	default:
 		break;
 	}
-	put_str(o, v->data, v->len);
-}
-
-static inline void put_column_name(out *o, const ps_envelope_names *names, int i)
-{
-	put(o, names->text + names->off[i + 1], names->off[i + 2] - names->off[i + 1]);
+	ps__env_str(o, v->data, v->len);
 }
 
 /* A row object. Unchanged values are skipped and reported in *unchanged. */
-static void put_row(out *o, const ps_table *t, const ps_envelope_names *names,
+static void put_row(ps_env_out *o, const ps_table *t, const ps_envelope_names *names,
                     const ps_value *vals, bool keys_only, bool *unchanged)
 {
 	bool first = true;
 
-	PUT_LIT(o, "{");
+	PS_ENV_LIT(o, "{");
 	for (int i = 0; i < t->ncolumns; i++) {
 		if (keys_only && !t->columns[i].is_key)
 			continue;
@@ -182,71 +109,71 @@ static void put_row(out *o, const ps_table *t, const ps_envelope_names *names,
 			continue;
 		}
 		if (!first)
-			PUT_LIT(o, ",");
+			PS_ENV_LIT(o, ",");
 		first = false;
-		put_column_name(o, names, i);
-		PUT_LIT(o, ":");
+		ps__env_column_name(o, names, i);
+		PS_ENV_LIT(o, ":");
 		put_value(o, &t->columns[i], &vals[i]);
 	}
-	PUT_LIT(o, "}");
+	PS_ENV_LIT(o, "}");
 }
 
-static void put_unchanged(out *o, const ps_table *t, const ps_envelope_names *names,
+static void put_unchanged(ps_env_out *o, const ps_table *t, const ps_envelope_names *names,
                           const ps_value *vals)
 {
 	bool first = true;
 
-	PUT_LIT(o, ",\"unchanged\":[");
+	PS_ENV_LIT(o, ",\"unchanged\":[");
 	for (int i = 0; i < t->ncolumns; i++) {
 		if (vals[i].kind != PS_VALUE_UNCHANGED)
 			continue;
 		if (!first)
-			PUT_LIT(o, ",");
+			PS_ENV_LIT(o, ",");
 		first = false;
-		put_column_name(o, names, i);
+		ps__env_column_name(o, names, i);
 	}
-	PUT_LIT(o, "]");
+	PS_ENV_LIT(o, "]");
 }
 
-static void put_source(out *o, const ps_envelope *k, const ps_txn *txn,
+static void put_source(ps_env_out *o, const ps_envelope *k, const ps_txn *txn,
                        const ps_change *c, const ps_envelope_names *names)
 {
-	put(o, k->source_prefix, k->source_prefix_len);
+	ps__env_put(o, k->source_prefix, k->source_prefix_len);
 	if (names)
-		put(o, names->text, names->off[1]);
+		ps__env_put(o, names->text, names->off[1]);
 	else
-		PUT_LIT(o, "\"schema\":null,\"table\":null");
-	PUT_LIT(o, ",\"lsn\":");
-	put_u64(o, c->lsn);
-	PUT_LIT(o, ",\"txId\":");
-	put_u64(o, txn ? txn->xid : 0);
-	PUT_LIT(o, ",\"ts_ms\":");
-	put_i64(o, txn ? txn->commit_time_us / 1000 : 0);
+		PS_ENV_LIT(o, "\"schema\":null,\"table\":null");
+	PS_ENV_LIT(o, ",\"lsn\":");
+	ps__env_u64(o, c->lsn);
+	PS_ENV_LIT(o, ",\"txId\":");
+	ps__env_u64(o, txn ? txn->xid : 0);
+	PS_ENV_LIT(o, ",\"ts_ms\":");
+	ps__env_i64(o, txn ? txn->commit_time_us / 1000 : 0);
 	if (c->source_info && c->source_info[0]) {
-		PUT_LIT(o, ",");
-		put(o, c->source_info, strlen(c->source_info));
+		PS_ENV_LIT(o, ",");
+		ps__env_put(o, c->source_info, strlen(c->source_info));
 	}
-	PUT_LIT(o, "}");
+	PS_ENV_LIT(o, "}");
 }
 
-static void put_extras(out *o, const ps_change *c)
+static void put_extras(ps_env_out *o, const ps_change *c)
 {
 	if (c->op == PS_OP_TRUNCATE) {
-		PUT_LIT(o, ",\"truncate\":{\"cascade\":");
-		put_bool(o, (c->truncate_flags & PS_TRUNCATE_CASCADE) != 0);
-		PUT_LIT(o, ",\"restart_identity\":");
-		put_bool(o, (c->truncate_flags & PS_TRUNCATE_RESTART_IDENTITY) != 0);
-		PUT_LIT(o, "}");
+		PS_ENV_LIT(o, ",\"truncate\":{\"cascade\":");
+		ps__env_bool(o, (c->truncate_flags & PS_TRUNCATE_CASCADE) != 0);
+		PS_ENV_LIT(o, ",\"restart_identity\":");
+		ps__env_bool(o, (c->truncate_flags & PS_TRUNCATE_RESTART_IDENTITY) != 0);
+		PS_ENV_LIT(o, "}");
 	} else if (c->op == PS_OP_MESSAGE) {
-		PUT_LIT(o, ",\"message\":{\"prefix\":");
-		put_cstr_or_null(o, c->message_prefix ? c->message_prefix : "");
-		PUT_LIT(o, ",\"content\":");
+		PS_ENV_LIT(o, ",\"message\":{\"prefix\":");
+		ps__env_cstr_or_null(o, c->message_prefix ? c->message_prefix : "");
+		PS_ENV_LIT(o, ",\"content\":");
 		if (o->rc == 0)
 			o->rc = ps_json_append_base64(o->b, c->message_content,
 			                              c->message_content ? c->message_len : 0);
-		PUT_LIT(o, ",\"transactional\":");
-		put_bool(o, c->message_transactional);
-		PUT_LIT(o, "}");
+		PS_ENV_LIT(o, ",\"transactional\":");
+		ps__env_bool(o, c->message_transactional);
+		PS_ENV_LIT(o, "}");
 	}
 }
 
@@ -255,7 +182,7 @@ static void put_extras(out *o, const ps_change *c)
 static int render_event(const ps_envelope *k, ps_buf *b, const ps_txn *txn, const ps_change *c,
                         const ps_envelope_names *names, int64_t now_ms)
 {
-	out o = {b, 0};
+	ps_env_out o = {b, 0};
 	const ps_table *t = c->table;
 	bool has_before = t && c->old_values &&
 	                  (c->op == PS_OP_UPDATE || c->op == PS_OP_DELETE);
@@ -265,26 +192,26 @@ static int render_event(const ps_envelope *k, ps_buf *b, const ps_txn *txn, cons
 	bool unchanged = false, old_unchanged = false;
 	char op_text[] = ",\"op\":\"?\",\"ts_ms\":";
 
-	PUT_LIT(&o, "{\"before\":");
+	PS_ENV_LIT(&o, "{\"before\":");
 	if (has_before)
 		put_row(&o, t, names, c->old_values, c->old_is_key, &old_unchanged);
 	else
-		PUT_LIT(&o, "null");
-	PUT_LIT(&o, ",\"after\":");
+		PS_ENV_LIT(&o, "null");
+	PS_ENV_LIT(&o, ",\"after\":");
 	if (has_after)
 		put_row(&o, t, names, c->new_values, false, &unchanged);
 	else
-		PUT_LIT(&o, "null");
+		PS_ENV_LIT(&o, "null");
 	op_text[7] = (char)c->op;
-	put(&o, op_text, sizeof(op_text) - 1);
-	put_i64(&o, now_ms);
+	ps__env_put(&o, op_text, sizeof(op_text) - 1);
+	ps__env_i64(&o, now_ms);
 	put_source(&o, k, txn, c, names);
 	put_extras(&o, c);
 	if (txn && txn->reprocessing)
-		PUT_LIT(&o, ",\"reprocessing\":true");
+		PS_ENV_LIT(&o, ",\"reprocessing\":true");
 	if (unchanged)
 		put_unchanged(&o, t, names, c->new_values);
-	PUT_LIT(&o, "}\n");
+	PS_ENV_LIT(&o, "}\n");
 	return o.rc;
 }
 
@@ -292,6 +219,7 @@ static int render_event(const ps_envelope *k, ps_buf *b, const ps_txn *txn, cons
 
 static void names_clear(ps_envelope_names *e)
 {
+	ps__envelope_dbz_clear(e);
 	ps_table_unref(e->table);
 	free(e->text);
 	free(e->off);
@@ -303,7 +231,7 @@ static void names_clear(ps_envelope_names *e)
 static int names_build(ps_envelope_names *e, ps_table *t)
 {
 	ps_buf b;
-	out o = {&b, 0};
+	ps_env_out o = {&b, 0};
 	size_t *off = NULL;
 	int rc = 0;
 
@@ -313,14 +241,14 @@ static int names_build(ps_envelope_names *e, ps_table *t)
 		rc = PS_ENOMEM;
 		goto cleanup;
 	}
-	PUT_LIT(&o, "\"schema\":");
-	put_cstr_or_null(&o, t->schema);
-	PUT_LIT(&o, ",\"table\":");
-	put_cstr_or_null(&o, t->name);
+	PS_ENV_LIT(&o, "\"schema\":");
+	ps__env_cstr_or_null(&o, t->schema);
+	PS_ENV_LIT(&o, ",\"table\":");
+	ps__env_cstr_or_null(&o, t->name);
 	off[1] = b.len;
 	for (int i = 0; i < t->ncolumns; i++) {
 		const char *name = t->columns[i].name ? t->columns[i].name : "";
-		put_str(&o, name, strlen(name));
+		ps__env_str(&o, name, strlen(name));
 		off[i + 2] = b.len;
 	}
 	rc = o.rc;
@@ -341,8 +269,8 @@ cleanup:
 }
 
 /* The cached names of t, rendering them on a miss. */
-static int names_for(ps_envelope *k, ps_table *t, const ps_envelope_names **out_names,
-                     ps_error *err)
+int ps__envelope_names_for(ps_envelope *k, ps_table *t, const ps_envelope_names **out_names,
+                           ps_error *err)
 {
 	ps_envelope_names *e;
 	int rc;
@@ -374,14 +302,14 @@ static int names_for(ps_envelope *k, ps_table *t, const ps_envelope_names **out_
 static int build_source_prefix(ps_envelope *k, const char *connector, const char *source_db)
 {
 	ps_buf b;
-	out o = {&b, 0};
+	ps_env_out o = {&b, 0};
 
 	ps_buf_init(&b, NAMES_LIMIT);
-	PUT_LIT(&o, ",\"source\":{\"connector\":");
-	put_cstr_or_null(&o, connector);
-	PUT_LIT(&o, ",\"db\":");
-	put_cstr_or_null(&o, source_db);
-	PUT_LIT(&o, ",");
+	PS_ENV_LIT(&o, ",\"source\":{\"connector\":");
+	ps__env_cstr_or_null(&o, connector);
+	PS_ENV_LIT(&o, ",\"db\":");
+	ps__env_cstr_or_null(&o, source_db);
+	PS_ENV_LIT(&o, ",");
 	if (o.rc != 0) {
 		ps_buf_free(&b);
 		return o.rc;
@@ -399,7 +327,10 @@ int ps_envelope_init(ps_envelope *env, const char *connector, const char *source
 {
 	memset(env, 0, sizeof(*env));
 	env->cache = calloc(PS_ENVELOPE_CACHE_SIZE, sizeof(*env->cache));
-	if (!env->cache || build_source_prefix(env, connector, source_db) != 0) {
+	env->connector = strdup(connector ? connector : "");
+	env->source_db = strdup(source_db ? source_db : "");
+	if (!env->cache || !env->connector || !env->source_db ||
+	    build_source_prefix(env, connector, source_db) != 0) {
 		ps_envelope_free(env);
 		return ps_error_set(err, PS_ENOMEM, "out of memory");
 	}
@@ -412,6 +343,9 @@ void ps_envelope_free(ps_envelope *env)
 		names_clear(&env->cache[i]);
 	free(env->cache);
 	free(env->source_prefix);
+	ps__envelope_style_free(env->style);
+	free(env->connector);
+	free(env->source_db);
 	memset(env, 0, sizeof(*env));
 }
 
@@ -434,7 +368,7 @@ int ps_envelope_render(ps_envelope *env, ps_buf *buf, const ps_txn *txn, const p
 		if (!c->table)
 			return ps_error_set(err, PS_EINVAL, "change '%c' at lsn %llu has no table",
 			                    (char)c->op, (unsigned long long)c->lsn);
-		rc = names_for(env, c->table, &names, err);
+		rc = ps__envelope_names_for(env, c->table, &names, err);
 		if (rc != 0)
 			return rc;
 	}

@@ -23,6 +23,7 @@
  * Written with jansson: it is rare, not on the hot path.
  */
 #include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -299,4 +300,121 @@ bool ps_envelope_shape_needs_rows(const ps_envelope_shape *prev, const ps_envelo
 	}
 	free(taken);
 	return needs;
+}
+
+/* ==== what consumers were told, per table ================================== */
+
+static ps_envelope_shapes_entry *shapes_entry(ps_envelope_shapes *m, const char *schema,
+                                              const char *name)
+{
+	for (size_t i = 0; i < m->n; i++)
+		if (strcmp(m->entries[i].schema, schema) == 0 && strcmp(m->entries[i].name, name) == 0)
+			return &m->entries[i];
+	return NULL;
+}
+
+ps_envelope_shape *ps_envelope_shapes_find(ps_envelope_shapes *m, const char *schema,
+                                           const char *name)
+{
+	ps_envelope_shapes_entry *e = shapes_entry(m, schema ? schema : "", name ? name : "");
+	return e ? &e->shape : NULL;
+}
+
+int ps_envelope_shapes_keep(ps_envelope_shapes *m, const char *schema, const char *name,
+                            ps_envelope_shape *sh)
+{
+	ps_envelope_shapes_entry *e;
+
+	schema = schema ? schema : "";
+	name = name ? name : "";
+	e = shapes_entry(m, schema, name);
+	if (!e) {
+		if (m->n == m->cap) {
+			size_t cap = m->cap ? m->cap * 2 : 16;
+			ps_envelope_shapes_entry *grown = realloc(m->entries, cap * sizeof(*grown));
+			if (!grown)
+				return PS_ENOMEM;
+			m->entries = grown;
+			m->cap = cap;
+		}
+		e = &m->entries[m->n];
+		memset(e, 0, sizeof(*e));
+		e->schema = strdup(schema);
+		e->name = strdup(name);
+		if (!e->schema || !e->name) {
+			free(e->schema);
+			free(e->name);
+			return PS_ENOMEM;
+		}
+		m->n++;
+	}
+	/* a column the source could not number now keeps its number */
+	for (int i = 0; i < sh->n; i++)
+		for (int j = 0; sh->cols[i].ordinal == 0 && j < e->shape.n; j++)
+			if (strcmp(e->shape.cols[j].name, sh->cols[i].name) == 0)
+				sh->cols[i].ordinal = e->shape.cols[j].ordinal;
+	ps_envelope_shape_clear(&e->shape);
+	e->shape = *sh;
+	memset(sh, 0, sizeof(*sh));
+	return PS_OK;
+}
+
+void ps_envelope_shapes_free(ps_envelope_shapes *m)
+{
+	for (size_t i = 0; i < m->n; i++) {
+		free(m->entries[i].schema);
+		free(m->entries[i].name);
+		ps_envelope_shape_clear(&m->entries[i].shape);
+	}
+	free(m->entries);
+	memset(m, 0, sizeof(*m));
+}
+
+int ps_envelope_shapes_save(const ps_envelope_shapes *m, char **json)
+{
+	json_t *root, *shapes;
+	char q[600];
+
+	*json = NULL;
+	if (!m->n)
+		return PS_OK;
+	root = json_object();
+	shapes = json_object();
+	for (size_t i = 0; root && shapes && i < m->n; i++) {
+		snprintf(q, sizeof(q), "%s.%s", m->entries[i].schema, m->entries[i].name);
+		json_object_set_new(shapes, q, ps_envelope_shape_json(&m->entries[i].shape));
+	}
+	if (root && shapes)
+		json_object_set_new(root, "shapes", shapes);
+	else
+		json_decref(shapes);
+	*json = root ? json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	json_decref(root);
+	return *json ? PS_OK : PS_ENOMEM;
+}
+
+int ps_envelope_shapes_restore(ps_envelope_shapes *m, const char *json)
+{
+	json_t *root = json ? json_loads(json, 0, NULL) : NULL, *v;
+	const char *table;
+	int rc = PS_OK;
+
+	json_object_foreach(json_object_get(root, "shapes"), table, v) {
+		ps_envelope_shape sh;
+		const char *dot = strrchr(table, '.');
+		char schema[256];
+
+		if (!dot || (size_t)(dot - table) >= sizeof(schema))
+			continue;
+		snprintf(schema, sizeof(schema), "%.*s", (int)(dot - table), table);
+		rc = ps_envelope_shape_from_json(&sh, v);
+		if (rc == PS_OK)
+			rc = ps_envelope_shapes_keep(m, schema, dot + 1, &sh);
+		ps_envelope_shape_clear(&sh);
+		if (rc == PS_ENOMEM)
+			break;
+		rc = PS_OK;   /* an unreadable entry: nothing known of that table */
+	}
+	json_decref(root);
+	return rc;
 }

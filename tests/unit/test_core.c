@@ -40,6 +40,7 @@ extern const ps_source_ops ps_source_pg;
 extern const ps_source_ops ps_source_mysql;
 extern const ps_sink_ops ps_sink_jsonl;
 extern const ps_sink_ops ps_sink_mysql;
+extern const ps_sink_ops ps_sink_kafka;
 
 /* Fails the test with the message when haystack lacks needle. */
 static void assert_contains(const char *haystack, const char *needle)
@@ -1300,6 +1301,39 @@ static void test_plugin_check_sink(void **state)
 	assert_int_equal(ps_plugin_check_sink(&ops, &err), PS_OK);
 }
 
+/* A plugin's own fault points: accepted once a registered plugin declares
+ * them, listed in the refusal of an unknown one, and only under the
+ * plugin's name. */
+static void test_fault_points_of_plugins(void **state)
+{
+	static const char *const points[] = {"jsonl.before_write", NULL};
+	static const char *const foreign[] = {"apply.mine", NULL};
+	ps_sink_ops ops = ps_sink_jsonl;
+	const ps_sink_ops *sinks[] = {&ops, NULL};
+	ps_error err;
+
+	(void)state;
+	ps_error_clear(&err);
+	fault_bad("jsonl.before_write:error", "unknown point 'jsonl.before_write'");
+	ops.fault_points = points;
+	assert_int_equal(ps_plugin_check_sink(&ops, &err), PS_OK);
+	ps__plugin_set_tables_for_tests(NULL, NULL, sinks);
+	assert_int_equal(fault_init_with("jsonl.before_write:error@2", &err), PS_OK);
+	assert_int_equal(ps_fault_hit("jsonl.before_write", &err), PS_OK);
+	assert_int_equal(ps_fault_hit("jsonl.before_write", &err), PS_EFAULT);
+	fault_bad("jsonl.after_write:error", "known: source.read, apply.batch.before_commit, "
+	          "apply.batch.after_commit, snapshot.unit.commit, jsonl.before_write");
+	ps__plugin_set_tables_for_tests(NULL, NULL, NULL);
+	/* the built-in Kafka sink declares its two */
+	assert_int_equal(fault_init_with("kafka.txn.before_commit:error,kafka.producer.fatal:error",
+	                                 &err), PS_OK);
+	assert_int_equal(fault_init_with("", &err), PS_OK);
+	ops.fault_points = foreign;
+	assert_int_equal(ps_plugin_check_sink(&ops, &err), PS_EINVAL);
+	assert_contains(err.message, "declares fault point 'apply.mine', which is not jsonl.<point>");
+	unsetenv("PENSTOCK_FAULT");
+}
+
 /* Stand-ins to make a sink with only one of the checkpoint pair. */
 static int fake_ck_load(ps_sink *sink, char **json, ps_error *err)
 {
@@ -1333,6 +1367,13 @@ static void test_plugin_checkpoint_pair(void **state)
 	assert_int_equal(ps_plugin_check_sink(&ops, &err), PS_EINVAL);
 	ops.checkpoint_delete = fake_ck_delete;
 	assert_int_equal(ps_plugin_check_sink(&ops, &err), PS_OK);
+	/* checkpoint_kept only with the group (the Kafka sink has both) */
+	assert_int_equal(ps_plugin_check_sink(&ps_sink_kafka, &err), PS_OK);
+	assert_non_null(ps_sink_kafka.checkpoint_kept);
+	ops = ps_sink_jsonl;
+	ops.checkpoint_kept = ps_sink_kafka.checkpoint_kept;
+	assert_int_equal(ps_plugin_check_sink(&ops, &err), PS_EINVAL);
+	assert_contains(err.message, "checkpoint_kept needs them");
 }
 
 
@@ -1451,12 +1492,9 @@ static void test_plugin_lookup(void **state)
 	assert_ptr_equal(ps_plugin_sink_for("jsonl", &err), &ps_sink_jsonl);
 	assert_int_equal(err.code, PS_OK);
 
-	assert_null(ps_plugin_sink_for("kafka", &err));
-	assert_int_equal(err.code, PS_EINVAL);
-	assert_string_equal(err.message, "kafka:// targets are not supported by this build; "
-	                    "supported: jsonl://, postgresql://, postgres://, sqlite://, mysql://");
-	ps_error_clear(&err);
+	assert_ptr_equal(ps_plugin_sink_for("kafka", &err), &ps_sink_kafka);
 	assert_ptr_equal(ps_plugin_sink_for("mysql", &err), &ps_sink_mysql);
+	assert_int_equal(err.code, PS_OK);
 
 	ps_error_clear(&err);
 	assert_ptr_equal(ps_plugin_source_for("mysql", &err), &ps_source_mysql);
@@ -1498,6 +1536,7 @@ int main(void)
 		cmocka_unit_test(test_plugin_check_source),
 		cmocka_unit_test(test_plugin_check_sink),
 		cmocka_unit_test(test_plugin_checkpoint_pair),
+		cmocka_unit_test(test_fault_points_of_plugins),
 		cmocka_unit_test(test_plugin_lookup),
 		cmocka_unit_test(test_plugin_groups_and_options),
 		cmocka_unit_test(test_engine_errors),

@@ -387,8 +387,7 @@ static void test_endpoint_rules(void **state)
 	            "target: set password_env or password_file, not both");
 	parse_fails("{\"name\": \"a\", \"type\": \"cdc\", \"source\": {\"url\": "
 	            "\"kafka://k:9092/?topic_prefix=p\"}, " DST_OK "}",
-	            "source.url: kafka sources are not supported by this build yet; supported: "
-	            "postgresql, mysql");
+	            "source.url: kafka cannot be a source; supported: postgresql, mysql");
 	parse_fails("{\"name\": \"a\", \"type\": \"cdc\", \"source\": {\"url\": \"jsonl:-\"}, " DST_OK "}",
 	            "source.url: jsonl cannot be a source; supported: postgresql, mysql");
 	parse_fails_without("{\"name\": \"a\", \"type\": \"cdc\", \"source\": {\"url\": "
