@@ -73,6 +73,30 @@ json_t *ps_api_body_object(const char *body, size_t len, const char *expected,
 	return NULL;
 }
 
+bool ps_api_action_body_ok(const char *body, size_t len, ps_api_result *r)
+{
+	json_t *doc;
+	const char *key;
+	json_t *v;
+	bool ok = true;
+
+	if (len == 0)
+		return true;
+	doc = ps_api_body_object(body, len, "expected a JSON object", r);
+	if (!doc)
+		return false;
+	json_object_foreach(doc, key, v) {
+		if (strcmp(key, "reason") == 0 && json_is_string(v))
+			continue;
+		ps_api_bad_field(r, key, strcmp(key, "reason") == 0 ? "expected a string"
+		                                                    : "unknown field; known: reason");
+		ok = false;
+		break;
+	}
+	json_decref(doc);
+	return ok;
+}
+
 char *ps__job_json_text(const json_t *j)
 {
 	return j ? json_dumps(j, JSON_COMPACT) : NULL;
