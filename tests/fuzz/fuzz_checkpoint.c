@@ -16,7 +16,8 @@
  *   - an accepted one has its CDC marker in range, and for each table of the
  *     initial load one unit more than key bounds;
  *   - written back (ps_checkpoint_to_text) and read again, it is the same
- *     checkpoint, field by field (updated_at aside: writing stamps it).
+ *     checkpoint, field by field (updated_at aside: writing stamps it; and a
+ *     range without its end is not written, as the pipeline never makes one).
  *
  * Seeds: tests/fuzz/corpus/checkpoint/ (make_corpus_text.py: checkpoints
  * of real runs against PostgreSQL 15 — JSON lines and SQLite targets, a
@@ -48,7 +49,8 @@ static void same(const ps_checkpoint *a, const ps_checkpoint *b)
 	    strcmp(a->position, b->position) || strcmp(opt(a->source_state), opt(b->source_state)) ||
 	    strcmp(opt(a->target_state), opt(b->target_state)) ||
 	    strcmp(opt(a->spec_json), opt(b->spec_json)) ||
-	    strcmp(a->range_from, b->range_from) || strcmp(a->range_to, b->range_to) ||
+	    strcmp(a->range_to, b->range_to) ||
+	    (a->range_to[0] && strcmp(a->range_from, b->range_from)) ||
 	    a->ntables != b->ntables) {
 		ps_log_error("checkpoint changed when written back: job '%s'/'%s' position '%s'/'%s'",
 		             a->job, b->job, a->position, b->position);
@@ -69,10 +71,11 @@ static void same(const ps_checkpoint *a, const ps_checkpoint *b)
 				if (strcmp(x->bounds[j].values[k], y->bounds[j].values[k]))
 					abort();
 		}
+		/* a unit not done is written as {}: its point and rows mean nothing */
 		for (size_t j = 0; j < x->nunits; j++)
 			if (x->units[j].done != y->units[j].done ||
-			    strcmp(x->units[j].point, y->units[j].point) ||
-			    x->units[j].rows != y->units[j].rows)
+			    (x->units[j].done && (strcmp(x->units[j].point, y->units[j].point) ||
+			                          x->units[j].rows != y->units[j].rows)))
 				abort();
 	}
 }

@@ -45,7 +45,9 @@ static bool has_control(const char *s)
 
 static void same_url(const ps_url *a, const ps_url *b)
 {
-	if (a->syntax != b->syntax || strcmp(a->scheme_name, b->scheme_name) != 0 ||
+	/* the redacted form spells the scheme canonically: an alias's syntax
+	 * ("postgres") becomes the canonical one's */
+	if (a->syntax->form != b->syntax->form || strcmp(a->scheme_name, b->scheme_name) != 0 ||
 	    strcmp(a->user, b->user) != 0 || strcmp(a->host, b->host) != 0 ||
 	    a->port != b->port || strcmp(a->dbname, b->dbname) != 0 ||
 	    strcmp(a->path, b->path) != 0 || a->is_stdout != b->is_stdout ||
