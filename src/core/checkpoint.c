@@ -212,11 +212,49 @@ void ps_checkpoint_path(char *buf, size_t len, const char *state_dir, const char
 
 /* --- load / store --------------------------------------------------------- */
 
-static void copy_str(char *dst, size_t len, json_t *obj, const char *key)
+/* A string field into its slot ("" when absent). Every slot holds what
+ * penstock put in it, so a longer text was not written by penstock: the
+ * checkpoint is refused rather than cut (a cut inside a UTF-8 character
+ * would not even be written back). */
+static int copy_str(char *dst, size_t len, json_t *obj, const char *key)
 {
 	const char *s = json_string_value(json_object_get(obj, key));
 
+	if (s && strlen(s) >= len)
+		return PS_ECHECKPOINT;
 	snprintf(dst, len, "%s", s ? s : "");
+	return PS_OK;
+}
+
+/* The string fields of the checkpoint into ck; the name of the first that
+ * does not fit, or NULL. */
+static const char *copy_fields(ps_checkpoint *ck, json_t *root, json_t *ident)
+{
+	json_t *range = json_object_get(root, "range");
+	const struct {
+		char *dst;
+		size_t len;
+		json_t *obj;
+		const char *key, *name;
+	} f[] = {
+		{ck->job, sizeof(ck->job), root, "job", "job"},
+		{ck->identity.source, sizeof(ck->identity.source), ident, "source", "identity.source"},
+		{ck->identity.target, sizeof(ck->identity.target), ident, "target", "identity.target"},
+		{ck->identity.tables, sizeof(ck->identity.tables), ident, "tables", "identity.tables"},
+		{ck->identity.fingerprint, sizeof(ck->identity.fingerprint), ident, "fingerprint",
+		 "identity.fingerprint"},
+		{ck->source_server_id, sizeof(ck->source_server_id), root, "source_server_id",
+		 "source_server_id"},
+		{ck->position, sizeof(ck->position), root, "position", "position"},
+		{ck->updated_at, sizeof(ck->updated_at), root, "updated_at", "updated_at"},
+		{ck->range_from, sizeof(ck->range_from), range, "from", "range.from"},
+		{ck->range_to, sizeof(ck->range_to), range, "to", "range.to"},
+	};
+
+	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+		if (copy_str(f[i].dst, f[i].len, f[i].obj, f[i].key) != PS_OK)
+			return f[i].name;
+	return NULL;
 }
 
 static int bound_from_json(ps_key_bound *b, json_t *arr)
@@ -270,6 +308,8 @@ static int table_from_json(ps_ck_table *t, json_t *o)
 		json_t *u = json_array_get(units, i);
 		const char *point = json_string_value(json_object_get(u, "done_at"));
 
+		if (point && strlen(point) >= sizeof(t->units[i].point))
+			return PS_ECHECKPOINT;     /* as copy_str */
 		t->units[i].done = point != NULL;
 		snprintf(t->units[i].point, sizeof(t->units[i].point), "%s", point ? point : "");
 		t->units[i].rows = json_integer_value(json_object_get(u, "rows"));
@@ -319,21 +359,16 @@ static int from_json(ps_checkpoint *ck, json_t *root, const char *path, ps_error
 	json_t *ident = json_object_get(root, "identity");
 	json_t *spec = json_object_get(root, "spec");
 	const char *cdc = json_string_value(json_object_get(root, "cdc_state"));
+	const char *too_long;
 
 	if (json_integer_value(json_object_get(root, "format")) != 1 || !json_is_object(ident) || !cdc)
 		return ps_error_set(err, PS_ECHECKPOINT,
 		                    "checkpoint '%s' is not a penstock checkpoint of format 1; "
 		                    "move it away to start over", path);
-	copy_str(ck->job, sizeof(ck->job), root, "job");
-	copy_str(ck->identity.source, sizeof(ck->identity.source), ident, "source");
-	copy_str(ck->identity.target, sizeof(ck->identity.target), ident, "target");
-	copy_str(ck->identity.tables, sizeof(ck->identity.tables), ident, "tables");
-	copy_str(ck->identity.fingerprint, sizeof(ck->identity.fingerprint), ident, "fingerprint");
-	copy_str(ck->source_server_id, sizeof(ck->source_server_id), root, "source_server_id");
-	copy_str(ck->position, sizeof(ck->position), root, "position");
-	copy_str(ck->updated_at, sizeof(ck->updated_at), root, "updated_at");
-	copy_str(ck->range_from, sizeof(ck->range_from), json_object_get(root, "range"), "from");
-	copy_str(ck->range_to, sizeof(ck->range_to), json_object_get(root, "range"), "to");
+	too_long = copy_fields(ck, root, ident);
+	if (too_long)
+		return ps_error_set(err, PS_ECHECKPOINT, "checkpoint '%s': %s is longer than penstock "
+		                    "writes it; move it away to start over", path, too_long);
 	if (state_from_json(&ck->source_state, root, "source_state") != PS_OK ||
 	    state_from_json(&ck->target_state, root, "target_state") != PS_OK)
 		return ps_error_set(err, PS_ENOMEM, "out of memory reading checkpoint '%s'", path);
