@@ -106,7 +106,8 @@ install: $(BUILD)/penstock
 # UBSan against FUZZ_SRCS_fuzz_NAME only (the code it exercises, not all of
 # src/ where that is practical), and run for FUZZ_SECONDS on a copy of
 # tests/fuzz/corpus/NAME/; a finding (crash, sanitizer report, leak,
-# timeout) fails the target and leaves its input in build/fuzz/. Each source
+# timeout) fails the target and leaves its input in build/fuzz/;
+# tests/fuzz/NAME.dict, when present, is its dictionary of tokens. Each source
 # is compiled once into build/fuzz-obj/ and shared by the harnesses that link
 # it. FUZZ=NAME (or a list) runs only those harnesses.
 FUZZ_SECONDS ?= 60
@@ -141,8 +142,9 @@ fuzz:
 	@set -e; for f in $(FUZZ_RUN); do \
 	  n=$$(basename $$f); work=build/fuzz/corpus-$${n#fuzz_}; \
 	  rm -rf $$work; mkdir -p $$work; cp tests/fuzz/corpus/$${n#fuzz_}/* $$work/; \
+	  dict=tests/fuzz/$${n#fuzz_}.dict; [ -f $$dict ] && dict=-dict=$$dict || dict=; \
 	  echo "== $$n for $(FUZZ_SECONDS)s"; \
-	  $$f -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 $$dict \
 	      -print_final_stats=1 -artifact_prefix=build/fuzz/$$n- $$work; \
 	done
 
