@@ -272,8 +272,20 @@ static int load_one(const ps_store_job *row, void *payload)
 	ps_job *job;
 	ps_error err;
 	json_error_t jerr;
-	int state = ps_job_state_parse(row->state);
+	int state;
 
+	/* The schema says NOT NULL; a store made by hand or by another version
+	 * may not. */
+	if (!row->id || !row->name || !row->spec || !row->state) {
+		ps_log_error("job store: a job row lacks its %s (job %s); left out",
+		             !row->id ? "id" : !row->name ? "name" : "spec or state",
+		             row->name ? row->name : row->id ? row->id : "without a name");
+		return PS_OK;
+	}
+	state = ps_job_state_parse(row->state);
+	if (state < 0)
+		ps_log_error("job store: job %s: unknown state '%s'; shown as failed_permanently "
+		             "(stop, recover or delete it)", row->name, row->state);
 	ps_error_clear(&err);
 	if (ps__job_parse_spec(row->spec, strlen(row->spec), row->name, &spec, &text, &err) != PS_OK) {
 		ps_log_error("job store: job %s: its spec no longer parses (%s); left out", row->name,
@@ -287,7 +299,8 @@ static int load_one(const ps_store_job *row, void *payload)
 		return PS_ENOMEM;
 	}
 	job->state = state < 0 ? PS_JOB_FAILED_PERMANENTLY : state;
-	job->health = ps_health_parse(row->health) < 0 ? PS_HEALTH_OK : ps_health_parse(row->health);
+	job->health = !row->health || ps_health_parse(row->health) < 0 ? PS_HEALTH_OK
+	                                                               : ps_health_parse(row->health);
 	job->checks = row->checks ? json_loads(row->checks, 0, &jerr) : NULL;
 	job->last_error = row->last_error ? json_loads(row->last_error, 0, &jerr) : NULL;
 	job->last_status = row->status ? json_loads(row->status, 0, &jerr) : NULL;

@@ -192,6 +192,62 @@ def test_corrupt_checkpoint_row_in_sqlite_target(db, tmp_path, make_penstock):
     assert p.stop() == 0
 
 
+# --- the server's job store ---------------------------------------------------
+
+def test_job_store_that_is_not_a_database(tmp_path):
+    """Row: state store — penstock.db holds something else."""
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    (state / "penstock.db").write_bytes(b"not a database " * 100)
+    r = run(["server", "--state-dir", str(state), "--listen", "127.0.0.1:0"],
+            {"PENSTOCK_API_TOKEN": TOKEN})
+    assert r.returncode == 1
+    line = one_error_line(r.stderr)
+    assert "penstock.db: file is not a database" in line
+    assert "another server" not in line          # the lock says that, not this message
+    assert "move it away" in line
+
+
+def test_job_store_rows_tampered_with(tmp_path, db):
+    """Rows: state store — a job whose spec no longer parses, an unknown state,
+    a row with NULLs, JSON columns that are not JSON."""
+    state = tmp_path / "state"
+    s = Server(state).start()
+    try:
+        for name in ("good", "badspec", "oddstate", "nulls", "junkjson"):
+            assert s.call("POST", "/v1/jobs", spec_for(db, "jsonl:///tmp/x", name=name))[0] == 201
+    finally:
+        s.stop(keep_jobs=True)
+    with sqlite3.connect(state / "penstock.db") as c:
+        c.execute("UPDATE jobs SET spec = '{\"name\": 3' WHERE name = 'badspec'")
+        c.execute("UPDATE jobs SET state = 'sideways' WHERE name = 'oddstate'")
+        c.execute("UPDATE jobs SET checks = 'nope', last_error = '[', status = '{' "
+                  "WHERE name = 'junkjson'")
+        # a table that lets NULLs in (an older or hand-made store)
+        c.executescript("""
+            ALTER TABLE jobs RENAME TO jobs_old;
+            CREATE TABLE jobs (id TEXT, name TEXT, spec TEXT, state TEXT, health TEXT,
+                               checks TEXT, last_error TEXT, status TEXT, created_at INTEGER,
+                               updated_at INTEGER);
+            INSERT INTO jobs SELECT * FROM jobs_old;
+            DROP TABLE jobs_old;
+            UPDATE jobs SET spec = NULL, state = NULL WHERE name = 'nulls';
+        """)
+    s = Server(state).start()
+    try:
+        jobs = {j["name"]: j for j in s.call("GET", "/v1/jobs")[1]["jobs"]}
+        assert set(jobs) == {"good", "oddstate", "junkjson"}, jobs
+        assert jobs["good"]["state"] == "created"
+        assert jobs["oddstate"]["state"] == "failed_permanently"
+        assert jobs["junkjson"]["state"] == "created"
+        log = s.logtext()
+        assert "job store: job badspec: its spec no longer parses" in log
+        assert "job store: job oddstate: unknown state 'sideways'" in log
+        assert "job store: a job row lacks its spec or state (job nulls); left out" in log
+    finally:
+        s.stop()
+
+
 # --- the API's bodies and paths -----------------------------------------------
 
 def test_api_bodies_and_paths(tmp_path, db):
