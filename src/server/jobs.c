@@ -67,8 +67,11 @@ json_t *ps_api_body_object(const char *body, size_t len, const char *expected,
 
 	if (doc && json_is_object(doc))
 		return doc;
-	ps_api_error(r, 400, "invalid_json", "request body:%d:%d: %s", jerr.line, jerr.column,
-	             doc ? expected : jerr.text);
+	if (doc)     /* JSON, but not an object: no line and column to point at */
+		ps_api_error(r, 400, "invalid_json", "request body: %s", expected);
+	else
+		ps_api_error(r, 400, "invalid_json", "request body:%d:%d: %s", jerr.line, jerr.column,
+		             jerr.text);
 	json_decref(doc);
 	return NULL;
 }

@@ -270,7 +270,11 @@ def test_api_bodies_and_paths(tmp_path, db):
             return reply
 
         refused("POST", "/v1/jobs", 400, "invalid_spec", raw=b"")
-        refused("PATCH", "/v1/jobs/orders", 400, "invalid_json", raw=b"[1]")
+        reply = refused("PATCH", "/v1/jobs/orders", 400, "invalid_json", raw=b"[1]")
+        assert reply["error"]["message"] == \
+            "request body: expected a JSON object (a merge patch of the spec)", reply
+        reply = refused("POST", "/v1/jobs/orders/recover", 400, "invalid_json", raw=b'["retry"]')
+        assert reply["error"]["message"] == "request body: expected a JSON object", reply
         refused("PATCH", "/v1/jobs/orders", 400, "invalid_json", raw=b"\xff\xfe")
         refused("PATCH", "/v1/jobs/orders", 400, "invalid_spec", "source.url",
                 body={"source": {"url": "postgresql://u:pw@h/db"}})
