@@ -212,6 +212,11 @@ void ps_checkpoint_path(char *buf, size_t len, const char *state_dir, const char
 
 /* --- load / store --------------------------------------------------------- */
 
+/* How to start over without an unusable checkpoint: a file is moved away;
+ * one given as text (a target's checkpoint row) is deleted where it is. */
+#define TODO_FILE "move it away to start over"
+#define TODO_TEXT "delete it to start over"
+
 /* A string field into its slot ("" when absent). Every slot holds what
  * penstock put in it, so a longer text was not written by penstock: the
  * checkpoint is refused rather than cut (a cut inside a UTF-8 character
@@ -353,7 +358,10 @@ static int state_from_json(char **out, json_t *root, const char *key)
 	return *out ? PS_OK : PS_ENOMEM;
 }
 
-static int from_json(ps_checkpoint *ck, json_t *root, const char *path, ps_error *err)
+/* where names the checkpoint in messages ("'/state/jobs/x/checkpoint.json'",
+ * "of job 'x' in the target"), todo says how to start over without it. */
+static int from_json(ps_checkpoint *ck, json_t *root, const char *where, const char *todo,
+                     ps_error *err)
 {
 	json_t *tables = json_object_get(root, "tables");
 	json_t *ident = json_object_get(root, "identity");
@@ -363,23 +371,24 @@ static int from_json(ps_checkpoint *ck, json_t *root, const char *path, ps_error
 
 	if (json_integer_value(json_object_get(root, "format")) != 1 || !json_is_object(ident) || !cdc)
 		return ps_error_set(err, PS_ECHECKPOINT,
-		                    "checkpoint '%s' is not a penstock checkpoint of format 1; "
-		                    "move it away to start over", path);
+		                    "checkpoint %s is not a penstock checkpoint of format 1; %s",
+		                    where, todo);
 	too_long = copy_fields(ck, root, ident);
 	if (too_long)
-		return ps_error_set(err, PS_ECHECKPOINT, "checkpoint '%s': %s is longer than penstock "
-		                    "writes it; move it away to start over", path, too_long);
+		return ps_error_set(err, PS_ECHECKPOINT, "checkpoint %s: %s is longer than penstock "
+		                    "writes it; %s", where, too_long, todo);
 	if (state_from_json(&ck->source_state, root, "source_state") != PS_OK ||
 	    state_from_json(&ck->target_state, root, "target_state") != PS_OK)
-		return ps_error_set(err, PS_ENOMEM, "out of memory reading checkpoint '%s'", path);
+		return ps_error_set(err, PS_ENOMEM, "out of memory reading checkpoint %s", where);
 	if (ps_cdc_state_parse(cdc, &ck->cdc_state) != PS_OK)
-		return ps_error_set(err, PS_ECHECKPOINT, "checkpoint '%s': unknown cdc_state '%s'", path, cdc);
+		return ps_error_set(err, PS_ECHECKPOINT, "checkpoint %s: unknown cdc_state '%s'; %s",
+		                    where, cdc, todo);
 	if (json_is_object(spec))
 		ck->spec_json = json_dumps(spec, JSON_COMPACT | JSON_SORT_KEYS);
 	if (json_is_array(tables) && json_array_size(tables) > 0) {
 		ck->tables = calloc(json_array_size(tables), sizeof(ps_ck_table));
 		if (!ck->tables)
-			return ps_error_set(err, PS_ENOMEM, "out of memory reading checkpoint '%s'", path);
+			return ps_error_set(err, PS_ENOMEM, "out of memory reading checkpoint %s", where);
 		for (size_t i = 0; i < json_array_size(tables); i++) {
 			int rc;
 
@@ -387,8 +396,8 @@ static int from_json(ps_checkpoint *ck, json_t *root, const char *path, ps_error
 			rc = table_from_json(&ck->tables[i], json_array_get(tables, i));
 			if (rc != PS_OK)
 				return ps_error_set(err, rc == PS_ENOMEM ? PS_ENOMEM : PS_ECHECKPOINT,
-				                    "checkpoint '%s': tables[%zu] is malformed; move it away "
-				                    "to start over", path, i);
+				                    "checkpoint %s: tables[%zu] is malformed; %s", where, i,
+				                    todo);
 		}
 	}
 	return PS_OK;
@@ -404,9 +413,9 @@ int ps_checkpoint_from_text(ps_checkpoint *out, const char *text, const char *or
 	memset(out, 0, sizeof(*out));
 	root = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
 	if (!root)
-		return ps_error_set(err, PS_ECHECKPOINT, "checkpoint %s is unreadable (%s, line %d)",
-		                    origin, jerr.text, jerr.line);
-	rc = from_json(out, root, origin, err);
+		return ps_error_set(err, PS_ECHECKPOINT, "checkpoint %s is unreadable (%s, line %d); %s",
+		                    origin, jerr.text, jerr.line, TODO_TEXT);
+	rc = from_json(out, root, origin, TODO_TEXT, err);
 	json_decref(root);
 	if (rc != PS_OK)
 		ps_checkpoint_free(out);
@@ -416,7 +425,7 @@ int ps_checkpoint_from_text(ps_checkpoint *out, const char *text, const char *or
 int ps_checkpoint_load(ps_checkpoint *out, bool *found, const char *state_dir,
                        const char *job, ps_error *err)
 {
-	char path[1200];
+	char path[1200], where[1210];
 	json_error_t jerr;
 	json_t *root = NULL;
 	int rc = PS_OK;
@@ -424,6 +433,7 @@ int ps_checkpoint_load(ps_checkpoint *out, bool *found, const char *state_dir,
 	memset(out, 0, sizeof(*out));
 	*found = false;
 	ps_checkpoint_path(path, sizeof(path), state_dir, job);
+	snprintf(where, sizeof(where), "'%s'", path);
 	if (access(path, F_OK) != 0) {
 		if (errno == ENOENT)
 			return PS_OK;
@@ -432,11 +442,11 @@ int ps_checkpoint_load(ps_checkpoint *out, bool *found, const char *state_dir,
 	root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
 	if (!root) {
 		rc = ps_error_set(err, PS_ECHECKPOINT,
-		                  "checkpoint '%s' is unreadable (%s, line %d); move it away to start over",
-		                  path, jerr.text, jerr.line);
+		                  "checkpoint %s is unreadable (%s, line %d); %s",
+		                  where, jerr.text, jerr.line, TODO_FILE);
 		goto cleanup;
 	}
-	rc = from_json(out, root, path, err);
+	rc = from_json(out, root, where, TODO_FILE, err);
 	if (rc == PS_OK)
 		*found = true;
 	else

@@ -145,7 +145,8 @@ def test_corrupt_checkpoint_file(db, make_penstock):
         rc, _, err = p.run_to_exit()
         assert rc == code, (text, err)
         line = one_error_line(err)
-        assert phrase in line and str(path) in line, (text, line)
+        assert phrase in line and f"checkpoint '{path}'" in line, (text, line)
+        assert line.endswith("; move it away to start over"), line
     path.write_text(json.dumps(dict(good, position="not-an-lsn")))
     rc, _, err = p.run_to_exit()
     assert rc == 3 and "position 'not-an-lsn' is not a PostgreSQL LSN" in one_error_line(err)
@@ -165,7 +166,8 @@ def test_corrupt_checkpoint_row_in_postgresql_target(db, target_db, make_penstoc
         rc, _, err = p.run_to_exit()
         assert rc == code, (text, err)
         line = one_error_line(err)
-        assert phrase in line and "of job 'ck' in the target" in line, (text, line)
+        assert phrase in line and "checkpoint of job 'ck' in the target" in line, (text, line)
+        assert line.endswith("; delete it to start over"), line
     target_db.execute("UPDATE penstock.checkpoint SET body = %s WHERE job = 'ck'", (good,))
     p.start()
     p.wait_streaming(db)
@@ -184,7 +186,8 @@ def test_corrupt_checkpoint_row_in_sqlite_target(db, tmp_path, make_penstock):
         rc, _, err = p.run_to_exit()
         assert rc == code, (text, err)
         line = one_error_line(err)
-        assert phrase in line and "of job 'ck' in the target" in line, (text, line)
+        assert phrase in line and "checkpoint of job 'ck' in the target" in line, (text, line)
+        assert line.endswith("; delete it to start over"), line
     with sqlite3.connect(target) as c:
         c.execute("UPDATE _penstock_checkpoint SET body = ? WHERE job = 'ck'", (good,))
     p.start()
