@@ -44,7 +44,8 @@ def cdc_spec(url, name="bad", target="jsonl:-", **extra):
 
 def test_spec_files_that_are_not_specs(tmp_path):
     """Rows: spec file — bytes that are not JSON, empty, larger than 1 MiB,
-    a directory, a JSON array; password_env unset, password_file unreadable."""
+    a directory, a JSON array; password_env unset or malformed, password_file
+    unreadable; a plugin option its plugin refuses."""
     cases = [
         ("garbage.json", b"\x00\x01\xfe\xff garbage", "garbage.json:1:"),
         ("empty.json", b"", "empty.json:1:0:"),
@@ -66,7 +67,9 @@ def test_spec_files_that_are_not_specs(tmp_path):
              "source.password_env: environment variable PENSTOCK_TEST_UNSET_VAR is not set"),
             ({"password_file": str(tmp_path / "nope")}, "source.password_file: cannot read"),
             ({"password_env": "1BAD NAME"}, "source.password_env: must be the name of an "
-                                            "environment variable")]:
+                                            "environment variable"),
+            ({"slot": "Bad-Slot!"}, "source.slot: 'Bad-Slot!' is not valid; use 1 to 63 "
+                                    "characters a-z, 0-9 or '_'")]:
         spec = cdc_spec("postgresql://u@127.0.0.1:1/db")
         spec["source"].update(source)
         f = tmp_path / "pw.json"
