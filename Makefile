@@ -123,7 +123,9 @@ FUZZ_RUN := $(FUZZ_BINS)
 endif
 FUZZ_SRCS_fuzz_binlog := $(sort $(wildcard src/source/mysql/binlog*.c)) src/util/buf.c src/util/error.c
 FUZZ_LIBS_fuzz_binlog := $(shell pkg-config --libs zlib 2>/dev/null)
-FUZZ_SRCS_fuzz_pgoutput := src/source/pg/pgoutput.c src/core/change.c src/util/str.c src/util/error.c
+FUZZ_SRCS_fuzz_pgoutput := src/source/pg/pgoutput.c src/core/change.c src/sink/envelope.c \
+                           src/util/buf.c src/util/json.c src/util/str.c src/util/error.c
+FUZZ_LIBS_fuzz_pgoutput := $(shell pkg-config --libs jansson 2>/dev/null)
 FUZZ_SRCS_fuzz_pgbinwalk := src/source/pg/pg_binwalk.c src/util/error.c
 # The spec, URL, API and checkpoint readers reach the plugin registry (the
 # engines' URL syntaxes and option declarations), so they link the library.

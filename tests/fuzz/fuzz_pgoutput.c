@@ -18,6 +18,9 @@
  *     msg, and its error is one line starting "pgoutput";
  *   - an LSN that parses formats back to the same value, and a formatted
  *     LSN parses back.
+ *   - every decoded change renders as the event the JSON-lines and Kafka
+ *     sinks write (src/sink/envelope.c): one line that is valid JSON,
+ *     whatever bytes its values held.
  * Changes are kept until the end of the input (at most KEEP of them), so a
  * Relation message replacing a table that changes still point at is
  * exercised as on the real stream.
@@ -29,6 +32,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
+#include "sink/envelope.h"
 #include "source/pg/pgoutput.h"
 
 #define KEEP 64
@@ -94,6 +100,26 @@ static void check_change(const pgo_msg *m, const ps_change *c, pgo_relcache *cac
 	check_values(c->old_values, n);
 }
 
+/* The event a JSON-lines consumer would read for c. */
+static void render(ps_envelope *env, const ps_txn *txn, const ps_change *c)
+{
+	ps_buf line;
+	ps_error err;
+	json_error_t jerr;
+	json_t *doc;
+
+	ps_buf_init(&line, (size_t)64 << 20);
+	if (ps_envelope_render(env, &line, txn, c, 1700000000000LL, &err) != PS_OK)
+		abort();
+	if (line.len == 0 || line.data[line.len - 1] != '\n' || memchr(line.data, '\n', line.len - 1))
+		abort();
+	doc = json_loadb(line.data, line.len, 0, &jerr);
+	if (!doc)
+		abort();
+	json_decref(doc);
+	ps_buf_free(&line);
+}
+
 static void check_error(const ps_error *err, const pgo_msg *m, int rc)
 {
 	static const pgo_msg zero;
@@ -130,9 +156,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	pgo_relcache *cache = pgo_relcache_new();
 	ps_change *kept[KEEP];
 	size_t nkept = 0, pos = 0;
+	ps_envelope env;
+	ps_txn txn = {0};
+	ps_error ignored;
 
 	if (!cache)
 		return 0;
+	if (ps_envelope_init(&env, "postgresql", "app", &ignored) != PS_OK) {
+		pgo_relcache_free(cache);
+		return 0;
+	}
 	while (pos + 2 <= size) {
 		size_t len = (size_t)data[pos] << 8 | data[pos + 1];
 		const uint8_t *msg;
@@ -170,6 +203,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (m.kind == PGO_RELATION &&
 		    (!m.relation || pgo_relcache_get(cache, m.relation->id) != m.relation))
 			abort();
+		if (m.kind == PGO_BEGIN) {
+			txn.xid = m.xid;
+			txn.commit_time_us = m.commit_time_us;
+			pgo_lsn_format(m.final_lsn + 1, txn.position, sizeof(txn.position));
+		}
 		if ((m.kind == PGO_INSERT || m.kind == PGO_UPDATE || m.kind == PGO_DELETE ||
 		     m.kind == PGO_MESSAGE) && m.nchanges != 1)
 			abort();
@@ -178,6 +216,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		for (size_t i = 0; i < m.nchanges; i++) {
 			check_change(&m, m.changes[i], cache);
+			render(&env, &txn, m.changes[i]);
 			if (nkept == KEEP) {
 				ps_change_free(kept[0]);
 				memmove(kept, kept + 1, (KEEP - 1) * sizeof(kept[0]));
@@ -190,6 +229,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	/* changes outlive the cache's references to their tables */
 	pgo_relcache_free(cache);
+	ps_envelope_free(&env);
 	for (size_t i = 0; i < nkept; i++) {
 		check_values(kept[i]->new_values, kept[i]->table ? kept[i]->table->ncolumns : 0);
 		ps_change_free(kept[i]);
