@@ -42,6 +42,11 @@ void ps_api_error(ps_api_result *r, int status, const char *code, const char *fm
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	/* one line, as every error: a field name from the body may hold any
+	 * control byte, and the CLI prints the message as it is */
+	for (char *p = msg; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
 	ps_utf8_sanitize(msg);
 	r->status = status;
 	json_decref(r->body);
