@@ -28,6 +28,7 @@
 #include <stddef.h>
 
 #include "penstock/error.h"
+#include "penstock/schema.h"
 
 typedef enum ps_check_level {
 	PS_CHECK_ERROR = 1,      /* failing it blocks the job */
@@ -84,6 +85,18 @@ typedef struct ps_check_table {
 	char *name;
 	char **user_types;
 	size_t nuser_types;
+	/* Added for issue 14: what the table needs that the target may lack
+	 * and penstock does not simply create (penstock/schema.h): extensions
+	 * (must_exist false: penstock creates them when the target can) and
+	 * objects the target must already have (must_exist). */
+	ps_schema_object *needs;
+	size_t nneeds;
+	/* The columns the source sends (not generated ones), so that a target
+	 * table that exists can be checked against them; listed = false when
+	 * the source did not list them. */
+	char **columns;
+	size_t ncolumns;
+	bool columns_listed;
 } ps_check_table;
 
 typedef struct ps_check_tables {
@@ -97,6 +110,11 @@ typedef struct ps_check_tables {
 int ps_check_tables_add(ps_check_tables *t, const char *schema, const char *name);
 /* Adds a type to the table unless it is already listed; 0 or PS_ENOMEM. */
 int ps_check_table_add_type(ps_check_table *t, const char *type);
+/* Adds a column name to the table's columns (columns_listed set); 0 or
+ * PS_ENOMEM. */
+int ps_check_table_add_column(ps_check_table *t, const char *column);
+/* Adds a copy of o to the table's needs; 0 or PS_ENOMEM. */
+int ps_check_table_add_need(ps_check_table *t, const ps_schema_object *o);
 void ps_check_tables_free(ps_check_tables *t);
 
 #endif

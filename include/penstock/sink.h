@@ -192,6 +192,16 @@ typedef struct ps_sink_ops {
 	                     size_t len, ps_error *err);
 	const char *no_sequences;        /* why sequences do not apply, when
 	                                    sequences_set is NULL, or NULL */
+
+	/* --- schema; optional (penstock/schema.h) -------------------------- */
+	/* Creates the objects of schema that the target lacks, in order, inside
+	 * the open target transaction (opened if none is), by the rules of
+	 * schema.h; nothing commits before flush. A schema of another engine
+	 * is ignored (*applied 0). *applied receives how many objects it
+	 * created or ran. table_prepare does the same with a def's requires
+	 * before it creates the table. */
+	int (*schema_apply)(ps_sink *sink, const ps_schema *schema, size_t *applied,
+	                    ps_error *err);
 } ps_sink_ops;
 
 #endif

@@ -66,6 +66,7 @@
 #include "penstock/change.h"
 #include "penstock/check.h"
 #include "penstock/error.h"
+#include "penstock/schema.h"
 #include "penstock/options.h"
 #include "penstock/tabledef.h"
 #include "penstock/url.h"
@@ -100,6 +101,16 @@ typedef struct ps_source_config {
 	const char *const *exclude;
 	size_t nexclude;
 	bool want_snapshot;            /* prepare exports a snapshot when it creates the slot */
+	/* Added for issue 14 (penstock/schema.h); zero is the default of each. */
+	int schema;                    /* ps_schema_mode: what describe and schema_after_load
+	                                  tell the target to create */
+	int keyless;                   /* ps_keyless: tables without a key or replica identity */
+	int foreign_keys;              /* ps_foreign_keys */
+	bool no_extensions;            /* extensions a table needs must already be in the
+	                                  target (target.create_extensions false) */
+	bool load_only;                /* a snapshot job: changes are only read to catch up
+	                                  after a resumed load, so a table without a key
+	                                  needs no replica identity and is not published */
 } ps_source_config;
 
 typedef enum ps_prepare_mode {
@@ -322,6 +333,16 @@ typedef struct ps_source_ops {
 	 * their current values (*seqs malloc'd, free with ps_sequences_free).
 	 * Needs no prepare. */
 	int (*sequences)(ps_source *src, ps_sequence **seqs, size_t *n, ps_error *err);
+
+	/* --- schema; optional (penstock/schema.h) -------------------------- */
+	/* The objects the target should get once the initial load has copied
+	 * every table (after describe, on the reader thread): foreign keys
+	 * between the selected tables, the current values of the sequences
+	 * their defaults and identities use, and with target.schema "full" the
+	 * rest of their schemas. *out is malloc'd (ps_schema_free), or NULL
+	 * when there is nothing. What the tables need before they are created
+	 * comes with each def (requires). */
+	int (*schema_after_load)(ps_source *src, ps_schema **out, ps_error *err);
 } ps_source_ops;
 
 #endif

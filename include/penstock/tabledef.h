@@ -10,8 +10,9 @@
  * Column layout: def->table->columns are exactly the columns a row of the
  * initial load and a change of the stream carry, in the same order (PG: the
  * non-dropped, non-generated attributes in attnum order — what pgoutput
- * sends). In def->table, is_key marks the PRIMARY KEY columns (all false when
- * the table has none). Note that the stream's own ps_table marks the replica
+ * sends). In def->table, is_key marks the PRIMARY KEY columns (or, without
+ * one, those of the REPLICA IDENTITY USING INDEX index: identity_index; all
+ * false when the table has neither). Note that the stream's own ps_table marks the replica
  * identity instead, which can differ (REPLICA IDENTITY FULL marks every
  * column): sinks take the key from the target table itself.
  */
@@ -23,6 +24,7 @@
 #include <stdint.h>
 
 #include "penstock/change.h"
+#include "penstock/schema.h"
 
 typedef struct ps_column_def {
 	char *sql_type;        /* the type as the source engine spells it, e.g.
@@ -35,12 +37,53 @@ typedef struct ps_column_def {
 	char identity;         /* 0, 'a' GENERATED ALWAYS / 'd' BY DEFAULT AS IDENTITY */
 	char *sequence;        /* quoted "schema"."name" of the sequence a serial
 	                          default draws from (default_expr names it), or NULL */
+	/* Added for issue 14; NULL when the source has nothing to say. */
+	char *collation;       /* quoted "schema"."name" of the column's collation when
+	                          it is not its type's default */
+	char *identity_options;/* identity columns: the sequence options, as the engine
+	                          writes them in GENERATED ... AS IDENTITY (...) */
+	char *comment;         /* the column's comment */
+	uint8_t collation_class; /* ps_collation_class of collation, for targets that
+	                            map collations instead of creating them */
 } ps_column_def;
+
+/* What a column's collation means, engine-neutrally (ps_column_def). */
+typedef enum ps_collation_class {
+	PS_COLLATION_DEFAULT = 0,        /* the type's / database's default */
+	PS_COLLATION_BINARY,             /* byte order ("C", "POSIX") */
+	PS_COLLATION_CASE_INSENSITIVE,   /* equal regardless of case (ICU level 1 or 2,
+	                                    nondeterministic) */
+	PS_COLLATION_OTHER               /* another language's order */
+} ps_collation_class;
+
+/* A generated column: computed by the target from the others, never copied
+ * (PG 15 does not replicate generated columns). */
+typedef struct ps_generated_def {
+	char *name;
+	char *sql_type;
+	char *expr;            /* the generation expression, engine SQL */
+	char *collation;       /* as in ps_column_def, or NULL */
+	char *comment;
+	int position;          /* how many of def->table's columns come before it */
+} ps_generated_def;
+
+/* One partition of a partitioned table, with its own partitions after it. */
+typedef struct ps_partition_def {
+	char *schema, *name;
+	char *parent_schema, *parent_name;
+	char *bound;           /* "FOR VALUES ..." or "DEFAULT", engine SQL */
+	char *partition_by;    /* sub-partitioned: its partition key, else NULL */
+	bool leaf;             /* holds rows (not partitioned itself) */
+	int64_t estimated_rows;
+	int64_t estimated_bytes;
+	char *comment;
+} ps_partition_def;
 
 typedef enum ps_constraint_kind {
 	PS_CONSTRAINT_PRIMARY = 'p',
 	PS_CONSTRAINT_UNIQUE = 'u',
 	PS_CONSTRAINT_CHECK = 'c',
+	PS_CONSTRAINT_EXCLUSION = 'x', /* sql: "EXCLUDE USING ..."; added after the load */
 	PS_CONSTRAINT_INDEX = 'i'   /* an index that backs no constraint */
 } ps_constraint_kind;
 
@@ -64,6 +107,23 @@ typedef struct ps_table_def {
 	bool has_primary_key;  /* table->columns[].is_key is the primary key */
 	int64_t estimated_rows;  /* from statistics; -1 if unknown */
 	int64_t estimated_bytes; /* on-disk size; -1 if unknown */
+
+	/* Added for issue 14: a sink that does not know a field ignores it. */
+	ps_schema_object *requires; /* objects the table needs, in creation order
+	                               (penstock/schema.h); created before it */
+	size_t nrequires;
+	ps_generated_def *generated; /* generated columns (not in table->columns) */
+	int ngenerated;
+	char *partition_by;    /* a partitioned table: its partition key, engine SQL
+	                          ("RANGE (payment_date)"), else NULL */
+	ps_partition_def *partitions; /* every partition under it, parents first */
+	int npartitions;
+	char *comment;         /* the table's comment */
+	char *identity_index;  /* no primary key but REPLICA IDENTITY USING INDEX: the
+	                          index's name (one of constraints); rows are found by
+	                          its columns, marked is_key like a primary key's */
+	bool insert_only;      /* only its inserts and truncates are captured
+	                          (tables.keyless insert_only) */
 } ps_table_def;
 
 /* One key tuple bounding a copy range: nvalues canonical-text values of the
@@ -74,10 +134,12 @@ typedef struct ps_key_bound {
 } ps_key_bound;
 
 /* The rows a copy unit covers: lower <= key < upper; NULL means unbounded.
- * Both NULL: the whole table. */
+ * Both NULL: the whole table. partition, when set, narrows the unit to the
+ * rows of that partition ("schema.name" of one of def->partitions' leaves). */
 typedef struct ps_copy_range {
 	const ps_key_bound *lower;
 	const ps_key_bound *upper;
+	const char *partition; /* added for issue 14; NULL: every partition */
 } ps_copy_range;
 
 /* Frees everything the def owns and the def itself; def may be NULL. */

@@ -158,6 +158,21 @@ static void print_checks(json_t *checks, bool only_failed)
 	}
 }
 
+/* Warnings that did not block the job but say something the user should
+ * know (e.g. source.keyless: tables captured insert-only). */
+static void print_warnings(json_t *checks)
+{
+	json_t *items = json_object_get(checks, "items"), *it;
+	size_t i;
+
+	json_array_foreach(items, i, it) {
+		if (strcmp(str(it, "result", "?"), "failed") != 0 ||
+		    strcmp(str(it, "level", "?"), "warning") != 0)
+			continue;
+		printf("  warning     %s: %s\n", str(it, "id", "?"), str(it, "message", ""));
+	}
+}
+
 static void print_show(json_t *j)
 {
 	json_t *pos = json_object_get(j, "positions"), *lag = json_object_get(j, "lag");
@@ -220,8 +235,10 @@ static void print_show(json_t *j)
 			snprintf(units, sizeof(units), "%.0f/%.0f",
 			         json_number_value(json_object_get(t, "units_done")),
 			         json_number_value(json_object_get(t, "units_total")));
-			printf("              %-40s %23s %11s %s\n", name, rows, units,
-			       json_is_true(json_object_get(t, "finished")) ? "done" : "");
+			printf("              %-40s %23s %11s %s%s\n", name, rows, units,
+			       json_is_true(json_object_get(t, "finished")) ? "done" : "",
+			       json_is_true(json_object_get(t, "insert_only"))
+			       ? "  insert-only: updates and deletes not captured" : "");
 		}
 	}
 	if (json_integer_value(json_object_get(retry, "attempts")) > 0) {
@@ -244,6 +261,8 @@ static void print_show(json_t *j)
 		printf("  prechecks   %s\n", passed ? "passed" : "FAILED:");
 		if (!passed)
 			print_checks(checks, true);
+		else
+			print_warnings(checks);
 	}
 	printf("  actions     ");
 	json_array_foreach(allowed, i, a)

@@ -213,8 +213,35 @@ void ps_table_def_free(ps_table_def *def)
 		free(def->columns[i].sql_type);
 		free(def->columns[i].default_expr);
 		free(def->columns[i].sequence);
+		free(def->columns[i].collation);
+		free(def->columns[i].identity_options);
+		free(def->columns[i].comment);
 	}
 	free(def->columns);
+	for (int i = 0; i < def->ngenerated; i++) {
+		free(def->generated[i].name);
+		free(def->generated[i].sql_type);
+		free(def->generated[i].expr);
+		free(def->generated[i].collation);
+		free(def->generated[i].comment);
+	}
+	free(def->generated);
+	for (int i = 0; i < def->npartitions; i++) {
+		ps_partition_def *p = &def->partitions[i];
+
+		free(p->schema);
+		free(p->name);
+		free(p->parent_schema);
+		free(p->parent_name);
+		free(p->bound);
+		free(p->partition_by);
+		free(p->comment);
+	}
+	free(def->partitions);
+	free(def->partition_by);
+	free(def->comment);
+	free(def->identity_index);
+	ps_schema_objects_free(def->requires, def->nrequires);
 	for (int i = 0; i < def->nconstraints; i++) {
 		free(def->constraints[i].name);
 		free(def->constraints[i].sql);

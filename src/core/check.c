@@ -159,6 +159,36 @@ int ps_check_table_add_type(ps_check_table *t, const char *type)
 	return 0;
 }
 
+int ps_check_table_add_column(ps_check_table *t, const char *column)
+{
+	char *copy = strdup(column);
+	char **v = copy ? realloc(t->columns, (t->ncolumns + 1) * sizeof(char *)) : NULL;
+
+	if (!v) {
+		free(copy);
+		return PS_ENOMEM;
+	}
+	t->columns = v;
+	t->columns[t->ncolumns++] = copy;
+	t->columns_listed = true;
+	return 0;
+}
+
+int ps_check_table_add_need(ps_check_table *t, const ps_schema_object *o)
+{
+	ps_schema_object *v = realloc(t->needs, (t->nneeds + 1) * sizeof(*v));
+
+	if (!v)
+		return PS_ENOMEM;
+	t->needs = v;
+	if (ps_schema_object_copy(&v[t->nneeds], o) != PS_OK) {
+		ps_schema_object_clear(&v[t->nneeds]);
+		return PS_ENOMEM;
+	}
+	t->nneeds++;
+	return 0;
+}
+
 void ps_check_tables_free(ps_check_tables *t)
 {
 	if (!t)
@@ -169,6 +199,10 @@ void ps_check_tables_free(ps_check_tables *t)
 		for (size_t k = 0; k < t->items[i].nuser_types; k++)
 			free(t->items[i].user_types[k]);
 		free(t->items[i].user_types);
+		ps_schema_objects_free(t->items[i].needs, t->items[i].nneeds);
+		for (size_t k = 0; k < t->items[i].ncolumns; k++)
+			free(t->items[i].columns[k]);
+		free(t->items[i].columns);
 	}
 	free(t->items);
 	memset(t, 0, sizeof(*t));

@@ -286,13 +286,18 @@ static int table_from_json(ps_ck_table *t, json_t *o)
 {
 	json_t *bounds = json_object_get(o, "bounds");
 	json_t *units = json_object_get(o, "units");
+	json_t *parts = json_object_get(o, "parts");
 	const char *schema = json_string_value(json_object_get(o, "schema"));
 	const char *name = json_string_value(json_object_get(o, "name"));
 	int rc;
 
-	if (!schema || !name || !json_is_array(bounds) || !json_is_array(units) ||
-	    json_array_size(units) != json_array_size(bounds) + 1)
+	if (!schema || !name || !json_is_array(bounds) || !json_is_array(units))
 		return PS_ECHECKPOINT;
+	if (parts ? !json_is_array(parts) || json_array_size(bounds) != 0 ||
+	            json_array_size(parts) != json_array_size(units) || json_array_size(units) == 0
+	          : json_array_size(units) != json_array_size(bounds) + 1)
+		return PS_ECHECKPOINT;
+
 	t->schema = strdup(schema);
 	t->name = strdup(name);
 	t->created = json_is_true(json_object_get(o, "created"));
@@ -319,6 +324,20 @@ static int table_from_json(ps_ck_table *t, json_t *o)
 		snprintf(t->units[i].point, sizeof(t->units[i].point), "%s", point ? point : "");
 		t->units[i].rows = json_integer_value(json_object_get(u, "rows"));
 	}
+	if (parts) {
+		t->parts = calloc(t->nunits, sizeof(char *));
+		if (!t->parts)
+			return PS_ENOMEM;
+		for (size_t i = 0; i < t->nunits; i++) {
+			const char *v = json_string_value(json_array_get(parts, i));
+
+			if (!v)
+				return PS_ECHECKPOINT;
+			t->parts[i] = strdup(v);
+			if (!t->parts[i])
+				return PS_ENOMEM;
+		}
+	}
 	return PS_OK;
 }
 
@@ -338,9 +357,19 @@ static json_t *table_to_json(const ps_ck_table *t)
 		                      ? json_pack("{s:s, s:I}", "done_at", u->point, "rows", (json_int_t)u->rows)
 		                      : json_object());
 	}
-	return json_pack("{s:s, s:s, s:b, s:b, s:I, s:o, s:o}", "schema", t->schema, "name", t->name,
-	                 "created", t->created, "finished", t->finished, "estimated_rows",
-	                 (json_int_t)t->estimated_rows, "bounds", bounds, "units", units);
+	json_t *o = json_pack("{s:s, s:s, s:b, s:b, s:I, s:o, s:o}", "schema", t->schema,
+	                      "name", t->name, "created", t->created, "finished", t->finished,
+	                      "estimated_rows", (json_int_t)t->estimated_rows, "bounds", bounds,
+	                      "units", units);
+
+	if (o && t->parts) {
+		json_t *parts = json_array();
+
+		for (size_t i = 0; i < t->nunits; i++)
+			json_array_append_new(parts, json_string(t->parts[i]));
+		json_object_set_new(o, "parts", parts);
+	}
+	return o;
 }
 
 /* An engine state object into *out as text, NULL when absent. (A
@@ -593,6 +622,9 @@ void ps_checkpoint_clear_tables(ps_checkpoint *ck)
 		for (size_t j = 0; j < t->nbounds; j++)
 			ps_key_bound_clear(&t->bounds[j]);
 		free(t->bounds);
+		for (size_t j = 0; t->parts && j < t->nunits; j++)
+			free(t->parts[j]);
+		free(t->parts);
 		free(t->units);
 	}
 	free(ck->tables);

@@ -74,7 +74,10 @@ typedef struct ps_ck_unit {
 } ps_ck_unit;
 
 /* Initial-load progress of one table. Unit i covers
- * bounds[i-1] <= key < bounds[i] (open at both ends); nunits = nbounds + 1. */
+ * bounds[i-1] <= key < bounds[i] (open at both ends); nunits = nbounds + 1.
+ * A partitioned table's units may instead be its partitions (issue 14):
+ * then parts[i] names unit i's partition ("schema.name"), nbounds is 0
+ * and nunits the number of partitions. */
 typedef struct ps_ck_table {
 	char *schema, *name;
 	bool created;                   /* penstock created it in the target */
@@ -84,6 +87,7 @@ typedef struct ps_ck_table {
 	ps_key_bound *bounds;
 	size_t nunits;
 	ps_ck_unit *units;
+	char **parts;                   /* NULL, or nunits partition names */
 } ps_ck_table;
 
 typedef struct ps_checkpoint {

@@ -45,6 +45,15 @@
  *      transaction committed with the checkpoint (invariant 1); the raw path
  *      also checks that the rows the source walked are the rows the target
  *      took.
+ *   7. A partitioned table with a primary key is copied one leaf partition a
+ *      unit, in parallel (ps_ck_table.parts); its rows go into the target
+ *      table, which routes them (or is one table, SQLite). Without a key it
+ *      stays one unit, like any table without one, so that no row of it is
+ *      applied twice after a resumed load.
+ *   8. Once every table is finished, the objects the source describes for
+ *      after the load (foreign keys, sequence values, target.schema full)
+ *      are created by the sink in the transaction that commits ILEND: a
+ *      crash before it repeats them, a crash after it never needs them again.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -154,6 +163,37 @@ static void ck_table_name(char *buf, size_t len, const char *schema, const char 
 	snprintf(buf, len, "%s.%s", schema, name);
 }
 
+/* NOTES 7: a partitioned table with a primary key is copied one partition
+ * a unit (its leaves; an empty table is still one unit). */
+static int plan_partitions(const ps_table_def *def, ps_ck_table *t, ps_error *err)
+{
+	size_t leaves = 0;
+
+	for (int i = 0; i < def->npartitions; i++)
+		leaves += def->partitions[i].leaf;
+	t->nunits = leaves ? leaves : 1;
+	t->units = calloc(t->nunits, sizeof(ps_ck_unit));
+	if (!t->units)
+		return ps_error_set(err, PS_ENOMEM, "out of memory");
+	if (!leaves)
+		return PS_OK;
+	t->parts = calloc(t->nunits, sizeof(char *));
+	if (!t->parts)
+		return ps_error_set(err, PS_ENOMEM, "out of memory");
+	for (int i = 0, k = 0; i < def->npartitions; i++) {
+		const ps_partition_def *p = &def->partitions[i];
+		char name[300];
+
+		if (!p->leaf)
+			continue;
+		snprintf(name, sizeof(name), "%s.%s", p->schema, p->name);
+		t->parts[k] = strdup(name);
+		if (!t->parts[k++])
+			return ps_error_set(err, PS_ENOMEM, "out of memory");
+	}
+	return PS_OK;
+}
+
 static int plan_table(load *ld, ps_table_def *def, ps_ck_table *t, ps_error *err)
 {
 	const ps_load_config *cfg = ld->cfg;
@@ -171,6 +211,8 @@ static int plan_table(load *ld, ps_table_def *def, ps_ck_table *t, ps_error *err
 	rc = ps_snk_table_prepare(cfg->snk, def, &opt, &t->created, err);
 	if (rc != PS_OK)
 		return rc;
+	if (def->has_primary_key && def->npartitions > 0)
+		return plan_partitions(def, t, err);
 	if (def->has_primary_key && def->estimated_rows > cfg->spec->snapshot_chunk_rows) {
 		rc = ps_src_split(cfg->src, def, cfg->spec->snapshot_chunk_rows, &t->bounds,
 		                  &t->nbounds, err);
@@ -426,8 +468,9 @@ static int copy_unit(worker *w, load_unit u, ps_error *err)
 	ps_ck_table *t = lt->ck;
 	ps_ck_unit *unit = &t->units[u.unit];
 	ps_copy_range range = {
-		.lower = u.unit > 0 ? &t->bounds[u.unit - 1] : NULL,
+		.lower = u.unit > 0 && u.unit <= t->nbounds ? &t->bounds[u.unit - 1] : NULL,
 		.upper = u.unit < t->nbounds ? &t->bounds[u.unit] : NULL,
+		.partition = t->parts ? t->parts[u.unit] : NULL,
 	};
 	char format[RAW_FORMAT_MAX];
 	struct timespec now;
@@ -591,6 +634,7 @@ static void publish_tables(load *ld)
 		ts[i].rows_estimated = lt->ck->estimated_rows;
 		ts[i].units_total = lt->ck->nunits;
 		ts[i].finished = lt->ck->finished;
+		ts[i].insert_only = lt->def && lt->def->insert_only;
 	}
 	pthread_mutex_unlock(&ld->mu);
 	ps_run_status_set_tables(ld->cfg->status, ts, ld->ntables);
@@ -666,6 +710,34 @@ static int finish_ready(load *ld, bool workers_gone, ps_error *err)
 	return rc;
 }
 
+/* --- after the load (NOTES 8) --------------------------------------------- */
+
+/* What the target gets once every table is loaded and finished: foreign
+ * keys, sequence values and the rest of target.schema, in the target
+ * transaction that the ILEND checkpoint commits. */
+static int apply_schema_after(load *ld, ps_error *err)
+{
+	const ps_load_config *cfg = ld->cfg;
+	ps_schema *schema = NULL;
+	size_t applied = 0;
+	int rc;
+
+	if (!ps_snk_can_apply_schema(cfg->snk))
+		return PS_OK;
+	rc = ps_src_schema_after_load(cfg->src, &schema, err);
+	if (rc == PS_OK && schema && schema->skipped)
+		ps_log_warn("after the load, left out: %s", schema->skipped);
+	if (rc == PS_OK)
+		rc = ps_snk_schema_apply(cfg->snk, schema, &applied, err);
+	if (rc == PS_OK && schema && schema->n)
+		ps_log_info("after the load: %zu of %zu objects created or set in the target (foreign "
+		            "keys, sequence values%s; the others were there already)", applied,
+		            schema->n, cfg->spec->target.schema == PS_SCHEMA_FULL
+		            ? ", views, functions, triggers, policies, grants" : "");
+	ps_schema_free(schema);
+	return rc;
+}
+
 /* --- the load ------------------------------------------------------------- */
 
 /* Starts workers in the free slots below the live parallelism while units
@@ -679,13 +751,15 @@ static int start_workers(load *ld, worker *workers, int *logged, ps_error *err)
 		want = max;
 	for (int i = 0; i < LOAD_MAX_WORKERS; i++) {
 		worker *w = &workers[i];
-		bool idle, more;
+		bool idle, more, exited;
 
+		/* exited is the worker's to write (under mu): read it once, here */
 		pthread_mutex_lock(&ld->mu);
+		exited = w->started && w->exited;
 		idle = !w->started || w->exited;
 		more = ld->next < ld->ntodo;
 		pthread_mutex_unlock(&ld->mu);
-		if (w->started && w->exited) {
+		if (exited) {
 			pthread_join(w->thread, NULL);
 			w->started = false;
 		}
@@ -800,6 +874,8 @@ int ps_load_run(const ps_load_config *cfg, ps_error *err)
 		rc = ps_error_set(err, PS_ESTOPPED, "stopped during the initial load");
 	if (rc == PS_OK)
 		rc = finish_ready(&ld, true, err);
+	if (rc == PS_OK)
+		rc = apply_schema_after(&ld, err);
 	if (rc != PS_OK)
 		goto cleanup;
 	progress(&ld, true);

@@ -930,3 +930,37 @@ int ps_snk_load_raw_end(ps_snk *k, int64_t *rows, ps_error *err)
 		SNK_CTX(k, err);
 	return rc;
 }
+
+/* --- schema (penstock/schema.h; issue 14) --------------------------------- */
+
+int ps_src_schema_after_load(ps_src *s, ps_schema **out, ps_error *err)
+{
+	int rc;
+
+	*out = NULL;
+	if (!s->ops->schema_after_load)
+		return PS_OK;
+	rc = s->ops->schema_after_load(s->impl, out, err);
+	if (rc != PS_OK)
+		ps_error_add_context(err, "source %s, describing the objects to create after the load",
+		                     s->ops->name);
+	return rc;
+}
+
+int ps_snk_schema_apply(ps_snk *k, const ps_schema *schema, size_t *applied, ps_error *err)
+{
+	int rc;
+
+	*applied = 0;
+	if (!schema || schema->n == 0 || !k->ops->schema_apply)
+		return PS_OK;
+	rc = k->ops->schema_apply(k->impl, schema, applied, err);
+	if (rc != PS_OK)
+		ps_error_add_context(err, "target %s, creating the objects of the schema", k->ops->name);
+	return rc;
+}
+
+int ps_snk_can_apply_schema(const ps_snk *k)
+{
+	return k->ops->schema_apply != NULL;
+}

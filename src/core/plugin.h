@@ -178,4 +178,12 @@ int ps_snk_table_finish(ps_snk *k, const ps_table_def *def, ps_error *err);
 int ps_snk_max_writers(const ps_snk *k);
 void ps_snk_close(ps_snk *k);
 
+/* --- schema (penstock/schema.h) ------------------------------------------- */
+/* *out NULL when the source has none (or no such callback). */
+int ps_src_schema_after_load(ps_src *s, ps_schema **out, ps_error *err);
+/* A no-op (*applied 0) for a NULL or empty schema or a sink without the
+ * callback (ps_snk_can_apply_schema tells which). */
+int ps_snk_schema_apply(ps_snk *k, const ps_schema *schema, size_t *applied, ps_error *err);
+int ps_snk_can_apply_schema(const ps_snk *k);
+
 #endif

@@ -50,15 +50,23 @@ static const char *const root_fields[] = {
 };
 static const char *const source_fields[] = {"url", "password_env", "password_file"};
 static const char *const target_fields[] = {
-	"url", "password_env", "password_file", "create_tables", "truncate_before_load"
+	"url", "password_env", "password_file", "create_tables", "truncate_before_load",
+	"schema", "foreign_keys", "create_extensions"
 };
+/* issue 14: target.schema, target.foreign_keys, tables.keyless (penstock/schema.h) */
+static const char *const schema_names[] = {"tables", "full", "bare"};
+static const int schema_values[] = {PS_SCHEMA_TABLES, PS_SCHEMA_FULL, PS_SCHEMA_BARE};
+static const char *const fk_names[] = {"validate", "not_valid", "none"};
+static const int fk_values[] = {PS_FK_VALIDATE, PS_FK_NOT_VALID, PS_FK_NONE};
+static const char *const keyless_names[] = {"insert_only", "refuse", "replica_identity_full"};
+static const int keyless_values[] = {PS_KEYLESS_INSERT_ONLY, PS_KEYLESS_REFUSE, PS_KEYLESS_FULL};
 #define ENDPOINT_FIELDS_MAX 32   /* core fields and a plugin's options */
 static const char *const snapshot_fields[] = {"parallel", "chunk_rows"};
 static const char *const create_names[] = {"if_missing", "never", "drop_and_create"};
 static const int create_values[] = {
 	PS_CREATE_IF_MISSING, PS_CREATE_NEVER, PS_CREATE_DROP_AND_CREATE
 };
-static const char *const tables_fields[] = {"include", "exclude"};
+static const char *const tables_fields[] = {"include", "exclude", "keyless"};
 static const char *const checks_fields[] = {"skip"};
 static const char *const retry_fields[] = {"initial_backoff_ms", "max_backoff_ms", "max_attempts"};
 static const char *const limits_fields[] = {"rows_per_sec", "bytes_per_sec"};
@@ -461,7 +469,20 @@ static int parse_endpoint(spec_ctx *c, json_t *root, const char *field,
 	                ARRAY_LEN(create_names), &ep->create_tables);
 	if (rc < 0)
 		return rc;
-	return get_bool(c, obj, field, "truncate_before_load", &ep->truncate_before_load);
+	rc = get_bool(c, obj, field, "truncate_before_load", &ep->truncate_before_load);
+	/* issue 14: what the target gets besides the rows (penstock/schema.h) */
+	ep->schema = PS_SCHEMA_TABLES;
+	ep->foreign_keys = PS_FK_VALIDATE;
+	ep->create_extensions = true;
+	if (rc == 0)
+		rc = get_choice(c, obj, field, "schema", false, schema_names, schema_values,
+		                ARRAY_LEN(schema_names), &ep->schema);
+	if (rc == 0)
+		rc = get_choice(c, obj, field, "foreign_keys", false, fk_names, fk_values,
+		                ARRAY_LEN(fk_names), &ep->foreign_keys);
+	if (rc == 0)
+		rc = get_bool(c, obj, field, "create_extensions", &ep->create_extensions);
+	return rc;
 }
 
 /* ------------------------------------------------------------------ */
@@ -545,7 +566,12 @@ static int parse_tables(spec_ctx *c, json_t *root, ps_spec *spec)
 	rc = parse_patterns(c, tables, "include", &spec->include, &spec->ninclude);
 	if (rc < 0)
 		return rc;
-	return parse_patterns(c, tables, "exclude", &spec->exclude, &spec->nexclude);
+	rc = parse_patterns(c, tables, "exclude", &spec->exclude, &spec->nexclude);
+	spec->keyless = PS_KEYLESS_INSERT_ONLY;
+	if (rc == 0 && tables)
+		rc = get_choice(c, tables, "tables", "keyless", false, keyless_names, keyless_values,
+		                ARRAY_LEN(keyless_names), &spec->keyless);
+	return rc;
 }
 
 static int parse_snapshot(spec_ctx *c, json_t *root, ps_spec *spec)
@@ -982,6 +1008,11 @@ int ps_spec_source_config(const ps_spec *s, ps_source_config *cfg, char **passwo
 	cfg->ninclude = s->ninclude;
 	cfg->exclude = (const char *const *)s->exclude;
 	cfg->nexclude = s->nexclude;
+	cfg->schema = s->target.schema;
+	cfg->keyless = s->keyless;
+	cfg->foreign_keys = s->target.foreign_keys;
+	cfg->no_extensions = !s->target.create_extensions;
+	cfg->load_only = s->type == PS_JOB_SNAPSHOT;
 	if (ps_spec_password(&s->source, "source", password, err) != PS_OK)
 		return err->code;
 	cfg->password = *password;

@@ -14,11 +14,16 @@
  *                "password_env": ..., "password_file": ...,
  *                "create_tables": "if_missing",  optional: if_missing | never | drop_and_create
  *                "truncate_before_load": false,  optional: empty non-empty tables first
+ *                "schema": "tables",             optional: tables | full | bare
+ *                "foreign_keys": "validate",     optional: validate | not_valid | none
+ *                "create_extensions": true,      optional: create extensions tables need
  *                ...},                           the sink plugin's options
  *     "snapshot": {"parallel": 4,                optional, 1..64 copy workers
  *                  "chunk_rows": 250000},        optional, >= 1000: split bigger tables
  *     "tables": {"include": ["public.*"],        optional, default ["*.*"]
- *                "exclude": ["public.audit_*"]}, optional, default []
+ *                "exclude": ["public.audit_*"],  optional, default []
+ *                "keyless": "insert_only"},      optional: insert_only | refuse |
+ *                                                replica_identity_full
  *     "limits": {"rows_per_sec": 0,              optional, >= 0 (0: unlimited); change live
  *                "bytes_per_sec": 0},            optional, >= 0 (0: unlimited); change live
  *     "complete": {"max_lag_ms": 5000},          optional, migration only: 1..3600000
@@ -68,6 +73,10 @@ typedef struct ps_endpoint_spec {
 	                         (an empty object when it declares none) */
 	int create_tables;    /* target only: ps_create_tables (penstock/sink.h) */
 	bool truncate_before_load; /* target only */
+	/* issue 14, target only (penstock/schema.h): */
+	int schema;           /* target.schema: ps_schema_mode, default tables */
+	int foreign_keys;     /* target.foreign_keys: ps_foreign_keys, default validate */
+	bool create_extensions; /* target.create_extensions, default true */
 } ps_endpoint_spec;
 
 typedef struct ps_spec {
@@ -91,6 +100,8 @@ typedef struct ps_spec {
 	long long limit_bytes_per_sec; /* limits.bytes_per_sec: change bytes per second, 0 = unlimited */
 	long long complete_max_lag_ms; /* complete.max_lag_ms: a migration is ready_to_complete
 	                                  while its lag stays under this (default 5000) */
+	int keyless;          /* tables.keyless: ps_keyless (penstock/schema.h), default
+	                         insert_only (issue 14) */
 } ps_spec;
 
 /*

@@ -30,6 +30,11 @@ static json_t *endpoint(const ps_endpoint_spec *ep, int is_source)
 		static const char *const create[] = {"if_missing", "never", "drop_and_create"};
 		json_object_set_new(o, "create_tables", json_string(create[ep->create_tables]));
 		json_object_set_new(o, "truncate_before_load", json_boolean(ep->truncate_before_load));
+		static const char *const schema[] = {"tables", "full", "bare"};
+		static const char *const fks[] = {"validate", "not_valid", "none"};
+		json_object_set_new(o, "schema", json_string(schema[ep->schema]));
+		json_object_set_new(o, "foreign_keys", json_string(fks[ep->foreign_keys]));
+		json_object_set_new(o, "create_extensions", json_boolean(ep->create_extensions));
 	}
 	return o;
 }
@@ -43,9 +48,12 @@ char *ps_spec_to_json(const ps_spec *spec)
 	json_object_set_new(root, "type", json_string(ps_job_type_name(spec->type)));
 	json_object_set_new(root, "source", endpoint(&spec->source, 1));
 	json_object_set_new(root, "target", endpoint(&spec->target, 0));
+	static const char *const keyless[] = {"insert_only", "refuse", "replica_identity_full"};
 	json_object_set_new(root, "tables",
-	                    json_pack("{s:o, s:o}", "include", string_array(spec->include, spec->ninclude),
-	                              "exclude", string_array(spec->exclude, spec->nexclude)));
+	                    json_pack("{s:o, s:o, s:s}", "include",
+	                              string_array(spec->include, spec->ninclude),
+	                              "exclude", string_array(spec->exclude, spec->nexclude),
+	                              "keyless", keyless[spec->keyless]));
 	json_object_set_new(root, "resume", json_string(ps_resume_policy_name(spec->resume)));
 	if (spec->type != PS_JOB_CDC)
 		json_object_set_new(root, "snapshot",

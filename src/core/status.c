@@ -137,10 +137,12 @@ json_t *ps_run_status_json(const ps_run_status *c)
 	for (size_t i = 0; i < c->ntables; i++) {
 		const ps_table_status *t = &c->tables[i];
 		json_array_append_new(
-			tables, json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:b}", "schema", t->schema, "name",
-			                  t->name, "rows_copied", (json_int_t)t->rows_copied, "rows_estimated",
-			                  (json_int_t)t->rows_estimated, "units_done", (json_int_t)t->units_done,
-			                  "units_total", (json_int_t)t->units_total, "finished", t->finished));
+			tables, json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:b, s:b}", "schema", t->schema,
+			                  "name", t->name, "rows_copied", (json_int_t)t->rows_copied,
+			                  "rows_estimated", (json_int_t)t->rows_estimated,
+			                  "units_done", (json_int_t)t->units_done,
+			                  "units_total", (json_int_t)t->units_total, "finished", t->finished,
+			                  "insert_only", t->insert_only));
 	}
 	return json_pack(
 		"{s:o, s:s, s:{s:o, s:o, s:o, s:o}, s:{s:f, s:o}, s:o, s:{s:f}, s:{s:I, s:I}, s:o}",

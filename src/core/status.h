@@ -48,6 +48,8 @@ typedef struct ps_table_status {
 	long long rows_estimated;
 	size_t units_done, units_total;
 	bool finished;          /* keys and indexes built */
+	bool insert_only;       /* only its inserts and truncates are captured (no key
+	                           and no replica identity: tables.keyless) */
 } ps_table_status;
 
 typedef struct ps_run_status {

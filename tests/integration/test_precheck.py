@@ -84,7 +84,9 @@ def test_good_setup_passes_and_creates_nothing(tmp_path, db, target_db):
 def test_table_output_and_exit_status(tmp_path, db, target_db):
     db.execute("CREATE TABLE t (id int PRIMARY KEY)")
     db.execute("CREATE TABLE nokey (v int)")
-    rc, _, p = run_check(tmp_path, spec_for(db, target_db.url), as_json=False)
+    # tables.keyless refuse: a table without a key blocks the job (issue 14
+    # made insert-only capture the default; test_keyless.py covers that)
+    rc, _, p = run_check(tmp_path, spec_for(db, target_db.url, tables={"keyless": "refuse"}), as_json=False)
     assert rc == EXIT_CHECK_FAILED
     lines = p.stdout.splitlines()
     assert lines[0].split() == ["ID", "LEVEL", "RESULT", "MESSAGE"]
@@ -197,14 +199,14 @@ def test_wrong_password_is_a_failed_connect(tmp_path, db, target_db, app_role):
 def test_table_without_key_fails_until_fixed(tmp_path, db, target_db):
     db.execute("CREATE TABLE keyed (id int PRIMARY KEY)")
     db.execute("CREATE TABLE loose (a int, b text)")
-    rc, report, _ = run_check(tmp_path, spec_for(db, target_db.url))
+    rc, report, _ = run_check(tmp_path, spec_for(db, target_db.url, tables={"keyless": "refuse"}))
     assert rc == EXIT_CHECK_FAILED
     it = items(report)["source.replica_identity"]
     assert it["result"] == "failed"
     assert "public.loose" in it["message"] and "public.keyed" not in it["message"]
     assert it["fix"] == 'ALTER TABLE "public"."loose" REPLICA IDENTITY FULL;'
     db.execute(it["fix"])
-    rc, report, _ = run_check(tmp_path, spec_for(db, target_db.url))
+    rc, report, _ = run_check(tmp_path, spec_for(db, target_db.url, tables={"keyless": "refuse"}))
     assert rc == EXIT_OK, report
     assert items(report)["source.replica_identity"]["result"] == "passed"
 
@@ -253,15 +255,23 @@ def test_pg_target_table_not_empty(tmp_path, db, target_db):
 
 
 def test_pg_target_missing_table_and_type(tmp_path, db, target_db):
+    # target.schema bare: penstock creates the tables only, so the types
+    # must be in the target already (issue 14 made creating them the
+    # default; test_schema.py covers that)
+    def bare_spec():
+        spec = spec_for(db, target_db.url)
+        spec["target"]["schema"] = "bare"
+        return spec
+
     db.execute("CREATE TYPE mood AS ENUM ('calm', 'busy')")
     db.execute("CREATE TABLE m (id int PRIMARY KEY, md mood, mds mood[])")
-    rc, report, _ = run_check(tmp_path, spec_for(db, target_db.url))
+    rc, report, _ = run_check(tmp_path, bare_spec())
     assert rc == EXIT_CHECK_FAILED
     it = items(report)["target.types"]
     assert it["result"] == "failed"
     assert "type mood (of public.m)" in it["message"] and "mood[]" in it["message"]
     # create_tables never: the table must exist instead
-    spec = spec_for(db, target_db.url)
+    spec = bare_spec()
     spec["target"]["create_tables"] = "never"
     rc, report, _ = run_check(tmp_path, spec)
     got = items(report)
@@ -269,7 +279,7 @@ def test_pg_target_missing_table_and_type(tmp_path, db, target_db):
     assert "public.m does not exist" in got["target.tables"]["message"]
     assert got["target.types"]["result"] == "passed"
     target_db.execute("CREATE TYPE mood AS ENUM ('calm', 'busy')")
-    rc, report, _ = run_check(tmp_path, spec_for(db, target_db.url))
+    rc, report, _ = run_check(tmp_path, bare_spec())
     assert rc == EXIT_OK, report
 
 
@@ -322,7 +332,7 @@ def test_target_not_reachable(tmp_path, db):
 
 def test_skip_list_turns_failure_into_skipped(tmp_path, db, target_db):
     db.execute("CREATE TABLE loose (a int)")
-    spec = spec_for(db, target_db.url, checks={"skip": ["source.replica_identity"]})
+    spec = spec_for(db, target_db.url, checks={"skip": ["source.replica_identity"]}, tables={"keyless": "refuse"})
     rc, report, _ = run_check(tmp_path, spec)
     assert rc == EXIT_OK
     assert report["passed"] is True

@@ -291,7 +291,8 @@ def test_every_transition_and_every_refusal_through_the_api(server, db, target_d
 def test_failed_prechecks_block_start(server, db, target_db):
     db.execute("CREATE TABLE nokey (a int, b text)")
     db.execute("INSERT INTO nokey VALUES (1, 'x')")
-    server.call("POST", "/v1/jobs", spec_for(db, target_db.url))
+    # tables.keyless refuse: without it the table is captured insert-only
+    server.call("POST", "/v1/jobs", spec_for(db, target_db.url, tables={"keyless": "refuse"}))
     server.call("POST", "/v1/jobs/orders/start")
     job = server.wait_state("orders", "check_failed")
     failed = [i for i in job["checks"]["items"] if i["result"] == "failed"]
@@ -568,7 +569,7 @@ def test_permanent_failure_refusals_and_stop(server, db, target_db):
     precheck skipped: the run fails for good; only stop, delete and modify
     are allowed, and stop leaves nothing on the source."""
     db.execute("CREATE TABLE nokey (a int)")
-    spec = spec_for(db, target_db.url, checks={"skip": ["source.replica_identity"]})
+    spec = spec_for(db, target_db.url, checks={"skip": ["source.replica_identity"]}, tables={"keyless": "refuse"})
     server.call("POST", "/v1/jobs", spec)
     server.call("POST", "/v1/jobs/orders/start")
     job = server.wait_state("orders", "failed_permanently")

@@ -2,7 +2,7 @@
  * snapdump.c — test driver for a source's initial load, through the core's
  * plugin wrappers (core/plugin.h), as the pipeline will use them.
  *
- *   snapdump URL [--chunk-rows N] [--tables pat,...] [--export]
+ *   snapdump URL [--chunk-rows N] [--tables pat,...] [--export] [--schema MODE] [--after]
  *
  * Opens the source (want_snapshot, job "snapdump", slot and publication
  * "snapdump_<pid>"), prepares it with PS_PREPARE_RECREATE, describes the
@@ -12,9 +12,15 @@
  *
  *   {"prepare":{"created":..,"point":..,"snapshot":..,"ntables":..}}
  *   {"export":{"name":..,"point":..}}                 (--export only)
- *   {"table":"s.t","def":{...}}                       one per table
+ *   {"table":"s.t","def":{...}}                       one per table, with its
+ *                                                     "requires" objects
  *   {"table":"s.t","unit":i,"row":["text",null,..]}   one per row
+ *   {"after":[{...}, ...]}                            schema_after_load's objects
+ *                                                     (--after only)
  *   {"done":{"units":n,"rows":n}}
+ *
+ * --schema tables|full|bare sets target.schema (default tables); --after
+ * prints what the target gets after the load.
  *
  * --export releases prepare's snapshot, exports a new one with
  * snapshot_export and copies under that one instead.
@@ -131,6 +137,21 @@ static void put_column(ps_buf *b, const ps_table *t, const ps_column_def *c, int
 	ps_buf_putc(b, '}');
 }
 
+/* [{"kind":k,"what":..,"must_exist":..,"sql":..}, ...] */
+static void put_objects(ps_buf *b, const ps_schema_object *v, size_t n)
+{
+	ps_buf_putc(b, '[');
+	for (size_t i = 0; i < n; i++) {
+		ps_buf_printf(b, "%s{\"kind\":%d,\"must_exist\":%s,\"what\":", i ? "," : "",
+		              v[i].kind, v[i].must_exist ? "true" : "false");
+		put_str(b, v[i].what);
+		ps_buf_puts(b, ",\"sql\":");
+		put_str(b, v[i].sql);
+		ps_buf_putc(b, '}');
+	}
+	ps_buf_putc(b, ']');
+}
+
 static void put_def(ps_buf *b, const ps_table_def *def, const ps_key_bound *bounds,
                     size_t nbounds)
 {
@@ -175,7 +196,13 @@ static void put_def(ps_buf *b, const ps_table_def *def, const ps_key_bound *boun
 		put_col_names(b, t, k->cols, k->ncols);
 		ps_buf_putc(b, '}');
 	}
-	ps_buf_puts(b, "],\"bounds\":[");
+	ps_buf_puts(b, "],\"requires\":");
+	put_objects(b, def->requires, def->nrequires);
+	ps_buf_printf(b, ",\"ngenerated\":%d,\"npartitions\":%d,\"identity_index\":",
+	              def->ngenerated, def->npartitions);
+	put_str(b, def->identity_index);
+	ps_buf_printf(b, ",\"insert_only\":%s", def->insert_only ? "true" : "false");
+	ps_buf_puts(b, ",\"bounds\":[");
 	for (size_t i = 0; i < nbounds; i++) {
 		ps_buf_puts(b, i ? ",[" : "[");
 		for (int k = 0; k < bounds[i].nvalues; k++) {
@@ -377,11 +404,14 @@ typedef struct options {
 	int64_t chunk_rows;
 	bool export_mode;
 	const char *pause_file;
+	int schema;                   /* --schema: ps_schema_mode */
+	bool after;                   /* --after */
 } options;
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: snapdump URL [--chunk-rows N] [--tables pat,...] [--export]\n");
+	fprintf(stderr, "usage: snapdump URL [--chunk-rows N] [--tables pat,...] [--export] "
+	        "[--schema tables|full|bare] [--after]\n");
 }
 
 static int parse_args(int argc, char **argv, options *o)
@@ -402,6 +432,12 @@ static int parse_args(int argc, char **argv, options *o)
 			o->npatterns = split_patterns(argv[++i], o->patterns);
 		} else if (strcmp(argv[i], "--export") == 0) {
 			o->export_mode = true;
+		} else if (strcmp(argv[i], "--after") == 0) {
+			o->after = true;
+		} else if (strcmp(argv[i], "--schema") == 0 && i + 1 < argc) {
+			i++;
+			o->schema = strcmp(argv[i], "full") == 0 ? PS_SCHEMA_FULL
+			          : strcmp(argv[i], "bare") == 0 ? PS_SCHEMA_BARE : PS_SCHEMA_TABLES;
 		} else if (!o->url && argv[i][0] != '-') {
 			o->url = argv[i];
 		} else {
@@ -490,6 +526,20 @@ static int run(dump *d, const options *o, plan_out *plan_, ps_error *err)
 		rc = copy_all(d, err);
 	if (rc == PS_OK)
 		rc = ps_src_snapshot_release(&d->src, err);
+	if (rc == PS_OK && o->after) {
+		ps_schema *after = NULL;
+		ps_buf b;
+
+		rc = ps_src_schema_after_load(&d->src, &after, err);
+		ps_buf_init(&b, 64u << 20);
+		ps_buf_puts(&b, "{\"after\":");
+		put_objects(&b, after ? after->objects : NULL, after ? after->n : 0);
+		ps_buf_puts(&b, "}\n");
+		if (rc == PS_OK)
+			fputs(b.data, stdout);
+		ps_buf_free(&b);
+		ps_schema_free(after);
+	}
 	if (rc == PS_OK)
 		printf("{\"done\":{\"units\":%zu,\"rows\":%lld}}\n", d->nunits,
 		       (long long)atomic_load(&d->rows));
@@ -532,6 +582,7 @@ int main(int argc, char **argv)
 	cfg.include = o.patterns;
 	cfg.ninclude = o.npatterns;
 	cfg.want_snapshot = true;
+	cfg.schema = o.schema;
 	if (rc == PS_OK)
 		rc = ps_src_open(&d.src, ops, &cfg, &err);
 	if (rc == PS_OK) {

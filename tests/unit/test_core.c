@@ -690,6 +690,7 @@ static void test_checkpoint_round_trip(void **state)
 	assert_int_equal(ps_checkpoint_load(&got, &found, dir, "orders", &err), PS_OK);
 	assert_true(found);
 	assert_null(got.spec_json);
+	ps_checkpoint_free(&got);
 
 	/* Remove, then there is none; removing again is fine. */
 	assert_int_equal(ps_checkpoint_remove(dir, "orders", &err), PS_OK);
@@ -780,6 +781,63 @@ static void test_checkpoint_tables_text(void **state)
 	                 PS_ECHECKPOINT);
 	assert_non_null(strstr(err.message, "tables[0] is malformed"));
 	ps_checkpoint_free(&back);
+}
+
+/* issue 14: a partitioned table's units are its partitions (parts). */
+static void test_checkpoint_partition_units(void **state)
+{
+	ps_checkpoint ck, back;
+	ps_error err;
+	char *text, *again;
+
+	(void)state;
+	memset(&ck, 0, sizeof(ck));
+	snprintf(ck.job, sizeof(ck.job), "j");
+	ck.cdc_state = PS_CDC_ILSTART;
+	snprintf(ck.position, sizeof(ck.position), "0/10");
+	ck.ntables = 1;
+	ck.tables = calloc(1, sizeof(ps_ck_table));
+	ck.tables[0].schema = xstrdup("public");
+	ck.tables[0].name = xstrdup("payment");
+	ck.tables[0].nunits = 3;
+	ck.tables[0].units = calloc(3, sizeof(ps_ck_unit));
+	ck.tables[0].parts = calloc(3, sizeof(char *));
+	ck.tables[0].parts[0] = xstrdup("archive.payment_old");
+	ck.tables[0].parts[1] = xstrdup("public.payment_p1");
+	ck.tables[0].parts[2] = xstrdup("public.payment \"odd\"");
+	ck.tables[0].units[1].done = true;
+	ck.tables[0].units[1].rows = 7;
+	snprintf(ck.tables[0].units[1].point, PS_POSITION_MAX, "0/20");
+
+	text = ps_checkpoint_to_text(&ck);
+	assert_non_null(text);
+	ps_error_clear(&err);
+	assert_int_equal(ps_checkpoint_from_text(&back, text, "test", &err), PS_OK);
+	assert_int_equal(back.tables[0].nunits, 3);
+	assert_int_equal(back.tables[0].nbounds, 0);
+	assert_non_null(back.tables[0].parts);
+	assert_string_equal(back.tables[0].parts[0], "archive.payment_old");
+	assert_string_equal(back.tables[0].parts[2], "public.payment \"odd\"");
+	assert_true(back.tables[0].units[1].done);
+	snprintf(back.updated_at, sizeof(back.updated_at), "%s", ck.updated_at);
+	again = ps_checkpoint_to_text(&back);
+	assert_string_equal(again, text);
+	free(again);
+	free(text);
+	ps_checkpoint_free(&back);
+
+	/* parts that do not match the units, or with bounds, are refused */
+	assert_int_equal(ps_checkpoint_from_text(&back, "{\"format\": 1, \"identity\": {}, "
+	                 "\"cdc_state\": \"ILSTART\", \"tables\": [{\"schema\": \"a\", "
+	                 "\"name\": \"b\", \"bounds\": [], \"units\": [{}, {}], "
+	                 "\"parts\": [\"a.p\"]}]}", "test", &err), PS_ECHECKPOINT);
+	ps_checkpoint_free(&back);
+	assert_int_equal(ps_checkpoint_from_text(&back, "{\"format\": 1, \"identity\": {}, "
+	                 "\"cdc_state\": \"ILSTART\", \"tables\": [{\"schema\": \"a\", "
+	                 "\"name\": \"b\", \"bounds\": [[\"1\"]], \"units\": [{}, {}], "
+	                 "\"parts\": [\"a.p\", \"a.q\"]}]}", "test", &err), PS_ECHECKPOINT);
+	ps_checkpoint_free(&back);
+	ps_checkpoint_free(&ck);
 }
 
 static void test_checkpoint_none(void **state)
@@ -1475,6 +1533,7 @@ int main(void)
 		cmocka_unit_test(test_checkpoint_round_trip),
 		cmocka_unit_test(test_checkpoint_none),
 		cmocka_unit_test(test_checkpoint_tables_text),
+		cmocka_unit_test(test_checkpoint_partition_units),
 		cmocka_unit_test(test_checkpoint_corrupt),
 		cmocka_unit_test(test_checkpoint_field_too_long),
 		cmocka_unit_test(test_checkpoint_match),

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "core/spec.h"
+#include "core/spec_json.h"
 
 #define ORIGIN "t.json"
 
@@ -180,10 +181,73 @@ static void test_unknown_fields(void **state)
 	parse_fails("{\"name\": \"a\", \"type\": \"cdc\", " SRC_OK ", \"target\": {\"url\": \"jsonl:-\", "
 	            "\"slot\": \"x\"}}",
 	            "target.slot: unknown field; known fields are url, password_env, password_file, "
-	            "create_tables, truncate_before_load");
+	            "create_tables, truncate_before_load, schema, foreign_keys, create_extensions");
 	parse_fails("{\"name\": \"a\", \"type\": \"cdc\", " SRC_OK ", " DST_OK ", "
 	            "\"tables\": {\"include\": [\"a.b\"], \"exclud\": []}}",
-	            "tables.exclud: unknown field; known fields are include, exclude");
+	            "tables.exclud: unknown field; known fields are include, exclude, keyless");
+}
+
+/* issue 14: target.schema, target.foreign_keys, target.create_extensions,
+ * tables.keyless: defaults, each value, and refusals naming the field. */
+static void test_schema_options(void **state)
+{
+	ps_spec *spec;
+	ps_source_config cfg;
+	char *pw = NULL;
+	char *json;
+
+	spec = parse_ok("{\"name\": \"a\", \"type\": \"sync\", " SRC_OK ", " DST_OK "}");
+	assert_int_equal(spec->target.schema, PS_SCHEMA_TABLES);
+	assert_int_equal(spec->target.foreign_keys, PS_FK_VALIDATE);
+	assert_true(spec->target.create_extensions);
+	assert_int_equal(spec->keyless, PS_KEYLESS_INSERT_ONLY);
+	assert_int_equal(ps_spec_source_config(spec, &cfg, &pw, NULL), PS_OK);
+	assert_int_equal(cfg.schema, PS_SCHEMA_TABLES);
+	assert_false(cfg.no_extensions);
+	assert_false(cfg.load_only);
+	json = ps_spec_to_json(spec);
+	assert_non_null(strstr(json, "\"keyless\":\"insert_only\""));
+	assert_non_null(strstr(json, "\"schema\":\"tables\""));
+	free(json);
+	ps_spec_free(spec);
+
+	spec = parse_ok("{\"name\": \"a\", \"type\": \"snapshot\", " SRC_OK ", "
+	                "\"target\": {\"url\": \"postgresql://h/t\", \"schema\": \"full\", "
+	                "\"foreign_keys\": \"not_valid\", \"create_extensions\": false}, "
+	                "\"tables\": {\"keyless\": \"replica_identity_full\"}}");
+	assert_int_equal(spec->target.schema, PS_SCHEMA_FULL);
+	assert_int_equal(spec->target.foreign_keys, PS_FK_NOT_VALID);
+	assert_false(spec->target.create_extensions);
+	assert_int_equal(spec->keyless, PS_KEYLESS_FULL);
+	assert_int_equal(spec->ninclude, 1);          /* keyless alone keeps the default include */
+	assert_int_equal(ps_spec_source_config(spec, &cfg, &pw, NULL), PS_OK);
+	assert_int_equal(cfg.schema, PS_SCHEMA_FULL);
+	assert_int_equal(cfg.foreign_keys, PS_FK_NOT_VALID);
+	assert_int_equal(cfg.keyless, PS_KEYLESS_FULL);
+	assert_true(cfg.no_extensions);
+	assert_true(cfg.load_only);
+	ps_spec_free(spec);
+
+	spec = parse_ok("{\"name\": \"a\", \"type\": \"cdc\", " SRC_OK ", "
+	                "\"target\": {\"url\": \"jsonl:-\", \"schema\": \"bare\", "
+	                "\"foreign_keys\": \"none\"}, \"tables\": {\"keyless\": \"refuse\"}}");
+	assert_int_equal(spec->target.schema, PS_SCHEMA_BARE);
+	assert_int_equal(spec->target.foreign_keys, PS_FK_NONE);
+	assert_int_equal(spec->keyless, PS_KEYLESS_REFUSE);
+	ps_spec_free(spec);
+
+	parse_fails("{\"name\": \"a\", \"type\": \"sync\", " SRC_OK ", "
+	            "\"target\": {\"url\": \"jsonl:-\", \"schema\": \"everything\"}}",
+	            "target.schema: 'everything' is not one of tables, full, bare");
+	parse_fails("{\"name\": \"a\", \"type\": \"sync\", " SRC_OK ", "
+	            "\"target\": {\"url\": \"jsonl:-\", \"foreign_keys\": true}}",
+	            "target.foreign_keys: expected a string, got boolean");
+	parse_fails("{\"name\": \"a\", \"type\": \"sync\", " SRC_OK ", "
+	            "\"target\": {\"url\": \"jsonl:-\", \"create_extensions\": \"yes\"}}",
+	            "target.create_extensions: expected true or false, got string");
+	parse_fails("{\"name\": \"a\", \"type\": \"sync\", " SRC_OK ", " DST_OK ", "
+	            "\"tables\": {\"keyless\": \"full\"}}",
+	            "tables.keyless: 'full' is not one of insert_only, refuse, replica_identity_full");
 }
 
 static void test_load_options(void **state)
@@ -592,6 +656,7 @@ int main(void)
 		cmocka_unit_test(test_password_file),
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_load_options),
+		cmocka_unit_test(test_schema_options),
 		cmocka_unit_test(test_retry_options),
 	};
 

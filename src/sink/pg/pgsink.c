@@ -642,7 +642,8 @@ static int pg_table_finish(ps_sink *s, const ps_table_def *def, ps_error *err)
 }
 
 static const char *const schemes[] = {"postgresql", "postgres", NULL};
-static const char *const check_ids[] = {"target.writable", "target.tables", "target.types", NULL};
+static const char *const check_ids[] = {"target.writable", "target.tables", "target.types",
+                                        "target.extensions", NULL};
 
 const ps_sink_ops ps_sink_pg = {
 	.abi_version = PS_SINK_ABI_VERSION,
@@ -667,4 +668,5 @@ const ps_sink_ops ps_sink_pg = {
 	.load_raw_write = pgs_raw_write,
 	.load_raw_end = pgs_raw_end,
 	.sequences_set = pgs_sequences_set,
+	.schema_apply = pgs_schema_apply,
 };

@@ -10,6 +10,8 @@
  *                     and truncates
  *   pgsink_apply.c    the prepared statements of insert / update / delete
  *   pgsink_ddl.c      table_prepare and table_finish
+ *   pgsink_schema.c   the objects a table needs and those created after the
+ *                     load (penstock/schema.h)
  *   pgsink_net.c      net changes: a batch's changes per key, applied as
  *                     their net effect
  *   pgsink_precheck.c the sink's prechecks
@@ -65,6 +67,10 @@ typedef struct pgs_table {
 	int ncols;                   /* src->ncolumns */
 	char **qcol;                 /* quoted target name of each source column */
 	char **coltype;              /* its target type, format_type() text */
+	char **basetype;             /* the same without modifiers (format_type(t, NULL)):
+	                                what a key parameter is cast to, so that a
+	                                composite key compares as its own type and a
+	                                cast never truncates or rounds */
 	int nkey;                    /* primary key columns in the target, 0 if none */
 	int *key;                    /* source column index of each, in key order */
 	bool *is_pk;                 /* per source column */
@@ -264,6 +270,24 @@ char *ps__pg_index_if_not_exists(const char *sql);
  * two identifiers, unquoted. 0, or PS_EINVAL when it is not such a name. */
 int ps__pg_split_qualified(const char *text, char *schema, size_t schema_len,
                            char *name, size_t name_len);
+
+/* Runs sql under a savepoint; an "already exists" error (another writer
+ * created it first) is not an error (pgsink_ddl.c NOTES 4). */
+int pgs_exec_may_race(ps_sink *s, const char *sql, const char *what, ps_error *err);
+
+/* --- pgsink_schema.c ---------------------------------------------------------- */
+
+/* Creates the objects the target lacks, in order, in the open transaction
+ * (penstock/schema.h); needed_by ("table public.t needs") goes into
+ * messages; *applied (may be NULL) counts what ran. */
+int pgs_ensure_objects(ps_sink *s, const ps_schema_object *objects, size_t n,
+                       const char *needed_by, size_t *applied, ps_error *err);
+/* The lookup of o in a target (schema.h rule 2): a statement returning one
+ * boolean and its parameters (params has room for 2; borrowed from o). */
+int pgs_object_probe(const ps_schema_object *o, const char **sql, const char **params,
+                     int *nparams, ps_error *err);
+/* sink.h schema_apply */
+int pgs_schema_apply(ps_sink *s, const ps_schema *schema, size_t *applied, ps_error *err);
 
 /* pgsink_precheck.c: sink.h precheck */
 int pgs_precheck(const ps_sink_config *cfg, const ps_table_options *opt, bool loads,

@@ -169,6 +169,10 @@ static void put_match(build *bd, const pgs_table *t, const uint8_t *mask, int fr
 	}
 }
 
+/* WHERE k1 = $n::type AND ...: the cast (to the type without modifiers)
+ * makes a composite key compare as its own type; left to infer, the
+ * parameter of record = record would be an anonymous record, which has no
+ * input function. */
 static void put_key_where(build *bd, const pgs_table *t)
 {
 	for (int k = 0; k < t->nkey; k++) {
@@ -176,6 +180,8 @@ static void put_key_where(build *bd, const pgs_table *t)
 		put(bd, t->qcol[t->key[k]]);
 		put(bd, " = ");
 		put_param(bd, PGS_FROM_KEY, k);
+		put(bd, "::");
+		put(bd, t->basetype[t->key[k]]);
 	}
 }
 

@@ -7,18 +7,23 @@
  *     table created for a copy unit commits with the unit's rows and its
  *     checkpoint, or not at all.
  *  2. A def from a PostgreSQL source is recreated with full fidelity: the
- *     column types exactly as the source spells them (format_type), NOT
- *     NULL, DEFAULT expressions, identity columns, CHECK constraints.
- *     Sequences a serial default draws from are created first and made
- *     OWNED BY their column afterwards. Types outside pg_catalog (enums,
- *     domains, ...) must already exist in the target: we say so, naming the
- *     column and type, rather than guess their definition. A def from
- *     another engine gets a portable type per type class and no defaults or
- *     checks (their SQL is the other engine's).
- *  3. The primary key, unique constraints and other indexes are added by
- *     table_finish, after the load: building them once over loaded rows is
- *     cheaper than maintaining them row by row. table_finish skips what
- *     already exists, so it can run again after a crash.
+ *     objects it needs first (its requires: types, sequences, collations,
+ *     extensions, functions, pgsink_schema.c), then the column types
+ *     exactly as the source spells them (format_type), collations, NOT
+ *     NULL, DEFAULT expressions, identity columns with their sequence's
+ *     name and options, generated columns in their place, CHECK
+ *     constraints, the partition key, every partition (each in its own
+ *     schema) and the comments. Sequences a serial default draws from are
+ *     made OWNED BY their column afterwards. A type outside pg_catalog that
+ *     is still missing (target.schema bare, or a kind penstock does not
+ *     create) is refused, naming the column and type. A def from another
+ *     engine gets a portable type per type class and no defaults or checks
+ *     (their SQL is the other engine's).
+ *  3. The primary key, unique and exclusion constraints and other indexes
+ *     are added by table_finish, after the load: building them once over
+ *     loaded rows is cheaper than maintaining them row by row; then the
+ *     replica identity index, when the source has one. table_finish skips
+ *     what already exists, so it can run again after a crash.
  *  4. Creation that another sink instance may race with (a schema, a
  *     sequence) runs under a savepoint: losing the race is not an error and
  *     leaves the transaction usable.
@@ -173,7 +178,7 @@ static int qualified(ps_sink *s, ps_buf *b, const char *schema, const char *name
 }
 
 /* Runs sql under a savepoint; losing a creation race is fine (NOTES 4). */
-static int exec_may_race(ps_sink *s, const char *sql, const char *what, ps_error *err)
+int pgs_exec_may_race(ps_sink *s, const char *sql, const char *what, ps_error *err)
 {
 	PGresult *res = NULL;
 	const char *state;
@@ -182,7 +187,7 @@ static int exec_may_race(ps_sink *s, const char *sql, const char *what, ps_error
 	if (rc != PS_OK)
 		return rc;
 	res = PQexec(s->conn, sql);
-	if (res && PQresultStatus(res) == PGRES_COMMAND_OK) {
+	if (res && (PQresultStatus(res) == PGRES_COMMAND_OK || PQresultStatus(res) == PGRES_TUPLES_OK)) {
 		PQclear(res);
 		return pgs_exec(s, NULL, err, "releasing a savepoint", "RELEASE SAVEPOINT penstock_ddl",
 		                0, NULL);
@@ -220,7 +225,7 @@ static int ensure_schema(ps_sink *s, const char *schema, ps_error *err)
 		rc = pg_quote_ident(s->conn, &sql, schema);
 	snprintf(what, sizeof(what), "creating schema %s", schema);
 	if (rc == PS_OK)
-		rc = exec_may_race(s, sql.data, what, err);
+		rc = pgs_exec_may_race(s, sql.data, what, err);
 	else
 		rc = ps_error_set(err, rc, "schema name too long");
 	ps_buf_free(&sql);
@@ -253,15 +258,19 @@ static int check_columns(ps_sink *s, const ps_table_def *def, const char *oid, p
 	const ps_table *t = def->table;
 	const char *params[1] = {oid};
 	PGresult *res = NULL;
-	ps_buf missing;
+	ps_buf missing, unfillable;
 	int rc;
 
 	rc = pgs_exec(s, &res, err, "reading the target's columns",
-	              "SELECT attname FROM pg_catalog.pg_attribute WHERE attrelid = $1::oid "
-	              "AND attnum > 0 AND NOT attisdropped", 1, params);
+	              "SELECT a.attname, a.attnotnull AND d.oid IS NULL AND a.attidentity = '' "
+	              "  AND a.attgenerated = '' "
+	              "FROM pg_catalog.pg_attribute a "
+	              "LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum "
+	              "WHERE a.attrelid = $1::oid AND a.attnum > 0 AND NOT a.attisdropped", 1, params);
 	if (rc != PS_OK)
 		return rc;
 	ps_buf_init(&missing, 8192);
+	ps_buf_init(&unfillable, 8192);
 	for (int i = 0; i < t->ncolumns; i++) {
 		bool found = false;
 
@@ -270,10 +279,28 @@ static int check_columns(ps_sink *s, const ps_table_def *def, const char *oid, p
 		if (!found)
 			ps_buf_printf(&missing, "%s%s", missing.len ? ", " : "", t->columns[i].name);
 	}
+	/* a column only the target has is left to its default: it needs one, or
+	 * to accept NULL (the same as precheck target.tables) */
+	for (int r = 0; r < PQntuples(res); r++) {
+		bool sent = false;
+
+		for (int i = 0; i < t->ncolumns && !sent; i++)
+			sent = strcmp(PQgetvalue(res, r, 0), t->columns[i].name) == 0;
+		for (int g = 0; g < def->ngenerated && !sent; g++)
+			sent = def->generated[g].name && strcmp(PQgetvalue(res, r, 0), def->generated[g].name) == 0;
+		if (!sent && PQgetvalue(res, r, 1)[0] == 't')
+			ps_buf_printf(&unfillable, "%s%s", unfillable.len ? ", " : "", PQgetvalue(res, r, 0));
+	}
 	if (missing.len)
 		rc = ps_error_set(err, PS_EINVAL, "table %s.%s exists in the target but has no "
 		                  "column %s; add the missing columns or let the load create the "
 		                  "table (target.create_tables)", t->schema, t->name, missing.data);
+	else if (unfillable.len)
+		rc = ps_error_set(err, PS_EINVAL, "table %s.%s in the target has column %s, which the "
+		                  "source does not send and which is NOT NULL without a default: give "
+		                  "it a default (ALTER TABLE ... ALTER COLUMN ... SET DEFAULT) or drop "
+		                  "NOT NULL", t->schema, t->name, unfillable.data);
+	ps_buf_free(&unfillable);
 	ps_buf_free(&missing);
 	PQclear(res);
 	return rc;
@@ -398,7 +425,7 @@ static int sequences(ps_sink *s, const ps_table_def *def, const char *qname, boo
 		} else {
 			rc = ensure_schema(s, schema, err);
 			if (rc == PS_OK)
-				rc = exec_may_race(s, sql.data, what, err);
+				rc = pgs_exec_may_race(s, sql.data, what, err);
 		}
 	}
 	ps_buf_free(&sql);
@@ -414,14 +441,157 @@ static int column_sql(ps_sink *s, ps_buf *b, const ps_table_def *def, int i, boo
 	if (rc == PS_OK)
 		rc = ps_buf_printf(b, " %s", pg && cd->sql_type ? cd->sql_type
 		                                                : portable_type(col->type_class));
+	if (rc == PS_OK && pg && cd->collation)
+		rc = ps_buf_printf(b, " COLLATE %s", cd->collation);
 	if (rc == PS_OK && cd->identity == 'a')
 		rc = ps_buf_puts(b, " GENERATED ALWAYS AS IDENTITY");
 	else if (rc == PS_OK && cd->identity == 'd')
 		rc = ps_buf_puts(b, " GENERATED BY DEFAULT AS IDENTITY");
 	else if (rc == PS_OK && pg && cd->default_expr)
 		rc = ps_buf_printf(b, " DEFAULT %s", cd->default_expr);
+	/* the identity's sequence as on the source: name, start, bounds */
+	if (rc == PS_OK && pg && cd->identity && cd->identity_options)
+		rc = ps_buf_printf(b, " (%s)", cd->identity_options);
 	if (rc == PS_OK && cd->not_null)
 		rc = ps_buf_puts(b, " NOT NULL");
+	return rc;
+}
+
+/* A generated column (PostgreSQL definitions only). */
+static int generated_sql(ps_sink *s, ps_buf *b, const ps_generated_def *g)
+{
+	int rc = pg_quote_ident(s->conn, b, g->name);
+
+	if (rc == PS_OK)
+		rc = ps_buf_printf(b, " %s", g->sql_type);
+	if (rc == PS_OK && g->collation)
+		rc = ps_buf_printf(b, " COLLATE %s", g->collation);
+	if (rc == PS_OK)
+		rc = ps_buf_printf(b, " GENERATED ALWAYS AS (%s) STORED", g->expr);
+	return rc;
+}
+
+/* The generated columns that come before copied column `position` (all
+ * of them left when position is ncolumns). */
+static int put_generated(ps_sink *s, ps_buf *b, const ps_table_def *def, int position,
+                         bool *first)
+{
+	int rc = PS_OK;
+
+	for (int g = 0; rc == PS_OK && g < def->ngenerated; g++) {
+		const ps_generated_def *gd = &def->generated[g];
+
+		if (gd->position != position || !gd->name || !gd->sql_type || !gd->expr)
+			continue;
+		rc = ps_buf_puts(b, *first ? "\n  " : ",\n  ");
+		if (rc == PS_OK)
+			rc = generated_sql(s, b, gd);
+		*first = false;
+	}
+	return rc;
+}
+
+/* COMMENT ON ... IS 'text' for the table, its columns and its generated
+ * columns. */
+static int put_literal(ps_sink *s, ps_buf *b, const char *text)
+{
+	char *lit = PQescapeLiteral(s->conn, text, strlen(text));
+	int rc;
+
+	if (!lit)
+		return PS_ENOMEM;
+	rc = ps_buf_puts(b, lit);
+	PQfreemem(lit);
+	return rc;
+}
+
+static int comment_one(ps_sink *s, const char *on, const char *qname, const char *column,
+                       const char *text, const char *what, ps_error *err)
+{
+	ps_buf sql;
+	int rc;
+
+	if (!text)
+		return PS_OK;
+	ps_buf_init(&sql, PGS_SQL_LIMIT);
+	rc = ps_buf_printf(&sql, "COMMENT ON %s %s", on, qname);
+	if (rc == PS_OK && column) {
+		rc = ps_buf_putc(&sql, '.');
+		if (rc == PS_OK)
+			rc = pg_quote_ident(s->conn, &sql, column);
+	}
+	if (rc == PS_OK)
+		rc = ps_buf_puts(&sql, " IS ");
+	if (rc == PS_OK)
+		rc = put_literal(s, &sql, text);
+	if (rc == PS_OK)
+		rc = pgs_exec(s, NULL, err, what, sql.data, 0, NULL);
+	else
+		rc = ps_error_set(err, rc, "comment too long");
+	ps_buf_free(&sql);
+	return rc;
+}
+
+static int comments(ps_sink *s, const ps_table_def *def, const char *qname, ps_error *err)
+{
+	char what[300];
+	int rc;
+
+	snprintf(what, sizeof(what), "commenting on %s.%s", def->table->schema, def->table->name);
+	rc = comment_one(s, "TABLE", qname, NULL, def->comment, what, err);
+	for (int i = 0; rc == PS_OK && i < def->table->ncolumns; i++)
+		rc = comment_one(s, "COLUMN", qname, def->table->columns[i].name,
+		                 def->columns[i].comment, what, err);
+	for (int g = 0; rc == PS_OK && g < def->ngenerated; g++)
+		rc = comment_one(s, "COLUMN", qname, def->generated[g].name, def->generated[g].comment,
+		                 what, err);
+	return rc;
+}
+
+/* Every partition under a partitioned table, parents first, each in its
+ * own schema: CREATE TABLE ... PARTITION OF parent FOR VALUES ... */
+static int create_partitions(ps_sink *s, const ps_table_def *def, ps_error *err)
+{
+	char what[400];
+	ps_buf sql, qname;
+	int rc = PS_OK;
+
+	ps_buf_init(&sql, PGS_SQL_LIMIT);
+	ps_buf_init(&qname, 4096);
+	for (int i = 0; rc == PS_OK && i < def->npartitions; i++) {
+		const ps_partition_def *p = &def->partitions[i];
+
+		if (!p->schema || !p->name || !p->parent_schema || !p->parent_name || !p->bound) {
+			rc = ps_error_set(err, PS_EINVAL, "partition %d of %s.%s is not fully described",
+			                  i, def->table->schema, def->table->name);
+			break;
+		}
+		ps_buf_reset(&sql);
+		ps_buf_reset(&qname);
+		rc = ensure_schema(s, p->schema, err);
+		if (rc != PS_OK)
+			break;
+		rc = qualified(s, &qname, p->schema, p->name);
+		if (rc == PS_OK)
+			rc = ps_buf_printf(&sql, "CREATE TABLE %s PARTITION OF ", qname.data);
+		if (rc == PS_OK)
+			rc = qualified(s, &sql, p->parent_schema, p->parent_name);
+		if (rc == PS_OK)
+			rc = ps_buf_printf(&sql, " %s", p->bound);
+		if (rc == PS_OK && p->partition_by)
+			rc = ps_buf_printf(&sql, " PARTITION BY %s", p->partition_by);
+		if (rc != PS_OK) {
+			rc = ps_error_set(err, rc, "partition statement too long");
+			break;
+		}
+		snprintf(what, sizeof(what), "creating partition %s.%s of %s.%s", p->schema, p->name,
+		         p->parent_schema, p->parent_name);
+		rc = pgs_exec(s, NULL, err, what, sql.data, 0, NULL);
+		if (rc == PS_OK)
+			rc = comment_one(s, "TABLE", qname.data, NULL, p->comment, what, err);
+	}
+	ps_buf_free(&sql);
+	ps_buf_free(&qname);
 	return rc;
 }
 
@@ -434,7 +604,14 @@ static int create_table(ps_sink *s, const ps_table_def *def, const char *qname, 
 	ps_buf sql;
 	int rc;
 
-	rc = check_user_types(s, def, err);
+	/* what the table needs: types, sequences, collations, extensions ...
+	 * (pgsink_schema.c) */
+	snprintf(what, sizeof(what), "table %s.%s needs", t->schema, t->name);
+	rc = pg ? pgs_ensure_objects(s, def->requires, def->nrequires, what, NULL, err) : PS_OK;
+	if (rc == PS_OK)
+		rc = ensure_schema(s, t->schema, err);
+	if (rc == PS_OK)
+		rc = check_user_types(s, def, err);
 	if (rc == PS_OK && pg)
 		rc = sequences(s, def, qname, false, err);
 	if (rc != PS_OK)
@@ -442,11 +619,16 @@ static int create_table(ps_sink *s, const ps_table_def *def, const char *qname, 
 	ps_buf_init(&sql, PGS_SQL_LIMIT);
 	rc = ps_buf_printf(&sql, "CREATE TABLE %s (", qname);
 	for (int i = 0; rc == PS_OK && i < t->ncolumns; i++) {
-		rc = ps_buf_puts(&sql, first ? "\n  " : ",\n  ");
+		if (pg)
+			rc = put_generated(s, &sql, def, i, &first);
+		if (rc == PS_OK)
+			rc = ps_buf_puts(&sql, first ? "\n  " : ",\n  ");
 		if (rc == PS_OK)
 			rc = column_sql(s, &sql, def, i, pg);
 		first = false;
 	}
+	if (rc == PS_OK && pg)
+		rc = put_generated(s, &sql, def, t->ncolumns, &first);
 	for (int i = 0; rc == PS_OK && pg && i < def->nconstraints; i++) {
 		const ps_constraint_def *cd = &def->constraints[i];
 
@@ -461,6 +643,8 @@ static int create_table(ps_sink *s, const ps_table_def *def, const char *qname, 
 	}
 	if (rc == PS_OK)
 		rc = ps_buf_puts(&sql, "\n)");
+	if (rc == PS_OK && pg && def->partition_by)
+		rc = ps_buf_printf(&sql, " PARTITION BY %s", def->partition_by);
 	if (rc != PS_OK) {
 		rc = ps_error_set(err, rc, "CREATE TABLE statement for %s.%s too long", t->schema,
 		                  t->name);
@@ -470,6 +654,10 @@ static int create_table(ps_sink *s, const ps_table_def *def, const char *qname, 
 	rc = pgs_exec(s, NULL, err, what, sql.data, 0, NULL);
 	if (rc == PS_OK && pg)
 		rc = sequences(s, def, qname, true, err);
+	if (rc == PS_OK && pg)
+		rc = create_partitions(s, def, err);
+	if (rc == PS_OK && pg)
+		rc = comments(s, def, qname, err);
 cleanup:
 	ps_buf_free(&sql);
 	return rc;
@@ -491,8 +679,6 @@ int pgs_table_prepare(ps_sink *s, const ps_table_def *def, const ps_table_option
 	rc = pgs_table_forget(s, t->schema, t->name, err);
 	if (rc == PS_OK && qualified(s, &qname, t->schema, t->name) != PS_OK)
 		rc = ps_error_set(err, PS_ENOMEM, "out of memory");
-	if (rc == PS_OK)
-		rc = ensure_schema(s, t->schema, err);
 	if (rc == PS_OK)
 		rc = find_table(s, t, oid, sizeof(oid), err);
 	if (rc == PS_OK && oid[0] && opt->create == PS_CREATE_DROP_AND_CREATE) {
@@ -605,12 +791,30 @@ int pgs_table_finish(ps_sink *s, const ps_table_def *def, ps_error *err)
 
 		if (!cd->sql || !cd->name)
 			continue;
-		if (cd->kind == PS_CONSTRAINT_PRIMARY || cd->kind == PS_CONSTRAINT_UNIQUE) {
+		if (cd->kind == PS_CONSTRAINT_PRIMARY || cd->kind == PS_CONSTRAINT_UNIQUE ||
+		    cd->kind == PS_CONSTRAINT_EXCLUSION) {
 			if (!has_constraint(existing, cd->name, cd->kind))
 				rc = add_constraint(s, def, cd, qname.data, err);
 		} else if (cd->kind == PS_CONSTRAINT_INDEX) {
 			rc = add_index(s, def, cd, err);
 		}
+	}
+	/* REPLICA IDENTITY USING INDEX as on the source: the sink finds rows by
+	 * that index when there is no primary key (pgsink_tables.c) */
+	if (rc == PS_OK && def->identity_index) {
+		ps_buf sql;
+		char what[300];
+
+		ps_buf_init(&sql, 8192);
+		rc = ps_buf_printf(&sql, "ALTER TABLE %s REPLICA IDENTITY USING INDEX ", qname.data);
+		if (rc == PS_OK)
+			rc = pg_quote_ident(s->conn, &sql, def->identity_index);
+		snprintf(what, sizeof(what), "setting the replica identity of %s.%s", t->schema, t->name);
+		if (rc == PS_OK)
+			rc = pgs_exec(s, NULL, err, what, sql.data, 0, NULL);
+		else
+			rc = ps_error_set(err, rc, "statement too long");
+		ps_buf_free(&sql);
 	}
 	PQclear(existing);
 	ps_buf_free(&qname);

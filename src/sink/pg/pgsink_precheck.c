@@ -18,9 +18,13 @@
  *    - applying changes needs SELECT (the WHERE on the key), INSERT, UPDATE
  *      and DELETE on every table; a cdc job creates no table, so each must
  *      exist;
- *    - a created table uses the source's types: a user-defined type
- *      (enum, domain, composite, range, or an array of one) must already
- *      exist in the target.
+ *    - a created table uses the source's types: with target.schema bare a
+ *      user-defined type (enum, domain, composite, range, or an array of
+ *      one) must already exist in the target; otherwise penstock creates
+ *      them, and only the objects it does not create must (target.types),
+ *      and the extensions the tables need must be there or creatable
+ *      (target.extensions: available on the server, and the role may
+ *      create them).
  * 3. A standby (pg_is_in_recovery) or a database whose transactions are
  *    read-only by default cannot be written at all: target.writable fails
  *    and says which.
@@ -166,8 +170,121 @@ typedef struct pk_table_lists {
 	pk_list missing;        /* target.tables: absent, and nothing will create them */
 	pk_list unreadable;     /* target.tables: the row check failed */
 	pk_list types;          /* target.types: missing types */
-	size_t created, dropped;
+	pk_list exts;           /* target.extensions: missing and not creatable */
+	pk_list unfillable;     /* target.tables: a target-only NOT NULL column without default */
+	size_t created, dropped, nexts;
 } pk_table_lists;
+
+/* An extension a created table needs (target.extensions): there, or to be
+ * created by penstock — which needs it available on the server and the
+ * right to create it (superuser, or a trusted extension and CREATE on the
+ * database). */
+static void check_extension(pk_ctx *c, const ps_schema_object *o, const char *qualified,
+                            pk_table_lists *L)
+{
+	const char *params[1] = {o->name};
+	PGresult *res = NULL;
+	ps_error qerr;
+	char what[700], fix[700];
+
+	ps_error_clear(&qerr);
+	if (pg_exec(c->conn, &res, &qerr, "looking up an extension",
+	            "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = $1), "
+	            "  EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = $1), "
+	            "  coalesce((SELECT bool_or(trusted) FROM pg_available_extension_versions "
+	            "    WHERE name = $1), false)", 1, params) != PS_OK) {
+		snprintf(what, sizeof(what), "extension %s (of %s: %s)", o->name, qualified, qerr.message);
+		list_add(&L->exts, what, NULL);
+		return;
+	}
+	L->nexts++;
+	if (PQgetvalue(res, 0, 0)[0] == 't') {
+		PQclear(res);
+		return;
+	}
+	snprintf(what, sizeof(what), "extension %s (needed by %s)", o->name, qualified);
+	if (o->must_exist) {
+		snprintf(fix, sizeof(fix), "CREATE EXTENSION \"%s\"; in the target (or set \"target\": "
+		         "{\"create_extensions\": true})", o->name);
+		list_add(&L->exts, what, fix);
+	} else if (PQgetvalue(res, 0, 1)[0] != 't') {
+		snprintf(fix, sizeof(fix), "install the package that provides extension %s on the "
+		         "target server (e.g. postgresql-15-%s, or the contrib package)", o->name, o->name);
+		list_add(&L->exts, what, fix);
+	} else if (!c->superuser && !(PQgetvalue(res, 0, 2)[0] == 't' && c->db_create)) {
+		snprintf(fix, sizeof(fix), "CREATE EXTENSION \"%s\"; in the target as a superuser",
+		         o->name);
+		list_add(&L->exts, what, fix);
+	}
+	PQclear(res);
+}
+
+/* A table that exists and has a column the source does not send: the rows
+ * penstock writes leave it to its default, so it must have one or accept
+ * NULL (target.tables). */
+static void check_extra_columns(pk_ctx *c, const ps_check_table *t, const char *qname,
+                                const char *qualified, pk_table_lists *L)
+{
+	const char *params[1] = {qname};
+	PGresult *res = NULL;
+	ps_error qerr;
+	char what[700], fix[900];
+
+	if (!t->columns_listed)
+		return;
+	ps_error_clear(&qerr);
+	if (pg_exec(c->conn, &res, &qerr, "reading the target's columns",
+	            "SELECT a.attname FROM pg_attribute a "
+	            "LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum "
+	            "WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped "
+	            "  AND a.attnotnull AND d.oid IS NULL AND a.attidentity = '' "
+	            "  AND a.attgenerated = '' ORDER BY a.attnum", 1, params) != PS_OK) {
+		snprintf(what, sizeof(what), "%s (%s)", qualified, qerr.message);
+		list_add(&L->unreadable, what, NULL);
+		return;
+	}
+	for (int row = 0; row < PQntuples(res); row++) {
+		const char *col = PQgetvalue(res, row, 0);
+		bool sent = false;
+		char qcol[300];
+
+		for (size_t k = 0; k < t->ncolumns && !sent; k++)
+			sent = strcmp(t->columns[k], col) == 0;
+		if (sent)
+			continue;
+		quote(c->conn, qcol, sizeof(qcol), col);
+		snprintf(what, sizeof(what), "column %s of %s (only in the target, NOT NULL, no "
+		         "default)", col, qualified);
+		snprintf(fix, sizeof(fix), "ALTER TABLE %s ALTER COLUMN %s SET DEFAULT <value>; or "
+		         "ALTER TABLE %s ALTER COLUMN %s DROP NOT NULL;", qname, qcol, qname, qcol);
+		list_add(&L->unfillable, what, fix);
+	}
+	PQclear(res);
+}
+
+/* An object penstock does not create must be in the target (target.types). */
+static void check_need(pk_ctx *c, const ps_schema_object *o, const char *qualified,
+                       pk_table_lists *L)
+{
+	const char *params[2], *sql;
+	PGresult *res = NULL;
+	ps_error qerr;
+	char what[900];
+	int n;
+
+	ps_error_clear(&qerr);
+	if (pgs_object_probe(o, &sql, params, &n, &qerr) != PS_OK ||
+	    pg_exec(c->conn, &res, &qerr, "looking up an object", sql, n, params) != PS_OK) {
+		snprintf(what, sizeof(what), "%s (of %s: %s)", o->what, qualified, qerr.message);
+		list_add(&L->types, what, NULL);
+		return;
+	}
+	if (PQgetvalue(res, 0, 0)[0] != 't') {
+		snprintf(what, sizeof(what), "%s (needed by %s)", o->what, qualified);
+		list_add(&L->types, what, NULL);
+	}
+	PQclear(res);
+}
 
 /* The types of a table that will be created must exist in the target. */
 static void check_types(pk_ctx *c, const ps_check_table *t, const char *qualified,
@@ -192,6 +309,12 @@ static void check_types(pk_ctx *c, const ps_check_table *t, const char *qualifie
 			list_add(&L->types, what, NULL);
 		}
 		PQclear(res);
+	}
+	for (size_t i = 0; i < t->nneeds; i++) {
+		if (t->needs[i].kind == PS_OBJECT_EXTENSION)
+			check_extension(c, &t->needs[i], qualified, L);
+		else if (t->needs[i].must_exist)
+			check_need(c, &t->needs[i], qualified, L);
 	}
 }
 
@@ -304,6 +427,7 @@ static void check_table(pk_ctx *c, const ps_check_table *t, const ps_table_optio
 		list_add(&L->missing, qualified, fix);
 		return;
 	}
+	check_extra_columns(c, t, qname, qualified, L);
 	if (loads && has_rows(c, qname, qualified, L) == 1 && !opt->truncate_before_load) {
 		snprintf(fix, sizeof(fix), "TRUNCATE %s;", qname);
 		list_add(&L->nonempty, qualified, fix);
@@ -322,6 +446,8 @@ static void report_tables(pk_ctx *c, const ps_check_tables *tables, const ps_tab
 	list_init(&L.missing);
 	list_init(&L.unreadable);
 	list_init(&L.types);
+	list_init(&L.exts);
+	list_init(&L.unfillable);
 	ps_buf_init(&fix, 3 * LIST_LIMIT);
 	for (size_t i = 0; i < tables->n; i++)
 		check_table(c, &tables->items[i], opt, loads, &L);
@@ -332,7 +458,7 @@ static void report_tables(pk_ctx *c, const ps_check_tables *tables, const ps_tab
 		ps_buf_printf(fixes, "%s%s", fixes->len ? " " : "", list_fix(&L.priv));
 	}
 
-	if (L.nonempty.n || L.missing.n || L.unreadable.n) {
+	if (L.nonempty.n || L.missing.n || L.unreadable.n || L.unfillable.n) {
 		ps_buf msg;
 
 		ps_buf_init(&msg, 3 * LIST_LIMIT);
@@ -348,6 +474,13 @@ static void report_tables(pk_ctx *c, const ps_check_tables *tables, const ps_tab
 			              list_text(&L.missing), L.missing.n == 1 ? "does" : "do",
 			              loads ? " and create_tables is never" : " and a cdc job creates no table");
 			ps_buf_printf(&fix, "%s%s", fix.len ? "; " : "", list_fix(&L.missing));
+		}
+		if (L.unfillable.n) {
+			ps_buf_printf(&msg, "%s%s: the rows from the source leave %s empty, which %s NOT "
+			              "NULL refuses", msg.len ? "; " : "", list_text(&L.unfillable),
+			              L.unfillable.n == 1 ? "it" : "them",
+			              L.unfillable.n == 1 ? "its" : "their");
+			ps_buf_printf(&fix, "%s%s", fix.len ? "; " : "", list_fix(&L.unfillable));
 		}
 		if (L.unreadable.n)
 			ps_buf_printf(&msg, "%scould not check %s", msg.len ? "; " : "",
@@ -374,8 +507,21 @@ static void report_tables(pk_ctx *c, const ps_check_tables *tables, const ps_tab
 		    "no table is created, so existing target columns decide the types");
 	else
 		ADD(c, "target.types", PS_CHECK_ERROR, PS_CHECK_PASSED, NULL,
-		    "every type the created tables use exists in the target");
+		    "every type the created tables use exists in the target or is created with them");
+
+	if (L.exts.n)
+		ADD(c, "target.extensions", PS_CHECK_ERROR, PS_CHECK_FAILED, list_fix(&L.exts),
+		    "%s %s not in the target and cannot be created there by penstock",
+		    list_text(&L.exts), L.exts.n == 1 ? "is" : "are");
+	else if (L.nexts)
+		ADD(c, "target.extensions", PS_CHECK_ERROR, PS_CHECK_PASSED, NULL,
+		    "the extensions the created tables need are in the target or will be created");
+	else
+		ADD(c, "target.extensions", PS_CHECK_ERROR, PS_CHECK_PASSED, NULL,
+		    "the created tables need no extension");
 	ps_buf_free(&fix);
+	list_free(&L.exts);
+	list_free(&L.unfillable);
 	list_free(&L.priv);
 	list_free(&L.nonempty);
 	list_free(&L.missing);
@@ -390,6 +536,7 @@ static void skip_rest(pk_ctx *c, const char *why)
 	ADD(c, "target.writable", PS_CHECK_ERROR, PS_CHECK_SKIPPED, NULL, "not checked: %s", why);
 	ADD(c, "target.tables", PS_CHECK_ERROR, PS_CHECK_SKIPPED, NULL, "not checked: %s", why);
 	ADD(c, "target.types", PS_CHECK_ERROR, PS_CHECK_SKIPPED, NULL, "not checked: %s", why);
+	ADD(c, "target.extensions", PS_CHECK_ERROR, PS_CHECK_SKIPPED, NULL, "not checked: %s", why);
 }
 
 static int read_role(pk_ctx *c, ps_error *qerr)
@@ -459,6 +606,8 @@ int pgs_precheck(const ps_sink_config *cfg, const ps_table_options *opt, bool lo
 		ADD(&c, "target.tables", PS_CHECK_ERROR, PS_CHECK_SKIPPED, NULL,
 		    "not checked: the source's tables are not known");
 		ADD(&c, "target.types", PS_CHECK_ERROR, PS_CHECK_SKIPPED, NULL,
+		    "not checked: the source's tables are not known");
+		ADD(&c, "target.extensions", PS_CHECK_ERROR, PS_CHECK_SKIPPED, NULL,
 		    "not checked: the source's tables are not known");
 	}
 	if (problems.len)

@@ -7,7 +7,9 @@
  *  1. One entry per target table, keyed by schema and name,
  *     holding the quoted names of the source's columns as found in the
  *     target (matched by name), their target types, and the target's
- *     PRIMARY KEY (pg_index.indisprimary) as source column indexes. A new
+ *     PRIMARY KEY (pg_index.indisprimary) as source column indexes — or,
+ *     without one, its REPLICA IDENTITY USING INDEX index, which is unique
+ *     on NOT NULL columns just the same. A new
  *     ps_table of the same relation (re-described mid-stream) with the same
  *     column names reuses the entry; different columns rebuild it. DDL on a
  *     table through this sink (table_prepare, table_finish) forgets it.
@@ -38,6 +40,9 @@ static void entry_free(pgs_table *t)
 		free(t->qcol[i]);
 	for (int i = 0; t->coltype && i < t->ncols; i++)
 		free(t->coltype[i]);
+	for (int i = 0; t->basetype && i < t->ncols; i++)
+		free(t->basetype[i]);
+	free(t->basetype);
 	free(t->qcol);
 	free(t->coltype);
 	free(t->key);
@@ -108,12 +113,18 @@ static const char *const CATALOG_SQL =
 	"       (SELECT k.n FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(att, n) "
 	"        WHERE k.att = a.attnum), a.attgenerated <> '', "
 	"       EXISTS (SELECT 1 FROM pg_catalog.pg_index u WHERE u.indrelid = c.oid "
-	"               AND (u.indisunique OR u.indisexclusion) AND NOT u.indisprimary) "
+	"               AND (u.indisunique OR u.indisexclusion) "
+	"               AND u.indexrelid IS DISTINCT FROM i.indexrelid), "
+	"       format_type(a.atttypid, NULL) "
 	"FROM pg_catalog.pg_class c "
 	"JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
 	"JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 "
 	"     AND NOT a.attisdropped "
-	"LEFT JOIN pg_catalog.pg_index i ON i.indrelid = c.oid AND i.indisprimary "
+	/* the key: the primary key, else the REPLICA IDENTITY USING INDEX index
+	 * (unique, not partial, on NOT NULL columns) */
+	"LEFT JOIN LATERAL (SELECT x.indexrelid, x.indkey FROM pg_catalog.pg_index x "
+	"     WHERE x.indrelid = c.oid AND (x.indisprimary OR (x.indisreplident "
+	"     AND c.relreplident = 'i')) ORDER BY x.indisprimary DESC LIMIT 1) i ON true "
 	"WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p') "
 	"ORDER BY a.attnum";
 
@@ -146,7 +157,8 @@ static int entry_fill(ps_sink *s, pgs_table *t, const PGresult *res, ps_error *e
 		}
 		t->qcol[i] = quoted(s->conn, src->columns[i].name);
 		t->coltype[i] = strdup(PQgetvalue(res, row, 2));
-		if (!t->qcol[i] || !t->coltype[i]) {
+		t->basetype[i] = strdup(PQgetvalue(res, row, 6));
+		if (!t->qcol[i] || !t->coltype[i] || !t->basetype[i]) {
 			rc = ps_error_set(err, PS_ENOMEM, "out of memory");
 			goto cleanup;
 		}
@@ -216,12 +228,13 @@ static int entry_build(ps_sink *s, ps_table *src, pgs_table **out, ps_error *err
 	t->ncols = src->ncolumns;
 	t->qcol = calloc((size_t)t->ncols + 1, sizeof(char *));
 	t->coltype = calloc((size_t)t->ncols + 1, sizeof(char *));
+	t->basetype = calloc((size_t)t->ncols + 1, sizeof(char *));
 	t->key = calloc((size_t)t->ncols + 1, sizeof(int));
 	t->is_pk = calloc((size_t)t->ncols + 1, sizeof(bool));
 	if (pg_quote_ident(s->conn, &qn, src->schema) == PS_OK && ps_buf_putc(&qn, '.') == PS_OK &&
 	    pg_quote_ident(s->conn, &qn, src->name) == PS_OK)
 		t->qname = ps_buf_detach(&qn);
-	if (!t->qcol || !t->coltype || !t->key || !t->is_pk || !t->qname) {
+	if (!t->qcol || !t->coltype || !t->basetype || !t->key || !t->is_pk || !t->qname) {
 		rc = ps_error_set(err, PS_ENOMEM, "out of memory");
 		goto cleanup;
 	}

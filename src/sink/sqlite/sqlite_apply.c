@@ -273,6 +273,19 @@ static int old_row(ps_sink *k, const sq_table *tb, const ps_change *c, bool use_
 		}
 		return 0;
 	}
+	if (!ov && nv) {
+		/* An update that kept its replica identity (USING INDEX) sends no
+		 * old row: the identity columns' new values are the old ones. */
+		for (int i = 0; i < n; i++) {
+			if (!cols[i].is_key || nv[i].kind == PS_VALUE_UNCHANGED)
+				continue;
+			k->where[i] = &nv[i];
+			match[i] = 1;
+			nmatch++;
+		}
+		if (nmatch > 0)
+			return 0;
+	}
 	if (!ov)
 		return ps_error_set(err, PS_EINVAL,
 		                    "table %s has no primary key in the target and the change carries "

@@ -20,12 +20,21 @@
 
 /* ==== table_prepare ======================================================= */
 
-/* Source column numbers of the primary key, in key order; how many. */
+/* Source column numbers of the primary key, in key order; how many.
+ * Without one, the columns of the source's REPLICA IDENTITY USING INDEX
+ * index (unique, on NOT NULL columns) stand for it: rows are found by
+ * them, as the source's changes identify rows by them. */
 static int def_key(const ps_table_def *def, int *cols)
 {
 	const ps_table *t = def->table;
 	int n = 0;
 
+	if (!def->has_primary_key && def->identity_index) {
+		for (int i = 0; i < t->ncolumns; i++)
+			if (t->columns[i].is_key)
+				cols[n++] = i;
+		return n;
+	}
 	if (!def->has_primary_key)
 		return 0;
 	for (int c = 0; c < def->nconstraints; c++) {
@@ -70,6 +79,15 @@ static int create_table(ps_sink *k, const ps_table_def *def, const char *target,
 			o.rc = ps_sql_quote_ident(&k->sql, t->columns[i].name ? t->columns[i].name : "");
 		sq_put(&o, " ");
 		sq_put(&o, ps_typemap_sqlite_decl(ps_typemap_sqlite(def->engine, &t->columns[i], cd)));
+		/* a case-insensitive collation is SQLite's NOCASE (ASCII letters
+		 * only); another language's order has no SQLite equivalent: byte
+		 * order, said once (docs/types-sqlite.md) */
+		if (cd && cd->collation_class == PS_COLLATION_CASE_INSENSITIVE)
+			sq_put(&o, " COLLATE NOCASE");
+		else if (cd && cd->collation_class == PS_COLLATION_OTHER)
+			ps_log_warn("sink sqlite: column %s of %s has collation %s, which SQLite does not "
+			            "have: it compares and sorts by bytes (BINARY)", t->columns[i].name,
+			            target, cd->collation ? cd->collation : "?");
 		for (int j = 0; j < nkey; j++)
 			in_key |= key[j] == i;
 		/* SQLite lets NULL into a key column unless told otherwise. */

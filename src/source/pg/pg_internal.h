@@ -34,6 +34,11 @@ struct ps_source {
 	ps_url parsed;
 	char app_name[80];
 	bool want_snapshot;        /* prepare exports a snapshot when it creates the slot */
+	int schema;                /* ps_schema_mode (source.h, issue 14) */
+	int keyless;               /* ps_keyless */
+	int foreign_keys;          /* ps_foreign_keys */
+	bool no_extensions;
+	bool load_only;            /* a snapshot job */
 
 	/* Everything above is fixed at open and only read afterwards: copy_open
 	 * runs on worker threads and may read it (source.h invariant 7). Nothing
@@ -45,6 +50,7 @@ struct ps_source {
 
 	/* initial load (reader thread only) */
 	uint32_t *table_oids;      /* tables prepare selected, for describe */
+	bool *table_insert_only;   /* per table_oids entry: captured insert-only */
 	size_t ntable_oids;
 	char snapshot[64];         /* snapshot exported by prepare on repl, "" if none */
 	PGconn *snap;              /* snapshot_export's replication connection: its
@@ -95,21 +101,52 @@ void pg_put_columns(int *rc, PGconn *conn, ps_buf *b, const ps_table *t, const i
                     int ncols);
 void pg_put_table(int *rc, PGconn *conn, ps_buf *b, const ps_table *t);
 
-/* pg_source.c: the tables the patterns select now (prepare's rules and
- * refusals): their OIDs, names ("schema.table") and whether each has a
- * primary key; list (may be NULL) receives them quoted, comma-separated. */
+/* pgsrc_select.c: which tables a job captures, and its publications. */
+
+/* The listing of candidate tables (relkind r and p outside the system and
+ * penstock schemas), ordered by schema and name; its columns: */
+extern const char *const PG_TABLES_SQL;
+enum { PG_T_SCHEMA, PG_T_NAME, PG_T_REPLIDENT, PG_T_HAS_PK, PG_T_OID, PG_T_RELKIND,
+       PG_T_ANCESTORS, PG_T_IDENTITY, PG_T_CAN_SELECT, PG_T_OWNS, PG_T_OWNER };
+
+/* How a selected table can be captured (pgsrc_select.c note 2). */
+enum { PG_CLASS_KEYED = 1, PG_CLASS_IDENTITY, PG_CLASS_KEYLESS };
+int pg_table_class(const PGresult *r, int row);
+
+/* selected[i] for each row of a PG_TABLES_SQL result: matched by the
+ * patterns and not a partition of a matched table. 0 or PS_ENOMEM. */
+int pg_tables_match(const PGresult *r, char *const *include, size_t ninclude,
+                    char *const *exclude, size_t nexclude, bool *selected);
+
+/* The tables the patterns select now: OIDs, "schema.table" names, their
+ * schema and name apart, whether each has a primary key, and its class.
+ * Refuses only an empty selection (tables.keyless is pg_keyless_policy's). */
 typedef struct pg_selection {
 	uint32_t *oids;
 	char **names;
+	char **schemas, **relnames;
 	bool *has_key;
+	int *klass;                /* PG_CLASS_* */
 	size_t n;
 } pg_selection;
 /* "schema.name" matches an include pattern and no exclude pattern. */
 bool pg_selected(char **include, size_t ninclude, char **exclude, size_t nexclude,
                  const char *schema, const char *name);
 int pg_select(ps_source *src, char **include, size_t ninclude, char **exclude, size_t nexclude,
-              pg_selection *sel, ps_buf *list, ps_error *err);
+              pg_selection *sel, ps_error *err);
 void pg_selection_free(pg_selection *sel);
+/* tables.keyless for the keyless tables of sel: refuses them (refuse), sets
+ * REPLICA IDENTITY FULL on them (replica_identity_full, their class
+ * becomes identity), or leaves them to be captured insert-only. */
+int pg_keyless_policy(ps_source *src, pg_selection *sel, ps_error *err);
+/* Whether selected table i is captured insert-only. */
+bool pg_selected_insert_only(const ps_source *src, size_t i, const pg_selection *sel);
+/* Creates or changes both publications to publish sel (note 4), in one
+ * transaction. */
+int pg_publications_ensure(ps_source *src, const pg_selection *sel, ps_error *err);
+/* The name of the insert-only publication next to `publication`. */
+#define PG_PUBNAME_MAX 64
+void pg_inserts_publication(const char *publication, char *out, size_t len);
 
 /* pg_stream.c */
 /* A transactional logical message prefix/content written into the WAL; its
@@ -160,6 +197,29 @@ int pg_retable(ps_source *src, const char *const *include, size_t ninclude,
 int pg_mark(ps_source *src, const char *content, char *pos, size_t len, ps_error *err);
 int pg_chunk_read(ps_source *src, const ps_table_def *def, const ps_key_bound *after,
                   int max_rows, ps_row_fn fn, void *ctx, int *nrows, ps_error *err);
+
+/* pgsrc_schema.c: the objects the tables need (penstock/schema.h) */
+/* Turns JIT off for a catalog connection (best effort): the catalog
+ * queries are cheap to run but costed high, and JIT compiling one took
+ * seconds (pgsrc_schema.c NOTES 7). */
+void pg_catalog_session(PGconn *conn);
+/* Fills each def's requires (nothing with target.schema bare). */
+int pg_schema_requires(ps_source *src, ps_table_def **defs, size_t ndefs, ps_error *err);
+/* The same on any connection: lists[i] (counts[i] objects) for roots[i]. */
+int pg_schema_needs(PGconn *conn, int mode, bool no_extensions, const uint32_t *roots,
+                    size_t nroots, ps_schema_object **lists, size_t *counts, ps_error *err);
+/* source.h schema_after_load */
+int pg_schema_after_load(ps_source *src, ps_schema **out, ps_error *err);
+/* The same on any connection, for the given tables. */
+int pg_schema_after(PGconn *conn, int mode, bool no_extensions, int foreign_keys,
+                    const uint32_t *roots, size_t nroots, ps_schema **out, ps_error *err);
+/* The sequences the tables' defaults and identity columns use (owned or
+ * not), one row each: */
+enum { PG_SEQ_SCHEMA, PG_SEQ_NAME, PG_SEQ_TSCHEMA, PG_SEQ_TNAME,
+       PG_SEQ_COLUMN,   /* the column that owns it, or NULL */
+       PG_SEQ_VALUE };  /* its last value, NULL when never used (or no privilege) */
+int pg_sequences_used(PGconn *conn, const uint32_t *tables, size_t n, PGresult **out,
+                      ps_error *err);
 
 /* pgsrc_copy.c */
 int pg_copy_open(ps_source *src, const char *snapshot, ps_copier **out, ps_error *err);

@@ -110,35 +110,49 @@ static int names_of(ps_source *src, const uint32_t *oids, size_t n, ps_buf *list
 	return rc;
 }
 
-/* ALTER PUBLICATION for both lists and the marker, in one transaction. */
-static int alter_with_marker(ps_source *src, const char *add, const char *drop, const char *mark,
-                             ps_error *err)
+/* One ALTER PUBLICATION name ADD|DROP TABLE list, when list is not empty. */
+static int alter_one(ps_source *src, const char *name, const char *verb, const char *list,
+                     ps_error *err)
+{
+	ps_buf sql;
+	int rc = PS_OK;
+
+	if (!list[0])
+		return PS_OK;
+	ps_buf_init(&sql, 64u << 20);
+	pg_put(&rc, &sql, "ALTER PUBLICATION ");
+	pg_put_ident(&rc, src->sql, &sql, name);
+	pg_put(&rc, &sql, verb);
+	pg_put(&rc, &sql, list);
+	if (rc != PS_OK)
+		rc = ps_error_set(err, PS_ETOOBIG, "table list too long for one publication command");
+	else
+		rc = pg_exec(src->sql, NULL, err, "changing the publication's tables", sql.data, 0, NULL);
+	ps_buf_free(&sql);
+	return rc;
+}
+
+/* The tables added to and dropped from each publication (pgsrc_select.c
+ * note 3): [0] the publication, [1] the insert-only one. */
+typedef struct pub_changes {
+	ps_buf add[2], drop[2];
+} pub_changes;
+
+/* ALTER PUBLICATION for every list and the marker, in one transaction. */
+static int alter_with_marker(ps_source *src, pub_changes *ch, const char *mark, ps_error *err)
 {
 	const char *params[1] = {mark};
-	ps_buf sql;
+	char inserts[PG_PUBNAME_MAX];
+	const char *names[2] = {src->publication, inserts};
 	int rc;
 
-	ps_buf_init(&sql, 64u << 20);
+	pg_inserts_publication(src->publication, inserts, sizeof(inserts));
 	rc = pg_exec(src->sql, NULL, err, "beginning the table change", "BEGIN", 0, NULL);
-	if (rc == PS_OK && add[0]) {
-		ps_buf_puts(&sql, "ALTER PUBLICATION ");
-		pg_quote_ident(src->sql, &sql, src->publication);
-		ps_buf_puts(&sql, " ADD TABLE ");
-		if (ps_buf_puts(&sql, add) != PS_OK)
-			rc = ps_error_set(err, PS_ETOOBIG, "table list too long for one publication command");
-		else
-			rc = pg_exec(src->sql, NULL, err, "adding tables to the publication", sql.data, 0, NULL);
-	}
-	if (rc == PS_OK && drop[0]) {
-		ps_buf_reset(&sql);
-		ps_buf_puts(&sql, "ALTER PUBLICATION ");
-		pg_quote_ident(src->sql, &sql, src->publication);
-		ps_buf_puts(&sql, " DROP TABLE ");
-		if (ps_buf_puts(&sql, drop) != PS_OK)
-			rc = ps_error_set(err, PS_ETOOBIG, "table list too long for one publication command");
-		else
-			rc = pg_exec(src->sql, NULL, err, "dropping tables from the publication", sql.data,
-			             0, NULL);
+	for (int p = 0; p < 2 && rc == PS_OK; p++) {
+		rc = alter_one(src, names[p], " ADD TABLE ", ch->add[p].data ? ch->add[p].data : "", err);
+		if (rc == PS_OK)
+			rc = alter_one(src, names[p], " DROP TABLE ",
+			               ch->drop[p].data ? ch->drop[p].data : "", err);
 	}
 	if (rc == PS_OK)
 		rc = pg_exec(src->sql, NULL, err, "writing the table change's marker",
@@ -147,46 +161,76 @@ static int alter_with_marker(ps_source *src, const char *add, const char *drop, 
 		rc = pg_exec(src->sql, NULL, err, "committing the table change", "COMMIT", 0, NULL);
 	if (rc != PS_OK && PQtransactionStatus(src->sql) != PQTRANS_IDLE)
 		PQclear(PQexec(src->sql, "ROLLBACK"));
-	ps_buf_free(&sql);
 	return rc;
 }
+
+/* Lists of OIDs by publication: [0] all, [1] insert-only. */
+typedef struct oid_lists {
+	uint32_t *oids[2];
+	size_t n[2];
+} oid_lists;
 
 int pg_retable(ps_source *src, const char *const *include, size_t ninclude,
                const char *const *exclude, size_t nexclude, bool with_key, const char *mark,
                ps_retable_result *res, ps_error *err)
 {
 	pg_selection sel;
-	uint32_t *added = NULL, *removed = NULL;
+	oid_lists added = {{NULL, NULL}, {0, 0}}, removed = {{NULL, NULL}, {0, 0}};
+	uint32_t *added_all = NULL, *removed_all = NULL;
 	size_t nadded = 0, nremoved = 0;
+	bool *insert_only = NULL;
 	char **inc = NULL, **exc = NULL;
-	ps_buf add, drop, nokey;
+	pub_changes ch;
+	ps_buf nokey, scratch;
 	int rc;
 
 	memset(res, 0, sizeof(*res));
-	ps_buf_init(&add, 16u << 20);
-	ps_buf_init(&drop, 16u << 20);
+	for (int p = 0; p < 2; p++) {
+		ps_buf_init(&ch.add[p], 16u << 20);
+		ps_buf_init(&ch.drop[p], 16u << 20);
+	}
 	ps_buf_init(&nokey, 4096);
-	rc = pg_select(src, (char **)include, ninclude, (char **)exclude, nexclude, &sel, NULL, err);
+	ps_buf_init(&scratch, 16u << 20);
+	rc = pg_select(src, (char **)include, ninclude, (char **)exclude, nexclude, &sel, err);
+	if (rc == PS_OK)
+		rc = pg_keyless_policy(src, &sel, err);
 	if (rc != PS_OK)
 		goto cleanup;
-	added = calloc(sel.n + 1, sizeof(uint32_t));
-	removed = calloc(src->ntable_oids + 1, sizeof(uint32_t));
+	for (int p = 0; p < 2; p++) {
+		added.oids[p] = calloc(sel.n + 1, sizeof(uint32_t));
+		removed.oids[p] = calloc(src->ntable_oids + 1, sizeof(uint32_t));
+	}
+	added_all = calloc(sel.n + 1, sizeof(uint32_t));
+	removed_all = calloc(src->ntable_oids + 1, sizeof(uint32_t));
+	insert_only = calloc(sel.n + 1, sizeof(bool));
 	inc = ps_strv_copy((char *const *)include, ninclude);
 	exc = ps_strv_copy((char *const *)exclude, nexclude);
-	if (!added || !removed || !inc || !exc) {
+	if (!added.oids[0] || !added.oids[1] || !removed.oids[0] || !removed.oids[1] ||
+	    !added_all || !removed_all || !insert_only || !inc || !exc) {
 		rc = ps_error_set(err, PS_ENOMEM, "out of memory");
 		goto cleanup;
 	}
 	for (size_t i = 0; i < sel.n; i++) {
+		int p;
+
+		insert_only[i] = pg_selected_insert_only(src, i, &sel);
 		if (has_oid(src->table_oids, src->ntable_oids, sel.oids[i]))
 			continue;
-		added[nadded++] = sel.oids[i];
+		p = insert_only[i] ? 1 : 0;
+		added.oids[p][added.n[p]++] = sel.oids[i];
+		added_all[nadded++] = sel.oids[i];
 		if (with_key && !sel.has_key[i])
 			ps_buf_printf(&nokey, "%s%s", nokey.len ? ", " : "", sel.names[i]);
 	}
-	for (size_t i = 0; i < src->ntable_oids; i++)
-		if (!has_oid(sel.oids, sel.n, src->table_oids[i]))
-			removed[nremoved++] = src->table_oids[i];
+	for (size_t i = 0; i < src->ntable_oids; i++) {
+		int p;
+
+		if (has_oid(sel.oids, sel.n, src->table_oids[i]))
+			continue;
+		p = src->table_insert_only && src->table_insert_only[i] ? 1 : 0;
+		removed.oids[p][removed.n[p]++] = src->table_oids[i];
+		removed_all[nremoved++] = src->table_oids[i];
+	}
 	if (nokey.len) {
 		rc = ps_error_set(err, PS_EINVAL,
 		                  "cannot add %s to the running job: a table added while the others "
@@ -194,19 +238,28 @@ int pg_retable(ps_source *src, const char *const *include, size_t ninclude,
 		                  "Add a primary key, or leave it out of tables.include", nokey.data);
 		goto cleanup;
 	}
-	rc = names_of(src, added, nadded, &add, NULL, NULL, err);
+	for (int p = 0; p < 2 && rc == PS_OK; p++) {
+		rc = names_of(src, added.oids[p], added.n[p], &ch.add[p], NULL, NULL, err);
+		if (rc == PS_OK)
+			rc = names_of(src, removed.oids[p], removed.n[p], &ch.drop[p], NULL, NULL, err);
+	}
 	if (rc == PS_OK)
-		rc = names_of(src, removed, nremoved, &drop, &res->removed, &res->nremoved, err);
+		rc = names_of(src, removed_all, nremoved, &scratch, &res->removed, &res->nremoved, err);
 	if (rc == PS_OK)
-		rc = alter_with_marker(src, add.data ? add.data : "", drop.data ? drop.data : "", mark, err);
-	if (rc == PS_OK && nadded)
-		rc = pg_describe_oids(src, added, nadded, &res->added, &res->nadded, err);
+		rc = alter_with_marker(src, &ch, mark, err);
 	if (rc != PS_OK)
 		goto cleanup;
 	free(src->table_oids);
+	free(src->table_insert_only);
 	src->table_oids = sel.oids;
+	src->table_insert_only = insert_only;
 	src->ntable_oids = sel.n;
 	sel.oids = NULL;
+	insert_only = NULL;
+	if (nadded)
+		rc = pg_describe_oids(src, added_all, nadded, &res->added, &res->nadded, err);
+	if (rc != PS_OK)
+		goto cleanup;
 	ps_strv_free(src->include, src->ninclude);
 	ps_strv_free(src->exclude, src->nexclude);
 	src->include = inc;
@@ -227,13 +280,19 @@ cleanup:
 		memset(res, 0, sizeof(*res));
 	}
 	pg_selection_free(&sel);
-	free(added);
-	free(removed);
+	for (int p = 0; p < 2; p++) {
+		free(added.oids[p]);
+		free(removed.oids[p]);
+		ps_buf_free(&ch.add[p]);
+		ps_buf_free(&ch.drop[p]);
+	}
+	free(added_all);
+	free(removed_all);
+	free(insert_only);
 	ps_strv_free(inc, ninclude);
 	ps_strv_free(exc, nexclude);
-	ps_buf_free(&add);
-	ps_buf_free(&drop);
 	ps_buf_free(&nokey);
+	ps_buf_free(&scratch);
 	return rc;
 }
 

@@ -6,19 +6,22 @@
  *
  * NOTES ON THE DESIGN
  *
- * 1. describe reads the catalog on the `sql` connection in three queries
- *    for all tables at once (tables, columns, constraints and indexes), each
- *    sorted by relation OID so a table's rows are found by binary search;
- *    the defs come out ordered by schema and name. The columns are exactly
- *    those pgoutput sends: attnum > 0, not dropped, not generated (PG 15
- *    does not replicate generated columns; each one left out is logged).
+ * 1. describe reads the catalog on the `sql` connection in four queries
+ *    for all tables at once (tables, columns, constraints and indexes,
+ *    partitions), each sorted by relation OID so a table's rows are found
+ *    by binary search; the defs come out ordered by schema and name. The
+ *    columns are exactly those pgoutput sends: attnum > 0, not dropped, not
+ *    generated (PG 15 does not replicate generated columns: each is logged
+ *    and described apart, in def->generated, for a target that computes
+ *    it). Then pgsrc_schema.c adds what each table needs (requires).
  * 2. Key order is the primary key's index order, which may differ from the
  *    column order. It is carried by the PRIMARY constraint's cols; split
- *    and copy_unit both take it from there (pg_primary_key).
- * 3. Foreign keys are not described: the load runs without FK checks, and
- *    FKs are out of scope for now. Exclusion constraints are not described
- *    either (a target could not enforce them the same way); each one is
- *    named in a warning.
+ *    and copy_unit both take it from there (pg_primary_key). A table with
+ *    no primary key but REPLICA IDENTITY USING INDEX marks that index's
+ *    columns is_key (identity_index): the target finds rows by them.
+ * 3. Foreign keys are not described here: the load runs without FK checks,
+ *    and they are created after it (pgsrc_schema.c). Exclusion constraints
+ *    are described with the others and added after the load.
  * 4. split samples the key (TABLESAMPLE BERNOULLI, or SYSTEM for big
  *    tables, aiming at ~100 keys and, with SYSTEM, ~50 pages per chunk,
  *    at most SPLIT_MAX_SAMPLES keys), sorted by the server with the
@@ -32,6 +35,13 @@
  *    of its own (`snap`) with a TEMPORARY slot, which the server drops when
  *    that connection ends. snapshot_release closes `snap` and forgets both
  *    names; it is idempotent.
+ * 6. A partitioned table (relkind p) is one def: its partition key, every
+ *    partition under it (parents first, each with its bound and its own
+ *    schema) and, as estimates, the sums of its leaves'. Its indexes are
+ *    shown without ON ONLY, so that the target's cascade to its partitions.
+ * 7. A column's collation is described when it is not its type's own: the
+ *    name (for a PostgreSQL target) and a class (tabledef.h
+ *    ps_collation_class) for a target that maps collations.
  *
  * States of `snap`: none ─► (export) holding ─► (release, close) none.
  */
@@ -122,19 +132,55 @@ void pg_primary_key(const ps_table_def *def, const int **keys, int *nkeys)
 
 /* --- describe: the catalog queries ---------------------------------------- */
 
-enum { T_OID, T_SCHEMA, T_NAME, T_IDENT, T_TUPLES, T_BYTES };
+enum { T_OID, T_SCHEMA, T_NAME, T_IDENT, T_TUPLES, T_BYTES, T_COMMENT, T_PARTKEY,
+       T_IDENT_INDEX };
 
 static int query_tables(ps_source *src, const char *const *oids, PGresult **r, ps_error *err)
 {
+	/* A partitioned table holds no rows itself: its estimates are its
+	 * leaves' (note 6). */
 	return pg_exec(src->sql, r, err, "describing tables",
-	               "SELECT c.oid, n.nspname, c.relname, c.relreplident, c.reltuples, "
-	               "  pg_relation_size(c.oid) "
+	               "SELECT c.oid, n.nspname, c.relname, c.relreplident, "
+	               "  CASE WHEN c.relkind = 'p' THEN coalesce((SELECT sum(l.reltuples) "
+	               "    FROM pg_partition_tree(c.oid) t JOIN pg_class l ON l.oid = t.relid "
+	               "    WHERE t.isleaf AND l.reltuples >= 0), -1) ELSE c.reltuples END, "
+	               "  CASE WHEN c.relkind = 'p' THEN (SELECT coalesce(sum(pg_relation_size(t.relid)), 0) "
+	               "    FROM pg_partition_tree(c.oid) t WHERE t.isleaf) "
+	               "    ELSE pg_relation_size(c.oid) END, "
+	               "  obj_description(c.oid, 'pg_class'), "
+	               "  CASE WHEN c.relkind = 'p' THEN pg_get_partkeydef(c.oid) END, "
+	               "  (SELECT ic.relname FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid "
+	               "    WHERE i.indrelid = c.oid AND i.indisreplident AND c.relreplident = 'i' "
+	               "    AND NOT EXISTS (SELECT 1 FROM pg_index k WHERE k.indrelid = c.oid "
+	               "      AND k.indisprimary)) "
 	               "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
 	               "WHERE c.oid = ANY($1::oid[]) ORDER BY n.nspname, c.relname", 1, oids);
 }
 
+/* Every partition of the partitioned tables among oids, parents before
+ * their partitions. */
+enum { P_ROOT, P_SCHEMA, P_NAME, P_PSCHEMA, P_PNAME, P_BOUND, P_PARTKEY, P_LEAF, P_TUPLES,
+       P_BYTES, P_COMMENT };
+
+static int query_partitions(ps_source *src, const char *const *oids, PGresult **r, ps_error *err)
+{
+	return pg_exec(src->sql, r, err, "describing partitions",
+	               "SELECT root.oid, n.nspname, c.relname, pn.nspname, p.relname, "
+	               "  pg_get_expr(c.relpartbound, c.oid), "
+	               "  CASE WHEN c.relkind = 'p' THEN pg_get_partkeydef(c.oid) END, t.isleaf, "
+	               "  c.reltuples, pg_relation_size(c.oid), obj_description(c.oid, 'pg_class') "
+	               "FROM pg_class root CROSS JOIN LATERAL pg_partition_tree(root.oid) t "
+	               "JOIN pg_class c ON c.oid = t.relid "
+	               "JOIN pg_namespace n ON n.oid = c.relnamespace "
+	               "JOIN pg_class p ON p.oid = t.parentrelid "
+	               "JOIN pg_namespace pn ON pn.oid = p.relnamespace "
+	               "WHERE root.oid = ANY($1::oid[]) AND root.relkind = 'p' AND t.level > 0 "
+	               "ORDER BY root.oid, t.level, n.nspname, c.relname", 1, oids);
+}
+
 enum { C_RELID, C_ATTNUM, C_NAME, C_TYPE, C_TYPMOD, C_SQLTYPE, C_NOTNULL, C_IDENTITY,
-       C_GENERATED, C_DEFAULT, C_USERTYPE, C_SEQSCHEMA, C_SEQNAME };
+       C_GENERATED, C_DEFAULT, C_USERTYPE, C_SEQSCHEMA, C_SEQNAME, C_COLLATION, C_IDOPTIONS,
+       C_COMMENT, C_COLLCLASS };
 
 static int query_columns(ps_source *src, int version, const char *const *oids, PGresult **r,
                          ps_error *err)
@@ -147,7 +193,28 @@ static int query_columns(ps_source *src, int version, const char *const *oids, P
 	    "SELECT a.attrelid, a.attnum, a.attname, a.atttypid, a.atttypmod, "
 	    "  format_type(a.atttypid, a.atttypmod), a.attnotnull, a.attidentity, %s, "
 	    "  pg_get_expr(d.adbin, d.adrelid), "
-	    "  tn.nspname NOT IN ('pg_catalog', 'information_schema'), seq.nspname, seq.relname "
+	    "  tn.nspname NOT IN ('pg_catalog', 'information_schema'), seq.nspname, seq.relname, "
+	    /* a collation other than the type's own (note 7) */
+	    "  CASE WHEN a.attcollation <> 0 AND a.attcollation <> t.typcollation THEN "
+	    "    (SELECT format('%%I.%%I', cn.nspname, co.collname) FROM pg_collation co "
+	    "     JOIN pg_namespace cn ON cn.oid = co.collnamespace WHERE co.oid = a.attcollation) END, "
+	    /* an identity column's sequence, named and set up as on the source */
+	    "  (SELECT format('SEQUENCE NAME %%I.%%I START WITH %%s INCREMENT BY %%s MINVALUE %%s "
+	    "     MAXVALUE %%s CACHE %%s%%s', sn.nspname, s.relname, q.seqstart, q.seqincrement, "
+	    "     q.seqmin, q.seqmax, q.seqcache, CASE WHEN q.seqcycle THEN ' CYCLE' ELSE '' END) "
+	    "   FROM pg_depend dep JOIN pg_class s ON s.oid = dep.objid AND s.relkind = 'S' "
+	    "   JOIN pg_namespace sn ON sn.oid = s.relnamespace JOIN pg_sequence q ON q.seqrelid = s.oid "
+	    "   WHERE a.attidentity <> '' AND dep.classid = 'pg_class'::regclass "
+	    "     AND dep.refclassid = 'pg_class'::regclass AND dep.refobjid = a.attrelid "
+	    "     AND dep.refobjsubid = a.attnum AND dep.deptype = 'i' LIMIT 1), "
+	    "  col_description(a.attrelid, a.attnum), "
+	    /* tabledef.h ps_collation_class */
+	    "  (SELECT CASE WHEN co.collname IN ('C', 'POSIX', 'ucs_basic') "
+	    "      OR (co.collprovider = 'c' AND co.collcollate IN ('C', 'POSIX')) THEN 1 "
+	    "    WHEN NOT co.collisdeterministic AND coalesce(to_jsonb(co) ->> 'colllocale', "
+	    "      to_jsonb(co) ->> 'colliculocale', '') ~ 'ks-level[12]' THEN 2 ELSE 3 END "
+	    "   FROM pg_collation co WHERE co.oid = a.attcollation "
+	    "     AND a.attcollation <> t.typcollation) "
 	    "FROM pg_attribute a "
 	    "JOIN pg_type t ON t.oid = a.atttypid "
 	    /* an array's element type says whether the target may lack it */
@@ -191,7 +258,11 @@ static int query_constraints(ps_source *src, int version, const char *const *oid
 	    "LEFT JOIN pg_index i ON i.indexrelid = con.conindid AND con.contype IN ('p', 'u') "
 	    "WHERE con.conrelid = ANY($1::oid[]) AND con.contype IN ('p', 'u', 'c', 'x') "
 	    "UNION ALL "
-	    "SELECT i.indrelid, ic.relname, 'i', pg_get_indexdef(i.indexrelid), i.indkey::text, "
+	    /* a partitioned table's index is shown ON ONLY the parent; created so
+	     * it would not cascade to the partitions */
+	    "SELECT i.indrelid, ic.relname, 'i', regexp_replace(pg_get_indexdef(i.indexrelid), "
+	    "    '^(CREATE (UNIQUE )?INDEX (\"([^\"]|\"\")*\"|[^ ]+)) ON ONLY ', '\\1 ON '), "
+	    "  i.indkey::text, "
 	    "  %s, i.indpred IS NOT NULL, 3 "
 	    "FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid "
 	    "WHERE i.indrelid = ANY($1::oid[]) AND i.indisvalid AND NOT EXISTS ("
@@ -251,12 +322,6 @@ static int build_constraints(ps_table_def *def, const PGresult *r, int begin, in
 		char kind = PQgetvalue(r, row, K_KIND)[0];
 		int n = 0;
 
-		if (kind == 'x') {
-			ps_log_warn("table %s.%s: exclusion constraint %s is not carried over to the "
-			            "target", def->table->schema, def->table->name,
-			            PQgetvalue(r, row, K_NAME));
-			continue;
-		}
 		def->nconstraints++;
 		k->kind = kind;
 		k->name = dup_or_null(r, row, K_NAME, &rc);
@@ -303,8 +368,23 @@ static char *quoted_sequence(PGconn *conn, const PGresult *r, int row, int *rc)
 	return ps_buf_detach(&q);
 }
 
+/* A generated column of row `row`, after `position` copied columns. */
+static int build_generated(ps_generated_def *g, const PGresult *r, int row, int position)
+{
+	int rc = PS_OK;
+
+	g->name = dup_or_null(r, row, C_NAME, &rc);
+	g->sql_type = dup_or_null(r, row, C_SQLTYPE, &rc);
+	g->expr = dup_or_null(r, row, C_DEFAULT, &rc);
+	g->collation = dup_or_null(r, row, C_COLLATION, &rc);
+	g->comment = dup_or_null(r, row, C_COMMENT, &rc);
+	g->position = position;
+	return rc;
+}
+
 /* Fills def->columns and def->table's columns from rows [begin, end) of r,
- * leaving generated columns out; attnums receives each column's attnum. */
+ * and def->generated with the generated columns (note 1); attnums receives
+ * each copied column's attnum. */
 static int build_columns(PGconn *conn, ps_table_def *def, const PGresult *r, int begin,
                          int end, int *attnums)
 {
@@ -315,8 +395,10 @@ static int build_columns(PGconn *conn, ps_table_def *def, const PGresult *r, int
 		ps_column_def *c;
 		uint32_t type = value_oid(r, row, C_TYPE);
 
-		if (PQgetvalue(r, row, C_GENERATED)[0] != '\0')
+		if (PQgetvalue(r, row, C_GENERATED)[0] != '\0') {
+			rc = build_generated(&def->generated[def->ngenerated++], r, row, i);
 			continue;
+		}
 		c = &def->columns[i];
 		attnums[i] = (int)strtol(PQgetvalue(r, row, C_ATTNUM), NULL, 10);
 		rc = ps_table_set_column(t, i, PQgetvalue(r, row, C_NAME), type,
@@ -328,13 +410,18 @@ static int build_columns(PGconn *conn, ps_table_def *def, const PGresult *r, int
 		c->not_null = PQgetvalue(r, row, C_NOTNULL)[0] == 't';
 		c->identity = PQgetvalue(r, row, C_IDENTITY)[0];
 		c->sequence = quoted_sequence(conn, r, row, &rc);
+		c->collation = dup_or_null(r, row, C_COLLATION, &rc);
+		c->identity_options = dup_or_null(r, row, C_IDOPTIONS, &rc);
+		c->comment = dup_or_null(r, row, C_COMMENT, &rc);
+		c->collation_class = PQgetisnull(r, row, C_COLLCLASS) ? PS_COLLATION_DEFAULT
+		                     : (uint8_t)strtol(PQgetvalue(r, row, C_COLLCLASS), NULL, 10);
 		i++;
 	}
 	return rc;
 }
 
 /* Marks the primary key's columns in def->table (tabledef.h: is_key is the
- * PRIMARY KEY in a def). */
+ * PRIMARY KEY in a def), or without one the replica identity index's. */
 static void mark_key(ps_table_def *def)
 {
 	const int *keys;
@@ -343,11 +430,49 @@ static void mark_key(ps_table_def *def)
 	pg_primary_key(def, &keys, &nkeys);
 	for (int k = 0; k < nkeys; k++)
 		def->table->columns[keys[k]].is_key = true;
+	if (nkeys > 0 || !def->identity_index)
+		return;
+	for (int i = 0; i < def->nconstraints; i++) {
+		const ps_constraint_def *k = &def->constraints[i];
+
+		if (k->name && strcmp(k->name, def->identity_index) == 0)
+			for (int c = 0; c < k->ncols; c++)
+				def->table->columns[k->cols[c]].is_key = true;
+	}
 }
 
 typedef struct describe_results {
-	PGresult *tables, *columns, *constraints;
+	PGresult *tables, *columns, *constraints, *partitions;
 } describe_results;
+
+/* Fills def->partitions from the rows of q->partitions under def's table. */
+static int build_partitions(ps_table_def *def, const PGresult *r)
+{
+	int begin, end, rc = PS_OK;
+
+	rows_of(r, def->table->id, &begin, &end);
+	if (end == begin)
+		return PS_OK;
+	def->partitions = calloc((size_t)(end - begin), sizeof(ps_partition_def));
+	if (!def->partitions)
+		return PS_ENOMEM;
+	for (int row = begin; rc == PS_OK && row < end; row++) {
+		ps_partition_def *p = &def->partitions[def->npartitions++];
+		double tuples = strtod(PQgetvalue(r, row, P_TUPLES), NULL);
+
+		p->schema = dup_or_null(r, row, P_SCHEMA, &rc);
+		p->name = dup_or_null(r, row, P_NAME, &rc);
+		p->parent_schema = dup_or_null(r, row, P_PSCHEMA, &rc);
+		p->parent_name = dup_or_null(r, row, P_PNAME, &rc);
+		p->bound = dup_or_null(r, row, P_BOUND, &rc);
+		p->partition_by = dup_or_null(r, row, P_PARTKEY, &rc);
+		p->comment = dup_or_null(r, row, P_COMMENT, &rc);
+		p->leaf = PQgetvalue(r, row, P_LEAF)[0] == 't';
+		p->estimated_rows = tuples < 0 ? -1 : (int64_t)llround(tuples);
+		p->estimated_bytes = strtoll(PQgetvalue(r, row, P_BYTES), NULL, 10);
+	}
+	return rc;
+}
 
 /* Builds the def of row `row` of q->tables. */
 static int build_def(ps_source *src, const describe_results *q, int row, ps_table_def **out,
@@ -366,8 +491,9 @@ static int build_def(ps_source *src, const describe_results *q, int row, ps_tabl
 		if (PQgetvalue(q->columns, i, C_GENERATED)[0] == '\0')
 			ncols++;
 		else
-			ps_log_info("table %s.%s: generated column %s is left out: PostgreSQL does not "
-			            "replicate generated columns", PQgetvalue(q->tables, row, T_SCHEMA),
+			ps_log_info("table %s.%s: generated column %s is left out of the copied columns "
+			            "(PostgreSQL does not replicate generated columns); a PostgreSQL target "
+			            "computes it", PQgetvalue(q->tables, row, T_SCHEMA),
 			            PQgetvalue(q->tables, row, T_NAME), PQgetvalue(q->columns, i, C_NAME));
 	}
 	if (!def)
@@ -377,8 +503,15 @@ static int build_def(ps_source *src, const describe_results *q, int row, ps_tabl
 	if (def->table)
 		def->table->engine = "postgresql";
 	def->columns = calloc((size_t)ncols + 1, sizeof(ps_column_def));
+	def->generated = calloc((size_t)(ce - cb - ncols) + 1, sizeof(ps_generated_def));
 	attnums = calloc((size_t)ncols + 1, sizeof(int));
-	if (!def->table || !def->engine || !def->columns || !attnums)
+	if (!def->table || !def->engine || !def->columns || !def->generated || !attnums)
+		goto cleanup;
+	rc = PS_OK;
+	def->comment = dup_or_null(q->tables, row, T_COMMENT, &rc);
+	def->partition_by = dup_or_null(q->tables, row, T_PARTKEY, &rc);
+	def->identity_index = dup_or_null(q->tables, row, T_IDENT_INDEX, &rc);
+	if (rc != PS_OK)
 		goto cleanup;
 	rc = ps_table_set_names(def->table, PQgetvalue(q->tables, row, T_SCHEMA),
 	                        PQgetvalue(q->tables, row, T_NAME));
@@ -387,12 +520,17 @@ static int build_def(ps_source *src, const describe_results *q, int row, ps_tabl
 		rc = build_columns(src->sql, def, q->columns, cb, ce, attnums);
 	if (rc == PS_OK)
 		rc = build_constraints(def, q->constraints, kb, ke, attnums, ncols);
+	if (rc == PS_OK && def->partition_by)
+		rc = build_partitions(def, q->partitions);
 	if (rc != PS_OK)
 		goto cleanup;
 	mark_key(def);
 	tuples = strtod(PQgetvalue(q->tables, row, T_TUPLES), NULL);
 	def->estimated_rows = tuples < 0 ? -1 : (int64_t)llround(tuples);
 	def->estimated_bytes = strtoll(PQgetvalue(q->tables, row, T_BYTES), NULL, 10);
+	for (size_t i = 0; src->table_insert_only && i < src->ntable_oids; i++)
+		if (src->table_oids[i] == oid)
+			def->insert_only = src->table_insert_only[i];
 	*out = def;
 	def = NULL;
 cleanup:
@@ -428,7 +566,7 @@ int pg_describe(ps_source *src, ps_table_def ***defs, size_t *n, ps_error *err)
 int pg_describe_oids(ps_source *src, const uint32_t *table_oids, size_t ntables,
                      ps_table_def ***defs, size_t *n, ps_error *err)
 {
-	describe_results q = {NULL, NULL, NULL};
+	describe_results q = {NULL, NULL, NULL, NULL};
 	ps_table_def **out = NULL;
 	const char *params[1];
 	size_t count = 0;
@@ -451,6 +589,8 @@ int pg_describe_oids(ps_source *src, const uint32_t *table_oids, size_t ntables,
 		rc = query_columns(src, version, params, &q.columns, err);
 	if (rc == PS_OK)
 		rc = query_constraints(src, version, params, &q.constraints, err);
+	if (rc == PS_OK)
+		rc = query_partitions(src, params, &q.partitions, err);
 	if (rc != PS_OK)
 		goto cleanup;
 	if ((size_t)PQntuples(q.tables) < ntables)
@@ -466,6 +606,8 @@ int pg_describe_oids(ps_source *src, const uint32_t *table_oids, size_t ntables,
 		if (rc == PS_OK)
 			count++;
 	}
+	if (rc == PS_OK)
+		rc = pg_schema_requires(src, out, count, err);
 	if (rc == PS_OK) {
 		*defs = out;
 		*n = count;
@@ -478,6 +620,7 @@ cleanup:
 	PQclear(q.tables);
 	PQclear(q.columns);
 	PQclear(q.constraints);
+	PQclear(q.partitions);
 	ps_buf_free(&oids);
 	return rc;
 }

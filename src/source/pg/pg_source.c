@@ -8,12 +8,14 @@
  *    `repl` (replication=database) for the slot and the stream. Both belong
  *    to the reader thread.
  * 2. Tables are chosen by the spec's glob patterns against the catalog at
- *    prepare time, and the publication is made to list exactly them
- *    (CREATE, or ALTER ... SET TABLE when it exists).
+ *    prepare time, and the publications are made to list exactly them
+ *    (pgsrc_select.c: partitions go with their parent).
  * 3. A table without a usable replica identity (no primary key and REPLICA
- *    IDENTITY DEFAULT, or NOTHING) is refused: publishing it would make
- *    UPDATE and DELETE on it fail *on the source*, breaking the user's
- *    application.
+ *    IDENTITY DEFAULT, or NOTHING) is never published for UPDATE and
+ *    DELETE: that would make those statements fail *on the source*,
+ *    breaking the user's application. tables.keyless says whether it is
+ *    captured insert-only (default), refused, or given REPLICA IDENTITY
+ *    FULL (pgsrc_select.c note 3).
  * 4. The slot is the log retention handle. Resuming requires it to exist:
  *    recreating it would silently skip every change since the checkpoint.
  * 5. Initial load (cfg.want_snapshot): a slot created now exports its
@@ -22,7 +24,6 @@
  *    meantime. The selected tables' OIDs are kept for describe
  *    (pg_snapshot.c); copying is in pgsrc_copy.c.
  */
-#include <fnmatch.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,6 +56,7 @@ static void pg_close(ps_source *src)
 	ps_strv_free(src->include, src->ninclude);
 	ps_strv_free(src->exclude, src->nexclude);
 	free(src->table_oids);
+	free(src->table_insert_only);
 	free(src->wait_xids);
 	free(src);
 }
@@ -77,6 +79,11 @@ static int pg_open(ps_source **out, const ps_source_config *cfg, ps_error *err)
 	src->ninclude = cfg->ninclude;
 	src->nexclude = cfg->nexclude;
 	src->want_snapshot = cfg->want_snapshot;
+	src->schema = cfg->schema;
+	src->keyless = cfg->keyless;
+	src->foreign_keys = cfg->foreign_keys;
+	src->no_extensions = cfg->no_extensions;
+	src->load_only = cfg->load_only;
 	src->cache = pgo_relcache_new();
 	if (!src->job_name || !src->url || !src->slot || !src->publication || !src->include ||
 	    !src->exclude || !src->cache || (cfg->password && !src->password)) {
@@ -90,6 +97,7 @@ static int pg_open(ps_source **out, const ps_source_config *cfg, ps_error *err)
 	rc = pg_connect(&src->sql, src->url, &src->parsed, src->password, false, src->app_name, err);
 	if (rc != PS_OK)
 		goto fail;
+	pg_catalog_session(src->sql);
 	rc = pg_connect(&src->repl, src->url, &src->parsed, src->password, true, src->app_name, err);
 	if (rc != PS_OK)
 		goto fail;
@@ -145,168 +153,44 @@ static int identify_system(ps_source *src, ps_prepare_result *res, ps_error *err
 	return rc;
 }
 
-/* --- table selection ------------------------------------------------------ */
+/* --- table selection (pgsrc_select.c) ------------------------------------- */
 
-static bool matches_any(char **pats, size_t n, const char *qualified)
-{
-	for (size_t i = 0; i < n; i++)
-		if (fnmatch(pats[i], qualified, 0) == 0)
-			return true;
-	return false;
-}
-
-bool pg_selected(char **include, size_t ninclude, char **exclude, size_t nexclude,
-                 const char *schema, const char *name)
-{
-	char qualified[300];
-
-	snprintf(qualified, sizeof(qualified), "%s.%s", schema, name);
-	return matches_any(include, ninclude, qualified) && !matches_any(exclude, nexclude, qualified);
-}
-
-void pg_selection_free(pg_selection *sel)
-{
-	for (size_t i = 0; sel->names && i < sel->n; i++)
-		free(sel->names[i]);
-	free(sel->names);
-	free(sel->oids);
-	free(sel->has_key);
-	memset(sel, 0, sizeof(*sel));
-}
-
-int pg_select(ps_source *src, char **include, size_t ninclude, char **exclude, size_t nexclude,
-              pg_selection *sel, ps_buf *list, ps_error *err)
-{
-	PGresult *r = NULL;
-	ps_buf bad;
-	char qualified[300];
-	size_t rows;
-	int rc;
-
-	memset(sel, 0, sizeof(*sel));
-	ps_buf_init(&bad, 4096);
-	rc = pg_exec(src->sql, &r, err, "listing tables",
-	             "SELECT n.nspname, c.relname, c.relreplident, "
-	             "  EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary), "
-	             "  c.oid "
-	             "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-	             "WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema', "
-	             "'penstock') AND n.nspname NOT LIKE 'pg\\_%' ORDER BY 1, 2", 0, NULL);
-	if (rc != PS_OK)
-		goto cleanup;
-	rows = (size_t)PQntuples(r) + 1;
-	sel->oids = calloc(rows, sizeof(uint32_t));
-	sel->has_key = calloc(rows, sizeof(bool));
-	sel->names = calloc(rows, sizeof(char *));
-	if (!sel->oids || !sel->has_key || !sel->names) {
-		rc = ps_error_set(err, PS_ENOMEM, "out of memory");
-		goto cleanup;
-	}
-	for (int i = 0; i < PQntuples(r); i++) {
-		const char *ident = PQgetvalue(r, i, 2);
-		bool has_pk = PQgetvalue(r, i, 3)[0] == 't';
-		snprintf(qualified, sizeof(qualified), "%s.%s", PQgetvalue(r, i, 0), PQgetvalue(r, i, 1));
-		if (!matches_any(include, ninclude, qualified) || matches_any(exclude, nexclude, qualified))
-			continue;
-		if (ident[0] == 'n' || (ident[0] == 'd' && !has_pk)) {
-			ps_buf_printf(&bad, "%s%s", bad.len ? ", " : "", qualified);
-			continue;
-		}
-		sel->names[sel->n] = strdup(qualified);
-		if (!sel->names[sel->n]) {
-			rc = ps_error_set(err, PS_ENOMEM, "out of memory");
-			goto cleanup;
-		}
-		if (list) {
-			if (sel->n)
-				ps_buf_puts(list, ", ");
-			pg_quote_ident(src->sql, list, PQgetvalue(r, i, 0));
-			ps_buf_putc(list, '.');
-			pg_quote_ident(src->sql, list, PQgetvalue(r, i, 1));
-		}
-		sel->oids[sel->n] = (uint32_t)strtoul(PQgetvalue(r, i, 4), NULL, 10);
-		sel->has_key[sel->n] = has_pk;
-		sel->n++;
-	}
-	if (bad.len) {
-		rc = ps_error_set(err, PS_EINVAL,
-		                  "tables without a primary key or replica identity: %s. Publishing them "
-		                  "would make UPDATE and DELETE fail on the source. Fix: add a primary key, "
-		                  "or ALTER TABLE ... REPLICA IDENTITY FULL, or add them to tables.exclude",
-		                  bad.data);
-	} else if (sel->n == 0) {
-		rc = ps_error_set(err, PS_EINVAL,
-		                  "tables.include matched no table in database '%s'; list tables with "
-		                  "psql's \\dt *.* and fix the patterns (they are schema.table globs)",
-		                  PQdb(src->sql));
-	}
-cleanup:
-	if (rc != PS_OK)
-		pg_selection_free(sel);
-	PQclear(r);
-	ps_buf_free(&bad);
-	return rc;
-}
-
-/* Appends the selected tables to list as quoted "schema"."table" items,
- * comma-separated; *count receives how many. Their OIDs are kept in
- * src->table_oids for describe. */
-static int select_tables(ps_source *src, ps_buf *list, size_t *count, ps_error *err)
+/* Selects the tables, applies tables.keyless and makes the publications
+ * publish them; *count receives how many. Their OIDs (and which are
+ * insert-only) are kept for describe. */
+static int select_tables(ps_source *src, size_t *count, ps_error *err)
 {
 	pg_selection sel;
+	bool *insert_only = NULL;
 	int rc;
 
 	*count = 0;
-	free(src->table_oids);
-	src->table_oids = NULL;
-	src->ntable_oids = 0;
-	rc = pg_select(src, src->include, src->ninclude, src->exclude, src->nexclude, &sel, list, err);
+	rc = pg_select(src, src->include, src->ninclude, src->exclude, src->nexclude, &sel, err);
 	if (rc != PS_OK)
 		return rc;
+	rc = pg_keyless_policy(src, &sel, err);
+	if (rc == PS_OK)
+		rc = pg_publications_ensure(src, &sel, err);
+	if (rc == PS_OK) {
+		insert_only = calloc(sel.n + 1, sizeof(bool));
+		if (!insert_only)
+			rc = ps_error_set(err, PS_ENOMEM, "out of memory");
+	}
+	if (rc != PS_OK) {
+		pg_selection_free(&sel);
+		return rc;
+	}
+	for (size_t i = 0; i < sel.n; i++)
+		insert_only[i] = pg_selected_insert_only(src, i, &sel);
+	free(src->table_oids);
+	free(src->table_insert_only);
 	src->table_oids = sel.oids;
+	src->table_insert_only = insert_only;
 	src->ntable_oids = sel.n;
 	*count = sel.n;
 	sel.oids = NULL;
 	pg_selection_free(&sel);
 	return PS_OK;
-}
-
-/* --- publication ---------------------------------------------------------- */
-
-static int ensure_publication(ps_source *src, const char *table_list, ps_error *err)
-{
-	const char *params[1] = {src->publication};
-	PGresult *r = NULL;
-	ps_buf sql;
-	bool exists;
-	int rc;
-
-	rc = pg_exec(src->sql, &r, err, "looking up the publication",
-	             "SELECT puballtables FROM pg_publication WHERE pubname = $1", 1, params);
-	if (rc != PS_OK)
-		return rc;
-	exists = PQntuples(r) > 0;
-	if (exists && PQgetvalue(r, 0, 0)[0] == 't') {
-		PQclear(r);
-		return ps_error_set(err, PS_EINVAL,
-		                    "publication %s is FOR ALL TABLES; penstock manages its own "
-		                    "publication: drop it or set source.publication to another name",
-		                    src->publication);
-	}
-	PQclear(r);
-	ps_buf_init(&sql, 16u << 20);
-	ps_buf_puts(&sql, exists ? "ALTER PUBLICATION " : "CREATE PUBLICATION ");
-	pg_quote_ident(src->sql, &sql, src->publication);
-	ps_buf_puts(&sql, exists ? " SET TABLE " : " FOR TABLE ");
-	rc = ps_buf_puts(&sql, table_list);
-	if (rc != PS_OK) {
-		ps_buf_free(&sql);
-		return ps_error_set(err, rc, "table list too long for one publication command");
-	}
-	rc = pg_exec(src->sql, NULL, err, exists ? "updating the publication" : "creating the publication",
-	             sql.data, 0, NULL);
-	ps_buf_free(&sql);
-	return rc;
 }
 
 /* --- slot ------------------------------------------------------------------ */
@@ -442,23 +326,18 @@ static int describe_prepared(ps_source *src, ps_prepare_result *res, ps_error *e
 
 static int pg_prepare(ps_source *src, int mode, ps_prepare_result *res, ps_error *err)
 {
-	ps_buf tables;
 	int rc;
 
-	ps_buf_init(&tables, 16u << 20);
 	src->snapshot[0] = '\0';   /* any earlier one ends with the next command on repl */
 	rc = check_server(src, res, err);
 	if (rc == PS_OK)
 		rc = identify_system(src, res, err);
 	if (rc == PS_OK)
-		rc = select_tables(src, &tables, &res->ntables, err);
-	if (rc == PS_OK)
-		rc = ensure_publication(src, tables.data, err);
+		rc = select_tables(src, &res->ntables, err);
 	if (rc == PS_OK)
 		rc = prepare_slot(src, mode, res, err);
 	if (rc == PS_OK)
 		rc = describe_prepared(src, res, err);
-	ps_buf_free(&tables);
 	return rc;
 }
 
@@ -511,6 +390,7 @@ static int pg_current_position(ps_source *src, char *buf, size_t len, ps_error *
  * again for up to 10 s. */
 static int pg_drop(ps_source *src, char *done, size_t done_len, ps_error *err)
 {
+	char inserts[PG_PUBNAME_MAX];
 	ps_buf sql;
 	int rc;
 
@@ -530,14 +410,17 @@ static int pg_drop(ps_source *src, char *done, size_t done_len, ps_error *err)
 	}
 	if (rc != PS_OK)
 		return rc;
+	pg_inserts_publication(src->publication, inserts, sizeof(inserts));
 	ps_buf_init(&sql, 1024);
 	ps_buf_puts(&sql, "DROP PUBLICATION IF EXISTS ");
 	pg_quote_ident(src->sql, &sql, src->publication);
-	rc = pg_exec(src->sql, NULL, err, "dropping the publication", sql.data, 0, NULL);
+	ps_buf_puts(&sql, ", ");
+	pg_quote_ident(src->sql, &sql, inserts);
+	rc = pg_exec(src->sql, NULL, err, "dropping the publications", sql.data, 0, NULL);
 	ps_buf_free(&sql);
 	if (rc == PS_OK)
-		snprintf(done, done_len, "dropped slot %s and publication %s on the source", src->slot,
-		         src->publication);
+		snprintf(done, done_len, "dropped slot %s and publication %s (and %s) on the source",
+		         src->slot, src->publication, inserts);
 	return rc;
 }
 
@@ -590,13 +473,16 @@ static void pg_resources(const json_t *opts, ps_source_resources *out)
 {
 	const char *slot = ps_option_str(opts, "slot");
 	const char *pub = ps_option_str(opts, "publication");
+	char inserts[PG_PUBNAME_MAX];
 
 	if (!slot || !pub)
 		return;
+	pg_inserts_publication(pub, inserts, sizeof(inserts));
 	snprintf(out->held, sizeof(out->held), "slot %s and publication %s", slot, pub);
 	snprintf(out->log_reader, sizeof(out->log_reader), "slot %s", slot);
+	/* the insert-only publication goes too (pgsrc_select.c note 4) */
 	snprintf(out->release, sizeof(out->release), "SELECT pg_drop_replication_slot('%s'); "
-	         "DROP PUBLICATION IF EXISTS \"%s\";", slot, pub);
+	         "DROP PUBLICATION IF EXISTS \"%s\", \"%s\";", slot, pub, inserts);
 }
 
 static const char *const pg_schemes[] = {"postgresql", NULL};
@@ -635,4 +521,5 @@ const ps_source_ops ps_source_pg = {
 	.copy_raw_format = pg_copy_raw_format,
 	.copy_unit_raw = pg_copy_unit_raw,
 	.sequences = pg_sequences,
+	.schema_after_load = pg_schema_after_load,
 };

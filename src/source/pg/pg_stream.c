@@ -149,9 +149,15 @@ int pg_stream_start(ps_source *src, const char *position, const char *redo_until
 	pg_quote_ident(src->repl, &cmd, src->slot);
 	ps_buf_printf(&cmd, " LOGICAL %s (proto_version '1', messages 'true', publication_names ", lsn);
 	{
+		/* both publications (pgsrc_select.c note 4) */
+		char inserts[PG_PUBNAME_MAX];
 		ps_buf names;
+
+		pg_inserts_publication(src->publication, inserts, sizeof(inserts));
 		ps_buf_init(&names, 1024);
 		pg_quote_ident(src->repl, &names, src->publication);
+		ps_buf_putc(&names, ',');
+		pg_quote_ident(src->repl, &names, inserts);
 		pg_quote_literal(src->repl, &cmd, names.data);
 		ps_buf_free(&names);
 	}

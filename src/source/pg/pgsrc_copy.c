@@ -286,25 +286,56 @@ static void put_key_compare(int *rc, PGconn *conn, ps_buf *b, const ps_table_def
 	pg_put(rc, b, ")");
 }
 
+/* The partition a unit is narrowed to (tabledef.h ps_copy_range), or NULL. */
+static const ps_partition_def *unit_partition(const ps_table_def *def, const ps_copy_range *range)
+{
+	char qualified[300];
+
+	for (int i = 0; range && range->partition && i < def->npartitions; i++) {
+		snprintf(qualified, sizeof(qualified), "%s.%s", def->partitions[i].schema,
+		         def->partitions[i].name);
+		if (strcmp(qualified, range->partition) == 0)
+			return &def->partitions[i];
+	}
+	return NULL;
+}
+
 static int build_copy_sql(PGconn *conn, ps_buf *sql, const ps_table_def *def,
                           const ps_copy_range *range, const int *keys, int nkeys, bool binary)
 {
 	const ps_table *t = def->table;
+	const ps_partition_def *part = unit_partition(def, range);
 	bool lower = range && range->lower, upper = range && range->upper;
+	/* COPY cannot read a partitioned table itself, only a query on it */
+	bool query = lower || upper || t->ncolumns == 0 || (def->partition_by && !part);
 	int rc = PS_OK;
 
-	pg_put(&rc, sql, (lower || upper || t->ncolumns == 0) ? "COPY (SELECT " : "COPY ");
-	if (!lower && !upper && t->ncolumns > 0) {
+	if (range && range->partition && !part)
+		return PS_EINVAL;
+	pg_put(&rc, sql, query ? "COPY (SELECT " : "COPY ");
+	if (!query && part) {
+		pg_put_ident(&rc, conn, sql, part->schema);
+		pg_put(&rc, sql, ".");
+		pg_put_ident(&rc, conn, sql, part->name);
+		pg_put(&rc, sql, " (");
+	} else if (!query) {
 		pg_put_table(&rc, conn, sql, t);
 		pg_put(&rc, sql, " (");
 	}
 	pg_put_columns(&rc, conn, sql, t, NULL, t->ncolumns);
-	if (!lower && !upper && t->ncolumns > 0) {
+	if (!query) {
 		pg_put(&rc, sql, binary ? ") TO STDOUT (FORMAT binary)" : ") TO STDOUT");
 		return rc;
 	}
 	pg_put(&rc, sql, " FROM ");
-	pg_put_table(&rc, conn, sql, t);
+	if (part) {
+		pg_put(&rc, sql, "ONLY ");
+		pg_put_ident(&rc, conn, sql, part->schema);
+		pg_put(&rc, sql, ".");
+		pg_put_ident(&rc, conn, sql, part->name);
+	} else {
+		pg_put_table(&rc, conn, sql, t);
+	}
 	if (lower || upper)
 		pg_put(&rc, sql, " WHERE ");
 	if (lower)
@@ -469,6 +500,12 @@ static int start_copy(ps_copier *c, const ps_table_def *def, const ps_copy_range
 	}
 	ps_buf_init(&sql, COPY_SQL_LIMIT);
 	rc = build_copy_sql(c->conn, &sql, def, range, keys, nkeys, binary);
+	if (rc == PS_EINVAL) {
+		ps_buf_free(&sql);
+		return ps_error_set(err, rc, "%s is not a partition of %s.%s any more; start the load "
+		                    "over with \"resume\": \"never\"", range->partition,
+		                    def->table->schema, def->table->name);
+	}
 	if (rc != PS_OK) {
 		ps_buf_free(&sql);
 		return ps_error_set(err, rc, "COPY statement too long");
@@ -488,7 +525,7 @@ static int start_copy(ps_copier *c, const ps_table_def *def, const ps_copy_range
 int pg_copy_unit(ps_copier *c, const ps_table_def *def, const ps_copy_range *range,
                  ps_row_fn fn, void *ctx, ps_error *err)
 {
-	static const ps_copy_range whole = {NULL, NULL};
+	static const ps_copy_range whole = {NULL, NULL, NULL};
 	int ncols = def->table->ncolumns, rc;
 
 	if (!range)
@@ -617,7 +654,7 @@ static int raw_take(ps_copier *c, pg_binwalk *walk, const char *data, size_t len
 int pg_copy_unit_raw(ps_copier *c, const ps_table_def *def, const ps_copy_range *range,
                      ps_raw_fn fn, void *ctx, ps_error *err)
 {
-	static const ps_copy_range whole = {NULL, NULL};
+	static const ps_copy_range whole = {NULL, NULL, NULL};
 	pg_binwalk walk;
 	int rc;
 

@@ -8,11 +8,12 @@
  *    short replication connection proves that pg_hba.conf lets the role in
  *    for replication, and is closed at once. No slot, no publication, no
  *    table is created or changed.
- * 2. The same selection as prepare (pg_source.c): ordinary tables outside
- *    the system schemas, matched with fnmatch on "schema.table" by the
- *    include patterns and not by the exclude ones. Unlike prepare, a table
- *    without a usable replica identity stays selected here so that
- *    source.replica_identity can name it.
+ * 2. The same selection as prepare (pgsrc_select.c): ordinary and
+ *    partitioned tables outside the system schemas, matched with fnmatch on
+ *    "schema.table" by the include patterns and not by the exclude ones, a
+ *    partition going with its matched parent. A table without a usable
+ *    replica identity stays selected so that source.replica_identity (with
+ *    tables.keyless refuse) or source.keyless can name it.
  * 3. What prepare and the stream need, item by item: PostgreSQL 14 or later
  *    (the stream asks pgoutput for logical messages, an option of 14),
  *    wal_level = logical, room for the slots and WAL senders the job holds at
@@ -43,6 +44,7 @@ typedef struct pc_table {
 	char qualified[300];        /* schema.name, for messages */
 	char oid[16];
 	char replident;
+	int klass;                  /* PG_CLASS_* (pgsrc_select.c note 2) */
 	bool has_pk, can_select, owns;
 } pc_table;
 
@@ -380,58 +382,53 @@ static int select_tables(pc_ctx *c)
 	ps_error qerr;
 	name_list empty, names;
 	size_t *hits = NULL;
+	bool *selected = NULL;
 	int rc = PS_OK;
 
 	list_init(&empty);
 	list_init(&names);
 	ps_error_clear(&qerr);
-	if (pg_exec(c->conn, &res, &qerr, "listing tables",
-	            "SELECT n.nspname, c.relname, c.relreplident, "
-	            "  EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary), "
-	            "  has_table_privilege(c.oid, 'SELECT'), pg_has_role(c.relowner, 'USAGE'), "
-	            "  pg_get_userbyid(c.relowner), c.oid "
-	            "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-	            "WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema', "
-	            "'penstock') AND n.nspname NOT LIKE 'pg\\_%' ORDER BY 1, 2", 0, NULL) != PS_OK) {
+	if (pg_exec(c->conn, &res, &qerr, "listing tables", PG_TABLES_SQL, 0, NULL) != PS_OK) {
 		ADD(c, "source.tables", PS_CHECK_ERROR, PS_CHECK_FAILED, NULL, "could not list tables: %s",
 		    qerr.message);
 		goto cleanup;
 	}
 	c->tables = calloc((size_t)PQntuples(res) + 1, sizeof(pc_table));
 	hits = calloc(cfg->ninclude + 1, sizeof(size_t));
-	if (!c->tables || !hits) {
+	selected = calloc((size_t)PQntuples(res) + 1, sizeof(bool));
+	if (!c->tables || !hits || !selected ||
+	    pg_tables_match(res, inc, cfg->ninclude, exc, cfg->nexclude, selected) != PS_OK) {
 		rc = PS_ENOMEM;
 		goto cleanup;
 	}
 	for (int row = 0; row < PQntuples(res); row++) {
 		pc_table *t = &c->tables[c->ntables];
-		bool any = false;
 
-		snprintf(t->qualified, sizeof(t->qualified), "%s.%s", PQgetvalue(res, row, 0),
-		         PQgetvalue(res, row, 1));
+		snprintf(t->qualified, sizeof(t->qualified), "%s.%s", PQgetvalue(res, row, PG_T_SCHEMA),
+		         PQgetvalue(res, row, PG_T_NAME));
 		if (matches(exc, cfg->nexclude, t->qualified))
 			continue;
-		for (size_t i = 0; i < cfg->ninclude; i++) {
-			if (fnmatch(inc[i], t->qualified, 0) == 0) {
+		/* a pattern counts as used when it matches a table or a partition
+		 * that comes with one */
+		for (size_t i = 0; i < cfg->ninclude; i++)
+			if (fnmatch(inc[i], t->qualified, 0) == 0)
 				hits[i]++;
-				any = true;
-			}
-		}
-		if (!any)
+		if (!selected[row])
 			continue;
-		t->schema = strdup(PQgetvalue(res, row, 0));
-		t->name = strdup(PQgetvalue(res, row, 1));
-		t->owner = strdup(PQgetvalue(res, row, 6));
+		t->schema = strdup(PQgetvalue(res, row, PG_T_SCHEMA));
+		t->name = strdup(PQgetvalue(res, row, PG_T_NAME));
+		t->owner = strdup(PQgetvalue(res, row, PG_T_OWNER));
 		c->ntables++;
 		if (!t->schema || !t->name || !t->owner) {
 			rc = PS_ENOMEM;
 			goto cleanup;
 		}
-		t->replident = PQgetvalue(res, row, 2)[0];
-		t->has_pk = PQgetvalue(res, row, 3)[0] == 't';
-		t->can_select = PQgetvalue(res, row, 4)[0] == 't';
-		t->owns = PQgetvalue(res, row, 5)[0] == 't';
-		snprintf(t->oid, sizeof(t->oid), "%s", PQgetvalue(res, row, 7));
+		t->replident = PQgetvalue(res, row, PG_T_REPLIDENT)[0];
+		t->has_pk = PQgetvalue(res, row, PG_T_HAS_PK)[0] == 't';
+		t->klass = pg_table_class(res, row);
+		t->can_select = PQgetvalue(res, row, PG_T_CAN_SELECT)[0] == 't';
+		t->owns = PQgetvalue(res, row, PG_T_OWNS)[0] == 't';
+		snprintf(t->oid, sizeof(t->oid), "%s", PQgetvalue(res, row, PG_T_OID));
 		list_add(&names, ", ", t->qualified);
 		rc = ps_check_tables_add(c->out_tables, t->schema, t->name);
 		if (rc != PS_OK)
@@ -459,6 +456,7 @@ static int select_tables(pc_ctx *c)
 		    list_text(&names));
 cleanup:
 	free(hits);
+	free(selected);
 	list_free(&empty);
 	list_free(&names);
 	PQclear(res);
@@ -503,17 +501,23 @@ static void check_select(pc_ctx *c)
 	ps_buf_free(&fix);
 }
 
+/* A table without a primary key or replica identity (pgsrc_select.c notes
+ * 2, 3): source.replica_identity is the blocking item (tables.keyless
+ * refuse), source.keyless the warning (insert_only, replica_identity_full).
+ * A snapshot job reads no change of such a table, so neither applies. */
 static void check_replica_identity(pc_ctx *c)
 {
+	const ps_source_config *cfg = c->cfg;
 	name_list bad;
 	ps_buf fix;
+	const char *why;
 
 	list_init(&bad);
 	ps_buf_init(&fix, LIST_LIMIT);
 	for (size_t i = 0; i < c->ntables; i++) {
 		const pc_table *t = &c->tables[i];
 
-		if (!(t->replident == 'n' || (t->replident == 'd' && !t->has_pk)))
+		if (t->klass != PG_CLASS_KEYLESS)
 			continue;
 		if (bad.n < LIST_SHOW) {
 			ps_buf_puts(&fix, bad.n ? " ALTER TABLE " : "ALTER TABLE ");
@@ -524,16 +528,47 @@ static void check_replica_identity(pc_ctx *c)
 	}
 	if (bad.n > LIST_SHOW)
 		ps_buf_puts(&fix, " (and the same for the other tables named)");
-	if (bad.n)
+	if (cfg->load_only) {
+		why = "a snapshot job reads no change of a table without a key: it is copied as it is";
+		ADD(c, "source.replica_identity", PS_CHECK_ERROR, PS_CHECK_SKIPPED, NULL, "%s", why);
+		ADD(c, "source.keyless", PS_CHECK_WARNING, PS_CHECK_SKIPPED, NULL, "%s", why);
+	} else if (bad.n && cfg->keyless == PS_KEYLESS_REFUSE) {
 		ADD(c, "source.replica_identity", PS_CHECK_ERROR, PS_CHECK_FAILED, fix.data,
 		    "%s %s no primary key and no replica identity: once published, UPDATE and "
 		    "DELETE on %s would fail on the source. Add a primary key, set REPLICA "
 		    "IDENTITY FULL (or USING INDEX), or exclude %s in tables.exclude",
 		    list_text(&bad), bad.n == 1 ? "has" : "have", bad.n == 1 ? "it" : "them",
 		    bad.n == 1 ? "it" : "them");
-	else
+		ADD(c, "source.keyless", PS_CHECK_WARNING, PS_CHECK_SKIPPED, NULL,
+		    "tables.keyless is refuse: source.replica_identity names the tables");
+	} else if (bad.n && cfg->keyless == PS_KEYLESS_FULL) {
+		ADD(c, "source.replica_identity", PS_CHECK_ERROR, PS_CHECK_PASSED, NULL,
+		    "every selected table has a primary key or a replica identity, or is given "
+		    "REPLICA IDENTITY FULL when the job starts (source.keyless)");
+		ADD(c, "source.keyless", PS_CHECK_WARNING, PS_CHECK_FAILED,
+		    "none needed: this is what tables.keyless replica_identity_full asks for",
+		    "%s %s no primary key and no replica identity: penstock sets REPLICA IDENTITY "
+		    "FULL on %s on the source when the job starts (tables.keyless "
+		    "replica_identity_full), so UPDATE and DELETE write whole old rows to the WAL",
+		    list_text(&bad), bad.n == 1 ? "has" : "have", bad.n == 1 ? "it" : "them");
+	} else if (bad.n) {
+		ADD(c, "source.replica_identity", PS_CHECK_ERROR, PS_CHECK_PASSED, NULL,
+		    "every selected table has a primary key or a replica identity, or is captured "
+		    "insert-only (source.keyless)");
+		ps_buf_puts(&fix, " (or add a primary key, or set \"tables\": {\"keyless\": "
+		            "\"replica_identity_full\"})");
+		ADD(c, "source.keyless", PS_CHECK_WARNING, PS_CHECK_FAILED, fix.data,
+		    "%s %s no primary key and no replica identity: %s captured insert-only. Inserts "
+		    "and truncates are applied; UPDATE and DELETE on %s keep working on the source "
+		    "but are not captured, so the target keeps rows they changed or removed",
+		    list_text(&bad), bad.n == 1 ? "has" : "have", bad.n == 1 ? "it is" : "they are",
+		    bad.n == 1 ? "it" : "them");
+	} else {
 		ADD(c, "source.replica_identity", PS_CHECK_ERROR, PS_CHECK_PASSED, NULL,
 		    "every selected table has a primary key or a replica identity");
+		ADD(c, "source.keyless", PS_CHECK_WARNING, PS_CHECK_PASSED, NULL,
+		    "every selected table has a primary key or a replica identity");
+	}
 	list_free(&bad);
 	ps_buf_free(&fix);
 }
@@ -680,12 +715,110 @@ cleanup:
 	return rc;
 }
 
+/* What the tables need that the target may lack (pgsrc_schema.c): with
+ * target.schema tables or full, the extensions (to create or to find) and
+ * the objects penstock does not create, for the target's checks. The
+ * types themselves are created. */
+static int list_needs(pc_ctx *c)
+{
+	ps_schema_object **lists = NULL;
+	uint32_t *roots = NULL;
+	size_t *counts = NULL;
+	ps_error qerr;
+	int rc = PS_OK;
+
+	if (c->ntables == 0)
+		return PS_OK;
+	roots = calloc(c->ntables, sizeof(uint32_t));
+	lists = calloc(c->ntables, sizeof(*lists));
+	counts = calloc(c->ntables, sizeof(size_t));
+	if (!roots || !lists || !counts) {
+		rc = PS_ENOMEM;
+		goto cleanup;
+	}
+	for (size_t i = 0; i < c->ntables; i++)
+		roots[i] = (uint32_t)strtoul(c->tables[i].oid, NULL, 10);
+	ps_error_clear(&qerr);
+	if (pg_schema_needs(c->conn, c->cfg->schema, c->cfg->no_extensions, roots, c->ntables,
+	                    lists, counts, &qerr) != PS_OK) {
+		/* as list_user_types: the target then skips its table items */
+		ps_check_item *it = ps_check_find(c->r, "source.tables");
+
+		c->out_tables->listed = false;
+		if (it) {
+			size_t len = strlen(it->message) + strlen(qerr.message) + 80;
+			char *msg = malloc(len);
+
+			if (!msg) {
+				rc = PS_ENOMEM;
+				goto cleanup;
+			}
+			snprintf(msg, len, "%s; but reading what they depend on failed: %s", it->message,
+			         qerr.message);
+			free(it->message);
+			it->message = msg;
+			it->result = PS_CHECK_FAILED;
+		}
+		goto cleanup;
+	}
+	for (size_t i = 0; rc == PS_OK && i < c->ntables; i++)
+		for (size_t k = 0; rc == PS_OK && k < counts[i]; k++)
+			if (lists[i][k].kind == PS_OBJECT_EXTENSION || lists[i][k].must_exist)
+				rc = ps_check_table_add_need(&c->out_tables->items[i], &lists[i][k]);
+cleanup:
+	for (size_t i = 0; lists && counts && i < c->ntables; i++)
+		ps_schema_objects_free(lists[i], counts[i]);
+	free(lists);
+	free(counts);
+	free(roots);
+	return rc;
+}
+
+/* The columns each selected table sends (not generated ones), so that the
+ * target can check a table it already has against them. */
+static int list_columns(pc_ctx *c)
+{
+	PGresult *res = NULL;
+	ps_error qerr;
+	ps_buf oids;
+	const char *params[1];
+	int rc = PS_OK;
+
+	if (c->ntables == 0)
+		return PS_OK;
+	ps_buf_init(&oids, (size_t)16 << 20);
+	ps_buf_putc(&oids, '{');
+	for (size_t i = 0; i < c->ntables; i++)
+		ps_buf_printf(&oids, "%s%s", i ? "," : "", c->tables[i].oid);
+	if (ps_buf_putc(&oids, '}') != PS_OK) {
+		ps_buf_free(&oids);
+		return PS_ENOMEM;
+	}
+	params[0] = oids.data;
+	ps_error_clear(&qerr);
+	/* a target check that cannot be made is skipped there: nothing to add */
+	if (pg_exec(c->conn, &res, &qerr, "listing columns",
+	            "SELECT a.attrelid::text, a.attname FROM pg_attribute a "
+	            "WHERE a.attrelid = ANY ($1::oid[]) AND a.attnum > 0 AND NOT a.attisdropped "
+	            "  AND a.attgenerated = '' ORDER BY a.attrelid, a.attnum", 1, params) == PS_OK) {
+		for (int row = 0; rc == PS_OK && row < PQntuples(res); row++)
+			for (size_t i = 0; rc == PS_OK && i < c->ntables; i++)
+				if (strcmp(c->tables[i].oid, PQgetvalue(res, row, 0)) == 0)
+					rc = ps_check_table_add_column(&c->out_tables->items[i],
+					                               PQgetvalue(res, row, 1));
+	}
+	PQclear(res);
+	ps_buf_free(&oids);
+	return rc;
+}
+
 /* --- entry point ----------------------------------------------------------- */
 
 const char *const pg_check_ids[] = {
 	"source.version", "source.wal_level", "source.slots", "source.replication_privilege",
 	"source.publication_privilege", "source.output_plugin", "source.encoding",
-	"source.tables", "source.select_privilege", "source.replica_identity", NULL
+	"source.tables", "source.select_privilege", "source.replica_identity", "source.keyless",
+	NULL
 };
 #define after_connect pg_check_ids
 
@@ -693,7 +826,8 @@ static void skip_all(pc_ctx *c, const char *why)
 {
 	for (size_t i = 0; after_connect[i]; i++)
 		ADD(c, after_connect[i],
-		    strcmp(after_connect[i], "source.encoding") == 0 ? PS_CHECK_WARNING : PS_CHECK_ERROR,
+		    strcmp(after_connect[i], "source.encoding") == 0 ||
+		    strcmp(after_connect[i], "source.keyless") == 0 ? PS_CHECK_WARNING : PS_CHECK_ERROR,
 		    PS_CHECK_SKIPPED, NULL, "not checked: %s", why);
 }
 
@@ -735,6 +869,7 @@ int pg_precheck(const ps_source_config *cfg, ps_check_report *report, ps_check_t
 		skip_all(&c, "source.connect failed");
 		goto cleanup;
 	}
+	pg_catalog_session(c.conn);
 	if (read_settings(&c, &cerr) != PS_OK) {
 		ADD(&c, "source.connect", PS_CHECK_ERROR, PS_CHECK_FAILED, NULL,
 		    "connected to %s, but reading the server's settings failed: %s", where,
@@ -757,11 +892,17 @@ int pg_precheck(const ps_source_config *cfg, ps_check_report *report, ps_check_t
 		    "not checked: the tables could not be listed");
 		ADD(&c, "source.replica_identity", PS_CHECK_ERROR, PS_CHECK_SKIPPED, NULL,
 		    "not checked: the tables could not be listed");
+		ADD(&c, "source.keyless", PS_CHECK_WARNING, PS_CHECK_SKIPPED, NULL,
+		    "not checked: the tables could not be listed");
 	} else if (rc == PS_OK) {
 		check_publication(&c);
 		check_select(&c);
 		check_replica_identity(&c);
-		note(&c, list_user_types(&c));
+		if (cfg->schema == PS_SCHEMA_BARE)
+			note(&c, list_user_types(&c));
+		else
+			note(&c, list_needs(&c));
+		note(&c, list_columns(&c));
 	}
 	check_output_plugin(&c);
 	check_encoding(&c);

@@ -2,20 +2,21 @@
  * pgsrc_sequences.c — the sequences a job's tables draw values from, with
  * their values now (source.h sequences), for the cutover to carry over.
  *
- * Every sequence owned by a selected table (a serial column's, pg_depend
- * 'a', or an identity column's, 'i') is listed with the table and column
- * that own it and its last_value / is_called, read one by one right after
- * the list (a sequence is not transactional: any later read is as good).
- * Selection is the source's: "schema.table" matching an include pattern and
- * no exclude pattern (fnmatch), outside the system and penstock schemas.
+ * The tables are selected as prepare selects them (pgsrc_select.c: a
+ * partitioned table with its partitions); the sequences are those their
+ * defaults and identity columns use (pgsrc_schema.c pg_sequences_used):
+ * owned by a column (serial, pg_depend 'a'), made by one (identity, 'i'),
+ * or only drawn from by a default — owned by another table or by none, and
+ * shared by any number of tables, as in a schema restored from an old
+ * dump. Each is listed with the column that owns it (NULL when none does)
+ * and its last_value / is_called, read one by one right after the list (a
+ * sequence is not transactional: any later read is as good).
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "source/pg/pg_internal.h"
 #include "util/pgconn.h"
-
-enum { Q_TSCHEMA, Q_TNAME, Q_COLUMN, Q_SSCHEMA, Q_SNAME };
 
 /* last_value and is_called of one sequence into seq. */
 static int read_value(ps_source *src, ps_sequence *seq, ps_error *err)
@@ -43,46 +44,49 @@ static int read_value(ps_source *src, ps_sequence *seq, ps_error *err)
 	return seq->last_value ? PS_OK : ps_error_set(err, PS_ENOMEM, "out of memory");
 }
 
+static char *dup_or_null(const PGresult *r, int row, int col, int *rc)
+{
+	char *v;
+
+	if (PQgetisnull(r, row, col))
+		return NULL;
+	v = strdup(PQgetvalue(r, row, col));
+	if (!v)
+		*rc = PS_ENOMEM;
+	return v;
+}
+
 int pg_sequences(ps_source *src, ps_sequence **out, size_t *nout, ps_error *err)
 {
 	PGresult *r = NULL;
 	ps_sequence *seqs = NULL;
+	pg_selection sel;
 	size_t n = 0;
 	int rc;
 
 	*out = NULL;
 	*nout = 0;
-	rc = pg_exec(src->sql, &r, err, "listing the sequences the tables own",
-	             "SELECT tn.nspname, t.relname, a.attname, sn.nspname, s.relname "
-	             "FROM pg_depend d "
-	             "JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S' "
-	             "JOIN pg_namespace sn ON sn.oid = s.relnamespace "
-	             "JOIN pg_class t ON t.oid = d.refobjid AND t.relkind IN ('r', 'p') "
-	             "JOIN pg_namespace tn ON tn.oid = t.relnamespace "
-	             "JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = d.refobjsubid "
-	             "WHERE d.classid = 'pg_class'::regclass "
-	             "  AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i') "
-	             "  AND tn.nspname NOT IN ('pg_catalog', 'information_schema', 'penstock') "
-	             "  AND tn.nspname NOT LIKE 'pg\\_%' "
-	             "ORDER BY 1, 2, 3", 0, NULL);
+	rc = pg_select(src, src->include, src->ninclude, src->exclude, src->nexclude, &sel, err);
+	if (rc == PS_OK)
+		rc = pg_sequences_used(src->sql, sel.oids, sel.n, &r, err);
+	pg_selection_free(&sel);
 	if (rc != PS_OK)
 		return rc;
 	seqs = calloc((size_t)PQntuples(r) + 1, sizeof(*seqs));
 	if (!seqs)
 		rc = ps_error_set(err, PS_ENOMEM, "out of memory");
 	for (int i = 0; rc == PS_OK && i < PQntuples(r); i++) {
-		ps_sequence *q = &seqs[n];
+		ps_sequence *q = &seqs[n++];
+		bool owned = !PQgetisnull(r, i, PG_SEQ_COLUMN);
 
-		if (!pg_selected(src->include, src->ninclude, src->exclude, src->nexclude,
-		                 PQgetvalue(r, i, Q_TSCHEMA), PQgetvalue(r, i, Q_TNAME)))
-			continue;
-		n++;
-		q->table_schema = strdup(PQgetvalue(r, i, Q_TSCHEMA));
-		q->table_name = strdup(PQgetvalue(r, i, Q_TNAME));
-		q->column = strdup(PQgetvalue(r, i, Q_COLUMN));
-		q->schema = strdup(PQgetvalue(r, i, Q_SSCHEMA));
-		q->name = strdup(PQgetvalue(r, i, Q_SNAME));
-		if (!q->table_schema || !q->table_name || !q->column || !q->schema || !q->name)
+		q->schema = dup_or_null(r, i, PG_SEQ_SCHEMA, &rc);
+		q->name = dup_or_null(r, i, PG_SEQ_NAME, &rc);
+		if (owned) {
+			q->table_schema = dup_or_null(r, i, PG_SEQ_TSCHEMA, &rc);
+			q->table_name = dup_or_null(r, i, PG_SEQ_TNAME, &rc);
+			q->column = dup_or_null(r, i, PG_SEQ_COLUMN, &rc);
+		}
+		if (rc != PS_OK)
 			rc = ps_error_set(err, PS_ENOMEM, "out of memory");
 		else
 			rc = read_value(src, q, err);
