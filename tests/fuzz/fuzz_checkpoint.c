@@ -14,7 +14,7 @@
  *   - a refused checkpoint is PS_ECHECKPOINT (or PS_ENOMEM) with a one-line
  *     message naming where it came from, and nothing to free;
  *   - an accepted one has its CDC marker in range, and for each table of the
- *     initial load one unit more than key bounds;
+ *     initial load one unit more than key bounds, or one unit per partition;
  *   - written back (ps_checkpoint_to_text) and read again, it is the same
  *     checkpoint, field by field (updated_at aside: writing stamps it; and a
  *     range without its end is not written, as the pipeline never makes one).
@@ -72,8 +72,11 @@ static void same(const ps_checkpoint *a, const ps_checkpoint *b)
 		if (strcmp(x->schema, y->schema) || strcmp(x->name, y->name) ||
 		    x->created != y->created || x->finished != y->finished ||
 		    x->estimated_rows != y->estimated_rows || x->nbounds != y->nbounds ||
-		    x->nunits != y->nunits)
+		    x->nunits != y->nunits || !x->parts != !y->parts)
 			abort();
+		for (size_t j = 0; x->parts && j < x->nunits; j++)
+			if (strcmp(x->parts[j], y->parts[j]))
+				abort();
 		for (size_t j = 0; j < x->nbounds; j++) {
 			if (x->bounds[j].nvalues != y->bounds[j].nvalues)
 				abort();
@@ -115,10 +118,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (ck.cdc_state < PS_CDC_INITIAL || ck.cdc_state > PS_CDC_ERROR)
 		abort();
-	for (size_t i = 0; i < ck.ntables; i++)
-		if (ck.tables[i].nunits != ck.tables[i].nbounds + 1 || !ck.tables[i].schema ||
-		    !ck.tables[i].name)
+	for (size_t i = 0; i < ck.ntables; i++) {
+		const ps_ck_table *t = &ck.tables[i];
+
+		/* key ranges: one unit more than bounds; partitions: a unit each */
+		if (!t->schema || !t->name ||
+		    (t->parts ? t->nbounds != 0 || t->nunits == 0 : t->nunits != t->nbounds + 1))
 			abort();
+		for (size_t j = 0; t->parts && j < t->nunits; j++)
+			if (!t->parts[j])
+				abort();
+	}
 	for (int to = PS_CDC_INITIAL; to <= PS_CDC_ERROR; to++)
 		(void)ps_cdc_transition(ck.cdc_state, to);
 

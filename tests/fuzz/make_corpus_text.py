@@ -83,7 +83,8 @@ class Corpus:
         self.dir = os.path.join(HERE, "corpus", name)
         os.makedirs(self.dir, exist_ok=True)
         for old in os.listdir(self.dir):
-            os.unlink(os.path.join(self.dir, old))
+            if not old.startswith("regress-"):      # inputs of findings stay
+                os.unlink(os.path.join(self.dir, old))
         self.n = 0
 
     def add(self, seed):
