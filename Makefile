@@ -123,7 +123,7 @@ FUZZ_RUN := $(FUZZ_BINS)
 endif
 FUZZ_SRCS_fuzz_binlog := $(sort $(wildcard src/source/mysql/binlog*.c)) src/util/buf.c src/util/error.c
 FUZZ_LIBS_fuzz_binlog := $(shell pkg-config --libs zlib 2>/dev/null)
-FUZZ_SRCS_fuzz_pgoutput := src/source/pg/pgoutput.c src/core/change.c src/sink/envelope.c \
+FUZZ_SRCS_fuzz_pgoutput := src/source/pg/pgoutput.c src/core/change.c src/core/schema.c src/sink/envelope.c \
                            src/util/buf.c src/util/json.c src/util/str.c src/util/error.c
 FUZZ_LIBS_fuzz_pgoutput := $(shell pkg-config --libs jansson 2>/dev/null)
 FUZZ_SRCS_fuzz_pgbinwalk := src/source/pg/pg_binwalk.c src/util/error.c
