@@ -113,7 +113,9 @@ static void render(ps_envelope *env, const ps_txn *txn, const ps_change *c)
 		abort();
 	if (line.len == 0 || line.data[line.len - 1] != '\n' || memchr(line.data, '\n', line.len - 1))
 		abort();
-	doc = json_loadb(line.data, line.len, 0, &jerr);
+	/* a NUL byte in a value is \u0000 in the event: valid JSON, though
+	 * PostgreSQL's own text never holds one */
+	doc = json_loadb(line.data, line.len, JSON_ALLOW_NUL, &jerr);
 	if (!doc)
 		abort();
 	json_decref(doc);
