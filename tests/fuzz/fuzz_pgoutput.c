@@ -113,9 +113,11 @@ static void render(ps_envelope *env, const ps_txn *txn, const ps_change *c)
 		abort();
 	if (line.len == 0 || line.data[line.len - 1] != '\n' || memchr(line.data, '\n', line.len - 1))
 		abort();
-	/* a NUL byte in a value is \u0000 in the event: valid JSON, though
-	 * PostgreSQL's own text never holds one */
-	doc = json_loadb(line.data, line.len, JSON_ALLOW_NUL, &jerr);
+	/* a NUL byte in a value is \u0000 in the event, and an lsn is an
+	 * unsigned 64-bit number: valid JSON both, though PostgreSQL's own text
+	 * never holds a NUL and its LSNs stay far below 2^63, beyond which
+	 * jansson (like many parsers) refuses an integer */
+	doc = json_loadb(line.data, line.len, JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL, &jerr);
 	if (!doc)
 		abort();
 	json_decref(doc);
