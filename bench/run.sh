@@ -11,6 +11,10 @@
 #                 the same backlog -> SQLite and -> JSON lines
 #   3 lag.py      steady pgbench -R RATE for LAG_SECONDS: commit-to-applied lag
 #   4 bigtxn.py   one transaction of BIG_ROWS rows: penstock's peak RSS
+#   mysql_bench.py MariaDB (issue 16): a sysbench-like schema of 4 x MY_ROWS rows
+#                 -> PostgreSQL against pgloader; a backlog of TXNS transactions
+#                 -> JSON lines against mariadb-binlog -v; one transaction of
+#                 BIG_ROWS rows: peak RSS
 #   compare_pg.py full compare of pgbench_accounts at CMP_SCALE (10: 1M rows),
 #                 equal and with 3 differing rows, next to pgcopydb compare
 #                 data (or, with Debian's pgcopydb 0.10, a whole-table digest)
@@ -18,12 +22,12 @@
 # Tunable by environment (defaults are the issue's): ROUNDS (3), SCALE (30),
 # JOBS (4), TXNS (100000), RATE (2000), LAG_SECONDS (60), BIG_ROWS (5000000).
 # A quick run: ROUNDS=1 SCALE=2 TXNS=10000 LAG_SECONDS=10 BIG_ROWS=200000 make bench
-# ONLY=load,backlog,lag,bigtxn,compare picks some of them.
+# ONLY=load,backlog,lag,bigtxn,compare,mysql picks some of them.
 set -euo pipefail
 BIN=${1:-build/penstock}
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh --bench
-ONLY=${ONLY:-load,backlog,lag,bigtxn,compare}
+ONLY=${ONLY:-load,backlog,lag,bigtxn,compare,mysql}
 want() { [[ ",$ONLY," == *",$1,"* ]]; }
 if want load; then
   echo "== 1. initial load -> PostgreSQL vs pgcopydb clone, pg_dump | psql, binary COPY"
@@ -44,4 +48,9 @@ fi
 if want compare; then
   echo "== compare: full compare of pgbench_accounts (1M rows), equal and with 3 differing rows"
   /usr/bin/python3 bench/compare_pg.py "$BIN" "${ROUNDS:-3}" "${CMP_SCALE:-10}"
+fi
+if want mysql; then
+  echo "== MariaDB source: load vs pgloader, backlog vs mariadb-binlog -v, one big transaction"
+  /usr/bin/python3 bench/mysql_bench.py "$BIN" "${ROUNDS:-3}" "${MY_ROWS:-750000}" "${TXNS:-100000}" \
+    "${BIG_ROWS:-5000000}"
 fi
