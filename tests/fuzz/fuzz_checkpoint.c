@@ -17,11 +17,15 @@
  *     initial load one unit more than key bounds, or one unit per partition;
  *   - written back (ps_checkpoint_to_text) and read again, it is the same
  *     checkpoint, field by field (updated_at aside: writing stamps it; and a
- *     range without its end is not written, as the pipeline never makes one).
+ *     range without its end is not written, as the pipeline never makes one);
+ *     the spec object is kept as it came, with what core/backfill.c keeps
+ *     in it (issue 15: "tables_in_force", and "backfill", the unfinished
+ *     backfills with their last key), which the next run reads.
  *
  * Seeds: tests/fuzz/corpus/checkpoint/ (make_corpus_text.py: checkpoints
  * of real runs against PostgreSQL 15 — JSON lines and SQLite targets, a
- * load cut short mid-table, a bounded run — and the unit tests').
+ * load cut short mid-table, a bounded run, the tables in force, and a
+ * backfill under way derived from them — and the unit tests').
  */
 #include <stdbool.h>
 #include <stdint.h>
