@@ -153,6 +153,15 @@ def test_corrupt_checkpoint_file(db, make_penstock):
     path.write_text(json.dumps(dict(good, position="not-an-lsn")))
     rc, _, err = p.run_to_exit()
     assert rc == 3 and "position 'not-an-lsn' is not a PostgreSQL LSN" in one_error_line(err)
+    # a backfill under way whose last key is not one text per key column
+    # (issue 15 keeps it in the checkpoint's spec): refused, not a crash
+    for after in (["42", 7], ["1", "2"], "42"):
+        spec = dict(good["spec"], backfill=[{"table": "public.items", "after": after,
+                                             "rows": 41, "chunks": 1}])
+        path.write_text(json.dumps(dict(good, spec=spec)))
+        rc, _, err = p.run_to_exit()
+        line = one_error_line(err)
+        assert rc == 3 and "backfill of public.items is malformed (after: " in line, (after, line)
     # the good one back: the job resumes
     path.write_text(json.dumps(good))
     p.start()
