@@ -20,7 +20,13 @@
  *     range without its end is not written, as the pipeline never makes one);
  *     the spec object is kept as it came, with what core/backfill.c keeps
  *     in it (issue 15: "tables_in_force", and "backfill", the unfinished
- *     backfills with their last key), which the next run reads.
+ *     backfills with their last key), which the next run reads;
+ *   - that spec, read as a resuming run reads it (ps_backfill_begin) against
+ *     a fixed selection of three tables (one key column, two, none; an
+ *     in-process catalogue, no server), is either refused with a one-line
+ *     PS_ECHECKPOINT (or PS_EINVAL: a backfill of the table without a key)
+ *     or taken, and then the spec the run keeps names exactly the tables of
+ *     that selection in force.
  *
  * Seeds: tests/fuzz/corpus/checkpoint/ (make_corpus_text.py: checkpoints
  * of real runs against PostgreSQL 15 — JSON lines and SQLite targets, a
@@ -33,11 +39,166 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "core/backfill.h"
 #include "core/checkpoint.h"
+#include "core/pipeline.h"
+#include "core/plugin.h"
+#include "core/spec.h"
 #include "util/log.h"
 
 #define ORIGIN "of job 'fuzz' in the target"
+
+/* --- a resuming run's reading of the spec the checkpoint keeps ----------- */
+
+/* The selection the run finds: public.orders (key id), sales.lines (key
+ * order_id, line), public.nokey (no key). */
+static const struct {
+	const char *schema, *name;
+	int nkeys;
+} fixed[] = {{"public", "orders", 1}, {"sales", "lines", 2}, {"public", "nokey", 0}};
+#define NFIXED (sizeof(fixed) / sizeof(fixed[0]))
+
+static int fixed_describe(ps_source *src, ps_table_def ***defs, size_t *n, ps_error *err)
+{
+	(void)src;
+	*defs = calloc(NFIXED, sizeof(ps_table_def *));
+	if (!*defs)
+		return ps_error_set(err, PS_ENOMEM, "out of memory");
+	for (size_t i = 0; i < NFIXED; i++) {
+		int ncols = fixed[i].nkeys ? fixed[i].nkeys + 1 : 2;
+		ps_table_def *d = calloc(1, sizeof(*d));
+
+		if (!d)
+			abort();
+		d->table = ps_table_new((uint32_t)(100 + i), ncols);
+		if (!d->table || ps_table_set_names(d->table, fixed[i].schema, fixed[i].name) != PS_OK)
+			abort();
+		d->engine = strdup("postgresql");
+		d->columns = calloc((size_t)ncols, sizeof(ps_column_def));
+		for (int c = 0; c < ncols; c++) {
+			char col[16];
+			snprintf(col, sizeof(col), "c%d", c);
+			if (ps_table_set_column(d->table, c, col, 23, -1, PS_TYPE_INTEGER,
+			                        c < fixed[i].nkeys) != PS_OK)
+				abort();
+			d->table->columns[c].is_key = c < fixed[i].nkeys;
+			d->columns[c].sql_type = strdup("integer");
+			d->columns[c].ordinal = c + 1;
+		}
+		if (fixed[i].nkeys) {
+			d->constraints = calloc(1, sizeof(ps_constraint_def));
+			d->nconstraints = 1;
+			d->constraints[0].kind = PS_CONSTRAINT_PRIMARY;
+			d->constraints[0].name = strdup("pk");
+			d->constraints[0].cols = calloc((size_t)fixed[i].nkeys, sizeof(int));
+			for (int c = 0; c < fixed[i].nkeys; c++)
+				d->constraints[0].cols[c] = c;
+			d->constraints[0].ncols = fixed[i].nkeys;
+			d->has_primary_key = true;
+		}
+		(*defs)[i] = d;
+	}
+	*n = NFIXED;
+	return PS_OK;
+}
+
+static int fixed_prepare(ps_sink *k, const ps_table_def *def, const ps_table_options *opt,
+                         bool *created, ps_error *err)
+{
+	(void)k;
+	(void)def;
+	(void)opt;
+	(void)err;
+	*created = false;
+	return PS_OK;
+}
+
+static const ps_source_ops fixed_src_ops = {.name = "fixed", .describe = fixed_describe};
+static const ps_sink_ops fixed_sink_ops = {.name = "fixed", .table_prepare = fixed_prepare};
+static ps_spec *run_spec;
+
+static bool one_line(const char *s);
+
+static void resume_from(const char *ck_spec_json)
+{
+	ps_checkpoint run_ck;
+	ps_identity id;
+	ps_live live;
+	ps_ratelimit rl;
+	atomic_int stop;
+	ps_backfill *bf = NULL;
+	ps_backfill_config cfg;
+	ps_src src = {.ops = &fixed_src_ops};
+	ps_snk snk = {.ops = &fixed_sink_ops};
+	ps_error err;
+	int rc;
+
+	memset(&run_ck, 0, sizeof(run_ck));
+	ps_live_init(&live, run_spec);
+	ps_ratelimit_init(&rl);
+	atomic_init(&stop, 0);
+	ps_error_clear(&err);
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.spec = run_spec;
+	cfg.src = &src;
+	cfg.snk = &snk;
+	cfg.live = &live;
+	cfg.ck = &run_ck;
+	cfg.identity = &id;
+	cfg.rl = &rl;
+	cfg.stop = &stop;
+	if (ps_backfill_new(&bf, &cfg, &err) != PS_OK)
+		abort();
+	rc = ps_backfill_begin(bf, ck_spec_json, true, &err);
+	if (rc == PS_OK) {
+		/* the spec the run keeps: the selection in force, by name */
+		json_t *doc = run_ck.spec_json ? json_loads(run_ck.spec_json, 0, NULL) : NULL;
+		json_t *force = json_object_get(doc, "tables_in_force");
+
+		if (!json_is_array(force) || json_array_size(force) != NFIXED)
+			abort();
+		for (size_t i = 0; i < NFIXED; i++) {
+			char q[64];
+			bool found = false;
+			size_t j;
+			json_t *v;
+
+			snprintf(q, sizeof(q), "%s.%s", fixed[i].schema, fixed[i].name);
+			json_array_foreach(force, j, v)
+				found = found || (json_is_string(v) && strcmp(json_string_value(v), q) == 0);
+			if (!found)
+				abort();
+		}
+		json_decref(doc);
+	} else if ((rc != PS_ECHECKPOINT && rc != PS_EINVAL && rc != PS_ENOMEM) ||
+	           err.code != rc || !err.message[0] || !one_line(err.message)) {
+		ps_log_error("the checkpoint's spec was refused badly: %d %s", rc, err.message);
+		abort();
+	}
+	ps_backfill_free(bf);
+	ps_checkpoint_free(&run_ck);
+	ps_ratelimit_destroy(&rl);
+	ps_live_destroy(&live);
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	static const char doc[] =
+		"{\"name\": \"fuzz\", \"type\": \"cdc\", \"source\": {\"url\": \"postgresql://h/db\"}, "
+		"\"target\": {\"url\": \"postgresql://t/db\"}, \"tables\": {\"include\": "
+		"[\"public.*\", \"sales.*\"]}}";
+	ps_error err;
+
+	(void)argc;
+	(void)argv;
+	ps_log_configure(PS_LOG_ERROR, PS_LOG_TEXT);
+	ps_error_clear(&err);
+	if (ps_spec_parse(&run_spec, doc, strlen(doc), "fuzz", &err) != PS_OK)
+		abort();
+	return 0;
+}
 
 /* No newline nor any other control byte (errors are one line). */
 static bool one_line(const char *s)
@@ -148,6 +309,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (ps_checkpoint_match(&ck, &id, &err) != PS_ECHECKPOINT || strchr(err.message, '\n'))
 		abort();
 	(void)ps_backfill_tables_only(&ck, &id);
+
+	if (ck.spec_json)
+		resume_from(ck.spec_json);
 
 	written = ps_checkpoint_to_text(&ck);
 	if (!written)

@@ -252,6 +252,13 @@ def checkpoints():
                                  "chunks": 1},
                                 {"table": "public.nokey", "after": None, "rows": 0, "chunks": 0}]
             real.append(json.dumps(doc, indent=2, sort_keys=True))
+            # fuzz_checkpoint's fixed selection: a two-column key half way
+            spec["tables_in_force"] = ["public.orders"]
+            spec["backfill"] = [{"table": "sales.lines", "after": ["1", "2"], "rows": 3,
+                                 "chunks": 1},
+                                {"table": "public.orders", "after": None, "rows": 0,
+                                 "chunks": 0}]
+            real.append(json.dumps(doc, indent=2, sort_keys=True))
     return texts + real
 
 
