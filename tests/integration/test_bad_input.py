@@ -307,6 +307,12 @@ def test_api_bodies_and_paths(tmp_path, db):
             refused("POST", "/v1/jobs/orders/compare", 400, "invalid_request", field, body=body)
         for query in ("limit=abc", "limit=0", "limit=100001", "after=-1", "limit=1e3", "limit="):
             refused("GET", f"/v1/jobs/orders/events?{query}", 400)
+        # the status page's history (issue 20) and the compare reports
+        for path in ("history?since=-5", "history?since=x", "history?since=",
+                     "compares?limit=0", "compares?limit=1001", "compares?limit=ten"):
+            reply = refused("GET", f"/v1/jobs/orders/{path}", 400, "invalid_request")
+            assert reply["error"]["message"].startswith(
+                f"query parameter {path.split('?')[1].split('=')[0]}: expected an integer"), reply
         reply = refused("GET", "/v1/jobs/%FF%FEx", 404, "not_found")
         json.dumps(reply)
         refused("GET", "/v1/jobs/" + "a" * 300, 404, "not_found")
