@@ -26,7 +26,11 @@
  *     in-process catalogue, no server), is either refused with a one-line
  *     PS_ECHECKPOINT (or PS_EINVAL: a backfill of the table without a key)
  *     or taken, and then the spec the run keeps names exactly the tables of
- *     that selection in force.
+ *     that selection in force;
+ *   - its position, read as a MariaDB source reads one (my_pos_parse: it is
+ *     also what recover and --until take), is refused on one line, or is a
+ *     file offset a binlog can have (4 bytes: the dump request's width) and,
+ *     formatted and read again, the same position; its GTID list likewise.
  *
  * Seeds: tests/fuzz/corpus/checkpoint/ (make_corpus_text.py: checkpoints
  * of real runs against PostgreSQL 15 — JSON lines and SQLite targets, a
@@ -46,6 +50,7 @@
 #include "core/pipeline.h"
 #include "core/plugin.h"
 #include "core/spec.h"
+#include "source/mysql/my_internal.h"
 #include "util/log.h"
 
 #define ORIGIN "of job 'fuzz' in the target"
@@ -183,6 +188,43 @@ static void resume_from(const char *ck_spec_json)
 	ps_live_destroy(&live);
 }
 
+/* The position as a MariaDB source reads it. */
+static void mysql_position(const char *text)
+{
+	my_pos p, again;
+	my_gtid_state g;
+	char buf[PS_POSITION_MAX], buf2[PS_POSITION_MAX];
+	ps_error err;
+
+	ps_error_clear(&err);
+	if (my_pos_parse(text, &p, &err) != PS_OK) {
+		if (err.code != PS_EINVAL || !strstr(err.message, "position") || !one_line(err.message))
+			abort();
+		return;
+	}
+	if (p.file[0]) {
+		if (p.offset > UINT32_MAX)
+			abort();
+		my_pos_format(buf, sizeof(buf), p.file, p.offset, p.gtid);
+		if (my_pos_parse(buf, &again, &err) != PS_OK || strcmp(again.file, p.file) ||
+		    again.offset != p.offset || again.filenum != p.filenum ||
+		    (again.gtid[0] && strcmp(again.gtid, p.gtid))) {
+			ps_log_error("MariaDB position '%s' formatted as '%s' reads differently", text, buf);
+			abort();
+		}
+	}
+	if (p.gtid[0]) {
+		if (my_gtid_state_parse(&g, p.gtid, &err) != PS_OK)
+			abort();              /* my_pos_parse took it */
+		my_gtid_state_format(&g, buf, sizeof(buf));
+		if (my_gtid_state_parse(&g, buf, &err) != PS_OK)
+			abort();
+		my_gtid_state_format(&g, buf2, sizeof(buf2));
+		if (strcmp(buf, buf2))
+			abort();
+	}
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	static const char doc[] =
@@ -312,6 +354,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (ck.spec_json)
 		resume_from(ck.spec_json);
+	mysql_position(ck.position);
 
 	written = ps_checkpoint_to_text(&ck);
 	if (!written)

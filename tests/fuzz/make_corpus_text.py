@@ -259,6 +259,17 @@ def checkpoints():
                                 {"table": "public.orders", "after": None, "rows": 0,
                                  "chunks": 0}]
             real.append(json.dumps(doc, indent=2, sort_keys=True))
+    # a MariaDB source's checkpoint: its position and the table shapes it
+    # keeps as engine state (issue 16)
+    if real:
+        doc = json.loads(real[0])
+        doc["position"] = "binlog.000003:1234/0-1-57,1-2-9"
+        doc["source_server_id"] = "1"
+        doc["source_state"] = {"shapes": [{"db": "shop", "table": "orders", "columns": "3:l,f,s",
+                                           "marks": ""}]}
+        real.append(json.dumps(doc, indent=2, sort_keys=True))
+        doc["position"] = "0-1-57"
+        real.append(json.dumps(doc, indent=2, sort_keys=True))
     return texts + real
 
 
