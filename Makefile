@@ -6,7 +6,7 @@
 #   make integration     integration tests only (real PostgreSQL, started by the tests)
 #   make demo            install deps, build, run the demo
 #   make bench           benchmarks against peers (bench/)
-#   make fuzz            every tests/fuzz/fuzz_*.c for FUZZ_SECONDS (60) each
+#   make fuzz            every tests/fuzz/fuzz_*.c for FUZZ_SECONDS (60) each (FUZZ=NAME: one)
 #   make install         binary, man pages, systemd unit, env example, bash
 #                        completion, dashboards under $(DESTDIR)$(PREFIX)
 #   make man             build/man/penstock.1 and penstock-spec.5 (scdoc)
@@ -149,35 +149,69 @@ install: $(BUILD)/penstock $(MAN_PAGES) build/penstock.service
 
 # Fuzzers: tests/fuzz/fuzz_NAME.c is built with clang's libFuzzer, ASan and
 # UBSan against FUZZ_SRCS_fuzz_NAME only (the code it exercises, not all of
-# src/), and run for FUZZ_SECONDS on a copy of tests/fuzz/corpus/NAME/; a
-# finding (crash, sanitizer report, leak, timeout) fails the target and
-# leaves its input in build/fuzz/.
+# src/ where that is practical), and run for FUZZ_SECONDS on a copy of
+# tests/fuzz/corpus/NAME/; a finding (crash, sanitizer report, leak,
+# timeout) fails the target and leaves its input in build/fuzz/;
+# tests/fuzz/NAME.dict, when present, is its dictionary of tokens. Each source
+# is compiled once into build/fuzz-obj/ and shared by the harnesses that link
+# it. FUZZ=NAME (or a list) runs only those harnesses.
 FUZZ_SECONDS ?= 60
 FUZZ_CC  ?= clang
-FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer -Iinclude -Isrc \
-               -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer -pthread -Iinclude -Isrc \
+               $(PKG_CFLAGS) -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=build/fuzz/%)
+ifneq ($(FUZZ),)
+FUZZ_RUN := $(patsubst %,build/fuzz/fuzz_%,$(FUZZ))
+else
+FUZZ_RUN := $(FUZZ_BINS)
+endif
 FUZZ_SRCS_fuzz_binlog := $(sort $(wildcard src/source/mysql/binlog*.c)) src/util/buf.c src/util/error.c
 FUZZ_LIBS_fuzz_binlog := $(shell pkg-config --libs zlib 2>/dev/null)
+FUZZ_SRCS_fuzz_pgoutput := src/source/pg/pgoutput.c src/core/change.c src/core/schema.c src/sink/envelope.c \
+                           src/util/buf.c src/util/json.c src/util/str.c src/util/error.c
+FUZZ_LIBS_fuzz_pgoutput := $(shell pkg-config --libs jansson 2>/dev/null)
+FUZZ_SRCS_fuzz_pgbinwalk := src/source/pg/pg_binwalk.c src/util/error.c
+# The spec, URL, API and checkpoint readers reach the plugin registry (the
+# engines' URL syntaxes and option declarations), so they link the library
+# (with the status page's generated files, which the server part needs).
+FUZZ_LIB_SRCS := $(LIB_SRCS) $(CONSOLE_C)
+FUZZ_SRCS_fuzz_spec := $(FUZZ_LIB_SRCS)
+FUZZ_LIBS_fuzz_spec := $(LDLIBS)
+FUZZ_SRCS_fuzz_url := $(FUZZ_LIB_SRCS)
+FUZZ_LIBS_fuzz_url := $(LDLIBS)
+FUZZ_SRCS_fuzz_api := $(FUZZ_LIB_SRCS)
+FUZZ_LIBS_fuzz_api := $(LDLIBS)
+FUZZ_SRCS_fuzz_checkpoint := $(FUZZ_LIB_SRCS)
+FUZZ_LIBS_fuzz_checkpoint := $(LDLIBS)
 
 fuzz:
 	@bash scripts/install-deps.sh --fuzz
-	@$(MAKE) --no-print-directory $(FUZZ_BINS)
-	@set -e; for f in $(FUZZ_BINS); do \
+	@$(MAKE) --no-print-directory $(FUZZ_RUN)
+	@set -e; for f in $(FUZZ_RUN); do \
 	  n=$$(basename $$f); work=build/fuzz/corpus-$${n#fuzz_}; \
 	  rm -rf $$work; mkdir -p $$work; cp tests/fuzz/corpus/$${n#fuzz_}/* $$work/; \
+	  dict=tests/fuzz/$${n#fuzz_}.dict; [ -f $$dict ] && dict=-dict=$$dict || dict=; \
 	  echo "== $$n for $(FUZZ_SECONDS)s"; \
-	  $$f -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 $$dict \
 	      -print_final_stats=1 -artifact_prefix=build/fuzz/$$n- $$work; \
 	done
 
-.SECONDEXPANSION:
-build/fuzz/%: tests/fuzz/%.c $$(FUZZ_SRCS_$$*)
+build/fuzz-obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_SRCS_$*) $(FUZZ_LIBS_$*)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -MMD -MP -c -o $@ $<
+
+# Objects are kept between builds (not make's intermediates).
+.SECONDARY: $(patsubst %.c,build/fuzz-obj/%.o,$(FUZZ_LIB_SRCS))
+fuzz_objs = $(patsubst %.c,build/fuzz-obj/%.o,$(FUZZ_SRCS_$(1)))
+
+.SECONDEXPANSION:
+build/fuzz/%: tests/fuzz/%.c $$(call fuzz_objs,$$*)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -MMD -MP -o $@ $< $(call fuzz_objs,$*) $(FUZZ_LIBS_$*)
 
 clean:
 	rm -rf build
 
 -include $(OBJS:.o=.d) $(UNIT_BINS:%=%.d) $(TOOL_BINS:%=%.d)
+-include $(LIB_SRCS:%.c=build/fuzz-obj/%.d) $(FUZZ_BINS:%=%.d)

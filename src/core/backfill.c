@@ -1434,11 +1434,23 @@ static char **json_strv(json_t *obj, const char *key, size_t *n)
 	json_array_foreach(a, i, v) {
 		if (!out || !json_is_string(v) || !(out[i] = strdup(json_string_value(v)))) {
 			ps_strv_free(out, i);
+			*n = 0;              /* no list: no count either */
 			return NULL;
 		}
-		*n = i + 1;
 	}
+	*n = json_array_size(a);
 	return out;
+}
+
+/* The number of key columns table_add will backfill def by (0: none). */
+static int key_columns(const ps_table_def *def)
+{
+	int n = 0;
+
+	for (int i = 0; i < def->nconstraints; i++)
+		if (def->constraints[i].kind == PS_CONSTRAINT_PRIMARY && def->constraints[i].ncols > 0)
+			n = def->constraints[i].ncols;
+	return n;
 }
 
 bool ps_backfill_tables_only(const ps_checkpoint *ck, const ps_identity *id)
@@ -1497,8 +1509,22 @@ static int resume_backfills(ps_backfill *bf, json_t *list, ps_table_def **defs, 
 			event(bf, "the backfill of %s is dropped: the job no longer selects it", table);
 			continue;
 		}
+		/* the last key applied: null (from the start) or one text per key
+		 * column; anything else was not written by penstock, and a bound
+		 * of the wrong width would reach the source's chunk query */
 		after.values = json_strv(e, "after", &nafter);
 		after.nvalues = (int)nafter;
+		if (!json_is_null(json_object_get(e, "after")) &&
+		    (!after.values || nafter == 0 || nafter != (size_t)key_columns(def))) {
+			rc = ps_error_set(err, PS_ECHECKPOINT,
+			                  "the checkpoint's backfill of %s is malformed (after: expected null "
+			                  "or a list of %d key value(s) as text); move the checkpoint away "
+			                  "(or delete its row in the target) to start over", table,
+			                  key_columns(def));
+			ps_key_bound_clear(&after);
+			ps_table_def_free(def);
+			continue;
+		}
 		rc = table_add(bf, def, after.nvalues ? &after : NULL,
 		               json_integer_value(json_object_get(e, "rows")),
 		               json_integer_value(json_object_get(e, "chunks")), err);

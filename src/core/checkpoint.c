@@ -212,11 +212,54 @@ void ps_checkpoint_path(char *buf, size_t len, const char *state_dir, const char
 
 /* --- load / store --------------------------------------------------------- */
 
-static void copy_str(char *dst, size_t len, json_t *obj, const char *key)
+/* How to start over without an unusable checkpoint: a file is moved away;
+ * one given as text (a target's checkpoint row) is deleted where it is. */
+#define TODO_FILE "move it away to start over"
+#define TODO_TEXT "delete it to start over"
+
+/* A string field into its slot ("" when absent). Every slot holds what
+ * penstock put in it, so a longer text was not written by penstock: the
+ * checkpoint is refused rather than cut (a cut inside a UTF-8 character
+ * would not even be written back). */
+static int copy_str(char *dst, size_t len, json_t *obj, const char *key)
 {
 	const char *s = json_string_value(json_object_get(obj, key));
 
+	if (s && strlen(s) >= len)
+		return PS_ECHECKPOINT;
 	snprintf(dst, len, "%s", s ? s : "");
+	return PS_OK;
+}
+
+/* The string fields of the checkpoint into ck; the name of the first that
+ * does not fit, or NULL. */
+static const char *copy_fields(ps_checkpoint *ck, json_t *root, json_t *ident)
+{
+	json_t *range = json_object_get(root, "range");
+	const struct {
+		char *dst;
+		size_t len;
+		json_t *obj;
+		const char *key, *name;
+	} f[] = {
+		{ck->job, sizeof(ck->job), root, "job", "job"},
+		{ck->identity.source, sizeof(ck->identity.source), ident, "source", "identity.source"},
+		{ck->identity.target, sizeof(ck->identity.target), ident, "target", "identity.target"},
+		{ck->identity.tables, sizeof(ck->identity.tables), ident, "tables", "identity.tables"},
+		{ck->identity.fingerprint, sizeof(ck->identity.fingerprint), ident, "fingerprint",
+		 "identity.fingerprint"},
+		{ck->source_server_id, sizeof(ck->source_server_id), root, "source_server_id",
+		 "source_server_id"},
+		{ck->position, sizeof(ck->position), root, "position", "position"},
+		{ck->updated_at, sizeof(ck->updated_at), root, "updated_at", "updated_at"},
+		{ck->range_from, sizeof(ck->range_from), range, "from", "range.from"},
+		{ck->range_to, sizeof(ck->range_to), range, "to", "range.to"},
+	};
+
+	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+		if (copy_str(f[i].dst, f[i].len, f[i].obj, f[i].key) != PS_OK)
+			return f[i].name;
+	return NULL;
 }
 
 static int bound_from_json(ps_key_bound *b, json_t *arr)
@@ -275,6 +318,8 @@ static int table_from_json(ps_ck_table *t, json_t *o)
 		json_t *u = json_array_get(units, i);
 		const char *point = json_string_value(json_object_get(u, "done_at"));
 
+		if (point && strlen(point) >= sizeof(t->units[i].point))
+			return PS_ECHECKPOINT;     /* as copy_str */
 		t->units[i].done = point != NULL;
 		snprintf(t->units[i].point, sizeof(t->units[i].point), "%s", point ? point : "");
 		t->units[i].rows = json_integer_value(json_object_get(u, "rows"));
@@ -342,38 +387,37 @@ static int state_from_json(char **out, json_t *root, const char *key)
 	return *out ? PS_OK : PS_ENOMEM;
 }
 
-static int from_json(ps_checkpoint *ck, json_t *root, const char *path, ps_error *err)
+/* where names the checkpoint in messages ("'/state/jobs/x/checkpoint.json'",
+ * "of job 'x' in the target"), todo says how to start over without it. */
+static int from_json(ps_checkpoint *ck, json_t *root, const char *where, const char *todo,
+                     ps_error *err)
 {
 	json_t *tables = json_object_get(root, "tables");
 	json_t *ident = json_object_get(root, "identity");
 	json_t *spec = json_object_get(root, "spec");
 	const char *cdc = json_string_value(json_object_get(root, "cdc_state"));
+	const char *too_long;
 
 	if (json_integer_value(json_object_get(root, "format")) != 1 || !json_is_object(ident) || !cdc)
 		return ps_error_set(err, PS_ECHECKPOINT,
-		                    "checkpoint '%s' is not a penstock checkpoint of format 1; "
-		                    "move it away to start over", path);
-	copy_str(ck->job, sizeof(ck->job), root, "job");
-	copy_str(ck->identity.source, sizeof(ck->identity.source), ident, "source");
-	copy_str(ck->identity.target, sizeof(ck->identity.target), ident, "target");
-	copy_str(ck->identity.tables, sizeof(ck->identity.tables), ident, "tables");
-	copy_str(ck->identity.fingerprint, sizeof(ck->identity.fingerprint), ident, "fingerprint");
-	copy_str(ck->source_server_id, sizeof(ck->source_server_id), root, "source_server_id");
-	copy_str(ck->position, sizeof(ck->position), root, "position");
-	copy_str(ck->updated_at, sizeof(ck->updated_at), root, "updated_at");
-	copy_str(ck->range_from, sizeof(ck->range_from), json_object_get(root, "range"), "from");
-	copy_str(ck->range_to, sizeof(ck->range_to), json_object_get(root, "range"), "to");
+		                    "checkpoint %s is not a penstock checkpoint of format 1; %s",
+		                    where, todo);
+	too_long = copy_fields(ck, root, ident);
+	if (too_long)
+		return ps_error_set(err, PS_ECHECKPOINT, "checkpoint %s: %s is longer than penstock "
+		                    "writes it; %s", where, too_long, todo);
 	if (state_from_json(&ck->source_state, root, "source_state") != PS_OK ||
 	    state_from_json(&ck->target_state, root, "target_state") != PS_OK)
-		return ps_error_set(err, PS_ENOMEM, "out of memory reading checkpoint '%s'", path);
+		return ps_error_set(err, PS_ENOMEM, "out of memory reading checkpoint %s", where);
 	if (ps_cdc_state_parse(cdc, &ck->cdc_state) != PS_OK)
-		return ps_error_set(err, PS_ECHECKPOINT, "checkpoint '%s': unknown cdc_state '%s'", path, cdc);
+		return ps_error_set(err, PS_ECHECKPOINT, "checkpoint %s: unknown cdc_state '%s'; %s",
+		                    where, cdc, todo);
 	if (json_is_object(spec))
 		ck->spec_json = json_dumps(spec, JSON_COMPACT | JSON_SORT_KEYS);
 	if (json_is_array(tables) && json_array_size(tables) > 0) {
 		ck->tables = calloc(json_array_size(tables), sizeof(ps_ck_table));
 		if (!ck->tables)
-			return ps_error_set(err, PS_ENOMEM, "out of memory reading checkpoint '%s'", path);
+			return ps_error_set(err, PS_ENOMEM, "out of memory reading checkpoint %s", where);
 		for (size_t i = 0; i < json_array_size(tables); i++) {
 			int rc;
 
@@ -381,8 +425,8 @@ static int from_json(ps_checkpoint *ck, json_t *root, const char *path, ps_error
 			rc = table_from_json(&ck->tables[i], json_array_get(tables, i));
 			if (rc != PS_OK)
 				return ps_error_set(err, rc == PS_ENOMEM ? PS_ENOMEM : PS_ECHECKPOINT,
-				                    "checkpoint '%s': tables[%zu] is malformed; move it away "
-				                    "to start over", path, i);
+				                    "checkpoint %s: tables[%zu] is malformed; %s", where, i,
+				                    todo);
 		}
 	}
 	return PS_OK;
@@ -398,9 +442,9 @@ int ps_checkpoint_from_text(ps_checkpoint *out, const char *text, const char *or
 	memset(out, 0, sizeof(*out));
 	root = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
 	if (!root)
-		return ps_error_set(err, PS_ECHECKPOINT, "checkpoint %s is unreadable (%s, line %d)",
-		                    origin, jerr.text, jerr.line);
-	rc = from_json(out, root, origin, err);
+		return ps_error_set(err, PS_ECHECKPOINT, "checkpoint %s is unreadable (%s, line %d); %s",
+		                    origin, jerr.text, jerr.line, TODO_TEXT);
+	rc = from_json(out, root, origin, TODO_TEXT, err);
 	json_decref(root);
 	if (rc != PS_OK)
 		ps_checkpoint_free(out);
@@ -410,7 +454,7 @@ int ps_checkpoint_from_text(ps_checkpoint *out, const char *text, const char *or
 int ps_checkpoint_load(ps_checkpoint *out, bool *found, const char *state_dir,
                        const char *job, ps_error *err)
 {
-	char path[1200];
+	char path[1200], where[1210];
 	json_error_t jerr;
 	json_t *root = NULL;
 	int rc = PS_OK;
@@ -418,6 +462,7 @@ int ps_checkpoint_load(ps_checkpoint *out, bool *found, const char *state_dir,
 	memset(out, 0, sizeof(*out));
 	*found = false;
 	ps_checkpoint_path(path, sizeof(path), state_dir, job);
+	snprintf(where, sizeof(where), "'%s'", path);
 	if (access(path, F_OK) != 0) {
 		if (errno == ENOENT)
 			return PS_OK;
@@ -426,11 +471,11 @@ int ps_checkpoint_load(ps_checkpoint *out, bool *found, const char *state_dir,
 	root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
 	if (!root) {
 		rc = ps_error_set(err, PS_ECHECKPOINT,
-		                  "checkpoint '%s' is unreadable (%s, line %d); move it away to start over",
-		                  path, jerr.text, jerr.line);
+		                  "checkpoint %s is unreadable (%s, line %d); %s",
+		                  where, jerr.text, jerr.line, TODO_FILE);
 		goto cleanup;
 	}
-	rc = from_json(out, root, path, err);
+	rc = from_json(out, root, where, TODO_FILE, err);
 	if (rc == PS_OK)
 		*found = true;
 	else

@@ -195,11 +195,23 @@ static int parse_host_port(ps_url *out, const char *s, size_t n, ps_error *err)
 	return 0;
 }
 
+/* A decoded parameter name as messages quote it: a control byte (a decoded
+ * %0A or %1B) would break the one-line message or drive a terminal, so it
+ * becomes '?'. */
+static void printable_key(const char *key, char out[64])
+{
+	size_t i = 0;
+
+	for (; key[i] && i < 63; i++)
+		out[i] = (unsigned char)key[i] < 0x20 || key[i] == 0x7f ? '?' : key[i];
+	out[i] = '\0';
+}
+
 static int add_param(ps_url *out, const char *seg, size_t n, int index, ps_error *err)
 {
 	const char *eq = memchr(seg, '=', n);
 	ps_url_param *p;
-	char what[128];
+	char what[128], key[64];
 	int i, rc;
 
 	if (!eq)
@@ -216,15 +228,15 @@ static int add_param(ps_url *out, const char *seg, size_t n, int index, ps_error
 	if (p->key[0] == '\0')
 		return ps_error_set(err, PS_EINVAL,
 		                    "query parameter %d has an empty name", index);
+	printable_key(p->key, key);
 	if (strstr(p->key, "password"))
-		return ps_error_set(err, PS_EINVAL, PASSWORD_REFUSAL " (query parameter '%s')",
-		                    p->key);
+		return ps_error_set(err, PS_EINVAL, PASSWORD_REFUSAL " (query parameter '%s')", key);
 	for (i = 0; i < out->nparams; i++) {
 		if (strcmp(out->params[i].key, p->key) == 0)
 			return ps_error_set(err, PS_EINVAL,
-			                    "query parameter '%s' is given twice", p->key);
+			                    "query parameter '%s' is given twice", key);
 	}
-	snprintf(what, sizeof(what), "query parameter '%s'", p->key);
+	snprintf(what, sizeof(what), "query parameter '%s'", key);
 	rc = decode(p->value, sizeof(p->value), eq + 1, (size_t)(seg + n - eq - 1),
 	            what, err);
 	if (rc < 0)

@@ -137,31 +137,6 @@ static void actor_of(struct MHD_Connection *conn, char *buf, size_t len)
 		snprintf(buf, len, "api");
 }
 
-/* Action bodies may be empty or {"reason": "..."}; anything else is 400. */
-static bool action_body_ok(const ps_buf *body, ps_api_result *r)
-{
-	json_t *doc;
-	const char *key;
-	json_t *v;
-	bool ok = true;
-
-	if (body->len == 0)
-		return true;
-	doc = ps_api_body_object(body->data, body->len, "expected a JSON object", r);
-	if (!doc)
-		return false;
-	json_object_foreach(doc, key, v) {
-		if (strcmp(key, "reason") == 0 && json_is_string(v))
-			continue;
-		ps_api_bad_field(r, key, strcmp(key, "reason") == 0 ? "expected a string"
-		                                                    : "unknown field; known: reason");
-		ok = false;
-		break;
-	}
-	json_decref(doc);
-	return ok;
-}
-
 static bool parse_int_arg(struct MHD_Connection *conn, const char *name, long long def,
                           long long min, long long max, long long *out, ps_api_result *r)
 {
@@ -283,7 +258,7 @@ static void route_jobs(ps_server *srv, struct MHD_Connection *conn, const char *
 		method_not_allowed(r, method, full_url, "POST");
 		return;
 	}
-	if (action_body_ok(body, r))
+	if (ps_api_action_body_ok(body->data ? body->data : "", body->len, r))
 		ps_jobs_action(srv, id, action, actor, r);
 }
 

@@ -71,7 +71,7 @@ static bool json_field_path(const char *msg, const char *origin, char *field, si
 }
 
 /* 400 for a spec the parser refused, with the field path when there is one. */
-static void bad_spec(ps_api_result *r, const ps_error *err, const char *origin)
+void ps__api_bad_spec(ps_api_result *r, const ps_error *err, const char *origin)
 {
 	char field[200];
 
@@ -102,7 +102,7 @@ void ps_jobs_create(ps_server *srv, const char *body, size_t len, const char *ac
 
 	ps_error_clear(&err);
 	if (ps__job_parse_spec(body, len, "request body", &spec, &text, &err) != PS_OK) {
-		bad_spec(r, &err, "request body");
+		ps__api_bad_spec(r, &err, "request body");
 		return;
 	}
 	pthread_mutex_lock(&srv->mu);
@@ -293,7 +293,7 @@ cleanup:
 
 /* The body of POST .../complete: empty, or {"compare": mode | true | false,
  * "reason": "..."}; *mode is 0 when no compare is asked for. */
-static bool parse_complete_req(const char *body, size_t len, int *mode, ps_api_result *r)
+bool ps__api_complete_body(const char *body, size_t len, int *mode, ps_api_result *r)
 {
 	json_t *doc, *v;
 	const char *key, *bad = NULL, *why = NULL;
@@ -377,7 +377,7 @@ void ps_jobs_complete(ps_server *srv, const char *id, const char *body, size_t l
 	ps_job *job;
 	int mode;
 
-	if (!parse_complete_req(body, len, &mode, r))
+	if (!ps__api_complete_body(body, len, &mode, r))
 		return;
 	pthread_mutex_lock(&srv->mu);
 	job = find_job(srv, id);
@@ -485,17 +485,7 @@ cleanup:
 
 /* ==== API: compare ========================================================= */
 
-typedef struct compare_req {
-	int mode;
-	int sample_percent;
-	long long chunk_rows;
-	int max_report;
-	bool repair;
-	char **tables;
-	size_t ntables;
-} compare_req;
-
-static void compare_req_free(compare_req *q)
+void ps__api_compare_req_free(ps_compare_req *q)
 {
 	for (size_t i = 0; i < q->ntables; i++)
 		free(q->tables[i]);
@@ -503,7 +493,7 @@ static void compare_req_free(compare_req *q)
 }
 
 /* The body of POST .../compare: every field optional (docs/api.md). */
-static bool parse_compare_req(const char *body, size_t len, compare_req *q, ps_api_result *r)
+bool ps__api_compare_body(const char *body, size_t len, ps_compare_req *q, ps_api_result *r)
 {
 	json_t *doc = NULL, *v;
 	const char *key, *bad = NULL, *why = NULL;
@@ -568,7 +558,7 @@ static bool parse_compare_req(const char *body, size_t len, compare_req *q, ps_a
 	}
 	if (bad) {
 		ps_api_bad_field(r, bad, why);
-		compare_req_free(q);
+		ps__api_compare_req_free(q);
 	}
 	json_decref(doc);
 	return bad == NULL;
@@ -577,7 +567,7 @@ static bool parse_compare_req(const char *body, size_t len, compare_req *q, ps_a
 void ps_jobs_compare(ps_server *srv, const char *id, const char *body, size_t len,
                      const char *actor, ps_api_result *r)
 {
-	compare_req q;
+	ps_compare_req q;
 	ps_compare_opts o;
 	ps_compare_report rep;
 	ps_spec *spec = NULL;
@@ -591,7 +581,7 @@ void ps_jobs_compare(ps_server *srv, const char *id, const char *body, size_t le
 
 	memset(&rep, 0, sizeof(rep));
 	ps_error_clear(&err);
-	if (!parse_compare_req(body, len, &q, r))
+	if (!ps__api_compare_body(body, len, &q, r))
 		return;
 	pthread_mutex_lock(&srv->mu);
 	job = find_job(srv, id);
@@ -668,7 +658,7 @@ cleanup:
 	ps_secret_free(dst_pw);
 	ps_spec_free(spec);
 	free(text);
-	compare_req_free(&q);
+	ps__api_compare_req_free(&q);
 }
 
 void ps_jobs_compares(ps_server *srv, const char *id, int limit, ps_api_result *r)
@@ -692,7 +682,7 @@ void ps_jobs_compares(ps_server *srv, const char *id, int limit, ps_api_result *
 /* ==== API: modify and delete ============================================== */
 
 /* RFC 7386 JSON merge patch of target by patch (target is changed). */
-static void merge_patch(json_t *target, json_t *patch)
+void ps__json_merge_patch(json_t *target, json_t *patch)
 {
 	const char *key;
 	json_t *value;
@@ -702,7 +692,7 @@ static void merge_patch(json_t *target, json_t *patch)
 		if (json_is_null(value))
 			json_object_del(target, key);
 		else if (json_is_object(value) && json_is_object(cur))
-			merge_patch(cur, value);
+			ps__json_merge_patch(cur, value);
 		else
 			json_object_set(target, key, value);
 	}
@@ -806,10 +796,10 @@ void ps_jobs_modify(ps_server *srv, const char *id, const char *body, size_t len
 		ps_api_error(r, 500, "internal", "the stored spec does not parse: %s", jerr.text);
 		goto cleanup;
 	}
-	merge_patch(doc, patch);
+	ps__json_merge_patch(doc, patch);
 	merged = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	if (!merged || ps__job_parse_spec(merged, strlen(merged), "spec after the patch", &spec, &text, &err) != PS_OK) {
-		bad_spec(r, &err, "spec after the patch");
+		ps__api_bad_spec(r, &err, "spec after the patch");
 		goto cleanup;
 	}
 	if (strcmp(spec->name, job->spec->name) != 0) {

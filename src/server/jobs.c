@@ -42,6 +42,11 @@ void ps_api_error(ps_api_result *r, int status, const char *code, const char *fm
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	/* one line, as every error: a field name from the body may hold any
+	 * control byte, and the CLI prints the message as it is */
+	for (char *p = msg; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
 	ps_utf8_sanitize(msg);
 	r->status = status;
 	json_decref(r->body);
@@ -67,10 +72,37 @@ json_t *ps_api_body_object(const char *body, size_t len, const char *expected,
 
 	if (doc && json_is_object(doc))
 		return doc;
-	ps_api_error(r, 400, "invalid_json", "request body:%d:%d: %s", jerr.line, jerr.column,
-	             doc ? expected : jerr.text);
+	if (doc)     /* JSON, but not an object: no line and column to point at */
+		ps_api_error(r, 400, "invalid_json", "request body: %s", expected);
+	else
+		ps_api_error(r, 400, "invalid_json", "request body:%d:%d: %s", jerr.line, jerr.column,
+		             jerr.text);
 	json_decref(doc);
 	return NULL;
+}
+
+bool ps_api_action_body_ok(const char *body, size_t len, ps_api_result *r)
+{
+	json_t *doc;
+	const char *key;
+	json_t *v;
+	bool ok = true;
+
+	if (len == 0)
+		return true;
+	doc = ps_api_body_object(body, len, "expected a JSON object", r);
+	if (!doc)
+		return false;
+	json_object_foreach(doc, key, v) {
+		if (strcmp(key, "reason") == 0 && json_is_string(v))
+			continue;
+		ps_api_bad_field(r, key, strcmp(key, "reason") == 0 ? "expected a string"
+		                                                    : "unknown field; known: reason");
+		ok = false;
+		break;
+	}
+	json_decref(doc);
+	return ok;
 }
 
 char *ps__job_json_text(const json_t *j)
@@ -251,8 +283,20 @@ static int load_one(const ps_store_job *row, void *payload)
 	ps_job *job;
 	ps_error err;
 	json_error_t jerr;
-	int state = ps_job_state_parse(row->state);
+	int state;
 
+	/* The schema says NOT NULL; a store made by hand or by another version
+	 * may not. */
+	if (!row->id || !row->name || !row->spec || !row->state) {
+		ps_log_error("job store: a job row lacks its %s (job %s); left out",
+		             !row->id ? "id" : !row->name ? "name" : "spec or state",
+		             row->name ? row->name : row->id ? row->id : "without a name");
+		return PS_OK;
+	}
+	state = ps_job_state_parse(row->state);
+	if (state < 0)
+		ps_log_error("job store: job %s: unknown state '%s'; shown as failed_permanently "
+		             "(stop, recover or delete it)", row->name, row->state);
 	ps_error_clear(&err);
 	if (ps__job_parse_spec(row->spec, strlen(row->spec), row->name, &spec, &text, &err) != PS_OK) {
 		ps_log_error("job store: job %s: its spec no longer parses (%s); left out", row->name,
@@ -266,7 +310,8 @@ static int load_one(const ps_store_job *row, void *payload)
 		return PS_ENOMEM;
 	}
 	job->state = state < 0 ? PS_JOB_FAILED_PERMANENTLY : state;
-	job->health = ps_health_parse(row->health) < 0 ? PS_HEALTH_OK : ps_health_parse(row->health);
+	job->health = !row->health || ps_health_parse(row->health) < 0 ? PS_HEALTH_OK
+	                                                               : ps_health_parse(row->health);
 	job->checks = row->checks ? json_loads(row->checks, 0, &jerr) : NULL;
 	job->last_error = row->last_error ? json_loads(row->last_error, 0, &jerr) : NULL;
 	job->last_status = row->status ? json_loads(row->status, 0, &jerr) : NULL;

@@ -7,7 +7,8 @@
  *   supervisor.c  each job's supervisor thread (its notes: the states it
  *                 walks, the retry policy, health)
  *   job_json.c    the job object of the API, and the figures of its run
- *   job_api.c     the REST actions on jobs
+ *   job_api.c     the REST actions on jobs, and the readers of their
+ *                 request bodies (pure: unit tests and tests/fuzz reach them)
  *
  * "srv->mu held" below means the caller holds the server's lock.
  */
@@ -106,6 +107,30 @@ json_t *ps__job_status_snapshot(ps_job *job);
 json_t *ps__job_allowed_json(ps_job *job);
 /* The job object of the API (docs/api.md). srv->mu held. */
 json_t *ps__job_json(ps_job *job);
+
+/* --- job_api.c: request bodies, read without touching the server --------- */
+
+/* POST .../compare (docs/api.md): every field optional. */
+typedef struct ps_compare_req {
+	int mode;
+	int sample_percent;
+	long long chunk_rows;
+	int max_report;
+	bool repair;
+	char **tables;
+	size_t ntables;
+} ps_compare_req;
+
+/* Each reads a body of len bytes: true with the request filled, or false
+ * with r set to the 400 the client gets (and nothing to free). */
+bool ps__api_complete_body(const char *body, size_t len, int *mode, ps_api_result *r);
+bool ps__api_compare_body(const char *body, size_t len, ps_compare_req *q, ps_api_result *r);
+void ps__api_compare_req_free(ps_compare_req *q);
+/* r set to the 400 for a spec the parser refused (err, its origin), with
+ * the field path when there is one. */
+void ps__api_bad_spec(ps_api_result *r, const ps_error *err, const char *origin);
+/* RFC 7386 JSON merge patch of target by patch (target is changed). */
+void ps__json_merge_patch(json_t *target, json_t *patch);
 
 /* jobs.c: what the job's source plugin says about its options and what the
  * job holds on the source. The option (by name) marked unique that two

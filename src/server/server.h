@@ -132,6 +132,9 @@ void ps_api_bad_field(ps_api_result *r, const char *field, const char *why);
  * set to 400 invalid_json; expected names what was expected. */
 json_t *ps_api_body_object(const char *body, size_t len, const char *expected,
                            ps_api_result *r);
+/* The body of a lifecycle action (check, start, pause, ...): empty or
+ * {"reason": "..."}; anything else is false with r set to 400. */
+bool ps_api_action_body_ok(const char *body, size_t len, ps_api_result *r);
 
 void ps_jobs_create(ps_server *srv, const char *body, size_t len, const char *actor,
                     ps_api_result *r);

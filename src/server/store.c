@@ -69,7 +69,7 @@ int ps_store_open(ps_store **out, const char *path, ps_error *err)
 {
 	ps_store *s = calloc(1, sizeof(*s));
 	char *msg = NULL;
-	int rc = PS_OK;
+	int rc = PS_OK, step;
 
 	*out = NULL;
 	if (!s)
@@ -82,9 +82,16 @@ int ps_store_open(ps_store **out, const char *path, ps_error *err)
 		goto cleanup;
 	}
 	sqlite3_busy_timeout(s->db, 10000);
-	if (sqlite3_exec(s->db, SCHEMA, NULL, NULL, &msg) != SQLITE_OK) {
-		rc = ps_error_set(err, PS_EIO, "cannot set up the job store %s: %s (is another server "
-		                  "using this state directory?)", path, msg ? msg : "?");
+	step = sqlite3_exec(s->db, SCHEMA, NULL, NULL, &msg);
+	if (step != SQLITE_OK) {
+		/* busy: someone holds the store; anything else: the file is not a
+		 * job store (the state directory's lock keeps a second server out) */
+		rc = ps_error_set(err, PS_EIO, "cannot set up the job store %s: %s%s", path,
+		                  msg ? msg : "?",
+		                  step == SQLITE_BUSY || step == SQLITE_LOCKED
+		                  ? " (another process holds it)"
+		                  : "; restore it from a backup, or move it away to start with an "
+		                    "empty job store");
 		goto cleanup;
 	}
 	*out = s;

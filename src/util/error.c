@@ -3,7 +3,9 @@
  *
  * Messages are kept on one line: libpq and the kernel like to end theirs
  * with newlines and tabs, which would break log lines and JSON output, so
- * every newline run becomes "; " and trailing white space is dropped.
+ * every newline run becomes "; ", a tab a space, any other control byte
+ * (one echoed from input, such as ESC) '?', and trailing white space is
+ * dropped.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -31,7 +33,12 @@ static void fold_lines(char *s, size_t cap)
 			}
 			continue;
 		}
-		s[out++] = (*in == '\t') ? ' ' : *in;
+		if (*in == '\t')
+			s[out++] = ' ';
+		else if ((unsigned char)*in < 0x20 || *in == 0x7f)
+			s[out++] = '?';     /* a control byte echoed from input: no terminal games */
+		else
+			s[out++] = *in;
 		in++;
 	}
 	s[out] = '\0';

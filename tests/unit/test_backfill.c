@@ -22,6 +22,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -349,6 +350,73 @@ static void test_tables_in_force_by_name(void **state)
 	ps_spec_free(spec);
 }
 
+/* A backfill's last key in the checkpoint's spec ("backfill": [{"table",
+ * "after": [...]}]) is read back only when it is a list of as many strings
+ * as the table has key columns (or null: from the start); anything else is a
+ * checkpoint the run refuses (exit 3), naming the table, instead of a crash
+ * (["42", 7] left a NULL list with a count of 1) or a bound of the wrong
+ * width handed to the source. */
+static void test_malformed_backfill_in_checkpoint_is_refused(void **state)
+{
+	static const char *const bad[] = {
+		"[\"42\", 7]", "[7]", "[\"1\", \"2\"]", "[]", "\"42\"", "{}",
+	};
+	static const char *const good[] = {"[\"42\"]", "null"};
+	ps_spec *spec = spec_with("cdc", "{\"include\": [\"public.*\"]}");
+
+	(void)state;
+	for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]) + sizeof(good) / sizeof(good[0]); k++) {
+		bool is_bad = k < sizeof(bad) / sizeof(bad[0]);
+		const char *after = is_bad ? bad[k] : good[k - sizeof(bad) / sizeof(bad[0])];
+		ps_checkpoint ck;
+		ps_identity id;
+		ps_live live;
+		ps_ratelimit rl;
+		atomic_int stop;
+		ps_backfill *bf = NULL;
+		ps_backfill_config cfg;
+		ps_src src = {.ops = &fake_src_ops};
+		ps_snk snk = {.ops = &fake_sink_ops};
+		ps_error err;
+		char doc[512];
+		int rc;
+
+		memset(&ck, 0, sizeof(ck));
+		ps_live_init(&live, spec);
+		ps_ratelimit_init(&rl);
+		atomic_init(&stop, 0);
+		ps_error_clear(&err);
+		memset(&cfg, 0, sizeof(cfg));
+		cfg.spec = spec;
+		cfg.src = &src;
+		cfg.snk = &snk;
+		cfg.live = &live;
+		cfg.ck = &ck;
+		cfg.identity = &id;
+		cfg.rl = &rl;
+		cfg.stop = &stop;
+		assert_int_equal(ps_backfill_new(&bf, &cfg, &err), PS_OK);
+		snprintf(doc, sizeof(doc),
+		         "{\"tables\": {\"include\": [\"public.*\"], \"exclude\": []}, "
+		         "\"tables_in_force\": [\"public.a\", \"public.b2\"], \"backfill\": "
+		         "[{\"table\": \"public.b2\", \"after\": %s, \"rows\": 41, \"chunks\": 1}]}",
+		         after);
+		rc = ps_backfill_begin(bf, doc, true, &err);
+		if (is_bad) {
+			assert_int_equal(rc, PS_ECHECKPOINT);
+			assert_non_null(strstr(err.message, "backfill of public.b2"));
+			assert_non_null(strstr(err.message, "after"));
+		} else {
+			assert_int_equal(rc, PS_OK);
+		}
+		ps_backfill_free(bf);
+		ps_checkpoint_free(&ck);
+		ps_ratelimit_destroy(&rl);
+		ps_live_destroy(&live);
+	}
+	ps_spec_free(spec);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -357,6 +425,7 @@ int main(void)
 		cmocka_unit_test(test_routing_after_a_change_at_start),
 		cmocka_unit_test(test_fresh_start_changes_nothing),
 		cmocka_unit_test(test_tables_in_force_by_name),
+		cmocka_unit_test(test_malformed_backfill_in_checkpoint_is_refused),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -914,6 +914,66 @@ static void test_checkpoint_corrupt(void **state)
 	rm_rf(dir);
 }
 
+/* Found by tests/fuzz/fuzz_checkpoint.c: a field longer than its slot was
+ * cut, in the middle of a UTF-8 character if need be, and the checkpoint
+ * then wrote back without that field (jansson refuses the broken text):
+ * without its identity, the next run could not read it at all. A field
+ * penstock never writes that long is now refused, naming it. */
+static void test_checkpoint_field_too_long(void **state)
+{
+	char text[4096], job[80], target[1700], point[200];
+	ps_checkpoint ck;
+	ps_error err;
+	char *back;
+
+	/* "ab" then 'é' (2 bytes) until past the 63 bytes of the job's slot */
+	job[0] = 'a';
+	job[1] = 'b';
+	for (int i = 0; i < 35; i++) {
+		job[2 + 2 * i] = (char)0xc3;
+		job[3 + 2 * i] = (char)0xa9;
+	}
+	job[72] = '\0';
+	snprintf(text, sizeof(text), "{\"format\": 1, \"identity\": {}, \"cdc_state\": \"TFEND\", "
+	         "\"job\": \"%s\"}", job);
+	ps_error_clear(&err);
+	assert_int_equal(ps_checkpoint_from_text(&ck, text, "of job 'x' in the target", &err),
+	                 PS_ECHECKPOINT);
+	assert_contains(err.message, "of job 'x' in the target");
+	assert_contains(err.message, "job is longer than penstock writes it");
+	assert_null(ck.tables);
+
+	memset(target, 'x', sizeof(target) - 1);
+	target[sizeof(target) - 1] = '\0';
+	snprintf(text, sizeof(text), "{\"format\": 1, \"identity\": {\"target\": \"%s\"}, "
+	         "\"cdc_state\": \"TFEND\"}", target);
+	assert_int_equal(ps_checkpoint_from_text(&ck, text, "t", &err), PS_ECHECKPOINT);
+	assert_contains(err.message, "identity.target is longer");
+
+	memset(point, '1', sizeof(point) - 1);
+	point[sizeof(point) - 1] = '\0';
+	snprintf(text, sizeof(text), "{\"format\": 1, \"identity\": {}, \"cdc_state\": "
+	         "\"ILSTART\", \"tables\": [{\"schema\": \"a\", \"name\": \"b\", \"bounds\": [], "
+	         "\"units\": [{\"done_at\": \"%s\", \"rows\": 1}]}]}", point);
+	assert_int_equal(ps_checkpoint_from_text(&ck, text, "t", &err), PS_ECHECKPOINT);
+	assert_contains(err.message, "tables[0] is malformed");
+	assert_null(ck.tables);
+
+	/* at its slot's size less one, a field is read, and written back whole */
+	job[62] = '\0';            /* "ab" and 30 whole 'é': 62 bytes */
+	snprintf(text, sizeof(text), "{\"format\": 1, \"identity\": {\"target\": \"%.*s\"}, "
+	         "\"cdc_state\": \"TFEND\", \"job\": \"%s\"}", 1535, target, job);
+	assert_int_equal(ps_checkpoint_from_text(&ck, text, "t", &err), PS_OK);
+	assert_string_equal(ck.job, job);
+	assert_int_equal(strlen(ck.identity.target), 1535);
+	back = ps_checkpoint_to_text(&ck);
+	assert_non_null(back);
+	assert_non_null(strstr(back, job));
+	assert_non_null(strstr(back, "\"target\":\"xxx"));
+	free(back);
+	ps_checkpoint_free(&ck);
+}
+
 static void test_checkpoint_match(void **state)
 {
 	ps_checkpoint ck;
@@ -1525,6 +1585,7 @@ int main(void)
 		cmocka_unit_test(test_checkpoint_tables_text),
 		cmocka_unit_test(test_checkpoint_partition_units),
 		cmocka_unit_test(test_checkpoint_corrupt),
+		cmocka_unit_test(test_checkpoint_field_too_long),
 		cmocka_unit_test(test_checkpoint_match),
 		cmocka_unit_test(test_state_dir_ensure),
 		cmocka_unit_test(test_state_dir_resolve),

@@ -36,6 +36,15 @@ static void test_parse_forms(void **state)
 	assert_non_null(strstr(err.message, "0/16B3F10"));
 	assert_int_equal(my_pos_parse("binlog.1:5/0-1", &p, &err), PS_EINVAL);
 	assert_int_equal(my_pos_parse("0-1-2,x", &p, &err), PS_EINVAL);
+	/* binlog offsets are 4 bytes (the dump request's and the events'): a
+	 * bigger one is refused, not cut to its low 32 bits (2^32 + 4 would have
+	 * started the stream at offset 4 of the file) */
+	assert_int_equal(my_pos_parse("binlog.000003:4294967295", &p, &err), PS_OK);
+	assert_int_equal(p.offset, 4294967295u);
+	assert_int_equal(my_pos_parse("binlog.000003:4294967300/0-1-5", &p, &err), PS_EINVAL);
+	assert_non_null(strstr(err.message, "4294967300"));
+	assert_non_null(strstr(err.message, "4294967295"));
+	assert_int_equal(my_pos_parse("binlog.000003:9999999999999999999", &p, &err), PS_EINVAL);
 }
 
 static void test_order_by_file_number_then_offset(void **state)

@@ -249,6 +249,21 @@ static void test_schema_options(void **state)
 	parse_fails("{\"name\": \"a\", \"type\": \"sync\", " SRC_OK ", " DST_OK ", "
 	            "\"tables\": {\"keyless\": \"full\"}}",
 	            "tables.keyless: 'full' is not one of insert_only, refuse, replica_identity_full");
+
+	/* target.follow_ddl (issue 15): created by default, refused by name */
+	spec = parse_ok("{\"name\": \"a\", \"type\": \"sync\", " SRC_OK ", " DST_OK "}");
+	assert_int_equal(spec->target.follow_ddl, PS_FOLLOW_CREATED);
+	ps_spec_free(spec);
+	spec = parse_ok("{\"name\": \"a\", \"type\": \"sync\", " SRC_OK ", "
+	                "\"target\": {\"url\": \"jsonl:-\", \"follow_ddl\": \"all\"}}");
+	assert_int_equal(spec->target.follow_ddl, PS_FOLLOW_ALL);
+	ps_spec_free(spec);
+	parse_fails("{\"name\": \"a\", \"type\": \"sync\", " SRC_OK ", "
+	            "\"target\": {\"url\": \"jsonl:-\", \"follow_ddl\": \"yes\"}}",
+	            "target.follow_ddl: 'yes' is not one of created, all, none");
+	parse_fails("{\"name\": \"a\", \"type\": \"sync\", " SRC_OK ", "
+	            "\"target\": {\"url\": \"jsonl:-\", \"follow_ddl\": false}}",
+	            "target.follow_ddl: expected a string, got boolean");
 }
 
 static void test_load_options(void **state)

@@ -363,6 +363,13 @@ static void test_query_errors(void **state)
 	parse_fails("postgresql://h/db?sslmode", "has no '='");
 	parse_fails("postgresql://h/db?=x", "empty name");
 	parse_fails("postgresql://h/db?sslmode=a&sslmode=b", "'sslmode' is given twice");
+	/* Found by tests/fuzz/fuzz_url.c: a name is quoted as decoded, and a
+	 * decoded control byte (here ESC, a unit separator and a newline) went
+	 * into the one-line message as it was. */
+	parse_fails("postgresql://h/db?a%1Bb=1&a%1Bb=2", "query parameter 'a?b' is given twice");
+	parse_fails("postgresql://h/db?a%1Fb%0A=1&a%1Fb%0A=2", "query parameter 'a?b?' is given twice");
+	parse_fails("postgresql://h/db?my%7Fpassword=1", "(query parameter 'my?password')");
+	parse_fails("postgresql://h/db?k%1B=%zz", "invalid percent-escape in query parameter 'k?'");
 }
 
 static void test_host_port(void **state)

@@ -15,6 +15,7 @@
  *    not totally ordered, and a multi-domain "newest" is the classic bug.
  */
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -73,6 +74,11 @@ int my_pos_parse(const char *text, my_pos *out, ps_error *err)
 	    !all_digits(colon + 1, slash ? (size_t)(slash - colon - 1) : strlen(colon + 1)))
 		return ps_error_set(err, PS_EINVAL, "position '%s' is not file:offset "
 		                    "(binlog.000003:1234), optionally followed by /GTID list", text);
+	/* offsets are 4 bytes in the binlog and in the dump request: a bigger
+	 * one would be cut to its low bits there */
+	if (strtoull(colon + 1, NULL, 10) > UINT32_MAX)
+		return ps_error_set(err, PS_EINVAL, "position '%s': the offset is beyond 4294967295, "
+		                    "the last a binlog file has", text);
 	memcpy(out->file, text, flen);
 	out->file[flen] = '\0';
 	out->filenum = my_file_number(out->file);
