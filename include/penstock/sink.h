@@ -240,6 +240,18 @@ typedef struct ps_sink_ops {
 	 * attached with rows): the core then reads the table's rows again. */
 	int (*table_change)(ps_sink *sink, const ps_txn *txn, const ps_table_change *tc,
 	                    const ps_table_options *opt, bool *backfill, ps_error *err);
+
+	/* --- processing ranges; optional (issue 21) ------------------------- */
+	/* Streaming begins after position from (the checkpoint's). to: the end
+	 * of a bounded run's processing range (`penstock run --until`), or NULL
+	 * for a run that goes on until stopped. Called again with to = the last
+	 * commit applied when a bounded run stops before its end, before the
+	 * final flush. A sink that sets *hold (heeded for a bounded range only)
+	 * keeps what it is given until the range ends: the core then neither
+	 * flushes it nor writes a checkpoint before the range's end or the
+	 * run's; a run that dies mid-range leaves the checkpoint at from, and
+	 * the next run redoes the whole range (TFREDO). */
+	int (*range)(ps_sink *sink, const char *from, const char *to, bool *hold, ps_error *err);
 } ps_sink_ops;
 
 #endif

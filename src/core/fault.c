@@ -27,7 +27,7 @@ static int g_nfaults;
 
 static const char *const known_points[] = {
 	"source.read", "apply.batch.before_commit", "apply.batch.after_commit",
-	"snapshot.unit.commit", NULL
+	"snapshot.unit.commit", "checkpoint.after_flush", NULL
 };
 
 static int parse_one(const char *spec, fault *f, ps_error *err)
@@ -53,7 +53,7 @@ static int parse_one(const char *spec, fault *f, ps_error *err)
 		return ps_error_set(err, PS_EINVAL,
 		                    "PENSTOCK_FAULT: unknown point '%s'; known: source.read, "
 		                    "apply.batch.before_commit, apply.batch.after_commit, "
-		                    "snapshot.unit.commit", f->point);
+		                    "snapshot.unit.commit, checkpoint.after_flush", f->point);
 	at = strchr(colon + 1, '@');
 	plen = at ? (size_t)(at - colon - 1) : strlen(colon + 1);
 	if (plen >= sizeof(action))

@@ -7,7 +7,8 @@
  * would on a real error); `crash` kills the process at once with SIGKILL, as
  * a power cut would (no flush, no atexit). n (default 1) is which hit fires.
  * Points: source.read, apply.batch.before_commit, apply.batch.after_commit,
- * snapshot.unit.commit.
+ * snapshot.unit.commit, checkpoint.after_flush (a non-transactional target's
+ * files are flushed, its checkpoint is not yet written).
  */
 #ifndef PS_CORE_FAULT_H
 #define PS_CORE_FAULT_H
