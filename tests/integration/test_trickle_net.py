@@ -313,3 +313,38 @@ def test_split_outputs_union_equals_the_unsplit_stream(db, make_penstock, tmp_pa
         assert [order(e) for e in events] == sorted(order(e) for e in events)
     merged = sorted(union, key=order)
     assert [split_view(e) for e in merged] == [split_view(e) for e in whole]
+
+
+def test_net_changes_of_a_job_that_runs_until_stopped(db, make_penstock):
+    """Without --until each flush is a range: the ranges follow each other,
+    a key has at most one event per range, and the events applied in order
+    give the source's rows."""
+    setup_table(db)
+    db.conn.commit()
+    p = net_job(make_penstock, "cont")
+    p.start()
+    p.wait_streaming(db)
+    before = rows(db)
+    for i in range(40):
+        db.execute("INSERT INTO t VALUES (%s, 'x', 0)", (100 + i,))
+        db.execute("UPDATE t SET n = n + 1 WHERE id IN (4, 5, %s)", (100 + i,))
+        if i % 5 == 4:
+            db.execute("DELETE FROM t WHERE id = %s", (100 + i - 2,))
+        db.conn.commit()
+    after = rows(db)
+    db.execute("SELECT pg_logical_emit_message(true, 'done', 'x')")
+    db.conn.commit()
+    wait_for(lambda: any(e["op"] == "m" for e in p.events()), 60, what="the last event")
+    assert p.stop() == 0
+    events = [e for e in p.events() if e["op"] != "m"]
+    assert apply_events(before, events) == after
+    ranges = []
+    for e in events:
+        r = (e["range"]["from"], e["range"]["to"])
+        if not ranges or ranges[-1] != r:
+            assert r not in ranges, "a range's events are together"
+            ranges.append(r)
+    for (_, a_to), (b_from, _) in zip(ranges, ranges[1:]):
+        assert a_to == b_from, ranges
+    keys = [(e["range"]["to"], (e["after"] or e["before"])["id"]) for e in events]
+    assert len(keys) == len(set(keys))
