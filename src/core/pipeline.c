@@ -31,16 +31,22 @@
  *      BEGIN's position compares as its commit will), so exactly the
  *      transactions committed up to the bound are applied; the last
  *      checkpoint then records the bound itself as the position (TFEND) and
- *      the range, and the next run's range begins there.
+ *      the range, and the next run's range begins there. A backfill (a
+ *      table that came into the selection) reads its chunks between markers
+ *      written during the run, always past the bound: with --until
+ *      caught-up the range goes on until no backfill is under way, and ends
+ *      at a fence written then (an explicit --until POSITION keeps its
+ *      bound; the backfill goes on in the next run).
  *   6. A sink may hold a bounded run's range until its end (sink.h range:
  *      net changes are known only then): while it holds, a batch boundary
  *      neither flushes it nor writes a checkpoint, and nothing is acked, so
  *      the checkpoint stays at the range's start (TFSTART) until the range
  *      is done; a run that dies in the range leaves it there and the next
  *      run redoes the whole range. The final flush, at the range's end or
- *      when the run stops early (the sink is then told the range ends at
- *      the last commit), gives the sink's events out before the checkpoint
- *      that records them.
+ *      when the run stops early, gives the sink's events out before the
+ *      checkpoint that records them; just before it the sink is told the
+ *      range as it ended (the bound, which a backfill may have moved, or
+ *      the last commit of a run stopped early).
  *
  * Health: when the reader loses the source (an error the job retries), the
  * applier still applies and checkpoints everything queued before the run
@@ -112,6 +118,7 @@ typedef struct pipeline {
 	char bound[PS_POSITION_MAX];
 	char range_from[PS_POSITION_MAX];   /* where the bounded run began */
 	atomic_int bound_passed;            /* reader: a transaction past the bound began */
+	bool bound_extending;               /* reader: past the bound while a backfill runs */
 	bool holding;                       /* the sink holds the range until its end (note 6) */
 
 	/* applier-only */
@@ -341,6 +348,16 @@ static int reader_control(pipeline *p, ps_error *err)
 
 	if (rc != PS_OK)
 		return rc;
+	if (p->bound_extending && !atomic_load(&p->live->busy)) {
+		char fence[PS_POSITION_MAX];
+		rc = ps_src_fence(&p->src, fence, sizeof(fence), err);
+		if (rc != PS_OK)
+			return ps_error_add_context(err, "--until needs a position the log certainly "
+			                            "reaches");
+		snprintf(p->bound, sizeof(p->bound), "%s", fence);
+		p->bound_extending = false;
+		ps_log_info("the backfill is done: the range now ends at %s", p->bound);
+	}
 	if (p->fence_written || !atomic_load(&p->live->complete) || atomic_load(&p->live->busy))
 		return PS_OK;
 	rc = ps_src_fence(&p->src, p->until, sizeof(p->until), err);
@@ -383,10 +400,17 @@ static int reader_loop(pipeline *p, ps_error *err)
 			ps_table_change_free(item.table_change);
 			return rc;
 		}
-		if (item.kind == PS_READ_BEGIN && p->bounded &&
+		if (item.kind == PS_READ_BEGIN && p->bounded && !p->bound_extending &&
 		    ps_src_compare(&p->src, item.txn.position, p->bound) > 0) {
-			atomic_store(&p->bound_passed, 1);   /* note 5: everything up to it is read */
-			return PS_OK;
+			if (!atomic_load(&p->live->busy) || strcmp(p->cfg->until, "caught-up") != 0) {
+				atomic_store(&p->bound_passed, 1);   /* note 5: everything up to it is read */
+				return PS_OK;
+			}
+			/* note 5: a backfill's chunks are read between markers written
+			 * during the run, past any bound: caught up means it is done */
+			p->bound_extending = true;
+			ps_log_info("a table is being backfilled: the range goes on past %s until its "
+			            "rows are copied", p->bound);
 		}
 		if (item.kind == PS_READ_BEGIN)
 			in_txn = true;
@@ -1022,10 +1046,13 @@ static int run_threads(pipeline *p, ps_error *err)
 	 * read again next time, as the last checkpoint says. */
 	if (rc == PS_OK && !(p->in_txn && ps_snk_has_checkpoint_store(&p->snk))) {
 		final_state = p->in_txn ? running_state(p) : PS_CDC_TFEND;
-		if (p->holding && !atomic_load(&p->bound_passed)) {
-			bool hold;   /* note 6: the range ends early, at the last commit */
+		if (p->holding) {
+			bool hold, done = !p->in_txn && atomic_load(&p->bound_passed);
 
-			rc = ps_snk_range(&p->snk, p->range_from, p->last_commit, &hold, err);
+			/* note 6: the range as it ended (a backfill may have moved
+			 * the bound; an early stop ends it at the last commit) */
+			rc = ps_snk_range(&p->snk, p->range_from, done ? p->bound : p->last_commit,
+			                  &hold, err);
 		}
 		if (!p->in_txn && atomic_load(&p->bound_passed)) {
 			/* note 5: the range is done up to the bound itself */
