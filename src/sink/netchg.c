@@ -311,77 +311,111 @@ static int insert_row(ps_netchg *n, const ps_txn *txn, const ps_change *c, int t
 	return PS_OK;
 }
 
+/* What the span holds for the key in n->key, taken out of the store (the
+ * step puts it back under a new seq): the facts of note 3 into e, the row
+ * before the span into n->row_old, the key's row now into n->carry (when of
+ * definition def) and its mask into n->mask. A key the span does not hold
+ * yet starts from change c's step kind. */
+typedef struct key_entry {
+	bool found, existed, present, reproc;
+	int prev_def, old_def;
+} key_entry;
+
+static int entry_take(ps_netchg *n, const ps_change *c, int def, int kind, key_entry *e,
+                      ps_error *err)
+{
+	sqlite3_stmt *s = stmt(n, S_FIND);
+	int64_t seq;
+	int rc = PS_OK, step;
+
+	ps_buf_reset(&n->row_old);
+	ps_buf_reset(&n->mask);
+	sqlite3_bind_int(s, 1, n->defs[def].tname);
+	sqlite3_bind_blob(s, 2, n->key.data, (int)n->key.len, SQLITE_STATIC);
+	step = sqlite3_step(s);
+	if (step != SQLITE_ROW && step != SQLITE_DONE)
+		return db_fail(n, err, "cannot look a key up");
+	e->found = step == SQLITE_ROW;
+	if (!e->found) {
+		e->existed = kind != K_INSERT;
+		e->present = false;
+		e->prev_def = -1;
+		e->old_def = def;
+		/* the row before the span: as the source sent it, else the key */
+		if (kind != K_INSERT && (c->old_values || c->new_values))
+			rc = row_put(&n->row_old, c->old_values ? c->old_values : c->new_values,
+			             c->table->ncolumns, !c->old_values || c->old_is_key);
+		return rc == PS_OK ? PS_OK : ps_error_set(err, rc, "out of memory");
+	}
+	seq = sqlite3_column_int64(s, 0);
+	e->prev_def = sqlite3_column_int(s, 1);
+	e->existed = sqlite3_column_int(s, 2);
+	e->present = sqlite3_column_int(s, 3);
+	e->reproc |= sqlite3_column_int(s, 4) != 0;
+	e->old_def = sqlite3_column_int(s, 5);
+	if (sqlite3_column_type(s, 6) == SQLITE_BLOB)
+		rc = ps_buf_append(&n->row_old, sqlite3_column_blob(s, 6),
+		                   (size_t)sqlite3_column_bytes(s, 6));
+	if (rc == PS_OK && sqlite3_column_type(s, 7) == SQLITE_BLOB && e->prev_def == def) {
+		ps_buf_reset(&n->carry);
+		rc = ps_buf_append(&n->carry, sqlite3_column_blob(s, 7),
+		                   (size_t)sqlite3_column_bytes(s, 7));
+		n->carry_def = rc == PS_OK ? def : -1;
+	}
+	if (rc == PS_OK && sqlite3_column_type(s, 8) == SQLITE_BLOB && e->prev_def == def)
+		rc = ps_buf_append(&n->mask, sqlite3_column_blob(s, 8),
+		                   (size_t)sqlite3_column_bytes(s, 8));
+	sqlite3_reset(s);
+	if (rc != PS_OK)
+		return ps_error_set(err, rc, "out of memory");
+	s = stmt(n, S_DEL_SEQ);
+	sqlite3_bind_int64(s, 1, seq);
+	if (sqlite3_step(s) != SQLITE_DONE)
+		return db_fail(n, err, "cannot move a key");
+	return PS_OK;
+}
+
+/* Marks in n->mask the columns an update changes (note 3); prev: the key's
+ * earlier row in the span when have_prev, present: it was there. */
+static void mask_update(ps_netchg *n, const ps_change *c, const ps_value *prev, bool have_prev,
+                        bool present)
+{
+	const ps_table *t = c->table;
+	bool full_old = c->old_values && !c->old_is_key;
+
+	for (int i = 0; i < t->ncolumns; i++) {
+		const ps_value *nv = &c->new_values[i];
+		bool ch = nv->kind != PS_VALUE_UNCHANGED;
+
+		if (ch && full_old)
+			ch = !value_eq(nv, &c->old_values[i]);
+		else if (ch && have_prev && present)
+			ch = !value_eq(nv, &prev[i]);   /* the span's earlier row */
+		else if (ch && t->columns[i].is_key)
+			ch = false;                     /* a key change is a delete + insert */
+		if (ch)
+			n->mask.data[i] = 1;
+	}
+}
+
 /* Applies one step (K_*) of change c to the key in n->key (note 3). */
 static int key_step(ps_netchg *n, const ps_txn *txn, const ps_change *c, int def, int kind,
                     ps_error *err)
 {
 	const ps_table *t = c->table;
-	int ncols = t->ncolumns, tname = n->defs[def].tname;
-	sqlite3_stmt *s = stmt(n, S_FIND);
-	bool found, existed, present, reproc = txn->reprocessing, keys_only = false;
-	int prev_def = -1, old_def = def, rc = PS_OK;
+	int ncols = t->ncolumns, rc;
+	key_entry e = {.reproc = txn->reprocessing};
 	ps_value *vals = NULL, *prev = NULL;
-	bool have_prev = false;
+	bool have_prev = false, keys_only;
 
-	sqlite3_bind_int(s, 1, tname);
-	sqlite3_bind_blob(s, 2, n->key.data, (int)n->key.len, SQLITE_STATIC);
-	rc = sqlite3_step(s);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return db_fail(n, err, "cannot look a key up");
-	found = rc == SQLITE_ROW;
-	rc = PS_OK;
+	rc = entry_take(n, c, def, kind, &e, err);
+	if (rc != PS_OK)
+		return rc;
 	vals = calloc((size_t)ncols + 1, sizeof(*vals));
 	prev = calloc((size_t)ncols + 1, sizeof(*prev));
 	if (!vals || !prev) {
 		rc = ps_error_set(err, PS_ENOMEM, "out of memory");
 		goto cleanup;
-	}
-	ps_buf_reset(&n->row_old);
-	ps_buf_reset(&n->mask);
-	if (found) {
-		int64_t seq = sqlite3_column_int64(s, 0);
-		prev_def = sqlite3_column_int(s, 1);
-		existed = sqlite3_column_int(s, 2);
-		present = sqlite3_column_int(s, 3);
-		reproc |= sqlite3_column_int(s, 4) != 0;
-		old_def = sqlite3_column_int(s, 5);
-		if (sqlite3_column_type(s, 6) == SQLITE_BLOB)
-			rc = ps_buf_append(&n->row_old, sqlite3_column_blob(s, 6),
-			                   (size_t)sqlite3_column_bytes(s, 6));
-		if (rc == PS_OK && sqlite3_column_type(s, 7) == SQLITE_BLOB && prev_def == def) {
-			ps_buf_reset(&n->carry);
-			rc = ps_buf_append(&n->carry, sqlite3_column_blob(s, 7),
-			                   (size_t)sqlite3_column_bytes(s, 7));
-			n->carry_def = rc == PS_OK ? def : -1;
-		}
-		if (rc == PS_OK && sqlite3_column_type(s, 8) == SQLITE_BLOB && prev_def == def)
-			rc = ps_buf_append(&n->mask, sqlite3_column_blob(s, 8),
-			                   (size_t)sqlite3_column_bytes(s, 8));
-		sqlite3_reset(s);
-		if (rc != PS_OK) {
-			rc = ps_error_set(err, rc, "out of memory");
-			goto cleanup;
-		}
-		s = stmt(n, S_DEL_SEQ);
-		sqlite3_bind_int64(s, 1, seq);
-		if (sqlite3_step(s) != SQLITE_DONE) {
-			rc = db_fail(n, err, "cannot move a key");
-			goto cleanup;
-		}
-	} else {
-		existed = kind != K_INSERT;
-		present = false;
-		/* the row before the span: as the source sent it, else the key */
-		if (kind != K_INSERT) {
-			bool ko = !c->old_values || c->old_is_key;
-			const ps_value *before = c->old_values ? c->old_values : c->new_values;
-			if (before)
-				rc = row_put(&n->row_old, before, ncols, ko);
-			if (rc != PS_OK) {
-				rc = ps_error_set(err, rc, "out of memory");
-				goto cleanup;
-			}
-		}
 	}
 	/* the earlier row of this key (or the one a key change moves here) */
 	if (n->carry_def == def && n->carry.len)
@@ -389,11 +423,11 @@ static int key_step(ps_netchg *n, const ps_txn *txn, const ps_change *c, int def
 	if (n->opts.update_mask && n->mask.len != (size_t)ncols) {
 		ps_buf_reset(&n->mask);
 		for (int i = 0; rc == PS_OK && i < ncols; i++)
-			rc = ps_buf_putc(&n->mask, (char)(found && prev_def != def));
+			rc = ps_buf_putc(&n->mask, (char)(e.found && e.prev_def != def));
 	}
 	ps_buf_reset(&n->row_new);
 	if (kind == K_DELETE) {
-		present = false;
+		e.present = false;
 	} else {
 		/* a value not sent keeps the earlier one (TOAST) */
 		for (int i = 0; i < ncols; i++) {
@@ -402,37 +436,24 @@ static int key_step(ps_netchg *n, const ps_txn *txn, const ps_change *c, int def
 			    prev[i].kind != PS_VALUE_UNCHANGED)
 				vals[i] = prev[i];
 		}
-		if (n->opts.update_mask && kind == K_UPDATE) {
-			bool full_old = c->old_values && !c->old_is_key;
-			bool key_moved = c->old_values && c->old_is_key;
-			for (int i = 0; i < ncols; i++) {
-				const ps_value *nv = &c->new_values[i];
-				bool ch = nv->kind != PS_VALUE_UNCHANGED;
-				if (ch && full_old)
-					ch = !value_eq(nv, &c->old_values[i]);
-				else if (ch && have_prev && present)
-					ch = !value_eq(nv, &prev[i]);   /* the span's earlier row */
-				else if (ch && t->columns[i].is_key && !key_moved)
-					ch = false;
-				if (ch)
-					n->mask.data[i] = 1;
-			}
-		} else if (n->opts.update_mask && kind == K_INSERT && existed) {
+		if (n->opts.update_mask && kind == K_UPDATE)
+			mask_update(n, c, prev, have_prev, e.present);
+		else if (n->opts.update_mask && kind == K_INSERT && e.existed)
 			for (int i = 0; i < ncols; i++)   /* deleted, then inserted again */
 				n->mask.data[i] = !t->columns[i].is_key;
-		}
-		present = true;
+		e.present = true;
 		rc = row_put(&n->row_new, vals, ncols, false);
 		if (rc != PS_OK) {
 			rc = ps_error_set(err, rc, "out of memory");
 			goto cleanup;
 		}
 	}
-	if (!existed && !present)
+	if (!e.existed && !e.present)
 		goto cleanup;   /* inserted and deleted within the span: nothing */
-	rc = insert_row(n, txn, c, tname, &n->key, def, 0, existed, present, reproc, old_def,
-	                n->row_old.len ? &n->row_old : NULL, present ? &n->row_new : NULL,
-	                n->opts.update_mask ? &n->mask : NULL, err);
+	rc = insert_row(n, txn, c, n->defs[def].tname, &n->key, def, 0, e.existed, e.present,
+	                e.reproc, e.old_def, n->row_old.len ? &n->row_old : NULL,
+	                e.present ? &n->row_new : NULL, n->opts.update_mask ? &n->mask : NULL,
+	                err);
 cleanup:
 	free(vals);
 	free(prev);
