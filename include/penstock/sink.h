@@ -287,6 +287,18 @@ typedef struct ps_sink_ops {
 	 * table change of a table they do not touch. table_change itself must
 	 * refuse to alter a table the open target transaction wrote. */
 	bool ddl_commits;
+
+	/* --- processing ranges; optional (issue 21) ------------------------- */
+	/* Streaming begins after position from (the checkpoint's). to: the end
+	 * of a bounded run's processing range (`penstock run --until`), or NULL
+	 * for a run that goes on until stopped. Called again with to = the last
+	 * commit applied when a bounded run stops before its end, before the
+	 * final flush. A sink that sets *hold (heeded for a bounded range only)
+	 * keeps what it is given until the range ends: the core then neither
+	 * flushes it nor writes a checkpoint before the range's end or the
+	 * run's; a run that dies mid-range leaves the checkpoint at from, and
+	 * the next run redoes the whole range (TFREDO). */
+	int (*range)(ps_sink *sink, const char *from, const char *to, bool *hold, ps_error *err);
 } ps_sink_ops;
 
 #endif

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "core/checkpoint.h"
+#include "core/fault.h"
 #include "core/plugin.h"
 #include "core/spec_json.h"
 #include "util/buf.h"
@@ -683,6 +684,8 @@ int ps_checkpoint_commit(ps_checkpoint *ck, ps_snk *snk, const char *state_dir, 
 
 	if (!ps_snk_has_checkpoint_store(snk)) {
 		rc = ps_snk_flush(snk, err);
+		if (rc == PS_OK)
+			rc = ps_fault_hit("checkpoint.after_flush", err);
 		return rc == PS_OK ? ps_checkpoint_store(ck, state_dir, err) : rc;
 	}
 	text = ps_checkpoint_to_text(ck);

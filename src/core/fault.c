@@ -31,7 +31,7 @@ static int g_nfaults;
 
 static const char *const core_points[] = {
 	"source.read", "apply.batch.before_commit", "apply.batch.after_commit",
-	"snapshot.unit.commit", NULL
+	"snapshot.unit.commit", "checkpoint.after_flush", NULL
 };
 
 /* Known point number i: the core's, then the plugins'; NULL past the last. */

@@ -7,10 +7,11 @@
  * would on a real error); `crash` kills the process at once with SIGKILL, as
  * a power cut would (no flush, no atexit). n (default 1) is which hit fires.
  * Points: the core's source.read, apply.batch.before_commit,
- * apply.batch.after_commit, snapshot.unit.commit, and each point a
- * registered plugin declares in its ops (fault_points: "<plugin>.<point>";
- * docs/plugins.md). A point nobody declared is refused, and the message
- * lists every known one.
+ * apply.batch.after_commit, snapshot.unit.commit, checkpoint.after_flush (a
+ * non-transactional target's files are flushed, its checkpoint is not yet
+ * written), and each point a registered plugin declares in its ops
+ * (fault_points: "<plugin>.<point>"; docs/plugins.md). A point nobody
+ * declared is refused, and the message lists every known one.
  */
 #ifndef PS_CORE_FAULT_H
 #define PS_CORE_FAULT_H

@@ -37,6 +37,16 @@
  *      caught-up the range goes on until no backfill is under way, and ends
  *      at a fence written then (an explicit --until POSITION keeps its
  *      bound; the backfill goes on in the next run).
+ *   6. A sink may hold a bounded run's range until its end (sink.h range:
+ *      net changes are known only then): while it holds, a batch boundary
+ *      neither flushes it nor writes a checkpoint, and nothing is acked, so
+ *      the checkpoint stays at the range's start (TFSTART) until the range
+ *      is done; a run that dies in the range leaves it there and the next
+ *      run redoes the whole range. The final flush, at the range's end or
+ *      when the run stops early, gives the sink's events out before the
+ *      checkpoint that records them; just before it the sink is told the
+ *      range as it ended (the bound, which a backfill may have moved, or
+ *      the last commit of a run stopped early).
  *
  * Health: when the reader loses the source (an error the job retries), the
  * applier still applies and checkpoints everything queued before the run
@@ -109,6 +119,7 @@ typedef struct pipeline {
 	char range_from[PS_POSITION_MAX];   /* where the bounded run began */
 	atomic_int bound_passed;            /* reader: a transaction past the bound began */
 	bool bound_extending;               /* reader: past the bound while a backfill runs */
+	bool range_hold;                      /* the sink holds the range until its end (note 6) */
 
 	/* applier-only */
 	bool in_txn;
@@ -477,6 +488,11 @@ static int apply_flush(pipeline *p, ps_error *err)
 
 	if (p->batch_txns == 0)
 		return PS_OK;
+	if (p->range_hold) {   /* note 6: nothing is durable before the range's end */
+		p->batch_txns = 0;
+		p->batch_bytes = 0;
+		return PS_OK;
+	}
 	rc = ps_fault_hit("apply.batch.before_commit", err);
 	t0 = ps_now_ns();
 	if (rc == PS_OK)
@@ -1152,13 +1168,22 @@ static int run_threads(pipeline *p, ps_error *err)
 	 * read again next time, as the last checkpoint says. */
 	if (rc == PS_OK && !(p->in_txn && ps_snk_has_checkpoint_store(&p->snk))) {
 		final_state = p->in_txn ? running_state(p) : PS_CDC_TFEND;
+		if (p->range_hold) {
+			bool hold, done = !p->in_txn && atomic_load(&p->bound_passed);
+
+			/* note 6: the range as it ended (a backfill may have moved
+			 * the bound; an early stop ends it at the last commit) */
+			rc = ps_snk_range(&p->snk, p->range_from, done ? p->bound : p->last_commit,
+			                  &hold, err);
+		}
 		if (!p->in_txn && atomic_load(&p->bound_passed)) {
 			/* note 5: the range is done up to the bound itself */
 			snprintf(p->last_commit, sizeof(p->last_commit), "%s", p->bound);
 			snprintf(p->ck.range_from, sizeof(p->ck.range_from), "%s", p->range_from);
 			snprintf(p->ck.range_to, sizeof(p->ck.range_to), "%s", p->bound);
 		}
-		rc = store_checkpoint(p, final_state, err);
+		if (rc == PS_OK)
+			rc = store_checkpoint(p, final_state, err);
 		if (rc == PS_OK)
 			durable_set(p, p->last_commit);
 		degraded_end(p, rc == PS_OK && !p->in_txn);
@@ -1288,6 +1313,15 @@ static int run_stream(pipeline *p, bool resuming, const ps_prepare_result *res, 
 		rc = bound_begin(p, &nothing, err);
 		if (rc != PS_OK || nothing)
 			return rc;
+	}
+	{
+		bool hold = false;   /* note 6 */
+
+		rc = ps_snk_range(&p->snk, p->bounded ? p->range_from : p->ck.position,
+		                  p->bounded ? p->bound : NULL, &hold, err);
+		if (rc != PS_OK)
+			return rc;
+		p->range_hold = p->bounded && hold;
 	}
 	if (p->cfg->status) {
 		ps_error ignored;

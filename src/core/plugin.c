@@ -581,6 +581,22 @@ int ps_snk_state_restore(ps_snk *k, const char *json, ps_error *err)
 	return rc;
 }
 
+int ps_snk_range(ps_snk *k, const char *from, const char *to, bool *hold, ps_error *err)
+{
+	int rc;
+
+	*hold = false;
+	if (!k->ops->range)
+		return PS_OK;
+	rc = k->ops->range(k->impl, from, to, hold, err);
+	if (rc != PS_OK)
+		ps_error_add_context(err, "target %s, processing range (%s, %s]", k->ops->name,
+		                     from ? from : "", to ? to : "");
+	if (!to)
+		*hold = false;
+	return rc;
+}
+
 /* --- what identifies an end, what it holds -------------------------------- */
 
 void ps_plugin_source_identity(const ps_source_ops *ops, const ps_url *url,

@@ -126,6 +126,9 @@ int ps_snk_sequences_set(ps_snk *k, const ps_sequence *seqs, size_t n, char *sum
 /* --- engine state in the checkpoint (sink.h state_save/_restore) ---------- */
 int ps_snk_state_save(ps_snk *k, char **json, ps_error *err);
 int ps_snk_state_restore(ps_snk *k, const char *json, ps_error *err);
+/* The processing range streaming begins with (sink.h range); *hold: the
+ * sink keeps what it is given until the range ends. No-op without it. */
+int ps_snk_range(ps_snk *k, const char *from, const char *to, bool *hold, ps_error *err);
 void ps_src_close(ps_src *s);
 
 /* --- prechecks (penstock/check.h) ---------------------------------------- */

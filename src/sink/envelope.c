@@ -180,7 +180,8 @@ static void put_extras(ps_env_out *o, const ps_change *c)
 /* Appends one whole line for c to b; on failure returns the code and
  * may leave part of the line (the caller rolls back). */
 static int render_event(const ps_envelope *k, ps_buf *b, const ps_txn *txn, const ps_change *c,
-                        const ps_envelope_names *names, int64_t now_ms)
+                        const ps_envelope_names *names, int64_t now_ms, const char *tail,
+                        size_t tail_len)
 {
 	ps_env_out o = {b, 0};
 	const ps_table *t = c->table;
@@ -211,6 +212,8 @@ static int render_event(const ps_envelope *k, ps_buf *b, const ps_txn *txn, cons
 		PS_ENV_LIT(&o, ",\"reprocessing\":true");
 	if (unchanged)
 		put_unchanged(&o, t, names, c->new_values);
+	if (tail_len)
+		ps__env_put(&o, tail, tail_len);
 	PS_ENV_LIT(&o, "}\n");
 	return o.rc;
 }
@@ -358,6 +361,13 @@ static bool op_known(uint8_t op)
 int ps_envelope_render(ps_envelope *env, ps_buf *buf, const ps_txn *txn, const ps_change *c,
                        int64_t now_ms, ps_error *err)
 {
+	return ps_envelope_render_tail(env, buf, txn, c, now_ms, NULL, 0, err);
+}
+
+int ps_envelope_render_tail(ps_envelope *env, ps_buf *buf, const ps_txn *txn,
+                            const ps_change *c, int64_t now_ms, const char *tail,
+                            size_t tail_len, ps_error *err)
+{
 	const ps_envelope_names *names = NULL;
 	int rc;
 
@@ -372,7 +382,7 @@ int ps_envelope_render(ps_envelope *env, ps_buf *buf, const ps_txn *txn, const p
 		if (rc != 0)
 			return rc;
 	}
-	rc = render_event(env, buf, txn, c, names, now_ms);
+	rc = render_event(env, buf, txn, c, names, now_ms, tail, tail_len);
 	if (rc != 0)
 		return ps_error_set(err, rc, "cannot render the '%c' event at lsn %llu",
 		                    (char)c->op, (unsigned long long)c->lsn);

@@ -64,6 +64,11 @@ void ps_envelope_free(ps_envelope *env);
  * length it had. */
 int ps_envelope_render(ps_envelope *env, ps_buf *buf, const ps_txn *txn, const ps_change *c,
                        int64_t now_ms, ps_error *err);
+/* The same, with tail (tail_len bytes: more members, each starting with a
+ * comma, e.g. a net event's "range", sink/netchg.h) before the closing brace. */
+int ps_envelope_render_tail(ps_envelope *env, ps_buf *buf, const ps_txn *txn,
+                            const ps_change *c, int64_t now_ms, const char *tail,
+                            size_t tail_len, ps_error *err);
 
 /*
  * --- Debezium events for brokers (envelope_dbz.c) ---------------------------

@@ -981,12 +981,100 @@ static void test_ops_table(void **state)
 	assert_null(ps_sink_jsonl.checkpoint_store);
 }
 
+/* ---- split by operation (issue 21) ----------------------------------------- */
+
+/* Events of each kind go to their own file sequence, each rotating on its
+ * own, created at its first event; every event says its position. */
+static void test_split_by_operation(void **state)
+{
+	fixture *f = *state;
+	ps_table *t = orders_table();
+	json_t *opts = json_pack("{s:s}", "split", "operation");
+	ps_sink_config cfg = {.job_name = "orders", .connector = "postgresql", .source_db = "app",
+	                      .options = opts};
+	ps_sink *k = NULL;
+	ps_error err;
+	char url[512], path[256];
+	const char *kinds[3] = {"insert", "update", "delete"};
+	const char ops[3] = {'c', 'u', 'd'};
+	int seen[3] = {0, 0, 0};
+
+	snprintf(url, sizeof(url), "%s?max_file_bytes=1024", f->url);
+	cfg.url = url;
+	ps_error_clear(&err);
+	assert_int_equal(ps_sink_jsonl.open(&k, &cfg, &err), 0);
+	for (int i = 0; i < 90; i++) {
+		ps_txn txn = {.xid = (uint64_t)i};
+		ps_change *c = small_insert(t, i, "padding padding padding");
+
+		snprintf(txn.position, sizeof(txn.position), "0/%X", 0x100 + i);
+		c->op = (uint8_t)ops[i % 3];
+		if (c->op == PS_OP_DELETE) {
+			ps_value key[NCOLS];
+			char idtext[16];
+			for (int j = 0; j < NCOLS; j++)
+				key[j] = VNULL;
+			snprintf(idtext, sizeof(idtext), "%d", i);
+			key[C_ID] = vtext(idtext);
+			ps_change_free(c);
+			c = ps_change_new(PS_OP_DELETE, t, NULL, key, true, (uint64_t)i + 1000);
+		}
+		write_ok(k, &txn, c);
+	}
+	flush_ok(k);
+	ps_sink_jsonl.close(k);
+	ps_table_unref(t);
+	json_decref(opts);
+
+	for (int kind = 0; kind < 3; kind++) {
+		char prefix[64];
+		int last = -1, nfiles = 0;
+
+		snprintf(prefix, sizeof(prefix), "orders.%s", kinds[kind]);
+		for (int seq = 1;; seq++) {
+			json_t *lines = json_array();
+			size_t n;
+
+			file_path(path, sizeof(path), f->out, prefix, seq);
+			if (!exists(path)) {
+				json_decref(lines);
+				break;
+			}
+			nfiles++;
+			n = read_lines(path, lines);
+			for (size_t i = 0; i < n; i++) {
+				json_t *e = json_array_get(lines, i);
+				json_t *row = json_object_get(e, kind == 2 ? "before" : "after");
+				char want[32];
+				int id = (int)iget(row, "id");
+
+				assert_int_equal(json_string_value(json_object_get(e, "op"))[0], ops[kind]);
+				assert_true(id > last);   /* commit order within the file */
+				assert_int_equal(id % 3, kind);
+				snprintf(want, sizeof(want), "0/%X", 0x100 + id);
+				assert_string_equal(json_string_value(json_object_get(e, "position")), want);
+				last = id;
+				seen[kind]++;
+			}
+			json_decref(lines);
+		}
+		assert_true(nfiles > 1);   /* rotated on its own */
+	}
+	assert_int_equal(seen[0] + seen[1] + seen[2], 90);
+	/* no event of the other kinds: no files for them */
+	file_path(path, sizeof(path), f->out, "orders.other", 1);
+	assert_false(exists(path));
+	file_path(path, sizeof(path), f->out, "orders", 1);
+	assert_false(exists(path));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_ops_table),
 		cmocka_unit_test_setup_teardown(test_envelope, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rotation, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_split_by_operation, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reopen_partial_line, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_urls, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stdout, setup, teardown),

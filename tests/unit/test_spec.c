@@ -182,7 +182,17 @@ static void test_unknown_fields(void **state)
 	            "\"slot\": \"x\"}}",
 	            "target.slot: unknown field; known fields are url, password_env, password_file, "
 	            "create_tables, truncate_before_load, schema, foreign_keys, create_extensions, "
-	            "follow_ddl");
+	            "follow_ddl, changes, update_mask, merge, net_memory_mb, split");
+	/* the JSON-lines sink's own options are checked like the core's (issue 21) */
+	parse_fails("{\"name\": \"a\", \"type\": \"cdc\", " SRC_OK ", \"target\": {\"url\": \"jsonl:-\", "
+	            "\"changes\": \"nett\"}}",
+	            "target.changes: 'nett' is not one of all, net");
+	parse_fails("{\"name\": \"a\", \"type\": \"cdc\", " SRC_OK ", \"target\": {\"url\": \"jsonl:-\", "
+	            "\"update_mask\": \"yes\"}}",
+	            "target.update_mask: expected true or false, got string");
+	parse_fails("{\"name\": \"a\", \"type\": \"cdc\", " SRC_OK ", \"target\": {\"url\": \"jsonl:-\", "
+	            "\"net_memory_mb\": 0}}",
+	            "target.net_memory_mb: 0 is out of range; use 1 to 1048576");
 	parse_fails("{\"name\": \"a\", \"type\": \"cdc\", " SRC_OK ", " DST_OK ", "
 	            "\"tables\": {\"include\": [\"a.b\"], \"exclud\": []}}",
 	            "tables.exclud: unknown field; known fields are include, exclude, keyless");

@@ -33,6 +33,20 @@
  *     envelope_schema.c) before the first event that has them. A crash
  *     before the checkpoint repeats the event with the events after it.
  *
+ *  7. Net changes (issue 21, target.changes "net"): the changes of a span
+ *     go into sink/netchg.c's store instead of the files; flush gives the
+ *     span's net events out (each with its range) and then syncs. The span
+ *     is a bounded run's processing range, which the sink asks the core to
+ *     hold to its end (sink.h range), or, for a run without a bound, what
+ *     came since the last flush. Initial-load rows (op r) and schema events
+ *     are written as they come.
+ *  8. Split by operation (target.split "operation"): one output per kind of
+ *     event, each a sequence of files of its own, <job>.<kind>-<seq>.jsonl
+ *     (kinds: insert c, update u, delete d, load r, other t m s), created
+ *     at the kind's first event after open. Every output follows notes 1-3;
+ *     flush writes and syncs each. Without split there is one output,
+ *     <job>-<seq>.jsonl, created at open as before.
+ *
  * States: open (fd is the current file or 1) ─► closed. There is no error
  * state: after a failed write or flush the buffer still holds exactly the
  * bytes not yet written, and the core decides whether to retry or close.
@@ -53,7 +67,9 @@
 #include "penstock/url.h"
 #include "penstock/sink.h"
 #include "sink/envelope.h"
+#include "sink/netchg.h"
 #include "util/buf.h"
+#include "util/json.h"
 #include "util/log.h"
 #include "util/str.h"
 
@@ -68,17 +84,34 @@ extern const ps_url_syntax ps_jsonl_url_syntax[];
 #define MAX_MAX_FILE_BYTES (1ULL << 40)
 #define SEQ_MAX_DIGITS 15
 
+/* Outputs by kind of event (note 8); OUT_ALL without split. */
+enum { OUT_INSERT, OUT_UPDATE, OUT_DELETE, OUT_LOAD, OUT_OTHER, OUT_N, OUT_ALL = 0 };
+static const char *const out_kinds[OUT_N] = {"insert", "update", "delete", "load", "other"};
+
+typedef struct jsonl_out {
+	char prefix[160];           /* file names: <prefix>-<seq>.jsonl */
+	int fd;                     /* current file, or 1; -1: none yet */
+	uint64_t seq;               /* sequence number of the current file */
+	uint64_t file_bytes;        /* bytes write(2) has put in the current file */
+	char file_path[PATH_MAX];   /* current file, for messages */
+	ps_buf buf;                 /* rendered events not yet written */
+	bool opened;                /* its files were looked at (last seq, repair) */
+} jsonl_out;
+
 struct ps_sink {
 	char *job_name;
 	char *dir;                  /* NULL when writing to standard output */
 	int dir_fd;                 /* -1 for standard output */
-	int fd;                     /* current file, or 1 */
-	uint64_t seq;               /* sequence number of the current file */
-	uint64_t file_bytes;        /* bytes write(2) has put in the current file */
 	uint64_t max_file_bytes;
-	char file_path[PATH_MAX];   /* current file, for messages */
+	jsonl_out outs[OUT_N];
+	int nouts;                  /* 1, or OUT_N with split */
 	ps_envelope env;
-	ps_buf buf;                 /* rendered events not yet written */
+	ps_netchg *net;             /* net changes (note 7), or NULL */
+	bool in_txn;
+	char range_from[PS_POSITION_MAX], range_to[PS_POSITION_MAX];
+	bool bounded;               /* range_to is a bounded run's end */
+	char last_commit[PS_POSITION_MAX];
+	ps_buf tail;                /* a net event's extra members */
 	char *connector, *source_db;  /* for schema events */
 	ps_envelope_shapes shapes;  /* what consumers were told, per table (note 6) */
 	const ps_table *last_r;     /* the table of the last initial-load row seen */
@@ -86,29 +119,29 @@ struct ps_sink {
 
 /* ==== files =============================================================== */
 
-/* Writes the whole buffer; on failure keeps the unwritten tail (invariant 1). */
-static int write_out(ps_sink *k, ps_error *err)
+/* Writes o's whole buffer; on failure keeps the unwritten tail (invariant 1). */
+static int write_out(jsonl_out *o, ps_error *err)
 {
 	size_t done = 0;
 	int rc = 0;
 
-	while (done < k->buf.len) {
-		ssize_t n = write(k->fd, k->buf.data + done, k->buf.len - done);
+	while (done < o->buf.len) {
+		ssize_t n = write(o->fd, o->buf.data + done, o->buf.len - done);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
 			int e = n < 0 ? errno : EIO;
 			rc = ps_error_set_errno(err, PS_EIO, e, "cannot write to %s",
-			                        k->file_path);
+			                        o->file_path);
 			break;
 		}
 		done += (size_t)n;
 	}
 	if (done > 0) {
-		k->file_bytes += done;
-		memmove(k->buf.data, k->buf.data + done, k->buf.len - done);
-		k->buf.len -= done;
-		k->buf.data[k->buf.len] = '\0';
+		o->file_bytes += done;
+		memmove(o->buf.data, o->buf.data + done, o->buf.len - done);
+		o->buf.len -= done;
+		o->buf.data[o->buf.len] = '\0';
 	}
 	return rc;
 }
@@ -142,17 +175,17 @@ static int ensure_dir(const char *dir, ps_error *err)
 	return 0;
 }
 
-/* True when name is "<job>-<6 or more digits>.jsonl"; sets *seq. */
-static bool parse_file_seq(const char *name, const char *job, size_t job_len,
+/* True when name is "<prefix>-<6 or more digits>.jsonl"; sets *seq. */
+static bool parse_file_seq(const char *name, const char *prefix, size_t prefix_len,
                            uint64_t *seq)
 {
 	const char *p;
 	uint64_t v = 0;
 	size_t nd = 0;
 
-	if (strncmp(name, job, job_len) != 0 || name[job_len] != '-')
+	if (strncmp(name, prefix, prefix_len) != 0 || name[prefix_len] != '-')
 		return false;
-	for (p = name + job_len + 1; *p >= '0' && *p <= '9'; p++) {
+	for (p = name + prefix_len + 1; *p >= '0' && *p <= '9'; p++) {
 		if (++nd > SEQ_MAX_DIGITS)
 			return false;
 		v = v * 10 + (uint64_t)(*p - '0');
@@ -163,9 +196,9 @@ static bool parse_file_seq(const char *name, const char *job, size_t job_len,
 	return true;
 }
 
-static int find_last_seq(ps_sink *k, uint64_t *last, ps_error *err)
+static int find_last_seq(ps_sink *k, const jsonl_out *o, uint64_t *last, ps_error *err)
 {
-	size_t job_len = strlen(k->job_name);
+	size_t prefix_len = strlen(o->prefix);
 	struct dirent *de;
 	DIR *d = opendir(k->dir);
 	uint64_t seq;
@@ -178,7 +211,7 @@ static int find_last_seq(ps_sink *k, uint64_t *last, ps_error *err)
 		de = readdir(d);
 		if (!de)
 			break;
-		if (parse_file_seq(de->d_name, k->job_name, job_len, &seq) && seq > *last)
+		if (parse_file_seq(de->d_name, o->prefix, prefix_len, &seq) && seq > *last)
 			*last = seq;
 	}
 	if (errno != 0) {
@@ -190,9 +223,9 @@ static int find_last_seq(ps_sink *k, uint64_t *last, ps_error *err)
 	return 0;
 }
 
-static void file_name(const ps_sink *k, uint64_t seq, char *name, size_t len)
+static void file_name(const jsonl_out *o, uint64_t seq, char *name, size_t len)
 {
-	snprintf(name, len, "%s-%06llu.jsonl", k->job_name, (unsigned long long)seq);
+	snprintf(name, len, "%s-%06llu.jsonl", o->prefix, (unsigned long long)seq);
 }
 
 /* Offset just after the last '\n' of fd's first size bytes (0 if none). */
@@ -220,78 +253,105 @@ static int last_line_end(int fd, off_t size, off_t *end)
 	return 0;
 }
 
-/* Cuts a partial last line left by a crash off file seq (invariant 1). */
-static int repair_partial_line(ps_sink *k, uint64_t seq, ps_error *err)
+/* Cuts a partial last line left by a crash off file seq of o (invariant 1). */
+static int repair_partial_line(ps_sink *k, jsonl_out *o, uint64_t seq, ps_error *err)
 {
 	char name[NAME_MAX + 1];
 	struct stat st;
 	off_t end = 0;
 	int fd = -1, e, rc = 0;
 
-	file_name(k, seq, name, sizeof(name));
-	snprintf(k->file_path, sizeof(k->file_path), "%s/%s", k->dir, name);
+	file_name(o, seq, name, sizeof(name));
+	snprintf(o->file_path, sizeof(o->file_path), "%s/%s", k->dir, name);
 	fd = openat(k->dir_fd, name, O_RDWR | O_CLOEXEC);
 	if (fd < 0 || fstat(fd, &st) != 0) {
-		rc = ps_error_set_errno(err, PS_EIO, errno, "cannot open %s", k->file_path);
+		rc = ps_error_set_errno(err, PS_EIO, errno, "cannot open %s", o->file_path);
 		goto cleanup;
 	}
 	if (st.st_size == 0)
 		goto cleanup;
 	e = last_line_end(fd, st.st_size, &end);
 	if (e != 0) {
-		rc = ps_error_set_errno(err, PS_EIO, e, "cannot read %s", k->file_path);
+		rc = ps_error_set_errno(err, PS_EIO, e, "cannot read %s", o->file_path);
 		goto cleanup;
 	}
 	if (end == st.st_size)
 		goto cleanup;
 	if (ftruncate(fd, end) != 0 || fsync(fd) != 0) {
 		rc = ps_error_set_errno(err, PS_EIO, errno, "cannot cut the partial last line of %s",
-		                        k->file_path);
+		                        o->file_path);
 		goto cleanup;
 	}
 	ps_log_warn("sink jsonl: cut a partial last line (%lld bytes) off %s",
-	            (long long)(st.st_size - end), k->file_path);
+	            (long long)(st.st_size - end), o->file_path);
 cleanup:
 	if (fd >= 0)
 		close(fd);
 	return rc;
 }
 
-/* Creates file k->seq (new, never appended to) and makes its name durable. */
-static int create_file(ps_sink *k, ps_error *err)
+/* Creates file o->seq (new, never appended to) and makes its name durable. */
+static int create_file(ps_sink *k, jsonl_out *o, ps_error *err)
 {
 	char name[NAME_MAX + 1];
 
-	file_name(k, k->seq, name, sizeof(name));
-	snprintf(k->file_path, sizeof(k->file_path), "%s/%s", k->dir, name);
-	k->fd = openat(k->dir_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
-	if (k->fd < 0)
-		return ps_error_set_errno(err, PS_EIO, errno, "cannot create %s", k->file_path);
-	k->file_bytes = 0;
+	file_name(o, o->seq, name, sizeof(name));
+	snprintf(o->file_path, sizeof(o->file_path), "%s/%s", k->dir, name);
+	o->fd = openat(k->dir_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+	if (o->fd < 0)
+		return ps_error_set_errno(err, PS_EIO, errno, "cannot create %s", o->file_path);
+	o->file_bytes = 0;
 	if (fsync(k->dir_fd) != 0)
 		return ps_error_set_errno(err, PS_EIO, errno, "cannot fsync directory %s", k->dir);
 	return 0;
 }
 
-/* Ends the current file durably and starts the next (invariant 3). */
-static int rotate(ps_sink *k, ps_error *err)
+/* Ends o's current file durably and starts the next (invariant 3). */
+static int rotate(ps_sink *k, jsonl_out *o, ps_error *err)
 {
-	int rc = write_out(k, err);
+	int rc = write_out(o, err);
 
 	if (rc != 0)
 		return rc;
-	if (fdatasync(k->fd) != 0)
-		return ps_error_set_errno(err, PS_EIO, errno, "cannot fdatasync %s", k->file_path);
-	close(k->fd);
-	k->fd = -1;
-	k->seq++;
-	return create_file(k, err);
+	if (fdatasync(o->fd) != 0)
+		return ps_error_set_errno(err, PS_EIO, errno, "cannot fdatasync %s", o->file_path);
+	close(o->fd);
+	o->fd = -1;
+	o->seq++;
+	return create_file(k, o, err);
+}
+
+/* o's first file of this run: after the last one there (repaired). */
+static int out_start(ps_sink *k, jsonl_out *o, ps_error *err)
+{
+	uint64_t last;
+	int rc;
+
+	rc = find_last_seq(k, o, &last, err);
+	if (rc == 0 && last > 0)
+		rc = repair_partial_line(k, o, last, err);
+	if (rc != 0)
+		return rc;
+	o->seq = last + 1;
+	o->opened = true;
+	return create_file(k, o, err);
+}
+
+/* o ready for the next event: its file exists (note 8) and has room. */
+static int out_ready(ps_sink *k, jsonl_out *o, ps_error *err)
+{
+	if (!k->dir)
+		return 0;
+	if (o->fd < 0)
+		return out_start(k, o, err);
+	if (o->file_bytes + o->buf.len >= k->max_file_bytes)
+		return rotate(k, o, err);
+	return 0;
 }
 
 static int open_directory(ps_sink *k, const char *path, ps_error *err)
 {
 	size_t len = strlen(path);
-	uint64_t last;
 	int rc;
 
 	while (len > 1 && path[len - 1] == '/')
@@ -307,13 +367,8 @@ static int open_directory(ps_sink *k, const char *path, ps_error *err)
 	k->dir_fd = open(k->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (k->dir_fd < 0)
 		return ps_error_set_errno(err, PS_EIO, errno, "cannot open directory %s", k->dir);
-	rc = find_last_seq(k, &last, err);
-	if (rc == 0 && last > 0)
-		rc = repair_partial_line(k, last, err);
-	if (rc != 0)
-		return rc;
-	k->seq = last + 1;
-	return create_file(k, err);
+	/* without split, the one output's file is created now (note 2) */
+	return k->nouts == 1 ? out_start(k, &k->outs[OUT_ALL], err) : 0;
 }
 
 /* ==== open / close ======================================================== */
@@ -361,16 +416,56 @@ static bool job_name_ok(const char *s)
 	return n <= 128;
 }
 
+/* target.changes, update_mask, merge, net_memory_mb and split (notes 7, 8):
+ * their types are checked with the spec; here what they mean together. */
+static int open_options(ps_sink *k, const ps_sink_config *cfg, bool is_stdout, ps_error *err)
+{
+	const char *changes = ps_option_str(cfg->options, "changes");
+	const char *split = ps_option_str(cfg->options, "split");
+	bool net = changes && strcmp(changes, "net") == 0;
+	ps_netchg_opts no = {0};
+
+	no.update_mask = ps_option_bool(cfg->options, "update_mask", false);
+	no.merge = ps_option_bool(cfg->options, "merge", false);
+	no.memory_bytes = (size_t)ps_option_int(cfg->options, "net_memory_mb", 64) << 20;
+	if (!net && (no.update_mask || no.merge))
+		return ps_error_set(err, PS_EINVAL, "target.%s applies to net changes only: set "
+		                    "target.changes to \"net\", or remove target.%s",
+		                    no.update_mask ? "update_mask" : "merge",
+		                    no.update_mask ? "update_mask" : "merge");
+	if (no.update_mask && no.merge)
+		return ps_error_set(err, PS_EINVAL, "target.update_mask and target.merge do not go "
+		                    "together: a merge event does not say whether the row was "
+		                    "updated; choose one");
+	k->nouts = 1;
+	snprintf(k->outs[OUT_ALL].prefix, sizeof(k->outs[OUT_ALL].prefix), "%s", k->job_name);
+	if (split && strcmp(split, "operation") == 0) {
+		if (is_stdout)
+			return ps_error_set(err, PS_EINVAL, "target.split \"operation\" writes one file "
+			                    "sequence per operation: it needs a directory "
+			                    "(jsonl:///absolute/dir), not jsonl:-");
+		k->nouts = OUT_N;
+		for (int i = 0; i < OUT_N; i++)
+			snprintf(k->outs[i].prefix, sizeof(k->outs[i].prefix), "%s.%s", k->job_name,
+			         out_kinds[i]);
+	}
+	return net ? ps_netchg_open(&k->net, &no, err) : 0;
+}
+
 static void jsonl_close(ps_sink *k)
 {
 	if (!k)
 		return;
-	if (k->fd >= 0 && k->dir)
-		close(k->fd);
+	for (int i = 0; i < OUT_N; i++) {
+		if (k->outs[i].fd >= 0 && k->dir)
+			close(k->outs[i].fd);
+		ps_buf_free(&k->outs[i].buf);
+	}
 	if (k->dir_fd >= 0)
 		close(k->dir_fd);
 	ps_envelope_free(&k->env);
-	ps_buf_free(&k->buf);
+	ps_netchg_close(k->net);
+	ps_buf_free(&k->tail);
 	ps_envelope_shapes_free(&k->shapes);
 	free(k->connector);
 	free(k->source_db);
@@ -395,9 +490,12 @@ static int jsonl_open(ps_sink **out_sink, const ps_sink_config *cfg, ps_error *e
 	k = calloc(1, sizeof(*k));
 	if (!k)
 		return ps_error_set(err, PS_ENOMEM, "out of memory");
-	k->fd = -1;
 	k->dir_fd = -1;
-	ps_buf_init(&k->buf, BUF_LIMIT);
+	for (int i = 0; i < OUT_N; i++) {
+		k->outs[i].fd = -1;
+		ps_buf_init(&k->outs[i].buf, BUF_LIMIT);
+	}
+	ps_buf_init(&k->tail, BUF_LIMIT);
 	rc = ps_url_parse(&url, cfg->url, err);
 	if (rc != 0)
 		goto cleanup;
@@ -422,9 +520,13 @@ static int jsonl_open(ps_sink **out_sink, const ps_sink_config *cfg, ps_error *e
 		rc = ps_error_set(err, PS_ENOMEM, "out of memory");
 		goto cleanup;
 	}
+	rc = open_options(k, cfg, url.is_stdout, err);
+	if (rc != 0)
+		goto cleanup;
 	if (url.is_stdout) {
-		k->fd = STDOUT_FILENO;
-		snprintf(k->file_path, sizeof(k->file_path), "standard output");
+		k->outs[OUT_ALL].fd = STDOUT_FILENO;
+		snprintf(k->outs[OUT_ALL].file_path, sizeof(k->outs[OUT_ALL].file_path),
+		         "standard output");
 	} else {
 		rc = open_directory(k, url.path, err);
 	}
@@ -455,8 +557,9 @@ static int jsonl_table_change(ps_sink *k, const ps_txn *txn, const ps_table_chan
 	const ps_table *t = tc->table;
 	ps_envelope_shape *known = ps_envelope_shapes_find(&k->shapes, t->schema, t->name);
 	ps_envelope_shape now;
-	size_t start = k->buf.len;
-	int rc;
+	jsonl_out *o = &k->outs[k->nouts > 1 ? OUT_OTHER : OUT_ALL];
+	size_t start = o->buf.len;
+	int rc = 0;
 
 	(void)opt;
 	*backfill = false;
@@ -466,16 +569,15 @@ static int jsonl_table_change(ps_sink *k, const ps_txn *txn, const ps_table_chan
 		return ps_error_set(err, rc, "out of memory");
 	}
 	if (known && !ps_envelope_shape_equal(known, &now)) {
-		if (k->dir && k->file_bytes + k->buf.len >= k->max_file_bytes)
-			rc = rotate(k, err);
-		start = k->buf.len;
+		rc = out_ready(k, o, err);
+		start = o->buf.len;
 		if (rc == 0)
-			rc = ps_envelope_render_schema(&k->buf, k->connector, k->source_db, txn, tc,
+			rc = ps_envelope_render_schema(&o->buf, k->connector, k->source_db, txn, tc,
 			                               known, &now, wall_ms(), err);
 		if (rc != 0) {
-			k->buf.len = start;
-			if (k->buf.data)
-				k->buf.data[start] = '\0';
+			o->buf.len = start;
+			if (o->buf.data)
+				o->buf.data[start] = '\0';
 			ps_envelope_shape_clear(&now);
 			return rc;
 		}
@@ -487,8 +589,8 @@ static int jsonl_table_change(ps_sink *k, const ps_txn *txn, const ps_table_chan
 	ps_envelope_shape_clear(&now);
 	if (rc != PS_OK)
 		return ps_error_set(err, rc, "out of memory");
-	if (k->buf.len >= WRITE_THRESHOLD)
-		return write_out(k, err);
+	if (o->buf.len >= WRITE_THRESHOLD)
+		return write_out(o, err);
 	return 0;
 }
 
@@ -540,10 +642,64 @@ static int jsonl_state_restore(ps_sink *k, const char *json, ps_error *err)
 	return rc == PS_OK ? PS_OK : ps_error_set(err, rc, "out of memory");
 }
 
+/* The output of an event of op (note 8). */
+static jsonl_out *out_for(ps_sink *k, uint8_t op)
+{
+	if (k->nouts == 1)
+		return &k->outs[OUT_ALL];
+	switch (op) {
+	case PS_OP_INSERT: return &k->outs[OUT_INSERT];
+	case PS_OP_UPDATE: return &k->outs[OUT_UPDATE];
+	case PS_OP_DELETE: return &k->outs[OUT_DELETE];
+	case PS_OP_READ: return &k->outs[OUT_LOAD];
+	default: return &k->outs[OUT_OTHER];
+	}
+}
+
+/* Renders c (with tail, tail_len bytes, before its closing brace) into its
+ * output; rotates first when the file is full. */
+static int render(ps_sink *k, const ps_txn *txn, const ps_change *c, const char *tail,
+                  size_t tail_len, ps_error *err)
+{
+	jsonl_out *o = out_for(k, c->op);
+	size_t start;
+	int rc;
+
+	rc = out_ready(k, o, err);
+	if (rc != 0)
+		return rc;
+	start = o->buf.len;
+	rc = ps_envelope_render_tail(&k->env, &o->buf, txn, c, wall_ms(), tail, tail_len, err);
+	if ((rc == 0 && o->buf.len - start > EVENT_MAX) || rc == PS_ETOOBIG)
+		rc = ps_error_set(err, PS_ETOOBIG, "the '%c' event at lsn %llu is larger than %zu MiB",
+		                  (char)c->op, (unsigned long long)c->lsn, EVENT_MAX >> 20);
+	if (rc != 0) {
+		o->buf.len = start;
+		if (o->buf.data)
+			o->buf.data[start] = '\0';
+		return rc;
+	}
+	if (o->buf.len >= WRITE_THRESHOLD)
+		return write_out(o, err);
+	return 0;
+}
+
+/* Split outputs (note 8): each event says where its transaction stands in
+ * the source's commit order, for a reader that merges the files. */
+static int tail_position(ps_sink *k, const ps_txn *txn)
+{
+	int rc;
+
+	if (k->nouts == 1 || !txn)
+		return PS_OK;
+	rc = ps_buf_puts(&k->tail, ",\"position\":");
+	return rc == PS_OK ? ps_json_append_string(&k->tail, txn->position, strlen(txn->position))
+	                   : rc;
+}
+
 static int jsonl_write(ps_sink *k, const ps_txn *txn, const ps_change *c,
                        ps_error *err)
 {
-	size_t start;
 	int rc;
 
 	if (c->op == PS_OP_READ && c->table) {
@@ -551,44 +707,112 @@ static int jsonl_write(ps_sink *k, const ps_txn *txn, const ps_change *c,
 		if (rc != 0)
 			return rc;
 	}
-	if (k->dir && k->file_bytes + k->buf.len >= k->max_file_bytes) {
-		rc = rotate(k, err);
-		if (rc != 0)
-			return rc;
-	}
-	start = k->buf.len;
-	rc = ps_envelope_render(&k->env, &k->buf, txn, c, wall_ms(), err);
-	if ((rc == 0 && k->buf.len - start > EVENT_MAX) || rc == PS_ETOOBIG)
-		rc = ps_error_set(err, PS_ETOOBIG, "the '%c' event at lsn %llu is larger than %zu MiB",
-		                  (char)c->op, (unsigned long long)c->lsn, EVENT_MAX >> 20);
-	if (rc != 0) {
-		k->buf.len = start;
-		if (k->buf.data)
-			k->buf.data[start] = '\0';
-		return rc;
-	}
-	if (k->buf.len >= WRITE_THRESHOLD)
-		return write_out(k, err);
+	if (k->net && c->op != PS_OP_READ)
+		return ps_netchg_add(k->net, txn, c, err);   /* note 7 */
+	ps_buf_reset(&k->tail);
+	rc = tail_position(k, txn);
+	if (rc != PS_OK)
+		return ps_error_set(err, rc, "out of memory");
+	return render(k, txn, c, k->tail.data, k->tail.len, err);
+}
+
+static int jsonl_begin(ps_sink *k, const ps_txn *txn, ps_error *err)
+{
+	(void)txn;
+	k->in_txn = true;
+	return k->net ? ps_netchg_begin(k->net, err) : 0;
+}
+
+static int jsonl_commit(ps_sink *k, const ps_txn *txn, ps_error *err)
+{
+	k->in_txn = false;
+	snprintf(k->last_commit, sizeof(k->last_commit), "%s", txn->position);
+	return k->net ? ps_netchg_commit(k->net, err) : 0;
+}
+
+/* A bounded run's range is held to its end (note 7); a run without a bound
+ * gives each flush's span out, from where the last one ended. */
+static int jsonl_range(ps_sink *k, const char *from, const char *to, bool *hold, ps_error *err)
+{
+	(void)err;
+	if (from)
+		snprintf(k->range_from, sizeof(k->range_from), "%s", from);
+	k->bounded = to != NULL;
+	snprintf(k->range_to, sizeof(k->range_to), "%s", to ? to : "");
+	*hold = k->net != NULL;
 	return 0;
+}
+
+static int emit_net(const ps_netchg_event *ev, void *payload, ps_error *err)
+{
+	ps_sink *k = payload;
+	const char *to = k->bounded ? k->range_to : k->last_commit;
+	int rc;
+
+	ps_buf_reset(&k->tail);
+	rc = ps_netchg_render_tail(&k->tail, ev, k->range_from, to);
+	if (rc == PS_OK)
+		rc = tail_position(k, ev->txn);
+	if (rc != PS_OK)
+		return ps_error_set(err, rc, "cannot render a net event's range");
+	return render(k, ev->txn, ev->change, k->tail.data, k->tail.len, err);
 }
 
 static int jsonl_flush(ps_sink *k, ps_error *err)
 {
-	int rc = write_out(k, err);
+	int rc = 0;
 
-	if (rc != 0)
-		return rc;
-	if (!k->dir) {
-		/* Pipes and terminals cannot be synced; files behind stdout can. */
-		if (fsync(k->fd) != 0 && errno != EINVAL && errno != EROFS &&
-		    errno != ENOTSUP && errno != EOPNOTSUPP)
-			return ps_error_set_errno(err, PS_EIO, errno, "cannot fsync %s", k->file_path);
-		return 0;
+	if (k->net) {
+		rc = ps_netchg_drain(k->net, emit_net, k, err);
+		if (rc != 0)
+			return rc;
+		k->in_txn = false;
+		/* the next span begins where this one ended */
+		if (!k->bounded && k->last_commit[0])
+			snprintf(k->range_from, sizeof(k->range_from), "%s", k->last_commit);
 	}
-	if (fdatasync(k->fd) != 0)
-		return ps_error_set_errno(err, PS_EIO, errno, "cannot fdatasync %s", k->file_path);
-	return 0;
+	for (int i = 0; i < k->nouts && rc == 0; i++) {
+		jsonl_out *o = &k->outs[i];
+
+		if (o->fd < 0)
+			continue;
+		rc = write_out(o, err);
+		if (rc != 0)
+			break;
+		if (!k->dir) {
+			/* Pipes and terminals cannot be synced; files behind stdout can. */
+			if (fsync(o->fd) != 0 && errno != EINVAL && errno != EROFS &&
+			    errno != ENOTSUP && errno != EOPNOTSUPP)
+				rc = ps_error_set_errno(err, PS_EIO, errno, "cannot fsync %s", o->file_path);
+		} else if (fdatasync(o->fd) != 0) {
+			rc = ps_error_set_errno(err, PS_EIO, errno, "cannot fdatasync %s", o->file_path);
+		}
+	}
+	return rc;
 }
+
+static const char *const changes_choices[] = {"all", "net", NULL};
+static const char *const split_choices[] = {"none", "operation", NULL};
+
+static const ps_option_def jsonl_options[] = {
+	{.name = "changes", .kind = PS_OPTION_CHOICE, .choices = changes_choices,
+	 .default_text = "all",
+	 .doc = "all: every change as an event; net: one event per key with its final state, "
+	        "per processing range (penstock run --until) or per flush"},
+	{.name = "update_mask", .kind = PS_OPTION_BOOL, .default_int = 0,
+	 .doc = "net changes: each update names the columns the range changed (\"changed\")"},
+	{.name = "merge", .kind = PS_OPTION_BOOL, .default_int = 0,
+	 .doc = "net changes: inserts and updates are one operation, op \"u\" (insert or update)"},
+	{.name = "net_memory_mb", .kind = PS_OPTION_INTEGER, .min = 1, .max = 1048576,
+	 .default_int = 64,
+	 .doc = "net changes: memory the held changes may use before they spill to a "
+	        "temporary file"},
+	{.name = "split", .kind = PS_OPTION_CHOICE, .choices = split_choices,
+	 .default_text = "none",
+	 .doc = "operation: inserts, updates, deletes, load rows and the rest (truncates, "
+	        "messages, schema changes) each in files of their own"},
+	{.name = NULL},
+};
 
 static const char *const jsonl_schemes[] = {"jsonl", NULL};
 static const char *const check_ids[] = {"target.writable", NULL};
@@ -606,10 +830,11 @@ const ps_sink_ops ps_sink_jsonl = {
 	.url_schemes = jsonl_schemes,
 	.check_ids = check_ids,
 	.max_writers = 1,   /* one appender per directory */
+	.options = jsonl_options,
 	.open = jsonl_open,
-	.begin = NULL,
+	.begin = jsonl_begin,
 	.write = jsonl_write,
-	.commit = NULL,
+	.commit = jsonl_commit,
 	.flush = jsonl_flush,
 	.checkpoint_load = NULL,
 	.checkpoint_store = NULL,
@@ -619,4 +844,5 @@ const ps_sink_ops ps_sink_jsonl = {
 	.state_save = jsonl_state_save,
 	.state_restore = jsonl_state_restore,
 	.table_change = jsonl_table_change,
+	.range = jsonl_range,
 };
