@@ -46,12 +46,16 @@
  *      position as durable only once the sink reports its flush durable.
  *      It asks the sink what it knows after every flush (no I/O: the
  *      PostgreSQL sink learns the target's flush position with each
- *      COMMIT), asks the target when idle for DURABLE_ASK_MS, and makes
- *      everything durable (one disk sync of the target at most) when idle
- *      for DURABLE_WAIT_MS, at the end of every run that ends cleanly, and
- *      before the slot of a finished snapshot job is dropped. The commit
- *      itself, the checkpoint in it and exactly-once are unchanged: only
- *      when the source hears about it is.
+ *      COMMIT), asks the target every DURABLE_ASK_MS while idle, and makes
+ *      everything durable (one disk sync of the target) when idle for
+ *      DURABLE_WAIT_MS, at the end of every run that ends cleanly, and
+ *      before the slot of a finished snapshot job is dropped. The idle
+ *      wait is longer than PostgreSQL's WAL writer takes by default
+ *      (wal_writer_delay, 200 ms), so that a trickle of transactions does
+ *      not pay a sync per batch after all; it is there for a target whose
+ *      WAL writer is slower, or whose flush stops short of our commit. The
+ *      commit itself, the checkpoint in it and exactly-once are unchanged:
+ *      only when the source hears of it is.
  *
  * Health: when the reader loses the source (an error the job retries), the
  * applier still applies and checkpoints everything queued before the run
@@ -86,8 +90,8 @@ typedef struct route {
 } route;
 
 #define PEND_MAX 64           /* batches awaiting durability we keep apart */
-#define DURABLE_ASK_MS 5      /* idle this long after a flush: ask the target */
-#define DURABLE_WAIT_MS 20    /* idle this long: make everything durable */
+#define DURABLE_ASK_MS 10     /* idle, batches not yet durable: ask this often */
+#define DURABLE_WAIT_MS 250   /* idle this long: make them durable (note 6) */
 
 typedef struct pipeline {
 	const ps_pipeline_config *cfg;
@@ -134,7 +138,7 @@ typedef struct pipeline {
 		char position[PS_POSITION_MAX];
 	} pend[PEND_MAX];
 	int npend;
-	uint64_t last_flush_ns;
+	uint64_t last_flush_ns, last_ask_ns;
 
 	/* applier-only */
 	bool in_txn;
@@ -313,22 +317,23 @@ static int durable_after_flush(pipeline *p, const char *pos, ps_error *err)
  * the applier may wait for the next item before it should look again. */
 static int durable_idle(pipeline *p, int *wait_ms, ps_error *err)
 {
-	uint64_t idle_ms;
+	uint64_t now, idle_ms;
 
 	if (p->npend == 0 || p->in_txn || p->batch_txns > 0)
 		return PS_OK;
-	idle_ms = (ps_now_ns() - p->last_flush_ns) / 1000000ull;
+	now = ps_now_ns();
+	idle_ms = (now - p->last_flush_ns) / 1000000ull;
 	if (idle_ms >= DURABLE_WAIT_MS)
 		return durable_poll(p, PS_DURABLE_WAIT, err);
-	if (idle_ms >= DURABLE_ASK_MS) {
+	if (idle_ms >= DURABLE_ASK_MS && now - p->last_ask_ns >= DURABLE_ASK_MS * 1000000ull) {
 		int rc = durable_poll(p, PS_DURABLE_ASK, err);
 
 		if (rc != PS_OK)
 			return rc;
-		*wait_ms = (int)(DURABLE_WAIT_MS - idle_ms);
-	} else {
-		*wait_ms = (int)(DURABLE_ASK_MS - idle_ms);
+		p->last_ask_ns = now;
 	}
+	*wait_ms = (int)(DURABLE_WAIT_MS - idle_ms < DURABLE_ASK_MS ? DURABLE_WAIT_MS - idle_ms
+	                                                             : DURABLE_ASK_MS);
 	return PS_OK;
 }
 
