@@ -43,11 +43,18 @@ def wait_for(predicate, timeout=30.0, interval=0.05, what="condition"):
 
 
 class Cluster:
-    def __init__(self, base):
+    """A throwaway PostgreSQL 15 (scripts/pgtmp.sh) in base. durable: with
+    PostgreSQL's default durability (fsync, synchronous_commit and
+    full_page_writes on) instead of the tests' fast settings; settings: more
+    `name=value` server settings."""
+
+    def __init__(self, base, durable=False, settings=()):
         self.base = base
+        self.durable = durable
         self.port = int(subprocess.check_output([str(PGTMP), "freeport"]).decode())
         self.dir = os.path.join(base, "pg")
-        subprocess.run([str(PGTMP), "start", self.dir, str(self.port)], check=True)
+        subprocess.run([str(PGTMP), "start", *(["--durable"] if durable else []), self.dir,
+                        str(self.port), *settings], check=True)
         self._n = 0
 
     def connect(self, dbname="postgres", user="postgres", password=None):
@@ -69,6 +76,16 @@ class Cluster:
 
     def stop(self):
         subprocess.run([str(PGTMP), "stop", self.dir], check=False)
+
+    def crash(self):
+        """pg_ctl -m immediate: every process quits at once, as in a crash;
+        what is not yet written from the WAL buffers is lost."""
+        subprocess.run([str(PGTMP), "stop", self.dir], check=True)
+
+    def restart(self):
+        """Starts a stopped (or crashed) cluster again with its settings;
+        after a crash it recovers from its WAL first."""
+        subprocess.run([str(PGTMP), "restart", self.dir], check=True)
 
 
 class Database:
