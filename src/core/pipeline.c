@@ -49,13 +49,15 @@
  *      COMMIT), asks the target every DURABLE_ASK_MS while idle, and makes
  *      everything durable (one disk sync of the target) when idle for
  *      DURABLE_WAIT_MS, at the end of every run that ends cleanly, and
- *      before the slot of a finished snapshot job is dropped. The idle
- *      wait is longer than PostgreSQL's WAL writer takes by default
- *      (wal_writer_delay, 200 ms), so that a trickle of transactions does
- *      not pay a sync per batch after all; it is there for a target whose
- *      WAL writer is slower, or whose flush stops short of our commit. The
- *      commit itself, the checkpoint in it and exactly-once are unchanged:
- *      only when the source hears of it is.
+ *      before the slot of a finished snapshot job is dropped. So under load
+ *      (no idle gap of DURABLE_WAIT_MS) batches cost no disk sync of their
+ *      own, and the target's WAL writer makes them durable (within
+ *      wal_writer_delay, 200 ms by default); a trickle pays at most one
+ *      sync per idle gap, as it paid one per batch before; and the source
+ *      hears of the end of a backlog within DURABLE_WAIT_MS and a sync,
+ *      not a WAL writer's round later. The commit itself, the checkpoint
+ *      in it and exactly-once are unchanged: only when the source hears of
+ *      it is.
  *
  * Health: when the reader loses the source (an error the job retries), the
  * applier still applies and checkpoints everything queued before the run
@@ -90,8 +92,8 @@ typedef struct route {
 } route;
 
 #define PEND_MAX 64           /* batches awaiting durability we keep apart */
-#define DURABLE_ASK_MS 10     /* idle, batches not yet durable: ask this often */
-#define DURABLE_WAIT_MS 250   /* idle this long: make them durable (note 6) */
+#define DURABLE_ASK_MS 5      /* idle, batches not yet durable: ask this often */
+#define DURABLE_WAIT_MS 20    /* idle this long: make them durable (note 6) */
 
 typedef struct pipeline {
 	const ps_pipeline_config *cfg;
