@@ -18,7 +18,9 @@ retries, as a restarted `penstock run` or by itself as a server job.
 import json
 import os
 import shutil
+import signal
 import tempfile
+import time
 
 import pytest
 
@@ -26,8 +28,9 @@ from conftest import Cluster, Database, Writer, wait_equal, wait_for
 from test_server import Server, spec_for, start_streaming, transitions
 
 W_TABLES = ["public.w_items", "public.w_history"]
-# Async commits stay in the WAL buffers for up to 10 s: only penstock's own
-# durability waits (idle for 250 ms, a clean stop, a restart) flush them.
+# Async commits stay unflushed for up to 10 s (only penstock's own
+# durability waits flush them: idle for 20 ms, a clean stop, a restart), and
+# in the WAL buffers until a page fills; a process crash loses what is there.
 SLOW_WAL_WRITER = ("wal_writer_delay=10000ms", "wal_writer_flush_after=1GB", "wal_buffers=64MB")
 FAST_RETRY = {"initial_backoff_ms": 200, "max_backoff_ms": 1000}
 
@@ -66,21 +69,84 @@ def checkpoint_position(cluster, dbname, job):
     return lsn(json.loads(body)["position"]) if body else 0
 
 
+def server_processes(cluster, title):
+    """The pids of the cluster's processes whose title starts with title."""
+    with open(os.path.join(cluster.dir, "data", "postmaster.pid")) as f:
+        pm = int(f.readline())
+    out = []
+    with open(f"/proc/{pm}/task/{pm}/children") as f:
+        for pid in f.read().split():
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as c:
+                    if c.read().startswith(b"postgres: " + title.encode()):
+                        out.append(int(pid))
+            except OSError:
+                pass
+    return out
+
+
 def crash_under_load(cluster, dbname, job, rows_before, alive):
-    """Waits until the target applied more rows and holds WAL not yet
-    flushed, then crashes it at once. Returns the checkpoint position the
-    target showed just before the crash. alive() raises when penstock has
-    given up meanwhile (with what it said)."""
-    def ready():
-        alive()
-        n = query(cluster, dbname, "SELECT count(*) FROM w_history")
-        unflushed = query(cluster, dbname, "SELECT pg_current_wal_insert_lsn() > "
-                          "pg_current_wal_flush_lsn()")
-        return n >= rows_before + 300 and unflushed
-    wait_for(ready, 90, interval=0.02, what="the target to apply more rows, some not yet flushed")
-    before = checkpoint_position(cluster, dbname, job)
-    cluster.crash()
-    return before
+    """Crashes the target at a moment when it holds a committed checkpoint
+    whose commit record is still in its WAL buffers, written by nobody, so
+    that the crash loses it.
+
+    Nothing may write those buffers between that moment and the crash: the
+    WAL writer is held (SIGSTOP) while the test looks, as a busy machine can
+    hold it (otherwise it writes every page as it fills, and a crash loses
+    only what a page not yet full holds); once the moment is found, the
+    database's backends are held too (penstock's own, which would write the
+    buffers with its next synchronous commit), the postmaster gets SIGQUIT
+    (`pg_ctl -m immediate`), and the held processes are let go, to quit at
+    once on the SIGQUIT that waits for them. The moment: between two looks
+    20 ms apart a newer checkpoint became visible while the WAL write
+    position (pg_current_wal_lsn) did not move, after the target applied
+    300 more rows. Returns that checkpoint's position. alive() raises when
+    penstock has given up meanwhile (with what it said)."""
+    held = server_processes(cluster, "walwriter")
+    conn = cluster.connect(dbname)
+    prev = None
+    deadline = time.monotonic() + 120
+    for pid in held:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        with conn.cursor() as cur:
+            while True:
+                alive()
+                cur.execute("SELECT body, pg_current_wal_lsn()::text, "
+                            "(SELECT count(*) FROM w_history) FROM penstock.checkpoint "
+                            "WHERE job = %s", (job,))
+                body, written, rows = cur.fetchone()
+                pos = lsn(json.loads(body)["position"])
+                if prev and rows >= rows_before + 300 and written == prev[1] and pos > prev[0]:
+                    break
+                prev = (pos, written)
+                if time.monotonic() > deadline:
+                    raise AssertionError("the target never held a commit not yet written")
+                time.sleep(0.02)
+        conn.close()
+        for pid in server_processes(cluster, f"postgres {dbname} "):
+            os.kill(pid, signal.SIGSTOP)
+            held.append(pid)
+        cluster.crash(wait=False)
+    finally:
+        conn.close()
+        for pid in held:
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+    wait_for(lambda: not os.path.exists(os.path.join(cluster.dir, "data", "postmaster.pid")),
+             60, 0.01, what="the target to quit")
+    return pos
+
+
+def steady_source(db):
+    """The session's cluster commits with synchronous_commit off, so its WAL
+    (and the stream penstock reads) arrives in bursts once per WAL writer
+    round, with idle gaps in which penstock makes its commits durable. A
+    source committing durably streams steadily, as under load in
+    production: penstock is never idle long enough to insist."""
+    db.execute(f'ALTER DATABASE "{db.name}" SET synchronous_commit = on')
 
 
 def reconnect(cluster, name):
@@ -94,6 +160,7 @@ def test_target_crash_under_load_then_penstock_run_again(db, durable_target, mak
     """Two crashes of the target under writes, penstock run started again
     after each: the crashes lose commits, and nothing is missing or doubled."""
     dst = durable_target.new_database()
+    steady_source(db)
     Writer.create_tables(db, rows=2000)
     writer = Writer(db)
     writer.start()
@@ -139,6 +206,7 @@ def test_target_crash_under_load_server_job_retries(db, durable_target, server):
     """The same as a server job, which fails while the target is down and
     retries by itself until it streams again."""
     dst = durable_target.new_database()
+    steady_source(db)
     Writer.create_tables(db, rows=2000)
     writer = Writer(db, seed=2)
     writer.start()
