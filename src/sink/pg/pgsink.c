@@ -452,6 +452,11 @@ static void pg_close(ps_sink *s)
 
 	if (!s)
 		return;
+	if (s->ncommits)
+		ps_log_debug("target pg: %llu commits (%s), %llu asked for the WAL flush position, "
+		             "%llu waited for it", (unsigned long long)s->ncommits,
+		             s->async ? "asynchronous" : "synchronous", (unsigned long long)s->nasks,
+		             (unsigned long long)s->nwaits);
 	if (s->conn) {
 		if (s->copying)
 			pgs_copy_abort(s);
@@ -636,6 +641,7 @@ static int pg_flush(ps_sink *s, ps_error *err)
 			rc = pgs_leave_pipeline(s, err);
 		if (rc == PS_OK) {
 			s->in_txn = false;
+			s->ncommits++;
 			if (s->async)
 				mark_commit(s, s->nflush + 1, s->wal_insert);
 		}
@@ -698,14 +704,17 @@ static int pg_durable(ps_sink *s, int how, uint64_t *through, ps_error *err)
 		                    "target transaction");
 	/* inside one, asking would need a sync of the pipeline: say what is known */
 	if (!s->in_txn && s->nmarks > 0 && how == PS_DURABLE_ASK && durable_through(s) < s->nflush) {
+		s->nasks++;
 		rc = pgs_exec(s, &res, err, "reading the WAL positions", WAL_POSITIONS, 0, NULL);
 		if (rc == PS_OK)
 			rc = read_wal(s, res, err);
 		PQclear(res);
 	}
 	if (rc == PS_OK && s->nmarks > 0 && how == PS_DURABLE_WAIT &&
-	    durable_through(s) < s->nflush)
+	    durable_through(s) < s->nflush) {
+		s->nwaits++;
 		rc = commit_durably(s, err);
+	}
 	if (rc != PS_OK)
 		return pgs_fail(s, err);
 	*through = durable_through(s);

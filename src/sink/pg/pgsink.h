@@ -141,6 +141,7 @@ struct ps_sink {
 	int nmarks;
 	uint64_t wal_insert;         /* WAL positions last read (bytes from 0/0) */
 	uint64_t wal_flush;
+	uint64_t ncommits, nasks, nwaits;   /* for the log at close */
 	int failure_code;            /* the first such error's code */
 	char failure[PS_ERROR_MESSAGE_MAX];
 
