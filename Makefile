@@ -7,7 +7,9 @@
 #   make demo            install deps, build, run the demo
 #   make bench           benchmarks against peers (bench/)
 #   make fuzz            every tests/fuzz/fuzz_*.c for FUZZ_SECONDS (60) each
-#   make install         install to $(DESTDIR)$(PREFIX)/bin
+#   make install         binary, man pages, systemd unit, env example, bash
+#                        completion, dashboards under $(DESTDIR)$(PREFIX)
+#   make man             build/man/penstock.1 and penstock-spec.5 (scdoc)
 #   make SAN=address     AddressSanitizer + UBSan build in build/san-address/
 #   make SAN=thread      ThreadSanitizer build in build/san-thread/
 #
@@ -15,8 +17,15 @@
 
 CC       ?= cc
 PREFIX   ?= /usr/local
+BINDIR   ?= $(PREFIX)/bin
+MANDIR   ?= $(PREFIX)/share/man
+DOCDIR   ?= $(PREFIX)/share/doc/penstock
+DATADIR  ?= $(PREFIX)/share/penstock
+UNITDIR  ?= $(PREFIX)/lib/systemd/system
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+SCDOC    ?= scdoc
 PYTHON   ?= /usr/bin/python3
-PKGS     := libpq jansson sqlite3 libmicrohttpd libcurl libmariadb zlib
+PKGS     := libpq jansson sqlite3 libmicrohttpd libcurl libmariadb zlib libcrypto
 TEST_PKGS := cmocka
 
 ifeq ($(SAN),)
@@ -50,21 +59,33 @@ LDLIBS   := $(PKG_LIBS) -pthread -lm
 
 SRCS      := $(shell find src -name '*.c' | sort)
 LIB_SRCS  := $(filter-out src/main.c,$(SRCS))
-OBJS      := $(SRCS:%.c=$(BUILD)/obj/%.o)
-LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
+# The status page's files, compiled in as arrays (server/console.h).
+CONSOLE_FILES := $(sort $(wildcard src/server/console/*))
+CONSOLE_C := $(BUILD)/gen/console_assets.c
+CONSOLE_O := $(BUILD)/obj/gen/console_assets.o
+OBJS      := $(SRCS:%.c=$(BUILD)/obj/%.o) $(CONSOLE_O)
+LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o) $(CONSOLE_O)
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 # Test drivers used by the integration tests (each links the whole library).
 TOOL_SRCS := $(sort $(wildcard tests/tools/*.c))
 TOOL_BINS := $(TOOL_SRCS:tests/tools/%.c=$(BUILD)/tools/%)
 
-.PHONY: all check unit integration demo bench fuzz install deps clean
+.PHONY: all check unit integration demo bench fuzz install man deps clean
 all: $(BUILD)/penstock
 
 $(BUILD)/penstock: $(OBJS)
 	$(CC) $(ALL_CFLAGS) -o $@ $(OBJS) $(LDLIBS)
 
 $(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(CONSOLE_C): $(CONSOLE_FILES) scripts/embed-assets.sh
+	@mkdir -p $(dir $@)
+	sh scripts/embed-assets.sh $@ $(CONSOLE_FILES)
+
+$(CONSOLE_O): $(CONSOLE_C)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
@@ -98,9 +119,33 @@ bench: deps
 	@$(MAKE) --no-print-directory all
 	@bash bench/run.sh $(abspath $(BUILD)/penstock)
 
-install: $(BUILD)/penstock
-	install -d $(DESTDIR)$(PREFIX)/bin
-	install -m 0755 $(BUILD)/penstock $(DESTDIR)$(PREFIX)/bin/penstock
+# Man pages from their scdoc sources (docs/man/*.scd).
+MAN_PAGES := build/man/penstock.1 build/man/penstock-spec.5
+man: $(MAN_PAGES)
+
+build/man/%: docs/man/%.scd
+	@mkdir -p $(dir $@)
+	@command -v $(SCDOC) >/dev/null || { echo "make: $(SCDOC) is missing: bash scripts/install-deps.sh (or apt-get install scdoc)" >&2; exit 1; }
+	$(SCDOC) < $< > $@.tmp && mv $@.tmp $@
+
+# The unit runs the installed binary.
+build/penstock.service: contrib/systemd/penstock.service.in
+	@mkdir -p $(dir $@)
+	sed 's|@BINDIR@|$(BINDIR)|g' $< > $@.tmp && mv $@.tmp $@
+
+.PHONY: build/penstock.service
+install: $(BUILD)/penstock $(MAN_PAGES) build/penstock.service
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 \
+	           $(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR) $(DESTDIR)$(BASHCOMPDIR) \
+	           $(DESTDIR)$(DATADIR)/grafana $(DESTDIR)$(DATADIR)/prometheus
+	install -m 0755 $(BUILD)/penstock $(DESTDIR)$(BINDIR)/penstock
+	install -m 0644 build/man/penstock.1 $(DESTDIR)$(MANDIR)/man1/penstock.1
+	install -m 0644 build/man/penstock-spec.5 $(DESTDIR)$(MANDIR)/man5/penstock-spec.5
+	install -m 0644 build/penstock.service $(DESTDIR)$(UNITDIR)/penstock.service
+	install -m 0644 contrib/systemd/penstock.env.example $(DESTDIR)$(DOCDIR)/penstock.env.example
+	install -m 0644 contrib/bash-completion/penstock $(DESTDIR)$(BASHCOMPDIR)/penstock
+	install -m 0644 contrib/grafana/penstock.json $(DESTDIR)$(DATADIR)/grafana/penstock.json
+	install -m 0644 contrib/prometheus/penstock-alerts.yml $(DESTDIR)$(DATADIR)/prometheus/penstock-alerts.yml
 
 # Fuzzers: tests/fuzz/fuzz_NAME.c is built with clang's libFuzzer, ASan and
 # UBSan against FUZZ_SRCS_fuzz_NAME only (the code it exercises, not all of

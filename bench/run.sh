@@ -20,22 +20,27 @@
 #                    the same backlog -> SQLite and -> JSON lines
 #   3  lag.py        steady pgbench -R RATE for LAG_SECONDS: commit-to-applied lag
 #   4  bigtxn.py     one transaction of BIG_ROWS rows: penstock's peak RSS
+#      mysql_bench.py MariaDB (issue 16): a sysbench-like schema of 4 x MY_ROWS
+#                    rows -> PostgreSQL against pgloader; a backlog of TXNS
+#                    transactions -> JSON lines against mariadb-binlog -v; one
+#                    transaction of BIG_ROWS rows: peak RSS (its target
+#                    cluster is the non-durable one; not among issue 19's goals)
 #      compare_pg.py full compare of pgbench_accounts at CMP_SCALE (10: 1M rows),
 #                    equal and with 3 differing rows, next to pgcopydb compare
 #                    data (or, with Debian's pgcopydb 0.10, a whole-table digest)
 #
 # Tunable by environment (defaults are the issue's): ROUNDS (3), SCALE (30),
 # JOBS (4), NTABLES (1000), NROWS (2000), TXNS (100000), RATE (2000),
-# LAG_SECONDS (60), BIG_ROWS (5000000), CMP_SCALE (10).
+# LAG_SECONDS (60), BIG_ROWS (5000000), CMP_SCALE (10), MY_ROWS (750000).
 # A quick run: ROUNDS=1 SCALE=2 NTABLES=40 TXNS=10000 LAG_SECONDS=10 BIG_ROWS=200000 make bench
-# ONLY=load,many,backlog,lag,bigtxn,compare picks some of them.
+# ONLY=load,many,backlog,lag,bigtxn,compare,mysql picks some of them.
 # BENCH_RESULTS=DIR keeps the results (JSON) there; by default a temporary
 # directory, removed at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=$(realpath "${1:-build/penstock}")
 bash scripts/install-deps.sh --bench
-ONLY=${ONLY:-load,many,backlog,lag,bigtxn,compare}
+ONLY=${ONLY:-load,many,backlog,lag,bigtxn,compare,mysql}
 want() { [[ ",$ONLY," == *",$1,"* ]]; }
 if [ -z "${BENCH_RESULTS:-}" ]; then
   BENCH_RESULTS=$(mktemp -d /tmp/penstock-bench-results.XXXXXX)
@@ -66,6 +71,11 @@ fi
 if want compare; then
   echo "== compare: full compare of pgbench_accounts, equal and with 3 differing rows"
   /usr/bin/python3 compare_pg.py "$BIN" "${ROUNDS:-3}" "${CMP_SCALE:-10}"
+fi
+if want mysql; then
+  echo "== MariaDB source: load vs pgloader, backlog vs mariadb-binlog -v, one big transaction"
+  /usr/bin/python3 mysql_bench.py "$BIN" "${ROUNDS:-3}" "${MY_ROWS:-750000}" "${TXNS:-100000}" \
+    "${BIG_ROWS:-5000000}"
 fi
 echo
 echo "== issue 19: the goals"

@@ -12,11 +12,16 @@ packages=(
   python3 python3-pytest python3-psycopg2
   procps util-linux
   mariadb-server mariadb-client libmariadb-dev zlib1g-dev python3-pymysql
+  libssl-dev scdoc man-db
+  # the operator's console (issue 20): the status page is tested in a real
+  # headless browser over the DevTools protocol, /metrics and the example
+  # alert rules with promtool
+  chromium python3-websocket prometheus
 )
 
 # make bench also needs the peers it compares with.
 if [ "${1:-}" = "--bench" ]; then
-  packages+=(pgcopydb)
+  packages+=(pgcopydb pgloader)
 fi
 # make fuzz builds with clang's libFuzzer.
 if [ "${1:-}" = "--fuzz" ]; then

@@ -135,6 +135,11 @@ typedef struct ps_change {
 	const char *message_content;  /* message_len bytes, may hold NULs */
 	uint32_t message_len;
 	size_t mem_size;         /* bytes this change holds, for queue bounds */
+	/* Optional: the source's own fields for an event's "source" object, as
+	 * the members of a JSON object without its braces
+	 * ("\"file\":\"binlog.000001\",\"pos\":4"); a separate allocation owned
+	 * by the change (set with ps_change_set_source_info); NULL: none. */
+	char *source_info;
 } ps_change;
 
 /* A source transaction as seen by a sink. Filled at BEGIN. `position` is the
@@ -173,5 +178,7 @@ ps_change *ps_change_new(uint8_t op, ps_table *table,
 ps_change *ps_change_new_message(bool transactional, const char *prefix,
                                  const char *content, uint32_t len, uint64_t lsn);
 void ps_change_free(ps_change *c);
+/* Gives c the source fields info (malloc'd, ownership passes; NULL clears). */
+void ps_change_set_source_info(ps_change *c, char *info);
 
 #endif

@@ -107,9 +107,27 @@ typedef enum ps_create_tables {
 	PS_CREATE_DROP_AND_CREATE      /* drop any existing table, create it anew */
 } ps_create_tables;
 
+/* target.follow_ddl: whose target tables follow the source's schema changes
+ * (issue 15). A target table penstock created is one it recorded creating;
+ * any other, or one with columns the user added, is the user's. */
+typedef enum ps_follow_ddl {
+	PS_FOLLOW_CREATED = 0,         /* the tables penstock created follow; a change to a
+	                                  table the user manages stops the job (default) */
+	PS_FOLLOW_ALL,                 /* every table follows; columns only the target has
+	                                  are kept as they are */
+	PS_FOLLOW_NONE                 /* no table is altered: a change the target does not
+	                                  already match stops the job */
+} ps_follow_ddl;
+
 typedef struct ps_table_options {
 	int create;                    /* ps_create_tables */
 	bool truncate_before_load;     /* empty an existing table instead of refusing it */
+	/* Added for issue 15; zero is the default of each. */
+	int follow_ddl;                /* ps_follow_ddl */
+	bool rejoin;                   /* table_prepare of a table that comes (back) into a
+	                                  running job's selection: an existing target table
+	                                  penstock created holds a former state of it, and is
+	                                  emptied and brought to def instead of refused */
 } ps_table_options;
 
 /* How durable (below) may find out which flushes are durable. */
@@ -247,6 +265,26 @@ typedef struct ps_sink_ops {
 	 * before it creates the table. */
 	int (*schema_apply)(ps_sink *sink, const ps_schema *schema, size_t *applied,
 	                    ps_error *err);
+
+	/* --- schema changes; optional (issue 15) --------------------------- */
+	/* A table's definition changed in the stream (source.h PS_READ_TABLE,
+	 * tabledef.h ps_table_change), before the first change that carries it,
+	 * in source transaction txn (as at BEGIN). A database sink drops what it
+	 * caches about the table (definitions, prepared statements), and by
+	 * opt->follow_ddl brings the target table to tc->def inside the open
+	 * target transaction (opened if none is), so the change commits with
+	 * the rows and the checkpoint that follow it: columns added (type,
+	 * default, NOT NULL as on the source, existing rows filled as the
+	 * source's were), dropped, renamed and retyped, partitions created,
+	 * attached and detached, enum labels added. A change it may not or
+	 * cannot make is a permanent error (class schema) naming the table,
+	 * the change and what fixes it. An event sink writes the change as an
+	 * event. *backfill is set when rows already in the target may hold
+	 * values the target cannot derive (a column added with a volatile
+	 * default, a type changed by the source's own expression, a partition
+	 * attached with rows): the core then reads the table's rows again. */
+	int (*table_change)(ps_sink *sink, const ps_txn *txn, const ps_table_change *tc,
+	                    const ps_table_options *opt, bool *backfill, ps_error *err);
 } ps_sink_ops;
 
 #endif

@@ -37,6 +37,9 @@
  *      point); start(point) delivers exactly the others. So a copy under the
  *      snapshot followed by the stream from its point has no gap and no
  *      overlap.
+ *      An engine without shareable snapshots gives each copier its own,
+ *      at or after the point, and tells it through copy_point: the load
+ *      then records per unit where its rows were read.
  *   6. The snapshot stays importable until snapshot_release, start or close,
  *      whichever comes first. Copiers that imported it keep it.
  *   7. copy_open and copy_unit may be called from several threads at once,
@@ -56,6 +59,23 @@
  *      chunk's rows reflect every transaction whose commit precedes the low
  *      marker in the log, and none that commits after the high one; a row
  *      changed by a transaction in between may hold either version.
+ *
+ * Schema changes (issue 15; optional, a source that cannot tell delivers
+ * no PS_READ_TABLE item and its sinks see new definitions as they come):
+ *
+ *  10. Before the first change of a transaction that carries a table
+ *      definition it has not announced in this run (the first one of the
+ *      table, or one whose columns or name differ from the last announced,
+ *      or whose partitions or enum labels changed), read delivers a
+ *      PS_READ_TABLE item inside that transaction, with the new definition
+ *      and the source's description of it (tabledef.h ps_table_change).
+ *  11. selection_check says, cheaply, whether the tables the patterns
+ *      select now differ from those the log delivers (a table created,
+ *      dropped, renamed or moved into or out of the selection, a partition
+ *      attached or detached). The core then calls retable with the same
+ *      patterns, which reports renamed tables as removed under the old name
+ *      and added under the new, and tables whose partitions changed in
+ *      `changed`.
  */
 #ifndef PENSTOCK_SOURCE_H
 #define PENSTOCK_SOURCE_H
@@ -123,7 +143,8 @@ typedef enum ps_read_kind {
 	PS_READ_NONE = 0,   /* nothing arrived within the timeout */
 	PS_READ_BEGIN,      /* item->txn filled (position still empty) */
 	PS_READ_CHANGE,     /* item->change set; the caller owns it */
-	PS_READ_COMMIT      /* item->txn filled, position set */
+	PS_READ_COMMIT,     /* item->txn filled, position set */
+	PS_READ_TABLE       /* item->table_change set (invariant 10); the caller owns it */
 } ps_read_kind;
 
 typedef struct ps_read_item {
@@ -134,6 +155,7 @@ typedef struct ps_read_item {
 	                       of this commit (malloc'd JSON object text, the
 	                       caller owns it), kept in the checkpoint with the
 	                       position and handed back to start; NULL: unchanged */
+	ps_table_change *table_change; /* PS_READ_TABLE only (ps_table_change_free) */
 } ps_read_item;
 
 /* What prepare found or made, for status output and the checkpoint. The
@@ -191,7 +213,27 @@ typedef struct ps_retable_result {
 	size_t nadded;
 	char **removed;
 	size_t nremoved;
+	/* Added for issue 15: tables still selected whose partitions were
+	 * attached or detached (as added; NULL when none). */
+	ps_table_def **changed;
+	size_t nchanged;
 } ps_retable_result;
+
+/* How much log the source keeps for the job and how close that is to the
+ * engine's own limit (log_retention), in the plugin's terms: every figure
+ * -1 (status "") when the engine cannot tell. */
+typedef struct ps_log_retention {
+	long long retained_bytes;   /* log kept for the job's reader now (PG: the
+	                               slot's restart_lsn to the WAL's end) */
+	long long limit_bytes;      /* the most the engine keeps for a reader before
+	                               giving it up (PG: max_slot_wal_keep_size);
+	                               -1 also when there is no limit */
+	long long safe_bytes;       /* log that may still be written before the
+	                               reader is at risk (PG: safe_wal_size) */
+	char status[24];            /* the engine's word for the reader's state (PG:
+	                               wal_status reserved, extended, unreserved,
+	                               lost) */
+} ps_log_retention;
 
 typedef struct ps_source_ops {
 	int abi_version;                 /* PS_SOURCE_ABI_VERSION */
@@ -273,6 +315,15 @@ typedef struct ps_source_ops {
 	                 ps_row_fn fn, void *ctx, ps_error *err);
 	/* Frees the copier; c may be NULL. */
 	void (*copy_close)(ps_copier *c);
+	/* Optional. The point of this copier's own snapshot, when it is not the
+	 * exported one: an engine whose sessions cannot share one snapshot
+	 * (MariaDB: each START TRANSACTION WITH CONSISTENT SNAPSHOT has its own
+	 * binlog position) opens one per copier at or after the exported point
+	 * and says where here. The load records it as the point of every unit
+	 * the copier copies, and the stream re-processes each table's changes
+	 * up to its newest unit point (invariant 5 holds per unit). Returns 1
+	 * when it wrote a point, 0 when the copier uses the exported snapshot. */
+	int (*copy_point)(ps_copier *c, char *point, size_t len);
 
 	/* --- prechecks; optional ------------------------------------------ */
 	/* Checks what a job needs from this source (penstock/check.h), without
@@ -343,6 +394,33 @@ typedef struct ps_source_ops {
 	 * when there is nothing. What the tables need before they are created
 	 * comes with each def (requires). */
 	int (*schema_after_load)(ps_source *src, ps_schema **out, ps_error *err);
+
+	/* --- what an operator watches; optional --------------------------- */
+	/* The log the source keeps for this job and the engine's limit
+	 * (ps_log_retention), for the status, /metrics and alerts. Called on
+	 * the thread that owns src, every few seconds; a cheap catalog read.
+	 * Fields the engine cannot tell stay -1 / "" (the wrapper sets them so
+	 * before the call). */
+	int (*log_retention)(ps_source *src, ps_log_retention *out, ps_error *err);
+	/* The position as a byte offset in the source's log, when the engine
+	 * numbers its log by bytes (PG: the LSN as an integer); -1 when it
+	 * cannot. Needs no instance: /metrics turns positions into numbers. */
+	long long (*position_offset)(const char *pos);
+
+	/* --- schema changes; optional (invariants 10, 11) ------------------- */
+	/* Whether the tables the patterns in force select now differ from those
+	 * the log delivers (invariant 11). A catalog read; changes nothing. On
+	 * the reader thread, between transactions, every few seconds. Needs the
+	 * live table group. */
+	int (*selection_check)(ps_source *src, bool *changed, ps_error *err);
+	/* Optional, with selection_check. Whether def still describes its table:
+	 * *out receives a new def (as describe makes them) when its columns or
+	 * partitions changed since, NULL when def holds; *gone is set when the
+	 * table no longer exists. One catalog read when nothing changed. On the
+	 * reader thread: a backfill reads each chunk with the table's current
+	 * columns. */
+	int (*redescribe)(ps_source *src, const ps_table_def *def, ps_table_def **out, bool *gone,
+	                  ps_error *err);
 } ps_source_ops;
 
 #endif

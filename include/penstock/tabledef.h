@@ -45,7 +45,24 @@ typedef struct ps_column_def {
 	char *comment;         /* the column's comment */
 	uint8_t collation_class; /* ps_collation_class of collation, for targets that
 	                            map collations instead of creating them */
+	/* Added for issue 15 (schema changes followed); 0 / NULL when unknown. */
+	int ordinal;           /* the source's own number for the column (PG attnum): a
+	                          renamed column keeps it, a dropped one's is never reused */
+	uint8_t fill;          /* ps_fill: what rows older than the column hold in it */
+	char *fill_value;      /* PS_FILL_VALUE: that value, canonical text */
+	char **labels;         /* an enum type's labels in their sort order, or NULL */
+	int nlabels;
 } ps_column_def;
+
+/* What the rows a table held when a column was added hold in it (ps_column_def
+ * fill): a target adding the column gives its existing rows the same. */
+typedef enum ps_fill {
+	PS_FILL_NULL = 0,      /* NULL: the column was added without a default */
+	PS_FILL_VALUE,         /* fill_value: a constant default, evaluated once when it
+	                          was added (PG: the column's missing value) */
+	PS_FILL_UNKNOWN        /* each row got its own value (a volatile default) or the
+	                          source cannot tell: only reading the rows again says */
+} ps_fill;
 
 /* What a column's collation means, engine-neutrally (ps_column_def). */
 typedef enum ps_collation_class {
@@ -77,6 +94,9 @@ typedef struct ps_partition_def {
 	int64_t estimated_rows;
 	int64_t estimated_bytes;
 	char *comment;
+	bool attached;         /* issue 15: attached after it was created (ATTACH
+	                          PARTITION), so it may hold rows written before it
+	                          was a partition; false: created as one */
 } ps_partition_def;
 
 typedef enum ps_constraint_kind {
@@ -141,6 +161,33 @@ typedef struct ps_copy_range {
 	const ps_key_bound *upper;
 	const char *partition; /* added for issue 14; NULL: every partition */
 } ps_copy_range;
+
+/*
+ * A table's definition changed in the stream (source.h PS_READ_TABLE): the
+ * changes that follow carry `table`. Ownership: the holder owns the struct,
+ * one reference to each table and the def; ps_table_change_free releases
+ * them.
+ */
+typedef struct ps_table_change {
+	ps_table *table;       /* the definition of the changes that follow */
+	ps_table *previous;    /* the one the stream had before in this run, or NULL
+	                          when it is the first one seen since the run began
+	                          (what changed before is then for the target to tell) */
+	ps_table_def *def;     /* the table as the source has it for `table` (describe,
+	                          its columns those of `table` in the same order), or
+	                          NULL when the source cannot tell (the table is gone) */
+	uint32_t what;         /* PS_TC_*: what the source saw */
+	uint64_t lsn;          /* log offset of the first change that carries `table`
+	                          (as ps_change lsn), 0 if unknown */
+} ps_table_change;
+
+#define PS_TC_FIRST 0x01u      /* first definition of the table in this run */
+#define PS_TC_COLUMNS 0x02u    /* its columns: added, dropped, renamed, retyped */
+#define PS_TC_NAME 0x04u       /* its schema or name */
+#define PS_TC_PARTITIONS 0x08u /* its partitions: created, attached, detached */
+#define PS_TC_LABELS 0x10u     /* an enum type of a column gained labels */
+
+void ps_table_change_free(ps_table_change *tc);
 
 /* Frees everything the def owns and the def itself; def may be NULL. */
 void ps_table_def_free(ps_table_def *def);

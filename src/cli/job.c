@@ -158,6 +158,41 @@ static void print_checks(json_t *checks, bool only_failed)
 	}
 }
 
+/* What the source says of the log it keeps, when it says anything beyond
+ * the figure of the lag line: its limit, what may still be written, its
+ * word for the reader's state. */
+static void print_retention(json_t *r)
+{
+	json_t *limit = json_object_get(r, "limit_bytes"), *safe = json_object_get(r, "safe_bytes");
+	char a[32] = "none", b[32] = "no limit";
+
+	if (!json_is_string(json_object_get(r, "status")) && !json_is_number(limit))
+		return;
+	if (json_is_number(limit))
+		human_bytes(a, sizeof(a), json_number_value(limit));
+	if (json_is_number(safe))
+		human_bytes(b, sizeof(b), json_number_value(safe));
+	printf("  retention   limit %s, %s more may be written before the log reader is at risk; "
+	       "status %s\n", a, b, str(r, "status", "?"));
+}
+
+/* ", 2,500 rows/s, ETA 0:42" for a table being copied. */
+static void table_rate(char *buf, size_t len, json_t *t)
+{
+	double rate = json_number_value(json_object_get(t, "rows_per_sec"));
+	json_t *eta = json_object_get(t, "eta_seconds");
+
+	buf[0] = '\0';
+	if (json_is_true(json_object_get(t, "finished")) || rate <= 0)
+		return;
+	if (json_is_number(eta)) {
+		long long e = (long long)(json_number_value(eta) + 0.5);
+		snprintf(buf, len, "%.0f rows/s, ETA %lld:%02lld", rate, e / 60, e % 60);
+	} else {
+		snprintf(buf, len, "%.0f rows/s", rate);
+	}
+}
+
 /* Warnings that did not block the job but say something the user should
  * know (e.g. source.keyless: tables captured insert-only). */
 static void print_warnings(json_t *checks)
@@ -204,6 +239,7 @@ static void print_show(json_t *j)
 	       json_number_value(json_object_get(lag, "seconds")), lagbytes,
 	       str(j, "log_reader", "the log reader"),
 	       retained);
+	print_retention(json_object_get(j, "retention"));
 	printf("  rates       %.0f changes/s; %.0f changes in %.0f transactions applied this run\n",
 	       json_number_value(json_object_get(rates, "changes_per_sec")),
 	       json_number_value(json_object_get(counters, "changes_applied")),
@@ -235,8 +271,10 @@ static void print_show(json_t *j)
 			snprintf(units, sizeof(units), "%.0f/%.0f",
 			         json_number_value(json_object_get(t, "units_done")),
 			         json_number_value(json_object_get(t, "units_total")));
+			char speed[64];
+			table_rate(speed, sizeof(speed), t);
 			printf("              %-40s %23s %11s %s%s\n", name, rows, units,
-			       json_is_true(json_object_get(t, "finished")) ? "done" : "",
+			       json_is_true(json_object_get(t, "finished")) ? "done" : speed,
 			       json_is_true(json_object_get(t, "insert_only"))
 			       ? "  insert-only: updates and deletes not captured" : "");
 		}
@@ -263,6 +301,11 @@ static void print_show(json_t *j)
 			print_checks(checks, true);
 		else
 			print_warnings(checks);
+	}
+	if (json_is_object(json_object_get(j, "last_compare"))) {
+		json_t *c = json_object_get(j, "last_compare");
+		printf("  compare     %s compare at %s: %s\n", str(c, "mode", "?"), str(c, "at", "?"),
+		       json_is_true(json_object_get(c, "consistent")) ? "consistent" : "DIFFERENT");
 	}
 	printf("  actions     ");
 	json_array_foreach(allowed, i, a)

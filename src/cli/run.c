@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/progress.h"
 #include "core/fault.h"
 #include "core/pipeline.h"
 #include "core/checkpoint.h"
@@ -40,7 +41,8 @@ static void install_signals(void)
 
 static void usage(FILE *f)
 {
-	fputs("usage: penstock run [--until caught-up|POSITION] [--state-dir DIR] [--log-level LEVEL]\n"
+	fputs("usage: penstock run [--until caught-up|POSITION] [--state-dir DIR]\n"
+	      "                    [--progress auto|always|never] [--log-level LEVEL]\n"
 	      "                    [--log-format text|json] SPEC.json\n"
 	      "\n"
 	      "Runs one job in the foreground until SIGINT/SIGTERM (graceful: flush, checkpoint,\n"
@@ -48,7 +50,10 @@ static void usage(FILE *f)
 	      "  --until caught-up  a bounded run (a trickle feed): process the changes from the\n"
 	      "                     checkpoint up to the source's log end as it is now, then exit 0\n"
 	      "  --until POSITION   the same, up to POSITION of the source's log\n"
-	      "  --state-dir DIR    checkpoints (default $PENSTOCK_STATE_DIR, else ~/.local/state/penstock)\n",
+	      "  --state-dir DIR    checkpoints (default $PENSTOCK_STATE_DIR, else ~/.local/state/penstock)\n"
+	      "  --progress WHEN    draw the load's tables, rows, rate and ETA, then the stream's lag,\n"
+	      "                     in place: auto (default: on a terminal, with text logs), always,\n"
+	      "                     never (plain log lines every 10 s)\n",
 	      f);
 }
 
@@ -58,6 +63,9 @@ int ps_cli_run(int argc, char **argv)
 	const char *spec_path = NULL, *state_opt = NULL, *until = NULL, *v;
 	char state_dir[1024];
 	ps_spec *spec = NULL;
+	ps_run_status status;
+	ps_progress *progress = NULL;
+	int progress_mode = PS_PROGRESS_AUTO;
 	ps_error err;
 	int rc;
 
@@ -77,6 +85,13 @@ int ps_cli_run(int argc, char **argv)
 				return PS_EXIT_USAGE;
 			}
 			state_opt = v;
+		} else if ((v = ps_cli_option_value(argc, argv, &i, "--progress"))) {
+			progress_mode = ps_progress_mode_parse(v);
+			if (progress_mode < 0) {
+				fprintf(stderr, "penstock: error: run: --progress: '%s' is not auto, always or "
+				        "never\n", v);
+				return PS_EXIT_USAGE;
+			}
 		} else if ((v = ps_cli_option_value(argc, argv, &i, "--until"))) {
 			if (!*v) {
 				fprintf(stderr, "penstock: error: run: --until needs caught-up or a position "
@@ -102,16 +117,24 @@ int ps_cli_run(int argc, char **argv)
 		rc = ps_spec_load_file(&spec, spec_path, &err);
 	if (rc == PS_OK)
 		rc = ps_state_dir_resolve(state_dir, sizeof(state_dir), state_opt, &err);
+	ps_run_status_init(&status);
 	if (rc == PS_OK) {
 		install_signals();
 		ps_pipeline_config_defaults(&cfg);
 		cfg.spec = spec;
 		cfg.state_dir = state_dir;
 		cfg.until = until;
+		cfg.status = &status;
+		/* drawn in place: the periodic progress lines would only repeat it
+		 * (progress.h note 2) */
+		if (ps_progress_wanted(progress_mode) && ps_progress_start(&progress, &status) == PS_OK)
+			cfg.progress_interval_ms = 60000;
 		rc = ps_pipeline_run(&cfg, &g_stop, &err);
+		ps_progress_stop(progress);
 	}
 	if (rc != PS_OK)
 		ps_cli_report(&err);
+	ps_run_status_destroy(&status);
 	ps_spec_free(spec);
 	return ps_cli_exit_code(rc);
 }

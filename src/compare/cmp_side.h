@@ -284,5 +284,6 @@ void ps__cmp_sides_for_tests(const cmp_side_ops *const *sides);
 
 extern const cmp_side_ops ps__cmp_side_pg;
 extern const cmp_side_ops ps__cmp_side_sqlite;
+extern const cmp_side_ops ps__cmp_side_mysql;
 
 #endif

@@ -17,6 +17,7 @@
 static const cmp_side_ops *const builtin[] = {
 	&ps__cmp_side_pg,
 	&ps__cmp_side_sqlite,
+	&ps__cmp_side_mysql,
 	NULL
 };
 

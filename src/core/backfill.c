@@ -47,7 +47,31 @@
  *    backfills from their last key. (The checkpoint has no field of its own
  *    for this yet; the spec is the checkpoint's record of what is in force.)
  * 6. Table defs live until ps_backfill_free: the reader may be reading a
- *    chunk of a table the applier just cancelled.
+ *    chunk of a table the applier just cancelled, or of one whose def a
+ *    table change replaced (old_defs).
+ * 7. The selection is live (issue 15). Besides the patterns, the applier
+ *    knows the tables in force by name (in_force, kept in the checkpoint's
+ *    spec as "tables_in_force"): a change of a table not in force is not
+ *    applied, whatever the patterns say — a table renamed or moved within
+ *    the publication keeps its relation but not its name. The reader asks
+ *    the source every BF_POLL_NS (sooner when the stream shows a table
+ *    under a new name) whether the patterns select other tables now
+ *    (source.h selection_check); when they do, it retables with the same
+ *    patterns ("automatic"), and the marker makes the difference take
+ *    effect like a pattern change: a table that came to match is created
+ *    and backfilled (whatever the job type: its rows written before it
+ *    joined the publication are read from the table itself, under the
+ *    watermarks), one that left is no longer applied, its target data
+ *    kept. A restart compares the checkpoint's tables in force with the
+ *    source's selection the same way, so a table created, renamed or
+ *    moved while the job was stopped or crashed is found as well.
+ * 8. Table changes (source.h invariant 10): a PS_READ_TABLE item of a table
+ *    in force goes to the sink (table_change) in stream order, inside the
+ *    target transaction of the rows that follow it. When the sink says the
+ *    rows already in the target may hold values it cannot derive, the
+ *    table is backfilled again from its first key (a backfill under way
+ *    starts over); otherwise a backfill under way continues with the new
+ *    def, its chunk in flight read again.
  */
 #include <fnmatch.h>
 #include <jansson.h>
@@ -64,6 +88,7 @@
 #include "util/log.h"
 #include "util/str.h"
 
+#define BF_POLL_NS (2000ull * 1000000ull) /* selection checks (note 7) */
 #define BF_CHUNK_ROWS 1000            /* rows per chunk at most */
 #define BF_CHUNK_BYTES (4u << 20)     /* ... and about this many bytes */
 
@@ -81,6 +106,8 @@ typedef struct bf_table {
 
 typedef struct bf_pending {
 	unsigned gen;
+	bool automatic;                  /* the patterns are unchanged: tables came into or
+	                                    left the selection by themselves (note 7) */
 	char **inc, **exc;
 	size_t ninc, nexc;
 	ps_retable_result res;
@@ -111,11 +138,20 @@ struct ps_backfill {
 	unsigned long long window_seq;   /* 0: no window open */
 	bool window_truncated;           /* a TRUNCATE in the window: no chunk row stands */
 	bool window_untrusted;           /* keys could not be told: read the chunk again */
+	bool chunk_stale;                /* the chunk in flight was read with columns its
+	                                    table no longer has (note 8): read it again */
 	key_set window;
 	key_set window_partial;          /* keys updated with unchanged (unsent) columns */
 	ps_txn txn_redo;
+	bool tracking;                   /* in_force is known (note 7) */
+	key_set in_force;                /* "schema.name" of the tables whose changes apply */
+	ps_table_def **old_defs;         /* defs replaced by a table change (note 6) */
+	size_t nold_defs;
 
 	/* reader-only */
+	uint64_t poll_ns;                /* when the selection was last checked (note 7) */
+	unsigned auto_gen;
+	atomic_int poll_now;             /* the stream showed a table under a new name */
 	unsigned reader_gen;
 	char **reader_inc, **reader_exc;
 	size_t reader_ninc, reader_nexc;
@@ -130,10 +166,15 @@ struct ps_backfill {
 	bf_table *chunk_table;
 	int chunk_max;
 	ps_key_bound chunk_after;        /* where the chunk starts (copy) */
+	ps_table_def *chunk_def;         /* ready: the table's def as the chunk was read, when
+	                                    it was no longer the one asked with (note 8) */
 	ps_change **chunk_rows;          /* ready: handed over */
 	size_t chunk_nrows;
 	size_t chunk_bytes;
 };
+
+static int follow_change(ps_backfill *bf, const ps_txn *txn, ps_table_change *tc,
+                         bool from_chunk, ps_error *err);
 
 /* ==== small helpers ======================================================= */
 
@@ -274,6 +315,76 @@ static char *key_text(const ps_value *values, const int *pos, int nkeys)
 	return out;
 }
 
+/* ==== the tables in force by name (note 7) ================================= */
+
+/* Whether changes of schema.name apply: in force when tracked, else when
+ * the patterns select it (or always, before the tables ever changed). */
+static bool applies(ps_backfill *bf, const char *schema, const char *name)
+{
+	char q[300];
+
+	if (!bf->tracking)
+		return !bf->filtering || selects(bf->inc, bf->ninc, bf->exc, bf->nexc, schema, name);
+	snprintf(q, sizeof(q), "%s.%s", schema, name);
+	return key_set_has(&bf->in_force, q);
+}
+
+static int force_add(ps_backfill *bf, const char *qualified)
+{
+	char *q = strdup(qualified);
+
+	return q ? key_set_add(&bf->in_force, q) : PS_ENOMEM;
+}
+
+/* Removes one name: rebuilt without it (removals are rare). */
+static int force_remove(ps_backfill *bf, const char *qualified)
+{
+	key_set rest = {NULL, 0, 0};
+	int rc = PS_OK;
+
+	for (size_t i = 0; i < bf->in_force.cap && rc == PS_OK; i++) {
+		char *k = bf->in_force.slots[i];
+		if (k && strcmp(k, qualified) != 0) {
+			char *dup = strdup(k);
+			rc = dup ? key_set_add(&rest, dup) : PS_ENOMEM;
+		}
+	}
+	if (rc != PS_OK) {
+		key_set_clear(&rest);
+		return rc;
+	}
+	key_set_clear(&bf->in_force);
+	bf->in_force = rest;
+	return PS_OK;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The names in force, sorted, as a JSON array. */
+static json_t *force_json(const ps_backfill *bf)
+{
+	char **names = calloc(bf->in_force.n + 1, sizeof(char *));
+	json_t *a = json_array();
+	size_t n = 0;
+
+	if (!names || !a) {
+		free(names);
+		json_decref(a);
+		return NULL;
+	}
+	for (size_t i = 0; i < bf->in_force.cap; i++)
+		if (bf->in_force.slots[i])
+			names[n++] = bf->in_force.slots[i];
+	qsort(names, n, sizeof(char *), cmp_str);
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(a, json_string(names[i]));
+	free(names);
+	return a;
+}
+
 /* ==== the tables in force, identity, checkpoint spec (notes 1, 5) ========= */
 
 /* The spec with the patterns in force: a shallow copy, borrowing them. */
@@ -328,6 +439,14 @@ static int spec_render(ps_backfill *bf, ps_error *err)
 		json_object_set_new(root, "backfill", list);
 	else
 		json_decref(list);
+	if (bf->tracking) {
+		json_t *names = force_json(bf);
+		if (!names) {
+			json_decref(root);
+			return ps_error_set(err, PS_ENOMEM, "out of memory rendering the checkpoint's spec");
+		}
+		json_object_set_new(root, "tables_in_force", names);
+	}
 	text = json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS);
 	json_decref(root);
 	if (!text)
@@ -471,12 +590,25 @@ static int table_add(ps_backfill *bf, ps_table_def *def, const ps_key_bound *aft
 
 /* Creates (or checks) an added table in the target as a load would, and
  * queues its backfill. Takes def. */
-static int add_table(ps_backfill *bf, ps_table_def *def, ps_error *err)
+/* The target options of the run, for tables joining it (rejoin) or not. */
+static ps_table_options table_options(const ps_backfill *bf, bool rejoin)
 {
 	ps_table_options opt = {
 		.create = bf->cfg.spec->target.create_tables,
 		.truncate_before_load = bf->cfg.spec->target.truncate_before_load,
+		.follow_ddl = bf->cfg.spec->target.follow_ddl,
+		.rejoin = rejoin,
 	};
+	return opt;
+}
+
+/* Creates (or checks) an added table in the target as a load would, and
+ * queues its backfill. Takes def. A table joining a running job (rejoin)
+ * may find the target table penstock made for it the last time it was
+ * selected: the sink empties it (sink.h ps_table_options). */
+static int add_table(ps_backfill *bf, ps_table_def *def, bool rejoin, ps_error *err)
+{
+	ps_table_options opt = table_options(bf, rejoin);
 	bool created = false;
 	int rc;
 
@@ -513,6 +645,7 @@ static void chunk_forget(ps_backfill *bf, const bf_table *t)
 static int chunk_apply(ps_backfill *bf, const ps_txn *txn, ps_error *err)
 {
 	ps_change **rows;
+	ps_table_def *fresh;
 	size_t nrows, bytes, applied = 0;
 	bf_table *t;
 	bool last, truncated, reread;
@@ -524,15 +657,43 @@ static int chunk_apply(ps_backfill *bf, const ps_txn *txn, ps_error *err)
 	bytes = bf->chunk_bytes;
 	t = bf->chunk_table;
 	max = bf->chunk_max;
+	fresh = bf->chunk_def;
+	bf->chunk_def = NULL;
 	bf->chunk_rows = NULL;
 	bf->chunk_nrows = 0;
 	bf->chunk_state = CH_NONE;
 	pthread_mutex_unlock(&bf->mu);
 
+	/* The chunk was read with the table's columns of now, which the stream
+	 * has not shown yet (no change of the table since its DDL): the target
+	 * follows here, before the rows (note 8). */
+	if (fresh && !t->cancelled) {
+		ps_table_change *tc = calloc(1, sizeof(*tc));
+		if (!tc) {
+			ps_table_def_free(fresh);
+			rc = ps_error_set(err, PS_ENOMEM, "out of memory");
+		} else {
+			tc->def = fresh;
+			tc->table = ps_table_ref(fresh->table);
+			tc->what = PS_TC_COLUMNS | PS_TC_PARTITIONS;
+			rc = follow_change(bf, txn, tc, true, err);
+			ps_table_change_free(tc);
+		}
+		if (rc != PS_OK) {
+			for (size_t i = 0; i < nrows; i++)
+				ps_change_free(rows[i]);
+			free(rows);
+			return rc;
+		}
+	} else {
+		ps_table_def_free(fresh);
+	}
+
 	/* A window whose keys could not all be told, or a row of the chunk
 	 * updated without all its columns, makes the chunk untrustworthy: it
 	 * is read again from the same key, after a new low watermark. */
-	reread = bf->window_untrusted;
+	reread = bf->window_untrusted || bf->chunk_stale;
+	bf->chunk_stale = false;
 	for (size_t i = 0; i < nrows && !reread && bf->window_partial.n; i++) {
 		char *key = key_text(rows[i]->new_values, t->keys, t->nkeys);
 		reread = !key || key_set_has(&bf->window_partial, key);
@@ -643,6 +804,9 @@ static void pending_free(bf_pending *p)
 		ps_table_def_free(p->res.added[i]);
 	free(p->res.added);
 	ps_strv_free(p->res.removed, p->res.nremoved);
+	for (size_t i = 0; i < p->res.nchanged; i++)
+		ps_table_def_free(p->res.changed[i]);
+	free(p->res.changed);
 	free(p);
 }
 
@@ -674,7 +838,7 @@ static int tables_changed(ps_backfill *bf, const ps_txn *txn, unsigned gen, ps_e
 	bf->filtering = true;
 	route_forget(bf);
 	list[0] = '\0';
-	for (size_t i = 0; i < p->res.nremoved; i++) {
+	for (size_t i = 0; i < p->res.nremoved && rc == PS_OK; i++) {
 		for (size_t j = 0; j < bf->ntables; j++)
 			if (strcmp(bf->tables[j].qualified, p->res.removed[i]) == 0 && !bf->tables[j].done &&
 			    !bf->tables[j].cancelled) {
@@ -682,29 +846,55 @@ static int tables_changed(ps_backfill *bf, const ps_txn *txn, unsigned gen, ps_e
 				busy_add(bf, -1);
 				chunk_forget(bf, &bf->tables[j]);
 			}
+		if (bf->tracking)
+			rc = force_remove(bf, p->res.removed[i]);
 		if (used < sizeof(list))
 			used += (size_t)snprintf(list + used, sizeof(list) - used, "%s%s", used ? ", " : "",
 			                         p->res.removed[i]);
 	}
-	if (p->res.nremoved)
+	if (rc == PS_OK && p->res.nremoved)
 		rc = want_chunk(bf, err);   /* a cancelled backfill hands over to the next */
-	if (p->res.nremoved)
-		event(bf, "table%s %s removed at %s: %s changes after that position are not applied; "
-		      "target data left as it is", p->res.nremoved == 1 ? "" : "s", list, txn->position,
-		      p->res.nremoved == 1 ? "its" : "their");
+	if (rc == PS_OK && p->res.nremoved)
+		event(bf, "table%s %s %s at %s: %s changes after that position are not applied; "
+		      "target data left as it is", p->res.nremoved == 1 ? "" : "s", list,
+		      p->automatic ? "left the selection (dropped, renamed or moved out of it)"
+		                   : "removed", txn->position, p->res.nremoved == 1 ? "its" : "their");
+	/* partitions attached or detached: the target follows (note 8) */
+	for (size_t i = 0; i < p->res.nchanged && rc == PS_OK; i++) {
+		ps_table_change *tc = calloc(1, sizeof(*tc));
+
+		if (!tc) {
+			rc = ps_error_set(err, PS_ENOMEM, "out of memory");
+			break;
+		}
+		tc->def = p->res.changed[i];
+		p->res.changed[i] = NULL;
+		tc->table = ps_table_ref(tc->def->table);
+		tc->what = PS_TC_PARTITIONS;
+		rc = ps_backfill_on_table(bf, txn, tc, err);
+		ps_table_change_free(tc);
+	}
 	for (size_t i = 0; i < p->res.nadded && rc == PS_OK; i++) {
 		ps_table_def *def = p->res.added[i];
+		char q[300];
 
 		p->res.added[i] = NULL;
-		if (bf->copy_rows) {
-			event(bf, "table %s.%s added at %s: created in the target as a load would, its "
+		snprintf(q, sizeof(q), "%s.%s", def->table->schema, def->table->name);
+		if (bf->tracking)
+			rc = force_add(bf, q);
+		if (rc != PS_OK) {
+			ps_table_def_free(def);
+		} else if (bf->copy_rows || p->automatic) {
+			event(bf, "table %s %s at %s: created in the target as a load would, its "
 			      "changes applied as they come (idempotently) and its rows backfilled in "
-			      "chunks while the other tables stream", def->table->schema, def->table->name,
+			      "chunks while the other tables stream", q,
+			      p->automatic ? "came into the selection (created, renamed or moved into it, "
+			                     "or detached from a partitioned table)" : "added",
 			      txn->position);
-			rc = add_table(bf, def, err);
+			rc = add_table(bf, def, true, err);
 		} else {
-			event(bf, "table %s.%s added at %s: its changes from there on are applied",
-			      def->table->schema, def->table->name, txn->position);
+			event(bf, "table %s added at %s: its changes from there on are applied", q,
+			      txn->position);
 			ps_table_def_free(def);
 		}
 	}
@@ -714,6 +904,120 @@ static int tables_changed(ps_backfill *bf, const ps_txn *txn, unsigned gen, ps_e
 	publish(bf);
 	pending_free(p);
 	return rc;
+}
+
+/* ==== table changes in the stream (note 8) ================================= */
+
+/* The primary key's positions in def (borrowed), as table_add takes them. */
+static void def_keys(const ps_table_def *def, const int **keys, int *nkeys)
+{
+	*keys = NULL;
+	*nkeys = 0;
+	for (int i = 0; def->has_primary_key && i < def->nconstraints; i++)
+		if (def->constraints[i].kind == PS_CONSTRAINT_PRIMARY && def->constraints[i].ncols > 0) {
+			*keys = def->constraints[i].cols;
+			*nkeys = def->constraints[i].ncols;
+		}
+}
+
+/* A backfill under way of tc's table takes the new def; with `again` it
+ * starts over from the first key. Without one, `again` starts a backfill
+ * (taking tc->def) when the table has a key to read it by. */
+static int follow_backfills(ps_backfill *bf, ps_table_change *tc, bool again, bool from_chunk,
+                            ps_error *err)
+{
+	const ps_table *t = tc->table;
+	bf_table *bt = NULL;
+	ps_table_def *def = tc->def;
+	const int *keys;
+	int nkeys;
+
+	for (size_t i = 0; i < bf->ntables; i++)
+		if (!bf->tables[i].done && !bf->tables[i].cancelled &&
+		    strcmp(bf->tables[i].def->table->schema, t->schema) == 0 &&
+		    strcmp(bf->tables[i].def->table->name, t->name) == 0)
+			bt = &bf->tables[i];
+	if (!def)
+		return PS_OK;
+	def_keys(def, &keys, &nkeys);
+	if (bt) {
+		ps_table_def **grave = realloc(bf->old_defs, (bf->nold_defs + 1) * sizeof(*grave));
+		if (!grave)
+			return ps_error_set(err, PS_ENOMEM, "out of memory");
+		bf->old_defs = grave;
+		if (nkeys == 0)
+			return ps_error_set(err, PS_EINVAL, "table %s.%s lost its primary key while it was "
+			                    "being backfilled, so its rows cannot be read by key any more; "
+			                    "add the key back on the source, or leave the table out of the "
+			                    "job", t->schema, t->name);
+		if (again)
+			ps_key_bound_clear(&bt->after);
+		pthread_mutex_lock(&bf->mu);   /* the reader reads chunk_table->def under mu */
+		bf->old_defs[bf->nold_defs++] = bt->def;
+		bt->def = def;
+		bt->keys = keys;
+		bt->nkeys = nkeys;
+		/* a chunk not begun starts where the table now starts; one in
+		 * flight, read with the old columns, is read again */
+		if (bf->chunk_table == bt && bf->chunk_state == CH_WANTED && again)
+			ps_key_bound_clear(&bf->chunk_after);
+		if (bf->chunk_table == bt && (bf->chunk_state == CH_READING ||
+		                              bf->chunk_state == CH_READY) && (again || !from_chunk))
+			bf->chunk_stale = true;
+		pthread_mutex_unlock(&bf->mu);
+		if (from_chunk && again)
+			bf->chunk_stale = true;
+		tc->def = NULL;
+		if (again)
+			event(bf, "backfill of %s starts over: rows already copied may hold values the "
+			      "target computed when it followed the change", bt->qualified);
+		return PS_OK;
+	}
+	if (!again)
+		return PS_OK;
+	if (nkeys == 0 || !bf->cfg.src || !ps_src_can_retable(bf->cfg.src)) {
+		event(bf, "table %s.%s: rows the target held before the change keep the values the "
+		      "target gave them, which may differ from the source's (%s); recover with "
+		      "resync to copy it again", t->schema, t->name,
+		      nkeys == 0 ? "a table without a primary key cannot be read again while it streams"
+		                 : "the source cannot read a table again while it streams");
+		return PS_OK;
+	}
+	tc->def = NULL;
+	event(bf, "table %s.%s: its rows are read again in chunks (backfill), as the target could "
+	      "not derive their new values itself", t->schema, t->name);
+	return table_add(bf, def, NULL, 0, 0, err);
+}
+
+static int follow_change(ps_backfill *bf, const ps_txn *txn, ps_table_change *tc,
+                         bool from_chunk, ps_error *err)
+{
+	ps_table_options opt = table_options(bf, false);
+	bool again = false;
+	int rc;
+
+	if (!applies(bf, tc->table->schema, tc->table->name))
+		return PS_OK;   /* not in force: its changes are not applied either */
+	rc = ps_snk_table_change(bf->cfg.snk, txn, tc, &opt, &again, err);
+	if (rc != PS_OK)
+		return rc;
+	route_forget(bf);
+	rc = follow_backfills(bf, tc, again, from_chunk, err);
+	if (rc == PS_OK && again)
+		rc = spec_render(bf, err);
+	publish(bf);
+	return rc == PS_OK ? want_chunk(bf, err) : rc;
+}
+
+int ps_backfill_on_table(ps_backfill *bf, const ps_txn *txn, ps_table_change *tc, ps_error *err)
+{
+	return follow_change(bf, txn, tc, false, err);
+}
+
+void ps_backfill_table_seen(ps_backfill *bf, const ps_table_change *tc)
+{
+	if (tc && (tc->what & PS_TC_NAME))
+		atomic_store(&bf->poll_now, 1);
 }
 
 /* ==== markers ============================================================== */
@@ -852,8 +1156,7 @@ int ps_backfill_route_change(ps_backfill *bf, const ps_change *c)
 		route_forget(bf);
 		bf->route_table = ps_table_ref(c->table);
 		bf->route_result = PS_BF_APPLY;
-		if (bf->filtering && !selects(bf->inc, bf->ninc, bf->exc, bf->nexc, c->table->schema,
-		                              c->table->name))
+		if (!applies(bf, c->table->schema, c->table->name))
 			bf->route_result = PS_BF_SKIP;
 		for (size_t i = 0; bf->route_result == PS_BF_APPLY && i < bf->ntables; i++) {
 			bf_table *t = &bf->tables[i];
@@ -908,8 +1211,10 @@ static int reader_chunk(ps_backfill *bf, ps_error *err)
 	char content[200], pos[PS_POSITION_MAX];
 	unsigned long long seq;
 	const ps_table_def *def;
+	ps_table_def *fresh = NULL;
 	const ps_key_bound *after;
 	int state, max, nrows = -1, rc;
+	bool gone = false;
 
 	pthread_mutex_lock(&bf->mu);
 	state = bf->chunk_state;
@@ -928,12 +1233,20 @@ static int reader_chunk(ps_backfill *bf, ps_error *err)
 		if (rc != PS_OK)
 			return rc;
 	}
-	rc = ps_src_chunk_read(bf->cfg.src, def, after, max, on_chunk_row, bf, &nrows, err);
+	/* the table's columns of now (note 8); a table gone has no more rows */
+	rc = ps_src_redescribe(bf->cfg.src, def, &fresh, &gone, err);
+	if (rc == PS_OK && !gone)
+		rc = ps_src_chunk_read(bf->cfg.src, fresh ? fresh : def, after, max, on_chunk_row, bf,
+		                       &nrows, err);
+	if (rc == PS_OK && gone)
+		nrows = 0;
 	if (rc != PS_OK || nrows < 0) {
 		rows_drop(bf);
+		ps_table_def_free(fresh);
 		return rc;   /* not yet (source transactions still open): next time */
 	}
 	pthread_mutex_lock(&bf->mu);
+	bf->chunk_def = fresh;
 	bf->chunk_rows = bf->rows;
 	bf->chunk_nrows = bf->nrows;
 	bf->chunk_bytes = bf->row_bytes;
@@ -951,6 +1264,7 @@ int ps_backfill_reader(ps_backfill *bf, ps_error *err)
 	char **inc = NULL, **exc = NULL, mark[200];
 	size_t ninc = 0, nexc = 0;
 	unsigned gen = 0;
+	bool automatic = false;
 	bf_pending *p;
 	int rc;
 
@@ -965,12 +1279,33 @@ int ps_backfill_reader(ps_backfill *bf, ps_error *err)
 		}
 		pthread_mutex_unlock(&live->mu);
 	}
+	/* tables that came into or left the selection by themselves (note 7) */
+	if (!gen && bf->cfg.spec->type != PS_JOB_SNAPSHOT && bf->cfg.src &&
+	    ps_src_can_check_selection(bf->cfg.src)) {
+		uint64_t now = ps_now_ns();
+		bool changed = false;
+
+		if (atomic_exchange(&bf->poll_now, 0) || now - bf->poll_ns >= BF_POLL_NS) {
+			bf->poll_ns = now;
+			rc = ps_src_selection_check(bf->cfg.src, &changed, err);
+			if (rc != PS_OK)
+				return rc;
+		}
+		if (changed) {
+			automatic = true;
+			gen = 0x80000000u | ++bf->auto_gen;
+			inc = ps_strv_copy(bf->reader_inc, bf->reader_ninc);
+			exc = ps_strv_copy(bf->reader_exc, bf->reader_nexc);
+			ninc = bf->reader_ninc;
+			nexc = bf->reader_nexc;
+		}
+	}
 	if (gen && (!inc || !exc)) {
 		ps_strv_free(inc, ninc);
 		ps_strv_free(exc, nexc);
 		return ps_error_set(err, PS_ENOMEM, "out of memory");
 	}
-	if (gen && ps_strv_equal(inc, ninc, bf->reader_inc, bf->reader_ninc) &&
+	if (gen && !automatic && ps_strv_equal(inc, ninc, bf->reader_inc, bf->reader_ninc) &&
 	    ps_strv_equal(exc, nexc, bf->reader_exc, bf->reader_nexc)) {
 		bf->reader_gen = gen;   /* asked for what is in force already */
 		ps_strv_free(inc, ninc);
@@ -983,15 +1318,19 @@ int ps_backfill_reader(ps_backfill *bf, ps_error *err)
 			return ps_error_set(err, PS_ENOMEM, "out of memory");
 		}
 		p->gen = gen;
+		p->automatic = automatic;
 		snprintf(mark, sizeof(mark), "tables %s %s %u", bf->cfg.spec->name, bf->nonce, gen);
 		busy_add(bf, 1);
 		rc = ps_src_retable(bf->cfg.src, (const char *const *)inc, ninc, (const char *const *)exc, nexc,
-		                    bf->copy_rows, mark, &p->res, err);
+		                    bf->copy_rows || automatic, mark, &p->res, err);
 		if (rc != PS_OK) {
 			busy_add(bf, -1);
 			free(p);
 			ps_strv_free(inc, ninc);
 			ps_strv_free(exc, nexc);
+			if (automatic)
+				return ps_error_add_context(err, "taking in the tables that came into the "
+				                            "selection");
 			return ps_error_add_context(err, "changing the job's tables to include=%s...",
 			                            ninc ? inc[0] : "");
 		}
@@ -1010,7 +1349,8 @@ int ps_backfill_reader(ps_backfill *bf, ps_error *err)
 		p->next = bf->pending;
 		bf->pending = p;
 		pthread_mutex_unlock(&bf->mu);
-		bf->reader_gen = gen;
+		if (!automatic)
+			bf->reader_gen = gen;
 	}
 	return reader_chunk(bf, err);
 }
@@ -1061,12 +1401,17 @@ void ps_backfill_free(ps_backfill *bf)
 	for (size_t i = 0; i < bf->chunk_nrows; i++)
 		ps_change_free(bf->chunk_rows[i]);
 	free(bf->chunk_rows);
+	ps_table_def_free(bf->chunk_def);
 	ps_key_bound_clear(&bf->chunk_after);
 	rows_drop(bf);
 	free(bf->rows);
 	route_forget(bf);
 	key_set_clear(&bf->window);
 	key_set_clear(&bf->window_partial);
+	key_set_clear(&bf->in_force);
+	for (size_t i = 0; i < bf->nold_defs; i++)
+		ps_table_def_free(bf->old_defs[i]);
+	free(bf->old_defs);
 	ps_strv_free(bf->inc, bf->ninc);
 	ps_strv_free(bf->exc, bf->nexc);
 	ps_strv_free(bf->reader_inc, bf->reader_ninc);
@@ -1165,15 +1510,36 @@ static int resume_backfills(ps_backfill *bf, json_t *list, ps_table_def **defs, 
 	return rc;
 }
 
+/* Whether the checkpoint's list (or, without one, its patterns) had q. */
+static bool was_in_force(json_t *force, char **inc, size_t ninc, char **exc, size_t nexc,
+                         const ps_table_def *def, const char *q)
+{
+	size_t i;
+	json_t *v;
+
+	if (json_is_array(force)) {
+		json_array_foreach(force, i, v)
+			if (json_is_string(v) && strcmp(json_string_value(v), q) == 0)
+				return true;
+		return false;
+	}
+	return !inc || selects(inc, ninc, exc, nexc, def->table->schema, def->table->name);
+}
+
 int ps_backfill_begin(ps_backfill *bf, const char *ck_spec_json, bool resuming, ps_error *err)
 {
 	json_t *prev = resuming && ck_spec_json ? json_loads(ck_spec_json, 0, NULL) : NULL;
 	json_t *tables = json_object_get(prev, "tables"), *list = json_object_get(prev, "backfill");
+	json_t *force = json_object_get(prev, "tables_in_force"), *v;
 	ps_table_def **defs = NULL;
-	size_t ndefs = 0, ninc = 0, nexc = 0;
+	size_t ndefs = 0, ninc = 0, nexc = 0, i;
 	char **inc = json_strv(tables, "include", &ninc), **exc = json_strv(tables, "exclude", &nexc);
 	bool changed = inc && !(ps_strv_equal(inc, ninc, bf->inc, bf->ninc) &&
 	                        ps_strv_equal(exc, nexc, bf->exc, bf->nexc));
+	/* the tables in force are tracked by name where the source can list
+	 * them (note 7) */
+	bool track = bf->cfg.src && ps_src_can_snapshot(bf->cfg.src) &&
+	             bf->cfg.spec->type != PS_JOB_SNAPSHOT;
 	int rc = PS_OK;
 
 	if (changed) {
@@ -1184,29 +1550,61 @@ int ps_backfill_begin(ps_backfill *bf, const char *ck_spec_json, bool resuming, 
 		      "changes of tables it no longer selects are not applied%s",
 		      bf->copy_rows ? ", and the tables it adds are backfilled" : "");
 	}
-	if ((changed && bf->copy_rows) || json_array_size(list)) {
+	if (track || (changed && bf->copy_rows) || json_array_size(list)) {
 		rc = ps_src_describe(bf->cfg.src, &defs, &ndefs, err);
 		if (rc != PS_OK)
 			goto cleanup;
 	}
+	for (size_t d = 0; track && rc == PS_OK && d < ndefs; d++) {
+		char q[300];
+		snprintf(q, sizeof(q), "%s.%s", defs[d]->table->schema, defs[d]->table->name);
+		rc = force_add(bf, q);
+	}
+	if (rc != PS_OK)
+		goto cleanup;
+	bf->tracking = track;
+	/* tables in force at the checkpoint that the source no longer selects */
+	json_array_foreach(force, i, v) {
+		const char *q = json_string_value(v);
+		if (track && q && !key_set_has(&bf->in_force, q))
+			event(bf, "table %s left the selection while the job was not running (dropped, "
+			      "renamed or moved out of it): its changes after the checkpoint are not "
+			      "applied; target data left as it is", q);
+	}
 	if (json_array_size(list))
 		rc = resume_backfills(bf, list, defs, ndefs, err);
-	for (size_t i = 0; changed && bf->copy_rows && rc == PS_OK && i < ndefs; i++) {
-		ps_table_def *def = defs[i];
-		if (!def || selects(inc, ninc, exc, nexc, def->table->schema, def->table->name))
+	for (size_t d = 0; rc == PS_OK && d < ndefs; d++) {
+		ps_table_def *def = defs[d];
+		bool by_patterns;
+		char q[300];
+
+		if (!def)
 			continue;
-		defs[i] = NULL;
-		event(bf, "table %s.%s added while the job was not running: created in the target as a "
-		      "load would and backfilled while the other tables stream", def->table->schema,
-		      def->table->name);
-		rc = add_table(bf, def, err);
+		snprintf(q, sizeof(q), "%s.%s", def->table->schema, def->table->name);
+		if (!(changed || track) ||
+		    was_in_force(track ? force : NULL, inc, ninc, exc, nexc, def, q))
+			continue;
+		/* a table the patterns newly select is copied by load jobs only; one
+		 * that came to match them by itself whatever the job type */
+		by_patterns = inc && !selects(inc, ninc, exc, nexc, def->table->schema, def->table->name);
+		if (by_patterns && !bf->copy_rows)
+			continue;
+		defs[d] = NULL;
+		if (by_patterns)
+			event(bf, "table %s added while the job was not running: created in the target as "
+			      "a load would and backfilled while the other tables stream", q);
+		else
+			event(bf, "table %s came into the selection while the job was not running "
+			      "(created, renamed or moved into it): created in the target as a load "
+			      "would and backfilled while the other tables stream", q);
+		rc = add_table(bf, def, true, err);
 	}
 	if (rc == PS_OK)
 		rc = spec_render(bf, err);
 	publish(bf);
 cleanup:
-	for (size_t i = 0; i < ndefs; i++)
-		ps_table_def_free(defs[i]);
+	for (size_t d = 0; d < ndefs; d++)
+		ps_table_def_free(defs[d]);
 	free(defs);
 	ps_strv_free(inc, ninc);
 	ps_strv_free(exc, nexc);

@@ -92,4 +92,14 @@ bool ps_backfill_is_mark(const ps_change *c);
  * BEGIN): a table change takes effect, a chunk's window opens or closes. */
 int ps_backfill_on_mark(ps_backfill *bf, const ps_txn *txn, const ps_change *c, ps_error *err);
 
+/* A table's definition changed in the stream (source.h PS_READ_TABLE), inside
+ * source transaction txn (as at BEGIN): the sink follows when the table is in
+ * force, and a backfill of it follows the new def (backfill.c note 8); may
+ * take tc->def. */
+int ps_backfill_on_table(ps_backfill *bf, const ps_txn *txn, ps_table_change *tc,
+                         ps_error *err);
+/* Reader thread: a PS_READ_TABLE item is on its way; a table shown under a
+ * new name makes the next selection check come at once (note 7). */
+void ps_backfill_table_seen(ps_backfill *bf, const ps_table_change *tc);
+
 #endif

@@ -189,7 +189,18 @@ void ps_change_free(ps_change *c)
 	if (!c)
 		return;
 	ps_table_unref(c->table);
+	free(c->source_info);
 	free(c);
+}
+
+void ps_change_set_source_info(ps_change *c, char *info)
+{
+	if (c->source_info)
+		c->mem_size -= strlen(c->source_info) + 1;
+	free(c->source_info);
+	c->source_info = info;
+	if (info)
+		c->mem_size += strlen(info) + 1;
 }
 
 /* --- table definitions (penstock/tabledef.h) ----------------------------- */
@@ -216,6 +227,10 @@ void ps_table_def_free(ps_table_def *def)
 		free(def->columns[i].collation);
 		free(def->columns[i].identity_options);
 		free(def->columns[i].comment);
+		free(def->columns[i].fill_value);
+		for (int l = 0; l < def->columns[i].nlabels; l++)
+			free(def->columns[i].labels[l]);
+		free(def->columns[i].labels);
 	}
 	free(def->columns);
 	for (int i = 0; i < def->ngenerated; i++) {
@@ -251,4 +266,14 @@ void ps_table_def_free(ps_table_def *def)
 	free(def->engine);
 	ps_table_unref(def->table);
 	free(def);
+}
+
+void ps_table_change_free(ps_table_change *tc)
+{
+	if (!tc)
+		return;
+	ps_table_unref(tc->table);
+	ps_table_unref(tc->previous);
+	ps_table_def_free(tc->def);
+	free(tc);
 }

@@ -111,9 +111,9 @@ typedef struct load {
 	ps_error failed_err;
 	atomic_int abort;
 
-	bool tty;
 	uint64_t started_ns;
 	uint64_t last_progress_ns;
+	uint64_t retention_ns;        /* last ask of what the source keeps */
 } load;
 
 #define LOAD_MAX_WORKERS 64           /* snapshot.parallel's upper bound */
@@ -126,6 +126,7 @@ typedef struct worker {
 	ps_snk own;                   /* this worker's sink instance, or */
 	ps_snk *snk;                  /* the main one when the target allows one writer */
 	ps_copier *copier;
+	char point[PS_POSITION_MAX];  /* the copier's snapshot point (source.h copy_point) */
 	ps_txn txn;
 	load_table *table;
 	long long unit_rows;
@@ -482,7 +483,7 @@ static int copy_unit(worker *w, load_unit u, ps_error *err)
 	clock_gettime(CLOCK_REALTIME, &now);
 	memset(&w->txn, 0, sizeof(w->txn));
 	w->txn.commit_time_us = (int64_t)now.tv_sec * 1000000 + now.tv_nsec / 1000;
-	snprintf(w->txn.position, sizeof(w->txn.position), "%s", cfg->point);
+	snprintf(w->txn.position, sizeof(w->txn.position), "%s", w->point);
 	w->table = lt;
 	w->unit_rows = 0;
 	rc = ps_snk_begin(w->snk, &w->txn, err);
@@ -498,7 +499,7 @@ static int copy_unit(worker *w, load_unit u, ps_error *err)
 	pthread_mutex_lock(&ld->mu);
 	unit->done = true;
 	unit->rows = w->unit_rows;
-	snprintf(unit->point, sizeof(unit->point), "%s", cfg->point);
+	snprintf(unit->point, sizeof(unit->point), "%s", w->point);
 	rc = ps_fault_hit("snapshot.unit.commit", err);
 	if (rc == PS_OK)
 		rc = ps_checkpoint_commit(cfg->ck, w->snk, cfg->state_dir, err);
@@ -533,6 +534,8 @@ static void *worker_main(void *arg)
 	}
 	if (rc == PS_OK)
 		rc = ps_src_copy_open(cfg->src, cfg->snapshot, &w->copier, &err);
+	if (rc == PS_OK)
+		ps_src_copy_point(cfg->src, w->copier, cfg->point, w->point, sizeof(w->point));
 	while (rc == PS_OK) {
 		load_unit u;
 
@@ -565,7 +568,7 @@ static void *worker_main(void *arg)
 static void progress(load *ld, bool force)
 {
 	uint64_t now = ps_now_ns();
-	uint64_t period = ld->tty ? 1000000000ull : (uint64_t)ld->cfg->progress_interval_ms * 1000000ull;
+	uint64_t period = (uint64_t)ld->cfg->progress_interval_ms * 1000000ull;
 	long long rows = 0, est = 0;
 	size_t units = 0, done = 0, tables_done = 0;
 	char active[400] = "";
@@ -595,17 +598,24 @@ static void progress(load *ld, bool force)
 			                         lt->ck->estimated_rows);
 	}
 	pthread_mutex_unlock(&ld->mu);
-	if (ld->tty && !force) {
-		fprintf(stderr, "\r\033[Kload: %zu/%zu tables, %zu/%zu units, %lld/%lld rows (%.0f%%)  %s",
-		        tables_done, ld->ntables, done, units, rows, est,
-		        est > 0 ? 100.0 * (double)rows / (double)est : 0.0, active);
-		fflush(stderr);
-		return;
-	}
-	if (ld->tty)
-		fputs("\r\033[K", stderr);
 	ps_log_info("initial load: %zu/%zu tables, %zu/%zu units, %lld rows of ~%lld%s%s", tables_done,
 	            ld->ntables, done, units, rows, est, active[0] ? "; copying " : "", active);
+}
+
+/* What the source keeps for the job while the load runs (the log grows
+ * behind the slot meanwhile), every 5 s, on this thread: it owns cfg->src. */
+static void publish_retention(load *ld)
+{
+	uint64_t now = ps_now_ns();
+	ps_log_retention r;
+	ps_error ignored;
+
+	if (!ld->cfg->status || (ld->retention_ns && now - ld->retention_ns < 5000000000ull))
+		return;
+	ld->retention_ns = now;
+	ps_error_clear(&ignored);
+	if (ps_src_log_retention(ld->cfg->src, &r, &ignored) == PS_OK)
+		ps_run_status_set_retention(ld->cfg->status, &r);
 }
 
 /* Per-table progress for a watcher (cfg->status), from the same figures. */
@@ -673,8 +683,6 @@ static int finish_table(load *ld, load_table *lt, ps_error *err)
 	if (lt->ck->nunits > 1)
 		snprintf(spread, sizeof(spread), ", %lld to %lld rows a unit", least, most);
 	if (rc == PS_OK) {
-		if (ld->tty)
-			fputs("\r\033[K", stderr);
 		ps_log_info("loaded %s.%s: %lld rows in %zu unit%s%s (%.1f s%s%s)", lt->ck->schema,
 		            lt->ck->name, rows, lt->ck->nunits, lt->ck->nunits == 1 ? "" : "s",
 		            lt->ck->created ? ", keys and indexes built" : "", secs,
@@ -833,6 +841,7 @@ static int run_workers(load *ld, ps_error *err)
 		}
 		progress(ld, false);
 		publish_tables(ld);
+		publish_retention(ld);
 		if (gone)
 			break;
 	}
@@ -850,7 +859,6 @@ int ps_load_run(const ps_load_config *cfg, ps_error *err)
 
 	memset(&ld, 0, sizeof(ld));
 	ld.cfg = cfg;
-	ld.tty = isatty(2);
 	ld.started_ns = ld.last_progress_ns = ps_now_ns();
 	atomic_init(&ld.abort, 0);
 	pthread_mutex_init(&ld.mu, NULL);

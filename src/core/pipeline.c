@@ -166,7 +166,8 @@ typedef struct pipeline {
 	uint64_t idle_since_ns;             /* applier saw an idle log since then; 0: not idle */
 
 	/* reader-only, for cfg->status */
-	uint64_t read_status_ns, end_status_ns;
+	uint64_t read_status_ns, end_status_ns, retention_ns;
+	ps_op_counts ops;                   /* applier-only: changes by table and operation */
 
 	/* live controls (pipeline.h): cfg->live, or own_live filled from the spec */
 	ps_live *live;
@@ -370,6 +371,9 @@ static int reader_ack(pipeline *p, bool force, ps_error *err)
 	return ps_src_ack(&p->src, pos, err);
 }
 
+/* How often the reader asks the source what it keeps for the job. */
+#define RETENTION_SAMPLE_NS 5000000000ull
+
 /* For a watcher, at each commit read (item) or idle read (NULL): the last
  * commit read (at most 4 times a second), and every 2 s the source log's
  * end with the distances to it. A failed sample is only
@@ -403,6 +407,17 @@ static void reader_status(pipeline *p, const ps_read_item *item)
 		if (st->acked[0])
 			st->retained_bytes = ps_src_distance(&p->src, st->acked, end);
 		pthread_mutex_unlock(&st->mu);
+	}
+	/* what the source keeps for us, in its own terms (source.h
+	 * log_retention): replaces end - acknowledged when it can tell */
+	if (now - p->retention_ns >= RETENTION_SAMPLE_NS) {
+		ps_log_retention r;
+		ps_error ignored;
+
+		p->retention_ns = now;
+		ps_error_clear(&ignored);
+		if (ps_src_log_retention(&p->src, &r, &ignored) == PS_OK)
+			ps_run_status_set_retention(st, &r);
 	}
 }
 
@@ -468,6 +483,7 @@ static int reader_loop(pipeline *p, ps_error *err)
 		if (rc != PS_OK) {
 			ps_change_free(item.change);
 			free(item.state);
+			ps_table_change_free(item.table_change);
 			return rc;
 		}
 		if (item.kind == PS_READ_BEGIN && p->bounded &&
@@ -479,10 +495,13 @@ static int reader_loop(pipeline *p, ps_error *err)
 			in_txn = true;
 		else if (item.kind == PS_READ_COMMIT)
 			in_txn = false;
+		if (item.kind == PS_READ_TABLE)
+			ps_backfill_table_seen(p->bf, item.table_change);   /* a poll may be due */
 		rc = reader_push(p, &item, err);
 		if (rc != PS_OK) {
 			ps_change_free(item.change);
 			free(item.state);
+			ps_table_change_free(item.table_change);
 			return rc;
 		}
 	}
@@ -539,15 +558,19 @@ static int running_state(pipeline *p)
 
 static int apply_flush(pipeline *p, ps_error *err)
 {
+	uint64_t t0;
 	int rc;
 
 	if (p->batch_txns == 0)
 		return PS_OK;
 	rc = ps_fault_hit("apply.batch.before_commit", err);
+	t0 = ps_now_ns();
 	if (rc == PS_OK)
 		rc = store_checkpoint(p, running_state(p), err);   /* with the data */
 	if (rc != PS_OK)
 		return rc;
+	if (p->cfg->status)   /* the batch's commit, with its checkpoint */
+		ps_run_status_batch(p->cfg->status, (double)(ps_now_ns() - t0) / 1e9);
 	rc = durable_after_flush(p, p->last_commit, err);
 	if (rc == PS_OK)
 		rc = ps_fault_hit("apply.batch.after_commit", err);
@@ -695,11 +718,18 @@ static int apply_item(pipeline *p, const ps_read_item *item, ps_error *err)
 		ps_ratelimit_take(&p->rl, &p->live->limits, 1, item->change->mem_size, p->stop);
 		p->batch_bytes += item->change->mem_size;
 		p->changes_applied++;
+		if (item->change->table)
+			ps_op_counts_add(&p->ops, item->change->table->schema, item->change->table->name,
+			                 item->change->op, item->change->mem_size);
 		if (how == PS_BF_REDO)
 			return ps_snk_write(&p->snk, &p->txn_redo, item->change, err);
 		if (p->nroutes)
 			return route_write(p, item->change, err);
 		return ps_snk_write(&p->snk, &p->txn, item->change, err);
+	case PS_READ_TABLE:
+		/* a table's definition changed: the target follows, or the job
+		 * stops at it (backfill.h) */
+		return ps_backfill_on_table(p->bf, &p->txn, item->table_change, err);
 	case PS_READ_COMMIT:
 		p->txn = item->txn;
 		rc = ps_snk_commit(&p->snk, &p->txn, err);
@@ -779,6 +809,7 @@ static void publish_status(pipeline *p, bool force)
 		set_phase(p, PS_PHASE_STREAMING);
 	ps_run_status_applied(p->cfg->status, p->ck.position, p->ck.cdc_state, p->changes_applied,
 	                      p->txns_applied, p->last_commit_time_us, idle, atomic_load(&p->phase));
+	ps_run_status_set_ops(p->cfg->status, &p->ops);
 	if (p->cfg->on_tick)
 		p->cfg->on_tick(p->cfg->payload);
 }
@@ -817,6 +848,7 @@ static int applier_loop(pipeline *p, ps_error *err)
 		rc = apply_item(p, &item, err);
 		ps_change_free(item.change);
 		free(item.state);
+		ps_table_change_free(item.table_change);
 		if (rc != PS_OK)
 			return rc;
 		/* Once per transaction, and now and then inside a huge one. */
@@ -1334,6 +1366,7 @@ int ps_pipeline_run(const ps_pipeline_config *cfg, atomic_int *stop, ps_error *e
 	free(p->routes);
 	ps_secret_free(p->target_password);
 	ps_backfill_free(p->bf);
+	ps_op_counts_free(&p->ops);
 	free(p->prev_spec_json);
 	ps_ratelimit_destroy(&p->rl);
 	ps_live_destroy(&p->own_live);

@@ -18,6 +18,7 @@
 #include "util/buf.h"
 
 extern const ps_source_ops ps_source_pg;
+extern const ps_source_ops ps_source_mysql;
 extern const ps_sink_ops ps_sink_jsonl;
 extern const ps_sink_ops ps_sink_pg;
 extern const ps_sink_ops ps_sink_sqlite;
@@ -32,7 +33,7 @@ static const ps_url_syntax *const builtin_syntaxes[] = {
 	ps_pg_url_syntax, ps_mysql_url_syntax, ps_sqlite_url_syntax, ps_jsonl_url_syntax,
 	ps_kafka_url_syntax, NULL
 };
-static const ps_source_ops *const builtin_sources[] = {&ps_source_pg, NULL};
+static const ps_source_ops *const builtin_sources[] = {&ps_source_pg, &ps_source_mysql, NULL};
 static const ps_sink_ops *const builtin_sinks[] = {
 	&ps_sink_jsonl, &ps_sink_pg, &ps_sink_sqlite, NULL
 };
@@ -149,6 +150,8 @@ int ps_plugin_check_source(const ps_source_ops *ops, ps_error *err)
 	else if (!ops->retable != !ops->mark || !ops->retable != !ops->chunk_read ||
 	         (ops->chunk_read && !ops->describe))
 		missing = "live table group (retable, mark, chunk_read, with describe)";
+	else if ((ops->selection_check || ops->redescribe) && !ops->retable)
+		missing = "retable (selection_check and redescribe need the live table group)";
 	if (missing)
 		return ps_error_set(err, PS_EINVAL, "source plugin %s lacks required callback %s",
 		                    ops->name ? ops->name : "?", missing);
@@ -367,6 +370,29 @@ long long ps_src_distance(const ps_src *s, const char *from, const char *to)
 	if (!s->ops->position_distance || !from || !to || !*from || !*to)
 		return -1;
 	return s->ops->position_distance(from, to);
+}
+
+int ps_src_log_retention(ps_src *s, ps_log_retention *out, ps_error *err)
+{
+	int rc;
+
+	out->retained_bytes = out->limit_bytes = out->safe_bytes = -1;
+	out->status[0] = '\0';
+	if (!s->ops->log_retention)
+		return PS_OK;
+	rc = s->ops->log_retention(s->impl, out, err);
+	if (rc != PS_OK)
+		ps_error_add_context(err, "source %s, reading what the log keeps for the job",
+		                     s->ops->name);
+	out->status[sizeof(out->status) - 1] = '\0';
+	return rc;
+}
+
+long long ps_plugin_position_offset(const ps_source_ops *ops, const char *pos)
+{
+	if (!ops || !ops->position_offset || !pos || !*pos)
+		return -1;
+	return ops->position_offset(pos);
 }
 
 int ps_src_fence(ps_src *s, char *pos, size_t len, ps_error *err)
@@ -850,6 +876,12 @@ void ps_src_copy_close(ps_src *s, ps_copier *c)
 		s->ops->copy_close(c);
 }
 
+void ps_src_copy_point(ps_src *s, ps_copier *c, const char *dflt, char *point, size_t len)
+{
+	if (!s->ops->copy_point || !c || s->ops->copy_point(c, point, len) != 1 || !point[0])
+		snprintf(point, len, "%s", dflt);
+}
+
 /* --- prechecks ------------------------------------------------------------ */
 
 int ps_src_precheck(const ps_source_ops *ops, const ps_source_config *cfg,
@@ -1008,4 +1040,61 @@ int ps_snk_schema_apply(ps_snk *k, const ps_schema *schema, size_t *applied, ps_
 int ps_snk_can_apply_schema(const ps_snk *k)
 {
 	return k->ops->schema_apply != NULL;
+}
+
+/* --- schema changes (issue 15) -------------------------------------------- */
+
+int ps_src_can_check_selection(const ps_src *s)
+{
+	return s->ops->selection_check != NULL;
+}
+
+int ps_src_selection_check(ps_src *s, bool *changed, ps_error *err)
+{
+	uint64_t t0 = ps_now_ns();
+	int rc;
+
+	*changed = false;
+	if (!s->ops->selection_check)
+		return PS_OK;
+	rc = s->ops->selection_check(s->impl, changed, err);
+	timed(&s->live_time, t0);
+	if (rc != PS_OK)
+		ps_error_add_context(err, "source %s, looking for tables that came into or left the "
+		                     "selection", s->ops->name);
+	return rc;
+}
+
+int ps_src_redescribe(ps_src *s, const ps_table_def *def, ps_table_def **out, bool *gone,
+                      ps_error *err)
+{
+	uint64_t t0 = ps_now_ns();
+	int rc;
+
+	*out = NULL;
+	*gone = false;
+	if (!s->ops->redescribe)
+		return PS_OK;
+	rc = s->ops->redescribe(s->impl, def, out, gone, err);
+	timed(&s->live_time, t0);
+	if (rc != PS_OK)
+		ps_error_add_context(err, "source %s, describing %s.%s again", s->ops->name,
+		                     def->table->schema, def->table->name);
+	return rc;
+}
+
+int ps_snk_table_change(ps_snk *k, const ps_txn *txn, const ps_table_change *tc,
+                        const ps_table_options *opt, bool *backfill, ps_error *err)
+{
+	uint64_t t0 = ps_now_ns();
+	int rc;
+
+	*backfill = false;
+	if (!k->ops->table_change)
+		return PS_OK;
+	rc = k->ops->table_change(k->impl, txn, tc, opt, backfill, err);
+	timed(&k->write_time, t0);
+	if (rc != PS_OK)   /* the plugin's message names the table and the position */
+		ps_error_add_context(err, "target %s", k->ops->name);
+	return rc;
 }

@@ -97,6 +97,13 @@ int ps_src_fence(ps_src *s, char *pos, size_t len, ps_error *err);
 /* done receives what was released, in the plugin's words ("" when nothing). */
 int ps_src_drop(ps_src *s, char *done, size_t done_len, ps_error *err);
 
+/* The source's retention figures (source.h log_retention); every field -1
+ * / "" when the plugin has no such callback (PS_OK). */
+int ps_src_log_retention(ps_src *s, ps_log_retention *out, ps_error *err);
+/* The position as a byte offset in the log (source.h position_offset), or
+ * -1 when the plugin cannot tell; ops may be NULL. */
+long long ps_plugin_position_offset(const ps_source_ops *ops, const char *pos);
+
 /* --- live table changes (source.h invariants 8, 9) ------------------------ */
 int ps_src_can_retable(const ps_src *s);
 int ps_src_retable(ps_src *s, const char *const *include, size_t ninclude,
@@ -141,6 +148,9 @@ int ps_src_copy_open(ps_src *s, const char *snapshot, ps_copier **out, ps_error 
 int ps_src_copy_unit(ps_src *s, ps_copier *c, const ps_table_def *def,
                      const ps_copy_range *range, ps_row_fn fn, void *ctx, ps_error *err);
 void ps_src_copy_close(ps_src *s, ps_copier *c);
+/* The copier's own snapshot point into point (source.h copy_point), or
+ * the exported point `dflt` when the plugin shares one snapshot. */
+void ps_src_copy_point(ps_src *s, ps_copier *c, const char *dflt, char *point, size_t len);
 
 /* --- raw initial load (source.h copy_raw_format, sink.h load_raw_*) -------- */
 /* Whether the plugin offers the raw path; the calls below need it. */
@@ -194,5 +204,17 @@ int ps_src_schema_after_load(ps_src *s, ps_schema **out, ps_error *err);
  * callback (ps_snk_can_apply_schema tells which). */
 int ps_snk_schema_apply(ps_snk *k, const ps_schema *schema, size_t *applied, ps_error *err);
 int ps_snk_can_apply_schema(const ps_snk *k);
+
+/* --- schema changes (issue 15; source.h invariants 10, 11) ------------------ */
+int ps_src_can_check_selection(const ps_src *s);
+/* *changed false when the source cannot tell. */
+int ps_src_selection_check(ps_src *s, bool *changed, ps_error *err);
+/* *out NULL (def holds) when the source cannot tell. */
+int ps_src_redescribe(ps_src *s, const ps_table_def *def, ps_table_def **out, bool *gone,
+                      ps_error *err);
+/* A table's definition changed (sink.h table_change); nothing when the sink
+ * has no callback. */
+int ps_snk_table_change(ps_snk *k, const ps_txn *txn, const ps_table_change *tc,
+                        const ps_table_options *opt, bool *backfill, ps_error *err);
 
 #endif

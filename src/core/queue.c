@@ -46,6 +46,7 @@ void ps_queue_destroy(ps_queue *q)
 	while (q->count) {
 		ps_change_free(q->ring[q->head].change);
 		free(q->ring[q->head].state);
+		ps_table_change_free(q->ring[q->head].table_change);
 		q->head = (q->head + 1) % q->cap;
 		q->count--;
 	}

@@ -46,13 +46,16 @@ typedef struct spec_ctx {
 
 static const char *const root_fields[] = {
 	"name", "type", "source", "target", "tables", "snapshot", "resume", "checks",
-	"retry", "limits", "complete"
+	"retry", "limits", "complete", "webhook"
 };
 static const char *const source_fields[] = {"url", "password_env", "password_file"};
 static const char *const target_fields[] = {
 	"url", "password_env", "password_file", "create_tables", "truncate_before_load",
-	"schema", "foreign_keys", "create_extensions"
+	"schema", "foreign_keys", "create_extensions", "follow_ddl"
 };
+/* issue 15: target.follow_ddl (penstock/sink.h) */
+static const char *const follow_names[] = {"created", "all", "none"};
+static const int follow_values[] = {PS_FOLLOW_CREATED, PS_FOLLOW_ALL, PS_FOLLOW_NONE};
 /* issue 14: target.schema, target.foreign_keys, tables.keyless (penstock/schema.h) */
 static const char *const schema_names[] = {"tables", "full", "bare"};
 static const int schema_values[] = {PS_SCHEMA_TABLES, PS_SCHEMA_FULL, PS_SCHEMA_BARE};
@@ -71,6 +74,7 @@ static const char *const checks_fields[] = {"skip"};
 static const char *const retry_fields[] = {"initial_backoff_ms", "max_backoff_ms", "max_attempts"};
 static const char *const limits_fields[] = {"rows_per_sec", "bytes_per_sec"};
 static const char *const complete_fields[] = {"max_lag_ms"};
+static const char *const webhook_fields[] = {"url_env", "secret_env"};
 
 static const char *const type_names[] = {"migration", "sync", "snapshot", "cdc"};
 static const int type_values[] = {
@@ -482,6 +486,10 @@ static int parse_endpoint(spec_ctx *c, json_t *root, const char *field,
 		                ARRAY_LEN(fk_names), &ep->foreign_keys);
 	if (rc == 0)
 		rc = get_bool(c, obj, field, "create_extensions", &ep->create_extensions);
+	ep->follow_ddl = PS_FOLLOW_CREATED;
+	if (rc == 0)
+		rc = get_choice(c, obj, field, "follow_ddl", false, follow_names, follow_values,
+		                ARRAY_LEN(follow_names), &ep->follow_ddl);
 	return rc;
 }
 
@@ -630,6 +638,39 @@ static int parse_complete(spec_ctx *c, json_t *root, ps_spec *spec)
 	return get_int(c, cpl, "complete", "max_lag_ms", 1, 3600000, &spec->complete_max_lag_ms);
 }
 
+/* webhook: the names of the environment variables (of the server) that hold
+ * the URL to call on some transitions and the secret that signs the calls;
+ * never the values, which may be secrets both. */
+static int parse_webhook_env(spec_ctx *c, json_t *hook, const char *key, bool required,
+                             char **out)
+{
+	const char *env = NULL;
+	char path[PATH_LEN];
+	int rc = get_string(c, hook, "webhook", key, required, &env);
+
+	if (rc < 0 || !env)
+		return rc;
+	if (!valid_env_name(env)) {
+		make_path(path, "webhook", key);
+		return fail(c, path, "must be the name of an environment variable "
+		            "(letters, digits and '_', not starting with a digit)");
+	}
+	return dup_str(c, out, env);
+}
+
+static int parse_webhook(spec_ctx *c, json_t *root, ps_spec *spec)
+{
+	json_t *hook;
+	int rc = get_section(c, root, "webhook", webhook_fields, ARRAY_LEN(webhook_fields), &hook);
+
+	if (rc < 0 || !hook)
+		return rc;
+	rc = parse_webhook_env(c, hook, "url_env", true, &spec->webhook_url_env);
+	if (rc == 0)
+		rc = parse_webhook_env(c, hook, "secret_env", false, &spec->webhook_secret_env);
+	return rc;
+}
+
 /* checks.skip: precheck ids, each one ps_check_id_skippable. The list is
  * published before it is filled, like the table patterns. */
 static int parse_checks(spec_ctx *c, json_t *root, ps_spec *spec)
@@ -755,6 +796,9 @@ static int parse_root(spec_ctx *c, json_t *root, ps_spec *spec)
 	rc = parse_complete(c, root, spec);
 	if (rc < 0)
 		return rc;
+	rc = parse_webhook(c, root, spec);
+	if (rc < 0)
+		return rc;
 	spec->resume = PS_RESUME_IF_EXISTS;
 	return get_choice(c, root, "", "resume", false, resume_names, resume_values,
 	                  ARRAY_LEN(resume_names), &spec->resume);
@@ -870,6 +914,8 @@ void ps_spec_free(ps_spec *spec)
 	if (!spec)
 		return;
 	free(spec->name);
+	free(spec->webhook_url_env);
+	free(spec->webhook_secret_env);
 	free_endpoint(&spec->source);
 	free_endpoint(&spec->target);
 	free_list(spec->include, spec->ninclude);

@@ -32,8 +32,11 @@
  *               "max_backoff_ms": 60000,         optional, >= initial_backoff_ms, <= 86400000
  *               "max_attempts": 0},              optional, 0 (forever)..1000000: retries
  *                                                after a retryable error (penstock server)
- *     "checks": {"skip": ["source.slots"]}       optional: precheck ids reported as
+ *     "checks": {"skip": ["source.slots"]},      optional: precheck ids reported as
  *                                                skipped (core/precheck.h, docs/prechecks.md)
+ *     "webhook": {"url_env": "HOOK_URL",         optional (penstock server): the variables
+ *                 "secret_env": "HOOK_SECRET"}   holding the URL called on some transitions
+ *                                                and the HMAC secret (optional) signing it
  *   }
  *
  * Rules: unknown fields are errors; duplicate keys are errors; every error
@@ -77,6 +80,8 @@ typedef struct ps_endpoint_spec {
 	int schema;           /* target.schema: ps_schema_mode, default tables */
 	int foreign_keys;     /* target.foreign_keys: ps_foreign_keys, default validate */
 	bool create_extensions; /* target.create_extensions, default true */
+	int follow_ddl;       /* target.follow_ddl: ps_follow_ddl (penstock/sink.h),
+	                         default created (issue 15) */
 } ps_endpoint_spec;
 
 typedef struct ps_spec {
@@ -102,6 +107,10 @@ typedef struct ps_spec {
 	                                  while its lag stays under this (default 5000) */
 	int keyless;          /* tables.keyless: ps_keyless (penstock/schema.h), default
 	                         insert_only (issue 14) */
+	char *webhook_url_env;         /* webhook.url_env: the variable holding the URL the
+	                                  server calls on some transitions, or NULL */
+	char *webhook_secret_env;      /* webhook.secret_env: the variable holding the
+	                                  secret that signs the calls, or NULL */
 } ps_spec;
 
 /*

@@ -35,6 +35,8 @@ static json_t *endpoint(const ps_endpoint_spec *ep, int is_source)
 		json_object_set_new(o, "schema", json_string(schema[ep->schema]));
 		json_object_set_new(o, "foreign_keys", json_string(fks[ep->foreign_keys]));
 		json_object_set_new(o, "create_extensions", json_boolean(ep->create_extensions));
+		static const char *const follow[] = {"created", "all", "none"};
+		json_object_set_new(o, "follow_ddl", json_string(follow[ep->follow_ddl]));
 	}
 	return o;
 }

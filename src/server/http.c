@@ -13,6 +13,14 @@
  *     is drained and answered 413 without being parsed.
  *  4. Errors are {"error": {"code", "message", ...}} with the HTTP status
  *     that fits; the token never appears in any answer or log.
+ *  5. The exception to note 2 is the status page's own files (console.h):
+ *     they hold no data, and a browser cannot send a bearer token for a
+ *     page it navigates to. They go out with a strict Content-Security-
+ *     Policy; the page then calls the API with the token the user gives it.
+ *  6. The main loop (ps_http_serve) also samples every job's figures into
+ *     its history every PS_HISTORY_INTERVAL_MS, and under systemd tells it
+ *     READY=1 once the jobs are loaded and WATCHDOG=1 while the job table's
+ *     lock can be had (a wedged server stops pinging and is restarted).
  */
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -24,9 +32,12 @@
 #include <microhttpd.h>
 
 #include "core/version.h"
+#include "server/console.h"
 #include "server/recover.h"
+#include "server/sdnotify.h"
 #include "server/server.h"
 #include "util/buf.h"
+#include "util/clock.h"
 #include "util/log.h"
 
 typedef struct request {
@@ -74,6 +85,27 @@ static enum MHD_Result send_json(struct MHD_Connection *conn, ps_api_result *r)
 		text[n + 1] = '\0';
 	}
 	return send_text(conn, r->status, "application/json", text);
+}
+
+/* One file of the status page (note 5); MHD leaves the body out of an
+ * answer to HEAD. */
+static enum MHD_Result send_asset(struct MHD_Connection *conn, const ps_console_asset *a)
+{
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+
+	resp = MHD_create_response_from_buffer(a->len, (void *)a->data, MHD_RESPMEM_PERSISTENT);
+	if (!resp)
+		return MHD_NO;
+	MHD_add_response_header(resp, "Content-Type", a->type);
+	MHD_add_response_header(resp, "Cache-Control", "no-cache");
+	MHD_add_response_header(resp, "Content-Security-Policy", PS_CONSOLE_CSP);
+	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+	MHD_add_response_header(resp, "X-Frame-Options", "DENY");
+	MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
+	ret = MHD_queue_response(conn, MHD_HTTP_OK, resp);
+	MHD_destroy_response(resp);
+	return ret;
 }
 
 static bool token_ok(const char *header, const char *token)
@@ -218,6 +250,14 @@ static void route_jobs(ps_server *srv, struct MHD_Connection *conn, const char *
 			ps_jobs_complete(srv, id, body->data ? body->data : "", body->len, actor, r);
 		return;
 	}
+	if (strcmp(sub, "history") == 0) {
+		long long since;
+		if (strcmp(method, "GET") != 0)
+			method_not_allowed(r, method, full_url, "GET");
+		else if (parse_int_arg(conn, "since", 0, 0, INT64_MAX, &since, r))
+			ps_jobs_history(srv, id, since, r);
+		return;
+	}
 	if (strcmp(sub, "compares") == 0) {
 		long long limit;
 		if (strcmp(method, "GET") != 0)
@@ -271,6 +311,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		*upload_data_size = 0;
 		return MHD_YES;
 	}
+	if (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0) {
+		const ps_console_asset *asset = ps_console_find(url);
+		if (asset)
+			return send_asset(conn, asset);
+	}
 	auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
 	if (!token_ok(auth, srv->token)) {
 		ps_api_error(&r, 401, "unauthorized",
@@ -295,6 +340,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		r.body = json_pack("{s:s, s:s, s:i, s:I}", "status", "ok", "version",
 		                   PENSTOCK_VERSION, "jobs", n, "uptime_seconds",
 		                   (json_int_t)((ps_time_now_ms() - srv->started_ms) / 1000));
+	} else if (strcmp(url, "/readyz") == 0) {
+		ps_server_ready(srv, &r);
 	} else if (strcmp(url, "/metrics") == 0) {
 		char *text = ps_jobs_metrics(srv);
 		if (text)
@@ -304,7 +351,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		route_jobs(srv, conn, method, url, url + 8, &req->body, &r);
 	} else {
 		ps_api_error(&r, 404, "not_found", "no such resource: %s; the API is under /v1/jobs, "
-		             "plus /healthz and /metrics", url);
+		             "plus /healthz, /readyz and /metrics; the status page is at /", url);
 	}
 	return send_json(conn, &r);
 }
@@ -360,6 +407,62 @@ static int parse_listen(const char *listen, struct sockaddr_in *sa, ps_error *er
 	return PS_OK;
 }
 
+/* "STATUS=..." for the service manager: how many jobs, and how many run. */
+static void notify_status(ps_server *srv, const char *prefix, const char *addr, unsigned port)
+{
+	char msg[300];
+	int jobs = 0, running = 0, failing = 0;
+
+	pthread_mutex_lock(&srv->mu);
+	for (ps_job *j = srv->jobs; j; j = j->next) {
+		jobs++;
+		running += j->state == PS_JOB_RUNNING || j->state == PS_JOB_READY_TO_COMPLETE;
+		failing += j->state == PS_JOB_FAILED || j->state == PS_JOB_FAILED_PERMANENTLY;
+	}
+	pthread_mutex_unlock(&srv->mu);
+	snprintf(msg, sizeof(msg), "%sSTATUS=serving http://%s:%u: %d job%s, %d running, %d failed",
+	         prefix, addr, port, jobs, jobs == 1 ? "" : "s", running, failing);
+	ps_sd_notify(msg);
+}
+
+/* Until *stop: samples the jobs' history and pings the watchdog (note 6). */
+static void main_loop(ps_server *srv, atomic_int *stop, const char *addr, unsigned port)
+{
+	uint64_t watchdog_ns = ps_sd_watchdog_usec() * 1000ull / 2;
+	uint64_t last_sample = 0, last_ping = 0;
+
+	ps_jobs_sample(srv);   /* a first point for every job at once */
+	last_sample = ps_now_ns();
+	notify_status(srv, "READY=1\n", addr, port);
+	if (watchdog_ns)
+		ps_log_info("systemd watchdog: pinging every %.1f s", (double)watchdog_ns / 1e9);
+	while (!atomic_load(stop)) {
+		struct timespec ts = {0, 100 * 1000000L};
+		uint64_t now;
+
+		nanosleep(&ts, NULL);
+		now = ps_now_ns();
+		if (now - last_sample >= (uint64_t)PS_HISTORY_INTERVAL_MS * 1000000ull) {
+			last_sample = now;
+			if (ps_jobs_sample(srv))
+				notify_status(srv, "", addr, port);
+		}
+		if (watchdog_ns && now - last_ping >= watchdog_ns) {
+			struct timespec until;
+
+			/* alive means the job table's lock can be had, not only
+			 * that this loop turns */
+			clock_gettime(CLOCK_REALTIME, &until);
+			until.tv_sec += 1;
+			if (pthread_mutex_timedlock(&srv->mu, &until) == 0) {
+				pthread_mutex_unlock(&srv->mu);
+				ps_sd_notify("WATCHDOG=1");
+				last_ping = now;
+			}
+		}
+	}
+}
+
 int ps_http_serve(ps_server *srv, const char *listen, atomic_int *stop, ps_error *err)
 {
 	struct sockaddr_in sa;
@@ -383,23 +486,28 @@ int ps_http_serve(ps_server *srv, const char *listen, atomic_int *stop, ps_error
 		return ps_error_set(err, PS_EIO, "cannot listen on %s (in use? another penstock server?); "
 		                    "pick another address with --listen", listen);
 	/* the port is ours: now the jobs that were running may run again */
-	rc = ps_server_jobs_load(srv, err);
+	rc = ps_webhooks_start(&srv->webhooks, err);
+	if (rc == PS_OK)
+		rc = ps_server_jobs_load(srv, err);
 	if (rc != PS_OK) {
 		MHD_stop_daemon(d);
+		ps_webhooks_stop(srv->webhooks);
+		srv->webhooks = NULL;
 		return rc;
 	}
 	info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
 	inet_ntop(AF_INET, &sa.sin_addr, addr, sizeof(addr));
-	ps_log_info("penstock server listening on http://%s:%u (API under /v1, state in %s)", addr,
-	            info ? (unsigned)info->port : (unsigned)ntohs(sa.sin_port), srv->state_dir);
-	while (!atomic_load(stop)) {
-		struct timespec ts = {0, 100 * 1000000L};
-		nanosleep(&ts, NULL);
-	}
+	ps_log_info("penstock server listening on http://%s:%u (API under /v1, status page at /, "
+	            "state in %s)", addr, info ? (unsigned)info->port : (unsigned)ntohs(sa.sin_port),
+	            srv->state_dir);
+	main_loop(srv, stop, addr, info ? (unsigned)info->port : (unsigned)ntohs(sa.sin_port));
 	ps_log_info("penstock server stopping: letting running jobs drain and checkpoint");
+	ps_sd_notify("STOPPING=1\nSTATUS=stopping: running jobs drain and checkpoint");
 	MHD_quiesce_daemon(d);
 	ps_server_jobs_shutdown(srv);
 	MHD_stop_daemon(d);
+	ps_webhooks_stop(srv->webhooks);
+	srv->webhooks = NULL;
 	ps_server_jobs_free(srv);
 	return PS_OK;
 }

@@ -35,6 +35,11 @@ static ps_job *find_job(ps_server *srv, const char *id_or_name)
 	return NULL;
 }
 
+ps_job *ps__job_find(ps_server *srv, const char *id_or_name)
+{
+	return find_job(srv, id_or_name);
+}
+
 static void not_found(ps_api_result *r, const char *id)
 {
 	ps_api_error(r, 404, "not_found", "no job '%s'; `penstock job list` shows the jobs", id);
@@ -581,7 +586,7 @@ void ps_jobs_compare(ps_server *srv, const char *id, const char *body, size_t le
 	ps_job *job;
 	ps_error err;
 	json_t *report = NULL;
-	int64_t seq;
+	int64_t seq, compared_at;
 	int rc = PS_OK;
 
 	memset(&rep, 0, sizeof(rep));
@@ -638,13 +643,16 @@ void ps_jobs_compare(ps_server *srv, const char *id, const char *body, size_t le
 	}
 	report = ps_compare_report_json(&rep);
 	result = ps__job_json_text(report);
-	seq = result ? ps_store_compare_add(srv->store, job_id, ps_time_now_ms(), result, &err) : -1;
+	compared_at = ps_time_now_ms();
+	seq = result ? ps_store_compare_add(srv->store, job_id, compared_at, result, &err) : -1;
 	if (seq < 0) {
 		ps_api_error(r, 500, "internal", "cannot store the compare result: %s", err.message);
 		goto cleanup;
 	}
 	pthread_mutex_lock(&srv->mu);
 	job = find_job(srv, job_id);
+	if (job)
+		ps__job_compare_stored(job, seq, compared_at, report);
 	if (job)
 		ps__job_event(srv, job, "compare", "%s compare by %s: %s%s", ps_compare_mode_name(q.mode),
 		              actor, rep.equal ? "equal" : rep.consistent ? "differences repaired" : "DIFFERENT",

@@ -14,6 +14,7 @@
  */
 #include <stdlib.h>
 
+#include "core/errclass.h"
 #include "server/jobs_internal.h"
 #include "server/server.h"
 
@@ -23,9 +24,9 @@ json_t *ps__job_status_snapshot(ps_job *job)
 	ps_run_status copy;
 	json_t *j;
 
-	ps_run_status_copy(&job->status, &copy);
+	ps_run_status_copy_all(&job->status, &copy);
 	j = ps_run_status_json(&copy);
-	free(copy.tables);
+	ps_run_status_copy_free(&copy);
 	return j;
 }
 
@@ -75,6 +76,26 @@ static void retry_json(json_t *o, ps_job *job)
 	json_decref(next);
 }
 
+/* What the console and an operator read besides the core figures: the
+ * source's retention, apply batch latency, changes by table, errors by
+ * class and the last compare (docs/api.md). srv->mu held. */
+static void figures_more_json(json_t *o, ps_job *job, json_t *figures)
+{
+	static const char *const keys[] = {"retention", "apply_batches", "table_changes"};
+	json_t *errors = json_object();
+
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		json_t *v = json_object_get(figures, keys[i]);
+		json_object_set(o, keys[i], v ? v : json_null());
+	}
+	for (int c = 0; c < PS_ERRCLASS_COUNT; c++)
+		if (job->errors[c])
+			json_object_set_new(errors, ps_errclass_name(c), json_integer((json_int_t)job->errors[c]));
+	json_object_set_new(o, "errors", errors);
+	json_object_set_new(o, "last_compare", job->last_compare ? json_incref(job->last_compare)
+	                                                         : json_null());
+}
+
 /* The job object of the API (docs/api.md), srv->mu held. */
 json_t *ps__job_json(ps_job *job)
 {
@@ -118,7 +139,6 @@ json_t *ps__job_json(ps_job *job)
 	              "log_reader", json_string(held.log_reader),
 	              "created_at", time_json(job->created_at), "updated_at", time_json(job->updated_at),
 	              "spec", spec ? spec : json_null());
-	json_decref(figures);
 	/* the limits in force now: a PATCH changes them at once (ratelimit.h) */
 	json_object_set_new(o, "limits",
 	                    json_pack("{s:I, s:I, s:i}", "rows_per_sec",
@@ -127,6 +147,8 @@ json_t *ps__job_json(ps_job *job)
 	                              (json_int_t)atomic_load(&job->live.limits.bytes_per_sec),
 	                              "parallel", atomic_load(&job->live.limits.parallel)));
 	retry_json(o, job);
+	figures_more_json(o, job, figures);
+	json_decref(figures);
 	return o;
 }
 

@@ -129,6 +129,7 @@ void ps__job_transition(ps_server *srv, ps_job *job, int to, const char *actor,
 	ps__job_save(srv, job, "transition", actor, from, to, reason);
 	ps_log_info("job %s: %s -> %s (%s): %s", job->spec->name, ps_job_state_name(from),
 	            ps_job_state_name(to), actor, reason);
+	ps__job_notify(srv, job, from, to, actor, reason);
 	pthread_cond_broadcast(&srv->changed);
 }
 
@@ -200,6 +201,8 @@ void ps__job_free(ps_job *job)
 	json_decref(job->checks);
 	json_decref(job->last_error);
 	json_decref(job->last_status);
+	json_decref(job->last_compare);
+	free(job->history);
 	ps_run_status_destroy(&job->status);
 	ps_live_destroy(&job->live);
 	free(job);
@@ -282,6 +285,7 @@ int ps_server_jobs_load(ps_server *srv, ps_error *err)
 		return rc;
 	pthread_mutex_lock(&srv->mu);
 	for (ps_job *job = srv->jobs; job; job = job->next) {
+		ps__job_compare_load(srv, job);   /* for /metrics */
 		switch (job->state) {
 		case PS_JOB_STARTING:
 		case PS_JOB_RUNNING:
@@ -308,6 +312,7 @@ int ps_server_jobs_load(ps_server *srv, ps_error *err)
 		if (ps_job_state_active(job->state))
 			ps__job_spawn(srv, job);
 	}
+	srv->jobs_loaded = true;
 	pthread_mutex_unlock(&srv->mu);
 	return PS_OK;
 }

@@ -80,6 +80,24 @@ void *ps__job_recover_main(void *arg);
  * cutover): a modification waits. srv->mu held. */
 bool ps__job_spec_in_use(const ps_job *job);
 
+/* --- job_api.c ------------------------------------------------------------- */
+
+/* The job with this id or name, not being deleted, or NULL. srv->mu held. */
+ps_job *ps__job_find(ps_server *srv, const char *id_or_name);
+
+/* --- observe.c ------------------------------------------------------------- */
+
+/* The webhook call of a transition from -> to (webhook.h), when the job's
+ * spec names a webhook and `to` is failed, failed_permanently,
+ * ready_to_complete or completed. srv->mu held. */
+void ps__job_notify(ps_server *srv, ps_job *job, int from, int to, const char *actor,
+                    const char *reason);
+/* Keeps the summary of a compare report just stored as job->last_compare
+ * (for /metrics). srv->mu held. */
+void ps__job_compare_stored(ps_job *job, int64_t seq, int64_t at_ms, const json_t *report);
+/* The same from the store's last compare of the job, at load. srv->mu held. */
+void ps__job_compare_load(ps_server *srv, ps_job *job);
+
 /* --- job_json.c ------------------------------------------------------------ */
 
 /* The live figures of the job's pipeline, as JSON (a new reference). */

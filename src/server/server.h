@@ -7,7 +7,11 @@
  * requests, bodies, auth), metrics.c (Prometheus text), store.c
  * (persistence), token.c (the API token, shared with the CLI client),
  * lifecycle.c (states and actions), recover.c and cutover.c (the steps
- * before a recovered run and after a cutover's fence).
+ * before a recovered run and after a cutover's fence); for the operator:
+ * console.c (the status page at /, its files compiled in from
+ * src/server/console/), history.c (each job's figures over the last hour),
+ * webhook.c (calls on some transitions), sdnotify.c (systemd's READY=1 and
+ * watchdog).
  *
  * NOTES ON THE DESIGN
  *
@@ -41,8 +45,11 @@
 #include "core/spec.h"
 #include "core/status.h"
 #include "penstock/error.h"
+#include "penstock/error.h"
+#include "server/history.h"
 #include "server/lifecycle.h"
 #include "server/store.h"
+#include "server/webhook.h"
 
 #define PS_API_BODY_MAX (1u << 20)      /* request bodies above this are 413 */
 
@@ -71,6 +78,13 @@ typedef struct ps_job {
 	ps_run_status status;       /* live figures of the running pipeline */
 	ps_live live;               /* live controls its pipelines read (limits, tables) */
 	int cutover_compare;        /* complete: compare mode to run before releasing, 0: none */
+	/* For the operator (since this server started; not persisted): */
+	ps_history *history;        /* sampled figures of the last hour, or NULL before
+	                               the first sample (history.h) */
+	unsigned long long errors[PS_ERRCLASS_COUNT]; /* errors recorded, by class */
+	unsigned long long retries_total;             /* retries scheduled */
+	json_t *last_compare;       /* the last stored compare: {"seq", "at", "at_ms",
+	                               "mode", "consistent", "tables": [...]}, or NULL */
 	struct ps_job *next;
 } ps_job;
 
@@ -84,6 +98,8 @@ struct ps_server {
 	bool shutting_down;
 	atomic_int cancel_compares;  /* set at shutdown: running compares stop */
 	int64_t started_ms;
+	bool jobs_loaded;           /* the store was read and supervisors started */
+	ps_webhooks *webhooks;      /* delivery of job webhooks, or NULL */
 };
 
 /* --- jobs.c, job_api.c, job_json.c ----------------------------------------- */
@@ -136,6 +152,14 @@ void ps_jobs_events(ps_server *srv, const char *id, int64_t after, int limit, ps
 json_t *ps_job_figures(ps_job *job);
 /* Prometheus text exposition of every job (malloc'd). */
 char *ps_jobs_metrics(ps_server *srv);
+/* GET /v1/jobs/{id}/history?since=MS: the job's sampled figures. */
+void ps_jobs_history(ps_server *srv, const char *id, int64_t since_ms, ps_api_result *r);
+/* Samples every job's figures into its history (history.h); skipped when
+ * srv->mu cannot be had within a second. Returns false then. */
+bool ps_jobs_sample(ps_server *srv);
+/* GET /readyz: 200 when the store answers, the jobs are loaded and every
+ * job in an active state has its supervisor; else 503 with the reasons. */
+void ps_server_ready(ps_server *srv, ps_api_result *r);
 
 /* POST /v1/jobs/{id}/complete (a migration's cutover; body: optional
  * {"compare": "count"|"full"|"sample"|true|false, "reason"}). */

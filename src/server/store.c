@@ -285,6 +285,17 @@ fail:
 	return NULL;
 }
 
+int ps_store_ping(ps_store *s, ps_error *err)
+{
+	int rc = PS_OK;
+
+	pthread_mutex_lock(&s->mu);
+	if (sqlite3_exec(s->db, "SELECT count(*) FROM jobs", NULL, NULL, NULL) != SQLITE_OK)
+		rc = db_error(err, s->db, "reading the jobs");
+	pthread_mutex_unlock(&s->mu);
+	return rc;
+}
+
 int64_t ps_store_compare_add(ps_store *s, const char *job_id, int64_t at, const char *result,
                              ps_error *err)
 {

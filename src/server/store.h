@@ -63,6 +63,9 @@ int ps_store_each(ps_store *s, ps_store_job_fn fn, void *payload, ps_error *err)
  * [{"seq","at","kind","actor","from","to","reason"}]. NULL on error. */
 json_t *ps_store_events(ps_store *s, const char *job_id, int64_t after, int limit, ps_error *err);
 
+/* Reads the job table once: PS_OK when the store answers (/readyz). */
+int ps_store_ping(ps_store *s, ps_error *err);
+
 /* Stores the result of a compare run (JSON text); returns its sequence
  * number, -1 on error. */
 int64_t ps_store_compare_add(ps_store *s, const char *job_id, int64_t at, const char *result,

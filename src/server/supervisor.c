@@ -70,6 +70,8 @@ static void set_last_error_hint(ps_job *job, const ps_error *err, bool retryable
 	ps_error_format(err, msg, sizeof(msg));
 	ps_utf8_sanitize(msg);
 	ps_time_iso(at, sizeof(at), ps_time_now_ms());
+	if (cls >= 0 && cls < PS_ERRCLASS_COUNT)
+		job->errors[cls]++;   /* /metrics: penstock_job_errors_total */
 	json_decref(job->last_error);
 	job->last_error = json_pack("{s:s, s:s, s:b, s:s, s:s, s:s}", "code",
 	                            ps_error_code_name(err->code), "message", msg,
@@ -299,6 +301,7 @@ static void schedule_retry(ps_server *srv, ps_job *job, const ps_error *err)
 		return;
 	}
 	set_last_error(job, err, true);
+	job->retries_total++;
 	backoff = ps_retry_backoff_ms(spec->retry_initial_backoff_ms, spec->retry_max_backoff_ms,
 	                              job->attempts, (uint32_t)rand());
 	job->next_retry_ms = ps_time_now_ms() + backoff;
@@ -439,6 +442,7 @@ static void run_cutover(ps_server *srv, ps_job *job)
 	char *text = NULL, *result = NULL;
 	ps_error err;
 	json_t *report = NULL;
+	int64_t compare_seq = -1, compared_at = 0;
 	int rc;
 
 	memset(&rep, 0, sizeof(rep));
@@ -456,8 +460,9 @@ static void run_cutover(ps_server *srv, ps_job *job)
 		rc = ps_cutover_compare(spec, mode, &srv->cancel_compares, &rep, &err);
 		report = rc == PS_OK ? ps_compare_report_json(&rep) : NULL;
 		result = report ? ps__job_json_text(report) : NULL;
+		compared_at = ps_time_now_ms();
 		if (result)
-			ps_store_compare_add(srv->store, job_id, ps_time_now_ms(), result, &err);
+			compare_seq = ps_store_compare_add(srv->store, job_id, compared_at, result, &err);
 		if (rc == PS_OK && !rep.consistent)
 			rc = ps_error_set(&err, PS_EINVAL, "the %s compare found differences (`penstock job "
 			                  "compares` has them)", ps_compare_mode_name(mode));
@@ -466,6 +471,8 @@ static void run_cutover(ps_server *srv, ps_job *job)
 	if (rc == PS_OK)
 		rc = ps_pipeline_release(spec, srv->state_dir, done, sizeof(done), &err);
 	pthread_mutex_lock(&srv->mu);
+	if (report && compare_seq >= 0)
+		ps__job_compare_stored(job, compare_seq, compared_at, report);
 	if (job->state == PS_JOB_COMPLETING && !job->deleting) {
 		if (rc == PS_OK) {
 			json_decref(job->last_error);

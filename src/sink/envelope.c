@@ -222,6 +222,10 @@ static void put_source(out *o, const ps_envelope *k, const ps_txn *txn,
 	put_u64(o, txn ? txn->xid : 0);
 	PUT_LIT(o, ",\"ts_ms\":");
 	put_i64(o, txn ? txn->commit_time_us / 1000 : 0);
+	if (c->source_info && c->source_info[0]) {
+		PUT_LIT(o, ",");
+		put(o, c->source_info, strlen(c->source_info));
+	}
 	PUT_LIT(o, "}");
 }
 

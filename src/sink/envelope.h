@@ -61,4 +61,48 @@ void ps_envelope_free(ps_envelope *env);
 int ps_envelope_render(ps_envelope *env, ps_buf *buf, const ps_txn *txn, const ps_change *c,
                        int64_t now_ms, ps_error *err);
 
+/* --- schema-change events (envelope_schema.c, issue 15) ------------------ */
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "penstock/tabledef.h"
+
+/* What consumers were last told of a table's columns. */
+typedef struct ps_envelope_shape_col {
+	char *name;
+	char *type;              /* the source's type name, or NULL */
+	uint32_t type_id;
+	int32_t type_mod;
+	int ordinal;             /* the source's number for the column, 0 unknown */
+} ps_envelope_shape_col;
+
+typedef struct ps_envelope_shape {
+	ps_envelope_shape_col *cols;
+	int n;
+} ps_envelope_shape;
+
+/* t's columns, with def's type names and ordinals when def has t's columns.
+ * 0 or PS_ENOMEM (sh then holds what was made: clear it). */
+int ps_envelope_shape_of(ps_envelope_shape *sh, const ps_table *t, const ps_table_def *def);
+void ps_envelope_shape_clear(ps_envelope_shape *sh);
+/* Same names, types and modifiers in the same order. */
+bool ps_envelope_shape_equal(const ps_envelope_shape *a, const ps_envelope_shape *b);
+/* To and from the JSON a sink keeps in its state. */
+json_t *ps_envelope_shape_json(const ps_envelope_shape *sh);
+int ps_envelope_shape_from_json(ps_envelope_shape *sh, json_t *a);
+
+/* Whether consumers need the rows again to know their values after the
+ * change from prev to now: a type changed, or a column added whose value in
+ * older rows only the source knows. */
+bool ps_envelope_shape_needs_rows(const ps_envelope_shape *prev, const ps_envelope_shape *now,
+                                  const ps_table_def *def);
+/* Appends the schema-change event of tc (with its newline) to buf: the
+ * columns from now on (`now`, tc's) and their changes from `previous` (what
+ * consumers were told before; NULL when unknown: no changes listed). */
+int ps_envelope_render_schema(ps_buf *buf, const char *connector, const char *source_db,
+                              const ps_txn *txn, const ps_table_change *tc,
+                              const ps_envelope_shape *previous, const ps_envelope_shape *now,
+                              int64_t now_ms, ps_error *err);
+
 #endif

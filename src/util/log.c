@@ -16,6 +16,16 @@ static ps_log_level g_level = PS_LOG_INFO;
 static ps_log_format g_format = PS_LOG_TEXT;
 
 static const char *level_names[] = {"error", "warn", "info", "debug"};
+static void (*g_hook)(int before, void *payload);
+static void *g_hook_payload;
+
+void ps_log_set_hook(void (*hook)(int before, void *payload), void *payload)
+{
+	flockfile(stderr);
+	g_hook = hook;
+	g_hook_payload = payload;
+	funlockfile(stderr);
+}
 
 void ps_log_configure(ps_log_level level, ps_log_format format)
 {
@@ -87,7 +97,11 @@ void ps_log(ps_log_level level, const char *fmt, ...)
 	}
 	if (line.data) {
 		flockfile(stderr);
+		if (g_hook)
+			g_hook(1, g_hook_payload);
 		fwrite(line.data, 1, line.len, stderr);
+		if (g_hook)
+			g_hook(0, g_hook_payload);
 		fflush(stderr);
 		funlockfile(stderr);
 	}

@@ -30,6 +30,12 @@ int ps_log_enabled(ps_log_level level);
 ps_log_format ps_log_format_get(void);
 void ps_log(ps_log_level level, const char *fmt, ...) PS_PRINTF(2, 3);
 
+/* Something else draws on stderr in place (a terminal progress display):
+ * hook(1, payload) is called before each record is written and hook(0,
+ * payload) after, under the same stderr lock, so it can take its lines away
+ * and draw them again below the record. NULL removes it. */
+void ps_log_set_hook(void (*hook)(int before, void *payload), void *payload);
+
 #define ps_log_error(...) ps_log(PS_LOG_ERROR, __VA_ARGS__)
 #define ps_log_warn(...) ps_log(PS_LOG_WARN, __VA_ARGS__)
 #define ps_log_info(...) ps_log(PS_LOG_INFO, __VA_ARGS__)

@@ -171,6 +171,8 @@ int my_connect(MYSQL **out, const ps_url *u, const char *password,
 	mysql_optionsv(m, MYSQL_OPT_CONNECT_TIMEOUT, &timeout);
 	mysql_optionsv(m, MYSQL_SET_CHARSET_NAME, "utf8mb4");
 	mysql_optionsv(m, MYSQL_OPT_LOCAL_INFILE, &infile);
+	if (opts && opts->read_timeout)
+		mysql_optionsv(m, MYSQL_OPT_READ_TIMEOUT, &opts->read_timeout);
 	mysql_optionsv(m, MYSQL_OPT_CONNECT_ATTR_ADD, "program_name",
 	               opts && opts->program ? opts->program : "penstock");
 	rc = set_ssl(m, u, err);

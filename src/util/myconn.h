@@ -36,6 +36,7 @@ typedef struct my_connect_opts {
 	bool local_infile;          /* allow LOAD DATA LOCAL INFILE */
 	bool multi_statements;
 	const char *program;        /* program_name connect attribute, e.g. "penstock sink orders" */
+	unsigned int read_timeout;  /* seconds a read may block (MYSQL_OPT_READ_TIMEOUT); 0: none */
 } my_connect_opts;
 
 /* Connects to the URL's server and database as its user; sets the session

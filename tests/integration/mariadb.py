@@ -82,6 +82,21 @@ class MariaDB:
         if install.returncode != 0:
             raise RuntimeError(f"mariadb-install-db failed:\n{install.stdout}")
         self.port = free_port()
+        return self._launch()
+
+    def restart(self):
+        """Starts the stopped server again: same data directory, same port."""
+        assert self.proc is None, "the server is running"
+        return self._launch()
+
+    def kill(self):
+        """As a crash: SIGKILL, no shutdown."""
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=60)
+            self.proc = None
+
+    def _launch(self):
         args = [_which("mariadbd"), "--no-defaults", "--user=root",
                 f"--datadir={self.datadir}", f"--socket={self.socket}",
                 f"--pid-file={self.pidfile}", f"--log-error={self.logfile}",

@@ -143,12 +143,16 @@ def test_column_added_mid_stream_shows_up(db, make_penstock):
     db.execute("ALTER TABLE evolve ADD COLUMN b int DEFAULT 7")
     db.execute("INSERT INTO evolve VALUES (2, 'y', 8)")
     db.execute("UPDATE evolve SET a = 'z' WHERE id = 1")
-    wait_for(lambda: len(p.events()) >= 3, what="3 events")
+    wait_for(lambda: len(p.events()) >= 4, what="4 events")
     assert p.stop() == 0
     ev = p.events()
     assert ev[0]["after"] == {"id": 1, "a": "x"}
-    assert ev[1]["after"] == {"id": 2, "a": "y", "b": 8}
-    assert ev[2]["after"] == {"id": 1, "a": "z", "b": 7}
+    # the change itself, before the first event that has the column (issue 15)
+    assert ev[1]["op"] == "s"
+    assert ev[1]["schema"]["changes"] == [{"change": "added", "column": "b", "type": "integer",
+                                           "fill": "7"}]
+    assert ev[2]["after"] == {"id": 2, "a": "y", "b": 8}
+    assert ev[3]["after"] == {"id": 1, "a": "z", "b": 7}
 
 
 def test_logical_messages(db, make_penstock):

@@ -10,6 +10,11 @@
  *               longer selected are skipped, the others applied; markers are
  *               recognised and foreign ones ignored; the checkpoint's
  *               identity and spec follow the tables in force.
+ *   by name     the tables in force are known by name (issue 15): a table
+ *               that came into the selection while the job was stopped is
+ *               prepared and backfilled, one that left it and one the
+ *               source shows under a new name are not applied, table
+ *               changes reach the sink only for tables in force.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -207,6 +212,143 @@ static void test_fresh_start_changes_nothing(void **state)
 	ps_spec_free(spec);
 }
 
+/* --- the tables in force by name (issue 15) ------------------------------ */
+
+/* A source that selects public.a and public.b2 (b renamed to b2 while the
+ * job was stopped), each with a primary key on id. */
+static int fake_describe(ps_source *src, ps_table_def ***defs, size_t *n, ps_error *err)
+{
+	static const char *const names[] = {"a", "b2"};
+
+	(void)src;
+	(void)err;
+	*defs = calloc(2, sizeof(ps_table_def *));
+	for (int i = 0; i < 2; i++) {
+		ps_table_def *d = calloc(1, sizeof(*d));
+		d->table = table("public", names[i]);
+		d->table->columns[0].is_key = true;
+		d->engine = strdup("postgresql");
+		d->columns = calloc(1, sizeof(ps_column_def));
+		d->columns[0].sql_type = strdup("integer");
+		d->columns[0].ordinal = 1;
+		d->constraints = calloc(1, sizeof(ps_constraint_def));
+		d->nconstraints = 1;
+		d->constraints[0].kind = PS_CONSTRAINT_PRIMARY;
+		d->constraints[0].name = strdup("pk");
+		d->constraints[0].cols = calloc(1, sizeof(int));
+		d->constraints[0].ncols = 1;
+		d->has_primary_key = true;
+		(*defs)[i] = d;
+	}
+	*n = 2;
+	return PS_OK;
+}
+
+static const ps_source_ops fake_src_ops = {.name = "fake", .describe = fake_describe};
+
+static int prepared, followed;
+
+static int fake_prepare(ps_sink *k, const ps_table_def *def, const ps_table_options *opt,
+                        bool *created, ps_error *err)
+{
+	(void)k;
+	(void)err;
+	assert_string_equal(def->table->name, "b2");
+	assert_true(opt->rejoin);          /* it joins a running job */
+	*created = false;
+	prepared++;
+	return PS_OK;
+}
+
+static int fake_table_change(ps_sink *k, const ps_txn *txn, const ps_table_change *tc,
+                             const ps_table_options *opt, bool *backfill, ps_error *err)
+{
+	(void)k;
+	(void)txn;
+	(void)tc;
+	(void)opt;
+	(void)err;
+	*backfill = false;
+	followed++;
+	return PS_OK;
+}
+
+static const ps_sink_ops fake_sink_ops = {.name = "fake", .table_prepare = fake_prepare,
+                                          .table_change = fake_table_change};
+
+static void test_tables_in_force_by_name(void **state)
+{
+	ps_spec *spec = spec_with("cdc", "{\"include\": [\"public.*\"]}");
+	ps_checkpoint ck;
+	ps_identity id;
+	ps_live live;
+	ps_ratelimit rl;
+	atomic_int stop;
+	ps_backfill *bf = NULL;
+	ps_backfill_config cfg;
+	ps_src src = {.ops = &fake_src_ops};
+	ps_snk snk = {.ops = &fake_sink_ops};
+	ps_table *a = table("public", "a"), *b = table("public", "b"), *b2 = table("public", "b2");
+	ps_table *c = table("public", "c");
+	ps_change *ca = change_of(a), *cb = change_of(b), *cb2 = change_of(b2), *cc = change_of(c);
+	ps_table_change tc = {.table = c};
+	ps_txn txn;
+	ps_error err;
+
+	(void)state;
+	memset(&ck, 0, sizeof(ck));
+	memset(&txn, 0, sizeof(txn));
+	ps_live_init(&live, spec);
+	ps_ratelimit_init(&rl);
+	atomic_init(&stop, 0);
+	ps_error_clear(&err);
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.spec = spec;
+	cfg.src = &src;
+	cfg.snk = &snk;
+	cfg.live = &live;
+	cfg.ck = &ck;
+	cfg.identity = &id;
+	cfg.rl = &rl;
+	cfg.stop = &stop;
+	prepared = followed = 0;
+	assert_int_equal(ps_backfill_new(&bf, &cfg, &err), PS_OK);
+	/* the checkpoint had public.a and public.b in force, with the same
+	 * patterns: b2 came into the selection by itself, b left it */
+	assert_int_equal(ps_backfill_begin(bf, "{\"tables\": {\"include\": [\"public.*\"], "
+	                                       "\"exclude\": []}, \"tables_in_force\": "
+	                                       "[\"public.a\", \"public.b\"]}", true, &err), PS_OK);
+	assert_int_equal(prepared, 1);     /* b2, even in a cdc job: backfilled */
+	assert_int_equal(ps_backfill_route_change(bf, ca), PS_BF_APPLY);
+	assert_int_equal(ps_backfill_route_change(bf, cb), PS_BF_SKIP);
+	assert_int_equal(ps_backfill_route_change(bf, cb2), PS_BF_REDO);
+	/* a table the patterns select but that is not in force (a rename the
+	 * source has not reported yet): not applied */
+	assert_int_equal(ps_backfill_route_change(bf, cc), PS_BF_SKIP);
+	assert_non_null(strstr(ck.spec_json, "\"tables_in_force\":[\"public.a\",\"public.b2\"]"));
+	assert_non_null(strstr(ck.spec_json, "\"backfill\":[{"));
+	/* a table change reaches the sink only for a table in force */
+	assert_int_equal(ps_backfill_on_table(bf, &txn, &tc, &err), PS_OK);
+	assert_int_equal(followed, 0);
+	tc.table = a;
+	assert_int_equal(ps_backfill_on_table(bf, &txn, &tc, &err), PS_OK);
+	assert_int_equal(followed, 1);
+
+	ps_backfill_free(bf);
+	ps_change_free(ca);
+	ps_change_free(cb);
+	ps_change_free(cb2);
+	ps_change_free(cc);
+	ps_table_unref(a);
+	ps_table_unref(b);
+	ps_table_unref(b2);
+	ps_table_unref(c);
+	ps_checkpoint_free(&ck);
+	ps_ratelimit_destroy(&rl);
+	ps_live_destroy(&live);
+	ps_spec_free(spec);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -214,6 +356,7 @@ int main(void)
 		cmocka_unit_test(test_tables_only),
 		cmocka_unit_test(test_routing_after_a_change_at_start),
 		cmocka_unit_test(test_fresh_start_changes_nothing),
+		cmocka_unit_test(test_tables_in_force_by_name),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

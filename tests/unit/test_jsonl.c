@@ -23,6 +23,7 @@
 
 #include "penstock/change.h"
 #include "penstock/sink.h"
+#include "penstock/tabledef.h"
 
 extern const ps_sink_ops ps_sink_jsonl;
 
@@ -863,6 +864,108 @@ static void test_many_tables(void **state)
 	json_decref(lines);
 }
 
+/* ---- schema changes (issue 15) ------------------------------------------ */
+
+/* t(id, a, b) as version 1 and t(id, b renamed c, d added with a fill) as
+ * version 2, with their ordinals. */
+static ps_table_def *shape_def(int version)
+{
+	static const char *const names[2][3] = {{"id", "a", "b"}, {"id", "c", "d"}};
+	static const int ords[2][3] = {{1, 2, 3}, {1, 3, 4}};
+	ps_table_def *d = calloc(1, sizeof(*d));
+
+	assert_non_null(d);
+	d->table = ps_table_new(16500, 3);
+	assert_int_equal(ps_table_set_names(d->table, "public", "t"), 0);
+	d->engine = strdup("postgresql");
+	d->columns = calloc(3, sizeof(ps_column_def));
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(ps_table_set_column(d->table, i, names[version - 1][i], i ? 25 : 23, -1,
+		                                     i ? PS_TYPE_TEXT : PS_TYPE_INTEGER, i == 0), 0);
+		d->columns[i].sql_type = strdup(i ? "text" : "integer");
+		d->columns[i].ordinal = ords[version - 1][i];
+	}
+	if (version == 2) {
+		d->columns[2].fill = PS_FILL_VALUE;
+		d->columns[2].fill_value = strdup("x");
+	}
+	return d;
+}
+
+static void test_schema_change_event(void **state)
+{
+	fixture *f = *state;
+	ps_table_def *v1 = shape_def(1), *v2 = shape_def(2);
+	ps_table_options opt = {.create = PS_CREATE_IF_MISSING};
+	ps_table_change tc1 = {.table = v1->table, .def = v1, .what = PS_TC_FIRST, .lsn = 90};
+	ps_table_change tc2 = {.table = v2->table, .previous = v1->table, .def = v2,
+	                       .what = PS_TC_COLUMNS, .lsn = 100};
+	ps_txn txn = {.xid = 5, .commit_time_us = 1700000000000000LL};
+	ps_value row[3] = {vtext("1"), vtext("c1"), vtext("d1")};
+	ps_sink *k = NULL, *k2 = NULL;
+	ps_error err;
+	json_t *lines = json_array(), *ev, *changes;
+	char path[256], *state_json = NULL;
+	bool created = true, backfill = true;
+	ps_change *c;
+
+	assert_int_equal(sink_open(&k, f->url, "orders", &err), 0);
+	/* a table about to be loaded: its shape is what consumers know */
+	assert_int_equal(ps_sink_jsonl.table_prepare(k, v1, &opt, &created, &err), 0);
+	assert_false(created);
+	/* the same definition in the stream: no event */
+	assert_int_equal(ps_sink_jsonl.table_change(k, &txn, &tc1, &opt, &backfill, &err), 0);
+	assert_false(backfill);
+	/* another one: an event before the first change that has it */
+	assert_int_equal(ps_sink_jsonl.table_change(k, &txn, &tc2, &opt, &backfill, &err), 0);
+	assert_false(backfill);             /* the added column's older value is known */
+	c = ps_change_new(PS_OP_INSERT, v2->table, row, NULL, false, 101);
+	write_ok(k, &txn, c);
+	flush_ok(k);
+	assert_int_equal(ps_sink_jsonl.state_save(k, &state_json, &err), 0);
+	assert_non_null(strstr(state_json, "\"public.t\""));
+	ps_sink_jsonl.close(k);
+
+	file_path(path, sizeof(path), f->out, "orders", 1);
+	assert_int_equal(read_lines(path, lines), 2);
+	ev = json_array_get(lines, 0);
+	assert_string_equal(sget(ev, "op"), "s");
+	assert_true(json_is_null(json_object_get(ev, "before")));
+	check_source(ev, "public", "t", 100, 5, 1700000000000LL);
+	changes = json_object_get(json_object_get(ev, "schema"), "changes");
+	assert_int_equal(json_array_size(changes), 3);
+	assert_string_equal(sget(json_array_get(changes, 0), "change"), "renamed");
+	assert_string_equal(sget(json_array_get(changes, 0), "column"), "c");
+	assert_string_equal(sget(json_array_get(changes, 0), "from"), "b");
+	assert_string_equal(sget(json_array_get(changes, 1), "change"), "added");
+	assert_string_equal(sget(json_array_get(changes, 1), "fill"), "x");
+	assert_string_equal(sget(json_array_get(changes, 2), "change"), "dropped");
+	assert_string_equal(sget(json_array_get(changes, 2), "column"), "a");
+	assert_int_equal(json_array_size(json_object_get(json_object_get(ev, "schema"), "columns")), 3);
+	assert_string_equal(sget(json_array_get(lines, 1), "op"), "c");
+
+	/* the next run knows what consumers were told: the same definition is
+	 * no event, the first one again is */
+	assert_int_equal(sink_open(&k2, f->url, "orders", &err), 0);
+	assert_int_equal(ps_sink_jsonl.state_restore(k2, state_json, &err), 0);
+	tc2.previous = NULL;
+	tc2.what = PS_TC_FIRST;
+	assert_int_equal(ps_sink_jsonl.table_change(k2, &txn, &tc2, &opt, &backfill, &err), 0);
+	tc1.what = PS_TC_FIRST;
+	assert_int_equal(ps_sink_jsonl.table_change(k2, &txn, &tc1, &opt, &backfill, &err), 0);
+	flush_ok(k2);
+	ps_sink_jsonl.close(k2);
+	json_array_clear(lines);
+	file_path(path, sizeof(path), f->out, "orders", 2);
+	assert_int_equal(read_lines(path, lines), 1);
+	assert_string_equal(sget(json_array_get(lines, 0), "op"), "s");
+
+	json_decref(lines);
+	free(state_json);
+	ps_table_def_free(v1);
+	ps_table_def_free(v2);
+}
+
 static void test_ops_table(void **state)
 {
 	(void)state;
@@ -889,6 +992,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_stdout, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_too_big, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_many_tables, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_schema_change_event, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

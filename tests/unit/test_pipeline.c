@@ -982,7 +982,7 @@ static void copy_all(ps_src *src, const char *snapshot, rowset *into)
 		if (defs[i]->has_primary_key)
 			assert_int_equal(ps_src_split(src, defs[i], CHUNK_ROWS, &b, &nb, &err), PS_OK);
 		for (size_t u = 0; u <= nb; u++) {
-			ps_copy_range r = {u ? &b[u - 1] : NULL, u < nb ? &b[u] : NULL};
+			ps_copy_range r = {.lower = u ? &b[u - 1] : NULL, .upper = u < nb ? &b[u] : NULL};
 
 			assert_int_equal(ps_src_copy_unit(src, c, defs[i], &r, collect_row, into, &err),
 			                 PS_OK);

@@ -149,7 +149,8 @@ static void test_store(void **state)
 static void test_status(void **state)
 {
 	ps_run_status s, copy;
-	ps_table_status t = {"public", "orders", 10, 100, 1, 4, false};
+	ps_table_status t = {.schema = "public", .name = "orders", .rows_copied = 10,
+	                     .rows_estimated = 100, .units_done = 1, .units_total = 4};
 	json_t *j;
 
 	(void)state;

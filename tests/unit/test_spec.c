@@ -173,7 +173,7 @@ static void test_unknown_fields(void **state)
 {
 	parse_fails("{\"name\": \"a\", \"type\": \"cdc\", " SRC_OK ", " DST_OK ", \"resmue\": \"never\"}",
 	            "resmue: unknown field; known fields are name, type, source, target, tables, snapshot, resume, checks, "
-	            "retry, limits, complete");
+	            "retry, limits, complete, webhook");
 	parse_fails("{\"name\": \"a\", \"type\": \"cdc\", \"source\": {\"url\": \"postgresql://h/db\", "
 	            "\"slto\": \"x\"}, " DST_OK "}",
 	            "source.slto: unknown field; known fields are url, password_env, password_file, "
@@ -181,7 +181,8 @@ static void test_unknown_fields(void **state)
 	parse_fails("{\"name\": \"a\", \"type\": \"cdc\", " SRC_OK ", \"target\": {\"url\": \"jsonl:-\", "
 	            "\"slot\": \"x\"}}",
 	            "target.slot: unknown field; known fields are url, password_env, password_file, "
-	            "create_tables, truncate_before_load, schema, foreign_keys, create_extensions");
+	            "create_tables, truncate_before_load, schema, foreign_keys, create_extensions, "
+	            "follow_ddl");
 	parse_fails("{\"name\": \"a\", \"type\": \"cdc\", " SRC_OK ", " DST_OK ", "
 	            "\"tables\": {\"include\": [\"a.b\"], \"exclud\": []}}",
 	            "tables.exclud: unknown field; known fields are include, exclude, keyless");
@@ -384,11 +385,12 @@ static void test_endpoint_rules(void **state)
 	parse_fails("{\"name\": \"a\", \"type\": \"cdc\", " SRC_OK ", \"target\": {\"url\": \"jsonl:-\", "
 	            "\"password_env\": \"A\", \"password_file\": \"/f\"}}",
 	            "target: set password_env or password_file, not both");
-	parse_fails("{\"name\": \"a\", \"type\": \"cdc\", \"source\": {\"url\": \"mysql://root@h/db\"}, "
-	            DST_OK "}",
-	            "source.url: mysql sources are not supported by this build yet; supported: postgresql");
+	parse_fails("{\"name\": \"a\", \"type\": \"cdc\", \"source\": {\"url\": "
+	            "\"kafka://k:9092/?topic_prefix=p\"}, " DST_OK "}",
+	            "source.url: kafka sources are not supported by this build yet; supported: "
+	            "postgresql, mysql");
 	parse_fails("{\"name\": \"a\", \"type\": \"cdc\", \"source\": {\"url\": \"jsonl:-\"}, " DST_OK "}",
-	            "source.url: jsonl cannot be a source; supported: postgresql");
+	            "source.url: jsonl cannot be a source; supported: postgresql, mysql");
 	parse_fails_without("{\"name\": \"a\", \"type\": \"cdc\", \"source\": {\"url\": "
 	                    "\"postgresql://repl:Hunter2Pw@h/db\"}, " DST_OK "}",
 	                    ORIGIN ": source.url: put the password in password_env or password_file, "
@@ -599,6 +601,45 @@ static void test_names(void **state)
 	assert_string_equal(ps_resume_policy_name(99), "unknown");
 }
 
+/* webhook: the names of the server's variables, never values; errors name
+ * the field. */
+static void test_webhook_options(void **state)
+{
+	ps_spec *spec;
+
+	(void)state;
+	spec = parse_ok("{\"name\": \"a\", \"type\": \"cdc\", " SRC_OK ", " DST_OK "}");
+	assert_null(spec->webhook_url_env);
+	assert_null(spec->webhook_secret_env);
+	ps_spec_free(spec);
+
+	spec = parse_ok("{\"name\": \"a\", \"type\": \"cdc\", " SRC_OK ", " DST_OK ", "
+	                "\"webhook\": {\"url_env\": \"HOOK_URL\", \"secret_env\": \"HOOK_SECRET\"}}");
+	assert_string_equal(spec->webhook_url_env, "HOOK_URL");
+	assert_string_equal(spec->webhook_secret_env, "HOOK_SECRET");
+	ps_spec_free(spec);
+
+	spec = parse_ok("{\"name\": \"a\", \"type\": \"cdc\", " SRC_OK ", " DST_OK ", "
+	                "\"webhook\": {\"url_env\": \"HOOK_URL\"}}");
+	assert_null(spec->webhook_secret_env);
+	ps_spec_free(spec);
+
+	parse_fails("{\"name\": \"a\", \"type\": \"cdc\", " SRC_OK ", " DST_OK ", "
+	            "\"webhook\": {\"secret_env\": \"S\"}}",
+	            "webhook.url_env: required field is missing");
+	parse_fails("{\"name\": \"a\", \"type\": \"cdc\", " SRC_OK ", " DST_OK ", "
+	            "\"webhook\": {\"url\": \"https://hooks.example/x\"}}",
+	            "webhook.url: unknown field; known fields are url_env, secret_env");
+	/* a URL pasted where the variable's name goes is not echoed */
+	parse_fails_without("{\"name\": \"a\", \"type\": \"cdc\", " SRC_OK ", " DST_OK ", "
+	                    "\"webhook\": {\"url_env\": \"https://hooks.example/T0K3N\"}}",
+	                    "webhook.url_env: must be the name of an environment variable",
+	                    "T0K3N");
+	parse_fails("{\"name\": \"a\", \"type\": \"cdc\", " SRC_OK ", " DST_OK ", "
+	            "\"webhook\": {\"url_env\": \"U\", \"secret_env\": 7}}",
+	            "webhook.secret_env: expected a string, got number");
+}
+
 /* retry: defaults, a full section, and every error naming its field. */
 static void test_retry_options(void **state)
 {
@@ -658,6 +699,7 @@ int main(void)
 		cmocka_unit_test(test_load_options),
 		cmocka_unit_test(test_schema_options),
 		cmocka_unit_test(test_retry_options),
+		cmocka_unit_test(test_webhook_options),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -26,6 +26,7 @@
 
 #include "penstock/change.h"
 #include "penstock/sink.h"
+#include "sink/sqlite/sqlite_internal.h"
 #include "penstock/tabledef.h"
 #include "util/log.h"
 
@@ -212,7 +213,7 @@ static ps_table_def *mk_def(ps_table *t, const coldesc *cols)
 
 static int prepare(fixture *f, const ps_table_def *d, int create, bool truncate, bool *created)
 {
-	ps_table_options opt = {create, truncate};
+	ps_table_options opt = {.create = create, .truncate_before_load = truncate};
 	bool dummy;
 
 	ps_error_clear(&f->err);
@@ -1010,7 +1011,7 @@ static void test_names_are_quoted(void **state)
 	flush(f);
 	assert_string_equal(query(f, "SELECT name FROM sqlite_schema WHERE type = 'table' "
 	                             "ORDER BY name"),
-	                    "_penstock_checkpoint\nshadow\nwe\"ird.ta ble");
+	                    "_penstock_checkpoint\n_penstock_tables\nshadow\nwe\"ird.ta ble");
 	assert_string_equal(query(f, "SELECT \"Key \"\"x\"\"\", \"select\", \"rowid\" "
 	                             "FROM \"we\"\"ird.ta ble\""),
 	                    "1|'; DROP TABLE x; --|s");
@@ -1089,6 +1090,122 @@ static void test_table_finish_indexes(void **state)
 	ps_table_unref(t);
 }
 
+/* ==== schema changes (issue 15) ========================================== */
+
+/* A change of t's definition to the columns of nt (its def numbered by
+ * ordinals), with fill for added columns. */
+static int follow(fixture *f, ps_table *prev, ps_table *nt, const coldesc *cols, const int *ords,
+                  const char *fill, int follow_ddl, bool *backfill)
+{
+	ps_table_def *d = mk_def(nt, cols);
+	ps_table_change tc = {.table = nt, .previous = prev, .def = d, .what = PS_TC_COLUMNS};
+	ps_table_options opt = {.follow_ddl = follow_ddl};
+	ps_txn txn = {.xid = 8};
+	int rc;
+
+	for (int i = 0; i < nt->ncolumns; i++) {
+		d->columns[i].ordinal = ords[i];
+		d->columns[i].fill = fill ? PS_FILL_VALUE : PS_FILL_NULL;
+		d->columns[i].fill_value = fill ? strdup(fill) : NULL;
+	}
+	snprintf(txn.position, sizeof(txn.position), "0/20");
+	ps_error_clear(&f->err);
+	rc = ps_sink_sqlite.table_change(f->k, &txn, &tc, &opt, backfill, &f->err);
+	ps_table_def_free(d);
+	return rc;
+}
+
+static void test_a_table_penstock_made_follows_its_source(void **state)
+{
+	fixture *f = *state;
+	static const coldesc v2[] = {{"id", INT4, true, true}, {"renamed", TEXT, false, false},
+	                             {"qty", INT8, false, false}, {"added", TEXT, false, false}};
+	static const coldesc v3[] = {{"id", INT4, true, true}, {"renamed", TEXT, false, false},
+	                             {"qty", NUMERIC, false, false}, {"added", TEXT, false, false}};
+	static const int ords1[] = {1, 2, 3, 4}, ords2[] = {1, 2, 4, 5}, ords3[] = {1, 2, 4, 5};
+	ps_table *t, *t2, *t3;
+	bool backfill = false;
+	ps_table_def *d;
+
+	open_sink(f);
+	t = mk_table("public", "items", NITEMS, items_cols);
+	d = mk_def(t, items_cols);
+	for (int i = 0; i < NITEMS; i++)
+		d->columns[i].ordinal = ords1[i];
+	assert_int_equal(prepare(f, d, PS_CREATE_IF_MISSING, false, NULL), 0);
+	ps_table_def_free(d);
+	INS(f, t, "1", "one", "1.50", "10");
+	INS(f, t, "2", "two", NULL, "20");
+	flush(f);
+	assert_string_equal(query(f, "SELECT name, columns FROM _penstock_tables"),
+	                    "items|[{\"name\":\"id\",\"ordinal\":1},{\"name\":\"name\",\"ordinal\":2},"
+	                    "{\"name\":\"price\",\"ordinal\":3},{\"name\":\"qty\",\"ordinal\":4}]");
+
+	/* name renamed (same ordinal), price dropped, added (older rows get the
+	 * source's value): in place */
+	t2 = mk_table("public", "items", 4, v2);
+	assert_int_equal(follow(f, t, t2, v2, ords2, "dflt", PS_FOLLOW_CREATED, &backfill), 0);
+	assert_false(backfill);
+	INS(f, t2, "3", "three", "30", "mine");
+	flush(f);
+	assert_string_equal(query(f, "SELECT id, renamed, qty, added FROM items ORDER BY id"),
+	                    "1|one|10|dflt\n2|two|20|dflt\n3|three|30|mine");
+	/* qty bigint -> numeric: another declared type, the table is rebuilt
+	 * (its key kept) and the rows asked for again */
+	t3 = mk_table("public", "items", 4, v3);
+	assert_int_equal(follow(f, t2, t3, v3, ords3, NULL, PS_FOLLOW_CREATED, &backfill), 0);
+	assert_true(backfill);
+	INS(f, t3, "4", "four", "12345678901234567890.5", NULL);
+	flush(f);
+	assert_string_equal(query(f, "SELECT type FROM pragma_table_info('items') WHERE name = 'qty'"),
+	                    "TEXT");
+	assert_string_equal(query(f, "SELECT pk FROM pragma_table_info('items') WHERE name = 'id'"), "1");
+	assert_string_equal(query(f, "SELECT id, renamed, qty, added FROM items ORDER BY id"),
+	                    "1|one|10|dflt\n2|two|20|dflt\n3|three|30|mine\n"
+	                    "4|four|12345678901234567890.5|NULL");
+	/* follow_ddl none: the same change again is nothing to do, another one
+	 * stops with the change and the fix */
+	assert_int_equal(follow(f, t3, t3, v3, ords3, NULL, PS_FOLLOW_NONE, &backfill), 0);
+	assert_int_not_equal(follow(f, t3, t2, v2, ords2, NULL, PS_FOLLOW_NONE, &backfill), 0);
+	assert_contains(errtext(f), "column qty: INTEGER, was TEXT");
+	assert_contains(errtext(f), "target.follow_ddl: none");
+	assert_contains(errtext(f), "--strategy retry");
+	ps_table_unref(t);
+	ps_table_unref(t2);
+	ps_table_unref(t3);
+}
+
+static void test_a_table_the_user_made_is_not_altered(void **state)
+{
+	fixture *f = *state;
+	static const coldesc v2[] = {{"id", INT4, true, true}, {"name", TEXT, false, false},
+	                             {"price", NUMERIC, false, false}, {"qty", INT8, false, false},
+	                             {"added", TEXT, false, false}};
+	static const int ords[] = {1, 2, 3, 4, 5};
+	ps_table *t, *t2;
+	bool backfill = false;
+
+	open_sink(f);
+	/* made by the user, with a column of their own */
+	assert_int_equal(ps__sqlite_exec(f->k, "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT, "
+	                                 "price TEXT, qty INTEGER, mine TEXT)", &f->err, "create"), 0);
+	t = mk_table("public", "items", NITEMS, items_cols);
+	t2 = mk_table("public", "items", 5, v2);
+	assert_int_not_equal(follow(f, t, t2, v2, ords, NULL, PS_FOLLOW_CREATED, &backfill), 0);
+	assert_contains(errtext(f), "table public.items changed on the source at 0/20: column added "
+	                "TEXT added");
+	assert_contains(errtext(f), "Its target table was not created by penstock");
+	assert_contains(errtext(f), "follow_ddl to all");
+	assert_string_equal(query(f, "SELECT count(*) FROM pragma_table_info('items')"), "5");
+	/* with follow_ddl all it follows, keeping the user's column */
+	assert_int_equal(follow(f, t, t2, v2, ords, NULL, PS_FOLLOW_ALL, &backfill), 0);
+	flush(f);
+	assert_string_equal(query(f, "SELECT group_concat(name) FROM pragma_table_info('items')"),
+	                    "id,name,price,qty,mine,added");
+	ps_table_unref(t);
+	ps_table_unref(t2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1112,6 +1229,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_redescribed_table, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_names_are_quoted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_table_finish_indexes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_a_table_penstock_made_follows_its_source, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_a_table_the_user_made_is_not_altered, setup,
+		                                teardown),
 	};
 
 	ps_log_configure(PS_LOG_WARN, PS_LOG_TEXT);

@@ -24,6 +24,14 @@
  *     allocation on the hot path beyond the reusable buffer).
  *  5. An event larger than EVENT_MAX is refused with PS_ETOOBIG and leaves
  *     the buffer as it was; the sink stays usable.
+ *  6. Schema changes (issue 15): the sink keeps, per table, the columns it
+ *     last told consumers of (the first definition it saw: a table about to
+ *     be loaded or backfilled, with the source's ordinals for its columns,
+ *     an initial-load row, or the stream), in its engine state, so in the
+ *     checkpoint written after the files are flushed. When the stream
+ *     announces other columns, it writes a schema-change event (op "s",
+ *     envelope_schema.c) before the first event that has them. A crash
+ *     before the checkpoint repeats the event with the events after it.
  *
  * States: open (fd is the current file or 1) ─► closed. There is no error
  * state: after a failed write or flush the buffer still holds exactly the
@@ -60,6 +68,11 @@ extern const ps_url_syntax ps_jsonl_url_syntax[];
 #define MAX_MAX_FILE_BYTES (1ULL << 40)
 #define SEQ_MAX_DIGITS 15
 
+typedef struct jsonl_shape {
+	char *table;                /* "schema.name" */
+	ps_envelope_shape shape;
+} jsonl_shape;
+
 struct ps_sink {
 	char *job_name;
 	char *dir;                  /* NULL when writing to standard output */
@@ -71,6 +84,10 @@ struct ps_sink {
 	char file_path[PATH_MAX];   /* current file, for messages */
 	ps_envelope env;
 	ps_buf buf;                 /* rendered events not yet written */
+	char *connector, *source_db;  /* for schema events */
+	jsonl_shape *shapes;        /* what consumers were told, per table (note 6) */
+	size_t nshapes, cap_shapes;
+	const ps_table *last_r;     /* the table of the last initial-load row seen */
 };
 
 /* ==== files =============================================================== */
@@ -360,6 +377,13 @@ static void jsonl_close(ps_sink *k)
 		close(k->dir_fd);
 	ps_envelope_free(&k->env);
 	ps_buf_free(&k->buf);
+	for (size_t i = 0; i < k->nshapes; i++) {
+		free(k->shapes[i].table);
+		ps_envelope_shape_clear(&k->shapes[i].shape);
+	}
+	free(k->shapes);
+	free(k->connector);
+	free(k->source_db);
 	free(k->job_name);
 	free(k->dir);
 	free(k);
@@ -402,6 +426,12 @@ static int jsonl_open(ps_sink **out_sink, const ps_sink_config *cfg, ps_error *e
 	rc = ps_envelope_init(&k->env, cfg->connector, cfg->source_db, err);
 	if (rc != 0)
 		goto cleanup;
+	k->connector = cfg->connector ? strdup(cfg->connector) : NULL;
+	k->source_db = cfg->source_db ? strdup(cfg->source_db) : NULL;
+	if ((cfg->connector && !k->connector) || (cfg->source_db && !k->source_db)) {
+		rc = ps_error_set(err, PS_ENOMEM, "out of memory");
+		goto cleanup;
+	}
 	if (url.is_stdout) {
 		k->fd = STDOUT_FILENO;
 		snprintf(k->file_path, sizeof(k->file_path), "standard output");
@@ -427,12 +457,188 @@ static int64_t wall_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* ==== schema changes (note 6) ============================================== */
+
+static jsonl_shape *shape_find(ps_sink *k, const char *schema, const char *name)
+{
+	char q[300];
+
+	snprintf(q, sizeof(q), "%s.%s", schema, name);
+	for (size_t i = 0; i < k->nshapes; i++)
+		if (strcmp(k->shapes[i].table, q) == 0)
+			return &k->shapes[i];
+	return NULL;
+}
+
+/* Takes sh as what consumers know of schema.name. */
+static int shape_keep(ps_sink *k, const char *schema, const char *name, ps_envelope_shape *sh)
+{
+	jsonl_shape *e = shape_find(k, schema, name);
+	char q[300];
+
+	if (!e) {
+		if (k->nshapes == k->cap_shapes) {
+			size_t cap = k->cap_shapes ? k->cap_shapes * 2 : 16;
+			jsonl_shape *grown = realloc(k->shapes, cap * sizeof(*grown));
+			if (!grown)
+				return PS_ENOMEM;
+			k->shapes = grown;
+			k->cap_shapes = cap;
+		}
+		snprintf(q, sizeof(q), "%s.%s", schema, name);
+		e = &k->shapes[k->nshapes];
+		memset(e, 0, sizeof(*e));
+		e->table = strdup(q);
+		if (!e->table)
+			return PS_ENOMEM;
+		k->nshapes++;
+	}
+	/* a column the source could not number now keeps its number */
+	for (int i = 0; i < sh->n; i++)
+		for (int j = 0; sh->cols[i].ordinal == 0 && j < e->shape.n; j++)
+			if (strcmp(e->shape.cols[j].name, sh->cols[i].name) == 0)
+				sh->cols[i].ordinal = e->shape.cols[j].ordinal;
+	ps_envelope_shape_clear(&e->shape);
+	e->shape = *sh;
+	memset(sh, 0, sizeof(*sh));
+	return PS_OK;
+}
+
+static int jsonl_table_change(ps_sink *k, const ps_txn *txn, const ps_table_change *tc,
+                              const ps_table_options *opt, bool *backfill, ps_error *err)
+{
+	const ps_table *t = tc->table;
+	jsonl_shape *e = shape_find(k, t->schema, t->name);
+	ps_envelope_shape now;
+	size_t start = k->buf.len;
+	int rc;
+
+	(void)opt;
+	*backfill = false;
+	rc = ps_envelope_shape_of(&now, t, tc->def);
+	if (rc != PS_OK) {
+		ps_envelope_shape_clear(&now);
+		return ps_error_set(err, rc, "out of memory");
+	}
+	if (e && !ps_envelope_shape_equal(&e->shape, &now)) {
+		if (k->dir && k->file_bytes + k->buf.len >= k->max_file_bytes)
+			rc = rotate(k, err);
+		start = k->buf.len;
+		if (rc == 0)
+			rc = ps_envelope_render_schema(&k->buf, k->connector, k->source_db, txn, tc,
+			                               &e->shape, &now, wall_ms(), err);
+		if (rc != 0) {
+			k->buf.len = start;
+			if (k->buf.data)
+				k->buf.data[start] = '\0';
+			ps_envelope_shape_clear(&now);
+			return rc;
+		}
+		/* the rows come again when consumers cannot tell their new values */
+		*backfill = ps_envelope_shape_needs_rows(&e->shape, &now, tc->def);
+	}
+	/* the first definition seen, or a new one: what consumers know now */
+	rc = shape_keep(k, t->schema, t->name, &now);
+	ps_envelope_shape_clear(&now);
+	if (rc != PS_OK)
+		return ps_error_set(err, rc, "out of memory");
+	if (k->buf.len >= WRITE_THRESHOLD)
+		return write_out(k, err);
+	return 0;
+}
+
+/* A table about to be loaded or backfilled: its columns, as the source
+ * described them (with their ordinals), are what consumers will know. */
+static int jsonl_table_prepare(ps_sink *k, const ps_table_def *def, const ps_table_options *opt,
+                               bool *created, ps_error *err)
+{
+	ps_envelope_shape sh;
+	int rc;
+
+	(void)opt;
+	*created = false;
+	rc = ps_envelope_shape_of(&sh, def->table, def);
+	if (rc == PS_OK)
+		rc = shape_keep(k, def->table->schema, def->table->name, &sh);
+	ps_envelope_shape_clear(&sh);
+	return rc == PS_OK ? PS_OK : ps_error_set(err, rc, "out of memory");
+}
+
+/* An initial-load row: its table's columns are what consumers know, when
+ * nothing was known of them yet. */
+static int shape_of_row(ps_sink *k, const ps_change *c, ps_error *err)
+{
+	ps_envelope_shape sh;
+	int rc;
+
+	if (c->table == k->last_r)
+		return PS_OK;
+	k->last_r = c->table;
+	if (shape_find(k, c->table->schema, c->table->name))
+		return PS_OK;
+	rc = ps_envelope_shape_of(&sh, c->table, NULL);
+	if (rc == PS_OK)
+		rc = shape_keep(k, c->table->schema, c->table->name, &sh);
+	ps_envelope_shape_clear(&sh);
+	return rc == PS_OK ? PS_OK : ps_error_set(err, rc, "out of memory");
+}
+
+static int jsonl_state_save(ps_sink *k, char **json, ps_error *err)
+{
+	json_t *root = json_object(), *shapes = json_object();
+
+	*json = NULL;
+	if (!k->nshapes) {
+		json_decref(root);
+		json_decref(shapes);
+		return PS_OK;
+	}
+	for (size_t i = 0; root && shapes && i < k->nshapes; i++)
+		json_object_set_new(shapes, k->shapes[i].table, ps_envelope_shape_json(&k->shapes[i].shape));
+	if (root && shapes)
+		json_object_set_new(root, "shapes", shapes);
+	*json = root ? json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	json_decref(root);
+	return *json ? PS_OK : ps_error_set(err, PS_ENOMEM, "out of memory");
+}
+
+static int jsonl_state_restore(ps_sink *k, const char *json, ps_error *err)
+{
+	json_t *root = json ? json_loads(json, 0, NULL) : NULL, *v;
+	const char *table;
+	int rc = PS_OK;
+
+	json_object_foreach(json_object_get(root, "shapes"), table, v) {
+		ps_envelope_shape sh;
+		const char *dot = strrchr(table, '.');
+		char schema[256];
+
+		if (!dot || (size_t)(dot - table) >= sizeof(schema))
+			continue;
+		snprintf(schema, sizeof(schema), "%.*s", (int)(dot - table), table);
+		rc = ps_envelope_shape_from_json(&sh, v);
+		if (rc == PS_OK)
+			rc = shape_keep(k, schema, dot + 1, &sh);
+		ps_envelope_shape_clear(&sh);
+		if (rc == PS_ENOMEM)
+			break;
+		rc = PS_OK;   /* an unreadable entry: nothing known of that table */
+	}
+	json_decref(root);
+	return rc == PS_OK ? PS_OK : ps_error_set(err, rc, "out of memory");
+}
+
 static int jsonl_write(ps_sink *k, const ps_txn *txn, const ps_change *c,
                        ps_error *err)
 {
 	size_t start;
 	int rc;
 
+	if (c->op == PS_OP_READ && c->table) {
+		rc = shape_of_row(k, c, err);
+		if (rc != 0)
+			return rc;
+	}
 	if (k->dir && k->file_bytes + k->buf.len >= k->max_file_bytes) {
 		rc = rotate(k, err);
 		if (rc != 0)
@@ -497,4 +703,8 @@ const ps_sink_ops ps_sink_jsonl = {
 	.checkpoint_store = NULL,
 	.close = jsonl_close,
 	.precheck = ps__jsonl_precheck,
+	.table_prepare = jsonl_table_prepare,
+	.state_save = jsonl_state_save,
+	.state_restore = jsonl_state_restore,
+	.table_change = jsonl_table_change,
 };

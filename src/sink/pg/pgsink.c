@@ -88,6 +88,7 @@
 #include "util/clock.h"
 #include "util/log.h"
 #include "util/pgconn.h"
+#include "util/str.h"
 
 /* ==== failure ============================================================= */
 
@@ -384,6 +385,14 @@ static int setup_session(ps_sink *s, ps_error *err)
 		                          "job text PRIMARY KEY, body text NOT NULL, "
 		                          "updated_at timestamptz NOT NULL DEFAULT now())",
 		                          "creating table penstock.checkpoint", err);
+	/* the target tables penstock created (pgsink_follow.c NOTES 1) */
+	if (rc == PS_OK)
+		rc = exec_tolerating_race(s->conn,
+		                          "CREATE TABLE IF NOT EXISTS penstock.tables ("
+		                          "relid oid PRIMARY KEY, name text NOT NULL, job text NOT NULL, "
+		                          "columns text NOT NULL, source bigint NOT NULL DEFAULT 0, "
+		                          "updated_at timestamptz NOT NULL DEFAULT now())",
+		                          "creating table penstock.tables", err);
 	if (rc != PS_OK)
 		return rc;
 	/* NOTES 2. */
@@ -468,6 +477,8 @@ static void pg_close(ps_sink *s)
 			PQclear(PQexec(s->conn, "ROLLBACK"));
 		PQfinish(s->conn);
 	}
+	if (s->side)
+		PQfinish(s->side);
 	pending_release(s);
 	pgs_net_free(s);
 	pgs_tables_free(s);
@@ -479,6 +490,8 @@ static void pg_close(ps_sink *s)
 	free(s->keyv);
 	free(s->shape);
 	free(s->job);
+	free(s->url_text);
+	ps_secret_free(s->password);
 	free(s);
 }
 
@@ -505,7 +518,9 @@ static int pg_open(ps_sink **out, const ps_sink_config *cfg, ps_error *err)
 	ps_buf_init(&s->net_key, PGS_SQL_LIMIT);
 	ps_buf_init(&s->net_key2, PGS_SQL_LIMIT);
 	s->job = strdup(cfg->job_name ? cfg->job_name : "");
-	if (!s->job) {
+	s->url_text = strdup(cfg->url);
+	s->password = cfg->password ? strdup(cfg->password) : NULL;
+	if (!s->job || !s->url_text || (cfg->password && !s->password)) {
 		rc = ps_error_set(err, PS_ENOMEM, "out of memory");
 		goto cleanup;
 	}
@@ -864,6 +879,21 @@ static int pg_table_finish(ps_sink *s, const ps_table_def *def, ps_error *err)
 	return pgs_table_finish(s, def, err);
 }
 
+static int pg_table_change(ps_sink *s, const ps_txn *txn, const ps_table_change *tc,
+                           const ps_table_options *opt, bool *backfill, ps_error *err)
+{
+	int rc = pgs_check_usable(s, err);
+
+	*backfill = false;
+	if (rc == PS_OK)
+		rc = pgs_settle(s, err);   /* what is held was made for the old definition */
+	if (rc == PS_OK)
+		rc = pgs_ensure_txn(s, err);
+	if (rc != PS_OK)
+		return pgs_fail(s, err);
+	return pgs_table_change(s, txn, tc, opt, backfill, err);
+}
+
 static const char *const schemes[] = {"postgresql", "postgres", NULL};
 static const char *const async_modes[] = {"auto", "on", "off", NULL};
 static const ps_option_def pg_sink_options[] = {
@@ -902,5 +932,6 @@ const ps_sink_ops ps_sink_pg = {
 	.load_raw_end = pgs_raw_end,
 	.sequences_set = pgs_sequences_set,
 	.schema_apply = pgs_schema_apply,
+	.table_change = pg_table_change,
 	.durable = pg_durable,
 };

@@ -123,6 +123,9 @@ struct ps_sink {
 	char *job;
 	ps_url url;
 	PGconn *conn;
+	char *url_text;              /* as configured, for a second connection */
+	char *password;              /* NULL, or the password: never logged; wiped at close */
+	PGconn *side;                /* autocommit connection for enum labels (pgsink_follow.c) */
 
 	/* target transaction and connection mode (pgsink.c NOTES) */
 	bool in_txn;                 /* BEGIN sent, COMMIT not yet */
@@ -217,6 +220,16 @@ void pgs_pending_push(ps_sink *s, int kind, int op, bool count_missing,
 int pgs_leave_pipeline(ps_sink *s, ps_error *err);
 /* pg_exec after leaving the pipeline; a server error inside the target
  * transaction makes the sink unusable. */
+/* pgsink_mysql.c: tables of a MySQL/MariaDB source (ps_table_def.engine
+ * "mysql"): the PostgreSQL type of a column (NULL: map by type class), its
+ * default appended to b when PostgreSQL reads it the same way, and keys and
+ * indexes made from their columns. */
+const char *pgs_mysql_type(const ps_column_def *cd, const ps_column *col, char *buf, size_t len);
+int pgs_mysql_default(ps_sink *s, const ps_table *t, const ps_column_def *cd,
+                      const ps_column *col, ps_buf *b);
+int pgs_mysql_constraint(ps_sink *s, const ps_table_def *def, const ps_constraint_def *cd,
+                         const char *qname, const PGresult *existing, ps_error *err);
+
 int pgs_exec(ps_sink *s, PGresult **out, ps_error *err, const char *what,
              const char *sql, int nparams, const char *const *params);
 /* Counts an update/delete that found no row; warns at most every 10 s. */
@@ -289,6 +302,39 @@ int ps__pg_split_qualified(const char *text, char *schema, size_t schema_len,
 /* Runs sql under a savepoint; an "already exists" error (another writer
  * created it first) is not an error (pgsink_ddl.c NOTES 4). */
 int pgs_exec_may_race(ps_sink *s, const char *sql, const char *what, ps_error *err);
+/* Pieces of CREATE TABLE that following a change reuses (pgsink_follow.c):
+ * "schema"."name"; the schema created when missing; the table's OID as text
+ * (empty when none); sequences created (or, owned_by, owned by their
+ * column); one column's definition; a quoted literal; user types present;
+ * COMMENT ON. */
+int pgs_qualified(ps_sink *s, ps_buf *b, const char *schema, const char *name);
+int pgs_ensure_schema(ps_sink *s, const char *schema, ps_error *err);
+int pgs_find_table(ps_sink *s, const ps_table *t, char *oid, size_t len, ps_error *err);
+int pgs_sequences(ps_sink *s, const ps_table_def *def, const char *qname, bool owned_by,
+                  ps_error *err);
+int pgs_column_sql(ps_sink *s, ps_buf *b, const ps_table_def *def, int i, bool pg);
+int pgs_put_literal(ps_sink *s, ps_buf *b, const char *text);
+int pgs_check_user_types(ps_sink *s, const ps_table_def *def, ps_error *err);
+int pgs_comment_one(ps_sink *s, const char *on, const char *qname, const char *column,
+                    const char *text, const char *what, ps_error *err);
+
+/* --- pgsink_follow.c: schema changes (sink.h table_change) ------------------ */
+
+/* sink.h table_change */
+int pgs_table_change(ps_sink *s, const ps_txn *txn, const ps_table_change *tc,
+                     const ps_table_options *opt, bool *backfill, ps_error *err);
+/* Records that penstock created def's table (and its partitions) in the
+ * target, with the source columns it made (penstock.tables), in the open
+ * transaction. */
+int pgs_registry_created(ps_sink *s, const ps_table_def *def, ps_error *err);
+/* table_prepare of a table joining a running job (ps_table_options rejoin)
+ * that penstock created: brought to def and emptied. *done when it was. */
+int pgs_rejoin(ps_sink *s, const ps_table_def *def, const char *oid, const char *qname,
+               bool *done, ps_error *err);
+/* The target table penstock made for def's source table under another name
+ * (renamed or moved on the source), renamed to def's name: its OID into oid,
+ * "" when there is none. */
+int pgs_renamed_from(ps_sink *s, const ps_table_def *def, char *oid, size_t len, ps_error *err);
 
 /* --- pgsink_schema.c ---------------------------------------------------------- */
 

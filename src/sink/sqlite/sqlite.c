@@ -233,6 +233,8 @@ static int configure(ps_sink *k, ps_error *err)
 		                     "CREATE TABLE IF NOT EXISTS " SQ_CHECKPOINT_TABLE
 		                     " (job TEXT PRIMARY KEY, body TEXT NOT NULL, updated_at TEXT NOT NULL)",
 		                     err, "cannot create the checkpoint table " SQ_CHECKPOINT_TABLE);
+	if (rc == 0)
+		rc = ps__sqlite_registry_init(k, err);
 cleanup:
 	sqlite3_finalize(st);
 	return rc;
@@ -450,6 +452,12 @@ static int sqlite_table_finish(ps_sink *k, const ps_table_def *def, ps_error *er
 	return ps__sqlite_table_finish(k, def, err);
 }
 
+static int sqlite_table_change(ps_sink *k, const ps_txn *txn, const ps_table_change *tc,
+                               const ps_table_options *opt, bool *backfill, ps_error *err)
+{
+	return ps__sqlite_table_change(k, txn, tc, opt, backfill, err);
+}
+
 static const char *const schemes[] = {"sqlite", NULL};
 static const char *const check_ids[] = {"target.writable", "target.tables", NULL};
 
@@ -478,4 +486,5 @@ const ps_sink_ops ps_sink_sqlite = {
 	.close = sqlite_close,
 	.precheck = ps__sqlite_precheck,
 	.no_sequences = "an INTEGER PRIMARY KEY takes the value after the largest by itself",
+	.table_change = sqlite_table_change,
 };

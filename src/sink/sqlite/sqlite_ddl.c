@@ -55,7 +55,8 @@ static int def_key(const ps_table_def *def, int *cols)
 	return n;
 }
 
-static int create_table(ps_sink *k, const ps_table_def *def, const char *target, ps_error *err)
+int ps__sqlite_create_table(ps_sink *k, const ps_table_def *def, const char *target,
+                            ps_error *err)
 {
 	const ps_table *t = def->table;
 	sq_sql o = {&k->sql, 0};
@@ -207,7 +208,7 @@ static int def_check(const ps_table_def *def, ps_error *err)
 int ps__sqlite_table_prepare(ps_sink *k, const ps_table_def *def,
                              const ps_table_options *opt, bool *created, ps_error *err)
 {
-	static const ps_table_options defaults = {PS_CREATE_IF_MISSING, false};
+	static const ps_table_options defaults = {.create = PS_CREATE_IF_MISSING};
 	sq_target_cols tc = {0};
 	char *target = NULL;
 	int rc;
@@ -231,13 +232,22 @@ int ps__sqlite_table_prepare(ps_sink *k, const ps_table_def *def,
 		goto cleanup;
 	ps__sqlite_forget_target(k, target);
 	rc = ps__sqlite_read_target(k, target, &tc, err);
+	if (rc == 0 && tc.n == 0 && opt->rejoin) {
+		/* joining a running job under a new name (issue 15) */
+		bool found = false;
+		rc = ps__sqlite_renamed_from(k, def, target, &found, err);
+		if (rc == 0 && found)
+			rc = ps__sqlite_read_target(k, target, &tc, err);
+	}
 	if (rc != 0)
 		goto cleanup;
 	if (opt->create == PS_CREATE_DROP_AND_CREATE) {
 		if (tc.n > 0)
 			rc = drop_table(k, target, err);
 		if (rc == 0)
-			rc = create_table(k, def, target, err);
+			rc = ps__sqlite_create_table(k, def, target, err);
+		if (rc == 0)
+			rc = ps__sqlite_registry_store(k, target, def, def->table->id, err);
 		*created = rc == 0;
 	} else if (tc.n == 0 && opt->create == PS_CREATE_NEVER) {
 		rc = ps_error_set(err, PS_EINVAL,
@@ -245,10 +255,17 @@ int ps__sqlite_table_prepare(ps_sink *k, const ps_table_def *def,
 		                  "says never to create tables; create it first or change "
 		                  "target.create_tables", target);
 	} else if (tc.n == 0) {
-		rc = create_table(k, def, target, err);
+		rc = ps__sqlite_create_table(k, def, target, err);
+		if (rc == 0)
+			rc = ps__sqlite_registry_store(k, target, def, def->table->id, err);
 		*created = rc == 0;
 	} else {
-		rc = check_existing(k, def, target, &tc, opt, err);
+		bool done = false;
+		/* a table joining a running job that penstock made (issue 15) */
+		if (opt->rejoin)
+			rc = ps__sqlite_rejoin(k, def, target, &done, err);
+		if (rc == 0 && !done)
+			rc = check_existing(k, def, target, &tc, opt, err);
 	}
 cleanup:
 	if (rc != 0)

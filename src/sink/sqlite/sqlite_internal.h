@@ -29,6 +29,7 @@ extern const ps_url_syntax ps_sqlite_url_syntax[];
 #define SQ_SQL_LIMIT ((size_t)16 << 20) /* longest statement we build */
 #define SQ_SCRATCH_LIMIT ((size_t)1 << 31) /* decoded bytea of one row */
 #define SQ_CHECKPOINT_TABLE "_penstock_checkpoint"
+#define SQ_TABLES_TABLE "_penstock_tables"        /* the tables penstock made (issue 15) */
 
 /* Statement kinds. The mask says which columns a variant uses (below). */
 typedef enum sq_kind {
@@ -162,6 +163,28 @@ void ps__sqlite_tables_free(ps_sink *k);
 int ps__sqlite_table_prepare(ps_sink *k, const ps_table_def *def,
                              const ps_table_options *opt, bool *created, ps_error *err);
 int ps__sqlite_table_finish(ps_sink *k, const ps_table_def *def, ps_error *err);
+/* CREATE TABLE target from def, with its key. */
+int ps__sqlite_create_table(ps_sink *k, const ps_table_def *def, const char *target,
+                            ps_error *err);
+
+/* --- sqlite_follow.c: schema changes (issue 15) ----------------------------- */
+
+/* Creates the record of the tables penstock made, when missing. */
+int ps__sqlite_registry_init(ps_sink *k, ps_error *err);
+/* Records that penstock made table target with def's columns. */
+int ps__sqlite_registry_store(ps_sink *k, const char *target, const ps_table_def *def,
+                              uint32_t srcid, ps_error *err);
+/* The table penstock made for def's source table under another name,
+ * renamed to target (*found). */
+int ps__sqlite_renamed_from(ps_sink *k, const ps_table_def *def, const char *target,
+                            bool *found, ps_error *err);
+/* sink.h table_change */
+int ps__sqlite_table_change(ps_sink *k, const ps_txn *txn, const ps_table_change *tc,
+                            const ps_table_options *opt, bool *backfill, ps_error *err);
+/* A table joining a running job that penstock made: brought to def and
+ * emptied (*done), else left to the load's rules. */
+int ps__sqlite_rejoin(ps_sink *k, const ps_table_def *def, const char *target, bool *done,
+                      ps_error *err);
 
 /* --- sqlite_apply.c ------------------------------------------------------- */
 

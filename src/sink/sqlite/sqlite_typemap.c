@@ -68,9 +68,19 @@ static uint8_t storage_of_sql_type(const char *t)
 	return PS_SQLITE_TEXT;
 }
 
+/* MySQL's type code of BIGINT; a MySQL source marks UNSIGNED integer
+ * columns with type_mod 1. */
+#define MYSQL_TYPE_LONGLONG 8
+
 uint8_t ps_typemap_sqlite(const char *engine, const ps_column *col, const ps_column_def *def)
 {
 	uint8_t s = storage_of_class(col->type_class);
+
+	/* BIGINT UNSIGNED reaches 2^64 - 1, past SQLite's INTEGER: a TEXT
+	 * column keeps it exact (INTEGER affinity would make it a REAL). */
+	if (engine && strcmp(engine, "mysql") == 0 && col->type_class == PS_TYPE_INTEGER &&
+	    col->type_id == MYSQL_TYPE_LONGLONG && col->type_mod == 1)
+		return PS_SQLITE_TEXT;
 
 	if (s != PS_SQLITE_TEXT || col->type_class != PS_TYPE_TEXT)
 		return s;

@@ -569,6 +569,15 @@ int ps_binlog_rows_begin(ps_binlog_rows *it, const ps_binlog_event *ev,
 /* Next row: 1 and *row filled, 0 at the end, < 0 on error. */
 int ps_binlog_rows_next(ps_binlog_rows *it, ps_binlog_row *row, ps_error *err);
 
+/* --- value texts shared with the snapshot ------------------------------------- */
+
+/* A FLOAT (is_float) or DOUBLE as canonical text (PostgreSQL's float4 /
+ * float8 output: shortest round trip). 0 or PS_ENOMEM / PS_ETOOBIG. */
+int ps_binlog_float_text(ps_buf *out, double v, bool is_float);
+/* The text of a UUID / INET6 (16 bytes) or INET4 (4 bytes) value, ext a
+ * ps_binlog_ext other than NONE. */
+int ps_binlog_ext_text(ps_buf *out, int ext, const uint8_t *b);
+
 /* --- charsets ------------------------------------------------------------------ */
 
 /* Charset name of a collation id ("utf8mb4", "latin1", "binary"), or NULL. */

@@ -187,7 +187,7 @@ static int decode_int(bl_reader *r, const ps_binlog_column *c, const bl_valpos *
 /* PostgreSQL's float output: the shortest digits that read back as the same
  * value, in fixed notation unless the decimal exponent is < -4 or >= digs
  * (15 for double, 6 for float), then d.ddde+XX. */
-static int put_float(ps_buf *out, double v, bool is_float)
+int ps_binlog_float_text(ps_buf *out, double v, bool is_float)
 {
 	char sci[40], res[48], digits[24];
 	int lo = 1, hi = is_float ? 9 : 17, exp10, nd = 0, digs = is_float ? 6 : 15;
@@ -269,7 +269,7 @@ static int decode_float(bl_reader *r, const ps_binlog_column *c, const bl_valpos
 
 		memcpy(&v, &bits, sizeof(v));
 	}
-	return put_float(out, v, is_float);
+	return ps_binlog_float_text(out, v, is_float);
 }
 
 /* --- DECIMAL -------------------------------------------------------------------------------- */
@@ -654,30 +654,20 @@ static int put_converted(bl_reader *r, const ps_binlog_column *c, const bl_valpo
 	return rc == PS_OK ? PS_OK : vbuf_fail(r, rc, c, vp);
 }
 
-/* UUID / INET6 / INET4 columns the caller marked: fixed binary, padded. */
-static int put_ext(bl_reader *r, const ps_binlog_column *c, const bl_valpos *vp, ps_buf *out,
-                   const uint8_t *s, size_t n)
+/* UUID / INET6 / INET4 text of 16 (or, INET4, 4) bytes. */
+int ps_binlog_ext_text(ps_buf *out, int ext, const uint8_t *b)
 {
 	static const char hex[] = "0123456789abcdef";
-	size_t want = c->ext == PS_BINLOG_EXT_INET4 ? 4 : 16;
-	uint8_t b[16] = {0};
 	char text[64], *p = text;
-	int rc;
 
-	if (c->real_type != PS_MYSQL_TYPE_STRING || c->collation != PS_BINLOG_COLLATION_BINARY ||
-	    c->max_bytes != want)
-		return vfail(r, c, vp, "marked %s but is not BINARY(%zu)",
-		             c->ext == PS_BINLOG_EXT_UUID ? "uuid" : c->ext == PS_BINLOG_EXT_INET6 ?
-		             "inet6" : "inet4", want);
-	memcpy(b, s, n);                         /* n <= max_bytes, checked by the caller */
-	if (c->ext == PS_BINLOG_EXT_UUID) {
+	if (ext == PS_BINLOG_EXT_UUID) {
 		for (int i = 0; i < 16; i++) {
 			if (i == 4 || i == 6 || i == 8 || i == 10)
 				*p++ = '-';
 			*p++ = hex[b[i] >> 4];
 			*p++ = hex[b[i] & 15];
 		}
-	} else if (c->ext == PS_BINLOG_EXT_INET4) {
+	} else if (ext == PS_BINLOG_EXT_INET4) {
 		p += snprintf(p, sizeof(text), "%u.%u.%u.%u", b[0], b[1], b[2], b[3]);
 	} else {
 		/* PostgreSQL's inet text: the longest run (first of equals) of two
@@ -719,7 +709,24 @@ static int put_ext(bl_reader *r, const ps_binlog_column *c, const bl_valpos *vp,
 		if (best >= 0 && best + bestlen == 8)
 			*p++ = ':';
 	}
-	rc = ps_buf_append(out, text, (size_t)(p - text));
+	return ps_buf_append(out, text, (size_t)(p - text));
+}
+
+/* UUID / INET6 / INET4 columns the caller marked: fixed binary, padded. */
+static int put_ext(bl_reader *r, const ps_binlog_column *c, const bl_valpos *vp, ps_buf *out,
+                   const uint8_t *s, size_t n)
+{
+	size_t want = c->ext == PS_BINLOG_EXT_INET4 ? 4 : 16;
+	uint8_t b[16] = {0};
+	int rc;
+
+	if (c->real_type != PS_MYSQL_TYPE_STRING || c->collation != PS_BINLOG_COLLATION_BINARY ||
+	    c->max_bytes != want)
+		return vfail(r, c, vp, "marked %s but is not BINARY(%zu)",
+		             c->ext == PS_BINLOG_EXT_UUID ? "uuid" : c->ext == PS_BINLOG_EXT_INET6 ?
+		             "inet6" : "inet4", want);
+	memcpy(b, s, n);                         /* n <= max_bytes, checked by the caller */
+	rc = ps_binlog_ext_text(out, c->ext, b);
 	return rc == PS_OK ? PS_OK : vbuf_fail(r, rc, c, vp);
 }
 

@@ -22,6 +22,8 @@
 #define PG_PENDING_MAX 3
 #define PG_LONG_XIDS 256
 
+typedef struct pg_ddl pg_ddl;
+
 struct ps_source {
 	/* configuration (owned copies) */
 	char *job_name;
@@ -43,6 +45,12 @@ struct ps_source {
 	/* Everything above is fixed at open and only read afterwards: copy_open
 	 * runs on worker threads and may read it (source.h invariant 7). Nothing
 	 * below may be touched by a worker thread. */
+
+	/* schema changes (issue 15, reader thread only) */
+	pg_ddl *ddl;               /* what was announced per relation (pg_ddl.c) */
+	char **table_names;        /* per table_oids entry: "schema.name" when selected */
+	uint64_t *table_sigs;      /* per table_oids entry: its partitions' signature */
+	uint64_t sel_sig;          /* the whole selection's signature (selection_check) */
 
 	PGconn *sql;               /* catalog queries, publication, slot checks */
 	PGconn *repl;              /* replication=database, owns the stream */
@@ -107,7 +115,7 @@ void pg_put_table(int *rc, PGconn *conn, ps_buf *b, const ps_table *t);
  * penstock schemas), ordered by schema and name; its columns: */
 extern const char *const PG_TABLES_SQL;
 enum { PG_T_SCHEMA, PG_T_NAME, PG_T_REPLIDENT, PG_T_HAS_PK, PG_T_OID, PG_T_RELKIND,
-       PG_T_ANCESTORS, PG_T_IDENTITY, PG_T_CAN_SELECT, PG_T_OWNS, PG_T_OWNER };
+       PG_T_ANCESTORS, PG_T_IDENTITY, PG_T_CAN_SELECT, PG_T_OWNS, PG_T_OWNER, PG_T_BOUND };
 
 /* How a selected table can be captured (pgsrc_select.c note 2). */
 enum { PG_CLASS_KEYED = 1, PG_CLASS_IDENTITY, PG_CLASS_KEYLESS };
@@ -127,8 +135,22 @@ typedef struct pg_selection {
 	char **schemas, **relnames;
 	bool *has_key;
 	int *klass;                /* PG_CLASS_* */
+	uint64_t *sigs;            /* per table: its signature (pgsrc_select.c note 6) */
+	uint64_t sig_all;          /* the selection's */
 	size_t n;
 } pg_selection;
+/* Signatures of the rows of a PG_TABLES_SQL result that selected[] marks
+ * (row_sigs: one per row, 0 for the others) and of them all. */
+int pg_selection_sigs(const PGresult *r, const bool *selected, uint64_t *row_sigs,
+                      uint64_t *all);
+/* The source takes sel's tables as the ones it captures (OIDs, names,
+ * signatures) with insert_only (taken); sel keeps the rest to free. */
+void pg_selection_keep(ps_source *src, pg_selection *sel, bool *insert_only);
+/* source.h selection_check */
+int pg_selection_check(ps_source *src, bool *changed, ps_error *err);
+/* source.h redescribe */
+int pg_redescribe(ps_source *src, const ps_table_def *def, ps_table_def **out, bool *gone,
+                  ps_error *err);
 /* "schema.name" matches an include pattern and no exclude pattern. */
 bool pg_selected(char **include, size_t ninclude, char **exclude, size_t nexclude,
                  const char *schema, const char *name);
@@ -197,6 +219,21 @@ int pg_retable(ps_source *src, const char *const *include, size_t ninclude,
 int pg_mark(ps_source *src, const char *content, char *pos, size_t len, ps_error *err);
 int pg_chunk_read(ps_source *src, const ps_table_def *def, const ps_key_bound *after,
                   int max_rows, ps_row_fn fn, void *ctx, int *nrows, ps_error *err);
+
+/* pg_ddl.c: schema changes in the stream (source.h invariant 10) */
+/* A PS_READ_TABLE item to deliver before change c, or *out NULL. */
+int pg_ddl_check(ps_source *src, const ps_change *c, ps_table_change **out, ps_error *err);
+void pg_ddl_free(pg_ddl *d);
+/* describe's defs are the first the source knows of the tables' column
+ * ordinals (pg_ddl.c note 3). */
+void pg_ddl_seed(ps_source *src, ps_table_def *def);
+/* t's table as the catalog has it, aligned with t's columns (*out NULL when
+ * the table is gone). */
+int pg_describe_table(ps_source *src, const ps_table *t, ps_table_def **out, ps_error *err);
+/* A JSON array of strings into a malloc'd array (PS_EPROTO when not one). */
+int pg_labels_parse(const char *json, char ***labels, int *n);
+/* A signature of relid's partitions (OIDs, names, bounds). */
+int pg_partitions_signature(ps_source *src, uint32_t relid, uint64_t *sig, ps_error *err);
 
 /* pgsrc_schema.c: the objects the tables need (penstock/schema.h) */
 /* Turns JIT off for a catalog connection (best effort): the catalog

@@ -51,14 +51,6 @@
 
 /* --- retable (note 4) ------------------------------------------------------ */
 
-static bool has_oid(const uint32_t *oids, size_t n, uint32_t oid)
-{
-	for (size_t i = 0; i < n; i++)
-		if (oids[i] == oid)
-			return true;
-	return false;
-}
-
 /* Appends `"schema"."name", ...` of the tables among oids to list, and
  * their "schema.name" to names (when not NULL; *nnames counts them). */
 static int names_of(ps_source *src, const uint32_t *oids, size_t n, ps_buf *list, char ***names,
@@ -170,14 +162,108 @@ typedef struct oid_lists {
 	size_t n[2];
 } oid_lists;
 
+/* Where selected table i was among the tables captured so far, or -1. */
+static ssize_t captured_at(const ps_source *src, uint32_t oid)
+{
+	for (size_t j = 0; j < src->ntable_oids; j++)
+		if (src->table_oids[j] == oid)
+			return (ssize_t)j;
+	return -1;
+}
+
+/* The plan of a retable (note 4): what each publication gains and loses,
+ * and what the core is told. */
+typedef struct retable_plan {
+	oid_lists add, drop;        /* per publication */
+	uint32_t *described;        /* tables the core gets as added (new, or renamed) */
+	size_t ndescribed;
+	uint32_t *changed;          /* tables whose partitions changed */
+	size_t nchanged;
+	char **removed;             /* names the core drops (as they were captured) */
+	size_t nremoved;
+	uint32_t *removed_unnamed;  /* removed tables whose captured name is unknown */
+	size_t nremoved_unnamed;
+} retable_plan;
+
+static void plan_free(retable_plan *pl)
+{
+	for (int p = 0; p < 2; p++) {
+		free(pl->add.oids[p]);
+		free(pl->drop.oids[p]);
+	}
+	free(pl->described);
+	free(pl->changed);
+	ps_strv_free(pl->removed, pl->nremoved);
+	free(pl->removed_unnamed);
+}
+
+static int plan_make(ps_source *src, const pg_selection *sel, const bool *insert_only,
+                     bool with_key, retable_plan *pl, ps_buf *nokey, ps_error *err)
+{
+	size_t cap = sel->n + src->ntable_oids + 1;
+
+	memset(pl, 0, sizeof(*pl));
+	for (int p = 0; p < 2; p++) {
+		pl->add.oids[p] = calloc(cap, sizeof(uint32_t));
+		pl->drop.oids[p] = calloc(cap, sizeof(uint32_t));
+		if (!pl->add.oids[p] || !pl->drop.oids[p])
+			return ps_error_set(err, PS_ENOMEM, "out of memory");
+	}
+	pl->described = calloc(cap, sizeof(uint32_t));
+	pl->changed = calloc(cap, sizeof(uint32_t));
+	pl->removed = calloc(cap, sizeof(char *));
+	pl->removed_unnamed = calloc(cap, sizeof(uint32_t));
+	if (!pl->described || !pl->changed || !pl->removed || !pl->removed_unnamed)
+		return ps_error_set(err, PS_ENOMEM, "out of memory");
+	for (size_t i = 0; i < sel->n; i++) {
+		ssize_t j = captured_at(src, sel->oids[i]);
+		int now = insert_only[i] ? 1 : 0;
+		bool renamed = false;
+
+		if (j < 0) {
+			pl->add.oids[now][pl->add.n[now]++] = sel->oids[i];
+		} else {
+			int was = src->table_insert_only && src->table_insert_only[j] ? 1 : 0;
+			if (was != now) {   /* it gained or lost a key: the other publication */
+				pl->drop.oids[was][pl->drop.n[was]++] = sel->oids[i];
+				pl->add.oids[now][pl->add.n[now]++] = sel->oids[i];
+			}
+			renamed = src->table_names && strcmp(src->table_names[j], sel->names[i]) != 0;
+			if (renamed && !(pl->removed[pl->nremoved] = strdup(src->table_names[j])))
+				return ps_error_set(err, PS_ENOMEM, "out of memory");
+			pl->nremoved += renamed;
+			if (!renamed && was == now && src->table_sigs && src->table_sigs[j] != sel->sigs[i])
+				pl->changed[pl->nchanged++] = sel->oids[i];
+		}
+		if (j >= 0 && !renamed)
+			continue;
+		pl->described[pl->ndescribed++] = sel->oids[i];
+		if (with_key && !sel->has_key[i])
+			ps_buf_printf(nokey, "%s%s", nokey->len ? ", " : "", sel->names[i]);
+	}
+	for (size_t j = 0; j < src->ntable_oids; j++) {
+		bool kept = false;
+		int was = src->table_insert_only && src->table_insert_only[j] ? 1 : 0;
+
+		for (size_t i = 0; i < sel->n && !kept; i++)
+			kept = sel->oids[i] == src->table_oids[j];
+		if (kept)
+			continue;
+		pl->drop.oids[was][pl->drop.n[was]++] = src->table_oids[j];
+		if (!src->table_names)
+			pl->removed_unnamed[pl->nremoved_unnamed++] = src->table_oids[j];
+		else if (!(pl->removed[pl->nremoved++] = strdup(src->table_names[j])))
+			return ps_error_set(err, PS_ENOMEM, "out of memory");
+	}
+	return PS_OK;
+}
+
 int pg_retable(ps_source *src, const char *const *include, size_t ninclude,
                const char *const *exclude, size_t nexclude, bool with_key, const char *mark,
                ps_retable_result *res, ps_error *err)
 {
 	pg_selection sel;
-	oid_lists added = {{NULL, NULL}, {0, 0}}, removed = {{NULL, NULL}, {0, 0}};
-	uint32_t *added_all = NULL, *removed_all = NULL;
-	size_t nadded = 0, nremoved = 0;
+	retable_plan pl;
 	bool *insert_only = NULL;
 	char **inc = NULL, **exc = NULL;
 	pub_changes ch;
@@ -185,6 +271,7 @@ int pg_retable(ps_source *src, const char *const *include, size_t ninclude,
 	int rc;
 
 	memset(res, 0, sizeof(*res));
+	memset(&pl, 0, sizeof(pl));
 	for (int p = 0; p < 2; p++) {
 		ps_buf_init(&ch.add[p], 16u << 20);
 		ps_buf_init(&ch.drop[p], 16u << 20);
@@ -196,68 +283,58 @@ int pg_retable(ps_source *src, const char *const *include, size_t ninclude,
 		rc = pg_keyless_policy(src, &sel, err);
 	if (rc != PS_OK)
 		goto cleanup;
-	for (int p = 0; p < 2; p++) {
-		added.oids[p] = calloc(sel.n + 1, sizeof(uint32_t));
-		removed.oids[p] = calloc(src->ntable_oids + 1, sizeof(uint32_t));
-	}
-	added_all = calloc(sel.n + 1, sizeof(uint32_t));
-	removed_all = calloc(src->ntable_oids + 1, sizeof(uint32_t));
 	insert_only = calloc(sel.n + 1, sizeof(bool));
 	inc = ps_strv_copy((char *const *)include, ninclude);
 	exc = ps_strv_copy((char *const *)exclude, nexclude);
-	if (!added.oids[0] || !added.oids[1] || !removed.oids[0] || !removed.oids[1] ||
-	    !added_all || !removed_all || !insert_only || !inc || !exc) {
+	if (!insert_only || !inc || !exc) {
 		rc = ps_error_set(err, PS_ENOMEM, "out of memory");
 		goto cleanup;
 	}
-	for (size_t i = 0; i < sel.n; i++) {
-		int p;
-
+	for (size_t i = 0; i < sel.n; i++)
 		insert_only[i] = pg_selected_insert_only(src, i, &sel);
-		if (has_oid(src->table_oids, src->ntable_oids, sel.oids[i]))
-			continue;
-		p = insert_only[i] ? 1 : 0;
-		added.oids[p][added.n[p]++] = sel.oids[i];
-		added_all[nadded++] = sel.oids[i];
-		if (with_key && !sel.has_key[i])
-			ps_buf_printf(&nokey, "%s%s", nokey.len ? ", " : "", sel.names[i]);
-	}
-	for (size_t i = 0; i < src->ntable_oids; i++) {
-		int p;
-
-		if (has_oid(sel.oids, sel.n, src->table_oids[i]))
-			continue;
-		p = src->table_insert_only && src->table_insert_only[i] ? 1 : 0;
-		removed.oids[p][removed.n[p]++] = src->table_oids[i];
-		removed_all[nremoved++] = src->table_oids[i];
-	}
+	rc = plan_make(src, &sel, insert_only, with_key, &pl, &nokey, err);
+	if (rc != PS_OK)
+		goto cleanup;
 	if (nokey.len) {
 		rc = ps_error_set(err, PS_EINVAL,
-		                  "cannot add %s to the running job: a table added while the others "
-		                  "stream is copied in primary-key ranges, and it has no primary key. "
-		                  "Add a primary key, or leave it out of tables.include", nokey.data);
+		                  "cannot take %s into the running job: a table that joins a job while "
+		                  "the others stream is copied in primary-key ranges (a backfill), and it "
+		                  "has no primary key, so its rows written before it joined could not be "
+		                  "copied exactly. Add a primary key, or leave it out of the job "
+		                  "(tables.exclude); then recover or run the job again", nokey.data);
 		goto cleanup;
 	}
 	for (int p = 0; p < 2 && rc == PS_OK; p++) {
-		rc = names_of(src, added.oids[p], added.n[p], &ch.add[p], NULL, NULL, err);
+		rc = names_of(src, pl.add.oids[p], pl.add.n[p], &ch.add[p], NULL, NULL, err);
 		if (rc == PS_OK)
-			rc = names_of(src, removed.oids[p], removed.n[p], &ch.drop[p], NULL, NULL, err);
+			rc = names_of(src, pl.drop.oids[p], pl.drop.n[p], &ch.drop[p], NULL, NULL, err);
 	}
 	if (rc == PS_OK)
-		rc = names_of(src, removed_all, nremoved, &scratch, &res->removed, &res->nremoved, err);
+		rc = names_of(src, pl.removed_unnamed, pl.nremoved_unnamed, &scratch, &res->removed,
+		              &res->nremoved, err);
 	if (rc == PS_OK)
 		rc = alter_with_marker(src, &ch, mark, err);
 	if (rc != PS_OK)
 		goto cleanup;
-	free(src->table_oids);
-	free(src->table_insert_only);
-	src->table_oids = sel.oids;
-	src->table_insert_only = insert_only;
-	src->ntable_oids = sel.n;
-	sel.oids = NULL;
+	pg_selection_keep(src, &sel, insert_only);
 	insert_only = NULL;
-	if (nadded)
-		rc = pg_describe_oids(src, added_all, nadded, &res->added, &res->nadded, err);
+	/* the names the core drops: as they were captured */
+	if (pl.nremoved) {
+		char **all = realloc(res->removed, (res->nremoved + pl.nremoved + 1) * sizeof(char *));
+		if (!all) {
+			rc = ps_error_set(err, PS_ENOMEM, "out of memory");
+			goto cleanup;
+		}
+		res->removed = all;
+		for (size_t i = 0; i < pl.nremoved; i++) {
+			res->removed[res->nremoved++] = pl.removed[i];
+			pl.removed[i] = NULL;
+		}
+	}
+	if (pl.ndescribed)
+		rc = pg_describe_oids(src, pl.described, pl.ndescribed, &res->added, &res->nadded, err);
+	if (rc == PS_OK && pl.nchanged)
+		rc = pg_describe_oids(src, pl.changed, pl.nchanged, &res->changed, &res->nchanged, err);
 	if (rc != PS_OK)
 		goto cleanup;
 	ps_strv_free(src->include, src->ninclude);
@@ -267,27 +344,26 @@ int pg_retable(ps_source *src, const char *const *include, size_t ninclude,
 	src->exclude = exc;
 	src->nexclude = nexclude;
 	inc = exc = NULL;
-	ps_log_info("publication %s: %zu table%s added, %zu removed", src->publication, nadded,
-	            nadded == 1 ? "" : "s", res->nremoved);
+	ps_log_info("publication %s: %zu table%s added, %zu removed, %zu with other partitions",
+	            src->publication, res->nadded, res->nadded == 1 ? "" : "s", res->nremoved,
+	            res->nchanged);
 cleanup:
 	if (rc != PS_OK) {
-		for (size_t i = 0; i < res->nremoved; i++)
-			free(res->removed[i]);
-		free(res->removed);
+		ps_strv_free(res->removed, res->nremoved);
 		for (size_t i = 0; i < res->nadded; i++)
 			ps_table_def_free(res->added[i]);
 		free(res->added);
+		for (size_t i = 0; i < res->nchanged; i++)
+			ps_table_def_free(res->changed[i]);
+		free(res->changed);
 		memset(res, 0, sizeof(*res));
 	}
 	pg_selection_free(&sel);
+	plan_free(&pl);
 	for (int p = 0; p < 2; p++) {
-		free(added.oids[p]);
-		free(removed.oids[p]);
 		ps_buf_free(&ch.add[p]);
 		ps_buf_free(&ch.drop[p]);
 	}
-	free(added_all);
-	free(removed_all);
 	free(insert_only);
 	ps_strv_free(inc, ninclude);
 	ps_strv_free(exc, nexclude);

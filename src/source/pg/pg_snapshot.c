@@ -160,7 +160,7 @@ static int query_tables(ps_source *src, const char *const *oids, PGresult **r, p
 /* Every partition of the partitioned tables among oids, parents before
  * their partitions. */
 enum { P_ROOT, P_SCHEMA, P_NAME, P_PSCHEMA, P_PNAME, P_BOUND, P_PARTKEY, P_LEAF, P_TUPLES,
-       P_BYTES, P_COMMENT };
+       P_BYTES, P_COMMENT, P_ATTACHED };
 
 static int query_partitions(ps_source *src, const char *const *oids, PGresult **r, ps_error *err)
 {
@@ -168,7 +168,11 @@ static int query_partitions(ps_source *src, const char *const *oids, PGresult **
 	               "SELECT root.oid, n.nspname, c.relname, pn.nspname, p.relname, "
 	               "  pg_get_expr(c.relpartbound, c.oid), "
 	               "  CASE WHEN c.relkind = 'p' THEN pg_get_partkeydef(c.oid) END, t.isleaf, "
-	               "  c.reltuples, pg_relation_size(c.oid), obj_description(c.oid, 'pg_class') "
+	               "  c.reltuples, pg_relation_size(c.oid), obj_description(c.oid, 'pg_class'), "
+	               /* made (its row type) by another transaction than the one that made
+	                * it a partition: it may hold rows written before (issue 15) */
+	               "  (SELECT ty.xmin::text FROM pg_type ty WHERE ty.oid = c.reltype) <> "
+	               "    (SELECT i.xmin::text FROM pg_inherits i WHERE i.inhrelid = c.oid) "
 	               "FROM pg_class root CROSS JOIN LATERAL pg_partition_tree(root.oid) t "
 	               "JOIN pg_class c ON c.oid = t.relid "
 	               "JOIN pg_namespace n ON n.oid = c.relnamespace "
@@ -180,7 +184,7 @@ static int query_partitions(ps_source *src, const char *const *oids, PGresult **
 
 enum { C_RELID, C_ATTNUM, C_NAME, C_TYPE, C_TYPMOD, C_SQLTYPE, C_NOTNULL, C_IDENTITY,
        C_GENERATED, C_DEFAULT, C_USERTYPE, C_SEQSCHEMA, C_SEQNAME, C_COLLATION, C_IDOPTIONS,
-       C_COMMENT, C_COLLCLASS };
+       C_COMMENT, C_COLLCLASS, C_HASMISSING, C_MISSING, C_LABELS };
 
 static int query_columns(ps_source *src, int version, const char *const *oids, PGresult **r,
                          ps_error *err)
@@ -214,7 +218,13 @@ static int query_columns(ps_source *src, int version, const char *const *oids, P
 	    "    WHEN NOT co.collisdeterministic AND coalesce(to_jsonb(co) ->> 'colllocale', "
 	    "      to_jsonb(co) ->> 'colliculocale', '') ~ 'ks-level[12]' THEN 2 ELSE 3 END "
 	    "   FROM pg_collation co WHERE co.oid = a.attcollation "
-	    "     AND a.attcollation <> t.typcollation) "
+	    "     AND a.attcollation <> t.typcollation), "
+	    /* what rows older than the column hold (tabledef.h ps_fill): a
+	     * constant default's missing value (issue 15) */
+	    "  %s, %s, "
+	    /* an enum's labels in their order, as a JSON array */
+	    "  CASE WHEN t.typtype = 'e' THEN (SELECT json_agg(e.enumlabel ORDER BY e.enumsortorder) "
+	    "    FROM pg_enum e WHERE e.enumtypid = t.oid) END "
 	    "FROM pg_attribute a "
 	    "JOIN pg_type t ON t.oid = a.atttypid "
 	    /* an array's element type says whether the target may lack it */
@@ -231,7 +241,10 @@ static int query_columns(ps_source *src, int version, const char *const *oids, P
 	    "  ORDER BY s.oid LIMIT 1) seq ON a.attidentity = '' AND d.adbin IS NOT NULL "
 	    "WHERE a.attrelid = ANY($1::oid[]) AND a.attnum > 0 AND NOT a.attisdropped "
 	    "ORDER BY a.attrelid, a.attnum",
-	    version >= 120000 ? "a.attgenerated" : "''::\"char\"");
+	    version >= 120000 ? "a.attgenerated" : "''::\"char\"",
+	    version >= 110000 ? "a.atthasmissing" : "false",
+	    version >= 110000 ? "CASE WHEN a.atthasmissing THEN (a.attmissingval::text::text[])[1] END"
+	                      : "NULL::text");
 	if (rc == PS_OK)
 		rc = pg_exec(src->sql, r, err, "describing columns", sql.data, 1, oids);
 	else
@@ -415,6 +428,18 @@ static int build_columns(PGconn *conn, ps_table_def *def, const PGresult *r, int
 		c->comment = dup_or_null(r, row, C_COMMENT, &rc);
 		c->collation_class = PQgetisnull(r, row, C_COLLCLASS) ? PS_COLLATION_DEFAULT
 		                     : (uint8_t)strtol(PQgetvalue(r, row, C_COLLCLASS), NULL, 10);
+		c->ordinal = attnums[i];
+		/* rows older than the column: its missing value, else NULL when it
+		 * has no default, else unknown (a volatile default, an identity, or
+		 * a default set after it was added) */
+		if (PQgetvalue(r, row, C_HASMISSING)[0] == 't') {
+			c->fill = PS_FILL_VALUE;
+			c->fill_value = dup_or_null(r, row, C_MISSING, &rc);
+		} else {
+			c->fill = c->default_expr || c->identity ? PS_FILL_UNKNOWN : PS_FILL_NULL;
+		}
+		if (rc == PS_OK && !PQgetisnull(r, row, C_LABELS))
+			rc = pg_labels_parse(PQgetvalue(r, row, C_LABELS), &c->labels, &c->nlabels);
 		i++;
 	}
 	return rc;
@@ -468,6 +493,7 @@ static int build_partitions(ps_table_def *def, const PGresult *r)
 		p->partition_by = dup_or_null(r, row, P_PARTKEY, &rc);
 		p->comment = dup_or_null(r, row, P_COMMENT, &rc);
 		p->leaf = PQgetvalue(r, row, P_LEAF)[0] == 't';
+		p->attached = PQgetvalue(r, row, P_ATTACHED)[0] == 't';
 		p->estimated_rows = tuples < 0 ? -1 : (int64_t)llround(tuples);
 		p->estimated_bytes = strtoll(PQgetvalue(r, row, P_BYTES), NULL, 10);
 	}
@@ -604,7 +630,7 @@ int pg_describe_oids(ps_source *src, const uint32_t *table_oids, size_t ntables,
 	for (int row = 0; rc == PS_OK && row < PQntuples(q.tables); row++) {
 		rc = build_def(src, &q, row, &out[count], err);
 		if (rc == PS_OK)
-			count++;
+			pg_ddl_seed(src, out[count++]);
 	}
 	if (rc == PS_OK)
 		rc = pg_schema_requires(src, out, count, err);

@@ -48,6 +48,9 @@ static void pg_close(ps_source *src)
 	if (src->sql)
 		PQfinish(src->sql);
 	pgo_relcache_free(src->cache);
+	pg_ddl_free(src->ddl);
+	ps_strv_free(src->table_names, src->ntable_oids);
+	free(src->table_sigs);
 	ps_secret_free(src->password);
 	free(src->job_name);
 	free(src->url);
@@ -182,13 +185,8 @@ static int select_tables(ps_source *src, size_t *count, ps_error *err)
 	}
 	for (size_t i = 0; i < sel.n; i++)
 		insert_only[i] = pg_selected_insert_only(src, i, &sel);
-	free(src->table_oids);
-	free(src->table_insert_only);
-	src->table_oids = sel.oids;
-	src->table_insert_only = insert_only;
-	src->ntable_oids = sel.n;
-	*count = sel.n;
-	sel.oids = NULL;
+	pg_selection_keep(src, &sel, insert_only);
+	*count = src->ntable_oids;
 	pg_selection_free(&sel);
 	return PS_OK;
 }
@@ -385,6 +383,55 @@ static int pg_current_position(ps_source *src, char *buf, size_t len, ps_error *
 	return rc;
 }
 
+/* What the slot keeps (source.h log_retention): from pg_replication_slots,
+ * with wal_status and safe_wal_size from PostgreSQL 13 on, and the limit
+ * max_slot_wal_keep_size (-1, no limit, is left -1). No row (the slot is
+ * gone): every figure unknown; the stream reports the loss itself. */
+static int pg_log_retention(ps_source *src, ps_log_retention *out, ps_error *err)
+{
+	static const char *const sql13 =
+		"SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint::text, wal_status, "
+		"safe_wal_size::text, "
+		"pg_size_bytes(NULLIF(current_setting('max_slot_wal_keep_size'), '-1'))::text "
+		"FROM pg_replication_slots WHERE slot_name = $1";
+	static const char *const sql10 =
+		"SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint::text, NULL, NULL, NULL "
+		"FROM pg_replication_slots WHERE slot_name = $1";
+	const char *params[1] = {src->slot};
+	long long *figures[3] = {&out->retained_bytes, &out->safe_bytes, &out->limit_bytes};
+	const int columns[3] = {0, 2, 3};
+	PGresult *r = NULL;
+	int rc;
+
+	rc = pg_exec(src->sql, &r, err, "reading the slot's retained WAL",
+	             PQserverVersion(src->sql) >= 130000 ? sql13 : sql10, 1, params);
+	if (rc == PS_OK && PQntuples(r) == 1) {
+		for (int i = 0; i < 3; i++) {
+			char *end = NULL;
+			long long v;
+
+			if (PQgetisnull(r, 0, columns[i]))
+				continue;
+			v = strtoll(PQgetvalue(r, 0, columns[i]), &end, 10);
+			if (end && *end == '\0')
+				*figures[i] = v < 0 ? 0 : v;
+		}
+		if (!PQgetisnull(r, 0, 1))
+			snprintf(out->status, sizeof(out->status), "%s", PQgetvalue(r, 0, 1));
+	}
+	PQclear(r);
+	return rc;
+}
+
+static long long pg_position_offset(const char *pos)
+{
+	uint64_t lsn;
+
+	if (pgo_lsn_parse(pos, &lsn) != PS_OK || lsn > (uint64_t)INT64_MAX)
+		return -1;
+	return (long long)lsn;
+}
+
 /* Drops slot and publication. The last run's walsender may still hold the
  * slot for a moment after its connection closed (object_in_use): tried
  * again for up to 10 s. */
@@ -522,4 +569,8 @@ const ps_source_ops ps_source_pg = {
 	.copy_unit_raw = pg_copy_unit_raw,
 	.sequences = pg_sequences,
 	.schema_after_load = pg_schema_after_load,
+	.log_retention = pg_log_retention,
+	.position_offset = pg_position_offset,
+	.selection_check = pg_selection_check,
+	.redescribe = pg_redescribe,
 };

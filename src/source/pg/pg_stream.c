@@ -304,31 +304,49 @@ static int on_copydata(ps_source *src, const uint8_t *p, size_t len, ps_error *e
 	return ps_error_set(err, PS_EPROTO, "unexpected CopyData message type '%c'", p[0]);
 }
 
-/* Hands out the next item produced by the last message, if any. */
-static bool next_ready(ps_source *src, ps_read_item *item)
+/* Hands out the next item produced by the last message, if any: 1 when
+ * one was, 0 when none is left, or an error. A change whose table has a
+ * definition not announced yet comes after its PS_READ_TABLE item
+ * (source.h invariant 10, pg_ddl.c). */
+static int next_ready(ps_source *src, ps_read_item *item, ps_error *err)
 {
 	if (src->pending_next < src->npending) {
 		*item = src->pending[src->pending_next];
 		src->pending[src->pending_next].change = NULL;
 		if (++src->pending_next == src->npending)
 			src->npending = src->pending_next = 0;
-		return true;
+		return 1;
 	}
 	while (src->msg_next < src->msg.nchanges) {
 		ps_change *c = src->msg.changes[src->msg_next];
-		src->msg.changes[src->msg_next++] = NULL;
-		if (!c)
+		ps_table_change *tc = NULL;
+		int rc;
+
+		if (!c) {
+			src->msg_next++;
 			continue;
+		}
 		if (c->op == PS_OP_MESSAGE && strcmp(c->message_prefix, PG_FENCE_PREFIX) == 0) {
+			src->msg.changes[src->msg_next++] = NULL;
 			ps_change_free(c);   /* our own marker (pg_stream_fence) */
 			continue;
 		}
-		item->kind = PS_READ_CHANGE;
+		rc = pg_ddl_check(src, c, &tc, err);
+		if (rc != PS_OK)
+			return rc;
+		memset(item, 0, sizeof(*item));
 		item->txn = src->txn;
+		if (tc) {
+			item->kind = PS_READ_TABLE;   /* the change itself comes next time */
+			item->table_change = tc;
+			return 1;
+		}
+		src->msg.changes[src->msg_next++] = NULL;
+		item->kind = PS_READ_CHANGE;
 		item->change = c;
-		return true;
+		return 1;
 	}
-	return false;
+	return 0;
 }
 
 /* --- reading -------------------------------------------------------------- */
@@ -379,7 +397,10 @@ int pg_stream_read(ps_source *src, ps_read_item *item, int timeout_ms, ps_error 
 	if (!src->streaming)
 		return ps_error_set(err, PS_ECONNECT, "replication stream is not running");
 	for (;;) {
-		if (next_ready(src, item)) {
+		rc = next_ready(src, item, err);
+		if (rc < 0)
+			return rc;
+		if (rc > 0) {
 			if (item->kind == PS_READ_COMMIT)
 				src->commits_seen++;
 			return PS_OK;

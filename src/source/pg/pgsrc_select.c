@@ -35,6 +35,12 @@
  *    They are created or changed together in one transaction.
  * 5. The listing query is the same for prepare and the prechecks; the
  *    prechecks read its extra columns (privileges, owner).
+ * 6. Signatures (issue 15): each selected table gets a 64-bit hash of its
+ *    OID, name, whether it is keyless and, for a partitioned table, the
+ *    OIDs, names and bounds of every partition under it; the selection
+ *    gets one of them all. selection_check lists the tables again and
+ *    compares: a table created, dropped, renamed, moved, attached or
+ *    detached, or one that gained or lost a key, changes it.
  */
 #include <fnmatch.h>
 #include <stdio.h>
@@ -45,6 +51,7 @@
 #include "util/buf.h"
 #include "util/log.h"
 #include "util/pgconn.h"
+#include "util/str.h"
 
 /* Columns of PG_TABLES_SQL (pg_internal.h). */
 const char *const PG_TABLES_SQL =
@@ -59,7 +66,7 @@ const char *const PG_TABLES_SQL =
 	"    JOIN pg_class l ON l.oid = t.relid WHERE t.isleaf AND l.relreplident NOT IN ('f', 'i')) "
 	"    ELSE c.relreplident IN ('f', 'i') END, "
 	"  has_table_privilege(c.oid, 'SELECT'), pg_has_role(c.relowner, 'USAGE'), "
-	"  pg_get_userbyid(c.relowner) "
+	"  pg_get_userbyid(c.relowner), pg_get_expr(c.relpartbound, c.oid) "
 	"FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
 	"WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema', "
 	"'penstock') AND n.nspname NOT LIKE 'pg\\_%' ORDER BY 1, 2";
@@ -157,6 +164,103 @@ int pg_table_class(const PGresult *r, int row)
 	return PG_CLASS_KEYLESS;
 }
 
+/* --- signatures (note 6) ----------------------------------------------------- */
+
+static uint64_t fnv(uint64_t h, const char *s)
+{
+	for (; *s; s++) {
+		h ^= (unsigned char)*s;
+		h *= 0x100000001b3ull;
+	}
+	h ^= 0xff;   /* a separator no text holds */
+	return h * 0x100000001b3ull;
+}
+
+#define FNV_BASIS 0xcbf29ce484222325ull
+
+/* The selected row of r that row's partition belongs to (its nearest
+ * selected ancestor), or -1. oids/rows: the selected rows' OIDs, sorted. */
+static int owner_row(const PGresult *r, int row, const uint32_t *oids, const int *rows, size_t n)
+{
+	const char *p = PQgetvalue(r, row, PG_T_ANCESTORS);
+
+	while (*p) {
+		char *end;
+		unsigned long oid;
+		size_t lo = 0, hi = n;
+
+		p += strspn(p, "{},");
+		if (!*p)
+			break;
+		oid = strtoul(p, &end, 10);
+		if (end == p)
+			break;
+		while (lo < hi) {
+			size_t mid = lo + (hi - lo) / 2;
+			if (oids[mid] == (uint32_t)oid)
+				return rows[mid];
+			if (oids[mid] < (uint32_t)oid)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		p = end;
+	}
+	return -1;
+}
+
+int pg_selection_sigs(const PGresult *r, const bool *selected, uint64_t *row_sigs,
+                      uint64_t *all)
+{
+	int nrows = PQntuples(r);
+	uint32_t *oids = calloc((size_t)nrows + 1, sizeof(uint32_t));
+	int *rows = calloc((size_t)nrows + 1, sizeof(int));
+	size_t n = 0;
+
+	if (!oids || !rows) {
+		free(oids);
+		free(rows);
+		return PS_ENOMEM;
+	}
+	for (int i = 0; i < nrows; i++) {
+		row_sigs[i] = 0;
+		if (!selected[i])
+			continue;
+		row_sigs[i] = fnv(fnv(fnv(fnv(FNV_BASIS, PQgetvalue(r, i, PG_T_OID)),
+		                          PQgetvalue(r, i, PG_T_SCHEMA)), PQgetvalue(r, i, PG_T_NAME)),
+		                  pg_table_class(r, i) == PG_CLASS_KEYLESS ? "k" : "-");
+		oids[n] = (uint32_t)strtoul(PQgetvalue(r, i, PG_T_OID), NULL, 10);
+		rows[n++] = i;
+	}
+	/* sorted by OID, to find a partition's selected ancestor */
+	for (size_t i = 1; i < n; i++)
+		for (size_t j = i; j > 0 && oids[j - 1] > oids[j]; j--) {
+			uint32_t o = oids[j];
+			int w = rows[j];
+			oids[j] = oids[j - 1];
+			rows[j] = rows[j - 1];
+			oids[j - 1] = o;
+			rows[j - 1] = w;
+		}
+	for (int i = 0; i < nrows; i++) {
+		int owner;
+		if (selected[i] || PQgetvalue(r, i, PG_T_ANCESTORS)[1] == '}')
+			continue;
+		owner = owner_row(r, i, oids, rows, n);
+		if (owner >= 0)
+			row_sigs[owner] = fnv(fnv(fnv(fnv(row_sigs[owner], PQgetvalue(r, i, PG_T_OID)),
+			                              PQgetvalue(r, i, PG_T_SCHEMA)),
+			                          PQgetvalue(r, i, PG_T_NAME)), PQgetvalue(r, i, PG_T_BOUND));
+	}
+	*all = FNV_BASIS;
+	for (int i = 0; i < nrows; i++)
+		if (selected[i])
+			*all = (*all ^ row_sigs[i]) * 0x100000001b3ull;
+	free(oids);
+	free(rows);
+	return PS_OK;
+}
+
 void pg_selection_free(pg_selection *sel)
 {
 	for (size_t i = 0; i < sel->n; i++) {
@@ -170,6 +274,7 @@ void pg_selection_free(pg_selection *sel)
 	free(sel->oids);
 	free(sel->has_key);
 	free(sel->klass);
+	free(sel->sigs);
 	memset(sel, 0, sizeof(*sel));
 }
 
@@ -178,6 +283,7 @@ int pg_select(ps_source *src, char **include, size_t ninclude, char **exclude, s
 {
 	PGresult *r = NULL;
 	bool *selected = NULL;
+	uint64_t *row_sigs = NULL;
 	size_t rows;
 	int rc;
 
@@ -193,9 +299,12 @@ int pg_select(ps_source *src, char **include, size_t ninclude, char **exclude, s
 	sel->names = calloc(rows, sizeof(char *));
 	sel->schemas = calloc(rows, sizeof(char *));
 	sel->relnames = calloc(rows, sizeof(char *));
+	sel->sigs = calloc(rows, sizeof(uint64_t));
+	row_sigs = calloc(rows, sizeof(uint64_t));
 	if (!selected || !sel->oids || !sel->has_key || !sel->klass || !sel->names ||
-	    !sel->schemas || !sel->relnames ||
-	    pg_tables_match(r, include, ninclude, exclude, nexclude, selected) != PS_OK) {
+	    !sel->schemas || !sel->relnames || !sel->sigs || !row_sigs ||
+	    pg_tables_match(r, include, ninclude, exclude, nexclude, selected) != PS_OK ||
+	    pg_selection_sigs(r, selected, row_sigs, &sel->sig_all) != PS_OK) {
 		rc = ps_error_set(err, PS_ENOMEM, "out of memory");
 		goto cleanup;
 	}
@@ -216,6 +325,7 @@ int pg_select(ps_source *src, char **include, size_t ninclude, char **exclude, s
 			goto cleanup;
 		}
 		sel->oids[k] = (uint32_t)strtoul(PQgetvalue(r, i, PG_T_OID), NULL, 10);
+		sel->sigs[k] = row_sigs[i];
 		sel->klass[k] = pg_table_class(r, i);
 		sel->has_key[k] = sel->klass[k] == PG_CLASS_KEYED;
 	}
@@ -228,6 +338,51 @@ cleanup:
 	if (rc != PS_OK)
 		pg_selection_free(sel);
 	free(selected);
+	free(row_sigs);
+	PQclear(r);
+	return rc;
+}
+
+void pg_selection_keep(ps_source *src, pg_selection *sel, bool *insert_only)
+{
+	ps_strv_free(src->table_names, src->ntable_oids);
+	free(src->table_oids);
+	free(src->table_insert_only);
+	free(src->table_sigs);
+	src->table_oids = sel->oids;
+	src->table_insert_only = insert_only;
+	src->table_names = ps_strv_copy(sel->names, sel->n);   /* NULL: names unknown */
+	src->table_sigs = sel->sigs;
+	src->ntable_oids = sel->n;
+	src->sel_sig = sel->sig_all;
+	sel->oids = NULL;
+	sel->sigs = NULL;
+}
+
+int pg_selection_check(ps_source *src, bool *changed, ps_error *err)
+{
+	PGresult *r = NULL;
+	bool *selected = NULL;
+	uint64_t *row_sigs = NULL, all = 0;
+	int rc;
+
+	*changed = false;
+	rc = pg_exec(src->sql, &r, err, "listing tables", PG_TABLES_SQL, 0, NULL);
+	if (rc != PS_OK)
+		return rc;
+	selected = calloc((size_t)PQntuples(r) + 1, sizeof(bool));
+	row_sigs = calloc((size_t)PQntuples(r) + 1, sizeof(uint64_t));
+	if (!selected || !row_sigs ||
+	    pg_tables_match(r, src->include, src->ninclude, src->exclude, src->nexclude,
+	                    selected) != PS_OK ||
+	    pg_selection_sigs(r, selected, row_sigs, &all) != PS_OK)
+		rc = ps_error_set(err, PS_ENOMEM, "out of memory");
+	else
+		*changed = all != src->sel_sig;
+	if (*changed)
+		ps_log_debug("the tables the patterns select changed: taking them in");
+	free(selected);
+	free(row_sigs);
 	PQclear(r);
 	return rc;
 }
