@@ -71,6 +71,11 @@
  *      may confirm it at once.
  *   d. A sink that commits durably after all (a setting, an old server)
  *      keeps the callback and reports every flush durable.
+ *   e. What table_change (and table_prepare/table_finish) make in the
+ *      target is part of the open transaction and so of the next flush: a
+ *      crash that loses that flush loses the schema change with it, and
+ *      the source, not acknowledged past it, delivers it again. Anything
+ *      made outside the transaction must be harmless to make again.
  */
 #ifndef PENSTOCK_SINK_H
 #define PENSTOCK_SINK_H

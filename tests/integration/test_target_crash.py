@@ -241,3 +241,102 @@ def test_target_crash_under_load_server_job_retries(db, durable_target, server):
     path = transitions(server, "orders")
     assert "failed" in path and path[-1] == "running", path
     dst.conn.close()
+
+
+def has_column(cluster, dbname, table, column):
+    return bool(query(cluster, dbname, "SELECT count(*) FROM pg_attribute WHERE attrelid = "
+                      "%s::regclass AND attname = %s AND NOT attisdropped", (table, column)))
+
+
+def crash_after_schema_change(cluster, dbname, src, alive):
+    """Adds a column to w_items on the source, then crashes the target at a
+    moment it has applied the change (inside a batch's transaction, with
+    its checkpoint) but holds its commit in WAL buffers nobody wrote: the
+    WAL writer is held before the change, and the crash comes only when the
+    column is visible in the target while the WAL write position is still
+    where it was before it became visible. Should something write the WAL
+    meanwhile (a synchronous commit of penstock's), the next column is
+    tried. Returns the column the crash certainly lost."""
+    for attempt in range(5):
+        column = f"tag{attempt}"
+        held = server_processes(cluster, "walwriter")
+        conn = cluster.connect(dbname)
+        for pid in held:
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT pg_current_wal_lsn()::text")
+                written = cur.fetchone()[0]
+                src.execute(f"ALTER TABLE w_items ADD COLUMN {column} text DEFAULT 'a{attempt}'")
+                deadline = time.monotonic() + 120
+                while True:
+                    alive()
+                    cur.execute("SELECT pg_current_wal_lsn()::text, count(*) FROM pg_attribute "
+                                "WHERE attrelid = 'w_items'::regclass AND attname = %s",
+                                (column,))
+                    now, seen = cur.fetchone()
+                    if seen:
+                        break
+                    written = now   # before the change is visible: the WAL may move
+                    if time.monotonic() > deadline:
+                        raise AssertionError(f"the target never added {column}")
+                    time.sleep(0.01)
+            conn.close()
+            if now != written:
+                continue   # the change may be on disk already: another one
+            for pid in server_processes(cluster, f"postgres {dbname} "):
+                os.kill(pid, signal.SIGSTOP)
+                held.append(pid)
+            cluster.crash(wait=False)
+            return column
+        finally:
+            conn.close()
+            for pid in held:
+                try:
+                    os.kill(pid, signal.SIGCONT)
+                except ProcessLookupError:
+                    pass
+    raise AssertionError("the target's WAL was written every time before a crash could come")
+
+
+def test_target_crash_loses_a_schema_change_which_is_applied_again(db, durable_target,
+                                                                      make_job):
+    """A column added on the source is applied in the target's batch
+    transaction; a crash of the target loses that commit with its checkpoint
+    (the column is gone after the restart), and since the source was not
+    acknowledged past it, the next run applies the change again: the target
+    ends with the column and every row equal to the source."""
+    dst = durable_target.new_database()
+    steady_source(db)
+    Writer.create_tables(db, rows=2000)
+    writer = Writer(db, seed=3)
+    writer.start()
+    try:
+        p = make_job("tcrashddl", target=dst.url)
+        p.start()
+        p.wait_streaming(db)
+
+        def alive():
+            if p.proc.poll() is not None:
+                raise AssertionError(f"penstock exited with {p.proc.returncode}: {p.stderr()}")
+
+        column = crash_after_schema_change(durable_target, dst.name, db, alive)
+        assert p.proc.wait(timeout=60) != 0, "penstock went on without its target"
+        wait_for(lambda: not os.path.exists(os.path.join(durable_target.dir, "data",
+                                                         "postmaster.pid")),
+                 60, 0.01, what="the target to quit")
+        durable_target.restart()
+        # the crash lost the change (else this proved little)
+        assert not has_column(durable_target, dst.name, "w_items", column)
+        p.start()
+        p.wait_streaming(db, timeout=60)
+        assert "resuming from checkpoint" in p.stderr()
+        done = writer.txns
+        wait_for(lambda: writer.txns > done + 100, 60, what="more source transactions")
+    finally:
+        writer.stop()
+    dst = reconnect(durable_target, dst.name)
+    wait_equal(db, dst, W_TABLES, timeout=120)
+    assert has_column(durable_target, dst.name, "w_items", column)
+    assert p.stop() == 0
+    dst.conn.close()
