@@ -98,7 +98,10 @@ typedef struct ps_column {
 
 typedef struct ps_table {
 	atomic_int refs;
-	uint32_t id;             /* source's relation id (PG relation OID) */
+	uint32_t id;             /* source's relation id, the same for the table across
+	                            renames and runs (PG relation OID); 0 when the
+	                            source has none (MySQL): a sink then cannot tell a
+	                            renamed table from a new one, and does not try */
 	const char *engine;      /* the source engine, static: "postgresql",
 	                            "mysql"; says how to read type_id; NULL: none */
 	const char *schema;

@@ -32,7 +32,12 @@
  *      BEGIN's position compares as its commit will), so exactly the
  *      transactions committed up to the bound are applied; the last
  *      checkpoint then records the bound itself as the position (TFEND) and
- *      the range, and the next run's range begins there.
+ *      the range, and the next run's range begins there. A backfill (a
+ *      table that came into the selection) reads its chunks between markers
+ *      written during the run, always past the bound: with --until
+ *      caught-up the range goes on until no backfill is under way, and ends
+ *      at a fence written then (an explicit --until POSITION keeps its
+ *      bound; the backfill goes on in the next run).
  *
  *   6. Asynchronous durability (sink.h `durable`). A sink may commit a batch
  *      before it is durable (PostgreSQL: synchronous_commit = off): a crash
@@ -133,6 +138,7 @@ typedef struct pipeline {
 	char bound[PS_POSITION_MAX];
 	char range_from[PS_POSITION_MAX];   /* where the bounded run began */
 	atomic_int bound_passed;            /* reader: a transaction past the bound began */
+	bool bound_extending;               /* reader: past the bound while a backfill runs */
 
 	/* applier-only: batches flushed, not yet reported durable (note 6) */
 	struct pend {
@@ -444,6 +450,16 @@ static int reader_control(pipeline *p, ps_error *err)
 
 	if (rc != PS_OK)
 		return rc;
+	if (p->bound_extending && !atomic_load(&p->live->busy)) {
+		char fence[PS_POSITION_MAX];
+		rc = ps_src_fence(&p->src, fence, sizeof(fence), err);
+		if (rc != PS_OK)
+			return ps_error_add_context(err, "--until needs a position the log certainly "
+			                            "reaches");
+		snprintf(p->bound, sizeof(p->bound), "%s", fence);
+		p->bound_extending = false;
+		ps_log_info("the backfill is done: the range now ends at %s", p->bound);
+	}
 	if (p->fence_written || !atomic_load(&p->live->complete) || atomic_load(&p->live->busy))
 		return PS_OK;
 	rc = ps_src_fence(&p->src, p->until, sizeof(p->until), err);
@@ -486,10 +502,17 @@ static int reader_loop(pipeline *p, ps_error *err)
 			ps_table_change_free(item.table_change);
 			return rc;
 		}
-		if (item.kind == PS_READ_BEGIN && p->bounded &&
+		if (item.kind == PS_READ_BEGIN && p->bounded && !p->bound_extending &&
 		    ps_src_compare(&p->src, item.txn.position, p->bound) > 0) {
-			atomic_store(&p->bound_passed, 1);   /* note 5: everything up to it is read */
-			return PS_OK;
+			if (!atomic_load(&p->live->busy) || strcmp(p->cfg->until, "caught-up") != 0) {
+				atomic_store(&p->bound_passed, 1);   /* note 5: everything up to it is read */
+				return PS_OK;
+			}
+			/* note 5: a backfill's chunks are read between markers written
+			 * during the run, past any bound: caught up means it is done */
+			p->bound_extending = true;
+			ps_log_info("a table is being backfilled: the range goes on past %s until its "
+			            "rows are copied", p->bound);
 		}
 		if (item.kind == PS_READ_BEGIN)
 			in_txn = true;

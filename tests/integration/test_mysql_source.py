@@ -537,6 +537,21 @@ def test_prechecks_each_with_its_fix(mariadb_factory, tmp_path):
     items = {i["id"]: i for i in json.loads(r.stdout)["items"]}
     rp = items["source.replication_privilege"]
     assert rp["result"] == "failed" and "REPLICATION SLAVE" in rp["fix"], rp
+    assert items["source.excess_privileges"]["result"] == "passed", items["source.excess_privileges"]
+    # least privilege (docs/privileges.md): a user with exactly what a job needs
+    # passes both; one that may also write every database gets a warning
+    m.execute("GRANT REPLICATION SLAVE, BINLOG MONITOR, SELECT ON *.* TO 'weak'@'%'")
+    r = subprocess.run([BIN, "check", "--json", str(path)], capture_output=True, text=True)
+    items = {i["id"]: i for i in json.loads(r.stdout)["items"]}
+    assert items["source.replication_privilege"]["result"] == "passed"
+    assert items["source.excess_privileges"]["result"] == "passed", items["source.excess_privileges"]
+    m.execute("GRANT INSERT, DELETE ON *.* TO 'weak'@'%'")
+    r = subprocess.run([BIN, "check", "--json", str(path)], capture_output=True, text=True)
+    items = {i["id"]: i for i in json.loads(r.stdout)["items"]}
+    ex = items["source.excess_privileges"]
+    assert ex["level"] == "warning" and ex["result"] == "failed", ex
+    assert "INSERT" in ex["message"] and "DELETE" in ex["message"], ex
+    assert "REPLICATION SLAVE, BINLOG MONITOR, SELECT" in ex["fix"], ex
 
 
 # --- compare -----------------------------------------------------------------------------

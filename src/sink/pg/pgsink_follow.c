@@ -1125,6 +1125,8 @@ int pgs_renamed_from(ps_sink *s, const ps_table_def *def, char *oid, size_t len,
 	int rc;
 
 	oid[0] = '\0';
+	if (def->table->id == 0)
+		return PS_OK;       /* no stable identity (change.h): a new table */
 	snprintf(id, sizeof(id), "%u", def->table->id);
 	rc = pgs_exec(s, &r, err, "looking for the table under a former name",
 	              "SELECT t.relid::text, n.nspname, c.relname "

@@ -670,6 +670,8 @@ int ps__sqlite_renamed_from(ps_sink *k, const ps_table_def *def, const char *tar
 	int rc;
 
 	*found = false;
+	if (def->table->id == 0)
+		return PS_OK;       /* no stable identity (change.h): a new table */
 	rc = sqlite3_prepare_v2(k->db, "SELECT name FROM " SQ_TABLES_TABLE " WHERE source = ?1 AND "
 	                        "job = ?2 AND name <> ?3", -1, &st, NULL);
 	if (rc == SQLITE_OK)

@@ -96,7 +96,7 @@ static char *key_sql(const my_tableinfo *t, const my_keyinfo *k)
 	return ps_buf_detach(&b);
 }
 
-static int describe_one(const my_tableinfo *t, uint32_t id, ps_table_def **out, ps_error *err)
+static int describe_one(const my_tableinfo *t, ps_table_def **out, ps_error *err)
 {
 	ps_table_def *def = calloc(1, sizeof(*def));
 	const my_keyinfo *pk = t->has_pk ? &t->keys[0] : NULL;
@@ -105,7 +105,7 @@ static int describe_one(const my_tableinfo *t, uint32_t id, ps_table_def **out, 
 	*out = NULL;
 	if (!def)
 		return ps_error_set(err, PS_ENOMEM, "out of memory");
-	def->table = ps_table_new(id, t->ncols);
+	def->table = ps_table_new(0, t->ncols);   /* no stable identity (change.h) */
 	def->engine = strdup("mysql");
 	def->columns = calloc((size_t)t->ncols + 1, sizeof(ps_column_def));
 	def->constraints = calloc((size_t)t->nkeys + 1, sizeof(ps_constraint_def));
@@ -164,7 +164,7 @@ int my_describe_infos(const my_tableinfo *infos, size_t n, ps_table_def ***defs,
 	if (!out)
 		return ps_error_set(err, PS_ENOMEM, "out of memory");
 	for (size_t i = 0; rc == PS_OK && i < n; i++)
-		rc = describe_one(&infos[i], (uint32_t)i + 1, &out[i], err);
+		rc = describe_one(&infos[i], &out[i], err);
 	if (rc != PS_OK) {
 		for (size_t i = 0; i < n; i++)
 			ps_table_def_free(out[i]);

@@ -166,6 +166,12 @@ bool pg_selected_insert_only(const ps_source *src, size_t i, const pg_selection 
 /* Creates or changes both publications to publish sel (note 4), in one
  * transaction. */
 int pg_publications_ensure(ps_source *src, const pg_selection *sel, ps_error *err);
+/* Whether publication name exists and belongs to a role this one is not a
+ * member of (pgsrc_select.c note 7); for such a one, why gets how it differs
+ * from publishing exactly the tables oids ("{...}") with publish, via the
+ * partition root and unfiltered (empty when it fits). */
+int pg_publication_foreign(PGconn *conn, const char *name, const char *oids, const char *publish,
+                           bool *exists, bool *foreign, ps_buf *why, ps_error *err);
 /* The name of the insert-only publication next to `publication`. */
 #define PG_PUBNAME_MAX 64
 void pg_inserts_publication(const char *publication, char *out, size_t len);

@@ -156,6 +156,108 @@ static int alter_with_marker(ps_source *src, pub_changes *ch, const char *mark, 
 	return rc;
 }
 
+/* The OIDs among oids[0..*n) that publication name lists (present) or does
+ * not list (!present), kept in place; *n their count. */
+static int keep_listed(ps_source *src, const char *name, uint32_t *oids, size_t *n, bool present,
+                       ps_error *err)
+{
+	const char *params[2];
+	PGresult *r = NULL;
+	ps_buf arr;
+	int rc;
+
+	if (*n == 0)
+		return PS_OK;
+	ps_buf_init(&arr, 64u << 20);
+	ps_buf_putc(&arr, '{');
+	for (size_t i = 0; i < *n; i++)
+		ps_buf_printf(&arr, "%s%u", i ? "," : "", oids[i]);
+	if (ps_buf_putc(&arr, '}') != PS_OK) {
+		ps_buf_free(&arr);
+		return ps_error_set(err, PS_ETOOBIG, "too many tables");
+	}
+	params[0] = name;
+	params[1] = arr.data;
+	rc = pg_exec(src->sql, &r, err, "listing the publication's tables",
+	             present ? "SELECT o FROM unnest($2::oid[]) o WHERE o IN (SELECT prrelid FROM "
+	                       "pg_publication_rel x JOIN pg_publication p ON p.oid = x.prpubid "
+	                       "WHERE p.pubname = $1)"
+	                     : "SELECT o FROM unnest($2::oid[]) o WHERE o NOT IN (SELECT prrelid FROM "
+	                       "pg_publication_rel x JOIN pg_publication p ON p.oid = x.prpubid "
+	                       "WHERE p.pubname = $1)", 2, params);
+	ps_buf_free(&arr);
+	if (rc != PS_OK)
+		return rc;
+	*n = (size_t)PQntuples(r);
+	for (size_t i = 0; i < *n; i++)
+		oids[i] = (uint32_t)strtoul(PQgetvalue(r, (int)i, 0), NULL, 10);
+	PQclear(r);
+	return PS_OK;
+}
+
+/* A publication another role owns (pgsrc_select.c note 7) is never changed:
+ * its owner makes the change, penstock only writes the marker. Tables it
+ * lists already leave add, tables it does not list leave drop; whatever is
+ * left needs its owner, and the message names the statements to run. */
+static int foreign_publication(ps_source *src, const char *name, uint32_t *add, size_t *nadd,
+                               uint32_t *drop, size_t *ndrop, ps_error *err)
+{
+	const char *params[1] = {name};
+	PGresult *r = NULL;
+	char owner[300];
+	ps_buf a, d;
+	int rc;
+
+	if (*nadd == 0 && *ndrop == 0)
+		return PS_OK;
+	rc = pg_exec(src->sql, &r, err, "looking up the publication's owner",
+	             "SELECT NOT pg_has_role(pubowner, 'USAGE'), pubowner::regrole::text "
+	             "FROM pg_publication WHERE pubname = $1", 1, params);
+	if (rc != PS_OK)
+		return rc;
+	if (PQntuples(r) == 0 || PQgetvalue(r, 0, 0)[0] != 't') {
+		PQclear(r);
+		return PS_OK;       /* this role's: changed as usual */
+	}
+	snprintf(owner, sizeof(owner), "%s", PQgetvalue(r, 0, 1));
+	PQclear(r);
+	rc = keep_listed(src, name, add, nadd, false, err);
+	if (rc == PS_OK)
+		rc = keep_listed(src, name, drop, ndrop, true, err);
+	if (rc != PS_OK || (*nadd == 0 && *ndrop == 0))
+		return rc;
+	ps_buf_init(&a, 16u << 20);
+	ps_buf_init(&d, 16u << 20);
+	rc = names_of(src, add, *nadd, &a, NULL, NULL, err);
+	if (rc == PS_OK)
+		rc = names_of(src, drop, *ndrop, &d, NULL, NULL, err);
+	if (rc == PS_OK) {
+		ps_buf fix;
+		ps_buf_init(&fix, 16u << 20);
+		if (a.len) {
+			ps_buf_puts(&fix, "ALTER PUBLICATION ");
+			pg_quote_ident(src->sql, &fix, name);
+			ps_buf_printf(&fix, " ADD TABLE %s; ", a.data);
+		}
+		if (d.len) {
+			ps_buf_puts(&fix, "ALTER PUBLICATION ");
+			pg_quote_ident(src->sql, &fix, name);
+			ps_buf_printf(&fix, " DROP TABLE %s;", d.data);
+		}
+		rc = ps_error_set(err, PS_EINVAL,
+		                  "the tables the job selects changed, and publication %s belongs to "
+		                  "role %s, so penstock cannot change it. Have its owner run: %.400s "
+		                  "Then recover the job with strategy retry (with penstock run, run it "
+		                  "again): the tables that came in are then copied and nothing is lost",
+		                  name, owner, fix.data ? fix.data : "");
+		ps_error_set_engine(err, "", "", PS_ERRCLASS_PERMISSION);
+		ps_buf_free(&fix);
+	}
+	ps_buf_free(&a);
+	ps_buf_free(&d);
+	return rc;
+}
+
 /* Lists of OIDs by publication: [0] all, [1] insert-only. */
 typedef struct oid_lists {
 	uint32_t *oids[2];
@@ -303,6 +405,12 @@ int pg_retable(ps_source *src, const char *const *include, size_t ninclude,
 		                  "copied exactly. Add a primary key, or leave it out of the job "
 		                  "(tables.exclude); then recover or run the job again", nokey.data);
 		goto cleanup;
+	}
+	for (int p = 0; p < 2 && rc == PS_OK; p++) {
+		char inserts[PG_PUBNAME_MAX];
+		pg_inserts_publication(src->publication, inserts, sizeof(inserts));
+		rc = foreign_publication(src, p ? inserts : src->publication, pl.add.oids[p],
+		                         &pl.add.n[p], pl.drop.oids[p], &pl.drop.n[p], err);
 	}
 	for (int p = 0; p < 2 && rc == PS_OK; p++) {
 		rc = names_of(src, pl.add.oids[p], pl.add.n[p], &ch.add[p], NULL, NULL, err);

@@ -438,6 +438,9 @@ static long long pg_position_offset(const char *pos)
 static int pg_drop(ps_source *src, char *done, size_t done_len, ps_error *err)
 {
 	char inserts[PG_PUBNAME_MAX];
+	const char *params[2];
+	PGresult *r = NULL;
+	bool foreign;
 	ps_buf sql;
 	int rc;
 
@@ -457,15 +460,35 @@ static int pg_drop(ps_source *src, char *done, size_t done_len, ps_error *err)
 	}
 	if (rc != PS_OK)
 		return rc;
+	/* a publication another role owns stays: its owner made it for the job
+	 * (pgsrc_select.c note 7) and may give it to the next one */
 	pg_inserts_publication(src->publication, inserts, sizeof(inserts));
+	params[0] = src->publication;
+	params[1] = inserts;
+	rc = pg_exec(src->sql, &r, err, "looking up the publications",
+	             "SELECT pubname, pg_has_role(pubowner, 'USAGE') FROM pg_publication "
+	             "WHERE pubname IN ($1, $2)", 2, params);
+	if (rc != PS_OK)
+		return rc;
+	foreign = false;
 	ps_buf_init(&sql, 1024);
-	ps_buf_puts(&sql, "DROP PUBLICATION IF EXISTS ");
-	pg_quote_ident(src->sql, &sql, src->publication);
-	ps_buf_puts(&sql, ", ");
-	pg_quote_ident(src->sql, &sql, inserts);
-	rc = pg_exec(src->sql, NULL, err, "dropping the publications", sql.data, 0, NULL);
+	for (int i = 0; i < PQntuples(r); i++) {
+		if (PQgetvalue(r, i, 1)[0] != 't') {
+			foreign = true;
+			continue;
+		}
+		ps_buf_puts(&sql, sql.len ? ", " : "DROP PUBLICATION IF EXISTS ");
+		pg_quote_ident(src->sql, &sql, PQgetvalue(r, i, 0));
+	}
+	PQclear(r);
+	if (sql.len)
+		rc = pg_exec(src->sql, NULL, err, "dropping the publications", sql.data, 0, NULL);
 	ps_buf_free(&sql);
-	if (rc == PS_OK)
+	if (rc == PS_OK && foreign)
+		snprintf(done, done_len, "dropped slot %s on the source; publications %s and %s "
+		         "belong to another role and are left for it", src->slot, src->publication,
+		         inserts);
+	else if (rc == PS_OK)
 		snprintf(done, done_len, "dropped slot %s and publication %s (and %s) on the source",
 		         src->slot, src->publication, inserts);
 	return rc;

@@ -65,6 +65,7 @@ typedef struct pc_ctx {
 	char role[128];
 	char dbname[128];
 	bool superuser, replication, db_create, has_plugin_setting;
+	bool pub_foreign;           /* the publication is another role's (least privilege) */
 	long max_slots, used_slots, max_senders, used_senders;
 	/* selection */
 	pc_table *tables;
@@ -573,6 +574,94 @@ static void check_replica_identity(pc_ctx *c)
 	ps_buf_free(&fix);
 }
 
+/* The publications of a job whose publication another role owns (an
+ * administrator's, for a role with only REPLICATION and SELECT): both must
+ * exist and publish exactly the job's tables (pgsrc_select.c notes 4, 7). */
+static void check_foreign_publications(pc_ctx *c)
+{
+	char inserts[PG_PUBNAME_MAX];
+	const char *names[2], *publish[2] = {"insert, update, delete, truncate", "insert, truncate"};
+	ps_buf list[2], oids[2], why, fix;
+	ps_error qerr;
+	bool ok = true;
+
+	pg_inserts_publication(c->publication_name, inserts, sizeof(inserts));
+	names[0] = c->publication_name;
+	names[1] = inserts;
+	ps_buf_init(&why, LIST_LIMIT);
+	ps_buf_init(&fix, LIST_LIMIT);
+	for (int p = 0; p < 2; p++) {
+		ps_buf_init(&list[p], 16u << 20);
+		ps_buf_init(&oids[p], 1u << 20);
+		ps_buf_putc(&oids[p], '{');
+	}
+	for (size_t i = 0; i < c->ntables; i++) {
+		bool keyless = c->tables[i].klass == PG_CLASS_KEYLESS;
+		int p = keyless ? 1 : 0;
+		if (keyless && (c->cfg->load_only || c->cfg->keyless != PS_KEYLESS_INSERT_ONLY))
+			continue;       /* not published, or refused / made FULL elsewhere */
+		if (list[p].len)
+			ps_buf_puts(&list[p], ", ");
+		quote_table(c->conn, &list[p], &c->tables[i]);
+		ps_buf_printf(&oids[p], "%s%s", oids[p].len > 1 ? "," : "", c->tables[i].oid);
+	}
+	ps_error_clear(&qerr);
+	for (int p = 0; p < 2; p++) {
+		bool exists, foreign;
+		ps_buf one;
+
+		ps_buf_putc(&oids[p], '}');
+		ps_buf_init(&one, LIST_LIMIT);
+		if (pg_publication_foreign(c->conn, names[p], oids[p].data, publish[p], &exists,
+		                           &foreign, &one, &qerr) != PS_OK) {
+			ps_buf_free(&one);
+			ADD(c, "source.publication_privilege", PS_CHECK_ERROR, PS_CHECK_FAILED, NULL,
+			    "could not check: %s", qerr.message);
+			goto cleanup;
+		}
+		if (!exists) {
+			ps_buf_printf(&why, "%spublication %s does not exist", why.len ? "; " : "",
+			              names[p]);
+			ps_buf_puts(&fix, "CREATE PUBLICATION ");
+			pg_quote_ident(c->conn, &fix, names[p]);
+			if (list[p].len)
+				ps_buf_printf(&fix, " FOR TABLE %s", list[p].data);
+			ps_buf_printf(&fix, " WITH (publish = '%s', publish_via_partition_root = true); ",
+			              publish[p]);
+			ok = false;
+		} else if (foreign && one.len) {
+			ps_buf_printf(&why, "%spublication %s: %s", why.len ? "; " : "", names[p], one.data);
+			ps_buf_puts(&fix, "ALTER PUBLICATION ");
+			pg_quote_ident(c->conn, &fix, names[p]);
+			if (list[p].len) {
+				ps_buf_printf(&fix, " SET TABLE %s; ALTER PUBLICATION ", list[p].data);
+				pg_quote_ident(c->conn, &fix, names[p]);
+			}
+			ps_buf_printf(&fix, " SET (publish = '%s', publish_via_partition_root = true); ",
+			              publish[p]);
+			ok = false;
+		}
+		/* an insert-only publication this role owns is kept by penstock as usual */
+		ps_buf_free(&one);
+	}
+	if (ok)
+		ADD(c, "source.publication_privilege", PS_CHECK_ERROR, PS_CHECK_PASSED, NULL,
+		    "publication %s belongs to another role and publishes exactly the selected "
+		    "tables: penstock uses it as it is and never changes or drops it", names[0]);
+	else
+		ADD(c, "source.publication_privilege", PS_CHECK_ERROR, PS_CHECK_FAILED, fix.data,
+		    "publication %s belongs to another role, so penstock cannot change it, and it "
+		    "does not fit the job: %s. Its owner can make it fit (or give the job a "
+		    "publication of its own: source.publication)", names[0], why.data);
+cleanup:
+	for (int p = 0; p < 2; p++) {
+		ps_buf_free(&list[p]);
+		ps_buf_free(&oids[p]);
+	}
+	ps_buf_free(&why);
+	ps_buf_free(&fix);
+}
+
 /* CREATE PUBLICATION needs CREATE on the database; adding a table to a
  * publication needs its ownership (membership in the owner role); an
  * existing publication must be this role's and not FOR ALL TABLES. */
@@ -599,6 +688,11 @@ static void check_publication(pc_ctx *c)
 	}
 	exists = PQntuples(res) > 0;
 	quote_role(c, role, sizeof(role), c->role);
+	if (exists && PQgetvalue(res, 0, 1)[0] != 't' && !c->superuser) {
+		c->pub_foreign = true;
+		check_foreign_publications(c);      /* pgsrc_select.c note 7 */
+		goto cleanup;
+	}
 	if (exists && PQgetvalue(res, 0, 0)[0] == 't') {
 		ADD(c, "source.publication_privilege", PS_CHECK_ERROR, PS_CHECK_FAILED,
 		    "set source.publication to another name, or drop the publication",
@@ -812,13 +906,92 @@ static int list_columns(pc_ctx *c)
 	return rc;
 }
 
+/* Privileges beyond what the job needs (docs/privileges.md): a warning.
+ * Always needed: REPLICATION, SELECT on the tables (a load). Needed only
+ * when penstock keeps its own publication: CREATE on the database and the
+ * tables' ownership. Never needed: superuser, CREATEROLE, CREATEDB,
+ * BYPASSRLS, and writing the tables. */
+static void check_excess(pc_ctx *c)
+{
+	PGresult *res = NULL;
+	ps_error qerr;
+	ps_buf oids, what, fix;
+	char role[300];
+	const char *params[1];
+
+	ps_buf_init(&oids, 1u << 20);
+	ps_buf_init(&what, LIST_LIMIT);
+	ps_buf_init(&fix, LIST_LIMIT);
+	ps_error_clear(&qerr);
+	quote_role(c, role, sizeof(role), c->role);
+	ps_buf_putc(&oids, '{');
+	for (size_t i = 0; i < c->ntables; i++)
+		ps_buf_printf(&oids, "%s%s", i ? "," : "", c->tables[i].oid);
+	ps_buf_putc(&oids, '}');
+	params[0] = oids.data;
+	if (pg_exec(c->conn, &res, &qerr, "reading the role's privileges",
+	            "SELECT r.rolsuper, r.rolcreaterole, r.rolcreatedb, r.rolbypassrls, "
+	            "  (SELECT string_agg(format('%I.%I', n.nspname, k.relname), ', ' "
+	            "     ORDER BY n.nspname, k.relname) "
+	            "   FROM unnest($1::oid[]) o JOIN pg_class k ON k.oid = o "
+	            "   JOIN pg_namespace n ON n.oid = k.relnamespace "
+	            "   WHERE has_table_privilege(o, 'INSERT, UPDATE, DELETE, TRUNCATE')), "
+	            "  has_database_privilege(current_database(), 'CREATE') "
+	            "FROM pg_roles r WHERE r.rolname = current_user", 1, params) != PS_OK ||
+	    PQntuples(res) != 1) {
+		ADD(c, "source.excess_privileges", PS_CHECK_WARNING, PS_CHECK_SKIPPED, NULL,
+		    "not checked: %s", qerr.message[0] ? qerr.message : "no row for the role");
+		goto cleanup;
+	}
+#define EXCESS(cond, text, stmt) \
+	do { \
+		if (cond) { \
+			ps_buf_printf(&what, "%s%s", what.len ? ", " : "", text); \
+			ps_buf_printf(&fix, "%sALTER ROLE %s %s;", fix.len ? " " : "", role, stmt); \
+		} \
+	} while (0)
+	EXCESS(PQgetvalue(res, 0, 0)[0] == 't', "superuser", "NOSUPERUSER REPLICATION");
+	EXCESS(PQgetvalue(res, 0, 1)[0] == 't', "CREATEROLE", "NOCREATEROLE");
+	EXCESS(PQgetvalue(res, 0, 2)[0] == 't', "CREATEDB", "NOCREATEDB");
+	EXCESS(PQgetvalue(res, 0, 3)[0] == 't', "BYPASSRLS", "NOBYPASSRLS");
+	if (c->pub_foreign && PQgetvalue(res, 0, 5)[0] == 't' && PQgetvalue(res, 0, 0)[0] != 't') {
+		ps_buf_printf(&what, "%sCREATE on database %s", what.len ? ", " : "", c->dbname);
+		ps_buf_printf(&fix, "%sREVOKE CREATE ON DATABASE ", fix.len ? " " : "");
+		pg_quote_ident(c->conn, &fix, c->dbname);
+		ps_buf_printf(&fix, " FROM %s;", role);
+	}
+	/* writing (or owning) the tables: needed only to manage the publication */
+	if (c->pub_foreign && !PQgetisnull(res, 0, 4) && PQgetvalue(res, 0, 0)[0] != 't') {
+		ps_buf_printf(&what, "%sINSERT, UPDATE, DELETE or TRUNCATE (or ownership) on %.300s",
+		              what.len ? ", " : "", PQgetvalue(res, 0, 4));
+		ps_buf_printf(&fix, "%sREVOKE INSERT, UPDATE, DELETE, TRUNCATE ON %.300s FROM %s;",
+		              fix.len ? " " : "", PQgetvalue(res, 0, 4), role);
+	}
+#undef EXCESS
+	if (what.len)
+		ADD(c, "source.excess_privileges", PS_CHECK_WARNING, PS_CHECK_FAILED, fix.data,
+		    "role %s holds more than the job needs: %s. A job reads with REPLICATION and "
+		    "SELECT on its tables%s (docs/privileges.md)", c->role, what.data,
+		    c->pub_foreign ? "" : ", plus the right to keep its publication (CREATE on the "
+		    "database, ownership of the tables) unless an administrator makes the "
+		    "publication");
+	else
+		ADD(c, "source.excess_privileges", PS_CHECK_WARNING, PS_CHECK_PASSED, NULL,
+		    "role %s holds no more than the job needs", c->role);
+cleanup:
+	PQclear(res);
+	ps_buf_free(&oids);
+	ps_buf_free(&what);
+	ps_buf_free(&fix);
+}
+
 /* --- entry point ----------------------------------------------------------- */
 
 const char *const pg_check_ids[] = {
 	"source.version", "source.wal_level", "source.slots", "source.replication_privilege",
 	"source.publication_privilege", "source.output_plugin", "source.encoding",
 	"source.tables", "source.select_privilege", "source.replica_identity", "source.keyless",
-	NULL
+	"source.excess_privileges", NULL
 };
 #define after_connect pg_check_ids
 
@@ -827,7 +1000,9 @@ static void skip_all(pc_ctx *c, const char *why)
 	for (size_t i = 0; after_connect[i]; i++)
 		ADD(c, after_connect[i],
 		    strcmp(after_connect[i], "source.encoding") == 0 ||
-		    strcmp(after_connect[i], "source.keyless") == 0 ? PS_CHECK_WARNING : PS_CHECK_ERROR,
+		    strcmp(after_connect[i], "source.keyless") == 0 ||
+		    strcmp(after_connect[i], "source.excess_privileges") == 0 ? PS_CHECK_WARNING
+		                                                              : PS_CHECK_ERROR,
 		    PS_CHECK_SKIPPED, NULL, "not checked: %s", why);
 }
 
@@ -894,8 +1069,11 @@ int pg_precheck(const ps_source_config *cfg, ps_check_report *report, ps_check_t
 		    "not checked: the tables could not be listed");
 		ADD(&c, "source.keyless", PS_CHECK_WARNING, PS_CHECK_SKIPPED, NULL,
 		    "not checked: the tables could not be listed");
+		ADD(&c, "source.excess_privileges", PS_CHECK_WARNING, PS_CHECK_SKIPPED, NULL,
+		    "not checked: the tables could not be listed");
 	} else if (rc == PS_OK) {
 		check_publication(&c);
+		check_excess(&c);
 		check_select(&c);
 		check_replica_identity(&c);
 		if (cfg->schema == PS_SCHEMA_BARE)

@@ -33,6 +33,14 @@
  *    publish_via_partition_root = true: a partitioned table's changes come
  *    under the parent's name and columns, whichever partition they hit.
  *    They are created or changed together in one transaction.
+ * 7. Least privilege (docs/privileges.md): a publication that exists and
+ *    that this role does not own was made by an administrator for a role
+ *    with only REPLICATION and SELECT. penstock never changes it (it could
+ *    not) and never drops it; it uses it when it publishes exactly the
+ *    tables the job needs, with the job's actions, via the partition root,
+ *    without row filters, column lists or whole schemas — anything else
+ *    could hide changes — and otherwise refuses, naming the difference and
+ *    the statements its owner runs (pg_publication_foreign).
  * 5. The listing query is the same for prepare and the prechecks; the
  *    prechecks read its extra columns (privileges, owner).
  * 6. Signatures (issue 15): each selected table gets a 64-bit hash of its
@@ -480,18 +488,124 @@ void pg_inserts_publication(const char *publication, char *out, size_t len)
 	snprintf(out, len, "%.55s_inserts", publication);
 }
 
+/* The statements the owner of publication name runs to make it publish
+ * list (quoted, comma-separated; may be empty) with publish (note 7). */
+static void owner_fix(PGconn *conn, ps_buf *fix, const char *name, const char *list,
+                      const char *publish)
+{
+	if (list[0]) {
+		ps_buf_puts(fix, "ALTER PUBLICATION ");
+		pg_quote_ident(conn, fix, name);
+		ps_buf_printf(fix, " SET TABLE %s; ", list);
+		ps_buf_puts(fix, "ALTER PUBLICATION ");
+		pg_quote_ident(conn, fix, name);
+	} else {
+		ps_buf_puts(fix, "DROP PUBLICATION ");
+		pg_quote_ident(conn, fix, name);
+		ps_buf_puts(fix, "; CREATE PUBLICATION ");
+		pg_quote_ident(conn, fix, name);
+	}
+	ps_buf_printf(fix, "%s (publish = '%s', publish_via_partition_root = true);",
+	              list[0] ? " SET" : " WITH", publish);
+}
+
+int pg_publication_foreign(PGconn *conn, const char *name, const char *oids, const char *publish,
+                           bool *exists, bool *foreign, ps_buf *why, ps_error *err)
+{
+	const char *params[2] = {name, oids};
+	bool v15 = PQserverVersion(conn) >= 150000;
+	PGresult *r = NULL;
+	ps_buf q;
+	int rc;
+
+	*exists = *foreign = false;
+	ps_buf_init(&q, 4096);
+	ps_buf_printf(&q,
+	    "SELECT p.puballtables, NOT pg_has_role(p.pubowner, 'USAGE'), "
+	    "  p.pubowner::regrole::text, "
+	    "  (SELECT coalesce(array_agg(prrelid ORDER BY prrelid), '{}') FROM pg_publication_rel "
+	    "   WHERE prpubid = p.oid) = "
+	    "  (SELECT coalesce(array_agg(o ORDER BY o), '{}') FROM unnest($2::oid[]) o), "
+	    "  concat_ws(', ', CASE WHEN p.pubinsert THEN 'insert' END, "
+	    "    CASE WHEN p.pubupdate THEN 'update' END, CASE WHEN p.pubdelete THEN 'delete' END, "
+	    "    CASE WHEN p.pubtruncate THEN 'truncate' END), p.pubviaroot, %s, %s "
+	    "FROM pg_publication p WHERE p.pubname = $1",
+	    v15 ? "EXISTS (SELECT 1 FROM pg_publication_rel x WHERE x.prpubid = p.oid "
+	          "AND (x.prqual IS NOT NULL OR x.prattrs IS NOT NULL))" : "false",
+	    v15 ? "EXISTS (SELECT 1 FROM pg_publication_namespace x WHERE x.pnpubid = p.oid)"
+	        : "false");
+	rc = pg_exec(conn, &r, err, "looking up the publication", q.data, 2, params);
+	ps_buf_free(&q);
+	if (rc != PS_OK)
+		return rc;
+	*exists = PQntuples(r) > 0;
+	*foreign = *exists && PQgetvalue(r, 0, 1)[0] == 't';
+	if (*foreign) {
+		const char *sep = "";
+		if (PQgetvalue(r, 0, 0)[0] == 't') {
+			ps_buf_puts(why, "it is FOR ALL TABLES");
+			sep = "; ";
+		} else if (PQgetvalue(r, 0, 3)[0] != 't') {
+			ps_buf_puts(why, "it lists other tables than the job's");
+			sep = "; ";
+		}
+		if (strcmp(PQgetvalue(r, 0, 4), publish) != 0) {
+			ps_buf_printf(why, "%sit publishes '%s', the job needs '%s'", sep,
+			              PQgetvalue(r, 0, 4), publish);
+			sep = "; ";
+		}
+		if (PQgetvalue(r, 0, 5)[0] != 't') {
+			ps_buf_printf(why, "%spublish_via_partition_root is off", sep);
+			sep = "; ";
+		}
+		if (PQgetvalue(r, 0, 6)[0] == 't') {
+			ps_buf_printf(why, "%sit has a row filter or a column list, which would hide "
+			              "changes", sep);
+			sep = "; ";
+		}
+		if (PQgetvalue(r, 0, 7)[0] == 't')
+			ps_buf_printf(why, "%sit publishes whole schemas (TABLES IN SCHEMA)", sep);
+		if (why->len)
+			ps_buf_printf(why, " (owner %s)", PQgetvalue(r, 0, 2));
+	}
+	PQclear(r);
+	return PS_OK;
+}
+
 /* Makes publication `name` publish exactly the tables in list (quoted,
- * comma-separated; may be empty) with the given actions. Inside the
- * caller's transaction. */
-static int ensure_one(ps_source *src, const char *name, const char *list, const char *publish,
-                      ps_error *err)
+ * comma-separated; may be empty; oids the same as a "{...}" array) with the
+ * given actions. Inside the caller's transaction. A publication another
+ * role owns is only checked (note 7). */
+static int ensure_one(ps_source *src, const char *name, const char *list, const char *oids,
+                      const char *publish, ps_error *err)
 {
 	const char *params[1] = {name};
 	PGresult *r = NULL;
-	ps_buf sql;
-	bool exists;
+	ps_buf sql, why;
+	bool exists, foreign;
 	int rc;
 
+	ps_buf_init(&why, 4096);
+	rc = pg_publication_foreign(src->sql, name, oids, publish, &exists, &foreign, &why, err);
+	if (rc == PS_OK && foreign && why.len) {
+		ps_buf fix;
+		ps_buf_init(&fix, 16u << 20);
+		owner_fix(src->sql, &fix, name, list, publish);
+		rc = ps_error_set(err, PS_EINVAL,
+		                  "publication %s belongs to another role, so penstock uses it as it "
+		                  "is, but it does not fit the job: %s. Have its owner run: %.400s "
+		                  "Then run the job again (or recover it with strategy retry); or give "
+		                  "the job a publication of its own (source.publication)",
+		                  name, why.data, fix.data ? fix.data : "");
+		ps_error_set_engine(err, "", "", PS_ERRCLASS_PERMISSION);
+		ps_buf_free(&fix);
+	} else if (rc == PS_OK && foreign) {
+		ps_log_info("publication %s belongs to another role and publishes exactly the job's "
+		            "tables: used as it is, never changed or dropped by penstock", name);
+	}
+	ps_buf_free(&why);
+	if (rc != PS_OK || foreign)
+		return rc;
 	rc = pg_exec(src->sql, &r, err, "looking up the publication",
 	             "SELECT puballtables FROM pg_publication WHERE pubname = $1", 1, params);
 	if (rc != PS_OK)
@@ -555,19 +669,36 @@ cleanup:
 	return rc;
 }
 
+/* "1,2,3" made "{1,2,3}" (an oid[] literal). */
+static int wrap_array(ps_buf *b)
+{
+	char *body = strdup(b->data ? b->data : "");
+	int rc;
+
+	if (!body)
+		return PS_ENOMEM;
+	ps_buf_reset(b);
+	rc = ps_buf_printf(b, "{%s}", body);
+	free(body);
+	return rc;
+}
+
 int pg_publications_ensure(ps_source *src, const pg_selection *sel, ps_error *err)
 {
 	char inserts[PG_PUBNAME_MAX];
-	ps_buf all, ins;
+	ps_buf all, ins, all_oids, ins_oids;
 	size_t nins = 0;
 	int rc = PS_OK;
 
 	pg_inserts_publication(src->publication, inserts, sizeof(inserts));
 	ps_buf_init(&all, 16u << 20);
 	ps_buf_init(&ins, 16u << 20);
+	ps_buf_init(&all_oids, 1u << 20);
+	ps_buf_init(&ins_oids, 1u << 20);
 	for (size_t i = 0; i < sel->n && rc == PS_OK; i++) {
 		bool keyless = sel->klass[i] == PG_CLASS_KEYLESS;
 		ps_buf *b = keyless ? &ins : &all;
+		ps_buf *o = keyless ? &ins_oids : &all_oids;
 
 		if (keyless && src->load_only)
 			continue;           /* note 3: a snapshot job never reads its changes */
@@ -575,18 +706,25 @@ int pg_publications_ensure(ps_source *src, const pg_selection *sel, ps_error *er
 			pg_put(&rc, b, ", ");
 		if (rc == PS_OK)
 			rc = put_selected(src, b, sel, i);
+		if (rc == PS_OK)
+			rc = ps_buf_printf(o, "%s%u", o->len ? "," : "", sel->oids[i]);
 		nins += keyless;
 	}
+	if (rc == PS_OK)
+		rc = wrap_array(&all_oids);
+	if (rc == PS_OK)
+		rc = wrap_array(&ins_oids);
 	if (rc != PS_OK) {
 		rc = ps_error_set(err, rc, "table list too long for one publication command");
 		goto cleanup;
 	}
 	rc = pg_exec(src->sql, NULL, err, "beginning the publication change", "BEGIN", 0, NULL);
 	if (rc == PS_OK)
-		rc = ensure_one(src, src->publication, all.data ? all.data : "",
+		rc = ensure_one(src, src->publication, all.data ? all.data : "", all_oids.data,
 		                "insert, update, delete, truncate", err);
 	if (rc == PS_OK)
-		rc = ensure_one(src, inserts, ins.data ? ins.data : "", "insert, truncate", err);
+		rc = ensure_one(src, inserts, ins.data ? ins.data : "", ins_oids.data,
+		                "insert, truncate", err);
 	if (rc == PS_OK)
 		rc = pg_exec(src->sql, NULL, err, "committing the publication change", "COMMIT", 0, NULL);
 	if (rc != PS_OK && PQtransactionStatus(src->sql) != PQTRANS_IDLE)
@@ -599,5 +737,7 @@ int pg_publications_ensure(ps_source *src, const pg_selection *sel, ps_error *er
 cleanup:
 	ps_buf_free(&all);
 	ps_buf_free(&ins);
+	ps_buf_free(&all_oids);
+	ps_buf_free(&ins_oids);
 	return rc;
 }
