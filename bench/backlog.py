@@ -8,12 +8,17 @@ consumed by
   pg_recvlogical           the floor: the source's pgoutput decoding alone,
                            written to a file
 
-Every consumer has its own slot, all created at the same point before the
-first backlog, so each round every one of them holds the same backlog. A round
-generates TXNS pgbench transactions (4 clients), then runs the consumers one
-after the other in an order that rotates per round, each timed from its start
-until its slot confirms the backlog's end (pg_recvlogical: until it reaches
---endpos). Every target is then checked against the source.
+Source and target are separate clusters with PostgreSQL's default durability
+(bench/benchlib.py; DURABILITY=fast for the labelled non-durable
+configuration): the source holds the pgbench database, the target one
+database per PostgreSQL consumer. Every consumer has its own slot, all
+created at the same point before the first backlog, so each round every one
+of them holds the same backlog. A round generates TXNS pgbench transactions
+(4 clients), then runs the consumers one after the other in an order that
+rotates per round, each timed from its start until its slot confirms the
+backlog's end (pg_recvlogical: until it reaches --endpos), with the CPU
+seconds of the source's walsender, the target's backends and the consumer
+itself. Every target is then checked against the source.
 
 usage: backlog.py PENSTOCK_BIN [ROUNDS] [TXNS]
 
@@ -26,51 +31,43 @@ import os
 import shutil
 import signal
 import sqlite3
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
-from conftest import PGBIN, Cluster, wait_for  # noqa: E402
+from benchlib import (FAST_COMMITS, PGBIN, Measure, Servers, banner, cpu_line, medians, pgbench,
+                      save, sql, url, wait_for)
 
 BIN = sys.argv[1]
 ROUNDS = int(sys.argv[2]) if len(sys.argv) > 2 else 3
 TXNS = int(sys.argv[3]) if len(sys.argv) > 3 else 100000
 TABLES = ["pgbench_accounts", "pgbench_branches", "pgbench_tellers", "pgbench_history"]
 CHANGES_PER_TXN = 4   # pgbench TPC-B: 3 updates and 1 insert
+WHO = ["penstock -> pg", "subscription", "penstock -> sqlite", "penstock -> jsonl",
+       "pg_recvlogical (floor)"]
+SLOTS = {"penstock -> pg": "penstock_blpg", "penstock -> sqlite": "penstock_blsqlite",
+         "penstock -> jsonl": "penstock_bljsonl", "subscription": "sub_slot",
+         "pg_recvlogical (floor)": "floor_slot"}
 
 
-def sql(cluster, db, text, fetch=False):
-    c = cluster.connect(db)
-    try:
-        with c.cursor() as cur:
-            cur.execute(text)
-            return cur.fetchall() if fetch else None
-    finally:
-        c.close()
+class SlotPoll:
+    """Polled every 20 ms on one connection: a connection per poll would
+    fork a backend 50 times a second, on the cores the consumers share."""
 
+    def __init__(self, cluster):
+        self.conn = cluster.connect("src")
 
-_poll = {}
-
-
-def reached(cluster, slot, end):
-    """Polled every 20 ms on one connection: a connection per poll would fork
-    a backend 50 times a second, on the cores the consumers share."""
-    if "conn" not in _poll:
-        _poll["conn"] = cluster.connect("src")
-        _poll["conn"].autocommit = True
-    with _poll["conn"].cursor() as cur:
-        cur.execute("SELECT confirmed_flush_lsn >= %s::pg_lsn FROM pg_replication_slots "
-                    "WHERE slot_name = %s", (end, slot))
-        return cur.fetchone()[0]
+    def reached(self, slot, end):
+        with self.conn.cursor() as cur:
+            cur.execute("SELECT confirmed_flush_lsn >= %s::pg_lsn FROM pg_replication_slots "
+                        "WHERE slot_name = %s", (end, slot))
+            return cur.fetchone()[0]
 
 
 def digest(cluster, db):
-    return [sql(cluster, db, f"SELECT count(*), coalesce(sum(hashtext(t::text)), 0) FROM {t} t",
-                fetch=True)[0] for t in TABLES]
+    return [sql(cluster, db, f"SELECT count(*), coalesce(sum(hashtext(t::text)), 0) FROM {t} t")[0]
+            for t in TABLES]
 
 
 # What SQLite can be compared on without type conversions: row counts and the
@@ -80,8 +77,8 @@ BALANCES = [("pgbench_accounts", "abalance"), ("pgbench_branches", "bbalance"),
 
 
 def sums_pg(cluster, db):
-    return [tuple(sql(cluster, db, f"SELECT count(*), coalesce(sum({c}), 0) FROM {t}",
-                      fetch=True)[0]) for t, c in BALANCES]
+    return [tuple(sql(cluster, db, f"SELECT count(*), coalesce(sum({c}), 0) FROM {t}")[0])
+            for t, c in BALANCES]
 
 
 def sums_sqlite(path):
@@ -101,13 +98,15 @@ def jsonl_events(directory):
     return n
 
 
-def settle(cluster):
+def settle(srv):
     """Autovacuum is off for the run (it would start on whichever consumer
     happens to follow pgbench); vacuum and checkpoint by hand between rounds,
-    so every consumer starts on a quiet server."""
-    for db in ("src", "dst_penstock", "dst_sub"):
-        sql(cluster, db, "VACUUM")
-    sql(cluster, "postgres", "CHECKPOINT")
+    so every consumer starts on quiet servers."""
+    sql(srv.source, "src", "VACUUM")
+    for db in ("dst_penstock", "dst_sub"):
+        sql(srv.target, db, "VACUUM")
+    sql(srv.source, "postgres", "CHECKPOINT")
+    sql(srv.target, "postgres", "CHECKPOINT")
 
 
 def penstock_job(work, name, spec):
@@ -123,65 +122,109 @@ def start_until_streaming(cmd, log):
     assert p.wait() == 0, f"{cmd[-1]} failed: see {log}"
 
 
+def setup(srv, work):
+    for c in (srv.source, srv.target):
+        sql(c, "postgres", "ALTER SYSTEM SET autovacuum = off")
+        sql(c, "postgres", "SELECT pg_reload_conf()")
+    sql(srv.source, "postgres", "CREATE DATABASE src")
+    for db in ("dst_penstock", "dst_sub"):
+        sql(srv.target, "postgres", f"CREATE DATABASE {db}")
+    subprocess.run(pgbench(srv.source) + ["-i", "-s", "1", "-q", "src"], check=True,
+                   capture_output=True)
+    sql(srv.source, "src", "ALTER TABLE pgbench_history REPLICA IDENTITY FULL")
+    src = url(srv.source, "src")
+    # penstock's jobs: load (sync) or not (cdc), then stop; slots stay.
+    jobs = {
+        "penstock -> pg": penstock_job(work, "pg", {
+            "name": "blpg", "type": "sync", "source": {"url": src},
+            "target": {"url": url(srv.target, "dst_penstock")}}),
+        "penstock -> sqlite": penstock_job(work, "sqlite", {
+            "name": "blsqlite", "type": "sync", "source": {"url": src},
+            "target": {"url": f"sqlite://{work}/target.db"}}),
+        "penstock -> jsonl": penstock_job(work, "jsonl", {
+            "name": "bljsonl", "type": "cdc", "source": {"url": src},
+            "target": {"url": f"jsonl://{work}/events"}}),
+    }
+    for w, cmd in jobs.items():
+        start_until_streaming(cmd, f"{work}/{w.split()[-1]}-setup.log")
+    # the subscription: same data and a slot at the same point (no writes meanwhile)
+    base = ["-h", "127.0.0.1", "-U", "postgres"]
+    schema = subprocess.run([str(PGBIN / "pg_dump"), *base, "-p", str(srv.source.port), "src"],
+                            check=True, capture_output=True).stdout
+    subprocess.run([str(PGBIN / "psql"), *base, "-p", str(srv.target.port), "-q", "-X",
+                    "dst_sub"], input=schema, check=True, stdout=subprocess.DEVNULL)
+    sql(srv.source, "src", "CREATE PUBLICATION sub_pub FOR TABLE " + ", ".join(TABLES))
+    sql(srv.source, "src", "SELECT pg_create_logical_replication_slot('sub_slot', 'pgoutput')")
+    sql(srv.source, "src", "SELECT pg_create_logical_replication_slot('floor_slot', 'pgoutput')")
+    sql(srv.target, "dst_sub", f"CREATE SUBSCRIPTION sub CONNECTION 'host=127.0.0.1 "
+        f"port={srv.source.port} user=postgres dbname=src' PUBLICATION sub_pub WITH "
+        f"(create_slot = false, slot_name = 'sub_slot', copy_data = false, enabled = false)")
+    return jobs
+
+
+def consume(srv, poll, jobs, who, end, work, r):
+    """One consumer on the backlog: its measurement record."""
+    with Measure(srv) as m:
+        if who in jobs:
+            p = subprocess.Popen(jobs[who], stderr=open(f"{work}/run{r}-{who.split()[-1]}.log",
+                                                        "w"))
+            wait_for(lambda: poll.reached(SLOTS[who], end), 1200, 0.02, what=f"{who} to catch up")
+            m.stop_clock()
+            with open(f"/proc/{p.pid}/status") as f:
+                rss = int(next(x for x in f if x.startswith("VmHWM")).split()[1])
+            m.add_client(p.pid)
+        elif who == "subscription":
+            sql(srv.target, "dst_sub", "ALTER SUBSCRIPTION sub ENABLE")
+            wait_for(lambda: poll.reached("sub_slot", end), 1200, 0.02)
+            m.stop_clock()
+        else:
+            subprocess.run([str(PGBIN / "pg_recvlogical"), "-h", "127.0.0.1", "-p",
+                            str(srv.source.port), "-U", "postgres", "-d", "src", "--slot",
+                            "floor_slot", "--start", "-o", "proto_version=1", "-o",
+                            "publication_names=sub_pub", "-f", f"{work}/floor.out",
+                            "--endpos", end, "--no-loop"], check=True)
+    if who in jobs:
+        p.terminate()
+        assert p.wait() == 0, f"{who} failed"
+    elif who == "subscription":
+        sql(srv.target, "dst_sub", "ALTER SUBSCRIPTION sub DISABLE")
+    rec = m.record()
+    if who in jobs:
+        rec["rss_kib"] = rss
+    return rec
+
+
+def check(srv, work, events_before):
+    want = digest(srv.source, "src")
+    assert digest(srv.target, "dst_penstock") == want, "penstock's PostgreSQL target differs"
+    wait_for(lambda: digest(srv.target, "dst_sub") == want, 60)
+    assert sums_sqlite(f"{work}/target.db") == sums_pg(srv.source, "src"), \
+        "penstock's SQLite target differs"
+    events = jsonl_events(f"{work}/events")
+    assert events - events_before == TXNS * CHANGES_PER_TXN, \
+        f"JSON lines: {events - events_before} events, expected {TXNS * CHANGES_PER_TXN}"
+    return events
+
+
 def main():
-    base = tempfile.mkdtemp(prefix="penstock-bench-")
-    os.chmod(base, 0o755)
-    cluster = Cluster(base)
+    srv = Servers()
     work = tempfile.mkdtemp(prefix="backlogbench-")
     os.chmod(work, 0o755)
-    url = f"postgresql://postgres@127.0.0.1:{cluster.port}"
-    pgb = [str(PGBIN / "pgbench"), "-h", "127.0.0.1", "-p", str(cluster.port), "-U", "postgres"]
-    who_all = ["penstock -> pg", "subscription", "penstock -> sqlite", "penstock -> jsonl",
-               "pg_recvlogical (floor)"]
-    times = {w: [] for w in who_all}
-    rss = {w: [] for w in who_all if w.startswith("penstock")}
-    cpu = {w: [] for w in who_all if w.startswith("penstock")}
+    recs = {w: [] for w in WHO}
+    poll = None
     try:
-        sql(cluster, "postgres", "ALTER SYSTEM SET autovacuum = off")
-        sql(cluster, "postgres", "SELECT pg_reload_conf()")
-        for db in ("src", "dst_penstock", "dst_sub"):
-            sql(cluster, "postgres", f"CREATE DATABASE {db}")
-        subprocess.run(pgb + ["-i", "-s", "1", "-q", "src"], check=True, capture_output=True)
-        sql(cluster, "src", "ALTER TABLE pgbench_history REPLICA IDENTITY FULL")
-        # penstock's jobs: load (sync) or not (cdc), then stop; slots stay.
-        jobs = {
-            "penstock -> pg": penstock_job(work, "pg", {
-                "name": "blpg", "type": "sync", "source": {"url": f"{url}/src"},
-                "target": {"url": f"{url}/dst_penstock"}}),
-            "penstock -> sqlite": penstock_job(work, "sqlite", {
-                "name": "blsqlite", "type": "sync", "source": {"url": f"{url}/src"},
-                "target": {"url": f"sqlite://{work}/target.db"}}),
-            "penstock -> jsonl": penstock_job(work, "jsonl", {
-                "name": "bljsonl", "type": "cdc", "source": {"url": f"{url}/src"},
-                "target": {"url": f"jsonl://{work}/events"}}),
-        }
-        slots = {"penstock -> pg": "penstock_blpg", "penstock -> sqlite": "penstock_blsqlite",
-                 "penstock -> jsonl": "penstock_bljsonl", "subscription": "sub_slot",
-                 "pg_recvlogical (floor)": "floor_slot"}
-        for w, cmd in jobs.items():
-            start_until_streaming(cmd, f"{work}/{w.split()[-1]}-setup.log")
-        # the subscription: same data and a slot at the same point (no writes meanwhile)
-        schema = subprocess.run([str(PGBIN / "pg_dump"), "-h", "127.0.0.1", "-p",
-                                 str(cluster.port), "-U", "postgres", "src"],
-                                check=True, capture_output=True).stdout
-        subprocess.run([str(PGBIN / "psql"), "-h", "127.0.0.1", "-p", str(cluster.port), "-U",
-                        "postgres", "-q", "-X", "dst_sub"], input=schema, check=True,
-                       stdout=subprocess.DEVNULL)
-        sql(cluster, "src", "CREATE PUBLICATION sub_pub FOR TABLE " + ", ".join(TABLES))
-        sql(cluster, "src", "SELECT pg_create_logical_replication_slot('sub_slot', 'pgoutput')")
-        sql(cluster, "src", "SELECT pg_create_logical_replication_slot('floor_slot', 'pgoutput')")
-        sql(cluster, "dst_sub", f"CREATE SUBSCRIPTION sub CONNECTION 'host=127.0.0.1 "
-            f"port={cluster.port} user=postgres dbname=src' PUBLICATION sub_pub WITH "
-            f"(create_slot = false, slot_name = 'sub_slot', copy_data = false, enabled = false)")
-        print(f"backlog: {TXNS:,} pgbench transactions (4 clients, {TXNS * CHANGES_PER_TXN:,} "
-              f"changes) per round; {ROUNDS} rounds", flush=True)
-        events_before = 0
+        jobs = setup(srv, work)
+        poll = SlotPoll(srv.source)
+        banner(f"backlog: {TXNS:,} pgbench transactions (4 clients, {TXNS * CHANGES_PER_TXN:,} "
+               f"changes) per round; {ROUNDS} rounds")
+        events = 0
         for r in range(ROUNDS):
-            subprocess.run(pgb + ["-n", "-c", "4", "-j", "2", "-t", str(TXNS // 4), "src"],
-                           check=True, capture_output=True)
-            end = sql(cluster, "src", "SELECT pg_current_wal_insert_lsn()::text", fetch=True)[0][0]
-            settle(cluster)
-            order = who_all[r % len(who_all):] + who_all[:r % len(who_all)]
+            subprocess.run(pgbench(srv.source) + ["-n", "-c", "4", "-j", "2", "-t",
+                                                  str(TXNS // 4), "src"],
+                           check=True, capture_output=True, env=FAST_COMMITS)
+            end = sql(srv.source, "src", "SELECT pg_current_wal_insert_lsn()::text")[0][0]
+            settle(srv)
+            order = WHO[r % len(WHO):] + WHO[:r % len(WHO)]
             for who in order:
                 perf = None
                 if os.environ.get("PROFILE") == who:
@@ -189,72 +232,47 @@ def main():
                     perf = subprocess.Popen(["perf", "record", "-a", "-g", "-q", "-o", out],
                                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                     time.sleep(0.5)   # perf attaches to every CPU before the consumer starts
-                t0 = time.monotonic()
-                if who in jobs:
-                    p = subprocess.Popen(jobs[who], stderr=open(f"{work}/run{r}-{who.split()[-1]}.log", "w"))
-                    wait_for(lambda: reached(cluster, slots[who], end), 1200, 0.02,
-                             what=f"{who} to catch up")
-                    elapsed = time.monotonic() - t0
-                    with open(f"/proc/{p.pid}/status") as f:
-                        rss[who].append(int(next(x for x in f if x.startswith("VmHWM")).split()[1]))
-                    with open(f"/proc/{p.pid}/stat") as f:   # utime + stime, in ticks
-                        ticks = sum(int(x) for x in f.read().rsplit(")", 1)[1].split()[11:13])
-                    cpu[who].append(ticks / os.sysconf("SC_CLK_TCK"))
-                    p.terminate()
-                    assert p.wait() == 0, f"{who} failed"
-                elif who == "subscription":
-                    sql(cluster, "dst_sub", "ALTER SUBSCRIPTION sub ENABLE")
-                    wait_for(lambda: reached(cluster, "sub_slot", end), 1200, 0.02)
-                    elapsed = time.monotonic() - t0
-                    sql(cluster, "dst_sub", "ALTER SUBSCRIPTION sub DISABLE")
-                else:
-                    subprocess.run([str(PGBIN / "pg_recvlogical"), "-h", "127.0.0.1", "-p",
-                                    str(cluster.port), "-U", "postgres", "-d", "src", "--slot",
-                                    "floor_slot", "--start", "-o", "proto_version=1", "-o",
-                                    "publication_names=sub_pub", "-f", f"{work}/floor.out",
-                                    "--endpos", end, "--no-loop"], check=True)
-                    elapsed = time.monotonic() - t0
+                rec = consume(srv, poll, jobs, who, end, work, r)
                 if perf:
                     perf.send_signal(signal.SIGINT)
                     perf.wait()
-                times[who].append(elapsed)
-                print(f"  round {r + 1}: {who:<24} {elapsed:6.2f}s  "
-                      f"{TXNS * CHANGES_PER_TXN / elapsed:9,.0f} changes/s"
-                      + (f"  (penstock CPU {cpu[who][-1]:.2f}s)" if who in cpu else ""), flush=True)
-            want = digest(cluster, "src")
-            assert digest(cluster, "dst_penstock") == want, "penstock's PostgreSQL target differs"
-            wait_for(lambda: digest(cluster, "dst_sub") == want, 60)
-            assert sums_sqlite(f"{work}/target.db") == sums_pg(cluster, "src"), \
-                "penstock's SQLite target differs"
-            events = jsonl_events(f"{work}/events")
-            assert events - events_before == TXNS * CHANGES_PER_TXN, \
-                f"JSON lines: {events - events_before} events, expected {TXNS * CHANGES_PER_TXN}"
-            events_before = events
+                recs[who].append(rec)
+                print(f"  round {r + 1}: {who:<24} {rec['wall']:6.2f}s  "
+                      f"{TXNS * CHANGES_PER_TXN / rec['wall']:9,.0f} changes/s  "
+                      f"{cpu_line(rec, 'penstock' if who in jobs else 'client')}",
+                      flush=True)
+            events = check(srv, work, events)
     finally:
-        if "conn" in _poll:
-            _poll["conn"].close()
+        if poll:
+            poll.conn.close()
         try:
-            sql(cluster, "dst_sub", "ALTER SUBSCRIPTION sub DISABLE")
-            sql(cluster, "dst_sub", "ALTER SUBSCRIPTION sub SET (slot_name = NONE)")
-            sql(cluster, "dst_sub", "DROP SUBSCRIPTION sub")
+            sql(srv.target, "dst_sub", "ALTER SUBSCRIPTION sub DISABLE")
+            sql(srv.target, "dst_sub", "ALTER SUBSCRIPTION sub SET (slot_name = NONE)")
+            sql(srv.target, "dst_sub", "DROP SUBSCRIPTION sub")
         except Exception:
             pass
-        cluster.stop()
-        shutil.rmtree(base, ignore_errors=True)   # a cluster is GBs; leave none behind
+        srv.stop()
         if sys.exc_info()[0] is None:   # on a failure, keep the logs it names
             shutil.rmtree(work, ignore_errors=True)
-    med = {w: statistics.median(v) for w, v in times.items()}
+    med = {w: medians(v) for w, v in recs.items()}
     changes = TXNS * CHANGES_PER_TXN
-    for w in who_all:
-        extra = (f"  peak RSS {max(rss[w]) // 1024} MiB, CPU {statistics.median(cpu[w]):.2f}s"
-                 if w in rss else "")
-        print(f"{w:<24} median {med[w]:6.2f}s  {TXNS / med[w]:8,.0f} txn/s  "
-              f"{changes / med[w]:9,.0f} changes/s{extra}")
-    floor = med["pg_recvlogical (floor)"]
-    print(f"ratio penstock->pg / subscription: {med['penstock -> pg'] / med['subscription']:.2f}"
-          f"  (goal <= 0.75)")
+    print(f"medians of {ROUNDS} rounds:")
+    for w in WHO:
+        extra = (f"  peak RSS {max(x['rss_kib'] for x in recs[w]) // 1024} MiB"
+                 if "rss_kib" in recs[w][0] else "")
+        print(f"{w:<24} {med[w]['wall']:6.2f}s  {TXNS / med[w]['wall']:8,.0f} txn/s  "
+              f"{changes / med[w]['wall']:9,.0f} changes/s  {cpu_line(med[w], 'client')}{extra}")
+    floor = med["pg_recvlogical (floor)"]["wall"]
+    sub = med["subscription"]["wall"]
+    print(f"ratio penstock->pg / subscription: {med['penstock -> pg']['wall'] / sub:.2f}"
+          f"  (goal <= 0.75); per round: " + ", ".join(
+              f"{a['wall'] / b['wall']:.2f}" for a, b in zip(recs["penstock -> pg"],
+                                                              recs["subscription"])))
     for w in ("penstock -> pg", "penstock -> sqlite", "penstock -> jsonl", "subscription"):
-        print(f"ratio {w} / floor: {med[w] / floor:.2f}")
+        goal = {"penstock -> pg": "  (goal <= 1.15)", "penstock -> sqlite": "  (goal <= 1.0)",
+                "penstock -> jsonl": "  (goal <= 1.0)"}.get(w, "")
+        print(f"ratio {w} / floor: {med[w]['wall'] / floor:.2f}{goal}")
+    save("backlog", {"txns": TXNS, "rounds": ROUNDS, "records": recs, "medians": med})
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """Benchmark: `penstock compare --mode full` of pgbench_accounts at scale
 SCALE (1M rows at 10) PostgreSQL -> PostgreSQL, with equal tables and with
 three differing rows (one changed, one deleted, one added in the target),
-next to `pgcopydb compare data` on the same tables in the same run.
+next to `pgcopydb compare data` on the same tables in the same run. Source
+and target are separate clusters with PostgreSQL's default durability
+(bench/benchlib.py).
 
 The pgcopydb in Debian bookworm (0.10) has no `compare` command (it came in
 0.14). When it is missing the script says so and measures instead a floor:
@@ -10,7 +12,8 @@ of every row's text in key order) — what any in-database check must at
 least do, and which only says "equal or not", never which rows.
 
 Each tool runs ROUNDS times, alternating; medians and ratios are printed,
-and every result is checked (equal -> equal, three rows -> those three keys).
+with the CPU seconds of both servers and of the tool, and every result is
+checked (equal -> equal, three rows -> those three keys).
 
 usage: compare_pg.py PENSTOCK_BIN [ROUNDS] [SCALE]
 """
@@ -18,16 +21,12 @@ import json
 import os
 import re
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import threading
-import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
-from conftest import PGBIN, Cluster  # noqa: E402  (the test harness's throwaway server)
+from benchlib import PGBIN, Measure, Servers, banner, medians, save, url
 
 BIN = sys.argv[1]
 ROUNDS = int(sys.argv[2]) if len(sys.argv) > 2 else 3
@@ -36,57 +35,52 @@ TABLE = "pgbench_accounts"
 ENV = dict(os.environ, PATH=f"{PGBIN}:{os.environ['PATH']}")
 
 
-def url(cluster, db):
-    return f"postgresql://postgres@127.0.0.1:{cluster.port}/{db}"
+def psql_cmd(cluster, db, *args):
+    return [str(PGBIN / "psql"), "-X", "-q", "-h", "127.0.0.1", "-p", str(cluster.port), "-U",
+            "postgres", "-d", db, *args]
 
 
-def psql(cluster, db, sql, **kw):
-    return subprocess.run([str(PGBIN / "psql"), "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-h",
-                           "127.0.0.1", "-p", str(cluster.port), "-U", "postgres", "-d", db,
-                           "-c", sql], check=True, capture_output=True, text=True, **kw).stdout
+def psql(cluster, db, sql):
+    return subprocess.run(psql_cmd(cluster, db, "-At", "-v", "ON_ERROR_STOP=1", "-c", sql),
+                          check=True, capture_output=True, text=True).stdout
 
 
-def setup(cluster):
-    psql(cluster, "postgres", "CREATE DATABASE src")
-    psql(cluster, "postgres", "CREATE DATABASE dst")
+def setup(srv):
+    psql(srv.source, "postgres", "CREATE DATABASE src")
+    psql(srv.target, "postgres", "CREATE DATABASE dst")
     subprocess.run([str(PGBIN / "pgbench"), "-i", "-s", str(SCALE), "-q", "-h", "127.0.0.1",
-                    "-p", str(cluster.port), "-U", "postgres", "src"], check=True,
+                    "-p", str(srv.source.port), "-U", "postgres", "src"], check=True,
                    capture_output=True)
-    psql(cluster, "dst", f"CREATE TABLE {TABLE} (aid int NOT NULL, bid int, abalance int, "
-                         "filler char(84))")
-    out = subprocess.Popen([str(PGBIN / "psql"), "-X", "-q", "-h", "127.0.0.1", "-p",
-                            str(cluster.port), "-U", "postgres", "-d", "src", "-c",
-                            f"COPY {TABLE} TO STDOUT"], stdout=subprocess.PIPE)
-    subprocess.run([str(PGBIN / "psql"), "-X", "-q", "-h", "127.0.0.1", "-p", str(cluster.port),
-                    "-U", "postgres", "-d", "dst", "-c", f"COPY {TABLE} FROM STDIN"],
+    psql(srv.target, "dst", f"CREATE TABLE {TABLE} (aid int NOT NULL, bid int, abalance int, "
+                            "filler char(84))")
+    out = subprocess.Popen(psql_cmd(srv.source, "src", "-c", f"COPY {TABLE} TO STDOUT"),
+                           stdout=subprocess.PIPE)
+    subprocess.run(psql_cmd(srv.target, "dst", "-c", f"COPY {TABLE} FROM STDIN"),
                    stdin=out.stdout, check=True)
     out.stdout.close()
     out.wait()
-    psql(cluster, "dst", f"ALTER TABLE {TABLE} ADD PRIMARY KEY (aid)")
-    psql(cluster, "dst", f"VACUUM ANALYZE {TABLE}")
-    psql(cluster, "src", f"VACUUM ANALYZE {TABLE}")
+    psql(srv.target, "dst", f"ALTER TABLE {TABLE} ADD PRIMARY KEY (aid)")
+    psql(srv.target, "dst", f"VACUUM ANALYZE {TABLE}")
+    psql(srv.source, "src", f"VACUUM ANALYZE {TABLE}")
 
 
-def make_different(cluster):
+def make_different(srv):
     n = SCALE * 100000
-    psql(cluster, "dst", f"UPDATE {TABLE} SET abalance = abalance + 1 WHERE aid = {n // 3}; "
-                         f"DELETE FROM {TABLE} WHERE aid = {2 * n // 3}; "
-                         f"INSERT INTO {TABLE} VALUES ({n + 1}, 1, 0, 'x')")
+    psql(srv.target, "dst", f"UPDATE {TABLE} SET abalance = abalance + 1 WHERE aid = {n // 3}; "
+                            f"DELETE FROM {TABLE} WHERE aid = {2 * n // 3}; "
+                            f"INSERT INTO {TABLE} VALUES ({n + 1}, 1, 0, 'x')")
     return {("different", str(n // 3)), ("missing_in_target", str(2 * n // 3)),
             ("extra_in_target", str(n + 1))}
 
 
-def run_penstock(cluster, expect):
-    t0 = time.monotonic()
-    p = subprocess.run([BIN, "compare", "--json", "--source", url(cluster, "src"), "--target",
-                        url(cluster, "dst"), "--tables", TABLE, "--mode", "full"],
+def run_penstock(srv, expect, work):
+    p = subprocess.run([BIN, "compare", "--json", "--source", url(srv.source, "src"),
+                        "--target", url(srv.target, "dst"), "--tables", TABLE, "--mode", "full"],
                        capture_output=True, text=True)
-    dt = time.monotonic() - t0
     rep = json.loads(p.stdout)
     got = {(d["kind"], d["key"]["aid"]) for d in rep["tables"][0]["differences"]}
     assert p.returncode == (0 if not expect else 1), p.stderr
     assert got == expect, got
-    return dt
 
 
 def have_pgcopydb_compare():
@@ -95,73 +89,70 @@ def have_pgcopydb_compare():
     return p.returncode == 0 and "unknown command" not in p.stderr + p.stdout
 
 
-def run_pgcopydb(cluster, expect, work):
+def run_pgcopydb(srv, expect, work):
     d = os.path.join(work, "pgcopydb")
     shutil.rmtree(d, ignore_errors=True)
-    t0 = time.monotonic()
-    p = subprocess.run(["pgcopydb", "compare", "data", "--source", url(cluster, "src"),
-                        "--target", url(cluster, "dst"), "--dir", d], capture_output=True,
+    p = subprocess.run(["pgcopydb", "compare", "data", "--source", url(srv.source, "src"),
+                        "--target", url(srv.target, "dst"), "--dir", d], capture_output=True,
                        text=True, env=ENV)
-    dt = time.monotonic() - t0
     # it exits non-zero when the data differs
     assert (p.returncode == 0) == (not expect), p.stderr[-2000:]
-    return dt
 
 
-def run_floor(cluster, expect, work):
+def run_floor(srv, expect, work):
     sql = (f"SELECT count(*) || ' ' || md5(string_agg({TABLE}::text, E'\\n' ORDER BY aid)) "
            f"FROM {TABLE}")
     out = {}
 
-    def one(db):
+    def one(cluster, db):
         out[db] = psql(cluster, db, sql)
-    t0 = time.monotonic()
-    ts = [threading.Thread(target=one, args=(db,)) for db in ("src", "dst")]
+    ts = [threading.Thread(target=one, args=a) for a in ((srv.source, "src"), (srv.target, "dst"))]
     for t in ts:
         t.start()
     for t in ts:
         t.join()
-    dt = time.monotonic() - t0
     assert (out["src"] == out["dst"]) == (not expect)
-    return dt
 
 
 def main():
-    base = tempfile.mkdtemp(prefix="penstock-bench-compare-")
-    os.chmod(base, 0o755)
-    cluster = Cluster(base)
+    srv = Servers()
+    work = tempfile.mkdtemp(prefix="comparebench-")
+    results = {}
     try:
-        setup(cluster)
-        peer_name = "pgcopydb compare data"
-        peer = run_pgcopydb
+        setup(srv)
+        peer_name, peer = "pgcopydb compare data", run_pgcopydb
+        banner(f"full compare of {TABLE}, scale {SCALE} ({SCALE * 100000:,} rows), {ROUNDS} "
+               f"rounds")
         if not have_pgcopydb_compare():
-            v = subprocess.run(["pgcopydb", "--version"], capture_output=True, text=True,
-                               env=ENV)
+            v = subprocess.run(["pgcopydb", "--version"], capture_output=True, text=True, env=ENV)
             m = re.search(r"pgcopydb version (\S+)", v.stdout + v.stderr)
             print(f"note: pgcopydb {m.group(1) if m else '?'} has no `compare` "
                   "command (added in pgcopydb 0.14); measuring the whole-table digest floor "
                   "instead")
-            peer_name = "whole-table digest floor"
-            peer = run_floor
-        results = {}
+            peer_name, peer = "whole-table digest floor", run_floor
         for case in ("equal", "3 rows differ"):
-            expect = make_different(cluster) if case != "equal" else set()
-            times = {"penstock": [], peer_name: []}
-            for _ in range(ROUNDS):
-                times["penstock"].append(run_penstock(cluster, expect))
-                times[peer_name].append(peer(cluster, expect, base))
-            results[case] = {k: statistics.median(v) for k, v in times.items()}
-            print(f"{case}: " + ", ".join(f"{k} {', '.join(f'{x:.2f}' for x in v)} s"
-                                          for k, v in times.items()))
-        print(f"\nfull compare of {TABLE}, scale {SCALE} ({SCALE * 100000} rows), "
-              f"medians of {ROUNDS}:")
-        for case, r in results.items():
-            print(f"  {case:14s} penstock {r['penstock']:.2f} s   {peer_name} "
-                  f"{r[peer_name]:.2f} s   ratio penstock/peer "
-                  f"{r['penstock'] / r[peer_name]:.2f}")
+            expect = make_different(srv) if case != "equal" else set()
+            recs = {"penstock": [], peer_name: []}
+            for r in range(ROUNDS):
+                for name, fn in ([("penstock", run_penstock), (peer_name, peer)] if r % 2 == 0
+                                 else [(peer_name, peer), ("penstock", run_penstock)]):
+                    with Measure(srv) as m:
+                        fn(srv, expect, work)
+                    recs[name].append(m.record())
+            results[case] = {k: medians(v) for k, v in recs.items()}
+            print(f"{case}: " + "; ".join(
+                f"{k} " + ", ".join(f"{x['wall']:.2f}" for x in v) + " s" for k, v in recs.items()))
     finally:
-        cluster.stop()
-        shutil.rmtree(base, ignore_errors=True)
+        srv.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"medians of {ROUNDS}:")
+    for case, r in results.items():
+        pm, fm = r["penstock"], r[peer_name]
+        print(f"  {case:14s} penstock {pm['wall']:.2f} s (CPU s: source {pm['source']:.2f}, "
+              f"target {pm['target']:.2f}, penstock {pm['client']:.2f})   {peer_name} "
+              f"{fm['wall']:.2f} s (source {fm['source']:.2f}, target {fm['target']:.2f})   "
+              f"ratio penstock/peer {pm['wall'] / fm['wall']:.2f}")
+    save("compare", {"scale": SCALE, "rounds": ROUNDS, "peer": peer_name, "medians": results})
 
 
 if __name__ == "__main__":

@@ -9,6 +9,10 @@
  * Invariants a sink must keep:
  *   1. After flush returns 0, everything written so far survives a crash of
  *      penstock and of the machine (fsync for files, COMMIT for databases).
+ *      A sink with the optional `durable` callback relaxes this to: after
+ *      flush returns 0, everything written so far is committed (visible,
+ *      whole, with the checkpoint stored in it), and it survives a crash
+ *      once durable has reported that flush (see "Asynchronous durability").
  *   2. A value of kind PS_VALUE_UNCHANGED is never written as a value.
  *   3. When txn->reprocessing is set, applying the transaction again must not
  *      duplicate it (transactional sinks) or must mark it (event sinks).
@@ -46,6 +50,32 @@
  * Sink instances: the core opens one sink for streaming and, during the
  * initial load, up to max_writers more (one per copy worker), each used by one
  * thread. Instances share nothing but the target.
+ *
+ * Asynchronous durability (optional `durable`): a database commits faster
+ * when its COMMIT returns before the commit's log record is on disk
+ * (PostgreSQL: synchronous_commit = off). A crash of the target then loses
+ * the newest commits, each whole: data and checkpoint vanish together, so
+ * the target stays consistent with its own checkpoint. What it must never
+ * lose is something the source was told is durable, since the source then
+ * lets its log go (source.h invariant 3). So a sink that commits this way
+ * implements `durable`, and the core acknowledges the source only up to the
+ * position of the last flush it reported durable (pipeline.c note 6).
+ * Rules for such a sink:
+ *   a. Flushes are numbered 1, 2, ... on each instance, in the order they
+ *      returned 0 (a flush with nothing to commit counts too).
+ *   b. Durability follows commit order across all instances of the sink:
+ *      when a flush is durable, so is every flush that returned before it
+ *      began, on any instance (one log, written in order).
+ *   c. checkpoint_load returns only a durable checkpoint (it makes what it
+ *      reads durable first): its position goes to the source's start, which
+ *      may confirm it at once.
+ *   d. A sink that commits durably after all (a setting, an old server)
+ *      keeps the callback and reports every flush durable.
+ *   e. What table_change (and table_prepare/table_finish) make in the
+ *      target is part of the open transaction and so of the next flush: a
+ *      crash that loses that flush loses the schema change with it, and
+ *      the source, not acknowledged past it, delivers it again. Anything
+ *      made outside the transaction must be harmless to make again.
  */
 #ifndef PENSTOCK_SINK_H
 #define PENSTOCK_SINK_H
@@ -104,6 +134,13 @@ typedef struct ps_table_options {
 	                                  penstock created holds a former state of it, and is
 	                                  emptied and brought to def instead of refused */
 } ps_table_options;
+
+/* How durable (below) may find out which flushes are durable. */
+typedef enum ps_durable_how {
+	PS_DURABLE_KNOWN = 0,
+	PS_DURABLE_ASK,
+	PS_DURABLE_WAIT
+} ps_durable_how;
 
 typedef struct ps_sink_ops {
 	int abi_version;                 /* PS_SINK_ABI_VERSION */
@@ -210,6 +247,19 @@ typedef struct ps_sink_ops {
 	                     size_t len, ps_error *err);
 	const char *no_sequences;        /* why sequences do not apply, when
 	                                    sequences_set is NULL, or NULL */
+
+	/* --- asynchronous durability; optional (see the notes above) -------- */
+	/* Sets *through to the number of the last flush of this instance that
+	 * is durable now (0: none yet), by how:
+	 *   PS_DURABLE_KNOWN  from what the sink already knows: no I/O, fast;
+	 *   PS_DURABLE_ASK    may ask the target (one round trip, no waiting);
+	 *   PS_DURABLE_WAIT   makes every flush so far durable first (may cost
+	 *                     one disk sync of the target), then reports all.
+	 * PS_DURABLE_WAIT is called only between flushes, never with a target
+	 * transaction open; the others at any time (inside a transaction, ASK
+	 * may answer as KNOWN). NULL: flush itself is durable (invariant 1 as
+	 * first stated). */
+	int (*durable)(ps_sink *sink, int how, uint64_t *through, ps_error *err);
 
 	/* --- schema; optional (penstock/schema.h) -------------------------- */
 	/* Creates the objects of schema that the target lacks, in order, inside

@@ -704,6 +704,10 @@ int ps_checkpoint_discard(ps_snk *snk, const char *state_dir, const char *job, p
 		rc = ps_snk_checkpoint_delete(snk, err);
 		if (rc == PS_OK)
 			rc = ps_snk_flush(snk, err);
+		/* a checkpoint that came back after a crash of the target would
+		 * resume a job whose slot is gone or made anew */
+		if (rc == PS_OK)
+			rc = ps_snk_make_durable(snk, err);
 	}
 	return rc == PS_OK ? ps_checkpoint_remove(state_dir, job, err) : rc;
 }

@@ -10,7 +10,8 @@
  *   reader:  read ─► push (blocks while the queue is full, still sending
  *            keepalives) ─► ... ; acks the durable position as it moves.
  *   applier: pop ─► sink begin/write/commit ─► at a batch boundary:
- *            flush sink ─► store checkpoint ─► publish durable position.
+ *            store checkpoint ─► flush sink ─► publish durable position
+ *            (at once, or once the sink says the flush is durable: note 6).
  *
  * Invariants:
  *   1. The durable position only moves after the sink flushed everything up
@@ -48,6 +49,31 @@
  *      range as it ended (the bound, which a backfill may have moved, or
  *      the last commit of a run stopped early).
  *
+ *   6. Asynchronous durability (sink.h `durable`). A sink may commit a batch
+ *      before it is durable (PostgreSQL: synchronous_commit = off): a crash
+ *      of the target then loses the newest batches, each whole with its
+ *      checkpoint, so the target falls back to an older checkpoint of its
+ *      own, and the source must still hold everything after it. So the
+ *      applier keeps, for every batch flushed but not yet reported
+ *      durable, its flush number and the position its checkpoint records
+ *      (pend, at most PEND_MAX: when full the newest entry is replaced,
+ *      which makes acknowledgements coarser, never wrong), and publishes a
+ *      position as durable only once the sink reports its flush durable.
+ *      It asks the sink what it knows after every flush (no I/O: the
+ *      PostgreSQL sink learns the target's flush position with each
+ *      COMMIT), asks the target every DURABLE_ASK_MS while idle, and makes
+ *      everything durable (one disk sync of the target) when idle for
+ *      DURABLE_WAIT_MS, at the end of every run that ends cleanly, and
+ *      before the slot of a finished snapshot job is dropped. So under load
+ *      (no idle gap of DURABLE_WAIT_MS) batches cost no disk sync of their
+ *      own, and the target's WAL writer makes them durable (within
+ *      wal_writer_delay, 200 ms by default); a trickle pays at most one
+ *      sync per idle gap, as it paid one per batch before; and the source
+ *      hears of the end of a backlog within DURABLE_WAIT_MS and a sync,
+ *      not a WAL writer's round later. The commit itself, the checkpoint
+ *      in it and exactly-once are unchanged: only when the source hears of
+ *      it is.
+ *
  * Health: when the reader loses the source (an error the job retries), the
  * applier still applies and checkpoints everything queued before the run
  * ends with that error: the run is `degraded` meanwhile, and
@@ -80,6 +106,10 @@ typedef struct route {
 	char redo[PS_POSITION_MAX];
 } route;
 
+#define PEND_MAX 64           /* batches awaiting durability we keep apart */
+#define DURABLE_ASK_MS 5      /* idle, batches not yet durable: ask this often */
+#define DURABLE_WAIT_MS 20    /* idle this long: make them durable (note 6) */
+
 typedef struct pipeline {
 	const ps_pipeline_config *cfg;
 	const ps_spec *spec;
@@ -91,7 +121,7 @@ typedef struct pipeline {
 	ps_identity identity;
 	char redo_until[PS_POSITION_MAX];
 
-	pthread_mutex_t mu;                 /* guards durable */
+	pthread_mutex_t mu;                 /* guards durable (position) */
 	char durable[PS_POSITION_MAX];
 	atomic_uint durable_seq;            /* bumped whenever durable moves */
 
@@ -120,6 +150,14 @@ typedef struct pipeline {
 	atomic_int bound_passed;            /* reader: a transaction past the bound began */
 	bool bound_extending;               /* reader: past the bound while a backfill runs */
 	bool range_hold;                      /* the sink holds the range until its end (note 6) */
+
+	/* applier-only: batches flushed, not yet reported durable (note 6) */
+	struct pend {
+		uint64_t flush;             /* the sink's flush number (sink.h rule a) */
+		char position[PS_POSITION_MAX];
+	} pend[PEND_MAX];
+	int npend;
+	uint64_t last_flush_ns, last_ask_ns;
 
 	/* applier-only */
 	bool in_txn;
@@ -256,6 +294,81 @@ static void durable_set(pipeline *p, const char *pos)
 	snprintf(p->durable, sizeof(p->durable), "%s", pos);
 	pthread_mutex_unlock(&p->mu);
 	atomic_fetch_add(&p->durable_seq, 1);
+}
+
+/* --- durable position with an asynchronous sink (note 6) ----------------- */
+
+/* Publishes the position of the last pending batch the sink reports
+ * durable by how (sink.h ps_durable_how), and forgets it and those before. */
+static int durable_poll(pipeline *p, int how, ps_error *err)
+{
+	uint64_t through = 0;
+	int n = 0, rc;
+
+	if (p->npend == 0)
+		return PS_OK;
+	rc = ps_snk_durable(&p->snk, how, &through, err);
+	if (rc != PS_OK)
+		return rc;
+	while (n < p->npend && p->pend[n].flush <= through)
+		n++;
+	if (n == 0)
+		return PS_OK;
+	durable_set(p, p->pend[n - 1].position);
+	memmove(p->pend, p->pend + n, (size_t)(p->npend - n) * sizeof(p->pend[0]));
+	p->npend -= n;
+	return PS_OK;
+}
+
+/* The checkpoint recording pos was just flushed (the sink's last flush):
+ * pos becomes the durable position now, or once the sink says so. */
+static int durable_after_flush(pipeline *p, const char *pos, ps_error *err)
+{
+	struct pend *e;
+
+	p->last_flush_ns = ps_now_ns();
+	if (!ps_snk_has_durable(&p->snk)) {
+		durable_set(p, pos);
+		return PS_OK;
+	}
+	e = &p->pend[p->npend < PEND_MAX ? p->npend++ : PEND_MAX - 1];
+	e->flush = p->snk.flushes;
+	snprintf(e->position, sizeof(e->position), "%s", pos);
+	return durable_poll(p, PS_DURABLE_KNOWN, err);
+}
+
+/* Between batches, with nothing open: ask, then insist (note 6). How long
+ * the applier may wait for the next item before it should look again. */
+static int durable_idle(pipeline *p, int *wait_ms, ps_error *err)
+{
+	uint64_t now, idle_ms;
+
+	if (p->npend == 0 || p->in_txn || p->batch_txns > 0)
+		return PS_OK;
+	now = ps_now_ns();
+	idle_ms = (now - p->last_flush_ns) / 1000000ull;
+	if (idle_ms >= DURABLE_WAIT_MS)
+		return durable_poll(p, PS_DURABLE_WAIT, err);
+	if (idle_ms >= DURABLE_ASK_MS && now - p->last_ask_ns >= DURABLE_ASK_MS * 1000000ull) {
+		int rc = durable_poll(p, PS_DURABLE_ASK, err);
+
+		if (rc != PS_OK)
+			return rc;
+		p->last_ask_ns = now;
+	}
+	*wait_ms = (int)(DURABLE_WAIT_MS - idle_ms < DURABLE_ASK_MS ? DURABLE_WAIT_MS - idle_ms
+	                                                             : DURABLE_ASK_MS);
+	return PS_OK;
+}
+
+/* Everything flushed is made durable and published (a clean end). */
+static int durable_all(pipeline *p, ps_error *err)
+{
+	int rc = ps_snk_make_durable(&p->snk, err);
+
+	if (rc == PS_OK)
+		rc = durable_poll(p, PS_DURABLE_KNOWN, err);
+	return rc;
 }
 
 /* Acknowledges the durable position when it moved, and at least once a
@@ -501,8 +614,9 @@ static int apply_flush(pipeline *p, ps_error *err)
 		return rc;
 	if (p->cfg->status)   /* the batch's commit, with its checkpoint */
 		ps_run_status_batch(p->cfg->status, (double)(ps_now_ns() - t0) / 1e9);
-	rc = ps_fault_hit("apply.batch.after_commit", err);
-	durable_set(p, p->last_commit);
+	rc = durable_after_flush(p, p->last_commit, err);
+	if (rc == PS_OK)
+		rc = ps_fault_hit("apply.batch.after_commit", err);
 	p->batch_txns = 0;
 	p->batch_bytes = 0;
 	if (atomic_load(&p->until_set) && ps_src_compare(&p->src, p->last_commit, p->until) >= 0 &&
@@ -873,6 +987,11 @@ static int applier_loop(pipeline *p, ps_error *err)
 			uint64_t age_ms = (ps_now_ns() - p->batch_started_ns) / 1000000ull;
 
 			wait_ms = age_ms >= BATCH_LINGER_MS ? 0 : BATCH_LINGER_MS - (int)age_ms;
+		} else {
+			/* batches flushed, not yet durable: look again soon (note 6) */
+			rc = durable_idle(p, &wait_ms, err);
+			if (rc != PS_OK)
+				return rc;
 		}
 		rc = ps_queue_pop(&p->queue, &item, wait_ms);
 		if (rc == PS_ESTOPPED)
@@ -1121,7 +1240,8 @@ static int begin_run(pipeline *p, bool resuming, const ps_prepare_result *res, p
 		rc = store_checkpoint(p, PS_CDC_TFSTART, err);
 	if (rc == PS_OK)
 		rc = store_checkpoint(p, running_state(p), err);
-	durable_set(p, p->ck.position);
+	if (rc == PS_OK)
+		rc = durable_after_flush(p, p->ck.position, err);
 	return rc;
 }
 
@@ -1185,7 +1305,10 @@ static int run_threads(pipeline *p, ps_error *err)
 		if (rc == PS_OK)
 			rc = store_checkpoint(p, final_state, err);
 		if (rc == PS_OK)
-			durable_set(p, p->last_commit);
+			rc = durable_after_flush(p, p->last_commit, err);
+		/* a clean end leaves nothing for the source to wait for (note 6) */
+		if (rc == PS_OK && !p->in_txn)
+			rc = durable_all(p, err);
 		degraded_end(p, rc == PS_OK && !p->in_txn);
 	}
 	atomic_store(&p->applier_done, 1);
@@ -1205,7 +1328,10 @@ static int finish_snapshot_job(pipeline *p, ps_error *err)
 	char done[512];
 	int rc;
 
-	rc = ps_src_drop(&p->src, done, sizeof(done), err);
+	/* the load must survive a crash of the target once the slot is gone */
+	rc = ps_snk_make_durable(&p->snk, err);
+	if (rc == PS_OK)
+		rc = ps_src_drop(&p->src, done, sizeof(done), err);
 	if (rc == PS_OK)
 		rc = ps_checkpoint_discard(&p->snk, p->cfg->state_dir, p->spec->name, err);
 	if (rc == PS_OK)

@@ -718,6 +718,51 @@ int ps_snk_flush(ps_snk *k, ps_error *err)
 	timed(&k->flush_time, t0);
 	if (rc != PS_OK)
 		ps_error_add_context(err, "target %s, flush", k->ops->name);
+	else
+		k->flushes++;
+	return rc;
+}
+
+bool ps_snk_has_durable(const ps_snk *k)
+{
+	return k->ops->durable != NULL;
+}
+
+int ps_snk_durable(ps_snk *k, int how, uint64_t *through, ps_error *err)
+{
+	int rc;
+
+	if (!k->ops->durable) {
+		*through = k->flushes;
+		return PS_OK;
+	}
+	*through = 0;
+	rc = k->ops->durable(k->impl, how, through, err);
+	if (rc != PS_OK) {
+		ps_error_add_context(err, "target %s, %s", k->ops->name,
+		                     how == PS_DURABLE_WAIT ? "making the last commits durable"
+		                                            : "asking which commits are durable");
+		return rc;
+	}
+	if (*through > k->flushes)   /* a sink cannot know more flushes than it made */
+		return ps_error_set(err, PS_EPROTO, "target %s reports flush %llu durable after "
+		                    "%llu flushes", k->ops->name, (unsigned long long)*through,
+		                    (unsigned long long)k->flushes);
+	return PS_OK;
+}
+
+int ps_snk_make_durable(ps_snk *k, ps_error *err)
+{
+	uint64_t through;
+	int rc;
+
+	if (!k->ops->durable)
+		return PS_OK;
+	rc = ps_snk_durable(k, PS_DURABLE_WAIT, &through, err);
+	if (rc == PS_OK && through != k->flushes)
+		rc = ps_error_set(err, PS_EPROTO, "target %s made %llu of %llu flushes durable when "
+		                  "asked to make all", k->ops->name, (unsigned long long)through,
+		                  (unsigned long long)k->flushes);
 	return rc;
 }
 

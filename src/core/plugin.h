@@ -38,6 +38,7 @@ typedef struct ps_snk {
 	ps_sink *impl;
 	ps_plugin_timing write_time;
 	ps_plugin_timing flush_time;
+	uint64_t flushes;              /* flushes that returned 0 (sink.h rule a) */
 } ps_snk;
 
 /* Looks up a plugin by URL scheme ("postgresql", "jsonl"). Returns NULL and
@@ -183,6 +184,14 @@ int ps_snk_begin(ps_snk *k, const ps_txn *txn, ps_error *err);
 int ps_snk_write(ps_snk *k, const ps_txn *txn, const ps_change *c, ps_error *err);
 int ps_snk_commit(ps_snk *k, const ps_txn *txn, ps_error *err);
 int ps_snk_flush(ps_snk *k, ps_error *err);
+/* sink.h durable: *through is the number of the last durable flush (of
+ * k->flushes); a sink without the callback has every flush durable. */
+int ps_snk_durable(ps_snk *k, int how, uint64_t *through, ps_error *err);
+/* Makes every flush so far durable (PS_DURABLE_WAIT); a no-op for sinks
+ * without the callback. For what must survive a crash of the target before
+ * the source is told or changed (a dropped slot, a completed cutover). */
+int ps_snk_make_durable(ps_snk *k, ps_error *err);
+bool ps_snk_has_durable(const ps_snk *k);
 /* The sink keeps the checkpoint in the target: it has the checkpoint group
  * and, when it has checkpoint_kept, this open instance says so. */
 int ps_snk_has_checkpoint_store(const ps_snk *k);

@@ -67,6 +67,8 @@ int ps_cutover_sequences(const ps_spec *spec, char *summary, size_t len, ps_erro
 		rc = ps_snk_sequences_set(&snk, seqs, nseqs, done, sizeof(done), err);
 	if (rc == PS_OK)
 		rc = ps_snk_flush(&snk, err);
+	if (rc == PS_OK)   /* the application writes here next (sink.h, durability) */
+		rc = ps_snk_make_durable(&snk, err);
 	if (rc == PS_OK)
 		snprintf(summary, len, "sequences: %s", done);
 	ps_sequences_free(seqs, nseqs);

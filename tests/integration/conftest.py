@@ -44,11 +44,18 @@ def wait_for(predicate, timeout=30.0, interval=0.05, what="condition"):
 
 
 class Cluster:
-    def __init__(self, base):
+    """A throwaway PostgreSQL 15 (scripts/pgtmp.sh) in base. durable: with
+    PostgreSQL's default durability (fsync, synchronous_commit and
+    full_page_writes on) instead of the tests' fast settings; settings: more
+    `name=value` server settings."""
+
+    def __init__(self, base, durable=False, settings=()):
         self.base = base
+        self.durable = durable
         self.port = int(subprocess.check_output([str(PGTMP), "freeport"]).decode())
         self.dir = os.path.join(base, "pg")
-        subprocess.run([str(PGTMP), "start", self.dir, str(self.port)], check=True)
+        subprocess.run([str(PGTMP), "start", *(["--durable"] if durable else []), self.dir,
+                        str(self.port), *settings], check=True)
         self._n = 0
 
     def connect(self, dbname="postgres", user="postgres", password=None):
@@ -70,6 +77,27 @@ class Cluster:
 
     def stop(self):
         subprocess.run([str(PGTMP), "stop", self.dir], check=False)
+
+    def crash(self, wait=True):
+        """An immediate shutdown, as `pg_ctl -m immediate` makes it: SIGQUIT
+        to the postmaster, sent from here (pg_ctl would first take a shell
+        and tens of milliseconds to start), then waits until the server is
+        gone. Every process quits at once, as in a crash: what the WAL
+        buffers held and nobody had written is lost. wait=False: returns at
+        once (the server quits as soon as its processes can).
+        """
+        pidfile = os.path.join(self.dir, "data", "postmaster.pid")
+        with open(pidfile) as f:
+            pid = int(f.readline())
+        os.kill(pid, signal.SIGQUIT)
+        if wait:
+            wait_for(lambda: not os.path.exists(f"/proc/{pid}"), 60, 0.01,
+                     what="the server to quit")
+
+    def restart(self):
+        """Starts a stopped (or crashed) cluster again with its settings;
+        after a crash it recovers from its WAL first."""
+        subprocess.run([str(PGTMP), "restart", self.dir], check=True)
 
 
 class Database:

@@ -301,10 +301,12 @@ typedef struct memdb {
 	ps_table *tables[NT];        /* immutable, shared by every change */
 	size_t huge, big, trunc;     /* where the special transactions are */
 	/* The harness's hooks: at every acknowledgement, at every copy unit,
-	 * at every BEGIN the source delivers (i: the transaction's index). */
+	 * at every BEGIN the source delivers (i: the transaction's index), at
+	 * a drop of the slot. */
 	void (*on_ack)(void *ctx, uint64_t pos);
 	void (*on_unit)(void *ctx);
 	void (*on_begin)(void *ctx, size_t i);
+	void (*on_drop)(void *ctx);      /* when the slot is dropped */
 	void *hook_ctx;
 } memdb;
 

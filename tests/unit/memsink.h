@@ -23,6 +23,18 @@
  * flush inside a source transaction, a duplicate key or a missing row
  * outside reprocessing, and after every commit that the checkpoint it holds
  * is at the last source transaction its data holds (check_batch).
+ *
+ * Asynchronous mode (target_set_async; sink.h "Asynchronous durability"):
+ * flush commits (visible to every instance) but the commit becomes durable
+ * only later, as a database's WAL writer would make it. Commits are
+ * numbered target-wide in commit order; the committed state after each is
+ * kept as an image (the dump format below) until it is durable; the "WAL
+ * writer" makes commits durable up to lag behind the newest, lag drawn
+ * from 0..lag_max at each commit; durable(ASK) brings it to the newest or
+ * the one before; durable(WAIT) and checkpoint_load (rule c) to the
+ * newest. A crash of the target (target_crash) brings the committed state
+ * back to the durable image, losing the newest commits whole; the power
+ * cut's file then holds the durable image, not the committed state.
  */
 #ifndef PS_TESTS_MEMSINK_H
 #define PS_TESTS_MEMSINK_H
@@ -75,6 +87,24 @@ typedef struct memtarget {
 	int open;                    /* sink instances open */
 	char durable[512];           /* "": memory only; else a file every commit
 	                                also rewrites (the power-cut test) */
+	/* asynchronous mode (NOTES) */
+	bool async;
+	unsigned lag_max;            /* the WAL writer's pace: commits it may lag */
+	uint64_t rng;
+	uint64_t ncommits;           /* commits so far */
+	uint64_t ndurable;           /* the first ndurable commits are durable */
+	struct image {
+		uint64_t commit;
+		char *text;              /* the committed state after it */
+		bool has_ck;
+		uint64_t ck_pos;
+	} *img;                      /* commits not yet durable, in order */
+	size_t nimg, img_cap;
+	char *durable_img;           /* the committed state after commit ndurable */
+	bool durable_has_ck;
+	uint64_t durable_ck_pos;
+	unsigned gap_acks;           /* acknowledgements made while the target held
+	                                commits not yet durable (test_pipeline.c) */
 } memtarget;
 
 static memtarget *g_tgt;         /* the target memsink:///tgt names */
@@ -89,6 +119,11 @@ typedef struct otable {
 
 struct ps_sink {
 	memtarget *tgt;
+	uint64_t nflush;             /* sink.h rule a */
+	struct mark {
+		uint64_t flush, commit;  /* this instance's flush is the target's commit */
+	} *marks;                    /* flushes not yet durable, in order */
+	size_t nmarks, marks_cap;
 	otable ov[NT];
 	bool ck_set;                 /* the transaction stored (or deleted) the checkpoint */
 	char *ck;
@@ -364,6 +399,8 @@ static void check_batch(memtarget *tgt)
 }
 
 static int target_dump(memtarget *tgt, const char *path);
+static void async_commit(memtarget *tgt);
+static void durable_to(memtarget *tgt, uint64_t commit);
 
 static int mem_snk_flush(ps_sink *k, ps_error *err)
 {
@@ -385,16 +422,53 @@ static int mem_snk_flush(ps_sink *k, ps_error *err)
 	tgt->flushes++;
 	tgt->multi_txn_flushes += k->done.n > 1;
 	check_batch(tgt);
-	if (tgt->durable[0])
+	k->nflush++;
+	if (tgt->async) {
+		async_commit(tgt);
+		if (k->nmarks == k->marks_cap) {
+			k->marks_cap = k->marks_cap ? 2 * k->marks_cap : 16;
+			k->marks = realloc(k->marks, k->marks_cap * sizeof(*k->marks));
+			MUST(k->marks);
+		}
+		k->marks[k->nmarks++] = (struct mark){k->nflush, tgt->ncommits};
+	} else if (tgt->durable[0]) {
 		MUST(target_dump(tgt, tgt->durable) == 0);
+	}
 	pthread_mutex_unlock(&tgt->mu);
 	txn_reset(k);
+	return PS_OK;
+}
+
+/* sink.h durable, in asynchronous mode (NOTES). */
+static int mem_snk_durable(ps_sink *k, int how, uint64_t *through, ps_error *err)
+{
+	memtarget *tgt = k->tgt;
+	size_t n = 0;
+
+	if (how < PS_DURABLE_KNOWN || how > PS_DURABLE_WAIT)
+		violation(V_CONTRACT, "durable asked with how %d", how);
+	if (how == PS_DURABLE_WAIT && k->in_src)
+		violation(V_CONTRACT, "durable(WAIT) inside source transaction xid %llu",
+		          (unsigned long long)k->src.xid);
+	pthread_mutex_lock(&tgt->mu);
+	if (tgt->async && how == PS_DURABLE_ASK)
+		durable_to(tgt, tgt->ncommits - (rng_next(&tgt->rng) % 2 && tgt->ncommits ? 1 : 0));
+	if (tgt->async && how == PS_DURABLE_WAIT)
+		durable_to(tgt, tgt->ncommits);
+	while (n < k->nmarks && k->marks[n].commit <= tgt->ndurable)
+		n++;
+	pthread_mutex_unlock(&tgt->mu);
+	memmove(k->marks, k->marks + n, (k->nmarks - n) * sizeof(*k->marks));
+	k->nmarks -= n;
+	*through = k->nmarks ? k->marks[0].flush - 1 : k->nflush;
 	return PS_OK;
 }
 
 static int mem_snk_checkpoint_load(ps_sink *k, char **json, ps_error *err)
 {
 	pthread_mutex_lock(&k->tgt->mu);
+	if (k->tgt->async)   /* sink.h rule c */
+		durable_to(k->tgt, k->tgt->ncommits);
 	*json = xstrdup(k->ck_set ? k->ck : k->tgt->ck);
 	pthread_mutex_unlock(&k->tgt->mu);
 	return PS_OK;
@@ -463,6 +537,7 @@ static void mem_snk_close(ps_sink *k)
 	for (int t = 0; t < NT; t++)
 		rs_free(&k->ov[t].rows);
 	free(k->done.v);
+	free(k->marks);
 	pthread_mutex_lock(&k->tgt->mu);
 	k->tgt->open--;
 	pthread_mutex_unlock(&k->tgt->mu);
@@ -487,6 +562,7 @@ static const ps_sink_ops memsink_ops = {
 	.table_prepare = mem_snk_table_prepare,
 	.table_finish = mem_snk_table_finish,
 	.close = mem_snk_close,
+	.durable = mem_snk_durable,
 };
 
 /* ---- the committed state in a file (power cut) ---------------------------- */
@@ -519,16 +595,9 @@ static bool get_str(FILE *f, char **out)
 	return true;
 }
 
-/* Writes the committed state (under mu): all or nothing, by rename. */
-static int target_dump(memtarget *tgt, const char *path)
+/* The committed state as text (under mu). */
+static void target_write(memtarget *tgt, FILE *f)
 {
-	char tmp[600];
-	FILE *f;
-
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	f = fopen(tmp, "w");
-	if (!f)
-		return -1;
 	for (int t = 0; t < NT; t++) {
 		const rowset *rs = &tgt->rows[t];
 
@@ -547,19 +616,80 @@ static int target_dump(memtarget *tgt, const char *path)
 		fprintf(f, "%llu %llu %zu %llu %d\n", (unsigned long long)a->xid,
 		        (unsigned long long)a->commit, a->n, (unsigned long long)a->hash, a->redo);
 	}
+}
+
+/* The committed state as a malloc'd string (under mu). */
+static char *target_text(memtarget *tgt)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+
+	MUST(f);
+	target_write(tgt, f);
+	MUST(fclose(f) == 0 && text);
+	return text;
+}
+
+/* Writes text to path: all or nothing, by rename. */
+static int text_to_file(const char *text, const char *path)
+{
+	char tmp[600];
+	FILE *f;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	f = fopen(tmp, "w");
+	if (!f)
+		return -1;
+	fputs(text, f);
 	if (fclose(f) != 0)
 		return -1;
 	return rename(tmp, path);
 }
 
+/* Writes what survives a power cut (under mu): the committed state, or in
+ * asynchronous mode the durable one. */
+static int target_dump(memtarget *tgt, const char *path)
+{
+	char *text = tgt->async ? NULL : target_text(tgt);
+	int rc = text_to_file(tgt->async ? tgt->durable_img : text, path);
+
+	free(text);
+	return rc;
+}
+
+static bool target_read(memtarget *tgt, FILE *f);
+
 /* Replaces the committed state with the file's. */
 static int target_load(memtarget *tgt, const char *path)
 {
 	FILE *f = fopen(path, "r");
+	bool ok;
+
+	pthread_mutex_lock(&tgt->mu);
+	ok = target_read(tgt, f);
+	if (ok && tgt->async) {   /* what came back is what is durable */
+		free(tgt->durable_img);
+		tgt->durable_img = target_text(tgt);
+		tgt->durable_has_ck = tgt->has_ck;
+		tgt->durable_ck_pos = tgt->ck_pos;
+		tgt->ndurable = tgt->ncommits;
+		for (size_t i = 0; i < tgt->nimg; i++)
+			free(tgt->img[i].text);
+		tgt->nimg = 0;
+	}
+	pthread_mutex_unlock(&tgt->mu);
+	if (f)
+		fclose(f);
+	return ok ? 0 : -1;
+}
+
+/* Replaces the committed state with f's (under mu); f may be NULL. */
+static bool target_read(memtarget *tgt, FILE *f)
+{
 	bool ok = f != NULL;
 	size_t n = 0;
 
-	pthread_mutex_lock(&tgt->mu);
 	for (int t = 0; t < NT; t++)
 		rs_clear(&tgt->rows[t]);
 	free(tgt->ck);
@@ -599,10 +729,89 @@ static int target_load(memtarget *tgt, const char *path)
 			applog_add(&tgt->log, &a);
 	}
 	parse_committed_ck(tgt);
+	return ok;
+}
+
+/* ---- asynchronous mode (NOTES) ---------------------------------------------- */
+
+/* Commits up to `commit` become durable (under mu); never backwards. */
+static void durable_to(memtarget *tgt, uint64_t commit)
+{
+	size_t n = 0;
+
+	if (commit <= tgt->ndurable)
+		return;
+	MUST(commit <= tgt->ncommits);
+	while (n < tgt->nimg && tgt->img[n].commit <= commit)
+		n++;
+	MUST(n > 0 && tgt->img[n - 1].commit == commit);
+	free(tgt->durable_img);
+	tgt->durable_img = tgt->img[n - 1].text;
+	tgt->durable_has_ck = tgt->img[n - 1].has_ck;
+	tgt->durable_ck_pos = tgt->img[n - 1].ck_pos;
+	for (size_t i = 0; i + 1 < n; i++)
+		free(tgt->img[i].text);
+	memmove(tgt->img, tgt->img + n, (tgt->nimg - n) * sizeof(*tgt->img));
+	tgt->nimg -= n;
+	tgt->ndurable = commit;
+	if (tgt->durable[0])
+		MUST(text_to_file(tgt->durable_img, tgt->durable) == 0);
+}
+
+/* A flush committed (under mu): its image is kept until it is durable, and
+ * the WAL writer moves on. */
+static void async_commit(memtarget *tgt)
+{
+	unsigned lag;
+
+	if (tgt->nimg == tgt->img_cap) {
+		tgt->img_cap = tgt->img_cap ? 2 * tgt->img_cap : 16;
+		tgt->img = realloc(tgt->img, tgt->img_cap * sizeof(*tgt->img));
+		MUST(tgt->img);
+	}
+	tgt->ncommits++;
+	tgt->img[tgt->nimg++] = (struct image){tgt->ncommits, target_text(tgt), tgt->has_ck,
+	                                       tgt->ck_pos};
+	lag = tgt->lag_max ? rng_next(&tgt->rng) % (tgt->lag_max + 1) : 0;
+	if (tgt->ncommits > lag)
+		durable_to(tgt, tgt->ncommits - lag);
+}
+
+/* From now on the target commits asynchronously, the WAL writer lagging up
+ * to lag_max commits; what it holds now is durable. */
+static void target_set_async(memtarget *tgt, unsigned lag_max, uint64_t seed)
+{
+	pthread_mutex_lock(&tgt->mu);
+	tgt->async = true;
+	tgt->lag_max = lag_max;
+	tgt->rng = seed;
+	free(tgt->durable_img);
+	tgt->durable_img = target_text(tgt);
+	tgt->durable_has_ck = tgt->has_ck;
+	tgt->durable_ck_pos = tgt->ck_pos;
+	tgt->ndurable = tgt->ncommits;
 	pthread_mutex_unlock(&tgt->mu);
-	if (f)
-		fclose(f);
-	return ok ? 0 : -1;
+}
+
+/* A crash of the target server: every instance is gone (their open
+ * transactions rolled back); in asynchronous mode the commits not yet
+ * durable are lost, whole. */
+static void target_crash(memtarget *tgt)
+{
+	FILE *f;
+
+	if (!tgt->async)
+		return;
+	pthread_mutex_lock(&tgt->mu);
+	f = fmemopen(tgt->durable_img, strlen(tgt->durable_img), "r");
+	MUST(f && target_read(tgt, f));
+	fclose(f);
+	for (size_t i = 0; i < tgt->nimg; i++)
+		free(tgt->img[i].text);
+	tgt->nimg = 0;
+	tgt->ncommits = tgt->ndurable;
+	MUST(tgt->has_ck == tgt->durable_has_ck && tgt->ck_pos == tgt->durable_ck_pos);
+	pthread_mutex_unlock(&tgt->mu);
 }
 
 static void target_init(memtarget *tgt)
@@ -618,6 +827,10 @@ static void target_free(memtarget *tgt)
 	free(tgt->ck);
 	free(tgt->log.v);
 	free(tgt->seen.v);
+	for (size_t i = 0; i < tgt->nimg; i++)
+		free(tgt->img[i].text);
+	free(tgt->img);
+	free(tgt->durable_img);
 	pthread_mutex_destroy(&tgt->mu);
 }
 

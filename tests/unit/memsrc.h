@@ -17,7 +17,8 @@
  * end when it is exported; every copy unit lets the application commit five
  * more transactions, as writes go on during a real load. Each COMMIT carries
  * the engine state {"commit": position}, and start checks that the state it
- * is handed is the one of its position. fence is not offered (optional).
+ * is handed is the one of its position, and confirms the start position at
+ * once, as PostgreSQL's source does. fence is not offered (optional).
  */
 #ifndef PS_TESTS_MEMSRC_H
 #define PS_TESTS_MEMSRC_H
@@ -149,6 +150,8 @@ static int check_state(const char *state, const char *position, ps_error *err)
 	return rc;
 }
 
+static int mem_src_ack(ps_source *s, const char *position, ps_error *err);
+
 static int mem_src_start(ps_source *s, const char *position, const char *redo_until,
                          const char *state, ps_error *err)
 {
@@ -171,6 +174,9 @@ static int mem_src_start(ps_source *s, const char *position, const char *redo_un
 	}
 	if (state && position && *position && check_state(state, position, err) != PS_OK)
 		return err->code;
+	/* As PostgreSQL's source does in its first standby status update, the
+	 * start position is confirmed at once: it must be durable (sink.h rule c). */
+	mem_src_ack(s, position && *position ? position : "", err);
 	s->cur = 0;
 	while (s->cur < s->db->nlog && s->db->log[s->cur].commit <= from)
 		s->cur++;
@@ -258,6 +264,8 @@ static int mem_src_current_position(ps_source *s, char *buf, size_t len, ps_erro
 
 static int mem_src_drop(ps_source *s, char *done, size_t done_len, ps_error *err)
 {
+	if (s->db->on_drop)
+		s->db->on_drop(s->db->hook_ctx);
 	atomic_store(&g_sh->slot, 0);
 	snprintf(done, done_len, "dropped the in-memory slot");
 	return PS_OK;

@@ -27,6 +27,17 @@
  *                     child SIGKILLed at the fault point, whose target's
  *                     committed state is a file written at each commit, and
  *                     the parent resumes from what the file holds.
+ *   async_*           a target that commits asynchronously (sink.h
+ *                     `durable`; pipeline.c note 6): every acknowledgement
+ *                     is at or before the checkpoint of the last *durable*
+ *                     commit, though acknowledgements did come while newer
+ *                     commits were not durable; a clean end, and a snapshot
+ *                     job before it drops its slot, make everything
+ *                     durable; crashes of the target after failed runs (and
+ *                     power cuts) lose the newest commits whole, and the
+ *                     next run still ends equal to the source, each
+ *                     transaction once; more batches than the pipeline
+ *                     keeps apart (a disk that never catches up).
  *   memsrc_contract,  the two doubles honour source.h and sink.h, so that
  *   memsink_contract  what the tests above prove is about the core.
  *
@@ -98,6 +109,7 @@ typedef struct harness {
 	int stop_units;              /* 0: none */
 	int stop_how;
 	atomic_int units;
+	int batch_txns;              /* the runs' batch_max_txns (16) */
 	/* watchdog of one run */
 	pthread_mutex_t wmu;
 	pthread_cond_t wcv;
@@ -111,9 +123,11 @@ static harness *g_h;             /* the test's harness, freed by teardown if a
 /*
  * Invariant 3, at every acknowledgement (reader thread): the position is
  * durable in the target, i.e. at or before the checkpoint committed there
- * at this instant. Then, once the whole history is committed at the source
- * and acknowledged, the run is asked to stop (gracefully), as an operator
- * would stop `penstock run` once the source is drained.
+ * at this instant, or in asynchronous mode the checkpoint of its last
+ * durable commit; or it is no further than the slot's own creation point,
+ * which confirms nothing new. Then, once the whole history is committed at
+ * the source and acknowledged, the run is asked to stop (gracefully), as
+ * an operator would stop `penstock run` once the source is drained.
  */
 static void h_on_ack(void *ctx, uint64_t pos)
 {
@@ -122,15 +136,30 @@ static void h_on_ack(void *ctx, uint64_t pos)
 	bool has_ck;
 
 	pthread_mutex_lock(&h->tgt.mu);
-	has_ck = h->tgt.has_ck;
-	ck_pos = h->tgt.ck_pos;
+	has_ck = h->tgt.async ? h->tgt.durable_has_ck : h->tgt.has_ck;
+	ck_pos = h->tgt.async ? h->tgt.durable_ck_pos : h->tgt.ck_pos;
+	if (h->tgt.async && h->tgt.ncommits > h->tgt.ndurable)
+		h->tgt.gap_acks++;
 	pthread_mutex_unlock(&h->tgt.mu);
-	if (!has_ck || pos > ck_pos)
-		violation(V_ACK, "acknowledged %llu while the target's committed checkpoint is %s%llu",
-		          (unsigned long long)pos, has_ck ? "at " : "absent, ",
-		          (unsigned long long)(has_ck ? ck_pos : 0));
+	if ((!has_ck || pos > ck_pos) && pos > atomic_load(&g_sh->slot_point))
+		violation(V_ACK, "acknowledged %llu while the target's %s checkpoint is %s%llu",
+		          (unsigned long long)pos, h->tgt.async ? "durable" : "committed",
+		          has_ck ? "at " : "absent, ", (unsigned long long)(has_ck ? ck_pos : 0));
 	if (db_visible(&h->db) == h->db.nlog && pos >= h->db.log[h->db.nlog - 1].commit)
 		atomic_store(&h->stop, 1);
+}
+
+/* When the slot is dropped, nothing the target committed may still be
+ * waiting to become durable: the log that would redo it goes with the slot. */
+static void h_on_drop(void *ctx)
+{
+	harness *h = ctx;
+
+	pthread_mutex_lock(&h->tgt.mu);
+	if (h->tgt.async && h->tgt.ncommits > h->tgt.ndurable)
+		violation(V_ACK, "the slot was dropped with %llu target commits not yet durable",
+		          (unsigned long long)(h->tgt.ncommits - h->tgt.ndurable));
+	pthread_mutex_unlock(&h->tgt.mu);
 }
 
 /* At every BEGIN the source delivers (reader thread). */
@@ -173,6 +202,7 @@ static harness *h_new(const char *type, size_t ntxn, size_t first, uint64_t seed
 	h->db.on_ack = h_on_ack;
 	h->db.on_unit = h_on_unit;
 	h->db.on_begin = h_on_begin;
+	h->db.on_drop = h_on_drop;
 	h->db.hook_ctx = h;
 	target_init(&h->tgt);
 	for (int t = 0; t < NT && strcmp(type, "cdc") == 0; t++)
@@ -195,6 +225,7 @@ static harness *h_new(const char *type, size_t ntxn, size_t first, uint64_t seed
 	h->spec->snapshot_chunk_rows = CHUNK_ROWS;
 	snprintf(h->state_dir, sizeof(h->state_dir), "/tmp/penstock-pipetest.XXXXXX");
 	assert_non_null(mkdtemp(h->state_dir));
+	h->batch_txns = 16;
 	g_h = h;
 	return h;
 }
@@ -271,7 +302,7 @@ static int h_run(harness *h, const char *fault, ps_error *err)
 	cfg.state_dir = h->state_dir;
 	cfg.queue_max_bytes = QUEUE_BYTES;
 	cfg.queue_max_items = 512;
-	cfg.batch_max_txns = 16;
+	cfg.batch_max_txns = h->batch_txns;
 	cfg.batch_max_ms = 50;
 	cfg.progress_interval_ms = 60000;
 	cfg.status = &h->status;
@@ -304,11 +335,16 @@ static void h_run_ok(harness *h)
 }
 
 /* "Crashes" the target: a transactional database keeps what it committed
- * and rolls back every open transaction. The pipeline closed its sink
- * instances without flushing, which dropped theirs: nothing may be open. */
+ * (asynchronous mode: what of it is durable) and rolls back every open
+ * transaction. The pipeline closed its sink instances without flushing,
+ * which dropped theirs: nothing may be open. */
 static void h_crash_target(harness *h)
 {
 	assert_int_equal(h->tgt.open, 0);
+	if (!h->tgt.async)
+		return;
+	target_crash(&h->tgt);
+	h->status.applied[0] = h->status.acked[0] = '\0';   /* of a target that is no more */
 }
 
 /* No violation of any kind was noticed; after a run, what the status
@@ -333,10 +369,12 @@ static void h_assert_clean(harness *h)
 	shown = pos_parse(h->status.applied);
 	acked = pos_parse(h->status.acked);
 	pthread_mutex_unlock(&h->status.mu);
-	if (h->tgt.has_ck && h->status.applied[0] && (shown != h->tgt.ck_pos || acked > h->tgt.ck_pos))
+	if (h->tgt.has_ck && h->status.applied[0] &&
+	    (shown != h->tgt.ck_pos || acked > (h->tgt.async ? h->tgt.durable_ck_pos : h->tgt.ck_pos)))
 		fail_msg("the status shows %llu applied and %llu acknowledged; the target's checkpoint "
-		         "is at %llu", (unsigned long long)shown, (unsigned long long)acked,
-		         (unsigned long long)h->tgt.ck_pos);
+		         "is at %llu (durable: %llu)", (unsigned long long)shown,
+		         (unsigned long long)acked, (unsigned long long)h->tgt.ck_pos,
+		         (unsigned long long)h->tgt.durable_ck_pos);
 }
 
 /* The CDC state of the checkpoint committed in the target ("none"). */
@@ -627,9 +665,27 @@ typedef struct fault {
  * faults resumes from the target's checkpoint and must leave the target
  * equal to the source, each source transaction committed exactly once.
  */
+static unsigned fault_runs_on(const char *type, uint64_t seed, const fault *faults, size_t n,
+                              unsigned async_lag, const bool *target_lives);
+
 static void fault_runs(const char *type, uint64_t seed, const fault *faults, size_t n)
 {
+	fault_runs_on(type, seed, faults, n, 0, NULL);
+}
+
+/* async_lag: 0, a target that commits durably; else one that commits
+ * asynchronously, its WAL writer up to async_lag commits behind, so that a
+ * crash after a run loses its newest commits (memsink.h). target_lives[i]
+ * (NULL: none): the target does not crash after run i. Returns after how
+ * many of the in-process runs the target's crash lost commits. */
+static unsigned fault_runs_on(const char *type, uint64_t seed, const fault *faults, size_t n,
+                              unsigned async_lag, const bool *target_lives)
+{
 	harness *h = h_new(type, 300, strcmp(type, "cdc") == 0 ? 0 : 120, seed);
+	unsigned lost = 0;
+
+	if (async_lag)
+		target_set_async(&h->tgt, async_lag, seed);
 
 	for (size_t i = 0; i < n; i++) {
 		const fault *f = &faults[i];
@@ -652,7 +708,12 @@ static void fault_runs(const char *type, uint64_t seed, const fault *faults, siz
 				fail_msg("with %s the run returned %s (%s), not the injected fault", spec,
 				         ps_error_code_name(rc), err.message);
 		}
-		h_crash_target(h);
+		if (!target_lives || !target_lives[i]) {
+			uint64_t before = h->tgt.ncommits;
+
+			h_crash_target(h);
+			lost += h->tgt.ncommits < before;
+		}
 		h_assert_clean(h);
 		if (f->left) {
 			char st[32];
@@ -663,6 +724,7 @@ static void fault_runs(const char *type, uint64_t seed, const fault *faults, siz
 	h_run_ok(h);
 	h_assert_final(h);
 	h_free(h);
+	return lost;
 }
 
 static void fault_case(const char *type, const char *point, long hit, uint64_t seed, bool crash)
@@ -765,6 +827,103 @@ static void test_power_cut(void **state)
 	fault_case("sync", "apply.batch.after_commit", 5, 502, true);
 	fault_case("sync", "snapshot.unit.commit", 7, 503, true);
 	fault_runs("sync", 504, twice, 2);
+}
+
+/* ==== 4b. a target that commits asynchronously (sink.h durable) ============ */
+
+/* The source is acknowledged only up to the checkpoint of the last durable
+ * commit, never into commits a crash of the target would lose; a clean end
+ * makes everything durable, so a crash right after it loses nothing. Runs:
+ * a WAL writer a few commits behind, the same with an initial load (copy
+ * workers commit asynchronously too), and a disk so slow that only the
+ * pipeline's asking and insisting make anything durable, with a batch per
+ * transaction, so that more batches wait than the pipeline keeps apart. */
+static void test_async_ack_durable(void **state)
+{
+	static const struct {
+		const char *type;
+		size_t first;
+		unsigned lag;
+		int batch;
+	} runs[] = {{"cdc", 0, 3, 16}, {"sync", 120, 3, 16}, {"cdc", 0, 100000, 1}};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(runs) / sizeof(runs[0]); i++) {
+		harness *h = h_new(runs[i].type, 400, runs[i].first, 700 + i);
+
+		print_message("  %s job, WAL writer up to %u commits behind, batches of up to %d\n",
+		              runs[i].type, runs[i].lag, runs[i].batch);
+		h->batch_txns = runs[i].batch;
+		target_set_async(&h->tgt, runs[i].lag, 700 + i);
+		h_run_ok(h);
+		h_assert_clean(h);          /* h_on_ack checked every acknowledgement */
+		/* acknowledgements did come while the target held commits that
+		 * were not durable: the check had something to catch */
+		assert_true(h->tgt.gap_acks > 0);
+		assert_int_equal(h->tgt.ndurable, h->tgt.ncommits);
+		h_crash_target(h);
+		h_assert_final(h);
+		h_free(h);
+	}
+}
+
+/* A crash of the target after runs that failed (so nothing made their last
+ * commits durable) loses those commits, with their checkpoints; the source
+ * still has everything after the checkpoint that survived, and the next run
+ * ends with the target equal to the source, each transaction once. Also
+ * when the target lived through failed runs first (their checkpoints were
+ * read, made durable and the start confirmed: sink.h rule c), and as a
+ * power cut of penstock and target together. */
+static void test_async_target_crash(void **state)
+{
+	static const fault errors[] = {{"apply.batch.after_commit", 6, false, NULL},
+	                               {"source.read", HIT_IN_HUGE, false, NULL},
+	                               {"apply.batch.before_commit", 9, false, NULL}};
+	static const fault chain[] = {{"apply.batch.after_commit", 4, false, NULL},
+	                              {"source.read", 600, false, NULL},
+	                              {"apply.batch.after_commit", 3, false, NULL}};
+	static const bool chain_lives[] = {true, true, false};
+	static const fault load[] = {{"snapshot.unit.commit", 5, false, NULL},
+	                             {"apply.batch.after_commit", 2, false, NULL}};
+	static const fault cut[] = {{"apply.batch.after_commit", 5, true, NULL},
+	                            {"source.read", HIT_IN_HUGE, true, NULL}};
+	static const fault cut_load[] = {{"snapshot.unit.commit", 7, true, NULL},
+	                                 {"apply.batch.before_commit", 2, true, NULL}};
+	unsigned lost = 0;
+
+	(void)state;
+	lost += fault_runs_on("cdc", 800, errors, 3, 3, NULL);
+	lost += fault_runs_on("cdc", 801, chain, 3, 3, chain_lives);
+	lost += fault_runs_on("sync", 802, load, 2, 3, NULL);
+	assert_true(lost >= 1);     /* the crashes did lose commits */
+	fault_runs_on("cdc", 803, cut, 2, 3, NULL);
+	fault_runs_on("sync", 804, cut_load, 2, 3, NULL);
+}
+
+/* A snapshot job ends by dropping the slot: its load must be durable
+ * first, or a crash of the target then would lose rows nobody can copy
+ * from the slot's point again. */
+static void test_async_snapshot_job(void **state)
+{
+	harness *h = h_new("snapshot", 200, 120, 805);
+	rowset *want = calloc(NT, sizeof(rowset));
+
+	(void)state;
+	assert_non_null(want);
+	target_set_async(&h->tgt, 3, 805);
+	h_run_ok(h);
+	h_assert_clean(h);
+	assert_int_equal(atomic_load(&g_sh->slot), 0);   /* completed: the slot is gone */
+	h_crash_target(h);
+	assert_null(h->tgt.ck);                          /* its checkpoint too, durably */
+	db_state_at(&h->db, atomic_load(&g_sh->slot_point), want);
+	for (int t = 0; t < NT; t++) {
+		assert_true(h->tgt.exists[t]);
+		assert_rows_equal(t, &h->tgt.rows[t], &want[t]);
+		rs_free(&want[t]);
+	}
+	free(want);
+	h_free(h);
 }
 
 /* ==== 5. the doubles honour their contracts ================================ */
@@ -1049,6 +1208,46 @@ static void test_memsink_contract(void **state)
 	ps_snk_close(&k);
 	h_assert_clean(h);
 
+	/* asynchronous mode (a WAL writer that never catches up by itself): a
+	 * flush commits at once, visibly, and is durable only once durable
+	 * says so; a crash of the target loses it whole, checkpoint included */
+	target_set_async(&h->tgt, 100000, 9);
+	free(ck);
+	ck = checkpoint_at("0000000030");
+	ps_change_free(ins);
+	ins = account(PS_OP_INSERT, "3", "300");
+	txn.xid = 9;
+	txn.reprocessing = false;
+	snprintf(txn.position, sizeof(txn.position), "0000000030");
+	for (int wait = 0; wait < 2; wait++) {
+		uint64_t through = 99;
+
+		assert_int_equal(ps_snk_open(&k, &memsink_ops, &cfg, &err), PS_OK);
+		assert_int_equal(ps_snk_begin(&k, &txn, &err), PS_OK);
+		assert_int_equal(ps_snk_write(&k, &txn, ins, &err), PS_OK);
+		assert_int_equal(ps_snk_commit(&k, &txn, &err), PS_OK);
+		assert_int_equal(ps_snk_checkpoint_store(&k, ck, &err), PS_OK);
+		assert_int_equal(ps_snk_flush(&k, &err), PS_OK);
+		assert_non_null(h->tgt.rows[T_ACCOUNTS].byid[3]);   /* committed: visible */
+		assert_int_equal(h->tgt.ck_pos, 30);
+		assert_int_equal(ps_snk_durable(&k, PS_DURABLE_KNOWN, &through, &err), PS_OK);
+		assert_int_equal(through, 0);
+		if (wait) {
+			assert_int_equal(ps_snk_durable(&k, PS_DURABLE_WAIT, &through, &err), PS_OK);
+			assert_int_equal(through, 1);
+		}
+		ps_snk_close(&k);
+		h_crash_target(h);
+		if (wait) {
+			assert_non_null(h->tgt.rows[T_ACCOUNTS].byid[3]);
+			assert_int_equal(h->tgt.ck_pos, 30);
+		} else {
+			assert_null(h->tgt.rows[T_ACCOUNTS].byid[3]);   /* lost with its checkpoint */
+			assert_int_equal(h->tgt.ck_pos, 10);   /* as committed before */
+		}
+	}
+	h_assert_clean(h);
+
 	free(loaded);
 	free(ck);
 	ps_change_free(ins);
@@ -1071,6 +1270,9 @@ int main(void)
 		cmocka_unit_test_teardown(test_fault_unit_commit, teardown),
 		cmocka_unit_test_teardown(test_fault_while_resuming, teardown),
 		cmocka_unit_test_teardown(test_power_cut, teardown),
+		cmocka_unit_test_teardown(test_async_ack_durable, teardown),
+		cmocka_unit_test_teardown(test_async_target_crash, teardown),
+		cmocka_unit_test_teardown(test_async_snapshot_job, teardown),
 	};
 
 	/* PIPETEST_LOG=info shows what the pipeline says */

@@ -48,12 +48,37 @@
  *     report success for a batch that lost a change. The core closes the
  *     sink and opens a new one; close rolls back what is open.
  *
+ *  7. Asynchronous commits (sink.h, "Asynchronous durability"). A durable
+ *     COMMIT costs the target a WAL flush (a disk sync) per batch, on the
+ *     applier's path. PostgreSQL's own apply worker commits with
+ *     synchronous_commit = off and tells the source as flushed only what
+ *     its WAL flush has reached; so does this sink, by the target option
+ *     async_commit ("auto", the default: on, unless the target server has
+ *     synchronous standbys, whose confirmation their user wants before the
+ *     source lets go; "on"; "off": the server's own setting). Right after
+ *     each COMMIT, in the same pipeline sync (no extra round trip), it asks
+ *     pg_current_wal_insert_lsn() and pg_current_wal_flush_lsn(). The
+ *     insert position read after COMMIT is at or past the end of that
+ *     commit's record, so the batch is durable once the flush position
+ *     reaches it (a mark); the flush position read alongside tells which
+ *     earlier batches are. durable(ASK) reads the flush position (one round
+ *     trip); durable(WAIT) commits one small transaction synchronously (a
+ *     row inserted and deleted in penstock.checkpoint: a transaction that
+ *     writes no WAL does not wait for a flush), whose commit flushes the
+ *     WAL up to itself, so every earlier commit of every session.
+ *     checkpoint_load does that first (sink.h rule c): a run killed just
+ *     after an asynchronous COMMIT leaves a checkpoint that is visible but
+ *     maybe not durable. Whenever the session's synchronous_commit is off
+ *     (also when the server's default is), marks are kept; otherwise every
+ *     flush is durable when it returns.
+ *
  * States:
  *
  *     idle ──(begin, write, checkpoint, DDL)──► in transaction ──flush──► idle
  *                                               (pipeline | copy | plain)
  *     any state ──error──► failed ──close──► (gone)
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -118,6 +143,38 @@ void pgs_pending_push(ps_sink *s, int kind, int op, bool count_missing,
 	p->what = what;
 }
 
+/* A WAL position as the text of (lsn - '0/0'), a byte count. */
+static int wal_bytes(const char *text, uint64_t *out, ps_error *err)
+{
+	char *end = NULL;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(text, &end, 10);
+	if (errno || end == text || *end)
+		return ps_error_set(err, PS_EPROTO, "the target returned '%.40s' as a WAL position",
+		                    text);
+	*out = v;
+	return PS_OK;
+}
+
+/* The row of WAL_POSITIONS: insert and flush (NOTES 7). */
+static int read_wal(ps_sink *s, PGresult *res, ps_error *err)
+{
+	int rc;
+
+	if (PQntuples(res) != 1 || PQnfields(res) != 2 || PQgetisnull(res, 0, 0) ||
+	    PQgetisnull(res, 0, 1))
+		return ps_error_set(err, PS_EPROTO, "the target returned no WAL positions");
+	rc = wal_bytes(PQgetvalue(res, 0, 0), &s->wal_insert, err);
+	if (rc == PS_OK)
+		rc = wal_bytes(PQgetvalue(res, 0, 1), &s->wal_flush, err);
+	return rc;
+}
+
+#define WAL_POSITIONS "SELECT (pg_catalog.pg_current_wal_insert_lsn() - '0/0')::text, " \
+                      "(pg_catalog.pg_current_wal_flush_lsn() - '0/0')::text"
+
 /* One result of one pending command. */
 static int check_result(ps_sink *s, const pgs_pending *p, PGresult *res, ps_error *err)
 {
@@ -134,6 +191,8 @@ static int check_result(ps_sink *s, const pgs_pending *p, PGresult *res, ps_erro
 		if (p->kind == PGS_P_COMMIT && strcmp(PQcmdStatus(res), "COMMIT") != 0)
 			return ps_error_set(err, PS_ESERVER, "%s: the server rolled the target "
 			                    "transaction back (%s)", what, PQcmdStatus(res));
+		if (p->kind == PGS_P_WAL)
+			return read_wal(s, res, err);
 		return PS_OK;
 	}
 	if (st == PGRES_PIPELINE_ABORTED)
@@ -356,12 +415,57 @@ static int setup_session(ps_sink *s, ps_error *err)
 	return rc;
 }
 
+/* NOTES 7: how this session commits. */
+static int setup_commits(ps_sink *s, const char *mode, ps_error *err)
+{
+	PGresult *res = NULL;
+	bool want = strcmp(mode, "on") == 0;
+	int rc = PS_OK;
+
+	if (strcmp(mode, "auto") == 0) {
+		rc = pg_exec(s->conn, &res, err, "reading synchronous_standby_names",
+		             "SHOW synchronous_standby_names", 0, NULL);
+		if (rc != PS_OK)
+			return rc;
+		want = PQgetvalue(res, 0, 0)[0] == '\0';
+		if (!want)
+			ps_log_info("target pg: the server has synchronous standbys "
+			            "(synchronous_standby_names = '%s'): batches commit with the "
+			            "server's synchronous_commit (target async_commit \"auto\")",
+			            PQgetvalue(res, 0, 0));
+		PQclear(res);
+		res = NULL;
+	}
+	if (want)
+		rc = pg_exec(s->conn, NULL, err, "setting synchronous_commit",
+		             "SET synchronous_commit = off", 0, NULL);
+	if (rc == PS_OK)
+		rc = pg_exec(s->conn, &res, err, "reading synchronous_commit",
+		             "SHOW synchronous_commit", 0, NULL);
+	if (rc == PS_OK)
+		s->async = strcmp(PQgetvalue(res, 0, 0), "off") == 0;
+	PQclear(res);
+	res = NULL;
+	/* the functions the marks need, and where the WAL stands */
+	if (rc == PS_OK && s->async)
+		rc = pg_exec(s->conn, &res, err, "reading the WAL positions", WAL_POSITIONS, 0, NULL);
+	if (rc == PS_OK && s->async)
+		rc = read_wal(s, res, err);
+	PQclear(res);
+	return rc;
+}
+
 static void pg_close(ps_sink *s)
 {
 	ps_error ignored;
 
 	if (!s)
 		return;
+	if (s->ncommits)
+		ps_log_debug("target pg: %llu commits (%s), %llu asked for the WAL flush position, "
+		             "%llu waited for it", (unsigned long long)s->ncommits,
+		             s->async ? "asynchronous" : "synchronous", (unsigned long long)s->nasks,
+		             (unsigned long long)s->nwaits);
 	if (s->conn) {
 		if (s->copying)
 			pgs_copy_abort(s);
@@ -389,6 +493,13 @@ static void pg_close(ps_sink *s)
 	free(s->url_text);
 	ps_secret_free(s->password);
 	free(s);
+}
+
+static const char *async_mode(const json_t *options)
+{
+	const char *v = ps_option_str(options, "async_commit");
+
+	return v ? v : "auto";
 }
 
 static int pg_open(ps_sink **out, const ps_sink_config *cfg, ps_error *err)
@@ -421,6 +532,8 @@ static int pg_open(ps_sink **out, const ps_sink_config *cfg, ps_error *err)
 	if (rc != PS_OK)
 		goto cleanup;
 	rc = setup_session(s, err);
+	if (rc == PS_OK)
+		rc = setup_commits(s, async_mode(cfg->options), err);
 	if (rc != PS_OK)
 		goto cleanup;
 	*out = s;
@@ -498,6 +611,30 @@ static int pg_commit(ps_sink *s, const ps_txn *txn, ps_error *err)
 	return rc;
 }
 
+/* NOTES 7: flush number `flush` is durable once the WAL is flushed to lsn.
+ * Past PGS_MARKS_MAX the newest mark takes the later position: that flush
+ * is then reported a little later, never too early. */
+static void mark_commit(ps_sink *s, uint64_t flush, uint64_t lsn)
+{
+	struct pgs_mark *m = &s->marks[s->nmarks < PGS_MARKS_MAX ? s->nmarks++ : PGS_MARKS_MAX - 1];
+
+	m->flush = flush;
+	m->lsn = lsn;
+}
+
+/* The number of the last flush durable as far as the WAL flush position
+ * last read says (sink.h rule a: flushes without a commit count too). */
+static uint64_t durable_through(ps_sink *s)
+{
+	int n = 0;
+
+	while (n < s->nmarks && s->marks[n].lsn <= s->wal_flush)
+		n++;
+	memmove(s->marks, s->marks + n, (size_t)(s->nmarks - n) * sizeof(s->marks[0]));
+	s->nmarks -= n;
+	return s->nmarks ? s->marks[0].flush - 1 : s->nflush;
+}
+
 static int pg_flush(ps_sink *s, ps_error *err)
 {
 	int rc = pgs_check_usable(s, err);
@@ -508,18 +645,99 @@ static int pg_flush(ps_sink *s, ps_error *err)
 		rc = pgs_pipeline_ready(s, err);
 		if (rc == PS_OK && PQsendQueryParams(s->conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) != 1)
 			rc = pg_result_error(err, s->conn, NULL, "commit");
-		if (rc == PS_OK) {
-			pgs_pending_push(s, PGS_P_COMMIT, 0, false, NULL, "commit");
-			rc = pgs_leave_pipeline(s, err);
-		}
 		if (rc == PS_OK)
+			pgs_pending_push(s, PGS_P_COMMIT, 0, false, NULL, "commit");
+		/* NOTES 7: where the commit's record ends at the latest, and how
+		 * far the WAL is flushed; read with the COMMIT's result */
+		if (rc == PS_OK && s->async)
+			rc = pgs_send_query(s, WAL_POSITIONS, 0, NULL, PGS_P_WAL, NULL,
+			                    "reading the WAL positions", err);
+		if (rc == PS_OK)
+			rc = pgs_leave_pipeline(s, err);
+		if (rc == PS_OK) {
 			s->in_txn = false;
+			s->ncommits++;
+			if (s->async)
+				mark_commit(s, s->nflush + 1, s->wal_insert);
+		}
 	}
-	if (rc == PS_OK)
+	if (rc == PS_OK) {
+		s->nflush++;
 		report_missing(s);      /* what the last 10 s held back */
+	}
 	if (rc != PS_OK)
 		rc = pgs_fail(s, err);
 	return rc;
+}
+
+/* ==== durability (NOTES 7) =============================================== */
+
+/* One small transaction committed synchronously: its commit record is
+ * flushed before COMMIT returns, and with it all WAL before it. It must
+ * write WAL to wait for the flush, hence a row that comes and goes; its
+ * key is no job's name (spec.c: [a-z0-9_-]). */
+static int commit_durably(ps_sink *s, ps_error *err)
+{
+	char key[128];
+	const char *params[1] = {key};
+	int rc;
+
+	if (s->in_txn)
+		return ps_error_set(err, PS_EINVAL, "asked to make commits durable inside an open "
+		                    "target transaction");
+	snprintf(key, sizeof(key), "durability mark of %s", s->job);
+	rc = pgs_send_query(s, "BEGIN", 0, NULL, PGS_P_BEGIN, NULL, "begin", err);
+	if (rc == PS_OK)
+		rc = pgs_send_query(s, "SET LOCAL synchronous_commit = on", 0, NULL, PGS_P_OTHER, NULL,
+		                    "setting synchronous_commit", err);
+	if (rc == PS_OK)
+		rc = pgs_send_query(s, "INSERT INTO penstock.checkpoint (job, body) VALUES ($1, '')", 1,
+		                    params, PGS_P_OTHER, NULL, "writing a durability mark", err);
+	if (rc == PS_OK)
+		rc = pgs_send_query(s, "DELETE FROM penstock.checkpoint WHERE job = $1", 1, params,
+		                    PGS_P_OTHER, NULL, "removing the durability mark", err);
+	if (rc == PS_OK)
+		rc = pgs_send_query(s, "COMMIT", 0, NULL, PGS_P_COMMIT, NULL, "commit", err);
+	if (rc == PS_OK)
+		rc = pgs_send_query(s, WAL_POSITIONS, 0, NULL, PGS_P_WAL, NULL,
+		                    "reading the WAL positions", err);
+	if (rc == PS_OK)
+		rc = pgs_leave_pipeline(s, err);
+	return rc;
+}
+
+static int pg_durable(ps_sink *s, int how, uint64_t *through, ps_error *err)
+{
+	PGresult *res = NULL;
+	int rc = pgs_check_usable(s, err);
+
+	*through = 0;
+	if (rc != PS_OK)
+		return rc;
+	if (s->in_txn && how == PS_DURABLE_WAIT)
+		return ps_error_set(err, PS_EINVAL, "asked to make commits durable inside an open "
+		                    "target transaction");
+	/* inside one, asking would need a sync of the pipeline: say what is known */
+	if (!s->in_txn && s->nmarks > 0 && how == PS_DURABLE_ASK && durable_through(s) < s->nflush) {
+		s->nasks++;
+		rc = pgs_exec(s, &res, err, "reading the WAL positions", WAL_POSITIONS, 0, NULL);
+		if (rc == PS_OK)
+			rc = read_wal(s, res, err);
+		PQclear(res);
+	}
+	if (rc == PS_OK && s->nmarks > 0 && how == PS_DURABLE_WAIT &&
+	    durable_through(s) < s->nflush) {
+		s->nwaits++;
+		rc = commit_durably(s, err);
+	}
+	if (rc != PS_OK)
+		return pgs_fail(s, err);
+	*through = durable_through(s);
+	if (how == PS_DURABLE_WAIT && *through < s->nflush)
+		return ps_error_set(err, PS_EPROTO, "the WAL is flushed to %llu after a synchronous "
+		                    "commit, short of %llu", (unsigned long long)s->wal_flush,
+		                    (unsigned long long)s->marks[0].lsn);
+	return PS_OK;
 }
 
 /* ==== checkpoints ========================================================= */
@@ -578,6 +796,11 @@ static int pg_checkpoint_load(ps_sink *s, char **json, ps_error *err)
 		rc = pgs_settle(s, err);
 	if (rc == PS_OK)
 		rc = wait_for_earlier_sessions(s, err);
+	/* sink.h rule c: what an earlier run committed asynchronously (NOTES 7) */
+	if (rc == PS_OK && !s->in_txn)
+		rc = commit_durably(s, err);
+	if (rc != PS_OK && !s->failed)
+		rc = pgs_fail(s, err);
 	if (rc == PS_OK)
 		rc = pgs_exec(s, &res, err, "reading penstock.checkpoint",
 		              "SELECT body FROM penstock.checkpoint WHERE job = $1", 1, params);
@@ -672,6 +895,15 @@ static int pg_table_change(ps_sink *s, const ps_txn *txn, const ps_table_change 
 }
 
 static const char *const schemes[] = {"postgresql", "postgres", NULL};
+static const char *const async_modes[] = {"auto", "on", "off", NULL};
+static const ps_option_def pg_sink_options[] = {
+	{.name = "async_commit", .kind = PS_OPTION_CHOICE, .choices = async_modes,
+	 .default_text = "auto",
+	 .doc = "commit batches without waiting for the disk and acknowledge the source only "
+	        "what the target has flushed (\"auto\": unless the target has synchronous "
+	        "standbys)"},
+	{.name = NULL},
+};
 static const char *const check_ids[] = {"target.writable", "target.tables", "target.types",
                                         "target.extensions", NULL};
 
@@ -681,6 +913,7 @@ const ps_sink_ops ps_sink_pg = {
 	.url_schemes = schemes,
 	.max_writers = 0,
 	.check_ids = check_ids,
+	.options = pg_sink_options,
 	.open = pg_open,
 	.begin = pg_begin,
 	.write = pg_write,
@@ -700,4 +933,5 @@ const ps_sink_ops ps_sink_pg = {
 	.sequences_set = pgs_sequences_set,
 	.schema_apply = pgs_schema_apply,
 	.table_change = pg_table_change,
+	.durable = pg_durable,
 };

@@ -42,6 +42,7 @@
 #define PGS_NET_MAX_BYTES ((size_t)8 << 20)   /* change data held by pgsink_net.c */
 #define PGS_MULTI_ROWS 64                     /* rows per multi-row INSERT */
 #define PGS_NET_MAX_ITEMS ((size_t)65536)     /* entries held by pgsink_net.c */
+#define PGS_MARKS_MAX 64                      /* commits awaiting durability kept apart */
 
 /* One prepared statement: the SQL for one table and one statement shape. */
 typedef struct pgs_stmt {
@@ -105,7 +106,9 @@ typedef enum pgs_pending_kind {
 	PGS_P_COMMIT,
 	PGS_P_PREPARE,
 	PGS_P_CHANGE,                /* insert / update / delete */
-	PGS_P_OTHER                  /* truncate, checkpoint, deallocate */
+	PGS_P_OTHER,                 /* truncate, checkpoint, deallocate */
+	PGS_P_WAL                    /* the WAL insert and flush positions (pgsink.c
+	                                NOTES 7) */
 } pgs_pending_kind;
 
 typedef struct pgs_pending {
@@ -130,6 +133,18 @@ struct ps_sink {
 	int npending;
 	pgs_pending pending[PGS_PIPELINE_MAX + 4];
 	bool failed;                 /* an error left the transaction unusable */
+
+	/* asynchronous commits and their durability (pgsink.c NOTES 7) */
+	bool async;                  /* the session commits with synchronous_commit = off */
+	uint64_t nflush;             /* flushes that returned 0 (sink.h rule a) */
+	struct pgs_mark {
+		uint64_t flush;          /* the flush that committed ... */
+		uint64_t lsn;            /* ... with its commit record before this WAL position */
+	} marks[PGS_MARKS_MAX];      /* commits not yet known durable, oldest first */
+	int nmarks;
+	uint64_t wal_insert;         /* WAL positions last read (bytes from 0/0) */
+	uint64_t wal_flush;
+	uint64_t ncommits, nasks, nwaits;   /* for the log at close */
 	int failure_code;            /* the first such error's code */
 	char failure[PS_ERROR_MESSAGE_MAX];
 
