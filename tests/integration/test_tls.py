@@ -10,63 +10,26 @@ import http.client
 import json
 import os
 import pathlib
+import pwd
+import shutil
 import signal
 import socket
 import ssl
 import subprocess
+import tempfile
 import urllib.error
 import urllib.request
 
 import pytest
 
-from conftest import BIN, PGTMP, Writer, wait_equal, wait_for
-from test_server import TOKEN, Server, spec_for
+from conftest import BIN, Cluster, Penstock, Writer, wait_equal, wait_for
+from test_server import TOKEN, W_TABLES, TlsServer, spec_for
 from tlsca import CA, key_body_lines
 
 
 @pytest.fixture(scope="module")
 def ca(tmp_path_factory):
     return CA(tmp_path_factory.mktemp("ca"))
-
-
-class TlsServer(Server):
-    """A penstock server with --tls-cert/--tls-key, called over https."""
-
-    def __init__(self, state_dir, cert, key, cafile, env_extra=None, token_from_file=False):
-        super().__init__(state_dir, env_extra)
-        self.cert, self.key, self.cafile = cert, key, cafile
-        self.url = f"https://127.0.0.1:{self.port}"
-        self.env["PENSTOCK_SERVER"] = self.url
-        self.env["PENSTOCK_CACERT"] = str(cafile)
-        if token_from_file:
-            del self.env["PENSTOCK_API_TOKEN"]
-            self.env["PENSTOCK_STATE_DIR"] = str(state_dir)
-
-    def start(self):
-        self.state_dir.mkdir(exist_ok=True)
-        self.proc = subprocess.Popen(
-            [BIN, "server", "--listen", f"127.0.0.1:{self.port}", "--state-dir", str(self.state_dir),
-             "--tls-cert", str(self.cert), "--tls-key", str(self.key)],
-            env=self.env, stdout=subprocess.DEVNULL, stderr=open(self.log, "a"))
-        wait_for(self.healthy, 20, what="server to answer /healthz over https")
-        return self
-
-    def call(self, method, path, body=None, token=TOKEN, raw=None):
-        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-        req = urllib.request.Request(self.url + path, data=data, method=method)
-        if token is not None:
-            req.add_header("Authorization", f"Bearer {token}")
-        req.add_header("Content-Type", "application/json")
-        ctx = ssl.create_default_context(cafile=str(self.cafile))
-        try:
-            with urllib.request.urlopen(req, timeout=120, context=ctx) as r:
-                text, status = r.read().decode(), r.status
-        except urllib.error.HTTPError as e:
-            text, status = e.read().decode(), e.code
-        try:
-            return status, json.loads(text)
-        except ValueError:
-            return status, text
 
 
 def run_server(*args, env=None):
@@ -230,3 +193,228 @@ def test_token_rotation_on_sighup(tmp_path, ca, db):
         for j in s.call("GET", "/v1/jobs", token=new_token)[1]["jobs"]:
             s.call("DELETE", f"/v1/jobs/{j['id']}", token=new_token)
         s.stop(keep_jobs=True)
+
+
+# --- PostgreSQL over verified TLS ----------------------------------------------
+
+@pytest.fixture(scope="module")
+def ssl_cluster(ca):
+    """A PostgreSQL cluster with ssl=on, its certificate signed by the test CA
+    for 127.0.0.1 and localhost, every connection logged (to see that
+    penstock's are encrypted), and a role that logs in with a client
+    certificate only."""
+    base = pathlib.Path(tempfile.mkdtemp(prefix="penstock-tls-"))
+    os.chmod(base, 0o755)
+    tls = base / "tls"
+    tls.mkdir()
+    cert, key = ca.issue("pg", ["127.0.0.1", "localhost"])
+    for src, name in ((cert, "server.crt"), (key, "server.key"), (ca.cert, "ca.crt")):
+        shutil.copy(src, tls / name)
+    os.chmod(tls / "server.key", 0o600)
+    if os.getuid() == 0:   # the server runs as postgres (pgtmp.sh)
+        pw = pwd.getpwnam("postgres")
+        for f in (tls, *tls.iterdir()):
+            os.chown(f, pw.pw_uid, pw.pw_gid)
+    c = Cluster(str(base), settings=["ssl=on", f"ssl_cert_file={tls}/server.crt",
+                                     f"ssl_key_file={tls}/server.key", f"ssl_ca_file={tls}/ca.crt",
+                                     "log_connections=on"])
+    hba = pathlib.Path(c.dir) / "data" / "pg_hba.conf"
+    hba.write_text("hostssl all certuser 127.0.0.1/32 cert\n"
+                   "hostssl replication certuser 127.0.0.1/32 cert\n" + hba.read_text())
+    conn = c.connect()
+    with conn.cursor() as cur:
+        cur.execute("SELECT pg_reload_conf()")
+    conn.close()
+    yield c
+    c.stop()
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def pg_log(cluster):
+    return (pathlib.Path(cluster.dir) / "server.log").read_text()
+
+
+def tls_url(db, ca_file, host="127.0.0.1", user="postgres", extra=""):
+    return (f"postgresql://{user}@{host}:{db.cluster.port}/{db.name}"
+            f"?sslmode=verify-full&sslrootcert={ca_file}{extra}")
+
+
+def test_postgresql_verify_full_streams_over_tls(tmp_path, ca, ssl_cluster):
+    src, dst = ssl_cluster.new_database(), ssl_cluster.new_database()
+    Writer.create_tables(src, rows=200)
+    app = "penstock_tls_" + src.name
+    spec = {"name": "tls", "type": "sync",
+            "source": {"url": tls_url(src, ca.cert, extra=f"&application_name={app}")},
+            "target": {"url": tls_url(dst, ca.cert, host="localhost",
+                                      extra=f"&application_name={app}")}}
+    p = Penstock(tmp_path, spec)
+    try:
+        p.start()
+        p.wait_streaming(src, timeout=90)
+        src.execute("INSERT INTO w_items SELECT g, g, 'after' FROM generate_series(201, 260) g")
+        src.execute("UPDATE w_items SET v = -v WHERE id % 7 = 0")
+        src.execute("INSERT INTO w_history VALUES (1, 'x'), (2, 'y')")
+        wait_equal(src, dst, W_TABLES)
+        assert p.stop() == 0
+    finally:
+        if p.proc.poll() is None:
+            p.kill()
+    # every connection penstock made (source, replication, target) was TLS:
+    # PostgreSQL logs "SSL enabled" on the line of each authorized connection
+    lines = [ln for ln in pg_log(ssl_cluster).splitlines()
+             if "connection authorized" in ln and f"application_name={app}" in ln]
+    assert any("replication connection" in ln for ln in lines), lines
+    assert len(lines) >= 3 and all("SSL enabled" in ln for ln in lines), lines
+    # the redacted URL shown by penstock keeps the TLS parameters (no secret in them)
+    assert "sslmode=verify-full&sslrootcert=" in p.stderr()
+
+
+def test_postgresql_wrong_host_name_or_ca_is_refused(tmp_path, ca, ssl_cluster):
+    src = ssl_cluster.new_database()
+    src.execute("CREATE TABLE t (id int PRIMARY KEY)")
+    out = "jsonl://" + str(tmp_path / "out")
+
+    def run(url):
+        p = Penstock(tmp_path / f"run{run.n}", {"name": "tls", "type": "cdc", "source": {"url": url},
+                                                "target": {"url": out}})
+        run.n += 1
+        p.workdir.mkdir()
+        return p.run_to_exit(timeout=60)
+    run.n = 0
+    # a name the certificate does not hold, reaching the same server (hostaddr)
+    rc, _, err = run(tls_url(src, ca.cert, host="db.wrong-name.test", extra="&hostaddr=127.0.0.1"))
+    assert rc == 1, err
+    assert 'does not match host name "db.wrong-name.test"' in err
+    assert "subjectAltName" in err and "reissued" in err
+    # a CA that did not sign the server's certificate
+    other = CA(tmp_path / "other-ca", name="another CA")
+    rc, _, err = run(tls_url(src, other.cert))
+    assert rc == 1 and "certificate verify failed" in err and "sslrootcert=FILE" in err, err
+    # verify-full without the CA's certificate
+    rc, _, err = run(f"postgresql://postgres@127.0.0.1:{ssl_cluster.port}/{src.name}"
+                     f"?sslmode=verify-full&sslrootcert={tmp_path}/missing.crt")
+    assert rc == 1 and "root certificate file" in err and "sslrootcert" in err, err
+    # a password for the client key in the URL is refused without echoing it
+    rc, _, err = run(tls_url(src, ca.cert, extra="&sslpassword=k3y-Pa55-zzz"))
+    assert rc == 2 and "k3y-Pa55-zzz" not in err and "sslpassword" in err, err
+
+
+def test_postgresql_client_certificate(tmp_path, ca, ssl_cluster):
+    """sslcert and sslkey reach libpq: a role that may only log in with a
+    certificate streams; its key, readable by others, is refused by libpq;
+    no line of the key is ever printed."""
+    src = ssl_cluster.new_database()
+    src.execute("DO $$ BEGIN CREATE ROLE certuser LOGIN REPLICATION; "
+                "EXCEPTION WHEN duplicate_object THEN NULL; END $$")
+    src.execute("CREATE TABLE c (id int PRIMARY KEY, v text)")
+    src.execute("ALTER TABLE c OWNER TO certuser")
+    src.execute(f'GRANT CREATE ON DATABASE "{src.name}" TO certuser')
+    cert, key = ca.issue("certuser", ["certuser"], client=True)
+    url = tls_url(src, ca.cert, user="certuser", extra=f"&sslcert={cert}&sslkey={key}")
+    p = Penstock(tmp_path, {"name": "cc", "type": "cdc", "source": {"url": url},
+                            "target": {"url": "jsonl://" + str(tmp_path / "out")}})
+    try:
+        p.start()
+        p.wait_streaming(src, timeout=90)
+        src.execute("INSERT INTO c VALUES (1, 'one'), (2, 'two')")
+        wait_for(lambda: len(p.events()) >= 2, what="2 events")
+        assert p.stop() == 0
+    finally:
+        if p.proc.poll() is None:
+            p.kill()
+    assert sorted(e["after"]["id"] for e in p.events() if e.get("after")) == [1, 2]
+    texts = [p.stderr(), json.dumps(p.checkpoint())] + [f.read_text() for f in p.out_dir.glob("*")]
+    # without the certificate: refused by the server, with what to do
+    p.spec["source"]["url"] = tls_url(src, ca.cert, user="certuser")
+    rc, _, err = p.run_to_exit(timeout=60)
+    assert rc == 1 and "sslcert=FILE" in err, err
+    # a key others can read: libpq refuses it, penstock says what to do
+    os.chmod(key, 0o644)
+    p.spec["source"]["url"] = url
+    rc, _, err = p.run_to_exit(timeout=60)
+    os.chmod(key, 0o600)
+    assert rc == 1 and "group or world access" in err and "chmod 600" in err, err
+    texts.append(err)
+    for line in key_body_lines(key):
+        assert not any(line in t for t in texts), "a line of the client key leaked"
+
+
+# --- MariaDB over verified TLS ---------------------------------------------------
+
+@pytest.fixture(scope="module")
+def ssl_mariadb(ca, tmp_path_factory):
+    """A MariaDB server with ssl-cert/ssl-key signed by the test CA for
+    127.0.0.1 only, listening on 127.0.0.1 and 127.0.0.2 (the second address
+    reaches the same server by a name its certificate does not hold), and a
+    replication user that may only connect over TLS (REQUIRE SSL)."""
+    from mariadb import MariaDB
+    cert, key = ca.issue("mariadb", ["127.0.0.1"])
+    base = tmp_path_factory.mktemp("mariadb")
+    (base / "tmp").mkdir()
+    m = MariaDB(base, extra=[f"--ssl-cert={cert}", f"--ssl-key={key}", f"--ssl-ca={ca.cert}",
+                             "--bind-address=127.0.0.1,127.0.0.2",
+                             f"--tmpdir={base}/tmp"])   # its own, not the shared /tmp
+    m.start()
+    m.execute("CREATE USER tlsuser@'%' REQUIRE SSL")
+    m.execute("GRANT SELECT, RELOAD, REPLICATION SLAVE, REPLICATION CLIENT, BINLOG MONITOR "
+              "ON *.* TO tlsuser@'%'")
+    m.execute("GRANT CREATE, INSERT, DELETE ON penstock.* TO tlsuser@'%'")   # --until's fence
+    yield m
+    m.stop()
+
+
+def test_mariadb_verify_full_reads_over_tls(tmp_path, ca, ssl_mariadb):
+    m = ssl_mariadb
+    m.execute("DROP DATABASE IF EXISTS d")
+    m.execute("CREATE DATABASE d")
+    m.execute("CREATE TABLE d.t (id int PRIMARY KEY, v varchar(20))")
+    m.execute("INSERT INTO d.t VALUES (1, 'one'), (2, 'two')")
+    base = f"mysql://tlsuser@{{host}}:{m.port}/?ssl_mode=verify_full&ssl_ca={{ca}}"
+    spec = {"name": "mytls", "type": "sync", "tables": {"include": ["d.*"]},
+            "source": {"url": base.format(host="127.0.0.1", ca=ca.cert)},
+            "target": {"url": "jsonl://" + str(tmp_path / "ok" / "out")}}
+    p = Penstock(tmp_path / "ok", spec)
+    p.workdir.mkdir()
+    try:
+        p.start()
+        p.wait_log("; streaming, ", timeout=90)
+        m.execute("INSERT INTO d.t VALUES (3, 'three')")
+        wait_for(lambda: {e["after"]["id"] for e in p.events() if e.get("after")} >= {1, 2, 3},
+                 60, what="rows 1..3 in the output")
+        assert p.stop() == 0
+    finally:
+        if p.proc.poll() is None:
+            p.kill()
+    # the same user without TLS is refused by the server (REQUIRE SSL): so
+    # the run above was encrypted
+    spec["source"]["url"] = f"mysql://tlsuser@127.0.0.1:{m.port}/?ssl_mode=disable"
+    (tmp_path / "plain").mkdir()
+    rc, _, err = Penstock(tmp_path / "plain", spec).run_to_exit(timeout=60)
+    assert rc == 1 and "Access denied" in err, err
+
+
+def test_mariadb_wrong_host_name_or_ca_is_refused(tmp_path, ca, ssl_mariadb):
+    m = ssl_mariadb
+    m.execute("CREATE DATABASE IF NOT EXISTS d")
+    m.execute("CREATE TABLE IF NOT EXISTS d.t (id int PRIMARY KEY, v varchar(20))")
+
+    def run(url, n):
+        spec = {"name": "mytls", "type": "sync", "tables": {"include": ["d.*"]},
+                "source": {"url": url}, "target": {"url": "jsonl://" + str(tmp_path / "out")}}
+        p = Penstock(tmp_path / f"r{n}", spec)
+        p.workdir.mkdir()
+        return p.run_to_exit(timeout=60, args=("--until", "caught-up"))
+    # 127.0.0.2 reaches the server, but its certificate names 127.0.0.1 only
+    rc, _, err = run(f"mysql://tlsuser@127.0.0.2:{m.port}/?ssl_mode=verify_full&ssl_ca={ca.cert}", 1)
+    assert rc == 1 and "Validation of SSL server certificate failed" in err, err
+    assert "does not name the URL's host" in err and "subjectAltName" in err, err
+    # a CA that did not sign the server's certificate
+    other = CA(tmp_path / "other-ca", name="another CA")
+    rc, _, err = run(f"mysql://tlsuser@127.0.0.1:{m.port}/?ssl_mode=verify_full&ssl_ca={other.cert}", 2)
+    assert rc == 1 and "self-signed certificate in certificate chain" in err, err
+    assert "ssl_ca=FILE" in err, err
+    # and the right CA by the right address works (the refusals above were
+    # about the certificate, not the user or the server)
+    rc, _, err = run(f"mysql://tlsuser@127.0.0.1:{m.port}/?ssl_mode=verify_full&ssl_ca={ca.cert}"
+                     "&connect_timeout=5", 3)
+    assert rc == 0, err

@@ -26,14 +26,17 @@ class CA:
                  "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=self.dir)
         os.chmod(self.key, 0o600)
 
-    def issue(self, stem, names):
-        """A server certificate for names ("127.0.0.1", "localhost", ...):
-        returns (cert path, key path); the key has mode 0600."""
+    def issue(self, stem, names, client=False):
+        """A server certificate for names ("127.0.0.1", "localhost", ...), or
+        with client a client certificate whose common name is names[0] (a
+        PostgreSQL role for cert authentication): returns (cert path, key
+        path); the key has mode 0600."""
         cert, key, csr = (self.dir / f"{stem}.pem", self.dir / f"{stem}.key",
                           self.dir / f"{stem}.csr")
         ext = self.dir / f"{stem}.ext"
         alt = ",".join(("IP:" if n.replace(".", "").isdigit() else "DNS:") + n for n in names)
-        ext.write_text(f"subjectAltName={alt}\nextendedKeyUsage=serverAuth\n"
+        usage = "clientAuth" if client else "serverAuth"
+        ext.write_text(f"subjectAltName={alt}\nextendedKeyUsage={usage}\n"
                        "basicConstraints=CA:FALSE\n")
         _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={names[0]}",
                  "-keyout", str(key), "-out", str(csr), cwd=self.dir)
