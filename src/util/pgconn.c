@@ -151,10 +151,12 @@ int pg_connect(PGconn **out, const char *url, const ps_url *parsed, const char *
 		char msg[1024];
 		size_t len;
 
-		/* libpq's message ends in a newline: trim it before the advice */
+		/* libpq's message ends in a newline (and a sentence in a full stop):
+		 * trim them before the advice */
 		snprintf(msg, sizeof(msg), "%s", PQerrorMessage(conn));
 		len = strlen(msg);
-		while (len && (msg[len - 1] == '\n' || msg[len - 1] == ' '))
+		while (len && (msg[len - 1] == '\n' || msg[len - 1] == ' ' ||
+		               (advice && msg[len - 1] == '.')))
 			msg[--len] = '\0';
 		ps_url_host_port(parsed, where, sizeof(where));
 		ps_error_set(err, PS_ECONNECT, "cannot connect to PostgreSQL at %s%s%s: %s%s%s", where,
