@@ -73,6 +73,12 @@ def test_api_over_https_verified_by_the_cli(tmp_path, ca, db):
         assert r.status == 200 and "<html" in page.lower()
         conn.close()
         assert s.call("GET", "/v1/jobs/orders")[1]["state"] == "created"
+        # a TLS parameter carrying a secret is refused by the API without echoing it
+        bad = spec_for(db, "jsonl://" + str(tmp_path / "out"), name="sslpw")
+        bad["source"]["url"] = db.url + "?sslmode=verify-full&sslpassword=k3y-Pa55-api"
+        status, reply = s.call("POST", "/v1/jobs", bad)
+        assert status == 400 and "sslpassword" in json.dumps(reply), reply
+        assert "k3y-Pa55-api" not in json.dumps(reply) and "k3y-Pa55-api" not in s.logtext()
         assert s.call("GET", "/v1/jobs", token="wrong-token-0123456789")[0] == 401
         # nothing of the key anywhere: log, answers, CLI output, state files
         texts = [s.logtext(), p.stdout + p.stderr, json.dumps(s.call("GET", "/v1/jobs")[1]),
@@ -349,11 +355,9 @@ def ssl_mariadb(ca, tmp_path_factory):
     replication user that may only connect over TLS (REQUIRE SSL)."""
     from mariadb import MariaDB
     cert, key = ca.issue("mariadb", ["127.0.0.1"])
-    base = tmp_path_factory.mktemp("mariadb")
-    (base / "tmp").mkdir()
-    m = MariaDB(base, extra=[f"--ssl-cert={cert}", f"--ssl-key={key}", f"--ssl-ca={ca.cert}",
-                             "--bind-address=127.0.0.1,127.0.0.2",
-                             f"--tmpdir={base}/tmp"])   # its own, not the shared /tmp
+    m = MariaDB(tmp_path_factory.mktemp("mariadb"),
+                extra=[f"--ssl-cert={cert}", f"--ssl-key={key}", f"--ssl-ca={ca.cert}",
+                       "--bind-address=127.0.0.1,127.0.0.2"])
     m.start()
     m.execute("CREATE USER tlsuser@'%' REQUIRE SSL")
     m.execute("GRANT SELECT, RELOAD, REPLICATION SLAVE, REPLICATION CLIENT, BINLOG MONITOR "
