@@ -14,6 +14,10 @@ packages=(
   procps util-linux
   mariadb-server mariadb-client libmariadb-dev zlib1g-dev python3-pymysql
   libssl-dev scdoc man-db
+  # TLS (issue 22): the tests make their CA and certificates with openssl;
+  # libmicrohttpd12 is built with GnuTLS (HTTPS for the API), ca-certificates
+  # is the system trust store the CLI falls back on
+  openssl ca-certificates
   # the operator's console (issue 20): the status page is tested in a real
   # headless browser over the DevTools protocol, /metrics and the example
   # alert rules with promtool

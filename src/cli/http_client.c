@@ -2,7 +2,9 @@
  * http_client.c — the CLI's calls to the server's REST API (libcurl).
  *
  * One request per call, a bounded reply (64 MiB), the bearer token in a
- * header only (never in a URL, a message or a log line).
+ * header only (never in a URL, a message or a log line). An https:// server
+ * is always verified (its chain against --cacert or the system's CAs, its
+ * name against the URL's host); there is no switch to turn that off.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,6 +63,10 @@ int ps_http_call(const ps_http_client *c, const char *method, const char *path, 
 	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)c->timeout_ms);
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+	if (c->cacert)
+		curl_easy_setopt(h, CURLOPT_CAINFO, c->cacert);
 	if (body) {
 		curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
 		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
@@ -69,6 +75,33 @@ int ps_http_call(const ps_http_client *c, const char *method, const char *path, 
 		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, 0L);
 	}
 	cc = curl_easy_perform(h);
+	if (cc == CURLE_PEER_FAILED_VERIFICATION) {
+		rc = ps_error_set(err, PS_ECONNECT, "the penstock server at %s is not trusted: %s; if "
+		                  "its certificate is signed by your own CA, pass that CA's certificate "
+		                  "with --cacert FILE (or PENSTOCK_CACERT), and use the host name the "
+		                  "certificate was made for in --server", c->base_url,
+		                  cerr[0] ? cerr : curl_easy_strerror(cc));
+		goto cleanup;
+	}
+	if (cc == CURLE_SSL_CACERT_BADFILE) {
+		rc = ps_error_set(err, PS_EINVAL, "--cacert %s: cannot be read as PEM CA certificates: %s",
+		                  c->cacert ? c->cacert : "(system)", cerr[0] ? cerr : curl_easy_strerror(cc));
+		goto cleanup;
+	}
+	if (cc == CURLE_SSL_CONNECT_ERROR && strncmp(c->base_url, "https:", 6) == 0) {
+		rc = ps_error_set(err, PS_ECONNECT, "no TLS handshake with the penstock server at %s: %s; "
+		                  "a server started without --tls-cert speaks plain HTTP: use http://",
+		                  c->base_url, cerr[0] ? cerr : curl_easy_strerror(cc));
+		goto cleanup;
+	}
+	if ((cc == CURLE_GOT_NOTHING || cc == CURLE_RECV_ERROR || cc == CURLE_WEIRD_SERVER_REPLY) &&
+	    strncmp(c->base_url, "http:", 5) == 0) {
+		rc = ps_error_set(err, PS_ECONNECT, "the penstock server at %s gave no HTTP answer (%s); "
+		                  "a server started with --tls-cert speaks HTTPS only: use https:// "
+		                  "(and --cacert FILE for a private CA)", c->base_url,
+		                  cerr[0] ? cerr : curl_easy_strerror(cc));
+		goto cleanup;
+	}
 	if (cc != CURLE_OK) {
 		rc = ps_error_set(err, PS_ECONNECT, "cannot reach the penstock server at %s: %s; is "
 		                  "`penstock server` running? (--server URL or PENSTOCK_SERVER)",

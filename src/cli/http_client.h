@@ -12,6 +12,8 @@ typedef struct ps_http_client {
 	const char *base_url;   /* "http://127.0.0.1:7654" */
 	const char *token;      /* bearer token; never printed */
 	long timeout_ms;        /* whole request */
+	const char *cacert;     /* https: PEM file of the CA(s) to trust instead of the
+	                           system's, or NULL */
 } ps_http_client;
 
 typedef struct ps_http_reply {

@@ -7,10 +7,12 @@
  * prechecks failed (check, start --wait); 5 the job's state does not allow
  * the action (409, nothing changed).
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "util/clock.h"
@@ -69,6 +71,8 @@ static void usage(FILE *f)
 	      "JOB is a job's name or id. Options:\n"
 	      "  --server URL         the server (default $PENSTOCK_SERVER, else http://127.0.0.1:7654)\n"
 	      "  --state-dir DIR      where the server's api-token file is (when PENSTOCK_API_TOKEN is unset)\n"
+	      "  --cacert FILE        https:// servers: trust the CA certificate(s) in FILE (PEM) instead\n"
+	      "                       of the system's (default $PENSTOCK_CACERT)\n"
 	      "  --json               print the API's JSON\n"
 	      "  --wait               start/pause/resume/stop/recover/complete: wait until the job settles\n"
 	      "  --timeout SECONDS    for --wait and check (default 120)\n"
@@ -647,7 +651,7 @@ print:
 int ps_cli_job(int argc, char **argv)
 {
 	job_opts o;
-	const char *state_opt = NULL, *server = getenv("PENSTOCK_SERVER");
+	const char *state_opt = NULL, *server = getenv("PENSTOCK_SERVER"), *cacert = NULL;
 	char state_dir[1024], *end;
 	ps_error err;
 	int rc = PS_EXIT_OK;
@@ -676,6 +680,8 @@ int ps_cli_job(int argc, char **argv)
 			server = argv[++i];
 		} else if (strcmp(argv[i], "--state-dir") == 0 && i + 1 < argc) {
 			state_opt = argv[++i];
+		} else if (strcmp(argv[i], "--cacert") == 0 && i + 1 < argc) {
+			cacert = argv[++i];
 		} else if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc) {
 			o.timeout_given = true;
 			o.timeout_s = strtod(argv[++i], &end);
@@ -761,6 +767,15 @@ int ps_cli_job(int argc, char **argv)
 	}
 	o.http.base_url = server && server[0] ? server : "http://127.0.0.1:7654";
 	o.http.token = o.token;
+	if (!cacert && getenv("PENSTOCK_CACERT") && getenv("PENSTOCK_CACERT")[0])
+		cacert = getenv("PENSTOCK_CACERT");
+	if (cacert && access(cacert, R_OK) != 0) {
+		fprintf(stderr, "penstock: error: --cacert %s: cannot be read: %s; give the PEM file "
+		        "of the CA that signed the server's certificate\n", cacert, strerror(errno));
+		rc = PS_EXIT_USAGE;
+		goto out;
+	}
+	o.http.cacert = cacert;
 	if (strcmp(o.action, "compare") == 0 && !o.timeout_given)
 		o.timeout_s = 6 * 3600;   /* a full compare of a large table takes its time */
 	o.http.timeout_ms = (long)(o.timeout_s * 1000) + 30000;

@@ -21,6 +21,12 @@
  *     its history every PS_HISTORY_INTERVAL_MS, and under systemd tells it
  *     READY=1 once the jobs are loaded and WATCHDOG=1 while the job table's
  *     lock can be had (a wedged server stops pinging and is restarted).
+ *  7. The token is checked when a request's headers arrive, against the
+ *     token of that moment; SIGHUP may replace it (token.c) while a body is
+ *     still coming in, and that request goes on. Every request whose headers
+ *     arrive after the replacement needs the new token.
+ *  8. With --tls-cert/--tls-key the daemon speaks HTTPS only (GnuTLS inside
+ *     libmicrohttpd); the key is handed over from memory and never logged.
  */
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -43,6 +49,8 @@
 typedef struct request {
 	ps_buf body;
 	bool too_big;
+	bool has_auth;     /* an Authorization header came (note 7) */
+	bool authorized;   /* and it held the token of that moment */
 } request;
 
 static enum MHD_Result send_text(struct MHD_Connection *conn, int status, const char *type,
@@ -108,17 +116,21 @@ static enum MHD_Result send_asset(struct MHD_Connection *conn, const ps_console_
 	return ret;
 }
 
-static bool token_ok(const char *header, const char *token)
+static bool token_ok(const char *header, ps_server *srv)
 {
-	size_t n = strlen(token), m;
+	char token[sizeof(srv->token)];
+	size_t n, m;
 	unsigned char diff = 0;
 
 	if (!header || strncmp(header, "Bearer ", 7) != 0)
 		return false;
+	ps_server_token_copy(srv, token, sizeof(token));
+	n = strlen(token);
 	header += 7;
 	m = strlen(header);
 	for (size_t i = 0; i < n; i++)
 		diff |= (unsigned char)(token[i] ^ (i < m ? header[i] : 0));
+	memset(token, 0, sizeof(token));
 	return diff == 0 && m == n;
 }
 
@@ -269,14 +281,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	ps_server *srv = cls;
 	request *req = *ctx;
 	ps_api_result r = {0, NULL};
-	const char *auth;
 
 	(void)version;
 	if (!req) {
+		const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+		                                               MHD_HTTP_HEADER_AUTHORIZATION);
 		req = calloc(1, sizeof(*req));
 		if (!req)
 			return MHD_NO;
 		ps_buf_init(&req->body, PS_API_BODY_MAX);
+		req->has_auth = auth != NULL;
+		req->authorized = token_ok(auth, srv);   /* note 7 */
 		*ctx = req;
 		return MHD_YES;
 	}
@@ -291,10 +306,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		if (asset)
 			return send_asset(conn, asset);
 	}
-	auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-	if (!token_ok(auth, srv->token)) {
+	if (!req->authorized) {
 		ps_api_error(&r, 401, "unauthorized",
-		             auth ? "the bearer token is wrong; use the server's token (PENSTOCK_API_TOKEN "
+		             req->has_auth ? "the bearer token is wrong; use the server's token (PENSTOCK_API_TOKEN "
 		                    "or the api-token file in its state directory)"
 		                  : "missing \"Authorization: Bearer <token>\"; the token is in "
 		                    "PENSTOCK_API_TOKEN or the api-token file in the server's state directory");
@@ -353,6 +367,11 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **ctx,
 	*ctx = NULL;
 }
 
+/* The last thing libmicrohttpd said, for the message when the daemon does
+ * not start (a certificate GnuTLS refuses, an address in use). */
+static char g_mhd_last[512];
+static atomic_int g_mhd_starting;   /* only MHD_start_daemon's thread writes g_mhd_last */
+
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	char msg[512];
@@ -360,6 +379,8 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 	(void)cls;
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	msg[strcspn(msg, "\n")] = '\0';
+	if (atomic_load(&g_mhd_starting) && !g_mhd_last[0])   /* the first says why */
+		snprintf(g_mhd_last, sizeof(g_mhd_last), "%s", msg);
 	ps_log_warn("http: %s", msg);
 }
 
@@ -402,8 +423,8 @@ static void notify_status(ps_server *srv, const char *prefix, const char *addr, 
 		failing += j->state == PS_JOB_FAILED || j->state == PS_JOB_FAILED_PERMANENTLY;
 	}
 	pthread_mutex_unlock(&srv->mu);
-	snprintf(msg, sizeof(msg), "%sSTATUS=serving http://%s:%u: %d job%s, %d running, %d failed",
-	         prefix, addr, port, jobs, jobs == 1 ? "" : "s", running, failing);
+	snprintf(msg, sizeof(msg), "%sSTATUS=serving %s://%s:%u: %d job%s, %d running, %d failed",
+	         prefix, srv->tls_cert ? "https" : "http", addr, port, jobs, jobs == 1 ? "" : "s", running, failing);
 	ps_sd_notify(msg);
 }
 
@@ -423,6 +444,8 @@ static void main_loop(ps_server *srv, atomic_int *stop, const char *addr, unsign
 		uint64_t now;
 
 		nanosleep(&ts, NULL);
+		if (atomic_exchange(&srv->reload_token, 0))
+			ps_server_token_reload(srv);
 		now = ps_now_ns();
 		if (now - last_sample >= (uint64_t)PS_HISTORY_INTERVAL_MS * 1000000ull) {
 			last_sample = now;
@@ -449,21 +472,47 @@ int ps_http_serve(ps_server *srv, const char *listen, atomic_int *stop, ps_error
 {
 	struct sockaddr_in sa;
 	struct MHD_Daemon *d;
+	struct MHD_OptionItem opts[8];
 	const union MHD_DaemonInfo *info;
+	unsigned int flags;
 	char addr[64];
-	int rc;
+	int rc, nopt = 0;
 
 	rc = parse_listen(listen, &sa, err);
 	if (rc != PS_OK)
 		return rc;
-	d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
-	                             MHD_USE_ITC | MHD_USE_ERROR_LOG,
-	                     0, NULL, NULL, on_request, srv,
-	                     MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
-	                     MHD_OPTION_SOCK_ADDR, &sa,
-	                     MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
-	                     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
-	                     MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1, MHD_OPTION_END);
+	flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ITC |
+	        MHD_USE_ERROR_LOG;
+	if (srv->tls_cert) {
+		if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
+			return ps_error_set(err, PS_EINVAL, "--tls-cert: this libmicrohttpd (%s) was built "
+			                    "without TLS support; install one built with GnuTLS (Debian's "
+			                    "libmicrohttpd12 is), or serve plain HTTP behind a TLS proxy",
+			                    MHD_get_version());
+		flags |= MHD_USE_TLS;
+	}
+	g_mhd_last[0] = '\0';
+	/* MHD_OPTION_ARRAY so that the TLS options are there only with TLS */
+	opts[nopt++] = (struct MHD_OptionItem){MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)on_mhd_log, NULL};
+	opts[nopt++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, &sa};
+	opts[nopt++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed,
+	                                       NULL};
+	opts[nopt++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT, 120, NULL};
+	opts[nopt++] = (struct MHD_OptionItem){MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL};
+	if (srv->tls_cert) {
+		opts[nopt++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, srv->tls_cert};
+		opts[nopt++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, srv->tls_key};
+	}
+	opts[nopt] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+	atomic_store(&g_mhd_starting, 1);
+	d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_ARRAY, opts,
+	                     MHD_OPTION_END);
+	atomic_store(&g_mhd_starting, 0);
+	if (!d && srv->tls_cert)
+		return ps_error_set(err, PS_EINVAL, "cannot serve HTTPS on %s: %s; check that --tls-cert "
+		                    "is a PEM certificate and --tls-key its own PEM private key (not "
+		                    "encrypted), and that the address is free", listen,
+		                    g_mhd_last[0] ? g_mhd_last : "libmicrohttpd refused to start");
 	if (!d)
 		return ps_error_set(err, PS_EIO, "cannot listen on %s (in use? another penstock server?); "
 		                    "pick another address with --listen", listen);
@@ -481,8 +530,8 @@ int ps_http_serve(ps_server *srv, const char *listen, atomic_int *stop, ps_error
 	}
 	info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
 	inet_ntop(AF_INET, &sa.sin_addr, addr, sizeof(addr));
-	ps_log_info("penstock server listening on http://%s:%u (API under /v1, status page at /, "
-	            "state in %s)", addr, info ? (unsigned)info->port : (unsigned)ntohs(sa.sin_port),
+	ps_log_info("penstock server listening on %s://%s:%u (API under /v1, status page at /, "
+	            "state in %s)", srv->tls_cert ? "https" : "http", addr, info ? (unsigned)info->port : (unsigned)ntohs(sa.sin_port),
 	            srv->state_dir);
 	main_loop(srv, stop, addr, info ? (unsigned)info->port : (unsigned)ntohs(sa.sin_port));
 	ps_log_info("penstock server stopping: letting running jobs drain and checkpoint");

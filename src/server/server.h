@@ -90,7 +90,11 @@ typedef struct ps_job {
 
 struct ps_server {
 	char state_dir[1024];
-	char token[128];
+	char token[128];            /* guarded by token_mu: SIGHUP replaces it (token.c) */
+	pthread_mutex_t token_mu;
+	atomic_int reload_token;    /* set by SIGHUP; the main loop re-reads the token */
+	char *tls_cert;             /* --tls-cert's PEM text, or NULL: plain HTTP (owned) */
+	char *tls_key;              /* --tls-key's PEM text (owned; wiped before it is freed) */
 	ps_store *store;
 	pthread_mutex_t mu;
 	pthread_cond_t changed;     /* a job's thread ended, or a retry may be due */
@@ -196,6 +200,18 @@ int ps_http_serve(ps_server *srv, const char *listen, atomic_int *stop, ps_error
  * says how to get one (the client).
  */
 int ps_api_token(char *buf, size_t len, const char *state_dir, bool create, ps_error *err);
+/* Re-reads the token the way ps_api_token found it at start (SIGHUP): the
+ * api-token file may have a new one; PENSTOCK_API_TOKEN cannot change in a
+ * running process. On a bad file the old token stays. Logs the outcome,
+ * never the token. */
+void ps_server_token_reload(ps_server *srv);
+/* Copies the current token (under token_mu) into buf. */
+void ps_server_token_copy(ps_server *srv, char *buf, size_t len);
+/* Reads a PEM file given to --tls-cert or --tls-key into *out (owned; at most
+ * 1 MiB). secret: the file must not be readable by others (a private key):
+ * refused with the chmod that fixes it. */
+int ps_tls_file_read(char **out, const char *path, const char *option, bool secret,
+                     ps_error *err);
 /* nbytes (at most 64) random bytes from /dev/urandom as lower-case hex
  * into buf (at least 2 * nbytes + 1). */
 int ps_random_hex(char *buf, size_t len, size_t nbytes, ps_error *err);

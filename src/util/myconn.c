@@ -116,6 +116,30 @@ int my_error(ps_error *err, MYSQL *conn, const char *what)
 
 /* --- connections ------------------------------------------------------------ */
 
+/* What to do about a TLS failure while connecting (MySQL error 2026), from
+ * Connector/C's message; "" when there is no advice. A chain that does not
+ * lead to ssl_ca fails in the handshake with the TLS library's words; the
+ * host name is checked by Connector/C after it, "Validation of SSL server
+ * certificate failed". */
+static const char *tls_advice(unsigned int e, const char *msg)
+{
+	if (e != 2026)
+		return "";
+	if (strstr(msg, "Validation of SSL server certificate failed"))
+		return "; the server's certificate does not name the URL's host (ssl_mode=verify_ca and "
+		       "verify_full both check the name with this client library): connect by a name "
+		       "or address its subjectAltName holds, or have it reissued for this host";
+	if (strstr(msg, "self-signed") || strstr(msg, "issuer") || strstr(msg, "verify") ||
+	    strstr(msg, "unknown ca") || strstr(msg, "expired"))
+		return "; the server's certificate is not signed by a CA penstock trusts: give the CA "
+		       "certificate that signed it with ssl_ca=FILE in the URL";
+	if (strstr(msg, "not support") || strstr(msg, "SSL is required"))
+		return "; the server does not speak TLS: start it with ssl_cert and ssl_key, or lower "
+		       "ssl_mode in the URL";
+	return "; check the URL's ssl_ca, ssl_cert and ssl_key: PEM files readable by penstock, the "
+	       "key unencrypted and private to its owner (chmod 600)";
+}
+
 static int set_ssl(MYSQL *m, const ps_url *u, ps_error *err)
 {
 	const char *mode = ps_url_param_get(u, "ssl_mode");
@@ -192,8 +216,9 @@ int my_connect(MYSQL **out, const ps_url *u, const char *password,
 		char code[16];
 
 		ps_error_set(err, gone(e) || (e >= 2000 && e < 3000) ? PS_ECONNECT : PS_ESERVER,
-		             "cannot connect to MySQL at %s%s%s: %s", sock ? sock : where,
-		             u->user[0] ? " as " : "", u->user, mysql_error(m));
+		             "cannot connect to MySQL at %s%s%s: %s%s", sock ? sock : where,
+		             u->user[0] ? " as " : "", u->user, mysql_error(m),
+		             tls_advice(e, mysql_error(m)));
 		snprintf(code, sizeof(code), "%u", e);
 		ps_error_set_engine(err, MY_CODE_KIND, code, my_errclass_of(e));
 		mysql_close(m);

@@ -86,6 +86,35 @@ const ps_url_syntax ps_pg_url_syntax[] = {
 
 /* --- connections ------------------------------------------------------------ */
 
+/* What to do about a TLS failure libpq reports while connecting; NULL when
+ * msg is not one. The URL's ssl* parameters go to libpq unchanged (they are
+ * part of the connection string), so the advice names them. */
+static const char *tls_advice(const char *msg)
+{
+	if (strstr(msg, "does not match host name"))
+		return "the server's certificate does not name the host of the URL (sslmode=verify-full "
+		       "checks it): connect by a name or address the certificate holds in its "
+		       "subjectAltName, or have the certificate reissued for this host";
+	if (strstr(msg, "certificate verify failed"))
+		return "the server's certificate is not signed by a CA penstock trusts: give the CA "
+		       "certificate that signed it with sslrootcert=FILE in the URL";
+	if (strstr(msg, "root certificate file"))
+		return "sslmode=verify-ca and verify-full need the CA's certificate: add "
+		       "sslrootcert=FILE to the URL (or put it in ~/.postgresql/root.crt)";
+	if (strstr(msg, "server does not support SSL"))
+		return "the server has ssl=off: turn TLS on there (ssl=on, ssl_cert_file, ssl_key_file), "
+		       "or lower sslmode in the URL";
+	if (strstr(msg, "private key file") || strstr(msg, "could not load private key") ||
+	    strstr(msg, "certificate file"))
+		return "check the URL's sslcert and sslkey: PEM files readable by penstock, the key "
+		       "unencrypted and private to its owner (chmod 600)";
+	if (strstr(msg, "requires a valid client certificate") ||
+	    strstr(msg, "certificate authentication failed"))
+		return "the server wants a client certificate for this role: give sslcert=FILE and "
+		       "sslkey=FILE in the URL, a certificate whose common name is the user";
+	return NULL;
+}
+
 int pg_connect(PGconn **out, const char *url, const ps_url *parsed, const char *password,
                bool replication, const char *application_name, ps_error *err)
 {
@@ -118,9 +147,21 @@ int pg_connect(PGconn **out, const char *url, const ps_url *parsed, const char *
 	if (!conn)
 		return ps_error_set(err, PS_ENOMEM, "out of memory creating a PostgreSQL connection");
 	if (PQstatus(conn) != CONNECTION_OK) {
+		const char *advice = tls_advice(PQerrorMessage(conn));
+		char msg[1024];
+		size_t len;
+
+		/* libpq's message ends in a newline (and a sentence in a full stop):
+		 * trim them before the advice */
+		snprintf(msg, sizeof(msg), "%s", PQerrorMessage(conn));
+		len = strlen(msg);
+		while (len && (msg[len - 1] == '\n' || msg[len - 1] == ' ' ||
+		               (advice && msg[len - 1] == '.')))
+			msg[--len] = '\0';
 		ps_url_host_port(parsed, where, sizeof(where));
-		ps_error_set(err, PS_ECONNECT, "cannot connect to PostgreSQL at %s%s%s: %s", where,
-		             parsed->user[0] ? " as " : "", parsed->user, PQerrorMessage(conn));
+		ps_error_set(err, PS_ECONNECT, "cannot connect to PostgreSQL at %s%s%s: %s%s%s", where,
+		             parsed->user[0] ? " as " : "", parsed->user, msg,
+		             advice ? "; " : "", advice ? advice : "");
 		PQfinish(conn);
 		return PS_ECONNECT;
 	}

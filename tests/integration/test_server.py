@@ -7,6 +7,7 @@ import sqlite3
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import urllib.error
 import urllib.request
@@ -14,6 +15,7 @@ import urllib.request
 import pytest
 
 from conftest import BIN, Writer, wait_equal, wait_for
+from tlsca import CA, key_body_lines
 
 W_TABLES = ["public.w_items", "public.w_history"]
 TOKEN = "test-token-0123456789abcdef"
@@ -112,6 +114,46 @@ class Server:
         self.proc.wait(30)
 
 
+class TlsServer(Server):
+    """A penstock server with --tls-cert/--tls-key, called over https."""
+
+    def __init__(self, state_dir, cert, key, cafile, env_extra=None, token_from_file=False):
+        super().__init__(state_dir, env_extra)
+        self.cert, self.key, self.cafile = cert, key, cafile
+        self.url = f"https://127.0.0.1:{self.port}"
+        self.env["PENSTOCK_SERVER"] = self.url
+        self.env["PENSTOCK_CACERT"] = str(cafile)
+        if token_from_file:
+            del self.env["PENSTOCK_API_TOKEN"]
+            self.env["PENSTOCK_STATE_DIR"] = str(state_dir)
+
+    def start(self):
+        self.state_dir.mkdir(exist_ok=True)
+        self.proc = subprocess.Popen(
+            [BIN, "server", "--listen", f"127.0.0.1:{self.port}", "--state-dir", str(self.state_dir),
+             "--tls-cert", str(self.cert), "--tls-key", str(self.key)],
+            env=self.env, stdout=subprocess.DEVNULL, stderr=open(self.log, "a"))
+        wait_for(self.healthy, 20, what="server to answer /healthz over https")
+        return self
+
+    def call(self, method, path, body=None, token=TOKEN, raw=None):
+        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+        req = urllib.request.Request(self.url + path, data=data, method=method)
+        if token is not None:
+            req.add_header("Authorization", f"Bearer {token}")
+        req.add_header("Content-Type", "application/json")
+        ctx = ssl.create_default_context(cafile=str(self.cafile))
+        try:
+            with urllib.request.urlopen(req, timeout=120, context=ctx) as r:
+                text, status = r.read().decode(), r.status
+        except urllib.error.HTTPError as e:
+            text, status = e.read().decode(), e.code
+        try:
+            return status, json.loads(text)
+        except ValueError:
+            return status, text
+
+
 @pytest.fixture
 def server(tmp_path):
     s = Server(tmp_path / "state").start()
@@ -206,9 +248,15 @@ def test_duplicate_name_is_409(server, db, target_db):
 
 
 def test_secrets_never_appear_in_answers(tmp_path, db, cluster):
+    """The source's password, the API token and the TLS private key of
+    --tls-key: in no answer, no log line, no CLI output, no state file."""
     secret = "s3cr3t-Pa55word-xyz"
     cluster.connect().cursor().execute(f"CREATE ROLE app LOGIN REPLICATION PASSWORD '{secret}'")
-    s = Server(tmp_path / "state", env_extra={"APP_PW": secret}).start()
+    ca = CA(tmp_path / "ca")
+    cert, key = ca.issue("api", ["127.0.0.1"])
+    key_lines = key_body_lines(key)
+    assert len(key_lines) > 10   # the test looks for something real
+    s = TlsServer(tmp_path / "state", cert, key, ca.cert, env_extra={"APP_PW": secret}).start()
     try:
         spec = spec_for(db, "jsonl://" + str(tmp_path / "out"))
         spec["source"] = {"url": f"postgresql://app@127.0.0.1:{cluster.port}/{db.name}",
@@ -221,9 +269,15 @@ def test_secrets_never_appear_in_answers(tmp_path, db, cluster):
         texts.append(s.call("GET", "/metrics")[1])
         texts.append(s.logtext())
         texts.append(s.cli("show", "orders").stdout)
+        texts.append(s.cli("list", "--json").stdout)
+        s.stop()   # and what the server left behind at exit
+        texts.append(s.logtext())
+        texts += [f.read_bytes().decode("latin-1") for f in s.state_dir.rglob("*") if f.is_file()]
         for t in texts:
             assert secret not in t
             assert TOKEN not in t
+            for line in key_lines:
+                assert line not in t, "a line of the TLS private key leaked"
         assert "APP_PW" in texts[1]   # the variable's name is shown, its value never
     finally:
         s.stop()

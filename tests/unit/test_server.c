@@ -16,10 +16,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/status.h"
 #include "server/lifecycle.h"
+#include "server/server.h"
 #include "server/store.h"
 
 static void test_allowed_actions(void **state)
@@ -175,6 +177,58 @@ static void test_status(void **state)
 	ps_run_status_destroy(&s);
 }
 
+static void write_file(const char *path, const char *text, mode_t mode)
+{
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+	assert_int_equal(chmod(path, mode), 0);
+}
+
+/* --tls-cert / --tls-key files: a key others can read is refused with the
+ * chmod that fixes it, and its content is never in the message; a file
+ * that is not PEM is refused naming the option; a good one is read whole. */
+static void test_tls_files(void **state)
+{
+	char dir[] = "/tmp/ps-tls-XXXXXX", path[300];
+	const char *key = "-----BEGIN PRIVATE KEY-----\nTUlJRXZRSUJBREFOQmdrcWhraUc5dzBCQVFFRg==\n"
+	                  "-----END PRIVATE KEY-----\n";
+	char *text = NULL;
+	ps_error err;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/api.key", dir);
+
+	write_file(path, key, 0644);
+	ps_error_clear(&err);
+	assert_int_not_equal(ps_tls_file_read(&text, path, "--tls-key", true, &err), PS_OK);
+	assert_null(text);
+	assert_non_null(strstr(err.message, "chmod 600"));
+	assert_non_null(strstr(err.message, "--tls-key"));
+	assert_null(strstr(err.message, "TUlJRXZRSUJBREFOQmdrcWhraUc5dzBCQVFFRg"));
+
+	assert_int_equal(chmod(path, 0640), 0);   /* a group of its own: allowed */
+	assert_int_equal(ps_tls_file_read(&text, path, "--tls-key", true, &err), PS_OK);
+	assert_string_equal(text, key);
+	free(text);
+	text = NULL;
+
+	/* a certificate may be readable by all; it must still be PEM */
+	write_file(path, "not a certificate\n", 0644);
+	assert_int_not_equal(ps_tls_file_read(&text, path, "--tls-cert", false, &err), PS_OK);
+	assert_non_null(strstr(err.message, "PEM"));
+	assert_non_null(strstr(err.message, "--tls-cert"));
+	assert_null(text);
+
+	unlink(path);
+	assert_int_not_equal(ps_tls_file_read(&text, path, "--tls-cert", false, &err), PS_OK);
+	assert_non_null(strstr(err.message, path));
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -182,6 +236,7 @@ int main(void)
 		cmocka_unit_test(test_names_round_trip),
 		cmocka_unit_test(test_store),
 		cmocka_unit_test(test_status),
+		cmocka_unit_test(test_tls_files),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
