@@ -18,16 +18,21 @@
 #   compare_pg.py full compare of pgbench_accounts at CMP_SCALE (10: 1M rows),
 #                 equal and with 3 differing rows, next to pgcopydb compare
 #                 data (or, with Debian's pgcopydb 0.10, a whole-table digest)
+#   many_jobs.py  issue 22: MANY_JOBS (50) sync jobs in one penstock server to
+#                 PostgreSQL, SQLite and JSON lines under MANY_RATE (500) tx/s
+#                 for MANY_MINUTES (10): RSS, threads, connections per job,
+#                 per-job lag and throughput, GET /v1/jobs latency; every
+#                 target compared with the source
 #
 # Tunable by environment (defaults are the issue's): ROUNDS (3), SCALE (30),
 # JOBS (4), TXNS (100000), RATE (2000), LAG_SECONDS (60), BIG_ROWS (5000000).
 # A quick run: ROUNDS=1 SCALE=2 TXNS=10000 LAG_SECONDS=10 BIG_ROWS=200000 make bench
-# ONLY=load,backlog,lag,bigtxn,compare,mysql picks some of them.
+# ONLY=load,backlog,lag,bigtxn,compare,mysql,many picks some of them.
 set -euo pipefail
 BIN=${1:-build/penstock}
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh --bench
-ONLY=${ONLY:-load,backlog,lag,bigtxn,compare,mysql}
+ONLY=${ONLY:-load,backlog,lag,bigtxn,compare,mysql,many}
 want() { [[ ",$ONLY," == *",$1,"* ]]; }
 if want load; then
   echo "== 1. initial load -> PostgreSQL vs pgcopydb clone, pg_dump | psql, binary COPY"
@@ -53,4 +58,8 @@ if want mysql; then
   echo "== MariaDB source: load vs pgloader, backlog vs mariadb-binlog -v, one big transaction"
   /usr/bin/python3 bench/mysql_bench.py "$BIN" "${ROUNDS:-3}" "${MY_ROWS:-750000}" "${TXNS:-100000}" \
     "${BIG_ROWS:-5000000}"
+fi
+if want many; then
+  echo "== many jobs: ${MANY_JOBS:-50} jobs in one server, ${MANY_RATE:-500} tx/s for ${MANY_MINUTES:-10} min"
+  /usr/bin/python3 bench/many_jobs.py "$BIN" "${MANY_JOBS:-50}" "${MANY_MINUTES:-10}" "${MANY_RATE:-500}"
 fi

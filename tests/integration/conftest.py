@@ -44,11 +44,13 @@ def wait_for(predicate, timeout=30.0, interval=0.05, what="condition"):
 
 
 class Cluster:
-    def __init__(self, base):
+    def __init__(self, base, settings=()):
+        """settings: extra `name=value` server settings (pgtmp.sh start),
+        e.g. more replication slots than its default 32."""
         self.base = base
         self.port = int(subprocess.check_output([str(PGTMP), "freeport"]).decode())
         self.dir = os.path.join(base, "pg")
-        subprocess.run([str(PGTMP), "start", self.dir, str(self.port)], check=True)
+        subprocess.run([str(PGTMP), "start", self.dir, str(self.port), *settings], check=True)
         self._n = 0
 
     def connect(self, dbname="postgres", user="postgres", password=None):
