@@ -22,7 +22,9 @@ Measured:
     lag.seconds and lag.bytes (max and the spread over jobs), changes applied
     in the steady window against changes written (throughput per job: min,
     median, max), every state seen (a job that failed or retried is named);
-  - the latency of those GET /v1/jobs (p50, p99, max), whole body read;
+  - the latency of those GET /v1/jobs (p50, p99, max), whole body read, and
+    of a GET /healthz every fifth poll: the control, an answer that reads no
+    job, which shows what the machine's load alone adds;
   - CPU seconds of the server and of the source's walsenders over the window.
 At the end the writers stop, every slot must confirm the source's end, and
 every target is compared with its source tables row by row (JSON lines:
@@ -285,7 +287,7 @@ def main():
             mine = [j for j in range(JOBS) if j % n_writers == w]
             writers.append(Writer(src, mine, RATE / n_writers, seed=w + 1))
         halt = threading.Event()
-        latencies, api_errors = [], []
+        latencies, health_lat, api_errors = [], [], []
         per_job = {f"j{j:02d}": {"lag_s": [], "lag_b": [], "states": collections.Counter(),
                                  "applied": []} for j in range(JOBS)}
         resources, sessions, loads = [], [], []
@@ -293,7 +295,18 @@ def main():
         def poller():
             period = 1.0 / POLL_HZ
             t_next = time.monotonic()
+            k = 0
             while not halt.is_set():
+                k += 1
+                if k % 5 == 0:
+                    # the control: an answer that reads no job, so what the
+                    # machine's load alone adds to a request shows apart
+                    try:
+                        st, _, took = api.call("GET", "/healthz")
+                        if st == 200:
+                            health_lat.append(took)
+                    except OSError as e:
+                        api_errors.append(repr(e))
                 try:
                     st, body, took = api.call("GET", "/v1/jobs")
                     if st != 200:
@@ -490,6 +503,9 @@ def main():
         say(f"GET /v1/jobs ({len(latencies)} calls, {POLL_HZ:g}/s, a new connection each): "
             f"p50 {pct(latencies, 50) * 1000:.1f} ms, p99 {pct(latencies, 99) * 1000:.1f} ms, max "
             f"{max(latencies) * 1000:.1f} ms; errors {len(api_errors)} {api_errors[:3]}")
+        say(f"GET /healthz, the control ({len(health_lat)} calls, between them): p50 "
+            f"{pct(health_lat, 50) * 1000:.1f} ms, p99 {pct(health_lat, 99) * 1000:.1f} ms, max "
+            f"{max(health_lat) * 1000:.1f} ms")
         say(f"jobs not always running, or with errors: {abnormal if abnormal else 'none'}")
         say(f"compared {JOBS} jobs' targets with the source, {rows_compared:,} rows: "
             + ("every target equals its source" if not differ else f"DIFFERENCES {differ}"))
