@@ -32,6 +32,11 @@
 #                    COPY csv | LOAD DATA LOCAL by hand and pg_dump --inserts | mariadb
 #      backlog_mariadb.py  a backlog of TXNS pgbench-like txns MariaDB -> MariaDB,
 #                    against a MariaDB replica on the same backlog
+#      many_jobs.py  issue 22: MANY_JOBS (50) sync jobs in one penstock server to
+#                    PostgreSQL, SQLite and JSON lines under MANY_RATE (500) tx/s
+#                    for MANY_MINUTES (10): RSS, threads, connections per job,
+#                    per-job lag and throughput, GET /v1/jobs latency; every
+#                    target compared with the source (ONLY=jobs)
 #      compare_pg.py full compare of pgbench_accounts at CMP_SCALE (10: 1M rows),
 #                    equal and with 3 differing rows, next to pgcopydb compare
 #                    data (or, with Debian's pgcopydb 0.10, a whole-table digest)
@@ -40,14 +45,14 @@
 # JOBS (4), NTABLES (1000), NROWS (2000), TXNS (100000), RATE (2000),
 # LAG_SECONDS (60), BIG_ROWS (5000000), CMP_SCALE (10), MY_ROWS (750000).
 # A quick run: ROUNDS=1 SCALE=2 NTABLES=40 TXNS=10000 LAG_SECONDS=10 BIG_ROWS=200000 make bench
-# ONLY=load,many,backlog,lag,bigtxn,compare,mysql,mariadb,kafka picks some of them.
+# ONLY=load,many,backlog,lag,bigtxn,compare,mysql,mariadb,kafka,jobs picks some of them.
 # BENCH_RESULTS=DIR keeps the results (JSON) there; by default a temporary
 # directory, removed at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=$(realpath "${1:-build/penstock}")
 bash scripts/install-deps.sh --bench
-ONLY=${ONLY:-load,many,backlog,lag,bigtxn,compare,mysql,mariadb,kafka}
+ONLY=${ONLY:-load,many,backlog,lag,bigtxn,compare,mysql,mariadb,kafka,jobs}
 want() { [[ ",$ONLY," == *",$1,"* ]]; }
 if [ -z "${BENCH_RESULTS:-}" ]; then
   BENCH_RESULTS=$(mktemp -d /tmp/penstock-bench-results.XXXXXX)
@@ -95,6 +100,10 @@ if want mariadb; then
   /usr/bin/python3 load_mariadb.py "$BIN" "${ROUNDS:-3}" "${SCALE:-30}" "${JOBS:-4}"
   echo "== backlog of ${TXNS:-100000} txns MariaDB -> MariaDB vs a MariaDB replica (START SLAVE)"
   /usr/bin/python3 backlog_mariadb.py "$BIN" "${ROUNDS:-3}" "${TXNS:-100000}"
+fi
+if want jobs; then
+  echo "== many jobs: ${MANY_JOBS:-50} jobs in one server, ${MANY_RATE:-500} tx/s for ${MANY_MINUTES:-10} min"
+  /usr/bin/python3 many_jobs.py "$BIN" "${MANY_JOBS:-50}" "${MANY_MINUTES:-10}" "${MANY_RATE:-500}"
 fi
 echo
 echo "== issue 19: the goals"

@@ -448,7 +448,9 @@ static int reader_push(pipeline *p, ps_read_item *item, ps_error *err)
 	for (;;) {
 		int rc = ps_queue_push(&p->queue, item, 200);
 		if (rc != PS_ETIMEOUT)
-			return rc == PS_OK ? PS_OK : ps_error_set(err, rc, "queue closed");
+			return rc == PS_OK ? PS_OK
+			       : ps_error_set(err, rc, rc == PS_ENOMEM ? "out of memory growing the "
+			                      "queue of changes read" : "queue closed");
 		if (atomic_load(&p->applier_failed) || atomic_load(p->stop) >= 2)
 			return ps_error_set(err, PS_ESTOPPED, "stopping");
 		rc = reader_ack(p, false, err);

@@ -6,7 +6,8 @@
  * a full queue blocks the producer, which is how a slow target slows the
  * reader instead of growing memory. One item larger than the byte bound is
  * still admitted when the queue is empty, so a huge row passes through
- * instead of deadlocking.
+ * instead of deadlocking. The ring of items is allocated as the queue
+ * deepens (doubling), not for the whole bound at once.
  *
  * Ownership: push takes ownership of item->change; pop hands it over.
  * After ps_queue_close, pushes fail and pops drain what is left, then report
@@ -25,7 +26,8 @@ typedef struct ps_queue {
 	pthread_cond_t not_empty;
 	pthread_cond_t not_full;
 	ps_read_item *ring;
-	size_t cap, head, count;
+	size_t slots;               /* allocated: grows by doubling up to cap */
+	size_t cap, head, count;    /* cap: the item bound */
 	size_t bytes, max_bytes;
 	size_t peak_bytes;
 	int closed;
@@ -34,7 +36,8 @@ typedef struct ps_queue {
 int ps_queue_init(ps_queue *q, size_t max_items, size_t max_bytes);
 /* Frees queued changes and the ring. */
 void ps_queue_destroy(ps_queue *q);
-/* PS_OK, PS_ETIMEOUT (item not taken, still the caller's), PS_ESTOPPED (closed). */
+/* PS_OK, PS_ETIMEOUT (item not taken, still the caller's), PS_ESTOPPED (closed),
+ * PS_ENOMEM (the ring could not grow; the item is still the caller's). */
 int ps_queue_push(ps_queue *q, ps_read_item *item, int timeout_ms);
 /* PS_OK, PS_ETIMEOUT, or PS_ESTOPPED when closed and empty. */
 int ps_queue_pop(ps_queue *q, ps_read_item *item, int timeout_ms);

@@ -2,7 +2,8 @@
  * test_core.c — unit tests for the core modules that hold no server:
  *
  *   queue       core/queue.c: FIFO order, bounds by count and by bytes,
- *               ownership on refusal, close/drain, two threads, destroy.
+ *               ownership on refusal, close/drain, two threads, destroy,
+ *               a ring that grows with the queue's depth.
  *   CDC marker  core/checkpoint.c: allowed and refused transitions, names.
  *   checkpoint  core/checkpoint.c: identity fingerprint, store/load round
  *               trip, file modes, corrupt files, match messages, state dir.
@@ -173,6 +174,61 @@ static void test_queue_fifo(void **state)
 	assert_int_equal(ps_queue_count(&q), 0);
 	assert_int_equal(q.bytes, 0);
 	assert_int_equal(ps_queue_pop(&q, &it, 0), PS_ETIMEOUT);
+	ps_queue_destroy(&q);
+}
+
+/* The ring is allocated as the queue deepens. A queue bounded at 65,536
+ * items whose depth stays small keeps a small ring however many items pass
+ * (a ring of the whole bound, walked through by head and tail, became
+ * resident in full: 12 MiB a job); growing while the items wrap around the
+ * ring's end keeps their order; at the bound, count still refuses. */
+static void test_queue_ring_grows_on_demand(void **state)
+{
+	ps_queue q;
+	ps_read_item it;
+	uint64_t pushed = 0, popped = 0;
+
+	(void)state;
+	assert_int_equal(ps_queue_init(&q, 65536, 1 << 30), PS_OK);
+	for (int i = 0; i < 200000; i++) {   /* depth 1..8, three times the bound */
+		for (int k = 0; k <= i % 8; k++) {
+			it = make_item(pushed++);
+			assert_int_equal(ps_queue_push(&q, &it, 0), PS_OK);
+		}
+		while (popped < pushed) {
+			assert_int_equal(ps_queue_pop(&q, &it, 0), PS_OK);
+			assert_int_equal(check_item(&it, popped++), 0);
+		}
+	}
+	assert_true(pushed > 3 * 65536);
+	assert_true(q.slots < 1024);
+	size_t small = q.slots;
+
+	/* Leave the head mid-ring, then deepen past several doublings. */
+	for (int k = 0; k < 100; k++) {
+		it = make_item(pushed++);
+		assert_int_equal(ps_queue_push(&q, &it, 0), PS_OK);
+	}
+	for (int k = 0; k < 60; k++) {
+		assert_int_equal(ps_queue_pop(&q, &it, 0), PS_OK);
+		assert_int_equal(check_item(&it, popped++), 0);
+	}
+	while (pushed - popped < 65536) {
+		it = make_item(pushed++);
+		assert_int_equal(ps_queue_push(&q, &it, 0), PS_OK);
+	}
+	assert_int_equal(q.slots, 65536);
+	assert_true(small < q.slots);
+	it = make_item(pushed);
+	assert_int_equal(ps_queue_push(&q, &it, 0), PS_ETIMEOUT);   /* the count bound holds */
+	assert_int_equal(check_item(&it, pushed), 0);                /* still ours */
+	while (popped < pushed) {
+		assert_int_equal(ps_queue_pop(&q, &it, 0), PS_OK);
+		if (check_item(&it, popped))
+			fail_msg("item %llu out of order", (unsigned long long)popped);
+		popped++;
+	}
+	assert_int_equal(q.bytes, 0);
 	ps_queue_destroy(&q);
 }
 
@@ -1572,6 +1628,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_queue_fifo),
+		cmocka_unit_test(test_queue_ring_grows_on_demand),
 		cmocka_unit_test(test_queue_full_by_count),
 		cmocka_unit_test(test_queue_full_by_bytes),
 		cmocka_unit_test(test_queue_oversized_item),
