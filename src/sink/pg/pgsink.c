@@ -47,6 +47,14 @@
  *     but close is refused with the first error, so a flush can never
  *     report success for a batch that lost a change. The core closes the
  *     sink and opens a new one; close rolls back what is open.
+ *  7. A commit must be durable before the core acknowledges its position to
+ *     the source (the slot then forgets what came before). A target that
+ *     runs synchronous_commit = off (for the server, database or role)
+ *     reports a commit before its WAL is flushed, and a crash of the target
+ *     then loses it together with its checkpoint row while the source has
+ *     moved on: the changes are gone. So the session raises `off` to
+ *     `local` (flushed locally; standbys are waited for no more than `off`
+ *     did), and keeps any stricter setting. Found by `make chaos`.
  *
  * States:
  *
@@ -311,6 +319,30 @@ static void on_notice(void *arg, const char *message)
 	ps_log_debug("target pg: server notice: %.*s", (int)n, message);
 }
 
+/* NOTES 7. */
+static int durable_commits(ps_sink *s, ps_error *err)
+{
+	static int told;
+	PGresult *res = NULL;
+	bool off;
+	int rc;
+
+	rc = pg_exec(s->conn, &res, err, "reading synchronous_commit", "SHOW synchronous_commit", 0,
+	             NULL);
+	if (rc != PS_OK)
+		return rc;
+	off = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "off") == 0;
+	PQclear(res);
+	if (!off)
+		return PS_OK;
+	if (!__atomic_exchange_n(&told, 1, __ATOMIC_RELAXED))
+		ps_log_info("target pg: synchronous_commit is off on the target; penstock's sessions "
+		            "use local, so that a commit it acknowledges to the source survives a "
+		            "crash of the target");
+	return pg_exec(s->conn, NULL, err, "setting synchronous_commit",
+	               "SET synchronous_commit = local", 0, NULL);
+}
+
 static int setup_session(ps_sink *s, ps_error *err)
 {
 	PGresult *res = NULL;
@@ -318,7 +350,9 @@ static int setup_session(ps_sink *s, ps_error *err)
 	int rc;
 
 	PQsetNoticeProcessor(s->conn, on_notice, NULL);
-	rc = exec_tolerating_race(s->conn, "CREATE SCHEMA IF NOT EXISTS penstock",
+	rc = durable_commits(s, err);
+	if (rc == PS_OK)
+		rc = exec_tolerating_race(s->conn, "CREATE SCHEMA IF NOT EXISTS penstock",
 	                          "creating schema penstock", err);
 	if (rc == PS_OK)
 		rc = exec_tolerating_race(s->conn,
