@@ -330,6 +330,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		             PS_API_BODY_MAX);
 		return send_json(conn, &r);
 	}
+	if (!atomic_load(&srv->loaded)) {
+		/* the port is taken before the jobs are loaded (ps_http_serve): until
+		 * then no answer may say a stored job does not exist */
+		ps_api_error(&r, 503, "starting", "the server is starting: its jobs are being "
+		             "loaded from the state directory; try again in a moment");
+		return send_json(conn, &r);
+	}
 	if (strcmp(url, "/healthz") == 0) {
 		int n = 0;
 		pthread_mutex_lock(&srv->mu);
@@ -489,6 +496,8 @@ int ps_http_serve(ps_server *srv, const char *listen, atomic_int *stop, ps_error
 	rc = ps_webhooks_start(&srv->webhooks, err);
 	if (rc == PS_OK)
 		rc = ps_server_jobs_load(srv, err);
+	if (rc == PS_OK)
+		atomic_store(&srv->loaded, 1);
 	if (rc != PS_OK) {
 		MHD_stop_daemon(d);
 		ps_webhooks_stop(srv->webhooks);

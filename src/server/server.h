@@ -97,6 +97,7 @@ struct ps_server {
 	ps_job *jobs;               /* in creation order */
 	bool shutting_down;
 	atomic_int cancel_compares;  /* set at shutdown: running compares stop */
+	atomic_int loaded;           /* the stored jobs are loaded: the API may answer */
 	int64_t started_ms;
 	bool jobs_loaded;           /* the store was read and supervisors started */
 	ps_webhooks *webhooks;      /* delivery of job webhooks, or NULL */

@@ -62,6 +62,7 @@ class MariaDB:
     def __init__(self, base_dir, time_zone=None, extra=None, start_timeout=60.0):
         self.base = os.path.abspath(base_dir)
         self.datadir = os.path.join(self.base, "data")
+        self.tmpdir = os.path.join(self.base, "tmp")
         self.socket = os.path.join(self.base, "mysqld.sock")
         self.pidfile = os.path.join(self.base, "mysqld.pid")
         self.logfile = os.path.join(self.base, "mysqld.log")
@@ -75,9 +76,14 @@ class MariaDB:
 
     def start(self):
         os.makedirs(self.base, exist_ok=True)
+        # a temporary directory of its own: servers sharing /tmp collided on
+        # their temporary tables' file names (mariadb-install-db failed with
+        # "Error on delete of '/tmp/#sql-temptable-...'")
+        os.makedirs(self.tmpdir, exist_ok=True)
         install = subprocess.run(
             [_which("mariadb-install-db"), "--no-defaults", f"--datadir={self.datadir}",
-             "--user=root", "--auth-root-authentication-method=normal", "--skip-test-db"],
+             "--user=root", "--auth-root-authentication-method=normal", "--skip-test-db",
+             f"--tmpdir={self.tmpdir}"],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         if install.returncode != 0:
             raise RuntimeError(f"mariadb-install-db failed:\n{install.stdout}")
@@ -98,7 +104,7 @@ class MariaDB:
 
     def _launch(self):
         args = [_which("mariadbd"), "--no-defaults", "--user=root",
-                f"--datadir={self.datadir}", f"--socket={self.socket}",
+                f"--datadir={self.datadir}", f"--socket={self.socket}", f"--tmpdir={self.tmpdir}",
                 f"--pid-file={self.pidfile}", f"--log-error={self.logfile}",
                 f"--port={self.port}", "--bind-address=127.0.0.1",
                 "--innodb-buffer-pool-size=32M", "--innodb-log-file-size=16M",
