@@ -86,9 +86,17 @@ int pgs_check_usable(ps_sink *s, ps_error *err)
 
 /* pg_result_error already counts SQLSTATE classes 08 and 57P as lost
  * connections; a result read back from the pipeline may also fail before the
- * connection is found gone, so look again. Returns the (new) code. */
+ * connection is found gone, so look again. An error without a SQLSTATE is
+ * libpq's own: a command sent into a socket the server had closed reports
+ * "server closed the connection" while the connection still looks OK (make
+ * chaos: a crash of the target made such a job failed_permanently, class
+ * internal), so read from it once: a closed socket then marks it bad.
+ * Returns the (new) code. */
 static int classify(const ps_sink *s, ps_error *err)
 {
+	if (err->code == PS_ESERVER && s->conn && !err->engine_code[0] &&
+	    PQstatus(s->conn) == CONNECTION_OK)
+		(void)PQconsumeInput(s->conn);
 	if (err->code == PS_ESERVER && s->conn && PQstatus(s->conn) == CONNECTION_BAD)
 		err->code = PS_ECONNECT;
 	return err->code;
