@@ -7,6 +7,8 @@
 #   make demo            install deps, build, run the demo
 #   make bench           benchmarks against peers (bench/)
 #   make fuzz            every tests/fuzz/fuzz_*.c for FUZZ_SECONDS (60) each (FUZZ=NAME: one)
+#   make chaos           randomized fault campaign for CHAOS_MINUTES (20);
+#                        CHAOS_SEED=N replays a schedule (docs/chaos.md)
 #   make install         binary, man pages, systemd unit, env example, bash
 #                        completion, dashboards under $(DESTDIR)$(PREFIX)
 #   make man             build/man/penstock.1 and penstock-spec.5 (scdoc)
@@ -71,7 +73,7 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 TOOL_SRCS := $(sort $(wildcard tests/tools/*.c))
 TOOL_BINS := $(TOOL_SRCS:tests/tools/%.c=$(BUILD)/tools/%)
 
-.PHONY: all check unit integration demo bench fuzz install man deps clean
+.PHONY: all check unit integration demo bench fuzz chaos install man deps clean
 all: $(BUILD)/penstock
 
 $(BUILD)/penstock: $(OBJS)
@@ -118,6 +120,13 @@ demo: deps
 bench: deps
 	@$(MAKE) --no-print-directory all
 	@bash bench/run.sh $(abspath $(BUILD)/penstock)
+
+# The chaos campaign (docs/chaos.md): not a test and not part of check. It
+# reads CHAOS_MINUTES, CHAOS_SEED, CHAOS_DIR, CHAOS_PGBENCH_TPS and
+# CHAOS_ZOO_TPS from the environment (or the make command line).
+chaos: deps
+	@$(MAKE) --no-print-directory all
+	PENSTOCK_BIN=$(abspath $(BUILD)/penstock) $(PYTHON) tests/chaos/chaos.py
 
 # Man pages from their scdoc sources (docs/man/*.scd).
 MAN_PAGES := build/man/penstock.1 build/man/penstock-spec.5

@@ -1,9 +1,12 @@
 """Crashes at every fault point and kill -9 at random moments, under
 concurrent writes: after a restart the target equals the source, and the
 insert-only table without a key has no duplicate row."""
+import os
 import random
+import shutil
 import signal
 import subprocess
+import tempfile
 
 import pytest
 
@@ -151,3 +154,106 @@ def test_a_commit_still_in_flight_when_penstock_is_killed_is_not_applied_twice(
     wait_equal(db, target_db, ["public.notes"])
     assert target_db.value("SELECT count(*) FROM notes WHERE v = 2") == 1
     assert p.stop() == 0
+
+
+def test_a_crash_of_the_target_loses_no_commit_acknowledged_to_the_source(db, make_job):
+    """A target running synchronous_commit = off answers a commit before its
+    WAL is flushed (here for up to wal_writer_delay, 10 s). penstock makes its
+    own sessions' commits durable, so a crash of the target just after the
+    position was acknowledged to the source (the slot moved past it) loses
+    nothing. `make chaos` found the rows of the last moments before each
+    target crash missing, for good."""
+    from conftest import PGTMP, Cluster, Database, pg_rows
+    base = tempfile.mkdtemp(prefix="penstock-it-target-")
+    os.chmod(base, 0o755)    # the server runs as postgres
+    tdir = os.path.join(base, "pg")
+    port = int(subprocess.check_output([str(PGTMP), "freeport"]).decode())
+    subprocess.run([str(PGTMP), "start", str(tdir), str(port), "synchronous_commit=off",
+                    "wal_writer_delay=10000"], check=True)
+    tc = Cluster.__new__(Cluster)
+    tc.port, tc.dir, tc._n = port, str(tdir), 0
+    try:
+        target = Database(tc, "postgres")
+        db.execute("CREATE TABLE acked (id int PRIMARY KEY, v text)")
+        p = make_job("acked", target=target.url)
+        p.start()
+        p.wait_streaming(db)
+        for i in range(1, 31):
+            db.execute("INSERT INTO acked VALUES (%s, %s)", (i, f"row {i}"))
+        end = db.value("SELECT pg_current_wal_lsn()::text")
+        wait_for(lambda: target.value("SELECT count(*) FROM acked") == 30, 60, what="the rows applied")
+        wait_for(lambda: db.value("SELECT confirmed_flush_lsn >= %s::pg_lsn FROM pg_replication_slots "
+                                  "WHERE slot_name = 'penstock_acked'", (end,)),
+                 60, what="the position acknowledged to the source")
+        p.kill()
+        target.conn.close()
+        as_pg = ["runuser", "-u", "postgres", "--"] if os.getuid() == 0 else []
+        subprocess.run(as_pg + [str(PGBIN / "pg_ctl"), "-D", f"{tdir}/data", "-m", "immediate",
+                                "-l", f"{tdir}/server.log", "-w", "restart"],
+                       check=True, stdout=subprocess.DEVNULL)
+        target = Database(tc, "postgres")
+        p.start()
+        p.wait_streaming(db)
+        db.execute("INSERT INTO acked VALUES (31, 'after the crash')")
+        wait_for(lambda: target.value("SELECT count(*) FROM acked WHERE id = 31") == 1, 60,
+                 what="a change after the crash")
+        assert pg_rows(target, "public.acked") == pg_rows(db, "public.acked")
+        assert p.stop() == 0
+        target.conn.close()
+    finally:
+        subprocess.run([str(PGTMP), "stop", str(tdir)], check=False)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_crashes_of_the_target_are_retried_never_permanent(db, tmp_path):
+    """Each crash of the target (pg_ctl -m immediate) under writes is a lost
+    connection, retried by the server; the job never needs an operator. A
+    command sent into the socket the crashed server had closed came back
+    from libpq as "server closed the connection" while the connection still
+    looked OK, and was classed internal: make chaos saw the job
+    failed_permanently after about one target crash in two."""
+    from conftest import PGTMP, Cluster, Database
+    from test_server import Server, spec_for
+    base = tempfile.mkdtemp(prefix="penstock-it-target-")
+    os.chmod(base, 0o755)    # the server runs as postgres
+    tdir = os.path.join(base, "pg")
+    port = int(subprocess.check_output([str(PGTMP), "freeport"]).decode())
+    subprocess.run([str(PGTMP), "start", tdir, str(port)], check=True)
+    tc = Cluster.__new__(Cluster)
+    tc.port, tc.dir, tc._n = port, tdir, 0
+    as_pg = ["runuser", "-u", "postgres", "--"] if os.getuid() == 0 else []
+    Writer.create_tables(db, rows=200)
+    writer = Writer(db)
+    writer.start()
+    s = Server(tmp_path / "state").start()
+    try:
+        target = Database(tc, "postgres")
+        target.conn.close()
+        s.call("POST", "/v1/jobs", spec_for(db, target.url, retry={"initial_backoff_ms": 200,
+                                                                    "max_backoff_ms": 1000}))
+        s.call("POST", "/v1/jobs/orders/start")
+
+        def streaming():
+            job = s.job("orders")
+            assert job["state"] != "failed_permanently", job["last_error"]
+            return job["state"] == "running" and job["phase"] == "streaming"
+        wait_for(streaming, 120, what="streaming")
+        for _ in range(8):
+            done = writer.txns
+            wait_for(lambda: writer.txns > done + 20, 60, what="source writes")
+            subprocess.run(as_pg + [str(PGBIN / "pg_ctl"), "-D", f"{tdir}/data", "-m", "immediate",
+                                    "-l", f"{tdir}/server.log", "-w", "restart"],
+                           check=True, stdout=subprocess.DEVNULL)
+            done = writer.txns
+            wait_for(lambda: writer.txns > done + 20, 60, what="source writes after the crash")
+            wait_for(streaming, 120, what="streaming after the crash")
+        writer.stop()
+        wait_equal(db, target, W_TABLES)
+        states = [e["to"] for e in s.call("GET", "/v1/jobs/orders/events")[1]["events"]
+                  if e["kind"] == "transition"]
+        assert "failed" in states and "failed_permanently" not in states, states
+    finally:
+        writer.halt.set()
+        s.stop()
+        subprocess.run([str(PGTMP), "stop", tdir], check=False)
+        shutil.rmtree(base, ignore_errors=True)

@@ -173,7 +173,12 @@ def test_target_crash_under_load_then_penstock_run_again(db, durable_target, mak
             if p.proc.poll() is not None:
                 raise AssertionError(f"penstock exited with {p.proc.returncode}: {p.stderr()}")
 
-        for _ in range(2):
+        # at least two crashes, and more (up to six) until one lost a commit:
+        # on a busy machine penstock's own synchronous commit of an idle
+        # moment may flush the WAL between the look and the crash
+        crashes = 0
+        while crashes < 2 or (lost == 0 and crashes < 6):
+            crashes += 1
             rows = query(durable_target, dst.name, "SELECT count(*) FROM w_history")
             before = crash_under_load(durable_target, dst.name, "tcrash", rows, alive)
             assert p.proc.wait(timeout=60) != 0, "penstock went on without its target"
@@ -191,7 +196,7 @@ def test_target_crash_under_load_then_penstock_run_again(db, durable_target, mak
     wait_equal(db, dst, W_TABLES, timeout=120)
     assert p.stop() == 0
     # the crashes did lose commits penstock had made (else this proved little)
-    assert lost >= 1, "no crash lost a commit: the WAL writer flushed everything"
+    assert lost >= 1, f"none of {crashes} crashes lost a commit: the WAL was flushed each time"
     dst.conn.close()
 
 

@@ -47,7 +47,6 @@
  *     but close is refused with the first error, so a flush can never
  *     report success for a batch that lost a change. The core closes the
  *     sink and opens a new one; close rolls back what is open.
- *
  *  7. Asynchronous commits (sink.h, "Asynchronous durability"). A durable
  *     COMMIT costs the target a WAL flush (a disk sync) per batch, on the
  *     applier's path. PostgreSQL's own apply worker commits with
@@ -69,8 +68,11 @@
  *     checkpoint_load does that first (sink.h rule c): a run killed just
  *     after an asynchronous COMMIT leaves a checkpoint that is visible but
  *     maybe not durable. Whenever the session's synchronous_commit is off
- *     (also when the server's default is), marks are kept; otherwise every
- *     flush is durable when it returns.
+ *     (also when the server's, database's or role's default is), marks are
+ *     kept; otherwise every flush is durable when it returns. (`make chaos`
+ *     found that a target whose default is off lost acknowledged commits in
+ *     a crash before marks existed: test_recovery's
+ *     test_target_with_synchronous_commit_off_loses_nothing_in_a_crash.)
  *
  * States:
  *
@@ -103,9 +105,17 @@ int pgs_check_usable(ps_sink *s, ps_error *err)
 
 /* pg_result_error already counts SQLSTATE classes 08 and 57P as lost
  * connections; a result read back from the pipeline may also fail before the
- * connection is found gone, so look again. Returns the (new) code. */
+ * connection is found gone, so look again. An error without a SQLSTATE is
+ * libpq's own: a command sent into a socket the server had closed reports
+ * "server closed the connection" while the connection still looks OK (make
+ * chaos: a crash of the target made such a job failed_permanently, class
+ * internal), so read from it once: a closed socket then marks it bad.
+ * Returns the (new) code. */
 static int classify(const ps_sink *s, ps_error *err)
 {
+	if (err->code == PS_ESERVER && s->conn && !err->engine_code[0] &&
+	    PQstatus(s->conn) == CONNECTION_OK)
+		(void)PQconsumeInput(s->conn);
 	if (err->code == PS_ESERVER && s->conn && PQstatus(s->conn) == CONNECTION_BAD)
 		err->code = PS_ECONNECT;
 	return err->code;
