@@ -25,7 +25,9 @@
  * operation: <prefix>.<schema>.<table>.insert (op c, the create half of a
  * key change included), .update, .delete (with its tombstone), .load (op r)
  * and .truncate. Messages, transaction records and heartbeats keep their
- * topics.
+ * topics. Each of those events carries the header penstock.position: its
+ * source transaction's place in the commit order, to merge topics by
+ * (with source.lsn within a transaction).
  *
  * A net event (target.changes "net", kafka.c note 6) is rendered like any
  * other, with the members sink/netchg.c gives it ("range", and "changed"
@@ -298,6 +300,7 @@ static int emit(ps_sink *k, const ps_txn *txn, const ps_change *c, char op, cons
                 const kf_header *extra, size_t nextra, ps_error *err)
 {
 	ps_event_txn txbuf, *tx = NULL;
+	kf_header h[3];
 	int rc = txn_block(k, txn, c, &txbuf, &tx, err);
 
 	if (rc != PS_OK)
@@ -314,6 +317,15 @@ static int emit(ps_sink *k, const ps_txn *txn, const ps_change *c, char op, cons
 		rc = add_tail(k, err);
 	if (rc != PS_OK)
 		return rc;
+	if (k->o.split && txn && txn->position[0] && nextra < 3) {
+		for (size_t i = 0; i < nextra; i++)
+			h[i] = extra[i];
+		h[nextra].name = "penstock.position";
+		h[nextra].value = txn->position;
+		h[nextra].len = strlen(txn->position);
+		extra = h;
+		nextra++;
+	}
 	return ps__kafka_produce(k, k->topic, -1, key, k->val.data, k->val.len, extra, nextra, err);
 }
 
