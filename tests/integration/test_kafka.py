@@ -1059,12 +1059,21 @@ def test_net_changes_over_a_range_equal_the_source(db, kafka, make_penstock):
     db.conn.commit()
     p = make_penstock("knet", target=f"kafka://{kafka.bootstrap}/?topic_prefix=kn")
     p.spec["target"]["changes"] = "net"
-    run_range(p)                                       # the slot; an empty range
+    _, start, _, _ = run_range(p)                      # the slot; an empty range
     before = rows(db)
     play_scenarios(db)
     after = rows(db)
+    # killed mid-range: nothing of the range was produced (not even records
+    # of an open transaction, which the mock would show)
+    rc, _, err = p.run_to_exit(timeout=120, extra_env={"PENSTOCK_FAULT": "source.read:crash@30"},
+                               args=("--until", "caught-up"))
+    assert rc != 0 and "crashing as PENSTOCK_FAULT asks" in err, err
+    assert read_topic(kafka.bootstrap, "kn.public.t") == []
+    # the next run redoes the whole range
     frm, to, changes, err = run_range(p)
+    assert frm == start, err
     records = committed_events(kafka, "kn.public.t")
+    assert records == read_topic(kafka.bootstrap, "kn.public.t")   # one committed batch
     events = [payload(r.value) for r in records if r.value is not None]
     assert changes > len(events), err
     # one event per key, each carrying the range; keys as without net
