@@ -620,6 +620,28 @@ static void test_net_changes(void **state)
 	ps_snk_close(&k);
 	json_decref(opts);
 
+	/* at least once: held through idle heartbeats, produced at the flush */
+	sink_config(&cfg, &opts, "net4", "\"delivery\": \"at_least_once\", \"changes\": \"net\", "
+	                                 "\"heartbeat_interval_ms\": 1");
+	cfg.url = "kafka://mem:9092/?topic_prefix=app4";
+	assert_int_equal(ps_snk_open(&k, &ps_sink_kafka, &cfg, &err), PS_OK);
+	assert_false(ps_snk_has_checkpoint_store(&k));
+	assert_int_equal(ps_snk_range(&k, "0/10", "0/40", &hold, &err), PS_OK);
+	assert_true(hold);
+	write_txn(&k, &t1, a, 3);
+	write_txn(&k, &t2, b, 3);
+	/* idle until a heartbeat was produced and flushed (its 1 ms passed) */
+	while (kf_memstore_partitions(g_store, "__debezium-heartbeat.app4") == 0)
+		assert_int_equal(ps_snk_idle(&k, &err), PS_OK);
+	assert_int_equal(kf_memstore_partitions(g_store, "app4.public.t"), 0);
+	assert_int_equal(ps_snk_flush(&k, &err), PS_OK);
+	assert_int_equal(key_records("app4.public.t", "{\"id\":1}", recs, 16), 1);
+	assert_op_range(recs[0], "c", "0/10", "0/40");
+	assert_int_equal(key_records("app4.public.t", "{\"id\":3}", recs, 16), 2);
+	assert_int_equal(topic_records("app4.public.t", all, 64), 3);
+	ps_snk_close(&k);
+	json_decref(opts);
+
 	/* refused as JSON lines refuses them, and with transaction metadata */
 	sink_config(&cfg, &opts, "net3", "\"update_mask\": true");
 	assert_int_not_equal(ps_snk_open(&k, &ps_sink_kafka, &cfg, &err), PS_OK);
