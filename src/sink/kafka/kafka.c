@@ -467,11 +467,12 @@ static int emit_net(const ps_netchg_event *ev, void *payload, ps_error *err)
 /* Produces the span's net events; the next span begins where it ended. */
 static int net_drain(ps_sink *k, ps_error *err)
 {
-	int rc;
+	int rc = PS_OK;
 
-	if (!k->net || ps_netchg_count(k->net) == 0)
+	if (!k->net)
 		return PS_OK;
-	rc = ps_netchg_drain(k->net, emit_net, k, err);
+	if (ps_netchg_count(k->net) > 0)
+		rc = ps_netchg_drain(k->net, emit_net, k, err);
 	if (rc == PS_OK && !k->bounded && k->last_commit[0])
 		snprintf(k->range_from, sizeof(k->range_from), "%s", k->last_commit);
 	return rc;
