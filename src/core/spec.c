@@ -63,7 +63,7 @@ static const char *const fk_names[] = {"validate", "not_valid", "none"};
 static const int fk_values[] = {PS_FK_VALIDATE, PS_FK_NOT_VALID, PS_FK_NONE};
 static const char *const keyless_names[] = {"insert_only", "refuse", "replica_identity_full"};
 static const int keyless_values[] = {PS_KEYLESS_INSERT_ONLY, PS_KEYLESS_REFUSE, PS_KEYLESS_FULL};
-#define ENDPOINT_FIELDS_MAX 32   /* core fields and a plugin's options */
+#define ENDPOINT_FIELDS_MAX 64   /* core fields and a plugin's options */
 static const char *const snapshot_fields[] = {"parallel", "chunk_rows"};
 static const char *const create_names[] = {"if_missing", "never", "drop_and_create"};
 static const int create_values[] = {

@@ -735,6 +735,31 @@ int ps_netchg_render_tail(ps_buf *b, const ps_netchg_event *ev, const char *from
 	return rc == PS_OK ? ps_buf_putc(b, ']') : rc;
 }
 
+/* ==== options ============================================================== */
+
+const char *const ps_netchg_changes_choices[] = {"all", "net", NULL};
+
+int ps_netchg_options(const json_t *options, bool *net, ps_netchg_opts *no, ps_error *err)
+{
+	const char *changes = ps_option_str(options, "changes");
+
+	memset(no, 0, sizeof(*no));
+	*net = changes && strcmp(changes, "net") == 0;
+	no->update_mask = ps_option_bool(options, "update_mask", false);
+	no->merge = ps_option_bool(options, "merge", false);
+	no->memory_bytes = (size_t)ps_option_int(options, "net_memory_mb", 64) << 20;
+	if (!*net && (no->update_mask || no->merge))
+		return ps_error_set(err, PS_EINVAL, "target.%s applies to net changes only: set "
+		                    "target.changes to \"net\", or remove target.%s",
+		                    no->update_mask ? "update_mask" : "merge",
+		                    no->update_mask ? "update_mask" : "merge");
+	if (no->update_mask && no->merge)
+		return ps_error_set(err, PS_EINVAL, "target.update_mask and target.merge do not go "
+		                    "together: a merge event does not say whether the row was "
+		                    "updated; choose one");
+	return PS_OK;
+}
+
 /* ==== open / close ========================================================= */
 
 void ps_netchg_close(ps_netchg *n)

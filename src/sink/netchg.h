@@ -36,8 +36,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "penstock/change.h"
 #include "penstock/error.h"
+#include "penstock/options.h"
 #include "util/buf.h"
 
 typedef struct ps_netchg ps_netchg;
@@ -91,5 +94,29 @@ uint8_t ps_netchg_op(bool existed, bool exists, bool merge);
  * ,"changed":[column names]. */
 int ps_netchg_render_tail(ps_buf *b, const ps_netchg_event *ev, const char *from,
                           const char *to);
+
+/* The options of net changes, shared by the event sinks: put
+ * PS_NETCHG_OPTION_DEFS in a sink's option list (target.changes,
+ * update_mask, merge, net_memory_mb; their types are checked with the
+ * spec), and call ps_netchg_options at open for what they mean together. */
+extern const char *const ps_netchg_changes_choices[];
+#define PS_NETCHG_OPTION_DEFS                                                                   \
+	{.name = "changes", .kind = PS_OPTION_CHOICE, .choices = ps_netchg_changes_choices,          \
+	 .default_text = "all",                                                                      \
+	 .doc = "all: every change as an event; net: one event per key with its final state, "      \
+	        "per processing range (penstock run --until) or per flush"},                         \
+	{.name = "update_mask", .kind = PS_OPTION_BOOL, .default_int = 0,                           \
+	 .doc = "net changes: each update names the columns the range changed (\"changed\")"},       \
+	{.name = "merge", .kind = PS_OPTION_BOOL, .default_int = 0,                                 \
+	 .doc = "net changes: inserts and updates are one operation, op \"u\" (insert or update)"},  \
+	{.name = "net_memory_mb", .kind = PS_OPTION_INTEGER, .min = 1, .max = 1048576,              \
+	 .default_int = 64,                                                                          \
+	 .doc = "net changes: memory the held changes may use before they spill to a "              \
+	        "temporary file"}
+
+/* Reads those options: *net is whether target.changes is "net", *opts the
+ * store's options; refuses (PS_EINVAL, naming the fields and the fix)
+ * update_mask or merge without net, and both together. */
+int ps_netchg_options(const json_t *options, bool *net, ps_netchg_opts *opts, ps_error *err);
 
 #endif

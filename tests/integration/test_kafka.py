@@ -1043,3 +1043,135 @@ def test_mariadb_changes_carry_debeziums_mysql_source_block(mariadb, kafka, tmp_
         assert set(s) <= {f["field"] for f in src_schema["fields"]}, s
         assert v["payload"]["after"] == {"id": 10 + i, "note": "ab"[i]}
     assert recs[0]["payload"]["source"]["pos"] == recs[1]["payload"]["source"]["pos"]
+
+
+# --- trickle feeds: net changes, a topic per operation (issue 21) -------------------
+
+def committed_events(kafka, topic):
+    """The committed records of topic, by partition in offset order."""
+    return as_committed(read_topic(kafka.bootstrap, topic), committed_batches(kafka.bootstrap))
+
+
+def test_net_changes_over_a_range_equal_the_source(db, kafka, make_penstock):
+    from test_trickle import run_range
+    from test_trickle_net import apply_events, play_scenarios, rows, setup_table
+    setup_table(db)
+    db.conn.commit()
+    p = make_penstock("knet", target=f"kafka://{kafka.bootstrap}/?topic_prefix=kn")
+    p.spec["target"]["changes"] = "net"
+    _, start, _, _ = run_range(p)                      # the slot; an empty range
+    before = rows(db)
+    play_scenarios(db)
+    after = rows(db)
+    # killed mid-range: nothing of the range was produced (not even records
+    # of an open transaction, which the mock would show)
+    rc, _, err = p.run_to_exit(timeout=120, extra_env={"PENSTOCK_FAULT": "source.read:crash@30"},
+                               args=("--until", "caught-up"))
+    assert rc != 0 and "crashing as PENSTOCK_FAULT asks" in err, err
+    assert read_topic(kafka.bootstrap, "kn.public.t") == []
+    # the next run redoes the whole range
+    frm, to, changes, err = run_range(p)
+    assert frm == start, err
+    records = committed_events(kafka, "kn.public.t")
+    assert records == read_topic(kafka.bootstrap, "kn.public.t")   # one committed batch
+    events = [payload(r.value) for r in records if r.value is not None]
+    assert changes > len(events), err
+    # one event per key, each carrying the range; keys as without net
+    keys = [e["after"]["id"] if e["after"] else e["before"]["id"] for e in events]
+    assert len(keys) == len(set(keys)), events
+    assert all(e["range"] == {"from": frm, "to": to} for e in events), events
+    for r in records:
+        k = payload(r.key)["id"]
+        assert r.key == key_bytes("kn", "t", k)
+        if r.value is not None:
+            e = payload(r.value)
+            want = {(False, True): "c", (True, True): "u", (True, False): "d"}[
+                (k in before, k in after)]
+            assert e["op"] == want, (k, e)
+    # a delete is followed by its tombstone (same key, same partition)
+    for i, r in enumerate(records):
+        if r.value is not None and payload(r.value)["op"] == "d":
+            nxt = records[i + 1]
+            assert nxt.value is None and nxt.key == r.key and nxt.partition == r.partition
+    assert sum(r.value is None for r in records) == sum(e["op"] == "d" for e in events)
+    # the events applied to the rows before the range give the source's rows
+    # (per key: one event, so the order across partitions does not matter)
+    assert apply_events(before, events) == after
+    # the range was one Kafka transaction with its checkpoint: the next
+    # range starts at its end and holds nothing
+    frm2, _, changes2, _ = run_range(p)
+    assert frm2 == to and changes2 == 0
+    assert len(committed_events(kafka, "kn.public.t")) == len(records)
+
+
+def test_topics_by_operation_together_are_the_unsplit_stream(db, kafka, make_penstock, tmp_path):
+    from test_trickle import run_range
+    db.execute("CREATE TABLE t (id int PRIMARY KEY, v text, n int)")
+    db.conn.commit()
+    one = make_penstock("kone", target=f"kafka://{kafka.bootstrap}/?topic_prefix=ko")
+    split = make_penstock("ksplit", target=f"kafka://{kafka.bootstrap}/?topic_prefix=ks")
+    split.workdir = tmp_path / "splitwork"
+    split.workdir.mkdir()
+    split.state_dir = split.workdir / "state"
+    split.spec["target"].update({"split": "operation", "truncate_events": True})
+    one.spec["target"]["truncate_events"] = True
+    run_range(one)
+    run_range(split)
+    for i in range(1, 121):
+        db.execute("INSERT INTO t VALUES (%s, %s, %s)", (i, f"v{i}", i))
+        if i % 3 == 0:
+            db.execute("UPDATE t SET n = n + 1 WHERE id = %s", (i - 1,))
+        if i % 7 == 0:
+            db.execute("DELETE FROM t WHERE id = %s", (i - 2,))
+        if i % 11 == 0:
+            db.execute("UPDATE t SET id = id + 1000 WHERE id = %s", (i,))   # a key change
+        db.conn.commit()
+    db.execute("TRUNCATE t")
+    db.conn.commit()
+    bound = db.value("SELECT pg_current_wal_insert_lsn()::text")
+    run_range(one, until=bound)
+    run_range(split, until=bound)
+    whole = committed_events(kafka, "ko.public.t")
+    names = topics(kafka.bootstrap)
+    assert "ks.public.t" not in names
+    by_kind = {kind: committed_events(kafka, f"ks.public.t.{kind}")
+               for kind in ("insert", "update", "delete", "truncate")}
+    want = {"insert": "c", "update": "u", "delete": "d", "truncate": "t"}
+    for kind, recs in by_kind.items():
+        assert recs, kind
+        for i, r in enumerate(recs):
+            if r.value is None:     # a tombstone, right after its delete
+                assert kind == "delete" and recs[i - 1].key == r.key and recs[i - 1].value
+            else:
+                assert payload(r.value)["op"] == want[kind], (kind, r)
+                assert r.headers.get("penstock.position"), r.headers
+
+    def view(r):
+        v = payload(r.value)
+        if v is not None:
+            v = dict(v)
+            v.pop("ts_ms")
+            v.pop("ts_us", None)
+            v.pop("ts_ns", None)
+            v["source"] = {k: x for k, x in v["source"].items() if k != "name"}
+        return json.dumps([r.key and payload(r.key), v], sort_keys=True)
+    union = [r for recs in by_kind.values() for r in recs]
+    assert sorted(map(view, union)) == sorted(map(view, whole))
+
+    # merged by (penstock.position, source.lsn), the events of each key come
+    # in the order of the unsplit topic
+    def lsn(text):
+        hi, lo = text.split("/")
+        return (int(hi, 16) << 32) | int(lo, 16)
+
+    def order(r):
+        return (lsn(r.headers["penstock.position"].decode()), payload(r.value)["source"]["lsn"])
+    merged = sorted((r for r in union if r.value is not None), key=order)
+    per_key = collections.defaultdict(list)
+    for r in merged:
+        per_key[json.dumps(payload(r.key))].append(view(r))
+    whole_per_key = collections.defaultdict(list)
+    for r in whole:
+        if r.value is not None:
+            whole_per_key[json.dumps(payload(r.key))].append(view(r))
+    assert per_key == whole_per_key

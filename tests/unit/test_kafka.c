@@ -12,6 +12,17 @@
  *                 before do not; the core is asked for the rows again when
  *                 consumers cannot know their new values; what consumers
  *                 were told survives in the sink's engine state
+ *   net changes   changes: "net" over a held processing range: nothing is
+ *                 produced before the range's end, then one event per key
+ *                 (insert + update = its final insert, insert + delete =
+ *                 nothing, update + delete = a delete and its tombstone),
+ *                 each with the range, then the checkpoint, one Kafka
+ *                 transaction; a run without a bound: one span per
+ *                 checkpoint, the next from where the last ended; the
+ *                 options refused as JSON lines refuses them
+ *   split         split: "operation": a topic per operation whose records,
+ *                 together, are the unsplit stream's, tombstones after
+ *                 their delete
  *   mysql source  a MySQL-origin event carries Debezium's MySQL source block
  *   errors        each error kind: retriable commits retried, abortable ones
  *                 aborted, fatal and fenced ones ending the producer with
@@ -457,6 +468,286 @@ static void test_records(void **state)
 	json_decref(opts);
 }
 
+
+/* --- net changes and split by operation ------------------------------------------------ */
+
+/* Every record of topic, partition after partition (each in its order). */
+static size_t topic_records(const char *topic, const kf_memrec **out, size_t max)
+{
+	const kf_memrec *recs;
+	size_t total = 0;
+
+	for (int p = 0; p < kf_memstore_partitions(g_store, topic); p++) {
+		size_t n = kf_memstore_read(g_store, topic, p, true, &recs);
+		for (size_t i = 0; i < n; i++) {
+			assert_true(total < max);
+			out[total++] = &recs[i];
+		}
+	}
+	return total;
+}
+
+/* The records of key (e.g. {"id":1}) in topic, in order. */
+static size_t key_records(const char *topic, const char *key, const kf_memrec **out, size_t max)
+{
+	const kf_memrec *all[64];
+	size_t n = topic_records(topic, all, 64), got = 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (all[i]->key && strcmp(all[i]->key, key) == 0) {
+			assert_true(got < max);
+			out[got++] = all[i];
+		}
+	return got;
+}
+
+static void assert_op_range(const kf_memrec *r, const char *op, const char *from, const char *to)
+{
+	json_t *v = rec_json(r->value, r->vlen), *range = json_object_get(v, "range");
+
+	assert_string_equal(json_string_value(json_object_get(v, "op")), op);
+	assert_non_null(range);
+	assert_string_equal(json_string_value(json_object_get(range, "from")), from);
+	assert_string_equal(json_string_value(json_object_get(range, "to")), to);
+	json_decref(v);
+}
+
+static void write_txn(ps_snk *k, ps_txn *txn, ps_change **c, int n)
+{
+	ps_error err;
+
+	ps_error_clear(&err);
+	assert_int_equal(ps_snk_begin(k, txn, &err), PS_OK);
+	for (int i = 0; i < n; i++)
+		assert_int_equal(ps_snk_write(k, txn, c[i], &err), PS_OK);
+	assert_int_equal(ps_snk_commit(k, txn, &err), PS_OK);
+}
+
+static void test_net_changes(void **state)
+{
+	ps_sink_config cfg;
+	json_t *opts;
+	ps_snk k;
+	ps_error err;
+	ps_table *t = zoo_table('d');
+	ps_txn t1 = {.xid = 1, .commit_time_us = 1700000000000000, .position = "0/20"};
+	ps_txn t2 = {.xid = 2, .commit_time_us = 1700000001000000, .position = "0/30"};
+	ps_change *a[3], *b[3];
+	const kf_memrec *recs[16], *all[64];
+	const kf_memrec *raw;
+	json_t *v;
+	bool hold = false;
+	uint64_t committed, aborted;
+	char *ck = NULL;
+
+	(void)state;
+	ps_error_clear(&err);
+	sink_config(&cfg, &opts, "net", "\"changes\": \"net\"");
+	assert_int_equal(ps_snk_open(&k, &ps_sink_kafka, &cfg, &err), PS_OK);
+	assert_int_equal(ps_snk_range(&k, "0/10", "0/40", &hold, &err), PS_OK);
+	assert_true(hold);
+	a[0] = zoo_change(t, 'c', 1, "one", 0);     /* 1: inserted, then updated */
+	a[1] = zoo_change(t, 'c', 2, "two", 0);     /* 2: inserted, then deleted */
+	a[2] = zoo_change(t, 'u', 3, "three", 3);   /* 3: updated, then deleted */
+	b[0] = zoo_change(t, 'u', 1, "uno", 1);
+	b[1] = zoo_change(t, 'd', 2, NULL, 2);
+	b[2] = zoo_change(t, 'd', 3, NULL, 3);
+	write_txn(&k, &t1, a, 3);
+	write_txn(&k, &t2, b, 3);
+	/* held: nothing produced, not even an open transaction */
+	assert_int_equal(kf_memstore_read(g_store, "app.public.t", 0, false, &raw), 0);
+	assert_int_equal(kf_memstore_partitions(g_store, "app.public.t"), 0);
+	/* the range as it ended, then the checkpoint and its flush */
+	assert_int_equal(ps_snk_range(&k, "0/10", "0/40", &hold, &err), PS_OK);
+	assert_int_equal(ps_snk_checkpoint_store(&k, "{\"position\":\"0/40\"}", &err), PS_OK);
+	assert_int_equal(ps_snk_flush(&k, &err), PS_OK);
+	kf_memstore_counts(g_store, &committed, &aborted);
+	assert_int_equal(committed, 1);   /* the net set and its checkpoint */
+	/* 1: one insert with the final values */
+	assert_int_equal(key_records("app.public.t", "{\"id\":1}", recs, 16), 1);
+	assert_op_range(recs[0], "c", "0/10", "0/40");
+	v = rec_json(recs[0]->value, recs[0]->vlen);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(v, "after"), "v")),
+	                    "uno");
+	json_decref(v);
+	/* 2: nothing */
+	assert_int_equal(key_records("app.public.t", "{\"id\":2}", recs, 16), 0);
+	/* 3: a delete of the key before the range, then its tombstone */
+	assert_int_equal(key_records("app.public.t", "{\"id\":3}", recs, 16), 2);
+	assert_op_range(recs[0], "d", "0/10", "0/40");
+	assert_null(recs[1]->value);
+	assert_int_equal(topic_records("app.public.t", all, 64), 3);
+	assert_int_equal(ps_snk_checkpoint_load(&k, &ck, &err), PS_OK);
+	assert_string_equal(ck, "{\"position\":\"0/40\"}");
+	free(ck);
+	ps_snk_close(&k);
+	json_decref(opts);
+
+	/* a run without a bound: a span per checkpoint */
+	sink_config(&cfg, &opts, "net2", "\"changes\": \"net\", \"update_mask\": true");
+	cfg.url = "kafka://mem:9092/?topic_prefix=app2";
+	assert_int_equal(ps_snk_open(&k, &ps_sink_kafka, &cfg, &err), PS_OK);
+	assert_int_equal(ps_snk_range(&k, "0/10", NULL, &hold, &err), PS_OK);
+	assert_false(hold);
+	write_txn(&k, &t1, a, 3);
+	assert_int_equal(ps_snk_checkpoint_store(&k, "{\"position\":\"0/20\"}", &err), PS_OK);
+	assert_int_equal(ps_snk_flush(&k, &err), PS_OK);
+	write_txn(&k, &t2, b, 3);
+	assert_int_equal(ps_snk_checkpoint_store(&k, "{\"position\":\"0/30\"}", &err), PS_OK);
+	assert_int_equal(ps_snk_flush(&k, &err), PS_OK);
+	/* 1: inserted in the first span, updated in the second (with its mask) */
+	assert_int_equal(key_records("app2.public.t", "{\"id\":1}", recs, 16), 2);
+	assert_op_range(recs[0], "c", "0/10", "0/20");
+	assert_op_range(recs[1], "u", "0/20", "0/30");
+	v = rec_json(recs[1]->value, recs[1]->vlen);
+	{
+		json_t *changed = json_object_get(v, "changed");
+		bool has_v = false;
+		for (size_t i = 0; i < json_array_size(changed); i++)
+			has_v |= strcmp(json_string_value(json_array_get(changed, i)), "v") == 0;
+		assert_true(has_v);
+	}
+	json_decref(v);
+	/* 2: inserted, then deleted (and its tombstone); 3: updated, then deleted */
+	assert_int_equal(key_records("app2.public.t", "{\"id\":2}", recs, 16), 3);
+	assert_op_range(recs[0], "c", "0/10", "0/20");
+	assert_op_range(recs[1], "d", "0/20", "0/30");
+	assert_null(recs[2]->value);
+	assert_int_equal(key_records("app2.public.t", "{\"id\":3}", recs, 16), 3);
+	assert_op_range(recs[0], "u", "0/10", "0/20");
+	assert_op_range(recs[1], "d", "0/20", "0/30");
+	assert_null(recs[2]->value);
+	ps_snk_close(&k);
+	json_decref(opts);
+
+	/* at least once: held through idle heartbeats, produced at the flush */
+	sink_config(&cfg, &opts, "net4", "\"delivery\": \"at_least_once\", \"changes\": \"net\", "
+	                                 "\"heartbeat_interval_ms\": 1");
+	cfg.url = "kafka://mem:9092/?topic_prefix=app4";
+	assert_int_equal(ps_snk_open(&k, &ps_sink_kafka, &cfg, &err), PS_OK);
+	assert_false(ps_snk_has_checkpoint_store(&k));
+	assert_int_equal(ps_snk_range(&k, "0/10", "0/40", &hold, &err), PS_OK);
+	assert_true(hold);
+	write_txn(&k, &t1, a, 3);
+	write_txn(&k, &t2, b, 3);
+	/* idle until a heartbeat was produced and flushed (its 1 ms passed) */
+	while (kf_memstore_partitions(g_store, "__debezium-heartbeat.app4") == 0)
+		assert_int_equal(ps_snk_idle(&k, &err), PS_OK);
+	assert_int_equal(kf_memstore_partitions(g_store, "app4.public.t"), 0);
+	assert_int_equal(ps_snk_flush(&k, &err), PS_OK);
+	assert_int_equal(key_records("app4.public.t", "{\"id\":1}", recs, 16), 1);
+	assert_op_range(recs[0], "c", "0/10", "0/40");
+	assert_int_equal(key_records("app4.public.t", "{\"id\":3}", recs, 16), 2);
+	assert_int_equal(topic_records("app4.public.t", all, 64), 3);
+	ps_snk_close(&k);
+	json_decref(opts);
+
+	/* refused as JSON lines refuses them, and with transaction metadata */
+	sink_config(&cfg, &opts, "net3", "\"update_mask\": true");
+	assert_int_not_equal(ps_snk_open(&k, &ps_sink_kafka, &cfg, &err), PS_OK);
+	assert_non_null(strstr(err.message, "target.update_mask applies to net changes only"));
+	json_decref(opts);
+	ps_error_clear(&err);
+	sink_config(&cfg, &opts, "net3", "\"changes\": \"net\", \"transaction_metadata\": true");
+	assert_int_not_equal(ps_snk_open(&k, &ps_sink_kafka, &cfg, &err), PS_OK);
+	assert_non_null(strstr(err.message, "target.transaction_metadata"));
+	json_decref(opts);
+
+	for (int i = 0; i < 3; i++) {
+		ps_change_free(a[i]);
+		ps_change_free(b[i]);
+	}
+	ps_table_unref(t);
+}
+
+static void test_split_topics(void **state)
+{
+	static const char *const kinds[] = {"insert", "update", "delete", "load", "truncate"};
+	ps_sink_config cfg;
+	json_t *opts;
+	ps_snk k;
+	ps_error err;
+	ps_table *t = zoo_table('d');
+	ps_txn txn = {.xid = 9, .commit_time_us = 1700000000000000, .position = "0/10"};
+	ps_change *c[6];
+	const kf_memrec *recs[64];
+	size_t n, split_total = 0, whole;
+	char topic[64];
+
+	(void)state;
+	ps_error_clear(&err);
+	c[0] = zoo_change(t, 'c', 1, "one", 0);
+	c[1] = zoo_change(t, 'u', 2, "two", 0);         /* same key */
+	c[2] = zoo_change(t, 'u', 3, "three", 1);       /* key 1 -> 3 */
+	c[3] = zoo_change(t, 'd', 2, NULL, 2);
+	c[4] = ps_change_new('t', t, NULL, NULL, false, 2000);
+	c[5] = zoo_change(t, 'r', 7, "seven", 0);
+	/* the unsplit stream, then the same changes split, by another job */
+	for (int split = 0; split < 2; split++) {
+		sink_config(&cfg, &opts, split ? "split" : "whole",
+		            split ? "\"truncate_events\": true, \"split\": \"operation\""
+		                  : "\"truncate_events\": true");
+		cfg.url = split ? "kafka://mem:9092/?topic_prefix=s" : "kafka://mem:9092/?topic_prefix=w";
+		assert_int_equal(ps_snk_open(&k, &ps_sink_kafka, &cfg, &err), PS_OK);
+		write_txn(&k, &txn, c, 6);
+		assert_int_equal(ps_snk_checkpoint_store(&k, "{\"position\":\"0/10\"}", &err), PS_OK);
+		assert_int_equal(ps_snk_flush(&k, &err), PS_OK);
+		ps_snk_close(&k);
+		json_decref(opts);
+	}
+	whole = topic_records("w.public.t", recs, 64);
+	assert_int_equal(whole, 9);   /* c, u, d+tb, c, d+tb, t, r */
+	assert_int_equal(kf_memstore_partitions(g_store, "s.public.t"), 0);
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+		snprintf(topic, sizeof(topic), "s.public.t.%s", kinds[i]);
+		n = topic_records(topic, recs, 64);
+		assert_true(n > 0);
+		for (size_t j = 0; j < n; j++) {
+			json_t *v;
+			const char *op;
+			if (!recs[j]->value) {   /* a tombstone: after its key's delete */
+				assert_string_equal(kinds[i], "delete");
+				assert_true(j > 0 && recs[j - 1]->value &&
+				            strcmp(recs[j - 1]->key, recs[j]->key) == 0);
+				continue;
+			}
+			v = rec_json(recs[j]->value, recs[j]->vlen);
+			op = json_string_value(json_object_get(v, "op"));
+			assert_int_equal(op[0], i == 0 ? 'c' : i == 1 ? 'u' : i == 2 ? 'd' : i == 3 ? 'r' : 't');
+			json_decref(v);
+		}
+		split_total += n;
+	}
+	/* together, the split topics hold what the one topic holds: per key,
+	 * the same values in the same order */
+	assert_int_equal(split_total, whole);
+	{
+		static const char *const keys[] = {"{\"id\":1}", "{\"id\":2}", "{\"id\":3}",
+		                                   "{\"id\":7}"};
+		for (size_t i = 0; i < 4; i++) {
+			const kf_memrec *w[8], *sp[8];
+			size_t nw = key_records("w.public.t", keys[i], w, 8), ns = 0;
+			for (size_t j = 0; j < sizeof(kinds) / sizeof(kinds[0]); j++) {
+				snprintf(topic, sizeof(topic), "s.public.t.%s", kinds[j]);
+				ns += key_records(topic, keys[i], sp + ns, 8 - ns);
+			}
+			assert_int_equal(ns, nw);
+			for (size_t j = 0; j < nw; j++) {
+				bool found = false;
+				for (size_t m = 0; m < ns && !found; m++)
+					found = (!w[j]->value && !sp[m]->value) ||
+					        (w[j]->value && sp[m]->value &&
+					         strstr(sp[m]->value, "\"op\":") &&
+					         strncmp(strstr(w[j]->value, "\"op\":"),
+					                 strstr(sp[m]->value, "\"op\":"), 8) == 0);
+				assert_true(found);
+			}
+		}
+	}
+	for (int i = 0; i < 6; i++)
+		ps_change_free(c[i]);
+	ps_table_unref(t);
+}
 
 /* --- schema changes ------------------------------------------------------------------ */
 
@@ -1182,6 +1473,8 @@ int main(void)
 		cmocka_unit_test(test_decimal_bytes),
 		cmocka_unit_test(test_events),
 		cmocka_unit_test_setup_teardown(test_records, setup_store, teardown_store),
+		cmocka_unit_test_setup_teardown(test_net_changes, setup_store, teardown_store),
+		cmocka_unit_test_setup_teardown(test_split_topics, setup_store, teardown_store),
 		cmocka_unit_test_setup_teardown(test_table_change, setup_store, teardown_store),
 		cmocka_unit_test(test_mysql_source_block),
 		cmocka_unit_test_setup_teardown(test_error_kinds, setup_store, teardown_store),

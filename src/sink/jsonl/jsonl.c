@@ -420,23 +420,13 @@ static bool job_name_ok(const char *s)
  * their types are checked with the spec; here what they mean together. */
 static int open_options(ps_sink *k, const ps_sink_config *cfg, bool is_stdout, ps_error *err)
 {
-	const char *changes = ps_option_str(cfg->options, "changes");
 	const char *split = ps_option_str(cfg->options, "split");
-	bool net = changes && strcmp(changes, "net") == 0;
-	ps_netchg_opts no = {0};
+	ps_netchg_opts no;
+	bool net;
+	int rc = ps_netchg_options(cfg->options, &net, &no, err);
 
-	no.update_mask = ps_option_bool(cfg->options, "update_mask", false);
-	no.merge = ps_option_bool(cfg->options, "merge", false);
-	no.memory_bytes = (size_t)ps_option_int(cfg->options, "net_memory_mb", 64) << 20;
-	if (!net && (no.update_mask || no.merge))
-		return ps_error_set(err, PS_EINVAL, "target.%s applies to net changes only: set "
-		                    "target.changes to \"net\", or remove target.%s",
-		                    no.update_mask ? "update_mask" : "merge",
-		                    no.update_mask ? "update_mask" : "merge");
-	if (no.update_mask && no.merge)
-		return ps_error_set(err, PS_EINVAL, "target.update_mask and target.merge do not go "
-		                    "together: a merge event does not say whether the row was "
-		                    "updated; choose one");
+	if (rc != PS_OK)
+		return rc;
 	k->nouts = 1;
 	snprintf(k->outs[OUT_ALL].prefix, sizeof(k->outs[OUT_ALL].prefix), "%s", k->job_name);
 	if (split && strcmp(split, "operation") == 0) {
@@ -791,22 +781,10 @@ static int jsonl_flush(ps_sink *k, ps_error *err)
 	return rc;
 }
 
-static const char *const changes_choices[] = {"all", "net", NULL};
 static const char *const split_choices[] = {"none", "operation", NULL};
 
 static const ps_option_def jsonl_options[] = {
-	{.name = "changes", .kind = PS_OPTION_CHOICE, .choices = changes_choices,
-	 .default_text = "all",
-	 .doc = "all: every change as an event; net: one event per key with its final state, "
-	        "per processing range (penstock run --until) or per flush"},
-	{.name = "update_mask", .kind = PS_OPTION_BOOL, .default_int = 0,
-	 .doc = "net changes: each update names the columns the range changed (\"changed\")"},
-	{.name = "merge", .kind = PS_OPTION_BOOL, .default_int = 0,
-	 .doc = "net changes: inserts and updates are one operation, op \"u\" (insert or update)"},
-	{.name = "net_memory_mb", .kind = PS_OPTION_INTEGER, .min = 1, .max = 1048576,
-	 .default_int = 64,
-	 .doc = "net changes: memory the held changes may use before they spill to a "
-	        "temporary file"},
+	PS_NETCHG_OPTION_DEFS,
 	{.name = "split", .kind = PS_OPTION_CHOICE, .choices = split_choices,
 	 .default_text = "none",
 	 .doc = "operation: inserts, updates, deletes, load rows and the rest (truncates, "

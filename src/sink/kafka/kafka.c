@@ -33,6 +33,19 @@
  *     batch's records from those of one that never committed where the
  *     broker cannot (the mock; tests/integration/test_kafka.py).
  *
+ *  6. Net changes (target.changes "net", issue 21): the changes go into
+ *     sink/netchg.c's store instead of the topics. The span is a bounded
+ *     run's processing range, which the sink asks the core to hold to its
+ *     end (sink.h range), or, for a run without a bound, what came since
+ *     the last checkpoint. The store is drained (one event per key, each
+ *     with its range) just before the checkpoint record (exactly once) or
+ *     at flush (at least once), so a span is one Kafka transaction with
+ *     its checkpoint, opened only when the span is drained: the
+ *     transaction timeout bounds producing the net set, not the range. A
+ *     run that dies first commits nothing of it, and the next run reads the
+ *     range again. Heartbeats are not produced while changes are written
+ *     (they would open the transaction early); idle ones still are.
+ *
  * At least once (delivery at_least_once): an idempotent producer without
  * transactions; flush waits for every acknowledgement; the core keeps the
  * checkpoint in the state directory (checkpoint_kept says no) and marks what
@@ -267,6 +280,8 @@ static void kafka_close(ps_sink *k)
 	ps_buf_free(&k->key);
 	ps_buf_free(&k->val);
 	ps_buf_free(&k->aux);
+	ps_buf_free(&k->tail);
+	ps_netchg_close(k->net);
 	for (size_t i = 0; i < k->ntopics_ok; i++)
 		free(k->topics_ok[i]);
 	free(k->topics_ok);
@@ -303,6 +318,7 @@ static int kafka_open(ps_sink **out, const ps_sink_config *cfg, ps_error *err)
 	ps_buf_init(&k->key, RENDER_LIMIT);
 	ps_buf_init(&k->val, RENDER_LIMIT);
 	ps_buf_init(&k->aux, RENDER_LIMIT);
+	ps_buf_init(&k->tail, RENDER_LIMIT);
 	k->lops = ps__kafka_log_ops();
 	rc = ps__kafka_opts_parse(&k->o, cfg, err);
 	if (rc == PS_OK && !(k->job = strdup(cfg->job_name ? cfg->job_name : "")))
@@ -312,6 +328,8 @@ static int kafka_open(ps_sink **out, const ps_sink_config *cfg, ps_error *err)
 	if (rc == PS_OK)
 		rc = ps_envelope_set_style(&k->env, k->o.topic_prefix, k->o.schemas, k->o.decimals,
 		                           k->o.placeholder, err);
+	if (rc == PS_OK && k->o.net)
+		rc = ps_netchg_open(&k->net, &k->o.net_opts, err);
 	if (rc != PS_OK)
 		goto cleanup;
 	producer_id(k->producer, sizeof(k->producer));
@@ -337,10 +355,11 @@ static int kafka_open(ps_sink **out, const ps_sink_config *cfg, ps_error *err)
 	if (k->o.exactly_once)
 		rc = topic_ok(k, k->o.checkpoint_topic, 1, true, err);
 	if (rc == PS_OK)
-		ps_log_info("sink kafka: %s producer on %s, topics %s.<schema>.<table>%s",
+		ps_log_info("sink kafka: %s producer on %s, topics %s.<schema>.<table>%s%s%s",
 		            k->o.exactly_once ? "transactional" : "idempotent", k->o.brokers,
-		            k->o.topic_prefix, k->o.exactly_once ? ", checkpoint in the checkpoint topic"
-		                                                  : "");
+		            k->o.topic_prefix, k->o.split ? ".<operation>" : "",
+		            k->net ? ", net changes" : "",
+		            k->o.exactly_once ? ", checkpoint in the checkpoint topic" : "");
 cleanup:
 	if (rc != PS_OK) {
 		kafka_close(k);
@@ -361,6 +380,11 @@ static int kafka_begin(ps_sink *k, const ps_txn *txn, ps_error *err)
 {
 	if (k->broken)
 		return broken(k, err);
+	if (k->net) {
+		int rc = ps_netchg_begin(k->net, err);
+		if (rc != PS_OK)
+			return rc;
+	}
 	return ps__kafka_txn_begin(k, txn);
 }
 
@@ -376,7 +400,7 @@ static int kafka_write(ps_sink *k, const ps_txn *txn, const ps_change *c, ps_err
 		ps_log_warn("sink kafka: the producer is made fatal as PENSTOCK_FAULT asks");
 		k->lops->make_fatal(k->log, "injected by PENSTOCK_FAULT kafka.producer.fatal");
 	}
-	if (k->o.heartbeat_ms > 0 &&
+	if (k->o.heartbeat_ms > 0 && !k->net &&
 	    ps_now_ns() - k->last_heartbeat_ns >= (uint64_t)k->o.heartbeat_ms * 1000000ull) {
 		rc = ps__kafka_heartbeat(k, err);
 		if (rc != PS_OK)
@@ -387,6 +411,8 @@ static int kafka_write(ps_sink *k, const ps_txn *txn, const ps_change *c, ps_err
 		if (rc != PS_OK)
 			return rc;
 	}
+	if (k->net && c->op != PS_OP_READ)
+		return ps_netchg_add(k->net, txn, c, err);   /* note 6 */
 	rc = ps__kafka_write_change(k, txn, c, err);
 	if (!k->broken)
 		k->lops->poll(k->log);
@@ -397,7 +423,59 @@ static int kafka_commit(ps_sink *k, const ps_txn *txn, ps_error *err)
 {
 	if (k->broken)
 		return broken(k, err);
+	if (k->net) {
+		int rc = ps_netchg_commit(k->net, err);
+		if (rc != PS_OK)
+			return rc;
+		snprintf(k->last_commit, sizeof(k->last_commit), "%s", txn->position);
+	}
 	return ps__kafka_txn_end(k, txn, err);
+}
+
+/* --- net changes (note 6) ------------------------------------------------------ */
+
+/* A bounded run's range is held to its end; a run without a bound gives
+ * each checkpoint's span out, from where the last one ended. */
+static int kafka_range(ps_sink *k, const char *from, const char *to, bool *hold, ps_error *err)
+{
+	(void)err;
+	if (from)
+		snprintf(k->range_from, sizeof(k->range_from), "%s", from);
+	k->bounded = to != NULL;
+	snprintf(k->range_to, sizeof(k->range_to), "%s", to ? to : "");
+	*hold = k->net != NULL;
+	return PS_OK;
+}
+
+static int emit_net(const ps_netchg_event *ev, void *payload, ps_error *err)
+{
+	ps_sink *k = payload;
+	const char *to = k->bounded ? k->range_to : k->last_commit;
+	int rc;
+
+	ps_buf_reset(&k->tail);
+	rc = ps_netchg_render_tail(&k->tail, ev, k->range_from, to);
+	if (rc != PS_OK)
+		return ps_error_set(err, rc, "cannot render a net event's range");
+	rc = ps__kafka_write_change(k, ev->txn, ev->change, err);
+	ps_buf_reset(&k->tail);
+	if (!k->broken)
+		k->lops->poll(k->log);
+	return rc;
+}
+
+/* Produces the span's net events; the next span begins where it ended. */
+static int net_drain(ps_sink *k, ps_error *err)
+{
+	int rc = PS_OK;
+
+	if (!k->net)
+		return PS_OK;
+	if (ps_netchg_count(k->net) > 0)
+		rc = ps_netchg_drain(k->net, emit_net, k, err);
+	if (rc == PS_OK && !k->bounded && k->last_commit[0])
+		snprintf(k->range_from, sizeof(k->range_from), "%s", k->last_commit);
+	return rc;
 }
 
 /* Commits the Kafka transaction (note 2), trying a retriable failure again
@@ -426,12 +504,12 @@ static int commit_txn(ps_sink *k, ps_error *err)
 	return PS_OK;
 }
 
-static int kafka_flush(ps_sink *k, ps_error *err)
+/* Everything produced made durable: committed (exactly once) or
+ * acknowledged (at least once). */
+static int flush_producer(ps_sink *k, ps_error *err)
 {
 	kf_errkind kind;
 
-	if (k->broken)
-		return broken(k, err);
 	if (!k->o.exactly_once) {
 		kind = k->lops->flush(k->log, err);
 		if (kind != KF_OK)
@@ -440,6 +518,23 @@ static int kafka_flush(ps_sink *k, ps_error *err)
 		return PS_OK;
 	}
 	return k->in_txn ? commit_txn(k, err) : PS_OK;
+}
+
+/* Exactly once, the span's net events were produced before the checkpoint
+ * record (kafka_checkpoint_store); at least once they are produced here,
+ * before the checkpoint goes to the state directory (note 6). */
+static int kafka_flush(ps_sink *k, ps_error *err)
+{
+	int rc;
+
+	if (k->broken)
+		return broken(k, err);
+	if (!k->o.exactly_once) {
+		rc = net_drain(k, err);
+		if (rc != PS_OK)
+			return rc;
+	}
+	return flush_producer(k, err);
 }
 
 /* An idle log: only heartbeats, each committed at once. */
@@ -453,7 +548,8 @@ static int kafka_idle(ps_sink *k, ps_error *err)
 	    ps_now_ns() - k->last_heartbeat_ns < (uint64_t)k->o.heartbeat_ms * 1000000ull)
 		return PS_OK;
 	rc = ps__kafka_heartbeat(k, err);
-	return rc == PS_OK ? kafka_flush(k, err) : rc;
+	/* not kafka_flush: a held range stays held (note 6) */
+	return rc == PS_OK ? flush_producer(k, err) : rc;
 }
 
 /* --- the checkpoint (note 1) --------------------------------------------------- */
@@ -488,6 +584,9 @@ static int kafka_checkpoint_store(ps_sink *k, const char *json, ps_error *err)
 
 	if (k->broken)
 		return broken(k, err);
+	rc = net_drain(k, err);   /* note 6: the span, then its checkpoint */
+	if (rc != PS_OK)
+		return rc;
 	if (k->in_txn) {   /* note 3 */
 		kind = k->lops->flush(k->log, err);
 		if (kind != KF_OK)
@@ -561,4 +660,5 @@ const ps_sink_ops ps_sink_kafka = {
 	.figures = kafka_figures,
 	.idle = kafka_idle,
 	.fault_points = kafka_fault_points,
+	.range = kafka_range,
 };

@@ -21,6 +21,18 @@
  * With target.flatten the value is the flattened row (envelope.h) and
  * truncate events are dropped, as ExtractNewRecordState does.
  *
+ * With target.split "operation" a table's events go to a topic per
+ * operation: <prefix>.<schema>.<table>.insert (op c, the create half of a
+ * key change included), .update, .delete (with its tombstone), .load (op r)
+ * and .truncate. Messages, transaction records and heartbeats keep their
+ * topics. Each of those events carries the header penstock.position: its
+ * source transaction's place in the commit order, to merge topics by
+ * (with source.lsn within a transaction).
+ *
+ * A net event (target.changes "net", kafka.c note 6) is rendered like any
+ * other, with the members sink/netchg.c gives it ("range", and "changed"
+ * under update_mask) last in its payload.
+ *
  * A table's definition changes (issue 15): its key, value and flattened
  * schemas are rendered once per definition (envelope_dbz.c note 1), so the
  * first event that carries new columns carries the new schemas and fields,
@@ -106,14 +118,51 @@ static int set_topic(ps_sink *k, const char *suffix_a, const char *suffix_b)
 	return n > 0 && (size_t)n < sizeof(k->topic) ? PS_OK : PS_ETOOBIG;
 }
 
-static int table_topic(ps_sink *k, ps_table *t, ps_error *err)
+/* The topic's last part for an event of op under split (NULL: none). */
+static const char *op_topic(const ps_sink *k, char op)
 {
-	const char *part;
+	if (!k->o.split)
+		return NULL;
+	switch (op) {
+	case PS_OP_INSERT: return "insert";
+	case PS_OP_UPDATE: return "update";
+	case PS_OP_DELETE: return "delete";
+	case PS_OP_READ: return "load";
+	default: return "truncate";
+	}
+}
+
+static int table_topic(ps_sink *k, ps_table *t, char op, ps_error *err)
+{
+	const char *part, *kind = op_topic(k, op);
+	char name[512];
 	int rc = ps_envelope_topic_part(&k->env, t, &part, err);
 
-	if (rc == PS_OK && set_topic(k, k->o.topic_prefix, part) != PS_OK)
-		rc = ps_error_set(err, PS_EINVAL, "topic name %s.%s is too long", k->o.topic_prefix, part);
-	return rc;
+	if (rc != PS_OK)
+		return rc;
+	snprintf(name, sizeof(name), "%s%s%s", part, kind ? "." : "", kind ? kind : "");
+	if (set_topic(k, k->o.topic_prefix, name) != PS_OK || strlen(k->topic) > 249)
+		return ps_error_set(err, PS_EINVAL, "topic name %s.%s is too long (Kafka takes 249 "
+		                    "characters)", k->o.topic_prefix, name);
+	return PS_OK;
+}
+
+/* A net event's members (k->tail) go last in the value's payload, before
+ * its closing brace (and the wrapper's, with schemas). */
+static int add_tail(ps_sink *k, ps_error *err)
+{
+	size_t closing = k->o.schemas ? 2 : 1;
+
+	if (k->tail.len == 0)
+		return PS_OK;
+	if (k->val.len < closing || k->val.data[k->val.len - 1] != '}' ||
+	    (closing == 2 && k->val.data[k->val.len - 2] != '}'))
+		return ps_error_set(err, PS_EINVAL, "a net event's value does not end as a JSON object");
+	k->val.len -= closing;
+	if (ps_buf_append(&k->val, k->tail.data, k->tail.len) != 0 ||
+	    ps_buf_append(&k->val, "}}", closing) != 0)
+		return oom(err);
+	return PS_OK;
 }
 
 /* --- transaction metadata ------------------------------------------------------ */
@@ -251,11 +300,12 @@ static int emit(ps_sink *k, const ps_txn *txn, const ps_change *c, char op, cons
                 const kf_header *extra, size_t nextra, ps_error *err)
 {
 	ps_event_txn txbuf, *tx = NULL;
+	kf_header h[3];
 	int rc = txn_block(k, txn, c, &txbuf, &tx, err);
 
 	if (rc != PS_OK)
 		return rc;
-	rc = table_topic(k, c->table, err);
+	rc = table_topic(k, c->table, op, err);
 	if (rc != PS_OK)
 		return rc;
 	ps_buf_reset(&k->val);
@@ -263,8 +313,19 @@ static int emit(ps_sink *k, const ps_txn *txn, const ps_change *c, char op, cons
 		rc = ps_envelope_flat(&k->env, &k->val, txn, c, op, err);
 	else
 		rc = ps_envelope_value(&k->env, &k->val, txn, c, op, tx, wall_us(), err);
+	if (rc == PS_OK)
+		rc = add_tail(k, err);
 	if (rc != PS_OK)
 		return rc;
+	if (k->o.split && txn && txn->position[0] && nextra < 3) {
+		for (size_t i = 0; i < nextra; i++)
+			h[i] = extra[i];
+		h[nextra].name = "penstock.position";
+		h[nextra].value = txn->position;
+		h[nextra].len = strlen(txn->position);
+		extra = h;
+		nextra++;
+	}
 	return ps__kafka_produce(k, k->topic, -1, key, k->val.data, k->val.len, extra, nextra, err);
 }
 
@@ -342,6 +403,8 @@ static int message(ps_sink *k, const ps_txn *txn, const ps_change *c, ps_error *
 		return oom(err);
 	ps_buf_reset(&k->val);
 	rc = ps_envelope_value(&k->env, &k->val, txn, c, PS_OP_MESSAGE, NULL, wall_us(), err);
+	if (rc == PS_OK)
+		rc = add_tail(k, err);
 	if (rc != PS_OK)
 		return rc;
 	return ps__kafka_produce(k, k->topic, -1, &k->key, k->val.data, k->val.len, NULL, 0, err);

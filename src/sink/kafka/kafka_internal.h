@@ -19,6 +19,7 @@
 #include "penstock/sink.h"
 #include "sink/envelope.h"
 #include "sink/kafka/kafka_log.h"
+#include "sink/netchg.h"
 #include "util/buf.h"
 
 #define KF_DEFAULT_CHECKPOINT_TOPIC "penstock.checkpoints"
@@ -45,6 +46,10 @@ typedef struct kf_opts {
 	char *placeholder;            /* unavailable (unchanged TOAST) value */
 	char **props;                 /* client security settings: key, value, ...,
 	                                 NULL; may hold the password: wiped on free */
+	bool net;                     /* changes: net (kafka.c note 6) */
+	ps_netchg_opts net_opts;
+	bool split;                   /* split: operation, a topic per operation
+	                                 (kafka_event.c) */
 } kf_opts;
 
 /* Parses the URL and the target's options into o; the password goes only
@@ -87,6 +92,14 @@ struct ps_sink {
 	size_t ntopics_ok;
 
 	uint64_t last_heartbeat_ns;
+
+	/* net changes (kafka.c note 6) */
+	ps_netchg *net;               /* NULL: every change is produced as it comes */
+	char range_from[PS_POSITION_MAX], range_to[PS_POSITION_MAX];
+	bool bounded;                 /* range_to is a bounded run's end */
+	char last_commit[PS_POSITION_MAX];
+	ps_buf tail;                  /* the net event being produced: its extra
+	                                 members (range, changed); empty otherwise */
 
 	/* what consumers were told of each table's columns (schema changes) */
 	ps_envelope_shapes shapes;

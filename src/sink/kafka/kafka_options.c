@@ -57,6 +57,7 @@ static const char *const protocol_choices[] = {"plaintext", "ssl", "sasl_plainte
                                                NULL};
 static const char *const mechanism_choices[] = {"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", NULL};
 static const char *const ident_choices[] = {"https", "none", NULL};
+static const char *const split_choices[] = {"none", "operation", NULL};
 
 #define BOOL_OPT(n, d, text) \
 	{.name = n, .kind = PS_OPTION_BOOL, .default_int = d, .doc = text}
@@ -113,6 +114,10 @@ const ps_option_def ps__kafka_options[] = {
 	CHOICE_OPT("ssl_endpoint_identification", ident_choices, NULL,
 	           "check the broker's host name in its certificate "
 	           "(ssl.endpoint.identification.algorithm)"),
+	PS_NETCHG_OPTION_DEFS,
+	CHOICE_OPT("split", split_choices, "none",
+	           "operation: a table's events on a topic per operation, "
+	           "<prefix>.<schema>.<table>.insert, .update, .delete, .load, .truncate"),
 	{.name = NULL},
 };
 
@@ -264,6 +269,15 @@ int ps__kafka_opts_parse(kf_opts *o, const ps_sink_config *cfg, ps_error *err)
 	if (o->topic_partitions == 0 || o->replication_factor == 0)
 		return ps_error_set(err, PS_EINVAL, "target.topic_partitions and "
 		                    "target.replication_factor are -1 (the brokers' default) or at least 1");
+	rc = ps_netchg_options(opts, &o->net, &o->net_opts, err);
+	if (rc != PS_OK)
+		return rc;
+	if (o->net && o->transaction_metadata)
+		return ps_error_set(err, PS_EINVAL, "target.transaction_metadata does not go with "
+		                    "target.changes \"net\": a net event is the sum of many source "
+		                    "transactions; remove one of them");
+	v = ps_option_str(opts, "split");
+	o->split = v && strcmp(v, "operation") == 0;
 	if (o->timeout_ms >= o->transaction_timeout_ms)
 		return ps_error_set(err, PS_EINVAL, "target.timeout_ms (%d) must be below "
 		                    "target.transaction_timeout_ms (%d)", o->timeout_ms,
