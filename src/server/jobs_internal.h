@@ -122,7 +122,7 @@ typedef struct ps_compare_req {
 } ps_compare_req;
 
 /* Each reads a body of len bytes: true with the request filled, or false
- * with r set to the 400 the client gets (and nothing to free). */
+ * with r set to the 400 the client is answered (and nothing to free). */
 bool ps__api_complete_body(const char *body, size_t len, int *mode, ps_api_result *r);
 bool ps__api_compare_body(const char *body, size_t len, ps_compare_req *q, ps_api_result *r);
 void ps__api_compare_req_free(ps_compare_req *q);

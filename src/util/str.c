@@ -126,3 +126,8 @@ void ps_utf8_sanitize(char *s)
 		left -= n;
 	}
 }
+
+long ps_leading_long(const char *s)
+{
+	return s ? strtol(s, NULL, 10) : 0;
+}

@@ -32,6 +32,12 @@ size_t ps_utf8_valid_len(const unsigned char *s, size_t avail);
  * character that a bounded snprintf cut in half. */
 void ps_utf8_sanitize(char *s);
 
+/* The decimal number s begins with (after optional blanks and a sign), or 0
+ * when it begins with none; for numbers inside text a server gave (an errno
+ * in a warning, a length in a type name), where no number means 0. Out of
+ * range: LONG_MIN or LONG_MAX, as strtol. */
+long ps_leading_long(const char *s);
+
 /* fsync of a directory, so a created or renamed entry in it is durable. */
 int ps_fsync_dir(const char *dir, ps_error *err);
 

@@ -63,6 +63,7 @@
 
 #include "sink/mysql/mysink.h"
 #include "util/myconn.h"
+#include "util/str.h"
 
 enum {
 	SH_INSERT = 'I',
@@ -657,7 +658,7 @@ static int check_lax(ps_sink *s, const mys_table *t, MYSQL_STMT *st, const char 
 			                  "changed value: %s %s: %s", what, t->db, t->name,
 			                  row[0] ? row[0] : "Warning", row[1] ? row[1] : "?", msg);
 			ps_error_set_engine(err, MY_CODE_KIND, row[1] ? row[1] : "",
-			                    my_errclass_of(row[1] ? (unsigned)atoi(row[1]) : 0));
+			                    my_errclass_of((unsigned)ps_leading_long(row[1])));
 		}
 	}
 	mysql_free_result(res);

@@ -48,6 +48,7 @@
 #include "sink/mysql/mysink.h"
 #include "sink/mysql/mysink_typemap.h"
 #include "util/log.h"
+#include "util/str.h"
 #include "util/myconn.h"
 
 typedef struct tcol {
@@ -135,7 +136,7 @@ static bool holds(const char *have, const char *want)
 		return int_rank(have) >= int_rank(want);
 	if (strncmp(want, "varchar(", 8) == 0) {
 		if (strncmp(have, "varchar(", 8) == 0)
-			return atol(have + 8) >= atol(want + 8);
+			return ps_leading_long(have + 8) >= ps_leading_long(want + 8);
 		for (int i = 0; texts[i]; i++)
 			if (strcmp(have, texts[i]) == 0)
 				return true;
@@ -196,7 +197,7 @@ static int target_load(MYSQL *ddl, const ps_sink *s, const char *db, const char 
 		c->nullable = row[2] && strcmp(row[2], "YES") == 0;
 		c->ours = strncmp(cm, MYS_COL_MARK, ml) == 0 && (cm[ml] == '\0' || cm[ml] == ' ');
 		if (c->ours && strncmp(cm + ml, " #", 2) == 0)
-			c->ordinal = atoi(cm + ml + 2);
+			c->ordinal = (int)ps_leading_long(cm + ml + 2);
 		tt->n++;
 	}
 	mysql_free_result(res);

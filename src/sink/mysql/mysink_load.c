@@ -48,6 +48,7 @@
 #include "sink/mysql/mysink.h"
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/str.h"
 #include "util/myconn.h"
 
 int ps__mys_refuse_value(ps_error *err, const mys_table *t, const ps_change *c, int col,
@@ -384,7 +385,7 @@ static int check_warnings(MYSQL *conn, const mys_table *t, const ps_table *src,
 	             "%s%s%s%s; %u warning(s) in all; nothing of this load is kept", what,
 	             first[0] ? first : "more warnings than the server lists", key[0]
 	             ? " (the row with " : "", key, key[0] ? ")" : "", count);
-	ps_error_set_engine(err, MY_CODE_KIND, code, my_errclass_of((unsigned)atoi(code)));
+	ps_error_set_engine(err, MY_CODE_KIND, code, my_errclass_of((unsigned)ps_leading_long(code)));
 	return PS_ESERVER;
 }
 
