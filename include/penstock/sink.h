@@ -59,7 +59,7 @@
  * lose is something the source was told is durable, since the source then
  * lets its log go (source.h invariant 3). So a sink that commits this way
  * implements `durable`, and the core acknowledges the source only up to the
- * position of the last flush it reported durable (pipeline.c note 6).
+ * position of the last flush it reported durable (pipeline.c note 7).
  * Rules for such a sink:
  *   a. Flushes are numbered 1, 2, ... on each instance, in the order they
  *      returned 0 (a flush with nothing to commit counts too).

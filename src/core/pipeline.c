@@ -11,7 +11,7 @@
  *            keepalives) ─► ... ; acks the durable position as it moves.
  *   applier: pop ─► sink begin/write/commit ─► at a batch boundary:
  *            store checkpoint ─► flush sink ─► publish durable position
- *            (at once, or once the sink says the flush is durable: note 6).
+ *            (at once, or once the sink says the flush is durable: note 7).
  *
  * Invariants:
  *   1. The durable position only moves after the sink flushed everything up
@@ -49,7 +49,7 @@
  *      range as it ended (the bound, which a backfill may have moved, or
  *      the last commit of a run stopped early).
  *
- *   6. Asynchronous durability (sink.h `durable`). A sink may commit a batch
+ *   7. Asynchronous durability (sink.h `durable`). A sink may commit a batch
  *      before it is durable (PostgreSQL: synchronous_commit = off): a crash
  *      of the target then loses the newest batches, each whole with its
  *      checkpoint, so the target falls back to an older checkpoint of its
@@ -108,7 +108,7 @@ typedef struct route {
 
 #define PEND_MAX 64           /* batches awaiting durability we keep apart */
 #define DURABLE_ASK_MS 5      /* idle, batches not yet durable: ask this often */
-#define DURABLE_WAIT_MS 20    /* idle this long: make them durable (note 6) */
+#define DURABLE_WAIT_MS 20    /* idle this long: make them durable (note 7) */
 
 typedef struct pipeline {
 	const ps_pipeline_config *cfg;
@@ -149,9 +149,9 @@ typedef struct pipeline {
 	char range_from[PS_POSITION_MAX];   /* where the bounded run began */
 	atomic_int bound_passed;            /* reader: a transaction past the bound began */
 	bool bound_extending;               /* reader: past the bound while a backfill runs */
-	bool range_hold;                      /* the sink holds the range until its end (note 6) */
+	bool range_hold;                    /* the sink holds the range until its end (note 6) */
 
-	/* applier-only: batches flushed, not yet reported durable (note 6) */
+	/* applier-only: batches flushed, not yet reported durable (note 7) */
 	struct pend {
 		uint64_t flush;             /* the sink's flush number (sink.h rule a) */
 		char position[PS_POSITION_MAX];
@@ -296,7 +296,7 @@ static void durable_set(pipeline *p, const char *pos)
 	atomic_fetch_add(&p->durable_seq, 1);
 }
 
-/* --- durable position with an asynchronous sink (note 6) ----------------- */
+/* --- durable position with an asynchronous sink (note 7) ----------------- */
 
 /* Publishes the position of the last pending batch the sink reports
  * durable by how (sink.h ps_durable_how), and forgets it and those before. */
@@ -337,7 +337,7 @@ static int durable_after_flush(pipeline *p, const char *pos, ps_error *err)
 	return durable_poll(p, PS_DURABLE_KNOWN, err);
 }
 
-/* Between batches, with nothing open: ask, then insist (note 6). How long
+/* Between batches, with nothing open: ask, then insist (note 7). How long
  * the applier may wait for the next item before it should look again. */
 static int durable_idle(pipeline *p, int *wait_ms, ps_error *err)
 {
@@ -990,7 +990,7 @@ static int applier_loop(pipeline *p, ps_error *err)
 
 			wait_ms = age_ms >= BATCH_LINGER_MS ? 0 : BATCH_LINGER_MS - (int)age_ms;
 		} else {
-			/* batches flushed, not yet durable: look again soon (note 6) */
+			/* batches flushed, not yet durable: look again soon (note 7) */
 			rc = durable_idle(p, &wait_ms, err);
 			if (rc != PS_OK)
 				return rc;
@@ -1308,7 +1308,7 @@ static int run_threads(pipeline *p, ps_error *err)
 			rc = store_checkpoint(p, final_state, err);
 		if (rc == PS_OK)
 			rc = durable_after_flush(p, p->last_commit, err);
-		/* a clean end leaves nothing for the source to wait for (note 6) */
+		/* a clean end leaves nothing for the source to wait for (note 7) */
 		if (rc == PS_OK && !p->in_txn)
 			rc = durable_all(p, err);
 		degraded_end(p, rc == PS_OK && !p->in_txn);
