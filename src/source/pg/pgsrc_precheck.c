@@ -743,6 +743,19 @@ cleanup:
 	ps_buf_free(&fix);
 }
 
+/* The selected tables' OIDs as an oid[] literal, "{1,2,3}", into oids
+ * (initialised here; the caller frees it). */
+static int table_oids(const pc_ctx *c, ps_buf *oids)
+{
+	int rc;
+
+	ps_buf_init(oids, (size_t)16 << 20);
+	rc = ps_buf_putc(oids, '{');
+	for (size_t i = 0; rc == PS_OK && i < c->ntables; i++)
+		rc = ps_buf_printf(oids, "%s%s", i ? "," : "", c->tables[i].oid);
+	return rc == PS_OK ? ps_buf_putc(oids, '}') : rc;
+}
+
 /* The types of the selected tables' columns that a target may not have
  * (as pg_snapshot.c's describe marks user_type), for the target's check. */
 static int list_user_types(pc_ctx *c)
@@ -755,11 +768,7 @@ static int list_user_types(pc_ctx *c)
 
 	if (c->ntables == 0)
 		return PS_OK;
-	ps_buf_init(&oids, (size_t)16 << 20);
-	ps_buf_putc(&oids, '{');
-	for (size_t i = 0; i < c->ntables; i++)
-		ps_buf_printf(&oids, "%s%s", i ? "," : "", c->tables[i].oid);
-	if (ps_buf_putc(&oids, '}') != PS_OK) {
+	if (table_oids(c, &oids) != PS_OK) {
 		ps_buf_free(&oids);
 		return PS_ENOMEM;
 	}
@@ -882,11 +891,7 @@ static int list_columns(pc_ctx *c)
 
 	if (c->ntables == 0)
 		return PS_OK;
-	ps_buf_init(&oids, (size_t)16 << 20);
-	ps_buf_putc(&oids, '{');
-	for (size_t i = 0; i < c->ntables; i++)
-		ps_buf_printf(&oids, "%s%s", i ? "," : "", c->tables[i].oid);
-	if (ps_buf_putc(&oids, '}') != PS_OK) {
+	if (table_oids(c, &oids) != PS_OK) {
 		ps_buf_free(&oids);
 		return PS_ENOMEM;
 	}
@@ -935,15 +940,15 @@ static void check_excess(pc_ctx *c)
 	char role[300];
 	const char *params[1];
 
-	ps_buf_init(&oids, 1u << 20);
 	ps_buf_init(&what, LIST_LIMIT);
 	ps_buf_init(&fix, LIST_LIMIT);
 	ps_error_clear(&qerr);
 	quote_role(c, role, sizeof(role), c->role);
-	ps_buf_putc(&oids, '{');
-	for (size_t i = 0; i < c->ntables; i++)
-		ps_buf_printf(&oids, "%s%s", i ? "," : "", c->tables[i].oid);
-	ps_buf_putc(&oids, '}');
+	if (table_oids(c, &oids) != PS_OK) {
+		ADD(c, "source.excess_privileges", PS_CHECK_WARNING, PS_CHECK_SKIPPED, NULL,
+		    "not checked: too many tables to list");
+		goto cleanup;
+	}
 	params[0] = oids.data;
 	if (pg_exec(c->conn, &res, &qerr, "reading the role's privileges",
 	            "SELECT r.rolsuper, r.rolcreaterole, r.rolcreatedb, r.rolbypassrls, "
