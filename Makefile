@@ -7,6 +7,8 @@
 #   make demo            install deps, build, run the demo
 #   make bench           benchmarks against peers (bench/)
 #   make fuzz            every tests/fuzz/fuzz_*.c for FUZZ_SECONDS (60) each (FUZZ=NAME: one)
+#   make fuzz-replay     build every fuzz harness and run each input of its
+#                        corpus once (part of check: the corpora are regression tests)
 #   make chaos           randomized fault campaign for CHAOS_MINUTES (20);
 #                        CHAOS_SEED=N replays a schedule (docs/chaos.md)
 #   make install         binary, man pages, systemd unit, env example, bash
@@ -73,7 +75,7 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 TOOL_SRCS := $(sort $(wildcard tests/tools/*.c))
 TOOL_BINS := $(TOOL_SRCS:tests/tools/%.c=$(BUILD)/tools/%)
 
-.PHONY: all check unit integration demo bench fuzz chaos install man deps clean
+.PHONY: all check unit integration demo bench fuzz fuzz-replay chaos install man deps clean
 all: $(BUILD)/penstock
 
 $(BUILD)/penstock: $(OBJS)
@@ -111,6 +113,7 @@ integration: $(BUILD)/penstock $(TOOL_BINS)
 check: deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory fuzz-replay
 	@$(MAKE) --no-print-directory integration
 
 demo: deps
@@ -177,7 +180,7 @@ FUZZ_RUN := $(FUZZ_BINS)
 endif
 FUZZ_SRCS_fuzz_binlog := $(sort $(wildcard src/source/mysql/binlog*.c)) src/util/buf.c src/util/error.c
 FUZZ_LIBS_fuzz_binlog := $(shell pkg-config --libs zlib 2>/dev/null)
-FUZZ_SRCS_fuzz_pgoutput := src/source/pg/pgoutput.c src/core/change.c src/core/schema.c src/sink/envelope.c \
+FUZZ_SRCS_fuzz_pgoutput := src/source/pg/pgoutput.c src/core/change.c src/core/schema.c src/sink/envelope.c src/sink/envelope_dbz.c \
                            src/util/buf.c src/util/json.c src/util/str.c src/util/error.c
 FUZZ_LIBS_fuzz_pgoutput := $(shell pkg-config --libs jansson 2>/dev/null)
 FUZZ_SRCS_fuzz_pgbinwalk := src/source/pg/pg_binwalk.c src/util/error.c
@@ -195,7 +198,7 @@ FUZZ_SRCS_fuzz_checkpoint := $(FUZZ_LIB_SRCS)
 FUZZ_LIBS_fuzz_checkpoint := $(LDLIBS)
 
 fuzz:
-	@bash scripts/install-deps.sh --fuzz
+	@bash scripts/install-deps.sh
 	@$(MAKE) --no-print-directory $(FUZZ_RUN)
 	@set -e; for f in $(FUZZ_RUN); do \
 	  n=$$(basename $$f); work=build/fuzz/corpus-$${n#fuzz_}; \
@@ -204,6 +207,17 @@ fuzz:
 	  echo "== $$n for $(FUZZ_SECONDS)s"; \
 	  $$f -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 $$dict \
 	      -print_final_stats=1 -artifact_prefix=build/fuzz/$$n- $$work; \
+	done
+
+# Every input of every corpus (the seeds, what long runs found, the inputs of
+# fixed findings) run once through its harness, with its sanitizers: a harness
+# that no longer builds or an input that fails again fails check.
+fuzz-replay: $(FUZZ_BINS)
+	@set -e; for f in $(FUZZ_BINS); do \
+	  n=$$(basename $$f); c=tests/fuzz/corpus/$${n#fuzz_}; \
+	  echo "== $$n: $$(ls $$c | wc -l) inputs of $$c"; \
+	  find $$c -type f -print0 | xargs -0 -n 200 $$f -timeout=10 -rss_limit_mb=2048 > build/fuzz/$$n-replay.log 2>&1 \
+	    || { tail -40 build/fuzz/$$n-replay.log; echo "fuzz-replay: $$n failed on its corpus (log: build/fuzz/$$n-replay.log)"; exit 1; }; \
 	done
 
 build/fuzz-obj/%.o: %.c

@@ -28,10 +28,9 @@ packages=(
 if [ "${1:-}" = "--bench" ]; then
   packages+=(pgcopydb pgloader)
 fi
-# make fuzz builds with clang's libFuzzer.
-if [ "${1:-}" = "--fuzz" ]; then
-  packages+=(clang libfuzzer-15-dev)
-fi
+# make fuzz, and make check (which replays the fuzz corpora), build with
+# clang's libFuzzer.
+packages+=(clang libfuzzer-15-dev)
 
 missing=()
 for p in "${packages[@]}"; do
