@@ -235,10 +235,18 @@ class Pgbench(threading.Thread):
                     self.halt.wait(0.2)
 
     def stop(self):
+        # SIGTERM, not SIGINT: a campaign started in the background by a
+        # shell (`make chaos &`, nohup) inherits SIGINT ignored, and so does
+        # pgbench, which then runs on and the campaign never reaches its
+        # comparison (it happened: 25 minutes of faults, no verdict).
         self.halt.set()
         if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            self.proc.wait(60)
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
         self.join(60)
 
 
