@@ -2,14 +2,16 @@
 """`make chaos`: a randomized fault campaign against a running penstock server
 (a campaign, not a test: docs/chaos.md).
 
-A source and a target PostgreSQL cluster (scripts/pgtmp.sh), a `penstock
-server` with three sync jobs from the source into PostgreSQL, SQLite and JSON
-lines, pgbench plus a type-zoo writer on the source, and a loopback TCP proxy
-(proxy.py) between penstock and each PostgreSQL server. For CHAOS_MINUTES
-(default 20) a seeded schedule (CHAOS_SEED replays it) injects: kill -9 of the
-penstock server then a restart, crash-restart of the source or the target
-(pg_ctl -m immediate), and network faults through a proxy (drop every
-connection, stall, reset the busiest connection, hold one direction). The jobs
+A source and a target PostgreSQL cluster (scripts/pgtmp.sh), a MariaDB 10.11
+server (tests/integration/mariadb.py), a `penstock server` with four sync jobs
+from the source into PostgreSQL, MariaDB, SQLite and JSON lines, pgbench plus
+a type-zoo writer on the source, and a loopback TCP proxy (proxy.py) between
+penstock and each database server. For CHAOS_MINUTES (default 20) a seeded
+schedule (CHAOS_SEED replays it) injects: kill -9 of the penstock server then
+a restart, crash-restart of the source or the PostgreSQL target (pg_ctl -m
+immediate) or of MariaDB (kill -9 of mariadbd, then started again on its data
+directory), and network faults through a proxy (drop every connection, stall,
+reset the busiest connection, hold one direction). The jobs
 recover by the server's own retries; a job that lands in failed_permanently is
 recovered with `recover` (retry, then resync) and that is a finding. At the
 end the writers stop, the jobs catch up, and every target is compared with
@@ -48,6 +50,8 @@ import psycopg2  # noqa: E402
 
 from conftest import (BIN, PGBIN, PGTMP, pg_column_types, pg_rows,  # noqa: E402
                       sqlite_rows)
+from mariadb import MariaDB  # noqa: E402
+from mysql_target import _comparable, _select_list, maria_text  # noqa: E402
 from proxy import ProxyLoop  # noqa: E402
 from test_stream import TYPE_ZOO  # noqa: E402
 
@@ -56,7 +60,7 @@ TOKEN = "chaos-token-" + uuid.uuid4().hex
 DB = "chaos"
 TABLES = ["public.pgbench_accounts", "public.pgbench_branches", "public.pgbench_tellers",
           "public.pgbench_history", "public.zoo"]
-JOBS = ["to_pg", "to_sqlite", "to_jsonl"]
+JOBS = ["to_pg", "to_mariadb", "to_sqlite", "to_jsonl"]
 RECOVERY_TIMEOUT = 180.0
 
 
@@ -396,10 +400,13 @@ class ZooWriter(threading.Thread):
 
 class Campaign:
     # Rates: a run of 25 minutes makes about 200 faults, over 100 kills,
-    # 20 server crashes and 50 network faults (docs/chaos.md).
-    KINDS = [("penstock_kill", 0.58), ("source_crash", 0.07), ("target_crash", 0.07),
-             ("net_drop", 0.07), ("net_stall", 0.07), ("net_reset", 0.07),
-             ("net_blackhole", 0.07)]
+    # 20 server crashes and 50 network faults (docs/chaos.md). The target
+    # crashes are shared between the PostgreSQL target (target_crash) and
+    # MariaDB (mariadb_crash).
+    KINDS = [("penstock_kill", 0.55), ("source_crash", 0.07), ("target_crash", 0.05),
+             ("mariadb_crash", 0.05), ("net_drop", 0.07), ("net_stall", 0.07),
+             ("net_reset", 0.07), ("net_blackhole", 0.07)]
+    CRASHES = ("source_crash", "target_crash", "mariadb_crash")
 
     def __init__(self, base, seed, minutes):
         self.base, self.seed, self.minutes = base, seed, minutes
@@ -434,11 +441,20 @@ class Campaign:
         with c.cursor() as cur:
             cur.execute(TYPE_ZOO)
         c.close()
+        # MariaDB with its defaults (InnoDB flushes its log at every commit);
+        # a generous readiness deadline: crash recovery on a loaded machine
+        self.maria = MariaDB(os.path.join(self.base, "mariadb"), start_timeout=300).start()
+        self.maria_up = True
+        self.maria.execute(f"CREATE DATABASE {DB}")
+        self.maria.execute(MARIA_ZOO, database=DB)
         self.loop = ProxyLoop()
         self.sproxy = self.loop.proxy("source", self.source.port)
         self.tproxy = self.loop.proxy("target", self.target.port)
+        self.mproxy = self.loop.proxy("mariadb", self.maria.port)
+        self.proxies = [self.sproxy, self.tproxy, self.mproxy]
         log(f"source :{self.source.port} (proxy :{self.sproxy.port}), "
-            f"target :{self.target.port} (proxy :{self.tproxy.port})")
+            f"target :{self.target.port} (proxy :{self.tproxy.port}), "
+            f"mariadb :{self.maria.port} (proxy :{self.mproxy.port})")
         self.zoo = ZooWriter(self.source, self.seed, float(os.environ.get("CHAOS_ZOO_TPS", "15")))
         self.zoo.start()
         self.pgbench = Pgbench(self.source, int(os.environ.get("CHAOS_PGBENCH_TPS", "40")))
@@ -449,6 +465,7 @@ class Campaign:
         self.sqlite_path = os.path.join(self.base, "target.db")
         self.jsonl_dir = pathlib.Path(self.base, "jsonl")
         targets = {"to_pg": f"postgresql://postgres@127.0.0.1:{self.tproxy.port}/{DB}",
+                   "to_mariadb": f"mysql://root@127.0.0.1:{self.mproxy.port}/{DB}",
                    "to_sqlite": f"sqlite://{self.sqlite_path}",
                    "to_jsonl": f"jsonl://{self.jsonl_dir}"}
         for name in JOBS:
@@ -560,7 +577,15 @@ class Campaign:
             time.sleep(down)
             pg.start()
             return f"down {down:.1f}s"
-        proxy = self.sproxy if r.random() < 0.5 else self.tproxy
+        if kind == "mariadb_crash":
+            down = r.uniform(0.5, 6)
+            self.maria_up = False
+            self.maria.kill()              # SIGKILL of mariadbd: no shutdown
+            time.sleep(down)
+            self.maria.restart()           # same data directory and port; returns once it pings
+            self.maria_up = True
+            return f"down {down:.1f}s"
+        proxy = r.choice(self.proxies)
         if kind == "net_drop":
             n = proxy.drop_all()
             return f"{proxy.name}: {n} connections reset"
@@ -607,11 +632,14 @@ class Campaign:
     # the end -------------------------------------------------------------------
 
     def finish(self):
-        self.sproxy.release()
-        self.tproxy.release()
+        for proxy in self.proxies:
+            proxy.release()
         for pg in (self.source, self.target):
             if not pg.up:
                 pg.start()
+        if not self.maria_up:
+            self.maria.restart()
+            self.maria_up = True
         self.server_alive()
         self.pgbench.stop()
         self.zoo.stop()
@@ -625,6 +653,11 @@ class Campaign:
             ok &= self.same("to_pg", t, src, dst)
             types = pg_column_types(SourceDb(self.source), t)
             try:
+                msrc, mdst = self.maria_rows(t, types, src)
+            except Exception as e:
+                msrc, mdst = src, [("error", str(e))]
+            ok &= self.same("to_mariadb", t, msrc, mdst)
+            try:
                 dst = sqlite_rows(self.sqlite_path, t, types, src)
             except Exception as e:
                 dst = [("error", str(e))]
@@ -637,11 +670,37 @@ class Campaign:
                 self.finding(f"job {name} ends {jobs[name]['state']}")
         return ok
 
+    def maria_rows(self, table, types, src):
+        """The source's rows and the MariaDB target's, both normalised by
+        docs/types-mariadb.md (as tests/integration/mysql_target.py does):
+        booleans, bytes, UTC timestamps and char(n) padding read back to
+        PostgreSQL's text, FLOAT and DOUBLE compared as the float and double
+        they hold. A float or numeric column the campaign created as text
+        (MARIA_ZOO) holds the source's text and is compared as text."""
+        name = table.split(".", 1)[1]
+        c = self.maria.connect(DB, conv={})
+        try:
+            with c.cursor() as cur:
+                cur.execute("SELECT DATA_TYPE FROM information_schema.COLUMNS WHERE "
+                            "TABLE_SCHEMA = %s AND TABLE_NAME = %s ORDER BY ORDINAL_POSITION",
+                            (DB, name))
+                mtypes = [r[0].lower() for r in cur.fetchall()]
+                cur.execute(f"SELECT {_select_list(c, DB, name)} FROM `{name}`")
+                raw = cur.fetchall()
+        finally:
+            c.close()
+        if len(mtypes) != len(types):
+            raise RuntimeError(f"{DB}.{name} has {len(mtypes)} columns, the source {len(types)}")
+        cmp = ["text" if t in FLOATS + ("numeric",) and m in MARIA_TEXT else t
+               for t, m in zip(types, mtypes)]
+        dst = [_comparable(tuple(maria_text(v, t) for v, t in zip(r, cmp)), cmp) for r in raw]
+        return [_comparable(r, cmp) for r in src], dst
+
     def same(self, job, table, src, dst):
-        if src == dst:
+        have, got = collections.Counter(src), collections.Counter(dst)
+        if have == got:
             self.compared.append(f"{job} {table}: {len(src)} rows equal")
             return True
-        have, got = collections.Counter(src), collections.Counter(dst)
         missing, extra = list((have - got).elements()), list((got - have).elements())
         self.finding(f"{job} {table} differs: {len(src)} rows in the source, {len(dst)} in the "
                      f"target; missing {len(missing)} {short(missing)}; extra {len(extra)} {short(extra)}")
@@ -752,8 +811,9 @@ class Campaign:
         for kind, _ in self.KINDS:
             lines.append(f"  {kind:15} {self.faults[kind]}")
         net = sum(v for k, v in self.faults.items() if k.startswith("net_"))
+        crashes = sum(self.faults[k] for k in self.CRASHES)
         lines.append(f"  (penstock kills {self.faults['penstock_kill']}, server crashes "
-                     f"{self.faults['source_crash'] + self.faults['target_crash']}, network faults {net})")
+                     f"{crashes}, network faults {net})")
         lines.append("recovery after the fault was lifted (running, streaming, applied past the "
                      "source's position at that moment), seconds median / max (n):")
         for kind, _ in self.KINDS + [("final catch-up", 0)]:
@@ -781,11 +841,14 @@ class Campaign:
         pathlib.Path(self.base, "report.txt").write_text(text + "\n")
 
     def teardown(self):
+        """Stops what setup started, whatever it got to."""
         try:
-            self.server.stop()
+            if hasattr(self, "server"):
+                self.server.stop()
         finally:
-            self.source.stop()
-            self.target.stop()
+            for name in ("source", "target", "maria"):
+                if hasattr(self, name):
+                    getattr(self, name).stop()
 
 
 class SourceDb:
@@ -807,6 +870,24 @@ class SourceDb:
 
 
 FLOATS = ("real", "double precision")
+
+# The MariaDB target's zoo, created by the campaign: penstock refuses to
+# create it (its `numeric` has no precision: no exact DECIMAL) and refuses
+# the values NaN and Infinity in FLOAT, DOUBLE and DECIMAL columns, and the
+# UUIDs MariaDB's UUID type cannot hold (version digit 8-f, variant digit
+# 0-7); the zoo writer writes them into f4, fnan, num and u (random 128
+# bits). docs/types-mariadb.md's fix for all of them is a target table made
+# by hand with text columns there, which keep the source's text exactly;
+# every other column has the type penstock would have created.
+MARIA_ZOO = """
+CREATE TABLE zoo (
+  `id` INT NOT NULL PRIMARY KEY, `i2` SMALLINT, `i8` BIGINT, `f4` VARCHAR(40), `f8` DOUBLE,
+  `fnan` VARCHAR(40), `num` VARCHAR(100), `b` TINYINT(1), `ts` DATETIME(6), `tstz` DATETIME(6),
+  `d` DATE, `t` TIME(6), `iv` VARCHAR(100), `by` LONGBLOB, `js` JSON, `jb` JSON, `arr` LONGTEXT,
+  `tarr` LONGTEXT, `u` CHAR(36), `txt` LONGTEXT, `vc` VARCHAR(10), `ch` CHAR(3),
+  `inet_` VARCHAR(43), `nul` LONGTEXT, `money_` VARCHAR(64), `bits` VARCHAR(8)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_nopad_bin"""
+MARIA_TEXT = ("char", "varchar", "tinytext", "text", "mediumtext", "longtext")
 
 
 def short(rows):

@@ -243,17 +243,24 @@ def test_a_load_that_would_change_a_value_fails_naming_table_column_and_row(db, 
 
 def test_values_mariadb_cannot_hold_are_refused_naming_the_row(db, mariadb, tdb):
     tables = {"t": table_json("t", [("id", "integer"), ("ts", "timestamp with time zone"),
-                                    ("f", "double precision")], key=["id"])}
+                                    ("f", "double precision"), ("u", "uuid")], key=["id"])}
     tables["t"]["columns"][1]["class"] = "timestamptz"
     tables["t"]["columns"][2]["class"] = "float"
+    tables["t"]["columns"][3]["class"] = "uuid"
     db.execute("SET TimeZone = 'UTC'")
     bc = db.value("SELECT '0044-03-15 12:00:00+00 BC'::timestamptz::text")
     far = db.value("SELECT '12024-01-01 00:00:00+00'::timestamptz::text")
-    for bad, col, why in [(["infinity", "1.5"], "ts", "is infinite"),
-                          ([bc, "1"], "ts", "before the year 1"),
-                          ([far, "1"], "ts", "past the year 9999"),
-                          (["2024-01-01 00:00:00+00", "NaN"], "f", "is NaN"),
-                          (["2024-01-01 00:00:00+00", "-Infinity"], "f", "is infinite")]:
+    ok_ts, ok_u = "2024-01-01 00:00:00+00", "9a8594ce-0b62-4c86-83c9-6b09fd378151"
+    # any 128 bits are a PostgreSQL uuid; MariaDB's UUID refuses version
+    # digits 8-f with variant digits 0-7 (the chaos campaign's random uuids)
+    odd_u = "9a8594ce-0b62-ec86-33c9-6b09fd378151"
+    assert db.value("SELECT %s::uuid::text", (odd_u,)) == odd_u
+    for bad, col, why in [(["infinity", "1.5", ok_u], "ts", "is infinite"),
+                          ([bc, "1", ok_u], "ts", "before the year 1"),
+                          ([far, "1", ok_u], "ts", "past the year 9999"),
+                          ([ok_ts, "NaN", ok_u], "f", "is NaN"),
+                          ([ok_ts, "-Infinity", ok_u], "f", "is infinite"),
+                          ([ok_ts, "1", odd_u], "u", "MariaDB's UUID type cannot hold")]:
         for op in ("r", "c"):
             steps = [{"prepare": "t"}, {"finish": "t"}, {"begin": {}},
                      {"op": op, "table": "t", "new": [7] + bad}, {"commit": "0/1"},
@@ -263,6 +270,18 @@ def test_values_mariadb_cannot_hold_are_refused_naming_the_row(db, mariadb, tdb)
             assert f"column {col}" in msg and why in msg and "id=7" in msg, msg
             assert "text type" in msg
             assert rows(mariadb, tdb, "t") == []
+    # every version and variant digit MariaDB's own CAST takes, penstock writes
+    # as it is; the ones it refuses, penstock refuses too (above: one of them)
+    both = [(v, w) for v in "0123456789abcdef" for w in "0123456789abcdef"]
+    taken = q(mariadb, tdb, "SELECT " + ", ".join(
+        f"CAST('9a8594ce-0b62-{v}c86-{w}3c9-6b09fd378151' AS UUID) IS NOT NULL" for v, w in both))[0]
+    accepted = [f"9a8594ce-0b62-{v}c86-{w}3c9-6b09fd378151" for (v, w), t in zip(both, taken) if t]
+    assert odd_u not in accepted and 0 < len(accepted) < len(both)
+    steps = [{"prepare": "t"}, {"finish": "t"}, {"begin": {}}] + \
+        [{"op": "c", "table": "t", "new": [i, ok_ts, "1", u]} for i, u in enumerate(accepted)] + \
+        [{"commit": "0/2"}, {"flush": True}]
+    ok(run(script(mariadb, tdb, tables, steps))[0])
+    assert [r[0] for r in q(mariadb, tdb, "SELECT CAST(u AS CHAR) FROM t ORDER BY id")] == accepted
 
 
 # ---- changes -----------------------------------------------------------------------

@@ -170,6 +170,17 @@ static void test_values(void **state)
 	assert_non_null(strstr(conv("decimal", "decimal(10,2)", PS_TYPE_NUMERIC, "NaN", NULL),
 	                       "DECIMAL"));
 	assert_string_equal(conv("decimal", "decimal(10,2)", PS_TYPE_NUMERIC, "-0.50", NULL), "-0.50");
+	/* MariaDB's UUID refuses version digits 8-f with variant digits 0-7 */
+	assert_string_equal(conv("uuid", "uuid", PS_TYPE_UUID, "9a8594ce-0b62-4c86-83c9-6b09fd378151",
+	                         NULL), "9a8594ce-0b62-4c86-83c9-6b09fd378151");
+	assert_string_equal(conv("uuid", "uuid", PS_TYPE_UUID, "9a8594ce-0b62-ec86-83c9-6b09fd378151",
+	                         NULL), "9a8594ce-0b62-ec86-83c9-6b09fd378151");
+	assert_string_equal(conv("uuid", "uuid", PS_TYPE_UUID, "9a8594ce-0b62-7c86-03c9-6b09fd378151",
+	                         NULL), "9a8594ce-0b62-7c86-03c9-6b09fd378151");
+	assert_non_null(strstr(conv("uuid", "uuid", PS_TYPE_UUID,
+	                            "9a8594ce-0b62-ec86-33c9-6b09fd378151", NULL), "MariaDB's UUID"));
+	assert_non_null(strstr(conv("uuid", "uuid", PS_TYPE_UUID,
+	                            "9A8594CE-0B62-8C86-73C9-6B09FD378151", NULL), "MariaDB's UUID"));
 	assert_string_equal(conv("longblob", "longblob", PS_TYPE_BYTES, "\\x00ff0a", &n), "\0\xff\n");
 	assert_int_equal(n, 3);
 	assert_string_equal(conv("longblob", "longblob", PS_TYPE_BYTES, "\\x", &n), "");

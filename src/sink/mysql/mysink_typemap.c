@@ -12,9 +12,10 @@
  *     inet, bit strings, time with time zone, ranges, enums) are kept as
  *     that text: lossless, and compare reads them back as they were.
  *  2. Values that a column of the right type still cannot hold (infinite or
- *     BC dates, years past 9999, NaN and infinite floats and numerics) are
- *     refused one by one when they come, naming table, column and row: a
- *     clamped or rounded value would be a silent change.
+ *     BC dates, years past 9999, NaN and infinite floats and numerics, UUIDs
+ *     of version 8 to 15 with variant 0 to 7, which MariaDB's UUID type
+ *     refuses) are refused one by one when they come, naming table, column
+ *     and row: a clamped or rounded value would be a silent change.
  *  3. Keys must be indexable whole: InnoDB indexes at most 3072 bytes, so a
  *     key column of unbounded text becomes VARCHAR(768) (768 characters of
  *     up to 4 bytes) and of unbounded bytea VARBINARY(3072); a longer value
@@ -351,6 +352,8 @@ void ps__mys_col_from_catalog(mys_col *out, const char *data_type, const char *c
 		snprintf(out->where, sizeof(out->where), "CAST(? AS TIME%s)", fsp);
 	} else if (strcasecmp(data_type, "year") == 0) {
 		out->conv = MYS_CONV_YEAR;
+	} else if (strcasecmp(data_type, "uuid") == 0) {
+		out->conv = MYS_CONV_UUID;
 	} else if (strcasecmp(data_type, "bit") == 0) {
 		out->conv = MYS_CONV_BIT;
 		snprintf(out->param, sizeof(out->param), "CAST(? AS UNSIGNED)");
@@ -494,6 +497,20 @@ int ps__mys_convert(const mys_col *c, const char *v, size_t len, char *scratch,
 			}
 			*out_len = (size_t)snprintf(scratch, 32, "%.17g", (double)f);
 			*out = scratch;
+		}
+		return PS_OK;
+	case MYS_CONV_UUID:
+		/* MariaDB's UUID stores versions 1 to 5 (variant 8 to b) with their
+		 * time parts swapped and marks them by those bits; a value whose
+		 * version digit is 8 to f with a variant digit 0 to 7 is refused
+		 * (10.11: "Incorrect uuid value"), though PostgreSQL's uuid takes
+		 * any 128 bits. The digits sit at 14 and 19 of the hyphenated
+		 * text; any other spelling is left to the server. */
+		if (len == 36 && v[8] == '-' && v[13] == '-' && v[18] == '-' && v[23] == '-' &&
+		    hex_nibble(v[14]) >= 8 && hex_nibble(v[19]) >= 0 && hex_nibble(v[19]) < 8) {
+			*why = "is a UUID of version 8 to 15 with variant 0 to 7 (its digits at "
+			       "positions 15 and 20), which MariaDB's UUID type cannot hold";
+			return PS_EINVAL;
 		}
 		return PS_OK;
 	case MYS_CONV_BIT: {

@@ -32,7 +32,8 @@ typedef enum mys_conv {
 	MYS_CONV_FLOAT,        /* checked: no NaN or Infinity */
 	MYS_CONV_DECIMAL,      /* checked: no NaN or Infinity */
 	MYS_CONV_BIT,          /* "0101" -> "5" (a BIT column) */
-	MYS_CONV_YEAR          /* "0" -> "0000" (a YEAR column reads the text '0' as 2000) */
+	MYS_CONV_YEAR,         /* "0" -> "0000" (a YEAR column reads the text '0' as 2000) */
+	MYS_CONV_UUID          /* checked: a value MariaDB's UUID type takes */
 } mys_conv;
 
 /* A target column as the sink writes and compares it. */
