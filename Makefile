@@ -231,7 +231,8 @@ fuzz_objs = $(patsubst %.c,build/fuzz-obj/%.o,$(FUZZ_SRCS_$(1)))
 .SECONDEXPANSION:
 build/fuzz/%: tests/fuzz/%.c $$(call fuzz_objs,$$*)
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -MMD -MP -o $@ $< $(call fuzz_objs,$*) $(FUZZ_LIBS_$*)
+	@echo "$(FUZZ_CC) -fsanitize=fuzzer,address,undefined -o $@ $< ($(words $(call fuzz_objs,$*)) objects of build/fuzz-obj/)"
+	@$(FUZZ_CC) $(FUZZ_CFLAGS) -MMD -MP -o $@ $< $(call fuzz_objs,$*) $(FUZZ_LIBS_$*)
 
 clean:
 	rm -rf build
