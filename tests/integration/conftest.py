@@ -222,7 +222,15 @@ def cluster():
 def db(cluster):
     d = cluster.new_database()
     yield d
-    # Release what the test's jobs left behind, so slots do not pile up.
+    # Release what the test's jobs left behind, so slots do not pile up. The
+    # walsender of a job killed at the test's end may outlive it for a moment
+    # (seconds on a loaded machine), and an active slot cannot be dropped:
+    # wait for it to go first, rather than leave the slot to every later test.
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and d.value(
+            "SELECT count(*) FROM pg_replication_slots "
+            "WHERE database = current_database() AND active"):
+        time.sleep(0.1)
     d.execute("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
               "WHERE database = current_database() AND NOT active")
     d.conn.close()

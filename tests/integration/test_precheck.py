@@ -80,7 +80,8 @@ def test_good_setup_passes_and_creates_nothing(tmp_path, db, target_db):
     assert "public.audit" in got["source.tables"]["message"]
     assert "public.orders" in got["source.tables"]["message"]
     # read-only: no slot, no publication, no schema, no table anywhere
-    assert db.value("SELECT count(*) FROM pg_replication_slots") == 0
+    assert db.value("SELECT count(*) FROM pg_replication_slots "
+                    "WHERE database = current_database()") == 0
     assert db.value("SELECT count(*) FROM pg_publication") == 0
     assert target_db.value("SELECT count(*) FROM pg_namespace WHERE nspname = 'penstock'") == 0
     assert target_db.value("SELECT count(*) FROM pg_class WHERE relname IN ('orders', 'audit')") == 0
