@@ -49,7 +49,7 @@ def write(out, seed):
 def reset(out):
     os.makedirs(out, exist_ok=True)
     for old in os.listdir(out):
-        if not old.startswith("regress-"):          # inputs of findings stay
+        if not old.startswith(("regress-", "found-")):  # findings and long runs' inputs stay
             os.unlink(os.path.join(out, old))
 
 

@@ -83,7 +83,7 @@ class Corpus:
         self.dir = os.path.join(HERE, "corpus", name)
         os.makedirs(self.dir, exist_ok=True)
         for old in os.listdir(self.dir):
-            if not old.startswith("regress-"):      # inputs of findings stay
+            if not old.startswith(("regress-", "found-")):  # findings and long runs' inputs stay
                 os.unlink(os.path.join(self.dir, old))
         self.n = 0
 
