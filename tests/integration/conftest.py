@@ -31,6 +31,13 @@ CANONICAL = ("SET DateStyle=ISO; SET TimeZone=UTC; SET IntervalStyle=postgres; "
              "SET extra_float_digits=3; SET bytea_output=hex")
 
 
+def lsn_int(text):
+    """A WAL position's text ('16/B374D848') as the integer it stands for,
+    so positions compare and subtract as numbers."""
+    hi, lo = text.split("/")
+    return (int(hi, 16) << 32) | int(lo, 16)
+
+
 def wait_for(predicate, timeout=30.0, interval=0.05, what="condition"):
     """Polls predicate until it returns a truthy value; fails after timeout."""
     deadline = time.monotonic() + timeout

@@ -18,7 +18,7 @@ import threading
 import psycopg2
 import pytest
 
-from conftest import PGBIN, Cluster, Writer, wait_equal, wait_for
+from conftest import PGBIN, Cluster, Writer, wait_equal, wait_for, lsn_int
 from test_server import Server, spec_for, start_streaming, transitions
 
 W_TABLES = ["public.w_items", "public.w_history"]
@@ -27,11 +27,6 @@ FAST_RETRY = {"initial_backoff_ms": 200, "max_backoff_ms": 1000}
 
 
 # --- helpers ------------------------------------------------------------------
-
-def lsn(text):
-    hi, lo = text.split("/")
-    return (int(hi, 16) << 32) | int(lo, 16)
-
 
 def pg_ctl(cluster, *args):
     cmd = [str(PGBIN / "pg_ctl"), "-D", os.path.join(cluster.dir, "data"), *args]
@@ -354,7 +349,7 @@ def test_recover_resync_of_named_tables_keeps_the_others(server, db, target_db):
     events = server.call("GET", "/v1/jobs/orders/events")[1]["events"]
     gaps = [e for e in events if e["kind"] == "gap"]
     assert len(gaps) == 1 and "1 table" in gaps[0]["reason"], gaps
-    assert lsn(gaps[0]["from"]) < lsn(gaps[0]["to"])
+    assert lsn_int(gaps[0]["from"]) < lsn_int(gaps[0]["to"])
 
 
 def test_recover_skip_records_the_gap(server, db, target_db):
@@ -381,7 +376,7 @@ def test_recover_skip_records_the_gap(server, db, target_db):
     gap = gaps[0]
     # from: where the target stood; to: at least the log's end when skip was asked
     assert gap["from"] == applied, (gap, applied)
-    assert lsn(gap["to"]) >= lsn(end) > lsn(gap["from"]), (gap, end)
+    assert lsn_int(gap["to"]) >= lsn_int(end) > lsn_int(gap["from"]), (gap, end)
     assert "skipped" in gap["reason"] and gap["actor"] == "cli"
     shown = server.cli("events", "orders", check=0).stdout
     assert "gap" in shown
@@ -417,7 +412,7 @@ def test_recover_skip_to_a_position_passes_over_a_poison_change(server, db, targ
     assert target_db.value("SELECT count(*) FROM w_items WHERE id = 7001") == 0
     gap = [e for e in server.call("GET", "/v1/jobs/orders/events")[1]["events"]
            if e["kind"] == "gap"][-1]
-    assert gap["to"] == poison and lsn(gap["from"]) < lsn(poison)
+    assert gap["to"] == poison and lsn_int(gap["from"]) < lsn_int(poison)
     assert "created again" not in gap["reason"]   # the slot still held the changes
 
 
@@ -496,7 +491,7 @@ def test_source_lost_with_changes_queued_is_degraded_then_fails_and_retries(
 
         def read_everything():
             job = server.job("orders")
-            if job["positions"]["read"] and lsn(job["positions"]["read"]) >= lsn(end):
+            if job["positions"]["read"] and lsn_int(job["positions"]["read"]) >= lsn_int(end):
                 return True
             # the read position is published at most 4 times a second, at a
             # commit: one more small transaction carries it
@@ -520,7 +515,7 @@ def test_source_lost_with_changes_queued_is_degraded_then_fails_and_retries(
     assert job["health"] == "degraded_log_fully_read", job
     # what was read before the source went away is in the target while it is still down
     assert target_db.value("SELECT count(*) FROM w_items WHERE id BETWEEN 8000 AND 8039") == 40
-    assert lsn(job["positions"]["applied"]) >= lsn(end)
+    assert lsn_int(job["positions"]["applied"]) >= lsn_int(end)
     assert job["cdc_state"] == "TFEND"
     events = server.call("GET", "/v1/jobs/orders/events")[1]["events"]
     kinds = [(e["kind"], e["to"]) for e in events]

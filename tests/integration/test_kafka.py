@@ -40,7 +40,7 @@ import time
 import pytest
 from confluent_kafka import Consumer, KafkaError, TopicPartition, OFFSET_BEGINNING
 
-from conftest import BIN, CANONICAL, Writer, wait_for
+from conftest import BIN, CANONICAL, Writer, wait_for, lsn_int
 from test_server import Server, transition_events, transitions
 
 TOOLS = pathlib.Path(os.environ.get("PENSTOCK_TOOLS",
@@ -1160,12 +1160,8 @@ def test_topics_by_operation_together_are_the_unsplit_stream(db, kafka, make_pen
 
     # merged by (penstock.position, source.lsn), the events of each key come
     # in the order of the unsplit topic
-    def lsn(text):
-        hi, lo = text.split("/")
-        return (int(hi, 16) << 32) | int(lo, 16)
-
     def order(r):
-        return (lsn(r.headers["penstock.position"].decode()), payload(r.value)["source"]["lsn"])
+        return (lsn_int(r.headers["penstock.position"].decode()), payload(r.value)["source"]["lsn"])
     merged = sorted((r for r in union if r.value is not None), key=order)
     per_key = collections.defaultdict(list)
     for r in merged:

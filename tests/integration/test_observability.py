@@ -22,7 +22,7 @@ import threading
 import pytest
 
 import test_server as ts
-from conftest import ROOT, Writer, wait_for
+from conftest import ROOT, Writer, wait_for, lsn_int
 
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
 RULES = ROOT / "contrib" / "prometheus" / "penstock-alerts.yml"
@@ -48,11 +48,6 @@ def sample(text, name, **labels):
     want = ",".join(f'{k}="{v}"' for k, v in labels.items())
     m = re.search(r"^" + re.escape(f"{name}{{{want}}}") + r" (\S+)$", text, re.M)
     return float(m.group(1)) if m else None
-
-
-def lsn(text):
-    hi, lo = text.split("/")
-    return (int(hi, 16) << 32) | int(lo, 16)
 
 
 def metric_names(text):
@@ -98,7 +93,7 @@ def test_metrics_an_operator_alerts_on(server, db, target_db, cluster):
     assert sample(text, "penstock_job_changes_applied_total", job="orders") == 40
     job = server.job("orders")
     assert sample(text, "penstock_job_position_bytes", job="orders", position="applied") == \
-        lsn(job["positions"]["applied"])
+        lsn_int(job["positions"]["applied"])
     assert sample(text, "penstock_snapshot_rows_copied", job="orders", table="public.w_items") == 400
     assert sample(text, "penstock_snapshot_units_planned", job="orders", table="public.w_items") == 1
     assert sample(text, "penstock_job_compare_consistent", job="orders", mode="count") == 1

@@ -38,6 +38,7 @@ class Server:
                         **(env_extra or {}))
         self.proc = None
         self.log = state_dir.parent / f"server-{self.port}.log"
+        self.context = None      # TlsServer: the TLS context that verifies the server
 
     def start(self):
         self.state_dir.mkdir(exist_ok=True)
@@ -64,7 +65,7 @@ class Server:
             req.add_header("Authorization", f"Bearer {token}")
         req.add_header("Content-Type", "application/json")
         try:
-            with urllib.request.urlopen(req, timeout=120) as r:
+            with urllib.request.urlopen(req, timeout=120, context=self.context) as r:
                 text = r.read().decode()
                 status = r.status
         except urllib.error.HTTPError as e:
@@ -123,6 +124,7 @@ class TlsServer(Server):
         self.url = f"https://127.0.0.1:{self.port}"
         self.env["PENSTOCK_SERVER"] = self.url
         self.env["PENSTOCK_CACERT"] = str(cafile)
+        self.context = ssl.create_default_context(cafile=str(cafile))
         if token_from_file:
             del self.env["PENSTOCK_API_TOKEN"]
             self.env["PENSTOCK_STATE_DIR"] = str(state_dir)
@@ -135,23 +137,6 @@ class TlsServer(Server):
             env=self.env, stdout=subprocess.DEVNULL, stderr=open(self.log, "a"))
         wait_for(self.healthy, 20, what="server to answer /healthz over https")
         return self
-
-    def call(self, method, path, body=None, token=TOKEN, raw=None):
-        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-        req = urllib.request.Request(self.url + path, data=data, method=method)
-        if token is not None:
-            req.add_header("Authorization", f"Bearer {token}")
-        req.add_header("Content-Type", "application/json")
-        ctx = ssl.create_default_context(cafile=str(self.cafile))
-        try:
-            with urllib.request.urlopen(req, timeout=120, context=ctx) as r:
-                text, status = r.read().decode(), r.status
-        except urllib.error.HTTPError as e:
-            text, status = e.read().decode(), e.code
-        try:
-            return status, json.loads(text)
-        except ValueError:
-            return status, text
 
 
 @pytest.fixture

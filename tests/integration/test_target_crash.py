@@ -24,7 +24,7 @@ import time
 
 import pytest
 
-from conftest import Cluster, Database, Writer, wait_equal, wait_for
+from conftest import Cluster, Database, Writer, wait_equal, wait_for, lsn_int
 from test_server import Server, spec_for, start_streaming, transitions
 
 W_TABLES = ["public.w_items", "public.w_history"]
@@ -33,11 +33,6 @@ W_TABLES = ["public.w_items", "public.w_history"]
 # in the WAL buffers until a page fills; a process crash loses what is there.
 SLOW_WAL_WRITER = ("wal_writer_delay=10000ms", "wal_writer_flush_after=1GB", "wal_buffers=64MB")
 FAST_RETRY = {"initial_backoff_ms": 200, "max_backoff_ms": 1000}
-
-
-def lsn(text):
-    hi, lo = text.split("/")
-    return (int(hi, 16) << 32) | int(lo, 16)
 
 
 @pytest.fixture
@@ -66,7 +61,7 @@ def query(cluster, dbname, sql, params=None):
 
 def checkpoint_position(cluster, dbname, job):
     body = query(cluster, dbname, "SELECT body FROM penstock.checkpoint WHERE job = %s", (job,))
-    return lsn(json.loads(body)["position"]) if body else 0
+    return lsn_int(json.loads(body)["position"]) if body else 0
 
 
 def server_processes(cluster, title):
@@ -116,7 +111,7 @@ def crash_under_load(cluster, dbname, job, rows_before, alive):
                             "(SELECT count(*) FROM w_history) FROM penstock.checkpoint "
                             "WHERE job = %s", (job,))
                 body, written, rows = cur.fetchone()
-                pos = lsn(json.loads(body)["position"])
+                pos = lsn_int(json.loads(body)["position"])
                 if prev and rows >= rows_before + 300 and written == prev[1] and pos > prev[0]:
                     break
                 prev = (pos, written)

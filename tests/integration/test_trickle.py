@@ -10,15 +10,10 @@ import sqlite3
 
 import psycopg2
 
-from conftest import Writer, pg_rows, wait_equal, wait_for
+from conftest import Writer, pg_rows, wait_equal, wait_for, lsn_int
 
 TABLES = ["public.w_items", "public.w_history"]
 RANGE = re.compile(r"processed the range \((\S*), (\S+)\]: (\d+) transactions, (\d+) changes")
-
-
-def lsn(text):
-    hi, lo = text.split("/")
-    return (int(hi, 16) << 32) | int(lo, 16)
 
 
 def run_range(p, until="caught-up", timeout=120):
@@ -64,7 +59,7 @@ def test_a_run_with_nothing_to_do_exits_at_once_and_changes_nothing(db, target_d
     frm, to, changes, _ = run_range(p)
     frm2, to2, changes2, err = run_range(p)
     assert frm2 == to and changes2 == 0, err
-    assert lsn(to2) > lsn(to)
+    assert lsn_int(to2) > lsn_int(to)
     # a position at or before the checkpoint: nothing to process, exit 0
     rc, _, err = p.run_to_exit(args=("--until", frm))
     assert rc == 0 and "nothing to process" in err, err

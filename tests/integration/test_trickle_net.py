@@ -4,7 +4,7 @@ events split into one file sequence per operation (target.split)."""
 import json
 import signal
 
-from conftest import Writer, wait_for
+from conftest import Writer, wait_for, lsn_int
 from test_trickle import run_range
 
 # Each scenario is a list of transactions on keys of its own; a key listed
@@ -303,12 +303,8 @@ def test_split_outputs_union_equals_the_unsplit_stream(db, make_penstock, tmp_pa
     assert sorted(map(split_view, union)) == sorted(map(split_view, whole))
 
     # within a file, commit order; across files, merged by position and lsn
-    def lsn(text):
-        hi, lo = text.split("/")
-        return (int(hi, 16) << 32) | int(lo, 16)
-
     def order(e):
-        return (lsn(e["position"]), e["source"]["lsn"])
+        return (lsn_int(e["position"]), e["source"]["lsn"])
     for events in files.values():
         assert [order(e) for e in events] == sorted(order(e) for e in events)
     merged = sorted(union, key=order)
