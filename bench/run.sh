@@ -43,7 +43,7 @@
 #
 # Tunable by environment (defaults are the issue's): ROUNDS (3), SCALE (30),
 # JOBS (4), NTABLES (1000), NROWS (2000), TXNS (100000), RATE (2000),
-# LAG_SECONDS (60), BIG_ROWS (5000000), CMP_SCALE (10), MY_ROWS (750000).
+# LAG_SECONDS (60), LAG_SCALE (10), BIG_ROWS (5000000), CMP_SCALE (10), MY_ROWS (750000).
 # A quick run: ROUNDS=1 SCALE=2 NTABLES=40 TXNS=10000 LAG_SECONDS=10 BIG_ROWS=200000 make bench
 # ONLY=load,many,backlog,lag,bigtxn,compare,mysql,mariadb,kafka,jobs picks some of them.
 # BENCH_RESULTS=DIR keeps the results (JSON) there; by default a temporary
@@ -74,7 +74,7 @@ if want backlog; then
 fi
 if want lag; then
   echo "== 3. steady pgbench -R ${RATE:-2000}: commit-to-applied lag"
-  /usr/bin/python3 lag.py "$BIN" "${RATE:-2000}" "${LAG_SECONDS:-60}"
+  /usr/bin/python3 lag.py "$BIN" "${RATE:-2000}" "${LAG_SECONDS:-60}" "${LAG_SCALE:-10}"
 fi
 if want bigtxn; then
   echo "== 4. one transaction of ${BIG_ROWS:-5000000} rows: peak RSS"

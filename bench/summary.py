@@ -101,10 +101,13 @@ def main():
 
     r = res["lag"]
     if r:
-        ok = r["p99_ms"] < 250
-        print(f"| 3 | pgbench -R {r['rate']:,} for {r['seconds']} s ({r['tps']:,.0f} tps "
-              f"achieved) | p99 lag **{r['p99_ms']:.0f} ms** (p50 {r['p50_ms']:.0f}, max "
-              f"{r['max_ms']:.0f}) | — | — | p99 < 250 ms | {met(ok)} |")
+        # pgbench -R paces by a Poisson schedule: within 2 % of the rate is the rate
+        reached = r["tps"] >= 0.98 * r["rate"]
+        ok = r["p99_ms"] < 250 and reached
+        print(f"| 3 | pgbench -R {r['rate']:,} for {r['seconds']} s, scale {r.get('scale', 1)} "
+              f"({r['tps']:,.0f} tps achieved) | p99 lag **{r['p99_ms']:.0f} ms** (p50 "
+              f"{r['p50_ms']:.0f}, max {r['max_ms']:.0f}) | — | — | p99 < 250 ms | "
+              f"{met(ok) if reached else 'no: the source did not reach the rate'} |")
         cpus.append(("3", "penstock", cpu(r["cpu"])))
     else:
         print("| 3 | pgbench -R 2000 for 60 s | not run | | | p99 < 250 ms | |")

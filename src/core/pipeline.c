@@ -1180,6 +1180,8 @@ static int run_load(pipeline *p, bool resuming, const ps_prepare_result *res, ps
 	lc.fresh = !resuming;
 	lc.stop = p->stop;
 	lc.progress_interval_ms = p->cfg->progress_interval_ms;
+	lc.batch_rows = p->cfg->load_batch_rows > 0 ? p->cfg->load_batch_rows
+	                                            : p->spec->snapshot_chunk_rows;
 	lc.status = p->cfg->status;
 	lc.limits = &p->live->limits;
 	lc.rl = &p->rl;

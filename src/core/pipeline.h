@@ -55,6 +55,9 @@ typedef struct ps_pipeline_config {
 	size_t batch_max_bytes;     /* ... or this many change bytes (default 16 MiB) */
 	int batch_max_ms;           /* ... or this long since the batch began (default 500) */
 	int progress_interval_ms;   /* status line period (default 10000) */
+	long long load_batch_rows;  /* a copy worker marks units done one checkpoint a batch,
+	                               while their estimated rows stay under this (default 0:
+	                               the spec's snapshot.chunk_rows; load.c NOTES 9) */
 	ps_run_status *status;      /* optional: live figures for a watcher (server) */
 	/* Optional: called when the run enters a phase (ps_phase: snapshot, catchup,
 	 * streaming), from whichever pipeline thread noticed; must not block long. */

@@ -110,12 +110,18 @@ typedef struct harness {
 	int stop_how;
 	atomic_int units;
 	int batch_txns;              /* the runs' batch_max_txns (16) */
+	long long load_batch_rows;   /* the runs' load_batch_rows (g_load_batch_rows) */
 	/* watchdog of one run */
 	pthread_mutex_t wmu;
 	pthread_cond_t wcv;
 	bool run_over;
 	atomic_int timed_out;
 } harness;
+
+/* The load_batch_rows of the harnesses h_new makes: 0, a checkpoint a copy
+ * unit, so that the fault tests hit each unit's commit; the batched test
+ * sets it (load.c NOTES 9), teardown puts it back. */
+static long long g_load_batch_rows;
 
 static harness *g_h;             /* the test's harness, freed by teardown if a
                                     failed assert skipped h_free */
@@ -226,6 +232,7 @@ static harness *h_new(const char *type, size_t ntxn, size_t first, uint64_t seed
 	snprintf(h->state_dir, sizeof(h->state_dir), "/tmp/penstock-pipetest.XXXXXX");
 	assert_non_null(mkdtemp(h->state_dir));
 	h->batch_txns = 16;
+	h->load_batch_rows = g_load_batch_rows;
 	g_h = h;
 	return h;
 }
@@ -258,6 +265,7 @@ static int teardown(void **state)
 	(void)state;
 	if (g_h)
 		h_free(g_h);
+	g_load_batch_rows = 0;
 	return 0;
 }
 
@@ -303,6 +311,7 @@ static int h_run(harness *h, const char *fault, ps_error *err)
 	cfg.queue_max_bytes = QUEUE_BYTES;
 	cfg.queue_max_items = 512;
 	cfg.batch_max_txns = h->batch_txns;
+	cfg.load_batch_rows = h->load_batch_rows;
 	cfg.batch_max_ms = 50;
 	cfg.progress_interval_ms = 60000;
 	cfg.status = &h->status;
@@ -789,6 +798,32 @@ static void test_fault_unit_commit(void **state)
 		fault_case("sync", "snapshot.unit.commit", hit, 4000 + (uint64_t)hit, false);
 }
 
+/* Batched checkpoints (load.c NOTES 9): the 12 units of 100 estimated rows
+ * go two to a checkpoint under a batch of 250 rows, the keyless table's
+ * unit of 1000 alone: 7 checkpoints for 13 units, whichever worker takes
+ * which. A failure at each, power cuts, and a failure while resuming; a
+ * fault at an 8th never comes. */
+static void test_fault_unit_commit_batched(void **state)
+{
+	static const fault twice[] = {{"snapshot.unit.commit", 3, true, "ILSTART"},
+	                              {"snapshot.unit.commit", 2, false, "ILSTART"}};
+	harness *h;
+	ps_error err;
+
+	(void)state;
+	g_load_batch_rows = 250;
+	for (long hit = 1; hit <= 7; hit++)
+		fault_case("sync", "snapshot.unit.commit", hit, 700 + (uint64_t)hit, false);
+	fault_case("sync", "snapshot.unit.commit", 5, 710, true);
+	fault_runs("sync", 711, twice, 2);
+	h = h_new("sync", 300, 120, 712);
+	if (h_run(h, "snapshot.unit.commit:error@8", &err) != PS_OK)
+		fail_msg("a fault at the 8th unit checkpoint came: %s", err.message);
+	h_assert_final(h);
+	h_free(h);
+	g_load_batch_rows = 0;
+}
+
 /* A failure while the previous one is being recovered from: a load
  * resumed twice (units at three snapshot points), and a fault during the
  * re-processing window a resumed load leaves (CDC ILUPDATE). The window
@@ -1268,6 +1303,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_fault_before_commit, teardown),
 		cmocka_unit_test_teardown(test_fault_after_commit, teardown),
 		cmocka_unit_test_teardown(test_fault_unit_commit, teardown),
+		cmocka_unit_test_teardown(test_fault_unit_commit_batched, teardown),
 		cmocka_unit_test_teardown(test_fault_while_resuming, teardown),
 		cmocka_unit_test_teardown(test_power_cut, teardown),
 		cmocka_unit_test_teardown(test_async_ack_durable, teardown),
