@@ -25,6 +25,11 @@ pgbench_branches row, each holding its lock through its commit's WAL flush,
 and a durable source then cannot reach 2,000 tps on two cores whatever
 consumes its log.
 
+Before penstock starts, the same pgbench runs alone on the source for
+SECONDS, nothing decoding its log: the rate the durable source sustains on
+this machine by itself, and what it costs in CPU. When the rate asked is
+out of reach, that is the floor that says so, from the same run.
+
 usage: lag.py PENSTOCK_BIN [RATE] [SECONDS] [SCALE]
 """
 import json
@@ -70,6 +75,19 @@ def main():
             # up to wal_writer_delay (200 ms) after a commit; the source of a
             # CDC tool commits durably.
             sql(srv.source, "src", "ALTER DATABASE src SET synchronous_commit = on")
+        # the floor: the same load with nobody consuming the source's log
+        banner(f"pgbench -R {RATE} for {SECONDS} s alone on the source (scale {SCALE}, no "
+               f"consumer)")
+        with Measure(srv) as alone:
+            out = subprocess.run(pgbench(srv.source) + ["-n", "-c", "4", "-j", "2", "-R",
+                                                        str(RATE), "-T", str(SECONDS), "src"],
+                                 check=True, capture_output=True, text=True).stdout
+        alone_tps = float(re.search(r"tps = ([0-9.]+)", out).group(1))
+        alone_rec = alone.record()
+        print(f"pgbench alone achieved {alone_tps:,.0f} tps (asked {RATE:,}); CPU s: source "
+              f"{alone_rec['source']:.2f}, pgbench {alone_rec['client']:.2f}", flush=True)
+        sql(srv.source, "src", "VACUUM")
+        sql(srv.source, "postgres", "CHECKPOINT")
         spec = {"name": "lag", "type": "sync", "source": {"url": url(srv.source, "src")},
                 "target": {"url": url(srv.target, "dst")}}
         with open(f"{work}/spec.json", "w") as f:
@@ -135,7 +153,8 @@ def main():
     print(f"lag over {len(samples)} samples: p50 {p50:.0f} ms, p99 {p99:.0f} ms, max {mx:.0f} ms "
           f"(goal p99 < {GOAL_P99_MS} ms)")
     print(f"over the {SECONDS} s: {cpu_line(rec)}; pgbench {rec['pgbench']:.2f}")
-    save("lag", {"rate": RATE, "seconds": SECONDS, "scale": SCALE, "tps": tps, "samples": len(samples),
+    save("lag", {"rate": RATE, "seconds": SECONDS, "scale": SCALE, "tps": tps,
+                 "alone_tps": alone_tps, "alone_cpu": alone_rec, "samples": len(samples),
                  "p50_ms": p50, "p99_ms": p99, "max_ms": mx, "cpu": rec})
 
 

@@ -108,6 +108,10 @@ def main():
               f"({r['tps']:,.0f} tps achieved) | p99 lag **{r['p99_ms']:.0f} ms** (p50 "
               f"{r['p50_ms']:.0f}, max {r['max_ms']:.0f}) | — | — | p99 < 250 ms | "
               f"{met(ok) if reached else 'no: the source did not reach the rate'} |")
+        if "alone_tps" in r:
+            a = r["alone_cpu"]
+            print(f"| | the same pgbench alone, nothing decoding | {r['alone_tps']:,.0f} tps | "
+                  f"— | — | — | CPU s: source {a['source']:.2f}, pgbench {a['client']:.2f} |")
         cpus.append(("3", "penstock", cpu(r["cpu"])))
     else:
         print("| 3 | pgbench -R 2000 for 60 s | not run | | | p99 < 250 ms | |")
