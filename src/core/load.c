@@ -558,12 +558,21 @@ static int mark_done(worker *w, const load_unit *us, const long long *rows, size
 	return rc;
 }
 
-/* Rows a unit is expected to hold, from the planner's estimate. */
+/* Rows a unit is expected to hold, from the planner's estimate; for a table
+ * never analysed (a restored dump before autovacuum came), from its size on
+ * disk at BYTES_A_ROW_GUESS, so that thousands of small fresh tables still
+ * share checkpoints. -1: neither is known. */
+#define BYTES_A_ROW_GUESS 100
 static long long unit_estimate(const load *ld, load_unit u)
 {
-	const ps_ck_table *t = ld->tables[u.table].ck;
+	const load_table *lt = &ld->tables[u.table];
+	long long units = (long long)(lt->ck->nunits ? lt->ck->nunits : 1);
 
-	return t->estimated_rows / (long long)(t->nunits ? t->nunits : 1);
+	if (lt->ck->estimated_rows >= 0)
+		return lt->ck->estimated_rows / units;
+	if (lt->def && lt->def->estimated_bytes >= 0)
+		return lt->def->estimated_bytes / BYTES_A_ROW_GUESS / units;
+	return -1;
 }
 
 /* Takes the next units for a worker, under mu: one, and after it small ones
