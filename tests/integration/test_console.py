@@ -15,17 +15,11 @@ import urllib.request
 import pytest
 
 import test_server as ts
+from test_server import server  # noqa: F401
 from browser import Browser
 from conftest import Writer, wait_for
 
 SHOTS = os.environ.get("PENSTOCK_SCREENSHOTS")
-
-
-@pytest.fixture
-def server(tmp_path):
-    s = ts.Server(tmp_path / "state").start()
-    yield s
-    s.stop()
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ import psycopg2
 import pytest
 
 from conftest import PGBIN, Cluster, Writer, wait_equal, wait_for, lsn_int
-from test_server import Server, spec_for, start_streaming, transitions
+from test_server import Server, server, spec_for, start_streaming, transitions  # noqa: F401
 
 W_TABLES = ["public.w_items", "public.w_history"]
 # Fast retries, so that an outage of a few seconds is retried several times.
@@ -63,16 +63,12 @@ def own_cluster():
 
 
 @pytest.fixture
-def server(tmp_path):
-    s = Server(tmp_path / "state").start()
-    yield s
-    s.stop()
-
-
-@pytest.fixture
-def own_server(tmp_path, own_cluster):
+def own_server(tmp_path, own_cluster, request):
     """A server for a test with its own cluster, torn down before that
-    cluster: deleting the jobs releases their slots while it still runs."""
+    cluster: deleting the jobs releases their slots while it still runs
+    (and before `db`, as test_server.server)."""
+    if "db" in request.fixturenames:
+        request.getfixturevalue("db")
     s = Server(tmp_path / "state").start()
     yield s
     s.stop()

@@ -8,22 +8,13 @@ Every wait polls with a deadline.
 import json
 import re
 
-import pytest
-
 from conftest import pg_rows, wait_for
 from test_failure import back_to_streaming, retried_while_down
 from test_mysql_source import ACCT_COLS, MyWriter, fresh_db, make_acct, my_exec, wait_pg_equal
-from test_server import Server
+from test_server import Server, server  # noqa: F401
 
 FAST_RETRY = {"initial_backoff_ms": 200, "max_backoff_ms": 1000}
 POSITION = re.compile(r"^binlog\.\d+:\d+/\d+-\d+-\d+(,\d+-\d+-\d+)*$")
-
-
-@pytest.fixture
-def server(tmp_path):
-    s = Server(tmp_path / "state").start()
-    yield s
-    s.stop()
 
 
 def spec(m, target, name="orders", **extra):

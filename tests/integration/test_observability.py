@@ -19,9 +19,8 @@ import socket
 import subprocess
 import threading
 
-import pytest
-
 import test_server as ts
+from test_server import server  # noqa: F401
 from conftest import ROOT, Writer, wait_for, lsn_int
 
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
@@ -29,13 +28,6 @@ RULES = ROOT / "contrib" / "prometheus" / "penstock-alerts.yml"
 RULE_TESTS = ROOT / "contrib" / "prometheus" / "penstock-alerts.test.yml"
 SCRAPE = ROOT / "contrib" / "prometheus" / "prometheus.yml"
 DASHBOARD = ROOT / "contrib" / "grafana" / "penstock.json"
-
-
-@pytest.fixture
-def server(tmp_path):
-    s = ts.Server(tmp_path / "state").start()
-    yield s
-    s.stop()
 
 
 def families(text):

@@ -140,7 +140,13 @@ class TlsServer(Server):
 
 
 @pytest.fixture
-def server(tmp_path):
+def server(tmp_path, request):
+    """A penstock server. When the test also uses `db`, that is set up
+    first, so this server (and its jobs' walsenders) goes before db's
+    teardown, which waits for the slots of the database to be released
+    before it drops them."""
+    if "db" in request.fixturenames:
+        request.getfixturevalue("db")
     s = Server(tmp_path / "state").start()
     yield s
     s.stop()

@@ -25,7 +25,7 @@ import time
 import pytest
 
 from conftest import Cluster, Database, Writer, wait_equal, wait_for, lsn_int
-from test_server import Server, spec_for, start_streaming, transitions
+from test_server import Server, server, spec_for, start_streaming, transitions  # noqa: F401
 
 W_TABLES = ["public.w_items", "public.w_history"]
 # Async commits stay unflushed for up to 10 s (only penstock's own
@@ -193,13 +193,6 @@ def test_target_crash_under_load_then_penstock_run_again(db, durable_target, mak
     # the crashes did lose commits penstock had made (else this proved little)
     assert lost >= 1, f"none of {crashes} crashes lost a commit: the WAL was flushed each time"
     dst.conn.close()
-
-
-@pytest.fixture
-def server(tmp_path):
-    s = Server(tmp_path / "state").start()
-    yield s
-    s.stop()
 
 
 def test_target_crash_under_load_server_job_retries(db, durable_target, server):
