@@ -60,6 +60,14 @@ def pct(values, p):
     return s[min(len(s) - 1, int(round(p / 100.0 * (len(s) - 1))))]
 
 
+def steady_pgbench(srv):
+    """pgbench -R RATE for SECONDS on the source, 4 clients: the tps it achieved."""
+    out = subprocess.run(pgbench(srv.source) + ["-n", "-c", "4", "-j", "2", "-R", str(RATE),
+                                                "-T", str(SECONDS), "src"],
+                         check=True, capture_output=True, text=True).stdout
+    return float(re.search(r"tps = ([0-9.]+)", out).group(1))
+
+
 def main():
     srv = Servers()
     work = tempfile.mkdtemp(prefix="lagbench-")
@@ -79,10 +87,7 @@ def main():
         banner(f"pgbench -R {RATE} for {SECONDS} s alone on the source (scale {SCALE}, no "
                f"consumer)")
         with Measure(srv) as alone:
-            out = subprocess.run(pgbench(srv.source) + ["-n", "-c", "4", "-j", "2", "-R",
-                                                        str(RATE), "-T", str(SECONDS), "src"],
-                                 check=True, capture_output=True, text=True).stdout
-        alone_tps = float(re.search(r"tps = ([0-9.]+)", out).group(1))
+            alone_tps = steady_pgbench(srv)
         alone_rec = alone.record()
         print(f"pgbench alone achieved {alone_tps:,.0f} tps (asked {RATE:,}); CPU s: source "
               f"{alone_rec['source']:.2f}, pgbench {alone_rec['client']:.2f}", flush=True)
@@ -121,14 +126,11 @@ def main():
         pen0 = cpu_seconds(p.pid)
         with Measure(srv) as m:
             th.start()
-            out = subprocess.run(pgbench(srv.source) + ["-n", "-c", "4", "-j", "2", "-R",
-                                                        str(RATE), "-T", str(SECONDS), "src"],
-                                 check=True, capture_output=True, text=True).stdout
+            tps = steady_pgbench(srv)
             done.set()
             th.join()
             m.stop_clock()
             pen = cpu_seconds(p.pid) - pen0
-        tps = float(re.search(r"tps = ([0-9.]+)", out).group(1))
         lsn = sql(srv.source, "src", "SELECT pg_current_wal_insert_lsn()::text")[0][0]
         wait_for(lambda: sql(srv.source, "src", "SELECT confirmed_flush_lsn >= %s::pg_lsn FROM "
                              "pg_replication_slots WHERE slot_name = 'penstock_lag'", (lsn,))[0][0],

@@ -27,7 +27,7 @@ typedef struct ps_load_config {
 	atomic_int *stop;             /* non-zero: abandon unfinished units */
 	int progress_interval_ms;     /* log period when stderr is not a terminal */
 	long long batch_rows;         /* units a worker marks done in one checkpoint: while
-	                                 their estimated rows stay under this; 0: one */
+	                                 their estimated rows stay under this (load.c NOTES 9) */
 	ps_run_status *status;        /* optional: per-table progress for a watcher */
 	const ps_limits *limits;      /* optional: live rate limits and copy workers (they may
 	                                 change while the load runs); NULL: spec's parallel */

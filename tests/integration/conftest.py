@@ -243,6 +243,15 @@ def db(cluster):
     d.conn.close()
 
 
+def db_first(request):
+    """For a fixture that starts a penstock server: when the test also uses
+    `db`, set that up first, so that the server (and its jobs' walsenders)
+    goes before db's teardown, which waits for the database's slots to be
+    released before it drops them."""
+    if "db" in request.fixturenames:
+        request.getfixturevalue("db")
+
+
 def job_factory(tmp_path, db, default_type):
     """make(name, target, tables, **extra) -> Penstock on a spec for db; the
     processes still running at the end are killed by finish()."""

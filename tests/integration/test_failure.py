@@ -18,7 +18,7 @@ import threading
 import psycopg2
 import pytest
 
-from conftest import PGBIN, Cluster, Writer, wait_equal, wait_for, lsn_int
+from conftest import PGBIN, Cluster, Writer, db_first, lsn_int, wait_equal, wait_for
 from test_server import Server, server, spec_for, start_streaming, transitions  # noqa: F401
 
 W_TABLES = ["public.w_items", "public.w_history"]
@@ -66,9 +66,8 @@ def own_cluster():
 def own_server(tmp_path, own_cluster, request):
     """A server for a test with its own cluster, torn down before that
     cluster: deleting the jobs releases their slots while it still runs
-    (and before `db`, as test_server.server)."""
-    if "db" in request.fixturenames:
-        request.getfixturevalue("db")
+    (and before `db`: conftest.db_first)."""
+    db_first(request)
     s = Server(tmp_path / "state").start()
     yield s
     s.stop()

@@ -14,7 +14,7 @@ import urllib.request
 
 import pytest
 
-from conftest import BIN, Writer, wait_equal, wait_for
+from conftest import BIN, Writer, db_first, wait_equal, wait_for
 from tlsca import CA, key_body_lines
 
 W_TABLES = ["public.w_items", "public.w_history"]
@@ -141,12 +141,8 @@ class TlsServer(Server):
 
 @pytest.fixture
 def server(tmp_path, request):
-    """A penstock server. When the test also uses `db`, that is set up
-    first, so this server (and its jobs' walsenders) goes before db's
-    teardown, which waits for the slots of the database to be released
-    before it drops them."""
-    if "db" in request.fixturenames:
-        request.getfixturevalue("db")
+    """A penstock server, torn down before the test's `db` (conftest.db_first)."""
+    db_first(request)
     s = Server(tmp_path / "state").start()
     yield s
     s.stop()

@@ -118,9 +118,10 @@ typedef struct harness {
 	atomic_int timed_out;
 } harness;
 
-/* The load_batch_rows of the harnesses h_new makes: 0, a checkpoint a copy
- * unit, so that the fault tests hit each unit's commit; the batched test
- * sets it (load.c NOTES 9), teardown puts it back. */
+/* The load_batch_rows of the harnesses h_new makes: 0, the spec's
+ * chunk_rows (CHUNK_ROWS), which the 100-row units fill alone, so that the
+ * fault tests hit each unit's commit; the batched test sets it (load.c
+ * NOTES 9), teardown puts it back. */
 static long long g_load_batch_rows;
 
 static harness *g_h;             /* the test's harness, freed by teardown if a
